@@ -1,0 +1,1 @@
+"""qtrain host tools: build helpers, target runner, golden model, data tools."""
