@@ -1,0 +1,217 @@
+"""Checkpoints that survive a reset in the middle of a write.
+
+A checkpoint is a flat dict of named values: bytearray/bytes, array.array of
+any typecode, int, float or str.  File layout (little-endian):
+
+    b"QTCK"  u16 version  u16 n_entries  u32 seq  u32 body_len
+    body: n_entries x [u8 name_len][name][u8 kind][u32 nbytes][data]
+    u32 CRC-32 of header + body
+
+`kind` is an array typecode ('B', 'b', 'h', 'H', 'i', 'I', 'f', 'd'), 'y' for
+bytes, 'q' for an int (int64), 'D' for a float (float64), 's' for a str.
+
+Atomicity: save() writes `path.tmp`, then renames the previous checkpoint to
+`path.bak` and `path.tmp` to `path`.  At every moment at least one complete,
+CRC-valid file exists among path / path.tmp / path.bak, and load() takes the
+valid one with the highest `seq` (the caller's step counter), so a reset at
+any moment loses at most the checkpoint being written.  Works on MicroPython
+(littlefs or FAT) and CPython (used by the host tools).
+"""
+import os
+import struct
+
+try:
+    from _qtrain import crc32 as _crc32
+except ImportError:  # CPython host tools, or no natmod on the path
+    try:
+        from binascii import crc32 as _crc32
+    except ImportError:
+        from zlib import crc32 as _crc32
+
+MAGIC = b"QTCK"
+VERSION = 1
+_HEADER = "<4sHHII"
+_HEADER_LEN = 16
+_CHUNK = 512
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, corrupt or of another version."""
+
+
+def _encode(value):
+    """-> (kind, payload as a buffer)."""
+    if isinstance(value, (bytes, bytearray)):
+        return "y", value
+    if isinstance(value, bool):
+        return "q", struct.pack("<q", int(value))
+    if isinstance(value, int):
+        return "q", struct.pack("<q", value)
+    if isinstance(value, float):
+        return "D", struct.pack("<d", value)
+    if isinstance(value, str):
+        return "s", value.encode()
+    tc = _typecode(value)
+    if tc is not None:
+        return tc, value
+    raise TypeError("checkpoint value of type %s is not supported" % type(value).__name__)
+
+
+def _typecode(value):
+    """An array's typecode; None for anything else.  MicroPython's array has
+    no .typecode, but the repr of an empty slice ("array('f')") names it."""
+    if isinstance(value, (bytes, bytearray)):
+        return None
+    tc = getattr(value, "typecode", None)
+    if tc is None and type(value).__name__ == "array":
+        tc = repr(value[:0])[7]
+    return tc
+
+
+def _nbytes(buf):
+    if isinstance(buf, (bytes, bytearray)):
+        return len(buf)
+    return len(buf) * struct.calcsize(_typecode(buf))
+
+
+def save(path, state, seq=0):
+    """Write `state` (dict name -> value) atomically to `path`."""
+    names = sorted(state)
+    if len(names) > 0xFFFF:
+        raise ValueError("too many checkpoint entries: %d" % len(names))
+    encoded = []
+    body_len = 0
+    for name in names:
+        nb = name.encode()
+        if not 0 < len(nb) < 256:
+            raise ValueError("checkpoint entry name must be 1..255 bytes: %r" % name)
+        kind, payload = _encode(state[name])
+        n = _nbytes(payload)
+        encoded.append((nb, kind, payload, n))
+        body_len += 1 + len(nb) + 1 + 4 + n
+    tmp = path + ".tmp"
+    header = struct.pack(_HEADER, MAGIC, VERSION, len(names), seq & 0xFFFFFFFF, body_len)
+    crc = _crc32(header)
+    with open(tmp, "wb") as f:
+        f.write(header)
+        for nb, kind, payload, n in encoded:
+            head = struct.pack("<B", len(nb)) + nb + struct.pack("<BI", ord(kind), n)
+            f.write(head)
+            f.write(payload)
+            crc = _crc32(head, crc)
+            crc = _crc32(payload, crc)
+        f.write(struct.pack("<I", crc & 0xFFFFFFFF))
+    _replace(path, tmp)
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _replace(path, tmp):
+    bak = path + ".bak"
+    if _exists(path):
+        if _exists(bak):
+            os.remove(bak)
+        os.rename(path, bak)  # from here on .bak holds the last good one
+    os.rename(tmp, path)
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+def verify(path):
+    """Check magic, version, length and CRC without loading the data.
+
+    Returns the checkpoint's seq; raises CheckpointError naming the file."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        raise CheckpointError("%s: no such checkpoint" % path)
+    with f:
+        header = f.read(_HEADER_LEN)
+        if len(header) < _HEADER_LEN:
+            raise CheckpointError("%s: truncated header (%d bytes)" % (path, len(header)))
+        magic, version, _n, seq, body_len = struct.unpack(_HEADER, header)
+        if magic != MAGIC:
+            raise CheckpointError("%s: not a qtrain checkpoint (magic %r)" % (path, magic))
+        if version != VERSION:
+            raise CheckpointError("%s: checkpoint version %d, this qtrain reads %d" % (path, version, VERSION))
+        crc = _crc32(header)
+        buf = bytearray(_CHUNK)
+        mv = memoryview(buf)
+        left = body_len
+        while left > 0:
+            n = f.readinto(mv[:min(left, _CHUNK)])
+            if not n:
+                raise CheckpointError("%s: truncated (%d of %d body bytes missing)" % (path, left, body_len))
+            crc = _crc32(mv[:n], crc)
+            left -= n
+        tail = f.read(4)
+        if len(tail) != 4:
+            raise CheckpointError("%s: truncated (no CRC)" % path)
+        if struct.unpack("<I", tail)[0] != crc & 0xFFFFFFFF:
+            raise CheckpointError("%s: CRC mismatch (corrupt file)" % path)
+    return seq
+
+
+def latest(path):
+    """The newest valid file among path, path.tmp, path.bak, or None."""
+    best = None
+    best_seq = -1
+    for cand in (path, path + ".tmp", path + ".bak"):
+        try:
+            seq = verify(cand)
+        except CheckpointError:
+            continue
+        if seq > best_seq:
+            best, best_seq = cand, seq
+    return best
+
+
+def load(path, into=None):
+    """Load the newest valid checkpoint for `path` (see latest()).
+
+    Returns (state, seq). With `into` (dict of preallocated buffers, e.g. a
+    model's weights), array/bytearray entries are read straight into those
+    buffers (lengths and typecodes must match) and not allocated again.
+    Raises CheckpointError when no valid file exists."""
+    found = latest(path)
+    if found is None:
+        raise CheckpointError("%s: no valid checkpoint (checked .tmp and .bak too)" % path)
+    seq = verify(found)
+    state = {} if into is None else into
+    with open(found, "rb") as f:
+        _magic, _v, n, seq, _len = struct.unpack(_HEADER, f.read(_HEADER_LEN))
+        for _ in range(n):
+            ln = f.read(1)[0]
+            name = f.read(ln).decode()
+            kind, nbytes = struct.unpack("<BI", f.read(5))
+            kind = chr(kind)
+            state[name] = _read_value(f, found, name, kind, nbytes, state.get(name))
+    return state, seq
+
+
+def _read_value(f, path, name, kind, nbytes, target):
+    if kind == "q":
+        return struct.unpack("<q", f.read(8))[0]
+    if kind == "D":
+        return struct.unpack("<d", f.read(8))[0]
+    if kind == "s":
+        return f.read(nbytes).decode()
+    if target is not None and not isinstance(target, (int, float, str, bytes)):
+        ttc = "y" if isinstance(target, bytearray) else _typecode(target)
+        if ttc != kind and not (kind == "y" and ttc == "B") and not (kind == "B" and ttc == "y"):
+            raise CheckpointError("%s: entry %r has type %r, the model expects %r" % (path, name, kind, ttc))
+        if _nbytes(target) != nbytes:
+            raise CheckpointError("%s: entry %r has %d bytes, the model expects %d" % (path, name, nbytes, _nbytes(target)))
+        f.readinto(target)
+        return target
+    data = f.read(nbytes)
+    if kind == "y":
+        return bytearray(data)
+    import array
+    return array.array(kind, data)
