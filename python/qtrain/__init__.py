@@ -1,5 +1,27 @@
 """qtrain: fully quantized training on microcontrollers.
 
-The package is filled in by the model/trainer modules; this file stays light so
-`import qtrain` is cheap on a board."""
+    import qtrain
+    qtrain.show(img)          # a 28x28 uint8 image as ASCII art
+
+This file stays light so `import qtrain` is cheap on a board; models,
+trainers and data streams live in their own modules (qtrain.models, ...).
+"""
 __version__ = "0.1.0"
+
+_RAMP = " .:-=+*#%@"
+
+
+def show(img, width=28, out=None):
+    """Print a uint8 image (bytes/bytearray/array/memoryview, row-major,
+    0 = background) as ASCII art, two characters per pixel so it keeps its
+    aspect ratio.  Returns nothing; `out` is a callable taking a line (print)."""
+    out = out or print
+    n = len(img)
+    if width <= 0 or n % width:
+        raise ValueError("show: image of %d pixels is not a multiple of width=%d" % (n, width))
+    for r in range(0, n, width):
+        line = []
+        for c in range(width):
+            ch = _RAMP[img[r + c] * 10 // 256]
+            line.append(ch + ch)
+        out("".join(line))
