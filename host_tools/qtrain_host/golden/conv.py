@@ -1,0 +1,347 @@
+"""Golden (numpy) model of Conv2d and ConvTranspose2d: the oracle the C kernels
+in natmod/kernels/conv2d*.c and conv_transpose2d*.c are tested against.
+
+Layouts (batch 1, PyTorch convention):
+  activations / errors  CHW                       x[c][y][x]
+  Conv2d weights        [out_ch][in_ch][kh][kw]
+  ConvTranspose2d w.    [in_ch][out_ch][kh][kw]
+  biases                [out_ch]
+
+Geometry: stride (sh, sw) >= 1, zero padding (ph, pw) >= 0, and for the
+transposed convolution an output padding (oph, opw) with 0 <= op < stride.
+  Conv2d:          OH = (H + 2 ph - KH) // sh + 1
+  ConvTranspose2d: OH = (H - 1) sh - 2 ph + KH + oph
+
+Three index patterns cover both operators (they are each other's transpose):
+  _gather(x, w)      y[o, oy, ox]  = sum_{c,ky,kx} w[o,c,ky,kx] x[c, oy*s-p+ky, ox*s-p+kx]
+  _scatter(x, w)     y[o, iy*s-p+ky, ix*s-p+kx] += w[c,o,ky,kx] x[c, iy, ix]
+  _corr(a, b)        g[i, j, ky, kx] = sum_{ay,ax} a[i, ay, ax] b[j, ay*s-p+ky, ax*s-p+kx]
+Conv2d:          forward = gather(x, w);  error = scatter(e, w);  dW = corr(e, x)
+ConvTranspose2d: forward = scatter(x, w); error = gather(e, w);   dW = corr(x, e)
+The C kernels share the same three cores per dtype.
+
+uint8 paths follow METHOD.md sections 1-5: real = s (q - z); int32
+accumulation of (w - z_w)(x - z_x); requantization by a fixed-point multiplier
+(m, shift) computed once per scale change; ReLU fused as a clamp at z_y;
+error propagation through the same cores with its own multiplier; weight
+gradient of one filter accumulated into an int32 row of filter size (the
+scale s_e s_x cancels in the standardization, so the integer row is all the
+update needs).
+"""
+import math
+
+import numpy as np
+
+try:  # the shared quantization core (fixed-point multiplier, requantize)
+    from . import quant as _quant
+except Exception:  # pragma: no cover - colleague's module not there yet
+    _quant = None
+
+
+# --------------------------------------------------------------------------
+# geometry
+# --------------------------------------------------------------------------
+
+def _pair(v):
+    if isinstance(v, (tuple, list)):
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def conv2d_out_size(h, w, k, stride=1, pad=0):
+    kh, kw = _pair(k)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+
+def conv_transpose2d_out_size(h, w, k, stride=1, pad=0, out_pad=0):
+    kh, kw = _pair(k)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    oph, opw = _pair(out_pad)
+    return (h - 1) * sh - 2 * ph + kh + oph, (w - 1) * sw - 2 * pw + kw + opw
+
+
+def check_conv2d_geom(in_shape, k, stride, pad):
+    C, H, W = in_shape
+    kh, kw = _pair(k)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    if min(C, H, W, kh, kw) < 1 or min(sh, sw) < 1 or min(ph, pw) < 0:
+        raise ValueError("bad geometry")
+    if kh > H + 2 * ph or kw > W + 2 * pw:
+        raise ValueError("kernel larger than padded input")
+
+
+def check_conv_transpose2d_geom(in_shape, k, stride, pad, out_pad):
+    C, H, W = in_shape
+    kh, kw = _pair(k)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    oph, opw = _pair(out_pad)
+    if min(C, H, W, kh, kw) < 1 or min(sh, sw) < 1 or min(ph, pw, oph, opw) < 0:
+        raise ValueError("bad geometry")
+    if oph >= sh or opw >= sw:
+        raise ValueError("output padding must be smaller than stride")
+    oh, ow = conv_transpose2d_out_size(H, W, (kh, kw), (sh, sw), (ph, pw), (oph, opw))
+    if oh < 1 or ow < 1:
+        raise ValueError("empty output")
+
+
+# --------------------------------------------------------------------------
+# the three index patterns (any dtype; accumulate in `acc`)
+# --------------------------------------------------------------------------
+
+def _gather(x, w, stride, pad, out_hw, acc=np.float64):
+    """y[o,oy,ox] = sum_{c,ky,kx} w[o,c,ky,kx] * x[c, oy*s-p+ky, ox*s-p+kx]
+    (out-of-range x counts as 0)."""
+    O, C, KH, KW = w.shape
+    sh, sw = stride
+    ph, pw = pad
+    OH, OW = out_hw
+    _, H, W = x.shape
+    Hb = max(H + 2 * ph, (OH - 1) * sh + KH)
+    Wb = max(W + 2 * pw, (OW - 1) * sw + KW)
+    xp = np.zeros((C, Hb, Wb), acc)
+    xp[:, ph:ph + H, pw:pw + W] = x
+    wa = w.astype(acc)
+    y = np.zeros((O, OH, OW), acc)
+    for ky in range(KH):
+        for kx in range(KW):
+            patch = xp[:, ky:ky + sh * (OH - 1) + 1:sh, kx:kx + sw * (OW - 1) + 1:sw]
+            y += np.tensordot(wa[:, :, ky, kx], patch, axes=([1], [0]))
+    return y
+
+
+def _scatter(x, w, stride, pad, out_hw, acc=np.float64):
+    """y[o, iy*s-p+ky, ix*s-p+kx] += w[c,o,ky,kx] * x[c,iy,ix] (cropped to out_hw)."""
+    C, O, KH, KW = w.shape
+    sh, sw = stride
+    ph, pw = pad
+    OH, OW = out_hw
+    _, H, W = x.shape
+    Hb = max(OH + 2 * ph, (H - 1) * sh + KH)
+    Wb = max(OW + 2 * pw, (W - 1) * sw + KW)
+    yp = np.zeros((O, Hb, Wb), acc)
+    xa = x.astype(acc)
+    wa = w.astype(acc)
+    for ky in range(KH):
+        for kx in range(KW):
+            yp[:, ky:ky + sh * (H - 1) + 1:sh, kx:kx + sw * (W - 1) + 1:sw] += \
+                np.tensordot(wa[:, :, ky, kx], xa, axes=([0], [0]))
+    return yp[:, ph:ph + OH, pw:pw + OW]
+
+
+def _corr(a, b, stride, pad, k, acc=np.float64):
+    """g[i,j,ky,kx] = sum_{ay,ax} a[i,ay,ax] * b[j, ay*s-p+ky, ax*s-p+kx]."""
+    I, AH, AW = a.shape
+    J, BH, BW = b.shape
+    KH, KW = k
+    sh, sw = stride
+    ph, pw = pad
+    Hb = max(BH + 2 * ph, (AH - 1) * sh + KH)
+    Wb = max(BW + 2 * pw, (AW - 1) * sw + KW)
+    bp = np.zeros((J, Hb, Wb), acc)
+    bp[:, ph:ph + BH, pw:pw + BW] = b
+    aa = a.astype(acc)
+    g = np.zeros((I, J, KH, KW), acc)
+    for ky in range(KH):
+        for kx in range(KW):
+            patch = bp[:, ky:ky + sh * (AH - 1) + 1:sh, kx:kx + sw * (AW - 1) + 1:sw]
+            g[:, :, ky, kx] = np.tensordot(aa, patch, axes=([1, 2], [1, 2]))
+    return g
+
+
+# --------------------------------------------------------------------------
+# float32
+# --------------------------------------------------------------------------
+
+def conv2d_forward_f32(x, w, b, stride=1, pad=0, relu=False):
+    stride, pad = _pair(stride), _pair(pad)
+    check_conv2d_geom(x.shape, w.shape[2:], stride, pad)
+    oh, ow = conv2d_out_size(x.shape[1], x.shape[2], w.shape[2:], stride, pad)
+    y = _gather(x, w, stride, pad, (oh, ow)) + np.asarray(b, np.float64)[:, None, None]
+    if relu:
+        y = np.maximum(y, 0.0)
+    return y.astype(np.float32)
+
+
+def conv2d_backward_f32(e, x, w, stride=1, pad=0, y=None):
+    """e = dL/dy (y the layer output). If y is given the layer had a fused ReLU:
+    e is zeroed where y <= 0. Returns (dL/dx, dL/dw, dL/db)."""
+    stride, pad = _pair(stride), _pair(pad)
+    e = np.asarray(e, np.float64)
+    if y is not None:
+        e = np.where(np.asarray(y) > 0, e, 0.0)
+    ex = _scatter(e, w, stride, pad, x.shape[1:])
+    gw = _corr(e, x, stride, pad, w.shape[2:])
+    gb = e.sum(axis=(1, 2))
+    return ex.astype(np.float32), gw.astype(np.float32), gb.astype(np.float32)
+
+
+def conv_transpose2d_forward_f32(x, w, b, stride=1, pad=0, out_pad=0, relu=False):
+    stride, pad, out_pad = _pair(stride), _pair(pad), _pair(out_pad)
+    check_conv_transpose2d_geom(x.shape, w.shape[2:], stride, pad, out_pad)
+    oh, ow = conv_transpose2d_out_size(x.shape[1], x.shape[2], w.shape[2:], stride, pad, out_pad)
+    y = _scatter(x, w, stride, pad, (oh, ow)) + np.asarray(b, np.float64)[:, None, None]
+    if relu:
+        y = np.maximum(y, 0.0)
+    return y.astype(np.float32)
+
+
+def conv_transpose2d_backward_f32(e, x, w, stride=1, pad=0, y=None):
+    stride, pad = _pair(stride), _pair(pad)
+    e = np.asarray(e, np.float64)
+    if y is not None:
+        e = np.where(np.asarray(y) > 0, e, 0.0)
+    ex = _gather(e, w, stride, pad, x.shape[1:])
+    gw = _corr(x, e, stride, pad, w.shape[2:])
+    gb = e.sum(axis=(1, 2))
+    return ex.astype(np.float32), gw.astype(np.float32), gb.astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# quantization helpers (mirrors of the shared core; see quant.py)
+# --------------------------------------------------------------------------
+
+def quant_params(fmin, fmax):
+    """(scale, zero_point) of METHOD 1, in float32 like the C code."""
+    if _quant is not None and hasattr(_quant, "quant_params"):
+        return _quant.quant_params(fmin, fmax)
+    fmin = np.float32(min(fmin, 0.0))
+    fmax = np.float32(max(fmax, 0.0))
+    s = np.float32((fmax - fmin) / np.float32(255.0))
+    if s == 0:
+        s = np.float32(1.0)
+    z = int(min(255, max(0, round(float(-fmin / s)))))
+    return s, z
+
+
+def quantize(a, s, z):
+    return np.clip(np.round(np.asarray(a, np.float64) / s) + z, 0, 255).astype(np.uint8)
+
+
+def dequantize(q, s, z):
+    return (np.asarray(q, np.float64) - z) * s
+
+
+def quantize_multiplier(real):
+    """real > 0 -> (m, shift) with real ~= m * 2**(shift - 31), m in [2**30, 2**31)."""
+    if _quant is not None and hasattr(_quant, "quantize_multiplier"):
+        return _quant.quantize_multiplier(real)
+    real = float(np.float32(real))
+    if real <= 0:
+        return 0, 0
+    mant, exp = math.frexp(real)
+    m = int(round(mant * (1 << 31)))
+    if m == (1 << 31):
+        m //= 2
+        exp += 1
+    return m, exp
+
+
+def requantize(acc, m, shift):
+    """round(acc * m * 2**(shift-31)), round half up, as an int64 array."""
+    if _quant is not None and hasattr(_quant, "requantize"):
+        return _quant.requantize(acc, m, shift)
+    acc = np.asarray(acc, np.int64)
+    n = 31 - shift
+    p = acc * np.int64(m)
+    if n <= 0:
+        return p << (-n)
+    return (p + (np.int64(1) << (n - 1))) >> n
+
+
+def _to_u8(acc, m, shift, z, relu):
+    r = requantize(acc, m, shift) + z
+    return np.clip(r, z if relu else 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------
+# uint8
+# --------------------------------------------------------------------------
+
+def _forward_u8(pattern, x, zx, w, zw, b, stride, pad, out_hw, m, shift, zy, relu):
+    xs = np.asarray(x, np.int64) - zx
+    ws = np.asarray(w, np.int64) - zw
+    acc = pattern(xs, ws, stride, pad, out_hw, acc=np.int64)
+    acc = acc + np.asarray(b, np.int64)[:, None, None]
+    y = _to_u8(acc, m, shift, zy, relu)
+    return y, (int(acc.min()), int(acc.max()))
+
+
+def conv2d_forward_u8(x, zx, w, zw, b, stride, pad, m, shift, zy, relu=False):
+    """uint8 forward. b is int32 with scale s_w s_x. (m, shift) is the
+    fixed-point form of s_w s_x / s_y. Returns (y, (acc_min, acc_max)), the
+    extremes of the int32 accumulator (real = acc * s_w s_x) for range
+    tracking."""
+    stride, pad = _pair(stride), _pair(pad)
+    oh, ow = conv2d_out_size(x.shape[1], x.shape[2], w.shape[2:], stride, pad)
+    return _forward_u8(_gather, x, zx, w, zw, b, stride, pad, (oh, ow), m, shift, zy, relu)
+
+
+def conv_transpose2d_forward_u8(x, zx, w, zw, b, stride, pad, out_pad, m, shift, zy, relu=False):
+    stride, pad, out_pad = _pair(stride), _pair(pad), _pair(out_pad)
+    oh, ow = conv_transpose2d_out_size(x.shape[1], x.shape[2], w.shape[2:], stride, pad, out_pad)
+    return _forward_u8(_scatter, x, zx, w, zw, b, stride, pad, (oh, ow), m, shift, zy, relu)
+
+
+def relu_mask_u8(e, ze, y, zy):
+    """ReLU backward on a uint8 error: e := z_e (real 0) where y <= z_y."""
+    e = np.array(e, np.uint8)
+    e[np.asarray(y) <= zy] = ze
+    return e
+
+
+def _select_mask(n, sel):
+    mask = np.zeros(n, bool)
+    if sel is None:
+        mask[:] = True
+    else:
+        mask[np.asarray(sel, np.int64)] = True
+    return mask
+
+
+def conv2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, m, shift, zep, sel=None):
+    """Error propagation e -> e_prev (uint8) for the filters in `sel` (DSGU;
+    None = all). (m, shift) = s_w s_e / s_eprev. Returns (e_prev, (min, max))."""
+    stride, pad = _pair(stride), _pair(pad)
+    es = np.asarray(e, np.int64) - ze
+    es[~_select_mask(es.shape[0], sel)] = 0
+    ws = np.asarray(w, np.int64) - zw
+    acc = _scatter(es, ws, stride, pad, x.shape[1:], acc=np.int64)
+    return _to_u8(acc, m, shift, zep, False), (int(acc.min()), int(acc.max()))
+
+
+def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, m, shift, zep, sel=None):
+    stride, pad = _pair(stride), _pair(pad)
+    es = np.asarray(e, np.int64) - ze
+    es[~_select_mask(es.shape[0], sel)] = 0
+    ws = np.asarray(w, np.int64) - zw
+    acc = _gather(es, ws, stride, pad, x.shape[1:], acc=np.int64)
+    return _to_u8(acc, m, shift, zep, False), (int(acc.min()), int(acc.max()))
+
+
+def conv2d_grad_u8(e, ze, x, zx, stride, pad, k):
+    """Integer weight gradient G[o,c,ky,kx] = sum (e-z_e)(x-z_x) (real:
+    s_e s_x G) and bias gradient Gb[o] = sum (e - z_e) (real: s_e G_b)."""
+    stride, pad = _pair(stride), _pair(pad)
+    es = np.asarray(e, np.int64) - ze
+    xs = np.asarray(x, np.int64) - zx
+    g = _corr(es, xs, stride, pad, _pair(k), acc=np.int64)
+    return g, es.sum(axis=(1, 2))
+
+
+def conv_transpose2d_grad_u8(e, ze, x, zx, stride, pad, k):
+    """G[ci,co,ky,kx] (weight layout), Gb[co]."""
+    stride, pad = _pair(stride), _pair(pad)
+    es = np.asarray(e, np.int64) - ze
+    xs = np.asarray(x, np.int64) - zx
+    g = _corr(xs, es, stride, pad, _pair(k), acc=np.int64)
+    return g, es.sum(axis=(1, 2))
+
+
+def filter_error_scores_u8(e, ze):
+    """DSGU score of each output filter: sum |e - z_e| over its map."""
+    return np.abs(np.asarray(e, np.int64) - ze).sum(axis=(1, 2))
