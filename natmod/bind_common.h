@@ -1,5 +1,79 @@
-// Shared argument checking for the bind_*.c files (see bind_common.c).
+// Shared argument checking for the bind_*.c files (implementation: bind_common.c).
+//
+// Every Python-visible function of _qtrain checks its arguments with these
+// helpers, so all entry points fail the same way: TypeError for a wrong kind of
+// object or typecode, ValueError for a wrong length/shape/range, and the message
+// always starts with the argument's name, then what was expected and what was
+// given, e.g.
+//     ValueError: w: expected 6272 items, got 6270
+//     TypeError: x: expected typecode 'B' (bytearray or array('B')), got 'f'
+//     ValueError: wq: scale must be > 0 and finite, got -0.5
+//
+// Conventions (stable API, used by every bind file):
+// - Buffers come through the buffer protocol (bytearray, bytes, array.array,
+//   memoryview).  Typecodes: QT_TC_U8 'B' (bytearray/bytes/array('B')),
+//   QT_TC_I8 'b', QT_TC_I16 'h', QT_TC_I32 'i', QT_TC_U32 'I', QT_TC_F32 'f'.
+//   Lengths are counted in items, not bytes.
+// - Output and scratch buffers must be writable (QT_RW); bytes objects are not.
+// - Quantization parameters of a tensor travel as array('f', QT_QP_LEN) (layout
+//   in kernels/quant.h); qt_arg_qparams checks scale > 0, finite, and the zero
+//   point an integer in 0..255.
+// - No float scalar crosses the runtime API (an armv6m soft-float module may run
+//   on a hard-float firmware): float parameters come in array('f') buffers, and
+//   messages print floats with our own formatter.
 #ifndef QT_BIND_COMMON_H
 #define QT_BIND_COMMON_H
 #include "py/dynruntime.h"
+#include <stdint.h>
+#include <stdbool.h>
+
+#define QT_TC_U8  'B'
+#define QT_TC_I8  'b'
+#define QT_TC_I16 'h'
+#define QT_TC_I32 'i'
+#define QT_TC_U32 'I'
+#define QT_TC_F32 'f'
+
+#define QT_RO false   // buffer is only read
+#define QT_RW true    // buffer is written (output, scratch, state)
+
+// ---- raising with a formatted message ------------------------------------
+// Format: %s (C string), %d (int), %u (unsigned), %z (size_t), %c (char),
+// %f (a float, passed as a pointer: const float *), %% -- nothing else.
+// The message is copied into a str object, so a stack buffer is fine.
+MP_NORETURN void qt_raise_fmt(const mp_obj_type_t *type, const char *fmt, ...);
+#define qt_raise_value(...) qt_raise_fmt(&mp_type_ValueError, __VA_ARGS__)
+#define qt_raise_type(...)  qt_raise_fmt(&mp_type_TypeError, __VA_ARGS__)
+
+// ---- buffers ---------------------------------------------------------------
+// A buffer of exactly n items of the given typecode; returns its data pointer.
+void *qt_arg_buf(mp_obj_t obj, const char *name, char typecode, size_t n, bool writable);
+// A buffer of any length >= n_min items; its length in items goes to *n_out.
+void *qt_arg_buf_len(mp_obj_t obj, const char *name, char typecode, size_t n_min,
+    size_t *n_out, bool writable);
+// As qt_arg_buf, but None is allowed (returns NULL).
+void *qt_arg_buf_opt(mp_obj_t obj, const char *name, char typecode, size_t n, bool writable);
+// Shorthands for the common typecodes.
+#define qt_arg_u8(o, name, n, wr)  ((uint8_t *)qt_arg_buf((o), (name), QT_TC_U8, (n), (wr)))
+#define qt_arg_i32(o, name, n, wr) ((int32_t *)qt_arg_buf((o), (name), QT_TC_I32, (n), (wr)))
+#define qt_arg_f32(o, name, n, wr) ((float *)qt_arg_buf((o), (name), QT_TC_F32, (n), (wr)))
+#define qt_arg_u32(o, name, n, wr) ((uint32_t *)qt_arg_buf((o), (name), QT_TC_U32, (n), (wr)))
+
+// Quantization parameters: array('f') of QT_QP_LEN items (see kernels/quant.h),
+// scale > 0 and finite, zero point an integer in 0..255, alpha in [0, 1].
+float *qt_arg_qparams(mp_obj_t obj, const char *name, bool writable);
+
+// Two buffers must not overlap (an output written while an input is read).
+void qt_check_no_overlap(const void *a, size_t a_bytes, const char *name_a,
+    const void *b, size_t b_bytes, const char *name_b);
+
+// ---- scalars ---------------------------------------------------------------
+// A small int in lo..hi (inclusive); TypeError if not an int.
+mp_int_t qt_arg_int(mp_obj_t obj, const char *name, mp_int_t lo, mp_int_t hi);
+// True/False or an int 0/1.
+bool qt_arg_bool(mp_obj_t obj, const char *name);
+// A float read from a buffer must lie in [lo, hi] (closed) and be finite;
+// lo_open/hi_open make that end open.  `name` names it, e.g. "hp[0] (lr)".
+float qt_check_f32(float v, const char *name, float lo, float hi, bool lo_open, bool hi_open);
+
 #endif

@@ -1,0 +1,126 @@
+// Quantization core: see quant.h.
+#include "quant.h"
+
+typedef union {
+    float f;
+    uint32_t u;
+} qt_f32_bits_t;
+
+int32_t qt_floor_f32(float x) {
+    int32_t i = (int32_t)x;               // truncates toward 0
+    if ((float)i > x) {
+        i -= 1;
+    }
+    return i;
+}
+
+int32_t qt_round_f32(float x) {
+    return qt_floor_f32(x + 0.5f);
+}
+
+void qt_qparams_from_range(float fmin, float fmax, float *s, int32_t *z) {
+    if (fmin > 0.0f) {
+        fmin = 0.0f;
+    }
+    if (fmax < 0.0f) {
+        fmax = 0.0f;
+    }
+    float w = fmax - fmin;
+    if (!(w >= QT_MIN_RANGE)) {
+        w = QT_MIN_RANGE;
+    }
+    float sc = w / 255.0f;
+    float zf = -fmin / sc;
+    int32_t zi = zf > 300.0f ? 255 : qt_round_f32(zf);
+    *s = sc;
+    *z = zi < 0 ? 0 : (zi > 255 ? 255 : zi);
+}
+
+qt_fixmul_t qt_fixmul_from_f32(float m) {
+    qt_fixmul_t r = { 0, 1 };
+    qt_f32_bits_t b;
+    b.f = m;
+    int32_t e = (int32_t)((b.u >> 23) & 0xffu);
+    if ((b.u >> 31) || e == 0 || e == 0xff) {
+        return r;                          // <= 0, denormal, inf or nan: 0
+    }
+    // m = mant24 * 2^(e - 150); mult = mant24 << 7 in [2^30, 2^31).
+    int32_t mult = (int32_t)(((b.u & 0x7fffffu) | 0x800000u) << 7);
+    int32_t shift = 157 - e;
+    if (shift < 1) {                       // m >= 2^30: saturate (never useful)
+        mult = 0x7fffffff;
+        shift = 1;
+    }
+    if (shift > 62) {                      // m < 2^-32: keep the product in range
+        int32_t d = shift - 62;
+        mult = d > 31 ? 0 : (mult >> d);
+        shift = 62;
+    }
+    r.mult = mult;
+    r.shift = shift;
+    return r;
+}
+
+void qt_qp_observe(float *qp, float rmin, float rmax) {
+    if (qp[QT_QP_OBS_N] > 0.0f) {
+        if (rmin > qp[QT_QP_OBS_MIN]) {
+            rmin = qp[QT_QP_OBS_MIN];
+        }
+        if (rmax < qp[QT_QP_OBS_MAX]) {
+            rmax = qp[QT_QP_OBS_MAX];
+        }
+    }
+    qp[QT_QP_OBS_MIN] = rmin;
+    qp[QT_QP_OBS_MAX] = rmax;
+    qp[QT_QP_OBS_N] += 1.0f;
+}
+
+void qt_qp_update(float *qp) {
+    float a = qp[QT_QP_ALPHA];
+    if (a > 0.0f && qp[QT_QP_OBS_N] > 0.0f) {
+        float b = 1.0f - a;
+        float lo = b * qp[QT_QP_MIN] + a * qp[QT_QP_OBS_MIN];
+        float hi = b * qp[QT_QP_MAX] + a * qp[QT_QP_OBS_MAX];
+        if (lo > 0.0f) {
+            lo = 0.0f;
+        }
+        if (hi < 0.0f) {
+            hi = 0.0f;
+        }
+        qp[QT_QP_MIN] = lo;
+        qp[QT_QP_MAX] = hi;
+        float s;
+        int32_t z;
+        qt_qparams_from_range(lo, hi, &s, &z);
+        qp[QT_QP_SCALE] = s;
+        qp[QT_QP_ZERO] = (float)z;
+    }
+    qp[QT_QP_OBS_MIN] = 0.0f;
+    qp[QT_QP_OBS_MAX] = 0.0f;
+    qp[QT_QP_OBS_N] = 0.0f;
+}
+
+void qt_remap_u8(uint8_t *q, size_t n, float s_old, int32_t z_old, float s_new, int32_t z_new) {
+    uint8_t lut[256];
+    qt_fixmul_t f = qt_fixmul_from_f32(s_old / s_new);
+    for (int32_t v = 0; v < 256; v++) {
+        lut[v] = qt_requant_u8(v - z_old, f, z_new, 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        q[i] = lut[q[i]];
+    }
+}
+
+float qt_sqrt_f32(float x) {
+    if (!(x > 0.0f)) {
+        return 0.0f;
+    }
+    qt_f32_bits_t b;
+    b.f = x;
+    b.u = (b.u >> 1) + 0x1fc00000u;        // halve the exponent: within ~6 %
+    float y = b.f;
+    for (int i = 0; i < 4; i++) {          // Newton: quadratic convergence
+        y = 0.5f * (y + x / y);
+    }
+    return y;
+}

@@ -1,0 +1,112 @@
+// Quantization core shared by every kernel (Dense, Conv, losses).
+//
+// Plain C99, no MicroPython headers: builds on the host for sanitizers/fuzzing.
+// Every float operation here is a single IEEE-754 binary32 operation in a fixed
+// order (no libm, no fused multiply-add: -std=c99 implies -ffp-contract=off),
+// so x64, Cortex-M4F (FPU) and Cortex-M0 (libgcc soft float) produce the same
+// bits, and the numpy golden model (host_tools/qtrain_host/golden/quant.py)
+// reproduces them exactly.
+//
+// Tensor quantization record ("qparams"), Python side array('f', QT_QP_LEN):
+//   [0] scale s (> 0)         real = s * (q - z)
+//   [1] zero point z          integer 0..255
+//   [2] range min  (<= 0)     the (moving-average) real range s, z come from
+//   [3] range max  (>= 0)
+//   [4] alpha                 moving-average factor, 0 = fixed range
+//   [5] observed min          exact real min/max of the values produced since
+//   [6] observed max          the last qt_qp_update (merged over a batch)
+//   [7] observation count     0 = nothing observed yet
+// A kernel that produces a tensor only *records* what it saw ([5..7]); the range
+// and s, z change only in qt_qp_update, which the caller runs once per step (or
+// batch) after the backward pass.  So a tensor's s, z stay the same between its
+// forward use and its backward use (ReLU backward needs the forward z).
+#ifndef QT_QUANT_H
+#define QT_QUANT_H
+#include <stdint.h>
+#include <stddef.h>
+
+enum {
+    QT_QP_SCALE = 0,
+    QT_QP_ZERO = 1,
+    QT_QP_MIN = 2,
+    QT_QP_MAX = 3,
+    QT_QP_ALPHA = 4,
+    QT_QP_OBS_MIN = 5,
+    QT_QP_OBS_MAX = 6,
+    QT_QP_OBS_N = 7,
+    QT_QP_LEN = 8,
+};
+
+// Smallest real range width: a tensor that is all zeros still gets a valid
+// scale (s = QT_MIN_RANGE / 255) instead of s = 0.
+#define QT_MIN_RANGE (1.0e-6f)
+
+// Fixed-point multiplier: real m ~= mult * 2^-shift, mult in [2^30, 2^31)
+// (or 0), shift in 1..62.  Built once per call from the float scales, applied
+// to int32 accumulators with one 64-bit multiply, an add and a shift.
+typedef struct {
+    int32_t mult;
+    int32_t shift;
+} qt_fixmul_t;
+
+// round(x), halves rounded up (floor(x + 0.5)), for |x| < 2^31.
+int32_t qt_round_f32(float x);
+// floor(x) for |x| < 2^31.
+int32_t qt_floor_f32(float x);
+
+// METHOD 1: [fmin, fmax] widened to include 0 -> s = (fmax - fmin) / 255,
+// z = round(-fmin / s) clamped to 0..255.  Width below QT_MIN_RANGE is widened.
+void qt_qparams_from_range(float fmin, float fmax, float *s, int32_t *z);
+
+// m > 0 (finite) -> fixed-point multiplier; m <= 0 gives mult 0.  Exact: the
+// 24-bit float mantissa is shifted into mult, so no rounding happens here.
+qt_fixmul_t qt_fixmul_from_f32(float m);
+
+// round(x * m) with halves rounded up, |x| < 2^31.
+static inline int32_t qt_fixmul_apply(int32_t x, qt_fixmul_t f) {
+    int64_t p = (int64_t)x * f.mult;
+    return (int32_t)((p + ((int64_t)1 << (f.shift - 1))) >> f.shift);
+}
+
+static inline uint8_t qt_clamp_u8(int32_t v, int32_t lo) {
+    return (uint8_t)(v < lo ? lo : (v > 255 ? 255 : v));
+}
+
+// Requantize an int32 accumulator to uint8: clamp(round(acc * m) + z, lo, 255).
+// lo = 0 for no activation, lo = z for a fused ReLU (clamp at the real 0).
+static inline uint8_t qt_requant_u8(int32_t acc, qt_fixmul_t f, int32_t z, int32_t lo) {
+    return qt_clamp_u8(qt_fixmul_apply(acc, f) + z, lo);
+}
+
+// Record the exact real range [rmin, rmax] of values just produced into a
+// qparams record (items 5..7), merging with earlier observations.
+void qt_qp_observe(float *qp, float rmin, float rmax);
+
+// Apply the recorded observation: range = (1 - alpha) * range + alpha * obs
+// (skipped if alpha == 0 or nothing was observed), widen to include 0, then s, z
+// from the range (only if alpha > 0: a fixed range keeps the caller's s, z);
+// clears the observation.
+void qt_qp_update(float *qp);
+
+// Re-map stored values from (s_old, z_old) to (s_new, z_new):
+// q' = clamp(round((q - z_old) * s_old / s_new) + z_new).  Uses a 256-entry
+// table on the stack (so the cost per value is one lookup).
+void qt_remap_u8(uint8_t *q, size_t n, float s_old, int32_t z_old, float s_new, int32_t z_new);
+
+// The PRNG for stochastic rounding and sampling: xorshift32, state in a
+// caller-owned uint32 (never 0), so a run is reproducible from its seed.
+static inline uint32_t qt_rng_next(uint32_t *state) {
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    return x;
+}
+
+// sqrt for x >= 0 with IEEE binary32 ops only (no libm): bit-hack start and
+// four Newton steps; within an ulp or two of the true sqrt, and the same bits
+// on every arch and in the golden model.  x <= 0 (or nan) gives 0.
+float qt_sqrt_f32(float x);
+
+#endif
