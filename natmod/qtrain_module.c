@@ -7,6 +7,7 @@
 #include "bind_common.h"
 
 void qt_bind_util(void);
+void qt_bind_dense(void);
 
 // Version of the Python-visible API; qtrain checks it on import.
 #define QT_API_VERSION (1)
@@ -21,5 +22,6 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_abi, MP_OBJ_FROM_PTR(&qt_abi_obj));
     // One line per bind_*.c file:
     qt_bind_util();
+    qt_bind_dense();
     MP_DYNRUNTIME_INIT_EXIT
 }

@@ -1,0 +1,144 @@
+"""Dense forward (uint8) bit-exact against the numpy golden model, on every target.
+
+Cases are generated on the host, passed to the target as one binary file
+(typecode + length + bytes per buffer), and the target prints each output as
+hex; many cases share one interpreter/QEMU boot.
+"""
+import numpy as np
+
+from qtrain_host.golden import dense as GD
+from qtrain_host.golden import quant as GQ
+
+# ---- case file protocol, shared by the other test_dense*/test_quant* files --
+
+# MicroPython side: read buffers back, print outputs as hex.
+DEVICE_LIB = r"""
+from array import array
+import _qtrain as Q
+def rd(f):
+    h = f.read(5)
+    tc = chr(h[0])
+    n = h[1] | (h[2] << 8) | (h[3] << 16) | (h[4] << 24)
+    d = f.read(n)
+    if tc == 'N':
+        return None
+    if tc == 'B':
+        return bytearray(d)
+    return array(tc, d)
+def rdn(f, k):
+    return [rd(f) for _ in range(k)]
+def hx(b):
+    return ''.join(['%02x' % v for v in bytes(b)])
+"""
+
+
+def pack(*bufs):
+    """Serialize buffers: np arrays (uint8 -> 'B', int32 -> 'i', uint32 -> 'I',
+    float32 -> 'f') or None."""
+    out = bytearray()
+    for b in bufs:
+        if b is None:
+            out += b"N" + (0).to_bytes(4, "little")
+            continue
+        a = np.ascontiguousarray(b)
+        tc = {np.dtype(np.uint8): b"B", np.dtype(np.int32): b"i",
+              np.dtype(np.uint32): b"I", np.dtype(np.float32): b"f"}[a.dtype]
+        raw = a.tobytes()
+        out += tc + len(raw).to_bytes(4, "little") + raw
+    return bytes(out)
+
+
+def parse(out, tag):
+    """Lines 'tag <i> <hex> [<hex> ...]' -> {i: [bytes, ...]}."""
+    res = {}
+    for line in out.splitlines():
+        p = line.split()
+        if p and p[0] == tag:
+            res[int(p[1])] = [bytes.fromhex(h) for h in p[2:]]
+    return res
+
+
+def f32(b):
+    return np.frombuffer(b, np.float32)
+
+
+def rand_qp(rng, lo=-4.0, hi=4.0, alpha=0.0):
+    """A random valid qparams record (random range -> s, z; some extreme z)."""
+    a = float(rng.uniform(lo, 0)) * float(rng.choice([0, 1, 1, 1]))
+    b = float(rng.uniform(0, hi)) * float(rng.choice([0, 1, 1, 1]))
+    if a == 0 and b == 0:
+        b = 1.0
+    scale = float(np.exp(rng.uniform(-4, 2)))
+    return GQ.new_qp(a * scale, b * scale, alpha)
+
+
+def forward_case(rng, m=None, n=None):
+    m = m or int(rng.integers(1, 40))
+    n = n or int(rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257]))
+    x = rng.integers(0, 256, n, dtype=np.uint8)
+    w = rng.integers(0, 256, (m, n), dtype=np.uint8)
+    xq, wq = rand_qp(rng), rand_qp(rng)
+    has_b = rng.random() < 0.7
+    b = rng.integers(-2**20, 2**20, m, dtype=np.int32) if has_b else None
+    bq = GQ.new_qp(-1.0, 1.0)
+    bq[GQ.SCALE] = xq[GQ.SCALE] * wq[GQ.SCALE] * np.float32(rng.choice([1.0, 0.37, 3.0]))
+    bq[GQ.ZERO] = 0
+    # Output range near the spread of the accumulator, so y is not all clamped.
+    acc = ((w.astype(np.int64) - int(wq[1])) * (x.astype(np.int64) - int(xq[1]))).sum(axis=1)
+    spread = float(np.abs(acc).max() + 1) * float(xq[0] * wq[0])
+    yq = GQ.new_qp(-spread * rng.uniform(0.1, 1.0), spread * rng.uniform(0.1, 1.0),
+                   alpha=float(rng.choice([0.0, 0.1])))
+    relu = int(rng.random() < 0.5)
+    return dict(x=x, xq=xq, w=w, wq=wq, b=b, bq=bq, yq=yq, relu=relu)
+
+
+FWD_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    x, xq, w, wq, b, bq, yq, fl = rdn(f, 8)
+    y = bytearray(fl[1])
+    Q.dense_forward_u8(x, xq, w, wq, b, bq, y, yq, fl[0])
+    print('R', i, hx(y), hx(yq))
+print('done')
+"""
+
+
+def test_dense_forward_u8_bit_exact(run):
+    rng = np.random.default_rng(1234)
+    cases = [forward_case(rng) for _ in range(60)]
+    cases.append(forward_case(rng, m=3, n=1500))
+    cases.append(forward_case(rng, m=64, n=784))
+    data = pack(np.array([len(cases)], np.int32))
+    for c in cases:
+        m = c["w"].shape[0]
+        data += pack(c["x"], c["xq"], c["w"].ravel(), c["wq"], c["b"], c["bq"], c["yq"],
+                     np.array([c["relu"], m], np.int32))
+    out = run(FWD_SCRIPT, files={"cases.bin": data})
+    assert "done" in out
+    res = parse(out, "R")
+    assert len(res) == len(cases)
+    for i, c in enumerate(cases):
+        y, yq = GD.forward_u8(c["x"], c["xq"], c["w"], c["wq"], c["b"], c["bq"], c["yq"], c["relu"])
+        got_y, got_yq = res[i]
+        assert np.array_equal(np.frombuffer(got_y, np.uint8), y), "case %d y" % i
+        assert f32(got_yq).tobytes() == yq.tobytes(), "case %d yq %s vs %s" % (i, f32(got_yq), yq)
+
+
+def test_dense_forward_u8_matches_float():
+    """Sanity of the golden model itself: y dequantized ~ float Dense within a step."""
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        c = forward_case(rng)
+        y, _ = GD.forward_u8(c["x"], c["xq"], c["w"], c["wq"], c["b"], c["bq"], c["yq"], c["relu"])
+        xf = GQ.dequantize(c["x"], c["xq"][0], c["xq"][1])
+        wf = GQ.dequantize(c["w"], c["wq"][0], c["wq"][1])
+        bf = None if c["b"] is None else c["b"].astype(np.float64) * float(c["bq"][0])
+        ref = GD.forward_f32(xf, wf, bf, c["relu"])
+        s, z = float(c["yq"][0]), int(c["yq"][1])
+        lo = -z * s
+        hi = (255 - z) * s
+        ref = np.clip(ref, lo, hi)
+        got = GQ.dequantize(y, s, z)
+        # one output step, plus the bias rounding (half an accumulator step)
+        assert np.all(np.abs(got - ref) <= 0.5 * s + 1e-6 * (1 + np.abs(ref)) + 0.5 * float(c["xq"][0] * c["wq"][0]) * 1.01 + 1e-9)
