@@ -1,0 +1,104 @@
+"""Bad input to the quantization/Dense entry points raises ValueError/TypeError
+whose message starts with the argument's name, on every target (and never
+crashes).  Each case is one line of MicroPython run in a single script."""
+import pytest
+
+# (expected exception, argument name, call).  Names used in the calls are set
+# up by PRELUDE: a valid 3x5 layer (m=3, n=5).
+CASES = [
+    # forward: typecodes
+    ("TypeError", "x", "Q.dense_forward_u8(arr('f', 5), xq, w, wq, b, bq, y, yq, 0)"),
+    ("TypeError", "x", "Q.dense_forward_u8(5, xq, w, wq, b, bq, y, yq, 0)"),
+    ("TypeError", "w", "Q.dense_forward_u8(x, xq, arr('h', 15), wq, b, bq, y, yq, 0)"),
+    ("TypeError", "b", "Q.dense_forward_u8(x, xq, w, wq, arr('l', 3), bq, y, yq, 0)"),
+    ("TypeError", "b", "Q.dense_forward_u8(x, xq, w, wq, bytearray(12), bq, y, yq, 0)"),
+    ("TypeError", "xq", "Q.dense_forward_u8(x, arr('i', 8), w, wq, b, bq, y, yq, 0)"),
+    ("TypeError", "y", "Q.dense_forward_u8(x, xq, w, wq, b, bq, bytes(3), yq, 0)"),
+    ("TypeError", "yq", "Q.dense_forward_u8(x, xq, w, wq, b, bq, y, bytes(32), 0)"),
+    ("TypeError", "relu", "Q.dense_forward_u8(x, xq, w, wq, b, bq, y, yq, 'yes')"),
+    # lengths / shapes
+    ("ValueError", "w", "Q.dense_forward_u8(x, xq, bytearray(14), wq, b, bq, y, yq, 0)"),
+    ("ValueError", "w", "Q.dense_forward_u8(x, xq, bytearray(16), wq, b, bq, y, yq, 0)"),
+    ("ValueError", "w", "Q.dense_forward_u8(x, xq, w, wq, b, bq, bytearray(4), yq, 0)"),
+    ("ValueError", "b", "Q.dense_forward_u8(x, xq, w, wq, arr('i', 4), bq, y, yq, 0)"),
+    ("ValueError", "x", "Q.dense_forward_u8(bytearray(0), xq, bytearray(0), wq, b, bq, y, yq, 0)"),
+    ("ValueError", "y", "Q.dense_forward_u8(x, xq, bytearray(0), wq, None, bq, bytearray(0), yq, 0)"),
+    ("ValueError", "xq", "Q.dense_forward_u8(x, arr('f', 7), w, wq, b, bq, y, yq, 0)"),
+    ("ValueError", "relu", "Q.dense_forward_u8(x, xq, w, wq, b, bq, y, yq, 2)"),
+    # qparams content
+    ("ValueError", "xq", "Q.dense_forward_u8(x, qp(0.0, 3), w, wq, b, bq, y, yq, 0)"),
+    ("ValueError", "wq", "Q.dense_forward_u8(x, xq, w, qp(-1.0, 3), b, bq, y, yq, 0)"),
+    ("ValueError", "yq", "Q.dense_forward_u8(x, xq, w, wq, b, bq, y, qp(0.1, 256), 0)"),
+    ("ValueError", "yq", "Q.dense_forward_u8(x, xq, w, wq, b, bq, y, qp(0.1, -1), 0)"),
+    ("ValueError", "xq", "Q.dense_forward_u8(x, qp(0.1, 2.5), w, wq, b, bq, y, yq, 0)"),
+    ("ValueError", "xq", "Q.dense_forward_u8(x, qp(float('nan'), 3), w, wq, b, bq, y, yq, 0)"),
+    ("ValueError", "xq", "Q.dense_forward_u8(x, qp(float('inf'), 3), w, wq, b, bq, y, yq, 0)"),
+    ("ValueError", "yq", "Q.dense_forward_u8(x, xq, w, wq, b, bq, y, qp(0.1, 3, 1.5), 0)"),
+    ("ValueError", "bq", "Q.dense_forward_u8(x, xq, w, wq, b, qp(0.1, 3), y, yq, 0)"),
+    # aliasing: output over an input
+    ("ValueError", "y", "Q.dense_forward_u8(x, xq, w, wq, b, bq, memoryview(w)[0:3], yq, 0)"),
+    # quant core
+    ("ValueError", "qps", "Q.qp_update(arr('f', 12))"),
+    ("ValueError", "qps", "Q.qp_update(qp(0.1, 3, 2.0))"),
+    ("TypeError", "qp", "Q.qp_from_range(bytearray(8))"),
+    ("ValueError", "qp_new", "Q.remap_u8(w, wq, qp(0.0, 3))"),
+    ("TypeError", "q", "Q.remap_u8(arr('f', 3), wq, wq)"),
+]
+
+PRELUDE = r"""
+from array import array
+import _qtrain as Q
+def arr(tc, n):
+    return array(tc, [0] * n)
+def qp(s, z, alpha=0.0):
+    return array('f', [s, z, -1.0, 1.0, alpha, 0, 0, 0])
+x = bytearray(5); w = bytearray(15); y = bytearray(3)
+xq = qp(0.1, 3); wq = qp(0.01, 128); yq = qp(0.05, 10); bq = qp(0.001, 0)
+b = array('i', [0, 1, 2])
+def check(i, src):
+    try:
+        eval(src)
+        print('C', i, 'NoError', '')
+    except (ValueError, TypeError) as e:
+        print('C', i, type(e).__name__, str(e).replace('\n', ' '))
+"""
+
+
+def _script(cases):
+    lines = [PRELUDE]
+    for i, (_, _, src) in enumerate(cases):
+        lines.append("check(%d, %r)" % (i, src))
+    lines.append("Q.dense_forward_u8(x, xq, w, wq, b, bq, y, yq, 1)\nprint('valid call ok')")
+    return "\n".join(lines) + "\n"
+
+
+def _results(out):
+    res = {}
+    for line in out.splitlines():
+        if line.startswith("C "):
+            _, i, typ, msg = (line.split(" ", 3) + [""])[:4]
+            res[int(i)] = (typ, msg)
+    return res
+
+
+def check_cases(run, cases):
+    out = run(_script(cases))
+    assert "valid call ok" in out
+    res = _results(out)
+    bad = []
+    for i, (typ, name, src) in enumerate(cases):
+        got = res.get(i)
+        if got is None or got[0] != typ or not got[1].startswith(name + ":"):
+            bad.append("%s -> expected %s '%s: ...', got %r" % (src, typ, name, got))
+    assert not bad, "\n".join(bad)
+
+
+def test_bad_input_dense_forward(run):
+    check_cases(run, CASES)
+
+
+def test_messages_name_expected_and_actual(run):
+    out = run(_script(CASES[:12]))
+    res = _results(out)
+    assert res[9][1] == "w: expected len(y)*len(x) = 3*5 = 15 items, got 14"
+    assert "expected typecode 'B'" in res[0][1] and "got 'f'" in res[0][1]
