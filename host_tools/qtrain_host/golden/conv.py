@@ -32,10 +32,7 @@ import math
 
 import numpy as np
 
-try:  # the shared quantization core (fixed-point multiplier, requantize)
-    from . import quant as _quant
-except Exception:  # pragma: no cover - colleague's module not there yet
-    _quant = None
+from . import quant as Q
 
 
 # --------------------------------------------------------------------------
@@ -202,89 +199,59 @@ def conv_transpose2d_backward_f32(e, x, w, stride=1, pad=0, y=None):
 
 
 # --------------------------------------------------------------------------
-# quantization helpers (mirrors of the shared core; see quant.py)
+# quantization helpers: the shared core (quant.py), bit-exact with quant.c
 # --------------------------------------------------------------------------
 
-def quant_params(fmin, fmax):
-    """(scale, zero_point) of METHOD 1, in float32 like the C code."""
-    if _quant is not None and hasattr(_quant, "quant_params"):
-        return _quant.quant_params(fmin, fmax)
-    fmin = np.float32(min(fmin, 0.0))
-    fmax = np.float32(max(fmax, 0.0))
-    s = np.float32((fmax - fmin) / np.float32(255.0))
-    if s == 0:
-        s = np.float32(1.0)
-    z = int(min(255, max(0, round(float(-fmin / s)))))
-    return s, z
+quant_params = Q.quant_params
+quantize = Q.quantize
+dequantize = Q.dequantize
+quantize_multiplier = Q.quantize_multiplier   # real -> (mult, shift), real = mult 2**-shift
+requantize = Q.requantize
 
 
-def quantize(a, s, z):
-    return np.clip(np.round(np.asarray(a, np.float64) / s) + z, 0, 255).astype(np.uint8)
+def _finish(acc, out_mult, zy, relu):
+    """Accumulator -> uint8 (qt_conv_out): ReLU clamps the accumulator at 0
+    first (as Dense), the range is taken after that."""
+    if relu:
+        acc = np.maximum(acc, 0)
+    y = np.clip(requantize(acc, *out_mult) + zy, zy if relu else 0, 255).astype(np.uint8)
+    return y, (int(acc.min()), int(acc.max()))
 
 
-def dequantize(q, s, z):
-    return (np.asarray(q, np.float64) - z) * s
-
-
-def quantize_multiplier(real):
-    """real > 0 -> (m, shift) with real ~= m * 2**(shift - 31), m in [2**30, 2**31)."""
-    if _quant is not None and hasattr(_quant, "quantize_multiplier"):
-        return _quant.quantize_multiplier(real)
-    real = float(np.float32(real))
-    if real <= 0:
-        return 0, 0
-    mant, exp = math.frexp(real)
-    m = int(round(mant * (1 << 31)))
-    if m == (1 << 31):
-        m //= 2
-        exp += 1
-    return m, exp
-
-
-def requantize(acc, m, shift):
-    """round(acc * m * 2**(shift-31)), round half up, as an int64 array."""
-    if _quant is not None and hasattr(_quant, "requantize"):
-        return _quant.requantize(acc, m, shift)
-    acc = np.asarray(acc, np.int64)
-    n = 31 - shift
-    p = acc * np.int64(m)
-    if n <= 0:
-        return p << (-n)
-    return (p + (np.int64(1) << (n - 1))) >> n
-
-
-def _to_u8(acc, m, shift, z, relu):
-    r = requantize(acc, m, shift) + z
-    return np.clip(r, z if relu else 0, 255).astype(np.uint8)
+def _add_bias(acc, b, bias_mult):
+    """acc + round(b s_b / (s_w s_x)), saturated to +-(2**31 - 1) like Dense."""
+    t = acc + requantize(np.asarray(b, np.int64), *bias_mult)[:, None, None]
+    return np.clip(t, -(2**31 - 1), 2**31 - 1)
 
 
 # --------------------------------------------------------------------------
 # uint8
 # --------------------------------------------------------------------------
 
-def _forward_u8(pattern, x, zx, w, zw, b, stride, pad, out_hw, m, shift, zy, relu):
+def _forward_u8(pattern, x, zx, w, zw, b, stride, pad, out_hw, out_mult, bias_mult, zy, relu):
     xs = np.asarray(x, np.int64) - zx
     ws = np.asarray(w, np.int64) - zw
     acc = pattern(xs, ws, stride, pad, out_hw, acc=np.int64)
-    acc = acc + np.asarray(b, np.int64)[:, None, None]
-    y = _to_u8(acc, m, shift, zy, relu)
-    return y, (int(acc.min()), int(acc.max()))
+    if b is not None:
+        acc = _add_bias(acc, b, bias_mult)
+    return _finish(acc, out_mult, zy, relu)
 
 
-def conv2d_forward_u8(x, zx, w, zw, b, stride, pad, m, shift, zy, relu=False):
-    """uint8 forward. b is int32 with scale s_w s_x. (m, shift) is the
-    fixed-point form of s_w s_x / s_y. Returns (y, (acc_min, acc_max)), the
-    extremes of the int32 accumulator (real = acc * s_w s_x) for range
-    tracking."""
+def conv2d_forward_u8(x, zx, w, zw, b, stride, pad, out_mult, bias_mult, zy, relu=False):
+    """uint8 forward (METHOD 2).  out_mult = quantize_multiplier(s_w s_x / s_y),
+    bias_mult = quantize_multiplier(s_b / (s_w s_x)) (b: int32, scale s_b, or
+    None).  Returns (y, (acc_min, acc_max)): the extremes of the int32
+    accumulator after the ReLU clamp (real = acc * s_w s_x) for range tracking."""
     stride, pad = _pair(stride), _pair(pad)
     oh, ow = conv2d_out_size(x.shape[1], x.shape[2], w.shape[2:], stride, pad)
-    return _forward_u8(_gather, x, zx, w, zw, b, stride, pad, (oh, ow), m, shift, zy, relu)
+    return _forward_u8(_gather, x, zx, w, zw, b, stride, pad, (oh, ow), out_mult, bias_mult, zy, relu)
 
 
-def conv_transpose2d_forward_u8(x, zx, w, zw, b, stride, pad, out_pad, m, shift, zy, relu=False):
+def conv_transpose2d_forward_u8(x, zx, w, zw, b, stride, pad, out_pad, out_mult, bias_mult, zy,
+                                relu=False):
     stride, pad, out_pad = _pair(stride), _pair(pad), _pair(out_pad)
     oh, ow = conv_transpose2d_out_size(x.shape[1], x.shape[2], w.shape[2:], stride, pad, out_pad)
-    return _forward_u8(_scatter, x, zx, w, zw, b, stride, pad, (oh, ow), m, shift, zy, relu)
+    return _forward_u8(_scatter, x, zx, w, zw, b, stride, pad, (oh, ow), out_mult, bias_mult, zy, relu)
 
 
 def relu_mask_u8(e, ze, y, zy):
@@ -303,24 +270,25 @@ def _select_mask(n, sel):
     return mask
 
 
-def conv2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, m, shift, zep, sel=None):
+def conv2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None):
     """Error propagation e -> e_prev (uint8) for the filters in `sel` (DSGU;
-    None = all). (m, shift) = s_w s_e / s_eprev. Returns (e_prev, (min, max))."""
+    None = all). out_mult = quantize_multiplier(s_w s_e / s_eprev).
+    Returns (e_prev, (acc_min, acc_max))."""
     stride, pad = _pair(stride), _pair(pad)
     es = np.asarray(e, np.int64) - ze
     es[~_select_mask(es.shape[0], sel)] = 0
     ws = np.asarray(w, np.int64) - zw
     acc = _scatter(es, ws, stride, pad, x.shape[1:], acc=np.int64)
-    return _to_u8(acc, m, shift, zep, False), (int(acc.min()), int(acc.max()))
+    return _finish(acc, out_mult, zep, False)
 
 
-def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, m, shift, zep, sel=None):
+def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None):
     stride, pad = _pair(stride), _pair(pad)
     es = np.asarray(e, np.int64) - ze
     es[~_select_mask(es.shape[0], sel)] = 0
     ws = np.asarray(w, np.int64) - zw
     acc = _gather(es, ws, stride, pad, x.shape[1:], acc=np.int64)
-    return _to_u8(acc, m, shift, zep, False), (int(acc.min()), int(acc.max()))
+    return _finish(acc, out_mult, zep, False)
 
 
 def conv2d_grad_u8(e, ze, x, zx, stride, pad, k):

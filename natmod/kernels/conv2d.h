@@ -1,0 +1,113 @@
+// Conv2d kernels (float32 and uint8), batch 1.
+//
+// Layouts (PyTorch convention):
+//   activations and errors  CHW: x[c][y][x], contiguous
+//   Conv2d weights          [out_ch][in_ch][k_h][k_w]   (one filter = one
+//                           contiguous row of in_ch*k_h*k_w values)
+//   biases                  [out_ch]; uint8 mode: int32 with its own scale s_b, zero 0
+// Output size: out_h = (in_h + 2 pad_h - k_h) / stride_h + 1 (same for w).
+//
+// Gradients are produced in the weight layout.  The float32 backward
+// accumulates (+=) into gw/gb so a caller can sum a batch; zero them first.
+// The uint8 backward hands one filter's int32 gradient at a time to the
+// caller-supplied row callback (standardize + update), so batch 1 needs no
+// gradient buffer of the layer's size.
+//
+// A ConvTranspose2d is the transpose of a Conv2d with the same geometry; both
+// operators share three loop cores (conv2d_core.h).
+#ifndef QT_CONV2D_H
+#define QT_CONV2D_H
+#include <stdint.h>
+#include <stddef.h>
+#include "quant.h"
+
+// Geometry of one Conv2d or ConvTranspose2d (in = the layer input).
+typedef struct {
+    int32_t in_ch, in_h, in_w;
+    int32_t out_ch, out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+} qt_conv_geom_t;
+
+// What is wrong with a geometry (the binding turns it into a message).
+enum {
+    QT_CONV_OK = 0,
+    QT_CONV_BAD_SIZE,     // a channel count / size / kernel size < 1
+    QT_CONV_BAD_STRIDE,   // stride < 1
+    QT_CONV_BAD_PAD,      // padding < 0 (or output padding < 0)
+    QT_CONV_KERNEL_BIG,   // kernel larger than the padded input (Conv2d)
+    QT_CONV_BAD_OUT_PAD,  // output padding >= stride (ConvTranspose2d)
+    QT_CONV_EMPTY_OUT,    // output would have no pixels
+    QT_CONV_TOO_BIG,      // a size beyond 32767 (keeps int32 index math safe)
+};
+
+// Fill g from the layer arguments; out_h/out_w are derived.  Returns QT_CONV_*.
+int conv2d_geom_init(qt_conv_geom_t *g, int32_t in_ch, int32_t in_h, int32_t in_w,
+    int32_t out_ch, int32_t k_h, int32_t k_w, int32_t stride_h, int32_t stride_w,
+    int32_t pad_h, int32_t pad_w);
+
+static inline int32_t qt_conv_in_size(const qt_conv_geom_t *g) {
+    return g->in_ch * g->in_h * g->in_w;
+}
+static inline int32_t qt_conv_out_size(const qt_conv_geom_t *g) {
+    return g->out_ch * g->out_h * g->out_w;
+}
+static inline int32_t qt_conv_w_size(const qt_conv_geom_t *g) {
+    return g->out_ch * g->in_ch * g->k_h * g->k_w;
+}
+
+// ---- float32 -----------------------------------------------------------------
+// y = conv(x, w) + b, optional fused ReLU.  b may be NULL (no bias).
+void conv2d_forward_f32(const qt_conv_geom_t *g, const float *x, const float *w,
+    const float *b, float *y, int relu);
+
+// e: dL/dy.  If y_relu is not NULL the layer had a fused ReLU: e is zeroed in
+// place where y_relu <= 0.  ex (may be NULL: no propagation, e.g. first
+// layer) receives dL/dx; gw, gb (may be NULL) accumulate dL/dw, dL/db.
+// sel/n_sel: only these output filters contribute (DSGU); sel NULL = all.
+void conv2d_backward_f32(const qt_conv_geom_t *g, float *e, const float *y_relu,
+    const float *x, const float *w, float *ex, float *gw, float *gb,
+    const uint16_t *sel, int32_t n_sel);
+
+// ---- uint8 -------------------------------------------------------------------
+// Per-call constants, computed once from the float scales (quant.h):
+// y = clamp(round(acc * s_w s_in / s_out) + zero_out, lo, 255), lo = zero_out
+// with a fused ReLU (the accumulator is then clamped at 0 first, as in Dense).
+typedef struct {
+    int32_t zero_in;   // zero point of the streamed input (x, or e backward)
+    int32_t zero_w;    // zero point of the weights
+    int32_t zero_out;  // zero point of the output (y, or e_prev backward)
+    qt_fixmul_t out;   // s_w s_in / s_out
+    qt_fixmul_t bias;  // s_b / (s_w s_in): bias steps -> accumulator steps
+    int32_t relu;      // forward only: fused ReLU
+} qt_conv_rq_t;
+
+// Forward.  stats[0], stats[1] receive min and max of the int32 accumulator
+// (after the ReLU clamp if fused; real = acc * s_w s_x) for range tracking.  scratch: int16 of
+// conv_scratch_len_u8(g) items (the im2col patch of one output pixel).
+void conv2d_forward_u8(const qt_conv_geom_t *g, const uint8_t *x, const uint8_t *w,
+    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats,
+    int16_t *scratch);
+int32_t conv2d_scratch_len_u8(const qt_conv_geom_t *g);
+
+// ReLU backward on a uint8 error: e[i] = zero_e where y[i] <= zero_y.
+void conv_relu_mask_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t zero_e, int32_t zero_y);
+
+// DSGU score of each output channel: sum |e - zero_e| over its map (int32[ch]).
+void conv_channel_scores_u8(const uint8_t *e, int32_t ch, int32_t hw, int32_t zero_e,
+    int32_t *scores);
+
+// Error propagation e (out side) -> ex (in side), through the filters in
+// sel (NULL = all).  rq: zero_in = z_e, zero_w = z_w, zero_out = z_ex,
+// mult/shift of s_w s_e / s_ex.  stats: min/max of the int32 accumulator.
+void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const uint8_t *w,
+    uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
+    const uint16_t *sel, int32_t n_sel);
+
+// Integer gradient of one filter o: grow[c][ky][kx] = sum (e_o - z_e)(x - z_x)
+// (real: s_e s_x grow); returns the bias gradient sum (e_o - z_e) (real: s_e *).
+int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, int32_t o, int32_t *grow);
+
+#endif

@@ -1,0 +1,79 @@
+// Loop cores shared by Conv2d and ConvTranspose2d (internal header).
+//
+// Every core works on a Conv2d-shaped geometry G: the "big" side is G's input
+// (in_ch x in_h x in_w), the "small" side G's output, and the two are linked
+// by   big_pos = small_pos * stride - pad + k.   Weights are [small_ch][big_ch][kh][kw].
+//   gather : small <- big   (Conv2d forward, ConvTranspose2d error propagation)
+//   scatter: big   <- small (Conv2d error propagation, ConvTranspose2d forward)
+//   corr   : g[small_ch][big_ch][kh][kw] = sum small * big (weight gradients)
+// A ConvTranspose2d with geometry T uses G = qt_conv_geom_swap(T).
+#ifndef QT_CONV2D_CORE_H
+#define QT_CONV2D_CORE_H
+#include "conv2d.h"
+
+static inline void qt_conv_geom_swap(const qt_conv_geom_t *t, qt_conv_geom_t *g) {
+    *g = *t;
+    g->in_ch = t->out_ch;
+    g->in_h = t->out_h;
+    g->in_w = t->out_w;
+    g->out_ch = t->in_ch;
+    g->out_h = t->in_h;
+    g->out_w = t->in_w;
+}
+
+// Range [*lo, *hi) of small positions whose tap k lands inside the big side.
+static inline void qt_conv_tap_range(int32_t k, int32_t s, int32_t p, int32_t big,
+    int32_t small, int32_t *lo, int32_t *hi) {
+    int32_t d = p - k;
+    int32_t l = d > 0 ? (d + s - 1) / s : 0;
+    int32_t t = big - 1 + d;
+    int32_t h = t >= 0 ? t / s + 1 : 0;
+    if (h > small) {
+        h = small;
+    }
+    *lo = l;
+    *hi = h < l ? l : h;
+}
+
+// float32 cores.  sel selects small channels (scatter, corr) or big channels
+// (gather); NULL = all.
+void qt_conv_gather_f32(const qt_conv_geom_t *g, const float *big, const float *w,
+    const float *b, float *small, int relu, const uint16_t *sel, int32_t n_sel);
+void qt_conv_scatter_f32(const qt_conv_geom_t *g, const float *small, const float *w,
+    const float *b, float *big, int relu, const uint16_t *sel, int32_t n_sel);
+void qt_conv_corr_f32(const qt_conv_geom_t *g, const float *small, const float *big,
+    float *gw, const uint16_t *sel_small, int32_t n_small, const uint16_t *sel_big,
+    int32_t n_big);
+
+// uint8 cores (rq: zero_in is the streamed source's zero point).
+void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_t *w,
+    const int32_t *b, uint8_t *small, const qt_conv_rq_t *rq, int32_t *stats,
+    const uint16_t *sel, int32_t n_sel, int16_t *scratch);
+void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
+    const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
+    const uint16_t *sel, int32_t n_sel);
+// One (small channel i, big channel j) pair: grow[ky][kx] = sum (s - zs)(b - zb).
+void qt_conv_corr_pair_u8(const qt_conv_geom_t *g, const uint8_t *small_ch, int32_t zero_s,
+    const uint8_t *big_ch, int32_t zero_b, int32_t *grow);
+
+// One accumulator -> uint8, with the range bookkeeping of every uint8 core.
+static inline uint8_t qt_conv_out(int32_t acc, const qt_conv_rq_t *rq, int32_t lo,
+    int32_t *amin, int32_t *amax) {
+    if (rq->relu && acc < 0) {
+        acc = 0;
+    }
+    if (acc < *amin) {
+        *amin = acc;
+    }
+    if (acc > *amax) {
+        *amax = acc;
+    }
+    return qt_requant_u8(acc, rq->out, rq->zero_out, lo);
+}
+
+// acc + round(b * s_b / (s_w s_x)), saturated like Dense.
+static inline int32_t qt_conv_add_bias(int32_t acc, int32_t b, qt_fixmul_t f) {
+    int64_t t = (int64_t)acc + qt_fixmul_apply(b, f);
+    return t > INT32_MAX ? INT32_MAX : (t < -INT32_MAX ? -INT32_MAX : (int32_t)t);
+}
+#endif

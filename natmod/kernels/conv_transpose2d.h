@@ -1,0 +1,39 @@
+// ConvTranspose2d kernels (float32 and uint8), batch 1.
+//
+// Layouts (PyTorch convention):
+//   activations and errors  CHW
+//   weights                 [in_ch][out_ch][k_h][k_w]
+//   biases                  [out_ch]
+// Output size: out_h = (in_h - 1) stride_h - 2 pad_h + k_h + out_pad_h, with
+// 0 <= out_pad < stride (the extra rows/cols at the bottom/right that let a
+// stride-2 layer exactly invert a Conv2d, e.g. 7 -> 14 with k 3, pad 1, op 1).
+// A "filter" (DSGU structure, per-filter standardization) is one output
+// channel co: the in_ch*k_h*k_w weights w[:, co, :, :] (strided in memory).
+//
+// ConvTranspose2d forward is Conv2d's error propagation and vice versa: both
+// share conv2d_core.h.  Geometry: qt_conv_geom_t from conv2d.h.
+#ifndef QT_CONV_TRANSPOSE2D_H
+#define QT_CONV_TRANSPOSE2D_H
+#include "conv2d.h"
+
+int conv_transpose2d_geom_init(qt_conv_geom_t *g, int32_t in_ch, int32_t in_h, int32_t in_w,
+    int32_t out_ch, int32_t k_h, int32_t k_w, int32_t stride_h, int32_t stride_w,
+    int32_t pad_h, int32_t pad_w, int32_t out_pad_h, int32_t out_pad_w);
+
+void conv_transpose2d_forward_f32(const qt_conv_geom_t *g, const float *x, const float *w,
+    const float *b, float *y, int relu);
+void conv_transpose2d_backward_f32(const qt_conv_geom_t *g, float *e, const float *y_relu,
+    const float *x, const float *w, float *ex, float *gw, float *gb,
+    const uint16_t *sel, int32_t n_sel);
+
+void conv_transpose2d_forward_u8(const qt_conv_geom_t *g, const uint8_t *x, const uint8_t *w,
+    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats);
+void conv_transpose2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e,
+    const uint8_t *w, uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
+    const uint16_t *sel, int32_t n_sel, int16_t *scratch);
+int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *g);
+// Integer gradient of output channel co: grow[ci][ky][kx] (filter order).
+int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e,
+    int32_t zero_e, const uint8_t *x, int32_t zero_x, int32_t co, int32_t *grow);
+
+#endif
