@@ -1,0 +1,330 @@
+"""Read a qtrain sample stream (.qtds) on the board, one sample at a time.
+
+    from qtrain.data import Stream
+    s = Stream("train.qtds", shuffle=True, seed=1)
+    label = s.next()          # reads the next sample; pixels in s.image
+    s.image                   # memoryview of rows*cols uint8 pixels (reused)
+    s.epoch, s.pos            # where we are: save these in the checkpoint
+    s.seek(pos, epoch)        # ... and resume there after a reset
+
+Works on a file in flash, on a file served by `mpremote mount` and on
+CPython (host tests).  Format: docs/DATA_FORMAT.md.  Every sample is read
+with one readinto() into a buffer allocated when the stream is opened, and
+checked against its own CRC-32, so reading allocates nothing per sample and
+a corrupted sample is reported (naming the file and the sample), never
+trained on.
+
+Shuffling needs no memory: position p of epoch e maps to the sample
+Permutation(n, seed, e).at(p), a keyed 4-round Feistel bijection over the
+next even power of two >= n, cycle-walked into [0, n).  The host tools
+compute the same order (qtrain_host.stream.Permutation).
+"""
+import struct
+
+try:
+    from _qtrain import crc32 as _crc32
+except ImportError:  # CPython, or the natmod is not on the path
+    try:
+        from binascii import crc32 as _crc32
+    except ImportError:
+        try:
+            from zlib import crc32 as _crc32
+        except ImportError:
+            _crc32 = None
+
+MAGIC = b"QTDS"
+VERSION = 1
+HEADER_SIZE = 48
+HEADER_FMT = "<4sHHIHHBBHI16sII"
+FLAG_LABELS = 1
+# CRC-32 of (data + little-endian CRC-32 of data) is this constant for any
+# data: one call checks a record and its stored CRC, and the result fits a
+# small int on 32-bit ports (no allocation).
+CRC_RESIDUE = 0x2144DF1C
+MAX_SHUFFLE = 1 << 28
+
+
+class DataError(ValueError):
+    """A stream file that is not one, is truncated, corrupt or inconsistent.
+    The message starts with the file's path."""
+
+
+_TL = None
+_TH = None
+
+
+def _crc32_py(buf):
+    """CRC-32 in small-int arithmetic (16-bit halves), for firmware with
+    neither _qtrain nor binascii.crc32."""
+    global _TL, _TH
+    if _TL is None:
+        from array import array
+        tl = array("H", bytes(512))
+        th = array("H", bytes(512))
+        for n in range(256):
+            lo, hi = n, 0
+            for _ in range(8):
+                if lo & 1:
+                    lo = ((lo >> 1) | ((hi & 1) << 15)) ^ 0x8320
+                    hi = (hi >> 1) ^ 0xEDB8
+                else:
+                    lo = (lo >> 1) | ((hi & 1) << 15)
+                    hi >>= 1
+            tl[n] = lo
+            th[n] = hi
+        _TL, _TH = tl, th
+    tl, th = _TL, _TH
+    lo = hi = 0xFFFF
+    for b in buf:
+        j = (lo ^ b) & 0xFF
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[j]
+        hi = (hi >> 8) ^ th[j]
+    return ((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)
+
+
+if _crc32 is None:
+    _crc32 = _crc32_py
+
+
+def _mix15(x):
+    # 15-bit mixer; every intermediate stays below 2**30 (a small int).
+    x = (x * 0x6D2B + 0x4F1) & 0x7FFF
+    x ^= x >> 7
+    x = (x * 0x3A35) & 0x7FFF
+    return x ^ (x >> 8)
+
+
+def _key(r, seed, epoch):
+    k = _mix15(r)
+    k = _mix15(k ^ (epoch & 0x7FFF))
+    k = _mix15(k ^ (epoch >> 15))
+    k = _mix15(k ^ (seed & 0x7FFF))
+    return _mix15(k ^ (seed >> 15))
+
+
+class Permutation:
+    """A seeded bijection of [0, n) computed per index, with no table.
+
+    at(p) -> the index at position p.  set(seed, epoch) picks another
+    permutation (one per epoch) in O(1)."""
+
+    def __init__(self, n, seed=0, epoch=0):
+        if n > MAX_SHUFFLE:
+            raise ValueError("Permutation: n=%d is more than %d" % (n, MAX_SHUFFLE))
+        self.n = n
+        b = 2
+        while (1 << b) < n:
+            b += 2
+        self.half = b >> 1
+        self.mask = (1 << self.half) - 1
+        self.set(seed, epoch)
+
+    def set(self, seed, epoch):
+        seed &= 0x3FFFFFFF
+        epoch &= 0x3FFFFFFF
+        self.k0 = _key(1, seed, epoch)
+        self.k1 = _key(2, seed, epoch)
+        self.k2 = _key(3, seed, epoch)
+        self.k3 = _key(4, seed, epoch)
+
+    def at(self, p):
+        if not 0 <= p < self.n:
+            raise IndexError("Permutation.at: position %d out of range 0..%d" % (p, self.n - 1))
+        h = self.half
+        m = self.mask
+        n = self.n
+        x = p
+        while True:
+            left = x >> h
+            right = x & m
+            t = (right ^ self.k0) * 0x5BD1 + self.k0
+            left, right = right, left ^ ((t ^ (t >> h)) & m)
+            t = (right ^ self.k1) * 0x5BD1 + self.k1
+            left, right = right, left ^ ((t ^ (t >> h)) & m)
+            t = (right ^ self.k2) * 0x5BD1 + self.k2
+            left, right = right, left ^ ((t ^ (t >> h)) & m)
+            t = (right ^ self.k3) * 0x5BD1 + self.k3
+            left, right = right, left ^ ((t ^ (t >> h)) & m)
+            x = (left << h) | right
+            if x < n:
+                return x
+
+
+class Stream:
+    """A sample stream file opened for reading.
+
+    path     file name (on flash, or under an `mpremote mount`)
+    shuffle  False: file order.  True: a new seeded order every epoch.
+    seed     shuffling seed (int)
+    verify   check every sample's CRC-32 (default True)
+    limit    use only the first `limit` samples of the file
+    buf      optional bytearray of record_size bytes to read into
+
+    Attributes: count, rows, cols, labelled, classes, name, record_size,
+    epoch, pos (samples consumed in this epoch), index (file index of the
+    last sample read), image (memoryview of its pixels), buf (the record).
+    """
+
+    def __init__(self, path, shuffle=False, seed=0, verify=True, limit=None, buf=None):
+        self.path = path
+        self._f = open(path, "rb")
+        try:
+            self._open(shuffle, seed, verify, limit, buf)
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _err(self, msg):
+        return DataError("%s: %s" % (self.path, msg))
+
+    def _open(self, shuffle, seed, verify, limit, buf):
+        f = self._f
+        hdr = bytearray(HEADER_SIZE)
+        n = f.readinto(hdr) or 0
+        if n >= 4 and hdr[:4] != MAGIC:
+            n = HEADER_SIZE  # report the magic below
+        if n < HEADER_SIZE:
+            raise self._err("truncated header: %d bytes, a stream header has %d" % (n, HEADER_SIZE))
+        (magic, version, hsize, count, rows, cols, flags, classes, _, rsize,
+         name, _, _) = struct.unpack(HEADER_FMT, hdr)
+        if magic != MAGIC:
+            raise self._err("not a qtrain stream (magic %r, expected %r); convert IDX files with "
+                            "`python -m qtrain_host prepare`" % (bytes(magic), MAGIC))
+        if version != VERSION:
+            raise self._err("stream format version %d, this reader reads version %d" % (version, VERSION))
+        if _crc32(hdr) != CRC_RESIDUE:
+            raise self._err("header CRC mismatch: the file is corrupted")
+        if hsize != HEADER_SIZE:
+            raise self._err("header size %d, version %d has %d" % (hsize, VERSION, HEADER_SIZE))
+        if flags & ~FLAG_LABELS:
+            raise self._err("unknown flags 0x%x" % flags)
+        labelled = flags & FLAG_LABELS
+        if rows == 0 or cols == 0:
+            raise self._err("empty sample shape %dx%d" % (rows, cols))
+        if labelled and classes == 0:
+            raise self._err("labelled stream with 0 classes")
+        if rsize != labelled + rows * cols + 4:
+            raise self._err("record size %d does not match %dx%d pixels%s + CRC"
+                            % (rsize, rows, cols, " + label" if labelled else ""))
+        try:
+            end = f.seek(0, 2)
+        except (OSError, AttributeError):
+            end = None  # a stream that cannot seek: checked while reading
+        if end is not None:
+            want = hsize + count * rsize
+            if end < want:
+                raise self._err("truncated: %d bytes, the header's %d samples of %d bytes need %d "
+                                "(%d complete samples present)"
+                                % (end, count, rsize, want, (end - hsize) // rsize if end > hsize else 0))
+            if end > want:
+                raise self._err("%d trailing bytes after the %d samples the header declares"
+                                % (end - want, count))
+            f.seek(hsize)
+        self._fpos = hsize
+        self.version = version
+        self.count = count if limit is None else min(count, limit)
+        self.file_count = count
+        self.rows = rows
+        self.cols = cols
+        self.labelled = bool(labelled)
+        self.classes = classes
+        self.name = bytes(name).split(b"\0")[0].decode()
+        self.record_size = rsize
+        self._hsize = hsize
+        if buf is None:
+            buf = bytearray(rsize)
+        elif len(buf) != rsize:
+            raise ValueError("Stream: buf has %d bytes, records of %s have %d" % (len(buf), self.path, rsize))
+        self.buf = buf
+        mv = memoryview(buf)
+        self.image = mv[labelled:labelled + rows * cols]
+        self.verify = verify
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.pos = 0
+        self.index = -1
+        self.perm = Permutation(self.count, seed, 0) if shuffle else None
+
+    def read(self, i):
+        """Read sample `i` (file order) into self.buf; return its label
+        (-1 for an unlabelled stream)."""
+        if not 0 <= i < self.file_count:
+            raise IndexError("%s: sample %d out of range 0..%d" % (self.path, i, self.file_count - 1))
+        rsize = self.record_size
+        off = self._hsize + i * rsize
+        f = self._f
+        if off != self._fpos:
+            f.seek(off)
+        n = f.readinto(self.buf) or 0
+        if n != rsize:
+            self._fpos = -1
+            raise self._err("truncated at sample %d: %d of %d bytes" % (i, n, rsize))
+        self._fpos = off + rsize
+        self.index = i
+        if self.verify and _crc32(self.buf) != CRC_RESIDUE:
+            raise self._err("CRC mismatch in sample %d (byte offset %d): corrupted file or transfer"
+                            % (i, off))
+        if self.labelled:
+            lab = self.buf[0]
+            if lab >= self.classes:
+                raise self._err("label %d of sample %d is out of range 0..%d"
+                                % (lab, i, self.classes - 1))
+            return lab
+        return -1
+
+    def next(self):
+        """Read the next sample of the current order (starting a new epoch
+        after the last one); return its label.  Pixels in self.image."""
+        p = self.pos
+        if p >= self.count:
+            if self.count == 0:
+                raise self._err("no samples")
+            self._start_epoch(self.epoch + 1)
+            p = 0
+        lab = self.read(self.perm.at(p) if self.perm is not None else p)
+        self.pos = p + 1
+        return lab
+
+    def _start_epoch(self, epoch):
+        self.epoch = epoch
+        self.pos = 0
+        if self.perm is not None:
+            self.perm.set(self.seed, epoch)
+
+    def seek(self, pos, epoch=None):
+        """Continue at position `pos` (samples already consumed) of
+        `epoch` (default: the current one), e.g. from a checkpoint."""
+        if epoch is not None and epoch != self.epoch:
+            self._start_epoch(epoch)
+        if not 0 <= pos <= self.count:
+            raise IndexError("%s: position %d out of range 0..%d" % (self.path, pos, self.count))
+        self.pos = pos
+
+    def order(self, p):
+        """File index of position `p` in the current epoch."""
+        return self.perm.at(p) if self.perm is not None else p
+
+    def __iter__(self):
+        """Iterate over the rest of the current epoch (a new one if the
+        current one is done), yielding labels; pixels in self.image."""
+        if self.pos >= self.count:
+            self._start_epoch(self.epoch + 1)
+        while self.pos < self.count:
+            yield self.next()
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<Stream %s: %d x %dx%d%s, epoch %d pos %d>" % (
+            self.path, self.count, self.rows, self.cols,
+            " labelled %d classes" % self.classes if self.labelled else "", self.epoch, self.pos)
