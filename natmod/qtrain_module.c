@@ -8,6 +8,7 @@
 
 void qt_bind_util(void);
 void qt_bind_dense(void);
+void qt_bind_conv(void);
 
 // Version of the Python-visible API; qtrain checks it on import.
 #define QT_API_VERSION (1)
@@ -23,5 +24,6 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     // One line per bind_*.c file:
     qt_bind_util();
     qt_bind_dense();
+    qt_bind_conv();
     MP_DYNRUNTIME_INIT_EXIT
 }

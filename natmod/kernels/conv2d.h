@@ -110,4 +110,10 @@ void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const u
 int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t o, int32_t *grow);
 
+// Batch form: gw[o][c][ky][kx] += sum (e_o - z_e)(x - z_x) for o in sel
+// (NULL = all), gb[o] += sum (e_o - z_e) (gb may be NULL).  int32, weight layout.
+void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
+    const uint16_t *sel, int32_t n_sel);
+
 #endif

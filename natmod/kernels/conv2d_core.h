@@ -52,9 +52,11 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
 void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
     const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
     const uint16_t *sel, int32_t n_sel);
-// One (small channel i, big channel j) pair: grow[ky][kx] = sum (s - zs)(b - zb).
+// One (small channel i, big channel j) pair: grow[ky][kx] = sum (s - zs)(b - zb)
+// (added to grow if accumulate, else stored).
 void qt_conv_corr_pair_u8(const qt_conv_geom_t *g, const uint8_t *small_ch, int32_t zero_s,
-    const uint8_t *big_ch, int32_t zero_b, int32_t *grow);
+    const uint8_t *big_ch, int32_t zero_b, int32_t *grow, int accumulate);
+int32_t qt_conv_map_sum_u8(const uint8_t *e, int32_t n, int32_t zero);
 
 // One accumulator -> uint8, with the range bookkeeping of every uint8 core.
 static inline uint8_t qt_conv_out(int32_t acc, const qt_conv_rq_t *rq, int32_t lo,

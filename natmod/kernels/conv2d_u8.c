@@ -44,17 +44,15 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
                 const int32_t c = sel ? sel[j] : j;
                 const uint8_t *xc = big + c * H * W;
                 for (int32_t ky = 0; ky < KH; ky++) {
+                    // Rows and columns outside the input are real zeros.  (One
+                    // loop for both cases: a separate zero-fill loop would be
+                    // turned into a memset call, which a natmod cannot link.)
                     const int32_t iy = iy0 + ky;
-                    if (iy < 0 || iy >= H) {
-                        for (int32_t kx = 0; kx < KW; kx++) {
-                            *p++ = 0;
-                        }
-                        continue;
-                    }
-                    const uint8_t *xr = xc + iy * W;
+                    const int32_t row_ok = iy >= 0 && iy < H;
+                    const uint8_t *xr = xc + (row_ok ? iy * W : 0);
                     for (int32_t kx = 0; kx < KW; kx++) {
                         const int32_t ix = ix0 + kx;
-                        const int32_t v = (ix >= 0 && ix < W) ? xr[ix] - zx : 0;
+                        const int32_t v = (row_ok && ix >= 0 && ix < W) ? xr[ix] - zx : 0;
                         psum += v;
                         *p++ = (int16_t)v;
                     }
@@ -144,7 +142,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
 }
 
 void qt_conv_corr_pair_u8(const qt_conv_geom_t *g, const uint8_t *small_ch, int32_t zero_s,
-    const uint8_t *big_ch, int32_t zero_b, int32_t *grow) {
+    const uint8_t *big_ch, int32_t zero_b, int32_t *grow, int accumulate) {
     const int32_t H = g->in_h, W = g->in_w, SH = g->out_h, SW = g->out_w;
     const int32_t sw = g->stride_w;
     for (int32_t ky = 0; ky < g->k_h; ky++) {
@@ -161,7 +159,8 @@ void qt_conv_corr_pair_u8(const qt_conv_geom_t *g, const uint8_t *small_ch, int3
                     acc += (sr[sx] - zero_s) * (br[sx * sw] - zero_b);
                 }
             }
-            *grow++ = acc;
+            *grow = (accumulate ? *grow : 0) + acc;
+            grow++;
         }
     }
 }
@@ -202,17 +201,39 @@ void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const u
     qt_conv_scatter_u8(g, e, w, NULL, ex, rq, stats, sel, n_sel);
 }
 
+int32_t qt_conv_map_sum_u8(const uint8_t *e, int32_t n, int32_t zero) {
+    int32_t acc = 0;
+    for (int32_t i = 0; i < n; i++) {
+        acc += e[i];
+    }
+    return acc - n * zero;
+}
+
 int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t o, int32_t *grow) {
     const int32_t OHW = g->out_h * g->out_w, HW = g->in_h * g->in_w;
     const int32_t KK = g->k_h * g->k_w;
     const uint8_t *eo = e + o * OHW;
     for (int32_t c = 0; c < g->in_ch; c++) {
-        qt_conv_corr_pair_u8(g, eo, zero_e, x + c * HW, zero_x, grow + c * KK);
+        qt_conv_corr_pair_u8(g, eo, zero_e, x + c * HW, zero_x, grow + c * KK, 0);
     }
-    int32_t gb = 0;
-    for (int32_t i = 0; i < OHW; i++) {
-        gb += eo[i] - zero_e;
+    return qt_conv_map_sum_u8(eo, OHW, zero_e);
+}
+
+void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
+    const uint16_t *sel, int32_t n_sel) {
+    const int32_t OHW = g->out_h * g->out_w, HW = g->in_h * g->in_w;
+    const int32_t KK = g->k_h * g->k_w, C = g->in_ch;
+    const int32_t n = sel ? n_sel : g->out_ch;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t o = sel ? sel[j] : j;
+        const uint8_t *eo = e + o * OHW;
+        for (int32_t c = 0; c < C; c++) {
+            qt_conv_corr_pair_u8(g, eo, zero_e, x + c * HW, zero_x, gw + (o * C + c) * KK, 1);
+        }
+        if (gb) {
+            gb[o] += qt_conv_map_sum_u8(eo, OHW, zero_e);
+        }
     }
-    return gb;
 }

@@ -36,4 +36,9 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *g);
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e,
     int32_t zero_e, const uint8_t *x, int32_t zero_x, int32_t co, int32_t *grow);
 
+// Batch form: gw[ci][co][ky][kx] += ..., gb[co] += ... for co in sel (NULL = all).
+void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
+    const uint16_t *sel, int32_t n_sel);
+
 #endif

@@ -31,11 +31,27 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     const int32_t KK = t->k_h * t->k_w;
     const uint8_t *ec = e + co * OHW;
     for (int32_t ci = 0; ci < t->in_ch; ci++) {
-        qt_conv_corr_pair_u8(&g, x + ci * IHW, zero_x, ec, zero_e, grow + ci * KK);
+        qt_conv_corr_pair_u8(&g, x + ci * IHW, zero_x, ec, zero_e, grow + ci * KK, 0);
     }
-    int32_t gb = 0;
-    for (int32_t i = 0; i < OHW; i++) {
-        gb += ec[i] - zero_e;
+    return qt_conv_map_sum_u8(ec, OHW, zero_e);
+}
+
+void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
+    const uint16_t *sel, int32_t n_sel) {
+    qt_conv_geom_t g;
+    qt_conv_geom_swap(t, &g);
+    const int32_t IHW = t->in_h * t->in_w, OHW = t->out_h * t->out_w;
+    const int32_t KK = t->k_h * t->k_w, CO = t->out_ch;
+    const int32_t n = sel ? n_sel : CO;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t co = sel ? sel[j] : j;
+        const uint8_t *ec = e + co * OHW;
+        for (int32_t ci = 0; ci < t->in_ch; ci++) {
+            qt_conv_corr_pair_u8(&g, x + ci * IHW, zero_x, ec, zero_e, gw + (ci * CO + co) * KK, 1);
+        }
+        if (gb) {
+            gb[co] += qt_conv_map_sum_u8(ec, OHW, zero_e);
+        }
     }
-    return gb;
 }

@@ -313,3 +313,71 @@ def conv_transpose2d_grad_u8(e, ze, x, zx, stride, pad, k):
 def filter_error_scores_u8(e, ze):
     """DSGU score of each output filter: sum |e - z_e| over its map."""
     return np.abs(np.asarray(e, np.int64) - ze).sum(axis=(1, 2))
+
+
+# --------------------------------------------------------------------------
+# the bindings' view: qparams records in, records updated (bind_conv.c)
+# --------------------------------------------------------------------------
+# geom = (in_ch, in_h, in_w, out_ch, k_h, k_w, stride_h, stride_w, pad_h, pad_w
+#         [, out_pad_h, out_pad_w])
+
+F = np.float32
+
+
+def geom_args(geom):
+    """geom tuple -> (stride, pad, out_pad) pairs."""
+    g = [int(v) for v in geom]
+    op = (g[10], g[11]) if len(g) == 12 else (0, 0)
+    return (g[6], g[7]), (g[8], g[9]), op
+
+
+def _observe(qp, r, scale):
+    qp = np.array(qp, np.float32)
+    Q.qp_observe(qp, F(F(r[0]) * scale), F(F(r[1]) * scale))
+    return qp
+
+
+def forward_u8_qp(transposed, x, xq, w, wq, b, bq, yq, geom, relu):
+    """conv2d_forward_u8 / conv_transpose2d_forward_u8 as the binding runs
+    them: returns (y, yq with the observed range recorded)."""
+    stride, pad, op = geom_args(geom)
+    swx = F(F(wq[Q.SCALE]) * F(xq[Q.SCALE]))
+    out_mult = quantize_multiplier(F(swx / F(yq[Q.SCALE])))
+    bias_mult = quantize_multiplier(F(F(bq[Q.SCALE]) / swx) if b is not None else F(0))
+    zx, zw, zy = int(xq[Q.ZERO]), int(wq[Q.ZERO]), int(yq[Q.ZERO])
+    if transposed:
+        y, r = conv_transpose2d_forward_u8(x, zx, w, zw, b, stride, pad, op, out_mult, bias_mult, zy, relu)
+    else:
+        y, r = conv2d_forward_u8(x, zx, w, zw, b, stride, pad, out_mult, bias_mult, zy, relu)
+    return y, _observe(yq, r, swx)
+
+
+def backward_u8_qp(transposed, e, eq, y, yq, x, w, wq, exq, geom, sel=None):
+    """conv*_backward_u8: returns (e after the ReLU mask, ex, exq updated)."""
+    stride, pad, _ = geom_args(geom)
+    e = np.array(e, np.uint8)
+    if y is not None:
+        e = relu_mask_u8(e, int(eq[Q.ZERO]), y, int(yq[Q.ZERO]))
+    swe = F(F(wq[Q.SCALE]) * F(eq[Q.SCALE]))
+    out_mult = quantize_multiplier(F(swe / F(exq[Q.SCALE])))
+    fn = conv_transpose2d_backward_u8 if transposed else conv2d_backward_u8
+    ex, r = fn(e, int(eq[Q.ZERO]), x, 0, w, int(wq[Q.ZERO]), stride, pad, out_mult,
+               int(exq[Q.ZERO]), sel)
+    return e, ex, _observe(exq, r, swe)
+
+
+def grad_u8_qp(transposed, e, eq, x, xq, geom, sel=None):
+    """conv*_grad_u8 on zeroed accumulators: (gw int32, gb int32); rows of
+    unselected filters stay 0."""
+    stride, pad, _ = geom_args(geom)
+    k = (int(geom[4]), int(geom[5]))
+    fn = conv_transpose2d_grad_u8 if transposed else conv2d_grad_u8
+    g, gb = fn(e, int(eq[Q.ZERO]), x, int(xq[Q.ZERO]), stride, pad, k)
+    n_out = gb.shape[0]
+    mask = _select_mask(n_out, sel)
+    if transposed:
+        g[:, ~mask] = 0
+    else:
+        g[~mask] = 0
+    gb[~mask] = 0
+    return g.astype(np.int32), gb.astype(np.int32)

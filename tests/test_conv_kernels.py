@@ -1,0 +1,290 @@
+"""Conv2d / ConvTranspose2d kernels against the numpy golden model, on every target.
+
+Integer paths (forward with bias and fused ReLU, error propagation with the
+ReLU mask and DSGU channel selection, integer weight/bias gradients, and the
+range each call records in its qparams) must match bit for bit; float32 paths
+within float32 rounding.  Random geometries (kernel size, stride, padding,
+output padding, channels) plus the paper's VAE shapes.  Cases travel as one
+binary file; the target prints every output as hex.
+"""
+import numpy as np
+
+from qtrain_host.golden import conv as G
+from qtrain_host.golden import quant as GQ
+
+# MicroPython side: read buffers back (typecode + length + bytes), print hex.
+DEVICE_LIB = r"""
+from array import array
+import _qtrain as Q
+def rd(f):
+    h = f.read(5)
+    tc = chr(h[0])
+    n = h[1] | (h[2] << 8) | (h[3] << 16) | (h[4] << 24)
+    d = f.read(n)
+    if tc == 'N':
+        return None
+    if tc == 'B':
+        return bytearray(d)
+    return array(tc, d)
+def rdn(f, k):
+    return [rd(f) for _ in range(k)]
+def hx(b):
+    return ''.join(['%02x' % v for v in bytes(b)])
+def zeros(tc, n):
+    return array(tc, bytes(n * (1 if tc in 'bB' else (2 if tc in 'hH' else 4))))
+"""
+
+TC = {np.dtype(np.uint8): b"B", np.dtype(np.int32): b"i", np.dtype(np.int16): b"h",
+      np.dtype(np.float32): b"f"}
+
+
+def pack(*bufs):
+    out = bytearray()
+    for b in bufs:
+        if b is None:
+            out += b"N" + (0).to_bytes(4, "little")
+            continue
+        a = np.ascontiguousarray(b)
+        raw = a.tobytes()
+        out += TC[a.dtype] + len(raw).to_bytes(4, "little") + raw
+    return bytes(out)
+
+
+def parse(out, tag):
+    res = {}
+    for line in out.splitlines():
+        p = line.split()
+        if p and p[0] == tag:
+            res[int(p[1])] = [bytes.fromhex(h) for h in p[2:]]
+    return res
+
+
+VAE_GEOMS = [
+    (False, (1, 28, 28, 16, 3, 3, 2, 2, 1, 1)),          # 28x28 -> 14x14
+    (False, (16, 14, 14, 32, 3, 3, 2, 2, 1, 1)),         # 14x14 -> 7x7
+    (True, (32, 7, 7, 16, 3, 3, 2, 2, 1, 1, 1, 1)),      # 7x7 -> 14x14
+    (True, (16, 14, 14, 1, 3, 3, 2, 2, 1, 1, 1, 1)),     # 14x14 -> 28x28
+]
+
+
+def rand_geom(rng, transposed):
+    while True:
+        ci, co = (int(v) for v in rng.integers(1, 6, 2))
+        kh, kw = (int(v) for v in rng.integers(1, 5, 2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        ph, pw = (int(v) for v in rng.integers(0, 3, 2))
+        H, W = (int(v) for v in rng.integers(1, 9, 2))
+        g = (ci, H, W, co, kh, kw, sh, sw, ph, pw)
+        try:
+            if transposed:
+                g = g + (int(rng.integers(0, sh)), int(rng.integers(0, sw)))
+                G.check_conv_transpose2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw), g[10:])
+            else:
+                G.check_conv2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw))
+        except ValueError:
+            continue
+        return g
+
+
+def shapes(transposed, geom):
+    ci, H, W, co, kh, kw = geom[:6]
+    stride, pad, op = G.geom_args(geom)
+    if transposed:
+        oh, ow = G.conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
+        wshape = (ci, co, kh, kw)
+    else:
+        oh, ow = G.conv2d_out_size(H, W, (kh, kw), stride, pad)
+        wshape = (co, ci, kh, kw)
+    return (ci, H, W), wshape, (co, oh, ow)
+
+
+def rand_qp(rng):
+    a = float(rng.uniform(-1, 0)) * float(rng.choice([0, 1, 1, 1]))
+    b = float(rng.uniform(0, 1)) * float(rng.choice([0, 1, 1, 1]))
+    if a == 0 and b == 0:
+        b = 1.0
+    scale = float(np.exp(rng.uniform(-4, 1)))
+    return GQ.new_qp(a * scale, b * scale)
+
+
+def spread_qp(rng, r, scale):
+    """A range near the observed accumulator extremes, so outputs are not all clamped."""
+    lo = min(r[0], 0) * float(scale) * rng.uniform(0.3, 1.0)
+    hi = max(r[1], 0) * float(scale) * rng.uniform(0.3, 1.0)
+    if hi - lo <= 0:
+        hi = 1.0
+    return GQ.new_qp(lo, hi, alpha=float(rng.choice([0.0, 0.1])))
+
+
+def u8_case(rng, transposed, geom):
+    xs, wshape, ys = shapes(transposed, geom)
+    x = rng.integers(0, 256, xs, dtype=np.uint8)
+    w = rng.integers(0, 256, wshape, dtype=np.uint8)
+    xq, wq = rand_qp(rng), rand_qp(rng)
+    co = ys[0]
+    b = rng.integers(-2**16, 2**16, co, dtype=np.int32) if rng.random() < 0.7 else None
+    bq = GQ.new_qp(-1.0, 1.0)
+    bq[GQ.SCALE] = xq[GQ.SCALE] * wq[GQ.SCALE] * np.float32(rng.choice([1.0, 0.37, 3.0]))
+    bq[GQ.ZERO] = 0
+    relu = int(rng.random() < 0.5)
+    # provisional output range -> accumulator extremes -> a sensible yq
+    _, yq0 = G.forward_u8_qp(transposed, x, xq, w, wq, b, bq, GQ.new_qp(-1, 1), geom, relu)
+    swx = np.float32(xq[GQ.SCALE] * wq[GQ.SCALE])
+    yq = spread_qp(rng, (yq0[GQ.OBS_MIN] / swx, yq0[GQ.OBS_MAX] / swx), swx)
+    e = rng.integers(0, 256, ys, dtype=np.uint8)
+    eq = rand_qp(rng)
+    # error range from the unmasked, unselected propagation
+    _, _, exq0 = G.backward_u8_qp(transposed, e, eq, None, yq, x, w, wq, GQ.new_qp(-1, 1), geom)
+    swe = np.float32(eq[GQ.SCALE] * wq[GQ.SCALE])
+    exq = spread_qp(rng, (exq0[GQ.OBS_MIN] / swe, exq0[GQ.OBS_MAX] / swe), swe)
+    if rng.random() < 0.5:
+        k = int(rng.integers(0, co + 1))
+        sel = rng.permutation(co).astype(np.int16)   # any order; first k used
+    else:
+        k, sel = co, None
+    return dict(t=transposed, geom=geom, x=x, xq=xq, w=w, wq=wq, b=b, bq=bq, yq=yq, e=e, eq=eq,
+                exq=exq, relu=relu, sel=sel, k=k)
+
+
+U8_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    fl, x, xq, w, wq, b, bq, yq, e, eq, exq, sel = rdn(f, 12)
+    t, relu, k = fl[0], fl[1], fl[2]
+    geom = tuple(fl[3:])
+    if t:
+        oc, oh, ow = Q.conv_transpose2d_out_shape(geom)
+        scratch = zeros('h', Q.conv_transpose2d_scratch_len(geom))
+    else:
+        oc, oh, ow = Q.conv2d_out_shape(geom)
+        scratch = zeros('h', Q.conv2d_scratch_len(geom))
+    y = bytearray(oc * oh * ow)
+    if t:
+        Q.conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu)
+    else:
+        Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
+    print('F', i, hx(y), hx(yq))
+    ex = bytearray(len(x))
+    yy = y if relu else None
+    if t:
+        Q.conv_transpose2d_backward_u8(e, eq, yy, yq, w, wq, ex, exq, geom, sel, k, scratch)
+    else:
+        Q.conv2d_backward_u8(e, eq, yy, yq, w, wq, ex, exq, geom, sel, k)
+    print('B', i, hx(e), hx(ex), hx(exq))
+    gw = zeros('i', len(w))
+    gb = zeros('i', oc)
+    if t:
+        Q.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k)
+    else:
+        Q.conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k)
+    print('G', i, hx(gw), hx(gb))
+print('done')
+"""
+
+
+def _u8_cases():
+    rng = np.random.default_rng(2024)
+    cases = [u8_case(rng, bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(40)]
+    cases += [u8_case(rng, t, g) for t, g in VAE_GEOMS]
+    return cases
+
+
+def test_conv_u8_bit_exact(run):
+    cases = _u8_cases()
+    data = pack(np.array([len(cases)], np.int32))
+    for c in cases:
+        fl = np.array([int(c["t"]), c["relu"], c["k"]] + list(c["geom"]), np.int32)
+        data += pack(fl, c["x"].ravel(), c["xq"], c["w"].ravel(), c["wq"], c["b"], c["bq"], c["yq"],
+                     c["e"].ravel(), c["eq"], c["exq"], c["sel"])
+    out = run(U8_SCRIPT, files={"cases.bin": data})
+    assert "done" in out, out[-2000:]
+    F, B, Gr = parse(out, "F"), parse(out, "B"), parse(out, "G")
+    assert len(F) == len(B) == len(Gr) == len(cases)
+    for i, c in enumerate(cases):
+        t, geom = c["t"], c["geom"]
+        what = "case %d (%s %s relu=%d k=%s)" % (i, "convT" if t else "conv", geom, c["relu"],
+                                                 c["k"] if c["sel"] is not None else "all")
+        y, yq = G.forward_u8_qp(t, c["x"], c["xq"], c["w"], c["wq"], c["b"], c["bq"], c["yq"], geom,
+                                c["relu"])
+        assert F[i][0] == y.tobytes(), what + ": y"
+        assert F[i][1] == yq.tobytes(), what + ": yq %s vs %s" % (np.frombuffer(F[i][1], np.float32), yq)
+        sel = None if c["sel"] is None else c["sel"][:c["k"]]
+        e, ex, exq = G.backward_u8_qp(t, c["e"], c["eq"], y if c["relu"] else None, yq, c["x"], c["w"],
+                                      c["wq"], c["exq"], geom, sel)
+        assert B[i][0] == e.tobytes(), what + ": e after ReLU mask"
+        assert B[i][1] == ex.tobytes(), what + ": ex"
+        assert B[i][2] == exq.tobytes(), what + ": exq"
+        gw, gb = G.grad_u8_qp(t, e, c["eq"], c["x"], c["xq"], geom, sel)
+        assert Gr[i][0] == gw.tobytes(), what + ": gw"
+        assert Gr[i][1] == gb.tobytes(), what + ": gb"
+
+
+F32_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    fl, x, w, b, e, sel = rdn(f, 6)
+    t, relu, k = fl[0], fl[1], fl[2]
+    geom = tuple(fl[3:])
+    shape = Q.conv_transpose2d_out_shape(geom) if t else Q.conv2d_out_shape(geom)
+    y = zeros('f', shape[0] * shape[1] * shape[2])
+    (Q.conv_transpose2d_forward_f32 if t else Q.conv2d_forward_f32)(x, w, b, y, geom, relu)
+    ex = zeros('f', len(x))
+    gw = zeros('f', len(w))
+    gb = zeros('f', shape[0])
+    (Q.conv_transpose2d_backward_f32 if t else Q.conv2d_backward_f32)(
+        e, y if relu else None, x, w, ex, gw, gb, geom, sel, k)
+    print('R', i, hx(y), hx(ex), hx(gw), hx(gb))
+print('done')
+"""
+
+
+def test_conv_f32(run):
+    rng = np.random.default_rng(99)
+    geoms = [(bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(30)] + VAE_GEOMS
+    cases = []
+    data = bytearray()
+    for t, geom in geoms:
+        xs, wshape, ys = shapes(t, geom)
+        x = rng.standard_normal(xs).astype(np.float32)
+        w = (rng.standard_normal(wshape) * 0.3).astype(np.float32)
+        b = rng.standard_normal(ys[0]).astype(np.float32) if rng.random() < 0.7 else None
+        e = rng.standard_normal(ys).astype(np.float32)
+        relu = int(rng.random() < 0.5)
+        if rng.random() < 0.4:
+            k, sel = int(rng.integers(0, ys[0] + 1)), rng.permutation(ys[0]).astype(np.int16)
+        else:
+            k, sel = ys[0], None
+        cases.append((t, geom, x, w, b, e, relu, sel, k))
+        fl = np.array([int(t), relu, k] + list(geom), np.int32)
+        data += pack(fl, x.ravel(), w.ravel(), b, e.ravel(), sel)
+    data = pack(np.array([len(cases)], np.int32)) + bytes(data)
+    out = run(F32_SCRIPT, files={"cases.bin": data})
+    assert "done" in out, out[-2000:]
+    res = parse(out, "R")
+    assert len(res) == len(cases)
+    for i, (t, geom, x, w, b, e, relu, sel, k) in enumerate(cases):
+        stride, pad, op = G.geom_args(geom)
+        bb = np.zeros(w.shape[1 if t else 0], np.float32) if b is None else b
+        if t:
+            y = G.conv_transpose2d_forward_f32(x, w, bb, stride, pad, op, relu)
+        else:
+            y = G.conv2d_forward_f32(x, w, bb, stride, pad, relu)
+        eu = e.astype(np.float64)
+        if sel is not None:
+            m = np.zeros(e.shape[0], bool)
+            m[sel[:k]] = True
+            eu[~m] = 0
+        bw = G.conv_transpose2d_backward_f32 if t else G.conv2d_backward_f32
+        ex, gw, gb = bw(eu, x, w, stride, pad, y if relu else None)
+        # float32 accumulation in a different order: error ~ eps * sum |terms|
+        got = [np.frombuffer(v, np.float32) for v in res[i]]
+        what = "case %d (%s %s)" % (i, "convT" if t else "conv", geom)
+        for name, g, ref, scale in (("y", got[0], y, 1.0), ("ex", got[1], ex, 1.0),
+                                    ("gw", got[2], gw, 1.0), ("gb", got[3], gb, 1.0)):
+            ref = ref.ravel()
+            tol = 2e-5 * (np.abs(ref).max() + 1) * np.sqrt(max(1, ref.size))
+            assert np.abs(g - ref).max() <= tol, what + ": " + name
+        if relu:
+            assert np.all(got[0] >= 0)
