@@ -245,3 +245,14 @@ def test_fashion_labels_if_present():
         pytest.skip("no ../shared/data/fashion-mnist")
     lab = idx.read_labels(p, classes=10)
     assert lab.shape == (10000,) and (np.bincount(lab) == 1000).all()
+
+
+def test_identify_original_files(tmp_path):
+    import os
+    from qtrain_host import paths
+    p = tmp_path / "x.gz"
+    idx.write(p, np.zeros(3, np.uint8))
+    assert datasets.identify(p) is None
+    orig = os.path.join(paths.ROOT, "..", "shared", "data", "fashion-mnist", "train-labels-idx1-ubyte.gz")
+    if os.path.exists(orig):
+        assert datasets.identify(orig) == ("fashion-mnist", "train-labels-idx1-ubyte.gz")

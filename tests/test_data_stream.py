@@ -415,3 +415,33 @@ print("CRC", data._crc32_py(b), data._crc32(b), data._crc32_py(b"") )
     line = [x for x in out.split("\n") if x.startswith("CRC")][0].split()
     b = bytes(range(256)) * 3
     assert [int(v) for v in line[1:]] == [zlib.crc32(b), zlib.crc32(b), 0]
+
+
+def test_board_reader_io_error_is_clear(tmp_path, dev):
+    """A lost `mpremote mount` link shows up as OSError from the file: the
+    reader names the file, the sample and how to resume."""
+    data, _, _ = _stream_bytes(5)
+    p = tmp_path / "s.qtds"
+    p.write_bytes(data)
+    s = dev.Stream(str(p))
+    s.next()
+
+    class Lost:
+        def seek(self, *a):
+            raise OSError(5, "EIO")
+
+        def readinto(self, b):
+            raise OSError(5, "EIO")
+
+        def close(self):
+            pass
+
+    s._f.close()
+    s._f = Lost()
+    with pytest.raises(dev.DataError) as e:
+        s.next()
+    msg = str(e.value)
+    assert msg.startswith(str(p) + ": read error at sample 1") and "seek(pos, epoch)" in msg
+    s.close()
+    with pytest.raises(dev.DataError, match="after close"):
+        s.read(0)

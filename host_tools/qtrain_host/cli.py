@@ -189,12 +189,16 @@ def _info_args(p):
 
 
 def describe_file(path):
-    from . import idx, stream
+    from . import datasets, idx, stream
     with open(path, "rb") as f:
         head = f.read(4)
     if head == stream.MAGIC:
         return stream.describe(path)
-    return idx.describe(path)
+    text = idx.describe(path)
+    known = datasets.identify(path)
+    if known:
+        text += "\n  the original %s distribution file %s (MD5 matches)" % known
+    return text
 
 
 @subcommand("info", "describe and check stream (.qtds) or IDX files", _info_args)

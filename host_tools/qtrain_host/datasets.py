@@ -53,8 +53,39 @@ def find_file(data_dir, split, kind):
     raise DatasetError("%s: no %s %s file (looked for %s)" % (data_dir, split, kind, ", ".join(tried)))
 
 
+# MD5 of the original distribution files (as published with each dataset).
+KNOWN_MD5 = {
+    "f68b3c2dcbeaaa9fbdd348bbdeb94873": ("mnist", "train-images-idx3-ubyte.gz"),
+    "d53e105ee54ea40749a09fcbcd1e9432": ("mnist", "train-labels-idx1-ubyte.gz"),
+    "9fb629c4189551a2d022fa330f9573f3": ("mnist", "t10k-images-idx3-ubyte.gz"),
+    "ec29112dd5afa0611ce80d1b7f02629c": ("mnist", "t10k-labels-idx1-ubyte.gz"),
+    "8d4fb7e6c68d591d4c3dfef9ec88bf0d": ("fashion-mnist", "train-images-idx3-ubyte.gz"),
+    "25c81989df183df01b3e8a0aad5dffbe": ("fashion-mnist", "train-labels-idx1-ubyte.gz"),
+    "bef4ecab320f06d8554ea6380940ec79": ("fashion-mnist", "t10k-images-idx3-ubyte.gz"),
+    "bb300cfdad3c16e7a12a480ee83cd310": ("fashion-mnist", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def identify(path):
+    """(dataset, original file name) if `path` is byte-identical to an
+    original distribution file, else None."""
+    import hashlib
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return KNOWN_MD5.get(h.hexdigest())
+
+
 def guess_name(data_dir):
-    """'fashion-mnist' if the directory's name says so, else 'mnist'."""
+    """'mnist' or 'fashion-mnist': from the MD5 of the train labels file if it
+    is an original one, else from the directory's name."""
+    try:
+        known = identify(find_file(data_dir, "train", "labels"))
+    except (DatasetError, OSError):
+        known = None
+    if known:
+        return known[0]
     base = os.path.basename(os.path.normpath(data_dir)).lower()
     return "fashion-mnist" if "fashion" in base else "mnist"
 

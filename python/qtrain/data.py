@@ -254,9 +254,17 @@ class Stream:
         rsize = self.record_size
         off = self._hsize + i * rsize
         f = self._f
-        if off != self._fpos:
-            f.seek(off)
-        n = f.readinto(self.buf) or 0
+        if f is None:
+            raise self._err("read after close()")
+        try:
+            if off != self._fpos:
+                f.seek(off)
+            n = f.readinto(self.buf) or 0
+        except OSError as e:
+            # e.g. the `mpremote mount` link went away: say where we were
+            self._fpos = -1
+            raise self._err("read error at sample %d: %r (link lost or file removed?); "
+                            "reopen and seek(pos, epoch) to resume" % (i, e))
         if n != rsize:
             self._fpos = -1
             raise self._err("truncated at sample %d: %d of %d bytes" % (i, n, rsize))
