@@ -6,7 +6,10 @@
 #   data-subset     regenerate data/mnist-subset from the full dataset (maintainers)
 #   data-check      checksums of the shipped subset
 
-DATA_PY ?= $(if $(wildcard build/venv/bin/python),build/venv/bin/python,python3)
+# Inside the top Makefile: its venv python (built first); standalone: the venv
+# if `make setup` made one.
+DATA_PY ?= $(or $(PY),build/venv/bin/python)
+DATA_DEPS ?= $(if $(VENV),$(VENV)/.stamp)
 MNIST_DIR ?= ../shared/data/mnist
 DATA_OUT ?= out/data
 DATA_SEED ?= 0
@@ -15,7 +18,8 @@ DATA_ENV := PYTHONPATH=host_tools
 .PHONY: data data-full data-subset data-check
 
 data: $(DATA_OUT)/manifest.json
-$(DATA_OUT)/manifest.json: data/mnist-subset/SHA256SUMS $(wildcard data/mnist-subset/*.gz)
+$(DATA_OUT)/manifest.json: data/mnist-subset/SHA256SUMS $(wildcard data/mnist-subset/*.gz) \
+		host_tools/qtrain_host/stream.py host_tools/qtrain_host/datasets.py | $(DATA_DEPS)
 	$(DATA_ENV) $(DATA_PY) -m qtrain_host prepare --data data/mnist-subset --out $(DATA_OUT) --seed $(DATA_SEED)
 
 data-full:
