@@ -9,8 +9,8 @@
 // and is checked on every call (cheap next to the convolution).
 // Argument order as in bind_dense.c: inputs, outputs, options; every uint8
 // tensor is followed by its qparams record (array('f', 8), kernels/quant.h).
-// DSGU: `sel` is array('h') of distinct output-channel indices, `k` how many
-// of them to use (None = all channels).
+// DSGU: `sel` is array('i') of distinct output-channel indices (as
+// select_topk writes them), `k` how many of them to use (None = all channels).
 #include "bind_common.h"
 #include "kernels/quant.h"
 #include "kernels/conv2d.h"
@@ -106,14 +106,14 @@ static void parse_geom(mp_obj_t obj, bool transposed, qt_conv_geom_t *g) {
 }
 
 // sel/k -> (pointer or NULL, count); every index checked < n_ch.
-static const uint16_t *parse_sel(size_t n_args, const mp_obj_t *a, size_t i_sel, int32_t n_ch,
+static const int32_t *parse_sel(size_t n_args, const mp_obj_t *a, size_t i_sel, int32_t n_ch,
     int32_t *n_sel) {
     *n_sel = n_ch;
     if (n_args <= i_sel || a[i_sel] == mp_const_none) {
         return NULL;
     }
     size_t len;
-    const int16_t *sel = qt_arg_buf_len(a[i_sel], "sel", QT_TC_I16, 0, &len, QT_RO);
+    const int32_t *sel = qt_arg_buf_len(a[i_sel], "sel", QT_TC_I32, 0, &len, QT_RO);
     if (n_args <= i_sel + 1) {
         qt_raise_type("k: expected an int (number of selected channels) with sel");
     }
@@ -128,7 +128,7 @@ static const uint16_t *parse_sel(size_t n_args, const mp_obj_t *a, size_t i_sel,
         }
     }
     *n_sel = k;
-    return (const uint16_t *)sel;
+    return sel;
 }
 
 static int32_t qp_zero(const float *qp) {
@@ -228,7 +228,7 @@ static mp_obj_t backward_f32(size_t n_args, const mp_obj_t *a, bool transposed) 
     float *gw = qt_arg_buf_opt(a[5], "gw", QT_TC_F32, nw, QT_RW);
     float *gb = qt_arg_buf_opt(a[6], "gb", QT_TC_F32, (size_t)g.out_ch, QT_RW);
     int32_t n_sel;
-    const uint16_t *sel = parse_sel(n_args, a, 8, g.out_ch, &n_sel);
+    const int32_t *sel = parse_sel(n_args, a, 8, g.out_ch, &n_sel);
     if (ex) {
         qt_check_no_overlap(ex, ni * 4, "ex", e, no * 4, "e");
         qt_check_no_overlap(ex, ni * 4, "ex", w, nw * 4, "w");
@@ -316,7 +316,7 @@ static mp_obj_t forward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
 static mp_obj_t qt_conv2d_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return forward_u8(n_args, a, false);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_forward_u8_obj, 11, 11, qt_conv2d_forward_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_forward_u8_obj, 10, 11, qt_conv2d_forward_u8_fn);
 static mp_obj_t qt_conv_transpose2d_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return forward_u8(n_args, a, true);
 }
@@ -343,7 +343,7 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     uint8_t *ex = qt_arg_buf_opt(a[6], "ex", QT_TC_U8, ni, QT_RW);
     float *exq = ex ? qt_arg_qparams(a[7], "exq", QT_RW) : NULL;
     int32_t n_sel;
-    const uint16_t *sel = parse_sel(n_args, a, 9, g.out_ch, &n_sel);
+    const int32_t *sel = parse_sel(n_args, a, 9, g.out_ch, &n_sel);
     int16_t *scratch = NULL;
     if (transposed && ex) {
         if (n_args < 12) {
@@ -409,7 +409,7 @@ static mp_obj_t grad_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     int32_t *gw = qt_arg_i32(a[4], "gw", nw, QT_RW);
     int32_t *gb = qt_arg_buf_opt(a[5], "gb", QT_TC_I32, (size_t)g.out_ch, QT_RW);
     int32_t n_sel;
-    const uint16_t *sel = parse_sel(n_args, a, 7, g.out_ch, &n_sel);
+    const int32_t *sel = parse_sel(n_args, a, 7, g.out_ch, &n_sel);
     if (transposed) {
         conv_transpose2d_grad_acc_u8(&g, e, qp_zero(eq), x, qp_zero(xq), gw, gb, sel, n_sel);
     } else {
@@ -428,12 +428,13 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 7, 9
     qt_conv_transpose2d_grad_u8_fn);
 
 // conv_scores_u8(e, eq, scores): DSGU score of every channel of a CHW error,
-// sum |e - z_e| over its map; scores int32[ch] (ch = len(scores)).
+// sum |e - z_e| over its map; scores array('I') of ch items (ch = len(scores)),
+// the input of select_topk.
 static mp_obj_t qt_conv_scores_u8_fn(mp_obj_t e_in, mp_obj_t eq_in, mp_obj_t s_in) {
     size_t n, ch;
     const uint8_t *e = qt_arg_buf_len(e_in, "e", QT_TC_U8, 1, &n, QT_RO);
     const float *eq = qt_arg_qparams(eq_in, "eq", QT_RO);
-    int32_t *s = qt_arg_buf_len(s_in, "scores", QT_TC_I32, 1, &ch, QT_RW);
+    uint32_t *s = qt_arg_buf_len(s_in, "scores", QT_TC_U32, 1, &ch, QT_RW);
     if (n % ch || n / ch > 32767) {
         qt_raise_value("e: expected a multiple of len(scores) = %z items (at most 32767 per channel), got %z",
             ch, n);

@@ -139,7 +139,7 @@ def u8_case(rng, transposed, geom):
     exq = spread_qp(rng, (exq0[GQ.OBS_MIN] / swe, exq0[GQ.OBS_MAX] / swe), swe)
     if rng.random() < 0.5:
         k = int(rng.integers(0, co + 1))
-        sel = rng.permutation(co).astype(np.int16)   # any order; first k used
+        sel = rng.permutation(co).astype(np.int32)   # any order; first k used
     else:
         k, sel = co, None
     return dict(t=transposed, geom=geom, x=x, xq=xq, w=w, wq=wq, b=b, bq=bq, yq=yq, e=e, eq=eq,
@@ -253,7 +253,7 @@ def test_conv_f32(run):
         e = rng.standard_normal(ys).astype(np.float32)
         relu = int(rng.random() < 0.5)
         if rng.random() < 0.4:
-            k, sel = int(rng.integers(0, ys[0] + 1)), rng.permutation(ys[0]).astype(np.int16)
+            k, sel = int(rng.integers(0, ys[0] + 1)), rng.permutation(ys[0]).astype(np.int32)
         else:
             k, sel = ys[0], None
         cases.append((t, geom, x, w, b, e, relu, sel, k))

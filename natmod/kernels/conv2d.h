@@ -68,7 +68,7 @@ void conv2d_forward_f32(const qt_conv_geom_t *g, const float *x, const float *w,
 // sel/n_sel: only these output filters contribute (DSGU); sel NULL = all.
 void conv2d_backward_f32(const qt_conv_geom_t *g, float *e, const float *y_relu,
     const float *x, const float *w, float *ex, float *gw, float *gb,
-    const uint16_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel);
 
 // ---- uint8 -------------------------------------------------------------------
 // Per-call constants, computed once from the float scales (quant.h):
@@ -94,16 +94,16 @@ int32_t conv2d_scratch_len_u8(const qt_conv_geom_t *g);
 // ReLU backward on a uint8 error: e[i] = zero_e where y[i] <= zero_y.
 void conv_relu_mask_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t zero_e, int32_t zero_y);
 
-// DSGU score of each output channel: sum |e - zero_e| over its map (int32[ch]).
+// DSGU score of each output channel: sum |e - zero_e| over its map (uint32[ch]).
 void conv_channel_scores_u8(const uint8_t *e, int32_t ch, int32_t hw, int32_t zero_e,
-    int32_t *scores);
+    uint32_t *scores);
 
 // Error propagation e (out side) -> ex (in side), through the filters in
 // sel (NULL = all).  rq: zero_in = z_e, zero_w = z_w, zero_out = z_ex,
 // mult/shift of s_w s_e / s_ex.  stats: min/max of the int32 accumulator.
 void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const uint8_t *w,
     uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
-    const uint16_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel);
 
 // Integer gradient of one filter o: grow[c][ky][kx] = sum (e_o - z_e)(x - z_x)
 // (real: s_e s_x grow); returns the bias gradient sum (e_o - z_e) (real: s_e *).
@@ -114,6 +114,6 @@ int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t
 // (NULL = all), gb[o] += sum (e_o - z_e) (gb may be NULL).  int32, weight layout.
 void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
-    const uint16_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel);
 
 #endif

@@ -38,20 +38,20 @@ static inline void qt_conv_tap_range(int32_t k, int32_t s, int32_t p, int32_t bi
 // float32 cores.  sel selects small channels (scatter, corr) or big channels
 // (gather); NULL = all.
 void qt_conv_gather_f32(const qt_conv_geom_t *g, const float *big, const float *w,
-    const float *b, float *small, int relu, const uint16_t *sel, int32_t n_sel);
+    const float *b, float *small, int relu, const int32_t *sel, int32_t n_sel);
 void qt_conv_scatter_f32(const qt_conv_geom_t *g, const float *small, const float *w,
-    const float *b, float *big, int relu, const uint16_t *sel, int32_t n_sel);
+    const float *b, float *big, int relu, const int32_t *sel, int32_t n_sel);
 void qt_conv_corr_f32(const qt_conv_geom_t *g, const float *small, const float *big,
-    float *gw, const uint16_t *sel_small, int32_t n_small, const uint16_t *sel_big,
+    float *gw, const int32_t *sel_small, int32_t n_small, const int32_t *sel_big,
     int32_t n_big);
 
 // uint8 cores (rq: zero_in is the streamed source's zero point).
 void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_t *w,
     const int32_t *b, uint8_t *small, const qt_conv_rq_t *rq, int32_t *stats,
-    const uint16_t *sel, int32_t n_sel, int16_t *scratch);
+    const int32_t *sel, int32_t n_sel, int16_t *scratch);
 void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
     const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
-    const uint16_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel);
 // One (small channel i, big channel j) pair: grow[ky][kx] = sum (s - zs)(b - zb)
 // (added to grow if accumulate, else stored).
 void qt_conv_corr_pair_u8(const qt_conv_geom_t *g, const uint8_t *small_ch, int32_t zero_s,

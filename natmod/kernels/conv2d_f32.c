@@ -3,7 +3,7 @@
 #include "conv2d_core.h"
 
 void qt_conv_gather_f32(const qt_conv_geom_t *g, const float *big, const float *w,
-    const float *b, float *small, int relu, const uint16_t *sel, int32_t n_sel) {
+    const float *b, float *small, int relu, const int32_t *sel, int32_t n_sel) {
     const int32_t C = g->in_ch, H = g->in_h, W = g->in_w;
     const int32_t KH = g->k_h, KW = g->k_w, KK = KH * KW;
     const int32_t n = sel ? n_sel : C;
@@ -39,7 +39,7 @@ void qt_conv_gather_f32(const qt_conv_geom_t *g, const float *big, const float *
 }
 
 void qt_conv_scatter_f32(const qt_conv_geom_t *g, const float *small, const float *w,
-    const float *b, float *big, int relu, const uint16_t *sel, int32_t n_sel) {
+    const float *b, float *big, int relu, const int32_t *sel, int32_t n_sel) {
     const int32_t C = g->in_ch, H = g->in_h, W = g->in_w, HW = H * W;
     const int32_t KH = g->k_h, KW = g->k_w, KK = KH * KW;
     const int32_t SHW = g->out_h * g->out_w;
@@ -88,7 +88,7 @@ void qt_conv_scatter_f32(const qt_conv_geom_t *g, const float *small, const floa
 }
 
 void qt_conv_corr_f32(const qt_conv_geom_t *g, const float *small, const float *big,
-    float *gw, const uint16_t *sel_small, int32_t n_small, const uint16_t *sel_big,
+    float *gw, const int32_t *sel_small, int32_t n_small, const int32_t *sel_big,
     int32_t n_big) {
     const int32_t C = g->in_ch, H = g->in_h, W = g->in_w;
     const int32_t SH = g->out_h, SW = g->out_w;
@@ -132,7 +132,7 @@ static void relu_mask_f32(float *e, const float *y, int32_t n) {
     }
 }
 
-static void bias_grad_f32(const float *e, int32_t hw, float *gb, const uint16_t *sel,
+static void bias_grad_f32(const float *e, int32_t hw, float *gb, const int32_t *sel,
     int32_t n_sel, int32_t ch) {
     const int32_t n = sel ? n_sel : ch;
     for (int32_t j = 0; j < n; j++) {
@@ -152,7 +152,7 @@ void conv2d_forward_f32(const qt_conv_geom_t *g, const float *x, const float *w,
 
 void conv2d_backward_f32(const qt_conv_geom_t *g, float *e, const float *y_relu,
     const float *x, const float *w, float *ex, float *gw, float *gb,
-    const uint16_t *sel, int32_t n_sel) {
+    const int32_t *sel, int32_t n_sel) {
     const int32_t ohw = g->out_h * g->out_w;
     if (y_relu) {
         relu_mask_f32(e, y_relu, g->out_ch * ohw);
@@ -169,9 +169,9 @@ void conv2d_backward_f32(const qt_conv_geom_t *g, float *e, const float *y_relu,
 }
 
 // Shared by conv_transpose2d_f32.c.
-void qt_conv_bias_grad_f32(const float *e, int32_t hw, float *gb, const uint16_t *sel,
+void qt_conv_bias_grad_f32(const float *e, int32_t hw, float *gb, const int32_t *sel,
     int32_t n_sel, int32_t ch);
-void qt_conv_bias_grad_f32(const float *e, int32_t hw, float *gb, const uint16_t *sel,
+void qt_conv_bias_grad_f32(const float *e, int32_t hw, float *gb, const int32_t *sel,
     int32_t n_sel, int32_t ch) {
     bias_grad_f32(e, hw, gb, sel, n_sel, ch);
 }

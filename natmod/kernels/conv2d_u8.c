@@ -24,7 +24,7 @@ static inline int32_t dot_u8_s16(const uint8_t *w, const int16_t *p, int32_t n) 
 // inner loop is a plain dot product.
 void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_t *w,
     const int32_t *b, uint8_t *small, const qt_conv_rq_t *rq, int32_t *stats,
-    const uint16_t *sel, int32_t n_sel, int16_t *scratch) {
+    const int32_t *sel, int32_t n_sel, int16_t *scratch) {
     const int32_t C = g->in_ch, H = g->in_h, W = g->in_w;
     const int32_t KH = g->k_h, KW = g->k_w, KK = KH * KW;
     const int32_t O = g->out_ch, OHW = g->out_h * g->out_w;
@@ -87,7 +87,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
 // ky = ky0, ky0 + s, ... with small row sy = sy0, sy0 - 1, ...
 void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
     const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
-    const uint16_t *sel, int32_t n_sel) {
+    const int32_t *sel, int32_t n_sel) {
     const int32_t C = g->in_ch, H = g->in_h, W = g->in_w;
     const int32_t SH = g->out_h, SW = g->out_w, SHW = SH * SW;
     const int32_t KH = g->k_h, KW = g->k_w, KK = KH * KW;
@@ -184,20 +184,20 @@ void conv_relu_mask_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t zero_e, 
 }
 
 void conv_channel_scores_u8(const uint8_t *e, int32_t ch, int32_t hw, int32_t zero_e,
-    int32_t *scores) {
+    uint32_t *scores) {
     for (int32_t c = 0; c < ch; c++) {
         int32_t acc = 0;
         for (int32_t i = 0; i < hw; i++) {
             const int32_t d = *e++ - zero_e;
             acc += d < 0 ? -d : d;
         }
-        scores[c] = acc;
+        scores[c] = (uint32_t)acc;
     }
 }
 
 void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const uint8_t *w,
     uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
-    const uint16_t *sel, int32_t n_sel) {
+    const int32_t *sel, int32_t n_sel) {
     qt_conv_scatter_u8(g, e, w, NULL, ex, rq, stats, sel, n_sel);
 }
 
@@ -222,7 +222,7 @@ int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t
 
 void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
-    const uint16_t *sel, int32_t n_sel) {
+    const int32_t *sel, int32_t n_sel) {
     const int32_t OHW = g->out_h * g->out_w, HW = g->in_h * g->in_w;
     const int32_t KK = g->k_h * g->k_w, C = g->in_ch;
     const int32_t n = sel ? n_sel : g->out_ch;

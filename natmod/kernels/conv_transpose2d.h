@@ -24,13 +24,13 @@ void conv_transpose2d_forward_f32(const qt_conv_geom_t *g, const float *x, const
     const float *b, float *y, int relu);
 void conv_transpose2d_backward_f32(const qt_conv_geom_t *g, float *e, const float *y_relu,
     const float *x, const float *w, float *ex, float *gw, float *gb,
-    const uint16_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel);
 
 void conv_transpose2d_forward_u8(const qt_conv_geom_t *g, const uint8_t *x, const uint8_t *w,
     const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats);
 void conv_transpose2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e,
     const uint8_t *w, uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
-    const uint16_t *sel, int32_t n_sel, int16_t *scratch);
+    const int32_t *sel, int32_t n_sel, int16_t *scratch);
 int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *g);
 // Integer gradient of output channel co: grow[ci][ky][kx] (filter order).
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e,
@@ -39,6 +39,6 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *
 // Batch form: gw[ci][co][ky][kx] += ..., gb[co] += ... for co in sel (NULL = all).
 void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
-    const uint16_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel);
 
 #endif

@@ -3,7 +3,7 @@
 #include "conv2d_core.h"
 #include "conv_transpose2d.h"
 
-void qt_conv_bias_grad_f32(const float *e, int32_t hw, float *gb, const uint16_t *sel,
+void qt_conv_bias_grad_f32(const float *e, int32_t hw, float *gb, const int32_t *sel,
     int32_t n_sel, int32_t ch);
 void qt_conv_relu_mask_f32(float *e, const float *y, int32_t n);
 
@@ -16,7 +16,7 @@ void conv_transpose2d_forward_f32(const qt_conv_geom_t *t, const float *x, const
 
 void conv_transpose2d_backward_f32(const qt_conv_geom_t *t, float *e, const float *y_relu,
     const float *x, const float *w, float *ex, float *gw, float *gb,
-    const uint16_t *sel, int32_t n_sel) {
+    const int32_t *sel, int32_t n_sel) {
     qt_conv_geom_t g;
     qt_conv_geom_swap(t, &g);
     const int32_t ohw = t->out_h * t->out_w;

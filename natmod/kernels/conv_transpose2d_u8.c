@@ -17,7 +17,7 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
 // selects error channels, which are the gathered (big) channels.
 void conv_transpose2d_backward_input_u8(const qt_conv_geom_t *t, const uint8_t *e,
     const uint8_t *w, uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
-    const uint16_t *sel, int32_t n_sel, int16_t *scratch) {
+    const int32_t *sel, int32_t n_sel, int16_t *scratch) {
     qt_conv_geom_t g;
     qt_conv_geom_swap(t, &g);
     qt_conv_gather_u8(&g, e, w, NULL, ex, rq, stats, sel, n_sel, scratch);
@@ -38,7 +38,7 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
 
 void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
-    const uint16_t *sel, int32_t n_sel) {
+    const int32_t *sel, int32_t n_sel) {
     qt_conv_geom_t g;
     qt_conv_geom_swap(t, &g);
     const int32_t IHW = t->in_h * t->in_w, OHW = t->out_h * t->out_w;

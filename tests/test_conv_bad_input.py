@@ -1,0 +1,144 @@
+"""Bad input to the Conv2d / ConvTranspose2d entry points raises ValueError or
+TypeError whose message starts with the argument's name, on every target, and
+never crashes.  One MicroPython script runs every case."""
+
+# A valid Conv2d 2x6x6 -> 3x3x3 (k 3, stride 2, pad 1) and the matching
+# ConvTranspose2d 3x3x3 -> 2x6x6 (output padding 1) are set up by PRELUDE.
+G = "(2, 6, 6, 3, 3, 3, 2, 2, 1, 1)"
+GT = "(3, 3, 3, 2, 3, 3, 2, 2, 1, 1, 1, 1)"
+
+CASES = [
+    # geometry
+    ("TypeError", "geom", "Q.conv2d_out_shape(5)"),
+    ("TypeError", "geom", "Q.conv2d_out_shape(bytearray(10))"),
+    ("ValueError", "geom", "Q.conv2d_out_shape((2, 6, 6, 3, 3, 3, 2, 2, 1))"),
+    ("ValueError", "geom", "Q.conv_transpose2d_out_shape(" + G + ")"),
+    ("ValueError", "geom[6] (stride_h)", "Q.conv2d_out_shape((2, 6, 6, 3, 3, 3, 0, 2, 1, 1))"),
+    ("ValueError", "geom[7] (stride_w)", "Q.conv2d_out_shape((2, 6, 6, 3, 3, 3, 2, -1, 1, 1))"),
+    ("ValueError", "geom[0] (in_ch)", "Q.conv2d_out_shape((0, 6, 6, 3, 3, 3, 2, 2, 1, 1))"),
+    ("ValueError", "geom[1] (in_h)", "Q.conv2d_out_shape((2, -6, 6, 3, 3, 3, 2, 2, 1, 1))"),
+    ("ValueError", "geom[4] (k_h)", "Q.conv2d_out_shape((2, 6, 6, 3, 0, 3, 2, 2, 1, 1))"),
+    ("ValueError", "geom[8] (pad_h)", "Q.conv2d_out_shape((2, 6, 6, 3, 3, 3, 2, 2, -1, 1))"),
+    ("TypeError", "geom[2] (in_w)", "Q.conv2d_out_shape((2, 6, 6.0, 3, 3, 3, 2, 2, 1, 1))"),
+    ("ValueError", "geom[3] (out_ch)", "Q.conv2d_out_shape((2, 6, 6, 100000, 3, 3, 2, 2, 1, 1))"),
+    ("ValueError", "geom", "Q.conv2d_out_shape((2, 2, 2, 3, 5, 5, 1, 1, 0, 0))"),     # kernel > input
+    ("ValueError", "geom", "Q.conv_transpose2d_out_shape((3, 3, 3, 2, 3, 3, 2, 2, 1, 1, 2, 1))"),  # op >= s
+    ("ValueError", "geom[10] (out_pad_h)", "Q.conv_transpose2d_out_shape((3, 3, 3, 2, 3, 3, 2, 2, 1, 1, -1, 0))"),
+    ("ValueError", "geom", "Q.conv_transpose2d_out_shape((3, 1, 1, 2, 1, 1, 1, 1, 3, 3, 0, 0))"),  # empty
+    ("ValueError", "geom", "Q.conv2d_out_shape((2, 6, 6, 3, 300, 3, 2, 2, 1, 1))"),
+    # float32 forward
+    ("TypeError", "x", "Q.conv2d_forward_f32(xu, wf, bf, yf, " + G + ", 0)"),
+    ("ValueError", "x", "Q.conv2d_forward_f32(arr('f', 71), wf, bf, yf, " + G + ", 0)"),
+    ("ValueError", "w", "Q.conv2d_forward_f32(xf, arr('f', 53), bf, yf, " + G + ", 0)"),
+    ("ValueError", "b", "Q.conv2d_forward_f32(xf, wf, arr('f', 2), yf, " + G + ", 0)"),
+    ("ValueError", "y", "Q.conv2d_forward_f32(xf, wf, bf, arr('f', 26), " + G + ", 0)"),
+    ("TypeError", "y", "Q.conv2d_forward_f32(xf, wf, bf, bytes(108), " + G + ", 0)"),
+    ("ValueError", "relu", "Q.conv2d_forward_f32(xf, wf, bf, yf, " + G + ", 3)"),
+    ("ValueError", "y", "Q.conv2d_forward_f32(xf, wf, bf, memoryview(xf)[0:27], " + G + ", 0)"),
+    ("ValueError", "w", "Q.conv_transpose2d_forward_f32(yf, arr('f', 53), bf2, xf, " + GT + ", 0)"),
+    # float32 backward
+    ("ValueError", "e", "Q.conv2d_backward_f32(arr('f', 26), None, xf, wf, exf, gwf, gbf, " + G + ")"),
+    ("ValueError", "gw", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, arr('f', 5), gbf, " + G + ")"),
+    ("ValueError", "ex", "Q.conv2d_backward_f32(yf, None, xf, wf, arr('f', 5), None, None, " + G + ")"),
+    ("ValueError", "sel", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3, 3), 2)"),
+    ("ValueError", "k", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 2), 3)"),
+    ("ValueError", "k", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3), 4)"),
+    ("TypeError", "sel", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('h', 3), 1)"),
+    ("TypeError", "k", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3))"),
+    ("ValueError", "ex", "Q.conv2d_backward_f32(yf, None, xf, wf, xf, gwf, gbf, " + G + ")"),
+    # uint8 forward
+    ("TypeError", "x", "Q.conv2d_forward_u8(xf, xq, w, wq, b, bq, y, yq, " + G + ", 0, sc)"),
+    ("ValueError", "x", "Q.conv2d_forward_u8(bytearray(71), xq, w, wq, b, bq, y, yq, " + G + ", 0, sc)"),
+    ("ValueError", "w", "Q.conv2d_forward_u8(x, xq, bytearray(55), wq, b, bq, y, yq, " + G + ", 0, sc)"),
+    ("TypeError", "b", "Q.conv2d_forward_u8(x, xq, w, wq, arr('f', 3), bq, y, yq, " + G + ", 0, sc)"),
+    ("ValueError", "xq", "Q.conv2d_forward_u8(x, qp(0.0, 3), w, wq, b, bq, y, yq, " + G + ", 0, sc)"),
+    ("ValueError", "yq", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, qp(0.1, 256), " + G + ", 0, sc)"),
+    ("ValueError", "bq", "Q.conv2d_forward_u8(x, xq, w, wq, b, qp(0.1, 3), y, yq, " + G + ", 0, sc)"),
+    ("ValueError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, arr('h', 17))"),
+    ("TypeError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, bytearray(36))"),
+    ("TypeError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0)"),
+    ("ValueError", "y", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, memoryview(x)[0:27], yq, " + G + ", 0, sc)"),
+    ("ValueError", "y", "Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, bytearray(71), xq, " + GT + ", 0)"),
+    # uint8 backward / gradients
+    ("ValueError", "e", "Q.conv2d_backward_u8(bytearray(26), yq, None, yq, w, wq, ex, xq, " + G + ")"),
+    ("TypeError", "e", "Q.conv2d_backward_u8(bytes(27), yq, y, yq, w, wq, ex, xq, " + G + ")"),
+    ("ValueError", "ex", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, bytearray(7), xq, " + G + ")"),
+    ("ValueError", "exq", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, qp(-1.0, 3), " + G + ")"),
+    ("ValueError", "sel", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, xq, " + G + ", arr('i', 3, -1), 1)"),
+    ("TypeError", "scratch", "Q.conv_transpose2d_backward_u8(x, xq, None, xq, w, wq, y, yq, " + GT + ", None, 0)"),
+    ("ValueError", "gw", "Q.conv2d_grad_u8(y, yq, x, xq, arr('i', 53), None, " + G + ")"),
+    ("TypeError", "gw", "Q.conv2d_grad_u8(y, yq, x, xq, arr('f', 54), None, " + G + ")"),
+    ("ValueError", "gb", "Q.conv2d_grad_u8(y, yq, x, xq, gw, arr('i', 4), " + G + ")"),
+    ("ValueError", "e", "Q.conv_scores_u8(bytearray(7), yq, arr('I', 3))"),
+    ("TypeError", "scores", "Q.conv_scores_u8(y, yq, arr('i', 3))"),
+]
+
+PRELUDE = r"""
+from array import array
+import _qtrain as Q
+def arr(tc, n, v=0):
+    return array(tc, [v] * n)
+def qp(s, z, alpha=0.0):
+    return array('f', [s, z, -1.0, 1.0, alpha, 0, 0, 0])
+x = bytearray(72); w = bytearray(54); y = bytearray(27); ex = bytearray(72)
+xu = x
+xf = arr('f', 72); wf = arr('f', 54); bf = arr('f', 3); bf2 = arr('f', 2); yf = arr('f', 27)
+exf = arr('f', 72); gwf = arr('f', 54); gbf = arr('f', 3)
+xq = qp(0.1, 3); wq = qp(0.01, 128); yq = qp(0.05, 10); bq = qp(0.001, 0)
+b = arr('i', 3); b2 = arr('i', 2); gw = arr('i', 54)
+sc = arr('h', Q.conv2d_scratch_len(""" + G + r"""))
+def check(i, src):
+    try:
+        eval(src)
+        print('C', i, 'NoError', '')
+    except (ValueError, TypeError) as e:
+        print('C', i, type(e).__name__, str(e).replace('\n', ' '))
+"""
+
+VALID = """
+Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, %s, 1, sc)
+Q.conv2d_backward_u8(bytearray(y), yq, y, yq, w, wq, ex, xq, %s, arr('i', 3, 1), 1)
+Q.conv2d_grad_u8(y, yq, x, xq, gw, b, %s)
+Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, ex, xq, %s, 1)
+Q.conv_transpose2d_backward_u8(bytearray(ex), xq, ex, xq, w, wq, y, yq, %s, None, 0, sc)
+Q.conv2d_forward_f32(xf, wf, bf, yf, %s, 1)
+Q.conv2d_backward_f32(arr('f', 27), yf, xf, wf, exf, gwf, gbf, %s)
+print('valid calls ok')
+""" % (G, G, G, GT, GT, G, G)
+
+
+def _script(cases):
+    lines = [PRELUDE]
+    for i, (_, _, src) in enumerate(cases):
+        lines.append("check(%d, %r)" % (i, src))
+    return "\n".join(lines) + VALID
+
+
+def _results(out):
+    res = {}
+    for line in out.splitlines():
+        if line.startswith("C "):
+            _, i, typ, msg = (line.split(" ", 3) + [""])[:4]
+            res[int(i)] = (typ, msg)
+    return res
+
+
+def test_bad_input_conv(run):
+    out = run(_script(CASES))
+    assert "valid calls ok" in out, out[-3000:]
+    res = _results(out)
+    bad = []
+    for i, (typ, name, src) in enumerate(CASES):
+        got = res.get(i)
+        if got is None or got[0] != typ or not got[1].startswith(name + ":"):
+            bad.append("%s -> expected %s '%s: ...', got %r" % (src, typ, name, got))
+    assert not bad, "\n".join(bad)
+
+
+def test_conv_messages_name_expected_and_actual(run):
+    out = run(_script(CASES))
+    res = _results(out)
+    msgs = {src: res[i][1] for i, (_, _, src) in enumerate(CASES)}
+    assert msgs[CASES[4][2]] == "geom[6] (stride_h): stride must be >= 1, got 0"
+    assert msgs[CASES[12][2]] == "geom: kernel 5x5 larger than the padded input 2x2"
+    assert msgs[CASES[19][2]] == "w: expected 54 items, got 53"
