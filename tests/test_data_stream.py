@@ -445,3 +445,16 @@ def test_board_reader_io_error_is_clear(tmp_path, dev):
     s.close()
     with pytest.raises(dev.DataError, match="after close"):
         s.read(0)
+
+
+def test_board_reader_missing_file(tmp_path, dev):
+    p = tmp_path / "nope.qtds"
+    with pytest.raises(dev.DataError) as e:
+        dev.Stream(str(p))
+    assert str(e.value).startswith(str(p) + ": cannot open") and "no such file" in str(e.value)
+
+
+def test_device_missing_file(run):
+    out = run("from qtrain.data import Stream, DataError\n"
+              "try:\n    Stream('nope.qtds')\nexcept DataError as e:\n    print('ERR', e)\n")
+    assert "ERR nope.qtds: cannot open" in out and "no such file" in out, out

@@ -167,7 +167,13 @@ class Stream:
 
     def __init__(self, path, shuffle=False, seed=0, verify=True, limit=None, buf=None):
         self.path = path
-        self._f = open(path, "rb")
+        self._f = None
+        try:
+            self._f = open(path, "rb")
+        except OSError as e:
+            raise self._err("cannot open: %r%s" % (e, " (no such file; under `mpremote mount` paths are "
+                                                       "relative to the mounted directory)"
+                                                   if e.args and e.args[0] == 2 else ""))
         try:
             self._open(shuffle, seed, verify, limit, buf)
         except BaseException:
