@@ -5,8 +5,8 @@
 #include "bind_common.h"
 #include "kernels/quant.h"
 #include "kernels/dense.h"
-
-#define QT_DENSE_MAX_M (65535)
+#include "kernels/update.h"
+#include "kernels/select.h"
 
 // Common shape checks: n = len(x), m = len(y), w must hold m*n.
 static void dense_shape(size_t n, const char *nx, size_t m, const char *ny, size_t wlen, const char *nw) {
@@ -117,9 +117,238 @@ static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_u8_obj, 9, 9, qt_dense_forward_u8_fn);
 
+// ---- Dense backward ----------------------------------------------------------
+
+// The optional DSGU row list: sel (int32[m]) and k, or None (all rows).
+static const int32_t *arg_rows(mp_obj_t sel_in, mp_obj_t k_in, size_t m, int32_t *k) {
+    const int32_t *sel = qt_arg_buf_opt(sel_in, "sel", QT_TC_I32, m, QT_RO);
+    if (!sel) {
+        *k = (int32_t)m;
+        return NULL;
+    }
+    *k = (int32_t)qt_arg_int(k_in, "k", 1, (mp_int_t)m);
+    for (int32_t t = 0; t < *k; t++) {
+        if (sel[t] < 0 || (size_t)sel[t] >= m) {
+            qt_raise_value("sel: item %d must be a row index in 0..%z, got %d", (int)t, m - 1, (int)sel[t]);
+        }
+    }
+    return sel;
+}
+
+// dense_backward_u8(e, eq, w, wq, ep, epq, sel, k, acc) -> None
+//   e uint8[m] (error at the output, after ReLU backward), ep uint8[n]
+//   (written: error at the input), acc int32[n] scratch; sel/k: DSGU rows or
+//   None.  Records the real range of ep into epq[5..7].
+static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
+    size_t m, n, wlen;
+    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
+    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
+    uint8_t *ep = qt_arg_buf_len(a[4], "ep", QT_TC_U8, 1, &n, QT_RW);
+    const uint8_t *w = qt_arg_buf_len(a[2], "w", QT_TC_U8, 0, &wlen, QT_RO);
+    dense_shape(n, "ep", m, "e", wlen, "w");
+    const float *wq = qt_arg_qparams(a[3], "wq", QT_RO);
+    float *epq = qt_arg_qparams(a[5], "epq", QT_RW);
+    int32_t k;
+    const int32_t *rows = arg_rows(a[6], a[7], m, &k);
+    int32_t *acc = qt_arg_i32(a[8], "acc", n, QT_RW);
+    qt_check_no_overlap(ep, n, "ep", e, m, "e");
+    qt_check_no_overlap(ep, n, "ep", w, wlen, "w");
+
+    float swe = wq[QT_QP_SCALE] * eq[QT_QP_SCALE];
+    qt_dense_bwd_t q;
+    q.ze = qp_zero(eq);
+    q.zw = qp_zero(wq);
+    q.zep = qp_zero(epq);
+    q.out = qt_fixmul_from_f32(swe / epq[QT_QP_SCALE]);
+    int32_t r[2];
+    dense_backward_u8(e, w, ep, (int32_t)m, (int32_t)n, rows, k, &q, acc, r);
+    qt_qp_observe(epq, (float)r[0] * swe, (float)r[1] * swe);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_backward_u8_obj, 9, 9, qt_dense_backward_u8_fn);
+
+// relu_backward_u8(e, eq, y, yq) -> int: e_i = z_e where y_i <= z_y, in
+// place; returns how many errors were zeroed.
+static mp_obj_t qt_relu_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
+    size_t n;
+    uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &n, QT_RW);
+    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
+    const uint8_t *y = qt_arg_u8(a[2], "y", n, QT_RO);
+    const float *yq = qt_arg_qparams(a[3], "yq", QT_RO);
+    return mp_obj_new_int(relu_backward_u8(e, y, (int32_t)n, qp_zero(eq), qp_zero(yq)));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_relu_backward_u8_obj, 4, 4, qt_relu_backward_u8_fn);
+
+// ---- DSGU ----------------------------------------------------------------------
+
+// dense_select_u8(e, eq, hp, state, sel, scratch) -> k
+//   hp array('f', [lmin, lmax]) with 0 < lmin <= lmax <= 1; state array('f', 1)
+//   (the running max of the mean |error|, 0 initially); sel int32[m] receives
+//   the k selected rows (ascending), scratch uint32[2m] (scores, and a copy
+//   the O(n) selection reorders).  Score of row i:
+//   |e_i - z_e|; k from METHOD 5.
+static mp_obj_t qt_dense_select_u8_fn(size_t n_args, const mp_obj_t *a) {
+    size_t m;
+    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
+    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
+    const float *hp = qt_arg_f32(a[2], "hp", 2, QT_RO);
+    float lmin = qt_check_f32(hp[0], "hp[0] (lmin)", 0.0f, 1.0f, true, false);
+    qt_check_f32(hp[1], "hp[1] (lmax)", lmin, 1.0f, false, false);
+    float *st = qt_arg_f32(a[3], "state", 1, QT_RW);
+    int32_t *sel = qt_arg_i32(a[4], "sel", m, QT_RW);
+    uint32_t *scratch = qt_arg_u32(a[5], "scratch", 2 * m, QT_RW);
+    int32_t ze = qp_zero(eq);
+    uint32_t sum = 0;
+    for (size_t i = 0; i < m; i++) {
+        int32_t c = (int32_t)e[i] - ze;
+        uint32_t s = (uint32_t)(c < 0 ? -c : c);
+        scratch[i] = s;
+        sum += s;
+    }
+    float ebar = (float)sum / (float)m * eq[QT_QP_SCALE];
+    int32_t k = dsgu_k(ebar, st, hp[0], hp[1], (int32_t)m);
+    select_topk_u32(scratch, (int32_t)m, k, sel, scratch + m);
+    return mp_obj_new_int(k);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_u8_obj, 6, 6, qt_dense_select_u8_fn);
+
+// ---- update ----------------------------------------------------------------------
+
+// hp = array('f', [lr, alpha_norm, tau]) and flags (rounding | per_row << 2).
+static void arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau) {
+    const float *hp = qt_arg_f32(hp_in, "hp", 3, QT_RO);
+    u->lr = qt_check_f32(hp[0], "hp[0] (lr)", 0.0f, 10.0f, true, false);
+    u->alpha_norm = qt_check_f32(hp[1], "hp[1] (alpha_norm)", 0.0f, 1.0f, true, false);
+    *tau = qt_check_f32(hp[2], "hp[2] (tau)", 0.0f, 1.0f, false, true);
+    int32_t flags = (int32_t)qt_arg_int(flags_in, "flags", 0, 7);
+    u->rounding = flags & QT_UPD_ROUND_MASK;
+    if (u->rounding > QT_ROUND_STOCHASTIC) {
+        qt_raise_value("flags: rounding (bits 0-1) must be 0 nearest, 1 floor or 2 stochastic, got 3");
+    }
+    u->per_row = (flags & QT_UPD_PER_ROW) != 0;
+    u->rng = qt_arg_u32(rng_in, "rng", 1, QT_RW);
+    if (u->rounding == QT_ROUND_STOCHASTIC && u->rng[0] == 0) {
+        qt_raise_value("rng: the PRNG state must not be 0 (seed it)");
+    }
+}
+
+// dense_update_u8(e, eq, x, xq, w, wq, b, bq, sel, k, hp, flags, state, rng) -> int
+//   One SGD step of batch size 1 from the outer product e x^T, no gradient
+//   buffer (kernels/dense.h), then the weight range update and re-map
+//   (update.h).  state array('f', 5 + 2m), rng array('I', 1).  Returns 1 if
+//   the stored weights were re-mapped to a new scale.
+static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
+    size_t m, n, wlen;
+    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
+    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
+    const uint8_t *x = qt_arg_buf_len(a[2], "x", QT_TC_U8, 1, &n, QT_RO);
+    const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
+    uint8_t *w = qt_arg_buf_len(a[4], "w", QT_TC_U8, 0, &wlen, QT_RW);
+    dense_shape(n, "x", m, "e", wlen, "w");
+    float *wq = qt_arg_qparams(a[5], "wq", QT_RW);
+    int32_t *b = qt_arg_buf_opt(a[6], "b", QT_TC_I32, m, QT_RW);
+    qt_dense_upd_t d;
+    d.s_b = 1.0f;
+    if (b) {
+        const float *bq = qt_arg_qparams(a[7], "bq", QT_RO);
+        d.s_b = bq[QT_QP_SCALE];
+    }
+    int32_t k;
+    const int32_t *rows = arg_rows(a[8], a[9], m, &k);
+    qt_update_t u;
+    float tau;
+    arg_update(a[10], a[11], a[13], &u, &tau);
+    float *state = qt_arg_f32(a[12], "state", QT_STD_STATE_LEN(m), QT_RW);
+    qt_check_no_overlap(w, wlen, "w", x, n, "x");
+    qt_check_no_overlap(w, wlen, "w", e, m, "e");
+    d.ze = qp_zero(eq);
+    d.zx = qp_zero(xq);
+    d.s_e = eq[QT_QP_SCALE];
+    d.s_x = xq[QT_QP_SCALE];
+    u.s_w = wq[QT_QP_SCALE];
+    u.zw = qp_zero(wq);
+    int32_t r[2];
+    dense_update_u8(e, x, w, b, (int32_t)m, (int32_t)n, rows, k, &d, &u, state, r);
+    return mp_obj_new_int(qt_weights_qp_update(w, wlen, wq, r, tau));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_update_u8_obj, 14, 14, qt_dense_update_u8_fn);
+
+// dense_grad_acc_u8(e, eq, x, xq, g, gb, sel, k) -> None
+//   Batch > 1: g int32[m*n] += (e - z_e)(x - z_x)^T, gb int32[m] (or None)
+//   += e - z_e, for the selected rows.  Keep e's and x's qparams fixed over a
+//   batch (call qp_update after the batch).
+static mp_obj_t qt_dense_grad_acc_u8_fn(size_t n_args, const mp_obj_t *a) {
+    size_t m, n, glen;
+    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
+    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
+    const uint8_t *x = qt_arg_buf_len(a[2], "x", QT_TC_U8, 1, &n, QT_RO);
+    const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
+    int32_t *g = qt_arg_buf_len(a[4], "g", QT_TC_I32, 0, &glen, QT_RW);
+    dense_shape(n, "x", m, "e", glen, "g");
+    int32_t *gb = qt_arg_buf_opt(a[5], "gb", QT_TC_I32, m, QT_RW);
+    int32_t k;
+    const int32_t *rows = arg_rows(a[6], a[7], m, &k);
+    dense_grad_acc_u8(e, x, g, gb, (int32_t)m, (int32_t)n, rows, k, qp_zero(eq), qp_zero(xq));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_grad_acc_u8_obj, 8, 8, qt_dense_grad_acc_u8_fn);
+
+// update_rows_u8(g, gs, w, wq, gb, b, bq, hp, flags, state, rng) -> int
+//   Batch update from int32 gradient buffers, any structure (Dense rows, Conv
+//   filters): rows = (len(state) - 5) / 2, len(w) = len(g) = rows * len.
+//   gs = array('f', [s_g, s_gb]): real gradient = s_g * g, bias s_gb * gb.
+//   gb/b/bq may be None.  Zeroes g and gb.  Returns 1 if w was re-mapped.
+static mp_obj_t qt_update_rows_u8_fn(size_t n_args, const mp_obj_t *a) {
+    size_t glen, slen;
+    float *state = qt_arg_buf_len(a[9], "state", QT_TC_F32, QT_STD_STATE_LEN(1), &slen, QT_RW);
+    if ((slen - QT_STD_STATE_HDR) % 2) {
+        qt_raise_value("state: expected 5 + 2*rows items, got %z", slen);
+    }
+    size_t rows = (slen - QT_STD_STATE_HDR) / 2;
+    int32_t *g = qt_arg_buf_len(a[0], "g", QT_TC_I32, rows, &glen, QT_RW);
+    if (glen % rows || glen / rows > QT_DENSE_MAX_N) {
+        qt_raise_value("g: expected rows*len items with rows = %z (from state) and len <= %d, got %z",
+            rows, QT_DENSE_MAX_N, glen);
+    }
+    const float *gs = qt_arg_f32(a[1], "gs", 2, QT_RO);
+    float s_g = qt_check_f32(gs[0], "gs[0] (s_g)", 0.0f, 3.0e38f, true, false);
+    float s_gb = qt_check_f32(gs[1], "gs[1] (s_gb)", 0.0f, 3.0e38f, true, false);
+    uint8_t *w = qt_arg_u8(a[2], "w", glen, QT_RW);
+    float *wq = qt_arg_qparams(a[3], "wq", QT_RW);
+    int32_t *gb = qt_arg_buf_opt(a[4], "gb", QT_TC_I32, rows, QT_RW);
+    int32_t *b = qt_arg_buf_opt(a[5], "b", QT_TC_I32, rows, QT_RW);
+    float s_b = 1.0f;
+    if (b) {
+        s_b = qt_arg_qparams(a[6], "bq", QT_RO)[QT_QP_SCALE];
+    }
+    qt_update_t u;
+    float tau;
+    arg_update(a[7], a[8], a[10], &u, &tau);
+    u.s_w = wq[QT_QP_SCALE];
+    u.zw = qp_zero(wq);
+    int first = !(state[0] > 0.0f);
+    int32_t r[2];
+    qt_update_rows_u8(w, g, (int32_t)rows, (int32_t)(glen / rows), s_g, &u, state, first, r);
+    if (b && gb) {
+        qt_update_bias_i32(b, gb, NULL, 0, (int32_t)rows, NULL, 0, s_gb, s_b, &u, state, first);
+    }
+    if (gb) {
+        qt_fill_i32(gb, rows, 0);
+    }
+    state[0] += 1.0f;
+    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, r, tau));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_u8_obj, 11, 11, qt_update_rows_u8_fn);
+
 void qt_bind_dense(void) {
     mp_store_global(MP_QSTR_qp_from_range, MP_OBJ_FROM_PTR(&qt_qp_from_range_obj));
     mp_store_global(MP_QSTR_qp_update, MP_OBJ_FROM_PTR(&qt_qp_update_obj));
     mp_store_global(MP_QSTR_remap_u8, MP_OBJ_FROM_PTR(&qt_remap_u8_obj));
     mp_store_global(MP_QSTR_dense_forward_u8, MP_OBJ_FROM_PTR(&qt_dense_forward_u8_obj));
+    mp_store_global(MP_QSTR_dense_backward_u8, MP_OBJ_FROM_PTR(&qt_dense_backward_u8_obj));
+    mp_store_global(MP_QSTR_relu_backward_u8, MP_OBJ_FROM_PTR(&qt_relu_backward_u8_obj));
+    mp_store_global(MP_QSTR_dense_select_u8, MP_OBJ_FROM_PTR(&qt_dense_select_u8_obj));
+    mp_store_global(MP_QSTR_dense_update_u8, MP_OBJ_FROM_PTR(&qt_dense_update_u8_obj));
+    mp_store_global(MP_QSTR_dense_grad_acc_u8, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_u8_obj));
+    mp_store_global(MP_QSTR_update_rows_u8, MP_OBJ_FROM_PTR(&qt_update_rows_u8_obj));
 }

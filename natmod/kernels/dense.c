@@ -88,3 +88,236 @@ void dense_forward_u8(const uint8_t *x, const uint8_t *w, const int32_t *b, uint
     acc_range[0] = amin;
     acc_range[1] = amax;
 }
+
+// ---- backward ---------------------------------------------------------------
+
+// acc[j] += c * w[j] for one weight row (the transposed product, row by row, so
+// w is read contiguously).  4 columns per iteration.
+static void axpy_u8_i32(int32_t c, const uint8_t *w, int32_t *acc, int32_t n) {
+    int32_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        int32_t a0 = acc[j] + c * w[j];
+        int32_t a1 = acc[j + 1] + c * w[j + 1];
+        int32_t a2 = acc[j + 2] + c * w[j + 2];
+        int32_t a3 = acc[j + 3] + c * w[j + 3];
+        acc[j] = a0;
+        acc[j + 1] = a1;
+        acc[j + 2] = a2;
+        acc[j + 3] = a3;
+    }
+    for (; j < n; j++) {
+        acc[j] += c * w[j];
+    }
+}
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Two rows at once with SMLAD: acc[j] += c0 w0[j] + c1 w1[j].  The pair
+// (w0[j], w1[j]) is built from one word of each row with UXTB16 + PKHBT/PKHTB.
+static void axpy2_u8_i32(int32_t c0, const uint8_t *w0, int32_t c1, const uint8_t *w1,
+    int32_t *acc, int32_t n) {
+    int16x2_t cc = (int16x2_t)(((uint32_t)c0 & 0xffffu) | ((uint32_t)c1 << 16));
+    int32_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        uint32_t a = ld32(w0 + j), b = ld32(w1 + j);
+        uint32_t ae = __uxtb16(a), be = __uxtb16(b);              // (a0, a2), (b0, b2)
+        uint32_t ao = __uxtb16(ror8(a)), bo = __uxtb16(ror8(b));  // (a1, a3), (b1, b3)
+        uint32_t p0 = (ae & 0xffffu) | (be << 16);                // (a0, b0)  PKHBT
+        uint32_t p2 = (ae >> 16) | (be & 0xffff0000u);            // (a2, b2)  PKHTB
+        uint32_t p1 = (ao & 0xffffu) | (bo << 16);
+        uint32_t p3 = (ao >> 16) | (bo & 0xffff0000u);
+        acc[j] = __smlad(cc, (int16x2_t)p0, acc[j]);
+        acc[j + 1] = __smlad(cc, (int16x2_t)p1, acc[j + 1]);
+        acc[j + 2] = __smlad(cc, (int16x2_t)p2, acc[j + 2]);
+        acc[j + 3] = __smlad(cc, (int16x2_t)p3, acc[j + 3]);
+    }
+    for (; j < n; j++) {
+        acc[j] += c0 * w0[j] + c1 * w1[j];
+    }
+}
+#endif
+
+void dense_backward_u8(const uint8_t *e, const uint8_t *w, uint8_t *ep, int32_t m, int32_t n,
+    const int32_t *rows, int32_t k, const qt_dense_bwd_t *q, int32_t *acc, int32_t acc_range[2]) {
+    qt_fill_i32(acc, (size_t)n, 0);
+    // sum_i (w_ij - zw) c_i = sum_i c_i w_ij - zw sum_i c_i, c_i = e_i - ze.
+    // Rows with c_i == 0 (no error, or zeroed by ReLU backward) are skipped:
+    // the work shrinks with the error's sparsity as well as with DSGU.
+    int32_t csum = 0;
+    int32_t cnt = rows ? k : m;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    int32_t pend = -1, pc = 0;   // a nonzero row waiting for a partner
+#endif
+    for (int32_t t = 0; t < cnt; t++) {
+        int32_t i = rows ? rows[t] : t;
+        int32_t c = (int32_t)e[i] - q->ze;
+        if (c == 0) {
+            continue;
+        }
+        csum += c;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        if (pend < 0) {
+            pend = i;
+            pc = c;
+            continue;
+        }
+        axpy2_u8_i32(pc, w + (size_t)pend * (size_t)n, c, w + (size_t)i * (size_t)n, acc, n);
+        pend = -1;
+#else
+        axpy_u8_i32(c, w + (size_t)i * (size_t)n, acc, n);
+#endif
+    }
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    if (pend >= 0) {
+        axpy_u8_i32(pc, w + (size_t)pend * (size_t)n, acc, n);
+    }
+#endif
+    int32_t off = q->zw * csum;
+    int32_t amin = INT32_MAX, amax = INT32_MIN;
+    for (int32_t j = 0; j < n; j++) {
+        int32_t a = (int32_t)((uint32_t)acc[j] - (uint32_t)off);
+        amin = a < amin ? a : amin;
+        amax = a > amax ? a : amax;
+        ep[j] = qt_requant_u8(a, q->out, q->zep, 0);
+    }
+    acc_range[0] = amin;
+    acc_range[1] = amax;
+}
+
+int32_t relu_backward_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t ze, int32_t zy) {
+    int32_t cnt = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (y[i] <= zy) {
+            cnt += e[i] != ze;
+            e[i] = (uint8_t)ze;
+        }
+    }
+    return cnt;
+}
+
+// ---- update -----------------------------------------------------------------
+
+
+static float clamp_f(float v, float lim) {
+    return v > lim ? lim : (v < -lim ? -lim : v);
+}
+
+void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b, int32_t m, int32_t n,
+    const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
+    int32_t new_range[2]) {
+    const int32_t zx = d->zx, ze = d->ze;
+    const int32_t cnt = rows ? k : m;
+    const int first = !(state[0] > 0.0f);
+    int32_t sx = 0;
+    uint32_t sxx = 0;
+    for (int32_t j = 0; j < n; j++) {
+        int32_t c = (int32_t)x[j] - zx;
+        sx += c;
+        sxx += (uint32_t)(c * c);
+    }
+    const float fn = (float)n;
+    const float mx = (float)sx / fn;
+    const float mxx = (float)sxx / fn;
+    float varx = mxx - mx * mx;
+    if (varx < 0.0f) {
+        varx = 0.0f;
+    }
+    const float sdx = qt_sqrt_f32(varx);
+    const float s_g = d->s_e * d->s_x;
+    if (!u->per_row) {
+        int32_t se = 0, kk = 0;
+        uint32_t see = 0;
+        for (int32_t t = 0; t < cnt; t++) {
+            int32_t c = (int32_t)e[rows ? rows[t] : t] - ze;
+            if (c) {
+                se += c;
+                see += (uint32_t)(c * c);
+                kk++;
+            }
+        }
+        if (kk) {
+            float fk = (float)kk;
+            float me = (float)se / fk;
+            float mee = (float)see / fk;
+            float mup = me * mx;
+            float varp = mee * mxx - mup * mup;
+            if (varp < 0.0f) {
+                varp = 0.0f;
+            }
+            qt_std_blend(state + 1, s_g * mup, s_g * qt_sqrt_f32(varp), u->alpha_norm, first);
+        }
+    }
+    int32_t qmin = INT32_MAX, qmax = INT32_MIN;
+    const int stoch = u->rounding == QT_ROUND_STOCHASTIC;
+    const int32_t r0 = u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
+    for (int32_t t = 0; t < cnt; t++) {
+        int32_t i = rows ? rows[t] : t;
+        int32_t ce = (int32_t)e[i] - ze;
+        if (ce == 0) {
+            continue;
+        }
+        float fce = (float)ce;
+        float *st = state + 1;
+        if (u->per_row) {
+            st = state + QT_STD_STATE_HDR + 2 * i;
+            float ace = ce < 0 ? -fce : fce;
+            qt_std_blend(st, s_g * (fce * mx), s_g * (ace * sdx), u->alpha_norm, first || !(st[1] > 0.0f));
+        }
+        float sig = st[1];
+        if (!(sig > 0.0f)) {
+            continue;
+        }
+        float c = u->lr / (u->s_w * sig);
+        // delta_ij (weight steps, Q16) = A (x_j - z_x) - B
+        int32_t A = qt_round_f32(clamp_f(c * (s_g * fce) * 65536.0f, 2097152.0f));
+        int32_t B = qt_round_f32(clamp_f(c * st[0] * 65536.0f, 536870912.0f));
+        uint8_t *wr = w + (size_t)i * (size_t)n;
+        // w_new = w + floor((r - delta) / 2^16) = w + ((r + B - A cx) >> 16)
+        int32_t rb = r0 + B;
+        int32_t lo = INT32_MAX, hi = INT32_MIN;
+        if (!stoch) {
+            for (int32_t j = 0; j < n; j++) {
+                int32_t v = (int32_t)wr[j] + ((rb - A * ((int32_t)x[j] - zx)) >> 16);
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+                wr[j] = qt_clamp_u8(v, 0);
+            }
+        } else {
+            for (int32_t j = 0; j < n; j++) {
+                int32_t r = (int32_t)(qt_rng_next(u->rng) >> 16);
+                int32_t v = (int32_t)wr[j] + ((r + B - A * ((int32_t)x[j] - zx)) >> 16);
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+                wr[j] = qt_clamp_u8(v, 0);
+            }
+        }
+        qmin = lo < qmin ? lo : qmin;
+        qmax = hi > qmax ? hi : qmax;
+    }
+    if (b) {
+        qt_update_bias_i32(b, NULL, e, ze, m, rows, k, d->s_e, d->s_b, u, state, first);
+    }
+    state[0] += 1.0f;
+    new_range[0] = qmin;
+    new_range[1] = qmax;
+}
+
+void dense_grad_acc_u8(const uint8_t *e, const uint8_t *x, int32_t *g, int32_t *gb, int32_t m,
+    int32_t n, const int32_t *rows, int32_t k, int32_t ze, int32_t zx) {
+    const int32_t cnt = rows ? k : m;
+    for (int32_t t = 0; t < cnt; t++) {
+        int32_t i = rows ? rows[t] : t;
+        int32_t ce = (int32_t)e[i] - ze;
+        if (ce == 0) {
+            continue;
+        }
+        if (gb) {
+            gb[i] += ce;
+        }
+        int32_t *gr = g + (size_t)i * (size_t)n;
+        // g += ce * x - ce * zx: the constant folds into one subtraction.
+        int32_t off = ce * zx;
+        for (int32_t j = 0; j < n; j++) {
+            gr[j] += ce * (int32_t)x[j] - off;
+        }
+    }
+}

@@ -7,10 +7,13 @@
 #define QT_DENSE_H
 #include <stdint.h>
 #include "quant.h"
+#include "update.h"
 
 // Largest n (inputs per row): keeps every int32 sum of n products of uint8
 // values (<= 255*255*n) inside int32.
 #define QT_DENSE_MAX_N (32767)
+// Largest m (rows): the same bound for the transposed sums of backward.
+#define QT_DENSE_MAX_M (32767)
 
 // Per-call constants of a forward pass, computed once from the float scales.
 typedef struct {
@@ -33,3 +36,44 @@ void dense_forward_u8(const uint8_t *x, const uint8_t *w, const int32_t *b, uint
 uint32_t qt_dot_u8(const uint8_t *w, const uint8_t *x, int32_t n, uint32_t *wsum);
 
 #endif
+
+// ---- backward ---------------------------------------------------------------
+
+// Error propagated to the input (the transposed product):
+//   ep_j = clamp(round(s_w s_e / s_ep * sum_{i in rows} (w_ij - z_w)(e_i - z_e)) + z_ep)
+// rows: the k row indices that propagate error (DSGU), or NULL for all m rows.
+// acc: int32[n] scratch.  acc_range[0..1]: exact min/max of the int32 sums.
+typedef struct {
+    int32_t ze, zw, zep;
+    qt_fixmul_t out;    // s_w * s_e / s_ep
+} qt_dense_bwd_t;
+
+void dense_backward_u8(const uint8_t *e, const uint8_t *w, uint8_t *ep, int32_t m, int32_t n,
+    const int32_t *rows, int32_t k, const qt_dense_bwd_t *q, int32_t *acc, int32_t acc_range[2]);
+
+// ReLU backward, in place: e_i = z_e where the forward output was clamped
+// (y_i <= z_y).  Returns the number of errors zeroed.
+int32_t relu_backward_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t ze, int32_t zy);
+
+// ---- update, batch size 1 (no gradient buffer) ------------------------------
+
+// The gradient of a sample is the outer product g_ij = s_e s_x (e_i - z_e)(x_j - z_x):
+// its statistics follow from sums of e, e^2, x, x^2 and each row's update is
+// w_ij += R(-(A_i (x_j - z_x) - B_i) / 2^16) with two per-row fixed-point
+// constants, so the inner loop is integer only.  Rows: the k selected rows
+// (DSGU) or NULL for all; rows with e_i == z_e get no update.
+// b (int32, real s_b * b) may be NULL.  See update.h for state and options.
+typedef struct {
+    int32_t ze, zx;
+    float s_e, s_x, s_b;
+} qt_dense_upd_t;
+
+void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b, int32_t m, int32_t n,
+    const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
+    int32_t new_range[2]);
+
+// Batch > 1: g[i*n + j] += (e_i - z_e)(x_j - z_x), gb[i] += e_i - z_e for the
+// selected rows (int32 buffers; the caller keeps e's and x's scales fixed over
+// the batch and updates with qt_update_rows_u8 / qt_update_bias_i32).
+void dense_grad_acc_u8(const uint8_t *e, const uint8_t *x, int32_t *g, int32_t *gb, int32_t m,
+    int32_t n, const int32_t *rows, int32_t k, int32_t ze, int32_t zx);

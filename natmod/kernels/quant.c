@@ -124,3 +124,21 @@ float qt_sqrt_f32(float x) {
     }
     return y;
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define QT_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define QT_NO_LIBCALLS
+#endif
+
+QT_NO_LIBCALLS void qt_fill_i32(int32_t *p, size_t n, int32_t v) {
+    for (size_t i = 0; i < n; i++) {
+        p[i] = v;
+    }
+}
+
+QT_NO_LIBCALLS void qt_fill_u8(uint8_t *p, size_t n, uint8_t v) {
+    for (size_t i = 0; i < n; i++) {
+        p[i] = v;
+    }
+}

@@ -109,4 +109,9 @@ static inline uint32_t qt_rng_next(uint32_t *state) {
 // on every arch and in the golden model.  x <= 0 (or nan) gives 0.
 float qt_sqrt_f32(float x);
 
+// Fill helpers: a plain fill loop would be turned into a memset call by GCC,
+// which a natmod cannot link; these are compiled without that pattern.
+void qt_fill_i32(int32_t *p, size_t n, int32_t v);
+void qt_fill_u8(uint8_t *p, size_t n, uint8_t v);
+
 #endif

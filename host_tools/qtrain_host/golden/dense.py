@@ -36,3 +36,320 @@ def forward_f32(x, w, b, relu=False):
     if b is not None:
         y = y + b
     return np.maximum(y, 0) if relu else y
+
+
+# --------------------------------------------------------------------------
+# backward, uint8
+# --------------------------------------------------------------------------
+
+def _rows(m, sel, k):
+    return list(range(m)) if sel is None else [int(i) for i in sel[:k]]
+
+
+def backward_u8(e, eq, w, wq, epq, sel=None, k=None):
+    """dense_backward_u8 -> (ep uint8[n], epq updated copy)."""
+    w = np.asarray(w, np.int64)
+    m, n = w.shape
+    ze, zw, zep = int(eq[Q.ZERO]), int(wq[Q.ZERO]), int(epq[Q.ZERO])
+    rows = _rows(m, sel, k)
+    c = np.asarray(e, np.int64)[rows] - ze
+    acc = ((w[rows] - zw) * c[:, None]).sum(axis=0) if rows else np.zeros(n, np.int64)
+    swe = F(F(wq[Q.SCALE]) * F(eq[Q.SCALE]))
+    ep = Q.requant_u8(acc, F(swe / F(epq[Q.SCALE])), zep, 0)
+    epq = np.array(epq, np.float32)
+    Q.qp_observe(epq, F(F(int(acc.min())) * swe), F(F(int(acc.max())) * swe))
+    return ep, epq
+
+
+def relu_backward_u8(e, eq, y, yq):
+    e = np.array(e, np.uint8)
+    ze, zy = int(eq[Q.ZERO]), int(yq[Q.ZERO])
+    mask = np.asarray(y) <= zy
+    cnt = int(np.sum(e[mask] != ze))
+    e[mask] = ze
+    return e, cnt
+
+
+# --------------------------------------------------------------------------
+# DSGU
+# --------------------------------------------------------------------------
+
+def select_topk(score, k):
+    """Indices of the k largest scores, ascending; ties -> lower index."""
+    score = np.asarray(score, np.int64)
+    n = len(score)
+    if k >= n:
+        return np.arange(n)
+    order = sorted(range(n), key=lambda i: (-score[i], i))
+    return np.array(sorted(order[:k]), np.int64)
+
+
+def dsgu_k(ebar, ebar_max, lmin, lmax, n):
+    """-> (k, new ebar_max), float32 ops as select.c."""
+    ebar, ebar_max = F(ebar), F(ebar_max)
+    if ebar > ebar_max:
+        ebar_max = ebar
+    r = F(ebar / ebar_max) if ebar_max > 0 else F(0)
+    r = min(max(r, F(0)), F(1))
+    frac = F(F(lmin) + F(r * F(F(lmax) - F(lmin))))
+    k = Q.floor_f32(F(frac * F(n)))
+    return max(1, min(n, k)), ebar_max
+
+
+def select_u8(e, eq, lmin, lmax, ebar_max):
+    """dense_select_u8 -> (k, sel indices, new ebar_max)."""
+    score = np.abs(np.asarray(e, np.int64) - int(eq[Q.ZERO]))
+    m = len(score)
+    ebar = F(F(F(int(score.sum())) / F(m)) * F(eq[Q.SCALE]))
+    k, emax = dsgu_k(ebar, ebar_max, F(lmin), F(lmax), m)
+    return k, select_topk(score, k), emax
+
+
+# --------------------------------------------------------------------------
+# update, uint8 (see natmod/kernels/update.h)
+# --------------------------------------------------------------------------
+
+ROUND_NEAREST, ROUND_FLOOR, ROUND_STOCHASTIC = 0, 1, 2
+PER_ROW = 4
+HDR = 5
+
+
+def _blend(st, off, mu, sig, alpha, first):
+    if first:
+        st[off], st[off + 1] = mu, sig
+    else:
+        b = F(F(1) - F(alpha))
+        st[off] = F(F(b * st[off]) + F(F(alpha) * F(mu)))
+        st[off + 1] = F(F(b * st[off + 1]) + F(F(alpha) * F(sig)))
+
+
+def _clampf(v, lim):
+    lim = F(lim)
+    return lim if v > lim else (-lim if v < -lim else v)
+
+
+class _Rounder:
+    def __init__(self, rounding, rng_state):
+        self.rounding = rounding
+        self.state = int(rng_state)
+
+    def offset(self):
+        if self.rounding == ROUND_STOCHASTIC:
+            self.state, v = Q.rng_next(self.state)
+            return v >> 16
+        return 32768 if self.rounding == ROUND_NEAREST else 0
+
+
+def _update_bias(b, gb, rows, s_g, s_b, lr, alpha, rnd, st, first):
+    """qt_update_bias_i32 (gb: list of int gradients per row, in `rows` order)."""
+    total, sq, nz = 0, F(0), 0
+    for i in rows:
+        g = int(gb[i])
+        if g:
+            total += g
+            sq = F(sq + F(F(g) * F(g)))
+            nz += 1
+    if nz == 0:
+        return
+    fn = F(nz)
+    mean = F(F(total) / fn)
+    var = F(F(sq / fn) - F(mean * mean))
+    if var < 0:
+        var = F(0)
+    _blend(st, 3, F(F(s_g) * mean), F(F(s_g) * Q.sqrt_f32(var)), alpha, first)
+    sig = st[4]
+    if not sig > 0:
+        return
+    c = F(F(lr) / F(F(s_b) * sig))
+    mu = st[3]
+    for i in rows:
+        g = int(gb[i])
+        if g == 0:
+            continue
+        d = F(c * F(F(F(s_g) * F(g)) - mu))
+        r = F(F(rnd.offset()) * F(1.0 / 65536.0))
+        nb = int(b[i]) + Q.floor_f32(_clampf(F(r - d), 1.0e9))
+        b[i] = max(-INT32_MAX, min(INT32_MAX, nb))
+
+
+def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
+              sel=None, k=None):
+    """dense_update_u8 before the weight-range step -> (w, b, state, rng, new_range).
+    Arrays are copied, not modified."""
+    w = np.array(w, np.int64)
+    m, n = w.shape
+    b = None if b is None else [int(v) for v in b]
+    st = np.array(state, np.float32)
+    rounding, per_row = flags & 3, bool(flags & PER_ROW)
+    rnd = _Rounder(rounding, rng)
+    ze, zx = int(eq[Q.ZERO]), int(xq[Q.ZERO])
+    s_e, s_x, s_w = F(eq[Q.SCALE]), F(xq[Q.SCALE]), F(wq[Q.SCALE])
+    s_b = F(bq[Q.SCALE]) if b is not None else F(1)
+    rows = _rows(m, sel, k)
+    first = not (st[0] > 0)
+    cx = np.asarray(x, np.int64) - zx
+    fn = F(n)
+    mx = F(F(int(cx.sum())) / fn)
+    mxx = F(F(int((cx * cx).sum())) / fn)
+    varx = F(mxx - F(mx * mx))
+    if varx < 0:
+        varx = F(0)
+    sdx = Q.sqrt_f32(varx)
+    s_g = F(s_e * s_x)
+    ce_all = np.asarray(e, np.int64) - ze
+    if not per_row:
+        cs = [int(ce_all[i]) for i in rows if ce_all[i]]
+        if cs:
+            fk = F(len(cs))
+            me = F(F(sum(cs)) / fk)
+            mee = F(F(sum(c * c for c in cs)) / fk)
+            mup = F(me * mx)
+            varp = F(F(mee * mxx) - F(mup * mup))
+            if varp < 0:
+                varp = F(0)
+            _blend(st, 1, F(s_g * mup), F(s_g * Q.sqrt_f32(varp)), alpha_norm, first)
+    qmin, qmax = INT32_MAX, -INT32_MAX - 1
+    lr = F(lr)
+    for i in rows:
+        ce = int(ce_all[i])
+        if ce == 0:
+            continue
+        fce = F(ce)
+        off = 1
+        if per_row:
+            off = HDR + 2 * i
+            ace = F(abs(ce))
+            _blend(st, off, F(s_g * F(fce * mx)), F(s_g * F(ace * sdx)), alpha_norm,
+                   first or not (st[off + 1] > 0))
+        sig = st[off + 1]
+        if not sig > 0:
+            continue
+        c = F(lr / F(s_w * sig))
+        A = Q.round_f32(_clampf(F(F(c * F(s_g * fce)) * F(65536.0)), 2097152.0))
+        B = Q.round_f32(_clampf(F(F(c * st[off]) * F(65536.0)), 536870912.0))
+        if rounding == ROUND_STOCHASTIC:
+            r = np.array([rnd.offset() for _ in range(n)], np.int64)
+        else:
+            r = np.int64(32768 if rounding == ROUND_NEAREST else 0)
+        v = w[i] + ((r + B - A * cx) >> 16)
+        qmin, qmax = min(qmin, int(v.min())), max(qmax, int(v.max()))
+        w[i] = np.clip(v, 0, 255)
+    if b is not None:
+        _update_bias(b, ce_all, rows, s_e, s_b, lr, alpha_norm, rnd, st, first)
+    st[0] = F(st[0] + F(1))
+    return (w.astype(np.uint8), None if b is None else np.array(b, np.int32), st, rnd.state,
+            (qmin, qmax))
+
+
+def grad_acc_u8(e, eq, x, xq, g, gb, sel=None, k=None):
+    g = np.array(g, np.int64)
+    m, n = g.shape
+    gb = None if gb is None else np.array(gb, np.int64)
+    ce = np.asarray(e, np.int64) - int(eq[Q.ZERO])
+    cx = np.asarray(x, np.int64) - int(xq[Q.ZERO])
+    for i in _rows(m, sel, k):
+        if ce[i]:
+            g[i] += ce[i] * cx
+            if gb is not None:
+                gb[i] += ce[i]
+    return g.astype(np.int32), None if gb is None else gb.astype(np.int32)
+
+
+def _row_stats(gr):
+    nz = bool(np.any(gr != 0))
+    total = int(gr.sum())
+    f = gr[gr != 0].astype(np.float32)
+    # sequential float32 sum of squares, like the C loop
+    sq = F(0)
+    if len(f):
+        sq = np.cumsum(np.concatenate([[F(0)], f * f]).astype(np.float32), dtype=np.float32)[-1]
+    return nz, total, F(sq)
+
+
+def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state, rng):
+    """update_rows_u8 before the weight-range step -> (w, b, state, rng, new_range)."""
+    g = np.asarray(g, np.int64)
+    rows_total, length = g.shape
+    w = np.array(w, np.int64).reshape(rows_total, length)
+    st = np.array(state, np.float32)
+    rounding, per_row = flags & 3, bool(flags & PER_ROW)
+    rnd = _Rounder(rounding, rng)
+    first = not (st[0] > 0)
+    s_g, s_w, lr = F(s_g), F(wq[Q.SCALE]), F(lr)
+    fl = F(length)
+    stats = [_row_stats(g[i]) for i in range(rows_total)]
+    if not per_row:
+        total, sq, nrows = 0, F(0), 0
+        for nz, t, q in stats:
+            if nz:
+                total += t
+                sq = F(sq + q)
+                nrows += 1
+        if nrows:
+            fn = F(F(nrows) * fl)
+            mean = F(F(total) / fn)
+            var = F(F(sq / fn) - F(mean * mean))
+            if var < 0:
+                var = F(0)
+            _blend(st, 1, F(s_g * mean), F(s_g * Q.sqrt_f32(var)), alpha_norm, first)
+    qmin, qmax = INT32_MAX, -INT32_MAX - 1
+    for i in range(rows_total):
+        nz, t, q = stats[i]
+        if not nz:
+            continue
+        off = 1
+        if per_row:
+            off = HDR + 2 * i
+            mean = F(F(t) / fl)
+            var = F(F(q / fl) - F(mean * mean))
+            if var < 0:
+                var = F(0)
+            _blend(st, off, F(s_g * mean), F(s_g * Q.sqrt_f32(var)), alpha_norm,
+                   first or not (st[off + 1] > 0))
+        sig = st[off + 1]
+        if sig > 0:
+            c = F(lr / F(s_w * sig))
+            mu = st[off]
+            gf = g[i].astype(np.float32)
+            d = (c * ((s_g * gf).astype(np.float32) - mu).astype(np.float32)).astype(np.float32)
+            if rounding == ROUND_STOCHASTIC:
+                r = np.array([rnd.offset() for _ in range(length)], np.float32)
+            else:
+                r = np.full(length, 32768 if rounding == ROUND_NEAREST else 0, np.float32)
+            r = (r * F(1.0 / 65536.0)).astype(np.float32)
+            t2 = np.clip((r - d).astype(np.float32), F(-1024), F(1024))
+            fl_ = np.array([Q.floor_f32(v) for v in t2], np.int64)
+            v = w[i] + fl_
+            qmin, qmax = min(qmin, int(v.min())), max(qmax, int(v.max()))
+            w[i] = np.clip(v, 0, 255)
+    if b is not None and gb is not None:
+        b = [int(v) for v in b]
+        _update_bias(b, [int(v) for v in gb], range(rows_total), s_gb, s_b, lr, alpha_norm,
+                     rnd, st, first)
+        b = np.array(b, np.int32)
+    st[0] = F(st[0] + F(1))
+    return w.astype(np.uint8).ravel(), b, st, rnd.state, (qmin, qmax)
+
+
+def weights_qp_update(w, wq, new_range, tau):
+    """qt_weights_qp_update -> (w, wq, remapped)."""
+    w = np.array(w, np.uint8)
+    wq = np.array(wq, np.float32)
+    s, z = F(wq[Q.SCALE]), int(wq[Q.ZERO])
+    if new_range[0] <= new_range[1]:
+        Q.qp_observe(wq, F(s * F(new_range[0] - z)), F(s * F(new_range[1] - z)))
+    Q.qp_update(wq)
+    s2, z2 = F(wq[Q.SCALE]), int(wq[Q.ZERO])
+    if s2 == s and z2 == z:
+        return w, wq, 0
+    d = F(F(s2 / s) - F(1))
+    tau = F(tau)
+    if -tau <= d <= tau:
+        zf = F(-wq[Q.RMIN] / s)
+        z3 = 255 if zf > F(300) else Q.round_f32(zf)
+        z3 = max(0, min(255, z3))
+        wq[Q.SCALE], wq[Q.ZERO] = s, z3
+        if z3 != z:
+            w = Q.remap_u8(w, s, z, s, z3)
+        return w, wq, 0
+    return Q.remap_u8(w, s, z, s2, z2), wq, 1

@@ -1,0 +1,74 @@
+// DSGU selection: see select.h.
+#include "select.h"
+#include "quant.h"
+
+// k-th largest (1-based) of a[0..n) by quickselect (Hoare-style partition with
+// a median-of-three pivot); reorders a.
+static uint32_t kth_largest(uint32_t *a, int32_t n, int32_t k) {
+    int32_t lo = 0, hi = n - 1;
+    int32_t want = k - 1;                 // index in descending order
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        uint32_t x = a[lo], y = a[mid], z = a[hi];
+        uint32_t piv = (x > y) ? ((y > z) ? y : (x > z ? z : x)) : ((x > z) ? x : (y > z ? z : y));
+        int32_t i = lo, j = hi;
+        while (i <= j) {                  // descending: big values to the left
+            while (a[i] > piv) {
+                i++;
+            }
+            while (a[j] < piv) {
+                j--;
+            }
+            if (i <= j) {
+                uint32_t t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (want <= j) {
+            hi = j;
+        } else if (want >= i) {
+            lo = i;
+        } else {
+            return a[want];
+        }
+    }
+    return a[want];
+}
+
+void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, uint32_t *scratch) {
+    if (k >= n) {
+        for (int32_t i = 0; i < n; i++) {
+            idx[i] = i;
+        }
+        return;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        scratch[i] = score[i];
+    }
+    uint32_t thr = kth_largest(scratch, n, k);
+    int32_t above = 0;
+    for (int32_t i = 0; i < n; i++) {
+        above += score[i] > thr;
+    }
+    int32_t ties = k - above, t = 0;
+    for (int32_t i = 0; i < n; i++) {
+        uint32_t s = score[i];
+        if (s > thr || (s == thr && ties-- > 0)) {
+            idx[t++] = i;
+        }
+    }
+}
+
+int32_t dsgu_k(float ebar, float *ebar_max, float lmin, float lmax, int32_t n) {
+    if (ebar > *ebar_max) {
+        *ebar_max = ebar;
+    }
+    float r = *ebar_max > 0.0f ? ebar / *ebar_max : 0.0f;
+    r = r < 0.0f ? 0.0f : (r > 1.0f ? 1.0f : r);
+    float frac = lmin + r * (lmax - lmin);
+    int32_t k = qt_floor_f32(frac * (float)n);
+    return k < 1 ? 1 : (k > n ? n : k);
+}

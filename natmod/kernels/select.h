@@ -1,0 +1,19 @@
+// Dynamic sparse gradient updates (METHOD 5): how many structures, and which.
+// Generic over the structure (Dense row, Conv filter): callers pass one uint32
+// score per structure (sum |e - z_e| over the structure).
+#ifndef QT_SELECT_H
+#define QT_SELECT_H
+#include <stdint.h>
+
+// The k indices with the largest scores, in ascending index order; ties at
+// the threshold go to the lower index (so the choice is deterministic and the
+// golden model can reproduce it).  O(n) expected: quickselect for the k-th
+// largest score on a scratch copy (uint32[n]), then one pass.  1 <= k <= n.
+void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, uint32_t *scratch);
+
+// k = max(floor((lmin + r (lmax - lmin)) n), 1), r = clip(ebar / ebar_max, 0, 1),
+// where ebar_max is the largest ebar seen so far (*ebar_max is updated first;
+// 0 initially).  Float ops mirrored by the golden model.
+int32_t dsgu_k(float ebar, float *ebar_max, float lmin, float lmax, int32_t n);
+
+#endif

@@ -1,0 +1,84 @@
+// Weight/bias update with gradient standardization (METHOD 4), uint8 weights.
+//
+//   w_new = (1/s_w) [ (w - z_w) s_w - lr (g - mu_g) / sigma_g ] + z_w
+// computed in weight steps: w_new = w + R(-lr/(s_w sigma_g) (g - mu_g)), R the
+// rounding (nearest / floor / stochastic), then clamped to 0..255.  The stored
+// s_w, z_w are kept during the update; the exact real range of the new values
+// (before clamping) is recorded in the weights' qparams, and
+// qt_weights_qp_update() then moves s_w, z_w (moving average alpha_w) and
+// re-maps the stored weights when the scale moved by more than `tau`.
+//
+// Standardization: per tensor, or per structure (Dense row / Conv filter);
+// mu and sigma are smoothed over steps: m_s = (1 - alpha_norm) m_s + alpha_norm m
+// (alpha_norm = weight of the new statistics; 1 = no smoothing; the first
+// step takes the new statistics as they are).  Biases are always standardized
+// per tensor (a structure has one bias: its sigma would be 0).
+// Guard: where the smoothed sigma is not > 0 the structure is not updated
+// (its gradient is constant, so the standardized gradient is 0/0).
+// Structures with an all-zero gradient (not selected by DSGU, or no error)
+// are treated as unselected: no statistics, no update.
+//
+// State (array('f', QT_STD_STATE_LEN(rows))):
+//   [0] steps so far, [1] mu (tensor), [2] sigma (tensor), [3] mu bias,
+//   [4] sigma bias, then (mu_i, sigma_i) per structure.
+#ifndef QT_UPDATE_H
+#define QT_UPDATE_H
+#include <stdint.h>
+#include "quant.h"
+
+#define QT_STD_STATE_HDR (5)
+#define QT_STD_STATE_LEN(rows) (QT_STD_STATE_HDR + 2 * (rows))
+
+enum {
+    QT_ROUND_NEAREST = 0,
+    QT_ROUND_FLOOR = 1,
+    QT_ROUND_STOCHASTIC = 2,
+};
+// flags: bits 0-1 rounding, bit 2 per-structure standardization.
+#define QT_UPD_ROUND_MASK (3)
+#define QT_UPD_PER_ROW (4)
+
+typedef struct {
+    float lr;
+    float alpha_norm;
+    float s_w;
+    int32_t zw;
+    int32_t rounding;
+    int32_t per_row;
+    uint32_t *rng;      // xorshift32 state (stochastic rounding)
+} qt_update_t;
+
+// The rounding offset in 1/65536 of a step: floor(v + r/65536) rounds v
+// to nearest (r = 32768), down (0) or stochastically (r uniform).
+static inline int32_t qt_round_offset(const qt_update_t *u) {
+    if (u->rounding == QT_ROUND_STOCHASTIC) {
+        return (int32_t)(qt_rng_next(u->rng) >> 16);
+    }
+    return u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
+}
+
+// Smooth (mu, sigma) into state[0..1] (first: take as is); returns nothing.
+void qt_std_blend(float *st, float mu, float sig, float alpha, int first);
+
+// Bias update (per tensor): b_i += R(-lr/(s_b sig) (s_g gb_i - mu)) for the
+// structures i with gb_i != 0 (rows: the candidates, or NULL for all).
+// The bias gradient in steps of s_g is gb_i (int32 buffer), or, if gb is NULL,
+// e_i - ze (a uint8 error tensor: the batch-1 case, no buffer).
+void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t ze,
+    int32_t rows_total, const int32_t *rows, int32_t k, float s_g, float s_b,
+    const qt_update_t *u, float *state, int first);
+
+// Update from an int32 gradient buffer g[rows_total*len] (real = s_g * g),
+// one row per structure, then zero g.  Rows with an all-zero gradient are
+// skipped.  new_range[0..1]: exact min/max of the new values in weight steps
+// (before clamping), INT32_MAX/INT32_MIN if nothing was updated.
+void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, float s_g,
+    const qt_update_t *u, float *state, int first, int32_t new_range[2]);
+
+// After an update: record the new range (weight steps, relative to z_w) in wq,
+// apply the moving average (alpha in wq[4]) and, if the scale moved by more
+// than tau (relative), re-map the n stored weights to the new (s, z); else keep
+// s and only shift z (lossless but for clamping).  Returns 1 if re-mapped.
+int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const int32_t new_range[2], float tau);
+
+#endif
