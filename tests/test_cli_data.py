@@ -265,3 +265,17 @@ def test_plot_cli(tmp_path, prepared):
 def test_plot_cli_error(tmp_path, capsys):
     assert cli.main(["plot", "grid", str(tmp_path / "missing.npy"), "-o", str(tmp_path / "x.png")]) == 2
     assert "missing.npy: no such file" in capsys.readouterr().err
+
+
+def test_plugin_subcommand(tmp_path, monkeypatch, capsys):
+    """A colleague's module adds a subcommand without touching cli.main()."""
+    (tmp_path / "qtrain_fake_plugin.py").write_text(
+        "from qtrain_host import cli\n"
+        "def _args(p):\n    p.add_argument('--n', type=int, default=1)\n"
+        "@cli.subcommand('fake', 'a test subcommand', _args)\n"
+        "def cmd_fake(args):\n    print('fake', args.n)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "PLUGINS", cli.PLUGINS + ("qtrain_fake_plugin", "qtrain_absent_plugin"))
+    monkeypatch.setattr(cli, "SUBCOMMANDS", dict(cli.SUBCOMMANDS))
+    assert cli.main(["fake", "--n", "3"]) == 0
+    assert capsys.readouterr().out == "fake 3\n"
