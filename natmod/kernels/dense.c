@@ -75,7 +75,7 @@ void dense_forward_u8(const uint8_t *x, const uint8_t *w, const int32_t *b, uint
         uint32_t d = qt_dot_u8(w + (size_t)i * (size_t)n, x, n, &ws);
         int32_t acc = (int32_t)(d - zx * ws + c0);
         if (b) {
-            int64_t t = (int64_t)acc + qt_fixmul_apply(b[i], q->bias);
+            int64_t t = (int64_t)acc + qt_fixmul_apply64(b[i], q->bias);
             acc = t > INT32_MAX ? INT32_MAX : (t < -INT32_MAX ? -INT32_MAX : (int32_t)t);
         }
         if (q->relu && acc < 0) {

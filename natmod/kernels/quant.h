@@ -62,10 +62,17 @@ void qt_qparams_from_range(float fmin, float fmax, float *s, int32_t *z);
 // 24-bit float mantissa is shifted into mult, so no rounding happens here.
 qt_fixmul_t qt_fixmul_from_f32(float m);
 
-// round(x * m) with halves rounded up, |x| < 2^31.
-static inline int32_t qt_fixmul_apply(int32_t x, qt_fixmul_t f) {
+// round(x * m) with halves rounded up, |x| < 2^31, as int64 (never overflows:
+// |x * mult| < 2^62).
+static inline int64_t qt_fixmul_apply64(int32_t x, qt_fixmul_t f) {
     int64_t p = (int64_t)x * f.mult;
-    return (int32_t)((p + ((int64_t)1 << (f.shift - 1))) >> f.shift);
+    return (p + ((int64_t)1 << (f.shift - 1))) >> f.shift;
+}
+
+// The same, saturated to int32 (m may exceed 1).
+static inline int32_t qt_fixmul_apply(int32_t x, qt_fixmul_t f) {
+    int64_t v = qt_fixmul_apply64(x, f);
+    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
 }
 
 static inline uint8_t qt_clamp_u8(int32_t v, int32_t lo) {
@@ -74,8 +81,10 @@ static inline uint8_t qt_clamp_u8(int32_t v, int32_t lo) {
 
 // Requantize an int32 accumulator to uint8: clamp(round(acc * m) + z, lo, 255).
 // lo = 0 for no activation, lo = z for a fused ReLU (clamp at the real 0).
+// The int64 result is clamped before narrowing, so any multiplier is safe.
 static inline uint8_t qt_requant_u8(int32_t acc, qt_fixmul_t f, int32_t z, int32_t lo) {
-    return qt_clamp_u8(qt_fixmul_apply(acc, f) + z, lo);
+    int64_t v = qt_fixmul_apply64(acc, f) + z;
+    return (uint8_t)(v < lo ? lo : (v > 255 ? 255 : (int32_t)v));
 }
 
 // Record the exact real range [rmin, rmax] of values just produced into a
