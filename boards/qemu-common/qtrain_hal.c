@@ -1,0 +1,130 @@
+// qtrain additions to MicroPython's ports/qemu (copied into the patched port
+// tree at build time; see boards/qemu.mk).
+//
+// - SysTick time base: the 24-bit down-counter clocked by the CPU clock
+//   (QTRAIN_SYSTICK_HZ, set per board), extended to 64 bits by counting
+//   wraps in SysTick_Handler.  Gives mp_hal_ticks_ms/us/cpu and delays.
+// - Module `icount`: a deterministic instruction counter for benchmarks.
+//   Under `qemu-system-arm -icount shift=0` the virtual clock advances 1 ns
+//   per executed instruction, and SysTick counts virtual time, so
+//   instructions = ticks * 1e9 / QTRAIN_SYSTICK_HZ.
+//   icount.start() stops and restarts SysTick: QEMU then re-aligns its tick
+//   grid to the restart instant, so the reading taken by icount.read() depends
+//   only on the instructions executed since start(), not on where in a tick the
+//   region began (which depends on host timing of serial input).  Resolution is
+//   one tick (icount.RESOLUTION instructions).  Without -icount, the same
+//   numbers are virtual nanoseconds (host time), not instructions.
+
+#include <stdint.h>
+
+#include "py/runtime.h"
+#include "py/mphal.h"
+
+#ifndef QTRAIN_SYSTICK_HZ
+#error "board must define QTRAIN_SYSTICK_HZ (SysTick clock of the QEMU machine)"
+#endif
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018)
+#define SYST_CSR_ENABLE (1u << 0)
+#define SYST_CSR_TICKINT (1u << 1)
+#define SYST_CSR_CLKSOURCE (1u << 2)
+#define SYST_RELOAD (0xffffffu)
+#define SYST_PERIOD ((uint64_t)SYST_RELOAD + 1)
+
+static volatile uint32_t systick_wraps;
+static uint64_t icount_t0;
+
+void SysTick_Handler(void) {
+    systick_wraps++;
+}
+
+void qtrain_systick_init(void) {
+    SYST_CSR = 0;
+    SYST_RVR = SYST_RELOAD;
+    SYST_CVR = 0;
+    systick_wraps = 0;
+    SYST_CSR = SYST_CSR_CLKSOURCE | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
+    // The counter reads 0 until its first reload; wait for that so the
+    // count below is monotonic from here on.
+    while (SYST_CVR == 0) {
+    }
+}
+
+// Ticks since boot.  The down-counter goes RELOAD..1, 0 (wrap interrupt),
+// RELOAD, ...; the wrap is counted when the counter reaches 0.
+static uint64_t systick_total(void) {
+    uint32_t w, c;
+    do {
+        w = systick_wraps;
+        c = SYST_CVR;
+    } while (w != systick_wraps);
+    if (c == 0) {
+        return (uint64_t)w * SYST_PERIOD - 1;
+    }
+    return (uint64_t)w * SYST_PERIOD + (SYST_RELOAD - c);
+}
+
+static uint64_t ticks_to_ns(uint64_t t) {
+    uint64_t q = t / QTRAIN_SYSTICK_HZ, r = t % QTRAIN_SYSTICK_HZ;
+    return q * 1000000000ull + r * 1000000000ull / QTRAIN_SYSTICK_HZ;
+}
+
+mp_uint_t mp_hal_ticks_cpu(void) {
+    return (mp_uint_t)systick_total();
+}
+
+mp_uint_t mp_hal_ticks_us(void) {
+    return (mp_uint_t)(systick_total() / (QTRAIN_SYSTICK_HZ / 1000000));
+}
+
+mp_uint_t mp_hal_ticks_ms(void) {
+    return (mp_uint_t)(systick_total() / (QTRAIN_SYSTICK_HZ / 1000));
+}
+
+void mp_hal_delay_us(mp_uint_t us) {
+    uint64_t end = systick_total() + (uint64_t)us * (QTRAIN_SYSTICK_HZ / 1000000);
+    while (systick_total() < end) {
+    }
+}
+
+void mp_hal_delay_ms(mp_uint_t ms) {
+    uint64_t end = systick_total() + (uint64_t)ms * (QTRAIN_SYSTICK_HZ / 1000);
+    while (systick_total() < end) {
+        mp_handle_pending(true);
+    }
+}
+
+// ---- module icount -----------------------------------------------------------
+
+static mp_obj_t icount_start(void) {
+    uint32_t csr = SYST_CSR;
+    SYST_CSR = csr & ~SYST_CSR_ENABLE;   // freezes the count (drops < 1 tick)
+    icount_t0 = systick_total();
+    SYST_CSR = csr | SYST_CSR_ENABLE;    // tick grid now starts here
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(icount_start_obj, icount_start);
+
+static mp_obj_t icount_read(void) {
+    return mp_obj_new_int_from_ull(ticks_to_ns(systick_total() - icount_t0));
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(icount_read_obj, icount_read);
+
+static const mp_rom_map_elem_t icount_module_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_icount) },
+    { MP_ROM_QSTR(MP_QSTR_start), MP_ROM_PTR(&icount_start_obj) },
+    { MP_ROM_QSTR(MP_QSTR_read), MP_ROM_PTR(&icount_read_obj) },
+    // SysTick clock and instructions per tick (rounded up): the resolution.
+    { MP_ROM_QSTR(MP_QSTR_HZ), MP_ROM_INT(QTRAIN_SYSTICK_HZ) },
+    { MP_ROM_QSTR(MP_QSTR_RESOLUTION), MP_ROM_INT((1000000000 + QTRAIN_SYSTICK_HZ - 1) / QTRAIN_SYSTICK_HZ) },
+};
+static MP_DEFINE_CONST_DICT(icount_module_globals, icount_module_globals_table);
+
+const mp_obj_module_t icount_module = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&icount_module_globals,
+};
+
+MP_REGISTER_MODULE(MP_QSTR_icount, icount_module);

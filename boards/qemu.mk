@@ -1,0 +1,64 @@
+# Emulated-board firmware (included by the top-level Makefile).
+#
+# MicroPython's ports/qemu is never edited in place (MPY_DIR may be a user's
+# checkout).  We build a shadow tree:
+#   build/firmware/src/{py,extmod,shared,lib,drivers,tools,mpy-cross} -> MPY_DIR/...
+#   build/firmware/src/ports/qemu   a copy of MPY_DIR/ports/qemu with
+#                                   boards/qemu-common/patches/*.patch applied
+#                                   and boards/qemu-common/qtrain_hal.c added
+# and build each board with BOARD_DIR=boards/<board> (mpconfigboard.mk) and the
+# heap size from boards/<board>/board.json into build/firmware/<board>/.
+#
+#   make firmware                      build/firmware/{qemu-m0,qemu-m3,qemu-m4}/firmware.elf
+#   make run-qemu BOARD=qemu-m4 SCRIPT=f.py [MOUNT=dir]
+#        start the emulator with its UART on a pty, then
+#        `mpremote connect <pty> mount <dir> run <script>`, then stop it.
+#        MOUNT defaults to dist/<arch>_6.3 (so `import _qtrain` works).
+
+FW_DIR := $(BUILD)/firmware
+FW_SRC := $(FW_DIR)/src
+FW_PORT := $(FW_SRC)/ports/qemu
+FW_LINKS := py extmod shared lib drivers tools mpy-cross
+QEMU_PATCHES := $(sort $(wildcard boards/qemu-common/patches/*.patch))
+FIRMWARES := $(foreach b,$(QEMU_BOARDS),$(FW_DIR)/$(b)/firmware.elf)
+MPY_DIR_ABS = $(abspath $(MPY_DIR))
+board_json = python3 -c "import json,sys; print(json.load(open('boards/$(1)/board.json'))['$(2)'])"
+
+.PHONY: firmware run-qemu
+
+firmware: $(FIRMWARES)
+
+# The patched port tree.  Rebuilt (and every board rebuilt) when a patch changes.
+$(FW_DIR)/.tree-stamp: $(QEMU_PATCHES) boards/qemu-common/qtrain_hal.c boards/qemu.mk | $(MPY_DIR)/py/dynruntime.mk
+	@echo "setup: patching a copy of ports/qemu into $(FW_SRC)"
+	@rm -rf $(FW_SRC) $(foreach b,$(QEMU_BOARDS),$(FW_DIR)/$(b)) && mkdir -p $(FW_SRC)/ports
+	@for d in $(FW_LINKS); do ln -s $(MPY_DIR_ABS)/$$d $(FW_SRC)/$$d; done
+	@cp -r $(MPY_DIR_ABS)/ports/qemu $(FW_PORT) && rm -rf $(FW_PORT)/build-*
+	@for p in $(QEMU_PATCHES); do \
+		patch -s -p1 -d $(FW_PORT) < $$p || { \
+			echo "setup: patch $$p does not apply to $(MPY_DIR_ABS)/ports/qemu." >&2; \
+			echo "  Fix: use MicroPython $(MPY_VERSION) (MPY_DIR=... or unset it), or refresh the patch." >&2; \
+			exit 1; }; \
+	done
+	@cp boards/qemu-common/qtrain_hal.c $(FW_PORT)/
+	@touch $@
+
+$(FW_DIR)/%/firmware.elf: $(FW_DIR)/.tree-stamp boards/%/mpconfigboard.mk boards/%/board.json
+	@echo "setup: building firmware $* (log: $(FW_DIR)/$*.log)"
+	@mkdir -p $(FW_DIR)/$*
+	@heap=$$($(call board_json,$*,heap_bytes)) && \
+	$(MAKE) -C $(FW_PORT) BOARD=$* BOARD_DIR=$(CURDIR)/boards/$* BUILD=$(FW_DIR)/$* \
+		FROZEN_MANIFEST= MICROPY_HEAP_SIZE=$$heap -j$(JOBS) >$(FW_DIR)/$*.log 2>&1 \
+		|| { tail -25 $(FW_DIR)/$*.log; \
+		     echo "setup: firmware $* failed, full log: $(FW_DIR)/$*.log" >&2; \
+		     echo "  Fix: check gcc-arm-none-eabi and libnewlib-arm-none-eabi are installed (make deps)," >&2; \
+		     echo "  then 'rm -rf $(FW_DIR)' and rerun make firmware." >&2; exit 1; }
+	@arm-none-eabi-size $@ | tail -1 | awk '{printf "setup: %s text=%d data=%d bss=%d\n", "$*", $$1, $$2, $$3}'
+
+# ---- the real user path on an emulated board --------------------------------
+
+BOARD ?= qemu-m4
+run-qemu: $(FW_DIR)/$(BOARD)/firmware.elf $(VENV)/.stamp
+	@test -n "$(SCRIPT)" || { echo "usage: make run-qemu BOARD=qemu-m4 SCRIPT=file.py [MOUNT=dir]" >&2; exit 2; }
+	@arch=$$($(call board_json,$(BOARD),arch)) && $(MAKE) -s dist/$${arch}_6.3/_qtrain.mpy
+	$(PY) -m qtrain_host.qemu mpremote $(BOARD) $(SCRIPT) $(if $(MOUNT),--mount $(MOUNT))

@@ -1,0 +1,456 @@
+"""Run MicroPython scripts on the emulated boards (qemu-system-arm).
+
+Boards (boards/<name>/board.json): qemu-m0 (microbit, Cortex-M0, armv6m),
+qemu-m3 (mps2-an385, armv7m), qemu-m4 (mps2-an386, Cortex-M4F, armv7emsp).
+Firmware: build/firmware/<board>/firmware.elf (`make firmware`).
+
+run(board, script, files=None, timeout=300, echo=False, icount=True)
+    One fresh emulator per call.  The UART is QEMU's stdio chardev on pipes.
+    `_qtrain.mpy` for the board's arch, the `qtrain` package (python/,
+    precompiled with mpy-cross) and `files` are put into a ROMFS image that
+    QEMU loads *outside* the MicroPython heap (like a flash filesystem on a
+    real board); it is mounted read-only at /rom, which is the cwd and first
+    on sys.path.  The script runs through the raw REPL.  Returns RunResult:
+    returncode 0, or 1 if the script raised (traceback in output), -9 on
+    timeout (the emulator is killed) and 2 if the firmware crashed.
+
+Instruction counts: with icount=True (default) QEMU runs with
+`-icount shift=0`, 1 ns of virtual time per instruction.  The firmware's
+`icount` module reads it: `icount.start()` ... `icount.read()` gives the
+instructions executed in between (resolution icount.RESOLUTION: 63 on qemu-m0,
+40 on qemu-m3/m4).  A script reports a region by printing a line
+    @icount <region> <count>
+which is collected into RunResult.icount {region: count}.  Do not print or
+read stdin inside a measured region (serial I/O waits on the host).
+
+CLI (the real user path, used by `make run-qemu`):
+    python -m qtrain_host.qemu mpremote qemu-m4 script.py [--mount DIR]
+starts the board with its UART on a pty and runs
+`mpremote connect <pty> mount DIR run script.py`, then stops the emulator.
+"""
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from . import paths
+from .runner import RunResult, TargetUnavailable
+
+QEMU = os.environ.get("QTRAIN_QEMU", "qemu-system-arm")
+BOARDS_DIR = os.path.join(paths.ROOT, "boards")
+ICOUNT_RE = re.compile(r"^@icount\s+(\S+)\s+(-?\d+)\s*$", re.M)
+
+# Where QEMU loads the ROMFS image: unused memory outside the firmware's RAM.
+ROMFS_ADDR = {
+    "microbit": 0x00080000,    # upper half of the 1 MiB flash (firmware ~200 KiB)
+    "mps2-an385": 0x20000000,  # SSRAM2/3 (the firmware lives in SSRAM1 at 0)
+    "mps2-an386": 0x20000000,
+}
+ROMFS_MAX = 512 * 1024
+
+
+def board_config(board):
+    path = os.path.join(BOARDS_DIR, board, "board.json")
+    if not os.path.exists(path):
+        raise TargetUnavailable("unknown board %r (no %s)" % (board, path))
+    with open(path) as f:
+        cfg = json.load(f)
+    if cfg.get("kind") != "qemu":
+        raise TargetUnavailable("board %r is not an emulated board" % board)
+    return cfg
+
+
+def qemu_command(board, serial="stdio", icount=True, extra=()):
+    """The qemu-system-arm command line for `board`.
+
+    serial: "stdio" (UART on QEMU's stdin/stdout) or "pty"."""
+    cfg = board_config(board)
+    fw = paths.firmware_path(board)
+    if not os.path.exists(fw):
+        raise TargetUnavailable("no firmware at %s: run `make firmware`" % fw)
+    cmd = [QEMU, "-machine", cfg["qemu"]["machine"]] + list(cfg["qemu"]["args"])
+    cmd += ["-display", "none", "-monitor", "none", "-semihosting", "-no-reboot"]
+    if serial == "stdio":
+        cmd += ["-chardev", "stdio,id=uart0,signal=off", "-serial", "chardev:uart0"]
+    else:
+        cmd += ["-serial", serial]
+    if icount:
+        cmd += ["-icount", "shift=0"]
+    cmd += ["-kernel", fw] + list(extra)
+    return cmd
+
+
+# ---- ROMFS with the module, the package and the caller's files --------------
+
+def _mpy_cross():
+    mpy_dir = os.environ.get("MPY_DIR") or os.path.join(paths.BUILD, "micropython")
+    exe = os.path.join(mpy_dir, "mpy-cross", "build", "mpy-cross")
+    return exe if os.path.exists(exe) else shutil.which("mpy-cross")
+
+
+def _compile(src_path, arch, tmpdir):
+    """Precompile a .py to .mpy (bytecode then stays in ROM, not the heap)."""
+    exe = _mpy_cross()
+    if not exe:
+        return None
+    out = os.path.join(tmpdir, "c.mpy")
+    p = subprocess.run([exe, "-march=" + arch, "-o", out, src_path],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        return None
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def _package_files(arch, tmpdir):
+    """python/<pkg>/**.py (packages only) as {relative name: bytes}."""
+    out = {}
+    base = paths.PYTHON_DIR
+    if not os.path.isdir(base):
+        return out
+    for pkg in sorted(os.listdir(base)):
+        if not os.path.exists(os.path.join(base, pkg, "__init__.py")):
+            continue
+        for dirpath, dirnames, filenames in os.walk(os.path.join(base, pkg)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for fn in sorted(filenames):
+                if not fn.endswith(".py"):
+                    continue
+                src = os.path.join(dirpath, fn)
+                rel = os.path.relpath(src, base).replace(os.sep, "/")
+                data = _compile(src, arch, tmpdir)
+                if data is None:
+                    with open(src, "rb") as f:
+                        out[rel] = f.read()
+                else:
+                    out[rel[:-3] + ".mpy"] = data
+    return out
+
+
+def build_romfs(files):
+    """A ROMFS image (MicroPython vfs.VfsRom format) holding `files`
+    ({"a/b.py": bytes})."""
+    from mpremote.romfs import VfsRomWriter
+    tree = {}
+    for name, data in files.items():
+        node = tree
+        parts = name.strip("/").split("/")
+        for d in parts[:-1]:
+            node = node.setdefault(d, {})
+        node[parts[-1]] = data
+    w = VfsRomWriter()
+
+    def emit(node):
+        for name in sorted(node):
+            if isinstance(node[name], dict):
+                w.opendir(name)
+                emit(node[name])
+                w.closedir()
+            else:
+                w.mkfile(name, node[name])
+    emit(tree)
+    return w.finalise()
+
+
+def _collect_files(board, files, tmpdir):
+    arch = board_config(board)["arch"]
+    mpy = paths.natmod_path(arch)
+    if not os.path.exists(mpy):
+        raise TargetUnavailable("no %s: run `make dist`" % mpy)
+    out = _package_files(arch, tmpdir)
+    with open(mpy, "rb") as f:
+        out["_qtrain.mpy"] = f.read()
+    for name, value in (files or {}).items():
+        if isinstance(value, (bytes, bytearray)):
+            out[name] = bytes(value)
+        else:
+            with open(value, "rb") as f:
+                out[name] = f.read()
+    return out
+
+
+def _romfs_mount_code(addr, size):
+    return ("import vfs, uctypes, sys, os\n"
+            "vfs.mount(vfs.VfsRom(uctypes.bytearray_at(0x%x, %d)), '/rom')\n"
+            "os.chdir('/rom')\n"
+            "sys.path.insert(0, '/rom')\n"
+            "del vfs, uctypes, sys, os\n" % (addr, size))
+
+
+# ---- the emulator over pipes --------------------------------------------------
+
+class Emulator:
+    """qemu-system-arm with the board's UART on pipes.  Use as a context
+    manager; the process is always killed on exit."""
+
+    def __init__(self, board, icount=True, extra=(), echo=False):
+        self.board = board
+        self.echo = echo
+        self._errf = tempfile.TemporaryFile()
+        cmd = qemu_command(board, "stdio", icount=icount, extra=extra)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._errf, bufsize=0, start_new_session=True)
+        self._q = queue.Queue()
+        self._buf = b""
+        self._t = threading.Thread(target=self._reader, daemon=True)
+        self._t.start()
+
+    def _reader(self):
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            self._q.put(data)
+            if not data:
+                return
+
+    def write(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def read_until(self, marker, deadline, stream=False):
+        """Bytes up to and including `marker`.  With stream=True, bytes are
+        echoed (if echo) as they arrive.  Raises TimeoutError / EOFError
+        (QEMU exited), both with .partial = what was read."""
+        got = b""  # already moved out of the buffer (stream mode)
+        while True:
+            i = self._buf.find(marker)
+            if i >= 0:
+                head = self._buf[:i + len(marker)]
+                self._buf = self._buf[i + len(marker):]
+                if stream:
+                    self._echo(head[:i])
+                return got + head
+            if stream and len(self._buf) >= len(marker):
+                n = len(self._buf) - (len(marker) - 1)
+                self._echo(self._buf[:n])
+                got += self._buf[:n]
+                self._buf = self._buf[n:]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                e = TimeoutError("timeout waiting for %r" % marker)
+                e.partial = got + self._buf
+                raise e
+            try:
+                data = self._q.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if not data:
+                e = EOFError("qemu exited")
+                e.partial = got + self._buf
+                raise e
+            self._buf += data
+
+    def _echo(self, data):
+        if self.echo:
+            sys.stdout.write(data.decode("utf-8", "replace"))
+            sys.stdout.flush()
+
+    def stderr_text(self):
+        try:
+            self._errf.seek(0)
+            return self._errf.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        self._errf.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- raw REPL --
+    def enter_raw_repl(self, deadline):
+        # Bytes sent before the UART is up stay queued in QEMU's chardev.
+        self.write(b"\r\x03\x03\x01")
+        self.read_until(b"raw REPL; CTRL-B to exit\r\n>", deadline)
+
+    def exec_raw(self, code, deadline, stream=False):
+        """Run `code` in the raw REPL; returns (stdout bytes, stderr bytes)."""
+        if isinstance(code, str):
+            code = code.encode("utf-8")
+        self.write(code + b"\x04")
+        self.read_until(b"OK", deadline)
+        out = self.read_until(b"\x04", deadline, stream=stream)[:-1]
+        err = self.read_until(b"\x04", deadline)[:-1]
+        self.read_until(b">", deadline)
+        if stream and err:
+            self._echo(err)
+        return out, err
+
+
+def _text(b):
+    return b.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def parse_icount(output):
+    return {m.group(1): int(m.group(2)) for m in ICOUNT_RE.finditer(output)}
+
+
+def run(board, script, files=None, timeout=300, echo=False, icount=True, **kw):
+    """Run `script` on emulated `board`; see the module docstring."""
+    if kw:
+        raise TypeError("qemu.run: unexpected arguments %s" % sorted(kw))
+    cfg = board_config(board)
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryDirectory(prefix="qtrain-qemu-") as tmp:
+        image = build_romfs(_collect_files(board, files, tmp))
+        if len(image) > ROMFS_MAX:
+            raise ValueError("files too large for the emulated flash (%d > %d bytes)"
+                             % (len(image), ROMFS_MAX))
+        img = os.path.join(tmp, "romfs.img")
+        with open(img, "wb") as f:
+            f.write(image)
+        addr = ROMFS_ADDR[cfg["qemu"]["machine"]]
+        extra = ["-device", "loader,file=%s,addr=0x%x,force-raw=on" % (img, addr)]
+        emu = Emulator(board, icount=icount, extra=extra, echo=echo)
+        try:
+            stage = "boot"
+            emu.enter_raw_repl(deadline)
+            stage = "setup"
+            out, err = emu.exec_raw(_romfs_mount_code(addr, len(image)), deadline)
+            if err:
+                return RunResult(_text(out + err) + "\n[qtrain qemu: ROMFS mount failed]", 2)
+            stage = "script"
+            out, err = emu.exec_raw(script, deadline, stream=echo)
+            output = _text(out + err)
+            return RunResult(output, 1 if err else 0, parse_icount(output))
+        except TimeoutError as e:
+            msg = "\n[qtrain qemu: timeout after %ss during %s on %s]" % (timeout, stage, board)
+            return RunResult(_text(e.partial) + msg, -9)
+        except EOFError as e:
+            msg = "\n[qtrain qemu: emulator exited during %s on %s]\n%s" % (
+                stage, board, emu.stderr_text())
+            return RunResult(_text(e.partial) + msg, 2)
+        finally:
+            emu.close()
+
+
+# ---- the real user path: mpremote over a pty -----------------------------------
+
+PTY_RE = re.compile(r"char device redirected to (\S+) \(label")
+
+
+class PtyEmulator:
+    """The board with its UART on a host pty (as a USB-serial board would be)."""
+
+    def __init__(self, board, icount=True):
+        self._log = tempfile.TemporaryFile()
+        cmd = qemu_command(board, "pty", icount=icount)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.pty = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            m = PTY_RE.search(self.log())
+            if m:
+                self.pty = m.group(1)
+                break
+            time.sleep(0.02)
+        if self.pty is None:
+            text = self.log()
+            self.close()
+            raise RuntimeError("qemu did not report its pty:\n" + text)
+
+    def log(self):
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def mpremote_run(board, script, mount=None, timeout=600, capture=False, icount=True):
+    """`mpremote connect <pty> mount <dir> run <script>` on a fresh emulator.
+    mount defaults to dist/<arch>_6.3 (so `import _qtrain` works).
+    Returns (returncode, output or None)."""
+    cfg = board_config(board)
+    mount = mount or paths.natmod_dir(cfg["arch"])
+    with PtyEmulator(board, icount=icount) as emu:
+        cmd = [sys.executable, "-m", "mpremote", "connect", emu.pty,
+               "mount", mount, "run", script]
+        try:
+            p = subprocess.run(cmd, timeout=timeout, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE if capture else None,
+                               stderr=subprocess.STDOUT if capture else None)
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode("utf-8", "replace") if capture else None
+            return -9, out
+        out = p.stdout.decode("utf-8", "replace") if capture else None
+        return p.returncode, out
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m qtrain_host.qemu")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("mpremote", help="run a script through mpremote over the emulator's pty")
+    a.add_argument("board")
+    a.add_argument("script")
+    a.add_argument("--mount", help="host directory to mount (default: dist/<arch>_6.3)")
+    a.add_argument("--timeout", type=float, default=3600)
+    r = sub.add_parser("run", help="run a script through the raw REPL (the test runner)")
+    r.add_argument("board")
+    r.add_argument("script")
+    r.add_argument("--timeout", type=float, default=600)
+    p = sub.add_parser("pty", help="start the emulator, print its pty, wait for Ctrl-C")
+    p.add_argument("board")
+    args = ap.parse_args(argv)
+    if args.cmd == "mpremote":
+        rc, _ = mpremote_run(args.board, args.script, mount=args.mount, timeout=args.timeout)
+        return rc
+    if args.cmd == "run":
+        with open(args.script) as f:
+            res = run(args.board, f.read(), timeout=args.timeout, echo=True)
+        for k, v in res.icount.items():
+            print("[icount] %s: %d instructions" % (k, v), file=sys.stderr)
+        return res.returncode
+    with PtyEmulator(args.board) as emu:
+        print(emu.pty, flush=True)
+        try:
+            emu.proc.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
