@@ -64,8 +64,8 @@ def check(i, src):
 """
 
 
-def _script(cases):
-    lines = [PRELUDE]
+def _script(cases, extra=""):
+    lines = [PRELUDE, extra]
     for i, (_, _, src) in enumerate(cases):
         lines.append("check(%d, %r)" % (i, src))
     lines.append("Q.dense_forward_u8(x, xq, w, wq, b, bq, y, yq, 1)\nprint('valid call ok')")
@@ -81,8 +81,8 @@ def _results(out):
     return res
 
 
-def check_cases(run, cases):
-    out = run(_script(cases))
+def check_cases(run, cases, extra=""):
+    out = run(_script(cases, extra))
     assert "valid call ok" in out
     res = _results(out)
     bad = []
@@ -91,6 +91,64 @@ def check_cases(run, cases):
         if got is None or got[0] != typ or not got[1].startswith(name + ":"):
             bad.append("%s -> expected %s '%s: ...', got %r" % (src, typ, name, got))
     assert not bad, "\n".join(bad)
+
+# Backward / select / update entry points (layer m=3, n=5; see PRELUDE).
+CASES_TRAIN = [
+    ("TypeError", "e", "Q.dense_backward_u8(arr('i', 3), eq, w, wq, ep, epq, None, 0, acc)"),
+    ("ValueError", "w", "Q.dense_backward_u8(e, eq, bytearray(16), wq, ep, epq, None, 0, acc)"),
+    ("ValueError", "acc", "Q.dense_backward_u8(e, eq, w, wq, ep, epq, None, 0, arr('i', 4))"),
+    ("TypeError", "acc", "Q.dense_backward_u8(e, eq, w, wq, ep, epq, None, 0, bytearray(20))"),
+    ("ValueError", "k", "Q.dense_backward_u8(e, eq, w, wq, ep, epq, sel, 0, acc)"),
+    ("ValueError", "k", "Q.dense_backward_u8(e, eq, w, wq, ep, epq, sel, 4, acc)"),
+    ("ValueError", "sel", "Q.dense_backward_u8(e, eq, w, wq, ep, epq, array('i', [0, 7, 1]), 2, acc)"),
+    ("ValueError", "sel", "Q.dense_backward_u8(e, eq, w, wq, ep, epq, arr('i', 2), 1, acc)"),
+    ("ValueError", "epq", "Q.dense_backward_u8(e, eq, w, wq, ep, qp(-0.1, 3), None, 0, acc)"),
+    ("ValueError", "ep", "Q.dense_backward_u8(e, eq, w, wq, memoryview(w)[:5], epq, None, 0, acc)"),
+    ("ValueError", "y", "Q.relu_backward_u8(e, eq, bytearray(4), yq)"),
+    ("TypeError", "e", "Q.relu_backward_u8(bytes(3), eq, y, yq)"),
+    ("ValueError", "hp[0] (lmin)", "Q.dense_select_u8(e, eq, array('f', [0.0, 1.0]), dst, sel, scr)"),
+    ("ValueError", "hp[1] (lmax)", "Q.dense_select_u8(e, eq, array('f', [0.5, 0.4]), dst, sel, scr)"),
+    ("ValueError", "hp[1] (lmax)", "Q.dense_select_u8(e, eq, array('f', [0.5, 1.5]), dst, sel, scr)"),
+    ("ValueError", "scratch", "Q.dense_select_u8(e, eq, dhp, dst, sel, arr('I', 3))"),
+    ("TypeError", "scratch", "Q.dense_select_u8(e, eq, dhp, dst, sel, arr('i', 6))"),
+    ("ValueError", "state", "Q.dense_select_u8(e, eq, dhp, arr('f', 2), sel, scr)"),
+    ("ValueError", "hp[0] (lr)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [0.0, 1, 0]), 0, st, rng)"),
+    ("ValueError", "hp[0] (lr)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [-0.1, 1, 0]), 0, st, rng)"),
+    ("ValueError", "hp[0] (lr)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [100.0, 1, 0]), 0, st, rng)"),
+    ("ValueError", "hp[0] (lr)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [float('nan'), 1, 0]), 0, st, rng)"),
+    ("ValueError", "hp[1] (alpha_norm)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [0.1, 0, 0]), 0, st, rng)"),
+    ("ValueError", "hp[2] (tau)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [0.1, 1, 1]), 0, st, rng)"),
+    ("ValueError", "hp", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, arr('f', 2), 0, st, rng)"),
+    ("ValueError", "flags", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 3, st, rng)"),
+    ("ValueError", "flags", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 8, st, rng)"),
+    ("ValueError", "flags", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, -1, st, rng)"),
+    ("ValueError", "state", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 0, arr('f', 10), rng)"),
+    ("ValueError", "rng", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 2, st, arr('I', 1))"),
+    ("TypeError", "rng", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 2, st, arr('i', 1))"),
+    ("TypeError", "w", "Q.dense_update_u8(e, eq, x, xq, bytes(15), wq, b, bq, None, 0, uhp, 0, st, rng)"),
+    ("ValueError", "w", "Q.dense_update_u8(e, eq, x, xq, bytearray(12), wq, b, bq, None, 0, uhp, 0, st, rng)"),
+    ("ValueError", "wq", "Q.dense_update_u8(e, eq, x, xq, w, qp(0.1, 300), b, bq, None, 0, uhp, 0, st, rng)"),
+    ("ValueError", "g", "Q.dense_grad_acc_u8(e, eq, x, xq, arr('i', 14), gb, None, 0)"),
+    ("ValueError", "gb", "Q.dense_grad_acc_u8(e, eq, x, xq, g, arr('i', 2), None, 0)"),
+    ("ValueError", "state", "Q.update_rows_u8(g, gs, w, wq, gb, b, bq, uhp, 0, arr('f', 10), rng)"),
+    ("ValueError", "g", "Q.update_rows_u8(arr('i', 14), gs, w, wq, gb, b, bq, uhp, 0, st, rng)"),
+    ("ValueError", "w", "Q.update_rows_u8(g, gs, bytearray(14), wq, gb, b, bq, uhp, 0, st, rng)"),
+    ("ValueError", "gs[0] (s_g)", "Q.update_rows_u8(g, array('f', [0, 1]), w, wq, gb, b, bq, uhp, 0, st, rng)"),
+    ("ValueError", "gs[1] (s_gb)", "Q.update_rows_u8(g, array('f', [1, -1]), w, wq, gb, b, bq, uhp, 0, st, rng)"),
+    ("ValueError", "b", "Q.update_rows_u8(g, gs, w, wq, gb, arr('i', 4), bq, uhp, 0, st, rng)"),
+]
+
+TRAIN_PRELUDE = r"""
+e = bytearray(3); ep = bytearray(5); eq = qp(2 / 255, 128); epq = qp(2 / 255, 128)
+acc = arr('i', 5); sel = arr('i', 3); scr = arr('I', 6); dst = arr('f', 1)
+dhp = array('f', [0.1, 1.0]); uhp = array('f', [0.01, 0.85, 0.02])
+st = arr('f', 11); rng = array('I', [1]); g = arr('i', 15); gb = arr('i', 3)
+gs = array('f', [1e-3, 1e-2])
+"""
+
+
+def test_bad_input_dense_train(run):
+    check_cases(run, CASES_TRAIN, TRAIN_PRELUDE)
 
 
 def test_bad_input_dense_forward(run):
