@@ -185,7 +185,8 @@ def gzip_bytes(data):
 
 def describe(path):
     """A one-paragraph description of an IDX file (for `qtrain_host info`)."""
-    raw = open(path, "rb").read(2)
+    with open(path, "rb") as f:
+        raw = f.read(2)
     arr = read(path)
     lines = ["%s: IDX%s, %s, shape %s" % (os.fspath(path), " (gzip)" if raw == GZIP_MAGIC else "",
                                           arr.dtype.name, "x".join(map(str, arr.shape)))]
