@@ -332,18 +332,19 @@ def test_device_no_allocation_per_sample(run):
     script = """
 import gc
 from qtrain.data import Stream
-for sh in (False, True):
-    s = Stream("s.qtds", shuffle=sh, seed=1)
-    for _ in range(40):
-        s.next()
+def measure(s, n):
     gc.collect()
     gc.disable()
     a = gc.mem_alloc()
-    for _ in range(200):
+    for _ in range(n):
         s.next()
     b = gc.mem_alloc()
     gc.enable()
-    print("ALLOC", sh, b - a)
+    return b - a
+for sh in (False, True):
+    s = Stream("s.qtds", shuffle=sh, seed=1)
+    measure(s, 40)  # warm up (first-call effects of the interpreter)
+    print("ALLOC", sh, measure(s, 200))
 """
     out = run(script, files={"s.qtds": data})
     allocs = [int(line.split()[2]) for line in out.split("\n") if line.startswith("ALLOC")]
