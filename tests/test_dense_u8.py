@@ -14,18 +14,21 @@ from qtrain_host.golden import quant as GQ
 # MicroPython side: read buffers back, print outputs as hex.
 DEVICE_LIB = r"""
 from array import array
+import gc
 import _qtrain as Q
 def rd(f):
     h = f.read(5)
     tc = chr(h[0])
     n = h[1] | (h[2] << 8) | (h[3] << 16) | (h[4] << 24)
-    d = f.read(n)
     if tc == 'N':
         return None
     if tc == 'B':
-        return bytearray(d)
-    return array(tc, d)
+        d = bytearray(n)
+        f.readinto(d)
+        return d
+    return array(tc, f.read(n))
 def rdn(f, k):
+    gc.collect()
     return [rd(f) for _ in range(k)]
 def hx(b):
     return ''.join(['%02x' % v for v in bytes(b)])
