@@ -145,6 +145,26 @@ static size_t w_len(const qt_conv_geom_t *g) {
     return (size_t)qt_conv_w_size(g);
 }
 
+static int32_t scratch_need(const qt_conv_geom_t *g, bool transposed) {
+    return transposed ? conv_transpose2d_scratch_len_u8(g) : conv2d_scratch_len_u8(g);
+}
+
+// scratch: a bytearray of at least *_scratch_len(geom) bytes, 4-byte aligned,
+// not overlapping the call's other buffers (checked by the caller).
+static uint8_t *arg_scratch(mp_obj_t obj, const qt_conv_geom_t *g, bool transposed, size_t *len) {
+    const int32_t need = scratch_need(g, transposed);
+    const char *fn = transposed ? "conv_transpose2d_scratch_len" : "conv2d_scratch_len";
+    mp_buffer_info_t bi;
+    if (obj == mp_const_none || !mp_get_buffer(obj, &bi, MP_BUFFER_RW)) {
+        qt_raise_type("scratch: expected a writable bytearray of %s(geom) = %d bytes", fn, (int)need);
+    }
+    uint8_t *p = qt_arg_buf_len(obj, "scratch", QT_TC_U8, (size_t)need, len, QT_RW);
+    if ((uintptr_t)p & 3u) {
+        qt_raise_value("scratch: must be 4-byte aligned (a memoryview at an odd offset?)");
+    }
+    return p;
+}
+
 // ---- geometry queries --------------------------------------------------------
 
 static mp_obj_t out_shape(mp_obj_t geom, bool transposed) {
@@ -165,8 +185,8 @@ static mp_obj_t qt_conv_transpose2d_out_shape_fn(mp_obj_t geom) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_out_shape_obj, qt_conv_transpose2d_out_shape_fn);
 
-// conv2d_scratch_len(geom) -> items of the array('h') scratch of the uint8
-// calls that need one (conv2d_forward_u8, conv_transpose2d_backward_u8).
+// conv2d_scratch_len(geom) -> bytes of the scratch bytearray every uint8 call
+// of this layer takes (one buffer may serve several layers: use the max).
 static mp_obj_t qt_conv2d_scratch_len_fn(mp_obj_t geom) {
     qt_conv_geom_t g;
     parse_geom(geom, false, &g);
@@ -258,9 +278,8 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_f32_obj,
 // ---- uint8 -------------------------------------------------------------------
 
 // conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
-// conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu[, scratch])
+// conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
 //   b int32[out_ch] (real = bq.scale * b) or None; records y's exact range in yq.
-//   scratch: array('h') of conv2d_scratch_len(geom) items (Conv2d only).
 static mp_obj_t forward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
     parse_geom(a[8], transposed, &g);
@@ -281,18 +300,14 @@ static mp_obj_t forward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     uint8_t *y = qt_arg_u8(a[6], "y", no, QT_RW);
     float *yq = qt_arg_qparams(a[7], "yq", QT_RW);
     bool relu = qt_arg_bool(a[9], "relu");
-    int16_t *scratch = NULL;
-    if (!transposed) {
-        if (n_args < 11) {
-            qt_raise_type("scratch: expected array('h') of conv2d_scratch_len(geom) = %d items",
-                (int)conv2d_scratch_len_u8(&g));
-        }
-        size_t sl;
-        scratch = qt_arg_buf_len(a[10], "scratch", QT_TC_I16, (size_t)conv2d_scratch_len_u8(&g), &sl, QT_RW);
-        qt_check_no_overlap(scratch, sl * 2, "scratch", x, ni, "x");
-        qt_check_no_overlap(scratch, sl * 2, "scratch", y, no, "y");
-        qt_check_no_overlap(scratch, sl * 2, "scratch", w, nw, "w");
+    if (n_args < 11) {
+        qt_raise_type("scratch: expected a writable bytearray of %d bytes", (int)scratch_need(&g, transposed));
     }
+    size_t sl;
+    uint8_t *scratch = arg_scratch(a[10], &g, transposed, &sl);
+    qt_check_no_overlap(scratch, sl, "scratch", x, ni, "x");
+    qt_check_no_overlap(scratch, sl, "scratch", y, no, "y");
+    qt_check_no_overlap(scratch, sl, "scratch", w, nw, "w");
     qt_check_no_overlap(y, no, "y", x, ni, "x");
     qt_check_no_overlap(y, no, "y", w, nw, "w");
 
@@ -306,7 +321,7 @@ static mp_obj_t forward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     rq.relu = relu;
     int32_t r[2];
     if (transposed) {
-        conv_transpose2d_forward_u8(&g, x, w, b, y, &rq, r);
+        conv_transpose2d_forward_u8(&g, x, w, b, y, &rq, r, scratch);
     } else {
         conv2d_forward_u8(&g, x, w, b, y, &rq, r, scratch);
     }
@@ -323,14 +338,13 @@ static mp_obj_t qt_conv_transpose2d_forward_u8_fn(size_t n_args, const mp_obj_t 
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_forward_u8_obj, 10, 11,
     qt_conv_transpose2d_forward_u8_fn);
 
-// conv2d_backward_u8(e, eq, y, yq, w, wq, ex, exq, geom[, sel, k[, scratch]])
-// conv_transpose2d_backward_u8(e, eq, y, yq, w, wq, ex, exq, geom, sel, k, scratch)
+// conv2d_backward_u8(e, eq, y, yq, w, wq, ex, exq, geom, sel, k, scratch)
+// conv_transpose2d_backward_u8(... same ...)
 //   Error propagation (METHOD 3).  y (forward output, uint8) given = fused
 //   ReLU: e is set to its zero point in place where y <= yq's zero point.
 //   ex written (uint8, scale/zero from exq) and its exact range recorded in
 //   exq; ex None = only the ReLU mask (first layer).  Only the sel[:k]
-//   output channels propagate (DSGU).  The transposed op needs scratch:
-//   array('h') of conv_transpose2d_scratch_len(geom) items.
+//   output channels propagate (DSGU; sel None = all).
 static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
     parse_geom(a[8], transposed, &g);
@@ -344,18 +358,16 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     float *exq = ex ? qt_arg_qparams(a[7], "exq", QT_RW) : NULL;
     int32_t n_sel;
     const int32_t *sel = parse_sel(n_args, a, 9, g.out_ch, &n_sel);
-    int16_t *scratch = NULL;
-    if (transposed && ex) {
+    uint8_t *scratch = NULL;
+    if (ex) {
         if (n_args < 12) {
-            qt_raise_type("scratch: expected array('h') of conv_transpose2d_scratch_len(geom) = %d items",
-                (int)conv_transpose2d_scratch_len_u8(&g));
+            qt_raise_type("scratch: expected a writable bytearray of %d bytes", (int)scratch_need(&g, transposed));
         }
         size_t sl;
-        scratch = qt_arg_buf_len(a[11], "scratch", QT_TC_I16, (size_t)conv_transpose2d_scratch_len_u8(&g),
-            &sl, QT_RW);
-        qt_check_no_overlap(scratch, sl * 2, "scratch", e, no, "e");
-        qt_check_no_overlap(scratch, sl * 2, "scratch", ex, ni, "ex");
-        qt_check_no_overlap(scratch, sl * 2, "scratch", w, nw, "w");
+        scratch = arg_scratch(a[11], &g, transposed, &sl);
+        qt_check_no_overlap(scratch, sl, "scratch", e, no, "e");
+        qt_check_no_overlap(scratch, sl, "scratch", ex, ni, "ex");
+        qt_check_no_overlap(scratch, sl, "scratch", w, nw, "w");
     }
     if (y) {
         const float *yq = qt_arg_qparams(a[3], "yq", QT_RO);
@@ -379,7 +391,7 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     if (transposed) {
         conv_transpose2d_backward_input_u8(&g, e, w, ex, &rq, r, sel, n_sel, scratch);
     } else {
-        conv2d_backward_input_u8(&g, e, w, ex, &rq, r, sel, n_sel);
+        conv2d_backward_input_u8(&g, e, w, ex, &rq, r, sel, n_sel, scratch);
     }
     qt_qp_observe(exq, (float)r[0] * swe, (float)r[1] * swe);
     return mp_const_none;
@@ -387,14 +399,14 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
 static mp_obj_t qt_conv2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, false);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, 11, qt_conv2d_backward_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, 12, qt_conv2d_backward_u8_fn);
 static mp_obj_t qt_conv_transpose2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, true);
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_u8_obj, 9, 12,
     qt_conv_transpose2d_backward_u8_fn);
 
-// conv2d_grad_u8(e, eq, x, xq, gw, gb, geom[, sel, k])
+// conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
 //   Integer gradients, accumulated (+=) for a batch: gw int32[weights] in the
 //   weight layout, real = s_e s_x gw; gb int32[out_ch] or None, real = s_e gb.
 //   Only the sel[:k] output channels (DSGU); others are left untouched.
@@ -410,21 +422,28 @@ static mp_obj_t grad_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     int32_t *gb = qt_arg_buf_opt(a[5], "gb", QT_TC_I32, (size_t)g.out_ch, QT_RW);
     int32_t n_sel;
     const int32_t *sel = parse_sel(n_args, a, 7, g.out_ch, &n_sel);
+    size_t sl;
+    uint8_t *scratch = arg_scratch(a[9], &g, transposed, &sl);
+    qt_check_no_overlap(scratch, sl, "scratch", e, no, "e");
+    qt_check_no_overlap(scratch, sl, "scratch", x, ni, "x");
+    qt_check_no_overlap(scratch, sl, "scratch", gw, nw * 4, "gw");
+    qt_check_no_overlap(gw, nw * 4, "gw", e, no, "e");
+    qt_check_no_overlap(gw, nw * 4, "gw", x, ni, "x");
     if (transposed) {
-        conv_transpose2d_grad_acc_u8(&g, e, qp_zero(eq), x, qp_zero(xq), gw, gb, sel, n_sel);
+        conv_transpose2d_grad_acc_u8(&g, e, qp_zero(eq), x, qp_zero(xq), gw, gb, sel, n_sel, scratch);
     } else {
-        conv2d_grad_acc_u8(&g, e, qp_zero(eq), x, qp_zero(xq), gw, gb, sel, n_sel);
+        conv2d_grad_acc_u8(&g, e, qp_zero(eq), x, qp_zero(xq), gw, gb, sel, n_sel, scratch);
     }
     return mp_const_none;
 }
 static mp_obj_t qt_conv2d_grad_u8_fn(size_t n_args, const mp_obj_t *a) {
     return grad_u8(n_args, a, false);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_grad_u8_obj, 7, 9, qt_conv2d_grad_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_grad_u8_obj, 10, 10, qt_conv2d_grad_u8_fn);
 static mp_obj_t qt_conv_transpose2d_grad_u8_fn(size_t n_args, const mp_obj_t *a) {
     return grad_u8(n_args, a, true);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 7, 9,
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 10, 10,
     qt_conv_transpose2d_grad_u8_fn);
 
 // conv_scores_u8(e, eq, scores): DSGU score of every channel of a CHW error,

@@ -54,21 +54,28 @@ CASES = [
     ("ValueError", "xq", "Q.conv2d_forward_u8(x, qp(0.0, 3), w, wq, b, bq, y, yq, " + G + ", 0, sc)"),
     ("ValueError", "yq", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, qp(0.1, 256), " + G + ", 0, sc)"),
     ("ValueError", "bq", "Q.conv2d_forward_u8(x, xq, w, wq, b, qp(0.1, 3), y, yq, " + G + ", 0, sc)"),
-    ("ValueError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, arr('h', 17))"),
-    ("TypeError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, bytearray(36))"),
+    ("ValueError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, bytearray(17))"),
+    ("TypeError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, arr('h', 4000))"),
+    ("ValueError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, memoryview(sc)[1:])"),
+    ("TypeError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, bytes(4000))"),
+    ("ValueError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0, memoryview(x)[0:4])"),
     ("TypeError", "scratch", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, " + G + ", 0)"),
     ("ValueError", "y", "Q.conv2d_forward_u8(x, xq, w, wq, b, bq, memoryview(x)[0:27], yq, " + G + ", 0, sc)"),
-    ("ValueError", "y", "Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, bytearray(71), xq, " + GT + ", 0)"),
+    ("ValueError", "y", "Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, bytearray(71), xq, " + GT + ", 0, sc)"),
     # uint8 backward / gradients
-    ("ValueError", "e", "Q.conv2d_backward_u8(bytearray(26), yq, None, yq, w, wq, ex, xq, " + G + ")"),
-    ("TypeError", "e", "Q.conv2d_backward_u8(bytes(27), yq, y, yq, w, wq, ex, xq, " + G + ")"),
-    ("ValueError", "ex", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, bytearray(7), xq, " + G + ")"),
-    ("ValueError", "exq", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, qp(-1.0, 3), " + G + ")"),
-    ("ValueError", "sel", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, xq, " + G + ", arr('i', 3, -1), 1)"),
+    ("ValueError", "e", "Q.conv2d_backward_u8(bytearray(26), yq, None, yq, w, wq, ex, xq, " + G + ", None, 0, sc)"),
+    ("TypeError", "e", "Q.conv2d_backward_u8(bytes(27), yq, y, yq, w, wq, ex, xq, " + G + ", None, 0, sc)"),
+    ("ValueError", "ex", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, bytearray(7), xq, " + G + ", None, 0, sc)"),
+    ("ValueError", "exq", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, qp(-1.0, 3), " + G + ", None, 0, sc)"),
+    ("ValueError", "sel", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, xq, " + G + ", arr('i', 3, -1), 1, sc)"),
     ("TypeError", "scratch", "Q.conv_transpose2d_backward_u8(x, xq, None, xq, w, wq, y, yq, " + GT + ", None, 0)"),
-    ("ValueError", "gw", "Q.conv2d_grad_u8(y, yq, x, xq, arr('i', 53), None, " + G + ")"),
-    ("TypeError", "gw", "Q.conv2d_grad_u8(y, yq, x, xq, arr('f', 54), None, " + G + ")"),
-    ("ValueError", "gb", "Q.conv2d_grad_u8(y, yq, x, xq, gw, arr('i', 4), " + G + ")"),
+    ("TypeError", "scratch", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, xq, " + G + ", None, 0, None)"),
+    ("ValueError", "scratch", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, xq, " + G + ", None, 0, bytearray(3))"),
+    ("ValueError", "gw", "Q.conv2d_grad_u8(y, yq, x, xq, arr('i', 53), None, " + G + ", None, 0, sc)"),
+    ("TypeError", "gw", "Q.conv2d_grad_u8(y, yq, x, xq, arr('f', 54), None, " + G + ", None, 0, sc)"),
+    ("ValueError", "gb", "Q.conv2d_grad_u8(y, yq, x, xq, gw, arr('i', 4), " + G + ", None, 0, sc)"),
+    ("ValueError", "scratch", "Q.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", None, 0, bytearray(8))"),
+    ("ValueError", "k", "Q.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", arr('i', 3), 5, sc)"),
     ("ValueError", "e", "Q.conv_scores_u8(bytearray(7), yq, arr('I', 3))"),
     ("TypeError", "scores", "Q.conv_scores_u8(y, yq, arr('i', 3))"),
 ]
@@ -86,7 +93,7 @@ xf = arr('f', 72); wf = arr('f', 54); bf = arr('f', 3); bf2 = arr('f', 2); yf = 
 exf = arr('f', 72); gwf = arr('f', 54); gbf = arr('f', 3)
 xq = qp(0.1, 3); wq = qp(0.01, 128); yq = qp(0.05, 10); bq = qp(0.001, 0)
 b = arr('i', 3); b2 = arr('i', 2); gw = arr('i', 54)
-sc = arr('h', Q.conv2d_scratch_len(""" + G + r"""))
+sc = bytearray(max(Q.conv2d_scratch_len(""" + G + r"""), Q.conv_transpose2d_scratch_len(""" + GT + r""")))
 def check(i, src):
     try:
         eval(src)
@@ -97,9 +104,9 @@ def check(i, src):
 
 VALID = """
 Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, %s, 1, sc)
-Q.conv2d_backward_u8(bytearray(y), yq, y, yq, w, wq, ex, xq, %s, arr('i', 3, 1), 1)
-Q.conv2d_grad_u8(y, yq, x, xq, gw, b, %s)
-Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, ex, xq, %s, 1)
+Q.conv2d_backward_u8(bytearray(y), yq, y, yq, w, wq, ex, xq, %s, arr('i', 3, 1), 1, sc)
+Q.conv2d_grad_u8(y, yq, x, xq, gw, b, %s, None, 0, sc)
+Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, ex, xq, %s, 1, sc)
 Q.conv_transpose2d_backward_u8(bytearray(ex), xq, ex, xq, w, wq, y, yq, %s, None, 0, sc)
 Q.conv2d_forward_f32(xf, wf, bf, yf, %s, 1)
 Q.conv2d_backward_f32(arr('f', 27), yf, xf, wf, exf, gwf, gbf, %s)

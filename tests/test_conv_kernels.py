@@ -155,13 +155,13 @@ for i in range(ncase):
     geom = tuple(fl[3:])
     if t:
         oc, oh, ow = Q.conv_transpose2d_out_shape(geom)
-        scratch = zeros('h', Q.conv_transpose2d_scratch_len(geom))
+        scratch = bytearray(Q.conv_transpose2d_scratch_len(geom))
     else:
         oc, oh, ow = Q.conv2d_out_shape(geom)
-        scratch = zeros('h', Q.conv2d_scratch_len(geom))
+        scratch = bytearray(Q.conv2d_scratch_len(geom))
     y = bytearray(oc * oh * ow)
     if t:
-        Q.conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu)
+        Q.conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
     else:
         Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
     print('F', i, hx(y), hx(yq))
@@ -170,14 +170,14 @@ for i in range(ncase):
     if t:
         Q.conv_transpose2d_backward_u8(e, eq, yy, yq, w, wq, ex, exq, geom, sel, k, scratch)
     else:
-        Q.conv2d_backward_u8(e, eq, yy, yq, w, wq, ex, exq, geom, sel, k)
+        Q.conv2d_backward_u8(e, eq, yy, yq, w, wq, ex, exq, geom, sel, k, scratch)
     print('B', i, hx(e), hx(ex), hx(exq))
     gw = zeros('i', len(w))
     gb = zeros('i', oc)
     if t:
-        Q.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k)
+        Q.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
     else:
-        Q.conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k)
+        Q.conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
     print('G', i, hx(gw), hx(gb))
 print('done')
 """

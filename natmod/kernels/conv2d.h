@@ -83,12 +83,13 @@ typedef struct {
     int32_t relu;      // forward only: fused ReLU
 } qt_conv_rq_t;
 
+// Every uint8 call takes `scratch`: 4-byte aligned, conv2d_scratch_len_u8(g)
+// bytes (one buffer can serve every call of a layer, or of several layers).
+
 // Forward.  stats[0], stats[1] receive min and max of the int32 accumulator
-// (after the ReLU clamp if fused; real = acc * s_w s_x) for range tracking.  scratch: int16 of
-// conv_scratch_len_u8(g) items (the im2col patch of one output pixel).
+// (after the ReLU clamp if fused; real = acc * s_w s_x) for range tracking.
 void conv2d_forward_u8(const qt_conv_geom_t *g, const uint8_t *x, const uint8_t *w,
-    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats,
-    int16_t *scratch);
+    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats, uint8_t *scratch);
 int32_t conv2d_scratch_len_u8(const qt_conv_geom_t *g);
 
 // ReLU backward on a uint8 error: e[i] = zero_e where y[i] <= zero_y.
@@ -100,20 +101,26 @@ void conv_channel_scores_u8(const uint8_t *e, int32_t ch, int32_t hw, int32_t ze
 
 // Error propagation e (out side) -> ex (in side), through the filters in
 // sel (NULL = all).  rq: zero_in = z_e, zero_w = z_w, zero_out = z_ex,
-// mult/shift of s_w s_e / s_ex.  stats: min/max of the int32 accumulator.
+// out = s_w s_e / s_ex, relu 0.  stats: min/max of the int32 accumulator.
 void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const uint8_t *w,
     uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
-    const int32_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch);
 
-// Integer gradient of one filter o: grow[c][ky][kx] = sum (e_o - z_e)(x - z_x)
-// (real: s_e s_x grow); returns the bias gradient sum (e_o - z_e) (real: s_e *).
+// Weight gradients.  Prepare once per sample (the input re-sampled per tap,
+// in scratch), then per filter o: grow[c][ky][kx] = sum (e_o - z_e)(x - z_x)
+// (real: s_e s_x grow; stored, or added if accumulate); returns the bias
+// gradient sum (e_o - z_e) (real: s_e *).  The rows end 4*in_ch*k_h*k_w bytes
+// plus the cols before conv2d_scratch_len_u8: the caller may put grow there.
+uint8_t *conv2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x,
+    uint8_t *scratch, int32_t **colsum);
 int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
-    const uint8_t *x, int32_t zero_x, int32_t o, int32_t *grow);
+    const uint8_t *cols, const int32_t *colsum, int32_t zero_x, int32_t o, int32_t *grow,
+    int accumulate);
 
-// Batch form: gw[o][c][ky][kx] += sum (e_o - z_e)(x - z_x) for o in sel
-// (NULL = all), gb[o] += sum (e_o - z_e) (gb may be NULL).  int32, weight layout.
+// Batch form: gw[o][c][ky][kx] += ..., gb[o] += sum (e_o - z_e) for o in sel
+// (NULL = all; gb may be NULL).  int32, weight layout.
 void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
-    const int32_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch);
 
 #endif

@@ -31,6 +31,9 @@ static inline void qt_conv_tap_range(int32_t k, int32_t s, int32_t p, int32_t bi
     if (h > small) {
         h = small;
     }
+    if (l > small) {
+        l = small;
+    }
     *lo = l;
     *hi = h < l ? l : h;
 }
@@ -45,17 +48,28 @@ void qt_conv_corr_f32(const qt_conv_geom_t *g, const float *small, const float *
     float *gw, const int32_t *sel_small, int32_t n_small, const int32_t *sel_big,
     int32_t n_big);
 
-// uint8 cores (rq: zero_in is the streamed source's zero point).
+// Keeps GCC from turning fill/copy loops into memset/memcpy calls (a natmod
+// links no libc).
+#define QT_CONV_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+
+// uint8 cores (rq: zero_in is the streamed source's zero point).  scratch:
+// 4-byte aligned, qt_conv_gather_scratch / qt_conv_scatter_scratch bytes.
 void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_t *w,
     const int32_t *b, uint8_t *small, const qt_conv_rq_t *rq, int32_t *stats,
-    const int32_t *sel, int32_t n_sel, int16_t *scratch);
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch);
 void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
     const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
-    const int32_t *sel, int32_t n_sel);
-// One (small channel i, big channel j) pair: grow[ky][kx] = sum (s - zs)(b - zb)
-// (added to grow if accumulate, else stored).
-void qt_conv_corr_pair_u8(const qt_conv_geom_t *g, const uint8_t *small_ch, int32_t zero_s,
-    const uint8_t *big_ch, int32_t zero_b, int32_t *grow, int accumulate);
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch);
+int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t with_sel);
+int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g);
+// Gradient helpers: the k_h*k_w rows of one big channel on the small grid,
+// and the dot products of a small map with such rows.
+void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zero_b,
+    uint8_t *cols, int32_t *colsum);
+// out[r] (=, or += if accumulate) sum (small - zs)(cols_r - zb); small_sum = sum small.
+void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small_sum,
+    const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
+    int32_t *out, int accumulate);
 int32_t qt_conv_map_sum_u8(const uint8_t *e, int32_t n, int32_t zero);
 
 // One accumulator -> uint8, with the range bookkeeping of every uint8 core.

@@ -1,74 +1,186 @@
 // uint8 Conv2d kernels and the uint8 loop cores shared with ConvTranspose2d
 // (conv2d_core.h).  METHOD.md 1-5: int32 accumulation of (w - z_w)(x - z_x),
 // fixed-point requantization, ReLU as a clamp at the output zero point.
-// Integer-only inner loops (the M0 has no FPU).
+//
+// Every multiply-accumulate runs in one routine, dot_u8 (uint8 x uint8; SMLAD
+// on Cortex-M4), over contiguous rows.  The cores only arrange the data so
+// that rows are contiguous:
+//   gather : the input patch of one output pixel (im2col, padding = the
+//            input zero point, i.e. real 0) against each filter row;
+//   scatter: the same with the stride "phases": output pixels whose
+//            (y + pad) mod stride agree use the same taps, so the weights are
+//            repacked once per call into one row per (phase, output channel);
+//   corr   : the input re-sampled per tap into rows over the output pixels
+//            ("cols") against each error map.
+// Zero points are applied after the dot product:
+//   sum (w - zw)(x - zx) = sum w x - zx sum w - zw sum x + n zw zx,
+// with the row sums computed once per call (weights) or per patch.  All sums
+// are taken mod 2^32 (uint32) and the true value fits in int32, so the final
+// cast is exact.  Integer-only inner loops (the M0 has no FPU).
 #include "conv2d_core.h"
 
-// Dot product of n uint8 weights with n int16 (already zero-point-shifted)
-// patch values.
-static inline int32_t dot_u8_s16(const uint8_t *w, const int16_t *p, int32_t n) {
-    int32_t acc = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+#include <arm_acle.h>
+// Cortex-M4 allows unaligned LDR (not LDRD/LDM); a packed struct tells the
+// compiler so without memcpy (no libc in a natmod).
+typedef struct __attribute__((packed)) {
+    uint32_t v;
+} qt_conv_u32u_t;
+static inline uint32_t ld32u(const uint8_t *p) {
+    return ((const qt_conv_u32u_t *)(const void *)p)->v;
+}
+static inline uint32_t ror8(uint32_t v) {
+    return (v >> 8) | (v << 24);
+}
+#endif
+
+// sum a[i] b[i] (mod 2^32), uint8 x uint8.
+static inline uint32_t dot_u8(const uint8_t *a, const uint8_t *b, int32_t n) {
+    uint32_t acc = 0;
     int32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        acc += w[i] * p[i] + w[i + 1] * p[i + 1] + w[i + 2] * p[i + 2] + w[i + 3] * p[i + 3];
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // 8 MACs: 4 loads, 8 UXTB16 (bytes 0,2 and 1,3 as int16 pairs), 4 SMLAD.
+    int32_t s = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint32_t a0 = ld32u(a + i), b0 = ld32u(b + i);
+        uint32_t a1 = ld32u(a + i + 4), b1 = ld32u(b + i + 4);
+        s = __smlad((int16x2_t)__uxtb16(a0), (int16x2_t)__uxtb16(b0), s);
+        s = __smlad((int16x2_t)__uxtb16(ror8(a0)), (int16x2_t)__uxtb16(ror8(b0)), s);
+        s = __smlad((int16x2_t)__uxtb16(a1), (int16x2_t)__uxtb16(b1), s);
+        s = __smlad((int16x2_t)__uxtb16(ror8(a1)), (int16x2_t)__uxtb16(ror8(b1)), s);
     }
+    acc = (uint32_t)s;
+#else
+    // Cortex-M0 / generic: byte loads (the M0 faults on unaligned words),
+    // unrolled so the loop overhead is spread over 4 MACs.
+    for (; i + 4 <= n; i += 4) {
+        acc += (uint32_t)a[i] * b[i];
+        acc += (uint32_t)a[i + 1] * b[i + 1];
+        acc += (uint32_t)a[i + 2] * b[i + 2];
+        acc += (uint32_t)a[i + 3] * b[i + 3];
+    }
+#endif
     for (; i < n; i++) {
-        acc += w[i] * p[i];
+        acc += (uint32_t)a[i] * b[i];
     }
     return acc;
 }
 
-// small[o] <- sum over big taps.  The patch of one output pixel is copied once
-// (im2col, x - z_x, zero outside the input = real zero padding) into scratch
-// and reused by every filter: sum (w - z_w) p = sum w p - z_w sum p, so the
-// inner loop is a plain dot product.
+static inline uint32_t sum_u8(const uint8_t *a, int32_t n) {
+    uint32_t s = 0;
+    for (int32_t i = 0; i < n; i++) {
+        s += a[i];
+    }
+    return s;
+}
+
+static inline int32_t align4(int32_t n) {
+    return (n + 3) & ~3;
+}
+
+// Number of taps k < K with k = phase (mod s).
+static inline int32_t phase_taps(int32_t phase, int32_t K, int32_t s) {
+    return phase < K ? (K - 1 - phase) / s + 1 : 0;
+}
+
+// ---- scratch sizes (bytes) -------------------------------------------------------
+
+int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
+    const int32_t KK = g->k_h * g->k_w;
+    int32_t n = 4 * g->out_ch + align4(g->in_ch * KK);
+    if (n_sel_max) {
+        n += align4(g->out_ch * g->in_ch * KK);
+    }
+    return n;
+}
+
+int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
+    const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
+    return 4 * nph + 4 * nph * g->in_ch + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK);
+}
+
+// ---- gather ------------------------------------------------------------------------
+
+QT_CONV_NO_LIBCALLS
 void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_t *w,
     const int32_t *b, uint8_t *small, const qt_conv_rq_t *rq, int32_t *stats,
-    const int32_t *sel, int32_t n_sel, int16_t *scratch) {
-    const int32_t C = g->in_ch, H = g->in_h, W = g->in_w;
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
+    const int32_t C = g->in_ch, H = g->in_h, W = g->in_w, HW = H * W;
     const int32_t KH = g->k_h, KW = g->k_w, KK = KH * KW;
     const int32_t O = g->out_ch, OHW = g->out_h * g->out_w;
     const int32_t n = sel ? n_sel : C;
-    const int32_t plen = n * KK;
-    const int32_t zx = rq->zero_in, zw = rq->zero_w;
+    const int32_t L = n * KK;
+    const uint32_t zx = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
     const int32_t lo = rq->relu ? rq->zero_out : 0;
+    int32_t *wsum = (int32_t *)(void *)scratch;
+    uint8_t *patch = scratch + 4 * O;
+    const uint8_t *rows = w;
+    int32_t rstride = C * KK;
+    if (sel) {
+        // Only the selected input channels: repack each filter's chunks into
+        // one contiguous row of L values.
+        uint8_t *ws = patch + align4(C * KK);
+        for (int32_t o = 0; o < O; o++) {
+            for (int32_t j = 0; j < n; j++) {
+                const uint8_t *src = w + (o * C + sel[j]) * KK;
+                uint8_t *dst = ws + o * L + j * KK;
+                for (int32_t t = 0; t < KK; t++) {
+                    dst[t] = src[t];
+                }
+            }
+        }
+        rows = ws;
+        rstride = L;
+    }
+    for (int32_t o = 0; o < O; o++) {
+        wsum[o] = (int32_t)sum_u8(rows + o * rstride, L);
+    }
+    const uint32_t cn = (uint32_t)L * zw * zx;
     int32_t amin = INT32_MAX, amax = INT32_MIN;
     int32_t pix = 0;
     for (int32_t oy = 0; oy < g->out_h; oy++) {
         const int32_t iy0 = oy * g->stride_h - g->pad_h;
         for (int32_t ox = 0; ox < g->out_w; ox++, pix++) {
             const int32_t ix0 = ox * g->stride_w - g->pad_w;
-            int16_t *p = scratch;
-            int32_t psum = 0;
+            // Taps [kx_lo, kx_hi) fall inside the input row (0 <= lo <= hi <= KW).
+            const int32_t kx_lo = ix0 < 0 ? (-ix0 < KW ? -ix0 : KW) : 0;
+            const int32_t kx_hi0 = W - ix0 < KW ? W - ix0 : KW;
+            const int32_t kx_hi = kx_hi0 < kx_lo ? kx_lo : kx_hi0;
+            // im2col: the patch of this pixel; outside the input = zero point.
+            uint8_t *p = patch;
+            uint32_t psum = 0;
             for (int32_t j = 0; j < n; j++) {
-                const int32_t c = sel ? sel[j] : j;
-                const uint8_t *xc = big + c * H * W;
+                const uint8_t *xc = big + (sel ? sel[j] : j) * HW;
                 for (int32_t ky = 0; ky < KH; ky++) {
-                    // Rows and columns outside the input are real zeros.  (One
-                    // loop for both cases: a separate zero-fill loop would be
-                    // turned into a memset call, which a natmod cannot link.)
                     const int32_t iy = iy0 + ky;
-                    const int32_t row_ok = iy >= 0 && iy < H;
-                    const uint8_t *xr = xc + (row_ok ? iy * W : 0);
-                    for (int32_t kx = 0; kx < KW; kx++) {
-                        const int32_t ix = ix0 + kx;
-                        const int32_t v = (row_ok && ix >= 0 && ix < W) ? xr[ix] - zx : 0;
+                    if (iy < 0 || iy >= H) {
+                        for (int32_t kx = 0; kx < KW; kx++) {
+                            *p++ = (uint8_t)zx;
+                        }
+                        psum += (uint32_t)KW * zx;
+                        continue;
+                    }
+                    const uint8_t *xr = xc + iy * W + ix0;
+                    int32_t kx = 0;
+                    for (; kx < kx_lo; kx++) {
+                        *p++ = (uint8_t)zx;
+                        psum += zx;
+                    }
+                    for (; kx < kx_hi; kx++) {
+                        const uint8_t v = xr[kx];
+                        *p++ = v;
                         psum += v;
-                        *p++ = (int16_t)v;
+                    }
+                    for (; kx < KW; kx++) {
+                        *p++ = (uint8_t)zx;
+                        psum += zx;
                     }
                 }
             }
-            const int32_t off = zw * psum;
-            for (int32_t o = 0; o < O; o++) {
-                const uint8_t *wo = w + o * C * KK;
-                int32_t acc = -off;
-                if (sel) {
-                    for (int32_t j = 0; j < n; j++) {
-                        acc += dot_u8_s16(wo + sel[j] * KK, scratch + j * KK, KK);
-                    }
-                } else {
-                    acc += dot_u8_s16(wo, scratch, plen);
-                }
+            const uint32_t c0 = cn - zw * psum;
+            const uint8_t *wr = rows;
+            for (int32_t o = 0; o < O; o++, wr += rstride) {
+                int32_t acc = (int32_t)(dot_u8(wr, patch, L) - zx * (uint32_t)wsum[o] + c0);
                 if (b) {
                     acc = qt_conv_add_bias(acc, b[o], rq->bias);
                 }
@@ -82,56 +194,94 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     }
 }
 
-// big[c] <- sum over the small pixels whose window covers it, computed pixel
-// by pixel (gather form: no int32 image buffer).  For big row by: taps
-// ky = ky0, ky0 + s, ... with small row sy = sy0, sy0 - 1, ...
+// ---- scatter -----------------------------------------------------------------------
+
+QT_CONV_NO_LIBCALLS
 void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
     const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
-    const int32_t *sel, int32_t n_sel) {
-    const int32_t C = g->in_ch, H = g->in_h, W = g->in_w;
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
+    const int32_t C = g->in_ch, H = g->in_h, W = g->in_w, HW = H * W;
     const int32_t SH = g->out_h, SW = g->out_w, SHW = SH * SW;
     const int32_t KH = g->k_h, KW = g->k_w, KK = KH * KW;
-    const int32_t sh = g->stride_h, sw = g->stride_w;
+    const int32_t sh = g->stride_h, sw = g->stride_w, nph = sh * sw;
     const int32_t n = sel ? n_sel : g->out_ch;
-    const int32_t zs = rq->zero_in, zw = rq->zero_w;
+    const uint32_t zs = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
     const int32_t lo = rq->relu ? rq->zero_out : 0;
-    int32_t amin = INT32_MAX, amax = INT32_MIN;
-    const int32_t kx0_start = g->pad_w % sw;
-    const int32_t sx0_start = (g->pad_w - kx0_start) / sw;
-    uint8_t *out = big;
-    for (int32_t c = 0; c < C; c++) {
-        for (int32_t by = 0; by < H; by++) {
-            const int32_t ty = by + g->pad_h;
-            const int32_t ky0 = ty % sh;
-            const int32_t sy0 = (ty - ky0) / sh;
-            int32_t kx0 = kx0_start, sx0 = sx0_start;
-            for (int32_t bx = 0; bx < W; bx++) {
-                int32_t acc = 0;
+    int32_t *phase_off = (int32_t *)(void *)scratch;
+    int32_t *wsum = phase_off + nph;
+    uint8_t *prow = (uint8_t *)(wsum + nph * C);
+    uint8_t *patch = prow + align4(g->out_ch * C * KK);
+    // Repack: for each phase (fy, fx) and output channel c one row over
+    // (small channel j, tap ky = fy + tky*sh, tap kx = fx + tkx*sw).
+    int32_t off = 0;
+    for (int32_t fy = 0; fy < sh; fy++) {
+        const int32_t nky = phase_taps(fy, KH, sh);
+        for (int32_t fx = 0; fx < sw; fx++) {
+            const int32_t nkx = phase_taps(fx, KW, sw);
+            const int32_t L = n * nky * nkx;
+            const int32_t ph = fy * sw + fx;
+            phase_off[ph] = off;
+            for (int32_t c = 0; c < C; c++) {
+                uint8_t *row = prow + off + c * L;
+                uint32_t s = 0;
                 for (int32_t j = 0; j < n; j++) {
-                    const int32_t o = sel ? sel[j] : j;
-                    const uint8_t *so = small + o * SHW;
-                    const uint8_t *wo = w + (o * C + c) * KK;
-                    for (int32_t ky = ky0, sy = sy0; ky < KH && sy >= 0; ky += sh, sy--) {
-                        if (sy >= SH) {
-                            continue;
-                        }
-                        const uint8_t *sr = so + sy * SW;
-                        const uint8_t *wr = wo + ky * KW;
-                        for (int32_t kx = kx0, sx = sx0; kx < KW && sx >= 0; kx += sw, sx--) {
-                            if (sx < SW) {
-                                acc += (wr[kx] - zw) * (sr[sx] - zs);
-                            }
+                    const uint8_t *wo = w + ((sel ? sel[j] : j) * C + c) * KK;
+                    for (int32_t tky = 0; tky < nky; tky++) {
+                        const uint8_t *wr = wo + (fy + tky * sh) * KW + fx;
+                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                            const uint8_t v = wr[tkx * sw];
+                            *row++ = v;
+                            s += v;
                         }
                     }
                 }
+                wsum[ph * C + c] = (int32_t)s;
+            }
+            off += C * L;
+        }
+    }
+    int32_t amin = INT32_MAX, amax = INT32_MIN;
+    const int32_t fx_start = g->pad_w % sw, sx_start = g->pad_w / sw;
+    for (int32_t by = 0; by < H; by++) {
+        const int32_t ty = by + g->pad_h;
+        const int32_t fy = ty % sh, sy0 = ty / sh;
+        const int32_t nky = phase_taps(fy, KH, sh);
+        int32_t fx = fx_start, sx0 = sx_start;
+        for (int32_t bx = 0; bx < W; bx++) {
+            const int32_t nkx = phase_taps(fx, KW, sw);
+            const int32_t L = n * nky * nkx;
+            // The small values under this pixel's taps (zero point outside).
+            uint8_t *p = patch;
+            uint32_t psum = 0;
+            for (int32_t j = 0; j < n; j++) {
+                const uint8_t *so = small + (sel ? sel[j] : j) * SHW;
+                for (int32_t tky = 0; tky < nky; tky++) {
+                    const int32_t sy = sy0 - tky;
+                    const int32_t row_ok = sy >= 0 && sy < SH;
+                    const uint8_t *sr = so + (row_ok ? sy * SW : 0);
+                    for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                        const int32_t sx = sx0 - tkx;
+                        const uint32_t v = (row_ok && sx >= 0 && sx < SW) ? sr[sx] : zs;
+                        *p++ = (uint8_t)v;
+                        psum += v;
+                    }
+                }
+            }
+            const int32_t ph = fy * sw + fx;
+            const uint8_t *wr = prow + phase_off[ph];
+            const int32_t *ws = wsum + ph * C;
+            const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
+            uint8_t *out = big + by * W + bx;
+            for (int32_t c = 0; c < C; c++, wr += L, out += HW) {
+                int32_t acc = (int32_t)(dot_u8(wr, patch, L) - zs * (uint32_t)ws[c] + c0);
                 if (b) {
                     acc = qt_conv_add_bias(acc, b[c], rq->bias);
                 }
-                *out++ = qt_conv_out(acc, rq, lo, &amin, &amax);
-                if (++kx0 == sw) {
-                    kx0 = 0;
-                    sx0++;
-                }
+                *out = qt_conv_out(acc, rq, lo, &amin, &amax);
+            }
+            if (++fx == sw) {
+                fx = 0;
+                sx0++;
             }
         }
     }
@@ -141,37 +291,83 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     }
 }
 
-void qt_conv_corr_pair_u8(const qt_conv_geom_t *g, const uint8_t *small_ch, int32_t zero_s,
-    const uint8_t *big_ch, int32_t zero_b, int32_t *grow, int accumulate) {
+// ---- corr (gradients) --------------------------------------------------------------
+
+// The KK rows of one big channel re-sampled on the small grid:
+// cols[ky*KW + kx][sy*SW + sx] = big_ch[sy*s - p + ky][sx*s - p + kx] (zero
+// point outside); colsum[r] = sum of row r.
+QT_CONV_NO_LIBCALLS
+void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zero_b,
+    uint8_t *cols, int32_t *colsum) {
     const int32_t H = g->in_h, W = g->in_w, SH = g->out_h, SW = g->out_w;
-    const int32_t sw = g->stride_w;
+    const int32_t sh = g->stride_h, sw = g->stride_w;
+    const uint8_t zb = (uint8_t)zero_b;
     for (int32_t ky = 0; ky < g->k_h; ky++) {
-        int32_t y_lo, y_hi;
-        qt_conv_tap_range(ky, g->stride_h, g->pad_h, H, SH, &y_lo, &y_hi);
         for (int32_t kx = 0; kx < g->k_w; kx++) {
             int32_t x_lo, x_hi;
             qt_conv_tap_range(kx, sw, g->pad_w, W, SW, &x_lo, &x_hi);
-            int32_t acc = 0;
-            for (int32_t sy = y_lo; sy < y_hi; sy++) {
-                const uint8_t *sr = small_ch + sy * SW;
-                const uint8_t *br = big_ch + (sy * g->stride_h - g->pad_h + ky) * W - g->pad_w + kx;
-                for (int32_t sx = x_lo; sx < x_hi; sx++) {
-                    acc += (sr[sx] - zero_s) * (br[sx * sw] - zero_b);
+            uint32_t s = 0;
+            uint8_t *p = cols;
+            for (int32_t sy = 0; sy < SH; sy++) {
+                const int32_t iy = sy * sh - g->pad_h + ky;
+                if (iy < 0 || iy >= H) {
+                    for (int32_t sx = 0; sx < SW; sx++) {
+                        *p++ = zb;
+                    }
+                    s += (uint32_t)SW * zb;
+                    continue;
+                }
+                const uint8_t *br = big_ch + iy * W - g->pad_w + kx;
+                int32_t sx = 0;
+                for (; sx < x_lo; sx++) {
+                    *p++ = zb;
+                    s += zb;
+                }
+                for (; sx < x_hi; sx++) {
+                    const uint8_t v = br[sx * sw];
+                    *p++ = v;
+                    s += v;
+                }
+                for (; sx < SW; sx++) {
+                    *p++ = zb;
+                    s += zb;
                 }
             }
-            *grow = (accumulate ? *grow : 0) + acc;
-            grow++;
+            *colsum++ = (int32_t)s;
+            cols += SW * SH;
         }
     }
 }
 
+// out[r] = sum_pix (small_ch - zs)(cols_r - zb) for nrows rows of n pixels.
+void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small_sum,
+    const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
+    int32_t *out, int accumulate) {
+    const uint32_t zs = (uint32_t)zero_s, zb = (uint32_t)zero_b;
+    const uint32_t c0 = (uint32_t)n * zs * zb - zb * (uint32_t)small_sum;
+    for (int32_t r = 0; r < nrows; r++, cols += n) {
+        int32_t v = (int32_t)(dot_u8(small_ch, cols, n) - zs * (uint32_t)colsum[r] + c0);
+        out[r] = (accumulate ? out[r] : 0) + v;
+    }
+}
+
+int32_t qt_conv_map_sum_u8(const uint8_t *e, int32_t n, int32_t zero) {
+    return (int32_t)(sum_u8(e, n) - (uint32_t)n * (uint32_t)zero);
+}
+
+// ---- Conv2d ------------------------------------------------------------------------
+
 int32_t conv2d_scratch_len_u8(const qt_conv_geom_t *g) {
-    return g->in_ch * g->k_h * g->k_w;
+    const int32_t KK = g->k_h * g->k_w, CKK = g->in_ch * KK;
+    int32_t fwd = qt_conv_gather_scratch(g, 0);
+    int32_t bwd = qt_conv_scatter_scratch(g);
+    int32_t grad = align4(CKK * g->out_h * g->out_w) + 4 * CKK + 4 * CKK + 4 * g->out_ch;
+    int32_t n = fwd > bwd ? fwd : bwd;
+    return n > grad ? n : grad;
 }
 
 void conv2d_forward_u8(const qt_conv_geom_t *g, const uint8_t *x, const uint8_t *w,
-    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats,
-    int16_t *scratch) {
+    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats, uint8_t *scratch) {
     qt_conv_gather_u8(g, x, w, b, y, rq, stats, NULL, 0, scratch);
 }
 
@@ -197,43 +393,46 @@ void conv_channel_scores_u8(const uint8_t *e, int32_t ch, int32_t hw, int32_t ze
 
 void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const uint8_t *w,
     uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
-    const int32_t *sel, int32_t n_sel) {
-    qt_conv_scatter_u8(g, e, w, NULL, ex, rq, stats, sel, n_sel);
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
+    qt_conv_scatter_u8(g, e, w, NULL, ex, rq, stats, sel, n_sel, scratch);
 }
 
-int32_t qt_conv_map_sum_u8(const uint8_t *e, int32_t n, int32_t zero) {
-    int32_t acc = 0;
-    for (int32_t i = 0; i < n; i++) {
-        acc += e[i];
+uint8_t *conv2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x,
+    uint8_t *scratch, int32_t **colsum) {
+    const int32_t KK = g->k_h * g->k_w, HW = g->in_h * g->in_w;
+    const int32_t SHW = g->out_h * g->out_w, CKK = g->in_ch * KK;
+    int32_t *cs = (int32_t *)(void *)scratch;
+    uint8_t *cols = scratch + 4 * CKK;
+    for (int32_t c = 0; c < g->in_ch; c++) {
+        qt_conv_cols_u8(g, x + c * HW, zero_x, cols + c * KK * SHW, cs + c * KK);
     }
-    return acc - n * zero;
+    *colsum = cs;
+    return cols;
 }
 
 int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
-    const uint8_t *x, int32_t zero_x, int32_t o, int32_t *grow) {
-    const int32_t OHW = g->out_h * g->out_w, HW = g->in_h * g->in_w;
-    const int32_t KK = g->k_h * g->k_w;
-    const uint8_t *eo = e + o * OHW;
-    for (int32_t c = 0; c < g->in_ch; c++) {
-        qt_conv_corr_pair_u8(g, eo, zero_e, x + c * HW, zero_x, grow + c * KK, 0);
-    }
-    return qt_conv_map_sum_u8(eo, OHW, zero_e);
+    const uint8_t *cols, const int32_t *colsum, int32_t zero_x, int32_t o, int32_t *grow,
+    int accumulate) {
+    const int32_t SHW = g->out_h * g->out_w;
+    const uint8_t *eo = e + o * SHW;
+    const int32_t esum = (int32_t)sum_u8(eo, SHW);
+    qt_conv_corr_rows_u8(eo, zero_e, esum, cols, colsum, zero_x, g->in_ch * g->k_h * g->k_w, SHW,
+        grow, accumulate);
+    return (int32_t)((uint32_t)esum - (uint32_t)SHW * (uint32_t)zero_e);
 }
 
 void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
-    const int32_t *sel, int32_t n_sel) {
-    const int32_t OHW = g->out_h * g->out_w, HW = g->in_h * g->in_w;
-    const int32_t KK = g->k_h * g->k_w, C = g->in_ch;
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
+    const int32_t CKK = g->in_ch * g->k_h * g->k_w;
+    int32_t *colsum;
+    const uint8_t *cols = conv2d_grad_prepare_u8(g, x, zero_x, scratch, &colsum);
     const int32_t n = sel ? n_sel : g->out_ch;
     for (int32_t j = 0; j < n; j++) {
         const int32_t o = sel ? sel[j] : j;
-        const uint8_t *eo = e + o * OHW;
-        for (int32_t c = 0; c < C; c++) {
-            qt_conv_corr_pair_u8(g, eo, zero_e, x + c * HW, zero_x, gw + (o * C + c) * KK, 1);
-        }
+        int32_t gbo = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, gw + o * CKK, 1);
         if (gb) {
-            gb[o] += qt_conv_map_sum_u8(eo, OHW, zero_e);
+            gb[o] += gbo;
         }
     }
 }

@@ -26,19 +26,30 @@ void conv_transpose2d_backward_f32(const qt_conv_geom_t *g, float *e, const floa
     const float *x, const float *w, float *ex, float *gw, float *gb,
     const int32_t *sel, int32_t n_sel);
 
+// uint8: as the Conv2d calls (conv2d.h); scratch is 4-byte aligned,
+// conv_transpose2d_scratch_len_u8(g) bytes.
 void conv_transpose2d_forward_u8(const qt_conv_geom_t *g, const uint8_t *x, const uint8_t *w,
-    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats);
+    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats, uint8_t *scratch);
 void conv_transpose2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e,
     const uint8_t *w, uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
-    const int32_t *sel, int32_t n_sel, int16_t *scratch);
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch);
 int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *g);
-// Integer gradient of output channel co: grow[ci][ky][kx] (filter order).
+
+// Weight gradients of output channel co (one filter: w[:, co, :, :]):
+// prepare once per sample (xsum: in_ch int32), then per filter
+// grow[ci][ky][kx] = sum (x_ci - z_x)(e_co - z_e) (filter order, real
+// s_e s_x grow); returns the bias gradient.  work: the scratch after the
+// first 4*in_ch bytes (see conv_transpose2d_grad_acc_u8).
+void conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t *xsum);
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e,
-    int32_t zero_e, const uint8_t *x, int32_t zero_x, int32_t co, int32_t *grow);
+    int32_t zero_e, const uint8_t *x, int32_t zero_x, const int32_t *xsum, int32_t co,
+    int32_t *grow, uint8_t *work);
+// Bytes of scratch the gradient calls use (xsum + cols + colsum).
+int32_t conv_transpose2d_grad_scratch_u8(const qt_conv_geom_t *g);
 
 // Batch form: gw[ci][co][ky][kx] += ..., gb[co] += ... for co in sel (NULL = all).
 void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
-    const int32_t *sel, int32_t n_sel);
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch);
 
 #endif

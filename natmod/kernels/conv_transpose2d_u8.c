@@ -1,57 +1,93 @@
-// uint8 ConvTranspose2d: the Conv2d cores on the swapped geometry.
+// uint8 ConvTranspose2d: the Conv2d cores on the swapped geometry (the
+// transposed convolution's output is the "big" side).
 #include "conv2d_core.h"
 #include "conv_transpose2d.h"
 
-void conv_transpose2d_forward_u8(const qt_conv_geom_t *t, const uint8_t *x, const uint8_t *w,
-    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats) {
-    qt_conv_geom_t g;
-    qt_conv_geom_swap(t, &g);
-    qt_conv_scatter_u8(&g, x, w, b, y, rq, stats, NULL, 0);
+static inline int32_t align4(int32_t n) {
+    return (n + 3) & ~3;
 }
 
-int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
-    return t->out_ch * t->k_h * t->k_w;
+void conv_transpose2d_forward_u8(const qt_conv_geom_t *t, const uint8_t *x, const uint8_t *w,
+    const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats, uint8_t *scratch) {
+    qt_conv_geom_t g;
+    qt_conv_geom_swap(t, &g);
+    qt_conv_scatter_u8(&g, x, w, b, y, rq, stats, NULL, 0, scratch);
 }
 
 // Error propagation: a Conv2d of the error with the same weights; DSGU
 // selects error channels, which are the gathered (big) channels.
 void conv_transpose2d_backward_input_u8(const qt_conv_geom_t *t, const uint8_t *e,
     const uint8_t *w, uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats,
-    const int32_t *sel, int32_t n_sel, int16_t *scratch) {
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
     qt_conv_geom_t g;
     qt_conv_geom_swap(t, &g);
     qt_conv_gather_u8(&g, e, w, NULL, ex, rq, stats, sel, n_sel, scratch);
 }
 
+int32_t conv_transpose2d_grad_scratch_u8(const qt_conv_geom_t *t) {
+    const int32_t KK = t->k_h * t->k_w;
+    return 4 * t->in_ch + align4(KK * t->in_h * t->in_w) + 4 * KK;
+}
+
+int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
+    qt_conv_geom_t g;
+    qt_conv_geom_swap(t, &g);
+    int32_t fwd = qt_conv_scatter_scratch(&g);
+    int32_t bwd = qt_conv_gather_scratch(&g, 1);
+    // gradient + the fused update's row (int32 grow, uint8 weights, int32 gb)
+    const int32_t CKK = t->in_ch * t->k_h * t->k_w;
+    int32_t grad = conv_transpose2d_grad_scratch_u8(t) + 4 * CKK + align4(CKK) + 4 * t->out_ch;
+    int32_t n = fwd > bwd ? fwd : bwd;
+    return n > grad ? n : grad;
+}
+
+void conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const uint8_t *x, int32_t *xsum) {
+    const int32_t IHW = t->in_h * t->in_w;
+    for (int32_t ci = 0; ci < t->in_ch; ci++) {
+        xsum[ci] = qt_conv_map_sum_u8(x + ci * IHW, IHW, 0);
+    }
+}
+
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *e,
-    int32_t zero_e, const uint8_t *x, int32_t zero_x, int32_t co, int32_t *grow) {
+    int32_t zero_e, const uint8_t *x, int32_t zero_x, const int32_t *xsum, int32_t co,
+    int32_t *grow, uint8_t *work) {
     qt_conv_geom_t g;
     qt_conv_geom_swap(t, &g);
     const int32_t IHW = t->in_h * t->in_w, OHW = t->out_h * t->out_w;
     const int32_t KK = t->k_h * t->k_w;
     const uint8_t *ec = e + co * OHW;
+    // The filter's error map re-sampled per tap onto the input grid, then one
+    // dot product per (input channel, tap).
+    int32_t *colsum = (int32_t *)(void *)work;
+    uint8_t *cols = work + 4 * KK;
+    qt_conv_cols_u8(&g, ec, zero_e, cols, colsum);
     for (int32_t ci = 0; ci < t->in_ch; ci++) {
-        qt_conv_corr_pair_u8(&g, x + ci * IHW, zero_x, ec, zero_e, grow + ci * KK, 0);
+        qt_conv_corr_rows_u8(x + ci * IHW, zero_x, xsum[ci], cols, colsum, zero_e, KK, IHW,
+            grow + ci * KK, 0);
     }
     return qt_conv_map_sum_u8(ec, OHW, zero_e);
 }
 
 void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
-    const int32_t *sel, int32_t n_sel) {
-    qt_conv_geom_t g;
-    qt_conv_geom_swap(t, &g);
-    const int32_t IHW = t->in_h * t->in_w, OHW = t->out_h * t->out_w;
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
     const int32_t KK = t->k_h * t->k_w, CO = t->out_ch;
+    int32_t *xsum = (int32_t *)(void *)scratch;
+    uint8_t *work = scratch + 4 * t->in_ch;
+    int32_t *grow = (int32_t *)(void *)(scratch + conv_transpose2d_grad_scratch_u8(t));
+    conv_transpose2d_grad_prepare_u8(t, x, xsum);
     const int32_t n = sel ? n_sel : CO;
     for (int32_t j = 0; j < n; j++) {
         const int32_t co = sel ? sel[j] : j;
-        const uint8_t *ec = e + co * OHW;
+        int32_t gbc = conv_transpose2d_filter_grad_u8(t, e, zero_e, x, zero_x, xsum, co, grow, work);
         for (int32_t ci = 0; ci < t->in_ch; ci++) {
-            qt_conv_corr_pair_u8(&g, x + ci * IHW, zero_x, ec, zero_e, gw + (ci * CO + co) * KK, 1);
+            int32_t *dst = gw + (ci * CO + co) * KK;
+            for (int32_t r = 0; r < KK; r++) {
+                dst[r] += grow[ci * KK + r];
+            }
         }
         if (gb) {
-            gb[co] += qt_conv_map_sum_u8(ec, OHW, zero_e);
+            gb[co] += gbc;
         }
     }
 }
