@@ -15,21 +15,31 @@ from qtrain_host.golden import quant as GQ
 # MicroPython side: read buffers back (typecode + length + bytes), print hex.
 DEVICE_LIB = r"""
 from array import array
+import gc
 import _qtrain as Q
 def rd(f):
     h = f.read(5)
     tc = chr(h[0])
     n = h[1] | (h[2] << 8) | (h[3] << 16) | (h[4] << 24)
-    d = f.read(n)
     if tc == 'N':
         return None
     if tc == 'B':
-        return bytearray(d)
-    return array(tc, d)
+        d = bytearray(n)
+        f.readinto(d)
+        return d
+    a = array(tc, bytes(n))
+    gc.collect()
+    f.readinto(a)
+    return a
 def rdn(f, k):
+    gc.collect()
     return [rd(f) for _ in range(k)]
-def hx(b):
-    return ''.join(['%02x' % v for v in bytes(b)])
+def phx(b):
+    # hex in chunks: a whole line at once would not fit a small heap
+    b = b if isinstance(b, bytearray) else bytearray(b)
+    print(' ', end='')
+    for i in range(0, len(b), 64):
+        print(''.join(['%02x' % v for v in b[i:i + 64]]), end='')
 def zeros(tc, n):
     return array(tc, bytes(n * (1 if tc in 'bB' else (2 if tc in 'hH' else 4))))
 """
@@ -164,21 +174,33 @@ for i in range(ncase):
         Q.conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
     else:
         Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
-    print('F', i, hx(y), hx(yq))
+    print('F', i, end='')
+    phx(y)
+    phx(yq)
+    print()
     ex = bytearray(len(x))
     yy = y if relu else None
     if t:
         Q.conv_transpose2d_backward_u8(e, eq, yy, yq, w, wq, ex, exq, geom, sel, k, scratch)
     else:
         Q.conv2d_backward_u8(e, eq, yy, yq, w, wq, ex, exq, geom, sel, k, scratch)
-    print('B', i, hx(e), hx(ex), hx(exq))
+    print('B', i, end='')
+    phx(e)
+    phx(ex)
+    phx(exq)
+    print()
     gw = zeros('i', len(w))
     gb = zeros('i', oc)
     if t:
         Q.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
     else:
         Q.conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
-    print('G', i, hx(gw), hx(gb))
+    print('G', i, end='')
+    phx(gw)
+    phx(gb)
+    print()
+    scratch = gw = gb = ex = y = yy = None
+    fl = x = xq = w = wq = b = bq = yq = e = eq = exq = sel = None
 print('done')
 """
 
@@ -235,14 +257,22 @@ for i in range(ncase):
     gb = zeros('f', shape[0])
     (Q.conv_transpose2d_backward_f32 if t else Q.conv2d_backward_f32)(
         e, y if relu else None, x, w, ex, gw, gb, geom, sel, k)
-    print('R', i, hx(y), hx(ex), hx(gw), hx(gb))
+    print('R', i, end='')
+    for v in (y, ex, gw, gb):
+        phx(v)
+    print()
+    y = ex = gw = gb = None
+    fl = x = w = b = e = sel = None
 print('done')
 """
 
 
 def test_conv_f32(run):
     rng = np.random.default_rng(99)
-    geoms = [(bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(30)] + VAE_GEOMS
+    geoms = [(bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(30)]
+    # The two middle VAE layers need ~80 KB of float buffers: too much next to
+    # the module in a board's 160 KB heap (their uint8 versions run everywhere).
+    geoms += [(t, g) for t, g in VAE_GEOMS if run.target == "unix" or g[0] * g[3] <= 16]
     cases = []
     data = bytearray()
     for t, geom in geoms:
