@@ -459,3 +459,51 @@ def test_device_missing_file(run):
     out = run("from qtrain.data import Stream, DataError\n"
               "try:\n    Stream('nope.qtds')\nexcept DataError as e:\n    print('ERR', e)\n")
     assert "ERR nope.qtds: cannot open" in out and "no such file" in out, out
+
+
+# ---- the user's path: `mpremote mount <dir> run script.py` on an emulated board ----
+
+MOUNT_SCRIPT = """
+import gc, binascii
+from qtrain.data import Stream
+for sh in (False, True):
+    s = Stream("s.qtds", shuffle=sh, seed=2)
+    for _ in range(12):
+        lab = s.next()
+        print("M", int(sh), s.index, lab, binascii.crc32(s.image))
+gc.collect()
+print("FREE", gc.mem_free())
+"""
+
+
+@pytest.mark.parametrize("board", ["qemu-m0", "qemu-m4"])
+def test_stream_over_mpremote_mount(tmp_path, board):
+    """Read a stream through `mpremote mount` (the host serves the file over
+    the board's serial link), shuffled and not, bit-exact.  ~1 min per board."""
+    from qtrain_host import runner
+    targets = os.environ.get("QTRAIN_TARGETS", "unix qemu-m0 qemu-m4").split()
+    if board not in targets:
+        pytest.skip("%s not in QTRAIN_TARGETS" % board)
+    if not runner.available(board):
+        if board in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
+            pytest.fail("target %s is not built" % board)
+        pytest.skip("target %s is not built" % board)
+    from qtrain_host import qemu
+    import shutil
+    data, im, lab = _stream_bytes(40, 28, 28)
+    (tmp_path / "s.qtds").write_bytes(data)
+    pkg = tmp_path / "qtrain"
+    pkg.mkdir()
+    for name in ("__init__.py", "data.py"):
+        shutil.copy(os.path.join(paths.PYTHON_DIR, "qtrain", name), pkg / name)
+    shutil.copy(paths.natmod_path(qemu.board_config(board)["arch"]), tmp_path / "_qtrain.mpy")
+    script = tmp_path / "read_mount.py"
+    script.write_text(MOUNT_SCRIPT)
+    rc, out = qemu.mpremote_run(board, str(script), mount=str(tmp_path), timeout=300, capture=True)
+    assert rc == 0, out
+    rows = [line.split() for line in out.splitlines() if line.startswith("M ")]
+    want = [(0, i) for i in range(12)] + [(1, i) for i in stream.Permutation(40, 2, 0).order()[:12].tolist()]
+    assert [(int(r[1]), int(r[2])) for r in rows] == want, out
+    for r in rows:
+        i = int(r[2])
+        assert int(r[3]) == lab[i] and int(r[4]) == zlib.crc32(im[i].tobytes())
