@@ -173,3 +173,122 @@ class Dense:
         return {prefix + "w": self.w, prefix + "wq": self.wq, prefix + "b": self.b,
                 prefix + "yq": self.yq, prefix + "st": self.state, prefix + "rng": self.rng,
                 prefix + "dsgu": self.dsgu_state}
+
+
+class Shared:
+    """Buffers several layers take turns with during one step: the conv
+    scratch (im2col) and the int32 gradient of one conv layer.  A model sizes
+    them for its largest layer, so memory grows with the largest layer, not
+    with the sum of them."""
+
+    def __init__(self, scratch_bytes=0, grad_items=0):
+        self.scratch = bytearray(scratch_bytes)
+        self.grad = array.array("i", [0] * grad_items)
+
+
+class Conv2d:
+    """Conv2d (transposed=False) or ConvTranspose2d (transposed=True), uint8.
+
+    Activations CHW.  Weights [out][in][kh][kw] (Conv2d) or [in][out][kh][kw]
+    (ConvTranspose2d, PyTorch's layout); the update standardizes per row of
+    that layout (a Conv2d filter; a ConvTranspose2d input channel)."""
+
+    kind = "conv2d"
+
+    def __init__(self, in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, relu=False,
+                 transposed=False, opt=None, first=False, shared=None, seed=None):
+        opt = opt or Options()
+        c, h, w = in_shape
+        geom = [c, h, w, out_ch, k, k, stride, stride, pad, pad]
+        if transposed:
+            geom += [out_pad, out_pad]
+            self.kind = "conv_transpose2d"
+        self.geom = tuple(geom)
+        p = "conv_transpose2d" if transposed else "conv2d"
+        self._fwd = getattr(_q, p + "_forward_u8")
+        self._bwd = getattr(_q, p + "_backward_u8")
+        self._grad = getattr(_q, p + "_grad_u8")
+        self.out_shape = getattr(_q, p + "_out_shape")(self.geom)  # checks the geometry
+        self.scratch_len = getattr(_q, p + "_scratch_len")(self.geom)
+        self.in_shape = tuple(in_shape)
+        self.transposed, self.relu, self.first, self.opt = transposed, bool(relu), first, opt
+        seed = opt.seed if seed is None else seed
+        n_in = c * h * w
+        oc, oh, ow = self.out_shape
+        n_w = c * out_ch * k * k
+        fan_in = (c if not transposed else out_ch) * k * k
+        a = (6.0 / fan_in) ** 0.5 if relu else (3.0 / fan_in) ** 0.5
+        self.w = bytearray(n_w)
+        fill_uniform_u8(self.w, seed)
+        self.wq = qparams(-a, a, opt.alpha_w)
+        self.b = array.array("i", [0] * out_ch)
+        self.bq = array.array("f", [Dense.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
+        self.y = bytearray(oc * oh * ow)
+        self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
+        if first:
+            self.ep = self.epq = None
+        else:
+            self.ep = bytearray(n_in)
+            self.epq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
+        rows = c if transposed else out_ch
+        self.rows = rows
+        self.gb = array.array("i", [0] * out_ch)
+        self.gs = array.array("f", [1.0, 1.0])
+        self.state = array.array("f", [0.0] * (5 + 2 * rows))
+        self.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
+        self.flags = opt.flags()
+        self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
+        self.sel = array.array("i", [0] * out_ch)
+        self.scores = array.array("I", [0] * out_ch)
+        self.sel_scratch = array.array("I", [0] * out_ch)
+        self.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
+        self.dsgu_state = array.array("f", [0.0])
+        self.n_out = oc * oh * ow
+        self.k = out_ch
+        self.trainable = True
+        self.shared = shared
+        self.x = self.xq = None
+
+    def attach(self, shared):
+        """Use `shared` (a Shared sized for the largest layer) for scratch and gradient."""
+        if len(shared.scratch) < self.scratch_len or len(shared.grad) < len(self.w):
+            raise ValueError("%s: shared buffers too small (scratch %d < %d or grad %d < %d)" % (
+                self.kind, len(shared.scratch), self.scratch_len, len(shared.grad), len(self.w)))
+        self.shared = shared
+        self._scr = memoryview(shared.scratch)[:self.scratch_len]
+        self._g = memoryview(shared.grad)[:len(self.w)]
+
+    def forward(self, x, xq):
+        self.x, self.xq = x, xq
+        self._fwd(x, xq, self.w, self.wq, self.b, self.bq, self.y, self.yq, self.geom, self.relu, self._scr)
+        return self.y, self.yq
+
+    def backward(self, e, eq):
+        g = self.geom
+        if self.relu:  # mask e in place where the forward output was clamped
+            self._bwd(e, eq, self.y, self.yq, self.w, self.wq, None, None, g)
+        sel = k = None
+        if self.opt.dsgu is not None and self.trainable:
+            _q.conv_scores_u8(e, eq, self.scores)
+            k = _q.select_scores(self.scores, self.n_out, eq, self.dsgu_hp, self.dsgu_state,
+                                 self.sel, self.sel_scratch)
+            sel = self.sel
+        self.k = self.geom[3] if k is None else k
+        if not self.first:
+            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr)
+        if self.trainable:
+            gw = self._g
+            self._grad(e, eq, self.x, self.xq, gw, self.gb, g, sel, k, self._scr)
+            self.gs[0] = eq[0] * self.xq[0]
+            self.gs[1] = eq[0]
+            _q.update_rows_u8(gw, self.gs, self.w, self.wq, self.gb, self.b, self.bq, self.hp,
+                              self.flags, self.state, self.rng)
+        return self.ep, self.epq
+
+    def qparams(self):
+        return [self.yq] if self.first else [self.yq, self.epq]
+
+    def state_dict(self, prefix):
+        return {prefix + "w": self.w, prefix + "wq": self.wq, prefix + "b": self.b,
+                prefix + "yq": self.yq, prefix + "st": self.state, prefix + "rng": self.rng,
+                prefix + "dsgu": self.dsgu_state}
