@@ -15,6 +15,7 @@
 #include "kernels/quant.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv_transpose2d.h"
+#include "kernels/update.h"
 
 static const char *geom_item_name(size_t i) {
     switch (i) {
@@ -446,6 +447,91 @@ static mp_obj_t qt_conv_transpose2d_grad_u8_fn(size_t n_args, const mp_obj_t *a)
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 10, 10,
     qt_conv_transpose2d_grad_u8_fn);
 
+// hp = array('f', [lr, alpha_norm, tau]) and flags (rounding | per_row << 2),
+// rng array('I', 1): the conventions of dense_update_u8 / update_rows_u8.
+static void arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau) {
+    const float *hp = qt_arg_f32(hp_in, "hp", 3, QT_RO);
+    u->lr = qt_check_f32(hp[0], "hp[0] (lr)", 0.0f, 10.0f, true, false);
+    u->alpha_norm = qt_check_f32(hp[1], "hp[1] (alpha_norm)", 0.0f, 1.0f, true, false);
+    *tau = qt_check_f32(hp[2], "hp[2] (tau)", 0.0f, 1.0f, false, true);
+    int32_t flags = (int32_t)qt_arg_int(flags_in, "flags", 0, 7);
+    u->rounding = flags & QT_UPD_ROUND_MASK;
+    if (u->rounding > QT_ROUND_STOCHASTIC) {
+        qt_raise_value("flags: rounding (bits 0-1) must be 0 nearest, 1 floor or 2 stochastic, got 3");
+    }
+    u->per_row = (flags & QT_UPD_PER_ROW) != 0;
+    if (!u->per_row) {
+        qt_raise_value("flags: the batch-1 conv update standardizes per filter (flag 4); for per-tensor use "
+            "conv*_grad_u8 + update_rows_u8");
+    }
+    u->rng = qt_arg_u32(rng_in, "rng", 1, QT_RW);
+    if (u->rounding == QT_ROUND_STOCHASTIC && u->rng[0] == 0) {
+        qt_raise_value("rng: the PRNG state must not be 0 (seed it)");
+    }
+}
+
+// conv2d_update_u8(e, eq, x, xq, w, wq, b, bq, geom, sel, k, hp, flags, state, rng, scratch) -> int
+// conv_transpose2d_update_u8(... same ...)
+//   One SGD step of batch size 1 (METHOD 4) with per-filter gradient
+//   standardization and no gradient buffer: each selected filter's gradient
+//   is formed in scratch and applied at once (sel ascending, as select_topk
+//   writes it; None = all).  Biases per tensor.  Then the weight range update
+//   and re-map (update.h).  e is the error after the ReLU mask (see
+//   conv*_backward_u8); state array('f', 5 + 2*out_ch); returns 1 if the
+//   stored weights were re-mapped to a new scale.
+static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
+    qt_conv_geom_t g;
+    parse_geom(a[8], transposed, &g);
+    const size_t ni = in_len(&g), no = out_len(&g), nw = w_len(&g);
+    const uint8_t *e = qt_arg_u8(a[0], "e", no, QT_RO);
+    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
+    const uint8_t *x = qt_arg_u8(a[2], "x", ni, QT_RO);
+    const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
+    uint8_t *w = qt_arg_u8(a[4], "w", nw, QT_RW);
+    float *wq = qt_arg_qparams(a[5], "wq", QT_RW);
+    int32_t *b = qt_arg_buf_opt(a[6], "b", QT_TC_I32, (size_t)g.out_ch, QT_RW);
+    float s_b = 1.0f;
+    if (b) {
+        s_b = qt_arg_qparams(a[7], "bq", QT_RO)[QT_QP_SCALE];
+    }
+    int32_t n_sel;
+    const int32_t *sel = parse_sel(n_args, a, 9, g.out_ch, &n_sel);
+    qt_update_t u;
+    float tau;
+    arg_update(a[11], a[12], a[14], &u, &tau);
+    float *state = qt_arg_f32(a[13], "state", QT_STD_STATE_LEN(g.out_ch), QT_RW);
+    size_t sl;
+    uint8_t *scratch = arg_scratch(a[15], &g, transposed, &sl);
+    qt_check_no_overlap(w, nw, "w", x, ni, "x");
+    qt_check_no_overlap(w, nw, "w", e, no, "e");
+    qt_check_no_overlap(scratch, sl, "scratch", w, nw, "w");
+    qt_check_no_overlap(scratch, sl, "scratch", x, ni, "x");
+    qt_check_no_overlap(scratch, sl, "scratch", e, no, "e");
+    u.s_w = wq[QT_QP_SCALE];
+    u.zw = qp_zero(wq);
+    float s_g = eq[QT_QP_SCALE] * xq[QT_QP_SCALE];
+    int first = !(state[0] > 0.0f);
+    int32_t r[2];
+    if (transposed) {
+        conv_transpose2d_update_u8(&g, e, qp_zero(eq), x, qp_zero(xq), w, b, sel, n_sel, s_g,
+            eq[QT_QP_SCALE], s_b, &u, state, first, r, scratch);
+    } else {
+        conv2d_update_u8(&g, e, qp_zero(eq), x, qp_zero(xq), w, b, sel, n_sel, s_g,
+            eq[QT_QP_SCALE], s_b, &u, state, first, r, scratch);
+    }
+    state[0] += 1.0f;
+    return mp_obj_new_int(qt_weights_qp_update(w, nw, wq, r, tau));
+}
+static mp_obj_t qt_conv2d_update_u8_fn(size_t n_args, const mp_obj_t *a) {
+    return update_u8(n_args, a, false);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_update_u8_obj, 16, 16, qt_conv2d_update_u8_fn);
+static mp_obj_t qt_conv_transpose2d_update_u8_fn(size_t n_args, const mp_obj_t *a) {
+    return update_u8(n_args, a, true);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_update_u8_obj, 16, 16,
+    qt_conv_transpose2d_update_u8_fn);
+
 // conv_scores_u8(e, eq, scores): DSGU score of every channel of a CHW error,
 // sum |e - z_e| over its map; scores array('I') of ch items (ch = len(scores)),
 // the input of select_topk.
@@ -478,5 +564,7 @@ void qt_bind_conv(void) {
     mp_store_global(MP_QSTR_conv_transpose2d_forward_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_forward_u8_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_backward_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_backward_u8_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_grad_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_grad_u8_obj));
+    mp_store_global(MP_QSTR_conv2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv2d_update_u8_obj));
+    mp_store_global(MP_QSTR_conv_transpose2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_update_u8_obj));
     mp_store_global(MP_QSTR_conv_scores_u8, MP_OBJ_FROM_PTR(&qt_conv_scores_u8_obj));
 }

@@ -44,7 +44,7 @@ def zeros(tc, n):
     return array(tc, bytes(n * (1 if tc in 'bB' else (2 if tc in 'hH' else 4))))
 """
 
-TC = {np.dtype(np.uint8): b"B", np.dtype(np.int32): b"i", np.dtype(np.int16): b"h",
+TC = {np.dtype(np.uint8): b"B", np.dtype(np.int32): b"i", np.dtype(np.int16): b"h", np.dtype(np.uint32): b"I",
       np.dtype(np.float32): b"f"}
 
 
@@ -318,3 +318,71 @@ def test_conv_f32(run):
             assert np.abs(g - ref).max() <= tol, what + ": " + name
         if relu:
             assert np.all(got[0] >= 0)
+
+
+UPD_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    fl, x, xq, w, wq, b, bq, e, eq, sel, hp, state, rng = rdn(f, 13)
+    t, flags, k = fl[0], fl[1], fl[2]
+    geom = tuple(fl[3:])
+    scratch = bytearray(Q.conv_transpose2d_scratch_len(geom) if t else Q.conv2d_scratch_len(geom))
+    fn = Q.conv_transpose2d_update_u8 if t else Q.conv2d_update_u8
+    rem = fn(e, eq, x, xq, w, wq, b, bq, geom, sel, k, hp, flags, state, rng, scratch)
+    print('U', i, end='')
+    for v in (bytearray([rem]), w, wq, b if b is not None else bytearray(1), state, rng):
+        phx(v)
+    print()
+    scratch = fl = x = xq = w = wq = b = bq = e = eq = sel = hp = state = rng = None
+print('done')
+"""
+
+
+def test_conv_update_u8_bit_exact(run):
+    """Batch-1 update with per-filter standardization, DSGU selection, the
+    three rounding modes, moving-average state, weight range update/re-map."""
+    rng = np.random.default_rng(77)
+    geoms = [(bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(24)] + VAE_GEOMS
+    cases = []
+    data = bytearray()
+    for t, geom in geoms:
+        c = u8_case(rng, t, geom)
+        co = c["e"].shape[0]
+        if c["sel"] is not None:
+            c["k"] = max(1, c["k"])
+            c["sel"] = np.sort(c["sel"][:c["k"]]).astype(np.int32)
+        flags = 4 | int(rng.integers(0, 3))
+        hp = np.array([rng.choice([0.001, 0.01, 0.1]), rng.choice([1.0, 0.85, 0.3]),
+                       rng.choice([0.0, 0.05, 0.5])], np.float32)
+        state = np.zeros(5 + 2 * co, np.float32)
+        if rng.random() < 0.5:
+            state[0] = 3
+            state[1:] = rng.uniform(0.001, 0.1, state.size - 1).astype(np.float32)
+            state[5::2] = rng.uniform(-0.01, 0.01, co).astype(np.float32)
+        wq = c["wq"].copy()
+        wq[GQ.ALPHA] = rng.choice([0.0, 0.001, 0.5])
+        seed = np.array([int(rng.integers(1, 2**32 - 1))], np.uint32)
+        cases.append((c, flags, hp, state, wq, seed))
+        fl = np.array([int(t), flags, c["k"]] + list(geom), np.int32)
+        data += pack(fl, c["x"].ravel(), c["xq"], c["w"].ravel(), wq, c["b"], c["bq"],
+                     c["e"].ravel(), c["eq"], c["sel"], hp, state, seed)
+    data = pack(np.array([len(cases)], np.int32)) + bytes(data)
+    out = run(UPD_SCRIPT, files={"cases.bin": data})
+    assert "done" in out, out[-2000:]
+    res = parse(out, "U")
+    assert len(res) == len(cases)
+    for i, (c, flags, hp, state, wq, seed) in enumerate(cases):
+        what = "case %d (%s %s flags=%d k=%s)" % (i, "convT" if c["t"] else "conv", c["geom"], flags,
+                                                  c["k"] if c["sel"] is not None else "all")
+        w, wq2, b, st, rng2, rem = G.update_u8_qp(c["t"], c["e"], c["eq"], c["x"], c["xq"], c["w"], wq,
+                                                  c["b"], c["bq"], c["geom"], c["sel"], hp, flags,
+                                                  state, int(seed[0]))
+        got = res[i]
+        assert got[0][0] == rem, what + ": remapped"
+        assert got[1] == np.asarray(w, np.uint8).tobytes(), what + ": w"
+        assert got[2] == np.asarray(wq2, np.float32).tobytes(), what + ": wq"
+        if c["b"] is not None:
+            assert got[3] == np.asarray(b, np.int32).tobytes(), what + ": b"
+        assert got[4] == np.asarray(st, np.float32).tobytes(), what + ": state"
+        assert got[5] == np.array([rng2], np.uint32).tobytes(), what + ": rng"

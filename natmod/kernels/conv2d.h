@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "quant.h"
+#include "update.h"
 
 // Geometry of one Conv2d or ConvTranspose2d (in = the layer input).
 typedef struct {
@@ -122,5 +123,18 @@ int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t
 void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
     const int32_t *sel, int32_t n_sel, uint8_t *scratch);
+
+// One SGD step for batch size 1 without a gradient buffer (METHOD 4, per-
+// filter standardization, u->per_row must be set): for each filter o in sel
+// (NULL = all; ascending, as select_topk gives them) its int32 gradient row
+// is formed in scratch and handed to qt_update_rows_u8 with that filter's
+// (mu, sigma) state; then the biases of the selected filters (per tensor,
+// qt_update_bias_i32).  s_g = s_e s_x, s_gb = s_e, s_b the bias scale (b may
+// be NULL).  new_range: min/max of the new weights in steps (update.h).  The
+// caller then runs qt_weights_qp_update and counts the step in state[0].
+void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
+    float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
+    int32_t new_range[2], uint8_t *scratch);
 
 #endif

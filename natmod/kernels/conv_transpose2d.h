@@ -52,4 +52,11 @@ void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
     const int32_t *sel, int32_t n_sel, uint8_t *scratch);
 
+// As conv2d_update_u8; a filter is the strided w[:, co, :, :], gathered into
+// a contiguous row in scratch, updated, and written back.
+void conv_transpose2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
+    float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
+    int32_t new_range[2], uint8_t *scratch);
+
 #endif

@@ -381,3 +381,32 @@ def grad_u8_qp(transposed, e, eq, x, xq, geom, sel=None):
         g[~mask] = 0
     gb[~mask] = 0
     return g.astype(np.int32), gb.astype(np.int32)
+
+
+def update_u8_qp(transposed, e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, state, rng):
+    """conv*_update_u8 (batch 1, per-filter standardization) as the binding
+    runs it: the filter gradients (zero for unselected filters) go through
+    the shared update of golden/dense.py, rows = filters.  sel must be
+    ascending (the C loop visits filters in sel order).
+    Returns (w, wq, b, state, rng, remapped)."""
+    from . import dense as D
+    gw, gb = grad_u8_qp(transposed, e, eq, x, xq, geom, sel)
+    w = np.asarray(w, np.uint8)
+    if transposed:   # filter co = w[:, co]: rows in filter order
+        g_rows = gw.transpose(1, 0, 2, 3).reshape(w.shape[1], -1)
+        w_rows = w.transpose(1, 0, 2, 3).reshape(w.shape[1], -1)
+    else:
+        g_rows = gw.reshape(w.shape[0], -1)
+        w_rows = w.reshape(w.shape[0], -1)
+    s_g = F(F(eq[Q.SCALE]) * F(xq[Q.SCALE]))
+    s_b = F(bq[Q.SCALE]) if b is not None else F(1)
+    w2, b2, st, rng2, new_range = D.update_rows_u8(
+        g_rows, s_g, w_rows, wq, gb if b is not None else None, b, F(eq[Q.SCALE]), s_b,
+        F(hp[0]), F(hp[1]), int(flags), state, int(rng))
+    w2 = np.asarray(w2, np.uint8).reshape(w_rows.shape)
+    if transposed:
+        w2 = w2.reshape(w.shape[1], w.shape[0], w.shape[2], w.shape[3]).transpose(1, 0, 2, 3)
+    else:
+        w2 = w2.reshape(w.shape)
+    w3, wq2, remapped = D.weights_qp_update(np.ascontiguousarray(w2).ravel(), wq, new_range, F(hp[2]))
+    return w3.reshape(w.shape), wq2, b2, st, rng2, remapped
