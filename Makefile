@@ -69,6 +69,7 @@ $(UNIX_MP): | $(MPY_DIR)/mpy-cross/build/mpy-cross
 		|| { tail -20 $(BUILD)/unix.log; echo "setup: Unix port build failed, log: $(BUILD)/unix.log" >&2; exit 1; }
 
 -include boards/qemu.mk
+-include host_tools/data.mk
 
 setup: venv unix firmware
 
