@@ -31,7 +31,23 @@ def rdn(f, k):
     gc.collect()
     return [rd(f) for _ in range(k)]
 def hx(b):
-    return ''.join(['%02x' % v for v in bytes(b)])
+    b = bytes(b)
+    parts = []
+    for i in range(0, len(b), 64):
+        parts.append(''.join(['%02x' % v for v in b[i:i + 64]]))
+    return ''.join(parts)
+def out(tag, i, *items):
+    # print one result line piece by piece (little memory on small boards)
+    print(tag, i, end='')
+    for it in items:
+        if isinstance(it, (bytes, bytearray, memoryview, array)):
+            b = bytes(it)
+            print(' ', end='')
+            for j in range(0, len(b), 64):
+                print(''.join(['%02x' % v for v in b[j:j + 64]]), end='')
+        else:
+            print(' ' + str(it), end='')
+    print()
 """
 
 

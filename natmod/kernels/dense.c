@@ -201,6 +201,58 @@ static float clamp_f(float v, float lim) {
     return v > lim ? lim : (v < -lim ? -lim : v);
 }
 
+// One row of the batch-1 update, deterministic rounding:
+//   v_j = w_j + ((rb - A x_j) >> 16), stored clamped to 0..255, with the exact
+// min/max of v tracked in [*plo, *phi] (*plo > *phi: nothing seen yet).
+// Hot loop: one unsigned compare detects a new extreme (rare after the first
+// few values) and one detects the need to clamp, so the common path is two
+// loads, multiply, subtract, shift, add, two compares, store.
+void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb,
+    int32_t *plo, int32_t *phi) {
+    int32_t lo = *plo, hi = *phi;
+    if (lo > hi) {
+        lo = hi = (int32_t)wr[0] + ((rb - A * (int32_t)x[0]) >> 16);
+    }
+    uint32_t span = (uint32_t)(hi - lo);
+    for (int32_t j = 0; j < n; j++) {
+        int32_t v = (int32_t)wr[j] + ((rb - A * (int32_t)x[j]) >> 16);
+        if ((uint32_t)(v - lo) > span) {
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+            span = (uint32_t)(hi - lo);
+        }
+        if ((uint32_t)v > 255u) {
+            v = v < 0 ? 0 : 255;
+        }
+        wr[j] = (uint8_t)v;
+    }
+    *plo = lo;
+    *phi = hi;
+}
+
+// The same with stochastic rounding: r_j = the top 16 bits of the next
+// xorshift32 output, v_j = w_j + ((r_j + rb - A x_j) >> 16).
+void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb,
+    uint32_t *rng, int32_t *plo, int32_t *phi) {
+    int32_t lo = *plo, hi = *phi;
+    uint32_t s = *rng;
+    for (int32_t j = 0; j < n; j++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        int32_t v = (int32_t)wr[j] + (((int32_t)(s >> 16) + rb - A * (int32_t)x[j]) >> 16);
+        if (lo > hi) {
+            lo = hi = v;
+        }
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        wr[j] = qt_clamp_u8(v, 0);
+    }
+    *rng = s;
+    *plo = lo;
+    *phi = hi;
+}
+
 void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b, int32_t m, int32_t n,
     const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
     int32_t new_range[2]) {
@@ -271,27 +323,12 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
         int32_t A = qt_round_f32(clamp_f(c * (s_g * fce) * 65536.0f, 2097152.0f));
         int32_t B = qt_round_f32(clamp_f(c * st[0] * 65536.0f, 536870912.0f));
         uint8_t *wr = w + (size_t)i * (size_t)n;
-        // w_new = w + floor((r - delta) / 2^16) = w + ((r + B - A cx) >> 16)
-        int32_t rb = r0 + B;
-        int32_t lo = INT32_MAX, hi = INT32_MIN;
+        // w_new = w + floor((r - delta) / 2^16) = w + ((r + B + A zx - A x) >> 16)
         if (!stoch) {
-            for (int32_t j = 0; j < n; j++) {
-                int32_t v = (int32_t)wr[j] + ((rb - A * ((int32_t)x[j] - zx)) >> 16);
-                lo = v < lo ? v : lo;
-                hi = v > hi ? v : hi;
-                wr[j] = qt_clamp_u8(v, 0);
-            }
+            dense_update_row_det_u8(wr, x, n, A, r0 + B + A * zx, &qmin, &qmax);
         } else {
-            for (int32_t j = 0; j < n; j++) {
-                int32_t r = (int32_t)(qt_rng_next(u->rng) >> 16);
-                int32_t v = (int32_t)wr[j] + ((r + B - A * ((int32_t)x[j] - zx)) >> 16);
-                lo = v < lo ? v : lo;
-                hi = v > hi ? v : hi;
-                wr[j] = qt_clamp_u8(v, 0);
-            }
+            dense_update_row_stoch_u8(wr, x, n, A, B + A * zx, u->rng, &qmin, &qmax);
         }
-        qmin = lo < qmin ? lo : qmin;
-        qmax = hi > qmax ? hi : qmax;
     }
     if (b) {
         qt_update_bias_i32(b, NULL, e, ze, m, rows, k, d->s_e, d->s_b, u, state, first);

@@ -72,8 +72,48 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
     int32_t new_range[2]);
 
+// The row loops of the batch-1 update (shared with the mixed mode):
+// v_j = w_j + ((rb [+ r_j] - A x_j) >> 16) clamped to 0..255, the exact min/max
+// of v merged into [*lo, *hi] (*lo > *hi: empty).  Stochastic: r_j = top 16
+// bits of the next xorshift32 output of *rng.
+void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb,
+    int32_t *lo, int32_t *hi);
+void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb,
+    uint32_t *rng, int32_t *lo, int32_t *hi);
+
 // Batch > 1: g[i*n + j] += (e_i - z_e)(x_j - z_x), gb[i] += e_i - z_e for the
 // selected rows (int32 buffers; the caller keeps e's and x's scales fixed over
 // the batch and updates with qt_update_rows_u8 / qt_update_bias_i32).
 void dense_grad_acc_u8(const uint8_t *e, const uint8_t *x, int32_t *g, int32_t *gb, int32_t m,
     int32_t n, const int32_t *rows, int32_t k, int32_t ze, int32_t zx);
+
+// ---- float32 reference and mixed (uint8 forward, float32 errors) ------------
+// Same shapes; float tensors are plain float arrays (no qparams).  Updates use
+// the same standardization options and state layout as the uint8 path (plus
+// QT_UPD_PLAIN: plain SGD, w -= lr g, for the float32 reference).
+#define QT_UPD_PLAIN (8)
+
+void dense_forward_f32(const float *x, const float *w, const float *b, float *y, int32_t m, int32_t n,
+    int32_t relu);
+// ep_j = sum_{i in rows} e_i w_ij
+void dense_backward_f32(const float *e, const float *w, float *ep, int32_t m, int32_t n,
+    const int32_t *rows, int32_t k);
+// mixed: ep_j = s_w sum_{i in rows} e_i (w_ij - z_w), w uint8
+void dense_backward_mixed(const float *e, const uint8_t *w, int32_t zw, float s_w, float *ep, int32_t m,
+    int32_t n, const int32_t *rows, int32_t k);
+// e_i = 0 where y_i <= 0 (float) / y_i <= z_y (uint8); returns the count zeroed.
+int32_t relu_backward_f32(float *e, const float *y, int32_t n);
+int32_t relu_backward_mixed(float *e, const uint8_t *y, int32_t n, int32_t zy);
+// Batch-1 update from e x^T (rows with e_i == 0 are skipped, like uint8).
+void dense_update_f32(const float *e, const float *x, float *w, float *b, int32_t m, int32_t n,
+    const int32_t *rows, int32_t k, const qt_update_t *u, int32_t plain, float *state);
+// mixed: float e, uint8 x (s_x, z_x) and uint8 w (u->s_w, u->zw), int32 b (s_b):
+// the uint8 integer row loops with per-row constants from the float error.
+void dense_update_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x, uint8_t *w, int32_t *b,
+    float s_b, int32_t m, int32_t n, const int32_t *rows, int32_t k, const qt_update_t *u, float *state,
+    int32_t new_range[2]);
+// Batch > 1: g += e x^T, gb += e (float buffers); update_rows_f32 applies and zeroes.
+void dense_grad_acc_f32(const float *e, const float *x, float *g, float *gb, int32_t m, int32_t n,
+    const int32_t *rows, int32_t k);
+void update_rows_f32(float *w, float *g, float *b, float *gb, int32_t rows_total, int32_t len,
+    const qt_update_t *u, int32_t plain, float *state);

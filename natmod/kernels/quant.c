@@ -142,3 +142,9 @@ QT_NO_LIBCALLS void qt_fill_u8(uint8_t *p, size_t n, uint8_t v) {
         p[i] = v;
     }
 }
+
+QT_NO_LIBCALLS void qt_fill_f32(float *p, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) {
+        p[i] = v;
+    }
+}

@@ -122,5 +122,6 @@ float qt_sqrt_f32(float x);
 // which a natmod cannot link; these are compiled without that pattern.
 void qt_fill_i32(int32_t *p, size_t n, int32_t v);
 void qt_fill_u8(uint8_t *p, size_t n, uint8_t v);
+void qt_fill_f32(float *p, size_t n, float v);
 
 #endif

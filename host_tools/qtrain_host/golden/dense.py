@@ -353,3 +353,74 @@ def weights_qp_update(w, wq, new_range, tau):
             w = Q.remap_u8(w, s, z, s, z3)
         return w, wq, 0
     return Q.remap_u8(w, s, z, s2, z2), wq, 1
+
+
+# --------------------------------------------------------------------------
+# float32 reference and mixed mode (float64 math: compared within tolerance)
+# --------------------------------------------------------------------------
+
+def backward_f32(e, w, sel=None, k=None):
+    w = np.asarray(w, np.float64)
+    rows = _rows(w.shape[0], sel, k)
+    return w[rows].T @ np.asarray(e, np.float64)[rows] if rows else np.zeros(w.shape[1])
+
+
+def backward_mixed(e, w, wq, sel=None, k=None):
+    wf = (np.asarray(w, np.float64) - int(wq[Q.ZERO])) * float(wq[Q.SCALE])
+    return backward_f32(e, wf, sel, k)
+
+
+def relu_backward_f32(e, y):
+    e = np.array(e, np.float64)
+    e[np.asarray(y) <= 0] = 0
+    return e
+
+
+def _std(vals):
+    v = np.asarray(vals, np.float64)
+    return v.mean(), v.std()
+
+
+def update_f32(e, x, w, b, lr, alpha_norm, flags, state, sel=None, k=None):
+    """dense_update_f32 in float64 -> (w, b, state)."""
+    w = np.array(w, np.float64)
+    m, n = w.shape
+    b = None if b is None else np.array(b, np.float64)
+    st = np.array(state, np.float64)
+    e = np.asarray(e, np.float64)
+    x = np.asarray(x, np.float64)
+    plain, per_row = bool(flags & 8), bool(flags & PER_ROW)
+    rows = [i for i in _rows(m, sel, k) if e[i] != 0]
+    first = not st[0] > 0
+
+    def blend(off, mu, sig, first_):
+        if first_:
+            st[off], st[off + 1] = mu, sig
+        else:
+            st[off] = (1 - alpha_norm) * st[off] + alpha_norm * mu
+            st[off + 1] = (1 - alpha_norm) * st[off + 1] + alpha_norm * sig
+
+    if rows and not plain and not per_row:
+        g = np.outer(e[rows], x)
+        blend(1, g.mean(), g.std(), first)
+    for i in rows:
+        g = e[i] * x
+        if plain:
+            w[i] -= lr * g
+            continue
+        off = 1
+        if per_row:
+            off = HDR + 2 * i
+            blend(off, g.mean(), g.std(), first or not st[off + 1] > 0)
+        if st[off + 1] > 0:
+            w[i] -= lr * (g - st[off]) / st[off + 1]
+    if b is not None and rows:
+        gb = e[rows]
+        if plain:
+            b[rows] -= lr * gb
+        else:
+            blend(3, gb.mean(), gb.std(), first)
+            if st[4] > 0:
+                b[rows] -= lr * (gb - st[3]) / st[4]
+    st[0] += 1
+    return w, b, st
