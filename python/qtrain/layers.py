@@ -176,22 +176,21 @@ class Dense:
 
 
 class Shared:
-    """Buffers several layers take turns with during one step: the conv
-    scratch (im2col) and the int32 gradient of one conv layer.  A model sizes
-    them for its largest layer, so memory grows with the largest layer, not
-    with the sum of them."""
+    """The im2col scratch that conv layers take turns with during a step.  A
+    model sizes it for its largest layer, so memory grows with the largest
+    layer, not with the sum of them."""
 
-    def __init__(self, scratch_bytes=0, grad_items=0):
+    def __init__(self, scratch_bytes=0):
         self.scratch = bytearray(scratch_bytes)
-        self.grad = array.array("i", [0] * grad_items)
 
 
 class Conv2d:
     """Conv2d (transposed=False) or ConvTranspose2d (transposed=True), uint8.
 
     Activations CHW.  Weights [out][in][kh][kw] (Conv2d) or [in][out][kh][kw]
-    (ConvTranspose2d, PyTorch's layout); the update standardizes per row of
-    that layout (a Conv2d filter; a ConvTranspose2d input channel)."""
+    (ConvTranspose2d, PyTorch's layout).  The batch-1 update forms one
+    filter's gradient at a time in the shared scratch (no gradient buffer) and
+    standardizes per output filter."""
 
     kind = "conv2d"
 
@@ -207,7 +206,7 @@ class Conv2d:
         p = "conv_transpose2d" if transposed else "conv2d"
         self._fwd = getattr(_q, p + "_forward_u8")
         self._bwd = getattr(_q, p + "_backward_u8")
-        self._grad = getattr(_q, p + "_grad_u8")
+        self._upd = getattr(_q, p + "_update_u8")
         self.out_shape = getattr(_q, p + "_out_shape")(self.geom)  # checks the geometry
         self.scratch_len = getattr(_q, p + "_scratch_len")(self.geom)
         self.in_shape = tuple(in_shape)
@@ -230,13 +229,9 @@ class Conv2d:
         else:
             self.ep = bytearray(n_in)
             self.epq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
-        rows = c if transposed else out_ch
-        self.rows = rows
-        self.gb = array.array("i", [0] * out_ch)
-        self.gs = array.array("f", [1.0, 1.0])
-        self.state = array.array("f", [0.0] * (5 + 2 * rows))
+        self.state = array.array("f", [0.0] * (5 + 2 * out_ch))
         self.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
-        self.flags = opt.flags()
+        self.flags = opt.flags() | 4  # the batch-1 conv update is per filter
         self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
         self.sel = array.array("i", [0] * out_ch)
         self.scores = array.array("I", [0] * out_ch)
@@ -246,17 +241,18 @@ class Conv2d:
         self.n_out = oc * oh * ow
         self.k = out_ch
         self.trainable = True
-        self.shared = shared
+        self.shared = None
+        if shared is not None:
+            self.attach(shared)
         self.x = self.xq = None
 
     def attach(self, shared):
         """Use `shared` (a Shared sized for the largest layer) for scratch and gradient."""
-        if len(shared.scratch) < self.scratch_len or len(shared.grad) < len(self.w):
-            raise ValueError("%s: shared buffers too small (scratch %d < %d or grad %d < %d)" % (
-                self.kind, len(shared.scratch), self.scratch_len, len(shared.grad), len(self.w)))
+        if len(shared.scratch) < self.scratch_len:
+            raise ValueError("%s: shared scratch too small: %d bytes, this layer needs %d" % (
+                self.kind, len(shared.scratch), self.scratch_len))
         self.shared = shared
         self._scr = memoryview(shared.scratch)[:self.scratch_len]
-        self._g = memoryview(shared.grad)[:len(self.w)]
 
     def forward(self, x, xq):
         self.x, self.xq = x, xq
@@ -277,12 +273,8 @@ class Conv2d:
         if not self.first:
             self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr)
         if self.trainable:
-            gw = self._g
-            self._grad(e, eq, self.x, self.xq, gw, self.gb, g, sel, k, self._scr)
-            self.gs[0] = eq[0] * self.xq[0]
-            self.gs[1] = eq[0]
-            _q.update_rows_u8(gw, self.gs, self.w, self.wq, self.gb, self.b, self.bq, self.hp,
-                              self.flags, self.state, self.rng)
+            self._upd(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
+                      self.hp, self.flags, self.state, self.rng, self._scr)
         return self.ep, self.epq
 
     def qparams(self):
