@@ -29,8 +29,15 @@ typedef struct __attribute__((packed)) {
 static inline uint32_t ld32u(const uint8_t *p) {
     return ((const qt_conv_u32u_t *)(const void *)p)->v;
 }
-static inline uint32_t ror8(uint32_t v) {
-    return (v >> 8) | (v << 24);
+// Bytes 0, 2 and bytes 1, 3 of a word as two uint16 lanes.  The rotation is
+// part of the UXTB16 instruction (GCC does not fold a separate ROR into it).
+static inline int16x2_t lanes02(uint32_t v) {
+    return (int16x2_t)__uxtb16(v);
+}
+static inline int16x2_t lanes13(uint32_t v) {
+    uint32_t r;
+    __asm__ ("uxtb16 %0, %1, ror #8" : "=r" (r) : "r" (v));
+    return (int16x2_t)r;
 }
 #endif
 
@@ -39,15 +46,12 @@ static inline uint32_t dot_u8(const uint8_t *a, const uint8_t *b, int32_t n) {
     uint32_t acc = 0;
     int32_t i = 0;
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-    // 8 MACs: 4 loads, 8 UXTB16 (bytes 0,2 and 1,3 as int16 pairs), 4 SMLAD.
+    // 4 MACs: 2 loads, 4 UXTB16 (values 0..255 are valid int16 lanes), 2 SMLAD.
     int32_t s = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint32_t a0 = ld32u(a + i), b0 = ld32u(b + i);
-        uint32_t a1 = ld32u(a + i + 4), b1 = ld32u(b + i + 4);
-        s = __smlad((int16x2_t)__uxtb16(a0), (int16x2_t)__uxtb16(b0), s);
-        s = __smlad((int16x2_t)__uxtb16(ror8(a0)), (int16x2_t)__uxtb16(ror8(b0)), s);
-        s = __smlad((int16x2_t)__uxtb16(a1), (int16x2_t)__uxtb16(b1), s);
-        s = __smlad((int16x2_t)__uxtb16(ror8(a1)), (int16x2_t)__uxtb16(ror8(b1)), s);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t av = ld32u(a + i), bv = ld32u(b + i);
+        s = __smlad(lanes02(av), lanes02(bv), s);
+        s = __smlad(lanes13(av), lanes13(bv), s);
     }
     acc = (uint32_t)s;
 #else
@@ -64,6 +68,43 @@ static inline uint32_t dot_u8(const uint8_t *a, const uint8_t *b, int32_t n) {
         acc += (uint32_t)a[i] * b[i];
     }
     return acc;
+}
+
+// Two rows against one shared vector: each b value is loaded (and on the M4
+// split into lanes) once for both rows.
+static inline void dot2_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *b, int32_t n,
+    uint32_t *r0, uint32_t *r1) {
+    uint32_t acc0 = 0, acc1 = 0;
+    int32_t i = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // 8 MACs: 3 loads, 6 UXTB16, 4 SMLAD.
+    int32_t s0 = 0, s1 = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t bv = ld32u(b + i);
+        int16x2_t b02 = lanes02(bv), b13 = lanes13(bv);
+        uint32_t x = ld32u(a0 + i), y = ld32u(a1 + i);
+        s0 = __smlad(lanes02(x), b02, s0);
+        s1 = __smlad(lanes02(y), b02, s1);
+        s0 = __smlad(lanes13(x), b13, s0);
+        s1 = __smlad(lanes13(y), b13, s1);
+    }
+    acc0 = (uint32_t)s0;
+    acc1 = (uint32_t)s1;
+#else
+    for (; i + 2 <= n; i += 2) {
+        uint32_t b0 = b[i], b1 = b[i + 1];
+        acc0 += a0[i] * b0;
+        acc1 += a1[i] * b0;
+        acc0 += a0[i + 1] * b1;
+        acc1 += a1[i + 1] * b1;
+    }
+#endif
+    for (; i < n; i++) {
+        acc0 += (uint32_t)a0[i] * b[i];
+        acc1 += (uint32_t)a1[i] * b[i];
+    }
+    *r0 = acc0;
+    *r1 = acc1;
 }
 
 static inline uint32_t sum_u8(const uint8_t *a, int32_t n) {
@@ -179,12 +220,21 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             }
             const uint32_t c0 = cn - zw * psum;
             const uint8_t *wr = rows;
-            for (int32_t o = 0; o < O; o++, wr += rstride) {
-                int32_t acc = (int32_t)(dot_u8(wr, patch, L) - zx * (uint32_t)wsum[o] + c0);
-                if (b) {
-                    acc = qt_conv_add_bias(acc, b[o], rq->bias);
+            for (int32_t o = 0; o < O; o += 2, wr += 2 * rstride) {
+                uint32_t d[2];
+                const int32_t two = o + 1 < O;
+                if (two) {
+                    dot2_u8(wr, wr + rstride, patch, L, &d[0], &d[1]);
+                } else {
+                    d[0] = dot_u8(wr, patch, L);
                 }
-                small[o * OHW + pix] = qt_conv_out(acc, rq, lo, &amin, &amax);
+                for (int32_t h = 0; h <= two; h++) {
+                    int32_t acc = (int32_t)(d[h] - zx * (uint32_t)wsum[o + h] + c0);
+                    if (b) {
+                        acc = qt_conv_add_bias(acc, b[o + h], rq->bias);
+                    }
+                    small[(o + h) * OHW + pix] = qt_conv_out(acc, rq, lo, &amin, &amax);
+                }
             }
         }
     }
@@ -272,12 +322,21 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const int32_t *ws = wsum + ph * C;
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
             uint8_t *out = big + by * W + bx;
-            for (int32_t c = 0; c < C; c++, wr += L, out += HW) {
-                int32_t acc = (int32_t)(dot_u8(wr, patch, L) - zs * (uint32_t)ws[c] + c0);
-                if (b) {
-                    acc = qt_conv_add_bias(acc, b[c], rq->bias);
+            for (int32_t c = 0; c < C; c += 2, wr += 2 * L) {
+                uint32_t d[2];
+                const int32_t two = c + 1 < C;
+                if (two) {
+                    dot2_u8(wr, wr + L, patch, L, &d[0], &d[1]);
+                } else {
+                    d[0] = dot_u8(wr, patch, L);
                 }
-                *out = qt_conv_out(acc, rq, lo, &amin, &amax);
+                for (int32_t h = 0; h <= two; h++, out += HW) {
+                    int32_t acc = (int32_t)(d[h] - zs * (uint32_t)ws[c + h] + c0);
+                    if (b) {
+                        acc = qt_conv_add_bias(acc, b[c + h], rq->bias);
+                    }
+                    *out = qt_conv_out(acc, rq, lo, &amin, &amax);
+                }
             }
             if (++fx == sw) {
                 fx = 0;
@@ -345,9 +404,18 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
     int32_t *out, int accumulate) {
     const uint32_t zs = (uint32_t)zero_s, zb = (uint32_t)zero_b;
     const uint32_t c0 = (uint32_t)n * zs * zb - zb * (uint32_t)small_sum;
-    for (int32_t r = 0; r < nrows; r++, cols += n) {
-        int32_t v = (int32_t)(dot_u8(small_ch, cols, n) - zs * (uint32_t)colsum[r] + c0);
-        out[r] = (accumulate ? out[r] : 0) + v;
+    for (int32_t r = 0; r < nrows; r += 2, cols += 2 * n) {
+        uint32_t d[2];
+        const int32_t two = r + 1 < nrows;
+        if (two) {
+            dot2_u8(cols, cols + n, small_ch, n, &d[0], &d[1]);
+        } else {
+            d[0] = dot_u8(cols, small_ch, n);
+        }
+        for (int32_t h = 0; h <= two; h++) {
+            int32_t v = (int32_t)(d[h] - zs * (uint32_t)colsum[r + h] + c0);
+            out[r + h] = (accumulate ? out[r + h] : 0) + v;
+        }
     }
 }
 
