@@ -34,14 +34,37 @@ def rd(f):
 def rdn(f, k):
     gc.collect()
     return [rd(f) for _ in range(k)]
-def phx(b):
-    # hex in chunks: a whole line at once would not fit a small heap
-    b = b if isinstance(b, bytearray) else bytearray(b)
+def phx(b, tc='B'):
+    # hex in chunks: a whole line at once would not fit a small heap.
+    # tc 'B': bytes as they are; 'i': int32 items, little-endian (no copy);
+    # anything else (small float records): via a byte copy.
     print(' ', end='')
+    if tc == 'i':
+        for i in range(0, len(b), 16):
+            print(''.join(['%02x%02x%02x%02x' % (v & 255, (v >> 8) & 255, (v >> 16) & 255, (v >> 24) & 255)
+                           for v in b[i:i + 16]]), end='')
+        return
+    if tc != 'B':
+        b = bytearray(b)
     for i in range(0, len(b), 64):
         print(''.join(['%02x' % v for v in b[i:i + 64]]), end='')
 def zeros(tc, n):
     return array(tc, bytes(n * (1 if tc in 'bB' else (2 if tc in 'hH' else 4))))
+BUF = {}
+def buf(name, tc, n, zero=False):
+    # Output buffers are allocated once at the largest size seen (cases come
+    # largest first) and handed out as memoryviews: no heap churn per case.
+    a = BUF.get(name)
+    if a is None or len(a) < n:
+        BUF[name] = a = None
+        gc.collect()
+        a = bytearray(n) if tc == 'B' else zeros(tc, n)
+        BUF[name] = a
+    m = memoryview(a)[:n]
+    if zero:
+        for j in range(n):
+            m[j] = 0
+    return m
 """
 
 TC = {np.dtype(np.uint8): b"B", np.dtype(np.int32): b"i", np.dtype(np.int16): b"h", np.dtype(np.uint32): b"I",
@@ -165,20 +188,20 @@ for i in range(ncase):
     geom = tuple(fl[3:])
     if t:
         oc, oh, ow = Q.conv_transpose2d_out_shape(geom)
-        scratch = bytearray(Q.conv_transpose2d_scratch_len(geom))
+        scratch = buf('s', 'B', Q.conv_transpose2d_scratch_len(geom))
     else:
         oc, oh, ow = Q.conv2d_out_shape(geom)
-        scratch = bytearray(Q.conv2d_scratch_len(geom))
-    y = bytearray(oc * oh * ow)
+        scratch = buf('s', 'B', Q.conv2d_scratch_len(geom))
+    y = buf('y', 'B', oc * oh * ow)
     if t:
         Q.conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
     else:
         Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
     print('F', i, end='')
     phx(y)
-    phx(yq)
+    phx(yq, 'f')
     print()
-    ex = bytearray(len(x))
+    ex = buf('ex', 'B', len(x))
     yy = y if relu else None
     if t:
         Q.conv_transpose2d_backward_u8(e, eq, yy, yq, w, wq, ex, exq, geom, sel, k, scratch)
@@ -187,17 +210,17 @@ for i in range(ncase):
     print('B', i, end='')
     phx(e)
     phx(ex)
-    phx(exq)
+    phx(exq, 'f')
     print()
-    gw = zeros('i', len(w))
-    gb = zeros('i', oc)
+    gw = buf('gw', 'i', len(w), True)
+    gb = buf('gb', 'i', oc, True)
     if t:
         Q.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
     else:
         Q.conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
     print('G', i, end='')
-    phx(gw)
-    phx(gb)
+    phx(gw, 'i')
+    phx(gb, 'i')
     print()
     scratch = gw = gb = ex = y = yy = None
     fl = x = xq = w = wq = b = bq = yq = e = eq = exq = sel = None
@@ -207,8 +230,8 @@ print('done')
 
 def _u8_cases():
     rng = np.random.default_rng(2024)
-    cases = [u8_case(rng, bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(40)]
-    cases += [u8_case(rng, t, g) for t, g in VAE_GEOMS]
+    cases = [u8_case(rng, t, g) for t, g in VAE_GEOMS]   # largest first (see buf())
+    cases += [u8_case(rng, bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(40)]
     return cases
 
 
@@ -259,7 +282,7 @@ for i in range(ncase):
         e, y if relu else None, x, w, ex, gw, gb, geom, sel, k)
     print('R', i, end='')
     for v in (y, ex, gw, gb):
-        phx(v)
+        phx(v, 'f')
     print()
     y = ex = gw = gb = None
     fl = x = w = b = e = sel = None
@@ -327,12 +350,19 @@ for i in range(ncase):
     fl, x, xq, w, wq, b, bq, e, eq, sel, hp, state, rng = rdn(f, 13)
     t, flags, k = fl[0], fl[1], fl[2]
     geom = tuple(fl[3:])
-    scratch = bytearray(Q.conv_transpose2d_scratch_len(geom) if t else Q.conv2d_scratch_len(geom))
+    scratch = buf('s', 'B', Q.conv_transpose2d_scratch_len(geom) if t else Q.conv2d_scratch_len(geom))
     fn = Q.conv_transpose2d_update_u8 if t else Q.conv2d_update_u8
     rem = fn(e, eq, x, xq, w, wq, b, bq, geom, sel, k, hp, flags, state, rng, scratch)
     print('U', i, end='')
-    for v in (bytearray([rem]), w, wq, b if b is not None else bytearray(1), state, rng):
-        phx(v)
+    phx(bytearray([rem]))
+    phx(w)
+    phx(wq, 'f')
+    if b is None:
+        phx(bytearray(1))
+    else:
+        phx(b, 'i')
+    phx(state, 'f')
+    phx(rng, 'f')
     print()
     scratch = fl = x = xq = w = wq = b = bq = e = eq = sel = hp = state = rng = None
 print('done')
@@ -343,7 +373,7 @@ def test_conv_update_u8_bit_exact(run):
     """Batch-1 update with per-filter standardization, DSGU selection, the
     three rounding modes, moving-average state, weight range update/re-map."""
     rng = np.random.default_rng(77)
-    geoms = [(bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(24)] + VAE_GEOMS
+    geoms = VAE_GEOMS + [(bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(24)]
     cases = []
     data = bytearray()
     for t, geom in geoms:
