@@ -76,10 +76,11 @@ static MP_DEFINE_CONST_FUN_OBJ_3(qt_remap_u8_obj, qt_remap_u8_fn);
 
 // ---- Dense forward -----------------------------------------------------------
 
-// dense_forward_u8(x, xq, w, wq, b, bq, y, yq, relu) -> None
+// dense_forward_u8(x, xq, w, wq, b, bq, y, yq, relu[, xs]) -> None
 //   x uint8[n], w uint8[m*n] (row i -> output i), b int32[m] or None (real =
 //   bq.scale * b, bq zero point 0), y uint8[m] (written), relu 0/1.
-//   Records the exact real range of y into yq[5..7].
+//   Records the exact real range of y into yq[5..7].  xs: optional scratch
+//   array('i') of len(x) rounded up to a multiple of 4: the fast path.
 static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t n, m, wlen;
     const uint8_t *x = qt_arg_buf_len(a[0], "x", QT_TC_U8, 1, &n, QT_RO);
@@ -111,11 +112,15 @@ static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     q.bias = qt_fixmul_from_f32(b ? sb / swx : 0.0f);
     q.relu = relu;
     int32_t r[2];
-    dense_forward_u8(x, w, b, y, (int32_t)m, (int32_t)n, &q, r);
+    int32_t *xs = NULL;
+    if (n_args > 9 && a[9] != mp_const_none) {
+        xs = qt_arg_i32(a[9], "xs", QT_XS_LEN(n), QT_RW);
+    }
+    dense_forward_u8(x, w, b, y, (int32_t)m, (int32_t)n, &q, r, xs);
     qt_qp_observe(yq, (float)r[0] * swx, (float)r[1] * swx);
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_u8_obj, 9, 9, qt_dense_forward_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_u8_obj, 9, 10, qt_dense_forward_u8_fn);
 
 // ---- Dense backward ----------------------------------------------------------
 

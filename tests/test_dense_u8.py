@@ -116,9 +116,11 @@ f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
     x, xq, w, wq, b, bq, yq, fl = rdn(f, 8)
-    y = bytearray(fl[1])
+    y = bytearray(fl[1]); y2 = bytearray(fl[1]); yq2 = array('f', yq)
     Q.dense_forward_u8(x, xq, w, wq, b, bq, y, yq, fl[0])
-    print('R', i, hx(y), hx(yq))
+    xs = array('i', [0] * ((len(x) + 3) & ~3))
+    Q.dense_forward_u8(x, xq, w, wq, b, bq, y2, yq2, fl[0], xs)
+    print('R', i, hx(y), hx(yq), hx(y2), hx(yq2))
 print('done')
 """
 
@@ -139,9 +141,11 @@ def test_dense_forward_u8_bit_exact(run):
     assert len(res) == len(cases)
     for i, c in enumerate(cases):
         y, yq = GD.forward_u8(c["x"], c["xq"], c["w"], c["wq"], c["b"], c["bq"], c["yq"], c["relu"])
-        got_y, got_yq = res[i]
+        got_y, got_yq, got_y2, got_yq2 = res[i]
         assert np.array_equal(np.frombuffer(got_y, np.uint8), y), "case %d y" % i
         assert f32(got_yq).tobytes() == yq.tobytes(), "case %d yq %s vs %s" % (i, f32(got_yq), yq)
+        assert np.array_equal(np.frombuffer(got_y2, np.uint8), y), "case %d y (xs path)" % i
+        assert got_yq2 == yq.tobytes(), "case %d yq (xs path)" % i
 
 
 def test_dense_forward_u8_matches_float():

@@ -11,9 +11,24 @@ typedef struct __attribute__((packed)) {
 static inline uint32_t ld32(const uint8_t *p) {
     return ((const qt_u32_unaligned_t *)(const void *)p)->v;
 }
-static inline uint32_t ror8(uint32_t v) {
-    return (v >> 8) | (v << 24);
+// UXTB16 with its free rotation (GCC does not fold a separate ror into it).
+static inline uint32_t uxtb16_ror8(uint32_t v) {
+    uint32_t r;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
 }
+// PKHBT/PKHTB: (lo16 of a, lo16 of b) and (hi16 of a, hi16 of b).
+static inline uint32_t pk_lo(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline uint32_t pk_hi(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#define SMLAD(a, b, c) __smlad((int16x2_t)(a), (int16x2_t)(b), (c))
 #endif
 
 uint32_t qt_dot_u8(const uint8_t *w, const uint8_t *x, int32_t n, uint32_t *wsum) {
@@ -26,11 +41,11 @@ uint32_t qt_dot_u8(const uint8_t *w, const uint8_t *x, int32_t n, uint32_t *wsum
     for (; j + 8 <= n; j += 8) {
         uint32_t wv = ld32(w + j), xv = ld32(x + j);
         uint32_t wv2 = ld32(w + j + 4), xv2 = ld32(x + j + 4);
-        sacc = __smlad((int16x2_t)__uxtb16(wv), (int16x2_t)__uxtb16(xv), sacc);
-        sacc = __smlad((int16x2_t)__uxtb16(ror8(wv)), (int16x2_t)__uxtb16(ror8(xv)), sacc);
+        sacc = SMLAD(__uxtb16(wv), __uxtb16(xv), sacc);
+        sacc = SMLAD(uxtb16_ror8(wv), uxtb16_ror8(xv), sacc);
         ws = __usada8(wv, 0, ws);
-        sacc = __smlad((int16x2_t)__uxtb16(wv2), (int16x2_t)__uxtb16(xv2), sacc);
-        sacc = __smlad((int16x2_t)__uxtb16(ror8(wv2)), (int16x2_t)__uxtb16(ror8(xv2)), sacc);
+        sacc = SMLAD(__uxtb16(wv2), __uxtb16(xv2), sacc);
+        sacc = SMLAD(uxtb16_ror8(wv2), uxtb16_ror8(xv2), sacc);
         ws = __usada8(wv2, 0, ws);
     }
     acc = (uint32_t)sacc;
@@ -55,35 +70,268 @@ uint32_t qt_dot_u8(const uint8_t *w, const uint8_t *x, int32_t n, uint32_t *wsum
     return acc;
 }
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Two rows against the same x: x is loaded and unpacked once for both, so
+// 8 MACs cost 3 loads, 6 UXTB16, 4 SMLAD and 2 USADA8.
+static void dot2_u8(const uint8_t *w0, const uint8_t *w1, const uint8_t *x, int32_t n,
+    uint32_t d[2], uint32_t ws[2]) {
+    int32_t a0 = 0, a1 = 0;
+    uint32_t s0 = 0, s1 = 0;
+    int32_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        uint32_t xv = ld32(x + j);
+        uint32_t xe = __uxtb16(xv), xo = uxtb16_ror8(xv);
+        uint32_t a = ld32(w0 + j), b = ld32(w1 + j);
+        a0 = SMLAD(__uxtb16(a), xe, a0);
+        a0 = SMLAD(uxtb16_ror8(a), xo, a0);
+        s0 = __usada8(a, 0, s0);
+        a1 = SMLAD(__uxtb16(b), xe, a1);
+        a1 = SMLAD(uxtb16_ror8(b), xo, a1);
+        s1 = __usada8(b, 0, s1);
+    }
+    uint32_t u0 = (uint32_t)a0, u1 = (uint32_t)a1;
+    for (; j < n; j++) {
+        uint32_t xj = x[j], p = w0[j], q = w1[j];
+        u0 += p * xj;
+        u1 += q * xj;
+        s0 += p;
+        s1 += q;
+    }
+    d[0] = u0;
+    d[1] = u1;
+    ws[0] = s0;
+    ws[1] = s1;
+}
+#endif
+
+// The scratch holds x - z_x: as int16 on the M4 (pairs for SMLAD), as int32
+// elsewhere (the Cortex-M0 has no LDRSH with an immediate offset).
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+typedef int16_t qt_xs_t;
+#else
+typedef int32_t qt_xs_t;
+#endif
+
+// x - z_x into xs.  On the M4 each group of 4 is stored as (x0, x2, x1, x3),
+// the lane order UXTB16 / UXTB16 ror 8 give the weights, so one LDRD feeds
+// two SMLADs.  Returns sum_j (x_j - z_x).
+static int32_t fill_xs(const uint8_t *x, int32_t n, int32_t zx, qt_xs_t *xs) {
+    int32_t s = 0, j = 0;
+    for (; j + 4 <= n; j += 4) {
+        int32_t v0 = (int32_t)x[j] - zx, v1 = (int32_t)x[j + 1] - zx;
+        int32_t v2 = (int32_t)x[j + 2] - zx, v3 = (int32_t)x[j + 3] - zx;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        xs[j] = (qt_xs_t)v0;
+        xs[j + 1] = (qt_xs_t)v2;
+        xs[j + 2] = (qt_xs_t)v1;
+#else
+        xs[j] = (qt_xs_t)v0;
+        xs[j + 1] = (qt_xs_t)v1;
+        xs[j + 2] = (qt_xs_t)v2;
+#endif
+        xs[j + 3] = (qt_xs_t)v3;
+        s += v0 + v1 + v2 + v3;
+    }
+    for (; j < n; j++) {
+        int32_t v = (int32_t)x[j] - zx;
+        xs[j] = (qt_xs_t)v;
+        s += v;
+    }
+    return s;
+}
+
+// sum_j w0[j] (x_j - z_x) and the same for w1, from xs (fill_xs).
+static void dot2_xs(const uint8_t *w0, const uint8_t *w1, const qt_xs_t *xs, int32_t n, int32_t d[2]) {
+    int32_t a0 = 0, a1 = 0, j = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // 8 MACs: 2 LDR + 1 LDRD + 4 UXTB16 + 4 SMLAD (+ CMP/BNE): 13 instructions.
+    // Hand-scheduled: GCC spills in this loop (too many live values).
+    int32_t n4 = n & ~3;
+    if (n4) {
+        const uint8_t *p0 = w0, *p1 = w1, *end = w0 + n4;
+        const qt_xs_t *px = xs;
+        uint32_t a, b, xl, xh, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[a], [%[p0]], #4\n\t"
+            "ldr %[b], [%[p1]], #4\n\t"
+            "ldrd %[xl], %[xh], [%[px]], #8\n\t"
+            "uxtb16 %[t], %[a]\n\t"
+            "smlad %[a0], %[t], %[xl], %[a0]\n\t"
+            "uxtb16 %[a], %[a], ror #8\n\t"
+            "smlad %[a0], %[a], %[xh], %[a0]\n\t"
+            "uxtb16 %[t], %[b]\n\t"
+            "smlad %[a1], %[t], %[xl], %[a1]\n\t"
+            "uxtb16 %[b], %[b], ror #8\n\t"
+            "smlad %[a1], %[b], %[xh], %[a1]\n\t"
+            "cmp %[p0], %[end]\n\t"
+            "bne 1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [p0] "+r"(p0), [p1] "+r"(p1), [px] "+r"(px),
+            [a] "=&r"(a), [b] "=&r"(b), [xl] "=&r"(xl), [xh] "=&r"(xh), [t] "=&r"(t)
+            : [end] "r"(end)
+            : "cc", "memory");
+        j = n4;
+    }
+#elif defined(__ARM_ARCH_6M__)
+    // Cortex-M0: 8 MACs in 4 LDR + 8 LDRB + 8 MULS + 8 ADDS + 3 pointer
+    // increments + CMP/BNE = 33 instructions, all in the 8 low registers.
+    int32_t n4 = n & ~3;
+    if (n4) {
+        const uint8_t *p0 = w0, *p1 = w1, *end = w0 + n4;
+        const qt_xs_t *px = xs;
+        int32_t x, t0, t1;
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            "ldr %[x], [%[px], #0]\n\t"
+            "ldrb %[t0], [%[p0], #0]\n\t"
+            "ldrb %[t1], [%[p1], #0]\n\t"
+            "muls %[t0], %[x], %[t0]\n\t"
+            "muls %[t1], %[x], %[t1]\n\t"
+            "adds %[a0], %[a0], %[t0]\n\t"
+            "adds %[a1], %[a1], %[t1]\n\t"
+            "ldr %[x], [%[px], #4]\n\t"
+            "ldrb %[t0], [%[p0], #1]\n\t"
+            "ldrb %[t1], [%[p1], #1]\n\t"
+            "muls %[t0], %[x], %[t0]\n\t"
+            "muls %[t1], %[x], %[t1]\n\t"
+            "adds %[a0], %[a0], %[t0]\n\t"
+            "adds %[a1], %[a1], %[t1]\n\t"
+            "ldr %[x], [%[px], #8]\n\t"
+            "ldrb %[t0], [%[p0], #2]\n\t"
+            "ldrb %[t1], [%[p1], #2]\n\t"
+            "muls %[t0], %[x], %[t0]\n\t"
+            "muls %[t1], %[x], %[t1]\n\t"
+            "adds %[a0], %[a0], %[t0]\n\t"
+            "adds %[a1], %[a1], %[t1]\n\t"
+            "ldr %[x], [%[px], #12]\n\t"
+            "ldrb %[t0], [%[p0], #3]\n\t"
+            "ldrb %[t1], [%[p1], #3]\n\t"
+            "muls %[t0], %[x], %[t0]\n\t"
+            "muls %[t1], %[x], %[t1]\n\t"
+            "adds %[a0], %[a0], %[t0]\n\t"
+            "adds %[a1], %[a1], %[t1]\n\t"
+            "adds %[px], #16\n\t"
+            "adds %[p0], #4\n\t"
+            "adds %[p1], #4\n\t"
+            "cmp %[p0], %[end]\n\t"
+            "bne 1b\n\t"
+            : [a0] "+l"(a0), [a1] "+l"(a1), [p0] "+l"(p0), [p1] "+l"(p1), [px] "+l"(px),
+            [x] "=&l"(x), [t0] "=&l"(t0), [t1] "=&l"(t1)
+            : [end] "h"(end)
+            : "cc", "memory");
+        j = n4;
+    }
+#else
+    for (; j + 2 <= n; j += 2) {
+        int32_t x0 = xs[j], x1 = xs[j + 1];
+        a0 += (int32_t)w0[j] * x0;
+        a1 += (int32_t)w1[j] * x0;
+        a0 += (int32_t)w0[j + 1] * x1;
+        a1 += (int32_t)w1[j + 1] * x1;
+    }
+#endif
+    for (; j < n; j++) {
+        a0 += (int32_t)w0[j] * xs[j];
+        a1 += (int32_t)w1[j] * xs[j];
+    }
+    d[0] = a0;
+    d[1] = a1;
+}
+
+static int32_t dot1_xs(const uint8_t *w0, const qt_xs_t *xs, int32_t n) {
+    int32_t a0 = 0, j = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    const uint32_t *xp = (const uint32_t *)(const void *)xs;
+    for (; j + 4 <= n; j += 4, xp += 2) {
+        uint32_t a = ld32(w0 + j);
+        a0 = SMLAD(__uxtb16(a), xp[0], a0);
+        a0 = SMLAD(uxtb16_ror8(a), xp[1], a0);
+    }
+#endif
+    for (; j < n; j++) {
+        a0 += (int32_t)w0[j] * xs[j];
+    }
+    return a0;
+}
+
+// Bias, ReLU, range tracking and requantization of one accumulator.
+static inline uint8_t fwd_out(int32_t acc, const int32_t *b, int32_t i, const qt_dense_fwd_t *q,
+    int32_t lo, int32_t *amin, int32_t *amax) {
+    if (b) {
+        int64_t t = (int64_t)acc + qt_fixmul_apply64(b[i], q->bias);
+        acc = t > INT32_MAX ? INT32_MAX : (t < -INT32_MAX ? -INT32_MAX : (int32_t)t);
+    }
+    if (q->relu && acc < 0) {
+        acc = 0;
+    }
+    *amin = acc < *amin ? acc : *amin;
+    *amax = acc > *amax ? acc : *amax;
+    return qt_requant_u8(acc, q->out, q->zy, lo);
+}
+
 void dense_forward_u8(const uint8_t *x, const uint8_t *w, const int32_t *b, uint8_t *y,
-    int32_t m, int32_t n, const qt_dense_fwd_t *q, int32_t acc_range[2]) {
+    int32_t m, int32_t n, const qt_dense_fwd_t *q, int32_t acc_range[2], int32_t *xs_buf) {
+    qt_xs_t *xs = (qt_xs_t *)xs_buf;
+    if (xs) {
+        // sum_j (w_ij - zw)(x_j - zx) = sum_j w_ij xs_j - zw sum_j xs_j
+        int32_t c0 = -q->zw * fill_xs(x, n, q->zx, xs);
+        int32_t amin = INT32_MAX, amax = INT32_MIN, d[2];
+        const int32_t lo = q->relu ? q->zy : 0;
+        int32_t i = 0;
+        for (; i + 2 <= m; i += 2) {
+            const uint8_t *wr = w + (size_t)i * (size_t)n;
+            dot2_xs(wr, wr + n, xs, n, d);
+            y[i] = fwd_out(d[0] + c0, b, i, q, lo, &amin, &amax);
+            y[i + 1] = fwd_out(d[1] + c0, b, i + 1, q, lo, &amin, &amax);
+        }
+        if (i < m) {
+            y[i] = fwd_out(dot1_xs(w + (size_t)i * (size_t)n, xs, n) + c0, b, i, q, lo, &amin, &amax);
+        }
+        acc_range[0] = amin;
+        acc_range[1] = amax;
+        return;
+    }
     // sum_j (w_ij - zw)(x_j - zx) = sum w x - zx sum_j w_ij - zw sum_j x_j + n zw zx.
     // The row sum comes out of the dot loop for free (USADA8 on M4, one add
     // per 4 MACs elsewhere), so no cache has to follow weight updates.
     // Intermediate terms may exceed int32; uint32 arithmetic wraps mod 2^32
     // and the true result fits in int32, so the final cast is exact.
-    uint32_t xs = 0;
+    uint32_t xsum = 0;
     for (int32_t j = 0; j < n; j++) {
-        xs += x[j];
+        xsum += x[j];
     }
     const uint32_t zx = (uint32_t)q->zx, zw = (uint32_t)q->zw;
-    const uint32_t c0 = (uint32_t)n * zw * zx - zw * xs;
+    const uint32_t c0 = (uint32_t)n * zw * zx - zw * xsum;
     int32_t amin = INT32_MAX, amax = INT32_MIN;
     const int32_t lo = q->relu ? q->zy : 0;
+    uint32_t d[2], ws[2];
     for (int32_t i = 0; i < m; i++) {
-        uint32_t ws;
-        uint32_t d = qt_dot_u8(w + (size_t)i * (size_t)n, x, n, &ws);
-        int32_t acc = (int32_t)(d - zx * ws + c0);
-        if (b) {
-            int64_t t = (int64_t)acc + qt_fixmul_apply64(b[i], q->bias);
-            acc = t > INT32_MAX ? INT32_MAX : (t < -INT32_MAX ? -INT32_MAX : (int32_t)t);
+        const uint8_t *wr = w + (size_t)i * (size_t)n;
+        int32_t np = 1;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        if (i + 1 < m) {
+            dot2_u8(wr, wr + n, x, n, d, ws);
+            np = 2;
+        } else
+#endif
+        {
+            d[0] = qt_dot_u8(wr, x, n, &ws[0]);
         }
-        if (q->relu && acc < 0) {
-            acc = 0;
+        for (int32_t r = 0; r < np; r++, i++) {
+            int32_t acc = (int32_t)(d[r] - zx * ws[r] + c0);
+            if (b) {
+                int64_t t = (int64_t)acc + qt_fixmul_apply64(b[i], q->bias);
+                acc = t > INT32_MAX ? INT32_MAX : (t < -INT32_MAX ? -INT32_MAX : (int32_t)t);
+            }
+            if (q->relu && acc < 0) {
+                acc = 0;
+            }
+            amin = acc < amin ? acc : amin;
+            amax = acc > amax ? acc : amax;
+            y[i] = qt_requant_u8(acc, q->out, q->zy, lo);
         }
-        amin = acc < amin ? acc : amin;
-        amax = acc > amax ? acc : amax;
-        y[i] = qt_requant_u8(acc, q->out, q->zy, lo);
+        i--;
     }
     acc_range[0] = amin;
     acc_range[1] = amax;
@@ -119,12 +367,10 @@ static void axpy2_u8_i32(int32_t c0, const uint8_t *w0, int32_t c1, const uint8_
     int32_t j = 0;
     for (; j + 4 <= n; j += 4) {
         uint32_t a = ld32(w0 + j), b = ld32(w1 + j);
-        uint32_t ae = __uxtb16(a), be = __uxtb16(b);              // (a0, a2), (b0, b2)
-        uint32_t ao = __uxtb16(ror8(a)), bo = __uxtb16(ror8(b));  // (a1, a3), (b1, b3)
-        uint32_t p0 = (ae & 0xffffu) | (be << 16);                // (a0, b0)  PKHBT
-        uint32_t p2 = (ae >> 16) | (be & 0xffff0000u);            // (a2, b2)  PKHTB
-        uint32_t p1 = (ao & 0xffffu) | (bo << 16);
-        uint32_t p3 = (ao >> 16) | (bo & 0xffff0000u);
+        uint32_t ae = __uxtb16(a), be = __uxtb16(b);          // (a0, a2), (b0, b2)
+        uint32_t ao = uxtb16_ror8(a), bo = uxtb16_ror8(b);    // (a1, a3), (b1, b3)
+        uint32_t p0 = pk_lo(ae, be), p2 = pk_hi(ae, be);      // (a0, b0), (a2, b2)
+        uint32_t p1 = pk_lo(ao, bo), p3 = pk_hi(ao, bo);
         acc[j] = __smlad(cc, (int16x2_t)p0, acc[j]);
         acc[j + 1] = __smlad(cc, (int16x2_t)p1, acc[j + 1]);
         acc[j + 2] = __smlad(cc, (int16x2_t)p2, acc[j + 2]);

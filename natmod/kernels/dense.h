@@ -28,8 +28,12 @@ typedef struct {
 // acc_range[0..1] receives the exact min/max of acc_i (after ReLU if fused),
 // so the caller can record the real range (acc * s_w * s_x) without a float
 // copy of y.  b may be NULL.
+// xs: optional scratch int32[QT_XS_LEN(n)] (NULL: none).  With it, x - z_x is
+// unpacked once per call (in an arch-specific layout) instead of once per
+// row, and the row sums are not needed: the fast path (two rows per pass).
+#define QT_XS_LEN(n) (((n) + 3) & ~3)
 void dense_forward_u8(const uint8_t *x, const uint8_t *w, const int32_t *b, uint8_t *y,
-    int32_t m, int32_t n, const qt_dense_fwd_t *q, int32_t acc_range[2]);
+    int32_t m, int32_t n, const qt_dense_fwd_t *q, int32_t acc_range[2], int32_t *xs);
 
 // sum_j w[j] * x[j] (uint8 * uint8) and sum_j w[j], n <= QT_DENSE_MAX_N.
 // The hot loop of forward; integer only (SMLAD/UXTB16/USADA8 on Cortex-M4).
