@@ -10,6 +10,7 @@ void qt_bind_util(void);
 void qt_bind_dense(void);
 void qt_bind_conv(void);
 void qt_bind_select(void);
+void qt_bind_loss(void);
 
 // Version of the Python-visible API; qtrain checks it on import.
 #define QT_API_VERSION (1)
@@ -27,5 +28,6 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     qt_bind_dense();
     qt_bind_conv();
     qt_bind_select();
+    qt_bind_loss();
     MP_DYNRUNTIME_INIT_EXIT
 }
