@@ -72,10 +72,29 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
     int32_t *out, int accumulate);
 int32_t qt_conv_map_sum_u8(const uint8_t *e, int32_t n, int32_t zero);
 
-// One accumulator -> uint8, with the range bookkeeping of every uint8 core.
-static inline uint8_t qt_conv_out(int32_t acc, const qt_conv_rq_t *rq, int32_t lo,
-    int32_t *amin, int32_t *amax) {
-    if (rq->relu && acc < 0) {
+// Per-call form of the requantization: y = clamp(round(acc * m) + z, lo, 255)
+// exactly as qt_requant_u8 (quant.h), with the rounding constant and the
+// shift split precomputed: for shift >= 32 the result is the high word of
+// the 64-bit product (one SMLAL on the M4) shifted right.
+typedef struct {
+    int64_t rnd;
+    int32_t mult, shift, relu, zero, lo;
+} qt_conv_fin_t;
+
+static inline void qt_conv_fin_init(qt_conv_fin_t *f, const qt_conv_rq_t *rq) {
+    f->mult = rq->out.mult;
+    f->shift = rq->out.shift;
+    f->rnd = (int64_t)1 << (rq->out.shift - 1);
+    f->relu = rq->relu;
+    f->zero = rq->zero_out;
+    f->lo = rq->relu ? rq->zero_out : 0;
+}
+
+// One accumulator -> uint8, with the range bookkeeping of every uint8 core
+// (ReLU clamps the accumulator at 0 first, as Dense does).
+static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *amin,
+    int32_t *amax) {
+    if (f->relu && acc < 0) {
         acc = 0;
     }
     if (acc < *amin) {
@@ -84,12 +103,23 @@ static inline uint8_t qt_conv_out(int32_t acc, const qt_conv_rq_t *rq, int32_t l
     if (acc > *amax) {
         *amax = acc;
     }
-    return qt_requant_u8(acc, rq->out, rq->zero_out, lo);
+    int64_t p = (int64_t)acc * f->mult + f->rnd;
+    int32_t r;
+    if (f->shift >= 32) {
+        r = (int32_t)(p >> 32) >> (f->shift - 32);
+    } else {
+        r = (int32_t)(p >> f->shift);
+    }
+    return qt_clamp_u8(r + f->zero, f->lo);
 }
 
-// acc + round(b * s_b / (s_w s_x)), saturated like Dense.
-static inline int32_t qt_conv_add_bias(int32_t acc, int32_t b, qt_fixmul_t f) {
-    int64_t t = (int64_t)acc + qt_fixmul_apply(b, f);
-    return t > INT32_MAX ? INT32_MAX : (t < -INT32_MAX ? -INT32_MAX : (int32_t)t);
+// acc + bias (already in accumulator steps), saturated to +-(2^31 - 1) like
+// Dense's int64 sum.
+static inline int32_t qt_conv_sat_add(int32_t acc, int32_t bias) {
+    int32_t s;
+    if (__builtin_add_overflow(acc, bias, &s)) {
+        return bias > 0 ? INT32_MAX : -INT32_MAX;
+    }
+    return s == INT32_MIN ? -INT32_MAX : s;
 }
 #endif

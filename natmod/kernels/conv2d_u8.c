@@ -128,7 +128,7 @@ static inline int32_t phase_taps(int32_t phase, int32_t K, int32_t s) {
 
 int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     const int32_t KK = g->k_h * g->k_w;
-    int32_t n = 4 * g->out_ch + align4(g->in_ch * KK);
+    int32_t n = 8 * g->out_ch + align4(g->in_ch * KK);
     if (n_sel_max) {
         n += align4(g->out_ch * g->in_ch * KK);
     }
@@ -137,7 +137,8 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
 
 int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
-    return 4 * nph + 4 * nph * g->in_ch + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK);
+    return 4 * nph + 4 * nph * g->in_ch + 4 * g->in_ch + align4(g->out_ch * g->in_ch * KK)
+           + align4(g->out_ch * KK);
 }
 
 // ---- gather ------------------------------------------------------------------------
@@ -152,9 +153,11 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     const int32_t n = sel ? n_sel : C;
     const int32_t L = n * KK;
     const uint32_t zx = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
-    const int32_t lo = rq->relu ? rq->zero_out : 0;
+    qt_conv_fin_t fin;
+    qt_conv_fin_init(&fin, rq);
     int32_t *wsum = (int32_t *)(void *)scratch;
-    uint8_t *patch = scratch + 4 * O;
+    int32_t *bacc = wsum + O;
+    uint8_t *patch = scratch + 8 * O;
     const uint8_t *rows = w;
     int32_t rstride = C * KK;
     if (sel) {
@@ -175,6 +178,8 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     }
     for (int32_t o = 0; o < O; o++) {
         wsum[o] = (int32_t)sum_u8(rows + o * rstride, L);
+        // the bias in accumulator steps, once per call
+        bacc[o] = b ? qt_fixmul_apply(b[o], rq->bias) : 0;
     }
     const uint32_t cn = (uint32_t)L * zw * zx;
     int32_t amin = INT32_MAX, amax = INT32_MIN;
@@ -231,9 +236,9 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
                 for (int32_t h = 0; h <= two; h++) {
                     int32_t acc = (int32_t)(d[h] - zx * (uint32_t)wsum[o + h] + c0);
                     if (b) {
-                        acc = qt_conv_add_bias(acc, b[o + h], rq->bias);
+                        acc = qt_conv_sat_add(acc, bacc[o + h]);
                     }
-                    small[(o + h) * OHW + pix] = qt_conv_out(acc, rq, lo, &amin, &amax);
+                    small[(o + h) * OHW + pix] = qt_conv_fin(acc, &fin, &amin, &amax);
                 }
             }
         }
@@ -256,10 +261,15 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     const int32_t sh = g->stride_h, sw = g->stride_w, nph = sh * sw;
     const int32_t n = sel ? n_sel : g->out_ch;
     const uint32_t zs = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
-    const int32_t lo = rq->relu ? rq->zero_out : 0;
+    qt_conv_fin_t fin;
+    qt_conv_fin_init(&fin, rq);
     int32_t *phase_off = (int32_t *)(void *)scratch;
     int32_t *wsum = phase_off + nph;
-    uint8_t *prow = (uint8_t *)(wsum + nph * C);
+    int32_t *bacc = wsum + nph * C;
+    uint8_t *prow = (uint8_t *)(bacc + C);
+    for (int32_t c = 0; c < C; c++) {
+        bacc[c] = b ? qt_fixmul_apply(b[c], rq->bias) : 0;
+    }
     uint8_t *patch = prow + align4(g->out_ch * C * KK);
     // Repack: for each phase (fy, fx) and output channel c one row over
     // (small channel j, tap ky = fy + tky*sh, tap kx = fx + tkx*sw).
@@ -333,9 +343,9 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                 for (int32_t h = 0; h <= two; h++, out += HW) {
                     int32_t acc = (int32_t)(d[h] - zs * (uint32_t)ws[c + h] + c0);
                     if (b) {
-                        acc = qt_conv_add_bias(acc, b[c + h], rq->bias);
+                        acc = qt_conv_sat_add(acc, bacc[c + h]);
                     }
-                    *out = qt_conv_out(acc, rq, lo, &amin, &amax);
+                    *out = qt_conv_fin(acc, &fin, &amin, &amax);
                 }
             }
             if (++fx == sw) {
