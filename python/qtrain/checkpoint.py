@@ -172,6 +172,28 @@ def latest(path):
     return best
 
 
+def peek(path):
+    """The int/float/str entries of the newest valid checkpoint (model kind,
+    sizes, counters) without reading its arrays: cheap enough to decide what
+    to build before loading the weights into it."""
+    found = latest(path)
+    if found is None:
+        raise CheckpointError("%s: no valid checkpoint (checked .tmp and .bak too)" % path)
+    out = {}
+    with open(found, "rb") as f:
+        _magic, _v, n, _seq, _len = struct.unpack(_HEADER, f.read(_HEADER_LEN))
+        for _ in range(n):
+            ln = f.read(1)[0]
+            name = f.read(ln).decode()
+            kind, nbytes = struct.unpack("<BI", f.read(5))
+            kind = chr(kind)
+            if kind in "qDs":
+                out[name] = _read_value(f, found, name, kind, nbytes, None)
+            else:
+                f.seek(nbytes, 1)
+    return out
+
+
 def load(path, into=None):
     """Load the newest valid checkpoint for `path` (see latest()).
 

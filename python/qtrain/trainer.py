@@ -1,0 +1,207 @@
+"""Training loops behind the scripts (train_vae.py, train_head.py).
+
+Progress goes to stdout as lines the host tools parse (and a person can read):
+
+    @progress vae epoch=1 step=500/6000 rec=171.2 kl=10.9 elbo=182.1 sps=880
+    @result vae samples=6000 elbo=150.3 ...
+
+Checkpoints are written atomically every `ckpt_every` samples and at the end
+(qtrain.checkpoint); a run started again with the same checkpoint path
+resumes at the sample where the last checkpoint was taken.
+"""
+import gc
+import time
+
+from . import checkpoint, models
+from .data import Stream
+from .layers import Options
+
+VAE_DEFAULTS = {
+    "data": "train.qtds",      # training stream (.qtds)
+    "test": "",                # optional test stream for the final ELBO
+    "model": "mlp",            # 'mlp' or 'conv' (the paper's ConvVAE)
+    "hidden": 256,             # MLP hidden width
+    "latent": 10,
+    "epochs": 1,
+    "limit": 0,                # use only the first N samples (0 = all)
+    "lr": 0.001,
+    "alpha_norm": 0.15,
+    "per_row": False,
+    "rounding": "stochastic",
+    "alpha_e": 0.1,
+    "alpha_a": 0.1,
+    "alpha_w": 0.001,
+    "lmin": 1.0,               # DSGU: lmin = lmax = 1.0 updates everything
+    "lmax": 1.0,
+    "seed": 1,
+    "ckpt": "vae.qtc",
+    "ckpt_every": 1000,
+    "log_every": 500,
+    "fresh": False,            # ignore an existing checkpoint
+    "stop_after": 0,           # end this run after N samples (checkpointed; 0 = run to the end)
+}
+
+HEAD_DEFAULTS = {
+    "vae": "vae.qtc",          # the trained VAE checkpoint (encoder is frozen)
+    "data": "train-labelled-100.qtds",
+    "test": "test.qtds",
+    "hidden": 32,
+    "epochs": 25,
+    "lr": 0.003,
+    "seed": 1,
+    "ckpt": "head.qtc",
+    "log_every": 0,            # 0: one progress line per epoch
+    "eval_limit": 0,           # evaluate on the first N test samples (0 = all)
+}
+
+
+def options(cfg):
+    dsgu = None
+    if cfg.get("lmin", 1.0) < 1.0:
+        dsgu = (cfg["lmin"], max(cfg["lmin"], cfg.get("lmax", 1.0)))
+    return Options(lr=cfg["lr"], alpha_norm=cfg.get("alpha_norm", 0.15),
+                   per_row=cfg.get("per_row", False), rounding=cfg.get("rounding", "stochastic"),
+                   alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
+                   alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"])
+
+
+def vae_state(vae):
+    """Everything a resumed run needs to continue bit-exactly: weights,
+    quantization records, optimizer and generator states."""
+    d = vae.state_dict()
+    for i, r in enumerate(vae._records):
+        d["rec.%d" % i] = r
+    return d
+
+
+def _peak():
+    try:
+        return gc.mem_alloc()
+    except AttributeError:
+        return 0
+
+
+def build_vae_from(cfg):
+    return models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
+
+
+def load_vae(path, cfg=None):
+    """Rebuild a VAE from its checkpoint (kind and sizes are stored in it)."""
+    meta = checkpoint.peek(path)
+    c = dict(VAE_DEFAULTS)
+    c.update(cfg or {})
+    c["model"] = meta["kind"]
+    c["latent"] = meta["latent_dim"]
+    c["hidden"] = meta.get("hidden", c["hidden"])
+    vae = build_vae_from(c)
+    st = vae_state(vae)
+    st["hidden"] = c["hidden"]
+    loaded, _ = checkpoint.load(path, into=st)
+    vae.steps = loaded["steps"]
+    return vae
+
+
+def train_vae(cfg, out=print):
+    opt = options(cfg)
+    vae = models.build_vae(cfg["model"], opt, hidden=cfg["hidden"], latent=cfg["latent"])
+    stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
+    st = vae_state(vae)
+    st["hidden"] = cfg["hidden"]
+    epoch, pos = 0, 0
+    if not cfg["fresh"] and checkpoint.latest(cfg["ckpt"]):
+        loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
+        if loaded["kind"] != cfg["model"]:
+            raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
+                             % (cfg["ckpt"], loaded["kind"], cfg["model"]))
+        vae.steps = loaded["steps"]
+        epoch, pos = loaded["epoch"], loaded["pos"]
+        out("resuming from %s at epoch %d, sample %d" % (cfg["ckpt"], epoch + 1, pos))
+    stream.seek(pos, epoch)
+    n = stream.count
+    out("@start vae model=%s samples=%d epochs=%d heap_used=%d" % (cfg["model"], n, cfg["epochs"], _peak()))
+    t0 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+    ticks = time.ticks_ms if hasattr(time, "ticks_ms") else (lambda: int(time.time() * 1000))
+    log_every = cfg["log_every"] or n
+    sum_r = sum_k = 0.0
+    cnt = 0
+    done = 0
+    last_elbo = 0.0
+    while stream.epoch < cfg["epochs"]:
+        stream.next()
+        rec, kl = vae.train_step(stream.image)
+        sum_r += rec
+        sum_k += kl
+        cnt += 1
+        done += 1
+        p = stream.pos
+        if p % log_every == 0 or p == n:
+            dt = (ticks() - t0) / 1000
+            last_elbo = (sum_r + sum_k) / cnt
+            out("@progress vae epoch=%d step=%d/%d rec=%.2f kl=%.2f elbo=%.2f sps=%.1f"
+                % (stream.epoch + 1, p, n, sum_r / cnt, sum_k / cnt, last_elbo, done / dt if dt > 0 else 0))
+            sum_r = sum_k = 0.0
+            cnt = 0
+        if p == n or p % cfg["ckpt_every"] == 0:
+            ep, pp = (stream.epoch + 1, 0) if p == n else (stream.epoch, p)
+            st["epoch"], st["pos"], st["steps"] = ep, pp, vae.steps
+            checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+            if p == n:
+                stream.seek(0, stream.epoch + 1)
+        if cfg["stop_after"] and done >= cfg["stop_after"]:
+            if p != n and p % cfg["ckpt_every"]:
+                st["epoch"], st["pos"], st["steps"] = stream.epoch, p, vae.steps
+                checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+            out("@stopped vae after %d samples; run again to resume" % done)
+            break
+    test_elbo = ""
+    if cfg["test"]:
+        test_elbo = " test_elbo=%.2f" % evaluate_vae(vae, cfg["test"])
+    out("@result vae samples=%d elbo=%.2f%s heap_used=%d" % (vae.steps, last_elbo, test_elbo, _peak()))
+    stream.close()
+    return vae
+
+
+def evaluate_vae(vae, path, limit=0):
+    """Mean -ELBO (rec + KL, z = mu) over a stream."""
+    s = Stream(path, limit=limit or None)
+    tot = 0.0
+    for _ in s:
+        r, k = vae.evaluate(s.image)
+        tot += r + k
+    n = s.count
+    s.close()
+    return tot / n
+
+
+def train_head(cfg, out=print):
+    vae = load_vae(cfg["vae"])
+    vae.encoder.set_trainable(False)
+    opt = Options(lr=cfg["lr"], seed=cfg["seed"])
+    head = models.Head(vae, hidden=cfg["hidden"], opt=opt)
+    s = Stream(cfg["data"], shuffle=True, seed=cfg["seed"])
+    if not s.labelled:
+        raise ValueError("%s has no labels: the head needs a labelled subset (train-labelled-*.qtds)" % cfg["data"])
+    out("@start head samples=%d epochs=%d" % (s.count, cfg["epochs"]))
+    for ep in range(cfg["epochs"]):
+        tot = 0.0
+        hit = 0
+        for label in s:
+            loss, pred = head.train_step(s.image, label)
+            tot += loss
+            hit += pred == label
+        out("@progress head epoch=%d/%d loss=%.4f train_acc=%.4f" % (ep + 1, cfg["epochs"], tot / s.count, hit / s.count))
+    s.close()
+    acc = evaluate_head(head, cfg["test"], cfg["eval_limit"]) if cfg["test"] else -1.0
+    checkpoint.save(cfg["ckpt"], head.state_dict(), seq=cfg["epochs"])
+    out("@result head labelled=%d test_acc=%.4f" % (s.count, acc))
+    return head, acc
+
+
+def evaluate_head(head, path, limit=0):
+    s = Stream(path, limit=limit or None)
+    hit = 0
+    for label in s:
+        hit += head.predict(s.image) == label
+    n = s.count
+    s.close()
+    return hit / n

@@ -1,0 +1,18 @@
+"""Train a variational autoencoder on this board, unsupervised.
+
+On a board (settings from qtrain.json on the board or in the mounted dir):
+    mpremote mount out/data run python/train_vae.py
+On the Unix port:
+    micropython python/train_vae.py --data out/data/train.qtds --model mlp --epochs 1
+
+Prints @progress lines (the host's `qtrain_host run` draws a progress bar
+from them), checkpoints to --ckpt every --ckpt_every samples, and resumes from
+that checkpoint when started again (--fresh true starts over).
+"""
+from qtrain import config, trainer
+
+cfg = config.load(config.argv(), trainer.VAE_DEFAULTS)
+if cfg.get("help"):
+    config.usage("train_vae.py", trainer.VAE_DEFAULTS, __doc__)
+else:
+    trainer.train_vae(cfg)

@@ -1,0 +1,78 @@
+"""The package end to end on the Unix port: a VAE learns, a checkpointed
+run resumes bit-exactly, a head trained on the frozen encoder beats chance."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "host_tools"))
+    subprocess.run([sys.executable, "-m", "qtrain_host", "prepare", "--data",
+                    os.path.join(ROOT, "data", "mnist-subset"), "--out", str(out), "--seed", "0"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(out)
+
+
+def _unix(run, target):
+    if target != "unix":
+        pytest.skip("training runs are exercised on the Unix port here (boards: test_boards_training)")
+
+
+def _progress(out, phase):
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("@progress " + phase):
+            rows.append(dict(kv.split("=") for kv in line.split()[2:]))
+    return rows
+
+
+def test_vae_elbo_goes_down(run, target, streams):
+    _unix(run, target)
+    out = run("""
+from qtrain import trainer
+cfg = dict(trainer.VAE_DEFAULTS, data=%r, limit=2000, hidden=64, log_every=500, ckpt='v.qtc')
+trainer.train_vae(cfg)
+""" % os.path.join(streams, "train.qtds"))
+    elbo = [float(r["elbo"]) for r in _progress(out, "vae")]
+    assert len(elbo) == 4, out
+    assert elbo[-1] < elbo[0] - 30, elbo
+
+
+def test_resume_is_bit_exact(run, target, streams):
+    """600 samples in one run == 250 + stop + resume for the rest: every
+    weight, quantization record and generator state identical."""
+    _unix(run, target)
+    out = run("""
+from qtrain import trainer, checkpoint
+base = dict(trainer.VAE_DEFAULTS, data=%r, limit=600, hidden=32, log_every=0, ckpt_every=100)
+quiet = lambda s: None
+trainer.train_vae(dict(base, ckpt='a.qtc'), out=quiet)
+trainer.train_vae(dict(base, ckpt='b.qtc', stop_after=250), out=quiet)
+print('mid', checkpoint.peek('b.qtc')['pos'])
+trainer.train_vae(dict(base, ckpt='b.qtc'), out=print)
+a, sa = checkpoint.load('a.qtc')
+b, sb = checkpoint.load('b.qtc')
+diff = [k for k in a if not isinstance(a[k], (int, float, str)) and bytes(a[k]) != bytes(b[k])]
+print('steps', sa, sb, 'diff', diff)
+""" % os.path.join(streams, "train.qtds"))
+    assert "mid 250" in out
+    assert "resuming from b.qtc at epoch 1, sample 250" in out
+    assert "steps 600 600 diff []" in out, out
+
+
+def test_head_beats_chance(run, target, streams):
+    _unix(run, target)
+    d = streams
+    out = run("""
+from qtrain import trainer
+trainer.train_vae(dict(trainer.VAE_DEFAULTS, data=%r, limit=2000, hidden=64, log_every=0, ckpt='v.qtc'))
+trainer.train_head(dict(trainer.HEAD_DEFAULTS, vae='v.qtc', data=%r, test=%r, epochs=3, eval_limit=500))
+""" % (os.path.join(d, "train.qtds"), os.path.join(d, "train-labelled-100.qtds"), os.path.join(d, "test.qtds")))
+    acc = float(out.split("test_acc=")[1].split()[0])
+    assert acc > 0.4, out
