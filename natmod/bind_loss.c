@@ -78,41 +78,55 @@ static float *arg_stats(mp_obj_t obj) {
 
 // ---- sigmoid + binary cross-entropy ------------------------------------------------
 
-static mp_obj_t bce_common(qt_lin_t *x, size_t n, mp_obj_t t_in, qt_lout_t *e, mp_obj_t stats_in) {
+static mp_obj_t bce_common(qt_lin_t *x, size_t n, mp_obj_t t_in, qt_lout_t *e, mp_obj_t stats_in,
+    mp_obj_t lut_in) {
     const uint8_t *t = qt_arg_u8(t_in, "t", n, QT_RO);
     float *stats = arg_stats(stats_in);
+    float *lut = NULL;
+    if (lut_in != MP_OBJ_NULL) {
+        lut = qt_arg_buf_opt(lut_in, "lut", QT_TC_F32, QT_BCE_LUT_LEN, QT_RW);
+    }
     qt_check_no_overlap(lout_ptr(e), lout_bytes(e, n), "e", lin_ptr(x), lin_bytes(x, n), "x");
     qt_check_no_overlap(lout_ptr(e), lout_bytes(e, n), "e", t, n, "t");
-    qt_bce_sigmoid(x, t, n, e, stats);
+    if (lut) {
+        qt_check_no_overlap(lut, QT_BCE_LUT_LEN * sizeof(float), "lut", lout_ptr(e), lout_bytes(e, n), "e");
+        qt_check_no_overlap(lut, QT_BCE_LUT_LEN * sizeof(float), "lut", lin_ptr(x), lin_bytes(x, n), "x");
+        qt_check_no_overlap(lut, QT_BCE_LUT_LEN * sizeof(float), "lut", t, n, "t");
+    }
+    qt_bce_sigmoid(x, t, n, e, stats, lut);
     return mp_const_none;
 }
 
-// bce_sigmoid_u8(x, xq, t, e, eq, stats): uint8 logits x (n) with qparams xq,
+// bce_sigmoid_u8(x, xq, t, e, eq, stats, lut=None): uint8 logits x (n) with qparams xq,
 // uint8 target image t (n, pixel/255), uint8 error e = sigmoid(x) - t (n)
 // quantized with eq (range recorded into eq).  stats = [loss sum, min e, max e].
+// lut (optional, None or array('f', 512)): scratch that makes the call ~4x
+// cheaper on soft-float boards (the 256 possible logits' exp/log are computed
+// once each); same results with or without it.
 static mp_obj_t qt_bce_sigmoid_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t n;
     qt_lin_t x = in_u8(a[0], "x", a[1], "xq", 1, &n);
     qt_lout_t e = out_u8(a[3], "e", n, a[4], "eq");
-    return bce_common(&x, n, a[2], &e, a[5]);
+    return bce_common(&x, n, a[2], &e, a[5], n_args > 6 ? a[6] : MP_OBJ_NULL);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_bce_sigmoid_u8_obj, 6, 6, qt_bce_sigmoid_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_bce_sigmoid_u8_obj, 6, 7, qt_bce_sigmoid_u8_fn);
 
-// bce_sigmoid_mixed(x, xq, t, e, stats): as _u8 but e is array('f', n).
+// bce_sigmoid_mixed(x, xq, t, e, stats, lut=None): as _u8 but e is
+// array('f', n).
 static mp_obj_t qt_bce_sigmoid_mixed_fn(size_t n_args, const mp_obj_t *a) {
     size_t n;
     qt_lin_t x = in_u8(a[0], "x", a[1], "xq", 1, &n);
     qt_lout_t e = out_f32(a[3], "e", n);
-    return bce_common(&x, n, a[2], &e, a[4]);
+    return bce_common(&x, n, a[2], &e, a[4], n_args > 5 ? a[5] : MP_OBJ_NULL);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_bce_sigmoid_mixed_obj, 5, 5, qt_bce_sigmoid_mixed_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_bce_sigmoid_mixed_obj, 5, 6, qt_bce_sigmoid_mixed_fn);
 
 // bce_sigmoid_f32(x, t, e, stats): float logits x, float error e.
 static mp_obj_t qt_bce_sigmoid_f32_fn(size_t n_args, const mp_obj_t *a) {
     size_t n;
     qt_lin_t x = in_f32(a[0], "x", 1, &n);
     qt_lout_t e = out_f32(a[2], "e", n);
-    return bce_common(&x, n, a[1], &e, a[3]);
+    return bce_common(&x, n, a[1], &e, a[3], MP_OBJ_NULL);
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_bce_sigmoid_f32_obj, 4, 4, qt_bce_sigmoid_f32_fn);
 

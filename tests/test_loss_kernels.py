@@ -202,17 +202,24 @@ BCE_SCRIPT = DEVICE_LIB + r"""
 f = open('cases.bin', 'rb')
 nc = rd(f)[0]
 stats = fz(3)
+lut = fz(512)
 for i in range(nc):
     mode, x, xq, t, eq = rdn(f, 5)
     n = len(t)
     if mode[0] == 0:
         e = bytearray(n)
+        eq2 = array('f', eq)
         Q.bce_sigmoid_u8(x, xq, t, e, eq, stats)
         out('R', i, e, stats, eq)
+        # the same with the LUT scratch: identical results
+        Q.bce_sigmoid_u8(x, xq, t, e, eq2, stats, lut)
+        out('L', i, e, stats, eq2)
     elif mode[0] == 1:
         e = fz(n)
         Q.bce_sigmoid_mixed(x, xq, t, e, stats)
         out('R', i, e, stats)
+        Q.bce_sigmoid_mixed(x, xq, t, e, stats, None if i % 2 else lut)
+        out('L', i, e, stats)
     else:
         e = fz(n)
         Q.bce_sigmoid_f32(x, t, e, stats)
@@ -251,8 +258,10 @@ def test_bce_sigmoid_bit_exact(run):
         blob += pack(i32(mode), x, xq, t, eq if mode == 0 else None)
     out = run(BCE_SCRIPT, files={"cases.bin": blob})
     assert "done" in out
-    R = parse(out, "R")
+    R, Lo = parse(out, "R"), parse(out, "L")
     for i, (mode, x, xq, t, eq) in enumerate(cases):
+        if mode != 2:
+            assert Lo[i] == R[i], i
         xf = x if mode == 2 else GL.dequant(x, xq[GQ.SCALE], xq[GQ.ZERO])
         qp = eq.copy() if mode == 0 else None
         e, stats = GL.bce_sigmoid(xf, t, qp)
