@@ -460,6 +460,92 @@ void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A
         lo = hi = (int32_t)wr[0] + ((rb - A * (int32_t)x[0]) >> 16);
     }
     uint32_t span = (uint32_t)(hi - lo);
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // Cortex-M4, 11 instructions per weight: LDRB x, LDRB w, MLS, ADD (asr),
+    // SUB + CMP + BHI (new extreme?), USAT (clamp), STRB, CMP + BNE.
+    if (n > 0) {
+        const uint8_t *px = x, *end = x + n;
+        uint8_t *pw = wr;
+        int32_t t, xv, wv;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrb %[xv], [%[px]], #1\n\t"
+            "ldrb %[wv], [%[pw]]\n\t"
+            "mls %[t], %[A], %[xv], %[rb]\n\t"
+            "add %[t], %[wv], %[t], asr #16\n\t"
+            "sub %[xv], %[t], %[lo]\n\t"
+            "cmp %[xv], %[span]\n\t"
+            "bhi 3f\n\t"
+            "2:\n\t"
+            "usat %[xv], #8, %[t]\n\t"
+            "strb %[xv], [%[pw]], #1\n\t"
+            "cmp %[px], %[end]\n\t"
+            "bne 1b\n\t"
+            "b 9f\n\t"
+            "3:\n\t"
+            "cmp %[t], %[lo]\n\t"
+            "ite lt\n\t"
+            "movlt %[lo], %[t]\n\t"
+            "movge %[hi], %[t]\n\t"
+            "sub %[span], %[hi], %[lo]\n\t"
+            "b 2b\n\t"
+            "9:\n\t"
+            : [px] "+r"(px), [pw] "+r"(pw), [lo] "+r"(lo), [hi] "+r"(hi), [span] "+r"(span),
+            [t] "=&r"(t), [xv] "=&r"(xv), [wv] "=&r"(wv)
+            : [A] "r"(A), [rb] "r"(rb), [end] "r"(end)
+            : "cc", "memory");
+    }
+#elif defined(__ARM_ARCH_6M__)
+    // Cortex-M0, 15 instructions per weight in the 8 low registers: LDRB x,
+    // MULS, SUBS, ASRS, LDRB w, ADDS, SUBS + CMP + BHI (new extreme?), CMP +
+    // BHI (clamp?), STRB, ADDS + CMP + BNE.  w is addressed as x + off.
+    if (n > 0) {
+        const uint8_t *px = x, *end = x + n;
+        int32_t off = (int32_t)(wr - x);
+        int32_t t, xv;
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            "ldrb %[xv], [%[px], #0]\n\t"
+            "muls %[xv], %[A], %[xv]\n\t"
+            "subs %[t], %[rb], %[xv]\n\t"
+            "asrs %[t], %[t], #16\n\t"
+            "ldrb %[xv], [%[px], %[off]]\n\t"
+            "adds %[t], %[t], %[xv]\n\t"
+            "subs %[xv], %[t], %[lo]\n\t"
+            "cmp %[xv], %[span]\n\t"
+            "bhi 3f\n\t"
+            "2:\n\t"
+            "cmp %[t], #255\n\t"
+            "bhi 5f\n\t"
+            "4:\n\t"
+            "strb %[t], [%[px], %[off]]\n\t"
+            "adds %[px], #1\n\t"
+            "cmp %[px], %[end]\n\t"
+            "bne 1b\n\t"
+            "b 9f\n\t"
+            "3:\n\t"
+            "cmp %[t], %[lo]\n\t"
+            "bge 6f\n\t"
+            "mov %[lo], %[t]\n\t"
+            "b 7f\n\t"
+            "6:\n\t"
+            "mov %[hi], %[t]\n\t"
+            "7:\n\t"
+            "mov %[xv], %[hi]\n\t"
+            "subs %[span], %[xv], %[lo]\n\t"
+            "b 2b\n\t"
+            "5:\n\t"
+            "asrs %[t], %[t], #31\n\t"
+            "mvns %[t], %[t]\n\t"
+            "b 4b\n\t"
+            "9:\n\t"
+            : [px] "+l"(px), [lo] "+l"(lo), [span] "+l"(span), [hi] "+h"(hi),
+            [t] "=&l"(t), [xv] "=&l"(xv)
+            : [off] "l"(off), [A] "l"(A), [rb] "l"(rb), [end] "h"(end)
+            : "cc", "memory");
+    }
+#else
     for (int32_t j = 0; j < n; j++) {
         int32_t v = (int32_t)wr[j] + ((rb - A * (int32_t)x[j]) >> 16);
         if ((uint32_t)(v - lo) > span) {
@@ -472,6 +558,7 @@ void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A
         }
         wr[j] = (uint8_t)v;
     }
+#endif
     *plo = lo;
     *phi = hi;
 }
