@@ -79,6 +79,14 @@ dist: $(NATMODS)
 dist/%_6.3/_qtrain.mpy: $(NATMOD_SRC) $(VENV)/.stamp | $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@$(MAKE) -s -C natmod ARCH=$* MPY_DIR=$(MPY_DIR) OUT=$(CURDIR)/dist/$*_6.3 install
 
+# ---- the main job ------------------------------------------------------------
+
+# Train the paper's ConvVAE on the shipped MNIST subset on the Unix port, then
+# heads on 10 and 100 labels per class; accuracy + PNGs in out/demo/.
+DEMO_ARGS ?=
+demo: venv unix dist
+	$(PY) -m qtrain_host demo $(DEMO_ARGS)
+
 # ---- tests -------------------------------------------------------------------
 
 # QTRAIN_REQUIRE_TARGETS makes a missing target a failure, not a skip.

@@ -9,7 +9,7 @@ head to --ckpt.
 """
 from qtrain import config, trainer
 
-cfg = config.load(config.argv(), trainer.HEAD_DEFAULTS)
+cfg = config.load(config.argv(), trainer.HEAD_DEFAULTS, "train_head")
 if cfg.get("help"):
     config.usage("train_head.py", trainer.HEAD_DEFAULTS, __doc__)
 else:

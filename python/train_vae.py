@@ -11,7 +11,7 @@ that checkpoint when started again (--fresh true starts over).
 """
 from qtrain import config, trainer
 
-cfg = config.load(config.argv(), trainer.VAE_DEFAULTS)
+cfg = config.load(config.argv(), trainer.VAE_DEFAULTS, "train_vae")
 if cfg.get("help"):
     config.usage("train_vae.py", trainer.VAE_DEFAULTS, __doc__)
 else:

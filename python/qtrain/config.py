@@ -6,7 +6,8 @@ then a JSON config file, then the command line (Unix port) -- later wins.
 
 Command line: `--key value` pairs (`--dsgu 0.1,1.0` for tuples); a config
 file `qtrain.json` in the current directory (on a board: the flash or the
-mounted directory) or the one named by `--config FILE`.
+mounted directory) or the one named by `--config FILE`.  The file has one
+section per script: {"train_vae": {"epochs": 2}, "train_head": {...}}.
 """
 import json
 import sys
@@ -44,7 +45,7 @@ def _read_json(path):
         raise ValueError("%s: not valid JSON (%s)" % (path, e))
 
 
-def load(argv, defaults, board_defaults=None):
+def load(argv, defaults, section, board_defaults=None):
     """Merge defaults <- board_defaults <- config file <- argv; unknown keys
     raise ValueError naming the key and listing the known ones."""
     cfg = dict(defaults)
@@ -70,7 +71,9 @@ def load(argv, defaults, board_defaults=None):
             raise ValueError("--config %s: cannot read the file" % path)
     filecfg = _read_json(path)
     if filecfg:
-        merge(filecfg, path)
+        if not isinstance(filecfg, dict):
+            raise ValueError("%s: expected a JSON object with one section per script" % path)
+        merge(filecfg.get(section) or {}, "%s [%s]" % (path, section))
     i = 0
     while i < len(args):
         a = args[i]
