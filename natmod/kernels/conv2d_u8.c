@@ -109,7 +109,13 @@ static inline void dot2_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *
 
 static inline uint32_t sum_u8(const uint8_t *a, int32_t n) {
     uint32_t s = 0;
-    for (int32_t i = 0; i < n; i++) {
+    int32_t i = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    for (; i + 4 <= n; i += 4) {
+        s = __usada8(ld32u(a + i), 0, s);   // 4 bytes summed per instruction
+    }
+#endif
+    for (; i < n; i++) {
         s += a[i];
     }
     return s;
@@ -194,35 +200,42 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             const int32_t kx_hi = kx_hi0 < kx_lo ? kx_lo : kx_hi0;
             // im2col: the patch of this pixel; outside the input = zero point.
             uint8_t *p = patch;
-            uint32_t psum = 0;
-            for (int32_t j = 0; j < n; j++) {
-                const uint8_t *xc = big + (sel ? sel[j] : j) * HW;
-                for (int32_t ky = 0; ky < KH; ky++) {
-                    const int32_t iy = iy0 + ky;
-                    if (iy < 0 || iy >= H) {
+            if (iy0 >= 0 && iy0 + KH <= H && kx_lo == 0 && kx_hi == KW) {
+                // Inside: plain row copies.
+                for (int32_t j = 0; j < n; j++) {
+                    const uint8_t *xr = big + (sel ? sel[j] : j) * HW + iy0 * W + ix0;
+                    for (int32_t ky = 0; ky < KH; ky++, xr += W) {
                         for (int32_t kx = 0; kx < KW; kx++) {
+                            *p++ = xr[kx];
+                        }
+                    }
+                }
+            } else {
+                for (int32_t j = 0; j < n; j++) {
+                    const uint8_t *xc = big + (sel ? sel[j] : j) * HW;
+                    for (int32_t ky = 0; ky < KH; ky++) {
+                        const int32_t iy = iy0 + ky;
+                        if (iy < 0 || iy >= H) {
+                            for (int32_t kx = 0; kx < KW; kx++) {
+                                *p++ = (uint8_t)zx;
+                            }
+                            continue;
+                        }
+                        const uint8_t *xr = xc + iy * W + ix0;
+                        int32_t kx = 0;
+                        for (; kx < kx_lo; kx++) {
                             *p++ = (uint8_t)zx;
                         }
-                        psum += (uint32_t)KW * zx;
-                        continue;
-                    }
-                    const uint8_t *xr = xc + iy * W + ix0;
-                    int32_t kx = 0;
-                    for (; kx < kx_lo; kx++) {
-                        *p++ = (uint8_t)zx;
-                        psum += zx;
-                    }
-                    for (; kx < kx_hi; kx++) {
-                        const uint8_t v = xr[kx];
-                        *p++ = v;
-                        psum += v;
-                    }
-                    for (; kx < KW; kx++) {
-                        *p++ = (uint8_t)zx;
-                        psum += zx;
+                        for (; kx < kx_hi; kx++) {
+                            *p++ = xr[kx];
+                        }
+                        for (; kx < KW; kx++) {
+                            *p++ = (uint8_t)zx;
+                        }
                     }
                 }
             }
+            const uint32_t psum = sum_u8(patch, L);
             const uint32_t c0 = cn - zw * psum;
             const uint8_t *wr = rows;
             for (int32_t o = 0; o < O; o += 2, wr += 2 * rstride) {
@@ -312,21 +325,31 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const int32_t L = n * nky * nkx;
             // The small values under this pixel's taps (zero point outside).
             uint8_t *p = patch;
-            uint32_t psum = 0;
-            for (int32_t j = 0; j < n; j++) {
-                const uint8_t *so = small + (sel ? sel[j] : j) * SHW;
-                for (int32_t tky = 0; tky < nky; tky++) {
-                    const int32_t sy = sy0 - tky;
-                    const int32_t row_ok = sy >= 0 && sy < SH;
-                    const uint8_t *sr = so + (row_ok ? sy * SW : 0);
-                    for (int32_t tkx = 0; tkx < nkx; tkx++) {
-                        const int32_t sx = sx0 - tkx;
-                        const uint32_t v = (row_ok && sx >= 0 && sx < SW) ? sr[sx] : zs;
-                        *p++ = (uint8_t)v;
-                        psum += v;
+            if (sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
+                // Inside: plain copies, no bounds checks.
+                for (int32_t j = 0; j < n; j++) {
+                    const uint8_t *so = small + (sel ? sel[j] : j) * SHW + sy0 * SW + sx0;
+                    for (int32_t tky = 0; tky < nky; tky++, so -= SW) {
+                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                            *p++ = so[-tkx];
+                        }
+                    }
+                }
+            } else {
+                for (int32_t j = 0; j < n; j++) {
+                    const uint8_t *so = small + (sel ? sel[j] : j) * SHW;
+                    for (int32_t tky = 0; tky < nky; tky++) {
+                        const int32_t sy = sy0 - tky;
+                        const int32_t row_ok = sy >= 0 && sy < SH;
+                        const uint8_t *sr = so + (row_ok ? sy * SW : 0);
+                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                            const int32_t sx = sx0 - tkx;
+                            *p++ = (row_ok && sx >= 0 && sx < SW) ? sr[sx] : (uint8_t)zs;
+                        }
                     }
                 }
             }
+            const uint32_t psum = sum_u8(patch, L);
             const int32_t ph = fy * sw + fx;
             const uint8_t *wr = prow + phase_off[ph];
             const int32_t *ws = wsum + ph * C;
