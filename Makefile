@@ -26,7 +26,7 @@ export MPY_DIR
 APT_PACKAGES := build-essential gcc-arm-none-eabi libnewlib-arm-none-eabi \
 	qemu-system-arm libffi-dev pkg-config python3-venv xz-utils
 
-.PHONY: help setup deps venv micropython unix firmware dist test test-quick demo clean distclean
+.PHONY: help setup deps venv micropython unix firmware dist test test-quick demo deploy clean distclean
 
 help:
 	@echo "make demo   train a VAE + heads on the Unix port, write out/demo/"
@@ -86,6 +86,10 @@ dist/%_6.3/_qtrain.mpy: $(NATMOD_SRC) $(VENV)/.stamp | $(MPY_DIR)/mpy-cross/buil
 DEMO_ARGS ?=
 demo: venv unix dist
 	$(PY) -m qtrain_host demo $(DEMO_ARGS)
+
+# Install onto a real board: make deploy BOARD=pico PORT=/dev/ttyACM0
+deploy: venv dist
+	$(PY) -m qtrain_host deploy --board $(if $(filter command line,$(origin BOARD)),$(BOARD),pico) $(if $(PORT),--port $(PORT))
 
 # ---- tests -------------------------------------------------------------------
 

@@ -245,3 +245,57 @@ def _pgm_to_png(src, dst):
     w, h = (int(v) for v in parts[1].split())
     img = np.frombuffer(parts[3], dtype=np.uint8)[: w * h].reshape(h, w)
     plot.save_png(dst, np.kron(img, np.ones((2, 2), dtype=np.uint8)))
+
+
+# ---- deploy onto a real board ---------------------------------------------------
+
+def stage_install(board, out_dir):
+    """lib/_qtrain.mpy + lib/qtrain/*.mpy for `board` (a boards/<name> folder),
+    and qtrain.json with the board's defaults. -> the board config dict."""
+    from . import qemu
+    cfg_path = os.path.join(paths.ROOT, "boards", board, "board.json")
+    if not os.path.exists(cfg_path):
+        known = sorted(d for d in os.listdir(os.path.join(paths.ROOT, "boards"))
+                       if os.path.exists(os.path.join(paths.ROOT, "boards", d, "board.json")))
+        raise SystemExit("deploy: unknown board %r (known: %s)" % (board, ", ".join(known)))
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    arch = cfg["arch"]
+    lib = os.path.join(out_dir, "lib")
+    os.makedirs(os.path.join(lib, "qtrain"), exist_ok=True)
+    if not os.path.exists(paths.natmod_path(arch)):
+        raise SystemExit("deploy: %s is missing: run `make dist`" % paths.natmod_path(arch))
+    shutil.copy(paths.natmod_path(arch), lib)
+    tmp = tempfile.mkdtemp()
+    try:
+        for name, data in qemu._package_files(arch, tmp).items():
+            if name.startswith("qtrain/"):
+                with open(os.path.join(lib, name), "wb") as f:
+                    f.write(data)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with open(os.path.join(out_dir, "qtrain.json"), "w") as f:
+        json.dump(cfg.get("defaults", {}), f, indent=1)
+    return cfg
+
+
+def _deploy_args(p):
+    p.add_argument("--board", required=True, help="a folder under boards/ (pico, nano33ble, ...)")
+    p.add_argument("--port", help="serial port of the board (omit to only stage the files)")
+    p.add_argument("--stage", default="out/deploy", help="where to put the files first")
+
+
+@cli.subcommand("deploy", "install _qtrain.mpy, the qtrain package and defaults on a board", _deploy_args)
+def cmd_deploy(args):
+    stage = os.path.join(args.stage, args.board)
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    cfg = stage_install(args.board, stage)
+    print("deploy: staged %s (arch %s) in %s" % (args.board, cfg["arch"], stage))
+    if not args.port:
+        print("deploy: no --port given; copy with: mpremote connect PORT cp -r %s/lib %s/qtrain.json :" % (stage, stage))
+        return 0
+    cmd = [sys.executable, "-m", "mpremote", "connect", args.port, "cp", "-r",
+           os.path.join(stage, "lib"), os.path.join(stage, "qtrain.json"), ":"]
+    print("deploy: " + " ".join(cmd[2:]))
+    return subprocess.call(cmd)
