@@ -143,8 +143,8 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
 
 int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
-    return 4 * nph + 4 * nph * g->in_ch + 4 * g->in_ch + align4(g->out_ch * g->in_ch * KK)
-           + align4(g->out_ch * KK);
+    return 4 * nph + 4 * nph * g->in_ch + 4 * g->in_ch + 4 * g->out_ch
+           + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK);
 }
 
 // ---- gather ------------------------------------------------------------------------
@@ -279,13 +279,18 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     int32_t *phase_off = (int32_t *)(void *)scratch;
     int32_t *wsum = phase_off + nph;
     int32_t *bacc = wsum + nph * C;
-    uint8_t *prow = (uint8_t *)(bacc + C);
+    int32_t *chan = bacc + C;
+    uint8_t *prow = (uint8_t *)(chan + g->out_ch);
+    uint8_t *patch = prow + align4(g->out_ch * C * KK);
     for (int32_t c = 0; c < C; c++) {
         bacc[c] = b ? qt_fixmul_apply(b[c], rq->bias) : 0;
     }
-    uint8_t *patch = prow + align4(g->out_ch * C * KK);
+    for (int32_t j = 0; j < n; j++) {
+        chan[j] = (sel ? sel[j] : j) * SHW;
+    }
     // Repack: for each phase (fy, fx) and output channel c one row over
-    // (small channel j, tap ky = fy + tky*sh, tap kx = fx + tkx*sw).
+    // (tap ky = fy + tky*sh, tap kx = fx + tkx*sw, small channel j): tap-major,
+    // so the patch of a pixel is n values per tap at a fixed stride.
     int32_t off = 0;
     for (int32_t fy = 0; fy < sh; fy++) {
         const int32_t nky = phase_taps(fy, KH, sh);
@@ -297,12 +302,11 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             for (int32_t c = 0; c < C; c++) {
                 uint8_t *row = prow + off + c * L;
                 uint32_t s = 0;
-                for (int32_t j = 0; j < n; j++) {
-                    const uint8_t *wo = w + ((sel ? sel[j] : j) * C + c) * KK;
-                    for (int32_t tky = 0; tky < nky; tky++) {
-                        const uint8_t *wr = wo + (fy + tky * sh) * KW + fx;
-                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
-                            const uint8_t v = wr[tkx * sw];
+                for (int32_t tky = 0; tky < nky; tky++) {
+                    for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                        const uint8_t *wt = w + c * KK + (fy + tky * sh) * KW + fx + tkx * sw;
+                        for (int32_t j = 0; j < n; j++) {
+                            const uint8_t v = wt[(sel ? sel[j] : j) * C * KK];
                             *row++ = v;
                             s += v;
                         }
@@ -323,28 +327,27 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         for (int32_t bx = 0; bx < W; bx++) {
             const int32_t nkx = phase_taps(fx, KW, sw);
             const int32_t L = n * nky * nkx;
-            // The small values under this pixel's taps (zero point outside).
+            // The small values under this pixel's taps (zero point outside):
+            // per tap, one value of each selected channel.
             uint8_t *p = patch;
-            if (sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
-                // Inside: plain copies, no bounds checks.
-                for (int32_t j = 0; j < n; j++) {
-                    const uint8_t *so = small + (sel ? sel[j] : j) * SHW + sy0 * SW + sx0;
-                    for (int32_t tky = 0; tky < nky; tky++, so -= SW) {
-                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
-                            *p++ = so[-tkx];
+            for (int32_t tky = 0; tky < nky; tky++) {
+                const int32_t sy = sy0 - tky;
+                for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                    const int32_t sx = sx0 - tkx;
+                    if (sy >= 0 && sy < SH && sx >= 0 && sx < SW) {
+                        const uint8_t *base = small + sy * SW + sx;
+                        if (sel) {
+                            for (int32_t j = 0; j < n; j++) {
+                                *p++ = base[chan[j]];
+                            }
+                        } else {
+                            for (int32_t j = 0; j < n; j++, base += SHW) {
+                                *p++ = *base;
+                            }
                         }
-                    }
-                }
-            } else {
-                for (int32_t j = 0; j < n; j++) {
-                    const uint8_t *so = small + (sel ? sel[j] : j) * SHW;
-                    for (int32_t tky = 0; tky < nky; tky++) {
-                        const int32_t sy = sy0 - tky;
-                        const int32_t row_ok = sy >= 0 && sy < SH;
-                        const uint8_t *sr = so + (row_ok ? sy * SW : 0);
-                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
-                            const int32_t sx = sx0 - tkx;
-                            *p++ = (row_ok && sx >= 0 && sx < SW) ? sr[sx] : (uint8_t)zs;
+                    } else {
+                        for (int32_t j = 0; j < n; j++) {
+                            *p++ = (uint8_t)zs;
                         }
                     }
                 }
