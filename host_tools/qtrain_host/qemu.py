@@ -366,6 +366,7 @@ class PtyEmulator:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.pty = None
+        self._hold = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.proc.poll() is None:
             m = PTY_RE.search(self.log())
@@ -377,6 +378,38 @@ class PtyEmulator:
             text = self.log()
             self.close()
             raise RuntimeError("qemu did not report its pty:\n" + text)
+        # Keep the pty slave open for the emulator's lifetime: QEMU drops
+        # output while no client holds the slave and only rechecks now and
+        # then, which races with mpremote's open.  Wait for the REPL so the
+        # board is up before the caller connects.  We never read after this.
+        self._hold = os.open(self.pty, os.O_RDWR | os.O_NOCTTY)
+        try:
+            import termios, tty
+            tty.setraw(self._hold)
+        except Exception:
+            pass
+        if not self._wait_prompt(deadline=time.monotonic() + 20):
+            text = self.log()
+            self.close()
+            raise RuntimeError("emulated %s did not answer on %s:\n%s" % (board, self.pty, text))
+
+    def _wait_prompt(self, deadline):
+        import select
+        buf = b""
+        next_poke = 0
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_poke:
+                os.write(self._hold, b"\r\x03")
+                next_poke = time.monotonic() + 3.0
+            r, _, _ = select.select([self._hold], [], [], 0.1)
+            if r:
+                buf += os.read(self._hold, 4096)
+                if b">>> " in buf:
+                    # Drain until the line is quiet, so mpremote starts clean.
+                    while select.select([self._hold], [], [], 0.3)[0]:
+                        os.read(self._hold, 4096)
+                    return True
+        return False
 
     def log(self):
         self._log.seek(0)
@@ -389,6 +422,9 @@ class PtyEmulator:
             except OSError:
                 self.proc.kill()
         self.proc.wait(timeout=10)
+        if getattr(self, "_hold", None) is not None:
+            os.close(self._hold)
+            self._hold = None
         self._log.close()
 
     def __enter__(self):
