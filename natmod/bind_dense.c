@@ -219,7 +219,8 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_u8_obj, 6, 6, qt_dens
 
 // ---- update ----------------------------------------------------------------------
 
-// hp = array('f', [lr, alpha_norm, tau]) and flags (rounding | per_row << 2).
+// hp = array('f', [lr, alpha_norm, tau]) and flags (rounding | per_row << 2);
+// rounding 0 nearest, 1 floor, 2 stochastic, 3 stochastic per row.
 static void arg_update_ex(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau,
     int32_t max_flags) {
     const float *hp = qt_arg_f32(hp_in, "hp", 3, QT_RO);
@@ -228,12 +229,12 @@ static void arg_update_ex(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt
     *tau = qt_check_f32(hp[2], "hp[2] (tau)", 0.0f, 1.0f, false, true);
     int32_t flags = (int32_t)qt_arg_int(flags_in, "flags", 0, max_flags);
     u->rounding = flags & QT_UPD_ROUND_MASK;
-    if (u->rounding > QT_ROUND_STOCHASTIC) {
-        qt_raise_value("flags: rounding (bits 0-1) must be 0 nearest, 1 floor or 2 stochastic, got 3");
-    }
     u->per_row = (flags & QT_UPD_PER_ROW) != 0;
+    if (rng_in == MP_OBJ_NULL && u->rounding >= QT_ROUND_STOCHASTIC) {
+        qt_raise_value("flags: float32 updates take no rounding mode (bits 0-1 must be 0 or 1)");
+    }
     u->rng = rng_in == MP_OBJ_NULL ? NULL : qt_arg_u32(rng_in, "rng", 1, QT_RW);
-    if (u->rounding == QT_ROUND_STOCHASTIC && (!u->rng || u->rng[0] == 0)) {
+    if (u->rounding >= QT_ROUND_STOCHASTIC && (!u->rng || u->rng[0] == 0)) {
         qt_raise_value("rng: the PRNG state must not be 0 (seed it)");
     }
 }
@@ -464,7 +465,7 @@ static mp_obj_t qt_dense_update_f32_fn(size_t n_args, const mp_obj_t *a) {
     qt_update_t u;
     float tau;
     arg_update_ex(a[6], a[7], MP_OBJ_NULL, &u, &tau, 15);
-    if (u.rounding == QT_ROUND_STOCHASTIC) {
+    if (u.rounding >= QT_ROUND_STOCHASTIC) {
         qt_raise_value("flags: float32 updates take no rounding mode (bits 0-1 must be 0 or 1)");
     }
     int32_t plain = (mp_obj_get_int(a[7]) & QT_UPD_PLAIN) != 0;
@@ -542,7 +543,7 @@ static mp_obj_t qt_update_rows_f32_fn(size_t n_args, const mp_obj_t *a) {
     qt_update_t u;
     float tau;
     arg_update_ex(a[4], a[5], MP_OBJ_NULL, &u, &tau, 15);
-    if (u.rounding == QT_ROUND_STOCHASTIC) {
+    if (u.rounding >= QT_ROUND_STOCHASTIC) {
         qt_raise_value("flags: float32 updates take no rounding mode (bits 0-1 must be 0 or 1)");
     }
     int32_t plain = (mp_obj_get_int(a[5]) & QT_UPD_PLAIN) != 0;

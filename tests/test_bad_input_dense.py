@@ -119,7 +119,8 @@ CASES_TRAIN = [
     ("ValueError", "hp[1] (alpha_norm)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [0.1, 0, 0]), 0, st, rng)"),
     ("ValueError", "hp[2] (tau)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [0.1, 1, 1]), 0, st, rng)"),
     ("ValueError", "hp", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, arr('f', 2), 0, st, rng)"),
-    ("ValueError", "flags", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 3, st, rng)"),
+    ("ValueError", "rng", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 3, st, arr('I', 1))"),
+    ("ValueError", "flags", "Q.dense_update_f32(fe, fx, fw, None, None, 0, uhp, 2, st)"),
     ("ValueError", "flags", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 8, st, rng)"),
     ("ValueError", "flags", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, -1, st, rng)"),
     ("ValueError", "state", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 0, arr('f', 10), rng)"),
@@ -143,7 +144,7 @@ e = bytearray(3); ep = bytearray(5); eq = qp(2 / 255, 128); epq = qp(2 / 255, 12
 acc = arr('i', 5); sel = arr('i', 3); scr = arr('I', 6); dst = arr('f', 1)
 dhp = array('f', [0.1, 1.0]); uhp = array('f', [0.01, 0.85, 0.02])
 st = arr('f', 11); rng = array('I', [1]); g = arr('i', 15); gb = arr('i', 3)
-gs = array('f', [1e-3, 1e-2])
+gs = array('f', [1e-3, 1e-2]); fe = arr('f', 3); fx = arr('f', 5); fw = arr('f', 15)
 """
 
 

@@ -148,11 +148,11 @@ print('done')
 def test_dense_update_u8_bit_exact(run):
     rng = np.random.default_rng(2024)
     cases, data = [], b""
-    for ci in range(48):
+    for ci in range(64):
         c = _case(rng)
         m, n = c["m"], c["n"]
-        flags = int(ci % 3) | (4 if (ci // 3) % 2 else 0)
-        ksel = int((ci // 6) % 2)
+        flags = int(ci % 4) | (4 if (ci // 4) % 2 else 0)
+        ksel = int((ci // 8) % 2)
         b = rng.integers(-3000, 3000, m, dtype=np.int32)
         bq = GQ.new_qp(-1, 1)
         bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0
@@ -225,10 +225,10 @@ print('done')
 def test_dense_batch_update_u8_bit_exact(run):
     rng = np.random.default_rng(77)
     cases, data = [], b""
-    for ci in range(24):
+    for ci in range(32):
         c = _case(rng)
         m, n = c["m"], c["n"]
-        flags = int(ci % 3) | (4 if (ci // 3) % 2 else 0)
+        flags = int(ci % 4) | (4 if (ci // 4) % 2 else 0)
         b = rng.integers(-3000, 3000, m, dtype=np.int32)
         bq = GQ.new_qp(-1, 1)
         bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0

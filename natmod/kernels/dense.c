@@ -658,7 +658,8 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
         uint8_t *wr = w + (size_t)i * (size_t)n;
         // w_new = w + floor((r - delta) / 2^16) = w + ((r + B + A zx - A x) >> 16)
         if (!stoch) {
-            dense_update_row_det_u8(wr, x, n, A, r0 + B + A * zx, &qmin, &qmax);
+            int32_t r = u->rounding == QT_ROUND_STOCH_ROW ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
+            dense_update_row_det_u8(wr, x, n, A, r + B + A * zx, &qmin, &qmax);
         } else {
             dense_update_row_stoch_u8(wr, x, n, A, B + A * zx, u->rng, &qmin, &qmax);
         }

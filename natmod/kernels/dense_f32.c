@@ -262,7 +262,8 @@ void dense_update_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x,
         if (u->rounding == QT_ROUND_STOCHASTIC) {
             dense_update_row_stoch_u8(wr, x, n, A, B + A * zx, u->rng, &qmin, &qmax);
         } else {
-            dense_update_row_det_u8(wr, x, n, A, r0 + B + A * zx, &qmin, &qmax);
+            int32_t r = u->rounding == QT_ROUND_STOCH_ROW ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
+            dense_update_row_det_u8(wr, x, n, A, r + B + A * zx, &qmin, &qmax);
         }
     }
     if (b) {

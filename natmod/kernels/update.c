@@ -139,9 +139,14 @@ void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, 
         if (sig > 0.0f) {
             float c = u->lr / (u->s_w * sig);
             float mu = st[0];
+            float rrow = 0.0f;
+            if (u->rounding == QT_ROUND_STOCH_ROW) {
+                rrow = (float)(int32_t)(qt_rng_next(u->rng) >> 16) * (1.0f / 65536.0f);
+            }
             for (int32_t j = 0; j < len; j++) {
                 float d = c * (s_g * (float)gr[j] - mu);
-                float r = (float)qt_round_offset(u) * (1.0f / 65536.0f);
+                float r = u->rounding == QT_ROUND_STOCH_ROW ? rrow
+                    : (float)qt_round_offset(u) * (1.0f / 65536.0f);
                 int32_t v = (int32_t)wr[j] + qt_floor_f32(clampf(r - d, 1024.0f));
                 qmin = v < qmin ? v : qmin;
                 qmax = v > qmax ? v : qmax;

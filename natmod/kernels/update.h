@@ -2,7 +2,7 @@
 //
 //   w_new = (1/s_w) [ (w - z_w) s_w - lr (g - mu_g) / sigma_g ] + z_w
 // computed in weight steps: w_new = w + R(-lr/(s_w sigma_g) (g - mu_g)), R the
-// rounding (nearest / floor / stochastic), then clamped to 0..255.  The stored
+// rounding (nearest / floor / stochastic / stochastic per row), then clamped.  The stored
 // s_w, z_w are kept during the update; the exact real range of the new values
 // (before clamping) is recorded in the weights' qparams, and
 // qt_weights_qp_update() then moves s_w, z_w (moving average alpha_w) and
@@ -33,6 +33,11 @@ enum {
     QT_ROUND_NEAREST = 0,
     QT_ROUND_FLOOR = 1,
     QT_ROUND_STOCHASTIC = 2,
+    // Stochastic with one random offset per structure (row/filter) and step,
+    // shared by its weights: still unbiased for every weight (the offset is
+    // uniform), but the per-weight loop is the deterministic one (no PRNG
+    // step per weight).  Biases draw one offset each.
+    QT_ROUND_STOCH_ROW = 3,
 };
 // flags: bits 0-1 rounding, bit 2 per-structure standardization.
 #define QT_UPD_ROUND_MASK (3)
@@ -51,7 +56,7 @@ typedef struct {
 // The rounding offset in 1/65536 of a step: floor(v + r/65536) rounds v
 // to nearest (r = 32768), down (0) or stochastically (r uniform).
 static inline int32_t qt_round_offset(const qt_update_t *u) {
-    if (u->rounding == QT_ROUND_STOCHASTIC) {
+    if (u->rounding >= QT_ROUND_STOCHASTIC) {
         return (int32_t)(qt_rng_next(u->rng) >> 16);
     }
     return u->rounding == QT_ROUND_NEAREST ? 32768 : 0;

@@ -109,7 +109,7 @@ def select_u8(e, eq, lmin, lmax, ebar_max):
 # update, uint8 (see natmod/kernels/update.h)
 # --------------------------------------------------------------------------
 
-ROUND_NEAREST, ROUND_FLOOR, ROUND_STOCHASTIC = 0, 1, 2
+ROUND_NEAREST, ROUND_FLOOR, ROUND_STOCHASTIC, ROUND_STOCH_ROW = 0, 1, 2, 3
 PER_ROW = 4
 HDR = 5
 
@@ -134,7 +134,7 @@ class _Rounder:
         self.state = int(rng_state)
 
     def offset(self):
-        if self.rounding == ROUND_STOCHASTIC:
+        if self.rounding >= ROUND_STOCHASTIC:
             self.state, v = Q.rng_next(self.state)
             return v >> 16
         return 32768 if self.rounding == ROUND_NEAREST else 0
@@ -229,6 +229,8 @@ def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
         B = Q.round_f32(_clampf(F(F(c * st[off]) * F(65536.0)), 536870912.0))
         if rounding == ROUND_STOCHASTIC:
             r = np.array([rnd.offset() for _ in range(n)], np.int64)
+        elif rounding == ROUND_STOCH_ROW:
+            r = np.int64(rnd.offset())
         else:
             r = np.int64(32768 if rounding == ROUND_NEAREST else 0)
         v = w[i] + ((r + B - A * cx) >> 16)
@@ -314,6 +316,8 @@ def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state
             d = (c * ((s_g * gf).astype(np.float32) - mu).astype(np.float32)).astype(np.float32)
             if rounding == ROUND_STOCHASTIC:
                 r = np.array([rnd.offset() for _ in range(length)], np.float32)
+            elif rounding == ROUND_STOCH_ROW:
+                r = np.full(length, rnd.offset(), np.float32)
             else:
                 r = np.full(length, 32768 if rounding == ROUND_NEAREST else 0, np.float32)
             r = (r * F(1.0 / 65536.0)).astype(np.float32)
