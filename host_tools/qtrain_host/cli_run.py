@@ -13,6 +13,7 @@ arch, the compiled qtrain package and a qtrain.json holding the options (a
 board has no command line); files the script writes there (checkpoints, PGMs)
 are copied back to --data afterwards.
 """
+import argparse
 import json
 import os
 import re
@@ -150,7 +151,7 @@ def _run_args(p):
     p.add_argument("--target", default="unix", help="unix, qemu-m0, qemu-m3, qemu-m4, or a serial port")
     p.add_argument("--data", default=".", help="directory the script runs in / the board mounts")
     p.add_argument("script")
-    p.add_argument("args", nargs="*", help="--key value options for the script")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="--key value options for the script")
 
 
 @cli.subcommand("run", "run a qtrain script on a target with a progress bar", _run_args)
