@@ -165,3 +165,15 @@ def test_dense_forward_u8_matches_float():
         got = GQ.dequantize(y, s, z)
         # one output step, plus the bias rounding (half an accumulator step)
         assert np.all(np.abs(got - ref) <= 0.5 * s + 1e-6 * (1 + np.abs(ref)) + 0.5 * float(c["xq"][0] * c["wq"][0]) * 1.01 + 1e-9)
+
+
+def test_kernels_md_example_runs(run):
+    """The runnable example of docs/KERNELS.md (Dense section) runs on every target."""
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "KERNELS.md")
+    text = open(path).read()
+    i = text.index("### Example (runs on the Unix port")
+    j = text.index("```python", i) + len("```python\n")
+    out = run(text[j:text.index("```", j)])
+    assert "y [160, 127, 138]" in out
+    assert "w [129, 199, 227, 184, 60, 100, 128, 30, 251, 251, 11, 201]" in out
