@@ -1,11 +1,20 @@
-"""Trainable layers over the _qtrain kernels (uint8 mode).
+"""Trainable layers over the _qtrain kernels, in three modes.
 
 Every buffer a layer needs is allocated when it is built (`nbytes()` tells
 how much before you build it), so a training step allocates nothing.
 
+Modes (Options(mode=...), one per model, METHOD 1-3 / issue 3 item 2):
+- 'uint8'   weights, activations and error tensors uint8 with per-tensor
+            scale/zero point, int32 accumulators (the default);
+- 'mixed'   uint8 forward (weights, activations) with float32 error tensors;
+- 'float32' the float reference: float weights, activations and errors.
+
 Conventions (see docs/KERNELS.md):
-- a uint8 tensor travels as (buf, qp): `buf` a bytearray, `qp` its quantization
-  record array('f', 8) = [scale, zero, range_min, range_max, alpha, obs...];
+- a tensor travels as (buf, qp): for uint8 `buf` is a bytearray and `qp` its
+  quantization record array('f', 8) = [scale, zero, range_min, range_max,
+  alpha, obs...]; a float32 tensor is (array('f'), None).  Forward tensors
+  are uint8 in 'uint8' and 'mixed', float in 'float32'; error tensors are
+  uint8 only in 'uint8';
 - `forward(x, xq)` keeps a reference to its input (the backward pass needs it)
   and returns the layer's own output buffer (y, yq);
 - `backward(e, eq)` takes the error at the layer's output (the buffer is
@@ -13,6 +22,15 @@ Conventions (see docs/KERNELS.md):
   error at the layer's input (ep, epq), or (None, None) for a first layer;
 - `qparams()` lists the records whose ranges move once per step
   (`step_done()` of the model applies them, see models.py).
+
+Mixed-mode convolutions: the module has no conv `_mixed` kernels, so a conv
+layer in 'mixed' mode propagates its float32 error with the float32 kernel
+over its uint8 weights dequantized once per step (exact: s_w (w - z_w)), and
+updates its uint8 weights with the uint8 batch-1 update kernel from an 8-bit
+copy of the float error (power-of-two scale from max |e| of this step, made
+by integer code on the float bits: _quant8.py).  So error *tensors* stay float32 end to end; only the weight
+gradient of a conv layer sees the error at 8 bits (as in 'uint8').  See
+docs/BENCHMARKS.md for what that costs.
 """
 import array
 
@@ -20,6 +38,8 @@ import _qtrain as _q
 
 QP_LEN = 8
 ROUNDING = {"nearest": 0, "floor": 1, "stochastic": 2}
+MODES = ("uint8", "mixed", "float32")
+U8, MIXED, F32 = 0, 1, 2
 
 
 def qparams(lo, hi, alpha=0.0):
@@ -33,13 +53,20 @@ def qparams(lo, hi, alpha=0.0):
     return qp
 
 
+def zeros(typecode, n):
+    """array(typecode) of n zeros without a temporary list of n objects."""
+    size = 1 if typecode in "bB" else (2 if typecode in "hH" else 4)
+    return array.array(typecode, bytearray(size * n))
+
+
 class Options:
     """Training hyperparameters shared by the layers of a model.
 
+    mode          'uint8' | 'mixed' (uint8 forward, float32 errors) | 'float32'
     lr            learning rate of the standardized update (METHOD 4)
     alpha_norm    weight of the new gradient statistics (1 = no smoothing)
     per_row       standardize per row/filter (True) or per tensor (False)
-    rounding      'nearest' | 'floor' | 'stochastic'
+    rounding      'nearest' | 'floor' | 'stochastic' (uint8 weights only)
     tau           re-map stored weights when their scale moved by more than this
     alpha_a/e/w   moving-average factors of activation/error/weight ranges
                   (alpha_e = 0: fixed error range [-error_range, error_range])
@@ -49,11 +76,13 @@ class Options:
 
     def __init__(self, lr=0.005, alpha_norm=0.15, per_row=False, rounding="stochastic",
                  tau=0.01, alpha_a=0.1, alpha_e=0.1, alpha_w=0.001, error_range=1.0,
-                 dsgu=None, seed=1):
+                 dsgu=None, seed=1, mode="uint8"):
         if not 0 < lr <= 10:
             raise ValueError("lr must be in (0, 10], got %r" % (lr,))
         if rounding not in ROUNDING:
             raise ValueError("rounding must be one of %s, got %r" % (sorted(ROUNDING), rounding))
+        if mode not in MODES:
+            raise ValueError("mode must be one of %s, got %r" % (MODES, mode))
         if dsgu is not None:
             lmin, lmax = dsgu
             if not (0 < lmin <= lmax <= 1):
@@ -69,9 +98,23 @@ class Options:
         self.error_range = error_range
         self.dsgu = dsgu
         self.seed = seed
+        self.mode = mode
+        self.m = MODES.index(mode)  # U8, MIXED or F32
+
+    def replace(self, **kw):
+        """A copy with some fields changed (checked like the constructor)."""
+        d = dict(lr=self.lr, alpha_norm=self.alpha_norm, per_row=self.per_row,
+                 rounding=self.rounding, tau=self.tau, alpha_a=self.alpha_a,
+                 alpha_e=self.alpha_e, alpha_w=self.alpha_w, error_range=self.error_range,
+                 dsgu=self.dsgu, seed=self.seed, mode=self.mode)
+        d.update(kw)
+        return Options(**d)
 
     def flags(self):
-        return ROUNDING[self.rounding] | (4 if self.per_row else 0)
+        """Update flags: rounding | per_row << 2.  Float weights have no
+        rounding, so the float32 mode sends only the per_row bit."""
+        r = 0 if self.mode == "float32" else ROUNDING[self.rounding]
+        return r | (4 if self.per_row else 0)
 
 
 def _xorshift(s):
@@ -97,19 +140,98 @@ def fill_uniform_u8(buf, seed):
                 v >>= 8
 
 
+_ONE = array.array("f", [1.0])
+
+
+def dequantize(q, qp, out):
+    """out[i] = s (q[i] - z) (array('f') of len(q)), by the mixed Dense error
+    kernel with one row of weight 1: exact, and allocation-free up to
+    32767 values (the kernel's limit; longer tensors go in chunks)."""
+    n = len(q)
+    if n <= 32767:
+        _q.dense_backward_mixed(_ONE, q, qp, out, None, None)
+        return out
+    qm, om = memoryview(q), memoryview(out)
+    for i in range(0, n, 32764):
+        j = min(n, i + 32764)
+        _q.dense_backward_mixed(_ONE, qm[i:j], qp, om[i:j], None, None)
+    return out
+
+
+try:
+    from ._quant8 import absmax_exp as _absmax_exp, quant_pow2 as _quant_pow2
+except Exception:  # no native emitter in this firmware
+    _absmax_exp = None
+
+
+def quantize_err(e, out, qp):
+    """out (uint8, len(out) values of e) <- an 8-bit copy of the float error
+    e, zero point 128, scale 2^k with max|e| / 2^k in [64, 128) (viper, see
+    _quant8.py), or the symmetric range of max|e| (Python fallback).  qp is
+    set to that (fixed) record."""
+    if _absmax_exp is None:
+        return quantize_sym(e, out, qp)
+    n = len(out)
+    ex = _absmax_exp(e, n)
+    _quant_pow2(e, out, n, ex)
+    s = 2.0 ** (ex - 133) if ex else 1.0
+    qp[0] = s
+    qp[1] = 128.0
+    qp[2] = -128.0 * s
+    qp[3] = 127.0 * s
+
+
+def quantize_sym(e, out, qp):
+    """out (uint8, len(out)) <- float e on the symmetric range [-max|e|, max|e|]
+    (qp set to it, fixed).  The slow, portable path of quantize_err."""
+    hi = max(e)
+    lo = min(e)
+    m = hi if hi > -lo else -lo
+    if m <= 0:
+        m = 1.0
+    qp[2] = -m
+    qp[3] = m
+    _q.qp_from_range(qp)
+    inv = 1.0 / qp[0]
+    z = qp[1] + 0.5
+    for i in range(len(out)):
+        v = int(e[i] * inv + z)
+        out[i] = 255 if v > 255 else (0 if v < 0 else v)
+
+
+def _init_weights(n, a, opt, seed):
+    """Weights uniform(-a, a) from the seeded byte stream: uint8 (w, wq), or
+    float32 (w, None) holding the same values dequantized, so the three modes
+    start from the same model."""
+    w8 = bytearray(n)
+    fill_uniform_u8(w8, seed)
+    wq = qparams(-a, a, opt.alpha_w)
+    if opt.mode != "float32":
+        return w8, wq
+    w = zeros("f", n)
+    dequantize(w8, wq, w)
+    return w, None
+
+
 class Dense:
-    """y = relu?(W x + b), W uint8[n_out*n_in] row-major, b int32 (scale 2^-16)."""
+    """y = relu?(W x + b), W [n_out][n_in] row-major.  uint8/mixed: W uint8,
+    b int32 (scale 2^-16); float32: W, b float."""
 
     kind = "dense"
     BIAS_SCALE = 1.0 / 65536
 
     @staticmethod
-    def nbytes(n_in, n_out, first=False):
+    def nbytes(n_in, n_out, first=False, mode="uint8"):
         """Bytes of buffers a Dense layer allocates (excluding object headers)."""
-        n = n_in * n_out + 4 * n_out + n_out  # w, b, y
+        if mode == "float32":
+            n = 4 * (n_in * n_out + n_out + n_out)    # w, b, y
+            n += 0 if first else 4 * n_in              # ep
+        else:
+            n = n_in * n_out + 4 * n_out + n_out      # w, b, y
+            n += 4 * ((n_in + 3) & ~3)                 # xs (and acc)
+            if not first:
+                n += n_in if mode == "uint8" else 4 * n_in  # ep
         n += 4 * (5 + 2 * n_out) + 4 * n_out + 8 * n_out  # update state, sel, scores
-        if not first:
-            n += n_in + 4 * n_in  # ep, acc
         return n + 6 * 4 * QP_LEN
 
     def __init__(self, n_in, n_out, relu=False, opt=None, first=False, init_range=None, seed=None):
@@ -118,28 +240,40 @@ class Dense:
         opt = opt or Options()
         self.n_in, self.n_out, self.relu, self.first = n_in, n_out, bool(relu), first
         self.opt = opt
+        self.m = m = opt.m
         seed = opt.seed if seed is None else seed
         # He-uniform range for ReLU layers, Glorot-ish otherwise.
         a = init_range or ((6.0 / n_in) ** 0.5 if relu else (3.0 / n_in) ** 0.5)
-        self.w = bytearray(n_in * n_out)
-        fill_uniform_u8(self.w, seed)
-        self.wq = qparams(-a, a, opt.alpha_w)
-        self.b = array.array("i", [0] * n_out)
-        self.bq = array.array("f", [self.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
-        self.y = bytearray(n_out)
-        self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
-        if first:
-            self.ep = self.epq = self.acc = None
+        self.w, self.wq = _init_weights(n_in * n_out, a, opt, seed)
+        if m == F32:
+            self.b = zeros("f", n_out)
+            self.bq = None
+            self.y = zeros("f", n_out)
+            self.yq = None
+            self.xs = self.acc = None
         else:
+            self.b = zeros("i", n_out)
+            self.bq = array.array("f", [self.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
+            self.y = bytearray(n_out)
+            self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
+            # x - z_x unpacked once per forward (the fast path); the uint8
+            # backward reuses it as its accumulator.
+            self.xs = zeros("i", (n_in + 3) & ~3)
+            self.acc = memoryview(self.xs)[:n_in]
+        if first:
+            self.ep = self.epq = None
+        elif m == U8:
             self.ep = bytearray(n_in)
             self.epq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
-            self.acc = array.array("i", [0] * n_in)
-        self.state = array.array("f", [0.0] * (5 + 2 * n_out))
+        else:
+            self.ep = zeros("f", n_in)
+            self.epq = None
+        self.state = zeros("f", 5 + 2 * n_out)
         self.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
         self.flags = opt.flags()
         self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-        self.sel = array.array("i", [0] * n_out)
-        self.scores = array.array("I", [0] * (2 * n_out))
+        self.sel = zeros("i", n_out)
+        self.scores = zeros("I", 2 * n_out)
         self.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
         self.dsgu_state = array.array("f", [0.0])
         self.k = n_out       # rows updated in the last backward (DSGU)
@@ -148,49 +282,99 @@ class Dense:
 
     def forward(self, x, xq):
         self.x, self.xq = x, xq
-        _q.dense_forward_u8(x, xq, self.w, self.wq, self.b, self.bq, self.y, self.yq, self.relu)
+        if self.m == F32:
+            _q.dense_forward_f32(x, self.w, self.b, self.y, self.relu)
+        else:
+            _q.dense_forward_u8(x, xq, self.w, self.wq, self.b, self.bq, self.y, self.yq, self.relu,
+                                self.xs)
         return self.y, self.yq
 
     def backward(self, e, eq):
+        m = self.m
         if self.relu:
-            _q.relu_backward_u8(e, eq, self.y, self.yq)
+            if m == U8:
+                _q.relu_backward_u8(e, eq, self.y, self.yq)
+            elif m == MIXED:
+                _q.relu_backward_mixed(e, self.y, self.yq)
+            else:
+                _q.relu_backward_f32(e, self.y)
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
-            k = _q.dense_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
+            if m == U8:
+                k = _q.dense_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
+            else:
+                k = _q.dense_select_f32(e, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
             sel = self.sel
         self.k = self.n_out if k is None else k
         if not self.first:
-            _q.dense_backward_u8(e, eq, self.w, self.wq, self.ep, self.epq, sel, k, self.acc)
+            if m == U8:
+                _q.dense_backward_u8(e, eq, self.w, self.wq, self.ep, self.epq, sel, k, self.acc)
+            elif m == MIXED:
+                _q.dense_backward_mixed(e, self.w, self.wq, self.ep, sel, k)
+            else:
+                _q.dense_backward_f32(e, self.w, self.ep, sel, k)
         if self.trainable:
-            _q.dense_update_u8(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
-                               self.hp, self.flags, self.state, self.rng)
+            if m == U8:
+                _q.dense_update_u8(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
+                                   self.hp, self.flags, self.state, self.rng)
+            elif m == MIXED:
+                _q.dense_update_mixed(e, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
+                                      self.hp, self.flags, self.state, self.rng)
+            else:
+                _q.dense_update_f32(e, self.x, self.w, self.b, sel, k, self.hp, self.flags, self.state)
         return self.ep, self.epq
 
     def qparams(self):
-        return [self.yq] if self.first else [self.yq, self.epq]
+        out = [] if self.yq is None else [self.yq]
+        if self.epq is not None:
+            out.append(self.epq)
+        return out
 
     def state_dict(self, prefix):
-        return {prefix + "w": self.w, prefix + "wq": self.wq, prefix + "b": self.b,
-                prefix + "yq": self.yq, prefix + "st": self.state, prefix + "rng": self.rng,
-                prefix + "dsgu": self.dsgu_state}
+        d = {prefix + "w": self.w, prefix + "wq": self.wq, prefix + "b": self.b,
+             prefix + "yq": self.yq, prefix + "st": self.state, prefix + "rng": self.rng,
+             prefix + "dsgu": self.dsgu_state}
+        return {k: v for k, v in d.items() if v is not None}
 
 
 class Shared:
-    """The im2col scratch that conv layers take turns with during a step.  A
-    model sizes it for its largest layer, so memory grows with the largest
-    layer, not with the sum of them."""
+    """Scratch that the conv layers of a model take turns with during a step,
+    sized for its largest layer (memory grows with the largest layer, not
+    with the sum of them):
+      scratch  bytes for the uint8 conv kernels (im2col, filter rows);
+      floats   array('f'): the weight gradient (float32 mode) or the
+               dequantized weights (mixed mode);
+      errs     bytearray: an 8-bit copy of a float error (mixed mode, and
+               DSGU scores in float32 mode)."""
 
-    def __init__(self, scratch_bytes=0):
+    def __init__(self, scratch_bytes=0, floats=0, err_bytes=0):
         self.scratch = bytearray(scratch_bytes)
+        self.floats = zeros("f", floats)
+        self.errs = bytearray(err_bytes)
+
+    @staticmethod
+    def for_layers(layers):
+        """One Shared big enough for every layer in `layers` (and attached to them)."""
+        need = [0, 0, 0]
+        for c in layers:
+            for i, v in enumerate(c.shared_needs()):
+                need[i] = max(need[i], v)
+        sh = Shared(*need)
+        for c in layers:
+            c.attach(sh)
+        return sh
 
 
 class Conv2d:
-    """Conv2d (transposed=False) or ConvTranspose2d (transposed=True), uint8.
+    """Conv2d (transposed=False) or ConvTranspose2d (transposed=True).
 
     Activations CHW.  Weights [out][in][kh][kw] (Conv2d) or [in][out][kh][kw]
-    (ConvTranspose2d, PyTorch's layout).  The batch-1 update forms one
-    filter's gradient at a time in the shared scratch (no gradient buffer) and
-    standardizes per output filter."""
+    (ConvTranspose2d, PyTorch's layout).  uint8/mixed: the batch-1 update
+    forms one filter's gradient at a time in the shared scratch (no gradient
+    buffer) and standardizes per output filter.  float32: the gradient goes
+    into the shared float buffer, then update_rows_f32 (per filter for
+    Conv2d; per input-channel slab for ConvTranspose2d, whose output filters
+    are strided in its layout; its bias as a separate tensor)."""
 
     kind = "conv2d"
 
@@ -203,42 +387,57 @@ class Conv2d:
             geom += [out_pad, out_pad]
             self.kind = "conv_transpose2d"
         self.geom = tuple(geom)
+        self.m = m = opt.m
         p = "conv_transpose2d" if transposed else "conv2d"
-        self._fwd = getattr(_q, p + "_forward_u8")
-        self._bwd = getattr(_q, p + "_backward_u8")
+        self._fwd = getattr(_q, p + ("_forward_f32" if m == F32 else "_forward_u8"))
+        self._bwd = getattr(_q, p + ("_backward_u8" if m == U8 else "_backward_f32"))
         self._upd = getattr(_q, p + "_update_u8")
         self.out_shape = getattr(_q, p + "_out_shape")(self.geom)  # checks the geometry
-        self.scratch_len = getattr(_q, p + "_scratch_len")(self.geom)
+        self.scratch_len = 0 if m == F32 else getattr(_q, p + "_scratch_len")(self.geom)
         self.in_shape = tuple(in_shape)
         self.transposed, self.relu, self.first, self.opt = transposed, bool(relu), first, opt
         seed = opt.seed if seed is None else seed
-        n_in = c * h * w
+        self.n_in = n_in = c * h * w
         oc, oh, ow = self.out_shape
-        n_w = c * out_ch * k * k
+        self.n_w = n_w = c * out_ch * k * k
         fan_in = (c if not transposed else out_ch) * k * k
         a = (6.0 / fan_in) ** 0.5 if relu else (3.0 / fan_in) ** 0.5
-        self.w = bytearray(n_w)
-        fill_uniform_u8(self.w, seed)
-        self.wq = qparams(-a, a, opt.alpha_w)
-        self.b = array.array("i", [0] * out_ch)
-        self.bq = array.array("f", [Dense.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
-        self.y = bytearray(oc * oh * ow)
-        self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
+        self.w, self.wq = _init_weights(n_w, a, opt, seed)
+        self.n_out = oc * oh * ow
+        if m == F32:
+            self.b = zeros("f", out_ch)
+            self.bq = None
+            self.y = zeros("f", self.n_out)
+            self.yq = None
+            self.gb = zeros("f", out_ch)
+        else:
+            self.b = zeros("i", out_ch)
+            self.bq = array.array("f", [Dense.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
+            self.y = bytearray(self.n_out)
+            self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
         if first:
             self.ep = self.epq = None
-        else:
+        elif m == U8:
             self.ep = bytearray(n_in)
             self.epq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
-        self.state = array.array("f", [0.0] * (5 + 2 * out_ch))
+        else:
+            self.ep = zeros("f", n_in)
+            self.epq = None
+        # The update's structures: output filters, except float32
+        # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs).
+        rows = c if (m == F32 and transposed) else out_ch
+        self.state = zeros("f", 5 + 2 * rows)
+        self.bstate = zeros("f", 7) if (m == F32 and transposed) else None
         self.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
-        self.flags = opt.flags() | 4  # the batch-1 conv update is per filter
+        self.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
+        self.bflags = self.flags & 3
         self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-        self.sel = array.array("i", [0] * out_ch)
-        self.scores = array.array("I", [0] * out_ch)
-        self.sel_scratch = array.array("I", [0] * out_ch)
+        self.sel = zeros("i", out_ch)
+        self.scores = zeros("I", out_ch)
+        self.sel_scratch = zeros("I", out_ch)
         self.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
         self.dsgu_state = array.array("f", [0.0])
-        self.n_out = oc * oh * ow
+        self.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy
         self.k = out_ch
         self.trainable = True
         self.shared = None
@@ -246,28 +445,61 @@ class Conv2d:
             self.attach(shared)
         self.x = self.xq = None
 
+    def shared_needs(self):
+        """(scratch bytes, floats, error bytes) this layer needs in a Shared."""
+        m = self.m
+        if m == U8:
+            return (self.scratch_len, 0, 0)
+        if m == MIXED:
+            return (self.scratch_len, 0 if self.first else max(self.n_w, self.n_in), self.n_out)
+        return (0, self.n_w, self.n_out if self.opt.dsgu is not None else 0)
+
     def attach(self, shared):
         """Use `shared` (a Shared sized for the largest layer) for scratch and gradient."""
-        if len(shared.scratch) < self.scratch_len:
-            raise ValueError("%s: shared scratch too small: %d bytes, this layer needs %d" % (
-                self.kind, len(shared.scratch), self.scratch_len))
+        need = self.shared_needs()
+        have = (len(shared.scratch), len(shared.floats), len(shared.errs))
+        for what, n, h in zip(("scratch bytes", "floats", "error bytes"), need, have):
+            if h < n:
+                raise ValueError("%s: shared %s too small: %d, this layer needs %d" % (
+                    self.kind, what, h, n))
         self.shared = shared
         self._scr = memoryview(shared.scratch)[:self.scratch_len]
+        fl = memoryview(shared.floats)
+        if self.m == MIXED and not self.first:
+            self._wf = fl[:self.n_w]      # dequantized weights
+            self._xf = fl[:self.n_in]     # x is not read when no gradient is asked for
+        elif self.m == F32:
+            self._gw = fl[:self.n_w]
+        self._e8 = memoryview(shared.errs)[:need[2]]
 
     def forward(self, x, xq):
         self.x, self.xq = x, xq
-        self._fwd(x, xq, self.w, self.wq, self.b, self.bq, self.y, self.yq, self.geom, self.relu, self._scr)
+        if self.m == F32:
+            self._fwd(x, self.w, self.b, self.y, self.geom, self.relu)
+        else:
+            self._fwd(x, xq, self.w, self.wq, self.b, self.bq, self.y, self.yq, self.geom,
+                      self.relu, self._scr)
         return self.y, self.yq
 
+    def _select(self, e8, eq):
+        _q.conv_scores_u8(e8, eq, self.scores)
+        return _q.select_scores(self.scores, self.n_out, eq, self.dsgu_hp, self.dsgu_state,
+                                self.sel, self.sel_scratch)
+
     def backward(self, e, eq):
+        if self.m == U8:
+            return self._backward_u8(e, eq)
+        if self.m == MIXED:
+            return self._backward_mixed(e)
+        return self._backward_f32(e)
+
+    def _backward_u8(self, e, eq):
         g = self.geom
         if self.relu:  # mask e in place where the forward output was clamped
             self._bwd(e, eq, self.y, self.yq, self.w, self.wq, None, None, g)
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
-            _q.conv_scores_u8(e, eq, self.scores)
-            k = _q.select_scores(self.scores, self.n_out, eq, self.dsgu_hp, self.dsgu_state,
-                                 self.sel, self.sel_scratch)
+            k = self._select(e, eq)
             sel = self.sel
         self.k = self.geom[3] if k is None else k
         if not self.first:
@@ -277,10 +509,64 @@ class Conv2d:
                       self.hp, self.flags, self.state, self.rng, self._scr)
         return self.ep, self.epq
 
+    def _backward_mixed(self, e):
+        g = self.geom
+        if self.relu:
+            _q.relu_backward_mixed(e, self.y, self.yq)
+        e8, eq8 = self._e8, self.eq8
+        if self.trainable:
+            quantize_err(e, e8, eq8)
+        sel = k = None
+        if self.opt.dsgu is not None and self.trainable:
+            k = self._select(e8, eq8)
+            sel = self.sel
+        self.k = self.geom[3] if k is None else k
+        if not self.first:
+            dequantize(self.w, self.wq, self._wf)
+            if sel is None:
+                self._bwd(e, None, self._xf, self._wf, self.ep, None, None, g)
+            else:
+                self._bwd(e, None, self._xf, self._wf, self.ep, None, None, g, sel, k)
+        if self.trainable:
+            self._upd(e8, eq8, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
+                      self.hp, self.flags, self.state, self.rng, self._scr)
+        return self.ep, None
+
+    def _backward_f32(self, e):
+        g = self.geom
+        if self.relu:
+            _q.relu_backward_f32(e, self.y)
+        sel = k = None
+        if self.opt.dsgu is not None and self.trainable:
+            quantize_err(e, self._e8, self.eq8)
+            k = self._select(self._e8, self.eq8)
+            sel = self.sel
+        self.k = self.geom[3] if k is None else k
+        ep = None if self.first else self.ep
+        gw = gb = None
+        if self.trainable:
+            gw, gb = self._gw, self.gb
+        if ep is not None or gw is not None:
+            if sel is None:
+                self._bwd(e, None, self.x, self.w, ep, gw, gb, g)
+            else:
+                self._bwd(e, None, self.x, self.w, ep, gw, gb, g, sel, k)
+        if self.trainable:
+            if self.transposed:
+                _q.update_rows_f32(gw, self.w, None, None, self.hp, self.flags, self.state)
+                _q.update_rows_f32(gb, self.b, None, None, self.hp, self.bflags, self.bstate)
+            else:
+                _q.update_rows_f32(gw, self.w, gb, self.b, self.hp, self.flags, self.state)
+        return self.ep, None
+
     def qparams(self):
-        return [self.yq] if self.first else [self.yq, self.epq]
+        out = [] if self.yq is None else [self.yq]
+        if self.epq is not None:
+            out.append(self.epq)
+        return out
 
     def state_dict(self, prefix):
-        return {prefix + "w": self.w, prefix + "wq": self.wq, prefix + "b": self.b,
-                prefix + "yq": self.yq, prefix + "st": self.state, prefix + "rng": self.rng,
-                prefix + "dsgu": self.dsgu_state}
+        d = {prefix + "w": self.w, prefix + "wq": self.wq, prefix + "b": self.b,
+             prefix + "yq": self.yq, prefix + "st": self.state, prefix + "rng": self.rng,
+             prefix + "dsgu": self.dsgu_state, prefix + "bst": self.bstate}
+        return {k: v for k, v in d.items() if v is not None}

@@ -5,14 +5,16 @@ GaussianLatent   z = mu + exp(logvar / 2) * eps and the KL term
 SoftmaxOutput    softmax + cross-entropy for the classifier head
 
 Each owns its buffers (sized at construction) and its error's quantization
-record.  In uint8 mode errors are uint8 with a tracked range (alpha_e).
+record.  Modes (Options.mode): 'uint8' errors are uint8 with a tracked range
+(alpha_e); 'mixed' takes uint8 inputs and writes float32 errors; 'float32'
+is float throughout (the _u8 / _mixed / _f32 kernels).
 """
 import array
 import math
 
 import _qtrain as _q
 
-from .layers import qparams
+from .layers import F32, MIXED, U8, qparams, zeros
 
 
 class BernoulliOutput:
@@ -20,20 +22,41 @@ class BernoulliOutput:
 
     def __init__(self, n, opt):
         self.n = n
-        self.e = bytearray(n)
-        # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
-        self.eq = qparams(-1.0, 1.0, opt.alpha_e)
+        self.m = opt.m
+        if self.m == U8:
+            self.e = bytearray(n)
+            # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
+            self.eq = qparams(-1.0, 1.0, opt.alpha_e)
+        else:
+            self.e = zeros("f", n)
+            self.eq = None
         self.stats = array.array("f", [0.0] * 3)
+        # uint8 logits take 256 values: their exp/log once per call (same
+        # results, ~2x cheaper on a soft-float core).
+        self.lut = zeros("f", 512) if self.m != F32 else None
         self._lut = bytearray(256)
 
     def loss(self, lg, lq, target):
         """-> (e, eq, bce summed over pixels, in nats)."""
-        _q.bce_sigmoid_u8(lg, lq, target, self.e, self.eq, self.stats)
+        m = self.m
+        if m == U8:
+            _q.bce_sigmoid_u8(lg, lq, target, self.e, self.eq, self.stats, self.lut)
+        elif m == MIXED:
+            _q.bce_sigmoid_mixed(lg, lq, target, self.e, self.stats, self.lut)
+        else:
+            _q.bce_sigmoid_f32(lg, target, self.e, self.stats)
         return self.e, self.eq, self.stats[0]
 
     def mean_image(self, lg, lq, image):
-        """image[i] = round(255 * sigmoid(logit_i)): one table of the 256
-        possible logits, then a lookup per pixel."""
+        """image[i] = round(255 * sigmoid(logit_i)): uint8 logits by one table
+        of the 256 possible values, then a lookup per pixel."""
+        if lq is None:
+            exp = math.exp
+            for i in range(self.n):
+                v = lg[i]
+                p = 1.0 / (1.0 + exp(-v)) if v > -60 else 0.0
+                image[i] = int(255 * p + 0.5)
+            return image
         s, z = lq[0], int(lq[1])
         lut = self._lut
         exp = math.exp
@@ -46,7 +69,7 @@ class BernoulliOutput:
         return image
 
     def qparams(self):
-        return [self.eq]
+        return [] if self.eq is None else [self.eq]
 
 
 class GaussianLatent:
@@ -54,14 +77,23 @@ class GaussianLatent:
 
     def __init__(self, L, opt, beta=1.0):
         self.L = L
-        self.z = bytearray(L)
-        self.zq = qparams(-3.0, 3.0, opt.alpha_a)
+        self.m = m = opt.m
+        if m == F32:
+            self.z = zeros("f", L)
+            self.zq = None
+        else:
+            self.z = bytearray(L)
+            self.zq = qparams(-3.0, 3.0, opt.alpha_a)
         self.eps = array.array("f", [0.0] * L)
         self.zero_eps = array.array("f", [0.0] * L)
         self.rng = array.array("I", [1])
         _q.rng_seed(self.rng, opt.seed)
-        self.dh = bytearray(2 * L)
-        self.dhq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
+        if m == U8:
+            self.dh = bytearray(2 * L)
+            self.dhq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
+        else:
+            self.dh = zeros("f", 2 * L)
+            self.dhq = None
         self.hp = array.array("f", [beta])
         self.stats = array.array("f", [0.0] * 3)
         self.kl = 0.0
@@ -70,20 +102,31 @@ class GaussianLatent:
 
     def forward(self, h, hq, sample=True):
         self.h, self.hq = h, hq
-        if sample:
-            self._eps = self.eps
-            _q.latent_forward_u8(h, hq, self.rng, self.eps, self.z, self.zq, self.stats)
-        else:  # z = mu
-            self._eps = self.zero_eps
-            _q.latent_forward_u8(h, hq, None, self.zero_eps, self.z, self.zq, self.stats)
+        rng = self.rng if sample else None
+        self._eps = eps = self.eps if sample else self.zero_eps  # zero eps: z = mu
+        if self.m == F32:
+            _q.latent_forward_f32(h, rng, eps, self.z, self.stats)
+        else:
+            _q.latent_forward_u8(h, hq, rng, eps, self.z, self.zq, self.stats)
         self.kl = self.stats[0]
         return self.z, self.zq
 
     def backward(self, ez, ezq):
-        _q.latent_backward_u8(self.h, self.hq, self._eps, ez, ezq, self.dh, self.dhq, self.hp, self.stats)
+        m = self.m
+        if m == U8:
+            _q.latent_backward_u8(self.h, self.hq, self._eps, ez, ezq, self.dh, self.dhq, self.hp,
+                                  self.stats)
+        elif m == MIXED:
+            _q.latent_backward_mixed(self.h, self.hq, self._eps, ez, self.dh, self.hp, self.stats)
+        else:
+            _q.latent_backward_f32(self.h, self._eps, ez, self.dh, self.hp, self.stats)
         return self.dh, self.dhq
 
     def mean(self, h, hq, mu):
+        if hq is None:
+            for i in range(self.L):
+                mu[i] = h[i]
+            return mu
         s, z = hq[0], int(hq[1])
         for i in range(self.L):
             mu[i] = s * (h[i] - z)
@@ -95,6 +138,10 @@ class GaussianLatent:
 
     def set(self, zf):
         """Quantize float latents zf into self.z with the tracked zq."""
+        if self.zq is None:
+            for i in range(self.L):
+                self.z[i] = zf[i]
+            return self.z, None
         s, zp = self.zq[0], int(self.zq[1])
         for i in range(self.L):
             q = int(zf[i] / s + 0.5 if zf[i] >= 0 else zf[i] / s - 0.5) + zp
@@ -102,9 +149,11 @@ class GaussianLatent:
         return self.z, self.zq
 
     def qparams(self):
-        return [self.zq, self.dhq]
+        return [r for r in (self.zq, self.dhq) if r is not None]
 
     def state_dict(self, prefix):
+        if self.zq is None:
+            return {prefix + "rng": self.rng}
         return {prefix + "zq": self.zq, prefix + "rng": self.rng}
 
 
@@ -112,13 +161,24 @@ class SoftmaxOutput:
     """Classifier logits (uint8) -> cross-entropy loss, prediction, error."""
 
     def __init__(self, classes, opt):
-        self.e = bytearray(classes)
-        self.eq = qparams(-1.0, 1.0, opt.alpha_e)
+        self.m = opt.m
+        if self.m == U8:
+            self.e = bytearray(classes)
+            self.eq = qparams(-1.0, 1.0, opt.alpha_e)
+        else:
+            self.e = zeros("f", classes)
+            self.eq = None
         self.stats = array.array("f", [0.0] * 3)
         self.classes = classes
 
     def loss(self, lg, lq, label):
-        pred = _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
+        m = self.m
+        if m == U8:
+            pred = _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
+        elif m == MIXED:
+            pred = _q.softmax_ce_mixed(lg, lq, label, self.e, self.stats)
+        else:
+            pred = _q.softmax_ce_f32(lg, label, self.e, self.stats)
         return self.e, self.eq, self.stats[0], pred
 
     def predict(self, lg, lq):
@@ -129,4 +189,4 @@ class SoftmaxOutput:
         return best
 
     def qparams(self):
-        return [self.eq]
+        return [] if self.eq is None else [self.eq]

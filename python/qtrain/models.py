@@ -1,7 +1,8 @@
 """Models: the VAE (MLP or the paper's ConvVAE) and the classifier head.
 
     from qtrain import models
-    vae = models.build_vae("mlp", models.Options(lr=0.003))
+    vae = models.build_vae("mlp", models.Options(lr=0.003))   # mode="uint8"
+    vae = models.build_vae("conv", models.Options(mode="mixed"))  # or "float32"
     rec, kl = vae.train_step(image)           # one unsupervised sample
     vae.encode(image, mu)                     # mu: array('f', latent)
     vae.decode(z, image_out)                  # z: array('f', latent)
@@ -13,7 +14,7 @@ import gc
 
 import _qtrain as _q
 
-from .layers import Conv2d, Dense, Options, Shared, qparams  # noqa: F401 (re-export)
+from .layers import F32, Conv2d, Dense, Options, Shared, dequantize, qparams, zeros  # noqa: F401 (re-export)
 from .losses import BernoulliOutput, GaussianLatent, SoftmaxOutput
 
 IMAGE = (1, 28, 28)
@@ -78,11 +79,20 @@ class VAE:
         self.opt = opt
         self.shared = shared
         self.xq = qparams(0.0, 1.0)  # pixels: real = q / 255
+        # float32 mode: the image as floats q / 255 (the BCE target stays uint8)
+        self.xf = zeros("f", N_PIXELS) if opt.m == F32 else None
         self.steps = 0
         self._records = encoder.qparams() + decoder.qparams() + self.latent.qparams() + self.output.qparams()
 
+    def input(self, x):
+        """The image as the first layer's input tensor: (uint8 x, xq), or
+        (float x/255, None) in float32 mode."""
+        if self.xf is None:
+            return x, self.xq
+        return dequantize(x, self.xq, self.xf), None
+
     def forward(self, x, sample=True):
-        h, hq = self.encoder.forward(x, self.xq)
+        h, hq = self.encoder.forward(*self.input(x))
         z, zq = self.latent.forward(h, hq, sample)
         return self.decoder.forward(z, zq)
 
@@ -111,7 +121,7 @@ class VAE:
 
     def encode(self, x, mu):
         """mu (array('f', latent)) <- the encoder's mean for image x."""
-        h, hq = self.encoder.forward(x, self.xq)
+        h, hq = self.encoder.forward(*self.input(x))
         self.latent.mean(h, hq, mu)
         return mu
 
@@ -128,24 +138,30 @@ class VAE:
         return image
 
     def state_dict(self):
-        d = {"kind": self.kind, "latent_dim": self.latent_dim, "steps": self.steps}
+        d = {"kind": self.kind, "latent_dim": self.latent_dim, "steps": self.steps,
+             "mode": self.opt.mode}
         d.update(self.encoder.state_dict("enc."))
         d.update(self.decoder.state_dict("dec."))
         d.update(self.latent.state_dict("lat."))
         return d
 
 
-def vae_bytes(kind="mlp", hidden=256, latent=10):
+def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8"):
     """Approximate bytes of buffers a VAE allocates (weights, activations,
-    errors, optimizer state), for checking before building one."""
+    errors, optimizer state, shared scratch), for checking before building one."""
     if kind == "mlp":
-        n = Dense.nbytes(N_PIXELS, hidden, first=True) + Dense.nbytes(hidden, 2 * latent)
-        n += Dense.nbytes(latent, hidden) + Dense.nbytes(hidden, N_PIXELS)
+        n = Dense.nbytes(N_PIXELS, hidden, first=True, mode=mode) + Dense.nbytes(hidden, 2 * latent, mode=mode)
+        n += Dense.nbytes(latent, hidden, mode=mode) + Dense.nbytes(hidden, N_PIXELS, mode=mode)
     else:
         w = 16 * 9 + 32 * 16 * 9 + 1568 * 2 * latent + latent * 1568 + 32 * 16 * 9 + 16 * 9
         act = 3136 + 1568 + 2 * latent + latent + 1568 + 3136 + 784
-        n = w + 2 * act + 4 * (1568 + 1568) + 8192
-    return n + 2 * N_PIXELS + 64 * latent
+        if mode == "uint8":
+            n = w + 2 * act + 4 * (1568 + 1568) + 8192
+        elif mode == "mixed":   # float errors, dequantized-weight buffer, 8-bit error copy
+            n = w + 5 * act + 4 * (1568 + 1568) + 8192 + 4 * 4608 + 3136
+        else:                   # float weights, activations, errors, gradient buffer
+            n = 4 * w + 8 * act + 4 * 4608 + 4 * N_PIXELS
+    return n + (2 if mode == "uint8" else 6) * N_PIXELS + 64 * latent + (2048 if mode != "float32" else 0)
 
 
 def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
@@ -154,8 +170,8 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     opt = opt or Options()
     if kind not in ("mlp", "conv"):
         raise ValueError("kind must be 'mlp' or 'conv', got %r" % (kind,))
-    need = vae_bytes(kind, hidden, latent)
-    _check_memory(need, "a %s VAE (hidden=%d, latent=%d)" % (kind, hidden, latent),
+    need = vae_bytes(kind, hidden, latent, opt.mode)
+    _check_memory(need, "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent),
                   "kind='mlp' with hidden=%d" % max(16, hidden // 2) if kind == "mlp" else "kind='mlp', hidden=64")
     if kind == "mlp":
         enc = Sequential([Dense(N_PIXELS, hidden, relu=True, opt=opt, first=True, seed=opt.seed),
@@ -171,18 +187,16 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     d2 = Dense(latent, 32 * 7 * 7, relu=True, opt=opt, seed=opt.seed + 3)
     t1 = Conv2d((32, 7, 7), 16, 3, 2, 1, 1, relu=True, transposed=True, opt=opt, seed=opt.seed + 4)
     t2 = Conv2d(t1.out_shape, 1, 3, 2, 1, 1, transposed=True, opt=opt, seed=opt.seed + 5)
-    convs = (c1, c2, t1, t2)
-    shared = Shared(max(c.scratch_len for c in convs))
-    for c in convs:
-        c.attach(shared)
+    shared = Shared.for_layers((c1, c2, t1, t2))
     return VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, shared)
 
 
 class Head:
-    """Classifier on the frozen encoder's mu: Dense(L->hidden, ReLU) -> Dense(hidden->classes)."""
+    """Classifier on the frozen encoder's mu: Dense(L->hidden, ReLU) -> Dense(hidden->classes).
+    It runs in the VAE's mode (its input is the encoder's output tensor)."""
 
     def __init__(self, vae, hidden=32, classes=10, opt=None):
-        opt = opt or Options()
+        opt = (opt or Options()).replace(mode=vae.opt.mode)
         self.vae = vae
         self.classes = classes
         L = vae.latent_dim
@@ -192,7 +206,7 @@ class Head:
         self._records = self.net.qparams() + self.output.qparams()
 
     def _features(self, x):
-        h, hq = self.vae.encoder.forward(x, self.vae.xq)
+        h, hq = self.vae.encoder.forward(*self.vae.input(x))
         return self.vae.latent.mu_view(h, hq)
 
     def train_step(self, x, label):
