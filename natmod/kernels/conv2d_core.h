@@ -103,14 +103,20 @@ static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *
     if (acc > *amax) {
         *amax = acc;
     }
-    int64_t p = (int64_t)acc * f->mult + f->rnd;
+    // (acc * mult + rnd) >> shift; with shift >= 32 only the high word is
+    // needed (SMULL/SMLAL + ASR on the M4).
+    const int64_t p = (int64_t)acc * (int64_t)f->mult + f->rnd;
+    const int32_t hi = (int32_t)((uint64_t)p >> 32);
     int32_t r;
     if (f->shift >= 32) {
-        r = (int32_t)(p >> 32) >> (f->shift - 32);
+        r = hi >> (f->shift - 32);
     } else {
-        r = (int32_t)(p >> f->shift);
+        r = (int32_t)(((uint32_t)p >> f->shift) | ((uint32_t)hi << (32 - f->shift)));
     }
-    return qt_clamp_u8(r + f->zero, f->lo);
+    // With a fused ReLU acc >= 0, so r >= 0 and the clamp at lo = zero is the
+    // clamp at 0: one saturation to 0..255 covers both cases.
+    r += f->zero;
+    return (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
 }
 
 // acc + bias (already in accumulator steps), saturated to +-(2^31 - 1) like

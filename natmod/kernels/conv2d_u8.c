@@ -107,6 +107,21 @@ static inline void dot2_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *
     *r1 = acc1;
 }
 
+// (A four-row version spilled registers under GCC and was no faster.)
+#define QT_CONV_GROUP 2
+
+// Up to QT_CONV_GROUP rows (stride st) of n values against b; returns how
+// many rows it did (2, or 1 at the end).
+static inline int32_t dot_rows_u8(const uint8_t *a, int32_t st, int32_t rows, const uint8_t *b,
+    int32_t n, uint32_t *d) {
+    if (rows >= 2) {
+        dot2_u8(a, a + st, b, n, &d[0], &d[1]);
+        return 2;
+    }
+    d[0] = dot_u8(a, b, n);
+    return 1;
+}
+
 static inline uint32_t sum_u8(const uint8_t *a, int32_t n) {
     uint32_t s = 0;
     int32_t i = 0;
@@ -238,21 +253,18 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             const uint32_t psum = sum_u8(patch, L);
             const uint32_t c0 = cn - zw * psum;
             const uint8_t *wr = rows;
-            for (int32_t o = 0; o < O; o += 2, wr += 2 * rstride) {
-                uint32_t d[2];
-                const int32_t two = o + 1 < O;
-                if (two) {
-                    dot2_u8(wr, wr + rstride, patch, L, &d[0], &d[1]);
-                } else {
-                    d[0] = dot_u8(wr, patch, L);
-                }
-                for (int32_t h = 0; h <= two; h++) {
+            for (int32_t o = 0; o < O;) {
+                uint32_t d[QT_CONV_GROUP];
+                const int32_t cnt = dot_rows_u8(wr, rstride, O - o, patch, L, d);
+                for (int32_t h = 0; h < cnt; h++) {
                     int32_t acc = (int32_t)(d[h] - zx * (uint32_t)wsum[o + h] + c0);
                     if (b) {
                         acc = qt_conv_sat_add(acc, bacc[o + h]);
                     }
                     small[(o + h) * OHW + pix] = qt_conv_fin(acc, &fin, &amin, &amax);
                 }
+                o += cnt;
+                wr += cnt * rstride;
             }
         }
     }
@@ -358,21 +370,18 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const int32_t *ws = wsum + ph * C;
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
             uint8_t *out = big + by * W + bx;
-            for (int32_t c = 0; c < C; c += 2, wr += 2 * L) {
-                uint32_t d[2];
-                const int32_t two = c + 1 < C;
-                if (two) {
-                    dot2_u8(wr, wr + L, patch, L, &d[0], &d[1]);
-                } else {
-                    d[0] = dot_u8(wr, patch, L);
-                }
-                for (int32_t h = 0; h <= two; h++, out += HW) {
+            for (int32_t c = 0; c < C;) {
+                uint32_t d[QT_CONV_GROUP];
+                const int32_t cnt = dot_rows_u8(wr, L, C - c, patch, L, d);
+                for (int32_t h = 0; h < cnt; h++, out += HW) {
                     int32_t acc = (int32_t)(d[h] - zs * (uint32_t)ws[c + h] + c0);
                     if (b) {
                         acc = qt_conv_sat_add(acc, bacc[c + h]);
                     }
                     *out = qt_conv_fin(acc, &fin, &amin, &amax);
                 }
+                c += cnt;
+                wr += cnt * L;
             }
             if (++fx == sw) {
                 fx = 0;
@@ -440,18 +449,15 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
     int32_t *out, int accumulate) {
     const uint32_t zs = (uint32_t)zero_s, zb = (uint32_t)zero_b;
     const uint32_t c0 = (uint32_t)n * zs * zb - zb * (uint32_t)small_sum;
-    for (int32_t r = 0; r < nrows; r += 2, cols += 2 * n) {
-        uint32_t d[2];
-        const int32_t two = r + 1 < nrows;
-        if (two) {
-            dot2_u8(cols, cols + n, small_ch, n, &d[0], &d[1]);
-        } else {
-            d[0] = dot_u8(cols, small_ch, n);
-        }
-        for (int32_t h = 0; h <= two; h++) {
+    for (int32_t r = 0; r < nrows;) {
+        uint32_t d[QT_CONV_GROUP];
+        const int32_t cnt = dot_rows_u8(cols, n, nrows - r, small_ch, n, d);
+        for (int32_t h = 0; h < cnt; h++) {
             int32_t v = (int32_t)(d[h] - zs * (uint32_t)colsum[r + h] + c0);
             out[r + h] = (accumulate ? out[r + h] : 0) + v;
         }
+        r += cnt;
+        cols += cnt * n;
     }
 }
 
