@@ -246,6 +246,31 @@ def test_bce_golden_vs_float64():
     print("bce loss worst relative error vs float64: %.2e" % worst)
 
 
+def test_bce_u8_logits_golden_vs_float64():
+    """uint8 logits: the linear part is an exact integer sum, scaled once
+    (one conversion, s/255 and a product: <= 3u of it); the log1p terms are
+    summed in float (<= 2.5 ulp each, n u per partial sum)."""
+    rng = np.random.default_rng(13)
+    for k in range(40):
+        n = int(rng.choice([1, 10, 784]))
+        qp = GQ.new_qp(-float(rng.uniform(1, 30)), float(rng.uniform(1, 30)))
+        s, z = qp[GQ.SCALE], int(qp[GQ.ZERO])
+        q = rng.integers(0, 256, n).astype(np.uint8)
+        t = rng.integers(0, 256, n).astype(np.uint8)
+        err, st = GL.bce_sigmoid_q(q, s, z, t)
+        l = GL.dequant(q, s, z)
+        loss64, g64 = GL.bce_ref(l, t)
+        l64 = l.astype(np.float64)
+        lin = np.sum(np.maximum(l64, 0) - l64 * t / 255.0)
+        lp = np.log1p(np.exp(-np.abs(l64)))
+        bound = U * (3 * abs(lin) + 7 * np.sum(lp) + n * np.sum(lp) + 2 * abs(loss64))
+        assert abs(float(st[0]) - loss64) <= bound, (k, st[0], loss64, bound)
+        assert np.max(np.abs(err - g64)) <= 8 * U
+        # same error tensor as the float path on the dequantized logits
+        e2, _ = GL.bce_sigmoid(l, t)
+        assert np.array_equal(err, e2)
+
+
 def test_softmax_ce_golden_vs_float64():
     rng = np.random.default_rng(4)
     for k in range(200):

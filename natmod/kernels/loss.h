@@ -12,15 +12,19 @@
 #include <stdint.h>
 #include "loss_io.h"
 
-// Reconstruction head on n logits l against a uint8 image (t = pixel / 255):
+// Reconstruction head on n logits l against a uint8 image (t = pixel / 255,
+// computed as pixel * (1/255)):
 //   loss = sum_i softplus(l_i) - t_i l_i       (= BCE(sigmoid(l), t))
 //   err_i = sigmoid(l_i) - t_i                 in (-1, 1)
 // softplus(l) = max(l, 0) + log1p(exp(-|l|)) has no overflow for any l.
+// For uint8 logits the linear part max(l, 0) - l t is summed exactly in
+// integers and scaled once: loss = sum_i log1p(exp(-|l_i|))
+// + (float)(sum_i 255 max(q_i - z, 0) - (q_i - z) pixel_i) * (s / 255).
 // lut: NULL, or QT_BCE_LUT_LEN floats of scratch for uint8 logits: the exp
 // and log of each of the 256 possible logit values are then computed once per
-// call instead of once per pixel (5.7 M -> ~1.5 M instructions for 784 pixels
-// on Cortex-M0, whose floats are soft).  The results are the same bits either
-// way: only the work is shared.
+// call instead of once per pixel (on Cortex-M0, whose floats are soft, this
+// is most of the cost).  The results are the same bits either way: only the
+// work is shared.
 #define QT_BCE_LUT_LEN (512)
 void qt_bce_sigmoid(const qt_lin_t *logit, const uint8_t *target, size_t n,
     const qt_lout_t *err, float stats[3], float *lut);

@@ -180,22 +180,45 @@ def _put(v, qp):
 
 # ---- heads ---------------------------------------------------------------------
 
-def bce_sigmoid(logit, target, eqp=None):
-    """qt_bce_sigmoid on float32 logits (dequantize uint8 ones first) and a
-    uint8 target.  Returns (err, stats): err float32, or uint8 if eqp (a
-    qparams record, updated in place like the C code) is given;
-    stats = [loss, min err, max err] (float32)."""
-    l = _a32(logit)
-    t = np.asarray(target, np.uint8).astype(np.float32) / F(255.0)
+INV255 = F(F(1.0) / F(255.0))
+
+
+def _bce_point(l):
+    """sigmoid(l) and log1p(exp(-|l|)) as qt_bce_point."""
     with np.errstate(all="ignore"):
         e = expf(-np.abs(l))
         d = F(1) + e
-        sig = np.where(l >= F(0), F(1) / d, e / d)
+        return np.where(l >= F(0), F(1) / d, e / d), log1pf(e)
+
+
+def bce_sigmoid(logit, target, eqp=None):
+    """qt_bce_sigmoid on float32 logits and a uint8 target.  Returns (err,
+    stats): err float32, or uint8 if eqp (a qparams record, updated in place
+    like the C code) is given; stats = [loss, min err, max err] (float32)."""
+    l = _a32(logit)
+    t = np.asarray(target, np.uint8).astype(np.float32) * INV255
+    with np.errstate(all="ignore"):
+        sig, lp = _bce_point(l)
         pos = np.where(l > F(0), l, F(0))
-        terms = (pos - l * t) + log1pf(e)
+        terms = (pos - l * t) + lp
         err = (sig - t).astype(np.float32)
     out, lo, hi = _put(err, eqp)
     return out, np.array([fsum(terms), lo, hi], np.float32)
+
+
+def bce_sigmoid_q(q, s, z, target, eqp=None):
+    """qt_bce_sigmoid on uint8 logits q with scale s, zero point z: the linear
+    part of the loss is an exact integer sum scaled once (loss_bce.c)."""
+    d = np.asarray(q, np.int64) - int(z)
+    tq = np.asarray(target, np.uint8).astype(np.int64)
+    lin = int(np.sum(255 * np.maximum(d, 0) - d * tq))
+    l = d.astype(np.float32) * F(s)
+    with np.errstate(all="ignore"):
+        sig, lp = _bce_point(l)
+        err = (sig - tq.astype(np.float32) * INV255).astype(np.float32)
+    out, lo, hi = _put(err, eqp)
+    loss = F(fsum(lp) + F(F(lin) * F(F(s) / F(255.0))))
+    return out, np.array([loss, lo, hi], np.float32)
 
 
 def softmax_ce(logit, label, eqp=None):
