@@ -172,7 +172,7 @@ def _result(out, phase):
 def _demo_args(p):
     p.add_argument("--out", default="out/demo")
     p.add_argument("--model", default="conv", choices=["conv", "mlp"])
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--head-epochs", type=int, default=25)
     p.add_argument("--limit", type=int, default=0, help="train on the first N samples only")
 

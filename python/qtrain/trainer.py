@@ -24,7 +24,7 @@ VAE_DEFAULTS = {
     "latent": 10,
     "epochs": 1,
     "limit": 0,                # use only the first N samples (0 = all)
-    "lr": 0.001,
+    "lr": 0.0005,              # batch 1: half the paper's 0.001 (batch 100); 0.001 diverges after ~3 epochs
     "alpha_norm": 0.15,
     "per_row": False,
     "rounding": "stochastic",
