@@ -16,6 +16,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/conv_transpose2d.h"
 #include "kernels/update.h"
+#include "kernels/select.h"
 
 static const char *geom_item_name(size_t i) {
     switch (i) {
@@ -455,17 +456,14 @@ static void arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_up
     u->alpha_norm = qt_check_f32(hp[1], "hp[1] (alpha_norm)", 0.0f, 1.0f, true, false);
     *tau = qt_check_f32(hp[2], "hp[2] (tau)", 0.0f, 1.0f, false, true);
     int32_t flags = (int32_t)qt_arg_int(flags_in, "flags", 0, 7);
-    u->rounding = flags & QT_UPD_ROUND_MASK;
-    if (u->rounding > QT_ROUND_STOCHASTIC) {
-        qt_raise_value("flags: rounding (bits 0-1) must be 0 nearest, 1 floor or 2 stochastic, got 3");
-    }
+    u->rounding = flags & QT_UPD_ROUND_MASK;   // nearest, floor, stochastic, stochastic per filter
     u->per_row = (flags & QT_UPD_PER_ROW) != 0;
     if (!u->per_row) {
         qt_raise_value("flags: the batch-1 conv update standardizes per filter (flag 4); for per-tensor use "
             "conv*_grad_u8 + update_rows_u8");
     }
     u->rng = qt_arg_u32(rng_in, "rng", 1, QT_RW);
-    if (u->rounding == QT_ROUND_STOCHASTIC && u->rng[0] == 0) {
+    if (u->rounding >= QT_ROUND_STOCHASTIC && u->rng[0] == 0) {
         qt_raise_value("rng: the PRNG state must not be 0 (seed it)");
     }
 }
@@ -532,6 +530,38 @@ static mp_obj_t qt_conv_transpose2d_update_u8_fn(size_t n_args, const mp_obj_t *
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_update_u8_obj, 16, 16,
     qt_conv_transpose2d_update_u8_fn);
 
+// conv_select_u8(e, eq, hp, state, sel, scratch) -> k
+//   DSGU for a conv layer (METHOD 5): e the CHW error the layer receives,
+//   ch = len(sel) channels; score of channel c = sum |e - z_e| over its map;
+//   ebar = mean |e - z_e| * s_e over the whole tensor; k from hp =
+//   array('f', [lmin, lmax]) and state = array('f', 1) (running max of ebar,
+//   0 initially); sel int32[ch] receives the k chosen channels (ascending),
+//   scratch uint32[2*ch].  O(ch) selection (select.h).
+static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
+    size_t n, ch;
+    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &n, QT_RO);
+    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
+    const float *hp = qt_arg_f32(a[2], "hp", 2, QT_RO);
+    float lmin = qt_check_f32(hp[0], "hp[0] (lmin)", 0.0f, 1.0f, true, false);
+    qt_check_f32(hp[1], "hp[1] (lmax)", lmin, 1.0f, false, false);
+    float *st = qt_arg_f32(a[3], "state", 1, QT_RW);
+    int32_t *sel = qt_arg_buf_len(a[4], "sel", QT_TC_I32, 1, &ch, QT_RW);
+    if (n % ch || n / ch > 32767) {
+        qt_raise_value("e: expected a multiple of len(sel) = %z items (at most 32767 per channel), got %z", ch, n);
+    }
+    uint32_t *scratch = qt_arg_u32(a[5], "scratch", 2 * ch, QT_RW);
+    conv_channel_scores_u8(e, (int32_t)ch, (int32_t)(n / ch), qp_zero(eq), scratch);
+    uint64_t sum = 0;
+    for (size_t c = 0; c < ch; c++) {
+        sum += scratch[c];
+    }
+    float ebar = (float)sum / (float)n * eq[QT_QP_SCALE];
+    int32_t k = dsgu_k(ebar, st, hp[0], hp[1], (int32_t)ch);
+    select_topk_u32(scratch, (int32_t)ch, k, sel, scratch + ch);
+    return mp_obj_new_int(k);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_select_u8_obj, 6, 6, qt_conv_select_u8_fn);
+
 // conv_scores_u8(e, eq, scores): DSGU score of every channel of a CHW error,
 // sum |e - z_e| over its map; scores array('I') of ch items (ch = len(scores)),
 // the input of select_topk.
@@ -566,5 +596,6 @@ void qt_bind_conv(void) {
     mp_store_global(MP_QSTR_conv_transpose2d_grad_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_grad_u8_obj));
     mp_store_global(MP_QSTR_conv2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv2d_update_u8_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_update_u8_obj));
+    mp_store_global(MP_QSTR_conv_select_u8, MP_OBJ_FROM_PTR(&qt_conv_select_u8_obj));
     mp_store_global(MP_QSTR_conv_scores_u8, MP_OBJ_FROM_PTR(&qt_conv_scores_u8_obj));
 }

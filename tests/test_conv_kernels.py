@@ -382,7 +382,7 @@ def test_conv_update_u8_bit_exact(run):
         if c["sel"] is not None:
             c["k"] = max(1, c["k"])
             c["sel"] = np.sort(c["sel"][:c["k"]]).astype(np.int32)
-        flags = 4 | int(rng.integers(0, 3))
+        flags = 4 | int(rng.integers(0, 4))
         hp = np.array([rng.choice([0.001, 0.01, 0.1]), rng.choice([1.0, 0.85, 0.3]),
                        rng.choice([0.0, 0.05, 0.5])], np.float32)
         state = np.zeros(5 + 2 * co, np.float32)
@@ -416,3 +416,51 @@ def test_conv_update_u8_bit_exact(run):
             assert got[3] == np.asarray(b, np.int32).tobytes(), what + ": b"
         assert got[4] == np.asarray(st, np.float32).tobytes(), what + ": state"
         assert got[5] == np.array([rng2], np.uint32).tobytes(), what + ": rng"
+
+
+SEL_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    e, eq, hp, st, fl = rdn(f, 5)
+    ch = fl[0]
+    sel = zeros('i', ch)
+    scr = zeros('I', 2 * ch)
+    k = Q.conv_select_u8(e, eq, hp, st, sel, scr)
+    print('S', i, end='')
+    phx(bytearray([k & 255, k >> 8]))
+    phx(sel, 'i')
+    phx(st, 'f')
+    print()
+print('done')
+"""
+
+
+def test_conv_select_u8_bit_exact(run):
+    """DSGU channel selection: k from lmin/lmax and the running max, top-k by
+    sum |e - z_e| per channel (ties to the lower index)."""
+    rng = np.random.default_rng(11)
+    cases = []
+    data = bytearray()
+    for i in range(40):
+        ch = int(rng.choice([1, 2, 3, 16, 32, 50]))
+        hw = int(rng.choice([1, 4, 49, 196]))
+        e = rng.integers(0, 256, (ch, hw), dtype=np.uint8)
+        if i % 5 == 0:
+            e[:] = rng.integers(120, 136, (ch, hw))     # many ties
+        eq = rand_qp(rng)
+        lmin = float(rng.choice([0.1, 0.5, 1.0]))
+        hp = np.array([lmin, max(lmin, float(rng.choice([0.5, 1.0])))], np.float32)
+        st = np.array([rng.choice([0.0, 0.001, 100.0])], np.float32)
+        cases.append((e, eq, hp, st))
+        data += pack(e.ravel(), eq, hp, st, np.array([ch], np.int32))
+    data = pack(np.array([len(cases)], np.int32)) + bytes(data)
+    out = run(SEL_SCRIPT, files={"cases.bin": data})
+    res = parse(out, "S")
+    assert len(res) == len(cases)
+    for i, (e, eq, hp, st) in enumerate(cases):
+        k, sel, emax = G.select_u8_qp(e, eq, hp[0], hp[1], st[0])
+        got_k = res[i][0][0] | (res[i][0][1] << 8)
+        assert got_k == k, "case %d: k %d vs %d" % (i, got_k, k)
+        assert np.frombuffer(res[i][1], np.int32)[:k].tolist() == list(sel), "case %d: sel" % i
+        assert np.frombuffer(res[i][2], np.float32)[0] == np.float32(emax), "case %d: state" % i

@@ -410,3 +410,14 @@ def update_u8_qp(transposed, e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, s
         w2 = w2.reshape(w.shape)
     w3, wq2, remapped = D.weights_qp_update(np.ascontiguousarray(w2).ravel(), wq, new_range, F(hp[2]))
     return w3.reshape(w.shape), wq2, b2, st, rng2, remapped
+
+
+def select_u8_qp(e, eq, lmin, lmax, ebar_max):
+    """conv_select_u8 -> (k, sel (ascending), new ebar_max): per-channel
+    scores sum |e - z_e|, ebar over the whole tensor, k and top-k as Dense."""
+    from . import dense as D
+    d = np.abs(np.asarray(e, np.int64) - int(eq[Q.ZERO]))
+    score = d.reshape(d.shape[0], -1).sum(axis=1)
+    ebar = F(F(F(int(score.sum())) / F(d.size)) * F(eq[Q.SCALE]))
+    k, emax = D.dsgu_k(ebar, ebar_max, F(lmin), F(lmax), len(score))
+    return k, D.select_topk(score, k), emax
