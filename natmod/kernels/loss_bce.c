@@ -20,6 +20,26 @@ static inline float qt_bce_point(float l, float *lp) {
     return l >= 0.0f ? 1.0f / d : e / d;
 }
 
+// Fill the LUT entry of logit value q, and that of its mirror 2z - q (the
+// logit -l) if it exists: exp(-|l|) and log1p(exp(-|l|)) are the same for
+// both, so the pair costs one exp and one log.  The mirror's sigmoid comes
+// from the other branch of qt_bce_point with the same e and d, so it has
+// the bits a direct computation would give.
+static void qt_bce_lut_fill(float *lut, int32_t q, int32_t z, float s) {
+    float l = (float)(q - z) * s;
+    float e = qt_expf(-(l >= 0.0f ? l : -l));
+    float d = 1.0f + e;
+    float lp = qt_log1pf(e);
+    lut[q] = l >= 0.0f ? 1.0f / d : e / d;
+    lut[256 + q] = lp;
+    int32_t m = 2 * z - q;
+    if (m >= 0 && m <= 255 && m != q && qt_f2u(lut[m]) == QT_LUT_EMPTY) {
+        float lm = (float)(m - z) * s;        // == -l exactly
+        lut[m] = lm >= 0.0f ? 1.0f / d : e / d;
+        lut[256 + m] = lp;
+    }
+}
+
 // uint8 logits l = s (q - z): the linear part of each term,
 // max(l, 0) - l t = (s / 255) (255 max(q - z, 0) - (q - z) pixel), is summed
 // exactly in integers and scaled once at the end, so per pixel only the
@@ -42,7 +62,7 @@ static float qt_bce_u8(const qt_lin_t *logit, const uint8_t *target, size_t n, q
             sig = qt_bce_point((float)d * s, &lp);
         } else {
             if (qt_f2u(lut[q]) == QT_LUT_EMPTY) {
-                lut[q] = qt_bce_point((float)d * s, &lut[256 + q]);
+                qt_bce_lut_fill(lut, q, z, s);
             }
             sig = lut[q];
             lp = lut[256 + q];
