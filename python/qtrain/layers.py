@@ -33,6 +33,7 @@ gradient of a conv layer sees the error at 8 bits (as in 'uint8').  See
 docs/BENCHMARKS.md for what that costs.
 """
 import array
+import gc
 
 import _qtrain as _q
 
@@ -54,9 +55,14 @@ def qparams(lo, hi, alpha=0.0):
 
 
 def zeros(typecode, n):
-    """array(typecode) of n zeros without a temporary list of n objects."""
-    size = 1 if typecode in "bB" else (2 if typecode in "hH" else 4)
-    return array.array(typecode, bytearray(size * n))
+    """array(typecode) of n zeros, allocated once at its final size (no
+    temporary list or bytes of the same size: that would need twice the
+    contiguous heap on a board)."""
+    a = array.array(typecode, range(n))   # range has a length: one exact allocation
+    z = 0.0 if typecode in "fd" else 0
+    for i in range(n):
+        a[i] = z
+    return a
 
 
 class Options:
@@ -221,7 +227,7 @@ class Dense:
     BIAS_SCALE = 1.0 / 65536
 
     @staticmethod
-    def nbytes(n_in, n_out, first=False, mode="uint8"):
+    def nbytes(n_in, n_out, first=False, mode="uint8", dsgu=False):
         """Bytes of buffers a Dense layer allocates (excluding object headers)."""
         if mode == "float32":
             n = 4 * (n_in * n_out + n_out + n_out)    # w, b, y
@@ -231,7 +237,7 @@ class Dense:
             n += 4 * ((n_in + 3) & ~3)                 # xs (and acc)
             if not first:
                 n += n_in if mode == "uint8" else 4 * n_in  # ep
-        n += 4 * (5 + 2 * n_out) + 4 * n_out + 8 * n_out  # update state, sel, scores
+        n += 4 * (5 + 2 * n_out) + (12 * n_out if dsgu else 0)  # update state, sel, scores
         return n + 6 * 4 * QP_LEN
 
     def __init__(self, n_in, n_out, relu=False, opt=None, first=False, init_range=None, seed=None):
@@ -272,8 +278,9 @@ class Dense:
         self.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
         self.flags = opt.flags()
         self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-        self.sel = zeros("i", n_out)
-        self.scores = zeros("I", 2 * n_out)
+        ds = 0 if opt.dsgu is None else n_out   # DSGU buffers only when DSGU is on
+        self.sel = zeros("i", ds)
+        self.scores = zeros("I", 2 * ds)
         self.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
         self.dsgu_state = array.array("f", [0.0])
         self.k = n_out       # rows updated in the last backward (DSGU)
@@ -359,6 +366,7 @@ class Shared:
         for c in layers:
             for i, v in enumerate(c.shared_needs()):
                 need[i] = max(need[i], v)
+        gc.collect()   # build-time temporaries (weight init) out of the way first
         sh = Shared(*need)
         for c in layers:
             c.attach(sh)
@@ -377,6 +385,30 @@ class Conv2d:
     are strided in its layout; its bias as a separate tensor)."""
 
     kind = "conv2d"
+
+    @staticmethod
+    def nbytes(in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, transposed=False, first=False,
+               mode="uint8", dsgu=False):
+        """(own bytes, (scratch bytes, floats, error bytes) needed in a Shared)
+        of a conv layer, before building it (excluding object headers)."""
+        c, h, w = in_shape
+        geom = (c, h, w, out_ch, k, k, stride, stride, pad, pad) + ((out_pad, out_pad) if transposed else ())
+        p = "conv_transpose2d" if transposed else "conv2d"
+        oc, oh, ow = getattr(_q, p + "_out_shape")(geom)
+        n_in, n_out, n_w = c * h * w, oc * oh * ow, c * out_ch * k * k
+        sz = 4 if mode == "float32" else 1
+        n = sz * (n_w + n_out) + 4 * out_ch + 4 * (5 + 2 * max(c, out_ch)) + (12 * out_ch if dsgu else 0)
+        if not first:
+            n += n_in * (1 if mode == "uint8" else 4)
+        scr = 0 if mode == "float32" else getattr(_q, p + "_scratch_len")(geom)
+        if mode == "uint8":
+            sh = (scr, 0, 0)
+        elif mode == "mixed":
+            sh = (scr, 0 if first else max(n_w, n_in), n_out)
+        else:
+            sh = (0, n_w, n_out if dsgu else 0)
+            n += 4 * out_ch
+        return n + 4 * 4 * QP_LEN, sh
 
     def __init__(self, in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, relu=False,
                  transposed=False, opt=None, first=False, shared=None, seed=None):
@@ -432,9 +464,10 @@ class Conv2d:
         self.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
         self.bflags = self.flags & 3
         self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-        self.sel = zeros("i", out_ch)
-        self.scores = zeros("I", out_ch)
-        self.sel_scratch = zeros("I", out_ch)
+        ds = 0 if opt.dsgu is None else out_ch
+        self.sel = zeros("i", ds)
+        self.scores = zeros("I", ds)
+        self.sel_scratch = zeros("I", ds)
         self.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
         self.dsgu_state = array.array("f", [0.0])
         self.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy

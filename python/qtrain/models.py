@@ -146,22 +146,28 @@ class VAE:
         return d
 
 
-def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8"):
-    """Approximate bytes of buffers a VAE allocates (weights, activations,
-    errors, optimizer state, shared scratch), for checking before building one."""
+def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False):
+    """Bytes of buffers a VAE allocates (weights, activations, errors,
+    optimizer state, shared scratch, heads), for checking before building
+    one; object headers not counted."""
     if kind == "mlp":
-        n = Dense.nbytes(N_PIXELS, hidden, first=True, mode=mode) + Dense.nbytes(hidden, 2 * latent, mode=mode)
-        n += Dense.nbytes(latent, hidden, mode=mode) + Dense.nbytes(hidden, N_PIXELS, mode=mode)
+        n = Dense.nbytes(N_PIXELS, hidden, first=True, mode=mode, dsgu=dsgu)
+        n += Dense.nbytes(hidden, 2 * latent, mode=mode, dsgu=dsgu)
+        n += Dense.nbytes(latent, hidden, mode=mode, dsgu=dsgu)
+        n += Dense.nbytes(hidden, N_PIXELS, mode=mode, dsgu=dsgu)
     else:
-        w = 16 * 9 + 32 * 16 * 9 + 1568 * 2 * latent + latent * 1568 + 32 * 16 * 9 + 16 * 9
-        act = 3136 + 1568 + 2 * latent + latent + 1568 + 3136 + 784
-        if mode == "uint8":
-            n = w + 2 * act + 4 * (1568 + 1568) + 8192
-        elif mode == "mixed":   # float errors, dequantized-weight buffer, 8-bit error copy
-            n = w + 5 * act + 4 * (1568 + 1568) + 8192 + 4 * 4608 + 3136
-        else:                   # float weights, activations, errors, gradient buffer
-            n = 4 * w + 8 * act + 4 * 4608 + 4 * N_PIXELS
-    return n + (2 if mode == "uint8" else 6) * N_PIXELS + 64 * latent + (2048 if mode != "float32" else 0)
+        n = Dense.nbytes(32 * 7 * 7, 2 * latent, mode=mode, dsgu=dsgu)
+        n += Dense.nbytes(latent, 32 * 7 * 7, mode=mode, dsgu=dsgu)
+        sh = [0, 0, 0]
+        for args in (((1, 28, 28), 16, 3, 2, 1, 0, False, True), ((16, 14, 14), 32, 3, 2, 1, 0, False, False),
+                     ((32, 7, 7), 16, 3, 2, 1, 1, True, False), ((16, 14, 14), 1, 3, 2, 1, 1, True, False)):
+            b, s = Conv2d.nbytes(*args, mode=mode, dsgu=dsgu)
+            n += b
+            sh = [max(u, v) for u, v in zip(sh, s)]
+        n += sh[0] + 4 * sh[1] + sh[2]
+    # heads: BCE error (+ lut), latent, the float image in float32 mode
+    n += N_PIXELS * (1 if mode == "uint8" else 4) + (2048 if mode != "float32" else 4 * N_PIXELS) + 256
+    return n + 64 * latent
 
 
 def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
@@ -170,7 +176,7 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     opt = opt or Options()
     if kind not in ("mlp", "conv"):
         raise ValueError("kind must be 'mlp' or 'conv', got %r" % (kind,))
-    need = vae_bytes(kind, hidden, latent, opt.mode)
+    need = vae_bytes(kind, hidden, latent, opt.mode, opt.dsgu is not None)
     _check_memory(need, "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent),
                   "kind='mlp' with hidden=%d" % max(16, hidden // 2) if kind == "mlp" else "kind='mlp', hidden=64")
     if kind == "mlp":

@@ -1,0 +1,16 @@
+# Benchmarks (included by the top-level Makefile):
+#   make bench         instruction counts (QEMU -icount) and heap of qtrain on
+#                      qemu-m0 and qemu-m4; prints the tables and rewrites the
+#                      generated block of docs/BENCHMARKS.md
+#   make bench-quick   one small layer on qemu-m4 (a smoke test, seconds)
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--boards qemu-m4 --modes uint8".
+
+BENCH_ARGS ?=
+
+.PHONY: bench bench-quick
+
+bench: venv unix firmware dist
+	$(PY) -m qtrain_host.bench --md docs/BENCHMARKS.md $(BENCH_ARGS)
+
+bench-quick: venv firmware dist
+	$(PY) -m qtrain_host.bench --quick
