@@ -377,3 +377,87 @@ def test_rng_normal_statistics():
     s1, a = GL.rng_normal(GL.rng_seed(9), 3)
     s2, b = GL.rng_normal(GL.rng_seed(9), 4)
     assert s1 == s2 and np.array_equal(a, b[:3])
+
+
+# ---- sanitizers: the plain C kernels on random and extreme input -------------------------
+
+SANITIZE_DRIVER = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include "quant.h"
+#include "mathf.h"
+#include "rng.h"
+#include "loss.h"
+#include "latent.h"
+
+static uint32_t g = 12345u;
+static uint32_t nx(void) { return qt_rng_next(&g); }
+static float rf(void) {
+    /* mostly ordinary values, sometimes any bit pattern (NaN, inf, subnormal) */
+    uint32_t k = nx() % 8;
+    if (k == 0) return qt_u2f(nx());
+    float v = (float)((int32_t)(nx() >> 8) - 0x800000) * (1.0f / 8388608.0f);
+    return k == 1 ? v * 1e30f : v * 20.0f;
+}
+static void rqp(float *qp) {
+    memset(qp, 0, QT_QP_LEN * sizeof(float));
+    qp[QT_QP_SCALE] = (nx() % 4 == 0) ? qt_u2f((nx() % 0x7f000000u) + 0x00800000u) : 0.05f;
+    qp[QT_QP_ZERO] = (float)(nx() % 256);
+    qp[QT_QP_ALPHA] = 0.1f;
+}
+int main(void) {
+    static uint8_t q[1024], t[1024], eq[1024];
+    static float f[1024], ef[1024], lut[QT_BCE_LUT_LEN], eps[64], st[3];
+    float xq[QT_QP_LEN], oq[QT_QP_LEN];
+    for (int it = 0; it < 3000; it++) {
+        size_t n = 1 + nx() % 1024;
+        for (size_t i = 0; i < n; i++) { q[i] = (uint8_t)nx(); t[i] = (uint8_t)nx(); f[i] = rf(); }
+        rqp(xq); rqp(oq);
+        qt_lin_t inq = { q, NULL, xq[QT_QP_SCALE], (int32_t)xq[QT_QP_ZERO] };
+        qt_lin_t inf = { NULL, f, 1.0f, 0 };
+        qt_lout_t outq = { eq, NULL, oq };
+        qt_lout_t outf = { NULL, ef, NULL };
+        qt_bce_sigmoid(&inq, t, n, (it & 1) ? &outq : &outf, st, (it & 2) ? lut : NULL);
+        qt_bce_sigmoid(&inf, t, n, (it & 1) ? &outq : &outf, st, NULL);
+        size_t c = 1 + nx() % 64;
+        qt_softmax_ce(&inq, c, (int32_t)(nx() % c), &outq, st);
+        qt_softmax_ce(&inf, c, (int32_t)(nx() % c), &outf, st);
+        size_t L = 1 + nx() % 32;
+        uint32_t s = nx();
+        for (size_t i = 0; i < L; i++) eps[i] = rf();
+        qt_latent_forward(&inq, L, (it & 4) ? &s : NULL, eps, &outq, st);
+        qt_latent_forward(&inf, L, &s, eps, &outf, st);
+        qt_lin_t dzq = { q + 100, NULL, 0.01f, 128 };
+        qt_latent_backward(&inq, L, eps, &dzq, rf() < 0 ? 0.0f : 1.0f, &outq, st);
+        qt_latent_backward(&inf, L, eps, &inf, 2.0f, &outf, st);
+        uint32_t s0 = 0;
+        qt_rng_normal(&s0, eps, L);
+        volatile float sink = qt_expf(rf()) + qt_logf(rf()) + qt_log1pf(rf()) + qt_sqrtf(rf()) + qt_sigmoidf(rf());
+        (void)sink;
+    }
+    printf("ok\n");
+    return 0;
+}
+"""
+
+
+def test_kernels_under_sanitizers(tmp_path):
+    """ASan + UBSan (incl. float-to-int overflow) over random and extreme
+    input (any float bit pattern, huge scales, NaN/inf logits)."""
+    if not CC:
+        pytest.skip("no host C compiler")
+    drv = tmp_path / "san.c"
+    drv.write_text(SANITIZE_DRIVER)
+    exe = tmp_path / "san"
+    srcs = [os.path.join(KERNELS, f) for f in ("mathf.c", "rng.c", "quant.c", "loss_bce.c", "loss_ce.c", "latent.c")]
+    cmd = [CC, "-O1", "-g", "-std=c99", "-ffp-contract=off", "-Wall", "-Wextra", "-Wshadow",
+           "-Wdouble-promotion", "-Werror", "-Wno-unused-parameter",
+           "-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
+           "-I" + KERNELS, str(drv)] + srcs + ["-o", str(exe)]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0 and "sanitize" in r.stdout and "unrecognized" in r.stdout:
+        pytest.skip("compiler without sanitizers")
+    assert r.returncode == 0, r.stdout
+    r = subprocess.run([str(exe)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stdout[-3000:]
