@@ -552,6 +552,56 @@ static mp_obj_t qt_update_rows_f32_fn(size_t n_args, const mp_obj_t *a) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_f32_obj, 7, 7, qt_update_rows_f32_fn);
 
+// dense_grad_acc_mixed(e, x, xq, g, gb, sel, k) -> None: float e, uint8 x;
+//   g float[m*n] += e_i s_x (x_j - z_x) (real units), gb float[m] (or None) += e.
+static mp_obj_t qt_dense_grad_acc_mixed_fn(size_t n_args, const mp_obj_t *a) {
+    float *e;
+    size_t m = f32_len(a[0], "e", &e, QT_RO), n, glen;
+    const uint8_t *x = qt_arg_buf_len(a[1], "x", QT_TC_U8, 1, &n, QT_RO);
+    const float *xq = qt_arg_qparams(a[2], "xq", QT_RO);
+    float *g = qt_arg_buf_len(a[3], "g", QT_TC_F32, 0, &glen, QT_RW);
+    dense_shape(n, "x", m, "e", glen, "g");
+    float *gb = qt_arg_buf_opt(a[4], "gb", QT_TC_F32, m, QT_RW);
+    int32_t k;
+    const int32_t *rows = arg_rows(a[5], a[6], m, &k);
+    dense_grad_acc_mixed(e, x, qp_zero(xq), xq[QT_QP_SCALE], g, gb, (int32_t)m, (int32_t)n, rows, k);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_grad_acc_mixed_obj, 7, 7, qt_dense_grad_acc_mixed_fn);
+
+// update_rows_mixed(g, w, wq, gb, b, bq, hp, flags, state, rng) -> int
+//   Batch update of uint8 w (int32 b) from float gradient buffers (real
+//   units): rows = (len(state) - 5)/2.  Zeroes g, gb.  Returns 1 if re-mapped.
+static mp_obj_t qt_update_rows_mixed_fn(size_t n_args, const mp_obj_t *a) {
+    size_t glen, slen;
+    float *state = qt_arg_buf_len(a[8], "state", QT_TC_F32, QT_STD_STATE_LEN(1), &slen, QT_RW);
+    if ((slen - QT_STD_STATE_HDR) % 2) {
+        qt_raise_value("state: expected 5 + 2*rows items, got %z", slen);
+    }
+    size_t rows = (slen - QT_STD_STATE_HDR) / 2;
+    float *g = qt_arg_buf_len(a[0], "g", QT_TC_F32, rows, &glen, QT_RW);
+    if (glen % rows) {
+        qt_raise_value("g: expected rows*len items with rows = %z (from state), got %z", rows, glen);
+    }
+    uint8_t *w = qt_arg_u8(a[1], "w", glen, QT_RW);
+    float *wq = qt_arg_qparams(a[2], "wq", QT_RW);
+    float *gb = qt_arg_buf_opt(a[3], "gb", QT_TC_F32, rows, QT_RW);
+    int32_t *b = qt_arg_buf_opt(a[4], "b", QT_TC_I32, rows, QT_RW);
+    float s_b = 1.0f;
+    if (b) {
+        s_b = qt_arg_qparams(a[5], "bq", QT_RO)[QT_QP_SCALE];
+    }
+    qt_update_t u;
+    float tau;
+    arg_update(a[6], a[7], a[9], &u, &tau);
+    u.s_w = wq[QT_QP_SCALE];
+    u.zw = qp_zero(wq);
+    int32_t r[2];
+    update_rows_mixed(w, g, b, gb, s_b, (int32_t)rows, (int32_t)(glen / rows), &u, state, r);
+    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, r, tau));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_mixed_obj, 10, 10, qt_update_rows_mixed_fn);
+
 void qt_bind_dense(void) {
     mp_store_global(MP_QSTR_qp_from_range, MP_OBJ_FROM_PTR(&qt_qp_from_range_obj));
     mp_store_global(MP_QSTR_qp_update, MP_OBJ_FROM_PTR(&qt_qp_update_obj));
@@ -573,4 +623,6 @@ void qt_bind_dense(void) {
     mp_store_global(MP_QSTR_dense_update_mixed, MP_OBJ_FROM_PTR(&qt_dense_update_mixed_obj));
     mp_store_global(MP_QSTR_dense_grad_acc_f32, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_f32_obj));
     mp_store_global(MP_QSTR_update_rows_f32, MP_OBJ_FROM_PTR(&qt_update_rows_f32_obj));
+    mp_store_global(MP_QSTR_dense_grad_acc_mixed, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_mixed_obj));
+    mp_store_global(MP_QSTR_update_rows_mixed, MP_OBJ_FROM_PTR(&qt_update_rows_mixed_obj));
 }

@@ -193,3 +193,73 @@ def test_dense_mixed_against_float(run):
         exp = np.clip(exp, lo, hi)
         step = max(float(wq[0]), float(wqn[0]))
         assert np.all(np.abs(after - exp) <= 1.01 * step + 2 ** -16 * 2 * step), "case %d w" % i
+
+
+BATCH_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    xs, xq, w, wq, fw, E, hp, fl = rdn(f, 8)
+    m = fl[0]; n = fl[1]; B = fl[2]; flags = fl[3]
+    g = array('f', [0.0] * (m * n)); gb = array('f', [0.0] * m)
+    fg = array('f', [0.0] * (m * n)); fgb = array('f', [0.0] * m)
+    fx = array('f', [0.0] * n); fb = array('f', [0.0] * m); b = array('i', [0] * m)
+    for s in range(B):
+        x = memoryview(xs)[s * n:(s + 1) * n]; e = memoryview(E)[s * m:(s + 1) * m]
+        Q.dense_grad_acc_mixed(e, x, xq, g, gb, None, 0)
+        for j in range(n):
+            fx[j] = xq[0] * (x[j] - xq[1])
+        Q.dense_grad_acc_f32(e, fx, fg, fgb, None, 0)
+    st = array('f', [0.0] * (5 + 2 * m)); st2 = array('f', [0.0] * (5 + 2 * m))
+    rem = Q.update_rows_mixed(g, w, wq, gb, b, array('f', [1e-3, 0, -1, 1, 0, 0, 0, 0]), hp, flags, st, array('I', [9]))
+    Q.update_rows_f32(fg, fw, fgb, fb, hp, flags & 4, st2)
+    nz = 0
+    for v in g:
+        nz |= v != 0
+    out('M', i, w, wq, fw, fb, st, st2, '%02x' % int(nz))
+print('done')
+"""
+
+
+def test_dense_batch_mixed_and_f32(run):
+    rng = np.random.default_rng(21)
+    cases, data = [], b""
+    for ci in range(16):
+        m, n, B = int(rng.integers(2, 12)), int(rng.integers(2, 40)), int(rng.integers(2, 5))
+        xs = rng.integers(0, 256, B * n, dtype=np.uint8)
+        xq = rand_qp(rng, 0, 1)
+        w = rng.integers(20, 236, (m, n), dtype=np.uint8)
+        wq = GQ.new_qp(-0.5, 0.5)
+        fw = GQ.dequantize(w, wq[0], wq[1]).astype(np.float32)
+        E = rng.normal(0, 0.1, (B, m)).astype(np.float32)
+        E[:, 0] = 0  # a row without gradient: no update
+        hp = np.array([0.01, 1.0, 0.0], np.float32)
+        flags = [3, 7][ci % 2]
+        cases.append((xs, xq, w, wq, fw, E, hp, flags, m, n, B))
+        data += pack(xs, xq, w.ravel(), wq, fw.ravel(), E.ravel(), hp, np.array([m, n, B, flags], np.int32))
+    out = run(BATCH_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
+    res = parse(out, "M")
+    assert len(res) == len(cases)
+    for i, (xs, xq, w, wq, fw, E, hp, flags, m, n, B) in enumerate(cases):
+        gw, gwq, gfw, gfb, gst, gst2, gnz = res[i]
+        X = GQ.dequantize(xs.reshape(B, n), xq[0], xq[1])
+        G = sum(np.outer(E[s].astype(np.float64), X[s]) for s in range(B))
+        Gb = E.astype(np.float64).sum(axis=0)
+        lr = float(hp[0])
+        exp = GQ.dequantize(w, wq[0], wq[1]).astype(np.float64)
+        rows = [r for r in range(m) if np.any(G[r] != 0)]
+        if flags & 4:
+            for r in rows:
+                if G[r].std() > 0:
+                    exp[r] -= lr * (G[r] - G[r].mean()) / G[r].std()
+        else:
+            exp[rows] -= lr * (G[rows] - G[rows].mean()) / G[rows].std()
+        # float32 batch path
+        assert np.allclose(f32(gfw).reshape(m, n), exp, atol=2e-5), "case %d f32 w" % i
+        # mixed: uint8 weights within one step (+ rounding) of the float result
+        wqn = f32(gwq)
+        got = GQ.dequantize(np.frombuffer(gw, np.uint8).reshape(m, n), wqn[0], wqn[1])
+        lo, hi = -int(wqn[1]) * float(wqn[0]), (255 - int(wqn[1])) * float(wqn[0])
+        assert np.all(np.abs(got - np.clip(exp, lo, hi)) <= 1.01 * float(wqn[0]) + 1e-6), "case %d mixed w" % i
+        assert np.array_equal(np.frombuffer(gw, np.uint8).reshape(m, n)[0], w[0]), "case %d row 0 untouched" % i
+        assert f32(gst)[0] == 1 and gnz == b"\x00", "case %d: state steps / g zeroed" % i

@@ -121,3 +121,10 @@ void dense_grad_acc_f32(const float *e, const float *x, float *g, float *gb, int
     const int32_t *rows, int32_t k);
 void update_rows_f32(float *w, float *g, float *b, float *gb, int32_t rows_total, int32_t len,
     const qt_update_t *u, int32_t plain, float *state);
+// Mixed, batch > 1: g (float, real units) += e_i s_x (x_j - z_x), gb += e;
+// update_rows_mixed applies them to uint8 w / int32 b (steps of s_b) like the
+// uint8 batch path (rounding, range tracking) and zeroes g, gb.
+void dense_grad_acc_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x, float *g, float *gb,
+    int32_t m, int32_t n, const int32_t *rows, int32_t k);
+void update_rows_mixed(uint8_t *w, float *g, int32_t *b, float *gb, float s_b, int32_t rows_total,
+    int32_t len, const qt_update_t *u, float *state, int32_t new_range[2]);

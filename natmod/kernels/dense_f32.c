@@ -358,3 +358,99 @@ void update_rows_f32(float *w, float *g, float *b, float *gb, int32_t rows_total
     }
     state[0] += 1.0f;
 }
+
+void dense_grad_acc_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x, float *g, float *gb,
+    int32_t m, int32_t n, const int32_t *rows, int32_t k) {
+    int32_t cnt = rows ? k : m;
+    for (int32_t t = 0; t < cnt; t++) {
+        int32_t i = rows ? rows[t] : t;
+        float c = e[i];
+        if (c == 0.0f) {
+            continue;
+        }
+        if (gb) {
+            gb[i] = gb[i] + c;
+        }
+        float cs = c * s_x;      // real gradient e_i s_x (x_j - z_x)
+        float *gr = g + (size_t)i * (size_t)n;
+        for (int32_t j = 0; j < n; j++) {
+            gr[j] = gr[j] + cs * (float)((int32_t)x[j] - zx);
+        }
+    }
+}
+
+void update_rows_mixed(uint8_t *w, float *g, int32_t *b, float *gb, float s_b, int32_t rows_total,
+    int32_t len, const qt_update_t *u, float *state, int32_t new_range[2]) {
+    const int first = !(state[0] > 0.0f);
+    const float fl = (float)len;
+    int32_t qmin = INT32_MAX, qmax = INT32_MIN;
+    if (!u->per_row) {
+        float s = 0.0f, sq = 0.0f;
+        int32_t nrows = 0;
+        for (int32_t i = 0; i < rows_total; i++) {
+            const float *gr = g + (size_t)i * (size_t)len;
+            int32_t nz = 0;
+            for (int32_t j = 0; j < len; j++) {
+                nz |= gr[j] != 0.0f;
+                s = s + gr[j];
+                sq = sq + gr[j] * gr[j];
+            }
+            nrows += nz;
+        }
+        if (nrows) {
+            float mean, sd;
+            mean_std(s, sq, (float)nrows * fl, &mean, &sd);
+            qt_std_blend(state + 1, mean, sd, u->alpha_norm, first);
+        }
+    }
+    for (int32_t i = 0; i < rows_total; i++) {
+        float *gr = g + (size_t)i * (size_t)len;
+        uint8_t *wr = w + (size_t)i * (size_t)len;
+        float s = 0.0f, sq = 0.0f;
+        int32_t nz = 0;
+        for (int32_t j = 0; j < len; j++) {
+            nz |= gr[j] != 0.0f;
+            s = s + gr[j];
+            sq = sq + gr[j] * gr[j];
+        }
+        if (!nz) {
+            continue;
+        }
+        float *st = state + 1;
+        if (u->per_row) {
+            st = state + QT_STD_STATE_HDR + 2 * i;
+            float mean, sd;
+            mean_std(s, sq, fl, &mean, &sd);
+            qt_std_blend(st, mean, sd, u->alpha_norm, first || !(st[1] > 0.0f));
+        }
+        if (st[1] > 0.0f) {
+            float c = u->lr / (u->s_w * st[1]);
+            float mu = st[0];
+            float rrow = 0.0f;
+            if (u->rounding == QT_ROUND_STOCH_ROW) {
+                rrow = (float)(int32_t)(qt_rng_next(u->rng) >> 16) * (1.0f / 65536.0f);
+            }
+            for (int32_t j = 0; j < len; j++) {
+                float d = c * (gr[j] - mu);
+                float r = u->rounding == QT_ROUND_STOCH_ROW ? rrow
+                    : (float)qt_round_offset(u) * (1.0f / 65536.0f);
+                float v = r - d;
+                v = v > 1024.0f ? 1024.0f : (v < -1024.0f ? -1024.0f : v);
+                int32_t q = (int32_t)wr[j] + qt_floor_f32(v);
+                qmin = q < qmin ? q : qmin;
+                qmax = q > qmax ? q : qmax;
+                wr[j] = qt_clamp_u8(q, 0);
+            }
+        }
+        qt_fill_f32(gr, (size_t)len, 0.0f);
+    }
+    if (gb) {
+        if (b) {
+            bias_update_from_f32(NULL, b, s_b, gb, rows_total, NULL, 0, u, 0, state, first);
+        }
+        qt_fill_f32(gb, (size_t)rows_total, 0.0f);
+    }
+    state[0] += 1.0f;
+    new_range[0] = qmin;
+    new_range[1] = qmax;
+}
