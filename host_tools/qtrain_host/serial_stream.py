@@ -31,7 +31,7 @@ from . import paths
 from .stream import HEADER_SIZE, StreamError, parse_header
 
 SYNC = b"\xfe\xd7"
-T_OPEN, T_INFO, T_REQ, T_DATA, T_ACK, T_ERR = 0x4F, 0x49, 0x52, 0x44, 0x41, 0x45
+T_OPEN, T_INFO, T_REQ, T_DATA, T_ACK, T_ERR, T_DATAZ = 0x4F, 0x49, 0x52, 0x44, 0x41, 0x45, 0x5A
 BOARD_TYPES = (T_OPEN, T_REQ, T_ACK)
 HDR = 8
 MAX_BOARD_PAYLOAD = 1 + 5 * 32 + 64
@@ -42,6 +42,52 @@ def encode(typ, slot, seq, payload=b""):
     """One frame: FE D7 type slot seq(u16) len(u16) payload crc32(type..payload)."""
     body = struct.pack("<BBHH", typ, slot, seq & 0xFFFF, len(payload)) + bytes(payload)
     return SYNC + body + struct.pack("<I", zlib.crc32(body))
+
+
+def zrle(rec):
+    """Zero-run encoding: a non-zero byte is itself, 0x00 c is c+1 zeros."""
+    out = bytearray()
+    i, n = 0, len(rec)
+    while i < n:
+        b = rec[i]
+        if b:
+            out.append(b)
+            i += 1
+        else:
+            j = i + 1
+            while j < n and j - i < 256 and rec[j] == 0:
+                j += 1
+            out += bytes((0, j - i - 1))
+            i = j
+    return bytes(out)
+
+
+def unzrle(data, n):
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        if data[i]:
+            out.append(data[i])
+            i += 1
+        else:
+            out += bytes(data[i + 1] + 1)
+            i += 2
+    if len(out) != n:
+        raise ValueError("decoded %d bytes, expected %d" % (len(out), n))
+    return bytes(out)
+
+
+def encode_data(slot, seq, idx, rec, compress):
+    """A DATA frame for record `rec` of sample `idx`, or a DATAZ frame (zero-run
+    encoded; CRC over the payload zero-padded to the DATA length) if shorter."""
+    raw = struct.pack("<I", idx) + bytes(rec)
+    if compress:
+        z = struct.pack("<I", idx) + zrle(rec)
+        if len(z) < len(raw):
+            body = struct.pack("<BBHH", T_DATAZ, slot, seq & 0xFFFF, len(z)) + z
+            crc = zlib.crc32(body + bytes(len(raw) - len(z)))
+            return SYNC + body + struct.pack("<I", crc)
+    return encode(T_DATA, slot, seq, raw)
 
 
 class Frame:
@@ -186,7 +232,9 @@ class Server:
 
     files: a path (served whatever name the board asks for) or {name: path}."""
 
-    def __init__(self, files, faults=None, log=None):
+    def __init__(self, files, faults=None, log=None, compress=True):
+        self.allow_compress = compress
+        self.compress = False
         if isinstance(files, (str, os.PathLike)):
             files = {"*": files}
         self.files = {k: os.fspath(v) for k, v in files.items()}
@@ -220,14 +268,15 @@ class Server:
         """A frame from the board -> list of byte strings to send."""
         now = time.monotonic() if now is None else now
         if f.typ == T_OPEN:
-            name = f.payload[2:].decode("utf-8", "replace")
+            name = f.payload[3:].decode("utf-8", "replace")
+            self.compress = bool(f.payload[2] & 1) and self.allow_compress
             try:
                 hdr = self._load(name)
             except (OSError, StreamError) as e:
                 return [encode(T_ERR, 0, f.seq, str(e).encode()[:160])]
-            self.log("serving %s (%d samples of %dx%d) as %r, board window %d"
+            self.log("serving %s (%d samples of %dx%d) as %r, board window %d%s"
                      % (self.path, self.header.count, self.header.rows, self.header.cols,
-                        name, f.payload[1]))
+                        name, f.payload[1], ", zero-run encoded" if self.compress else ""))
             return [encode(T_INFO, 0, f.seq, hdr)]
         if f.typ == T_ACK:
             self.acks += 1
@@ -263,7 +312,7 @@ class Server:
                 return [encode(T_ERR, 0, f.seq, ("sample %d out of range 0..%d of %s"
                                                 % (idx, self.header.count - 1, self.path)).encode())]
             off = HEADER_SIZE + idx * self.rs
-            frames.append(encode(T_DATA, slot, f.seq, struct.pack("<I", idx) + self.data[off:off + self.rs]))
+            frames.append(encode_data(slot, f.seq, idx, self.data[off:off + self.rs], self.compress))
         self.samples += n
         if self.t_first is None:
             self.t_first = now
@@ -471,10 +520,10 @@ def _text(b):
 
 
 def run(target, script, data, files=None, faults=None, timeout=300, echo=False,
-        icount=False, fill_after=3.0, log=None, baud=115200):
+        icount=False, fill_after=3.0, log=None, baud=115200, compress=True):
     """Run `script` (MicroPython source) on `target` while serving `data`
     (a .qtds path, or {name: path}).  Returns Result(output, returncode, server)."""
-    server = Server(data, faults=faults, log=log or (
+    server = Server(data, faults=faults, compress=compress, log=log or (
         (lambda m: print("[serial_stream] " + m, file=sys.stderr)) if echo else None))
     t0 = time.monotonic()
     deadline = t0 + timeout
@@ -525,18 +574,33 @@ def _run_local(target, script, server, files, echo, deadline, fill_after, t0):
         return Result(out, 0 if rc == 0 else (rc if rc == -9 else 1), server, time.monotonic() - t0)
 
 
+# The package, _qtrain.mpy and the caller's files in a ROMFS outside the heap,
+# mounted at /rom (the cwd, first on sys.path).
+_ROMFS_MOUNT = ("import vfs, uctypes, sys, os\n"
+                "vfs.mount(vfs.VfsRom(uctypes.bytearray_at(0x%x, %d)), '/rom')\n"
+                "os.chdir('/rom')\n"
+                "sys.path.insert(0, '/rom')\n"
+                "del vfs, uctypes, sys, os\n")
+
+
 def _run_qemu(board, script, server, files, echo, deadline, fill_after, icount, t0):
     import signal
     from . import qemu
     cfg = qemu.board_config(board)
     with tempfile.TemporaryDirectory(prefix="qtrain-serial-") as tmp:
         image = qemu.build_romfs(qemu._collect_files(board, files, tmp))
-        if len(image) > qemu.ROMFS_MAX:
-            raise ValueError("files too large for the emulated flash")
+        q = cfg["qemu"]
+        if "romfs_addr" in q:
+            addr, romfs_max = int(q["romfs_addr"], 0), q["romfs_max"]
+        else:  # older board.json
+            addr, romfs_max = qemu.ROMFS_ADDR[q["machine"]], qemu.ROMFS_MAX
+        if len(image) > romfs_max:
+            raise ValueError("files too large for the emulated board (%d > %d bytes)"
+                             % (len(image), romfs_max))
+        setup = _ROMFS_MOUNT % (addr, len(image))
         img = os.path.join(tmp, "romfs.img")
         with open(img, "wb") as f:
             f.write(image)
-        addr = qemu.ROMFS_ADDR[cfg["qemu"]["machine"]]
         extra = ["-device", "loader,file=%s,addr=0x%x,force-raw=on" % (img, addr)]
         logf = tempfile.TemporaryFile()
         proc = subprocess.Popen(qemu.qemu_command(board, "pty", icount=icount, extra=extra),
@@ -565,7 +629,7 @@ def _run_qemu(board, script, server, files, echo, deadline, fill_after, icount, 
             try:
                 sess.raw_repl()
                 stage = "setup"
-                out, err = sess.exec_quiet(qemu._romfs_mount_code(addr, len(image)))
+                out, err = sess.exec_quiet(setup)
                 if err:
                     return Result(_text(out + err) + "\n[ROMFS mount failed]", 2, server, 0.0)
                 stage = "script"
@@ -616,7 +680,7 @@ def _run_serial(port, script, server, echo, deadline, fill_after, baud, t0):
 BENCH_SCRIPT = """
 import time, gc
 from qtrain.serial_stream import SerialStream
-s = SerialStream(%(name)r, shuffle=%(shuffle)r, seed=1, window=%(window)d)
+s = SerialStream(%(name)r, shuffle=%(shuffle)r, seed=1, window=%(window)d, compress=%(compress)r)
 s.next()
 gc.collect()
 a = gc.mem_alloc()
@@ -631,15 +695,15 @@ s.close()
 """
 
 
-def bench(target, data, n=200, window=8, shuffle=False, timeout=600, echo=False):
+def bench(target, data, n=200, window=8, shuffle=False, compress=True, timeout=600, echo=False):
     """Samples/s read through SerialStream on `target` (board clock)."""
     script = BENCH_SCRIPT % {"name": os.path.basename(os.fspath(data)), "shuffle": shuffle,
-                             "window": window, "n": n}
+                             "window": window, "n": n, "compress": compress}
     res = run(target, script, data, timeout=timeout, echo=echo).check()
     import re
     m = re.search(r"BENCH n=(\d+) ms=(\d+) alloc=(-?\d+) retries=(\d+)", res.output)
     k, ms, alloc, retries = (int(x) for x in m.groups())
-    return {"target": target, "window": window, "shuffle": shuffle, "samples": k,
+    return {"target": target, "window": window, "shuffle": shuffle, "compress": compress, "samples": k,
             "seconds": ms / 1000.0, "samples_per_s": k * 1000.0 / max(ms, 1), "alloc": alloc,
             "retries": retries, "host_samples_per_s": res.samples_per_s()}
 
@@ -658,16 +722,18 @@ def main(argv=None):
                                     "reorder=0.05,cut=0.02,lost_req=0.05,pause_at=3,pause_s=8,seed=1")
     r.add_argument("--timeout", type=float, default=24 * 3600)
     r.add_argument("--baud", type=int, default=115200)
+    r.add_argument("--no-compress", action="store_true", help="plain DATA frames only")
     b = sub.add_parser("bench", help="measure samples/s on a target")
     b.add_argument("target")
     b.add_argument("--data", required=True)
     b.add_argument("-n", type=int, default=200)
     b.add_argument("--window", type=int, default=8)
     b.add_argument("--shuffle", action="store_true")
+    b.add_argument("--no-compress", action="store_true", help="plain DATA frames only")
     args = ap.parse_args(argv)
     if args.cmd == "bench":
-        r = bench(args.target, args.data, args.n, args.window, args.shuffle)
-        print("%(target)s window %(window)d shuffle %(shuffle)s: %(samples)d samples in %(seconds).2f s "
+        r = bench(args.target, args.data, args.n, args.window, args.shuffle, not args.no_compress)
+        print("%(target)s window %(window)d shuffle %(shuffle)s compress %(compress)s: %(samples)d samples in %(seconds).2f s "
               "= %(samples_per_s).1f samples/s (board clock; host saw %(host_samples_per_s).1f), "
               "%(alloc)d bytes allocated, %(retries)d retries" % r)
         return 0
@@ -678,7 +744,7 @@ def main(argv=None):
     with open(args.script) as f:
         script = f.read()
     res = run(args.target, script, files, faults=Faults.parse(args.faults) if args.faults else None,
-              timeout=args.timeout, echo=True, baud=args.baud)
+              timeout=args.timeout, echo=True, baud=args.baud, compress=not args.no_compress)
     if res.server.faults:
         print("[serial_stream] faults injected: %s" % res.faults, file=sys.stderr)
     return res.returncode if res.returncode >= 0 else 1

@@ -59,12 +59,68 @@ T_OPEN = 0x4F   # board -> host: u8 version, u8 window, name
 T_INFO = 0x49   # host -> board: the 48-byte .qtds header
 T_REQ = 0x52    # board -> host: u8 n, then n x (u8 slot, u32 index), zero padded
 T_DATA = 0x44   # host -> board: slot in the header, u32 index, record
+T_DATAZ = 0x5A  # host -> board: as DATA, record zero-run encoded (see _unz)
 T_ACK = 0x41    # board -> host: window of request `seq` complete
 T_ERR = 0x45    # host -> board: error text
 PROTO_VERSION = 1
 HDR = 8         # sync(2) type slot seq(2) len(2)
 SMALL_MAX = 160  # largest INFO/ERR payload
 MAX_WINDOW = 32
+
+
+def _unz_py(src, i, end, dst, n):
+    """Decode the zero-run encoding of src[i:end] into dst (already zeroed):
+    a non-zero byte is itself, 0x00 c is c+1 zero bytes.  -> bytes written
+    (-1 if the data would overrun n)."""
+    o = 0
+    while i < end:
+        b = src[i]
+        i += 1
+        if b:
+            if o >= n:
+                return -1
+            dst[o] = b
+            o += 1
+        else:
+            if i >= end:
+                return -1
+            o += src[i] + 1
+            i += 1
+            if o > n:
+                return -1
+    return o
+
+
+_UNZ_VIPER = """
+@micropython.viper
+def _unz(src: ptr8, i: int, end: int, dst: ptr8, n: int) -> int:
+    o = 0
+    while i < end:
+        b = src[i]
+        i += 1
+        if b:
+            if o >= n:
+                return -1
+            dst[o] = b
+            o += 1
+        else:
+            if i >= end:
+                return -1
+            o += src[i] + 1
+            i += 1
+            if o > n:
+                return -1
+    return o
+"""
+_unz = _unz_py
+try:  # native decoder where the firmware has the viper emitter
+    import micropython
+    _g = {"micropython": micropython}
+    exec(_UNZ_VIPER, _g)
+    _unz = _g["_unz"]
+    del _g
+except Exception:
+    pass
 
 
 class SerialStreamError(OSError):
@@ -128,13 +184,14 @@ class SerialStream:
     gap_ms      silence after which missing samples are requested again
     warn_ms     silence after which a "host not answering" line is printed
     give_up_ms  silence after which SerialStreamError is raised (None: never)
+    compress    accept zero-run encoded samples (fewer bytes on the link)
     log         callable for status lines (default print)
     io          (input, output) binary streams; default stdin/stdout
     """
 
     def __init__(self, name="train.qtds", shuffle=False, seed=0, verify=True, limit=None,
                  window=4, gap_ms=500, warn_ms=5000, give_up_ms=None, log=None, io=None,
-                 buf=None):
+                 buf=None, compress=True):
         if not 1 <= window <= MAX_WINDOW:
             raise ValueError("SerialStream: window=%d, must be 1..%d" % (window, MAX_WINDOW))
         self.path = name
@@ -147,6 +204,8 @@ class SerialStream:
         self._in = inp
         self._out = out
         self._readinto = inp.readinto
+        self._mpy = sys.implementation.name == "micropython"  # readinto(buf, nbytes)
+        self.compress = compress
         self._write = out.write
         self._flush = getattr(out, "flush", None)
         tflush = getattr(sys.stdout, "flush", None)
@@ -225,19 +284,23 @@ class SerialStream:
         """Read n = len(mv) bytes.  A board's stdin blocks until all are
         there; pipes (Unix port, CPython) may return less: then wait for
         more, and give up (return the count) after gap_ms of silence."""
-        k = self._readinto(mv) or 0
+        if self._mpy:
+            k = self._readinto(mv, n) or 0
+        else:
+            k = self._readinto(mv if len(mv) == n else mv[:n]) or 0
         while k < n:
             if not self._wait(self.gap_ms):
                 return k
-            r = self._readinto(mv[k:]) or 0
+            r = self._readinto(mv[k:n]) or 0
             if r == 0:
                 raise self._err("the host closed the link")
             k += r
         return k
 
     def _frame(self, slot_ok):
-        """Read one frame after input became readable.  Returns (type, slot,
-        seq, buffer) for a frame whose CRC is good, or None.  `slot_ok(slot)`
+        """Read one frame after input became readable.  Returns the buffer
+        holding a frame whose CRC is good (type, slot, seq in self._ftyp,
+        _fslot, _fseq: no tuple allocated), or None.  `slot_ok(slot)`
         says if a DATA frame may go straight into that slot's buffer."""
         b1 = self._b1
         if self._readn(b1, 1) != 1:
@@ -261,7 +324,8 @@ class SerialStream:
         slot = h[3]
         seq = h[4] | (h[5] << 8)
         ln = h[6] | (h[7] << 8)
-        if typ == T_DATA and self.rs and ln == 4 + self.rs:
+        if self.rs and ((typ == T_DATA and ln == 4 + self.rs)
+                        or (typ == T_DATAZ and self.compress and 4 <= ln < 4 + self.rs)):
             if slot_ok(slot):
                 fb = self._fb[slot]
                 body = self._body[slot]
@@ -277,14 +341,25 @@ class SerialStream:
         else:
             self.bad_headers += 1
             return None
+        if typ == T_DATAZ:
+            fb[:] = self._zfb  # the CRC covers the payload zero-padded to 4+rs
         fb[0:HDR] = h
         if self._readn(body, ln + 4) != ln + 4:
             self.crc_errors += 1
             return None
+        if typ == T_DATAZ:  # move the CRC to the end of the padded payload
+            c = HDR + ln
+            e = HDR + 4 + self.rs
+            for j in range(4):
+                fb[e + j] = fb[c + j]
+                fb[c + j] = 0
         if _crc32(full) != CRC_RESIDUE:
             self.crc_errors += 1
             return None
-        return typ, slot, seq, fb
+        self._ftyp = typ
+        self._fslot = slot
+        self._fseq = seq
+        return fb
 
     def _silence(self, t_heard, what):
         """Called after gap_ms without progress: warn / give up / retry."""
@@ -312,23 +387,24 @@ class SerialStream:
         nm = name.encode() if isinstance(name, str) else bytes(name)
         if len(nm) > 64:
             raise ValueError("SerialStream: name longer than 64 bytes")
-        ob = bytearray(HDR + 2 + len(nm) + 4)
+        ob = bytearray(HDR + 3 + len(nm) + 4)
         ob[HDR] = PROTO_VERSION
         ob[HDR + 1] = self.window
-        ob[HDR + 2:HDR + 2 + len(nm)] = nm
+        ob[HDR + 2] = 1 if self.compress else 0
+        ob[HDR + 3:HDR + 3 + len(nm)] = nm
         self._warned = False
         t_heard = ticks_ms()
         while True:
             self._seq = (self._seq + 1) & 0xFFFF
-            self._send(ob, T_OPEN, 0, self._seq, 2 + len(nm))
+            self._send(ob, T_OPEN, 0, self._seq, 3 + len(nm))
             got = None
             while self._wait(self.gap_ms):
-                f = self._frame(lambda s: False)
+                f = self._frame(self._no_slot)
                 if f is None:
                     continue
-                if f[0] == T_ERR:
+                if self._ftyp == T_ERR:
                     self._host_error(f)
-                if f[0] == T_INFO and f[2] == self._seq:
+                if self._ftyp == T_INFO and self._fseq == self._seq:
                     got = f
                     break
             if got is not None:
@@ -336,12 +412,14 @@ class SerialStream:
             self.retries += 1
             self._silence(t_heard, "the stream header")
         self._back(t_heard)
-        ln = got[3][6] | (got[3][7] << 8)
-        hdr = bytes(got[3][HDR:HDR + ln])
+        ln = got[6] | (got[7] << 8)
+        hdr = bytes(got[HDR:HDR + ln])
         self._parse_header(hdr, shuffle, seed, verify, limit, buf)
 
-    def _host_error(self, f):
-        fb = f[3]
+    def _no_slot(self, slot):
+        return False
+
+    def _host_error(self, fb):
         ln = fb[6] | (fb[7] << 8)
         raise self._err("host: " + bytes(fb[HDR:HDR + ln]).decode())
 
@@ -377,6 +455,8 @@ class SerialStream:
         self._body = [memoryview(b)[HDR:] for b in self._fb]
         self._full = [memoryview(b)[2:] for b in self._fb]
         self._rec = [memoryview(b)[HDR + 4:HDR + 4 + rsize] for b in self._fb]
+        self._zfb = bytes(fl)
+        self._zrec = bytes(rsize)
         self._scratch = bytearray(fl)
         self._sbody = memoryview(self._scratch)[HDR:]
         self._sfull = memoryview(self._scratch)[2:]
@@ -434,13 +514,15 @@ class SerialStream:
                 self._silence(t_heard, "samples")
                 self._send_req()
                 continue
-            f = self._frame(self._slot_ok)
-            if f is None:
+            fb = self._frame(self._slot_ok)
+            if fb is None:
                 continue
-            typ, slot, seq, fb = f
+            typ = self._ftyp
+            slot = self._fslot
+            seq = self._fseq
             if typ == T_ERR:
-                self._host_error(f)
-            if typ != T_DATA:
+                self._host_error(fb)
+            if typ != T_DATA and typ != T_DATAZ:
                 self.stale += 1
                 continue
             idx = fb[HDR] | (fb[HDR + 1] << 8) | (fb[HDR + 2] << 16) | (fb[HDR + 3] << 24)
@@ -451,9 +533,6 @@ class SerialStream:
             if fb is self._scratch:
                 self.dups += 1
                 continue
-            if self.verify and _crc32(self._rec[slot]) != CRC_RESIDUE:
-                raise DataError("%s: CRC mismatch in sample %d as sent by the host: the host's "
-                                "file is corrupted" % (self.path, idx))
             self._have[slot] = 1
             self.frames += 1
             missing -= 1
@@ -475,8 +554,17 @@ class SerialStream:
         self._fill()
 
     def _use(self, slot):
-        self.buf[:] = self._rec[slot]
+        fb = self._fb[slot]
         i = self._want[slot]
+        if fb[2] == T_DATAZ:
+            self.buf[:] = self._zrec
+            if _unz(fb, HDR + 4, HDR + (fb[6] | (fb[7] << 8)), self.buf, self.rs) != self.rs:
+                raise DataError("%s: sample %d: bad zero-run encoding from the host" % (self.path, i))
+        else:
+            self.buf[:] = self._rec[slot]
+        if self.verify and _crc32(self.buf) != CRC_RESIDUE:
+            raise DataError("%s: CRC mismatch in sample %d as sent by the host: the host's "
+                            "file is corrupted" % (self.path, i))
         self.index = i
         if self.labelled:
             lab = self.buf[0]
