@@ -1,0 +1,563 @@
+"""Speed and memory of qtrain on the emulated boards, as deterministic QEMU
+instruction counts (`-icount shift=0`: one count per executed instruction;
+not cycles, not time).
+
+    python -m qtrain_host.bench                 # everything, prints the tables
+    python -m qtrain_host.bench --md docs/BENCHMARKS.md   # ... and writes them there
+    python -m qtrain_host.bench --quick         # one small layer on qemu-m4
+
+What it measures (issue 3 "Speed", issue 5 item 4), on qemu-m0 (Cortex-M0,
+armv6m) and qemu-m4 (Cortex-M4F, armv7emsp):
+  a) per operator of the paper's ConvVAE (METHOD 6), uint8 / mixed / float32:
+     forward, backward (error propagation incl. the fused ReLU mask) and
+     update (weight gradient + update), per MAC, each layer built alone;
+  b) one whole training step of the paper's ConvVAE per sample and per MAC,
+     forward / loss / backward separately, in each mode that fits the heap;
+     otherwise the sum of the layer figures (labelled so);
+  c) DSGU: backward cost at lmin = 1.0, 0.5, 0.1 (lmax = lmin: a fixed
+     fraction of the filters/rows) relative to full updates;
+  d) _qtrain.mpy size per architecture;
+  e) heap: gc.mem_alloc() of the model after building and a few steps.
+Everything runs through the qtrain package (python/qtrain), so the figures
+include its Python dispatch, not only the kernels.
+"""
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+
+from . import paths
+from .runner import run_script
+
+BOARDS = ("qemu-m0", "qemu-m4")
+MODES = ("uint8", "mixed", "float32")
+
+# (name, kind, args) of the paper's ConvVAE, in execution order.
+# conv args: in_shape, out_ch, k, stride, pad, out_pad, relu, transposed, first
+# dense args: n_in, n_out, relu, first
+VAE_LAYERS = [
+    ("Conv 1->16 s2", "conv", ((1, 28, 28), 16, 3, 2, 1, 0, True, False, True)),
+    ("Conv 16->32 s2", "conv", ((16, 14, 14), 32, 3, 2, 1, 0, True, False, False)),
+    ("Dense 1568->20", "dense", (1568, 20, False, False)),
+    ("Dense 10->1568", "dense", (10, 1568, True, False)),
+    ("ConvT 32->16 s2", "conv", ((32, 7, 7), 16, 3, 2, 1, 1, True, True, False)),
+    ("ConvT 16->1 s2", "conv", ((16, 14, 14), 1, 3, 2, 1, 1, False, True, False)),
+]
+# The rest of a step: reparameterization + KL (L = 10), sigmoid + BCE (784).
+HEADS = [("Latent L=10", "latent", (10, 0, 0, False)), ("Sigmoid+BCE 784", "bce", (784, 0, 0, False))]
+QUICK_LAYERS = [("Dense 64->16", "dense", (64, 16, True, False))]
+
+
+def layer_macs(kind, args):
+    if kind in ("latent", "bce"):
+        return 0
+    if kind == "dense":
+        return args[0] * args[1]
+    (c, h, w), oc, k, s, p, op, _relu, transposed, _first = args
+    if transposed:
+        return c * h * w * oc * k * k            # every input pixel meets every tap
+    oh = (h + 2 * p - k) // s + 1
+    ow = (w + 2 * p - k) // s + 1
+    return oc * oh * ow * c * k * k
+
+
+def vae_macs():
+    fwd = sum(layer_macs(k, a) for _, k, a in VAE_LAYERS)
+    first = layer_macs(VAE_LAYERS[0][1], VAE_LAYERS[0][2])
+    return {"forward": fwd, "step": fwd + (fwd - first) + fwd}   # fwd + error prop + gradients
+
+
+# ---- scripts run on the board ------------------------------------------------
+
+LAYER_SCRIPT = r"""
+import gc, icount, array
+import _qtrain as _q
+from qtrain import layers as L, losses
+M = %(mode)r
+SPECS = %(specs)r
+REPS = %(reps)d
+DSGU = %(dsgu)r
+opt = L.Options(mode=M, lr=0.001, seed=5, dsgu=DSGU)
+F32 = M == "float32"
+
+def rnd(n, seed):
+    b = bytearray(n)
+    L.fill_uniform_u8(b, seed)
+    return b
+
+def count(name, f, a, b):
+    best = None
+    for _ in range(REPS):
+        gc.collect()
+        icount.start()
+        f(a, b)
+        n = icount.read()
+        best = n if best is None or n < best else best
+    print("@icount %%s %%d" %% (name, best))
+
+for li, (name, kind, a) in enumerate(SPECS):
+    name = "L%%d" %% li
+    gc.collect()
+    if kind == "bce":
+        out = losses.BernoulliOutput(a[0], opt)
+        t = rnd(a[0], 13)
+        lg, lq = rnd(a[0], 14), L.qparams(-8.0, 8.0)
+        if F32:
+            lgf = L.zeros("f", a[0])
+            L.dequantize(lg, lq, lgf)
+            lg, lq = lgf, None
+        count(name + "|fwd", lambda lg, lq: out.loss(lg, lq, t), lg, lq)
+        out = t = lg = None
+        continue
+    if kind == "latent":
+        lat = losses.GaussianLatent(a[0], opt)
+        h, hq = rnd(2 * a[0], 15), L.qparams(-2.0, 2.0)
+        e8, eq = rnd(a[0], 16), L.qparams(-0.5, 0.5)
+        e = e8
+        if F32:
+            hf = L.zeros("f", 2 * a[0])
+            h, hq = L.dequantize(h, hq, hf), None
+        if M != "uint8":
+            e, eq = L.dequantize(e8, eq, L.zeros("f", a[0])), None
+        count(name + "|fwd", lat.forward, h, hq)
+        count(name + "|bwd_upd_raw", lat.backward, e, eq)
+        print("@icount %%s|copy 0" %% name)
+        print("@icount %%s|bwd_raw 0" %% name)
+        lat = h = e = None
+        continue
+    if kind == "dense":
+        n_in, n_out, relu, first = a
+        lay = L.Dense(n_in, n_out, relu=relu, opt=opt, first=first)
+        n_o = n_out
+    else:
+        shp, oc, k, s, p, op, relu, tr, first = a
+        lay = L.Conv2d(shp, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first)
+        L.Shared.for_layers([lay])
+        n_in = shp[0] * shp[1] * shp[2]
+        n_o = lay.n_out
+    gc.collect()
+    x, xq = rnd(n_in, 11), L.qparams(0.0, 1.0)
+    if F32:
+        x, xq = L.dequantize(x, xq, L.zeros("f", n_in)), None
+    e8, eq = rnd(n_o, 12), L.qparams(-0.05, 0.05)
+    e = e8[:] if M == "uint8" else L.zeros("f", n_o)
+    def restore(e, eq):   # ReLU backward masks e in place: restore it before each call
+        if M == "uint8":
+            e[:] = e8
+        else:
+            L.dequantize(e8, eq, e)
+    restore(e, eq)
+    if M != "uint8":
+        eq0, eq = eq, None
+    else:
+        eq0 = eq
+    lay.forward(x, xq)
+    def fwd(x, xq):
+        lay.forward(x, xq)
+    def bwd(e, eq):
+        restore(e, eq0)
+        lay.backward(e, eq)
+    def cp(e, eq):
+        restore(e, eq0)
+    count(name + "|fwd", fwd, x, xq)
+    lay.trainable = False
+    count(name + "|bwd_raw", bwd, e, eq)
+    lay.trainable = True
+    count(name + "|bwd_upd_raw", bwd, e, eq)
+    count(name + "|copy", cp, e, eq)
+    if DSGU:
+        print("@bench k%%d %%d" %% (li, lay.k))
+    lay = x = e = e8 = None
+"""
+
+VAE_SCRIPT = r"""
+import gc, icount
+from qtrain import models, layers as L
+M = %(mode)r
+DSGU = %(dsgu)r
+STEPS = %(steps)d
+gc.collect()
+base = gc.mem_alloc()
+print("@bench heap_base %%d" %% base)
+print("@bench heap_free %%d" %% gc.mem_free())
+try:
+    vae = models.build_vae("conv", models.Options(mode=M, lr=0.001, dsgu=DSGU, seed=5))
+except MemoryError as ex:
+    gc.collect()
+    print("@bench fits 0")
+    print("@bench why %%s" %% str(ex).replace(" ", "_"))
+    raise SystemExit
+gc.collect()
+print("@bench fits 1")
+print("@bench heap_built %%d" %% (gc.mem_alloc() - base))
+x = bytearray(784)
+L.fill_uniform_u8(x, 9)
+for i in range(784):      # a blob on a dark background, like a digit
+    r, c = divmod(i, 28)
+    x[i] = x[i] if 6 <= r < 22 and 8 <= c < 20 else 0
+for _ in range(2):
+    vae.train_step(x)
+gc.collect()
+print("@bench heap_steps %%d" %% (gc.mem_alloc() - base))
+tf = tl = tb = ts = 0
+ks = {}
+for _ in range(STEPS):
+    gc.collect()
+    icount.start()
+    lg, lq = vae.forward(x)
+    tf += icount.read()
+    icount.start()
+    e, eq, rec = vae.output.loss(lg, lq, x)
+    tl += icount.read()
+    icount.start()
+    ez, ezq = vae.decoder.backward(e, eq)
+    eh, ehq = vae.latent.backward(ez, ezq)
+    vae.encoder.backward(eh, ehq)
+    vae.step_done()
+    tb += icount.read()
+    gc.collect()
+    icount.start()
+    vae.train_step(x)
+    ts += icount.read()
+    for i, lay in enumerate(vae.encoder.layers + vae.decoder.layers):
+        ks[i] = ks.get(i, 0) + lay.k
+print("@icount forward %%d" %% (tf // STEPS))
+print("@icount loss %%d" %% (tl // STEPS))
+print("@icount backward %%d" %% (tb // STEPS))
+print("@icount step %%d" %% (ts // STEPS))
+print("@bench k %%s" %% ",".join("%%.1f" %% (ks[i] / STEPS) for i in sorted(ks)))
+gc.collect()
+print("@bench heap_end %%d" %% (gc.mem_alloc() - base))
+"""
+
+
+def _bench_lines(out):
+    res = {}
+    for line in out.splitlines():
+        if line.startswith("@bench "):
+            f = line.split(None, 2)
+            if len(f) == 3:
+                res[f[1]] = f[2]
+    return res
+
+
+def _run(board, script, timeout=1800):
+    res = run_script(board, script, timeout=timeout)
+    if res.returncode != 0:
+        raise RuntimeError("bench script failed on %s:\n%s" % (board, res.output[-3000:]))
+    return res
+
+
+def _one_layer(board, mode, name, kind, a, reps, dsgu):
+    res = run_script(board, LAYER_SCRIPT % dict(mode=mode, specs=[[name, kind, a]], reps=reps, dsgu=dsgu),
+                     timeout=1800)
+    if res.returncode != 0 and "MemoryError" in res.output:
+        return None           # this layer and its tensors do not fit the board's heap
+    if res.returncode != 0:
+        raise RuntimeError("bench script failed on %s:\n%s" % (board, res.output[-3000:]))
+    ic = res.icount
+    b = _bench_lines(res.output)
+    cp = ic.get("L0|copy", 0)
+    bwd = ic.get("L0|bwd_raw", 0) - cp
+    out = {"fwd": ic["L0|fwd"], "bwd": bwd, "upd": ic.get("L0|bwd_upd_raw", 0) - cp - bwd,
+           "macs": layer_macs(kind, a), "first": a[-1], "kind": kind}
+    if "k0" in b:
+        out["k"] = int(b["k0"])
+    return out
+
+
+def _narrower(kind, a, f):
+    """The layer with 1/f of its output rows/channels (same input)."""
+    a = list(a)
+    if kind == "dense":
+        a[1] = max(1, a[1] // f)
+    else:
+        a[1] = max(1, a[1] // f)
+    return tuple(a)
+
+
+def bench_layers(board, mode, specs, reps=2, dsgu=None):
+    """{layer name: {fwd, bwd, upd, macs}} instruction counts of one layer call
+    each (the least of `reps` runs; they agree except for DSGU state).  Each
+    layer runs in a fresh interpreter, so one layer's heap use cannot starve
+    the next one's.  A layer that does not fit is measured with 1/4 (1/8,
+    1/16) of its output rows/channels and its counts scaled by the MAC ratio
+    ("scaled": an estimate, per-MAC costs of these loops are flat in the
+    number of rows); None if even that does not fit."""
+    out = {}
+    for name, kind, a in specs:
+        v = _one_layer(board, mode, name, kind, a, reps, dsgu)
+        if v is None and kind in ("dense", "conv") and dsgu is None:
+            for f in (4, 8, 16):
+                small = _narrower(kind, a, f)
+                v = _one_layer(board, mode, name, kind, small, reps, dsgu)
+                if v is not None:
+                    r = layer_macs(kind, a) / float(layer_macs(kind, small))
+                    for key in ("fwd", "bwd", "upd"):
+                        v[key] = int(v[key] * r)
+                    v["macs"] = layer_macs(kind, a)
+                    v["scaled"] = "1/%d of the outputs, x%.1f" % (f, r)
+                    break
+        out[name] = v
+    return out
+
+
+def bench_vae(board, mode, dsgu=None, steps=2):
+    res = _run(board, VAE_SCRIPT % dict(mode=mode, dsgu=dsgu, steps=steps))
+    b = _bench_lines(res.output)
+    out = {k: int(v) for k, v in b.items() if k.startswith("heap") or k == "fits"}
+    if b.get("why"):
+        out["why"] = b["why"].replace("_", " ")
+    if b.get("k"):
+        out["k"] = b["k"]
+    out.update(res.icount)
+    return out
+
+
+def mpy_sizes():
+    out = {}
+    for arch in ("x64", "armv6m", "armv7m", "armv7emsp"):
+        p = paths.natmod_path(arch)
+        if os.path.exists(p):
+            out[arch] = os.path.getsize(p)
+    return out
+
+
+# ---- the report --------------------------------------------------------------
+
+def _f(v, nd=2):
+    return "-" if v is None else ("%.*f" % (nd, v))
+
+
+def _kc(n):
+    return "-" if n is None else ("%.2f M" % (n / 1e6) if n >= 1e6 else "%.1f k" % (n / 1e3))
+
+
+def collect(boards=BOARDS, modes=MODES, log=print):
+    R = {"layers": {}, "vae": {}, "dsgu": {}, "mpy": mpy_sizes()}
+    for b in boards:
+        for m in modes:
+            log("bench: %s %s layers" % (b, m))
+            R["layers"][(b, m)] = bench_layers(b, m, VAE_LAYERS + HEADS)
+            log("bench: %s %s whole VAE (heap)" % (b, m))
+            R["vae"][(b, m)] = bench_vae(b, m)
+        if "uint8" in modes:
+            for lmin in (1.0, 0.5, 0.1):
+                log("bench: %s uint8 DSGU lmin=%s" % (b, lmin))
+                R["dsgu"][(b, lmin)] = bench_layers(b, "uint8", VAE_LAYERS, reps=1, dsgu=(lmin, lmin))
+    return R
+
+
+def _sum_parts(lay):
+    """(forward, loss, backward+update) of a step from its parts, or None if a part did not fit."""
+    if lay is None or any(v is None for v in lay.values()):
+        return None
+    f = sum(v["fwd"] for n, v in lay.items() if v["kind"] != "bce")
+    lo = sum(v["fwd"] for v in lay.values() if v["kind"] == "bce")
+    bw = sum(v["bwd"] + v["upd"] for v in lay.values())
+    return f, lo, bw
+
+
+def step_figures(R, board, mode):
+    """(forward, loss, backward, step, source): the whole step measured if
+    the model fits the heap, else the sum of its parts (each layer, the
+    latent and the loss measured alone)."""
+    v = R["vae"].get((board, mode), {})
+    if v.get("fits") and "step" in v:
+        return v["forward"], v["loss"], v["backward"], v["step"], "measured"
+    parts = _sum_parts(R["layers"].get((board, mode)))
+    if parts is None:
+        return None, None, None, None, "a layer does not fit the heap"
+    f, lo, bw = parts
+    scaled = any(v.get("scaled") for v in R["layers"][(board, mode)].values())
+    return f, lo, bw, f + lo + bw, "sum of parts" + (" (some scaled)" if scaled else "")
+
+
+def dsgu_backward(R, board, lmin):
+    lay = R["dsgu"].get((board, lmin))
+    if not lay or any(v is None for v in lay.values()):
+        return None
+    return sum(v["bwd"] + v["upd"] for v in lay.values())
+
+
+def report(R, command):
+    macs = vae_macs()
+    L = []
+    L.append("All figures are QEMU instruction counts (`-icount shift=0`), not cycles or time.")
+    L.append("")
+    L.append("Command: `%s`  " % command)
+    L.append("Commit: %s; host: %s; %s." % (_git_rev(), platform.platform(),
+                                            datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")))
+    L.append("")
+    L.append("MACs of the paper's ConvVAE: forward %d, training step %d "
+             "(forward + error propagation of all but the first layer + weight gradients)."
+             % (macs["forward"], macs["step"]))
+    L.append("")
+    # (a)
+    L.append("### a) Operators, instructions per MAC (each layer alone, batch 1, DSGU off)")
+    L.append("")
+    L.append("backward = error propagation incl. the fused ReLU mask; update = weight gradient + "
+             "update (and, for mixed conv, the 8-bit error copy).")
+    L.append("")
+    for (b, m), lay in sorted(R["layers"].items()):
+        L.append("%s, %s:" % (b, m))
+        L.append("")
+        L.append("| layer | MACs | forward | backward | update |")
+        L.append("|---|---:|---:|---:|---:|")
+        for name, _, _ in VAE_LAYERS:
+            v = lay[name]
+            n = layer_macs(*[(k, a) for nm, k, a in VAE_LAYERS if nm == name][0])
+            if v is None:
+                L.append("| %s | %d | does not fit | | |" % (name, n))
+                continue
+            bw = "-" if v["first"] else _f(v["bwd"] / n)
+            nm = name + (" (scaled: %s)" % v["scaled"] if v.get("scaled") else "")
+            L.append("| %s | %d | %s | %s | %s |" % (nm, n, _f(v["fwd"] / n), bw, _f(v["upd"] / n)))
+        for name, _, _ in HEADS:
+            v = lay.get(name)
+            if v:
+                L.append("| %s (instructions per call) | - | %s | %s | |" % (
+                    name, _kc(v["fwd"]), _kc(v["bwd"] + v["upd"]) if v["kind"] == "latent" else "-"))
+        L.append("")
+    # (b)
+    L.append("### b) One training step of the paper's ConvVAE (per sample)")
+    L.append("")
+    L.append("| board | mode | forward | loss (BCE) | backward + update | step | step / step-MAC | forward / fwd-MAC | source |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for b in sorted({k[0] for k in R["layers"]} | {k[0] for k in R["vae"]}):
+        for m in MODES:
+            f, lo, bw, st, src = step_figures(R, b, m)
+            if st is None:
+                continue
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                b, m, _kc(f), _kc(lo), _kc(bw), _kc(st), _f(st / macs["step"]),
+                _f(f / macs["forward"]), src))
+    L.append("")
+    # (c)
+    if R["dsgu"]:
+        L.append("### c) DSGU, uint8: backward + update of the six layers (lmax = lmin: that fraction of rows/filters)")
+        L.append("")
+        L.append("| board | lmin | backward + update | vs lmin = 1.0 | k per layer (c1,c2,d1,d2,t1,t2) |")
+        L.append("|---|---:|---:|---:|---|")
+        for (b, lmin) in sorted(R["dsgu"], key=lambda k: (k[0], -k[1])):
+            v = dsgu_backward(R, b, lmin)
+            ref = dsgu_backward(R, b, 1.0)
+            ratio = "%.2fx cheaper" % (ref / v) if ref and v else "-"
+            ks = ",".join(str(x.get("k", "?")) for x in R["dsgu"][(b, lmin)].values() if x)
+            L.append("| %s | %.1f | %s | %s | %s |" % (b, lmin, _kc(v), ratio, ks))
+        L.append("")
+    # (d)
+    L.append("### d) `_qtrain.mpy` size")
+    L.append("")
+    L.append("| arch | bytes |")
+    L.append("|---|---:|")
+    for a, n in sorted(R["mpy"].items()):
+        L.append("| %s | %d |" % (a, n))
+    L.append("")
+    # (e)
+    L.append("### e) Heap (gc.mem_alloc, bytes; board heap 163840)")
+    L.append("")
+    L.append("| board | mode | before the model (module + package) | free then | model built | after 3 steps | fits |")
+    L.append("|---|---|---:|---:|---:|---:|---|")
+    for (b, m), v in sorted(R["vae"].items()):
+        fits = "yes" if v.get("fits") else "no: %s" % v.get("why", "MemoryError")
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (b, m, v.get("heap_base", "-"), v.get("heap_free", "-"),
+                                                          v.get("heap_built", "-"), v.get("heap_steps", "-"), fits))
+    L.append("")
+    # targets
+    L.append("### Targets (issue 3)")
+    L.append("")
+    L.append("| target | figure | met |")
+    L.append("|---|---|---|")
+    for row in targets(R):
+        L.append("| %s | %s | %s |" % row)
+    L.append("")
+    return "\n".join(L)
+
+
+def targets(R):
+    macs = vae_macs()["step"]
+    rows = []
+    for b, lim in (("qemu-m0", 6.0), ("qemu-m4", 3.0)):
+        st = step_figures(R, b, "uint8")[3]
+        if st is not None:
+            v = st / macs
+            rows.append(("uint8 step <= %g instr/MAC on %s" % (lim, b), "%.2f" % v,
+                         "yes" if v <= lim else "no (%.1fx over)" % (v / lim)))
+    u = step_figures(R, "qemu-m4", "uint8")[3]
+    f, src = step_figures(R, "qemu-m4", "float32")[3], step_figures(R, "qemu-m4", "float32")[4]
+    if u and f:
+        r = u / f
+        note = "" if src == "measured" else " (float32: %s)" % src
+        rows.append(("uint8 step <= 0.5x float32 step on qemu-m4", "%.3fx%s" % (r, note),
+                     "yes" if r <= 0.5 else "no (uint8 step %.1f %% over the target)" % ((r / 0.5 - 1) * 100)))
+    for b in ("qemu-m0", "qemu-m4"):
+        a, c = dsgu_backward(R, b, 1.0), dsgu_backward(R, b, 0.1)
+        if a and c:
+            r = a / c
+            rows.append(("DSGU lmin=0.1 backward >= 6x cheaper (%s)" % b, "%.2fx" % r,
+                         "yes" if r >= 6 else "no (%.1fx short)" % (6 / r)))
+    return rows
+
+
+def _git_rev():
+    try:
+        rev = subprocess.run(["git", "-C", paths.ROOT, "rev-parse", "--short", "HEAD"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", paths.ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+        return rev + (" (working tree with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "?"
+
+
+BEGIN = "<!-- bench:begin (generated by python -m qtrain_host.bench --md; do not edit by hand) -->"
+END = "<!-- bench:end -->"
+
+
+def write_md(path, text):
+    """Replace the generated block of `path` (or append it)."""
+    old = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
+    block = BEGIN + "\n" + text + "\n" + END
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def quick(board="qemu-m4"):
+    """One small Dense layer, uint8, twice: (first, second) {name: counts}."""
+    return bench_layers(board, "uint8", QUICK_LAYERS, reps=1), bench_layers(board, "uint8", QUICK_LAYERS, reps=1)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--boards", default=" ".join(BOARDS), help="space-separated (default: %(default)s)")
+    ap.add_argument("--modes", default=" ".join(MODES), help="space-separated (default: %(default)s)")
+    ap.add_argument("--md", default="", help="write the tables into this Markdown file")
+    ap.add_argument("--quick", action="store_true", help="one small layer on qemu-m4 (smoke test)")
+    a = ap.parse_args(argv)
+    if a.quick:
+        r1, r2 = quick()
+        for name, v in r1.items():
+            print("%s: fwd %d bwd %d upd %d (again: %d %d %d)" % (
+                name, v["fwd"], v["bwd"], v["upd"], r2[name]["fwd"], r2[name]["bwd"], r2[name]["upd"]))
+        return 0
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    R = collect(tuple(a.boards.split()), tuple(a.modes.split()), log=log)
+    cmd = "python -m qtrain_host.bench" + ("" if a.boards == " ".join(BOARDS) else " --boards %r" % a.boards) \
+        + ("" if a.modes == " ".join(MODES) else " --modes %r" % a.modes) + (" --md %s" % a.md if a.md else "")
+    text = report(R, cmd)
+    print(text)
+    if a.md:
+        write_md(a.md, text)
+        log("bench: wrote %s" % a.md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
