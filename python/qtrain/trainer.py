@@ -20,6 +20,7 @@ VAE_DEFAULTS = {
     "data": "train.qtds",      # training stream (.qtds)
     "test": "",                # optional test stream for the final ELBO
     "model": "mlp",            # 'mlp' or 'conv' (the paper's ConvVAE)
+    "mode": "uint8",           # 'uint8', 'mixed' (uint8 forward, float32 errors) or 'float32'
     "hidden": 256,             # MLP hidden width
     "latent": 10,
     "epochs": 1,
@@ -62,7 +63,8 @@ def options(cfg):
     return Options(lr=cfg["lr"], alpha_norm=cfg.get("alpha_norm", 0.15),
                    per_row=cfg.get("per_row", False), rounding=cfg.get("rounding", "stochastic"),
                    alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
-                   alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"])
+                   alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"],
+                   mode=cfg.get("mode", "uint8"))
 
 
 def vae_state(vae):
