@@ -7,7 +7,10 @@
 #                                   boards/qemu-common/patches/*.patch applied
 #                                   and boards/qemu-common/qtrain_hal.c added
 # and build each board with BOARD_DIR=boards/<board> (mpconfigboard.mk) and the
-# heap size from boards/<board>/board.json into build/firmware/<board>/.
+# heap size from boards/<board>/board.json in build/firmware/<board>/obj/, then
+# replace build/firmware/<board>/firmware.elf atomically (tests may be running).
+# The version tag is taken from MPY_DIR's own git (if it is a checkout), never
+# from the repository the shadow tree happens to sit in.
 #
 #   make firmware                      build/firmware/{qemu-m0,qemu-m3,qemu-m4}/firmware.elf
 #   make run-qemu BOARD=qemu-m4 SCRIPT=f.py [MOUNT=dir]
@@ -31,7 +34,7 @@ firmware: $(FIRMWARES)
 # The patched port tree.  Rebuilt (and every board rebuilt) when a patch changes.
 $(FW_DIR)/.tree-stamp: $(QEMU_PATCHES) boards/qemu-common/qtrain_hal.c boards/qemu.mk | $(MPY_DIR)/py/dynruntime.mk
 	@echo "setup: patching a copy of ports/qemu into $(FW_SRC)"
-	@rm -rf $(FW_SRC) $(foreach b,$(QEMU_BOARDS),$(FW_DIR)/$(b)) && mkdir -p $(FW_SRC)/ports
+	@rm -rf $(FW_SRC) && mkdir -p $(FW_SRC)/ports
 	@for d in $(FW_LINKS); do ln -s $(MPY_DIR_ABS)/$$d $(FW_SRC)/$$d; done
 	@cp -r $(MPY_DIR_ABS)/ports/qemu $(FW_PORT) && rm -rf $(FW_PORT)/build-*
 	@for p in $(QEMU_PATCHES); do \
@@ -47,12 +50,17 @@ $(FW_DIR)/%/firmware.elf: $(FW_DIR)/.tree-stamp boards/%/mpconfigboard.mk boards
 	@echo "setup: building firmware $* (log: $(FW_DIR)/$*.log)"
 	@mkdir -p $(FW_DIR)/$*
 	@heap=$$($(call board_json,$*,heap_bytes)) && \
-	$(MAKE) -C $(FW_PORT) BOARD=$* BOARD_DIR=$(CURDIR)/boards/$* BUILD=$(FW_DIR)/$* \
+	if test -e $(MPY_DIR_ABS)/.git; then \
+		export MICROPY_GIT_TAG=$$(git -C $(MPY_DIR_ABS) describe --tags --dirty --always --match 'v[1-9].*'); \
+		export MICROPY_GIT_HASH=$$(git -C $(MPY_DIR_ABS) rev-parse --short HEAD); \
+	else export MICROPY_GIT_TAG=v$(MPY_VERSION); fi && \
+	$(MAKE) -C $(FW_PORT) BOARD=$* BOARD_DIR=$(CURDIR)/boards/$* BUILD=$(FW_DIR)/$*/obj \
 		FROZEN_MANIFEST= MICROPY_HEAP_SIZE=$$heap -j$(JOBS) >$(FW_DIR)/$*.log 2>&1 \
 		|| { tail -25 $(FW_DIR)/$*.log; \
 		     echo "setup: firmware $* failed, full log: $(FW_DIR)/$*.log" >&2; \
 		     echo "  Fix: check gcc-arm-none-eabi and libnewlib-arm-none-eabi are installed (make deps)," >&2; \
 		     echo "  then 'rm -rf $(FW_DIR)' and rerun make firmware." >&2; exit 1; }
+	@cp $(FW_DIR)/$*/obj/firmware.elf $@.tmp && mv -f $@.tmp $@
 	@arm-none-eabi-size $@ | tail -1 | awk '{printf "setup: %s text=%d data=%d bss=%d\n", "$*", $$1, $$2, $$3}'
 
 # ---- the real user path on an emulated board --------------------------------

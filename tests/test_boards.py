@@ -170,9 +170,14 @@ def test_timeout_kills_emulator(name):
 @pytest.mark.parametrize("name", QEMU_BOARDS)
 def test_files_and_package_importable(name):
     need(name)
-    out = run_ok(name, "import _qtrain, helper\nprint(helper.X, open('d/data.bin', 'rb').read())\n",
+    out = run_ok(name, "import _qtrain, helper, qtrain\n"
+                       "print(helper.X, open('d/data.bin', 'rb').read())\n"
+                       "with open('out.bin', 'wb') as f:\n"
+                       "    f.write(bytes(range(200)))\n"
+                       "print('wrote', sum(open('out.bin', 'rb').read()))\n",
                  files={"helper.py": b"X = 1234\n", "d/data.bin": b"\x01\x02"}).output
     assert "1234 b'\\x01\\x02'" in out
+    assert "wrote 19900" in out
 
 
 ICOUNT_SCRIPT = """\

@@ -83,6 +83,11 @@ mp_uint_t mp_hal_ticks_ms(void) {
     return (mp_uint_t)(systick_total() / (QTRAIN_SYSTICK_HZ / 1000));
 }
 
+// No RTC: "wall clock" = time since boot (used for littlefs file mtimes).
+uint64_t mp_hal_time_ns(void) {
+    return ticks_to_ns(systick_total());
+}
+
 void mp_hal_delay_us(mp_uint_t us) {
     uint64_t end = systick_total() + (uint64_t)us * (QTRAIN_SYSTICK_HZ / 1000000);
     while (systick_total() < end) {

@@ -13,4 +13,7 @@ LDSCRIPT = mcu/arm/mps2.ld
 SRC_BOARD_O = shared/runtime/gchelper_native.o shared/runtime/gchelper_thumb2.o
 SRC_C += qtrain_hal.c
 
+# littlefs: the runner's writable RAM disk (stands in for the board's flash FS).
+MICROPY_VFS_LFS2 = 1
+
 MPY_CROSS_FLAGS += -march=armv7m

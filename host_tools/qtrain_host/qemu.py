@@ -9,8 +9,11 @@ run(board, script, files=None, timeout=300, echo=False, icount=True)
     `_qtrain.mpy` for the board's arch, the `qtrain` package (python/,
     precompiled with mpy-cross) and `files` are put into a ROMFS image that
     QEMU loads *outside* the MicroPython heap (like a flash filesystem on a
-    real board); it is mounted read-only at /rom, which is the cwd and first
-    on sys.path.  The script runs through the raw REPL.  Returns RunResult:
+    real board), mounted read-only at /rom, first on sys.path.  The cwd, /,
+    is a writable littlefs on a RAM disk also outside the heap (addresses and
+    sizes in boards/<board>/board.json), holding a copy of the data files
+    (`files` not ending in .py/.mpy).  The script runs through the raw REPL.
+    Returns RunResult:
     returncode 0, or 1 if the script raised (traceback in output), -9 on
     timeout (the emulator is killed) and 2 if the firmware crashed.
 
@@ -46,15 +49,6 @@ from .runner import RunResult, TargetUnavailable
 QEMU = os.environ.get("QTRAIN_QEMU", "qemu-system-arm")
 BOARDS_DIR = os.path.join(paths.ROOT, "boards")
 ICOUNT_RE = re.compile(r"^@icount\s+(\S+)\s+(-?\d+)\s*$", re.M)
-
-# Where QEMU loads the ROMFS image: unused memory outside the firmware's RAM.
-ROMFS_ADDR = {
-    "microbit": 0x00080000,    # upper half of the 1 MiB flash (firmware ~200 KiB)
-    "mps2-an385": 0x20000000,  # SSRAM2/3 (the firmware lives in SSRAM1 at 0)
-    "mps2-an386": 0x20000000,
-}
-ROMFS_MAX = 512 * 1024
-
 
 def board_config(board):
     path = os.path.join(BOARDS_DIR, board, "board.json")
@@ -176,12 +170,65 @@ def _collect_files(board, files, tmpdir):
     return out
 
 
-def _romfs_mount_code(addr, size):
-    return ("import vfs, uctypes, sys, os\n"
-            "vfs.mount(vfs.VfsRom(uctypes.bytearray_at(0x%x, %d)), '/rom')\n"
-            "os.chdir('/rom')\n"
-            "sys.path.insert(0, '/rom')\n"
-            "del vfs, uctypes, sys, os\n" % (addr, size))
+# Runs in the raw REPL before the script: a writable littlefs on a RAM disk
+# outside the firmware's RAM mounted at / (like a board's flash filesystem),
+# the ROMFS at /rom (first on sys.path), and the data files (not modules)
+# copied from /rom into / so the cwd holds them, as on the Unix port.
+_SETUP = """\
+import vfs, uctypes, sys, os
+class RamDisk:
+    def __init__(s, a, n):
+        s.m = memoryview(uctypes.bytearray_at(a, n * 4096))
+        s.n = n
+    def readblocks(s, b, buf, o=0):
+        a = b * 4096 + o
+        buf[:] = s.m[a:a + len(buf)]
+    def writeblocks(s, b, buf, o=0):
+        a = b * 4096 + o
+        s.m[a:a + len(buf)] = buf
+    def ioctl(s, op, arg):
+        if op == 4:
+            return s.n
+        if op == 5:
+            return 4096
+        return 0
+bd = RamDisk(%(ram_addr)d, %(ram_blocks)d)
+vfs.VfsLfs2.mkfs(bd)
+vfs.mount(vfs.VfsLfs2(bd), '/')
+vfs.mount(vfs.VfsRom(uctypes.bytearray_at(%(rom_addr)d, %(rom_size)d)), '/rom')
+os.chdir('/')
+sys.path.insert(0, '/rom')
+def cp(names):
+    b = bytearray(512)
+    mv = memoryview(b)
+    for n in names:
+        p = ''
+        for d in n.split('/')[:-1]:
+            p += d
+            try:
+                os.mkdir(p)
+            except OSError:
+                pass
+            p += '/'
+        with open('/rom/' + n, 'rb') as f, open(n, 'wb') as g:
+            while True:
+                k = f.readinto(b)
+                if not k:
+                    break
+                g.write(mv[:k])
+cp(%(data)r)
+del RamDisk, bd, cp, vfs, uctypes, sys, os
+import gc
+gc.collect()
+del gc
+"""
+
+
+def _setup_code(cfg, rom_size, data_files):
+    q = cfg["qemu"]
+    return _SETUP % dict(ram_addr=int(q["ramfs_addr"], 0), ram_blocks=q["ramfs_bytes"] // 4096,
+                         rom_addr=int(q["romfs_addr"], 0), rom_size=rom_size,
+                         data=sorted(data_files))
 
 
 # ---- the emulator over pipes --------------------------------------------------
@@ -321,22 +368,23 @@ def run(board, script, files=None, timeout=300, echo=False, icount=True, **kw):
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="qtrain-qemu-") as tmp:
         image = build_romfs(_collect_files(board, files, tmp))
-        if len(image) > ROMFS_MAX:
-            raise ValueError("files too large for the emulated flash (%d > %d bytes)"
-                             % (len(image), ROMFS_MAX))
+        if len(image) > cfg["qemu"]["romfs_max"]:
+            raise ValueError("files too large for the emulated board (%d > %d bytes)"
+                             % (len(image), cfg["qemu"]["romfs_max"]))
         img = os.path.join(tmp, "romfs.img")
         with open(img, "wb") as f:
             f.write(image)
-        addr = ROMFS_ADDR[cfg["qemu"]["machine"]]
+        addr = int(cfg["qemu"]["romfs_addr"], 0)
         extra = ["-device", "loader,file=%s,addr=0x%x,force-raw=on" % (img, addr)]
+        data = [n.strip("/") for n in (files or {}) if not n.endswith((".py", ".mpy"))]
         emu = Emulator(board, icount=icount, extra=extra, echo=echo)
         try:
             stage = "boot"
             emu.enter_raw_repl(deadline)
             stage = "setup"
-            out, err = emu.exec_raw(_romfs_mount_code(addr, len(image)), deadline)
+            out, err = emu.exec_raw(_setup_code(cfg, len(image), data), deadline)
             if err:
-                return RunResult(_text(out + err) + "\n[qtrain qemu: ROMFS mount failed]", 2)
+                return RunResult(_text(out + err) + "\n[qtrain qemu: filesystem setup failed]", 2)
             stage = "script"
             out, err = emu.exec_raw(script, deadline, stream=echo)
             output = _text(out + err)
