@@ -71,6 +71,7 @@ $(UNIX_MP): | $(MPY_DIR)/mpy-cross/build/mpy-cross
 -include boards/qemu.mk
 -include host_tools/data.mk
 -include host_tools/bench.mk
+-include host_tools/serial.mk
 
 setup: venv unix firmware
 
