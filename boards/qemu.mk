@@ -32,7 +32,7 @@ board_json = python3 -c "import json,sys; print(json.load(open('boards/$(1)/boar
 firmware: $(FIRMWARES)
 
 # The patched port tree.  Rebuilt (and every board rebuilt) when a patch changes.
-$(FW_DIR)/.tree-stamp: $(QEMU_PATCHES) boards/qemu-common/qtrain_hal.c boards/qemu.mk | $(MPY_DIR)/py/dynruntime.mk
+$(FW_DIR)/.tree-stamp: $(QEMU_PATCHES) boards/qemu-common/qtrain_hal.c boards/qemu.mk | $(BUILD)/.apt-stamp $(MPY_DIR)/py/dynruntime.mk
 	@echo "setup: patching a copy of ports/qemu into $(FW_SRC)"
 	@rm -rf $(FW_SRC) && mkdir -p $(FW_SRC)/ports
 	@for d in $(FW_LINKS); do ln -s $(MPY_DIR_ABS)/$$d $(FW_SRC)/$$d; done

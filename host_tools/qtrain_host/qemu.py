@@ -240,6 +240,7 @@ class Emulator:
     def __init__(self, board, icount=True, extra=(), echo=False):
         self.board = board
         self.echo = echo
+        self._dec = None
         self._errf = tempfile.TemporaryFile()
         cmd = qemu_command(board, "stdio", icount=icount, extra=extra)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -299,7 +300,10 @@ class Emulator:
 
     def _echo(self, data):
         if self.echo:
-            sys.stdout.write(data.decode("utf-8", "replace"))
+            if self._dec is None:
+                import codecs
+                self._dec = codecs.getincrementaldecoder("utf-8")("replace")
+            sys.stdout.write(self._dec.decode(data).replace("\r\n", "\n"))
             sys.stdout.flush()
 
     def stderr_text(self):
