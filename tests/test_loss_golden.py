@@ -449,15 +449,96 @@ def test_kernels_under_sanitizers(tmp_path):
         pytest.skip("no host C compiler")
     drv = tmp_path / "san.c"
     drv.write_text(SANITIZE_DRIVER)
-    exe = tmp_path / "san"
     srcs = [os.path.join(KERNELS, f) for f in ("mathf.c", "rng.c", "quant.c", "loss_bce.c", "loss_ce.c", "latent.c")]
-    cmd = [CC, "-O1", "-g", "-std=c99", "-ffp-contract=off", "-Wall", "-Wextra", "-Wshadow",
-           "-Wdouble-promotion", "-Werror", "-Wno-unused-parameter",
-           "-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
-           "-I" + KERNELS, str(drv)] + srcs + ["-o", str(exe)]
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0 and "sanitize" in r.stdout and "unrecognized" in r.stdout:
-        pytest.skip("compiler without sanitizers")
-    assert r.returncode == 0, r.stdout
-    r = subprocess.run([str(exe)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
-    assert r.returncode == 0 and "ok" in r.stdout, r.stdout[-3000:]
+    for flag in (0, 1):      # float path (x64, M4) and integer path (M0, M3) of loss_io.h
+        exe = tmp_path / ("san%d" % flag)
+        cmd = [CC, "-O1", "-g", "-std=c99", "-ffp-contract=off", "-Wall", "-Wextra", "-Wshadow",
+               "-Wdouble-promotion", "-Werror", "-Wno-unused-parameter", "-DQT_LOSS_INT_FLOAT=%d" % flag,
+               "-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
+               "-I" + KERNELS, str(drv)] + srcs + ["-o", str(exe)]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0 and "sanitize" in r.stdout and "unrecognized" in r.stdout:
+            pytest.skip("compiler without sanitizers")
+        assert r.returncode == 0, r.stdout
+        r = subprocess.run([str(exe)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+        assert r.returncode == 0 and "ok" in r.stdout, r.stdout[-3000:]
+
+
+# ---- the integer (no-FPU) and float paths of the output writer agree -------------------------
+
+PUT_DRIVER = r"""
+#include <stddef.h>
+#include <stdint.h>
+#include "loss_io.h"
+/* write n values through qt_lw_put; mm <- [vmin, vmax] */
+void put_all(const float *v, size_t n, float scale, int32_t zero, uint8_t *q, float *mm) {
+    float qp[QT_QP_LEN] = {0};
+    qp[QT_QP_SCALE] = scale;
+    qp[QT_QP_ZERO] = (float)zero;
+    qt_lout_t o = { q, NULL, qp };
+    qt_lw_t w;
+    qt_lw_init(&w, &o);
+    for (size_t i = 0; i < n; i++) {
+        qt_lw_put(&w, i, v[i]);
+    }
+    mm[0] = w.vmin;
+    mm[1] = w.vmax;
+}
+void floors(const float *x, size_t n, int32_t *a, int32_t *b) {
+    for (size_t i = 0; i < n; i++) {
+        a[i] = qt_floor_f32(x[i]);
+        b[i] = qt_floor_bits(x[i]);
+    }
+}
+"""
+
+
+def test_loss_writer_integer_path_equals_float_path(tmp_path):
+    """QT_LOSS_INT_FLOAT=1 (what Cortex-M0/M3 builds use) and =0 (x64, M4)
+    must give the same uint8 values and the same min/max bits for any input."""
+    if not CC:
+        pytest.skip("no host C compiler")
+    src = tmp_path / "put.c"
+    src.write_text(PUT_DRIVER)
+    libs = []
+    for flag in (0, 1):
+        so = tmp_path / ("put%d.so" % flag)
+        subprocess.run([CC, "-O2", "-std=c99", "-ffp-contract=off", "-shared", "-fPIC", "-Wall", "-Werror",
+                        "-DQT_LOSS_INT_FLOAT=%d" % flag, "-I" + KERNELS, str(src),
+                        os.path.join(KERNELS, "quant.c"), "-o", str(so)], check=True)
+        libs.append(ctypes.CDLL(str(so)))
+    rng = np.random.default_rng(17)
+    vp = ctypes.c_void_p
+    # floor from the bits == qt_floor_f32 on |x| < 2^23 (dense near the halves)
+    x = np.concatenate([rng.uniform(-1100, 1100, 2_000_000), np.arange(-2100, 2100) + 0.5,
+                        np.arange(-2100, 2100), rng.uniform(-1, 1, 100000),
+                        rng.uniform(-8e6, 8e6, 100000)]).astype(np.float32)
+    x = np.concatenate([x, -x, np.nextafter(x, np.float32(np.inf)), np.array([0.0, -0.0], np.float32)])
+    a = np.empty(x.size, np.int32)
+    b = np.empty(x.size, np.int32)
+    libs[1].floors(x.ctypes.data_as(vp), ctypes.c_size_t(x.size), a.ctypes.data_as(vp), b.ctypes.data_as(vp))
+    assert np.array_equal(a, b), x[a != b][:5]
+    assert np.array_equal(a, np.floor(x).astype(np.int32))
+    special = np.array([0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-45, -1e-45], np.float32)
+    for k in range(3000):
+        n = int(rng.integers(1, 40))
+        kind = k % 4
+        if kind == 0:
+            v = rng.uniform(-1, 1, n).astype(np.float32)
+        elif kind == 1:
+            v = rng.integers(0, 2 ** 32, n, dtype=np.uint64).astype(np.uint32).view(np.float32)
+        elif kind == 2:
+            v = rng.choice(special, n)
+        else:
+            v = (rng.integers(-600, 600, n) * np.float32(0.5) * np.float32(2 / 255)).astype(np.float32)
+        scale = float(rng.choice([2 / 255, 1e-3, 1e-30, 1e30, float(rng.uniform(1e-4, 1))]))
+        zero = int(rng.integers(0, 256))
+        res = []
+        for lib in libs:
+            q = np.zeros(n, np.uint8)
+            mm = np.zeros(2, np.float32)
+            lib.put_all(v.ctypes.data_as(vp), ctypes.c_size_t(n), ctypes.c_float(scale), ctypes.c_int32(zero),
+                        q.ctypes.data_as(vp), mm.ctypes.data_as(vp))
+            res.append((q, mm.view(np.uint32)))
+        assert np.array_equal(res[0][0], res[1][0]), (k, v, res)
+        assert np.array_equal(res[0][1], res[1][1]), (k, v, res)
