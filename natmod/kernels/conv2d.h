@@ -114,9 +114,10 @@ void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const u
 // plus the cols before conv2d_scratch_len_u8: the caller may put grow there.
 uint8_t *conv2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x,
     uint8_t *scratch, int32_t **colsum);
+// work: 2*align4(out_h*out_w) + 8 bytes of 4-byte aligned scratch.
 int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *cols, const int32_t *colsum, int32_t zero_x, int32_t o, int32_t *grow,
-    int accumulate);
+    int accumulate, uint32_t *work);
 
 // Batch form: gw[o][c][ky][kx] += ..., gb[o] += sum (e_o - z_e) for o in sel
 // (NULL = all; gb may be NULL).  int32, weight layout.

@@ -110,12 +110,85 @@ static inline void dot2_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *
 // (A four-row version spilled registers under GCC and was no faster.)
 #define QT_CONV_GROUP 2
 
+static inline int32_t align4(int32_t n) {
+    return (n + 3) & ~3;
+}
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// The shared vector split into int16 lanes once (per pixel, per filter):
+// for each 4 values two words (b0, b2) and (b1, b3).  Then each 4 MACs of a
+// row cost one load, two UXTB16 and two SMLAD.
+static inline void lanes_u8(const uint8_t *b, int32_t n, uint32_t *bx) {
+    for (int32_t i = 0; i + 4 <= n; i += 4, bx += 2) {
+        uint32_t v = ld32u(b + i);
+        bx[0] = (uint32_t)lanes02(v);
+        bx[1] = (uint32_t)lanes13(v);
+    }
+}
+
+static inline void dot2x_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *b,
+    const uint32_t *bx, int32_t n, uint32_t *r0, uint32_t *r1) {
+    int32_t s0 = 0, s1 = 0;
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8, bx += 4) {
+        uint32_t x = ld32u(a0 + i), y = ld32u(a1 + i);
+        const int16x2_t q0 = (int16x2_t)bx[0], q1 = (int16x2_t)bx[1];
+        s0 = __smlad(lanes02(x), q0, s0);
+        s0 = __smlad(lanes13(x), q1, s0);
+        s1 = __smlad(lanes02(y), q0, s1);
+        s1 = __smlad(lanes13(y), q1, s1);
+        x = ld32u(a0 + i + 4);
+        y = ld32u(a1 + i + 4);
+        const int16x2_t q2 = (int16x2_t)bx[2], q3 = (int16x2_t)bx[3];
+        s0 = __smlad(lanes02(x), q2, s0);
+        s0 = __smlad(lanes13(x), q3, s0);
+        s1 = __smlad(lanes02(y), q2, s1);
+        s1 = __smlad(lanes13(y), q3, s1);
+    }
+    for (; i + 4 <= n; i += 4, bx += 2) {
+        uint32_t x = ld32u(a0 + i), y = ld32u(a1 + i);
+        s0 = __smlad(lanes02(x), (int16x2_t)bx[0], s0);
+        s0 = __smlad(lanes13(x), (int16x2_t)bx[1], s0);
+        s1 = __smlad(lanes02(y), (int16x2_t)bx[0], s1);
+        s1 = __smlad(lanes13(y), (int16x2_t)bx[1], s1);
+    }
+    uint32_t acc0 = (uint32_t)s0, acc1 = (uint32_t)s1;
+    for (; i < n; i++) {
+        acc0 += (uint32_t)a0[i] * b[i];
+        acc1 += (uint32_t)a1[i] * b[i];
+    }
+    *r0 = acc0;
+    *r1 = acc1;
+}
+#endif
+
+// Lanes of the shared vector where they pay (M4); bytes of work they need.
+static inline const uint32_t *prep_lanes(const uint8_t *b, int32_t n, uint32_t *work) {
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    lanes_u8(b, n, work);
+    return work;
+#else
+    (void)b;
+    (void)n;
+    (void)work;
+    return NULL;
+#endif
+}
+static inline int32_t lanes_bytes(int32_t n) {
+    return 2 * align4(n) + 8;
+}
+
 // Up to QT_CONV_GROUP rows (stride st) of n values against b; returns how
 // many rows it did (2, or 1 at the end).
 static inline int32_t dot_rows_u8(const uint8_t *a, int32_t st, int32_t rows, const uint8_t *b,
-    int32_t n, uint32_t *d) {
+    const uint32_t *bx, int32_t n, uint32_t *d) {
     if (rows >= 2) {
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        dot2x_u8(a, a + st, b, bx, n, &d[0], &d[1]);
+#else
+        (void)bx;
         dot2_u8(a, a + st, b, n, &d[0], &d[1]);
+#endif
         return 2;
     }
     d[0] = dot_u8(a, b, n);
@@ -136,10 +209,6 @@ static inline uint32_t sum_u8(const uint8_t *a, int32_t n) {
     return s;
 }
 
-static inline int32_t align4(int32_t n) {
-    return (n + 3) & ~3;
-}
-
 // Number of taps k < K with k = phase (mod s).
 static inline int32_t phase_taps(int32_t phase, int32_t K, int32_t s) {
     return phase < K ? (K - 1 - phase) / s + 1 : 0;
@@ -149,7 +218,7 @@ static inline int32_t phase_taps(int32_t phase, int32_t K, int32_t s) {
 
 int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     const int32_t KK = g->k_h * g->k_w;
-    int32_t n = 8 * g->out_ch + align4(g->in_ch * KK);
+    int32_t n = 8 * g->out_ch + align4(g->in_ch * KK) + lanes_bytes(g->in_ch * KK);
     if (n_sel_max) {
         n += align4(g->out_ch * g->in_ch * KK);
     }
@@ -159,7 +228,7 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
 int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
     return 4 * nph + 4 * nph * g->in_ch + 4 * g->in_ch + 4 * g->out_ch
-           + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK);
+           + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
 }
 
 // ---- gather ------------------------------------------------------------------------
@@ -179,12 +248,13 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     int32_t *wsum = (int32_t *)(void *)scratch;
     int32_t *bacc = wsum + O;
     uint8_t *patch = scratch + 8 * O;
+    uint32_t *lanes = (uint32_t *)(void *)(patch + align4(C * KK));
     const uint8_t *rows = w;
     int32_t rstride = C * KK;
     if (sel) {
         // Only the selected input channels: repack each filter's chunks into
         // one contiguous row of L values.
-        uint8_t *ws = patch + align4(C * KK);
+        uint8_t *ws = (uint8_t *)lanes + lanes_bytes(C * KK);
         for (int32_t o = 0; o < O; o++) {
             for (int32_t j = 0; j < n; j++) {
                 const uint8_t *src = w + (o * C + sel[j]) * KK;
@@ -252,10 +322,11 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             }
             const uint32_t psum = sum_u8(patch, L);
             const uint32_t c0 = cn - zw * psum;
+            const uint32_t *bx = O >= 2 ? prep_lanes(patch, L, lanes) : NULL;
             const uint8_t *wr = rows;
             for (int32_t o = 0; o < O;) {
                 uint32_t d[QT_CONV_GROUP];
-                const int32_t cnt = dot_rows_u8(wr, rstride, O - o, patch, L, d);
+                const int32_t cnt = dot_rows_u8(wr, rstride, O - o, patch, bx, L, d);
                 for (int32_t h = 0; h < cnt; h++) {
                     int32_t acc = (int32_t)(d[h] - zx * (uint32_t)wsum[o + h] + c0);
                     if (b) {
@@ -294,6 +365,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     int32_t *chan = bacc + C;
     uint8_t *prow = (uint8_t *)(chan + g->out_ch);
     uint8_t *patch = prow + align4(g->out_ch * C * KK);
+    uint32_t *lanes = (uint32_t *)(void *)(patch + align4(g->out_ch * KK));
     for (int32_t c = 0; c < C; c++) {
         bacc[c] = b ? qt_fixmul_apply(b[c], rq->bias) : 0;
     }
@@ -369,10 +441,11 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const uint8_t *wr = prow + phase_off[ph];
             const int32_t *ws = wsum + ph * C;
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
+            const uint32_t *bxl = C >= 2 ? prep_lanes(patch, L, lanes) : NULL;
             uint8_t *out = big + by * W + bx;
             for (int32_t c = 0; c < C;) {
                 uint32_t d[QT_CONV_GROUP];
-                const int32_t cnt = dot_rows_u8(wr, L, C - c, patch, L, d);
+                const int32_t cnt = dot_rows_u8(wr, L, C - c, patch, bxl, L, d);
                 for (int32_t h = 0; h < cnt; h++, out += HW) {
                     int32_t acc = (int32_t)(d[h] - zs * (uint32_t)ws[c + h] + c0);
                     if (b) {
@@ -446,12 +519,13 @@ void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zer
 // out[r] = sum_pix (small_ch - zs)(cols_r - zb) for nrows rows of n pixels.
 void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small_sum,
     const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
-    int32_t *out, int accumulate) {
+    int32_t *out, int accumulate, uint32_t *work) {
     const uint32_t zs = (uint32_t)zero_s, zb = (uint32_t)zero_b;
+    const uint32_t *bx = nrows >= 2 ? prep_lanes(small_ch, n, work) : NULL;
     const uint32_t c0 = (uint32_t)n * zs * zb - zb * (uint32_t)small_sum;
     for (int32_t r = 0; r < nrows;) {
         uint32_t d[QT_CONV_GROUP];
-        const int32_t cnt = dot_rows_u8(cols, n, nrows - r, small_ch, n, d);
+        const int32_t cnt = dot_rows_u8(cols, n, nrows - r, small_ch, bx, n, d);
         for (int32_t h = 0; h < cnt; h++) {
             int32_t v = (int32_t)(d[h] - zs * (uint32_t)colsum[r + h] + c0);
             out[r + h] = (accumulate ? out[r + h] : 0) + v;
@@ -471,7 +545,8 @@ int32_t conv2d_scratch_len_u8(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, CKK = g->in_ch * KK;
     int32_t fwd = qt_conv_gather_scratch(g, 0);
     int32_t bwd = qt_conv_scatter_scratch(g);
-    int32_t grad = align4(CKK * g->out_h * g->out_w) + 4 * CKK + 4 * CKK + 4 * g->out_ch;
+    int32_t grad = align4(CKK * g->out_h * g->out_w) + 4 * CKK + 4 * CKK + 4 * g->out_ch
+                   + lanes_bytes(g->out_h * g->out_w);
     int32_t n = fwd > bwd ? fwd : bwd;
     return n > grad ? n : grad;
 }
@@ -522,12 +597,12 @@ uint8_t *conv2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32
 
 int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *cols, const int32_t *colsum, int32_t zero_x, int32_t o, int32_t *grow,
-    int accumulate) {
+    int accumulate, uint32_t *work) {
     const int32_t SHW = g->out_h * g->out_w;
     const uint8_t *eo = e + o * SHW;
     const int32_t esum = (int32_t)sum_u8(eo, SHW);
     qt_conv_corr_rows_u8(eo, zero_e, esum, cols, colsum, zero_x, g->in_ch * g->k_h * g->k_w, SHW,
-        grow, accumulate);
+        grow, accumulate, work);
     return (int32_t)((uint32_t)esum - (uint32_t)SHW * (uint32_t)zero_e);
 }
 
@@ -535,12 +610,14 @@ void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_
     const uint8_t *x, int32_t zero_x, int32_t *gw, int32_t *gb,
     const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
     const int32_t CKK = g->in_ch * g->k_h * g->k_w;
+    const int32_t SHW = g->out_h * g->out_w;
     int32_t *colsum;
     const uint8_t *cols = conv2d_grad_prepare_u8(g, x, zero_x, scratch, &colsum);
+    uint32_t *work = (uint32_t *)(void *)(scratch + 8 * CKK + align4(CKK * SHW) + 4 * g->out_ch);
     const int32_t n = sel ? n_sel : g->out_ch;
     for (int32_t j = 0; j < n; j++) {
         const int32_t o = sel ? sel[j] : j;
-        int32_t gbo = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, gw + o * CKK, 1);
+        int32_t gbo = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, gw + o * CKK, 1, work);
         if (gb) {
             gb[o] += gbo;
         }
@@ -565,12 +642,13 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *cols = conv2d_grad_prepare_u8(g, x, zero_x, scratch, &colsum);
     int32_t *grow = (int32_t *)(void *)(scratch + 4 * CKK + align4(CKK * SHW));
     int32_t *gb = grow + CKK;
+    uint32_t *work = (uint32_t *)(void *)(gb + g->out_ch);
     new_range[0] = INT32_MAX;
     new_range[1] = INT32_MIN;
     const int32_t n = sel ? n_sel : g->out_ch;
     for (int32_t j = 0; j < n; j++) {
         const int32_t o = sel ? sel[j] : j;
-        gb[o] = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, grow, 0);
+        gb[o] = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, grow, 0, work);
         // One row: state + 2*o puts this filter's (mu, sigma) where
         // qt_update_rows_u8 reads row 0's (per-row mode reads no header).
         int32_t r[2];

@@ -41,9 +41,10 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *g);
 // s_e s_x grow); returns the bias gradient.  work: the scratch after the
 // first 4*in_ch bytes (see conv_transpose2d_grad_acc_u8).
 void conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t *xsum);
+// lanes: 2*align4(in_h*in_w) + 8 bytes of 4-byte aligned scratch.
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e,
     int32_t zero_e, const uint8_t *x, int32_t zero_x, const int32_t *xsum, int32_t co,
-    int32_t *grow, uint8_t *work);
+    int32_t *grow, uint8_t *work, uint32_t *lanes);
 // Bytes of scratch the gradient calls use (xsum + cols + colsum).
 int32_t conv_transpose2d_grad_scratch_u8(const qt_conv_geom_t *g);
 

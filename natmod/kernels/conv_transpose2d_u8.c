@@ -36,7 +36,8 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
     int32_t bwd = qt_conv_gather_scratch(&g, 1);
     // gradient + the fused update's row (int32 grow, uint8 weights, int32 gb)
     const int32_t CKK = t->in_ch * t->k_h * t->k_w;
-    int32_t grad = conv_transpose2d_grad_scratch_u8(t) + 4 * CKK + align4(CKK) + 4 * t->out_ch;
+    int32_t grad = conv_transpose2d_grad_scratch_u8(t) + 4 * CKK + align4(CKK) + 4 * t->out_ch
+                   + 2 * align4(t->in_h * t->in_w) + 8;
     int32_t n = fwd > bwd ? fwd : bwd;
     return n > grad ? n : grad;
 }
@@ -50,7 +51,7 @@ void conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const uint8_t *x,
 
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *e,
     int32_t zero_e, const uint8_t *x, int32_t zero_x, const int32_t *xsum, int32_t co,
-    int32_t *grow, uint8_t *work) {
+    int32_t *grow, uint8_t *work, uint32_t *lanes) {
     qt_conv_geom_t g;
     qt_conv_geom_swap(t, &g);
     const int32_t IHW = t->in_h * t->in_w, OHW = t->out_h * t->out_w;
@@ -63,7 +64,7 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     qt_conv_cols_u8(&g, ec, zero_e, cols, colsum);
     for (int32_t ci = 0; ci < t->in_ch; ci++) {
         qt_conv_corr_rows_u8(x + ci * IHW, zero_x, xsum[ci], cols, colsum, zero_e, KK, IHW,
-            grow + ci * KK, 0);
+            grow + ci * KK, 0, lanes);
     }
     return qt_conv_map_sum_u8(ec, OHW, zero_e);
 }
@@ -75,11 +76,13 @@ void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *t, const uint8_t *e, int
     int32_t *xsum = (int32_t *)(void *)scratch;
     uint8_t *work = scratch + 4 * t->in_ch;
     int32_t *grow = (int32_t *)(void *)(scratch + conv_transpose2d_grad_scratch_u8(t));
+    const int32_t CKK = t->in_ch * KK;
+    uint32_t *lanes = (uint32_t *)(void *)((uint8_t *)(grow + CKK) + align4(CKK) + 4 * CO);
     conv_transpose2d_grad_prepare_u8(t, x, xsum);
     const int32_t n = sel ? n_sel : CO;
     for (int32_t j = 0; j < n; j++) {
         const int32_t co = sel ? sel[j] : j;
-        int32_t gbc = conv_transpose2d_filter_grad_u8(t, e, zero_e, x, zero_x, xsum, co, grow, work);
+        int32_t gbc = conv_transpose2d_filter_grad_u8(t, e, zero_e, x, zero_x, xsum, co, grow, work, lanes);
         for (int32_t ci = 0; ci < t->in_ch; ci++) {
             int32_t *dst = gw + (ci * CO + co) * KK;
             for (int32_t r = 0; r < KK; r++) {
@@ -103,13 +106,14 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
     int32_t *grow = (int32_t *)(void *)(scratch + conv_transpose2d_grad_scratch_u8(t));
     uint8_t *wrow = (uint8_t *)(grow + CKK);
     int32_t *gb = (int32_t *)(void *)(wrow + align4(CKK));
+    uint32_t *lanes = (uint32_t *)(void *)(gb + CO);
     conv_transpose2d_grad_prepare_u8(t, x, xsum);
     new_range[0] = INT32_MAX;
     new_range[1] = INT32_MIN;
     const int32_t n = sel ? n_sel : CO;
     for (int32_t j = 0; j < n; j++) {
         const int32_t co = sel ? sel[j] : j;
-        gb[co] = conv_transpose2d_filter_grad_u8(t, e, zero_e, x, zero_x, xsum, co, grow, work);
+        gb[co] = conv_transpose2d_filter_grad_u8(t, e, zero_e, x, zero_x, xsum, co, grow, work, lanes);
         for (int32_t ci = 0; ci < CI; ci++) {
             const uint8_t *src = w + (ci * CO + co) * KK;
             for (int32_t r = 0; r < KK; r++) {
