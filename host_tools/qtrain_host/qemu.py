@@ -342,12 +342,73 @@ class Emulator:
         self.write(b"\r\x03\x03\x01")
         self.read_until(b"raw REPL; CTRL-B to exit\r\n>", deadline)
 
+    def read_exact(self, n, deadline):
+        while len(self._buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                e = TimeoutError("timeout reading %d bytes" % n)
+                e.partial = self._buf
+                raise e
+            try:
+                data = self._q.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if not data:
+                e = EOFError("qemu exited")
+                e.partial = self._buf
+                raise e
+            self._buf += data
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def _pending(self):
+        while True:
+            try:
+                data = self._q.get_nowait()
+            except queue.Empty:
+                return len(self._buf) > 0
+            if not data:
+                self._q.put(data)  # keep the EOF for the next reader
+                return len(self._buf) > 0
+            self._buf += data
+
+    def _raw_paste(self, code, deadline):
+        """Send `code` in raw-paste mode (what mpremote uses: the device
+        compiles as it receives, so the source never sits in the heap).
+        Returns False if the firmware does not support it."""
+        self.write(b"\x05A\x01")
+        r = self.read_exact(2, deadline)
+        if r == b"R\x00":
+            return False
+        if r != b"R\x01":
+            raise RuntimeError("raw-paste: unexpected reply %r" % r)
+        win = int.from_bytes(self.read_exact(2, deadline), "little")
+        remain, i = win, 0
+        while i < len(code):
+            while remain == 0 or self._pending():
+                c = self.read_exact(1, deadline)
+                if c == b"\x01":
+                    remain += win
+                elif c == b"\x04":          # device ended early (e.g. syntax error)
+                    self.write(b"\x04")
+                    return True
+                else:
+                    raise RuntimeError("raw-paste: unexpected byte %r" % c)
+            chunk = code[i:i + remain]
+            self.write(chunk)
+            remain -= len(chunk)
+            i += len(chunk)
+        self.write(b"\x04")
+        self.read_until(b"\x04", deadline)
+        return True
+
     def exec_raw(self, code, deadline, stream=False):
         """Run `code` in the raw REPL; returns (stdout bytes, stderr bytes)."""
         if isinstance(code, str):
             code = code.encode("utf-8")
-        self.write(code + b"\x04")
-        self.read_until(b"OK", deadline)
+        if not self._raw_paste(code, deadline):
+            self.write(code + b"\x04")
+            self.read_until(b"OK", deadline)
         out = self.read_until(b"\x04", deadline, stream=stream)[:-1]
         err = self.read_until(b"\x04", deadline)[:-1]
         self.read_until(b">", deadline)
