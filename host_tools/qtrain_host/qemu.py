@@ -445,9 +445,11 @@ def run(board, script, files=None, timeout=300, echo=False, icount=True, **kw):
         emu = Emulator(board, icount=icount, extra=extra, echo=echo)
         try:
             stage = "boot"
-            emu.enter_raw_repl(deadline)
+            # Boot and setup take well under a second: fail fast if they hang.
+            early = min(deadline, time.monotonic() + 60)
+            emu.enter_raw_repl(early)
             stage = "setup"
-            out, err = emu.exec_raw(_setup_code(cfg, len(image), data), deadline)
+            out, err = emu.exec_raw(_setup_code(cfg, len(image), data), early)
             if err:
                 return RunResult(_text(out + err) + "\n[qtrain qemu: filesystem setup failed]", 2)
             stage = "script"
