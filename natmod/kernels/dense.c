@@ -720,7 +720,7 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
     int32_t new_range[2]) {
     const int32_t zx = d->zx, ze = d->ze;
-    const int32_t cnt = rows ? k : m;
+    int32_t cnt = rows ? k : m;
     const int first = !(state[0] > 0.0f);
     int32_t sx = 0;
     uint32_t sxx = 0;
@@ -764,27 +764,45 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     int32_t qmin = INT32_MAX, qmax = INT32_MIN;
     const int stoch = u->rounding == QT_ROUND_STOCHASTIC;
     const int32_t r0 = u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
+    // Per tensor, sigma and mu are the same for every row: the per-row
+    // constants come from two per-call ones, A_i = round(K e_i) by an integer
+    // fixed-point multiply (no float per row: it matters on a soft-float M0).
+    int32_t Bt = 0;
+    qt_fixmul_t Kt = { 0, 1 };
+    if (!u->per_row) {
+        if (!(state[2] > 0.0f)) {
+            cnt = 0;                    // sigma guard: no update at all
+        } else {
+            float c = u->lr / (u->s_w * state[2]);
+            Kt = qt_fixmul_from_f32(c * s_g * 65536.0f);
+            Bt = qt_round_f32(clamp_f(c * state[1] * 65536.0f, 536870912.0f));
+        }
+    }
     for (int32_t t = 0; t < cnt; t++) {
         int32_t i = rows ? rows[t] : t;
         int32_t ce = (int32_t)e[i] - ze;
         if (ce == 0) {
             continue;
         }
-        float fce = (float)ce;
-        float *st = state + 1;
-        if (u->per_row) {
-            st = state + QT_STD_STATE_HDR + 2 * i;
+        // delta_ij (weight steps, Q16) = A (x_j - z_x) - B
+        int32_t A, B;
+        if (!u->per_row) {
+            int64_t a = qt_fixmul_apply64(ce, Kt);
+            A = a > 2097152 ? 2097152 : (a < -2097152 ? -2097152 : (int32_t)a);
+            B = Bt;
+        } else {
+            float fce = (float)ce;
+            float *st = state + QT_STD_STATE_HDR + 2 * i;
             float ace = ce < 0 ? -fce : fce;
             qt_std_blend(st, s_g * (fce * mx), s_g * (ace * sdx), u->alpha_norm, first || !(st[1] > 0.0f));
+            float sig = st[1];
+            if (!(sig > 0.0f)) {
+                continue;
+            }
+            float c = u->lr / (u->s_w * sig);
+            A = qt_round_f32(clamp_f(c * (s_g * fce) * 65536.0f, 2097152.0f));
+            B = qt_round_f32(clamp_f(c * st[0] * 65536.0f, 536870912.0f));
         }
-        float sig = st[1];
-        if (!(sig > 0.0f)) {
-            continue;
-        }
-        float c = u->lr / (u->s_w * sig);
-        // delta_ij (weight steps, Q16) = A (x_j - z_x) - B
-        int32_t A = qt_round_f32(clamp_f(c * (s_g * fce) * 65536.0f, 2097152.0f));
-        int32_t B = qt_round_f32(clamp_f(c * st[0] * 65536.0f, 536870912.0f));
         uint8_t *wr = w + (size_t)i * (size_t)n;
         // w_new = w + floor((r - delta) / 2^16) = w + ((r + B + A zx - A x) >> 16)
         if (!stoch) {

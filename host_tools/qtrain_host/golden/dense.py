@@ -210,23 +210,34 @@ def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
             _blend(st, 1, F(s_g * mup), F(s_g * Q.sqrt_f32(varp)), alpha_norm, first)
     qmin, qmax = INT32_MAX, -INT32_MAX - 1
     lr = F(lr)
-    for i in rows:
+    wrows = rows
+    if not per_row:
+        # per tensor: A_i = round(K ce_i) by the fixed-point multiplier of K
+        if not st[2] > 0:
+            wrows = []
+        else:
+            c = F(lr / F(s_w * st[2]))
+            K = F(F(c * s_g) * F(65536.0))
+            Bt = Q.round_f32(_clampf(F(F(c * st[1]) * F(65536.0)), 536870912.0))
+    for i in wrows:
         ce = int(ce_all[i])
         if ce == 0:
             continue
-        fce = F(ce)
-        off = 1
-        if per_row:
+        if not per_row:
+            A = int(np.clip(Q.fixmul(np.int64(ce), K), -2097152, 2097152))
+            B = Bt
+        else:
+            fce = F(ce)
             off = HDR + 2 * i
             ace = F(abs(ce))
             _blend(st, off, F(s_g * F(fce * mx)), F(s_g * F(ace * sdx)), alpha_norm,
                    first or not (st[off + 1] > 0))
-        sig = st[off + 1]
-        if not sig > 0:
-            continue
-        c = F(lr / F(s_w * sig))
-        A = Q.round_f32(_clampf(F(F(c * F(s_g * fce)) * F(65536.0)), 2097152.0))
-        B = Q.round_f32(_clampf(F(F(c * st[off]) * F(65536.0)), 536870912.0))
+            sig = st[off + 1]
+            if not sig > 0:
+                continue
+            c = F(lr / F(s_w * sig))
+            A = Q.round_f32(_clampf(F(F(c * F(s_g * fce)) * F(65536.0)), 2097152.0))
+            B = Q.round_f32(_clampf(F(F(c * st[off]) * F(65536.0)), 536870912.0))
         if rounding == ROUND_STOCHASTIC:
             r = np.array([rnd.offset() for _ in range(n)], np.int64)
         elif rounding == ROUND_STOCH_ROW:
