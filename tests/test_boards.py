@@ -167,7 +167,7 @@ def test_timeout_kills_emulator(name):
     assert time.monotonic() - t0 < 30
 
 
-@pytest.mark.parametrize("name", QEMU_BOARDS)
+@pytest.mark.parametrize("name", QEMU_BOARDS + ["qemu-m3"])
 def test_files_and_package_importable(name):
     need(name)
     out = run_ok(name, "import _qtrain, helper, qtrain\n"
