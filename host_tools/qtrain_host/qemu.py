@@ -89,8 +89,19 @@ def _mpy_cross():
     return exe if os.path.exists(exe) else shutil.which("mpy-cross")
 
 
+_compiled = {}  # (path, mtime, size, arch) -> .mpy bytes or None
+
+
 def _compile(src_path, arch, tmpdir):
     """Precompile a .py to .mpy (bytecode then stays in ROM, not the heap)."""
+    st = os.stat(src_path)
+    key = (src_path, st.st_mtime_ns, st.st_size, arch)
+    if key not in _compiled:
+        _compiled[key] = _compile1(src_path, arch, tmpdir)
+    return _compiled[key]
+
+
+def _compile1(src_path, arch, tmpdir):
     exe = _mpy_cross()
     if not exe:
         return None
