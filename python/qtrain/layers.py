@@ -38,7 +38,7 @@ import gc
 import _qtrain as _q
 
 QP_LEN = 8
-ROUNDING = {"nearest": 0, "floor": 1, "stochastic": 2}
+ROUNDING = {"nearest": 0, "floor": 1, "stochastic": 2, "stochastic_row": 3}
 MODES = ("uint8", "mixed", "float32")
 U8, MIXED, F32 = 0, 1, 2
 
