@@ -329,10 +329,11 @@ static MP_DEFINE_CONST_FUN_OBJ_2(qt_rng_normal_obj, qt_rng_normal_fn);
 
 // ---- portable float math (tests, and scripts that need exp/log of arrays) -------------------
 
-enum { QT_VM_EXP = 0, QT_VM_LOG, QT_VM_LOG1P, QT_VM_SQRT, QT_VM_SIGMOID, QT_VM_N };
+enum { QT_VM_EXP = 0, QT_VM_LOG, QT_VM_LOG1P, QT_VM_SQRT, QT_VM_SIGMOID, QT_VM_LOG1P_UNIT, QT_VM_N };
 
 // vmath(op, x, y): y[i] = f(x[i]) for op 0 exp, 1 log, 2 log1p, 3 sqrt,
-// 4 sigmoid; x and y array('f') of the same length (may be the same array).
+// 4 sigmoid, 5 log1p on [0, 1] (the BCE head's); x and y array('f') of the
+// same length (may be the same array).
 static mp_obj_t qt_vmath_fn(mp_obj_t op_in, mp_obj_t x_in, mp_obj_t y_in) {
     int op = (int)qt_arg_int(op_in, "op", 0, QT_VM_N - 1);
     size_t n;
@@ -345,7 +346,8 @@ static mp_obj_t qt_vmath_fn(mp_obj_t op_in, mp_obj_t x_in, mp_obj_t y_in) {
             case QT_VM_LOG: v = qt_logf(v); break;
             case QT_VM_LOG1P: v = qt_log1pf(v); break;
             case QT_VM_SQRT: v = qt_sqrtf(v); break;
-            default: v = qt_sigmoidf(v); break;
+            case QT_VM_SIGMOID: v = qt_sigmoidf(v); break;
+            default: v = qt_log1p_unitf(v); break;
         }
         y[i] = v;
     }

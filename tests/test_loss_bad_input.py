@@ -65,7 +65,7 @@ cases = [
     ('rng', ValueError, lambda: Q.rng_normal(array('I', [0]), eps)),
     ('rng', TypeError, lambda: Q.rng_normal(None, eps)),
     ('out', TypeError, lambda: Q.rng_normal(rng, bytearray(8))),
-    ('op', ValueError, lambda: Q.vmath(5, eps, eps)),
+    ('op', ValueError, lambda: Q.vmath(6, eps, eps)),
     ('op', TypeError, lambda: Q.vmath(None, eps, eps)),
     ('y', ValueError, lambda: Q.vmath(0, eps, fz(9))),
     ('x', TypeError, lambda: Q.vmath(0, bytearray(4), fz(4))),

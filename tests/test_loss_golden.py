@@ -28,7 +28,7 @@ CC = shutil.which("cc") or shutil.which("gcc")
 
 # Max error over all float inputs (exhaustive sweep, QTRAIN_SLOW=1), in ulps of
 # the correctly rounded result; the sampled tests below assert these bounds.
-ULP_BOUND = {"exp": 1.03, "log": 0.86, "log1p": 2.47, "sigmoid": 2.41}
+ULP_BOUND = {"exp": 1.03, "log": 0.86, "log1p": 2.47, "sigmoid": 2.41, "log1p_unit": 1.29}
 
 
 def _ulp_err(got, ref):
@@ -60,7 +60,8 @@ void vmath(int op, const float *x, float *y, size_t n) {
             case 1: v = qt_logf(v); break;
             case 2: v = qt_log1pf(v); break;
             case 3: v = qt_sqrtf(v); break;
-            default: v = qt_sigmoidf(v); break;
+            case 4: v = qt_sigmoidf(v); break;
+            default: v = qt_log1p_unitf(v); break;
         }
         y[i] = v;
     }
@@ -128,10 +129,13 @@ def test_math_accuracy_sampled():
     with np.errstate(all="ignore"):
         x64 = x.astype(np.float64)
         refs = {"exp": (GL.expf, np.exp(x64)), "log": (GL.logf, np.log(x64)),
-                "log1p": (GL.log1pf, np.log1p(x64)), "sigmoid": (GL.sigmoidf, 1 / (1 + np.exp(-x64)))}
+                "log1p": (GL.log1pf, np.log1p(x64)), "sigmoid": (GL.sigmoidf, 1 / (1 + np.exp(-x64))),
+                "log1p_unit": (GL.log1p_unitf, np.log1p(x64))}
         for name, (fn, ref) in refs.items():
             got = fn(x)
             ok = np.isfinite(ref) & (np.abs(ref) >= 2.0 ** -126) & (np.abs(ref) <= 3.4e38)
+            if name == "log1p_unit":
+                ok &= (x64 >= 0) & (x64 <= 1)
             err = _ulp_err(got[ok], ref[ok])
             assert err.max() <= ULP_BOUND[name], (name, err.max(), x[ok][np.argmax(err)])
         # special values (C99 Annex F)
@@ -153,8 +157,8 @@ def test_math_accuracy_exhaustive(hostlib, tmp_path):
     exe = tmp_path / "exh"
     subprocess.run([CC, "-O2", "-std=c99", "-ffp-contract=off", "-I" + KERNELS, str(src),
                     os.path.join(KERNELS, "mathf.c"), "-lm", "-o", str(exe)], check=True)
-    names = ["exp", "log", "log1p", "sqrt", "sigmoid"]
-    procs = [subprocess.Popen([str(exe), str(i)], stdout=subprocess.PIPE, text=True) for i in range(5)]
+    names = ["exp", "log", "log1p", "sqrt", "sigmoid", "log1p_unit"]
+    procs = [subprocess.Popen([str(exe), str(i)], stdout=subprocess.PIPE, text=True) for i in range(6)]
     for name, p in zip(names, procs):
         out = p.communicate()[0]
         print(out.strip())
@@ -189,6 +193,7 @@ int main(int argc, char **argv) {
             case 2: if (x < -1) continue; got = qt_log1pf(x); ref = log1p((double)x); break;
             case 3: { if (x < 0) continue; got = qt_sqrtf(x); float r = sqrtf(x);
                       if (memcmp(&got, &r, 4)) bad++; continue; }
+            case 5: if (x < 0 || x > 1) continue; got = qt_log1p_unitf(x); ref = log1p((double)x); break;
             default: got = qt_sigmoidf(x); ref = 1.0 / (1.0 + exp(-(double)x)); break;
         }
         float rf = (float)ref;

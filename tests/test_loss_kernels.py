@@ -112,7 +112,7 @@ VMATH_SCRIPT = DEVICE_LIB + r"""
 f = open('cases.bin', 'rb')
 x = rd(f)
 y = fz(len(x))
-for op in range(5):
+for op in range(6):
     Q.vmath(op, x, y)
     out('V', op, y)
 print('done')

@@ -16,7 +16,7 @@
 static inline float qt_bce_point(float l, float *lp) {
     float e = qt_expf(-(l >= 0.0f ? l : -l));
     float d = 1.0f + e;
-    *lp = qt_log1pf(e);
+    *lp = qt_log1p_unitf(e);
     return l >= 0.0f ? 1.0f / d : e / d;
 }
 
@@ -29,7 +29,7 @@ static void qt_bce_lut_fill(float *lut, int32_t q, int32_t z, float s) {
     float l = (float)(q - z) * s;
     float e = qt_expf(-(l >= 0.0f ? l : -l));
     float d = 1.0f + e;
-    float lp = qt_log1pf(e);
+    float lp = qt_log1p_unitf(e);
     lut[q] = l >= 0.0f ? 1.0f / d : e / d;
     lut[256 + q] = lp;
     int32_t m = 2 * z - q;

@@ -31,6 +31,10 @@
 #define QT_L2 (0.400000006f)        // 0x3ecccccd
 #define QT_L3 (0.285714298f)        // 0x3e924925
 #define QT_L4 (0.222222224f)        // 0x3e638e39
+// and k = 5..7 for qt_log1p_unitf (|s| <= 1/3 there: the z^8 term is < 0.03 ulp)
+#define QT_L5 (0.181818187f)        // 0x3e3a2e8c
+#define QT_L6 (0.15384616f)         // 0x3e1d89d9
+#define QT_L7 (0.13333334f)         // 0x3e088889
 
 float qt_expf(float x) {
     if (x != x) {
@@ -120,6 +124,16 @@ float qt_log1pf(float x) {
     // log(u) * x/(u-1) cancels the rounding error made in forming u = 1 + x
     // (Goldberg, "What every computer scientist should know...", thm. 4).
     return qt_logf(u) * (x / (u - 1.0f));
+}
+
+float qt_log1p_unitf(float f) {
+    // The logf core with f = x exact: log(1+f) = f - hfsq + s*(hfsq + R),
+    // s = f/(2+f) <= 1/3, R = sum 2 z^k/(2k+1), z = s^2 <= 1/9.
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float R = z * (QT_L1 + z * (QT_L2 + z * (QT_L3 + z * (QT_L4 + z * (QT_L5 + z * (QT_L6 + z * QT_L7))))));
+    float hfsq = 0.5f * f * f;
+    return f - (hfsq - s * (hfsq + R));
 }
 
 float qt_sqrtf(float x) {

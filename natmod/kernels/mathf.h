@@ -37,6 +37,10 @@ float qt_expf(float x);
 float qt_logf(float x);
 // log(1 + x), accurate also for tiny x (x >= -1).
 float qt_log1pf(float x);
+// log(1 + x) for x in [0, 1] only (the softplus term of the BCE head, where
+// x = exp(-|l|)): the atanh series on x itself, so 1 + x is never rounded,
+// one divide instead of qt_log1pf's two, no exponent handling.
+float qt_log1p_unitf(float x);
 // Square root, correctly rounded (integer digit-by-digit method), so it equals
 // IEEE sqrt (and numpy.sqrt on float32) exactly.
 float qt_sqrtf(float x);

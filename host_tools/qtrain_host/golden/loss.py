@@ -36,6 +36,7 @@ LOG2E = _f(0x3fb8aa3b)
 E2, E3, E4, E5, E6, E7 = (_f(b) for b in (0x3f000000, 0x3e2aaaab, 0x3d2aaaab,
                                           0x3c088889, 0x3ab60b61, 0x39500d01))
 L1, L2, L3, L4 = (_f(b) for b in (0x3f2aaaab, 0x3ecccccd, 0x3e924925, 0x3e638e39))
+L5, L6, L7 = (_f(b) for b in (0x3e3a2e8c, 0x3e1d89d9, 0x3e088889))
 EXP_HI = _f(0x42b17217)          # 88.7228317: largest x with finite exp(x)
 FLT_MAX = _f(0x7f7fffff)
 INF = F(np.inf)
@@ -43,7 +44,7 @@ LOGVAR_MIN, LOGVAR_MAX = F(-16.0), F(16.0)
 RNG_ZERO_STATE = 0x9e3779b9
 
 # vmath op codes (bind_loss.c)
-VM_EXP, VM_LOG, VM_LOG1P, VM_SQRT, VM_SIGMOID = range(5)
+VM_EXP, VM_LOG, VM_LOG1P, VM_SQRT, VM_SIGMOID, VM_LOG1P_UNIT = range(6)
 
 
 def _a32(x):
@@ -123,6 +124,17 @@ def log1pf(x):
     return res.astype(np.float32)
 
 
+def log1p_unitf(x):
+    """qt_log1p_unitf (log(1+x) for x in [0, 1])."""
+    f = _a32(x)
+    with np.errstate(all="ignore"):
+        s = f / (F(2) + f)
+        z = s * s
+        R = z * (L1 + z * (L2 + z * (L3 + z * (L4 + z * (L5 + z * (L6 + z * L7))))))
+        hfsq = (F(0.5) * f) * f
+        return (f - (hfsq - s * (hfsq + R))).astype(np.float32)
+
+
 def sqrtf(x):
     """qt_sqrtf is correctly rounded, so it is IEEE sqrt (NaN for x < 0)."""
     with np.errstate(all="ignore"):
@@ -138,7 +150,8 @@ def sigmoidf(x):
         return np.where(x >= F(0), F(1) / d, e / d).astype(np.float32)
 
 
-VMATH = {VM_EXP: expf, VM_LOG: logf, VM_LOG1P: log1pf, VM_SQRT: sqrtf, VM_SIGMOID: sigmoidf}
+VMATH = {VM_EXP: expf, VM_LOG: logf, VM_LOG1P: log1pf, VM_SQRT: sqrtf, VM_SIGMOID: sigmoidf,
+         VM_LOG1P_UNIT: log1p_unitf}
 
 
 def fsum(a):
@@ -184,11 +197,11 @@ INV255 = F(F(1.0) / F(255.0))
 
 
 def _bce_point(l):
-    """sigmoid(l) and log1p(exp(-|l|)) as qt_bce_point."""
+    """sigmoid(l) and log1p(exp(-|l|)) as qt_bce_point (log1p_unitf)."""
     with np.errstate(all="ignore"):
         e = expf(-np.abs(l))
         d = F(1) + e
-        return np.where(l >= F(0), F(1) / d, e / d), log1pf(e)
+        return np.where(l >= F(0), F(1) / d, e / d), log1p_unitf(e)
 
 
 def bce_sigmoid(logit, target, eqp=None):
