@@ -32,7 +32,7 @@ board_json = python3 -c "import json,sys; print(json.load(open('boards/$(1)/boar
 firmware: $(FIRMWARES)
 
 # The patched port tree.  Rebuilt (and every board rebuilt) when a patch changes.
-$(FW_DIR)/.tree-stamp: $(QEMU_PATCHES) boards/qemu-common/qtrain_hal.c boards/qemu.mk | $(BUILD)/.apt-stamp $(MPY_DIR)/py/dynruntime.mk
+$(FW_DIR)/.tree-stamp: $(QEMU_PATCHES) boards/qemu-common/qtrain_hal.c | $(BUILD)/.apt-stamp $(MPY_DIR)/py/dynruntime.mk
 	@echo "setup: patching a copy of ports/qemu into $(FW_SRC)"
 	@rm -rf $(FW_SRC) && mkdir -p $(FW_SRC)/ports
 	@for d in $(FW_LINKS); do ln -s $(MPY_DIR_ABS)/$$d $(FW_SRC)/$$d; done
@@ -65,8 +65,9 @@ $(FW_DIR)/%/firmware.elf: $(FW_DIR)/.tree-stamp boards/%/mpconfigboard.mk boards
 
 # ---- the real user path on an emulated board --------------------------------
 
-BOARD ?= qemu-m4
-run-qemu: $(FW_DIR)/$(BOARD)/firmware.elf $(VENV)/.stamp
+# BOARD is shared with other targets (deploy): no global default here.
+QEMU_RUN_BOARD = $(or $(BOARD),qemu-m4)
+run-qemu: $(FW_DIR)/$(QEMU_RUN_BOARD)/firmware.elf $(VENV)/.stamp
 	@test -n "$(SCRIPT)" || { echo "usage: make run-qemu BOARD=qemu-m4 SCRIPT=file.py [MOUNT=dir]" >&2; exit 2; }
-	@arch=$$($(call board_json,$(BOARD),arch)) && $(MAKE) -s dist/$${arch}_6.3/_qtrain.mpy
-	$(PY) -m qtrain_host.qemu mpremote $(BOARD) $(SCRIPT) $(if $(MOUNT),--mount $(MOUNT))
+	@arch=$$($(call board_json,$(QEMU_RUN_BOARD),arch)) && $(MAKE) -s dist/$${arch}_6.3/_qtrain.mpy
+	$(PY) -m qtrain_host.qemu mpremote $(QEMU_RUN_BOARD) $(SCRIPT) $(if $(MOUNT),--mount $(MOUNT))
