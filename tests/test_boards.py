@@ -237,3 +237,14 @@ def test_mpremote_mount_run(name, tmp_path):
     rc, out = qemu.mpremote_run(name, str(script), mount=str(mount), capture=True, timeout=300)
     assert rc == 0, out
     assert "cwd /remote" in out and "abi 1" in out and "sum 45" in out, out
+
+
+def test_firmware_build_is_idempotent():
+    """`make firmware` after a build has nothing to do (make -q: up to date)."""
+    import subprocess
+    for name in ("qemu-m0", "qemu-m3", "qemu-m4"):
+        if not os.path.exists(paths.firmware_path(name)):
+            pytest.skip("firmware not built")
+    p = subprocess.run(["make", "-q", "firmware"], cwd=paths.ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert p.returncode == 0, p.stdout.decode()
