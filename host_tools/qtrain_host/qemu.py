@@ -50,6 +50,7 @@ QEMU = os.environ.get("QTRAIN_QEMU", "qemu-system-arm")
 BOARDS_DIR = os.path.join(paths.ROOT, "boards")
 ICOUNT_RE = re.compile(r"^@icount\s+(\S+)\s+(-?\d+)\s*$", re.M)
 
+
 def board_config(board):
     path = os.path.join(BOARDS_DIR, board, "board.json")
     if not os.path.exists(path):
@@ -510,7 +511,7 @@ class PtyEmulator:
         # board is up before the caller connects.  We never read after this.
         self._hold = os.open(self.pty, os.O_RDWR | os.O_NOCTTY)
         try:
-            import termios, tty
+            import tty
             tty.setraw(self._hold)
         except Exception:
             pass
