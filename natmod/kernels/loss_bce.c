@@ -12,30 +12,32 @@
 // exact for 0 and 255 and within one rounding of the true quotient elsewhere.
 #define QT_INV255 (1.0f / 255.0f)
 
-// sigmoid(l) and log1p(exp(-|l|)) from one exp; e in (0, 1].
+// sigmoid(l) and log1p(exp(-|l|)) from one exp; e in (0, 1].  sigmoid is
+// r = 1/(1+e) for l >= 0 and e*r for l < 0 (one divide serves a logit and
+// its mirror in the LUT; e*r is within 1.5 ulp of e/(1+e)).
 static inline float qt_bce_point(float l, float *lp) {
     float e = qt_expf(-(l >= 0.0f ? l : -l));
-    float d = 1.0f + e;
+    float r = 1.0f / (1.0f + e);
     *lp = qt_log1p_unitf(e);
-    return l >= 0.0f ? 1.0f / d : e / d;
+    return l >= 0.0f ? r : e * r;
 }
 
 // Fill the LUT entry of logit value q, and that of its mirror 2z - q (the
 // logit -l) if it exists: exp(-|l|) and log1p(exp(-|l|)) are the same for
-// both, so the pair costs one exp and one log.  The mirror's sigmoid comes
-// from the other branch of qt_bce_point with the same e and d, so it has
-// the bits a direct computation would give.
+// both, so the pair costs one exp, one log and one divide.  The mirror's
+// sigmoid comes from the other branch of qt_bce_point with the same e and r,
+// so it has the bits a direct computation would give.
 static void qt_bce_lut_fill(float *lut, int32_t q, int32_t z, float s) {
     float l = (float)(q - z) * s;
     float e = qt_expf(-(l >= 0.0f ? l : -l));
-    float d = 1.0f + e;
+    float r = 1.0f / (1.0f + e);
     float lp = qt_log1p_unitf(e);
-    lut[q] = l >= 0.0f ? 1.0f / d : e / d;
+    lut[q] = l >= 0.0f ? r : e * r;
     lut[256 + q] = lp;
     int32_t m = 2 * z - q;
     if (m >= 0 && m <= 255 && m != q && qt_f2u(lut[m]) == QT_LUT_EMPTY) {
         float lm = (float)(m - z) * s;        // == -l exactly
-        lut[m] = lm >= 0.0f ? 1.0f / d : e / d;
+        lut[m] = lm >= 0.0f ? r : e * r;
         lut[256 + m] = lp;
     }
 }

@@ -200,8 +200,8 @@ def _bce_point(l):
     """sigmoid(l) and log1p(exp(-|l|)) as qt_bce_point (log1p_unitf)."""
     with np.errstate(all="ignore"):
         e = expf(-np.abs(l))
-        d = F(1) + e
-        return np.where(l >= F(0), F(1) / d, e / d), log1p_unitf(e)
+        r = F(1) / (F(1) + e)
+        return np.where(l >= F(0), r, e * r), log1p_unitf(e)
 
 
 def bce_sigmoid(logit, target, eqp=None):
