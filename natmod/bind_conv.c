@@ -448,6 +448,84 @@ static mp_obj_t qt_conv_transpose2d_grad_u8_fn(size_t n_args, const mp_obj_t *a)
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 10, 10,
     qt_conv_transpose2d_grad_u8_fn);
 
+// ---- mixed (uint8 forward, float32 errors) --------------------------------------
+
+// conv2d_backward_mixed(e, y, yq, w, wq, ex, geom[, sel, k])
+// conv_transpose2d_backward_mixed(... same ...)
+//   e array('f') dL/dy (zeroed in place where the uint8 forward output y <=
+//   yq's zero point, if y is given: fused ReLU); ex array('f') = dL/dx with
+//   the uint8 weights (None: mask only).  sel/k: DSGU channels.
+static mp_obj_t backward_mixed(size_t n_args, const mp_obj_t *a, bool transposed) {
+    qt_conv_geom_t g;
+    parse_geom(a[6], transposed, &g);
+    const size_t ni = in_len(&g), no = out_len(&g), nw = w_len(&g);
+    const uint8_t *y = qt_arg_buf_opt(a[1], "y", QT_TC_U8, no, QT_RO);
+    float *e = qt_arg_f32(a[0], "e", no, y ? QT_RW : QT_RO);
+    int32_t zy = 0;
+    if (y) {
+        zy = qp_zero(qt_arg_qparams(a[2], "yq", QT_RO));
+    }
+    const uint8_t *w = qt_arg_u8(a[3], "w", nw, QT_RO);
+    const float *wq = qt_arg_qparams(a[4], "wq", QT_RO);
+    float *ex = qt_arg_buf_opt(a[5], "ex", QT_TC_F32, ni, QT_RW);
+    int32_t n_sel;
+    const int32_t *sel = parse_sel(n_args, a, 7, g.out_ch, &n_sel);
+    if (ex) {
+        qt_check_no_overlap(ex, ni * 4, "ex", e, no * 4, "e");
+        qt_check_no_overlap(ex, ni * 4, "ex", w, nw, "w");
+    }
+    if (transposed) {
+        conv_transpose2d_backward_mixed(&g, e, y, zy, w, qp_zero(wq), wq[QT_QP_SCALE], ex, sel, n_sel);
+    } else {
+        conv2d_backward_mixed(&g, e, y, zy, w, qp_zero(wq), wq[QT_QP_SCALE], ex, sel, n_sel);
+    }
+    return mp_const_none;
+}
+static mp_obj_t qt_conv2d_backward_mixed_fn(size_t n_args, const mp_obj_t *a) {
+    return backward_mixed(n_args, a, false);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_mixed_obj, 7, 9, qt_conv2d_backward_mixed_fn);
+static mp_obj_t qt_conv_transpose2d_backward_mixed_fn(size_t n_args, const mp_obj_t *a) {
+    return backward_mixed(n_args, a, true);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_mixed_obj, 7, 9,
+    qt_conv_transpose2d_backward_mixed_fn);
+
+// conv2d_grad_mixed(e, x, xq, gw, gb, geom[, sel, k])
+// conv_transpose2d_grad_mixed(... same ...)
+//   Float gradients in real units, accumulated (+=), weight layout:
+//   gw += s_x sum e (x - z_x), gb += sum e (gb may be None).  Then
+//   update_rows_mixed (rows = filters for Conv2d).
+static mp_obj_t grad_mixed(size_t n_args, const mp_obj_t *a, bool transposed) {
+    qt_conv_geom_t g;
+    parse_geom(a[5], transposed, &g);
+    const size_t ni = in_len(&g), no = out_len(&g), nw = w_len(&g);
+    const float *e = qt_arg_f32(a[0], "e", no, QT_RO);
+    const uint8_t *x = qt_arg_u8(a[1], "x", ni, QT_RO);
+    const float *xq = qt_arg_qparams(a[2], "xq", QT_RO);
+    float *gw = qt_arg_f32(a[3], "gw", nw, QT_RW);
+    float *gb = qt_arg_buf_opt(a[4], "gb", QT_TC_F32, (size_t)g.out_ch, QT_RW);
+    int32_t n_sel;
+    const int32_t *sel = parse_sel(n_args, a, 6, g.out_ch, &n_sel);
+    qt_check_no_overlap(gw, nw * 4, "gw", e, no * 4, "e");
+    qt_check_no_overlap(gw, nw * 4, "gw", x, ni, "x");
+    if (transposed) {
+        conv_transpose2d_grad_mixed(&g, e, x, qp_zero(xq), xq[QT_QP_SCALE], gw, gb, sel, n_sel);
+    } else {
+        conv2d_grad_mixed(&g, e, x, qp_zero(xq), xq[QT_QP_SCALE], gw, gb, sel, n_sel);
+    }
+    return mp_const_none;
+}
+static mp_obj_t qt_conv2d_grad_mixed_fn(size_t n_args, const mp_obj_t *a) {
+    return grad_mixed(n_args, a, false);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_grad_mixed_obj, 6, 8, qt_conv2d_grad_mixed_fn);
+static mp_obj_t qt_conv_transpose2d_grad_mixed_fn(size_t n_args, const mp_obj_t *a) {
+    return grad_mixed(n_args, a, true);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_mixed_obj, 6, 8,
+    qt_conv_transpose2d_grad_mixed_fn);
+
 // hp = array('f', [lr, alpha_norm, tau]) and flags (rounding | per_row << 2),
 // rng array('I', 1): the conventions of dense_update_u8 / update_rows_u8.
 static void arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau) {
@@ -596,6 +674,10 @@ void qt_bind_conv(void) {
     mp_store_global(MP_QSTR_conv_transpose2d_grad_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_grad_u8_obj));
     mp_store_global(MP_QSTR_conv2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv2d_update_u8_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_update_u8_obj));
+    mp_store_global(MP_QSTR_conv2d_backward_mixed, MP_OBJ_FROM_PTR(&qt_conv2d_backward_mixed_obj));
+    mp_store_global(MP_QSTR_conv_transpose2d_backward_mixed, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_backward_mixed_obj));
+    mp_store_global(MP_QSTR_conv2d_grad_mixed, MP_OBJ_FROM_PTR(&qt_conv2d_grad_mixed_obj));
+    mp_store_global(MP_QSTR_conv_transpose2d_grad_mixed, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_grad_mixed_obj));
     mp_store_global(MP_QSTR_conv_select_u8, MP_OBJ_FROM_PTR(&qt_conv_select_u8_obj));
     mp_store_global(MP_QSTR_conv_scores_u8, MP_OBJ_FROM_PTR(&qt_conv_scores_u8_obj));
 }

@@ -77,6 +77,23 @@ CASES = [
     ("ValueError", "scratch", "Q.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", None, 0, bytearray(8))"),
     ("ValueError", "k", "Q.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", arr('i', 3), 5, sc)"),
     ("ValueError", "e", "Q.conv_scores_u8(bytearray(7), yq, arr('I', 3))"),
+    # mixed mode
+    ("TypeError", "e", "Q.conv2d_backward_mixed(y, None, yq, w, wq, exf, " + G + ")"),
+    ("ValueError", "ex", "Q.conv2d_backward_mixed(yf, None, yq, w, wq, arr('f', 71), " + G + ")"),
+    ("TypeError", "w", "Q.conv2d_backward_mixed(yf, None, yq, wf, wq, exf, " + G + ")"),
+    ("ValueError", "yq", "Q.conv2d_backward_mixed(yf, y, qp(0.1, 300), w, wq, exf, " + G + ")"),
+    ("ValueError", "gw", "Q.conv2d_grad_mixed(yf, x, xq, arr('f', 55), gbf, " + G + ")"),
+    ("TypeError", "x", "Q.conv_transpose2d_grad_mixed(exf, yf, yq, gwf, None, " + GT + ")"),
+    ("ValueError", "sel", "Q.conv_transpose2d_backward_mixed(exf, None, xq, w, wq, yf, " + GT + ", arr('i', 2, 7), 1)"),
+    # DSGU selection
+    ("ValueError", "hp[0] (lmin)", "Q.conv_select_u8(y, yq, array('f', [0.0, 1.0]), arr('f', 1), arr('i', 3), arr('I', 6))"),
+    ("ValueError", "scratch", "Q.conv_select_u8(y, yq, array('f', [0.1, 1.0]), arr('f', 1), arr('i', 3), arr('I', 5))"),
+    ("ValueError", "e", "Q.conv_select_u8(y, yq, array('f', [0.1, 1.0]), arr('f', 1), arr('i', 4), arr('I', 8))"),
+    # update options
+    ("ValueError", "flags", "Q.conv2d_update_u8(y, yq, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 2, arr('f', 11), array('I', [5]), sc)"),
+    ("ValueError", "rng", "Q.conv2d_update_u8(y, yq, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 6, arr('f', 11), array('I', [0]), sc)"),
+    ("ValueError", "hp[0] (lr)", "Q.conv2d_update_u8(y, yq, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.0, 0.85, 0.05]), 4, arr('f', 11), array('I', [5]), sc)"),
+    ("ValueError", "state", "Q.conv2d_update_u8(y, yq, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 4, arr('f', 10), array('I', [5]), sc)"),
     ("TypeError", "scores", "Q.conv_scores_u8(y, yq, arr('i', 3))"),
 ]
 
@@ -110,8 +127,11 @@ Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, ex, xq, %s, 1, sc)
 Q.conv_transpose2d_backward_u8(bytearray(ex), xq, ex, xq, w, wq, y, yq, %s, None, 0, sc)
 Q.conv2d_forward_f32(xf, wf, bf, yf, %s, 1)
 Q.conv2d_backward_f32(arr('f', 27), yf, xf, wf, exf, gwf, gbf, %s)
+Q.conv2d_backward_mixed(arr('f', 27), y, yq, w, wq, exf, %s, arr('i', 3), 2)
+Q.conv_transpose2d_grad_mixed(exf, y, yq, gwf, bf2, %s)
+Q.conv2d_update_u8(bytearray(27), yq, x, xq, w, wq, b, bq, %s, None, 0, array('f', [0.01, 0.85, 0.05]), 7, arr('f', 11), array('I', [5]), sc)
 print('valid calls ok')
-""" % (G, G, G, GT, GT, G, G)
+""" % (G, G, G, GT, GT, G, G, G, GT, G)
 
 
 def _script(cases):

@@ -464,3 +464,79 @@ def test_conv_select_u8_bit_exact(run):
         assert got_k == k, "case %d: k %d vs %d" % (i, got_k, k)
         assert np.frombuffer(res[i][1], np.int32)[:k].tolist() == list(sel), "case %d: sel" % i
         assert np.frombuffer(res[i][2], np.float32)[0] == np.float32(emax), "case %d: state" % i
+
+
+MIX_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    fl, e, y, yq, w, wq, x, xq, sel = rdn(f, 9)
+    t, relu, k = fl[0], fl[1], fl[2]
+    geom = tuple(fl[3:])
+    ex = zeros('f', len(x))
+    gw = zeros('f', len(w))
+    oc = (Q.conv_transpose2d_out_shape if t else Q.conv2d_out_shape)(geom)[0]
+    gb = zeros('f', oc)
+    (Q.conv_transpose2d_backward_mixed if t else Q.conv2d_backward_mixed)(
+        e, y if relu else None, yq, w, wq, ex, geom, sel, k)
+    (Q.conv_transpose2d_grad_mixed if t else Q.conv2d_grad_mixed)(e, x, xq, gw, gb, geom, sel, k)
+    print('M', i, end='')
+    for v in (e, ex, gw, gb):
+        phx(v, 'f')
+    print()
+    fl = e = y = yq = w = wq = x = xq = sel = ex = gw = gb = None
+print('done')
+"""
+
+
+def test_conv_mixed(run):
+    """Mixed mode (uint8 forward, float32 errors): error propagation with the
+    uint8 weights and float gradients from the uint8 inputs, against the
+    float golden model on the dequantized tensors."""
+    rng = np.random.default_rng(31)
+    geoms = [(bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(24)]
+    geoms += [(t, g) for t, g in VAE_GEOMS if run.target == "unix" or g[0] * g[3] <= 16]
+    cases = []
+    data = bytearray()
+    for t, geom in geoms:
+        xs, wshape, ys = shapes(t, geom)
+        x = rng.integers(0, 256, xs, dtype=np.uint8)
+        w = rng.integers(0, 256, wshape, dtype=np.uint8)
+        y = rng.integers(0, 256, ys, dtype=np.uint8)
+        xq, wq, yq = rand_qp(rng), rand_qp(rng), rand_qp(rng)
+        e = rng.standard_normal(ys).astype(np.float32)
+        relu = int(rng.random() < 0.5)
+        if rng.random() < 0.4:
+            k, sel = int(rng.integers(0, ys[0] + 1)), rng.permutation(ys[0]).astype(np.int32)
+        else:
+            k, sel = ys[0], None
+        cases.append((t, geom, x, w, y, xq, wq, yq, e, relu, sel, k))
+        fl = np.array([int(t), relu, k] + list(geom), np.int32)
+        data += pack(fl, e.ravel(), y.ravel(), yq, w.ravel(), wq, x.ravel(), xq, sel)
+    data = pack(np.array([len(cases)], np.int32)) + bytes(data)
+    out = run(MIX_SCRIPT, files={"cases.bin": data})
+    assert "done" in out, out[-2000:]
+    res = parse(out, "M")
+    assert len(res) == len(cases)
+    for i, (t, geom, x, w, y, xq, wq, yq, e, relu, sel, k) in enumerate(cases):
+        stride, pad, op = G.geom_args(geom)
+        xd = G.dequantize(x, xq[0], xq[1])
+        wd = G.dequantize(w, wq[0], wq[1])
+        eu = e.astype(np.float64)
+        if relu:
+            eu = np.where(y.astype(np.int64) > int(yq[1]), eu, 0.0)
+        if sel is not None:
+            m = np.zeros(e.shape[0], bool)
+            m[sel[:k]] = True
+            eu[~m] = 0
+        bw = G.conv_transpose2d_backward_f32 if t else G.conv2d_backward_f32
+        ex, gw, gb = bw(eu, xd, wd, stride, pad, None)
+        got = [np.frombuffer(v, np.float32) for v in res[i]]
+        what = "case %d (%s %s)" % (i, "convT" if t else "conv", geom)
+        if relu:
+            emask = np.where(y.astype(np.int64) > int(yq[1]), e, 0.0).ravel()
+            assert np.array_equal(got[0], emask.astype(np.float32)), what + ": e after ReLU mask"
+        for name, g_, ref in (("ex", got[1], ex), ("gw", got[2], gw), ("gb", got[3], gb)):
+            ref = ref.ravel()
+            tol = 2e-5 * (np.abs(ref).max() + 1) * np.sqrt(max(1, ref.size)) * 10
+            assert np.abs(g_ - ref).max() <= tol, what + ": " + name

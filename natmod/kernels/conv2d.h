@@ -138,4 +138,14 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
     int32_t new_range[2], uint8_t *scratch);
 
+// ---- mixed (uint8 forward, float32 errors) ----------------------------------
+// e: float dL/dy; y (uint8 forward output, may be NULL) with zero_y = fused
+// ReLU: e zeroed in place where y <= zero_y.  ex (may be NULL) = s_w sum
+// (w - z_w) e over the selected filters.  Gradients accumulate (+=) in real
+// units, weight layout: gw += s_x sum e (x - z_x), gb += sum e.
+void conv2d_backward_mixed(const qt_conv_geom_t *g, float *e, const uint8_t *y, int32_t zero_y,
+    const uint8_t *w, int32_t zero_w, float s_w, float *ex, const int32_t *sel, int32_t n_sel);
+void conv2d_grad_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x, int32_t zero_x,
+    float s_x, float *gw, float *gb, const int32_t *sel, int32_t n_sel);
+
 #endif

@@ -60,4 +60,11 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
     int32_t new_range[2], uint8_t *scratch);
 
+// mixed mode, as conv2d.h.
+void conv_transpose2d_backward_mixed(const qt_conv_geom_t *g, float *e, const uint8_t *y,
+    int32_t zero_y, const uint8_t *w, int32_t zero_w, float s_w, float *ex, const int32_t *sel,
+    int32_t n_sel);
+void conv_transpose2d_grad_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x,
+    int32_t zero_x, float s_x, float *gw, float *gb, const int32_t *sel, int32_t n_sel);
+
 #endif
