@@ -35,7 +35,7 @@ for i in range(ncase):
     ep = bytearray(n); acc = array('i', [0] * n)
     cnt = Q.relu_backward_u8(e, eq, y, yq)
     Q.dense_backward_u8(e, eq, w, wq, ep, epq, sel, k, acc)
-    print('B', i, hx(e), hx(ep), hx(epq), '%02x' % cnt)
+    out('B', i, e, ep, epq, '%02x' % cnt)
 print('done')
 """
 
@@ -74,14 +74,14 @@ ncase = rd(f)[0]
 for i in range(ncase):
     hp, st = rdn(f, 2)
     nsteps = rd(f)[0]
-    out = []
+    res = []
     for s in range(nsteps):
         e, eq = rdn(f, 2)
         m = len(e)
         sel = array('i', [0] * m); scr = array('I', [0] * (2 * m))
         k = Q.dense_select_u8(e, eq, hp, st, sel, scr)
-        out.append('%d:%s' % (k, hx(memoryview(sel)[:k])))
-    print('S', i, hx(st), ' '.join(out))
+        res.append('%d:%s' % (k, hx(memoryview(sel)[:k])))
+    print('S', i, hx(st), ' '.join(res))
 print('done')
 """
 
@@ -140,7 +140,7 @@ for i in range(ncase):
         e, eq = rdn(f, 2)
         k = Q.dense_select_u8(e, eq, dh, sst, sel, scr) if ksel else m
         remaps += Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, sel, k, hp, flags, st, rng)
-    print('U', i, hx(w), hx(wq), hx(b), hx(st), hx(rng), remaps)
+    out('U', i, w, wq, b, st, rng, remaps)
 print('done')
 """
 
@@ -216,7 +216,7 @@ for i in range(ncase):
         nz |= v
     for v in gb:
         nz |= v
-    print('G', i, hx(w), hx(wq), hx(b), hx(st), hx(rng), rem, nz)
+    out('G', i, w, wq, b, st, rng, rem, nz)
     g = gb = None
 print('done')
 """

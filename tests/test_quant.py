@@ -134,3 +134,54 @@ def test_forward_extreme_scales(run):
         y, yq2 = GD.forward_u8(x, xq, w, wq, b, bq, yq, relu)
         assert res[i][0] == y.tobytes(), "case %d" % i
         assert res[i][1] == yq2.tobytes(), "case %d yq" % i
+
+
+FIXMUL_M0_TEST = r"""
+#include <stdio.h>
+#include <stdint.h>
+#define __ARM_ARCH_6M__ 1
+#include "quant.h"
+static uint64_t s = 88172645463325252ull;
+static uint64_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s; }
+int main(void) {
+    long bad = 0;
+    for (long i = 0; i < 3000000; i++) {
+        int32_t x = (int32_t)rnd();
+        if (i % 4 == 1) x = (int32_t)(rnd() % 2000001) - 1000000;
+        if (i % 97 == 0) x = INT32_MIN;
+        if (i % 89 == 0) x = INT32_MAX;
+        qt_fixmul_t f;
+        f.mult = (int32_t)(0x40000000u | (uint32_t)(rnd() & 0x3fffffffu));
+        if (i % 13 == 0) f.mult = 0x7fffffff;
+        if (i % 17 == 0) f.mult = (int32_t)(rnd() & 0x7fffffff);
+        f.shift = 1 + (int32_t)(rnd() % 62);
+        int64_t ref = ((int64_t)x * f.mult + ((int64_t)1 << (f.shift - 1))) >> f.shift;
+        if (qt_fixmul_apply64(x, f) != ref) bad++;
+    }
+    printf("bad %ld\n", bad);
+    return bad != 0;
+}
+"""
+
+
+def test_fixmul_cortex_m0_path_exact():
+    """The Cortex-M0 fixed-point multiply (16-bit partial products, no libgcc
+    64-bit helpers) equals the int64 formula: 3 M random cases, on the host."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import pytest
+    if shutil.which("gcc") is None:
+        pytest.skip("no host gcc")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "t.c")
+        with open(src, "w") as f:
+            f.write(FIXMUL_M0_TEST)
+        exe = os.path.join(tmp, "t")
+        subprocess.run(["gcc", "-O2", "-fsanitize=undefined", "-fno-sanitize-recover=all",
+                        "-I", os.path.join(root, "natmod", "kernels"), src,
+                        os.path.join(root, "natmod", "kernels", "quant.c"), "-o", exe], check=True)
+        p = subprocess.run([exe], capture_output=True, text=True)
+        assert p.returncode == 0 and "bad 0" in p.stdout, p.stdout + p.stderr

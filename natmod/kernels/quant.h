@@ -65,8 +65,40 @@ qt_fixmul_t qt_fixmul_from_f32(float m);
 // round(x * m) with halves rounded up, |x| < 2^31, as int64 (never overflows:
 // |x * mult| < 2^62).
 static inline int64_t qt_fixmul_apply64(int32_t x, qt_fixmul_t f) {
+#if defined(__ARM_ARCH_6M__)
+    // Cortex-M0: no 32x32->64 multiply instruction, and GCC calls libgcc's
+    // generic __aeabi_lmul (64x64) plus a 64-bit shift helper.  The same
+    // exact result from four 16x16 products and 32-bit halves, inline.
+    uint32_t ax = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    uint32_t m = (uint32_t)f.mult;
+    uint32_t al = ax & 0xffffu, ah = ax >> 16, ml = m & 0xffffu, mh = m >> 16;
+    uint32_t ll = al * ml, mid = al * mh + ah * ml;   // mid < 2^32: mh < 2^15, ah <= 2^15
+    uint32_t lo = ll + (mid << 16);
+    uint32_t hi = ah * mh + (mid >> 16) + (lo < ll);
+    if (x < 0) {                       // negate the 64-bit product
+        lo = ~lo + 1u;
+        hi = ~hi + (lo == 0u);
+    }
+    // + 2^(shift-1), then arithmetic shift right by shift (1..62)
+    int32_t s = f.shift;
+    uint32_t rl = s <= 32 ? (1u << (s - 1)) : 0u, rh = s > 32 ? (1u << (s - 33)) : 0u;
+    uint32_t nl = lo + rl;
+    hi = hi + rh + (nl < lo);
+    lo = nl;
+    int32_t rhi;
+    uint32_t rlo;
+    if (s >= 32) {
+        rlo = (uint32_t)((int32_t)hi >> (s - 32));
+        rhi = (int32_t)hi >> 31;
+    } else {
+        rlo = (lo >> s) | (hi << (32 - s));
+        rhi = (int32_t)hi >> s;
+    }
+    return (int64_t)(((uint64_t)(uint32_t)rhi << 32) | rlo);
+#else
     int64_t p = (int64_t)x * f.mult;
     return (p + ((int64_t)1 << (f.shift - 1))) >> f.shift;
+#endif
 }
 
 // The same, saturated to int32 (m may exceed 1).
