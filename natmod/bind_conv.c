@@ -608,6 +608,36 @@ static mp_obj_t qt_conv_transpose2d_update_u8_fn(size_t n_args, const mp_obj_t *
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_update_u8_obj, 16, 16,
     qt_conv_transpose2d_update_u8_fn);
 
+// conv_swap_axes(src, dst, a, b, inner): dst[j][i][:] = src[i][j][:] for a
+//   src of a*b*inner items (bytearray/array('B'), or array('i'/'I'/'f')).
+//   ConvTranspose2d: (w, w_fm, in_ch, out_ch, k_h*k_w) gives the filter-major
+//   copy [out][in][kh][kw] (one filter per row) for update_rows_* with
+//   per-filter standardization in the float32/mixed/batch paths, and
+//   (w_fm, w, out_ch, in_ch, k_h*k_w) writes it back.
+static mp_obj_t qt_conv_swap_axes_fn(size_t n_args, const mp_obj_t *a) {
+    mp_buffer_info_t si;
+    mp_get_buffer_raise(a[0], &si, MP_BUFFER_READ);
+    int tc = si.typecode == 1 ? 'B' : si.typecode;
+    if (tc != 'B' && tc != 'i' && tc != 'I' && tc != 'f') {
+        qt_raise_type("src: expected typecode 'B', 'i', 'I' or 'f', got '%c'", tc);
+    }
+    int32_t na = (int32_t)qt_arg_int(a[2], "a", 1, 32767);
+    int32_t nb = (int32_t)qt_arg_int(a[3], "b", 1, 32767);
+    int32_t inner = (int32_t)qt_arg_int(a[4], "inner", 1, 65535);
+    size_t n = (size_t)na * (size_t)nb * (size_t)inner;
+    void *src = qt_arg_buf(a[0], "src", (char)tc, n, QT_RO);
+    void *dst = qt_arg_buf(a[1], "dst", (char)tc, n, QT_RW);
+    size_t isz = tc == 'B' ? 1 : 4;
+    qt_check_no_overlap(dst, n * isz, "dst", src, n * isz, "src");
+    if (isz == 1) {
+        conv_swap_axes_u8(src, dst, na, nb, inner);
+    } else {
+        conv_swap_axes_u32(src, dst, na, nb, inner);
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_swap_axes_obj, 5, 5, qt_conv_swap_axes_fn);
+
 // conv_select_u8(e, eq, hp, state, sel, scratch) -> k
 //   DSGU for a conv layer (METHOD 5): e the CHW error the layer receives,
 //   ch = len(sel) channels; score of channel c = sum |e - z_e| over its map;
@@ -678,6 +708,7 @@ void qt_bind_conv(void) {
     mp_store_global(MP_QSTR_conv_transpose2d_backward_mixed, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_backward_mixed_obj));
     mp_store_global(MP_QSTR_conv2d_grad_mixed, MP_OBJ_FROM_PTR(&qt_conv2d_grad_mixed_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_grad_mixed, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_grad_mixed_obj));
+    mp_store_global(MP_QSTR_conv_swap_axes, MP_OBJ_FROM_PTR(&qt_conv_swap_axes_obj));
     mp_store_global(MP_QSTR_conv_select_u8, MP_OBJ_FROM_PTR(&qt_conv_select_u8_obj));
     mp_store_global(MP_QSTR_conv_scores_u8, MP_OBJ_FROM_PTR(&qt_conv_scores_u8_obj));
 }

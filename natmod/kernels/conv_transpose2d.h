@@ -67,4 +67,10 @@ void conv_transpose2d_backward_mixed(const qt_conv_geom_t *g, float *e, const ui
 void conv_transpose2d_grad_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x,
     int32_t zero_x, float s_x, float *gw, float *gb, const int32_t *sel, int32_t n_sel);
 
+// dst[j][i][:] = src[i][j][:] (src a x b x inner): PyTorch [in][out][kh][kw]
+// <-> filter-major [out][in][kh][kw] for weights (uint8) or gradients
+// (int32/float32 as uint32), so update_rows_* can standardize per filter.
+void conv_swap_axes_u8(const uint8_t *src, uint8_t *dst, int32_t a, int32_t b, int32_t inner);
+void conv_swap_axes_u32(const uint32_t *src, uint32_t *dst, int32_t a, int32_t b, int32_t inner);
+
 #endif

@@ -34,3 +34,32 @@ void conv_transpose2d_backward_f32(const qt_conv_geom_t *t, float *e, const floa
         qt_conv_bias_grad_f32(e, ohw, gb, sel, n_sel, t->out_ch);
     }
 }
+
+// dst[j][i][t] = src[i][j][t] for i < a, j < b, t < inner: ConvTranspose2d
+// weights/gradients [in][out][k] <-> filter-major [out][in][k], so the
+// row-wise updates (update_rows_*) see one filter per row.
+QT_CONV_NO_LIBCALLS
+void conv_swap_axes_u8(const uint8_t *src, uint8_t *dst, int32_t a, int32_t b, int32_t inner) {
+    for (int32_t i = 0; i < a; i++) {
+        for (int32_t j = 0; j < b; j++) {
+            const uint8_t *s = src + (i * b + j) * inner;
+            uint8_t *d = dst + (j * a + i) * inner;
+            for (int32_t t = 0; t < inner; t++) {
+                d[t] = s[t];
+            }
+        }
+    }
+}
+
+QT_CONV_NO_LIBCALLS
+void conv_swap_axes_u32(const uint32_t *src, uint32_t *dst, int32_t a, int32_t b, int32_t inner) {
+    for (int32_t i = 0; i < a; i++) {
+        for (int32_t j = 0; j < b; j++) {
+            const uint32_t *s = src + (i * b + j) * inner;
+            uint32_t *d = dst + (j * a + i) * inner;
+            for (int32_t t = 0; t < inner; t++) {
+                d[t] = s[t];
+            }
+        }
+    }
+}
