@@ -90,6 +90,60 @@ static inline void dot2_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *
     }
     acc0 = (uint32_t)s0;
     acc1 = (uint32_t)s1;
+#elif defined(__thumb__) && !defined(__thumb2__)
+    // Cortex-M0 (Thumb-1): GCC runs out of low registers here and spills;
+    // by hand it is 7 instructions per pair of MACs plus 5 per 4 columns:
+    // each b byte is loaded once for both rows.
+    const int32_t n4 = n & ~3;
+    if (n4) {
+        const uint8_t *end = b + n4;
+        const uint8_t *pa0 = a0, *pa1 = a1, *pb = b;
+        uint32_t t0, t1;
+        // (GCC wraps Thumb-1 inline asm in divided syntax: switch to unified
+        // and back.)
+        __asm__ volatile (
+            ".syntax unified\n"
+            "1:\n"
+            "ldrb %[t0], [%[pb], #0]\n"
+            "ldrb %[t1], [%[pa0], #0]\n"
+            "muls %[t1], %[t0], %[t1]\n"
+            "adds %[s0], %[s0], %[t1]\n"
+            "ldrb %[t1], [%[pa1], #0]\n"
+            "muls %[t1], %[t0], %[t1]\n"
+            "adds %[s1], %[s1], %[t1]\n"
+            "ldrb %[t0], [%[pb], #1]\n"
+            "ldrb %[t1], [%[pa0], #1]\n"
+            "muls %[t1], %[t0], %[t1]\n"
+            "adds %[s0], %[s0], %[t1]\n"
+            "ldrb %[t1], [%[pa1], #1]\n"
+            "muls %[t1], %[t0], %[t1]\n"
+            "adds %[s1], %[s1], %[t1]\n"
+            "ldrb %[t0], [%[pb], #2]\n"
+            "ldrb %[t1], [%[pa0], #2]\n"
+            "muls %[t1], %[t0], %[t1]\n"
+            "adds %[s0], %[s0], %[t1]\n"
+            "ldrb %[t1], [%[pa1], #2]\n"
+            "muls %[t1], %[t0], %[t1]\n"
+            "adds %[s1], %[s1], %[t1]\n"
+            "ldrb %[t0], [%[pb], #3]\n"
+            "ldrb %[t1], [%[pa0], #3]\n"
+            "muls %[t1], %[t0], %[t1]\n"
+            "adds %[s0], %[s0], %[t1]\n"
+            "ldrb %[t1], [%[pa1], #3]\n"
+            "muls %[t1], %[t0], %[t1]\n"
+            "adds %[s1], %[s1], %[t1]\n"
+            "adds %[pb], %[pb], #4\n"
+            "adds %[pa0], %[pa0], #4\n"
+            "adds %[pa1], %[pa1], #4\n"
+            "cmp %[pb], %[end]\n"
+            "bne 1b\n"
+            ".syntax divided\n"
+            : [s0] "+l" (acc0), [s1] "+l" (acc1), [pb] "+l" (pb), [pa0] "+l" (pa0), [pa1] "+l" (pa1),
+              [t0] "=&l" (t0), [t1] "=&l" (t1)
+            : [end] "h" (end)
+            : "cc", "memory");
+        i = n4;
+    }
 #else
     for (; i + 2 <= n; i += 2) {
         uint32_t b0 = b[i], b1 = b[i + 1];
