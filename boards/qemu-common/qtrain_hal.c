@@ -14,11 +14,17 @@
 //   region began (which depends on host timing of serial input).  Resolution is
 //   one tick (icount.RESOLUTION instructions).  Without -icount, the same
 //   numbers are virtual nanoseconds (host time), not instructions.
+// - Module `qemuboard`: RamDisk(addr, nblocks), a block device (4 KiB blocks,
+//   extended interface) over memory outside the firmware's RAM, for a littlefs
+//   that stands in for a board's flash filesystem.  In C so that reads and
+//   writes allocate nothing on the heap, like a real board's flash driver.
 
 #include <stdint.h>
+#include <string.h>
 
 #include "py/runtime.h"
 #include "py/mphal.h"
+#include "py/mperrno.h"
 
 #ifndef QTRAIN_SYSTICK_HZ
 #error "board must define QTRAIN_SYSTICK_HZ (SysTick clock of the QEMU machine)"
@@ -133,3 +139,90 @@ const mp_obj_module_t icount_module = {
 };
 
 MP_REGISTER_MODULE(MP_QSTR_icount, icount_module);
+
+// ---- module qemuboard: RamDisk block device ----------------------------------------
+
+#define RAMDISK_BLOCK (4096)
+
+typedef struct _ramdisk_obj_t {
+    mp_obj_base_t base;
+    uint8_t *mem;
+    uint32_t nblocks;
+} ramdisk_obj_t;
+
+static mp_obj_t ramdisk_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw, const mp_obj_t *args) {
+    mp_arg_check_num(n_args, n_kw, 2, 2, false);
+    ramdisk_obj_t *self = mp_obj_malloc(ramdisk_obj_t, type);
+    self->mem = (uint8_t *)(uintptr_t)mp_obj_get_int_truncated(args[0]);
+    self->nblocks = mp_obj_get_int(args[1]);
+    return MP_OBJ_FROM_PTR(self);
+}
+
+static mp_obj_t ramdisk_rw(size_t n_args, const mp_obj_t *args, bool write) {
+    ramdisk_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    mp_int_t block = mp_obj_get_int(args[1]);
+    mp_int_t off = n_args == 4 ? mp_obj_get_int(args[3]) : 0;
+    mp_buffer_info_t bi;
+    mp_get_buffer_raise(args[2], &bi, write ? MP_BUFFER_READ : MP_BUFFER_WRITE);
+    if (block < 0 || off < 0 || (uint64_t)block * RAMDISK_BLOCK + off + bi.len > (uint64_t)self->nblocks * RAMDISK_BLOCK) {
+        return MP_OBJ_NEW_SMALL_INT(-MP_EIO);
+    }
+    uint8_t *p = self->mem + block * RAMDISK_BLOCK + off;
+    if (write) {
+        memcpy(p, bi.buf, bi.len);
+    } else {
+        memcpy(bi.buf, p, bi.len);
+    }
+    return MP_OBJ_NEW_SMALL_INT(0);
+}
+
+static mp_obj_t ramdisk_readblocks(size_t n_args, const mp_obj_t *args) {
+    return ramdisk_rw(n_args, args, false);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ramdisk_readblocks_obj, 3, 4, ramdisk_readblocks);
+
+static mp_obj_t ramdisk_writeblocks(size_t n_args, const mp_obj_t *args) {
+    return ramdisk_rw(n_args, args, true);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ramdisk_writeblocks_obj, 3, 4, ramdisk_writeblocks);
+
+static mp_obj_t ramdisk_ioctl(mp_obj_t self_in, mp_obj_t op_in, mp_obj_t arg_in) {
+    ramdisk_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    switch (mp_obj_get_int(op_in)) {
+        case 4: // MP_BLOCKDEV_IOCTL_BLOCK_COUNT
+            return MP_OBJ_NEW_SMALL_INT(self->nblocks);
+        case 5: // MP_BLOCKDEV_IOCTL_BLOCK_SIZE
+            return MP_OBJ_NEW_SMALL_INT(RAMDISK_BLOCK);
+        default: // init, deinit, sync, erase (RAM needs none)
+            return MP_OBJ_NEW_SMALL_INT(0);
+    }
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(ramdisk_ioctl_obj, ramdisk_ioctl);
+
+static const mp_rom_map_elem_t ramdisk_locals_dict_table[] = {
+    { MP_ROM_QSTR(MP_QSTR_readblocks), MP_ROM_PTR(&ramdisk_readblocks_obj) },
+    { MP_ROM_QSTR(MP_QSTR_writeblocks), MP_ROM_PTR(&ramdisk_writeblocks_obj) },
+    { MP_ROM_QSTR(MP_QSTR_ioctl), MP_ROM_PTR(&ramdisk_ioctl_obj) },
+};
+static MP_DEFINE_CONST_DICT(ramdisk_locals_dict, ramdisk_locals_dict_table);
+
+static MP_DEFINE_CONST_OBJ_TYPE(
+    ramdisk_type,
+    MP_QSTR_RamDisk,
+    MP_TYPE_FLAG_NONE,
+    make_new, ramdisk_make_new,
+    locals_dict, &ramdisk_locals_dict
+    );
+
+static const mp_rom_map_elem_t qemuboard_module_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_qemuboard) },
+    { MP_ROM_QSTR(MP_QSTR_RamDisk), MP_ROM_PTR(&ramdisk_type) },
+};
+static MP_DEFINE_CONST_DICT(qemuboard_module_globals, qemuboard_module_globals_table);
+
+const mp_obj_module_t qemuboard_module = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&qemuboard_module_globals,
+};
+
+MP_REGISTER_MODULE(MP_QSTR_qemuboard, qemuboard_module);
