@@ -248,3 +248,26 @@ def test_firmware_build_is_idempotent():
     p = subprocess.run(["make", "-q", "firmware"], cwd=paths.ROOT,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert p.returncode == 0, p.stdout.decode()
+
+
+@pytest.mark.parametrize("name", QEMU_BOARDS)
+def test_filesystem_reads_do_not_allocate(name):
+    """Reading a data file (writable littlefs at / and the ROMFS) allocates
+    nothing per call, as on a board's flash filesystem."""
+    need(name)
+    out = run_ok(name, """
+import gc
+buf = bytearray(64)
+def measure(f):
+    gc.collect(); gc.disable(); a = gc.mem_alloc()
+    for i in range(100):
+        f.seek(i * 64)
+        f.readinto(buf)
+    b = gc.mem_alloc(); gc.enable()
+    return b - a
+for p in ('d.bin', '/rom/d.bin'):
+    f = open(p, 'rb')
+    measure(f)
+    print('ALLOC', p, measure(f))
+""", files={"d.bin": bytes(range(256)) * 40}).output
+    assert "ALLOC d.bin 0" in out and "ALLOC /rom/d.bin 0" in out, out
