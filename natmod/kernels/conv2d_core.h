@@ -106,7 +106,15 @@ static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *
     }
     // (acc * mult + rnd) >> shift; with shift >= 32 only the high word is
     // needed (SMULL/SMLAL + ASR on the M4).
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__)
+    // One SMULL (GCC otherwise keeps the hoisted multiplier as a 64-bit
+    // value and multiplies 64x64), then the 64-bit add of the rounding term.
+    uint32_t plo, phi;
+    __asm__ ("smull %0, %1, %2, %3" : "=&r" (plo), "=&r" (phi) : "r" (acc), "r" (f->mult));
+    const int64_t p = (int64_t)(((uint64_t)phi << 32) | plo) + f->rnd;
+#else
     const int64_t p = (int64_t)acc * (int64_t)f->mult + f->rnd;
+#endif
     const int32_t hi = (int32_t)((uint64_t)p >> 32);
     int32_t r;
     if (f->shift >= 32) {

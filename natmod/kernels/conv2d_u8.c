@@ -376,6 +376,33 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             }
             const uint32_t psum = sum_u8(patch, L);
             const uint32_t c0 = cn - zw * psum;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+            if (L == 9) {
+                // One input channel and a 3x3 kernel (the first Conv2d of an
+                // image model, the error of a 1-channel ConvTranspose2d): the
+                // patch stays in registers as lanes, each filter is two
+                // unaligned loads, four SMLAD and one MLA.
+                const uint32_t p0 = ld32u(patch), p1 = ld32u(patch + 4);
+                const int16x2_t q0 = lanes02(p0), q1 = lanes13(p0), q2 = lanes02(p1), q3 = lanes13(p1);
+                const uint32_t p8 = patch[8];
+                const uint8_t *wr = rows;
+                uint8_t *out = small + pix;
+                for (int32_t o = 0; o < O; o++, wr += rstride, out += OHW) {
+                    const uint32_t x0 = ld32u(wr), x1 = ld32u(wr + 4);
+                    int32_t sacc = __smlad(lanes02(x0), q0, 0);
+                    sacc = __smlad(lanes13(x0), q1, sacc);
+                    sacc = __smlad(lanes02(x1), q2, sacc);
+                    sacc = __smlad(lanes13(x1), q3, sacc);
+                    const uint32_t d = (uint32_t)sacc + wr[8] * p8;
+                    int32_t acc = (int32_t)(d - zx * (uint32_t)wsum[o] + c0);
+                    if (b) {
+                        acc = qt_conv_sat_add(acc, bacc[o]);
+                    }
+                    *out = qt_conv_fin(acc, &fin, &amin, &amax);
+                }
+                continue;
+            }
+#endif
             const uint32_t *bx = O >= 2 ? prep_lanes(patch, L, lanes) : NULL;
             const uint8_t *wr = rows;
             for (int32_t o = 0; o < O;) {
