@@ -115,6 +115,18 @@ static inline uint8_t qt_clamp_u8(int32_t v, int32_t lo) {
 // lo = 0 for no activation, lo = z for a fused ReLU (clamp at the real 0).
 // The int64 result is clamped before narrowing, so any multiplier is safe.
 static inline uint8_t qt_requant_u8(int32_t acc, qt_fixmul_t f, int32_t z, int32_t lo) {
+    // Multipliers below 1/2 (the usual case) have shift >= 32: the result
+    // fits in 32 bits (|acc * m| < 2^30), so the clamp is 32-bit, and on ARMv7
+    // it is the high word of one SMLAL, shifted.  Same value as below.
+    if (f.shift >= 32) {
+#if defined(__ARM_ARCH_6M__)
+        int32_t v = (int32_t)qt_fixmul_apply64(acc, f) + z;
+#else
+        int64_t p = (int64_t)acc * f.mult + ((int64_t)1 << (f.shift - 1));
+        int32_t v = ((int32_t)(p >> 32) >> (f.shift - 32)) + z;
+#endif
+        return (uint8_t)(v < lo ? lo : (v > 255 ? 255 : v));
+    }
     int64_t v = qt_fixmul_apply64(acc, f) + z;
     return (uint8_t)(v < lo ? lo : (v > 255 ? 255 : (int32_t)v));
 }
