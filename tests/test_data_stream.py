@@ -330,7 +330,14 @@ def test_device_permutation_equals_host(run):
 def test_device_no_allocation_per_sample(run):
     data, _, _ = _stream_bytes(37)
     script = """
-import gc
+import gc, sys
+ok = True
+try:
+    import qemuboard  # the emulated boards' allocation-free RAM-disk driver
+except ImportError:
+    if sys.platform == "qemu":
+        print("NO_RAMDISK")
+        ok = False
 from qtrain.data import Stream
 def measure(s, n):
     gc.collect()
@@ -341,12 +348,16 @@ def measure(s, n):
     b = gc.mem_alloc()
     gc.enable()
     return b - a
-for sh in (False, True):
+for sh in ((False, True) if ok else ()):
     s = Stream("s.qtds", shuffle=sh, seed=1)
     measure(s, 40)  # warm up (first-call effects of the interpreter)
     print("ALLOC", sh, measure(s, 200))
 """
     out = run(script, files={"s.qtds": data})
+    if "NO_RAMDISK" in out:
+        # Older firmware: its filesystem is a Python block device that
+        # allocates on every block access, which would be counted here.
+        pytest.skip("firmware without qemuboard.RamDisk: rebuild with make firmware")
     allocs = [int(line.split()[2]) for line in out.split("\n") if line.startswith("ALLOC")]
     assert allocs == [0, 0], out
 
