@@ -50,12 +50,14 @@ $(FW_DIR)/%/firmware.elf: $(FW_DIR)/.tree-stamp boards/%/mpconfigboard.mk boards
 	@echo "setup: building firmware $* (log: $(FW_DIR)/$*.log)"
 	@mkdir -p $(FW_DIR)/$*
 	@heap=$$($(call board_json,$*,heap_bytes)) && \
+	ramdisk=$$(python3 -c "import json; q = json.load(open('boards/$*/board.json'))['qemu']; \
+		print('-DQTRAIN_RAMDISK_ADDR=%s -DQTRAIN_RAMDISK_BLOCKS=%d' % (q['ramfs_addr'], q['ramfs_bytes'] // 4096))") && \
 	if test -e $(MPY_DIR_ABS)/.git; then \
 		export MICROPY_GIT_TAG=$$(git -C $(MPY_DIR_ABS) describe --tags --dirty --always --match 'v[1-9].*'); \
 		export MICROPY_GIT_HASH=$$(git -C $(MPY_DIR_ABS) rev-parse --short HEAD); \
 	else export MICROPY_GIT_TAG=v$(MPY_VERSION); fi && \
 	$(MAKE) -C $(FW_PORT) BOARD=$* BOARD_DIR=$(CURDIR)/boards/$* BUILD=$(FW_DIR)/$*/obj \
-		FROZEN_MANIFEST= MICROPY_HEAP_SIZE=$$heap -j$(JOBS) >$(FW_DIR)/$*.log 2>&1 \
+		FROZEN_MANIFEST= MICROPY_HEAP_SIZE=$$heap CFLAGS_EXTRA="$$ramdisk" -j$(JOBS) >$(FW_DIR)/$*.log 2>&1 \
 		|| { tail -25 $(FW_DIR)/$*.log; \
 		     echo "setup: firmware $* failed, full log: $(FW_DIR)/$*.log" >&2; \
 		     echo "  Fix: check gcc-arm-none-eabi and libnewlib-arm-none-eabi are installed (make deps)," >&2; \

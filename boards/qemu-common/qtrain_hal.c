@@ -18,6 +18,9 @@
 //   extended interface) over memory outside the firmware's RAM, for a littlefs
 //   that stands in for a board's flash filesystem.  In C so that reads and
 //   writes allocate nothing on the heap, like a real board's flash driver.
+// - qtrain_boot(): after every (soft) reset, mount that littlefs at / (format
+//   it on first boot), as real boards mount their flash filesystem.  The RAM
+//   survives soft resets, so files do too.
 
 #include <stdint.h>
 #include <string.h>
@@ -226,3 +229,41 @@ const mp_obj_module_t qemuboard_module = {
 };
 
 MP_REGISTER_MODULE(MP_QSTR_qemuboard, qemuboard_module);
+
+// ---- root filesystem at boot ----------------------------------------------------
+
+#if defined(QTRAIN_RAMDISK_ADDR) && defined(QTRAIN_RAMDISK_BLOCKS)
+#include "py/compile.h"
+#include "py/lexer.h"
+#include "py/parse.h"
+#include "py/nlr.h"
+
+static const char qtrain_boot_src[] =
+    "import vfs, os, qemuboard\n"
+    "bdev = qemuboard.RamDisk(" MP_STRINGIFY(QTRAIN_RAMDISK_ADDR) ", " MP_STRINGIFY(QTRAIN_RAMDISK_BLOCKS) ")\n"
+    "try:\n"
+    "    vfs.mount(vfs.VfsLfs2(bdev), '/')\n"
+    "except OSError:\n"
+    "    vfs.VfsLfs2.mkfs(bdev)\n"
+    "    vfs.mount(vfs.VfsLfs2(bdev), '/')\n"
+    "os.chdir('/')\n"
+    "del vfs, os, qemuboard, bdev\n";
+
+void qtrain_boot(void) {
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_lexer_t *lex = mp_lexer_new_from_str_len(MP_QSTR__boot_dot_py, qtrain_boot_src, sizeof(qtrain_boot_src) - 1, 0);
+        qstr source_name = lex->source_name;
+        mp_parse_tree_t pt = mp_parse(lex, MP_PARSE_FILE_INPUT);
+        mp_obj_t f = mp_compile(&pt, source_name, false);
+        mp_call_function_0(f);
+        nlr_pop();
+    } else {
+        mp_printf(&mp_plat_print, "qtrain: no root filesystem: ");
+        mp_obj_print_exception(&mp_plat_print, MP_OBJ_FROM_PTR(nlr.ret_val));
+    }
+}
+#else
+void qtrain_boot(void) {
+}
+#endif

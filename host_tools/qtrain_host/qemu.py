@@ -182,34 +182,38 @@ def _collect_files(board, files, tmpdir):
     return out
 
 
-# Runs in the raw REPL before the script: a writable littlefs on a RAM disk
-# outside the firmware's RAM mounted at / (like a board's flash filesystem),
-# the ROMFS at /rom (first on sys.path), and the data files (not modules)
-# copied from /rom into / so the cwd holds them, as on the Unix port.
+# Runs in the raw REPL before the script.  The firmware mounts a writable
+# littlefs on a RAM disk outside its RAM at / (like a board's flash
+# filesystem; done here for firmware that does not).  The ROMFS goes to /rom
+# (first on sys.path), and the data files (not modules) are copied from /rom
+# into / so the cwd holds them, as on the Unix port.
 _SETUP = """\
 import vfs, uctypes, sys, os
-try:
-    from qemuboard import RamDisk  # C: block accesses allocate nothing
-except ImportError:
-    class RamDisk:  # older firmware: the same in Python (allocates per access)
-        def __init__(s, a, n):
-            s.m = memoryview(uctypes.bytearray_at(a, n * 4096))
-            s.n = n
-        def readblocks(s, b, buf, o=0):
-            a = b * 4096 + o
-            buf[:] = s.m[a:a + len(buf)]
-        def writeblocks(s, b, buf, o=0):
-            a = b * 4096 + o
-            s.m[a:a + len(buf)] = buf
-        def ioctl(s, op, arg):
-            if op == 4:
-                return s.n
-            if op == 5:
-                return 4096
-            return 0
-bd = RamDisk(%(ram_addr)d, %(ram_blocks)d)
-vfs.VfsLfs2.mkfs(bd)
-vfs.mount(vfs.VfsLfs2(bd), '/')
+if os.statvfs('/')[0] == 0:
+    # Firmware that does not mount its RAM disk at boot: do it here.
+    try:
+        from qemuboard import RamDisk  # C: block accesses allocate nothing
+    except ImportError:
+        class RamDisk:  # older firmware: the same in Python (allocates per access)
+            def __init__(s, a, n):
+                s.m = memoryview(uctypes.bytearray_at(a, n * 4096))
+                s.n = n
+            def readblocks(s, b, buf, o=0):
+                a = b * 4096 + o
+                buf[:] = s.m[a:a + len(buf)]
+            def writeblocks(s, b, buf, o=0):
+                a = b * 4096 + o
+                s.m[a:a + len(buf)] = buf
+            def ioctl(s, op, arg):
+                if op == 4:
+                    return s.n
+                if op == 5:
+                    return 4096
+                return 0
+    bd = RamDisk(%(ram_addr)d, %(ram_blocks)d)
+    vfs.VfsLfs2.mkfs(bd)
+    vfs.mount(vfs.VfsLfs2(bd), '/')
+    del RamDisk, bd
 vfs.mount(vfs.VfsRom(uctypes.bytearray_at(%(rom_addr)d, %(rom_size)d)), '/rom')
 os.chdir('/')
 sys.path.insert(0, '/rom')
@@ -232,7 +236,7 @@ def cp(names):
                     break
                 g.write(mv[:k])
 cp(%(data)r)
-del RamDisk, bd, cp, vfs, uctypes, sys, os
+del cp, vfs, uctypes, sys, os
 import gc
 gc.collect()
 del gc
