@@ -271,3 +271,19 @@ for p in ('d.bin', '/rom/d.bin'):
     print('ALLOC', p, measure(f))
 """, files={"d.bin": bytes(range(256)) * 40}).output
     assert "ALLOC d.bin 0" in out and "ALLOC /rom/d.bin 0" in out, out
+
+
+def test_root_filesystem_over_mpremote():
+    """Like a real board: `mpremote cp` to / works and files survive a soft reset."""
+    need("qemu-m0")
+    import subprocess
+    import sys
+    from qtrain_host import qemu
+    with qemu.PtyEmulator("qemu-m0") as emu:
+        mp = [sys.executable, "-m", "mpremote", "connect", emu.pty]
+        src = os.path.join(paths.ROOT, "boards", "qemu-m0", "board.json")
+        for args in (["fs", "cp", src, ":b.json"],
+                     ["soft-reset", "exec", "import os; print('ls', os.listdir(), os.stat('b.json')[6])"]):
+            p = subprocess.run(mp + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+            assert p.returncode == 0, p.stdout.decode()
+    assert "ls ['b.json'] %d" % os.path.getsize(src) in p.stdout.decode()
