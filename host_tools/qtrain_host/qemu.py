@@ -48,7 +48,8 @@ from .runner import RunResult, TargetUnavailable
 
 QEMU = os.environ.get("QTRAIN_QEMU", "qemu-system-arm")
 BOARDS_DIR = os.path.join(paths.ROOT, "boards")
-ICOUNT_RE = re.compile(r"^@icount\s+(\S+)\s+(-?\d+)\s*$", re.M)
+# "@icount <region> <count>", optionally followed by more fields (ignored).
+ICOUNT_RE = re.compile(r"^@icount[ \t]+(\S+)[ \t]+(-?\d+)(?=\s|$)", re.M)
 
 
 def board_config(board):
