@@ -608,6 +608,62 @@ static mp_obj_t qt_conv_transpose2d_update_u8_fn(size_t n_args, const mp_obj_t *
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_update_u8_obj, 16, 16,
     qt_conv_transpose2d_update_u8_fn);
 
+// conv2d_update_mixed(e, x, xq, w, wq, b, bq, geom, sel, k, hp, flags, state, rng, scratch) -> int
+// conv_transpose2d_update_mixed(... same ...)
+//   Mixed mode, batch 1: float error e (after the ReLU mask), uint8 input x,
+//   uint8 weights updated with per-filter standardization and no gradient
+//   buffer (the shared update_rows_mixed per filter row), biases per tensor,
+//   then the weight range update / re-map.  Returns 1 if re-mapped.  Same
+//   result as conv*_grad_mixed + update_rows_mixed.
+static mp_obj_t update_mixed(size_t n_args, const mp_obj_t *a, bool transposed) {
+    qt_conv_geom_t g;
+    parse_geom(a[7], transposed, &g);
+    const size_t ni = in_len(&g), no = out_len(&g), nw = w_len(&g);
+    const float *e = qt_arg_f32(a[0], "e", no, QT_RO);
+    const uint8_t *x = qt_arg_u8(a[1], "x", ni, QT_RO);
+    const float *xq = qt_arg_qparams(a[2], "xq", QT_RO);
+    uint8_t *w = qt_arg_u8(a[3], "w", nw, QT_RW);
+    float *wq = qt_arg_qparams(a[4], "wq", QT_RW);
+    int32_t *b = qt_arg_buf_opt(a[5], "b", QT_TC_I32, (size_t)g.out_ch, QT_RW);
+    float s_b = 1.0f;
+    if (b) {
+        s_b = qt_arg_qparams(a[6], "bq", QT_RO)[QT_QP_SCALE];
+    }
+    int32_t n_sel;
+    const int32_t *sel = parse_sel(n_args, a, 8, g.out_ch, &n_sel);
+    qt_update_t u;
+    float tau;
+    arg_update(a[10], a[11], a[13], &u, &tau);
+    float *state = qt_arg_f32(a[12], "state", QT_STD_STATE_LEN(g.out_ch), QT_RW);
+    size_t sl;
+    uint8_t *scratch = arg_scratch(a[14], &g, transposed, &sl);
+    qt_check_no_overlap(w, nw, "w", x, ni, "x");
+    qt_check_no_overlap(w, nw, "w", e, no * 4, "e");
+    qt_check_no_overlap(scratch, sl, "scratch", w, nw, "w");
+    qt_check_no_overlap(scratch, sl, "scratch", x, ni, "x");
+    qt_check_no_overlap(scratch, sl, "scratch", e, no * 4, "e");
+    u.s_w = wq[QT_QP_SCALE];
+    u.zw = qp_zero(wq);
+    int32_t r[2];
+    if (transposed) {
+        conv_transpose2d_update_mixed(&g, e, x, qp_zero(xq), xq[QT_QP_SCALE], w, b, s_b, sel, n_sel, &u,
+            state, r, scratch);
+    } else {
+        conv2d_update_mixed(&g, e, x, qp_zero(xq), xq[QT_QP_SCALE], w, b, s_b, sel, n_sel, &u, state, r,
+            scratch);
+    }
+    return mp_obj_new_int(qt_weights_qp_update(w, nw, wq, r, tau));
+}
+static mp_obj_t qt_conv2d_update_mixed_fn(size_t n_args, const mp_obj_t *a) {
+    return update_mixed(n_args, a, false);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_update_mixed_obj, 15, 15, qt_conv2d_update_mixed_fn);
+static mp_obj_t qt_conv_transpose2d_update_mixed_fn(size_t n_args, const mp_obj_t *a) {
+    return update_mixed(n_args, a, true);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_update_mixed_obj, 15, 15,
+    qt_conv_transpose2d_update_mixed_fn);
+
 // conv_swap_axes(src, dst, a, b, inner): dst[j][i][:] = src[i][j][:] for a
 //   src of a*b*inner items (bytearray/array('B'), or array('i'/'I'/'f')).
 //   ConvTranspose2d: (w, w_fm, in_ch, out_ch, k_h*k_w) gives the filter-major
@@ -708,6 +764,8 @@ void qt_bind_conv(void) {
     mp_store_global(MP_QSTR_conv_transpose2d_backward_mixed, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_backward_mixed_obj));
     mp_store_global(MP_QSTR_conv2d_grad_mixed, MP_OBJ_FROM_PTR(&qt_conv2d_grad_mixed_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_grad_mixed, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_grad_mixed_obj));
+    mp_store_global(MP_QSTR_conv2d_update_mixed, MP_OBJ_FROM_PTR(&qt_conv2d_update_mixed_obj));
+    mp_store_global(MP_QSTR_conv_transpose2d_update_mixed, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_update_mixed_obj));
     mp_store_global(MP_QSTR_conv_swap_axes, MP_OBJ_FROM_PTR(&qt_conv_swap_axes_obj));
     mp_store_global(MP_QSTR_conv_select_u8, MP_OBJ_FROM_PTR(&qt_conv_select_u8_obj));
     mp_store_global(MP_QSTR_conv_scores_u8, MP_OBJ_FROM_PTR(&qt_conv_scores_u8_obj));

@@ -85,6 +85,11 @@ CASES = [
     ("ValueError", "gw", "Q.conv2d_grad_mixed(yf, x, xq, arr('f', 55), gbf, " + G + ")"),
     ("TypeError", "x", "Q.conv_transpose2d_grad_mixed(exf, yf, yq, gwf, None, " + GT + ")"),
     ("ValueError", "sel", "Q.conv_transpose2d_backward_mixed(exf, None, xq, w, wq, yf, " + GT + ", arr('i', 2, 7), 1)"),
+    ("TypeError", "e", "Q.conv2d_update_mixed(y, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 4, arr('f', 11), array('I', [5]), sc)"),
+    ("ValueError", "flags", "Q.conv2d_update_mixed(yf, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 1, arr('f', 11), array('I', [5]), sc)"),
+    ("ValueError", "src", "Q.conv_swap_axes(w, bytearray(54), 2, 3, 10)"),
+    ("TypeError", "dst", "Q.conv_swap_axes(w, arr('f', 54), 2, 3, 9)"),
+    ("ValueError", "dst", "Q.conv_swap_axes(w, w, 2, 3, 9)"),
     # DSGU selection
     ("ValueError", "hp[0] (lmin)", "Q.conv_select_u8(y, yq, array('f', [0.0, 1.0]), arr('f', 1), arr('i', 3), arr('I', 6))"),
     ("ValueError", "scratch", "Q.conv_select_u8(y, yq, array('f', [0.1, 1.0]), arr('f', 1), arr('i', 3), arr('I', 5))"),

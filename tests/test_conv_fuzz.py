@@ -20,6 +20,7 @@ FUNCS = {
     "conv_select_u8": 6, "conv_scores_u8": 3,
     "conv2d_backward_mixed": 9, "conv_transpose2d_backward_mixed": 9,
     "conv2d_grad_mixed": 8, "conv_transpose2d_grad_mixed": 8,
+    "conv2d_update_mixed": 15, "conv_transpose2d_update_mixed": 15, "conv_swap_axes": 5,
 }
 NAMES = sorted(FUNCS)
 

@@ -584,3 +584,55 @@ def test_conv_transpose2d_batch_path_matches_fused_update(run):
     assert len(lines) == 2
     for l in lines:
         assert l.endswith("True True True True True True"), l
+
+
+MIXUPD_SCRIPT = DEVICE_LIB + r"""
+def qp(lo, hi, alpha):
+    r = array('f', [1, 0, lo, hi, alpha, 0, 0, 0]); Q.qp_from_range(r); return r
+GEOMS = [(0, (2, 6, 6, 3, 3, 3, 2, 2, 1, 1)), (0, (1, 5, 4, 4, 2, 3, 1, 2, 1, 0)),
+         (1, (3, 4, 4, 2, 3, 3, 2, 2, 1, 1, 1, 1)), (1, (2, 3, 5, 4, 2, 3, 2, 1, 0, 1, 1, 0))]
+for t, geom in GEOMS:
+    ci, co, kk = geom[0], geom[3], geom[4] * geom[5]
+    oc, oh, ow = (Q.conv_transpose2d_out_shape if t else Q.conv2d_out_shape)(geom)
+    x = bytearray((i * 37 + 5) & 255 for i in range(ci * geom[1] * geom[2])); xq = qp(-0.5, 1, 0)
+    e = array('f', [((i * 53 + 11) % 97) / 50.0 - 1.0 for i in range(oc * oh * ow)])
+    w0 = bytearray((i * 91 + 7) & 255 for i in range(ci * co * kk))
+    b0 = array('i', [i * 1000 - 500 for i in range(co)]); bq = array('f', [1e-4, 0, -1, 1, 0, 0, 0, 0])
+    hp = array('f', [0.01, 0.85, 0.05])
+    sc = bytearray((Q.conv_transpose2d_scratch_len if t else Q.conv2d_scratch_len)(geom))
+    sel = array('i', [0, co - 1]) if co > 2 else None
+    k = 2 if sel else 0
+    for flags in (4, 5, 6, 7):
+        # fused batch-1 step (twice: the second sees moving-average state)
+        w1 = bytearray(w0); b1 = array('i', b0); wq1 = qp(-0.3, 0.3, 0.01)
+        st1 = array('f', [0] * (5 + 2 * co)); r1 = array('I', [99])
+        w2 = bytearray(w0); b2 = array('i', b0); wq2 = qp(-0.3, 0.3, 0.01)
+        st2 = array('f', [0] * (5 + 2 * co)); r2 = array('I', [99])
+        for step in range(2):
+            (Q.conv_transpose2d_update_mixed if t else Q.conv2d_update_mixed)(
+                e, x, xq, w1, wq1, b1, bq, geom, sel, k, hp, flags, st1, r1, sc)
+            gw = array('f', [0] * len(w0)); gb = array('f', [0] * co)
+            (Q.conv_transpose2d_grad_mixed if t else Q.conv2d_grad_mixed)(e, x, xq, gw, gb, geom, sel, k)
+            if t:
+                gfm = array('f', [0] * len(w0)); Q.conv_swap_axes(gw, gfm, ci, co, kk)
+                wfm = bytearray(len(w0)); Q.conv_swap_axes(w2, wfm, ci, co, kk)
+                Q.update_rows_mixed(gfm, wfm, wq2, gb, b2, bq, hp, flags, st2, r2)
+                Q.conv_swap_axes(wfm, w2, co, ci, kk)
+            else:
+                Q.update_rows_mixed(gw, w2, wq2, gb, b2, bq, hp, flags, st2, r2)
+        print('same', t, flags, w1 == w2, list(b1) == list(b2), list(st1) == list(st2),
+              list(wq1) == list(wq2), list(r1) == list(r2), w1 != w0)
+print('done')
+"""
+
+
+def test_conv_update_mixed_matches_batch_path(run):
+    """Mixed mode: the fused batch-1 update (filter rows in scratch) gives
+    exactly conv*_grad_mixed + (conv_swap_axes +) update_rows_mixed, for every
+    rounding mode, over two steps, with DSGU selection."""
+    out = run(MIXUPD_SCRIPT)
+    assert "done" in out, out[-2000:]
+    lines = [l for l in out.splitlines() if l.startswith("same")]
+    assert len(lines) == 16
+    for l in lines:
+        assert l.endswith("True True True True True True"), l

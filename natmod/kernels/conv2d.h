@@ -147,5 +147,12 @@ void conv2d_backward_mixed(const qt_conv_geom_t *g, float *e, const uint8_t *y, 
     const uint8_t *w, int32_t zero_w, float s_w, float *ex, const int32_t *sel, int32_t n_sel);
 void conv2d_grad_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x, int32_t zero_x,
     float s_x, float *gw, float *gb, const int32_t *sel, int32_t n_sel);
+// Batch-1 mixed update (per-filter standardization, u->per_row set): each
+// selected filter's float gradient row in scratch (4*(in_ch*k_h*k_w + out_ch)
+// bytes, 4-aligned), then update_rows_mixed (dense.h) on it; biases per
+// tensor; counts the step in state[0].  new_range as conv2d_update_u8.
+void conv2d_update_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x, int32_t zero_x,
+    float s_x, uint8_t *w, int32_t *b, float s_b, const int32_t *sel, int32_t n_sel,
+    const qt_update_t *u, float *state, int32_t new_range[2], uint8_t *scratch);
 
 #endif

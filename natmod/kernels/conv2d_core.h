@@ -12,7 +12,13 @@
 #include "conv2d.h"
 
 static inline void qt_conv_geom_swap(const qt_conv_geom_t *t, qt_conv_geom_t *g) {
-    *g = *t;
+    // Field by field: a struct copy may become a memcpy call (no libc here).
+    g->k_h = t->k_h;
+    g->k_w = t->k_w;
+    g->stride_h = t->stride_h;
+    g->stride_w = t->stride_w;
+    g->pad_h = t->pad_h;
+    g->pad_w = t->pad_w;
     g->in_ch = t->out_ch;
     g->in_h = t->out_h;
     g->in_w = t->out_w;

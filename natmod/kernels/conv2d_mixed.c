@@ -5,6 +5,7 @@
 //   sum (w - z_w) e = sum w e - z_w sum e,  then times s_w.
 #include "conv2d_core.h"
 #include "conv_transpose2d.h"
+#include "dense.h"
 
 void qt_conv_bias_grad_f32(const float *e, int32_t hw, float *gb, const int32_t *sel,
     int32_t n_sel, int32_t ch);
@@ -104,12 +105,15 @@ static void gather_mixed(const qt_conv_geom_t *g, const float *big, const uint8_
 // gw[i][j][ky][kx] += s * sum a_i(pix) * (b_j(tap pix) - zb) with one side
 // float and the other uint8: a_f (float, small side) x b_u (uint8, big side)
 // when small_is_float, else a_u (uint8 small) x b_f (float big).
+// Gradient of pair (i, j) goes to gw + i*si + j*sj (weight layout: si =
+// in_ch*KK, sj = KK; one filter's row: the fixed index's stride 0).
 static void corr_mixed(const qt_conv_geom_t *g, const float *small_f, const uint8_t *small_u,
     const float *big_f, const uint8_t *big_u, int32_t zero_u, float s_u, float *gw,
+    int32_t si, int32_t sj,
     const int32_t *sel_small, int32_t n_small, const int32_t *sel_big, int32_t n_big) {
     const int32_t C = g->in_ch, H = g->in_h, W = g->in_w;
     const int32_t SH = g->out_h, SW = g->out_w;
-    const int32_t KH = g->k_h, KW = g->k_w, KK = KH * KW;
+    const int32_t KH = g->k_h, KW = g->k_w;
     const int32_t ni = sel_small ? n_small : g->out_ch;
     const int32_t nj = sel_big ? n_big : C;
     const float fz = (float)zero_u;
@@ -117,7 +121,7 @@ static void corr_mixed(const qt_conv_geom_t *g, const float *small_f, const uint
         const int32_t i = sel_small ? sel_small[ii] : ii;
         for (int32_t jj = 0; jj < nj; jj++) {
             const int32_t jc = sel_big ? sel_big[jj] : jj;
-            float *gp = gw + (i * C + jc) * KK;
+            float *gp = gw + i * si + jc * sj;
             for (int32_t ky = 0; ky < KH; ky++) {
                 int32_t y_lo, y_hi;
                 qt_conv_tap_range(ky, g->stride_h, g->pad_h, H, SH, &y_lo, &y_hi);
@@ -161,7 +165,8 @@ void conv2d_backward_mixed(const qt_conv_geom_t *g, float *e, const uint8_t *y, 
 
 void conv2d_grad_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x, int32_t zero_x,
     float s_x, float *gw, float *gb, const int32_t *sel, int32_t n_sel) {
-    corr_mixed(g, e, NULL, NULL, x, zero_x, s_x, gw, sel, n_sel, NULL, 0);
+    const int32_t KK = g->k_h * g->k_w;
+    corr_mixed(g, e, NULL, NULL, x, zero_x, s_x, gw, g->in_ch * KK, KK, sel, n_sel, NULL, 0);
     if (gb) {
         qt_conv_bias_grad_f32(e, g->out_h * g->out_w, gb, sel, n_sel, g->out_ch);
     }
@@ -184,8 +189,106 @@ void conv_transpose2d_grad_mixed(const qt_conv_geom_t *t, const float *e, const 
     int32_t zero_x, float s_x, float *gw, float *gb, const int32_t *sel, int32_t n_sel) {
     qt_conv_geom_t g;
     qt_conv_geom_swap(t, &g);
-    corr_mixed(&g, NULL, x, e, NULL, zero_x, s_x, gw, NULL, 0, sel, n_sel);
+    const int32_t KK = t->k_h * t->k_w;
+    corr_mixed(&g, NULL, x, e, NULL, zero_x, s_x, gw, g.in_ch * KK, KK, NULL, 0, sel, n_sel);
     if (gb) {
         qt_conv_bias_grad_f32(e, t->out_h * t->out_w, gb, sel, n_sel, t->out_ch);
     }
+}
+
+// ---- batch-1 update, mixed mode --------------------------------------------------
+// Per selected filter: its float gradient row (real units) in scratch, then
+// the shared update_rows_mixed on that one row, with a 7-float state view
+// (header + this filter's mu, sigma); the biases at the end through
+// update_rows_mixed with rows of length 0 (bias only; it also counts the
+// step in state[0]).  Bit-identical to conv*_grad_mixed + update_rows_mixed.
+QT_CONV_NO_LIBCALLS
+static void update_row_mixed(uint8_t *wrow, float *grow, int32_t len, const qt_update_t *u,
+    float *state, int32_t f, int32_t *range) {
+    float view[QT_STD_STATE_HDR + 2];
+    for (int32_t t = 0; t < QT_STD_STATE_HDR; t++) {
+        view[t] = state[t];
+    }
+    view[QT_STD_STATE_HDR] = state[QT_STD_STATE_HDR + 2 * f];
+    view[QT_STD_STATE_HDR + 1] = state[QT_STD_STATE_HDR + 2 * f + 1];
+    int32_t r[2];
+    update_rows_mixed(wrow, grow, NULL, NULL, 1.0f, 1, len, u, view, r);
+    state[QT_STD_STATE_HDR + 2 * f] = view[QT_STD_STATE_HDR];
+    state[QT_STD_STATE_HDR + 2 * f + 1] = view[QT_STD_STATE_HDR + 1];
+    if (r[0] < range[0]) {
+        range[0] = r[0];
+    }
+    if (r[1] > range[1]) {
+        range[1] = r[1];
+    }
+}
+
+QT_CONV_NO_LIBCALLS
+void conv2d_update_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x, int32_t zero_x,
+    float s_x, uint8_t *w, int32_t *b, float s_b, const int32_t *sel, int32_t n_sel,
+    const qt_update_t *u, float *state, int32_t new_range[2], uint8_t *scratch) {
+    const int32_t KK = g->k_h * g->k_w, CKK = g->in_ch * KK, O = g->out_ch;
+    const int32_t OHW = g->out_h * g->out_w;
+    float *grow = (float *)(void *)scratch;
+    float *gb = grow + CKK;
+    new_range[0] = INT32_MAX;
+    new_range[1] = INT32_MIN;
+    for (int32_t o = 0; o < O; o++) {
+        gb[o] = 0.0f;
+    }
+    const int32_t n = sel ? n_sel : O;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t o = sel ? sel[j] : j;
+        for (int32_t t = 0; t < CKK; t++) {
+            grow[t] = 0.0f;
+        }
+        corr_mixed(g, e, NULL, NULL, x, zero_x, s_x, grow, 0, KK, &o, 1, NULL, 0);
+        qt_conv_bias_grad_f32(e, OHW, gb, &o, 1, O);
+        update_row_mixed(w + o * CKK, grow, CKK, u, state, o, new_range);
+    }
+    int32_t r[2];
+    update_rows_mixed(w, grow, b, gb, s_b, O, 0, u, state, r);
+}
+
+QT_CONV_NO_LIBCALLS
+void conv_transpose2d_update_mixed(const qt_conv_geom_t *t, const float *e, const uint8_t *x,
+    int32_t zero_x, float s_x, uint8_t *w, int32_t *b, float s_b, const int32_t *sel, int32_t n_sel,
+    const qt_update_t *u, float *state, int32_t new_range[2], uint8_t *scratch) {
+    qt_conv_geom_t g;
+    qt_conv_geom_swap(t, &g);
+    const int32_t KK = t->k_h * t->k_w, CI = t->in_ch, CO = t->out_ch, CKK = CI * KK;
+    const int32_t OHW = t->out_h * t->out_w;
+    float *grow = (float *)(void *)scratch;
+    float *gb = grow + CKK;
+    uint8_t *wrow = (uint8_t *)(gb + CO);
+    new_range[0] = INT32_MAX;
+    new_range[1] = INT32_MIN;
+    for (int32_t c = 0; c < CO; c++) {
+        gb[c] = 0.0f;
+    }
+    const int32_t n = sel ? n_sel : CO;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t co = sel ? sel[j] : j;
+        for (int32_t q = 0; q < CKK; q++) {
+            grow[q] = 0.0f;
+        }
+        // pair (ci, co) -> grow[ci*KK]: the fixed big index co gets stride 0
+        corr_mixed(&g, NULL, x, e, NULL, zero_x, s_x, grow, KK, 0, NULL, 0, &co, 1);
+        qt_conv_bias_grad_f32(e, OHW, gb, &co, 1, CO);
+        for (int32_t ci = 0; ci < CI; ci++) {
+            const uint8_t *src = w + (ci * CO + co) * KK;
+            for (int32_t q = 0; q < KK; q++) {
+                wrow[ci * KK + q] = src[q];
+            }
+        }
+        update_row_mixed(wrow, grow, CKK, u, state, co, new_range);
+        for (int32_t ci = 0; ci < CI; ci++) {
+            uint8_t *dst = w + (ci * CO + co) * KK;
+            for (int32_t q = 0; q < KK; q++) {
+                dst[q] = wrow[ci * KK + q];
+            }
+        }
+    }
+    int32_t r[2];
+    update_rows_mixed(w, grow, b, gb, s_b, CO, 0, u, state, r);
 }

@@ -66,6 +66,9 @@ void conv_transpose2d_backward_mixed(const qt_conv_geom_t *g, float *e, const ui
     int32_t n_sel);
 void conv_transpose2d_grad_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x,
     int32_t zero_x, float s_x, float *gw, float *gb, const int32_t *sel, int32_t n_sel);
+void conv_transpose2d_update_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x,
+    int32_t zero_x, float s_x, uint8_t *w, int32_t *b, float s_b, const int32_t *sel, int32_t n_sel,
+    const qt_update_t *u, float *state, int32_t new_range[2], uint8_t *scratch);
 
 // dst[j][i][:] = src[i][j][:] (src a x b x inner): PyTorch [in][out][kh][kw]
 // <-> filter-major [out][in][kh][kw] for weights (uint8) or gradients
