@@ -738,6 +738,65 @@ void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t
     *phi = hi;
 }
 
+// Bias step of the batch-1 update (per tensor, like qt_update_bias_i32, but
+// integer per row: the float work is once per call, which matters on a
+// soft-float M0 with many rows, e.g. a 10 -> 1568 layer).  With
+// c = lr / (s_b sigma_b):  b_i += (r + Bb - round(Kb ce_i)) >> 16  in int64,
+// Kb = c s_e 2^16 as a fixed-point multiplier (saturating at 2^30),
+// Bb = round(c mu_b 2^16), r the rounding offset (one draw per bias for the
+// stochastic modes).
+static int64_t round_f32_i64(float v) {
+    const float lim = 70368744177664.0f;      // 2^46
+    v = v > lim ? lim : (v < -lim ? -lim : v);
+    if (v >= 8388608.0f || v <= -8388608.0f) {
+        return (int64_t)v;                    // |v| >= 2^23: already an integer
+    }
+    return qt_round_f32(v);
+}
+
+static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t m, const int32_t *rows,
+    int32_t k, float s_e, float s_b, const qt_update_t *u, float *state, int first) {
+    int32_t cnt = rows ? k : m;
+    int32_t se = 0, nz = 0;
+    uint32_t see = 0;
+    for (int32_t t = 0; t < cnt; t++) {
+        int32_t c = (int32_t)e[rows ? rows[t] : t] - ze;
+        if (c) {
+            se += c;
+            see += (uint32_t)(c * c);
+            nz++;
+        }
+    }
+    if (nz == 0) {
+        return;
+    }
+    float fn = (float)nz;
+    float mean = (float)se / fn;
+    float var = (float)see / fn - mean * mean;
+    if (var < 0.0f) {
+        var = 0.0f;
+    }
+    qt_std_blend(state + 3, s_e * mean, s_e * qt_sqrt_f32(var), u->alpha_norm, first);
+    float sig = state[4];
+    if (!(sig > 0.0f)) {
+        return;
+    }
+    float c = u->lr / (s_b * sig);
+    qt_fixmul_t kb = qt_fixmul_from_f32(c * s_e * 65536.0f);
+    int64_t bb = round_f32_i64(c * state[3] * 65536.0f);
+    int32_t r0 = u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
+    for (int32_t t = 0; t < cnt; t++) {
+        int32_t i = rows ? rows[t] : t;
+        int32_t ce = (int32_t)e[i] - ze;
+        if (ce == 0) {
+            continue;
+        }
+        int32_t r = u->rounding >= QT_ROUND_STOCHASTIC ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
+        int64_t nb = (int64_t)b[i] + ((r + bb - qt_fixmul_apply64(ce, kb)) >> 16);
+        b[i] = nb > INT32_MAX ? INT32_MAX : (nb < -INT32_MAX ? -INT32_MAX : (int32_t)nb);
+    }
+}
+
 void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b, int32_t m, int32_t n,
     const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
     int32_t new_range[2]) {
@@ -835,7 +894,7 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
         }
     }
     if (b) {
-        qt_update_bias_i32(b, NULL, e, ze, m, rows, k, d->s_e, d->s_b, u, state, first);
+        bias_update_rank1(b, e, ze, m, rows, k, d->s_e, d->s_b, u, state, first);
     }
     state[0] += 1.0f;
     new_range[0] = qmin;

@@ -172,6 +172,40 @@ def _update_bias(b, gb, rows, s_g, s_b, lr, alpha, rnd, st, first):
         b[i] = max(-INT32_MAX, min(INT32_MAX, nb))
 
 
+def _round_f32_i64(v):
+    lim = F(70368744177664.0)
+    v = F(min(max(F(v), -lim), lim))
+    if v >= F(8388608.0) or v <= F(-8388608.0):
+        return int(v)
+    return Q.round_f32(v)
+
+
+def _update_bias_rank1(b, ce_all, rows, s_e, s_b, lr, alpha_norm, rnd, st, first):
+    """bias_update_rank1 in dense.c: float work once per call, int64 per row."""
+    cs = [int(ce_all[i]) for i in rows if ce_all[i]]
+    if not cs:
+        return
+    fn = F(len(cs))
+    mean = F(F(sum(cs)) / fn)
+    var = F(F(F(sum(c * c for c in cs)) / fn) - F(mean * mean))
+    if var < 0:
+        var = F(0)
+    _blend(st, 3, F(F(s_e) * mean), F(F(s_e) * Q.sqrt_f32(var)), alpha_norm, first)
+    sig = st[4]
+    if not sig > 0:
+        return
+    c = F(F(lr) / F(F(s_b) * sig))
+    kb = Q.quantize_multiplier(F(F(c * F(s_e)) * F(65536.0)))
+    bb = _round_f32_i64(F(F(c * st[3]) * F(65536.0)))
+    for i in rows:
+        ce = int(ce_all[i])
+        if ce == 0:
+            continue
+        r = rnd.offset()
+        nb = int(b[i]) + ((r + bb - int(Q.requantize(ce, *kb))) >> 16)
+        b[i] = max(-INT32_MAX, min(INT32_MAX, nb))
+
+
 def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
               sel=None, k=None):
     """dense_update_u8 before the weight-range step -> (w, b, state, rng, new_range).
@@ -248,7 +282,7 @@ def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
         qmin, qmax = min(qmin, int(v.min())), max(qmax, int(v.max()))
         w[i] = np.clip(v, 0, 255)
     if b is not None:
-        _update_bias(b, ce_all, rows, s_e, s_b, lr, alpha_norm, rnd, st, first)
+        _update_bias_rank1(b, ce_all, rows, s_e, s_b, lr, alpha_norm, rnd, st, first)
     st[0] = F(st[0] + F(1))
     return (w.astype(np.uint8), None if b is None else np.array(b, np.int32), st, rnd.state,
             (qmin, qmax))
