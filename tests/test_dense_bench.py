@@ -11,20 +11,28 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from qtrain_host import runner  # noqa: E402
 
 SCRIPT = r"""
-import icount
+import icount, gc
 from array import array
 import _qtrain as Q
 def qp(lo, hi, alpha):
     r = array('f', [1, 0, lo, hi, alpha, 0, 0, 0]); Q.qp_from_range(r); return r
 m, n = %d, %d
+def z(tc, k):
+    gc.collect()
+    a = array(tc, [0])
+    for _ in range(k - 1):
+        a.append(0)
+    return a
 x = bytearray((i * 37) & 255 for i in range(n)); xq = qp(0, 1, 0)
-w = bytearray((i * 91 + 7) & 255 for i in range(m * n)); wq = qp(-0.3, 0.3, 0.001)
-b = array('i', [0] * m); bq = array('f', [1e-5, 0, -1, 1, 0, 0, 0, 0])
+w = bytearray(m * n); wq = qp(-0.3, 0.3, 0.001)
+for i in range(m * n):
+    w[i] = (i * 91 + 7) & 255
+b = z('i', m); bq = array('f', [1e-5, 0, -1, 1, 0, 0, 0, 0])
 y = bytearray(m); yq = qp(-2, 2, 0.1)
 e = bytearray((i * 29 + 3) & 255 for i in range(m)); eq = qp(-1, 1, 0)
-ep = bytearray(n); epq = qp(-1, 1, 0.1); acc = array('i', [0] * n)
-sel = array('i', [0] * m); scr = array('I', [0] * (2 * m)); ds = array('f', [0])
-uhp = array('f', [0.01, 0.85, 0.02]); st = array('f', [0] * (5 + 2 * m)); rng = array('I', [1])
+ep = bytearray(n); epq = qp(-1, 1, 0.1); acc = z('i', n)
+sel = z('i', m); scr = z('I', 2 * m); ds = array('f', [0])
+uhp = array('f', [0.01, 0.85, 0.02]); st = z('f', 5 + 2 * m); rng = array('I', [1])
 def meas(name, f, reps=3):
     f()
     best = None
@@ -34,7 +42,7 @@ def meas(name, f, reps=3):
     print('@icount', name, best)
 meas('call', lambda: Q.abi())
 meas('fwd', lambda: Q.dense_forward_u8(x, xq, w, wq, b, bq, y, yq, 1))
-xs = array('i', [0] * ((n + 3) & ~3))
+xs = z('i', (n + 3) & ~3)
 meas('fwd_xs', lambda: Q.dense_forward_u8(x, xq, w, wq, b, bq, y, yq, 1, xs))
 meas('bwd', lambda: Q.dense_backward_u8(e, eq, w, wq, ep, epq, None, 0, acc))
 meas('upd_near', lambda: Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 0, st, rng))
