@@ -181,7 +181,12 @@ def u8_case(rng, transposed, geom):
 
 U8_SCRIPT = DEVICE_LIB + r"""
 f = open('cases.bin', 'rb')
-ncase = rd(f)[0]
+ncase, max_y, max_x, max_w, max_oc = rd(f)
+# the large output buffers first, before any case data fragments the heap
+buf('gw', 'i', max_w)
+buf('y', 'B', max_y)
+buf('ex', 'B', max_x)
+buf('gb', 'i', max_oc)
 for i in range(ncase):
     fl, x, xq, w, wq, b, bq, yq, e, eq, exq, sel = rdn(f, 12)
     t, relu, k = fl[0], fl[1], fl[2]
@@ -237,7 +242,8 @@ def _u8_cases():
 
 def test_conv_u8_bit_exact(run):
     cases = _u8_cases()
-    data = pack(np.array([len(cases)], np.int32))
+    data = pack(np.array([len(cases), max(c["e"].size for c in cases), max(c["x"].size for c in cases),
+                          max(c["w"].size for c in cases), max(c["e"].shape[0] for c in cases)], np.int32))
     for c in cases:
         fl = np.array([int(c["t"]), c["relu"], c["k"]] + list(c["geom"]), np.int32)
         data += pack(fl, c["x"].ravel(), c["xq"], c["w"].ravel(), c["wq"], c["b"], c["bq"], c["yq"],
