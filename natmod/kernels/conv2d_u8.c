@@ -281,8 +281,14 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
 
 int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
-    return 4 * nph + 4 * nph * g->in_ch + 4 * g->in_ch + 4 * g->out_ch
-           + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
+    int32_t n = 4 * nph + 4 * nph * g->in_ch + 4 * g->in_ch + 4 * g->out_ch
+                + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
+    if (g->in_ch == 1) {
+        // one output channel: the small side channel-last, and its sums
+        const int32_t SHW = g->out_h * g->out_w;
+        n += align4(g->out_ch * SHW) + 4 * SHW;
+    }
+    return n;
 }
 
 // ---- gather ------------------------------------------------------------------------
@@ -450,6 +456,25 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     for (int32_t c = 0; c < C; c++) {
         bacc[c] = b ? qt_fixmul_apply(b[c], rq->bias) : 0;
     }
+    // One output channel: no patch is shared, so copying it per pixel would
+    // cost as much as the MACs.  Instead the small side is made channel-last
+    // once (hwc[pos][j]), and an inside pixel's taps are dotted in place.
+    uint8_t *hwc = NULL;
+    int32_t *hsum = NULL;
+    if (C == 1) {
+        hwc = (uint8_t *)lanes + lanes_bytes(g->out_ch * KK);
+        hsum = (int32_t *)(void *)(hwc + align4(g->out_ch * SHW));
+        for (int32_t pos = 0; pos < SHW; pos++) {
+            uint32_t t = 0;
+            uint8_t *d = hwc + pos * n;
+            for (int32_t j = 0; j < n; j++) {
+                const uint8_t v = small[(sel ? sel[j] : j) * SHW + pos];
+                d[j] = v;
+                t += v;
+            }
+            hsum[pos] = (int32_t)t;
+        }
+    }
     for (int32_t j = 0; j < n; j++) {
         chan[j] = (sel ? sel[j] : j) * SHW;
     }
@@ -492,6 +517,28 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         for (int32_t bx = 0; bx < W; bx++) {
             const int32_t nkx = phase_taps(fx, KW, sw);
             const int32_t L = n * nky * nkx;
+            if (hwc && sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
+                const int32_t ph = fy * sw + fx;
+                const uint8_t *wr = prow + phase_off[ph];
+                uint32_t d = 0, psum = 0;
+                for (int32_t tky = 0; tky < nky; tky++) {
+                    for (int32_t tkx = 0; tkx < nkx; tkx++, wr += n) {
+                        const int32_t pos = (sy0 - tky) * SW + sx0 - tkx;
+                        d += dot_u8(wr, hwc + pos * n, n);
+                        psum += (uint32_t)hsum[pos];
+                    }
+                }
+                int32_t acc = (int32_t)(d - zs * (uint32_t)wsum[ph] + (uint32_t)L * zw * zs - zw * psum);
+                if (b) {
+                    acc = qt_conv_sat_add(acc, bacc[0]);
+                }
+                big[by * W + bx] = qt_conv_fin(acc, &fin, &amin, &amax);
+                if (++fx == sw) {
+                    fx = 0;
+                    sx0++;
+                }
+                continue;
+            }
             // The small values under this pixel's taps (zero point outside):
             // per tap, one value of each selected channel.
             uint8_t *p = patch;
