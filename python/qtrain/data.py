@@ -53,9 +53,9 @@ _TL = None
 _TH = None
 
 
-def _crc32_py(buf):
-    """CRC-32 in small-int arithmetic (16-bit halves), for firmware with
-    neither _qtrain nor binascii.crc32."""
+def crc_tables():
+    """The CRC-32 table split into 16-bit halves (two array('H', 256)), built
+    once: CRC in small-int arithmetic allocates nothing on 32-bit ports."""
     global _TL, _TH
     if _TL is None:
         from array import array
@@ -73,7 +73,13 @@ def _crc32_py(buf):
             tl[n] = lo
             th[n] = hi
         _TL, _TH = tl, th
-    tl, th = _TL, _TH
+    return _TL, _TH
+
+
+def _crc32_py(buf):
+    """CRC-32 in small-int arithmetic (16-bit halves), for firmware with
+    neither _qtrain nor binascii.crc32."""
+    tl, th = crc_tables()
     lo = hi = 0xFFFF
     for b in buf:
         j = (lo ^ b) & 0xFF

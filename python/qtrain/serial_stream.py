@@ -33,9 +33,9 @@ import struct
 import sys
 
 try:
-    from qtrain.data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32
+    from qtrain.data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32, crc_tables
 except ImportError:  # pragma: no cover - CPython tests load this file directly
-    from data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32
+    from data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32, crc_tables
 
 try:
     from time import ticks_ms, ticks_diff
@@ -127,33 +127,12 @@ class SerialStreamError(OSError):
     """The host does not answer, closed the link, or reported an error."""
 
 
-_TL = None
-_TH = None
-
-
 def _crc_into(buf, start, end):
     """Store the CRC-32 of buf[start:end] little-endian at buf[end:end+4],
     in small-int arithmetic (16-bit halves): no allocation on 32-bit ports,
     where _qtrain.crc32 would return a big int.  Used for the board's own
     (short) frames only."""
-    global _TL, _TH
-    if _TL is None:
-        from array import array
-        tl = array("H", bytes(512))
-        th = array("H", bytes(512))
-        for n in range(256):
-            lo, hi = n, 0
-            for _ in range(8):
-                if lo & 1:
-                    lo = ((lo >> 1) | ((hi & 1) << 15)) ^ 0x8320
-                    hi = (hi >> 1) ^ 0xEDB8
-                else:
-                    lo = (lo >> 1) | ((hi & 1) << 15)
-                    hi >>= 1
-            tl[n] = lo
-            th[n] = hi
-        _TL, _TH = tl, th
-    tl, th = _TL, _TH
+    tl, th = crc_tables()
     lo = hi = 0xFFFF
     for i in range(start, end):
         j = (lo ^ buf[i]) & 0xFF
