@@ -82,25 +82,29 @@ def _script_args_to_json(script, args):
     return {section: out}
 
 
+def write_package(arch, dest):
+    """dest/qtrain/*.mpy: the package compiled with mpy-cross for `arch`."""
+    from . import qemu
+    os.makedirs(os.path.join(dest, "qtrain"), exist_ok=True)
+    tmp = tempfile.mkdtemp()
+    try:
+        for name, data in qemu._package_files(arch, tmp).items():
+            if name.startswith("qtrain/"):
+                with open(os.path.join(dest, name), "wb") as f:
+                    f.write(data)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def stage_board_dir(target, data_dir, script, args, staging):
     """Everything the board needs, in one directory to mount."""
-    from . import qemu
     arch = paths.TARGET_ARCH.get(target, "armv6m")
     for name in os.listdir(data_dir):
         src = os.path.join(data_dir, name)
         if os.path.isfile(src):
             os.symlink(os.path.abspath(src), os.path.join(staging, name))
     shutil.copy(paths.natmod_path(arch), staging)
-    lib = os.path.join(staging, "qtrain")
-    os.makedirs(lib)
-    tmp = tempfile.mkdtemp()
-    try:
-        for name, data in qemu._package_files(arch, tmp).items():
-            if name.startswith("qtrain/"):
-                with open(os.path.join(staging, name), "wb") as f:
-                    f.write(data)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_package(arch, staging)
     with open(os.path.join(staging, "qtrain.json"), "w") as f:
         json.dump(_script_args_to_json(script, args), f)
 
@@ -253,7 +257,6 @@ def _pgm_to_png(src, dst):
 def stage_install(board, out_dir):
     """lib/_qtrain.mpy + lib/qtrain/*.mpy for `board` (a boards/<name> folder),
     and qtrain.json with the board's defaults. -> the board config dict."""
-    from . import qemu
     cfg_path = os.path.join(paths.ROOT, "boards", board, "board.json")
     if not os.path.exists(cfg_path):
         known = sorted(d for d in os.listdir(os.path.join(paths.ROOT, "boards"))
@@ -263,18 +266,11 @@ def stage_install(board, out_dir):
         cfg = json.load(f)
     arch = cfg["arch"]
     lib = os.path.join(out_dir, "lib")
-    os.makedirs(os.path.join(lib, "qtrain"), exist_ok=True)
+    os.makedirs(lib, exist_ok=True)
     if not os.path.exists(paths.natmod_path(arch)):
         raise SystemExit("deploy: %s is missing: run `make dist`" % paths.natmod_path(arch))
     shutil.copy(paths.natmod_path(arch), lib)
-    tmp = tempfile.mkdtemp()
-    try:
-        for name, data in qemu._package_files(arch, tmp).items():
-            if name.startswith("qtrain/"):
-                with open(os.path.join(lib, name), "wb") as f:
-                    f.write(data)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_package(arch, lib)
     with open(os.path.join(out_dir, "qtrain.json"), "w") as f:
         json.dump(cfg.get("defaults", {}), f, indent=1)
     return cfg

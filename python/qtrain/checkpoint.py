@@ -160,6 +160,11 @@ def verify(path):
 
 def latest(path):
     """The newest valid file among path, path.tmp, path.bak, or None."""
+    return _latest(path)[0]
+
+
+def _latest(path):
+    """-> (newest valid file or None, its seq); each candidate is CRC-checked once."""
     best = None
     best_seq = -1
     for cand in (path, path + ".tmp", path + ".bak"):
@@ -169,7 +174,7 @@ def latest(path):
             continue
         if seq > best_seq:
             best, best_seq = cand, seq
-    return best
+    return best, best_seq
 
 
 def peek(path):
@@ -181,17 +186,23 @@ def peek(path):
         raise CheckpointError("%s: no valid checkpoint (checked .tmp and .bak too)" % path)
     out = {}
     with open(found, "rb") as f:
-        _magic, _v, n, _seq, _len = struct.unpack(_HEADER, f.read(_HEADER_LEN))
-        for _ in range(n):
-            ln = f.read(1)[0]
-            name = f.read(ln).decode()
-            kind, nbytes = struct.unpack("<BI", f.read(5))
-            kind = chr(kind)
+        for name, kind, nbytes in _entries(f):
             if kind in "qDs":
                 out[name] = _read_value(f, found, name, kind, nbytes, None)
             else:
                 f.seek(nbytes, 1)
     return out
+
+
+def _entries(f):
+    """Yield (name, kind, nbytes) of each entry of an open checkpoint, the
+    file positioned at the entry's data (the caller reads or skips it)."""
+    _magic, _v, n, _seq, _len = struct.unpack(_HEADER, f.read(_HEADER_LEN))
+    for _ in range(n):
+        ln = f.read(1)[0]
+        name = f.read(ln).decode()
+        kind, nbytes = struct.unpack("<BI", f.read(5))
+        yield name, chr(kind), nbytes
 
 
 def load(path, into=None):
@@ -201,18 +212,12 @@ def load(path, into=None):
     model's weights), array/bytearray entries are read straight into those
     buffers (lengths and typecodes must match) and not allocated again.
     Raises CheckpointError when no valid file exists."""
-    found = latest(path)
+    found, seq = _latest(path)
     if found is None:
         raise CheckpointError("%s: no valid checkpoint (checked .tmp and .bak too)" % path)
-    seq = verify(found)
     state = {} if into is None else into
     with open(found, "rb") as f:
-        _magic, _v, n, seq, _len = struct.unpack(_HEADER, f.read(_HEADER_LEN))
-        for _ in range(n):
-            ln = f.read(1)[0]
-            name = f.read(ln).decode()
-            kind, nbytes = struct.unpack("<BI", f.read(5))
-            kind = chr(kind)
+        for name, kind, nbytes in _entries(f):
             state[name] = _read_value(f, found, name, kind, nbytes, state.get(name))
     return state, seq
 
