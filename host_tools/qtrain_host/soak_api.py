@@ -102,7 +102,7 @@ for kind in ('mlp', 'conv'):
                 mu = array('f', [0.0] * 3)
                 vae.encode(img, mu)
                 vae.decode(mu, bytearray(784))
-                head = models.Head(vae, hidden=8, opt=opt)
+                head = models.Head(vae, hidden=12, opt=opt)  # no float tensor of 8 items: 8 = a record
                 head.train_step(img, 3)
                 head.predict(img)
                 setups += 1
@@ -233,10 +233,7 @@ def isbuf(v):
     return isinstance(v, (bytearray, memoryview)) or type(v) is array
 
 # ---- mutations of a recorded call -----------------------------------------------
-poisoned = False
-
 def mutate(args):
-    global poisoned
     n = len(args)
     k = R(4)
     if k == 0 or n == 0:
@@ -259,11 +256,7 @@ def mutate(args):
             for j in range(1 + R(2)):
                 p = R(1) if R(1) else R(16)
                 if p < L:
-                    x = random.choice(NF)
-                    v[p] = x
-                    # a quantization record's scale or zero point made non-finite
-                    if L == 8 and p < 2 and not (x - x == 0.0):
-                        poisoned = True
+                    v[p] = random.choice(NF)
         elif op == 3:  # alias with another buffer argument
             others = [j for j in range(n) if j != i and isbuf(args[j])]
             if others:
@@ -300,9 +293,19 @@ for it in range(NCALLS):
     t = TEMPL.get((mname, name))
     poisoned = False
     if t and R(8) < 218:
-        args = [cp(a) for a in t[R(8) % len(t)]]
+        tmpl = t[R(8) % len(t)]
+        args = [cp(a) for a in tmpl]
         for _ in range(R(8) % 4):
             mutate(args)
+        # Does the call hand over a quantization record (an 8-float array where
+        # the recorded call had one) whose scale or zero point is NaN/inf?
+        if len(args) == len(tmpl):
+            for i in range(len(args)):
+                v = args[i]
+                if (type(v) is array and len(v) == 8 and tc(v) == 'f' and type(tmpl[i]) is array
+                        and len(tmpl[i]) == 8 and tc(tmpl[i]) == 'f'
+                        and not (v[0] - v[0] == 0.0 and v[1] - v[1] == 0.0)):
+                    poisoned = True
     else:
         args = [rarg() for _ in range(R(8) % 17)]
     if TRACE:

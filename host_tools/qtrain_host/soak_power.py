@@ -371,7 +371,7 @@ def _board_episode(board, work, image, script, files, kill_after, timeout=300):
             else:
                 try:
                     out = emu.read_until(b"\x04", time.monotonic() + kill_after)[:-1]
-                    err = b""
+                    err = emu.read_until(b"\x04", deadline)[:-1]
                     finished = True     # ended before the kill: not a kill
                 except TimeoutError as e:
                     out, err, finished = e.partial, b"", False
