@@ -28,7 +28,7 @@ except ImportError:  # CPython, or the natmod is not on the path
         from binascii import crc32 as _crc32
     except ImportError:
         try:
-            from zlib import crc32 as _crc32
+            from zlib import crc32 as _crc32  # type: ignore[import-not-found,no-redef]  # not in MicroPython 1.26
         except ImportError:
             _crc32 = None
 
@@ -76,11 +76,12 @@ def crc_tables():
     return _TL, _TH
 
 
-def _crc32_py(buf):
+def _crc32_py(buf, crc=0):
     """CRC-32 in small-int arithmetic (16-bit halves), for firmware with
-    neither _qtrain nor binascii.crc32."""
+    neither _qtrain nor binascii.crc32; chained through `crc` like them."""
     tl, th = crc_tables()
-    lo = hi = 0xFFFF
+    lo = (crc & 0xFFFF) ^ 0xFFFF
+    hi = ((crc >> 16) & 0xFFFF) ^ 0xFFFF
     for b in buf:
         j = (lo ^ b) & 0xFF
         lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[j]
