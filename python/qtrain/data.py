@@ -127,6 +127,7 @@ class Permutation:
         self.set(seed, epoch)
 
     def set(self, seed, epoch):
+        """Switch to the order of (seed, epoch): each epoch has its own."""
         seed &= 0x3FFFFFFF
         epoch &= 0x3FFFFFFF
         self.k0 = _key(1, seed, epoch)
@@ -135,6 +136,7 @@ class Permutation:
         self.k3 = _key(4, seed, epoch)
 
     def at(self, p):
+        """The sample index at position p of this order (0 <= p < n)."""
         if not 0 <= p < self.n:
             raise IndexError("Permutation.at: position %d out of range 0..%d" % (p, self.n - 1))
         h = self.half
@@ -335,6 +337,7 @@ class Stream:
             yield self.next()
 
     def close(self):
+        """Close the file; reading after this raises DataError."""
         if self._f is not None:
             self._f.close()
             self._f = None

@@ -598,6 +598,7 @@ class SerialStream:
         self.pos = pos
 
     def order(self, p):
+        """The sample index at position p of the current epoch's order."""
         return self.perm.at(p) if self.perm is not None else p
 
     def __iter__(self):
@@ -607,11 +608,13 @@ class SerialStream:
             yield self.next()
 
     def stats(self):
+        """Link counters since open: frames, CRC errors, retries, outages, ..."""
         return {"frames": self.frames, "crc_errors": self.crc_errors, "bad_headers": self.bad_headers,
                 "junk": self.junk, "dups": self.dups, "stale": self.stale, "retries": self.retries,
                 "outages": self.outages}
 
     def close(self):
+        """Give Ctrl-C back to the console and stop polling the serial input."""
         if self._kbd:
             self._kbd = False
             try:
