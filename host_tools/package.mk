@@ -5,5 +5,7 @@
 MIP_PACKAGES := $(foreach a,$(ARCHS),dist/mip/$(a)_6.3/package.json)
 
 dist: $(MIP_PACKAGES)
-dist/mip/%_6.3/package.json: dist/%_6.3/_qtrain.mpy $(wildcard python/qtrain/*.py) host_tools/qtrain_host/mip_package.py
+# Every package on every natmod: a package is complete only once all of its
+# arch's natmods are built (about a second for all four).
+dist/mip/%_6.3/package.json: $(NATMODS) $(wildcard python/qtrain/*.py) host_tools/qtrain_host/mip_package.py
 	@$(PY) -m qtrain_host.mip_package --arch $*

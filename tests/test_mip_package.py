@@ -35,8 +35,8 @@ print("step", rec > 0 and kl >= 0, rec == rec and kl == kl)
 """
 
 
-def package(arch):
-    path = os.path.join(mip_package.mip_dir(arch), "package.json")
+def package(arch, name="package.json"):
+    path = os.path.join(mip_package.mip_dir(arch), name)
     if not os.path.exists(path):
         pytest.fail("no %s: run `make dist`" % path)
     with open(path) as f:
@@ -45,19 +45,26 @@ def package(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_package_json_urls_are_the_files_make_dist_built(arch):
-    path, pkg = package(arch)
-    base = os.path.dirname(path)
-    assert sorted(pkg) == ["deps", "urls", "version"]
-    assert pkg["version"] == mip_package.package_version() and pkg["deps"] == []
-    dests = [d for d, _ in pkg["urls"]]
-    assert len(set(dests)) == len(dests), dests
-    for dest, src in pkg["urls"]:
-        assert not src.startswith(("/", "http:", "https:", "github:")), "%s: relative source expected" % src
-        assert os.path.isfile(os.path.join(base, src)), "%s: %s does not exist" % (path, src)
+    """package.json: _qtrain.mpy and every module of python/qtrain compiled;
+    package-float.json: _qtrain_float.mpy, where make dist built one."""
     modules = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(paths.PYTHON_DIR, "qtrain", "*.py")))
     natmods = sorted(os.path.basename(p) for p in mip_package.natmods(arch))
     assert "_qtrain.mpy" in natmods
-    assert sorted(dests) == sorted(natmods + ["qtrain/%s.mpy" % m for m in modules])
+    want = {"package.json": ["_qtrain.mpy"] + ["qtrain/%s.mpy" % m for m in modules]}
+    if "_qtrain_float.mpy" in natmods:
+        want["package-float.json"] = ["_qtrain_float.mpy"]
+    assert sorted(n for n in natmods if n not in ("_qtrain.mpy", "_qtrain_float.mpy")) == []
+    base = mip_package.mip_dir(arch)
+    assert sorted(f for f in os.listdir(base) if f.endswith(".json")) == sorted(want)
+    for name, files in want.items():
+        path, pkg = package(arch, name)
+        assert sorted(pkg) == ["deps", "urls", "version"]
+        assert pkg["version"] == mip_package.package_version() and pkg["deps"] == []
+        dests = [d for d, _ in pkg["urls"]]
+        assert sorted(dests) == sorted(files), path
+        for dest, src in pkg["urls"]:
+            assert src == dest, "%s: source %s should be the relative path %s" % (path, src, dest)
+            assert os.path.isfile(os.path.join(base, src)), "%s: %s does not exist" % (path, src)
     for name in natmods:   # the very files `make dist` built for this arch
         with open(os.path.join(base, name), "rb") as a, open(os.path.join(paths.natmod_dir(arch), name), "rb") as b:
             assert a.read() == b.read(), "%s is stale: run `make dist`" % name

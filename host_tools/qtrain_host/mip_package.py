@@ -1,6 +1,8 @@
 """mip packages: dist/mip/<arch>_6.3/package.json with everything a board of
-that architecture needs in its /lib: the native module(s) and the qtrain
-package compiled for the arch.  `make dist` writes them:
+that architecture needs in its /lib to train in uint8: the native module
+_qtrain and the qtrain package compiled for the arch; package-float.json adds
+_qtrain_float (the float32 / mixed-mode kernels) where `make dist` built it.
+`make dist` writes them:
 
     python -m qtrain_host.mip_package [--arch armv6m ...]
 
@@ -50,11 +52,24 @@ def natmods(arch):
     return sorted(glob.glob(os.path.join(paths.natmod_dir(arch), "_qtrain*.mpy")))
 
 
+# package file -> which of the files in the folder it installs
+PACKAGES = {
+    "package.json": lambda name: name != "_qtrain_float.mpy",
+    "package-float.json": lambda name: name == "_qtrain_float.mpy",
+}
+
+
+def _write_json(path, files):
+    with open(path, "w") as f:   # one url per line: readable, diffable
+        f.write('{\n "urls": [\n  %s\n ],\n "version": %s,\n "deps": []\n}\n' % (
+            ",\n  ".join(json.dumps([n, n]) for n in files), json.dumps(package_version())))
+
+
 def write(arch):
-    """(Re)write mip_dir(arch): the files and their package.json. -> its path."""
+    """(Re)write mip_dir(arch): the files and their package files. -> their paths."""
     from .cli_run import write_package
     mods = natmods(arch)
-    if not mods:
+    if not os.path.exists(paths.natmod_path(arch)):
         raise SystemExit("mip_package: no %s: run `make dist`" % paths.natmod_path(arch))
     out = mip_dir(arch)
     shutil.rmtree(out, ignore_errors=True)
@@ -67,11 +82,13 @@ def write(arch):
         dirnames.sort()
         for fn in sorted(filenames):
             files.append(os.path.relpath(os.path.join(dirpath, fn), out).replace(os.sep, "/"))
-    path = os.path.join(out, "package.json")
-    with open(path, "w") as f:   # one url per line: readable, diffable
-        f.write('{\n "urls": [\n  %s\n ],\n "version": %s,\n "deps": []\n}\n' % (
-            ",\n  ".join(json.dumps([n, n]) for n in files), json.dumps(package_version())))
-    return path
+    written = []
+    for name, takes in PACKAGES.items():
+        mine = [f for f in files if takes(f)]
+        if mine:
+            written.append(os.path.join(out, name))
+            _write_json(written[-1], mine)
+    return written
 
 
 def main(argv=None):
@@ -79,10 +96,10 @@ def main(argv=None):
     p.add_argument("--arch", action="append", choices=ARCHS, help="default: every arch in dist/")
     args = p.parse_args(argv)
     for arch in args.arch or [a for a in ARCHS if natmods(a)]:
-        path = write(arch)
-        with open(path) as f:
-            n = len(json.load(f)["urls"])
-        print("mip: %s (%d files)" % (os.path.relpath(path, paths.ROOT), n))
+        for path in write(arch):
+            with open(path) as f:
+                n = len(json.load(f)["urls"])
+            print("mip: %s (%d files)" % (os.path.relpath(path, paths.ROOT), n))
     return 0
 
 
