@@ -75,6 +75,7 @@ $(UNIX_MP): | $(MPY_DIR)/mpy-cross/build/mpy-cross
 -include host_tools/serial.mk
 -include host_tools/typecheck.mk
 -include host_tools/package.mk
+-include host_tools/soak.mk
 
 setup: venv unix firmware
 
