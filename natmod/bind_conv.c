@@ -9,7 +9,7 @@
 // and is checked on every call (cheap next to the convolution).
 // Argument order as in bind_dense.c: inputs, outputs, options; every uint8
 // tensor is followed by its qparams record (array('f', 8), kernels/quant.h).
-// The geometry queries are in bind_conv_geom.c (both modules), the float32
+// conv*_out_shape is in bind_conv_geom.c (both modules), the float32
 // and mixed calls and conv_swap_axes in bind_conv_float.c (_qtrain_float).
 // DSGU: `sel` is array('i') of distinct output-channel indices (as
 // select_topk writes them), `k` how many of them to use (None = all channels).
@@ -18,6 +18,22 @@
 #include "kernels/conv_transpose2d.h"
 #include "kernels/update.h"
 #include "kernels/select.h"
+
+// conv2d_scratch_len(geom) -> bytes of the scratch bytearray every uint8 call
+// of this layer takes (one buffer may serve several layers: use the max).
+static mp_obj_t qt_conv2d_scratch_len_fn(mp_obj_t geom) {
+    qt_conv_geom_t g;
+    qt_parse_geom(geom, false, &g);
+    return mp_obj_new_int(conv2d_scratch_len_u8(&g));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv2d_scratch_len_obj, qt_conv2d_scratch_len_fn);
+
+static mp_obj_t qt_conv_transpose2d_scratch_len_fn(mp_obj_t geom) {
+    qt_conv_geom_t g;
+    qt_parse_geom(geom, true, &g);
+    return mp_obj_new_int(conv_transpose2d_scratch_len_u8(&g));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_scratch_len_obj, qt_conv_transpose2d_scratch_len_fn);
 
 // ---- uint8 -------------------------------------------------------------------
 
@@ -302,6 +318,8 @@ static mp_obj_t qt_conv_scores_u8_fn(mp_obj_t e_in, mp_obj_t eq_in, mp_obj_t s_i
 static MP_DEFINE_CONST_FUN_OBJ_3(qt_conv_scores_u8_obj, qt_conv_scores_u8_fn);
 
 void qt_bind_conv(void) {
+    mp_store_global(MP_QSTR_conv2d_scratch_len, MP_OBJ_FROM_PTR(&qt_conv2d_scratch_len_obj));
+    mp_store_global(MP_QSTR_conv_transpose2d_scratch_len, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_scratch_len_obj));
     mp_store_global(MP_QSTR_conv2d_forward_u8, MP_OBJ_FROM_PTR(&qt_conv2d_forward_u8_obj));
     mp_store_global(MP_QSTR_conv2d_backward_u8, MP_OBJ_FROM_PTR(&qt_conv2d_backward_u8_obj));
     mp_store_global(MP_QSTR_conv2d_grad_u8, MP_OBJ_FROM_PTR(&qt_conv2d_grad_u8_obj));
