@@ -39,7 +39,8 @@ def test_report_from_synthetic_counts():
     one = {"fwd": 1000, "bwd": 2000, "upd": 3000, "macs": 1000, "first": False, "kind": "dense"}
     lay = {name: dict(one, kind=kind, macs=bench.layer_macs(kind, a)) for name, kind, a in bench.VAE_LAYERS}
     lay["Sigmoid+BCE 784"] = dict(one, kind="bce", bwd=0, upd=0)
-    R = {"layers": {("qemu-m4", "uint8"): lay}, "vae": {}, "dsgu": {}, "dsgu_vae": {}, "mpy": {"x64": 1}}
+    R = {"layers": {("qemu-m4", "uint8"): lay}, "vae": {}, "dsgu": {}, "dsgu_vae": {},
+         "mpy": {"x64": {"_qtrain": 1, "_qtrain_float": 2}}}
     for lmin, f in ((1.0, 1), (0.1, 4)):
         R["dsgu"][("qemu-m4", lmin)] = {n: dict(v, bwd=v["bwd"] // f, upd=v["upd"] // f, k=1)
                                         for n, v in lay.items() if v["kind"] != "bce"}
@@ -49,3 +50,4 @@ def test_report_from_synthetic_counts():
     assert "~%.0f (nano33ble, 64 MHz)" % (step / 64e3) in text
     assert "| qemu-m4 | 0.1 | 6.0 k | 7.5 k | 4.00x cheaper |" in text
     assert "| paper (STM32L4R5) | 0.1 | 45.0 ms | 66.5 ms | 2.76x cheaper | 2.05x cheaper |" in text
+    assert "| x64 | 1 | 2 |" in text

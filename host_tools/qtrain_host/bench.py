@@ -344,12 +344,18 @@ def bench_vae(board, mode, dsgu=None, steps=2):
     return out
 
 
+NATMODS = ("_qtrain", "_qtrain_float")
+
+
 def mpy_sizes():
+    """{arch: {module: bytes}} of the built natmods (_qtrain: what a uint8
+    model loads; _qtrain_float: the float32/mixed kernels)."""
     out = {}
     for arch in ("x64", "armv6m", "armv7m", "armv7emsp"):
-        p = paths.natmod_path(arch)
-        if os.path.exists(p):
-            out[arch] = os.path.getsize(p)
+        for mod in NATMODS:
+            p = paths.natmod_path(arch, mod)
+            if os.path.exists(p):
+                out.setdefault(arch, {})[mod] = os.path.getsize(p)
     return out
 
 
@@ -518,12 +524,14 @@ def report(R, command):
                 frac, fwd, step - fwd, pb / (step - fwd), ps / step))
         L.append("")
     # (d)
-    L.append("### d) `_qtrain.mpy` size")
+    L.append("### d) Native module sizes (bytes)")
     L.append("")
-    L.append("| arch | bytes |")
-    L.append("|---|---:|")
-    for a, n in sorted(R["mpy"].items()):
-        L.append("| %s | %d |" % (a, n))
+    L.append("`_qtrain.mpy`: everything a uint8 model loads; `_qtrain_float.mpy`: the float32 and mixed kernels.")
+    L.append("")
+    L.append("| arch | %s |" % " | ".join("`%s.mpy`" % m for m in NATMODS))
+    L.append("|---|%s" % ("---:|" * len(NATMODS)))
+    for a, mods in sorted(R["mpy"].items()):
+        L.append("| %s | %s |" % (a, " | ".join(str(mods.get(m, "-")) for m in NATMODS)))
     L.append("")
     # (e)
     L.append("### e) Heap (gc.mem_alloc, bytes; board heap 163840)")
