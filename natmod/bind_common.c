@@ -217,7 +217,16 @@ float *qt_arg_qparams(mp_obj_t obj, const char *name, bool writable) {
     if (!(a >= 0.0f && a <= 1.0f)) {
         qt_raise_value("%s: alpha (item %d) must be in [0, 1], got %f", name, QT_QP_ALPHA, &qp[QT_QP_ALPHA]);
     }
+    qt_check_qp_finite(qp, name, QT_QP_MIN, QT_QP_MAX);
     return qp;
+}
+
+void qt_check_qp_finite(const float *qp, const char *name, size_t lo, size_t hi) {
+    for (size_t i = lo; i <= hi; i++) {
+        if (!(qp[i] >= -3.0e38f && qp[i] <= 3.0e38f)) {
+            qt_raise_value("%s: item %z (range or observation) must be finite, got %f", name, i, &qp[i]);
+        }
+    }
 }
 
 void qt_check_no_overlap(const void *a, size_t a_bytes, const char *name_a,

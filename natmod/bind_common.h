@@ -60,8 +60,14 @@ void *qt_arg_buf_opt(mp_obj_t obj, const char *name, char typecode, size_t n, bo
 #define qt_arg_u32(o, name, n, wr) ((uint32_t *)qt_arg_buf((o), (name), QT_TC_U32, (n), (wr)))
 
 // Quantization parameters: array('f') of QT_QP_LEN items (see kernels/quant.h),
-// scale > 0 and finite, zero point an integer in 0..255, alpha in [0, 1].
+// scale > 0 and finite, zero point an integer in 0..255, alpha in [0, 1],
+// range min/max finite.
 float *qt_arg_qparams(mp_obj_t obj, const char *name, bool writable);
+
+// Items lo..hi of qparams data (a range, observations) become a zero point
+// through a float->int conversion when the record is updated: each must be
+// finite, |v| <= 3e38 (qp_from_range's bound, so a blend cannot reach inf).
+void qt_check_qp_finite(const float *qp, const char *name, size_t lo, size_t hi);
 
 // Two buffers must not overlap (an output written while an input is read).
 void qt_check_no_overlap(const void *a, size_t a_bytes, const char *name_a,

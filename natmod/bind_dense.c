@@ -37,6 +37,9 @@ static mp_obj_t qt_qp_update_fn(mp_obj_t qps_in) {
         if (!(a >= 0.0f && a <= 1.0f)) {
             qt_raise_value("qps: alpha of record %z must be in [0, 1], got %f", k / QT_QP_LEN, &qp[k + QT_QP_ALPHA]);
         }
+        if (a > 0.0f && qp[k + QT_QP_OBS_N] > 0.0f) {    // a record qt_qp_update changes:
+            qt_check_qp_finite(qp, "qps", k + QT_QP_MIN, k + QT_QP_OBS_MAX);   // range, alpha, observations
+        }
     }
     for (size_t k = 0; k < len; k += QT_QP_LEN) {
         qt_qp_update(qp + k);

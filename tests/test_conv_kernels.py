@@ -235,10 +235,29 @@ print('done')
 """
 
 
+def saturating_case(rng, transposed, gain, zero):
+    """Output and error scales `gain` times below s_w s_x (s_w s_e): the
+    requantization multiplier is >= 1/2, the products far exceed int32 for
+    the larger gains, and the outputs must saturate at 0 / 255 like Dense's
+    (they used to wrap)."""
+    while True:
+        c = u8_case(rng, transposed, rand_geom(rng, transposed))
+        if c["x"].size * c["w"].shape[0] >= 8:
+            break
+    for q, s in (("yq", c["xq"][GQ.SCALE] * c["wq"][GQ.SCALE]), ("exq", c["eq"][GQ.SCALE] * c["wq"][GQ.SCALE])):
+        c[q] = GQ.new_qp(-1.0, 1.0, alpha=float(rng.choice([0.0, 0.1])))
+        c[q][GQ.SCALE] = np.float32(s / gain)
+        c[q][GQ.ZERO] = zero
+    return c
+
+
 def _u8_cases():
     rng = np.random.default_rng(2024)
     cases = [u8_case(rng, t, g) for t, g in VAE_GEOMS]   # largest first (see buf())
     cases += [u8_case(rng, bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(40)]
+    cases += [saturating_case(rng, bool(i % 2), gain, zero)
+              for i, (gain, zero) in enumerate([(0.6, 0), (1.0, 128), (3.0, 255), (1e3, 0), (1e3, 200),
+                                                (2.0**20, 7), (1e9, 128), (1e9, 255)])]
     return cases
 
 

@@ -121,12 +121,15 @@ static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *
 #else
     const int64_t p = (int64_t)acc * (int64_t)f->mult + f->rnd;
 #endif
-    const int32_t hi = (int32_t)((uint64_t)p >> 32);
     int32_t r;
     if (f->shift >= 32) {
-        r = hi >> (f->shift - 32);
+        r = (int32_t)((uint64_t)p >> 32) >> (f->shift - 32);   // |r| < 2^30
     } else {
-        r = (int32_t)(((uint32_t)p >> f->shift) | ((uint32_t)hi << (32 - f->shift)));
+        // A multiplier >= 1/2 (output scale below s_w s_x): the product may
+        // not fit in int32; saturate it before the zero point is added, so a
+        // large accumulator gives 255 (not a wrapped value).
+        const int64_t q = p >> f->shift;
+        r = q > 512 ? 512 : (q < -512 ? -512 : (int32_t)q);
     }
     // With a fused ReLU acc >= 0, so r >= 0 and the clamp at lo = zero is the
     // clamp at 0: one saturation to 0..255 covers both cases.
@@ -134,13 +137,4 @@ static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *
     return (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
 }
 
-// acc + bias (already in accumulator steps), saturated to +-(2^31 - 1) like
-// Dense's int64 sum.
-static inline int32_t qt_conv_sat_add(int32_t acc, int32_t bias) {
-    int32_t s;
-    if (__builtin_add_overflow(acc, bias, &s)) {
-        return bias > 0 ? INT32_MAX : -INT32_MAX;
-    }
-    return s == INT32_MIN ? -INT32_MAX : s;
-}
 #endif

@@ -402,7 +402,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
                     const uint32_t d = (uint32_t)sacc + wr[8] * p8;
                     int32_t acc = (int32_t)(d - zx * (uint32_t)wsum[o] + c0);
                     if (b) {
-                        acc = qt_conv_sat_add(acc, bacc[o]);
+                        acc = qt_sat_add_i32(acc, bacc[o]);
                     }
                     *out = qt_conv_fin(acc, &fin, &amin, &amax);
                 }
@@ -417,7 +417,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
                 for (int32_t h = 0; h < cnt; h++) {
                     int32_t acc = (int32_t)(d[h] - zx * (uint32_t)wsum[o + h] + c0);
                     if (b) {
-                        acc = qt_conv_sat_add(acc, bacc[o + h]);
+                        acc = qt_sat_add_i32(acc, bacc[o + h]);
                     }
                     small[(o + h) * OHW + pix] = qt_conv_fin(acc, &fin, &amin, &amax);
                 }
@@ -530,7 +530,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                 }
                 int32_t acc = (int32_t)(d - zs * (uint32_t)wsum[ph] + (uint32_t)L * zw * zs - zw * psum);
                 if (b) {
-                    acc = qt_conv_sat_add(acc, bacc[0]);
+                    acc = qt_sat_add_i32(acc, bacc[0]);
                 }
                 big[by * W + bx] = qt_conv_fin(acc, &fin, &amin, &amax);
                 if (++fx == sw) {
@@ -577,7 +577,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                 for (int32_t h = 0; h < cnt; h++, out += HW) {
                     int32_t acc = (int32_t)(d[h] - zs * (uint32_t)ws[c + h] + c0);
                     if (b) {
-                        acc = qt_conv_sat_add(acc, bacc[c + h]);
+                        acc = qt_sat_add_i32(acc, bacc[c + h]);
                     }
                     *out = qt_conv_fin(acc, &fin, &amin, &amax);
                 }
@@ -656,7 +656,8 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
         const int32_t cnt = dot_rows_u8(cols, n, nrows - r, small_ch, bx, n, d);
         for (int32_t h = 0; h < cnt; h++) {
             int32_t v = (int32_t)(d[h] - zs * (uint32_t)colsum[r + h] + c0);
-            out[r + h] = (accumulate ? out[r + h] : 0) + v;
+            // Accumulated over a batch by the caller: saturate, never wrap.
+            out[r + h] = accumulate ? qt_sat_add_i32(out[r + h], v) : v;
         }
         r += cnt;
         cols += cnt * n;
@@ -747,7 +748,7 @@ void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_
         const int32_t o = sel ? sel[j] : j;
         int32_t gbo = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, gw + o * CKK, 1, work);
         if (gb) {
-            gb[o] += gbo;
+            gb[o] = qt_sat_add_i32(gb[o], gbo);
         }
     }
 }

@@ -86,11 +86,11 @@ void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *t, const uint8_t *e, int
         for (int32_t ci = 0; ci < t->in_ch; ci++) {
             int32_t *dst = gw + (ci * CO + co) * KK;
             for (int32_t r = 0; r < KK; r++) {
-                dst[r] += grow[ci * KK + r];
+                dst[r] = qt_sat_add_i32(dst[r], grow[ci * KK + r]);   // batch sums saturate
             }
         }
         if (gb) {
-            gb[co] += gbc;
+            gb[co] = qt_sat_add_i32(gb[co], gbc);
         }
     }
 }

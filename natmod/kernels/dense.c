@@ -1101,13 +1101,14 @@ void dense_grad_acc_u8(const uint8_t *e, const uint8_t *x, int32_t *g, int32_t *
             continue;
         }
         if (gb) {
-            gb[i] += ce;
+            gb[i] = qt_sat_add_i32(gb[i], ce);
         }
         int32_t *gr = g + (size_t)i * (size_t)n;
-        // g += ce * x - ce * zx: the constant folds into one subtraction.
+        // g += ce * x - ce * zx: the constant folds into one subtraction.  The
+        // caller accumulates over a batch: the sum saturates, never wraps.
         int32_t off = ce * zx;
         for (int32_t j = 0; j < n; j++) {
-            gr[j] += ce * (int32_t)x[j] - off;
+            gr[j] = qt_sat_add_i32(gr[j], ce * (int32_t)x[j] - off);
         }
     }
 }

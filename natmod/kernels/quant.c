@@ -7,6 +7,18 @@ typedef union {
 } qt_f32_bits_t;
 
 int32_t qt_floor_f32(float x) {
+    // A float->int conversion of a value outside int32 (or NaN) is undefined
+    // behaviour in C, and the targets disagree on it (x64: INT32_MIN, ARM: 0
+    // for NaN).  Decide from the bits (integer work: cheap on a soft-float
+    // M0): |x| >= 2^31 or inf saturates, NaN is 0.
+    qt_f32_bits_t b;
+    b.f = x;
+    if (((b.u >> 23) & 0xffu) >= 127u + 31u) {
+        if ((b.u & 0x7fffffffu) > 0x7f800000u) {
+            return 0;                      // NaN
+        }
+        return (b.u >> 31) ? INT32_MIN : INT32_MAX;
+    }
     int32_t i = (int32_t)x;               // truncates toward 0
     if ((float)i > x) {
         i -= 1;
@@ -28,6 +40,9 @@ void qt_qparams_from_range(float fmin, float fmax, float *s, int32_t *z) {
     float w = fmax - fmin;
     if (!(w >= QT_MIN_RANGE)) {
         w = QT_MIN_RANGE;
+    }
+    if (w > QT_MAX_RANGE) {              // e.g. -3e38..3e38 overflows to inf
+        w = QT_MAX_RANGE;
     }
     float sc = w / 255.0f;
     float zf = -fmin / sc;

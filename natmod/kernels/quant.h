@@ -49,10 +49,25 @@ typedef struct {
     int32_t shift;
 } qt_fixmul_t;
 
-// round(x), halves rounded up (floor(x + 0.5)), for |x| < 2^31.
+// Largest range width: a scale stays finite (w / 255) for any finite range.
+#define QT_MAX_RANGE (3.0e38f)
+
+// round(x), halves rounded up (floor(x + 0.5)).
 int32_t qt_round_f32(float x);
-// floor(x) for |x| < 2^31.
+// floor(x), saturating: x >= 2^31 (or +inf) gives INT32_MAX, x < -2^31 (or
+// -inf) INT32_MIN, NaN gives 0.  Never undefined behaviour; callers that add
+// to the result clamp x first.
 int32_t qt_floor_f32(float x);
+
+// a + b saturated to +-(2^31 - 1) (symmetric, so the result can be negated):
+// gradient sums that a caller accumulates over a batch must not wrap.
+static inline int32_t qt_sat_add_i32(int32_t a, int32_t b) {
+    int32_t s;
+    if (__builtin_add_overflow(a, b, &s)) {
+        return b > 0 ? INT32_MAX : -INT32_MAX;
+    }
+    return s == INT32_MIN ? -INT32_MAX : s;
+}
 
 // METHOD 1: [fmin, fmax] widened to include 0 -> s = (fmax - fmin) / 255,
 // z = round(-fmin / s) clamped to 0..255.  Width below QT_MIN_RANGE is widened.

@@ -297,7 +297,14 @@ def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
             (qmin, qmax))
 
 
+def sat_add_i32(a, b):
+    """qt_sat_add_i32: a + b saturated to +-(2**31 - 1)."""
+    return np.clip(np.asarray(a, np.int64) + b, -(2**31 - 1), 2**31 - 1)
+
+
 def grad_acc_u8(e, eq, x, xq, g, gb, sel=None, k=None):
+    """g += ce cx^T, gb += ce for the selected rows; every add saturates (a
+    batch sum never wraps)."""
     g = np.array(g, np.int64)
     m, n = g.shape
     gb = None if gb is None else np.array(gb, np.int64)
@@ -305,9 +312,9 @@ def grad_acc_u8(e, eq, x, xq, g, gb, sel=None, k=None):
     cx = np.asarray(x, np.int64) - int(xq[Q.ZERO])
     for i in _rows(m, sel, k):
         if ce[i]:
-            g[i] += ce[i] * cx
+            g[i] = sat_add_i32(g[i], ce[i] * cx)
             if gb is not None:
-                gb[i] += ce[i]
+                gb[i] = sat_add_i32(gb[i], ce[i])
     return g.astype(np.int32), None if gb is None else gb.astype(np.int32)
 
 
