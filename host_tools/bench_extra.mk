@@ -1,0 +1,25 @@
+# Benchmarks of issue 5 next to bench.mk's (included by the top Makefile);
+# each writes its own generated block of docs/BENCHMARKS.md:
+#   make bench-accuracy      the VAE paper's accuracy table on full MNIST
+#                            (MNIST_DIR, default ../shared/data/mnist; says so and
+#                            does nothing else when it is absent), ACC_EPOCHS epochs
+#   make bench-cnn           the FQT paper's 4-layer CNN: accuracy (full MNIST if
+#                            MNIST_DIR has it, else the shipped subset) and
+#                            instructions per sample on qemu-m0 / qemu-m4
+# `make bench` runs these as well.
+
+MNIST_DIR ?= ../shared/data/mnist
+ACC_EPOCHS ?= 5
+CNN_EPOCHS ?= 3
+BENCH_MD ?= docs/BENCHMARKS.md
+
+.PHONY: bench-extra bench-accuracy bench-cnn
+
+bench: bench-extra
+bench-extra: bench-accuracy bench-cnn
+
+bench-accuracy: venv unix dist
+	$(PY) -m qtrain_host.bench_accuracy --data $(MNIST_DIR) --epochs $(ACC_EPOCHS) --md $(BENCH_MD)
+
+bench-cnn: venv unix firmware dist
+	$(PY) -m qtrain_host.bench_cnn --data $(MNIST_DIR) --epochs $(CNN_EPOCHS) --md $(BENCH_MD)
