@@ -79,6 +79,6 @@ def main(cfg):
 
 cfg = config.load(config.argv(), DEFAULTS, "sample")
 if cfg.get("help"):
-    config.usage("sample.py", DEFAULTS, __doc__)
+    config.usage("sample.py", DEFAULTS, globals().get("__doc__"))  # MicroPython keeps no docstrings
 else:
     main(cfg)

@@ -11,6 +11,6 @@ from qtrain import config, trainer
 
 cfg = config.load(config.argv(), trainer.HEAD_DEFAULTS, "train_head")
 if cfg.get("help"):
-    config.usage("train_head.py", trainer.HEAD_DEFAULTS, __doc__)
+    config.usage("train_head.py", trainer.HEAD_DEFAULTS, globals().get("__doc__"))  # MicroPython keeps no docstrings
 else:
     trainer.train_head(cfg)

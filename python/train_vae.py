@@ -13,6 +13,6 @@ from qtrain import config, trainer
 
 cfg = config.load(config.argv(), trainer.VAE_DEFAULTS, "train_vae")
 if cfg.get("help"):
-    config.usage("train_vae.py", trainer.VAE_DEFAULTS, __doc__)
+    config.usage("train_vae.py", trainer.VAE_DEFAULTS, globals().get("__doc__"))  # MicroPython keeps no docstrings
 else:
     trainer.train_vae(cfg)

@@ -10,6 +10,9 @@ where the firmware has no native emitter.
 """
 import micropython
 
+if False:  # for type checkers only (python/stubs/_viper.pyi); compiled away
+    from _viper import ptr8, ptr32, uint
+
 
 @micropython.viper
 def absmax_exp(e, n: int) -> int:

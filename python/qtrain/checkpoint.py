@@ -26,7 +26,7 @@ except ImportError:  # CPython host tools, or no natmod on the path
     try:
         from binascii import crc32 as _crc32
     except ImportError:
-        from zlib import crc32 as _crc32
+        from zlib import crc32 as _crc32  # type: ignore[import-not-found,no-redef]  # not in MicroPython 1.26
 
 MAGIC = b"QTCK"
 VERSION = 1

@@ -4,13 +4,17 @@ then a JSON config file, then the command line (Unix port) -- later wins.
     from qtrain import config
     cfg = config.load(sys.argv[1:], DEFAULTS)
 
-Command line: `--key value` pairs (`--dsgu 0.1,1.0` for tuples); a config
-file `qtrain.json` in the current directory (on a board: the flash or the
-mounted directory) or the one named by `--config FILE`.  The file has one
-section per script: {"train_vae": {"epochs": 2}, "train_head": {...}}.
+Command line: `--key value` pairs (`--dsgu 0.1,1.0` for tuples); config
+files `qtrain.json`: the one at the root of the board's flash (`make deploy`
+writes the board's defaults there), then the one in the current directory
+(`mpremote mount DIR` makes that DIR) -- or only the one named by
+`--config FILE`.  A file has one section per script:
+{"train_vae": {"epochs": 2}, "train_head": {...}}.
 """
 import json
 import sys
+
+FLASH_CONFIG = "/qtrain.json"   # the board's own settings, read before ./qtrain.json
 
 
 def _convert(key, text, default):
@@ -60,20 +64,21 @@ def load(argv, defaults, section, board_defaults=None):
     if board_defaults:
         merge(board_defaults, "board defaults")
     args = list(argv)
-    path = "qtrain.json"
+    files = [FLASH_CONFIG, "qtrain.json"]
     if "--config" in args:
         i = args.index("--config")
         if i + 1 >= len(args):
             raise ValueError("--config needs a file name")
-        path = args[i + 1]
+        files = [args[i + 1]]
         del args[i:i + 2]
-        if _read_json(path) is None:
-            raise ValueError("--config %s: cannot read the file" % path)
-    filecfg = _read_json(path)
-    if filecfg:
-        if not isinstance(filecfg, dict):
-            raise ValueError("%s: expected a JSON object with one section per script" % path)
-        merge(filecfg.get(section) or {}, "%s [%s]" % (path, section))
+        if _read_json(files[0]) is None:
+            raise ValueError("--config %s: cannot read the file" % files[0])
+    for path in files:
+        filecfg = _read_json(path)
+        if filecfg:
+            if not isinstance(filecfg, dict):
+                raise ValueError("%s: expected a JSON object with one section per script" % path)
+            merge(filecfg.get(section) or {}, "%s [%s]" % (path, section))
     i = 0
     while i < len(args):
         a = args[i]
@@ -91,8 +96,10 @@ def load(argv, defaults, section, board_defaults=None):
     return cfg
 
 
-def usage(script, defaults, doc):
-    print(doc.strip())
+def usage(script, defaults, doc=None):
+    """Print the script's docstring (CPython-side; MicroPython keeps none)
+    and its options with their defaults."""
+    print(doc.strip() if doc else "usage: micropython %s [--key value ...]" % script)
     print("\noptions (default):")
     for k in sorted(defaults):
         print("  --%-14s %r" % (k, defaults[k]))

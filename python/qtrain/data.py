@@ -28,7 +28,7 @@ except ImportError:  # CPython, or the natmod is not on the path
         from binascii import crc32 as _crc32
     except ImportError:
         try:
-            from zlib import crc32 as _crc32
+            from zlib import crc32 as _crc32  # type: ignore[import-not-found,no-redef]  # not in MicroPython 1.26
         except ImportError:
             _crc32 = None
 
@@ -76,11 +76,12 @@ def crc_tables():
     return _TL, _TH
 
 
-def _crc32_py(buf):
+def _crc32_py(buf, crc=0):
     """CRC-32 in small-int arithmetic (16-bit halves), for firmware with
-    neither _qtrain nor binascii.crc32."""
+    neither _qtrain nor binascii.crc32; chained through `crc` like them."""
     tl, th = crc_tables()
-    lo = hi = 0xFFFF
+    lo = (crc & 0xFFFF) ^ 0xFFFF
+    hi = ((crc >> 16) & 0xFFFF) ^ 0xFFFF
     for b in buf:
         j = (lo ^ b) & 0xFF
         lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[j]
@@ -126,6 +127,7 @@ class Permutation:
         self.set(seed, epoch)
 
     def set(self, seed, epoch):
+        """Switch to the order of (seed, epoch): each epoch has its own."""
         seed &= 0x3FFFFFFF
         epoch &= 0x3FFFFFFF
         self.k0 = _key(1, seed, epoch)
@@ -134,6 +136,7 @@ class Permutation:
         self.k3 = _key(4, seed, epoch)
 
     def at(self, p):
+        """The sample index at position p of this order (0 <= p < n)."""
         if not 0 <= p < self.n:
             raise IndexError("Permutation.at: position %d out of range 0..%d" % (p, self.n - 1))
         h = self.half
@@ -334,6 +337,7 @@ class Stream:
             yield self.next()
 
     def close(self):
+        """Close the file; reading after this raises DataError."""
         if self._f is not None:
             self._f.close()
             self._f = None

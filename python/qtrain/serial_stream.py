@@ -35,23 +35,23 @@ import sys
 try:
     from qtrain.data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32, crc_tables
 except ImportError:  # pragma: no cover - CPython tests load this file directly
-    from data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32, crc_tables
+    from data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32, crc_tables  # type: ignore[import-not-found,no-redef]  # noqa: E501
 
 try:
     from time import ticks_ms, ticks_diff
 except ImportError:  # CPython
     import time as _time
 
-    def ticks_ms():
-        return int(_time.monotonic() * 1000) & 0x3FFFFFFF
+    def ticks_ms():  # type: ignore[misc]
+        return int(_time.monotonic() * 1000) & 0x3FFFFFFF  # type: ignore[attr-defined]
 
-    def ticks_diff(a, b):
+    def ticks_diff(a, b):  # type: ignore[misc]
         return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
 
 try:
     import select
 except ImportError:  # pragma: no cover
-    import uselect as select
+    import uselect as select  # type: ignore[no-redef]
 
 SYNC0 = 0xFE
 SYNC1 = 0xD7
@@ -115,7 +115,7 @@ def _unz(src: ptr8, i: int, end: int, dst: ptr8, n: int) -> int:
 _unz = _unz_py
 try:  # native decoder where the firmware has the viper emitter
     import micropython
-    _g = {"micropython": micropython}
+    _g: dict = {"micropython": micropython}
     exec(_UNZ_VIPER, _g)
     _unz = _g["_unz"]
     del _g
@@ -598,6 +598,7 @@ class SerialStream:
         self.pos = pos
 
     def order(self, p):
+        """The sample index at position p of the current epoch's order."""
         return self.perm.at(p) if self.perm is not None else p
 
     def __iter__(self):
@@ -607,11 +608,13 @@ class SerialStream:
             yield self.next()
 
     def stats(self):
+        """Link counters since open: frames, CRC errors, retries, outages, ..."""
         return {"frames": self.frames, "crc_errors": self.crc_errors, "bad_headers": self.bad_headers,
                 "junk": self.junk, "dups": self.dups, "stale": self.stale, "retries": self.retries,
                 "outages": self.outages}
 
     def close(self):
+        """Give Ctrl-C back to the console and stop polling the serial input."""
         if self._kbd:
             self._kbd = False
             try:

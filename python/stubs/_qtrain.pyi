@@ -1,0 +1,435 @@
+"""_qtrain: the native module of qtrain (uint8 training kernels).
+
+Type stubs for mypy, pyright and IDEs; the module itself is
+dist/<arch>_6.3/_qtrain.mpy (natmod/).  Contract and formulas: docs/KERNELS.md.
+
+Conventions (every entry point):
+- Tensors are buffers: uint8 = bytearray / array('B') (bytes for read-only
+  inputs), int32 = array('i'), uint32 = array('I'), float32 = array('f').
+  The typecode is checked at run time (TypeError naming the argument).
+- Arguments are positional only, in the order inputs, outputs, options; each
+  uint8 tensor is followed by its qparams record, array('f', 8):
+  [scale, zero, min, max, alpha, observed min, observed max, observations].
+- Outputs and scratch are caller-owned and writable; nothing allocates.
+- No float scalars: float options travel in array('f') (hp, gs).
+- Bad arguments raise ValueError/TypeError whose message starts with the name.
+"""
+from array import array
+from typing import Optional, Tuple, Union
+
+# uint8 input (read only), uint8 output (written), and the other typecodes.
+_U8 = Union[bytes, bytearray, memoryview, array[int]]
+_U8Out = Union[bytearray, memoryview, array[int]]
+_I32 = Union[array[int], memoryview]
+_U32 = Union[array[int], memoryview]
+_F32 = Union[array[float], memoryview]
+# A qparams record: array('f', 8) (qp_update also takes 8*k items).
+_QP = array[float]
+# Conv2d geometry: (in_ch, in_h, in_w, out_ch, k_h, k_w, stride_h, stride_w,
+# pad_h, pad_w); ConvTranspose2d adds (out_pad_h, out_pad_w).
+_Geom = Tuple[int, ...]
+# 0/1 or False/True.
+_Flag = Union[bool, int]
+# Conv scratch: a writable, 4-byte aligned bytearray of *_scratch_len(geom) bytes.
+_Scratch = Union[bytearray, memoryview]
+
+
+def abi() -> int:
+    """Version of this Python-visible API (qtrain checks it on import)."""
+    ...
+
+
+# ---- utilities -------------------------------------------------------------
+
+def crc32(buf: _U8, crc: int = 0, /) -> int:
+    """CRC-32 (zlib's) of any buffer, chained through `crc`."""
+    ...
+
+
+# ---- quantization core -----------------------------------------------------
+
+def qp_from_range(qp: _QP, /) -> None:
+    """Set scale and zero point (items 0, 1) of `qp` from its range (items 2, 3)."""
+    ...
+
+
+def qp_update(qps: _QP, /) -> None:
+    """Apply the observed ranges of one or more records (8*k items): moving
+    average with alpha, new scale/zero; once per step, after the backward."""
+    ...
+
+
+def remap_u8(q: _U8Out, qp_old: _QP, qp_new: _QP, /) -> None:
+    """Re-quantize stored uint8 values in place from qp_old to qp_new."""
+    ...
+
+
+# ---- Dense, uint8 ----------------------------------------------------------
+
+def dense_forward_u8(x: _U8, xq: _QP, w: _U8, wq: _QP, b: Optional[_I32], bq: Optional[_QP],
+                     y: _U8Out, yq: _QP, relu: _Flag, xs: Optional[_I32] = None, /) -> None:
+    """y = requant(W x + b), ReLU fused if relu; records y's range in yq.
+    x uint8[n], w uint8[m*n] (row i feeds y[i]), b int32[m] or None, y uint8[m];
+    xs: optional scratch array('i', (n+3)&~3) for the fast path (same bits)."""
+    ...
+
+
+def relu_backward_u8(e: _U8Out, eq: _QP, y: _U8, yq: _QP, /) -> int:
+    """e_i = z_e where y_i <= z_y, in place; returns how many were zeroed."""
+    ...
+
+
+def dense_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: _U32, /) -> int:
+    """DSGU: the k rows with the largest |e_i - z_e| into sel (ascending); returns k.
+    hp = array('f', [lmin, lmax]); state = array('f', [running max]); scratch uint32[2m]."""
+    ...
+
+
+def dense_backward_u8(e: _U8, eq: _QP, w: _U8, wq: _QP, ep: _U8Out, epq: _QP,
+                      sel: Optional[_I32], k: int, acc: _I32, /) -> None:
+    """ep = requant(W^T e) over the rows sel[:k] (None: all); acc int32[n] scratch;
+    records ep's range in epq."""
+    ...
+
+
+def dense_update_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32],
+                    bq: Optional[_QP], sel: Optional[_I32], k: int, hp: _F32, flags: int,
+                    state: _F32, rng: _U32, /) -> int:
+    """One SGD step (batch 1) from (e - z_e)(x - z_x)^T, standardized; then the
+    weight range step.  hp = [lr, alpha_norm, tau]; flags = rounding | 4*per_row;
+    state array('f', 5 + 2m); rng array('I', [seed]).  Returns 1 if w was re-mapped."""
+    ...
+
+
+def dense_grad_acc_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, g: _I32, gb: Optional[_I32],
+                      sel: Optional[_I32], k: int, /) -> None:
+    """Batch > 1: g int32[m*n] += (e - z_e)(x - z_x)^T, gb int32[m] += e - z_e."""
+    ...
+
+
+def update_rows_u8(g: _I32, gs: _F32, w: _U8Out, wq: _QP, gb: Optional[_I32], b: Optional[_I32],
+                   bq: Optional[_QP], hp: _F32, flags: int, state: _F32, rng: _U32, /) -> int:
+    """Batch update of uint8 rows (Dense rows, Conv filters) from int32 gradients;
+    rows = (len(state) - 5) / 2, gs = [s_g, s_gb].  Zeroes g, gb; 1 if re-mapped."""
+    ...
+
+
+# ---- Dense, float32 reference and mixed mode ----------------------------------
+
+def dense_forward_f32(x: _F32, w: _F32, b: Optional[_F32], y: _F32, relu: _Flag, /) -> None:
+    """Float32 y = W x + b (ReLU fused if relu)."""
+    ...
+
+
+def relu_backward_f32(e: _F32, y: _F32, /) -> int:
+    """e_i = 0 where y_i <= 0, in place; returns how many were zeroed."""
+    ...
+
+
+def relu_backward_mixed(e: _F32, y: _U8, yq: _QP, /) -> int:
+    """Float e zeroed where the uint8 forward output y <= z_y; returns the count."""
+    ...
+
+
+def dense_backward_f32(e: _F32, w: _F32, ep: _F32, sel: Optional[_I32], k: int, /) -> None:
+    """ep = W^T e over the rows sel[:k] (None: all)."""
+    ...
+
+
+def dense_backward_mixed(e: _F32, w: _U8, wq: _QP, ep: _F32, sel: Optional[_I32], k: int, /) -> None:
+    """ep = s_w (W - z_w)^T e: float error through uint8 weights."""
+    ...
+
+
+def dense_select_f32(e: _F32, hp: _F32, state: _F32, sel: _I32, scratch: _U32, /) -> int:
+    """DSGU on float errors (score |e_i|); returns k."""
+    ...
+
+
+def dense_update_f32(e: _F32, x: _F32, w: _F32, b: Optional[_F32], sel: Optional[_I32], k: int,
+                     hp: _F32, flags: int, state: _F32, /) -> None:
+    """Float32 SGD step (batch 1); flags = 4*per_row | 8*plain."""
+    ...
+
+
+def dense_update_mixed(e: _F32, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32],
+                       bq: Optional[_QP], sel: Optional[_I32], k: int, hp: _F32, flags: int,
+                       state: _F32, rng: _U32, /) -> int:
+    """Mixed mode step: uint8 weights updated from a float error; 1 if re-mapped."""
+    ...
+
+
+def dense_grad_acc_f32(e: _F32, x: _F32, g: _F32, gb: Optional[_F32], sel: Optional[_I32], k: int, /) -> None:
+    """Batch > 1: g += e x^T, gb += e (float32)."""
+    ...
+
+
+def dense_grad_acc_mixed(e: _F32, x: _U8, xq: _QP, g: _F32, gb: Optional[_F32],
+                         sel: Optional[_I32], k: int, /) -> None:
+    """Batch > 1, mixed: g += e_i s_x (x_j - z_x) in real units, gb += e."""
+    ...
+
+
+def update_rows_f32(g: _F32, w: _F32, gb: Optional[_F32], b: Optional[_F32], hp: _F32, flags: int,
+                    state: _F32, /) -> None:
+    """Batch update of float32 rows from float gradients; zeroes g, gb."""
+    ...
+
+
+def update_rows_mixed(g: _F32, w: _U8Out, wq: _QP, gb: Optional[_F32], b: Optional[_I32],
+                      bq: Optional[_QP], hp: _F32, flags: int, state: _F32, rng: _U32, /) -> int:
+    """Batch update of uint8 rows from float gradients; zeroes g, gb; 1 if re-mapped."""
+    ...
+
+
+# ---- DSGU for layers with precomputed scores ---------------------------------
+
+def select_scores(scores: _U32, n_err: int, eq: _QP, hp: _F32, state: _F32, sel: _I32,
+                  scratch: _U32, /) -> int:
+    """DSGU from per-structure scores (uint32[ch]) covering n_err errors; returns k."""
+    ...
+
+
+# ---- Conv2d / ConvTranspose2d (CHW, batch 1) ----------------------------------
+
+def conv2d_out_shape(geom: _Geom, /) -> Tuple[int, int, int]:
+    """(out_ch, out_h, out_w) of a Conv2d geometry (checked)."""
+    ...
+
+
+def conv_transpose2d_out_shape(geom: _Geom, /) -> Tuple[int, int, int]:
+    """(out_ch, out_h, out_w) of a ConvTranspose2d geometry (checked)."""
+    ...
+
+
+def conv2d_scratch_len(geom: _Geom, /) -> int:
+    """Bytes of the scratch bytearray the layer's uint8 calls need."""
+    ...
+
+
+def conv_transpose2d_scratch_len(geom: _Geom, /) -> int:
+    """Bytes of the scratch bytearray the layer's uint8 calls need."""
+    ...
+
+
+def conv2d_forward_f32(x: _F32, w: _F32, b: Optional[_F32], y: _F32, geom: _Geom, relu: _Flag, /) -> None:
+    """Float32 Conv2d forward; w [out_ch][in_ch][k_h][k_w]."""
+    ...
+
+
+def conv_transpose2d_forward_f32(x: _F32, w: _F32, b: Optional[_F32], y: _F32, geom: _Geom,
+                                 relu: _Flag, /) -> None:
+    """Float32 ConvTranspose2d forward; w [in_ch][out_ch][k_h][k_w]."""
+    ...
+
+
+def conv2d_backward_f32(e: _F32, y: Optional[_F32], x: _F32, w: _F32, ex: Optional[_F32],
+                        gw: Optional[_F32], gb: Optional[_F32], geom: _Geom,
+                        sel: Optional[_I32] = None, k: Optional[int] = None, /) -> None:
+    """Float32 backward: ReLU mask on e if y given, ex = dL/dx, gw/gb += gradients."""
+    ...
+
+
+def conv_transpose2d_backward_f32(e: _F32, y: Optional[_F32], x: _F32, w: _F32, ex: Optional[_F32],
+                                  gw: Optional[_F32], gb: Optional[_F32], geom: _Geom,
+                                  sel: Optional[_I32] = None, k: Optional[int] = None, /) -> None:
+    """Float32 backward of ConvTranspose2d (as conv2d_backward_f32)."""
+    ...
+
+
+def conv2d_forward_u8(x: _U8, xq: _QP, w: _U8, wq: _QP, b: Optional[_I32], bq: Optional[_QP],
+                      y: _U8Out, yq: _QP, geom: _Geom, relu: _Flag, scratch: _Scratch, /) -> None:
+    """uint8 Conv2d forward; records y's range in yq; scratch of conv2d_scratch_len bytes."""
+    ...
+
+
+def conv_transpose2d_forward_u8(x: _U8, xq: _QP, w: _U8, wq: _QP, b: Optional[_I32], bq: Optional[_QP],
+                                y: _U8Out, yq: _QP, geom: _Geom, relu: _Flag,
+                                scratch: _Scratch, /) -> None:
+    """uint8 ConvTranspose2d forward; records y's range in yq."""
+    ...
+
+
+def conv2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
+                       ex: Optional[_U8Out], exq: Optional[_QP], geom: _Geom,
+                       sel: Optional[_I32] = None, k: Optional[int] = None,
+                       scratch: Optional[_Scratch] = None, /) -> None:
+    """ReLU mask on e in place (if y given), then ex = requant(W^T e) over the
+    channels sel[:k]; records ex's range in exq (ex None: mask only)."""
+    ...
+
+
+def conv_transpose2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
+                                 ex: Optional[_U8Out], exq: Optional[_QP], geom: _Geom,
+                                 sel: Optional[_I32] = None, k: Optional[int] = None,
+                                 scratch: Optional[_Scratch] = None, /) -> None:
+    """As conv2d_backward_u8, for ConvTranspose2d."""
+    ...
+
+
+def conv2d_grad_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, gw: _I32, gb: Optional[_I32], geom: _Geom,
+                   sel: Optional[_I32], k: Optional[int], scratch: _Scratch, /) -> None:
+    """int32 gradients += (batch path, weight layout), then update_rows_u8."""
+    ...
+
+
+def conv_transpose2d_grad_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, gw: _I32, gb: Optional[_I32], geom: _Geom,
+                             sel: Optional[_I32], k: Optional[int], scratch: _Scratch, /) -> None:
+    """As conv2d_grad_u8, for ConvTranspose2d."""
+    ...
+
+
+def conv2d_update_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32],
+                     bq: Optional[_QP], geom: _Geom, sel: Optional[_I32], k: Optional[int], hp: _F32,
+                     flags: int, state: _F32, rng: _U32, scratch: _Scratch, /) -> int:
+    """Batch-1 SGD step with per-filter standardization (flags must include 4);
+    state array('f', 5 + 2*out_ch).  Returns 1 if w was re-mapped."""
+    ...
+
+
+def conv_transpose2d_update_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32],
+                               bq: Optional[_QP], geom: _Geom, sel: Optional[_I32], k: Optional[int],
+                               hp: _F32, flags: int, state: _F32, rng: _U32,
+                               scratch: _Scratch, /) -> int:
+    """As conv2d_update_u8, for ConvTranspose2d."""
+    ...
+
+
+def conv2d_backward_mixed(e: _F32, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
+                          ex: Optional[_F32], geom: _Geom, sel: Optional[_I32] = None,
+                          k: Optional[int] = None, /) -> None:
+    """Mixed mode: float e masked by the uint8 y, ex = s_w sum (w - z_w) e."""
+    ...
+
+
+def conv_transpose2d_backward_mixed(e: _F32, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
+                                    ex: Optional[_F32], geom: _Geom, sel: Optional[_I32] = None,
+                                    k: Optional[int] = None, /) -> None:
+    """As conv2d_backward_mixed, for ConvTranspose2d."""
+    ...
+
+
+def conv2d_grad_mixed(e: _F32, x: _U8, xq: _QP, gw: _F32, gb: Optional[_F32], geom: _Geom,
+                      sel: Optional[_I32] = None, k: Optional[int] = None, /) -> None:
+    """Mixed mode: float gradients in real units += , then update_rows_mixed."""
+    ...
+
+
+def conv_transpose2d_grad_mixed(e: _F32, x: _U8, xq: _QP, gw: _F32, gb: Optional[_F32], geom: _Geom,
+                                sel: Optional[_I32] = None, k: Optional[int] = None, /) -> None:
+    """As conv2d_grad_mixed, for ConvTranspose2d."""
+    ...
+
+
+def conv2d_update_mixed(e: _F32, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32], bq: Optional[_QP],
+                        geom: _Geom, sel: Optional[_I32], k: Optional[int], hp: _F32, flags: int,
+                        state: _F32, rng: _U32, scratch: _Scratch, /) -> int:
+    """Mixed mode batch-1 step of uint8 weights from a float error; 1 if re-mapped."""
+    ...
+
+
+def conv_transpose2d_update_mixed(e: _F32, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32],
+                                  bq: Optional[_QP], geom: _Geom, sel: Optional[_I32], k: Optional[int],
+                                  hp: _F32, flags: int, state: _F32, rng: _U32,
+                                  scratch: _Scratch, /) -> int:
+    """As conv2d_update_mixed, for ConvTranspose2d."""
+    ...
+
+
+def conv_swap_axes(src: Union[_U8, _I32, _F32], dst: Union[_U8Out, _I32, _F32], a: int, b: int,
+                   inner: int, /) -> None:
+    """dst[j][i][:] = src[i][j][:] (a*b*inner items, same typecode): ConvTranspose2d
+    weights to filter-major [out][in][kh][kw] and back."""
+    ...
+
+
+def conv_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: _U32, /) -> int:
+    """DSGU for a conv layer: top-k channels by sum |e - z_e| into sel; returns k.
+    ch = len(sel); scratch uint32[2*ch]."""
+    ...
+
+
+def conv_scores_u8(e: _U8, eq: _QP, scores: _U32, /) -> None:
+    """Per-channel DSGU scores sum |e - z_e| of a CHW error into scores (uint32[ch])."""
+    ...
+
+
+# ---- losses and latent ------------------------------------------------------
+
+def bce_sigmoid_u8(x: _U8, xq: _QP, t: _U8, e: _U8Out, eq: _QP, stats: _F32,
+                   lut: Optional[_F32] = None, /) -> None:
+    """Sigmoid + BCE on uint8 logits against image t (t/255): e = sigmoid(x) - t
+    (uint8, range recorded in eq); stats = [loss sum, min e, max e];
+    lut: optional array('f', 512) scratch (faster on soft-float boards)."""
+    ...
+
+
+def bce_sigmoid_mixed(x: _U8, xq: _QP, t: _U8, e: _F32, stats: _F32, lut: Optional[_F32] = None, /) -> None:
+    """As bce_sigmoid_u8 with a float32 error e."""
+    ...
+
+
+def bce_sigmoid_f32(x: _F32, t: _U8, e: _F32, stats: _F32, /) -> None:
+    """Sigmoid + BCE on float logits, float error."""
+    ...
+
+
+def softmax_ce_u8(x: _U8, xq: _QP, label: int, e: _U8Out, eq: _QP, stats: _F32, /) -> int:
+    """Softmax + cross-entropy on uint8 logits; e = softmax(x) - onehot (uint8);
+    returns the predicted class."""
+    ...
+
+
+def softmax_ce_mixed(x: _U8, xq: _QP, label: int, e: _F32, stats: _F32, /) -> int:
+    """As softmax_ce_u8 with a float32 error e; returns the predicted class."""
+    ...
+
+
+def softmax_ce_f32(x: _F32, label: int, e: _F32, stats: _F32, /) -> int:
+    """Softmax + cross-entropy on float logits; returns the predicted class."""
+    ...
+
+
+def latent_forward_u8(h: _U8, hq: _QP, rng: Optional[_U32], eps: _F32, z: _U8Out, zq: _QP,
+                      stats: _F32, /) -> None:
+    """z = mu + exp(logvar/2) eps from h = [mu, logvar] (2L); eps drawn from rng
+    (None: eps used as given); stats = [KL, min z, max z]."""
+    ...
+
+
+def latent_forward_f32(h: _F32, rng: Optional[_U32], eps: _F32, z: _F32, stats: _F32, /) -> None:
+    """Float32 reparameterization (as latent_forward_u8)."""
+    ...
+
+
+def latent_backward_u8(h: _U8, hq: _QP, eps: _F32, dz: _U8, dzq: _QP, dh: _U8Out, dhq: _QP,
+                       hp: _F32, stats: _F32, /) -> None:
+    """dh = [dL/dmu, dL/dlogvar] from the error dz at z plus beta * KL;
+    hp = array('f', [beta]); stats = [KL, min dh, max dh]."""
+    ...
+
+
+def latent_backward_mixed(h: _U8, hq: _QP, eps: _F32, dz: _F32, dh: _F32, hp: _F32, stats: _F32, /) -> None:
+    """As latent_backward_u8 with float dz and dh."""
+    ...
+
+
+def latent_backward_f32(h: _F32, eps: _F32, dz: _F32, dh: _F32, hp: _F32, stats: _F32, /) -> None:
+    """Float32 latent backward."""
+    ...
+
+
+def rng_seed(rng: _U32, seed: int, /) -> None:
+    """rng (array('I', 1)) <- a nonzero state hashed from seed."""
+    ...
+
+
+def rng_normal(rng: _U32, out: _F32, /) -> None:
+    """Fill out with N(0, 1) draws (the stream latent_forward_* uses)."""
+    ...
+
+
+def vmath(op: int, x: _F32, y: _F32, /) -> None:
+    """y = f(x) elementwise: op 0 exp, 1 log, 2 log1p, 3 sqrt, 4 sigmoid,
+    5 log1p on [0, 1]; same bits on every target."""
+    ...
