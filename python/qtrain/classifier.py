@@ -66,17 +66,17 @@ class Classifier:
 
 
 def _conv_args(channels, shape):
+    """(in_shape, out_ch, first) of the two convs (3x3, stride 2, padding 1)."""
     c1, c2 = channels
-    return ((shape, c1, 3, 2, 1, 0, False, True), ((c1, (shape[1] + 1) // 2, (shape[2] + 1) // 2),
-                                                    c2, 3, 2, 1, 0, False, False))
+    return ((shape, c1, True), ((c1, (shape[1] + 1) // 2, (shape[2] + 1) // 2), c2, False))
 
 
 def cnn_bytes(channels=(8, 16), hidden=32, classes=10, mode="uint8", shape=IMAGE):
     """Bytes of buffers build_cnn() allocates (object headers not counted)."""
     n = 0
     sh = [0, 0, 0]
-    for a in _conv_args(channels, shape):
-        b, s = Conv2d.nbytes(*a, mode=mode)
+    for in_shape, out_ch, first in _conv_args(channels, shape):
+        b, s = Conv2d.nbytes(in_shape, out_ch, 3, 2, 1, 0, False, first, mode=mode)
         n += b
         sh = [max(u, v) for u, v in zip(sh, s)]
     flat = channels[1] * ((shape[1] + 3) // 4) * ((shape[2] + 3) // 4)
@@ -94,8 +94,7 @@ def build_cnn(opt=None, channels=(8, 16), hidden=32, classes=10, shape=IMAGE):
     _check_memory(cnn_bytes(channels, hidden, classes, opt.mode, shape),
                   "a CNN (mode=%s, channels=%r, hidden=%d)" % (opt.mode, tuple(channels), hidden),
                   "channels=(4, 8), hidden=16")
-    a1, a2 = _conv_args(channels, shape)
-    c1 = Conv2d(a1[0], channels[0], 3, 2, 1, relu=True, opt=opt, first=True, seed=opt.seed)
+    c1 = Conv2d(shape, channels[0], 3, 2, 1, relu=True, opt=opt, first=True, seed=opt.seed)
     c2 = Conv2d(c1.out_shape, channels[1], 3, 2, 1, relu=True, opt=opt, seed=opt.seed + 1)
     oc, oh, ow = c2.out_shape
     d1 = Dense(oc * oh * ow, hidden, relu=True, opt=opt, seed=opt.seed + 2)
