@@ -6,6 +6,8 @@
 #   make bench-cnn           the FQT paper's 4-layer CNN: accuracy (full MNIST if
 #                            MNIST_DIR has it, else the shipped subset) and
 #                            instructions per sample on qemu-m0 / qemu-m4
+#   make bench-alternatives  the same uint8 step with _qtrain, in pure MicroPython
+#                            and with viper, side by side on the Unix port
 # `make bench` runs these as well.
 
 MNIST_DIR ?= ../shared/data/mnist
@@ -13,13 +15,16 @@ ACC_EPOCHS ?= 5
 CNN_EPOCHS ?= 3
 BENCH_MD ?= docs/BENCHMARKS.md
 
-.PHONY: bench-extra bench-accuracy bench-cnn
+.PHONY: bench-extra bench-accuracy bench-cnn bench-alternatives
 
 bench: bench-extra
-bench-extra: bench-accuracy bench-cnn
+bench-extra: bench-accuracy bench-cnn bench-alternatives
 
 bench-accuracy: venv unix dist
 	$(PY) -m qtrain_host.bench_accuracy --data $(MNIST_DIR) --epochs $(ACC_EPOCHS) --md $(BENCH_MD)
 
 bench-cnn: venv unix firmware dist
 	$(PY) -m qtrain_host.bench_cnn --data $(MNIST_DIR) --epochs $(CNN_EPOCHS) --md $(BENCH_MD)
+
+bench-alternatives: venv unix dist
+	$(PY) -m qtrain_host.bench_alternatives --md $(BENCH_MD)

@@ -1,0 +1,129 @@
+"""_qtrain vs pure MicroPython vs viper on the same uint8 Dense training
+step (MicroPython source; used by qtrain_host.bench_alternatives and
+tests/test_alternatives.py).
+
+    import compare
+    compare.check(40, 12, steps=6)          # prints '@same <impl> <step> <buffers that differ or ->'
+    compare.bench(784, 64, budget_ms=2000)  # prints '@alt <impl> <us per step> <steps>'
+
+The _qtrain side is qtrain.layers.Dense in 'uint8' mode (forward, then
+backward: ReLU mask, error propagation, update, weight range step), the
+others dense_step.DenseStep with loops_pure / loops_viper, each starting
+from a copy of the same layer and fed the same inputs and errors.
+"""
+import array
+import time
+
+import dense_step
+import loops_pure
+import loops_viper
+from qtrain import layers as L
+
+try:
+    import _qtrain as _q
+except ImportError:
+    _q = None
+
+
+def rnd(n, seed):
+    b = bytearray(n)
+    L.fill_uniform_u8(b, seed)
+    return b
+
+
+class QtrainStep:
+    """qtrain.layers.Dense with the same step interface as DenseStep."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def forward(self, x, xq):
+        return self.layer.forward(x, xq)[0]
+
+    def backward(self, e, eq):
+        return self.layer.backward(e, eq)[0]
+
+    def step_done(self):
+        _q.qp_update(self.layer.yq)
+        _q.qp_update(self.layer.epq)
+
+    def buffers(self):
+        d = self.layer
+        return {"y": d.y, "yq": d.yq, "ep": d.ep, "epq": d.epq, "w": d.w, "wq": d.wq, "b": d.b,
+                "state": d.state, "rng": d.rng}
+
+
+class AltStep(dense_step.DenseStep):
+    def step_done(self):
+        dense_step.qp_update(self.yq)
+        dense_step.qp_update(self.epq)
+
+    def buffers(self):
+        return {"y": self.y, "yq": self.yq, "ep": self.ep, "epq": self.epq, "w": self.w, "wq": self.wq,
+                "b": self.b, "state": self.state, "rng": self.rng}
+
+
+def build(n_in, n_out, lr=0.01, seed=3, alpha_w=0.001):
+    """{'_qtrain', 'viper', 'pure': step objects} on copies of one layer."""
+    opt = L.Options(mode="uint8", lr=lr, seed=seed, alpha_w=alpha_w)
+    ref = L.Dense(n_in, n_out, relu=True, opt=opt)
+    out = {"_qtrain": QtrainStep(ref)}
+    for name, loops in (("viper", loops_viper), ("pure", loops_pure)):
+        out[name] = AltStep(loops, n_in, n_out, bytearray(ref.w), array.array("f", ref.wq),
+                            array.array("i", ref.b), array.array("f", ref.bq), array.array("f", ref.yq),
+                            array.array("f", ref.epq), array.array("f", ref.state), array.array("I", ref.rng),
+                            relu=True, lr=opt.lr, alpha_norm=opt.alpha_norm, tau=opt.tau)
+    return out
+
+
+XQ = L.qparams(0.0, 1.0)
+EQ = L.qparams(-0.05, 0.05)
+
+
+def step(impl, x, e0, e):
+    e[:] = e0                 # ReLU backward masks the error in place
+    impl.forward(x, XQ)
+    impl.backward(e, EQ)
+    impl.step_done()
+
+
+def check(n_in, n_out, steps=6, lr=0.01, alpha_w=0.001):
+    impls = build(n_in, n_out, lr, alpha_w=alpha_w)
+    e = bytearray(n_out)
+    for s in range(steps):
+        x, e0 = rnd(n_in, 100 + s), rnd(n_out, 200 + s)
+        for impl in impls.values():
+            step(impl, x, e0, e)
+        ref = impls["_qtrain"].buffers()
+        for name in ("viper", "pure"):
+            mine = impls[name].buffers()
+            diff = [k for k in ref if list(ref[k]) != list(mine[k])]
+            print("@same %s %d %s" % (name, s, ",".join(diff) or "-"))
+    w = impls["pure"].wq
+    print("@wq %f %d" % (w[0], int(w[1])))
+
+
+def bench(n_in, n_out, budget_ms=2000, lr=0.01):
+    """Per-step time of each implementation, interleaved rounds of about
+    budget_ms / 10 each, best round kept (the machine may be shared)."""
+    impls = build(n_in, n_out, lr)
+    xs = [rnd(n_in, 100 + s) for s in range(4)]
+    es = [rnd(n_out, 200 + s) for s in range(4)]
+    e = bytearray(n_out)
+    best = {}
+    total = {}
+    for rnd_i in range(10):
+        for name, impl in impls.items():
+            t0 = time.ticks_us()
+            k = 0
+            while True:
+                step(impl, xs[k & 3], es[k & 3], e)
+                k += 1
+                dt = time.ticks_diff(time.ticks_us(), t0)
+                if dt >= budget_ms * 100 // len(impls) or (rnd_i == 0 and k >= 1 and name == "pure"):
+                    break
+            per = dt / k
+            best[name] = min(best.get(name, per), per)
+            total[name] = total.get(name, 0) + k
+    for name in impls:
+        print("@alt %s %.2f %d" % (name, best[name], total[name]))
