@@ -8,6 +8,8 @@
 #                            instructions per sample on qemu-m0 / qemu-m4
 #   make bench-alternatives  the same uint8 step with _qtrain, in pure MicroPython
 #                            and with viper, side by side on the Unix port
+#   make bench-stream        samples/s of mpremote mount and the framed serial
+#                            protocol on qemu-m0/m4, and the epoch times they imply
 # `make bench` runs these as well.
 
 MNIST_DIR ?= ../shared/data/mnist
@@ -15,10 +17,10 @@ ACC_EPOCHS ?= 5
 CNN_EPOCHS ?= 3
 BENCH_MD ?= docs/BENCHMARKS.md
 
-.PHONY: bench-extra bench-accuracy bench-cnn bench-alternatives
+.PHONY: bench-extra bench-accuracy bench-cnn bench-alternatives bench-stream
 
 bench: bench-extra
-bench-extra: bench-accuracy bench-cnn bench-alternatives
+bench-extra: bench-accuracy bench-cnn bench-alternatives bench-stream
 
 bench-accuracy: venv unix dist
 	$(PY) -m qtrain_host.bench_accuracy --data $(MNIST_DIR) --epochs $(ACC_EPOCHS) --md $(BENCH_MD)
@@ -28,3 +30,6 @@ bench-cnn: venv unix firmware dist
 
 bench-alternatives: venv unix dist
 	$(PY) -m qtrain_host.bench_alternatives --md $(BENCH_MD)
+
+bench-stream: venv firmware dist
+	$(PY) -m qtrain_host.bench_stream --md $(BENCH_MD)
