@@ -114,7 +114,7 @@ def report(R, cmd):
     L.append("")
     runs = R["runs"]
     first = next(iter(runs.values()))
-    L.append("Test accuracy (%%) on %s (%d training images per epoch; Unix port):" % (R["data"], first["samples"]))
+    L.append("Test accuracy (%%) on %s, %d training images per epoch, Unix port:" % (R["data"], first["samples"]))
     L.append("")
     L.append("| mode | " + " | ".join("epoch %d" % (i + 1) for i in range(len(first["epochs"]))) + " | paper (EMNIST digits, uint8) |")
     L.append("|---|" + "---:|" * len(first["epochs"]) + "---:|")
@@ -148,14 +148,19 @@ def report(R, cmd):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench_cnn", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="", help="directory with the full MNIST IDX files (default: the shipped subset)")
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--parallel", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(paths.ROOT, "out", "bench-cnn"))
     ap.add_argument("--md", default="", help="write the tables into this Markdown file (block 'cnn')")
+    ap.add_argument("--from-json", default="", help="only redo the report from a results.json")
     a = ap.parse_args(argv)
     log = lambda s: print(s, flush=True)  # noqa: E731
+    if a.from_json:
+        with open(a.from_json) as f:
+            R = json.load(f)
+        return write(R, a, log)
     if a.data and not bench_accuracy.have_data(a.data):
         print("bench_cnn: no MNIST IDX files in --data %r; using the shipped subset instead." % a.data)
         a.data = ""
@@ -168,11 +173,16 @@ def main(argv=None):
          "runs": train(data_dir, a.out, modes, a.epochs, a.parallel, log),
          "steps": count_steps([b for b in a.boards.split(",") if b], modes, log)}
     R["wall_s"] = time.time() - t0
+    # the command as a reader reruns it (no local paths)
+    R["cmd"] = "python -m qtrain_host.bench_cnn%s --epochs %d%s" % (
+        " --data MNIST_DIR" if a.data else "", a.epochs, "" if a.modes == ",".join(MODES) else " --modes " + a.modes)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(R, f, indent=1)
-    args = list(argv if argv is not None else sys.argv[1:])
-    cmd = "python -m qtrain_host.bench_cnn " + " ".join("MNIST_DIR" if v == a.data else v for v in args)
-    text = report(R, cmd.strip())
+    return write(R, a, log)
+
+
+def write(R, a, log):
+    text = report(R, R.get("cmd", "python -m qtrain_host.bench_cnn") + (" --md docs/BENCHMARKS.md" if a.md else ""))
     if a.md:
         bench_report.write_block(a.md, "cnn", text)
         log("bench_cnn: wrote %s" % a.md)
