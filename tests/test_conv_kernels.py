@@ -389,7 +389,8 @@ def test_conv_update_u8_bit_exact(run):
             c["k"] = max(1, c["k"])
             c["sel"] = np.sort(c["sel"][:c["k"]]).astype(np.int32)
         flags = 4 | int(rng.integers(0, 4))
-        hp = np.array([rng.choice([0.001, 0.01, 0.1]), rng.choice([1.0, 0.85, 0.3]),
+        # lr 1e-4, 1e-5: multipliers below 2^-1 (the fast long-multiply path)
+        hp = np.array([rng.choice([0.00001, 0.0001, 0.001, 0.01, 0.1]), rng.choice([1.0, 0.85, 0.3]),
                        rng.choice([0.0, 0.05, 0.5])], np.float32)
         state = np.zeros(5 + 2 * co, np.float32)
         if rng.random() < 0.5:

@@ -232,7 +232,10 @@ def test_dense_batch_update_u8_bit_exact(run):
         b = rng.integers(-3000, 3000, m, dtype=np.int32)
         bq = GQ.new_qp(-1, 1)
         bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0
-        hp = np.array([0.01, float(rng.choice([1.0, 0.85])), 0.02], np.float32)
+        # lr 1e-4 and 5: small and large multipliers K g (the row update's 32-bit
+        # fast path and its int64 fallback for K 2^gs >= 2^15)
+        lr = 0.0001 if ci % 3 == 2 else (5.0 if ci % 8 == 7 else 0.01)
+        hp = np.array([lr, float(rng.choice([1.0, 0.85])), 0.02], np.float32)
         st = np.zeros(5 + 2 * m, np.float32)
         seed = np.array([int(rng.integers(1, 2**32))], np.uint32)
         eq = rand_qp(rng, -1, 1)

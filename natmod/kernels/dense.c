@@ -715,27 +715,217 @@ void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A
     *phi = hi;
 }
 
-// The same with stochastic rounding: r_j = the top 16 bits of the next
-// xorshift32 output, v_j = w_j + ((r_j + rb - A x_j) >> 16).
-void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb,
+// The same with stochastic rounding, one xorshift32 draw per two weights:
+// r_j = the high 16 bits of draw j/2 for even j, its low 16 bits for odd j;
+// v_j = w_j + ((r_j + rb - A x_j) >> 16).  Plain C for weights [j, n), j even.
+static void row_stoch_c(uint8_t *wr, const uint8_t *x, int32_t j, int32_t n, int32_t A, int32_t rb,
     uint32_t *rng, int32_t *plo, int32_t *phi) {
     int32_t lo = *plo, hi = *phi;
     uint32_t s = *rng;
-    for (int32_t j = 0; j < n; j++) {
+    for (; j < n; j += 2) {
         s ^= s << 13;
         s ^= s >> 17;
         s ^= s << 5;
         int32_t v = (int32_t)wr[j] + (((int32_t)(s >> 16) + rb - A * (int32_t)x[j]) >> 16);
-        if (lo > hi) {
-            lo = hi = v;
-        }
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
         wr[j] = qt_clamp_u8(v, 0);
+        if (j + 1 < n) {
+            v = (int32_t)wr[j + 1] + (((int32_t)(s & 0xffffu) + rb - A * (int32_t)x[j + 1]) >> 16);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+            wr[j + 1] = qt_clamp_u8(v, 0);
+        }
     }
     *rng = s;
     *plo = lo;
     *phi = hi;
+}
+
+void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb,
+    uint32_t *rng, int32_t *plo, int32_t *phi) {
+    int32_t lo = *plo, hi = *phi;
+    uint32_t s = *rng;
+    if (lo > hi && n > 0) {
+        lo = INT32_MAX;
+        hi = INT32_MIN;
+    }
+    int32_t j = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // Cortex-M4 SIMD as in the deterministic loop, 4 weights per 38
+    // instructions: two draws (3 EORs each), r + rb formed per weight by
+    // ADD (high half) / UXTAH (low half) into SMLABB/SMLABT.
+    if (n >= 4 && A > -32768 && A < 32768) {
+        int32_t n4 = n & ~3;
+        const uint8_t *px = x, *end = x + n4;
+        uint8_t *pw = wr;
+        uint32_t lo2, hi2;
+        if (lo > hi) {
+            lo2 = 0x7fff7fffu;
+            hi2 = 0x80008000u;
+        } else {
+            lo2 = ((uint32_t)lo & 0xffffu) * 0x10001u;
+            hi2 = ((uint32_t)hi & 0xffffu) * 0x10001u;
+        }
+        int32_t an = -A;
+        uint32_t x1, x2, t0, t1, tmp;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[x1], [%[px]], #4\n\t"
+            "eor %[s], %[s], %[s], lsl #13\n\t"
+            "eor %[s], %[s], %[s], lsr #17\n\t"
+            "eor %[s], %[s], %[s], lsl #5\n\t"
+            "uxtb16 %[x2], %[x1], ror #8\n\t"
+            "uxtb16 %[x1], %[x1]\n\t"
+            "add %[tmp], %[rb], %[s], lsr #16\n\t"
+            "smlabb %[t0], %[an], %[x1], %[tmp]\n\t"
+            "uxtah %[tmp], %[rb], %[s]\n\t"
+            "smlabb %[t1], %[an], %[x2], %[tmp]\n\t"
+            "eor %[s], %[s], %[s], lsl #13\n\t"
+            "eor %[s], %[s], %[s], lsr #17\n\t"
+            "eor %[s], %[s], %[s], lsl #5\n\t"
+            "add %[tmp], %[rb], %[s], lsr #16\n\t"
+            "smlabt %[x1], %[an], %[x1], %[tmp]\n\t"
+            "pkhtb %[x1], %[x1], %[t0], asr #16\n\t"
+            "uxtah %[tmp], %[rb], %[s]\n\t"
+            "smlabt %[x2], %[an], %[x2], %[tmp]\n\t"
+            "pkhtb %[x2], %[x2], %[t1], asr #16\n\t"
+            "ldr %[t0], [%[pw]]\n\t"
+            "uxtb16 %[t1], %[t0]\n\t"
+            "uxtb16 %[t0], %[t0], ror #8\n\t"
+            "sadd16 %[x1], %[t1], %[x1]\n\t"
+            "sadd16 %[x2], %[t0], %[x2]\n\t"
+            "ssub16 %[t0], %[x1], %[lo2]\n\t"
+            "sel %[lo2], %[lo2], %[x1]\n\t"
+            "ssub16 %[t0], %[hi2], %[x1]\n\t"
+            "sel %[hi2], %[hi2], %[x1]\n\t"
+            "ssub16 %[t0], %[x2], %[lo2]\n\t"
+            "sel %[lo2], %[lo2], %[x2]\n\t"
+            "ssub16 %[t0], %[hi2], %[x2]\n\t"
+            "sel %[hi2], %[hi2], %[x2]\n\t"
+            "usat16 %[x1], #8, %[x1]\n\t"
+            "usat16 %[x2], #8, %[x2]\n\t"
+            "orr %[x1], %[x1], %[x2], lsl #8\n\t"
+            "str %[x1], [%[pw]], #4\n\t"
+            "cmp %[px], %[end]\n\t"
+            "bne 1b\n\t"
+            : [px] "+r"(px), [pw] "+r"(pw), [lo2] "+r"(lo2), [hi2] "+r"(hi2), [s] "+r"(s),
+            [x1] "=&r"(x1), [x2] "=&r"(x2), [t0] "=&r"(t0), [t1] "=&r"(t1), [tmp] "=&r"(tmp)
+            : [an] "r"(an), [rb] "r"(rb), [end] "r"(end)
+            : "cc", "memory");
+        int32_t l0 = (int16_t)(lo2 & 0xffffu), l1 = (int16_t)(lo2 >> 16);
+        int32_t h0 = (int16_t)(hi2 & 0xffffu), h1 = (int16_t)(hi2 >> 16);
+        lo = l0 < l1 ? l0 : l1;
+        hi = h0 > h1 ? h0 : h1;
+        j = n4;
+    }
+#elif defined(__ARM_ARCH_6M__)
+    // Cortex-M0, 2 weights per 38 instructions: one draw (6), then per
+    // weight the deterministic loop's 15 with r + rb formed by LSRS/UXTH +
+    // ADD.  The extremes need a first value: the first pair runs in C when
+    // nothing was seen yet.
+    if (lo > hi && n > 0) {
+        j = n < 2 ? n : 2;
+        row_stoch_c(wr, x, 0, j, A, rb, &s, &lo, &hi);
+    }
+    const int32_t n2 = j + ((n - j) & ~1);
+    if (n2 > j) {
+        const uint8_t *px = x + j, *end = x + n2;
+        int32_t off = (int32_t)(wr - x);
+        uint32_t span = (uint32_t)(hi - lo);
+        int32_t t, xv;
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            "lsls %[t], %[s], #13\n\t"
+            "eors %[s], %[t]\n\t"
+            "lsrs %[t], %[s], #17\n\t"
+            "eors %[s], %[t]\n\t"
+            "lsls %[t], %[s], #5\n\t"
+            "eors %[s], %[t]\n\t"
+            "lsrs %[t], %[s], #16\n\t"
+            "add %[t], %[rb]\n\t"
+            "ldrb %[xv], [%[px], #0]\n\t"
+            "muls %[xv], %[A], %[xv]\n\t"
+            "subs %[t], %[t], %[xv]\n\t"
+            "asrs %[t], %[t], #16\n\t"
+            "ldrb %[xv], [%[px], %[off]]\n\t"
+            "adds %[t], %[t], %[xv]\n\t"
+            "subs %[xv], %[t], %[lo]\n\t"
+            "cmp %[xv], %[span]\n\t"
+            "bhi 3f\n\t"
+            "2:\n\t"
+            "cmp %[t], #255\n\t"
+            "bhi 5f\n\t"
+            "4:\n\t"
+            "strb %[t], [%[px], %[off]]\n\t"
+            "adds %[px], #1\n\t"
+            "uxth %[t], %[s]\n\t"
+            "add %[t], %[rb]\n\t"
+            "ldrb %[xv], [%[px], #0]\n\t"
+            "muls %[xv], %[A], %[xv]\n\t"
+            "subs %[t], %[t], %[xv]\n\t"
+            "asrs %[t], %[t], #16\n\t"
+            "ldrb %[xv], [%[px], %[off]]\n\t"
+            "adds %[t], %[t], %[xv]\n\t"
+            "subs %[xv], %[t], %[lo]\n\t"
+            "cmp %[xv], %[span]\n\t"
+            "bhi 13f\n\t"
+            "12:\n\t"
+            "cmp %[t], #255\n\t"
+            "bhi 15f\n\t"
+            "14:\n\t"
+            "strb %[t], [%[px], %[off]]\n\t"
+            "adds %[px], #1\n\t"
+            "cmp %[px], %[end]\n\t"
+            "bne 1b\n\t"
+            "b 9f\n\t"
+            // new extreme of the first / second weight: lo or hi, then span
+            "3:\n\t"
+            "cmp %[t], %[lo]\n\t"
+            "bge 6f\n\t"
+            "mov %[lo], %[t]\n\t"
+            "b 7f\n\t"
+            "6:\n\t"
+            "mov %[hi], %[t]\n\t"
+            "7:\n\t"
+            "mov %[xv], %[hi]\n\t"
+            "subs %[xv], %[xv], %[lo]\n\t"
+            "mov %[span], %[xv]\n\t"
+            "b 2b\n\t"
+            "13:\n\t"
+            "cmp %[t], %[lo]\n\t"
+            "bge 16f\n\t"
+            "mov %[lo], %[t]\n\t"
+            "b 17f\n\t"
+            "16:\n\t"
+            "mov %[hi], %[t]\n\t"
+            "17:\n\t"
+            "mov %[xv], %[hi]\n\t"
+            "subs %[xv], %[xv], %[lo]\n\t"
+            "mov %[span], %[xv]\n\t"
+            "b 12b\n\t"
+            // clamp to 0..255: 0 below, 255 above
+            "5:\n\t"
+            "asrs %[t], %[t], #31\n\t"
+            "mvns %[t], %[t]\n\t"
+            "b 4b\n\t"
+            "15:\n\t"
+            "asrs %[t], %[t], #31\n\t"
+            "mvns %[t], %[t]\n\t"
+            "b 14b\n\t"
+            "9:\n\t"
+            : [px] "+l"(px), [lo] "+l"(lo), [s] "+l"(s), [span] "+h"(span), [hi] "+h"(hi),
+            [t] "=&l"(t), [xv] "=&l"(xv)
+            : [off] "l"(off), [A] "l"(A), [rb] "h"(rb), [end] "h"(end)
+            : "cc", "memory");
+    }
+    j = n2;
+#endif
+    *rng = s;
+    *plo = lo;
+    *phi = hi;
+    row_stoch_c(wr, x, j, n, A, rb, rng, plo, phi);
 }
 
 // Bias step of the batch-1 update (per tensor, like qt_update_bias_i32, but

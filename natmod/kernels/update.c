@@ -69,88 +69,533 @@ void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t
     }
 }
 
-// Statistics of one row of g: number of nonzeros, exact sum, float sum of squares.
-static int32_t row_stats(const int32_t *g, int32_t len, int64_t *sum, float *sq) {
-    int32_t nz = 0;
+// Row statistics in integers (one int -> float conversion per row instead of
+// a float multiply-add per element, which is soft float on the M0):
+//   sum    the exact sum of g;
+//   sq     sum of g^2, exact when every |g| < 2^24 (batch-1 conv gradients
+//          of up to 258 products per weight, and in practice batches too);
+//          otherwise of (|g| >> sh)^2 times 2^(2 sh), sh = bitlen(OR_j |g_j|) - 24,
+//          so that the uint64 sum of at most 32767 squares cannot overflow.
+typedef struct {
+    int64_t sum;
+    float sq;
+    uint32_t amax;      // OR of |g| (0: no gradient)
+} qt_row_stats_t;
+
+#if defined(__ARM_ARCH_6M__)
+// a^2 for a <= 2^24, exact.  GCC would call __aeabi_lmul (64 x 64); 16-bit
+// halves instead (ah <= 2^8): a^2 = ah^2 2^32 + 2 ah al 2^16 + al^2.
+static inline uint64_t sq_u24(uint32_t a) {
+    uint32_t al = a & 0xffffu, ah = a >> 16;
+    uint32_t ll = al * al, m = ah * al;
+    uint32_t lo = ll + (m << 17);
+    uint32_t hi = ah * ah + (m >> 15) + (lo < ll);
+    return ((uint64_t)hi << 32) | lo;
+}
+#else
+static inline uint64_t sq_u24(uint32_t a) {
+    return (uint64_t)a * a;
+}
+#endif
+
+static inline uint32_t abs_u32(int32_t v) {
+    return v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+}
+
+#if defined(__ARM_ARCH_6M__)
+// Cortex-M0: GCC spills badly in the fused loop; two passes in the 8 low
+// registers instead: sum and OR of |g| (9 instructions per element), then,
+// when every |g| < 2^24, the exact squares (19).
+static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
+    rs->sum = 0;
+    rs->amax = 0;
+    rs->sq = 0.0f;
+    if (len <= 0) {
+        return;
+    }
+    const int32_t *pg = g, *end = g + len;
+    uint32_t sl = 0, m = 0;
+    int32_t sh = 0, v, t;
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "1:\n\t"
+        "ldm %[pg]!, {%[v]}\n\t"
+        "asrs %[t], %[v], #31\n\t"
+        "adds %[sl], %[sl], %[v]\n\t"
+        "adcs %[sh], %[t]\n\t"
+        "eors %[v], %[t]\n\t"
+        "subs %[v], %[v], %[t]\n\t"
+        "orrs %[m], %[v]\n\t"
+        "cmp %[pg], %[end]\n\t"
+        "bne 1b\n\t"
+        : [pg] "+l"(pg), [sl] "+l"(sl), [sh] "+l"(sh), [m] "+l"(m), [v] "=&l"(v), [t] "=&l"(t)
+        : [end] "h"(end)
+        : "cc", "memory");
+    rs->sum = (int64_t)(((uint64_t)(uint32_t)sh << 32) | sl);
+    if (!m) {
+        return;
+    }
+    rs->amax = m;
+    int32_t shift = 8 - __builtin_clz(m);      // bitlen(m) - 24
+    uint32_t ql = 0, qh = 0;
+    if (shift <= 0) {
+        uint32_t a, ah;
+        pg = g;
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            "ldm %[pg]!, {%[a]}\n\t"
+            "asrs %[t], %[a], #31\n\t"
+            "eors %[a], %[t]\n\t"
+            "subs %[a], %[a], %[t]\n\t"
+            "lsrs %[ah], %[a], #16\n\t"
+            "uxth %[a], %[a]\n\t"
+            "movs %[t], %[a]\n\t"
+            "muls %[t], %[ah], %[t]\n\t"
+            "muls %[a], %[a], %[a]\n\t"
+            "muls %[ah], %[ah], %[ah]\n\t"
+            "adds %[ql], %[ql], %[a]\n\t"
+            "adcs %[qh], %[ah]\n\t"
+            "lsls %[a], %[t], #17\n\t"
+            "lsrs %[t], %[t], #15\n\t"
+            "adds %[ql], %[ql], %[a]\n\t"
+            "adcs %[qh], %[t]\n\t"
+            "cmp %[pg], %[end]\n\t"
+            "bne 1b\n\t"
+            : [pg] "+l"(pg), [ql] "+l"(ql), [qh] "+l"(qh), [a] "=&l"(a), [ah] "=&l"(ah), [t] "=&l"(t)
+            : [end] "h"(end)
+            : "cc", "memory");
+        shift = 0;
+    } else {
+        uint64_t q = 0;
+        for (int32_t j = 0; j < len; j++) {
+            q += sq_u24(abs_u32(g[j]) >> shift);
+        }
+        ql = (uint32_t)q;
+        qh = (uint32_t)(q >> 32);
+    }
+    uint64_t q = ((uint64_t)qh << 32) | ql;
+    rs->sq = (float)(int64_t)q * (float)(1u << (2 * shift));
+}
+#else
+static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
     int64_t s = 0;
-    float q = 0.0f;
+    uint64_t q = 0;
+    uint32_t m = 0;
+    // One pass: sum, OR of the magnitudes, squares (exact when sh = 0).
     for (int32_t j = 0; j < len; j++) {
         int32_t v = g[j];
-        if (v) {
-            nz = 1;
-            float f = (float)v;
-            s += v;
-            q = q + f * f;
+        uint32_t a = abs_u32(v);
+        s += v;
+        m |= a;
+        q += sq_u24(a);
+    }
+    rs->sum = s;
+    rs->amax = m;
+    int32_t sh = m ? 8 - __builtin_clz(m) : 0;     // bitlen(m) - 24
+    if (sh > 0) {
+        q = 0;
+        for (int32_t j = 0; j < len; j++) {
+            q += sq_u24(abs_u32(g[j]) >> sh);
+        }
+    } else {
+        sh = 0;
+    }
+    // 2^(2 sh) <= 2^16: an exact float scaling.
+    rs->sq = (float)(int64_t)q * (float)(1u << (2 * sh));
+}
+#endif
+
+// One row of the update from int32 gradients, integer only:
+//   v_j = w_j + (D_j >> 16),  D_j = sat26(r_j + B - T_j),  T_j = sat29(round(K g_j)),
+// sat_b(x) = clamp(x, -2^b, 2^b - 1) (SSAT), B = round(c mu 2^16) and
+// K = c s_g 2^16: the float step w + floor(r/2^16 - c (s_g g - mu)) in Q16
+// fixed point, at most 1024 steps.  K g in 32-bit integers (one MULS on the
+// Cortex-M0, which has no long multiply):
+//   g is first rounded to 15 bits, g' = round(g / 2^gs), gs = max(0, bitlen(amax) - 14)
+//   (amax = OR of |g| over the row, or over the tensor when standardizing per
+//   tensor), so |g'| <= 2^14, exact when every |g| < 2^14;
+//   K 2^gs ~ m 2^-s with a 16-bit mantissa m in [2^15, 2^16) (the float's
+//   mantissa truncated), |g' m| < 2^30;
+//   round(K g) = ((g' m >> (s - 1)) + 1) >> 1 (= (g' m + 2^(s-1)) >> s).
+// Relative errors 2^-14 of amax and 2^-15 of K: far below a rounding step.
+// r_j: rb - B (deterministic modes), or stochastic: the 16-bit halves of one
+// xorshift32 draw per two weights (high half for even j, low half for odd j).
+typedef struct {
+    int32_t gs;     // g' = round(g / 2^gs)
+    int32_t m;      // 0 or in [2^15, 2^16)
+    int32_t s;      // <= 31
+} qt_rowmul_t;
+
+static void rowmul_setup(float k, uint32_t amax, qt_rowmul_t *r) {
+    int32_t b = amax ? 32 - __builtin_clz(amax) : 0;
+    r->gs = b > 14 ? b - 14 : 0;
+    qt_fixmul_t f = qt_fixmul_from_f32(k * (float)(1u << r->gs));   // exact scaling
+    r->m = f.mult >> 15;
+    r->s = f.shift - 15;
+    if (r->s >= 32) {           // |g' m| < 2^30 < 2^(s-1): round(K g) = 0
+        r->m = 0;
+        r->s = 31;
+    }
+}
+
+// g' in place (the caller zeroes g afterwards anyway).
+static void round_g(int32_t *g, int32_t len, int32_t gs) {
+    const int32_t s1 = gs - 1;
+    for (int32_t j = 0; j < len; j++) {
+        g[j] = ((g[j] >> s1) + 1) >> 1;
+    }
+}
+
+static inline int32_t sat_i32(int32_t v, int32_t b) {
+    const int32_t hi = (1 << b) - 1;
+    return v > hi ? hi : (v < -hi - 1 ? -hi - 1 : v);
+}
+
+// round(K g) from g' (sat29).
+static inline int32_t round_kg(int32_t gn, const qt_rowmul_t *K) {
+    int32_t p = gn * K->m;
+    if (K->s >= 1) {
+        return sat_i32(((p >> (K->s - 1)) + 1) >> 1, 29);
+    }
+    int64_t q = (int64_t)p * ((int64_t)1 << -K->s);
+    return q > 536870911 ? 536870911 : (q < -536870912 ? -536870912 : (int32_t)q);
+}
+
+static inline void step_g32(uint8_t *w, int32_t t, int32_t rbj, int32_t *lo, int32_t *hi) {
+    int32_t v = (int32_t)*w + (sat_i32(rbj - t, 26) >> 16);
+    *lo = v < *lo ? v : *lo;
+    *hi = v > *hi ? v : *hi;
+    *w = qt_clamp_u8(v, 0);
+}
+
+// Weights [j, len) in plain C (j even: the pairs of draws stay aligned).
+static void row_g32_c(uint8_t *wr, const int32_t *g, int32_t j, int32_t len, const qt_rowmul_t *K,
+    int32_t rb, uint32_t *rng, int32_t *lo, int32_t *hi) {
+    uint32_t s = rng ? *rng : 0;
+    for (; j < len; j += 2) {
+        int32_t r0 = rb, r1 = rb;
+        if (rng) {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            r0 += (int32_t)(s >> 16);
+            r1 += (int32_t)(s & 0xffffu);
+        }
+        step_g32(wr + j, round_kg(g[j], K), r0, lo, hi);
+        if (j + 1 < len) {
+            step_g32(wr + j + 1, round_kg(g[j + 1], K), r1, lo, hi);
         }
     }
-    *sum = s;
-    *sq = q;
-    return nz;
+    if (rng) {
+        *rng = s;
+    }
+}
+
+// The fast loops below take weights [j, n2) (pairs when stochastic), K->s in
+// 1..31, with a first value already in [*lo, *hi]: the extremes are kept as
+// lo and span = hi - lo, and one unsigned compare finds a new one.
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4: MUL, ASR, ADD, ASR, SSAT form T; 17 instructions per weight
+// (+ 2.5 for the draw and offset when stochastic).
+static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, const qt_rowmul_t *K,
+    int32_t rb, uint32_t *rng, int32_t *plo, int32_t *phi) {
+    if (n2 <= j) {
+        return;
+    }
+    const int32_t *pg = g + j, *end = g + n2;
+    uint8_t *pw = wr + j;
+    int32_t lo = *plo;
+    uint32_t span = (uint32_t)(*phi - lo);
+    const int32_t m = K->m, s1 = K->s - 1;
+    int32_t t, v;
+    uint32_t s = rng ? *rng : 0;
+#define QT_G32_ONE(R, L) \
+    "ldr %[t], [%[pg]], #4\n\t" \
+    "mul %[t], %[t], %[m]\n\t" \
+    "asr %[t], %[t], %[s1]\n\t" \
+    "add %[t], %[t], #1\n\t" \
+    "asr %[t], %[t], #1\n\t" \
+    "ssat %[t], #30, %[t]\n\t" \
+    "sub %[t], %[rb], %[t]\n\t" \
+    R \
+    "ssat %[t], #27, %[t]\n\t" \
+    "ldrb %[v], [%[pw]]\n\t" \
+    "add %[v], %[v], %[t], asr #16\n\t" \
+    "sub %[t], %[v], %[lo]\n\t" \
+    "cmp %[t], %[span]\n\t" \
+    "bhi " L "f\n\t" \
+    L "0:\n\t" \
+    "usat %[v], #8, %[v]\n\t" \
+    "strb %[v], [%[pw]], #1\n\t"
+#define QT_G32_EXT(L) \
+    L ":\n\t"                /* a new extreme: below lo, or above lo + span */ \
+    "cmp %[v], %[lo]\n\t" \
+    "bge " L "5f\n\t" \
+    "sub %[t], %[lo], %[v]\n\t" \
+    "add %[span], %[span], %[t]\n\t" \
+    "mov %[lo], %[v]\n\t" \
+    "b " L "0b\n\t" \
+    L "5:\n\t" \
+    "mov %[span], %[t]\n\t" \
+    "b " L "0b\n\t"
+    if (rng) {
+        __asm__ volatile(
+            "1:\n\t"
+            "eor %[s], %[s], %[s], lsl #13\n\t"
+            "eor %[s], %[s], %[s], lsr #17\n\t"
+            "eor %[s], %[s], %[s], lsl #5\n\t"
+            QT_G32_ONE("add %[t], %[t], %[s], lsr #16\n\t", "3")
+            QT_G32_ONE("uxtah %[t], %[t], %[s]\n\t", "4")
+            "cmp %[pg], %[end]\n\t"
+            "bne 1b\n\t"
+            "b 9f\n\t"
+            QT_G32_EXT("3")
+            QT_G32_EXT("4")
+            "9:\n\t"
+            : [pg] "+r"(pg), [pw] "+r"(pw), [lo] "+r"(lo), [span] "+r"(span), [s] "+r"(s),
+            [t] "=&r"(t), [v] "=&r"(v)
+            : [m] "r"(m), [s1] "r"(s1), [rb] "r"(rb), [end] "r"(end)
+            : "cc", "memory");
+        *rng = s;
+    } else {
+        __asm__ volatile(
+            "1:\n\t"
+            QT_G32_ONE("", "3")
+            "cmp %[pg], %[end]\n\t"
+            "bne 1b\n\t"
+            "b 9f\n\t"
+            QT_G32_EXT("3")
+            "9:\n\t"
+            : [pg] "+r"(pg), [pw] "+r"(pw), [lo] "+r"(lo), [span] "+r"(span),
+            [t] "=&r"(t), [v] "=&r"(v)
+            : [m] "r"(m), [s1] "r"(s1), [rb] "r"(rb), [end] "r"(end)
+            : "cc", "memory");
+    }
+#undef QT_G32_ONE
+#undef QT_G32_EXT
+    *plo = lo;
+    *phi = lo + (int32_t)span;
+}
+#define QT_ROW_G32_FAST 1
+#elif defined(__ARM_ARCH_6M__)
+// Cortex-M0: the same in the 8 low registers, 27 instructions per weight
+// (+ 4.5 for the draw and offset when stochastic); out-of-range T, D, v
+// are handled out of line.
+static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, const qt_rowmul_t *K,
+    int32_t rb, uint32_t *rng, int32_t *plo, int32_t *phi) {
+    if (n2 <= j) {
+        return;
+    }
+    const int32_t *pg = g + j, *end = g + n2;
+    uint8_t *pw = wr + j;
+    int32_t lo = *plo;
+    uint32_t span = (uint32_t)(*phi - lo);
+    int32_t m = K->m, s1 = K->s - 1;
+    int32_t t, u;
+    uint32_t s = rng ? *rng : 0;
+#define QT_G32_M0(R, L) \
+    "ldm %[pg]!, {%[t]}\n\t" \
+    "muls %[t], %[m], %[t]\n\t" \
+    "mov %[u], %[s1]\n\t" \
+    "asrs %[t], %[u]\n\t" \
+    "adds %[t], #1\n\t" \
+    "asrs %[t], %[t], #1\n\t" \
+    "asrs %[u], %[t], #29\n\t" \
+    "cmp %[u], #1\n\t" \
+    "beq " L "1f\n\t" \
+    L "2:\n\t" \
+    "negs %[t], %[t]\n\t" \
+    R \
+    "add %[t], %[rb]\n\t" \
+    "asrs %[u], %[t], #26\n\t" \
+    "adds %[u], #1\n\t" \
+    "cmp %[u], #1\n\t" \
+    "bhi " L "3f\n\t" \
+    L "4:\n\t" \
+    "asrs %[t], %[t], #16\n\t" \
+    "ldrb %[u], [%[pw]]\n\t" \
+    "adds %[t], %[t], %[u]\n\t" \
+    "subs %[u], %[t], %[lo]\n\t" \
+    "cmp %[u], %[span]\n\t" \
+    "bhi " L "5f\n\t" \
+    L "6:\n\t" \
+    "cmp %[t], #255\n\t" \
+    "bhi " L "7f\n\t" \
+    L "8:\n\t" \
+    "strb %[t], [%[pw]]\n\t" \
+    "adds %[pw], #1\n\t"
+#define QT_G32_M0_EXT(L) \
+    L "1:\n\t"              /* T = 2^29: to 2^29 - 1 */ \
+    "subs %[t], #1\n\t" \
+    "b " L "2b\n\t" \
+    L "3:\n\t"              /* D outside [-2^26, 2^26): clamp */ \
+    "movs %[u], #1\n\t" \
+    "lsls %[u], %[u], #26\n\t" \
+    "cmp %[t], #0\n\t" \
+    "blt " L "9f\n\t" \
+    "subs %[t], %[u], #1\n\t" \
+    "b " L "4b\n\t" \
+    L "9:\n\t" \
+    "negs %[t], %[u]\n\t" \
+    "b " L "4b\n\t" \
+    L "5:\n\t"              /* a new extreme: below lo, or above lo + span */ \
+    "cmp %[t], %[lo]\n\t" \
+    "bge " L "10f\n\t" \
+    "subs %[u], %[lo], %[t]\n\t" \
+    "add %[span], %[u]\n\t" \
+    "mov %[lo], %[t]\n\t" \
+    "b " L "6b\n\t" \
+    L "10:\n\t" \
+    "mov %[span], %[u]\n\t" \
+    "b " L "6b\n\t" \
+    L "7:\n\t"              /* clamp to 0..255 */ \
+    "asrs %[t], %[t], #31\n\t" \
+    "mvns %[t], %[t]\n\t" \
+    "b " L "8b\n\t"
+    if (rng) {
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            "lsls %[u], %[s], #13\n\t"
+            "eors %[s], %[u]\n\t"
+            "lsrs %[u], %[s], #17\n\t"
+            "eors %[s], %[u]\n\t"
+            "lsls %[u], %[s], #5\n\t"
+            "eors %[s], %[u]\n\t"
+            QT_G32_M0("lsrs %[u], %[s], #16\n\tadds %[t], %[t], %[u]\n\t", "2")
+            QT_G32_M0("uxth %[u], %[s]\n\tadds %[t], %[t], %[u]\n\t", "3")
+            "cmp %[pg], %[end]\n\t"
+            "bne 1b\n\t"
+            "b 99f\n\t"
+            QT_G32_M0_EXT("2")
+            QT_G32_M0_EXT("3")
+            "99:\n\t"
+            : [pg] "+l"(pg), [pw] "+l"(pw), [lo] "+l"(lo), [s] "+l"(s), [m] "+l"(m),
+            [span] "+h"(span), [t] "=&l"(t), [u] "=&l"(u)
+            : [s1] "h"(s1), [rb] "h"(rb), [end] "h"(end)
+            : "cc", "memory");
+        *rng = s;
+    } else {
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            QT_G32_M0("", "2")
+            "cmp %[pg], %[end]\n\t"
+            "bne 1b\n\t"
+            "b 99f\n\t"
+            QT_G32_M0_EXT("2")
+            "99:\n\t"
+            : [pg] "+l"(pg), [pw] "+l"(pw), [lo] "+l"(lo), [m] "+l"(m),
+            [span] "+h"(span), [t] "=&l"(t), [u] "=&l"(u)
+            : [s1] "h"(s1), [rb] "h"(rb), [end] "h"(end)
+            : "cc", "memory");
+    }
+#undef QT_G32_M0
+#undef QT_G32_M0_EXT
+    *plo = lo;
+    *phi = lo + (int32_t)span;
+}
+#define QT_ROW_G32_FAST 1
+#endif
+
+// g holds g' (round_g done).  The extremes of v merge into [*plo, *phi]
+// (*plo > *phi: nothing seen yet).
+static void update_row_g32(uint8_t *wr, const int32_t *g, int32_t len, const qt_rowmul_t *K, int32_t rb,
+    uint32_t *rng, int32_t *plo, int32_t *phi) {
+    int32_t j = 0;
+    if (*plo > *phi) {
+        *plo = INT32_MAX;
+        *phi = INT32_MIN;
+    }
+#ifdef QT_ROW_G32_FAST
+    if (K->s >= 1 && len >= 2) {
+        if (*plo > *phi) {
+            // the out-of-range test needs a first value: the first pair in C
+            row_g32_c(wr, g, 0, 2, K, rb, rng, plo, phi);
+            j = 2;
+        }
+        const int32_t n2 = rng ? (len & ~1) : len;
+        row_g32_fast(wr, g, j, n2, K, rb, rng, plo, phi);
+        j = n2 > j ? n2 : j;
+    }
+#endif
+    row_g32_c(wr, g, j, len, K, rb, rng, plo, phi);
+}
+
+static float var_of(int64_t sum, float sq, float cnt, float *mean) {
+    float m = (float)sum / cnt;
+    float var = sq / cnt - m * m;
+    *mean = m;
+    return var < 0.0f ? 0.0f : var;
 }
 
 void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, float s_g,
     const qt_update_t *u, float *state, int first, int32_t new_range[2]) {
     int32_t qmin = INT32_MAX, qmax = INT32_MIN;
     float fl = (float)len;
+    qt_row_stats_t rs;
+    uint32_t amax = 0;
     // Per tensor: statistics over all rows that have a gradient.
     if (!u->per_row) {
         int64_t sum = 0;
         float sq = 0.0f;
         int32_t rows = 0;
         for (int32_t i = 0; i < rows_total; i++) {
-            int64_t s;
-            float q;
-            if (row_stats(g + (size_t)i * (size_t)len, len, &s, &q)) {
-                sum += s;
-                sq = sq + q;
+            row_stats(g + (size_t)i * (size_t)len, len, &rs);
+            amax |= rs.amax;
+            if (rs.amax) {
+                sum += rs.sum;
+                sq = sq + rs.sq;
                 rows++;
             }
         }
         if (rows) {
-            float fn = (float)rows * fl;
-            float mean = (float)sum / fn;
-            float var = sq / fn - mean * mean;
-            if (var < 0.0f) {
-                var = 0.0f;
-            }
+            float mean;
+            float var = var_of(sum, sq, (float)rows * fl, &mean);
             qt_std_blend(state + 1, s_g * mean, s_g * qt_sqrt_f32(var), u->alpha_norm, first);
         }
     }
+    const int32_t r0 = u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
     for (int32_t i = 0; i < rows_total; i++) {
         int32_t *gr = g + (size_t)i * (size_t)len;
         uint8_t *wr = w + (size_t)i * (size_t)len;
-        int64_t s;
-        float q;
-        if (!row_stats(gr, len, &s, &q)) {
-            continue;
-        }
         float *st = state + 1;
         if (u->per_row) {
-            st = state + QT_STD_STATE_HDR + 2 * i;
-            float mean = (float)s / fl;
-            float var = q / fl - mean * mean;
-            if (var < 0.0f) {
-                var = 0.0f;
+            row_stats(gr, len, &rs);
+            if (!rs.amax) {
+                continue;
             }
+            amax = rs.amax;
+            st = state + QT_STD_STATE_HDR + 2 * i;
+            float mean;
+            float var = var_of(rs.sum, rs.sq, fl, &mean);
             // A row seen for the first time takes its statistics as they are.
             qt_std_blend(st, s_g * mean, s_g * qt_sqrt_f32(var), u->alpha_norm, first || !(st[1] > 0.0f));
+        } else {
+            int32_t j = 0;
+            while (j < len && gr[j] == 0) {
+                j++;
+            }
+            if (j == len) {
+                continue;
+            }
         }
         float sig = st[1];
         if (sig > 0.0f) {
             float c = u->lr / (u->s_w * sig);
-            float mu = st[0];
-            float rrow = 0.0f;
-            if (u->rounding == QT_ROUND_STOCH_ROW) {
-                rrow = (float)(int32_t)(qt_rng_next(u->rng) >> 16) * (1.0f / 65536.0f);
+            qt_rowmul_t K;
+            rowmul_setup(c * s_g * 65536.0f, amax, &K);
+            if (K.gs) {
+                round_g(gr, len, K.gs);
             }
-            for (int32_t j = 0; j < len; j++) {
-                float d = c * (s_g * (float)gr[j] - mu);
-                float r = u->rounding == QT_ROUND_STOCH_ROW ? rrow
-                    : (float)qt_round_offset(u) * (1.0f / 65536.0f);
-                int32_t v = (int32_t)wr[j] + qt_floor_f32(clampf(r - d, 1024.0f));
-                qmin = v < qmin ? v : qmin;
-                qmax = v > qmax ? v : qmax;
-                wr[j] = qt_clamp_u8(v, 0);
+            float fb = c * st[0] * 65536.0f;
+            int32_t B = qt_round_f32(fb > 536870912.0f ? 536870912.0f : (fb < -536870912.0f ? -536870912.0f : fb));
+            if (u->rounding == QT_ROUND_STOCHASTIC) {
+                update_row_g32(wr, gr, len, &K, B, u->rng, &qmin, &qmax);
+            } else {
+                int32_t r = u->rounding == QT_ROUND_STOCH_ROW ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
+                update_row_g32(wr, gr, len, &K, B + r, NULL, &qmin, &qmax);
             }
         }
         qt_fill_i32(gr, (size_t)len, 0);

@@ -32,6 +32,9 @@
 enum {
     QT_ROUND_NEAREST = 0,
     QT_ROUND_FLOOR = 1,
+    // Stochastic per weight: one xorshift32 draw per two weights of a row,
+    // its high 16 bits for the even weight, its low 16 bits for the odd one
+    // (half the PRNG work of a draw per weight, same 16-bit resolution).
     QT_ROUND_STOCHASTIC = 2,
     // Stochastic with one random offset per structure (row/filter) and step,
     // shared by its weights: still unbiased for every weight (the offset is
@@ -75,7 +78,11 @@ void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t
 
 // Update from an int32 gradient buffer g[rows_total*len] (real = s_g * g),
 // one row per structure, then zero g.  Rows with an all-zero gradient are
-// skipped.  new_range[0..1]: exact min/max of the new values in weight steps
+// skipped.  Integer per weight: statistics from exact integer sums (one float
+// conversion per row), then w += (r + B - round(K g)) >> 16 in Q16 fixed
+// point with g rounded to 15 bits per row (per tensor when standardizing per
+// tensor) and K to a 16-bit mantissa, so K g is one 32-bit multiply (see
+// update.c for the exact definition the golden model mirrors).  new_range[0..1]: exact min/max of the new values in weight steps
 // (before clamping), INT32_MAX/INT32_MIN if nothing was updated.
 void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, float s_g,
     const qt_update_t *u, float *state, int first, int32_t new_range[2]);

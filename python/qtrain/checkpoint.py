@@ -90,6 +90,7 @@ def save(path, state, seq=0):
         encoded.append((nb, kind, payload, n))
         body_len += 1 + len(nb) + 1 + 4 + n
     tmp = path + ".tmp"
+    _commit_interrupted(path, tmp)
     header = struct.pack(_HEADER, MAGIC, VERSION, len(names), seq & 0xFFFFFFFF, body_len)
     crc = _crc32(header)
     with open(tmp, "wb") as f:
@@ -110,6 +111,26 @@ def _exists(path):
         return True
     except OSError:
         return False
+
+
+def _commit_interrupted(path, tmp):
+    """A reset after `.tmp` was complete but before its rename leaves the
+    newest checkpoint in `.tmp`, and load() resumes from it.  Commit it
+    before `.tmp` is opened for the next write, or that write would destroy
+    the checkpoint the run resumed from (a reset during it would then go
+    back one checkpoint more).  One stat() when there is no `.tmp`."""
+    if not _exists(tmp):
+        return
+    try:
+        seq = verify(tmp)
+    except CheckpointError:
+        return  # a partial write: overwritten next
+    try:
+        cur = verify(path)
+    except CheckpointError:
+        cur = -1
+    if seq > cur:
+        _replace(path, tmp)
 
 
 def _replace(path, tmp):

@@ -139,6 +139,15 @@ class _Rounder:
             return v >> 16
         return 32768 if self.rounding == ROUND_NEAREST else 0
 
+    def pairs(self, n):
+        """Per-weight stochastic offsets of a row of n weights: one xorshift32
+        draw per two weights, high 16 bits for even j, low 16 bits for odd j."""
+        draws = []
+        for _ in range((n + 1) // 2):
+            self.state, v = Q.rng_next(self.state)
+            draws += [v >> 16, v & 0xffff]
+        return np.array(draws[:n], np.int64)
+
 
 def _update_bias(b, gb, rows, s_g, s_b, lr, alpha, rnd, st, first):
     """qt_update_bias_i32 (gb: list of int gradients per row, in `rows` order)."""
@@ -273,7 +282,7 @@ def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
             A = Q.round_f32(_clampf(F(F(c * F(s_g * fce)) * F(65536.0)), 2097152.0))
             B = Q.round_f32(_clampf(F(F(c * st[off]) * F(65536.0)), 536870912.0))
         if rounding == ROUND_STOCHASTIC:
-            r = np.array([rnd.offset() for _ in range(n)], np.int64)
+            r = rnd.pairs(n)
         elif rounding == ROUND_STOCH_ROW:
             r = np.int64(rnd.offset())
         else:
@@ -302,15 +311,53 @@ def grad_acc_u8(e, eq, x, xq, g, gb, sel=None, k=None):
     return g.astype(np.int32), None if gb is None else gb.astype(np.int32)
 
 
+def int_to_f32(v):
+    """(float)(int64_t)v in C: the integer rounded to float32, to nearest even
+    (np.float32(int) may round twice, through float64)."""
+    v = int(v)
+    a = abs(v)
+    e = a.bit_length() - 24
+    if e > 0:
+        q, rem = divmod(a, 1 << e)
+        half = 1 << (e - 1)
+        if rem > half or (rem == half and q & 1):
+            q += 1
+        a = q << e
+    return F(-float(a) if v < 0 else float(a))
+
+
 def _row_stats(gr):
-    nz = bool(np.any(gr != 0))
-    total = int(gr.sum())
-    f = gr[gr != 0].astype(np.float32)
-    # sequential float32 sum of squares, like the C loop
-    sq = F(0)
-    if len(f):
-        sq = np.cumsum(np.concatenate([[F(0)], f * f]).astype(np.float32), dtype=np.float32)[-1]
-    return nz, total, F(sq)
+    """row_stats in update.c -> (amax, exact sum, float32 sum of squares):
+    amax = OR of |g|; the squares summed exactly of (|g| >> sh),
+    sh = max(0, bitlen(amax) - 24)."""
+    a = np.abs(np.asarray(gr, np.int64))
+    amax = int(np.bitwise_or.reduce(a)) if len(a) else 0
+    total = int(np.asarray(gr, np.int64).sum())
+    if amax == 0:
+        return 0, total, F(0)
+    sh = max(0, amax.bit_length() - 24)
+    q = a >> sh
+    sq = int((q * q).sum())
+    return amax, total, F(int_to_f32(sq) * F(1 << (2 * sh)))
+
+
+def _update_row_g32(w, gr, k, amax, rb, rnd, stochastic):
+    """update_row_g32 in update.c: g rounded to 15 bits (gs from amax), K = k 2^gs
+    with a 16-bit mantissa, T = round(K g) in 32-bit integers."""
+    gs = max(0, amax.bit_length() - 14)
+    g = np.asarray(gr, np.int64)
+    if gs:
+        g = ((g >> (gs - 1)) + 1) >> 1
+    mult, shift = Q.quantize_multiplier(F(F(k) * F(1 << gs)))
+    m, sft = mult >> 15, shift - 15
+    if sft >= 32:
+        m, sft = 0, 31
+    p = g * m
+    p = (((p >> (sft - 1)) + 1) >> 1) if sft >= 1 else p << (-sft)
+    t = np.clip(p, -(1 << 29), (1 << 29) - 1)
+    r = rnd.pairs(len(gr)) if stochastic else np.int64(0)
+    d = np.clip(r + rb - t, -(1 << 26), (1 << 26) - 1)
+    return w + (d >> 16)
 
 
 def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state, rng):
@@ -325,29 +372,32 @@ def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state
     s_g, s_w, lr = F(s_g), F(wq[Q.SCALE]), F(lr)
     fl = F(length)
     stats = [_row_stats(g[i]) for i in range(rows_total)]
+    amax_t = 0
     if not per_row:
         total, sq, nrows = 0, F(0), 0
-        for nz, t, q in stats:
-            if nz:
+        for am, t, q in stats:
+            amax_t |= am
+            if am:
                 total += t
                 sq = F(sq + q)
                 nrows += 1
         if nrows:
             fn = F(F(nrows) * fl)
-            mean = F(F(total) / fn)
+            mean = F(int_to_f32(total) / fn)
             var = F(F(sq / fn) - F(mean * mean))
             if var < 0:
                 var = F(0)
             _blend(st, 1, F(s_g * mean), F(s_g * Q.sqrt_f32(var)), alpha_norm, first)
     qmin, qmax = INT32_MAX, -INT32_MAX - 1
+    r0 = 32768 if rounding == ROUND_NEAREST else 0
     for i in range(rows_total):
-        nz, t, q = stats[i]
-        if not nz:
+        am, t, q = stats[i]
+        if not am:
             continue
         off = 1
         if per_row:
             off = HDR + 2 * i
-            mean = F(F(t) / fl)
+            mean = F(int_to_f32(t) / fl)
             var = F(F(q / fl) - F(mean * mean))
             if var < 0:
                 var = F(0)
@@ -356,19 +406,14 @@ def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state
         sig = st[off + 1]
         if sig > 0:
             c = F(lr / F(s_w * sig))
-            mu = st[off]
-            gf = g[i].astype(np.float32)
-            d = (c * ((s_g * gf).astype(np.float32) - mu).astype(np.float32)).astype(np.float32)
+            k = F(F(c * s_g) * F(65536.0))
+            B = Q.round_f32(_clampf(F(F(c * st[off]) * F(65536.0)), 536870912.0))
+            amax = am if per_row else amax_t
             if rounding == ROUND_STOCHASTIC:
-                r = np.array([rnd.offset() for _ in range(length)], np.float32)
-            elif rounding == ROUND_STOCH_ROW:
-                r = np.full(length, rnd.offset(), np.float32)
+                v = _update_row_g32(w[i], g[i], k, amax, B, rnd, True)
             else:
-                r = np.full(length, 32768 if rounding == ROUND_NEAREST else 0, np.float32)
-            r = (r * F(1.0 / 65536.0)).astype(np.float32)
-            t2 = np.clip((r - d).astype(np.float32), F(-1024), F(1024))
-            fl_ = np.array([Q.floor_f32(v) for v in t2], np.int64)
-            v = w[i] + fl_
+                r = rnd.offset() if rounding == ROUND_STOCH_ROW else r0
+                v = _update_row_g32(w[i], g[i], k, amax, B + r, rnd, False)
             qmin, qmax = min(qmin, int(v.min())), max(qmax, int(v.max()))
             w[i] = np.clip(v, 0, 255)
     if b is not None and gb is not None:
