@@ -34,9 +34,10 @@ def files():
 
 
 def run(n_in, n_out, budget_ms=3000, check_steps=2):
-    script = "import compare\ncompare.check(%d, %d, steps=%d)\ncompare.bench(%d, %d, budget_ms=%d)\n" % (
+    script = ("import compare\ncompare.check(%d, %d, steps=%d)\ncompare.bench(%d, %d, budget_ms=%d)\n"
+              "for m in ('uint8', 'float32'):\n    compare.vae_step(m)\n") % (
         n_in, n_out, check_steps, n_in, n_out, budget_ms)
-    res = run_script("unix", script, files=files(), timeout=600).check()
+    res = run_script("unix", script, files=files(), timeout=900, heapsize="16M").check()
     same = [line.split()[1:] for line in res.output.splitlines() if line.startswith("@same ")]
     bad = [s for s in same if s[2] != "-"]
     if not same or bad:
@@ -46,11 +47,14 @@ def run(n_in, n_out, budget_ms=3000, check_steps=2):
         if line.startswith("@alt "):
             _, name, us, n, cpu = line.split()
             alt[name] = {"us": float(us), "steps": int(n), "cpu_us": None if cpu == "-" else float(cpu)}
+        if line.startswith("@vae "):
+            _, mode, us, n = line.split()
+            alt.setdefault("vae", {})[mode] = {"us": float(us), "steps": int(n)}
     return alt
 
 
 def report(alt, cmd):
-    cpu = all(a["cpu_us"] for a in alt.values())
+    cpu = all(a["cpu_us"] for k, a in alt.items() if k != "vae")
     key = "cpu_us" if cpu else "us"
     q = alt["_qtrain"][key]
     L = ["Command: `%s`  " % cmd, bench_report.provenance(), ""]
@@ -78,6 +82,11 @@ def report(alt, cmd):
              "in plain Python, as a user would, and run the three O(m n) loops (forward dot products, "
              "error propagation, weight update) in viper or plain Python." % (
                  "the CPU time" if cpu else "the best round's wall clock"))
+    if alt.get("vae"):
+        L.append("")
+        L.append("For scale, one training step of the paper's ConvVAE with `_qtrain` on the same port (CPU time "
+                 "per sample, >= 1 s of steps): %s." % ", ".join(
+                     "%s %.2f ms" % (m, v["us"] / 1000) for m, v in alt["vae"].items()))
     return "\n".join(L)
 
 

@@ -155,3 +155,26 @@ def bench(n_in, n_out, budget_ms=3000, lr=0.01):
     for name in impls:
         c = cpu.get(name)
         print("@alt %s %.2f %d %s" % (name, best[name], steps[name], "-" if c is None else "%.2f" % (c / steps[name])))
+
+
+def vae_step(mode, min_cpu_us=1000000):
+    """CPU time per training step of the paper's ConvVAE with _qtrain (for
+    scale next to the Dense step): '@vae <mode> <us per step> <steps>'."""
+    from qtrain import models
+    vae = models.build_vae("conv", L.Options(mode=mode, lr=0.0005, seed=1))
+    xs = [rnd(784, 300 + s) for s in range(4)]
+    for x in xs:                       # blobs on a dark background, like digits
+        for i in range(784):
+            r, c = divmod(i, 28)
+            if not (6 <= r < 22 and 8 <= c < 20):
+                x[i] = 0
+    vae.train_step(xs[0])
+    c0 = cpu_us()
+    if c0 is None:
+        return
+    k = 0
+    while cpu_us() - c0 < min_cpu_us:
+        for x in xs:
+            vae.train_step(x)
+        k += 4
+    print("@vae %s %.1f %d" % (mode, (cpu_us() - c0) / k, k))

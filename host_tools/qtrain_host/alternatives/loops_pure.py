@@ -29,27 +29,35 @@ def axpy_rows(w, c, n, m, acc):
 
 def update_rows(w, x, n, m, c, A, B, zx, rng, lohi):
     """Rows with c[i] != 0: w += ((r + B + A_i z_x - A_i x_j) >> 16), clamped
-    to 0..255, r = the top 16 bits of one xorshift32 draw per weight; lohi:
-    the unclamped range of the new values (lo > hi: none yet)."""
+    to 0..255; r: one xorshift32 draw per two weights, its high 16 bits for
+    the even weight, its low 16 bits for the odd one; lohi: the unclamped
+    range of the new values (lo > hi: none yet)."""
     s = rng[0]
     lo, hi = lohi[0], lohi[1]
+    if lo > hi:
+        lo, hi = 2147483647, -2147483648
     for i in range(m):
         if c[i] == 0:
             continue
         a = A[i]
         rb = B + a * zx
         o = i * n
-        for j in range(n):
+        for j in range(0, n, 2):
             s ^= (s << 13) & 0xFFFFFFFF
             s ^= s >> 17
             s ^= (s << 5) & 0xFFFFFFFF
             v = w[o + j] + (((s >> 16) + rb - a * x[j]) >> 16)
-            if lo > hi:
-                lo = hi = v
             if v < lo:
                 lo = v
             if v > hi:
                 hi = v
             w[o + j] = 0 if v < 0 else (255 if v > 255 else v)
+            if j + 1 < n:
+                v = w[o + j + 1] + (((s & 0xFFFF) + rb - a * x[j + 1]) >> 16)
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+                w[o + j + 1] = 0 if v < 0 else (255 if v > 255 else v)
     rng[0] = s
     lohi[0], lohi[1] = lo, hi

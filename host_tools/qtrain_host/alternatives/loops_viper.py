@@ -32,10 +32,12 @@ def axpy_rows(w: ptr8, c: ptr32, n: int, m: int, acc: ptr32):
 def _update_row(w: ptr8, o: int, x: ptr8, n: int, a: int, rb: int, st: ptr32):
     # One row (a, rb as arguments: machine words with their sign).  st[0]:
     # the xorshift32 state in and out; st[1], st[2] <- this row's lo, hi.
+    # One draw per two weights: high 16 bits for the even one, low for the odd.
     s = uint(st[0]) & uint(0xFFFFFFFF)
     lo = 0
     hi = -1
-    for j in range(n):
+    j = 0
+    while j < n:
         s = (s ^ (s << 13)) & uint(0xFFFFFFFF)
         s = s ^ (s >> 17)
         s = (s ^ (s << 5)) & uint(0xFFFFFFFF)
@@ -48,6 +50,14 @@ def _update_row(w: ptr8, o: int, x: ptr8, n: int, a: int, rb: int, st: ptr32):
         if v > hi:
             hi = v
         w[o + j] = 0 if v < 0 else (255 if v > 255 else v)
+        if j + 1 < n:
+            v = w[o + j + 1] + ((int(s & uint(0xFFFF)) + rb - a * x[j + 1]) >> 16)
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+            w[o + j + 1] = 0 if v < 0 else (255 if v > 255 else v)
+        j += 2
     st[0] = int(s)
     st[1] = lo
     st[2] = hi
