@@ -15,7 +15,8 @@ MPY_DIR ?= $(BUILD)/micropython
 UNIX_MP := $(BUILD)/unix/micropython
 ARCHS := x64 armv6m armv7m armv7emsp
 QEMU_BOARDS := qemu-m0 qemu-m3 qemu-m4
-NATMODS := $(foreach a,$(ARCHS),dist/$(a)_6.3/_qtrain.mpy)
+# _qtrain: the uint8 kernels (what a board loads); _qtrain_float: float32/mixed.
+NATMODS := $(foreach a,$(ARCHS),dist/$(a)_6.3/_qtrain.mpy dist/$(a)_6.3/_qtrain_float.mpy)
 NATMOD_SRC := $(wildcard natmod/*.c natmod/*.h natmod/kernels/*.c natmod/kernels/*.h) natmod/Makefile
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 export PATH := $(VENV)/bin:$(PATH)
@@ -31,7 +32,7 @@ APT_PACKAGES := build-essential gcc-arm-none-eabi libnewlib-arm-none-eabi \
 help:
 	@echo "make demo   train a VAE + heads on the Unix port, write out/demo/"
 	@echo "make test   set up everything missing, build, run the test suite"
-	@echo "make dist   build dist/<arch>_6.3/_qtrain.mpy for: $(ARCHS)"
+	@echo "make dist   build dist/<arch>_6.3/_qtrain.mpy and _qtrain_float.mpy for: $(ARCHS)"
 	@echo "make setup  only install/build the toolchain (idempotent)"
 
 # ---- setup: each step leaves a stamp, so a second run does nothing ----------
@@ -83,7 +84,9 @@ setup: venv unix firmware
 
 dist: $(NATMODS)
 dist/%_6.3/_qtrain.mpy: $(NATMOD_SRC) $(VENV)/.stamp | $(MPY_DIR)/mpy-cross/build/mpy-cross
-	@$(MAKE) -s -C natmod ARCH=$* MPY_DIR=$(MPY_DIR) OUT=$(CURDIR)/dist/$*_6.3 install
+	@$(MAKE) -s -C natmod ARCH=$* MOD=_qtrain MPY_DIR=$(MPY_DIR) OUT=$(CURDIR)/dist/$*_6.3 install
+dist/%_6.3/_qtrain_float.mpy: $(NATMOD_SRC) $(VENV)/.stamp | $(MPY_DIR)/mpy-cross/build/mpy-cross
+	@$(MAKE) -s -C natmod ARCH=$* MOD=_qtrain_float MPY_DIR=$(MPY_DIR) OUT=$(CURDIR)/dist/$*_6.3 install
 
 # ---- the main job ------------------------------------------------------------
 
@@ -93,9 +96,10 @@ DEMO_ARGS ?=
 demo: venv unix dist
 	$(PY) -m qtrain_host demo $(DEMO_ARGS)
 
-# Install onto a real board: make deploy BOARD=pico PORT=/dev/ttyACM0
+# Install onto a real board: make deploy BOARD=pico PORT=/dev/ttyACM0 [FLOAT=1]
+# (FLOAT=1 also installs _qtrain_float.mpy, for float32/mixed models)
 deploy: venv dist
-	$(PY) -m qtrain_host deploy --board $(if $(filter command line,$(origin BOARD)),$(BOARD),pico) $(if $(PORT),--port $(PORT))
+	$(PY) -m qtrain_host deploy --board $(if $(filter command line,$(origin BOARD)),$(BOARD),pico) $(if $(PORT),--port $(PORT)) $(if $(FLOAT),--float)
 
 # ---- tests -------------------------------------------------------------------
 

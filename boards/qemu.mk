@@ -16,7 +16,8 @@
 #   make run-qemu BOARD=qemu-m4 SCRIPT=f.py [MOUNT=dir]
 #        start the emulator with its UART on a pty, then
 #        `mpremote connect <pty> mount <dir> run <script>`, then stop it.
-#        MOUNT defaults to dist/<arch>_6.3 (so `import _qtrain` works).
+#        MOUNT defaults to dist/<arch>_6.3 (so `import _qtrain` and
+#        `import _qtrain_float` work).
 
 FW_DIR := $(BUILD)/firmware
 FW_SRC := $(FW_DIR)/src
@@ -71,5 +72,5 @@ $(FW_DIR)/%/firmware.elf: $(FW_DIR)/.tree-stamp boards/%/mpconfigboard.mk boards
 QEMU_RUN_BOARD = $(or $(BOARD),qemu-m4)
 run-qemu: $(FW_DIR)/$(QEMU_RUN_BOARD)/firmware.elf $(VENV)/.stamp
 	@test -n "$(SCRIPT)" || { echo "usage: make run-qemu BOARD=qemu-m4 SCRIPT=file.py [MOUNT=dir]" >&2; exit 2; }
-	@arch=$$($(call board_json,$(QEMU_RUN_BOARD),arch)) && $(MAKE) -s dist/$${arch}_6.3/_qtrain.mpy
+	@arch=$$($(call board_json,$(QEMU_RUN_BOARD),arch)) && $(MAKE) -s dist/$${arch}_6.3/_qtrain.mpy dist/$${arch}_6.3/_qtrain_float.mpy
 	$(PY) -m qtrain_host.qemu mpremote $(QEMU_RUN_BOARD) $(SCRIPT) $(if $(MOUNT),--mount $(MOUNT))

@@ -256,3 +256,10 @@ float qt_check_f32(float v, const char *name, float lo, float hi, bool lo_open, 
     }
     return v;
 }
+
+// ---- the API version ----------------------------------------------------------
+
+static mp_obj_t qt_abi(void) {
+    return mp_obj_new_int(QT_API_VERSION);
+}
+MP_DEFINE_CONST_FUN_OBJ_0(qt_abi_obj, qt_abi);

@@ -76,4 +76,10 @@ bool qt_arg_bool(mp_obj_t obj, const char *name);
 // lo_open/hi_open make that end open.  `name` names it, e.g. "hp[0] (lr)".
 float qt_check_f32(float v, const char *name, float lo, float hi, bool lo_open, bool hi_open);
 
+// ---- the API version ----------------------------------------------------------
+// Version of the Python-visible API of _qtrain and _qtrain_float (both
+// modules export abi(); the package checks they match).
+#define QT_API_VERSION (1)
+extern const mp_obj_fun_builtin_fixed_t qt_abi_obj;
+
 #endif

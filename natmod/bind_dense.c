@@ -1,29 +1,11 @@
-// Python bindings of the quantization core and the Dense kernels.
+// Python bindings of the quantization core and the uint8 Dense kernels.
 // Argument order everywhere: inputs first, then outputs, then options; every
 // uint8 tensor is followed by its qparams record (array('f', 8), quant.h).
 // Shapes are taken from buffer lengths (x: n, y: m, w: m*n) and cross-checked.
-#include "bind_common.h"
-#include "kernels/quant.h"
+// The float32 and mixed Dense calls are in bind_dense_float.c (_qtrain_float).
+#include "bind_args.h"
 #include "kernels/dense.h"
-#include "kernels/update.h"
 #include "kernels/select.h"
-
-// Common shape checks: n = len(x), m = len(y), w must hold m*n.
-static void dense_shape(size_t n, const char *nx, size_t m, const char *ny, size_t wlen, const char *nw) {
-    if (n > QT_DENSE_MAX_N) {
-        qt_raise_value("%s: expected at most %d items, got %z", nx, QT_DENSE_MAX_N, n);
-    }
-    if (m > QT_DENSE_MAX_M) {
-        qt_raise_value("%s: expected at most %d items, got %z", ny, QT_DENSE_MAX_M, m);
-    }
-    if (wlen != m * n) {
-        qt_raise_value("%s: expected len(%s)*len(%s) = %z*%z = %z items, got %z", nw, ny, nx, m, n, m * n, wlen);
-    }
-}
-
-static int32_t qp_zero(const float *qp) {
-    return (int32_t)qp[QT_QP_ZERO];
-}
 
 // ---- quantization core -------------------------------------------------------
 
@@ -69,7 +51,7 @@ static mp_obj_t qt_remap_u8_fn(mp_obj_t q_in, mp_obj_t old_in, mp_obj_t new_in) 
     uint8_t *q = qt_arg_buf_len(q_in, "q", QT_TC_U8, 0, &n, QT_RW);
     const float *qo = qt_arg_qparams(old_in, "qp_old", QT_RO);
     const float *qn = qt_arg_qparams(new_in, "qp_new", QT_RO);
-    qt_remap_u8(q, n, qo[QT_QP_SCALE], qp_zero(qo), qn[QT_QP_SCALE], qp_zero(qn));
+    qt_remap_u8(q, n, qo[QT_QP_SCALE], qt_qp_zero(qo), qn[QT_QP_SCALE], qt_qp_zero(qn));
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(qt_remap_u8_obj, qt_remap_u8_fn);
@@ -88,7 +70,7 @@ static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     uint8_t *y = qt_arg_buf_len(a[6], "y", QT_TC_U8, 1, &m, QT_RW);
     float *yq = qt_arg_qparams(a[7], "yq", QT_RW);
     const uint8_t *w = qt_arg_buf_len(a[2], "w", QT_TC_U8, 0, &wlen, QT_RO);
-    dense_shape(n, "x", m, "y", wlen, "w");
+    qt_dense_shape(n, "x", m, "y", wlen, "w");
     const float *wq = qt_arg_qparams(a[3], "wq", QT_RO);
     const int32_t *b = qt_arg_buf_opt(a[4], "b", QT_TC_I32, m, QT_RO);
     float sb = 0.0f;
@@ -105,9 +87,9 @@ static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
 
     float swx = wq[QT_QP_SCALE] * xq[QT_QP_SCALE];
     qt_dense_fwd_t q;
-    q.zx = qp_zero(xq);
-    q.zw = qp_zero(wq);
-    q.zy = qp_zero(yq);
+    q.zx = qt_qp_zero(xq);
+    q.zw = qt_qp_zero(wq);
+    q.zy = qt_qp_zero(yq);
     q.out = qt_fixmul_from_f32(swx / yq[QT_QP_SCALE]);
     q.bias = qt_fixmul_from_f32(b ? sb / swx : 0.0f);
     q.relu = relu;
@@ -124,22 +106,6 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_u8_obj, 9, 10, qt_de
 
 // ---- Dense backward ----------------------------------------------------------
 
-// The optional DSGU row list: sel (int32[m]) and k, or None (all rows).
-static const int32_t *arg_rows(mp_obj_t sel_in, mp_obj_t k_in, size_t m, int32_t *k) {
-    const int32_t *sel = qt_arg_buf_opt(sel_in, "sel", QT_TC_I32, m, QT_RO);
-    if (!sel) {
-        *k = (int32_t)m;
-        return NULL;
-    }
-    *k = (int32_t)qt_arg_int(k_in, "k", 1, (mp_int_t)m);
-    for (int32_t t = 0; t < *k; t++) {
-        if (sel[t] < 0 || (size_t)sel[t] >= m) {
-            qt_raise_value("sel: item %d must be a row index in 0..%z, got %d", (int)t, m - 1, (int)sel[t]);
-        }
-    }
-    return sel;
-}
-
 // dense_backward_u8(e, eq, w, wq, ep, epq, sel, k, acc) -> None
 //   e uint8[m] (error at the output, after ReLU backward), ep uint8[n]
 //   (written: error at the input), acc int32[n] scratch; sel/k: DSGU rows or
@@ -150,20 +116,20 @@ static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
     uint8_t *ep = qt_arg_buf_len(a[4], "ep", QT_TC_U8, 1, &n, QT_RW);
     const uint8_t *w = qt_arg_buf_len(a[2], "w", QT_TC_U8, 0, &wlen, QT_RO);
-    dense_shape(n, "ep", m, "e", wlen, "w");
+    qt_dense_shape(n, "ep", m, "e", wlen, "w");
     const float *wq = qt_arg_qparams(a[3], "wq", QT_RO);
     float *epq = qt_arg_qparams(a[5], "epq", QT_RW);
     int32_t k;
-    const int32_t *rows = arg_rows(a[6], a[7], m, &k);
+    const int32_t *rows = qt_arg_rows(a[6], a[7], m, &k);
     int32_t *acc = qt_arg_i32(a[8], "acc", n, QT_RW);
     qt_check_no_overlap(ep, n, "ep", e, m, "e");
     qt_check_no_overlap(ep, n, "ep", w, wlen, "w");
 
     float swe = wq[QT_QP_SCALE] * eq[QT_QP_SCALE];
     qt_dense_bwd_t q;
-    q.ze = qp_zero(eq);
-    q.zw = qp_zero(wq);
-    q.zep = qp_zero(epq);
+    q.ze = qt_qp_zero(eq);
+    q.zw = qt_qp_zero(wq);
+    q.zep = qt_qp_zero(epq);
     q.out = qt_fixmul_from_f32(swe / epq[QT_QP_SCALE]);
     int32_t r[2];
     dense_backward_u8(e, w, ep, (int32_t)m, (int32_t)n, rows, k, &q, acc, r);
@@ -180,7 +146,7 @@ static mp_obj_t qt_relu_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
     const uint8_t *y = qt_arg_u8(a[2], "y", n, QT_RO);
     const float *yq = qt_arg_qparams(a[3], "yq", QT_RO);
-    return mp_obj_new_int(relu_backward_u8(e, y, (int32_t)n, qp_zero(eq), qp_zero(yq)));
+    return mp_obj_new_int(relu_backward_u8(e, y, (int32_t)n, qt_qp_zero(eq), qt_qp_zero(yq)));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_relu_backward_u8_obj, 4, 4, qt_relu_backward_u8_fn);
 
@@ -202,7 +168,7 @@ static mp_obj_t qt_dense_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     float *st = qt_arg_f32(a[3], "state", 1, QT_RW);
     int32_t *sel = qt_arg_i32(a[4], "sel", m, QT_RW);
     uint32_t *scratch = qt_arg_u32(a[5], "scratch", 2 * m, QT_RW);
-    int32_t ze = qp_zero(eq);
+    int32_t ze = qt_qp_zero(eq);
     uint32_t sum = 0;
     for (size_t i = 0; i < m; i++) {
         int32_t c = (int32_t)e[i] - ze;
@@ -219,34 +185,11 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_u8_obj, 6, 6, qt_dens
 
 // ---- update ----------------------------------------------------------------------
 
-// hp = array('f', [lr, alpha_norm, tau]) and flags (rounding | per_row << 2);
-// rounding 0 nearest, 1 floor, 2 stochastic, 3 stochastic per row.
-static void arg_update_ex(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau,
-    int32_t max_flags) {
-    const float *hp = qt_arg_f32(hp_in, "hp", 3, QT_RO);
-    u->lr = qt_check_f32(hp[0], "hp[0] (lr)", 0.0f, 10.0f, true, false);
-    u->alpha_norm = qt_check_f32(hp[1], "hp[1] (alpha_norm)", 0.0f, 1.0f, true, false);
-    *tau = qt_check_f32(hp[2], "hp[2] (tau)", 0.0f, 1.0f, false, true);
-    int32_t flags = (int32_t)qt_arg_int(flags_in, "flags", 0, max_flags);
-    u->rounding = flags & QT_UPD_ROUND_MASK;
-    u->per_row = (flags & QT_UPD_PER_ROW) != 0;
-    if (rng_in == MP_OBJ_NULL && u->rounding >= QT_ROUND_STOCHASTIC) {
-        qt_raise_value("flags: float32 updates take no rounding mode (bits 0-1 must be 0 or 1)");
-    }
-    u->rng = rng_in == MP_OBJ_NULL ? NULL : qt_arg_u32(rng_in, "rng", 1, QT_RW);
-    if (u->rounding >= QT_ROUND_STOCHASTIC && (!u->rng || u->rng[0] == 0)) {
-        qt_raise_value("rng: the PRNG state must not be 0 (seed it)");
-    }
-}
-
-static void arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau) {
-    arg_update_ex(hp_in, flags_in, rng_in, u, tau, 7);
-}
-
 // dense_update_u8(e, eq, x, xq, w, wq, b, bq, sel, k, hp, flags, state, rng) -> int
 //   One SGD step of batch size 1 from the outer product e x^T, no gradient
 //   buffer (kernels/dense.h), then the weight range update and re-map
-//   (update.h).  state array('f', 5 + 2m), rng array('I', 1).  Returns 1 if
+//   (update.h).  state array('f', 5 + 2m), or 5 when flags has no per-row
+//   bit (per-tensor statistics); rng array('I', 1).  Returns 1 if
 //   the stored weights were re-mapped to a new scale.
 static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t m, n, wlen;
@@ -255,7 +198,7 @@ static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     const uint8_t *x = qt_arg_buf_len(a[2], "x", QT_TC_U8, 1, &n, QT_RO);
     const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
     uint8_t *w = qt_arg_buf_len(a[4], "w", QT_TC_U8, 0, &wlen, QT_RW);
-    dense_shape(n, "x", m, "e", wlen, "w");
+    qt_dense_shape(n, "x", m, "e", wlen, "w");
     float *wq = qt_arg_qparams(a[5], "wq", QT_RW);
     int32_t *b = qt_arg_buf_opt(a[6], "b", QT_TC_I32, m, QT_RW);
     qt_dense_upd_t d;
@@ -265,19 +208,19 @@ static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
         d.s_b = bq[QT_QP_SCALE];
     }
     int32_t k;
-    const int32_t *rows = arg_rows(a[8], a[9], m, &k);
+    const int32_t *rows = qt_arg_rows(a[8], a[9], m, &k);
     qt_update_t u;
     float tau;
-    arg_update(a[10], a[11], a[13], &u, &tau);
-    float *state = qt_arg_f32(a[12], "state", QT_STD_STATE_LEN(m), QT_RW);
+    qt_arg_update(a[10], a[11], a[13], &u, &tau, 7);
+    float *state = qt_arg_std_state(a[12], m, u.per_row);
     qt_check_no_overlap(w, wlen, "w", x, n, "x");
     qt_check_no_overlap(w, wlen, "w", e, m, "e");
-    d.ze = qp_zero(eq);
-    d.zx = qp_zero(xq);
+    d.ze = qt_qp_zero(eq);
+    d.zx = qt_qp_zero(xq);
     d.s_e = eq[QT_QP_SCALE];
     d.s_x = xq[QT_QP_SCALE];
     u.s_w = wq[QT_QP_SCALE];
-    u.zw = qp_zero(wq);
+    u.zw = qt_qp_zero(wq);
     int32_t r[2];
     dense_update_u8(e, x, w, b, (int32_t)m, (int32_t)n, rows, k, &d, &u, state, r);
     return mp_obj_new_int(qt_weights_qp_update(w, wlen, wq, r, tau));
@@ -295,11 +238,11 @@ static mp_obj_t qt_dense_grad_acc_u8_fn(size_t n_args, const mp_obj_t *a) {
     const uint8_t *x = qt_arg_buf_len(a[2], "x", QT_TC_U8, 1, &n, QT_RO);
     const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
     int32_t *g = qt_arg_buf_len(a[4], "g", QT_TC_I32, 0, &glen, QT_RW);
-    dense_shape(n, "x", m, "e", glen, "g");
+    qt_dense_shape(n, "x", m, "e", glen, "g");
     int32_t *gb = qt_arg_buf_opt(a[5], "gb", QT_TC_I32, m, QT_RW);
     int32_t k;
-    const int32_t *rows = arg_rows(a[6], a[7], m, &k);
-    dense_grad_acc_u8(e, x, g, gb, (int32_t)m, (int32_t)n, rows, k, qp_zero(eq), qp_zero(xq));
+    const int32_t *rows = qt_arg_rows(a[6], a[7], m, &k);
+    dense_grad_acc_u8(e, x, g, gb, (int32_t)m, (int32_t)n, rows, k, qt_qp_zero(eq), qt_qp_zero(xq));
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_grad_acc_u8_obj, 8, 8, qt_dense_grad_acc_u8_fn);
@@ -310,12 +253,8 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_grad_acc_u8_obj, 8, 8, qt_de
 //   gs = array('f', [s_g, s_gb]): real gradient = s_g * g, bias s_gb * gb.
 //   gb/b/bq may be None.  Zeroes g and gb.  Returns 1 if w was re-mapped.
 static mp_obj_t qt_update_rows_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t glen, slen;
-    float *state = qt_arg_buf_len(a[9], "state", QT_TC_F32, QT_STD_STATE_LEN(1), &slen, QT_RW);
-    if ((slen - QT_STD_STATE_HDR) % 2) {
-        qt_raise_value("state: expected 5 + 2*rows items, got %z", slen);
-    }
-    size_t rows = (slen - QT_STD_STATE_HDR) / 2;
+    size_t glen, rows;
+    float *state = qt_arg_state_rows(a[9], &rows);
     int32_t *g = qt_arg_buf_len(a[0], "g", QT_TC_I32, rows, &glen, QT_RW);
     if (glen % rows || glen / rows > QT_DENSE_MAX_N) {
         qt_raise_value("g: expected rows*len items with rows = %z (from state) and len <= %d, got %z",
@@ -334,9 +273,9 @@ static mp_obj_t qt_update_rows_u8_fn(size_t n_args, const mp_obj_t *a) {
     }
     qt_update_t u;
     float tau;
-    arg_update(a[7], a[8], a[10], &u, &tau);
+    qt_arg_update(a[7], a[8], a[10], &u, &tau, 7);
     u.s_w = wq[QT_QP_SCALE];
-    u.zw = qp_zero(wq);
+    u.zw = qt_qp_zero(wq);
     int first = !(state[0] > 0.0f);
     int32_t r[2];
     qt_update_rows_u8(w, g, (int32_t)rows, (int32_t)(glen / rows), s_g, &u, state, first, r);
@@ -351,257 +290,6 @@ static mp_obj_t qt_update_rows_u8_fn(size_t n_args, const mp_obj_t *a) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_u8_obj, 11, 11, qt_update_rows_u8_fn);
 
-// ---- float32 reference and mixed mode ------------------------------------------
-// Float tensors are array('f'); mixed = uint8 forward (dense_forward_u8),
-// float32 errors.  Same shapes, row lists, hp/flags/state as the uint8 calls;
-// flags may add 8 (plain SGD, no standardization) in the float32 calls.
-
-static size_t f32_len(mp_obj_t o, const char *name, float **p, bool wr) {
-    size_t n;
-    *p = qt_arg_buf_len(o, name, QT_TC_F32, 1, &n, wr);
-    return n;
-}
-
-// dense_forward_f32(x, w, b, y, relu) -> None
-static mp_obj_t qt_dense_forward_f32_fn(size_t n_args, const mp_obj_t *a) {
-    float *x, *y;
-    size_t n = f32_len(a[0], "x", &x, QT_RO), m = f32_len(a[3], "y", &y, QT_RW), wlen;
-    const float *w = qt_arg_buf_len(a[1], "w", QT_TC_F32, 0, &wlen, QT_RO);
-    dense_shape(n, "x", m, "y", wlen, "w");
-    const float *b = qt_arg_buf_opt(a[2], "b", QT_TC_F32, m, QT_RO);
-    bool relu = qt_arg_bool(a[4], "relu");
-    qt_check_no_overlap(y, 4 * m, "y", x, 4 * n, "x");
-    qt_check_no_overlap(y, 4 * m, "y", w, 4 * wlen, "w");
-    dense_forward_f32(x, w, b, y, (int32_t)m, (int32_t)n, relu);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_f32_obj, 5, 5, qt_dense_forward_f32_fn);
-
-// dense_backward_f32(e, w, ep, sel, k) -> None
-static mp_obj_t qt_dense_backward_f32_fn(size_t n_args, const mp_obj_t *a) {
-    float *e, *ep;
-    size_t m = f32_len(a[0], "e", &e, QT_RO), n = f32_len(a[2], "ep", &ep, QT_RW), wlen;
-    const float *w = qt_arg_buf_len(a[1], "w", QT_TC_F32, 0, &wlen, QT_RO);
-    dense_shape(n, "ep", m, "e", wlen, "w");
-    int32_t k;
-    const int32_t *rows = arg_rows(a[3], a[4], m, &k);
-    qt_check_no_overlap(ep, 4 * n, "ep", e, 4 * m, "e");
-    qt_check_no_overlap(ep, 4 * n, "ep", w, 4 * wlen, "w");
-    dense_backward_f32(e, w, ep, (int32_t)m, (int32_t)n, rows, k);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_backward_f32_obj, 5, 5, qt_dense_backward_f32_fn);
-
-// dense_backward_mixed(e, w, wq, ep, sel, k) -> None: float e, uint8 w.
-static mp_obj_t qt_dense_backward_mixed_fn(size_t n_args, const mp_obj_t *a) {
-    float *e, *ep;
-    size_t m = f32_len(a[0], "e", &e, QT_RO), n = f32_len(a[3], "ep", &ep, QT_RW), wlen;
-    const uint8_t *w = qt_arg_buf_len(a[1], "w", QT_TC_U8, 0, &wlen, QT_RO);
-    dense_shape(n, "ep", m, "e", wlen, "w");
-    const float *wq = qt_arg_qparams(a[2], "wq", QT_RO);
-    int32_t k;
-    const int32_t *rows = arg_rows(a[4], a[5], m, &k);
-    qt_check_no_overlap(ep, 4 * n, "ep", e, 4 * m, "e");
-    dense_backward_mixed(e, w, qp_zero(wq), wq[QT_QP_SCALE], ep, (int32_t)m, (int32_t)n, rows, k);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_backward_mixed_obj, 6, 6, qt_dense_backward_mixed_fn);
-
-// relu_backward_f32(e, y) -> int
-static mp_obj_t qt_relu_backward_f32_fn(mp_obj_t e_in, mp_obj_t y_in) {
-    float *e;
-    size_t n = f32_len(e_in, "e", &e, QT_RW);
-    const float *y = qt_arg_f32(y_in, "y", n, QT_RO);
-    return mp_obj_new_int(relu_backward_f32(e, y, (int32_t)n));
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(qt_relu_backward_f32_obj, qt_relu_backward_f32_fn);
-
-// relu_backward_mixed(e, y, yq) -> int: float e, uint8 y.
-static mp_obj_t qt_relu_backward_mixed_fn(mp_obj_t e_in, mp_obj_t y_in, mp_obj_t yq_in) {
-    float *e;
-    size_t n = f32_len(e_in, "e", &e, QT_RW);
-    const uint8_t *y = qt_arg_u8(y_in, "y", n, QT_RO);
-    const float *yq = qt_arg_qparams(yq_in, "yq", QT_RO);
-    return mp_obj_new_int(relu_backward_mixed(e, y, (int32_t)n, qp_zero(yq)));
-}
-static MP_DEFINE_CONST_FUN_OBJ_3(qt_relu_backward_mixed_obj, qt_relu_backward_mixed_fn);
-
-// dense_select_f32(e, hp, state, sel, scratch) -> k: as dense_select_u8 with
-// score |e_i| (float errors: float32 and mixed modes).
-static mp_obj_t qt_dense_select_f32_fn(size_t n_args, const mp_obj_t *a) {
-    float *e;
-    size_t m = f32_len(a[0], "e", &e, QT_RO);
-    const float *hp = qt_arg_f32(a[1], "hp", 2, QT_RO);
-    float lmin = qt_check_f32(hp[0], "hp[0] (lmin)", 0.0f, 1.0f, true, false);
-    qt_check_f32(hp[1], "hp[1] (lmax)", lmin, 1.0f, false, false);
-    float *st = qt_arg_f32(a[2], "state", 1, QT_RW);
-    int32_t *sel = qt_arg_i32(a[3], "sel", m, QT_RW);
-    uint32_t *scratch = qt_arg_u32(a[4], "scratch", 2 * m, QT_RW);
-    float sum = 0.0f;
-    for (size_t i = 0; i < m; i++) {
-        union {
-            float f;
-            uint32_t u;
-        } v;
-        v.f = e[i] < 0.0f ? -e[i] : e[i];
-        sum = sum + v.f;
-        scratch[i] = v.u & 0x7fffffffu;   // non-negative floats order like their bits
-    }
-    int32_t k = dsgu_k(sum / (float)m, st, hp[0], hp[1], (int32_t)m);
-    select_topk_u32(scratch, (int32_t)m, k, sel, scratch + m);
-    return mp_obj_new_int(k);
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_f32_obj, 5, 5, qt_dense_select_f32_fn);
-
-// dense_update_f32(e, x, w, b, sel, k, hp, flags, state) -> None
-static mp_obj_t qt_dense_update_f32_fn(size_t n_args, const mp_obj_t *a) {
-    float *e, *x;
-    size_t m = f32_len(a[0], "e", &e, QT_RO), n = f32_len(a[1], "x", &x, QT_RO), wlen;
-    float *w = qt_arg_buf_len(a[2], "w", QT_TC_F32, 0, &wlen, QT_RW);
-    dense_shape(n, "x", m, "e", wlen, "w");
-    float *b = qt_arg_buf_opt(a[3], "b", QT_TC_F32, m, QT_RW);
-    int32_t k;
-    const int32_t *rows = arg_rows(a[4], a[5], m, &k);
-    qt_update_t u;
-    float tau;
-    arg_update_ex(a[6], a[7], MP_OBJ_NULL, &u, &tau, 15);
-    if (u.rounding >= QT_ROUND_STOCHASTIC) {
-        qt_raise_value("flags: float32 updates take no rounding mode (bits 0-1 must be 0 or 1)");
-    }
-    int32_t plain = (mp_obj_get_int(a[7]) & QT_UPD_PLAIN) != 0;
-    float *state = qt_arg_f32(a[8], "state", QT_STD_STATE_LEN(m), QT_RW);
-    qt_check_no_overlap(w, 4 * wlen, "w", x, 4 * n, "x");
-    qt_check_no_overlap(w, 4 * wlen, "w", e, 4 * m, "e");
-    dense_update_f32(e, x, w, b, (int32_t)m, (int32_t)n, rows, k, &u, plain, state);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_update_f32_obj, 9, 9, qt_dense_update_f32_fn);
-
-// dense_update_mixed(e, x, xq, w, wq, b, bq, sel, k, hp, flags, state, rng) -> int
-//   float e; uint8 x, w; int32 b: as dense_update_u8 (same rounding, range
-//   tracking and re-map), statistics from the float error.
-static mp_obj_t qt_dense_update_mixed_fn(size_t n_args, const mp_obj_t *a) {
-    float *e;
-    size_t m = f32_len(a[0], "e", &e, QT_RO), n, wlen;
-    const uint8_t *x = qt_arg_buf_len(a[1], "x", QT_TC_U8, 1, &n, QT_RO);
-    const float *xq = qt_arg_qparams(a[2], "xq", QT_RO);
-    uint8_t *w = qt_arg_buf_len(a[3], "w", QT_TC_U8, 0, &wlen, QT_RW);
-    dense_shape(n, "x", m, "e", wlen, "w");
-    float *wq = qt_arg_qparams(a[4], "wq", QT_RW);
-    int32_t *b = qt_arg_buf_opt(a[5], "b", QT_TC_I32, m, QT_RW);
-    float s_b = 1.0f;
-    if (b) {
-        const float *bq = qt_arg_qparams(a[6], "bq", QT_RO);
-        s_b = bq[QT_QP_SCALE];
-    }
-    int32_t k;
-    const int32_t *rows = arg_rows(a[7], a[8], m, &k);
-    qt_update_t u;
-    float tau;
-    arg_update(a[9], a[10], a[12], &u, &tau);
-    float *state = qt_arg_f32(a[11], "state", QT_STD_STATE_LEN(m), QT_RW);
-    qt_check_no_overlap(w, wlen, "w", x, n, "x");
-    u.s_w = wq[QT_QP_SCALE];
-    u.zw = qp_zero(wq);
-    int32_t r[2];
-    dense_update_mixed(e, x, qp_zero(xq), xq[QT_QP_SCALE], w, b, s_b, (int32_t)m, (int32_t)n, rows, k, &u,
-        state, r);
-    return mp_obj_new_int(qt_weights_qp_update(w, wlen, wq, r, tau));
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_update_mixed_obj, 13, 13, qt_dense_update_mixed_fn);
-
-// dense_grad_acc_f32(e, x, g, gb, sel, k) -> None: g += e x^T, gb += e.
-static mp_obj_t qt_dense_grad_acc_f32_fn(size_t n_args, const mp_obj_t *a) {
-    float *e, *x;
-    size_t m = f32_len(a[0], "e", &e, QT_RO), n = f32_len(a[1], "x", &x, QT_RO), glen;
-    float *g = qt_arg_buf_len(a[2], "g", QT_TC_F32, 0, &glen, QT_RW);
-    dense_shape(n, "x", m, "e", glen, "g");
-    float *gb = qt_arg_buf_opt(a[3], "gb", QT_TC_F32, m, QT_RW);
-    int32_t k;
-    const int32_t *rows = arg_rows(a[4], a[5], m, &k);
-    dense_grad_acc_f32(e, x, g, gb, (int32_t)m, (int32_t)n, rows, k);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_grad_acc_f32_obj, 6, 6, qt_dense_grad_acc_f32_fn);
-
-// update_rows_f32(g, w, gb, b, hp, flags, state) -> None: batch update of
-// float weights from float gradient buffers (rows from len(state)); zeroes g, gb.
-static mp_obj_t qt_update_rows_f32_fn(size_t n_args, const mp_obj_t *a) {
-    size_t glen, slen;
-    float *state = qt_arg_buf_len(a[6], "state", QT_TC_F32, QT_STD_STATE_LEN(1), &slen, QT_RW);
-    if ((slen - QT_STD_STATE_HDR) % 2) {
-        qt_raise_value("state: expected 5 + 2*rows items, got %z", slen);
-    }
-    size_t rows = (slen - QT_STD_STATE_HDR) / 2;
-    float *g = qt_arg_buf_len(a[0], "g", QT_TC_F32, rows, &glen, QT_RW);
-    if (glen % rows) {
-        qt_raise_value("g: expected rows*len items with rows = %z (from state), got %z", rows, glen);
-    }
-    float *w = qt_arg_f32(a[1], "w", glen, QT_RW);
-    float *gb = qt_arg_buf_opt(a[2], "gb", QT_TC_F32, rows, QT_RW);
-    float *b = qt_arg_buf_opt(a[3], "b", QT_TC_F32, rows, QT_RW);
-    qt_update_t u;
-    float tau;
-    arg_update_ex(a[4], a[5], MP_OBJ_NULL, &u, &tau, 15);
-    if (u.rounding >= QT_ROUND_STOCHASTIC) {
-        qt_raise_value("flags: float32 updates take no rounding mode (bits 0-1 must be 0 or 1)");
-    }
-    int32_t plain = (mp_obj_get_int(a[5]) & QT_UPD_PLAIN) != 0;
-    update_rows_f32(w, g, b, gb, (int32_t)rows, (int32_t)(glen / rows), &u, plain, state);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_f32_obj, 7, 7, qt_update_rows_f32_fn);
-
-// dense_grad_acc_mixed(e, x, xq, g, gb, sel, k) -> None: float e, uint8 x;
-//   g float[m*n] += e_i s_x (x_j - z_x) (real units), gb float[m] (or None) += e.
-static mp_obj_t qt_dense_grad_acc_mixed_fn(size_t n_args, const mp_obj_t *a) {
-    float *e;
-    size_t m = f32_len(a[0], "e", &e, QT_RO), n, glen;
-    const uint8_t *x = qt_arg_buf_len(a[1], "x", QT_TC_U8, 1, &n, QT_RO);
-    const float *xq = qt_arg_qparams(a[2], "xq", QT_RO);
-    float *g = qt_arg_buf_len(a[3], "g", QT_TC_F32, 0, &glen, QT_RW);
-    dense_shape(n, "x", m, "e", glen, "g");
-    float *gb = qt_arg_buf_opt(a[4], "gb", QT_TC_F32, m, QT_RW);
-    int32_t k;
-    const int32_t *rows = arg_rows(a[5], a[6], m, &k);
-    dense_grad_acc_mixed(e, x, qp_zero(xq), xq[QT_QP_SCALE], g, gb, (int32_t)m, (int32_t)n, rows, k);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_grad_acc_mixed_obj, 7, 7, qt_dense_grad_acc_mixed_fn);
-
-// update_rows_mixed(g, w, wq, gb, b, bq, hp, flags, state, rng) -> int
-//   Batch update of uint8 w (int32 b) from float gradient buffers (real
-//   units): rows = (len(state) - 5)/2.  Zeroes g, gb.  Returns 1 if re-mapped.
-static mp_obj_t qt_update_rows_mixed_fn(size_t n_args, const mp_obj_t *a) {
-    size_t glen, slen;
-    float *state = qt_arg_buf_len(a[8], "state", QT_TC_F32, QT_STD_STATE_LEN(1), &slen, QT_RW);
-    if ((slen - QT_STD_STATE_HDR) % 2) {
-        qt_raise_value("state: expected 5 + 2*rows items, got %z", slen);
-    }
-    size_t rows = (slen - QT_STD_STATE_HDR) / 2;
-    float *g = qt_arg_buf_len(a[0], "g", QT_TC_F32, rows, &glen, QT_RW);
-    if (glen % rows) {
-        qt_raise_value("g: expected rows*len items with rows = %z (from state), got %z", rows, glen);
-    }
-    uint8_t *w = qt_arg_u8(a[1], "w", glen, QT_RW);
-    float *wq = qt_arg_qparams(a[2], "wq", QT_RW);
-    float *gb = qt_arg_buf_opt(a[3], "gb", QT_TC_F32, rows, QT_RW);
-    int32_t *b = qt_arg_buf_opt(a[4], "b", QT_TC_I32, rows, QT_RW);
-    float s_b = 1.0f;
-    if (b) {
-        s_b = qt_arg_qparams(a[5], "bq", QT_RO)[QT_QP_SCALE];
-    }
-    qt_update_t u;
-    float tau;
-    arg_update(a[6], a[7], a[9], &u, &tau);
-    u.s_w = wq[QT_QP_SCALE];
-    u.zw = qp_zero(wq);
-    int32_t r[2];
-    update_rows_mixed(w, g, b, gb, s_b, (int32_t)rows, (int32_t)(glen / rows), &u, state, r);
-    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, r, tau));
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_mixed_obj, 10, 10, qt_update_rows_mixed_fn);
-
 void qt_bind_dense(void) {
     mp_store_global(MP_QSTR_qp_from_range, MP_OBJ_FROM_PTR(&qt_qp_from_range_obj));
     mp_store_global(MP_QSTR_qp_update, MP_OBJ_FROM_PTR(&qt_qp_update_obj));
@@ -613,16 +301,4 @@ void qt_bind_dense(void) {
     mp_store_global(MP_QSTR_dense_update_u8, MP_OBJ_FROM_PTR(&qt_dense_update_u8_obj));
     mp_store_global(MP_QSTR_dense_grad_acc_u8, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_u8_obj));
     mp_store_global(MP_QSTR_update_rows_u8, MP_OBJ_FROM_PTR(&qt_update_rows_u8_obj));
-    mp_store_global(MP_QSTR_dense_forward_f32, MP_OBJ_FROM_PTR(&qt_dense_forward_f32_obj));
-    mp_store_global(MP_QSTR_dense_backward_f32, MP_OBJ_FROM_PTR(&qt_dense_backward_f32_obj));
-    mp_store_global(MP_QSTR_dense_backward_mixed, MP_OBJ_FROM_PTR(&qt_dense_backward_mixed_obj));
-    mp_store_global(MP_QSTR_relu_backward_f32, MP_OBJ_FROM_PTR(&qt_relu_backward_f32_obj));
-    mp_store_global(MP_QSTR_relu_backward_mixed, MP_OBJ_FROM_PTR(&qt_relu_backward_mixed_obj));
-    mp_store_global(MP_QSTR_dense_select_f32, MP_OBJ_FROM_PTR(&qt_dense_select_f32_obj));
-    mp_store_global(MP_QSTR_dense_update_f32, MP_OBJ_FROM_PTR(&qt_dense_update_f32_obj));
-    mp_store_global(MP_QSTR_dense_update_mixed, MP_OBJ_FROM_PTR(&qt_dense_update_mixed_obj));
-    mp_store_global(MP_QSTR_dense_grad_acc_f32, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_f32_obj));
-    mp_store_global(MP_QSTR_update_rows_f32, MP_OBJ_FROM_PTR(&qt_update_rows_f32_obj));
-    mp_store_global(MP_QSTR_dense_grad_acc_mixed, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_mixed_obj));
-    mp_store_global(MP_QSTR_update_rows_mixed, MP_OBJ_FROM_PTR(&qt_update_rows_mixed_obj));
 }

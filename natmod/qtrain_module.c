@@ -1,4 +1,8 @@
-// _qtrain: the native module's entry point.
+// _qtrain: the native module's entry point -- everything a uint8 model needs
+// (quantization core, Dense / Conv2d / ConvTranspose2d uint8 kernels, DSGU,
+// latent layer, BCE and CE heads, random numbers, CRC).  The float32 and
+// mixed-mode kernels are in a second module, _qtrain_float
+// (qtrain_float_module.c), so a board that trains in uint8 loads only this.
 //
 // Each bind_<operator>.c file holds the MicroPython-facing functions of one
 // group of kernels and a qt_bind_<group>() that stores them in the module's
@@ -9,16 +13,9 @@
 void qt_bind_util(void);
 void qt_bind_dense(void);
 void qt_bind_conv(void);
+void qt_bind_conv_geom(void);
 void qt_bind_select(void);
 void qt_bind_loss(void);
-
-// Version of the Python-visible API; qtrain checks it on import.
-#define QT_API_VERSION (1)
-
-static mp_obj_t qt_abi(void) {
-    return mp_obj_new_int(QT_API_VERSION);
-}
-static MP_DEFINE_CONST_FUN_OBJ_0(qt_abi_obj, qt_abi);
 
 mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
@@ -27,6 +24,7 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     qt_bind_util();
     qt_bind_dense();
     qt_bind_conv();
+    qt_bind_conv_geom();
     qt_bind_select();
     qt_bind_loss();
     MP_DYNRUNTIME_INIT_EXIT

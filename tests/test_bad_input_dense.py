@@ -48,6 +48,7 @@ CASES = [
 PRELUDE = r"""
 from array import array
 import _qtrain as Q
+import _qtrain_float as QF
 def arr(tc, n):
     return array(tc, [0] * n)
 def qp(s, z, alpha=0.0):
@@ -120,7 +121,7 @@ CASES_TRAIN = [
     ("ValueError", "hp[2] (tau)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [0.1, 1, 1]), 0, st, rng)"),
     ("ValueError", "hp", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, arr('f', 2), 0, st, rng)"),
     ("ValueError", "rng", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 3, st, arr('I', 1))"),
-    ("ValueError", "flags", "Q.dense_update_f32(fe, fx, fw, None, None, 0, uhp, 2, st)"),
+    ("ValueError", "flags", "QF.dense_update_f32(fe, fx, fw, None, None, 0, uhp, 2, st)"),
     ("ValueError", "flags", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 8, st, rng)"),
     ("ValueError", "flags", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, -1, st, rng)"),
     ("ValueError", "state", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, uhp, 0, arr('f', 10), rng)"),

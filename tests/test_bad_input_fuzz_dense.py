@@ -20,6 +20,12 @@ FUNCS = {
 }
 NAMES = sorted(FUNCS)
 
+
+def _module(name):
+    """Which native module holds `name`: the float32/mixed calls (and
+    conv_swap_axes) are in _qtrain_float (QF), the rest in _qtrain (Q)."""
+    return "QF" if name.endswith(("_f32", "_mixed")) or name == "conv_swap_axes" else "Q"
+
 # An argument is source text evaluated on the target; M, N are the layer's sizes.
 LENS = ["0", "1", "3", "M", "N", "M*N", "M*N+1", "M*N-1", "2*M", "5+2*M", "8", "(N+3)&~3", "16"]
 FLOATS = ["0.0", "1.0", "-1.0", "0.5", "255.0", "2.5", "1e-30", "1e30", "float('inf')",
@@ -87,6 +93,7 @@ def _mutate(args, changes):
 PRELUDE = r"""
 from array import array
 import _qtrain as Q
+import _qtrain_float as QF
 def buf(tc, n):
     if n < 0: n = 0
     if tc == 'B': return bytearray(n)
@@ -97,7 +104,7 @@ ok = bad = 0
 def t(src, M, N):
     global ok, bad
     try:
-        eval(src, {'Q': Q, 'buf': buf, 'qp': qp, 'array': array, 'M': M, 'N': N})
+        eval(src, {'Q': Q, 'QF': QF, 'buf': buf, 'qp': qp, 'array': array, 'M': M, 'N': N})
         ok += 1
     except (ValueError, TypeError):
         bad += 1
@@ -107,7 +114,7 @@ def t(src, M, N):
 def _script(calls):
     lines = [PRELUDE]
     for name, m, n, args in calls:
-        src = "Q.%s(%s)" % (name, ", ".join(args[:FUNCS[name]]))
+        src = "%s.%s(%s)" % (_module(name), name, ", ".join(args[:FUNCS[name]]))
         lines.append("t(%r, %d, %d)" % (src, m, n))
     lines.append("print('done', ok, bad)")
     return "\n".join(lines) + "\n"

@@ -27,25 +27,25 @@ CASES = [
     ("ValueError", "geom", "Q.conv_transpose2d_out_shape((3, 1, 1, 2, 1, 1, 1, 1, 3, 3, 0, 0))"),  # empty
     ("ValueError", "geom", "Q.conv2d_out_shape((2, 6, 6, 3, 300, 3, 2, 2, 1, 1))"),
     # float32 forward
-    ("TypeError", "x", "Q.conv2d_forward_f32(xu, wf, bf, yf, " + G + ", 0)"),
-    ("ValueError", "x", "Q.conv2d_forward_f32(arr('f', 71), wf, bf, yf, " + G + ", 0)"),
-    ("ValueError", "w", "Q.conv2d_forward_f32(xf, arr('f', 53), bf, yf, " + G + ", 0)"),
-    ("ValueError", "b", "Q.conv2d_forward_f32(xf, wf, arr('f', 2), yf, " + G + ", 0)"),
-    ("ValueError", "y", "Q.conv2d_forward_f32(xf, wf, bf, arr('f', 26), " + G + ", 0)"),
-    ("TypeError", "y", "Q.conv2d_forward_f32(xf, wf, bf, bytes(108), " + G + ", 0)"),
-    ("ValueError", "relu", "Q.conv2d_forward_f32(xf, wf, bf, yf, " + G + ", 3)"),
-    ("ValueError", "y", "Q.conv2d_forward_f32(xf, wf, bf, memoryview(xf)[0:27], " + G + ", 0)"),
-    ("ValueError", "w", "Q.conv_transpose2d_forward_f32(yf, arr('f', 53), bf2, xf, " + GT + ", 0)"),
+    ("TypeError", "x", "QF.conv2d_forward_f32(xu, wf, bf, yf, " + G + ", 0)"),
+    ("ValueError", "x", "QF.conv2d_forward_f32(arr('f', 71), wf, bf, yf, " + G + ", 0)"),
+    ("ValueError", "w", "QF.conv2d_forward_f32(xf, arr('f', 53), bf, yf, " + G + ", 0)"),
+    ("ValueError", "b", "QF.conv2d_forward_f32(xf, wf, arr('f', 2), yf, " + G + ", 0)"),
+    ("ValueError", "y", "QF.conv2d_forward_f32(xf, wf, bf, arr('f', 26), " + G + ", 0)"),
+    ("TypeError", "y", "QF.conv2d_forward_f32(xf, wf, bf, bytes(108), " + G + ", 0)"),
+    ("ValueError", "relu", "QF.conv2d_forward_f32(xf, wf, bf, yf, " + G + ", 3)"),
+    ("ValueError", "y", "QF.conv2d_forward_f32(xf, wf, bf, memoryview(xf)[0:27], " + G + ", 0)"),
+    ("ValueError", "w", "QF.conv_transpose2d_forward_f32(yf, arr('f', 53), bf2, xf, " + GT + ", 0)"),
     # float32 backward
-    ("ValueError", "e", "Q.conv2d_backward_f32(arr('f', 26), None, xf, wf, exf, gwf, gbf, " + G + ")"),
-    ("ValueError", "gw", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, arr('f', 5), gbf, " + G + ")"),
-    ("ValueError", "ex", "Q.conv2d_backward_f32(yf, None, xf, wf, arr('f', 5), None, None, " + G + ")"),
-    ("ValueError", "sel", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3, 3), 2)"),
-    ("ValueError", "k", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 2), 3)"),
-    ("ValueError", "k", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3), 4)"),
-    ("TypeError", "sel", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('h', 3), 1)"),
-    ("TypeError", "k", "Q.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3))"),
-    ("ValueError", "ex", "Q.conv2d_backward_f32(yf, None, xf, wf, xf, gwf, gbf, " + G + ")"),
+    ("ValueError", "e", "QF.conv2d_backward_f32(arr('f', 26), None, xf, wf, exf, gwf, gbf, " + G + ")"),
+    ("ValueError", "gw", "QF.conv2d_backward_f32(yf, None, xf, wf, exf, arr('f', 5), gbf, " + G + ")"),
+    ("ValueError", "ex", "QF.conv2d_backward_f32(yf, None, xf, wf, arr('f', 5), None, None, " + G + ")"),
+    ("ValueError", "sel", "QF.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3, 3), 2)"),
+    ("ValueError", "k", "QF.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 2), 3)"),
+    ("ValueError", "k", "QF.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3), 4)"),
+    ("TypeError", "sel", "QF.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('h', 3), 1)"),
+    ("TypeError", "k", "QF.conv2d_backward_f32(yf, None, xf, wf, exf, gwf, gbf, " + G + ", arr('i', 3))"),
+    ("ValueError", "ex", "QF.conv2d_backward_f32(yf, None, xf, wf, xf, gwf, gbf, " + G + ")"),
     # uint8 forward
     ("TypeError", "x", "Q.conv2d_forward_u8(xf, xq, w, wq, b, bq, y, yq, " + G + ", 0, sc)"),
     ("ValueError", "x", "Q.conv2d_forward_u8(bytearray(71), xq, w, wq, b, bq, y, yq, " + G + ", 0, sc)"),
@@ -78,18 +78,18 @@ CASES = [
     ("ValueError", "k", "Q.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", arr('i', 3), 5, sc)"),
     ("ValueError", "e", "Q.conv_scores_u8(bytearray(7), yq, arr('I', 3))"),
     # mixed mode
-    ("TypeError", "e", "Q.conv2d_backward_mixed(y, None, yq, w, wq, exf, " + G + ")"),
-    ("ValueError", "ex", "Q.conv2d_backward_mixed(yf, None, yq, w, wq, arr('f', 71), " + G + ")"),
-    ("TypeError", "w", "Q.conv2d_backward_mixed(yf, None, yq, wf, wq, exf, " + G + ")"),
-    ("ValueError", "yq", "Q.conv2d_backward_mixed(yf, y, qp(0.1, 300), w, wq, exf, " + G + ")"),
-    ("ValueError", "gw", "Q.conv2d_grad_mixed(yf, x, xq, arr('f', 55), gbf, " + G + ")"),
-    ("TypeError", "x", "Q.conv_transpose2d_grad_mixed(exf, yf, yq, gwf, None, " + GT + ")"),
-    ("ValueError", "sel", "Q.conv_transpose2d_backward_mixed(exf, None, xq, w, wq, yf, " + GT + ", arr('i', 2, 7), 1)"),
-    ("TypeError", "e", "Q.conv2d_update_mixed(y, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 4, arr('f', 11), array('I', [5]), sc)"),
-    ("ValueError", "flags", "Q.conv2d_update_mixed(yf, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 1, arr('f', 11), array('I', [5]), sc)"),
-    ("ValueError", "src", "Q.conv_swap_axes(w, bytearray(54), 2, 3, 10)"),
-    ("TypeError", "dst", "Q.conv_swap_axes(w, arr('f', 54), 2, 3, 9)"),
-    ("ValueError", "dst", "Q.conv_swap_axes(w, w, 2, 3, 9)"),
+    ("TypeError", "e", "QF.conv2d_backward_mixed(y, None, yq, w, wq, exf, " + G + ")"),
+    ("ValueError", "ex", "QF.conv2d_backward_mixed(yf, None, yq, w, wq, arr('f', 71), " + G + ")"),
+    ("TypeError", "w", "QF.conv2d_backward_mixed(yf, None, yq, wf, wq, exf, " + G + ")"),
+    ("ValueError", "yq", "QF.conv2d_backward_mixed(yf, y, qp(0.1, 300), w, wq, exf, " + G + ")"),
+    ("ValueError", "gw", "QF.conv2d_grad_mixed(yf, x, xq, arr('f', 55), gbf, " + G + ")"),
+    ("TypeError", "x", "QF.conv_transpose2d_grad_mixed(exf, yf, yq, gwf, None, " + GT + ")"),
+    ("ValueError", "sel", "QF.conv_transpose2d_backward_mixed(exf, None, xq, w, wq, yf, " + GT + ", arr('i', 2, 7), 1)"),
+    ("TypeError", "e", "QF.conv2d_update_mixed(y, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 4, arr('f', 11), array('I', [5]), sc)"),
+    ("ValueError", "flags", "QF.conv2d_update_mixed(yf, x, xq, w, wq, b, bq, " + G + ", None, 0, array('f', [0.01, 0.85, 0.05]), 1, arr('f', 11), array('I', [5]), sc)"),
+    ("ValueError", "src", "QF.conv_swap_axes(w, bytearray(54), 2, 3, 10)"),
+    ("TypeError", "dst", "QF.conv_swap_axes(w, arr('f', 54), 2, 3, 9)"),
+    ("ValueError", "dst", "QF.conv_swap_axes(w, w, 2, 3, 9)"),
     # DSGU selection
     ("ValueError", "hp[0] (lmin)", "Q.conv_select_u8(y, yq, array('f', [0.0, 1.0]), arr('f', 1), arr('i', 3), arr('I', 6))"),
     ("ValueError", "scratch", "Q.conv_select_u8(y, yq, array('f', [0.1, 1.0]), arr('f', 1), arr('i', 3), arr('I', 5))"),
@@ -105,6 +105,7 @@ CASES = [
 PRELUDE = r"""
 from array import array
 import _qtrain as Q
+import _qtrain_float as QF
 def arr(tc, n, v=0):
     return array(tc, [v] * n)
 def qp(s, z, alpha=0.0):
@@ -130,10 +131,10 @@ Q.conv2d_backward_u8(bytearray(y), yq, y, yq, w, wq, ex, xq, %s, arr('i', 3, 1),
 Q.conv2d_grad_u8(y, yq, x, xq, gw, b, %s, None, 0, sc)
 Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, ex, xq, %s, 1, sc)
 Q.conv_transpose2d_backward_u8(bytearray(ex), xq, ex, xq, w, wq, y, yq, %s, None, 0, sc)
-Q.conv2d_forward_f32(xf, wf, bf, yf, %s, 1)
-Q.conv2d_backward_f32(arr('f', 27), yf, xf, wf, exf, gwf, gbf, %s)
-Q.conv2d_backward_mixed(arr('f', 27), y, yq, w, wq, exf, %s, arr('i', 3), 2)
-Q.conv_transpose2d_grad_mixed(exf, y, yq, gwf, bf2, %s)
+QF.conv2d_forward_f32(xf, wf, bf, yf, %s, 1)
+QF.conv2d_backward_f32(arr('f', 27), yf, xf, wf, exf, gwf, gbf, %s)
+QF.conv2d_backward_mixed(arr('f', 27), y, yq, w, wq, exf, %s, arr('i', 3), 2)
+QF.conv_transpose2d_grad_mixed(exf, y, yq, gwf, bf2, %s)
 Q.conv2d_update_u8(bytearray(27), yq, x, xq, w, wq, b, bq, %s, None, 0, array('f', [0.01, 0.85, 0.05]), 7, arr('f', 11), array('I', [5]), sc)
 print('valid calls ok')
 """ % (G, G, G, GT, GT, G, G, G, GT, G)

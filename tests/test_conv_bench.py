@@ -17,6 +17,7 @@ SCRIPT = r"""
 import gc, icount
 from array import array
 import _qtrain as Q
+import _qtrain_float as QF
 def qp(s, z):
     return array('f', [s, z, -1.0, 1.0, 0.0, 0, 0, 0])
 LAYERS = [
@@ -66,11 +67,11 @@ for t, g in LAYERS:
         xf = array('f', [((i * 37) & 255) / 256 for i in range(n_in)])
         wf = array('f', [((i * 91 + 7) & 255) / 256 - 0.5 for i in range(n_w)])
         yf = array('f', bytes(4 * oc * oh * ow))
-        region(name + '.ffwd', lambda: (Q.conv_transpose2d_forward_f32 if t else Q.conv2d_forward_f32)(
+        region(name + '.ffwd', lambda: (QF.conv_transpose2d_forward_f32 if t else QF.conv2d_forward_f32)(
             xf, wf, None, yf, g, 1))
         ef = array('f', [((i * 53 + 11) & 255) / 256 - 0.5 for i in range(len(yf))])
         exf = array('f', bytes(4 * n_in)); gwf = array('f', bytes(4 * n_w))
-        region(name + '.fbwd', lambda: (Q.conv_transpose2d_backward_f32 if t else Q.conv2d_backward_f32)(
+        region(name + '.fbwd', lambda: (QF.conv_transpose2d_backward_f32 if t else QF.conv2d_backward_f32)(
             ef, yf, xf, wf, exf, gwf, None, g))
     except MemoryError:
         pass

@@ -24,6 +24,12 @@ FUNCS = {
 }
 NAMES = sorted(FUNCS)
 
+
+def _module(name):
+    """Which native module holds `name`: the float32/mixed calls (and
+    conv_swap_axes) are in _qtrain_float (QF), the rest in _qtrain (Q)."""
+    return "QF" if name.endswith(("_f32", "_mixed")) or name == "conv_swap_axes" else "Q"
+
 # Geometries: mostly small valid ones (so the kernels run), some broken.
 GEOMS = [
     "(1, 5, 5, 2, 3, 3, 1, 1, 1, 1)", "(2, 6, 6, 3, 3, 3, 2, 2, 1, 1)", "(2, 4, 5, 1, 2, 3, 1, 2, 0, 1)",
@@ -69,6 +75,7 @@ def _calls(seed, n):
 PRELUDE = r"""
 from array import array
 import _qtrain as Q
+import _qtrain_float as QF
 def buf(tc, n):
     if tc == 'B': return bytearray(n)
     return array(tc, [1] * n)
@@ -80,7 +87,7 @@ ok = bad = 0
 def t(src):
     global ok, bad
     try:
-        eval(src, {'Q': Q, 'buf': buf, 'qp': qp, 'sel': sel, 'array': array})
+        eval(src, {'Q': Q, 'QF': QF, 'buf': buf, 'qp': qp, 'sel': sel, 'array': array})
         ok += 1
     except (ValueError, TypeError):
         bad += 1
@@ -90,7 +97,7 @@ def t(src):
 def _script(calls):
     lines = [PRELUDE]
     for name, args in calls:
-        lines.append("t(%r)" % ("Q.%s(%s)" % (name, ", ".join(args[:FUNCS[name]]))))
+        lines.append("t(%r)" % ("%s.%s(%s)" % (_module(name), name, ", ".join(args[:FUNCS[name]]))))
     lines.append("print('done', ok, bad)")
     return "\n".join(lines) + "\n"
 

@@ -13,10 +13,11 @@ from qtrain_host.golden import conv as G
 from qtrain_host.golden import quant as GQ
 
 # MicroPython side: read buffers back (typecode + length + bytes), print hex.
+# Each script imports the native module(s) it calls (_qtrain: uint8 kernels,
+# _qtrain_float: float32/mixed), so the float32 ones fit qemu-m0's heap alone.
 DEVICE_LIB = r"""
 from array import array
 import gc
-import _qtrain as Q
 def rd(f):
     h = f.read(5)
     tc = chr(h[0])
@@ -180,6 +181,7 @@ def u8_case(rng, transposed, geom):
 
 
 U8_SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
 f = open('cases.bin', 'rb')
 ncase, max_y, max_x, max_w, max_oc = rd(f)
 # the large output buffers first, before any case data fragments the heap
@@ -272,19 +274,20 @@ def test_conv_u8_bit_exact(run):
 
 
 F32_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
     fl, x, w, b, e, sel = rdn(f, 6)
     t, relu, k = fl[0], fl[1], fl[2]
     geom = tuple(fl[3:])
-    shape = Q.conv_transpose2d_out_shape(geom) if t else Q.conv2d_out_shape(geom)
+    shape = QF.conv_transpose2d_out_shape(geom) if t else QF.conv2d_out_shape(geom)
     y = zeros('f', shape[0] * shape[1] * shape[2])
-    (Q.conv_transpose2d_forward_f32 if t else Q.conv2d_forward_f32)(x, w, b, y, geom, relu)
+    (QF.conv_transpose2d_forward_f32 if t else QF.conv2d_forward_f32)(x, w, b, y, geom, relu)
     ex = zeros('f', len(x))
     gw = zeros('f', len(w))
     gb = zeros('f', shape[0])
-    (Q.conv_transpose2d_backward_f32 if t else Q.conv2d_backward_f32)(
+    (QF.conv_transpose2d_backward_f32 if t else QF.conv2d_backward_f32)(
         e, y if relu else None, x, w, ex, gw, gb, geom, sel, k)
     print('R', i, end='')
     for v in (y, ex, gw, gb):
@@ -350,6 +353,7 @@ def test_conv_f32(run):
 
 
 UPD_SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
@@ -426,6 +430,7 @@ def test_conv_update_u8_bit_exact(run):
 
 
 SEL_SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
@@ -474,6 +479,7 @@ def test_conv_select_u8_bit_exact(run):
 
 
 MIX_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
@@ -482,11 +488,11 @@ for i in range(ncase):
     geom = tuple(fl[3:])
     ex = zeros('f', len(x))
     gw = zeros('f', len(w))
-    oc = (Q.conv_transpose2d_out_shape if t else Q.conv2d_out_shape)(geom)[0]
+    oc = (QF.conv_transpose2d_out_shape if t else QF.conv2d_out_shape)(geom)[0]
     gb = zeros('f', oc)
-    (Q.conv_transpose2d_backward_mixed if t else Q.conv2d_backward_mixed)(
+    (QF.conv_transpose2d_backward_mixed if t else QF.conv2d_backward_mixed)(
         e, y if relu else None, yq, w, wq, ex, geom, sel, k)
-    (Q.conv_transpose2d_grad_mixed if t else Q.conv2d_grad_mixed)(e, x, xq, gw, gb, geom, sel, k)
+    (QF.conv_transpose2d_grad_mixed if t else QF.conv2d_grad_mixed)(e, x, xq, gw, gb, geom, sel, k)
     print('M', i, end='')
     for v in (e, ex, gw, gb):
         phx(v, 'f')
@@ -550,6 +556,8 @@ def test_conv_mixed(run):
 
 
 BATCH_SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
+import _qtrain_float as QF
 def qp(lo, hi, alpha):
     r = array('f', [1, 0, lo, hi, alpha, 0, 0, 0]); Q.qp_from_range(r); return r
 for geom in [(3, 4, 4, 2, 3, 3, 2, 2, 1, 1, 1, 1), (2, 3, 5, 4, 2, 3, 2, 1, 0, 1, 1, 0)]:
@@ -568,13 +576,13 @@ for geom in [(3, 4, 4, 2, 3, 3, 2, 2, 1, 1, 1, 1), (2, 3, 5, 4, 2, 3, 2, 1, 0, 1
     # batch path: int32 gradients, filter-major, update_rows_u8, back
     gw = array('i', [0] * len(w0)); gb = array('i', [0] * co)
     Q.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, None, 0, sc)
-    gfm = array('i', [0] * len(w0)); Q.conv_swap_axes(gw, gfm, ci, co, kk)
-    wfm = bytearray(len(w0)); Q.conv_swap_axes(w0, wfm, ci, co, kk)
+    gfm = array('i', [0] * len(w0)); QF.conv_swap_axes(gw, gfm, ci, co, kk)
+    wfm = bytearray(len(w0)); QF.conv_swap_axes(w0, wfm, ci, co, kk)
     b2 = array('i', b0); wq2 = qp(-0.3, 0.3, 0.01)
     st2 = array('f', [0] * (5 + 2 * co)); r2 = array('I', [99])
     gs = array('f', [eq[0] * xq[0], eq[0]])
     Q.update_rows_u8(gfm, gs, wfm, wq2, gb, b2, bq, hp, 6, st2, r2)
-    w2 = bytearray(len(w0)); Q.conv_swap_axes(wfm, w2, co, ci, kk)
+    w2 = bytearray(len(w0)); QF.conv_swap_axes(wfm, w2, co, ci, kk)
     print('same', geom, w1 == w2, list(b1) == list(b2), list(st1) == list(st2), list(wq1) == list(wq2),
           list(r1) == list(r2), w1 != w0)
 print('done')
@@ -594,6 +602,8 @@ def test_conv_transpose2d_batch_path_matches_fused_update(run):
 
 
 MIXUPD_SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
+import _qtrain_float as QF
 def qp(lo, hi, alpha):
     r = array('f', [1, 0, lo, hi, alpha, 0, 0, 0]); Q.qp_from_range(r); return r
 GEOMS = [(0, (2, 6, 6, 3, 3, 3, 2, 2, 1, 1)), (0, (1, 5, 4, 4, 2, 3, 1, 2, 1, 0)),
@@ -616,17 +626,17 @@ for t, geom in GEOMS:
         w2 = bytearray(w0); b2 = array('i', b0); wq2 = qp(-0.3, 0.3, 0.01)
         st2 = array('f', [0] * (5 + 2 * co)); r2 = array('I', [99])
         for step in range(2):
-            (Q.conv_transpose2d_update_mixed if t else Q.conv2d_update_mixed)(
+            (QF.conv_transpose2d_update_mixed if t else QF.conv2d_update_mixed)(
                 e, x, xq, w1, wq1, b1, bq, geom, sel, k, hp, flags, st1, r1, sc)
             gw = array('f', [0] * len(w0)); gb = array('f', [0] * co)
-            (Q.conv_transpose2d_grad_mixed if t else Q.conv2d_grad_mixed)(e, x, xq, gw, gb, geom, sel, k)
+            (QF.conv_transpose2d_grad_mixed if t else QF.conv2d_grad_mixed)(e, x, xq, gw, gb, geom, sel, k)
             if t:
-                gfm = array('f', [0] * len(w0)); Q.conv_swap_axes(gw, gfm, ci, co, kk)
-                wfm = bytearray(len(w0)); Q.conv_swap_axes(w2, wfm, ci, co, kk)
-                Q.update_rows_mixed(gfm, wfm, wq2, gb, b2, bq, hp, flags, st2, r2)
-                Q.conv_swap_axes(wfm, w2, co, ci, kk)
+                gfm = array('f', [0] * len(w0)); QF.conv_swap_axes(gw, gfm, ci, co, kk)
+                wfm = bytearray(len(w0)); QF.conv_swap_axes(w2, wfm, ci, co, kk)
+                QF.update_rows_mixed(gfm, wfm, wq2, gb, b2, bq, hp, flags, st2, r2)
+                QF.conv_swap_axes(wfm, w2, co, ci, kk)
             else:
-                Q.update_rows_mixed(gw, w2, wq2, gb, b2, bq, hp, flags, st2, r2)
+                QF.update_rows_mixed(gw, w2, wq2, gb, b2, bq, hp, flags, st2, r2)
         print('same', t, flags, w1 == w2, list(b1) == list(b2), list(st1) == list(st2),
               list(wq1) == list(wq2), list(r1) == list(r2), w1 != w0)
 print('done')

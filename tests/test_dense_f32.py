@@ -7,7 +7,11 @@ from qtrain_host.golden import dense as GD
 from qtrain_host.golden import quant as GQ
 from test_dense_u8 import DEVICE_LIB, pack, parse, f32, rand_qp
 
-F32_SCRIPT = DEVICE_LIB + r"""
+# Scripts that call only _qtrain_float load only it (qemu-m0's heap).
+FLOAT_LIB = DEVICE_LIB.replace("import _qtrain as Q\n", "")
+
+F32_SCRIPT = FLOAT_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
@@ -15,11 +19,11 @@ for i in range(ncase):
     m = len(e); n = len(x)
     relu, flags, k = fl[0], fl[1], fl[2]
     y = array('f', [0.0] * m); ep = array('f', [0.0] * n)
-    Q.dense_forward_f32(x, w, b, y, relu)
+    QF.dense_forward_f32(x, w, b, y, relu)
     ee = array('f', e)
-    Q.relu_backward_f32(ee, y)
-    Q.dense_backward_f32(ee, w, ep, sel, k)
-    Q.dense_update_f32(ee, x, w, b, sel, k, hp, flags, st)
+    QF.relu_backward_f32(ee, y)
+    QF.dense_backward_f32(ee, w, ep, sel, k)
+    QF.dense_update_f32(ee, x, w, b, sel, k, hp, flags, st)
     out('F', i, y, ee, ep, w, b if b else '', st)
 print('done')
 """
@@ -65,25 +69,26 @@ def test_dense_f32_against_golden(run):
         assert np.allclose(gst, st2, atol=1e-5, rtol=1e-4), "case %d state %s %s" % (i, gst, st2)
 
 
-FD_SCRIPT = DEVICE_LIB + r"""
+FD_SCRIPT = FLOAT_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 x, w, b, t = rdn(f, 4)
 m = len(b); n = len(x)
 def loss(x, w, b):
     y = array('f', [0.0] * m)
-    Q.dense_forward_f32(x, w, b, y, 1)
+    QF.dense_forward_f32(x, w, b, y, 1)
     s = 0.0
     for i in range(m):
         s += 0.5 * (y[i] - t[i]) ** 2
     return s, y
 L, y = loss(x, w, b)
 e = array('f', [y[i] - t[i] for i in range(m)])
-Q.relu_backward_f32(e, y)
+QF.relu_backward_f32(e, y)
 ep = array('f', [0.0] * n)
-Q.dense_backward_f32(e, w, ep, None, 0)
+QF.dense_backward_f32(e, w, ep, None, 0)
 # the weight gradient through a plain SGD step with lr = 1: g = w - w_new
 w2 = array('f', w); b2 = array('f', b)
-Q.dense_update_f32(e, x, w2, b2, None, 0, array('f', [1.0, 1.0, 0.0]), 8, array('f', [0.0] * (5 + 2 * m)))
+QF.dense_update_f32(e, x, w2, b2, None, 0, array('f', [1.0, 1.0, 0.0]), 8, array('f', [0.0] * (5 + 2 * m)))
 print('G', 0, hx(ep), hx(array('f', [w[j] - w2[j] for j in range(m * n)])), hx(array('f', [b[j] - b2[j] for j in range(m)])))
 print('done')
 """
@@ -120,19 +125,20 @@ def test_dense_f32_finite_differences(run):
     assert np.allclose(gb, num_b, atol=1e-4, rtol=1e-3)
 
 
-MIX_SCRIPT = DEVICE_LIB + r"""
+MIX_SCRIPT = FLOAT_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
     x, xq, w, wq, y, yq, e, hp, st, fl = rdn(f, 10)
     m = len(e); n = len(x)
     ep = array('f', [0.0] * n)
-    cnt = Q.relu_backward_mixed(e, y, yq)
-    Q.dense_backward_mixed(e, w, wq, ep, None, 0)
+    cnt = QF.relu_backward_mixed(e, y, yq)
+    QF.dense_backward_mixed(e, w, wq, ep, None, 0)
     sel = array('i', [0] * m); scr = array('I', [0] * (2 * m)); dst = array('f', [0])
-    k = Q.dense_select_f32(e, array('f', [0.3, 1.0]), dst, sel, scr)
+    k = QF.dense_select_f32(e, array('f', [0.3, 1.0]), dst, sel, scr)
     w0 = bytearray(w)
-    rem = Q.dense_update_mixed(e, x, xq, w, wq, None, None, sel, k, hp, fl[0], st, array('I', [7]))
+    rem = QF.dense_update_mixed(e, x, xq, w, wq, None, None, sel, k, hp, fl[0], st, array('I', [7]))
     print('X', i, hx(e), hx(ep), hx(w0), hx(w), hx(wq), hx(sel), '%04x' % k, '%02x' % rem)
 print('done')
 """
@@ -195,7 +201,8 @@ def test_dense_mixed_against_float(run):
         assert np.all(np.abs(after - exp) <= 1.01 * step + 2 ** -16 * 2 * step), "case %d w" % i
 
 
-BATCH_SCRIPT = DEVICE_LIB + r"""
+BATCH_SCRIPT = FLOAT_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
@@ -206,13 +213,13 @@ for i in range(ncase):
     fx = array('f', [0.0] * n); fb = array('f', [0.0] * m); b = array('i', [0] * m)
     for s in range(B):
         x = memoryview(xs)[s * n:(s + 1) * n]; e = memoryview(E)[s * m:(s + 1) * m]
-        Q.dense_grad_acc_mixed(e, x, xq, g, gb, None, 0)
+        QF.dense_grad_acc_mixed(e, x, xq, g, gb, None, 0)
         for j in range(n):
             fx[j] = xq[0] * (x[j] - xq[1])
-        Q.dense_grad_acc_f32(e, fx, fg, fgb, None, 0)
+        QF.dense_grad_acc_f32(e, fx, fg, fgb, None, 0)
     st = array('f', [0.0] * (5 + 2 * m)); st2 = array('f', [0.0] * (5 + 2 * m))
-    rem = Q.update_rows_mixed(g, w, wq, gb, b, array('f', [1e-3, 0, -1, 1, 0, 0, 0, 0]), hp, flags, st, array('I', [9]))
-    Q.update_rows_f32(fg, fw, fgb, fb, hp, flags & 4, st2)
+    rem = QF.update_rows_mixed(g, w, wq, gb, b, array('f', [1e-3, 0, -1, 1, 0, 0, 0, 0]), hp, flags, st, array('I', [9]))
+    QF.update_rows_f32(fg, fw, fgb, fb, hp, flags & 4, st2)
     nz = 0
     for v in g:
         nz |= v != 0

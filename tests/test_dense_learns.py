@@ -24,6 +24,7 @@ TRAIN = r"""
 import math
 from array import array
 import _qtrain as Q
+import _qtrain_float as QF
 OPT = %(opt)r
 f = open('data.bin', 'rb')
 def rd(n):
@@ -77,7 +78,7 @@ def load(i):
         x[:] = X[o:o + 196]
 def forward():
     if mode == 'f32':
-        Q.dense_forward_f32(x, w1, b1, h, 1); Q.dense_forward_f32(h, w2, b2, y, 0)
+        QF.dense_forward_f32(x, w1, b1, h, 1); QF.dense_forward_f32(h, w2, b2, y, 0)
         return list(y)
     Q.dense_forward_u8(x, xq, w1, w1q, b1, bq, h, hq, 1, xs)
     Q.dense_forward_u8(h, hq, w2, w2q, b2, bq, y, yq, 0, hs)
@@ -94,14 +95,14 @@ def step(lab):
             e2[i] = p[i] - (1 if i == lab else 0)
         s2 = None
         if OPT['lmin'] < 1:
-            k2 = Q.dense_select_f32(e2, dhp, ds2, sel2, scr2); s2 = sel2
-        Q.dense_backward_f32(e2, w2, e1, s2, k2)
-        Q.relu_backward_f32(e1, h)
-        Q.dense_update_f32(e2, h, w2, b2, s2, k2, hp, flags & 4 | OPT['plain'], st2)
+            k2 = QF.dense_select_f32(e2, dhp, ds2, sel2, scr2); s2 = sel2
+        QF.dense_backward_f32(e2, w2, e1, s2, k2)
+        QF.relu_backward_f32(e1, h)
+        QF.dense_update_f32(e2, h, w2, b2, s2, k2, hp, flags & 4 | OPT['plain'], st2)
         s1 = None
         if OPT['lmin'] < 1:
-            k1 = Q.dense_select_f32(e1, dhp, ds1, sel1, scr1); s1 = sel1
-        Q.dense_update_f32(e1, x, w1, b1, s1, k1, hp, flags & 4 | OPT['plain'], st1)
+            k1 = QF.dense_select_f32(e1, dhp, ds1, sel1, scr1); s1 = sel1
+        QF.dense_update_f32(e1, x, w1, b1, s1, k1, hp, flags & 4 | OPT['plain'], st1)
     else:
         for i in range(n2):
             v = int((p[i] - (1 if i == lab else 0)) / e2q[0] + e2q[1] + 0.5)

@@ -8,6 +8,7 @@ SCRIPT = r"""
 import gc
 from array import array
 import _qtrain as Q
+import _qtrain_float as QF
 def qp(lo, hi, alpha):
     r = array('f', [1, 0, lo, hi, alpha, 0, 0, 0]); Q.qp_from_range(r); return r
 n0, n1, n2 = 64, 24, 10
@@ -40,21 +41,21 @@ fb1 = array('f', [0] * n1); fe1 = array('f', [(i % 7 - 3) / 10 for i in range(n1
 fst = array('f', [0] * (5 + 2 * n1)); fg = array('f', [0] * (n1 * n0)); fgb = array('f', [0] * n1)
 g1 = array('i', [0] * (n1 * n0)); gb1 = array('i', [0] * n1); gs = array('f', [1e-3, 1e-2])
 def step_f(t):
-    Q.dense_forward_f32(fx, fw1, fb1, fh, 1)
+    QF.dense_forward_f32(fx, fw1, fb1, fh, 1)
     # (no float arithmetic here: a float result is a heap object in MicroPython)
-    Q.dense_backward_f32(fe1, fw1, fep, None, 0)
-    Q.relu_backward_f32(fe1, fh)
-    k = Q.dense_select_f32(fe1, dhp, ds1, sel1, scr1)
-    Q.dense_backward_f32(fe1, fw1, fep, sel1, k)
-    Q.dense_update_f32(fe1, fx, fw1, fb1, sel1, k, uhp, 0, fst)
-    Q.dense_grad_acc_f32(fe1, fx, fg, fgb, None, 0)
-    Q.update_rows_f32(fg, fw1, fgb, fb1, uhp, 4, fst)
+    QF.dense_backward_f32(fe1, fw1, fep, None, 0)
+    QF.relu_backward_f32(fe1, fh)
+    k = QF.dense_select_f32(fe1, dhp, ds1, sel1, scr1)
+    QF.dense_backward_f32(fe1, fw1, fep, sel1, k)
+    QF.dense_update_f32(fe1, fx, fw1, fb1, sel1, k, uhp, 0, fst)
+    QF.dense_grad_acc_f32(fe1, fx, fg, fgb, None, 0)
+    QF.update_rows_f32(fg, fw1, fgb, fb1, uhp, 4, fst)
     # mixed: uint8 forward, float errors
-    Q.relu_backward_mixed(fe1, h, hq)
-    Q.dense_backward_mixed(fe1, w1, w1q, fep, None, 0)
-    Q.dense_update_mixed(fe1, x, xq, w1, w1q, b1, bq, None, 0, uhp, 3, st1, rng)
-    Q.dense_grad_acc_mixed(fe1, x, xq, fg, fgb, None, 0)
-    Q.update_rows_mixed(fg, w1, w1q, fgb, b1, bq, uhp, 3, st1, rng)
+    QF.relu_backward_mixed(fe1, h, hq)
+    QF.dense_backward_mixed(fe1, w1, w1q, fep, None, 0)
+    QF.dense_update_mixed(fe1, x, xq, w1, w1q, b1, bq, None, 0, uhp, 3, st1, rng)
+    QF.dense_grad_acc_mixed(fe1, x, xq, fg, fgb, None, 0)
+    QF.update_rows_mixed(fg, w1, w1q, fgb, b1, bq, uhp, 3, st1, rng)
     Q.dense_grad_acc_u8(e1, e1q, x, xq, g1, gb1, None, 0)
     Q.update_rows_u8(g1, gs, w1, w1q, gb1, b1, bq, uhp, 3, st1, rng)
 step(0)

@@ -9,6 +9,7 @@ from array import array
 import random
 import struct
 import _qtrain as Q
+import _qtrain_float as QF
 random.seed(SEED)
 R = random.getrandbits
 def rflt():
@@ -93,7 +94,7 @@ for it in range(N):
     elif k == 1:
         args.append(rarg())
     try:
-        getattr(Q, name)(*args)
+        getattr(QF if name.endswith(('_f32', '_mixed')) else Q, name)(*args)
         ok += 1
     except (TypeError, ValueError):
         err += 1

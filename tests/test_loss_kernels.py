@@ -204,6 +204,7 @@ def test_rng_normal_stream(run):
 # ---- sigmoid + BCE -------------------------------------------------------------------------
 
 BCE_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 nc = rd(f)[0]
 stats = fz(3)
@@ -221,13 +222,13 @@ for i in range(nc):
         out('L', i, e, stats, eq2)
     elif mode[0] == 1:
         e = fz(n)
-        Q.bce_sigmoid_mixed(x, xq, t, e, stats)
+        QF.bce_sigmoid_mixed(x, xq, t, e, stats)
         out('R', i, e, stats)
-        Q.bce_sigmoid_mixed(x, xq, t, e, stats, None if i % 2 else lut)
+        QF.bce_sigmoid_mixed(x, xq, t, e, stats, None if i % 2 else lut)
         out('L', i, e, stats)
     else:
         e = fz(n)
-        Q.bce_sigmoid_f32(x, t, e, stats)
+        QF.bce_sigmoid_f32(x, t, e, stats)
         out('R', i, e, stats)
     gc.collect()
 print('done')
@@ -284,6 +285,7 @@ def test_bce_sigmoid_bit_exact(run):
 # ---- softmax + CE ---------------------------------------------------------------------------
 
 CE_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 nc = rd(f)[0]
 stats = fz(3)
@@ -296,11 +298,11 @@ for i in range(nc):
         out('R', i, e, stats, eq, p)
     elif mode[0] == 1:
         e = fz(c)
-        p = Q.softmax_ce_mixed(x, xq, lab[0], e, stats)
+        p = QF.softmax_ce_mixed(x, xq, lab[0], e, stats)
         out('R', i, e, stats, p)
     else:
         e = fz(c)
-        p = Q.softmax_ce_f32(x, lab[0], e, stats)
+        p = QF.softmax_ce_f32(x, lab[0], e, stats)
         out('R', i, e, stats, p)
 print('done')
 """
@@ -352,6 +354,7 @@ def test_softmax_ce_bit_exact(run):
 # ---- latent -----------------------------------------------------------------------------------
 
 LATENT_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF
 f = open('cases.bin', 'rb')
 nc = rd(f)[0]
 stats = fz(3)
@@ -370,14 +373,14 @@ for i in range(nc):
         Q.latent_forward_u8(h, hq, rng, eps, z, zq, stats)
         out('F', i, z, stats, zq, eps, rng if rng else b'')
         dh = fz(2 * L)
-        Q.latent_backward_mixed(h, hq, eps, dz, dh, hp, stats)
+        QF.latent_backward_mixed(h, hq, eps, dz, dh, hp, stats)
         out('B', i, dh, stats)
     else:
         z = fz(L)
-        Q.latent_forward_f32(h, rng, eps, z, stats)
+        QF.latent_forward_f32(h, rng, eps, z, stats)
         out('F', i, z, stats, eps, rng if rng else b'')
         dh = fz(2 * L)
-        Q.latent_backward_f32(h, eps, dz, dh, hp, stats)
+        QF.latent_backward_f32(h, eps, dz, dh, hp, stats)
         out('B', i, dh, stats)
 print('done')
 """
@@ -460,6 +463,7 @@ MEM_SCRIPT = r"""
 from array import array
 import gc
 import _qtrain as Q
+import _qtrain_float as QF
 qp = array('f', [2/255, 128, -1, 1, 0.1, 0, 0, 0])
 x = bytearray(768)
 for i in range(768):
@@ -479,7 +483,7 @@ hp = array('f', [1.0])
 c = bytearray(range(0, 100, 10))
 def step():
     Q.bce_sigmoid_u8(x, qp, t, e, qp, st)
-    Q.bce_sigmoid_mixed(x, qp, t, ef, st)
+    QF.bce_sigmoid_mixed(x, qp, t, ef, st)
     Q.latent_forward_u8(h, qp, rng, eps, z, qp, st)
     Q.latent_backward_u8(h, qp, eps, dz, qp, dh, qp, hp, st)
     Q.softmax_ce_u8(c, qp, 3, z, qp, st)

@@ -8,8 +8,8 @@ a progress bar driven by their @progress lines.
 On the Unix port the script runs with --data as its current directory and
 gets its options on the command line.  On an emulated board or a serial port
 (a real board) it runs the user's way, `mpremote connect PORT mount DIR run
-SCRIPT`: DIR is a staging copy of --data plus _qtrain.mpy for the board's
-arch, the compiled qtrain package and a qtrain.json holding the options (a
+SCRIPT`: DIR is a staging copy of --data plus _qtrain.mpy and
+_qtrain_float.mpy for the board's arch (the board loads only what it imports), the compiled qtrain package and a qtrain.json holding the options (a
 board has no command line); files the script writes there (checkpoints, PGMs)
 are copied back to --data afterwards.
 """
@@ -103,7 +103,8 @@ def stage_board_dir(target, data_dir, script, args, staging):
         src = os.path.join(data_dir, name)
         if os.path.isfile(src):
             os.symlink(os.path.abspath(src), os.path.join(staging, name))
-    shutil.copy(paths.natmod_path(arch), staging)
+    for mod in paths.NATMODS:
+        shutil.copy(paths.natmod_path(arch, mod), staging)
     write_package(arch, staging)
     with open(os.path.join(staging, "qtrain.json"), "w") as f:
         json.dump(_script_args_to_json(script, args), f)
@@ -142,9 +143,10 @@ def run_target(target, data_dir, script, args=(), view=None, heapsize="16M"):
                 rc, out = _stream(mp + [emu.pty, "mount", staging, "run", script], view)
         else:
             rc, out = _stream(mp + [target, "mount", staging, "run", script], view)
+        staged = ["qtrain.json"] + [mod + ".mpy" for mod in paths.NATMODS]
         for name in os.listdir(staging):  # what the board wrote
             src = os.path.join(staging, name)
-            if os.path.isfile(src) and not os.path.islink(src) and name not in ("qtrain.json", "_qtrain.mpy"):
+            if os.path.isfile(src) and not os.path.islink(src) and name not in staged:
                 shutil.copy(src, os.path.join(data_dir, name))
         return rc, out
     finally:
@@ -254,9 +256,11 @@ def _pgm_to_png(src, dst):
 
 # ---- deploy onto a real board ---------------------------------------------------
 
-def stage_install(board, out_dir):
+def stage_install(board, out_dir, with_float=False):
     """lib/_qtrain.mpy + lib/qtrain/*.mpy for `board` (a boards/<name> folder),
-    and qtrain.json with the board's defaults. -> the board config dict."""
+    and qtrain.json with the board's defaults; lib/_qtrain_float.mpy too if
+    with_float (only float32/mixed models need it, and flash is small: the
+    Nano 33 BLE has 64 KB). -> the board config dict."""
     cfg_path = os.path.join(paths.ROOT, "boards", board, "board.json")
     if not os.path.exists(cfg_path):
         known = sorted(d for d in os.listdir(os.path.join(paths.ROOT, "boards"))
@@ -267,9 +271,10 @@ def stage_install(board, out_dir):
     arch = cfg["arch"]
     lib = os.path.join(out_dir, "lib")
     os.makedirs(lib, exist_ok=True)
-    if not os.path.exists(paths.natmod_path(arch)):
-        raise SystemExit("deploy: %s is missing: run `make dist`" % paths.natmod_path(arch))
-    shutil.copy(paths.natmod_path(arch), lib)
+    for mod in paths.NATMODS if with_float else (paths.NATMOD,):
+        if not os.path.exists(paths.natmod_path(arch, mod)):
+            raise SystemExit("deploy: %s is missing: run `make dist`" % paths.natmod_path(arch, mod))
+        shutil.copy(paths.natmod_path(arch, mod), lib)
     write_package(arch, lib)
     with open(os.path.join(out_dir, "qtrain.json"), "w") as f:
         json.dump(cfg.get("defaults", {}), f, indent=1)
@@ -280,6 +285,8 @@ def _deploy_args(p):
     p.add_argument("--board", required=True, help="a folder under boards/ (pico, nano33ble, ...)")
     p.add_argument("--port", help="serial port of the board (omit to only stage the files)")
     p.add_argument("--stage", default="out/deploy", help="where to put the files first")
+    p.add_argument("--float", action="store_true",
+                   help="also install _qtrain_float.mpy (float32/mixed modes; not needed for uint8)")
 
 
 @cli.subcommand("deploy", "install _qtrain.mpy, the qtrain package and defaults on a board", _deploy_args)
@@ -287,7 +294,7 @@ def cmd_deploy(args):
     stage = os.path.join(args.stage, args.board)
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
-    cfg = stage_install(args.board, stage)
+    cfg = stage_install(args.board, stage, with_float=args.float)
     print("deploy: staged %s (arch %s) in %s" % (args.board, cfg["arch"], stage))
     if not args.port:
         print("deploy: no --port given; copy with: mpremote connect PORT cp -r %s/lib %s/qtrain.json :" % (stage, stage))

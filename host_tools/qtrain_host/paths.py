@@ -18,13 +18,21 @@ TARGET_ARCH = {
 }
 
 
+# The native modules: _qtrain (uint8 kernels: all a uint8 model loads) and
+# _qtrain_float (float32 / mixed-mode kernels, imported only by such models).
+NATMOD = "_qtrain"
+NATMOD_FLOAT = "_qtrain_float"
+NATMODS = (NATMOD, NATMOD_FLOAT)
+
+
 def natmod_dir(arch):
-    """Directory holding _qtrain.mpy for `arch` (dist/<arch>_6.3)."""
+    """Directory holding _qtrain.mpy and _qtrain_float.mpy for `arch` (dist/<arch>_6.3)."""
     return os.path.join(DIST, "%s_%s" % (arch, MPY_ABI))
 
 
-def natmod_path(arch):
-    return os.path.join(natmod_dir(arch), "_qtrain.mpy")
+def natmod_path(arch, module=NATMOD):
+    """dist/<arch>_6.3/<module>.mpy (module: _qtrain or _qtrain_float)."""
+    return os.path.join(natmod_dir(arch), module + ".mpy")
 
 
 def firmware_path(board):

@@ -6,7 +6,8 @@ Firmware: build/firmware/<board>/firmware.elf (`make firmware`).
 
 run(board, script, files=None, timeout=300, echo=False, icount=True)
     One fresh emulator per call.  The UART is QEMU's stdio chardev on pipes.
-    `_qtrain.mpy` for the board's arch, the `qtrain` package (python/,
+    `_qtrain.mpy` and `_qtrain_float.mpy` for the board's arch (in ROMFS
+    they cost no heap until imported), the `qtrain` package (python/,
     precompiled with mpy-cross) and `files` are put into a ROMFS image that
     QEMU loads *outside* the MicroPython heap (like a flash filesystem on a
     real board), mounted read-only at /rom, first on sys.path.  The cwd, /,
@@ -168,12 +169,13 @@ def build_romfs(files):
 
 def _collect_files(board, files, tmpdir):
     arch = board_config(board)["arch"]
-    mpy = paths.natmod_path(arch)
-    if not os.path.exists(mpy):
-        raise TargetUnavailable("no %s: run `make dist`" % mpy)
     out = _package_files(arch, tmpdir)
-    with open(mpy, "rb") as f:
-        out["_qtrain.mpy"] = f.read()
+    for mod in paths.NATMODS:
+        mpy = paths.natmod_path(arch, mod)
+        if not os.path.exists(mpy):
+            raise TargetUnavailable("no %s: run `make dist`" % mpy)
+        with open(mpy, "rb") as f:
+            out[mod + ".mpy"] = f.read()
     for name, value in (files or {}).items():
         if isinstance(value, (bytes, bytearray)):
             out[name] = bytes(value)
@@ -571,7 +573,8 @@ class PtyEmulator:
 
 def mpremote_run(board, script, mount=None, timeout=600, capture=False, icount=True):
     """`mpremote connect <pty> mount <dir> run <script>` on a fresh emulator.
-    mount defaults to dist/<arch>_6.3 (so `import _qtrain` works).
+    mount defaults to dist/<arch>_6.3 (so `import _qtrain` and
+    `import _qtrain_float` work).
     Returns (returncode, output or None)."""
     cfg = board_config(board)
     mount = mount or paths.natmod_dir(cfg["arch"])

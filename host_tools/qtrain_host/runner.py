@@ -1,4 +1,5 @@
-"""Run a MicroPython script on a target, with _qtrain.mpy on its path.
+"""Run a MicroPython script on a target, with _qtrain.mpy and
+_qtrain_float.mpy on its path (a script imports what it uses).
 
 Targets: "unix" (the Unix port built by the Makefile), "qemu-m0", "qemu-m3",
 "qemu-m4" (emulated boards), or a serial device path (a real board).
@@ -59,8 +60,9 @@ def _check_built(target):
             raise TargetUnavailable("no firmware at %s: run `make firmware`" % fw)
     else:
         return  # a serial port: nothing to check here
-    if not os.path.exists(paths.natmod_path(arch)):
-        raise TargetUnavailable("no %s: run `make dist`" % paths.natmod_path(arch))
+    for mod in paths.NATMODS:
+        if not os.path.exists(paths.natmod_path(arch, mod)):
+            raise TargetUnavailable("no %s: run `make dist`" % paths.natmod_path(arch, mod))
 
 
 def _write_files(dirname, files):

@@ -46,11 +46,14 @@ def detect_arch(port, timeout=30):
 
 
 def prepare_dir(dirname, script, files, arch):
-    """Fill `dirname` with main.py, `files` and _qtrain.mpy; return main.py's path."""
-    mpy = paths.natmod_path(arch)
-    if not os.path.exists(mpy):
-        raise TargetUnavailable("no %s: run `make dist`" % mpy)
-    shutil.copy(mpy, os.path.join(dirname, "_qtrain.mpy"))
+    """Fill `dirname` with main.py, `files`, _qtrain.mpy and _qtrain_float.mpy
+    (mounted from the host: the board loads only what the script imports);
+    return main.py's path."""
+    for mod in paths.NATMODS:
+        mpy = paths.natmod_path(arch, mod)
+        if not os.path.exists(mpy):
+            raise TargetUnavailable("no %s: run `make dist`" % mpy)
+        shutil.copy(mpy, os.path.join(dirname, mod + ".mpy"))
     for name, value in (files or {}).items():
         dst = os.path.join(dirname, name)
         os.makedirs(os.path.dirname(dst), exist_ok=True)

@@ -23,6 +23,11 @@ Conventions (see docs/KERNELS.md):
 - `qparams()` lists the records whose ranges move once per step
   (`step_done()` of the model applies them, see models.py).
 
+Native modules: _qtrain holds the uint8 kernels (all a 'uint8' model uses);
+the float32 and mixed-mode kernels are in _qtrain_float, imported (by
+float_kernels()) only when a 'float32' or 'mixed' layer is built, so a board
+that trains in uint8 never loads it.
+
 Mixed-mode convolutions: the module has no conv `_mixed` kernels, so a conv
 layer in 'mixed' mode propagates its float32 error with the float32 kernel
 over its uint8 weights dequantized once per step (exact: s_w (w - z_w)), and
@@ -38,6 +43,7 @@ import gc
 import _qtrain as _q
 
 QP_LEN = 8
+_qf = None  # _qtrain_float, once a float32/mixed layer has asked for it
 ROUNDING = {"nearest": 0, "floor": 1, "stochastic": 2, "stochastic_row": 3}
 MODES = ("uint8", "mixed", "float32")
 U8, MIXED, F32 = 0, 1, 2
@@ -63,6 +69,24 @@ def zeros(typecode, n):
     for i in range(n):
         a[i] = z
     return a
+
+
+def float_kernels():
+    """The _qtrain_float module (float32 and mixed-mode kernels), imported on
+    first use; ImportError naming the file to install if it is missing."""
+    global _qf
+    if _qf is None:
+        try:
+            import _qtrain_float
+        except ImportError as e:
+            raise ImportError("modes 'float32' and 'mixed' need the native module _qtrain_float: install "
+                              "_qtrain_float.mpy (dist/<arch>_6.3/, this board's arch) next to _qtrain.mpy (%s)"
+                              % (e,))
+        if _qtrain_float.abi() != _q.abi():
+            raise ImportError("_qtrain_float.mpy (API %d) does not match _qtrain.mpy (API %d): install both "
+                              "from the same build" % (_qtrain_float.abi(), _q.abi()))
+        _qf = _qtrain_float
+    return _qf
 
 
 class Options:
@@ -155,12 +179,12 @@ def dequantize(q, qp, out):
     32767 values (the kernel's limit; longer tensors go in chunks)."""
     n = len(q)
     if n <= 32767:
-        _q.dense_backward_mixed(_ONE, q, qp, out, None, None)
+        float_kernels().dense_backward_mixed(_ONE, q, qp, out, None, None)
         return out
     qm, om = memoryview(q), memoryview(out)
     for i in range(0, n, 32764):
         j = min(n, i + 32764)
-        _q.dense_backward_mixed(_ONE, qm[i:j], qp, om[i:j], None, None)
+        float_kernels().dense_backward_mixed(_ONE, qm[i:j], qp, om[i:j], None, None)
     return out
 
 
@@ -247,6 +271,7 @@ class Dense:
         self.n_in, self.n_out, self.relu, self.first = n_in, n_out, bool(relu), first
         self.opt = opt
         self.m = m = opt.m
+        self._qf = None if m == U8 else float_kernels()
         seed = opt.seed if seed is None else seed
         # He-uniform range for ReLU layers, Glorot-ish otherwise.
         a = init_range or ((6.0 / n_in) ** 0.5 if relu else (3.0 / n_in) ** 0.5)
@@ -290,7 +315,7 @@ class Dense:
     def forward(self, x, xq):
         self.x, self.xq = x, xq
         if self.m == F32:
-            _q.dense_forward_f32(x, self.w, self.b, self.y, self.relu)
+            self._qf.dense_forward_f32(x, self.w, self.b, self.y, self.relu)
         else:
             _q.dense_forward_u8(x, xq, self.w, self.wq, self.b, self.bq, self.y, self.yq, self.relu,
                                 self.xs)
@@ -302,33 +327,33 @@ class Dense:
             if m == U8:
                 _q.relu_backward_u8(e, eq, self.y, self.yq)
             elif m == MIXED:
-                _q.relu_backward_mixed(e, self.y, self.yq)
+                self._qf.relu_backward_mixed(e, self.y, self.yq)
             else:
-                _q.relu_backward_f32(e, self.y)
+                self._qf.relu_backward_f32(e, self.y)
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
             if m == U8:
                 k = _q.dense_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
             else:
-                k = _q.dense_select_f32(e, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
+                k = self._qf.dense_select_f32(e, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
             sel = self.sel
         self.k = self.n_out if k is None else k
         if not self.first:
             if m == U8:
                 _q.dense_backward_u8(e, eq, self.w, self.wq, self.ep, self.epq, sel, k, self.acc)
             elif m == MIXED:
-                _q.dense_backward_mixed(e, self.w, self.wq, self.ep, sel, k)
+                self._qf.dense_backward_mixed(e, self.w, self.wq, self.ep, sel, k)
             else:
-                _q.dense_backward_f32(e, self.w, self.ep, sel, k)
+                self._qf.dense_backward_f32(e, self.w, self.ep, sel, k)
         if self.trainable:
             if m == U8:
                 _q.dense_update_u8(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
                                    self.hp, self.flags, self.state, self.rng)
             elif m == MIXED:
-                _q.dense_update_mixed(e, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
+                self._qf.dense_update_mixed(e, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
                                       self.hp, self.flags, self.state, self.rng)
             else:
-                _q.dense_update_f32(e, self.x, self.w, self.b, sel, k, self.hp, self.flags, self.state)
+                self._qf.dense_update_f32(e, self.x, self.w, self.b, sel, k, self.hp, self.flags, self.state)
         return self.ep, self.epq
 
     def qparams(self):
@@ -420,9 +445,10 @@ class Conv2d:
             self.kind = "conv_transpose2d"
         self.geom = tuple(geom)
         self.m = m = opt.m
+        self._qf = qf = None if m == U8 else float_kernels()
         p = "conv_transpose2d" if transposed else "conv2d"
-        self._fwd = getattr(_q, p + ("_forward_f32" if m == F32 else "_forward_u8"))
-        self._bwd = getattr(_q, p + ("_backward_u8" if m == U8 else "_backward_f32"))
+        self._fwd = getattr(qf, p + "_forward_f32") if m == F32 else getattr(_q, p + "_forward_u8")
+        self._bwd = getattr(_q, p + "_backward_u8") if m == U8 else getattr(qf, p + "_backward_f32")
         self._upd = getattr(_q, p + "_update_u8")
         self.out_shape = getattr(_q, p + "_out_shape")(self.geom)  # checks the geometry
         self.scratch_len = 0 if m == F32 else getattr(_q, p + "_scratch_len")(self.geom)
@@ -545,7 +571,7 @@ class Conv2d:
     def _backward_mixed(self, e):
         g = self.geom
         if self.relu:
-            _q.relu_backward_mixed(e, self.y, self.yq)
+            self._qf.relu_backward_mixed(e, self.y, self.yq)
         e8, eq8 = self._e8, self.eq8
         if self.trainable:
             quantize_err(e, e8, eq8)
@@ -568,7 +594,7 @@ class Conv2d:
     def _backward_f32(self, e):
         g = self.geom
         if self.relu:
-            _q.relu_backward_f32(e, self.y)
+            self._qf.relu_backward_f32(e, self.y)
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
             quantize_err(e, self._e8, self.eq8)
@@ -586,10 +612,10 @@ class Conv2d:
                 self._bwd(e, None, self.x, self.w, ep, gw, gb, g, sel, k)
         if self.trainable:
             if self.transposed:
-                _q.update_rows_f32(gw, self.w, None, None, self.hp, self.flags, self.state)
-                _q.update_rows_f32(gb, self.b, None, None, self.hp, self.bflags, self.bstate)
+                self._qf.update_rows_f32(gw, self.w, None, None, self.hp, self.flags, self.state)
+                self._qf.update_rows_f32(gb, self.b, None, None, self.hp, self.bflags, self.bstate)
             else:
-                _q.update_rows_f32(gw, self.w, gb, self.b, self.hp, self.flags, self.state)
+                self._qf.update_rows_f32(gw, self.w, gb, self.b, self.hp, self.flags, self.state)
         return self.ep, None
 
     def qparams(self):

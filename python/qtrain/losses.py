@@ -7,14 +7,15 @@ SoftmaxOutput    softmax + cross-entropy for the classifier head
 Each owns its buffers (sized at construction) and its error's quantization
 record.  Modes (Options.mode): 'uint8' errors are uint8 with a tracked range
 (alpha_e); 'mixed' takes uint8 inputs and writes float32 errors; 'float32'
-is float throughout (the _u8 / _mixed / _f32 kernels).
+is float throughout (the _u8 kernels of _qtrain; the _mixed / _f32 ones of
+_qtrain_float, see layers.float_kernels).
 """
 import array
 import math
 
 import _qtrain as _q
 
-from .layers import F32, MIXED, U8, qparams, zeros
+from .layers import F32, MIXED, U8, float_kernels, qparams, zeros
 
 
 class BernoulliOutput:
@@ -23,6 +24,7 @@ class BernoulliOutput:
     def __init__(self, n, opt):
         self.n = n
         self.m = opt.m
+        self._qf = None if self.m == U8 else float_kernels()
         if self.m == U8:
             self.e = bytearray(n)
             # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
@@ -42,9 +44,9 @@ class BernoulliOutput:
         if m == U8:
             _q.bce_sigmoid_u8(lg, lq, target, self.e, self.eq, self.stats, self.lut)
         elif m == MIXED:
-            _q.bce_sigmoid_mixed(lg, lq, target, self.e, self.stats, self.lut)
+            self._qf.bce_sigmoid_mixed(lg, lq, target, self.e, self.stats, self.lut)
         else:
-            _q.bce_sigmoid_f32(lg, target, self.e, self.stats)
+            self._qf.bce_sigmoid_f32(lg, target, self.e, self.stats)
         return self.e, self.eq, self.stats[0]
 
     def mean_image(self, lg, lq, image):
@@ -78,6 +80,7 @@ class GaussianLatent:
     def __init__(self, L, opt, beta=1.0):
         self.L = L
         self.m = m = opt.m
+        self._qf = None if m == U8 else float_kernels()
         if m == F32:
             self.z = zeros("f", L)
             self.zq = None
@@ -105,7 +108,7 @@ class GaussianLatent:
         rng = self.rng if sample else None
         self._eps = eps = self.eps if sample else self.zero_eps  # zero eps: z = mu
         if self.m == F32:
-            _q.latent_forward_f32(h, rng, eps, self.z, self.stats)
+            self._qf.latent_forward_f32(h, rng, eps, self.z, self.stats)
         else:
             _q.latent_forward_u8(h, hq, rng, eps, self.z, self.zq, self.stats)
         self.kl = self.stats[0]
@@ -117,9 +120,9 @@ class GaussianLatent:
             _q.latent_backward_u8(self.h, self.hq, self._eps, ez, ezq, self.dh, self.dhq, self.hp,
                                   self.stats)
         elif m == MIXED:
-            _q.latent_backward_mixed(self.h, self.hq, self._eps, ez, self.dh, self.hp, self.stats)
+            self._qf.latent_backward_mixed(self.h, self.hq, self._eps, ez, self.dh, self.hp, self.stats)
         else:
-            _q.latent_backward_f32(self.h, self._eps, ez, self.dh, self.hp, self.stats)
+            self._qf.latent_backward_f32(self.h, self._eps, ez, self.dh, self.hp, self.stats)
         return self.dh, self.dhq
 
     def mean(self, h, hq, mu):
@@ -162,6 +165,7 @@ class SoftmaxOutput:
 
     def __init__(self, classes, opt):
         self.m = opt.m
+        self._qf = None if self.m == U8 else float_kernels()
         if self.m == U8:
             self.e = bytearray(classes)
             self.eq = qparams(-1.0, 1.0, opt.alpha_e)
@@ -176,9 +180,9 @@ class SoftmaxOutput:
         if m == U8:
             pred = _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
         elif m == MIXED:
-            pred = _q.softmax_ce_mixed(lg, lq, label, self.e, self.stats)
+            pred = self._qf.softmax_ce_mixed(lg, lq, label, self.e, self.stats)
         else:
-            pred = _q.softmax_ce_f32(lg, label, self.e, self.stats)
+            pred = self._qf.softmax_ce_f32(lg, label, self.e, self.stats)
         return self.e, self.eq, self.stats[0], pred
 
     def predict(self, lg, lq):
