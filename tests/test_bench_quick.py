@@ -29,3 +29,25 @@ def test_mac_counts():
     m = bench.vae_macs()
     assert m["forward"] == 555072            # ~0.56 M (issue 3)
     assert 1.6e6 < m["step"] < 1.65e6        # ~1.6 M per training step
+
+
+def test_report_from_synthetic_counts():
+    """The report's arithmetic on made-up counts: per-MAC figures, the ms
+    estimate from the board files' clocks, DSGU ratios, the paper's rows."""
+    assert bench.board_clock("qemu-m4") == ("nano33ble", 64e6)
+    assert bench.est_ms("qemu-m4", 64e6) == 1000.0
+    one = {"fwd": 1000, "bwd": 2000, "upd": 3000, "macs": 1000, "first": False, "kind": "dense"}
+    lay = {name: dict(one, kind=kind, macs=bench.layer_macs(kind, a)) for name, kind, a in bench.VAE_LAYERS}
+    lay["Sigmoid+BCE 784"] = dict(one, kind="bce", bwd=0, upd=0)
+    R = {"layers": {("qemu-m4", "uint8"): lay}, "vae": {}, "dsgu": {}, "dsgu_vae": {},
+         "mpy": {"x64": {"_qtrain": 1, "_qtrain_float": 2}}}
+    for lmin, f in ((1.0, 1), (0.1, 4)):
+        R["dsgu"][("qemu-m4", lmin)] = {n: dict(v, bwd=v["bwd"] // f, upd=v["upd"] // f, k=1)
+                                        for n, v in lay.items() if v["kind"] != "bce"}
+    text = bench.report(R, "test")
+    step = 6 * 6000 + 1000                       # six layers + the loss
+    assert "| qemu-m4 | uint8 | 6.0 k | 1.0 k | 30.0 k | %.1f k |" % (step / 1e3) in text
+    assert "~%.0f (nano33ble, 64 MHz)" % (step / 64e3) in text
+    assert "| qemu-m4 | 0.1 | 6.0 k | 7.5 k | 4.00x cheaper |" in text
+    assert "| paper (STM32L4R5) | 0.1 | 45.0 ms | 66.5 ms | 2.76x cheaper | 2.05x cheaper |" in text
+    assert "| x64 | 1 | 2 |" in text

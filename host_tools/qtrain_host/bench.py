@@ -14,15 +14,19 @@ armv6m) and qemu-m4 (Cortex-M4F, armv7emsp):
   b) one whole training step of the paper's ConvVAE per sample and per MAC,
      forward / loss / backward separately, in each mode that fits the heap;
      otherwise the sum of the layer figures (labelled so);
-  c) DSGU: backward cost at lmin = 1.0, 0.5, 0.1 (lmax = lmin: a fixed
-     fraction of the filters/rows) relative to full updates;
+  c) DSGU: forward and backward cost at lmin = 1.0, 0.5, 0.1 (lmax = lmin:
+     a fixed fraction of the filters/rows) relative to full updates, next to
+     the VAE paper's latency ratios (METHOD 7);
   d) _qtrain.mpy size per architecture;
   e) heap: gc.mem_alloc() of the model after building and a few steps.
 Everything runs through the qtrain package (python/qtrain), so the figures
-include its Python dispatch, not only the kernels.
+include its Python dispatch, not only the kernels.  Milliseconds are only
+estimates: instructions / clock of the board each QEMU board stands in for
+(boards/*/board.json clock_mhz), at an assumed 1 cycle per instruction.
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -48,6 +52,29 @@ VAE_LAYERS = [
 # The rest of a step: reparameterization + KL (L = 10), sigmoid + BCE (784).
 HEADS = [("Latent L=10", "latent", (10, 0, 0, False)), ("Sigmoid+BCE 784", "bce", (784, 0, 0, False))]
 QUICK_LAYERS = [("Dense 64->16", "dense", (64, 16, True, False))]
+DSGU_LMINS = (1.0, 0.5, 0.1)
+# VAE paper, one uint8 training sample on an STM32L4R5 (METHOD 7), ms:
+# (fraction of updates, step, forward); backward = step - forward.
+PAPER_UINT8 = ((1.0, 228.5, 44.9), (0.6, 196.7, 45.0), (0.1, 111.5, 45.0))
+CPI = 1.0   # assumed cycles per instruction for the ms estimates (optimistic)
+
+
+def board_clock(board):
+    """(name, Hz) of the real board a QEMU board stands in for, from boards/*/board.json."""
+    try:
+        with open(os.path.join(paths.ROOT, "boards", board, "board.json")) as f:
+            real = json.load(f).get("stands_in_for")
+        with open(os.path.join(paths.ROOT, "boards", real, "board.json")) as f:
+            mhz = json.load(f)["clock_mhz"]
+        return real, mhz * 1e6
+    except (OSError, KeyError, TypeError, ValueError):
+        return None, None
+
+
+def est_ms(board, instructions):
+    """Estimated ms of `instructions` on the board `board` stands in for (CPI assumed)."""
+    _, hz = board_clock(board)
+    return None if not hz or instructions is None else instructions * CPI / hz * 1e3
 
 
 def layer_macs(kind, args):
@@ -285,11 +312,12 @@ def bench_layers(board, mode, specs, reps=2, dsgu=None):
     the next one's.  A layer that does not fit is measured with 1/4 (1/8,
     1/16) of its output rows/channels and its counts scaled by the MAC ratio
     ("scaled": an estimate, per-MAC costs of these loops are flat in the
-    number of rows); None if even that does not fit."""
+    number of rows; with DSGU the same fraction of the fewer rows is
+    updated); None if even that does not fit."""
     out = {}
     for name, kind, a in specs:
         v = _one_layer(board, mode, name, kind, a, reps, dsgu)
-        if v is None and kind in ("dense", "conv") and dsgu is None:
+        if v is None and kind in ("dense", "conv"):
             for f in (4, 8, 16):
                 small = _narrower(kind, a, f)
                 v = _one_layer(board, mode, name, kind, small, reps, dsgu)
@@ -316,12 +344,18 @@ def bench_vae(board, mode, dsgu=None, steps=2):
     return out
 
 
+NATMODS = ("_qtrain", "_qtrain_float")
+
+
 def mpy_sizes():
+    """{arch: {module: bytes}} of the built natmods (_qtrain: what a uint8
+    model loads; _qtrain_float: the float32/mixed kernels)."""
     out = {}
     for arch in ("x64", "armv6m", "armv7m", "armv7emsp"):
-        p = paths.natmod_path(arch)
-        if os.path.exists(p):
-            out[arch] = os.path.getsize(p)
+        for mod in NATMODS:
+            p = paths.natmod_path(arch, mod)
+            if os.path.exists(p):
+                out.setdefault(arch, {})[mod] = os.path.getsize(p)
     return out
 
 
@@ -336,7 +370,7 @@ def _kc(n):
 
 
 def collect(boards=BOARDS, modes=MODES, log=print):
-    R = {"layers": {}, "vae": {}, "dsgu": {}, "mpy": mpy_sizes()}
+    R = {"layers": {}, "vae": {}, "dsgu": {}, "dsgu_vae": {}, "mpy": mpy_sizes()}
     for b in boards:
         for m in modes:
             log("bench: %s %s layers" % (b, m))
@@ -344,9 +378,12 @@ def collect(boards=BOARDS, modes=MODES, log=print):
             log("bench: %s %s whole VAE (heap)" % (b, m))
             R["vae"][(b, m)] = bench_vae(b, m)
         if "uint8" in modes:
-            for lmin in (1.0, 0.5, 0.1):
+            fits = R["vae"].get((b, "uint8"), {}).get("fits")
+            for lmin in DSGU_LMINS:
                 log("bench: %s uint8 DSGU lmin=%s" % (b, lmin))
                 R["dsgu"][(b, lmin)] = bench_layers(b, "uint8", VAE_LAYERS, reps=1, dsgu=(lmin, lmin))
+                if fits:
+                    R["dsgu_vae"][(b, lmin)] = bench_vae(b, "uint8", dsgu=(lmin, lmin))
     return R
 
 
@@ -375,11 +412,23 @@ def step_figures(R, board, mode):
     return f, lo, bw, f + lo + bw, "sum of parts" + (" (some scaled)" if scaled else "")
 
 
-def dsgu_backward(R, board, lmin):
+def dsgu_figures(R, board, lmin):
+    """(forward, backward + update, source) of the six layers at lmax = lmin:
+    the whole model measured (forward, backward incl. latent) when it fits
+    the heap, else the sum of the layers measured alone."""
+    v = R.get("dsgu_vae", {}).get((board, lmin))
+    if v and v.get("fits") and "backward" in v:
+        return v["forward"], v["backward"], "measured (whole model)"
     lay = R["dsgu"].get((board, lmin))
     if not lay or any(v is None for v in lay.values()):
-        return None
-    return sum(v["bwd"] + v["upd"] for v in lay.values())
+        return None, None, "a layer does not fit the heap"
+    scaled = any(v.get("scaled") for v in lay.values())
+    return (sum(v["fwd"] for v in lay.values()), sum(v["bwd"] + v["upd"] for v in lay.values()),
+            "sum of layers" + (" (some scaled)" if scaled else ""))
+
+
+def dsgu_backward(R, board, lmin):
+    return dsgu_figures(R, board, lmin)[1]
 
 
 def report(R, command):
@@ -424,37 +473,65 @@ def report(R, command):
     # (b)
     L.append("### b) One training step of the paper's ConvVAE (per sample)")
     L.append("")
-    L.append("| board | mode | forward | loss (BCE) | backward + update | step | step / step-MAC | forward / fwd-MAC | source |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    L.append("| board | mode | forward | loss (BCE) | backward + update | step | step / step-MAC | forward / fwd-MAC "
+             "| est. ms per step (board, CPI %g) | source |" % CPI)
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for b in sorted({k[0] for k in R["layers"]} | {k[0] for k in R["vae"]}):
+        real, hz = board_clock(b)
         for m in MODES:
             f, lo, bw, st, src = step_figures(R, b, m)
             if st is None:
                 continue
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            ms = est_ms(b, st)
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 b, m, _kc(f), _kc(lo), _kc(bw), _kc(st), _f(st / macs["step"]),
-                _f(f / macs["forward"]), src))
+                _f(f / macs["forward"]),
+                "~%.0f (%s, %g MHz)" % (ms, real, hz / 1e6) if ms else "-", src))
+    L.append("")
+    L.append("est. ms = instructions x CPI / clock of the real board the QEMU board stands in for "
+             "(boards/*/board.json); an estimate, not a measurement: CPI 1 ignores flash wait "
+             "states and 2-cycle loads/branches.  The VAE paper's uint8 step: 228.5 ms on a "
+             "120 MHz Cortex-M4F (METHOD 7).")
     L.append("")
     # (c)
     if R["dsgu"]:
-        L.append("### c) DSGU, uint8: backward + update of the six layers (lmax = lmin: that fraction of rows/filters)")
+        L.append("### c) DSGU, uint8: forward and backward + update of the six layers "
+                 "(lmax = lmin: that fraction of rows/filters)")
         L.append("")
-        L.append("| board | lmin | backward + update | vs lmin = 1.0 | k per layer (c1,c2,d1,d2,t1,t2) |")
-        L.append("|---|---:|---:|---:|---|")
+        L.append("backward = error propagation + weight gradients + updates.  Paper: the VAE paper's "
+                 "uint8 sample on a 120 MHz Cortex-M4F (METHOD 7) at 100 %, 60 % and 10 % of the "
+                 "updates, backward = step - forward.")
+        L.append("")
+        L.append("| board | lmin | forward | backward + update | backward vs lmin = 1.0 "
+                 "| forward + backward vs lmin = 1.0 | est. ms fwd / bwd (CPI %g) | k per layer (c1,c2,d1,d2,t1,t2) "
+                 "| source |" % CPI)
+        L.append("|---|---:|---:|---:|---:|---:|---:|---|---|")
         for (b, lmin) in sorted(R["dsgu"], key=lambda k: (k[0], -k[1])):
-            v = dsgu_backward(R, b, lmin)
-            ref = dsgu_backward(R, b, 1.0)
-            ratio = "%.2fx cheaper" % (ref / v) if ref and v else "-"
-            ks = ",".join(str(x.get("k", "?")) for x in R["dsgu"][(b, lmin)].values() if x)
-            L.append("| %s | %.1f | %s | %s | %s |" % (b, lmin, _kc(v), ratio, ks))
+            f, bw, src = dsgu_figures(R, b, lmin)
+            f0, b0, _ = dsgu_figures(R, b, 1.0)
+            rb = "%.2fx cheaper" % (b0 / bw) if b0 and bw else "-"
+            rs = "%.2fx cheaper" % ((f0 + b0) / (f + bw)) if b0 and bw and f and f0 else "-"
+            ks = ",".join(str(x.get("k", "?")) if x else "-" for x in R["dsgu"][(b, lmin)].values())
+            v = R.get("dsgu_vae", {}).get((b, lmin))
+            if v and v.get("k"):
+                ks = v["k"]
+            ms = "%.1f / %.1f" % (est_ms(b, f), est_ms(b, bw)) if f and bw and est_ms(b, f) else "-"
+            L.append("| %s | %.1f | %s | %s | %s | %s | %s | %s | %s |" % (
+                b, lmin, _kc(f), _kc(bw), rb, rs, ms, ks, src))
+        ps, pb = PAPER_UINT8[0][1], PAPER_UINT8[0][1] - PAPER_UINT8[0][2]
+        for frac, step, fwd in PAPER_UINT8:
+            L.append("| paper (STM32L4R5) | %.1f | %.1f ms | %.1f ms | %.2fx cheaper | %.2fx cheaper | | | METHOD 7 |" % (
+                frac, fwd, step - fwd, pb / (step - fwd), ps / step))
         L.append("")
     # (d)
-    L.append("### d) `_qtrain.mpy` size")
+    L.append("### d) Native module sizes (bytes)")
     L.append("")
-    L.append("| arch | bytes |")
-    L.append("|---|---:|")
-    for a, n in sorted(R["mpy"].items()):
-        L.append("| %s | %d |" % (a, n))
+    L.append("`_qtrain.mpy`: everything a uint8 model loads; `_qtrain_float.mpy`: the float32 and mixed kernels.")
+    L.append("")
+    L.append("| arch | %s |" % " | ".join("`%s.mpy`" % m for m in NATMODS))
+    L.append("|---|%s" % ("---:|" * len(NATMODS)))
+    for a, mods in sorted(R["mpy"].items()):
+        L.append("| %s | %s |" % (a, " | ".join(str(mods.get(m, "-")) for m in NATMODS)))
     L.append("")
     # (e)
     L.append("### e) Heap (gc.mem_alloc, bytes; board heap 163840)")
