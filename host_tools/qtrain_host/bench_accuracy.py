@@ -241,7 +241,8 @@ def report(results, cmd, data_label):
 
 def targets(T):
     L = ["Targets (issue 5 item 1): uint8 and uint8 + DSGU (float32 head) >= the paper's float32 "
-         "and within 0.5 points of our float32, final epoch.", "",
+         "and within 0.5 points of our float32, final epoch (epochs: %s)." % ", ".join(
+             "%s %d" % (n, t["epochs"]) for n, t in T.items()), "",
          "| run | labels/class | figure | >= paper fp32 | within 0.5 of our float32 |", "|---|---:|---:|---|---|"]
     f = T.get("float32")
     for name in ("uint8", "uint8-dsgu"):

@@ -12,11 +12,12 @@ the MNIST training stream (the shipped subset's, converted to out/bench-stream):
 Then the time of one epoch of 60 000 samples on each real board, as
 N x (1 / samples/s + the training step), with the uint8 ConvVAE step in ms
 estimated from its QEMU instruction count (table b of the bench block in
-docs/BENCHMARKS.md) at CPI = 1 and the board's clock.  The read rates are
+docs/BENCHMARKS.md) at CPI = 1 and the real board's clock (boards/*/board.json).  The read rates are
 the emulated UART's, which is slower than a real board's USB CDC link:
 an upper bound for the I/O part on hardware.
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -24,9 +25,9 @@ import sys
 import tempfile
 
 from . import bench_accuracy, bench_report, datasets, paths
+from .bench import board_clock
 
 BOARDS = ("qemu-m0", "qemu-m4")
-REAL = {"qemu-m0": ("Pico (RP2040, 133 MHz)", 133e6), "qemu-m4": ("Nano 33 BLE (nRF52840, 64 MHz)", 64e6)}
 EPOCH = 60000
 
 MOUNT_SCRIPT = """
@@ -125,7 +126,8 @@ def report(R, cmd):
     L.append("| board (instructions from) | step (est.) | epoch: training | + mount, shuffled | + framed DATAZ |")
     L.append("|---|---:|---:|---:|---:|")
     for b in R["boards"]:
-        name, hz = REAL[b]
+        name, hz = board_clock(b)
+        name = "%s (%g MHz)" % (name, hz / 1e6)
         ins = R["step_instructions"].get(b)
         r = R["rates"][b]
         if ins is None:
@@ -162,6 +164,8 @@ def main(argv=None):
         R["rates"][b] = {"mount": m[False], "mount_shuffled": m[True],
                          "plain": framed_rate(b, data_dir, a.n_framed, False, log),
                          "dataz": framed_rate(b, data_dir, a.n_framed, True, log)}
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(R, f, indent=1)
     args = list(argv if argv is not None else sys.argv[1:])
     text = report(R, ("python -m qtrain_host.bench_stream " + " ".join(args)).strip())
     if a.md:
