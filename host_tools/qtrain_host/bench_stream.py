@@ -152,22 +152,35 @@ def main(argv=None):
     ap.add_argument("--n-framed", type=int, default=300)
     ap.add_argument("--out", default=os.path.join(paths.ROOT, "out", "bench-stream"))
     ap.add_argument("--md", default="", help="write the tables into this Markdown file (block 'stream')")
+    ap.add_argument("--from-json", default="", help="only redo the report from a results.json (step "
+                    "figures read again from the bench block)")
     a = ap.parse_args(argv)
     log = lambda s: print(s, flush=True)  # noqa: E731
+    md = a.md or os.path.join(paths.ROOT, "docs", "BENCHMARKS.md")
+    if a.from_json:
+        with open(a.from_json) as f:
+            R = json.load(f)
+        R["step_instructions"] = step_instructions(md)
+        return write(R, a, R.get("cmd", "python -m qtrain_host.bench_stream --md docs/BENCHMARKS.md"))
     os.makedirs(a.out, exist_ok=True)
     data_dir = bench_accuracy.prepare(datasets.SHIPPED, a.out, log)
     boards = [b for b in a.boards.split(",") if b]
     R = {"boards": boards, "n_mount": a.n_mount, "n_framed": a.n_framed, "rates": {},
-         "step_instructions": step_instructions(a.md or os.path.join(paths.ROOT, "docs", "BENCHMARKS.md"))}
+         "step_instructions": step_instructions(md)}
     for b in boards:
         m = mount_rate(b, data_dir, a.n_mount, log) or {False: None, True: None}
         R["rates"][b] = {"mount": m[False], "mount_shuffled": m[True],
                          "plain": framed_rate(b, data_dir, a.n_framed, False, log),
                          "dataz": framed_rate(b, data_dir, a.n_framed, True, log)}
+    args = list(argv if argv is not None else sys.argv[1:])
+    R["cmd"] = ("python -m qtrain_host.bench_stream " + " ".join(args)).strip()
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(R, f, indent=1)
-    args = list(argv if argv is not None else sys.argv[1:])
-    text = report(R, ("python -m qtrain_host.bench_stream " + " ".join(args)).strip())
+    return write(R, a, R["cmd"])
+
+
+def write(R, a, cmd):
+    text = report(R, cmd)
     if a.md:
         bench_report.write_block(a.md, "stream", text)
     print(text)
