@@ -76,6 +76,7 @@ $(UNIX_MP): | $(MPY_DIR)/mpy-cross/build/mpy-cross
 -include host_tools/typecheck.mk
 -include host_tools/package.mk
 -include host_tools/soak.mk
+-include host_tools/bench_extra.mk
 
 setup: venv unix firmware
 

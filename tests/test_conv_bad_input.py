@@ -106,12 +106,12 @@ PRELUDE = r"""
 from array import array
 import _qtrain as Q
 import _qtrain_float as QF
-import gc
 def arr(tc, n, v=0):
-    # no temporary list ([v] * n): qemu-m0's heap holds both modules' code
-    a = array(tc, bytes(n * len(bytes(array(tc, [0])))))
-    for i in range(n if v else 0):
-        a[i] = v
+    # from bytes, not a list of n objects (qemu-m0's heap holds both modules)
+    a = array(tc, bytes(n * (1 if tc in 'bB' else 2 if tc in 'hH' else 4)))
+    if v:
+        for i in range(n):
+            a[i] = v
     return a
 def qp(s, z, alpha=0.0):
     return array('f', [s, z, -1.0, 1.0, alpha, 0, 0, 0])
@@ -123,7 +123,6 @@ xq = qp(0.1, 3); wq = qp(0.01, 128); yq = qp(0.05, 10); bq = qp(0.001, 0)
 b = arr('i', 3); b2 = arr('i', 2); gw = arr('i', 54)
 sc = bytearray(max(Q.conv2d_scratch_len(""" + G + r"""), Q.conv_transpose2d_scratch_len(""" + GT + r""")))
 def check(i, src):
-    gc.collect()
     try:
         eval(src)
         print('C', i, 'NoError', '')

@@ -250,7 +250,6 @@ def save_curves(path, log, x=None, title=None, dpi=100):
     """One panel per metric (loss, ELBO, accuracy, ...) against `x` (default:
     the first of step/sample/samples/iter/epoch present, else the row number).
     `log`: dict name -> sequence, or a path for load_log()."""
-    plt = _pyplot()
     if not isinstance(log, dict):
         log = load_log(log)
     cols = {k: np.asarray(v, dtype=np.float64) for k, v in log.items()}
@@ -260,14 +259,30 @@ def save_curves(path, log, x=None, title=None, dpi=100):
     names = [k for k in cols if cols[k].size]
     if not names:
         raise ValueError("save_curves: nothing to plot")
-    fig, axes = plt.subplots(len(names), 1, figsize=(6, 2.2 * len(names) + 0.4), sharex=True, squeeze=False)
+    panels = {n: {"": (xs[:len(cols[n])] if xs is not None else np.arange(len(cols[n])), cols[n])} for n in names}
+    return save_compare(path, panels, xlabel=x or "row", title=title, dpi=dpi, marker=None)
+
+
+def save_compare(path, panels, xlabel="epoch", title=None, dpi=80, marker="o"):
+    """One panel per metric, one line per run: panels = {metric: {run label:
+    (xs, ys)}} (ys may hold None where a run has no value; no legend when
+    every label is empty)."""
+    plt = _pyplot()
+    names = [k for k in panels if panels[k]]
+    if not names:
+        raise ValueError("save_compare: nothing to plot")
+    fig, axes = plt.subplots(len(names), 1, figsize=(6, 2.0 * len(names) + 0.4), sharex=True, squeeze=False)
     for ax, name in zip(axes[:, 0], names):
-        y = cols[name]
-        xx = xs[:len(y)] if xs is not None else np.arange(len(y))
-        ax.plot(xx, y, lw=1.2)
-        ax.set_ylabel(name)
+        for label, (xs, ys) in panels[name].items():
+            pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, ms=3, lw=1.2,
+                        label=label or None)
+        ax.set_ylabel(name, fontsize=8 if marker else None)
         ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel(x or "row")
+    if any(label for runs in panels.values() for label in runs):
+        axes[0, 0].legend(fontsize=8)
+    axes[-1, 0].set_xlabel(xlabel)
     if title:
         axes[0, 0].set_title(title)
     fig.tight_layout()

@@ -1,0 +1,338 @@
+"""The VAE paper's accuracy table on full MNIST, for qtrain on the MicroPython
+Unix port (same qtrain package and _qtrain kernels as on a board).
+
+    python -m qtrain_host.bench_accuracy --data ../shared/data/mnist --md docs/BENCHMARKS.md
+    python -m qtrain_host.bench_accuracy --data DIR --epochs 2 --runs uint8   # shorter
+
+--data is a directory with the MNIST IDX files (train-images-idx3-ubyte.gz,
+...).  Without it, or if it lacks the files, the bench says so and exits with
+status 0 (the tests never need the full data).  The files are converted
+once into stream files under --out (`qtrain_host prepare`, labelled subsets
+of 10/100/200 per class, balanced, seed 0).
+
+Runs (--runs): float32, uint8, uint8-dsgu (uint8 with DSGU lmin=0.1,
+lmax=1.0): the paper's ConvVAE (METHOD 6), batch 1, --epochs passes over the
+60 000 training images; after each pass its -ELBO (train: mean over the
+pass, z sampled; test: z = mu) and, for 10/100/200 labels per class, the test
+accuracy of a classifier head (Dense L->32 ReLU -> Dense 32->10) on the frozen
+encoder's mu, fine-tuned 25 epochs after every VAE epoch: a float32 head (the
+paper's) and, for the uint8 VAEs, a uint8 head.  The driver is
+mp_scripts/accuracy.py; the options used are printed with the table.
+Logs, results.json and the PNG curves go to --out.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import bench_report, datasets, paths
+
+# name -> options of mp_scripts/accuracy.py
+RUNS = {
+    "float32": ["--mode", "float32"],
+    "uint8": ["--mode", "uint8"],
+    "uint8-dsgu": ["--mode", "uint8", "--lmin", "0.1", "--lmax", "1.0"],
+}
+# Options common to every run (tuned on the shipped subset, docs/BENCHMARKS.md).
+# The standardized update moves every weight by ~lr per sample whatever the
+# loss, so at a constant lr the VAE gets worse after the first epoch (batch
+# 1: 60 000 steps per epoch); the lr is halved after every epoch.
+COMMON = ["--model", "conv", "--lr", "0.0005", "--lr_decay", "0.5", "--head_lr", "0.003", "--head_lr_decay", "0.9",
+          "--head_epochs", "25", "--head_hidden", "32", "--per_class", "10,100,200"]
+# Starting lr per run where it differs from COMMON's: float32 diverges on full
+# MNIST at 0.0005 (after ~35 000 samples) and at 0.00025 (in epoch 2): its mu
+# and weights are unbounded, uint8 ones stay in their tracked ranges.
+LR = {"float32": 0.0001}
+PER_CLASS = (10, 100, 200)
+# VAE paper, MNIST, fp32 head accuracy (%), final epoch (METHOD 7).
+PAPER_FP32 = {10: 73.4, 100: 89.0, 200: 91.2}
+PAPER = {"float32": PAPER_FP32, "uint8": {100: 89.3}, "uint8-dsgu": {100: 89.1}}
+
+
+def have_data(d):
+    if not d or not os.path.isdir(d):
+        return False
+    try:
+        for split in ("train", "test"):
+            for kind in ("images", "labels"):
+                datasets.find_file(d, split, kind)
+    except datasets.DatasetError:
+        return False
+    return True
+
+
+def prepare(data, out, log):
+    """Stream files of `data` in out/data (made once, reused if the sources match)."""
+    from . import cli
+    dst = os.path.join(out, "data")
+    man = os.path.join(dst, "manifest.json")
+    src = os.path.abspath(data)
+    if os.path.exists(man):
+        with open(man) as f:
+            m = json.load(f)
+        if m.get("source_dir") == src and all(os.path.exists(os.path.join(dst, n)) for n in m["files"]):
+            return dst
+    log("bench_accuracy: converting %s -> %s" % (data, dst))
+    cli.main(["prepare", "--data", src, "--out", dst, "--seed", "0", "--per-class", "10,100,200"])
+    return dst
+
+
+def run(data_dir, out, runs, epochs, seeds, parallel, log, extra=()):
+    jobs = []
+    for name in runs:
+        for seed in seeds:
+            args = COMMON + RUNS[name] + ["--epochs", epochs, "--seed", seed] + list(extra)
+            if name in LR:
+                args += ["--lr", LR[name]]
+            jobs.append(("%s-s%d" % (name, seed), "accuracy.py", args,
+                         os.path.join(out, "%s-s%d.log" % (name, seed))))
+    t0 = time.time()
+    res = bench_report.run_unix_jobs(jobs, data_dir, parallel, log)
+    results = {"epochs": epochs, "seeds": list(seeds), "common": COMMON, "runs": {}, "wall_s": time.time() - t0}
+    for name in runs:
+        for seed in seeds:
+            key = "%s-s%d" % (name, seed)
+            rc, output = res[key]
+            if rc != 0:
+                raise SystemExit("bench_accuracy: run %s failed (exit %d), log %s:\n%s"
+                                 % (key, rc, os.path.join(out, key + ".log"), output[-2000:]))
+            start = (bench_report.parse_lines(output, "start") or [{}])[0]
+            results["runs"][key] = {"name": name, "seed": seed, "options": RUNS[name],
+                                    "samples": int(start.get("samples", 0)), "lr": start.get("lr"),
+                                    "test_samples": int(start.get("test_samples", 0)),
+                                    "epochs": bench_report.parse_lines(output, "epoch")}
+    return results
+
+
+def results_from_logs(dirs):
+    """The results of run() rebuilt from the run logs (<run>-s<seed>.log) in
+    `dirs`: to report runs made in several invocations, or whose bench was
+    interrupted (epochs a run finished are kept)."""
+    import glob
+    import re
+    results = {"epochs": 0, "seeds": [], "common": COMMON, "runs": {}, "wall_s": 0.0}
+    for d in dirs:
+        for path in sorted(glob.glob(os.path.join(d, "*-s*.log"))):
+            m = re.match(r"(.+)-s(\d+)\.log$", os.path.basename(path))
+            if not m or m.group(1) not in RUNS:
+                continue
+            with open(path) as f:
+                output = f.read()
+            name, seed = m.group(1), int(m.group(2))
+            start = (bench_report.parse_lines(output, "start") or [{}])[0]
+            eps = bench_report.parse_lines(output, "epoch")
+            results["runs"]["%s-s%d" % (name, seed)] = {
+                "name": name, "seed": seed, "options": RUNS[name], "samples": int(start.get("samples", 0)),
+                "lr": start.get("lr"),
+                "test_samples": int(start.get("test_samples", 0)), "epochs": eps}
+            results["epochs"] = max(results["epochs"], len(eps))
+            if seed not in results["seeds"]:
+                results["seeds"].append(seed)
+            results["wall_s"] = max(results["wall_s"], sum(e["vae_s"] + e["eval_s"] for e in eps))
+    return results
+
+
+def _acc(row, K, head):
+    v = row.get("acc%d_%s" % (K, head))
+    return None if v is None else 100.0 * v
+
+
+def _elbo(v):
+    return "%.2f" % v if v < 1e5 else "%.1e" % v
+
+
+def _pct(v):
+    return "-" if v is None else "%.1f" % v
+
+
+def summarize(results):
+    """{run name: {...}} over seeds: final and best accuracy per (K, head), ELBOs, time."""
+    out = {}
+    for key, r in results["runs"].items():
+        name = r["name"]
+        eps = r["epochs"]
+        if not eps:
+            continue
+        s = out.setdefault(name, {"seeds": 0, "rows": [], "samples": r.get("samples", 0)})
+        s["seeds"] += 1
+        s["rows"].append(eps)
+    table = {}
+    for name, s in out.items():
+        last = [eps[-1] for eps in s["rows"]]
+        t = {"seeds": s["seeds"], "epochs": len(s["rows"][0]), "samples": s["samples"]}
+        for head in ("float32", "uint8"):
+            for K in PER_CLASS:
+                finals = [_acc(row, K, head) for row in last]
+                if None in finals:
+                    continue
+                bests = [max(_acc(row, K, head) for row in eps) for eps in s["rows"]]
+                t["final_%s_%d" % (head, K)] = sum(finals) / len(finals)
+                t["best_%s_%d" % (head, K)] = sum(bests) / len(bests)
+        for k in ("train_elbo", "test_elbo", "upd", "upd_w"):
+            t[k] = sum(row[k] for row in last) / len(last)
+        t["best_test_elbo"] = sum(min(row["test_elbo"] for row in eps) for eps in s["rows"]) / s["seeds"]
+        # diverged: the last test -ELBO more than twice the best one (an exploded model)
+        t["diverged"] = t["test_elbo"] > 2 * t["best_test_elbo"]
+        t["vae_s"] = sum(sum(row["vae_s"] for row in eps) for eps in s["rows"]) / s["seeds"]
+        t["eval_s"] = sum(sum(row["eval_s"] for row in eps) for eps in s["rows"]) / s["seeds"]
+        t["samples_per_s"] = t["samples"] * t["epochs"] / t["vae_s"] if t["vae_s"] else 0
+        table[name] = t
+    return table
+
+
+def report(results, cmd, data_label):
+    T = summarize(results)
+    L = []
+    L.append("Command: `%s`  " % cmd)
+    L.append(bench_report.provenance())
+    L.append("")
+    r0 = next(iter(results["runs"].values()))
+    L.append("Data: %s (%d train / %d test images; labelled subsets balanced, seed 0).  "
+             "Epochs: %d, seeds: %s, runs side by side (%d at a time, niced, on a machine shared with "
+             "other jobs: the times are wall clock, not a speed figure); total wall time %.0f min."
+             % (data_label, r0.get("samples", 0), r0.get("test_samples", 0), results["epochs"], ",".join(str(s) for s in results["seeds"]),
+                results.get("parallel", 1), results["wall_s"] / 60))
+    L.append("Options (mp_scripts/accuracy.py): `%s`; per run: %s (the lr each run started at, "
+             "from its log)."
+             % (" ".join(results["common"]), "; ".join(
+                 "%s `%s`, lr %s" % (r["name"], " ".join(RUNS[r["name"]]),
+                                     "%g" % r["lr"] if isinstance(r.get("lr"), float) else "?")
+                 for r in results["runs"].values())))
+    L.append("")
+    L.append("Head test accuracy (%) after the last epoch (best epoch in brackets); paper: the VAE "
+             "paper's figures after 100 epochs of batch 100.")
+    L.append("")
+    L.append("| VAE | head | 10/class | 100/class | 200/class | paper 10 / 100 / 200 |")
+    L.append("|---|---|---:|---:|---:|---|")
+    for name, t in T.items():
+        for head in ("float32", "uint8"):
+            if "final_%s_10" % head not in t:
+                continue
+            cells = ["%.1f (%.1f)" % (t["final_%s_%d" % (head, K)], t["best_%s_%d" % (head, K)])
+                     for K in PER_CLASS]
+            paper = " / ".join(_pct(PAPER.get(name, {}).get(K)) for K in PER_CLASS) if head == "float32" else ""
+            L.append("| %s | %s | %s | %s |" % (name, head, " | ".join(cells), paper))
+    L.append("")
+    L.append("| VAE | epochs | -ELBO train (last epoch) | -ELBO test (last / best) | structures updated "
+             "(mean per layer / by weights) | VAE training samples/s (wall) | wall time VAE + heads (min) |")
+    L.append("|---|---:|---:|---:|---|---:|---:|")
+    for name, t in T.items():
+        L.append("| %s | %d | %s | %s / %.2f%s | %.0f %% / %.0f %% | %.0f | %.1f + %.1f |" % (
+            name, t["epochs"], _elbo(t["train_elbo"]), _elbo(t["test_elbo"]), t["best_test_elbo"],
+            " (diverged)" if t["diverged"] else "", 100 * t["upd"], 100 * t["upd_w"],
+            t["samples_per_s"], t["vae_s"] / 60, t["eval_s"] / 60))
+    L.append("")
+    L.append("Per epoch (seed %d; float32 head accuracy %%, -ELBO in nats):" % results["seeds"][0])
+    L.append("")
+    L.append("| VAE | epoch | -ELBO train | -ELBO test | 10/class | 100/class | 200/class |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    for key, r in results["runs"].items():
+        if r["seed"] != results["seeds"][0]:
+            continue
+        for row in r["epochs"]:
+            L.append("| %s | %d | %s | %s | %s |" % (
+                r["name"], row["epoch"], _elbo(row["train_elbo"]), _elbo(row["test_elbo"]),
+                " | ".join(_pct(_acc(row, K, "float32")) for K in PER_CLASS)))
+    L.append("")
+    L.append(targets(T))
+    return "\n".join(L)
+
+
+def targets(T):
+    L = ["Targets (issue 5 item 1): uint8 and uint8 + DSGU (float32 head) >= the paper's float32 "
+         "and within 0.5 points of our float32, final epoch (epochs: %s)." % ", ".join(
+             "%s %d" % (n, t["epochs"]) for n, t in T.items()), "",
+         "| run | labels/class | figure | >= paper fp32 | within 0.5 of our float32 |", "|---|---:|---:|---|---|"]
+    f = T.get("float32")
+    for name in ("uint8", "uint8-dsgu"):
+        t = T.get(name)
+        if not t:
+            continue
+        for K in PER_CLASS:
+            v = t["final_float32_%d" % K]
+            ok_p = "yes" if v >= PAPER_FP32[K] else "no (%.1f short)" % (PAPER_FP32[K] - v)
+            ok_f = "-"
+            if f and f["diverged"]:
+                ok_f = "n/a: our float32 diverged"
+            elif f:
+                d = v - f["final_float32_%d" % K]
+                ok_f = ("yes (%+.1f)" % d) if d >= -0.5 else "no (%+.1f)" % d
+            L.append("| %s | %d | %.1f | %s | %s |" % (name, K, v, ok_p, ok_f))
+    return "\n".join(L)
+
+
+def plot(results, path):
+    from . import plot as P
+    panels = {"head accuracy, 100/class (%)": {}, "-ELBO test (nats)": {}, "-ELBO train (nats)": {}}
+    for key, r in results["runs"].items():
+        if r["seed"] != results["seeds"][0]:
+            continue
+        xs = [row["epoch"] for row in r["epochs"]]
+        panels["head accuracy, 100/class (%)"][r["name"]] = (xs, [_acc(row, 100, "float32") for row in r["epochs"]])
+        # an exploded run's -ELBO (10^5 and more) would flatten the others: left out
+        panels["-ELBO test (nats)"][r["name"]] = (xs, [row["test_elbo"] if row["test_elbo"] < 1000 else None
+                                                      for row in r["epochs"]])
+        panels["-ELBO train (nats)"][r["name"]] = (xs, [row["train_elbo"] if row["train_elbo"] < 1000 else None
+                                                       for row in r["epochs"]])
+    return P.save_compare(path, panels, xlabel="VAE epoch", title="ConvVAE on MNIST, Unix port, batch 1")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench_accuracy", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="", help="directory with the full MNIST IDX files")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--runs", default="float32,uint8,uint8-dsgu", help="comma-separated, of: %s" % ", ".join(RUNS))
+    ap.add_argument("--seeds", default="1", help="comma-separated seeds (one run per seed and run)")
+    ap.add_argument("--parallel", type=int, default=3, help="runs at a time (default 3)")
+    ap.add_argument("--out", default=os.path.join(paths.ROOT, "out", "bench-accuracy"))
+    ap.add_argument("--md", default="", help="write the table into this Markdown file (block 'accuracy')")
+    ap.add_argument("--png", default="", help="curves PNG (default: next to --md under img/, else in --out)")
+    ap.add_argument("--from-json", default="", help="only redo the report from a results.json")
+    ap.add_argument("--from-logs", default="", metavar="DIR[,DIR]",
+                    help="only redo the report from the run logs in these --out directories")
+    a = ap.parse_args(argv)
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    if a.from_json:
+        with open(a.from_json) as f:
+            results = json.load(f)
+    elif a.from_logs:
+        results = results_from_logs([d for d in a.from_logs.split(",") if d])
+        results["data"] = os.path.basename(os.path.normpath(a.data)) if a.data else "mnist"
+        results["cmd"] = "python -m qtrain_host.bench_accuracy --data MNIST_DIR --epochs %d" % results["epochs"]
+    else:
+        if not have_data(a.data):
+            print("bench_accuracy: no MNIST IDX files in --data %r (needs train-/t10k- images and labels, "
+                  "e.g. ../shared/data/mnist); skipping the accuracy table." % a.data)
+            return 0
+        runs = [r for r in a.runs.split(",") if r]
+        bad = [r for r in runs if r not in RUNS]
+        if bad:
+            raise SystemExit("bench_accuracy: unknown run(s) %s (known: %s)" % (", ".join(bad), ", ".join(RUNS)))
+        os.makedirs(a.out, exist_ok=True)
+        data_dir = prepare(a.data, a.out, log)
+        seeds = [int(s) for s in a.seeds.split(",") if s]
+        results = run(data_dir, a.out, runs, a.epochs, seeds, a.parallel, log)
+        results["parallel"] = a.parallel
+        results["data"] = os.path.basename(os.path.normpath(a.data))
+        # the command as a reader reruns it: the data directory as MNIST_DIR (no local paths)
+        args = list(argv if argv is not None else sys.argv[1:])
+        results["cmd"] = "python -m qtrain_host.bench_accuracy " + " ".join(
+            "MNIST_DIR" if v == a.data else v for v in args)
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+    png = a.png or (os.path.join(os.path.dirname(os.path.abspath(a.md)), "img", "accuracy.png") if a.md
+                    else os.path.join(a.out, "accuracy.png"))
+    plot(results, png)
+    text = report(results, results.get("cmd", "python -m qtrain_host.bench_accuracy"), "MNIST, " + results.get("data", "?"))
+    if a.md:
+        rel = os.path.relpath(png, os.path.dirname(os.path.abspath(a.md)))
+        text += "\n\n![accuracy and -ELBO per epoch](%s)\n" % rel
+        bench_report.write_block(a.md, "accuracy", text)
+        log("bench_accuracy: wrote %s and %s" % (a.md, png))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

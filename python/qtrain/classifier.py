@@ -1,0 +1,103 @@
+"""A small CNN classifier trained from scratch with softmax cross-entropy:
+the FQT paper's supervised on-device experiment (4 trainable layers, digits).
+
+    from qtrain import classifier
+    net = classifier.build_cnn(classifier.Options(mode="uint8", lr=0.005))
+    loss, pred = net.train_step(image, label)   # image: 784 uint8 pixels
+    pred = net.predict(image)
+
+build_cnn() is Conv(1->c1, 3x3, s2) -> Conv(c1->c2, 3x3, s2) -> Dense(c2*7*7
+-> hidden, ReLU) -> Dense(hidden -> classes); the convs have ReLU, stride 2
+and padding 1, so a 28x28 image becomes c2 x 7 x 7.  The FQT paper's digit
+CNN is not published layer by layer; the defaults (8, 16, 32: ~27 k
+weights) keep it with its tensors well inside a 160 KB board heap next to
+_qtrain.mpy.  Modes as in qtrain.layers (uint8, mixed, float32); every buffer
+is allocated here, a step allocates nothing.
+"""
+import _qtrain as _q
+
+from .layers import F32, Conv2d, Dense, Options, Shared, dequantize, qparams, zeros  # noqa: F401 (Options re-exported)
+from .losses import SoftmaxOutput
+from .models import Sequential, _check_memory
+
+IMAGE = (1, 28, 28)
+
+
+class Classifier:
+    """A Sequential of trainable layers on a uint8 image, with a softmax
+    cross-entropy output."""
+
+    def __init__(self, net, classes, opt, n_pixels, shared=None):
+        self.net = net
+        self.classes = classes
+        self.opt = opt
+        self.shared = shared
+        self.output = SoftmaxOutput(classes, opt)
+        self.xq = qparams(0.0, 1.0)  # pixels: real = q / 255
+        # float32 mode: the image as floats q / 255
+        self.xf = zeros("f", n_pixels) if opt.m == F32 else None
+        self.steps = 0
+        self._records = net.qparams() + self.output.qparams()
+
+    def _forward(self, x):
+        if self.xf is None:
+            return self.net.forward(x, self.xq)
+        return self.net.forward(dequantize(x, self.xq, self.xf), None)
+
+    def train_step(self, x, label):
+        """One supervised step on image x (uint8 pixels). -> (loss, predicted class)."""
+        lg, lq = self._forward(x)
+        e, eq, loss, pred = self.output.loss(lg, lq, label)
+        self.net.backward(e, eq)
+        for r in self._records:      # this step's range observations
+            _q.qp_update(r)
+        self.steps += 1
+        return loss, pred
+
+    def predict(self, x):
+        lg, lq = self._forward(x)
+        return self.output.predict(lg, lq)
+
+    def state_dict(self):
+        d = self.net.state_dict("cnn.")
+        d["steps"] = self.steps
+        d["mode"] = self.opt.mode
+        return d
+
+
+def _conv_args(channels, shape):
+    """(in_shape, out_ch, first) of the two convs (3x3, stride 2, padding 1)."""
+    c1, c2 = channels
+    return ((shape, c1, True), ((c1, (shape[1] + 1) // 2, (shape[2] + 1) // 2), c2, False))
+
+
+def cnn_bytes(channels=(8, 16), hidden=32, classes=10, mode="uint8", shape=IMAGE):
+    """Bytes of buffers build_cnn() allocates (object headers not counted)."""
+    n = 0
+    sh = [0, 0, 0]
+    for in_shape, out_ch, first in _conv_args(channels, shape):
+        b, s = Conv2d.nbytes(in_shape, out_ch, 3, 2, 1, 0, False, first, mode=mode)
+        n += b
+        sh = [max(u, v) for u, v in zip(sh, s)]
+    flat = channels[1] * ((shape[1] + 3) // 4) * ((shape[2] + 3) // 4)
+    n += sh[0] + 4 * sh[1] + sh[2]
+    n += Dense.nbytes(flat, hidden, mode=mode) + Dense.nbytes(hidden, classes, mode=mode)
+    return n + 4 * shape[0] * shape[1] * shape[2] * (mode == "float32") + 4 * classes + 256
+
+
+def build_cnn(opt=None, channels=(8, 16), hidden=32, classes=10, shape=IMAGE):
+    """The 4-layer CNN (module docstring) in opt.mode; checks the heap first."""
+    opt = opt or Options()
+    if len(channels) != 2 or min(channels) < 1 or hidden < 1 or classes < 2:
+        raise ValueError("build_cnn: channels=(c1, c2) >= 1, hidden >= 1, classes >= 2; got %r, %r, %r"
+                         % (channels, hidden, classes))
+    _check_memory(cnn_bytes(channels, hidden, classes, opt.mode, shape),
+                  "a CNN (mode=%s, channels=%r, hidden=%d)" % (opt.mode, tuple(channels), hidden),
+                  "channels=(4, 8), hidden=16")
+    c1 = Conv2d(shape, channels[0], 3, 2, 1, relu=True, opt=opt, first=True, seed=opt.seed)
+    c2 = Conv2d(c1.out_shape, channels[1], 3, 2, 1, relu=True, opt=opt, seed=opt.seed + 1)
+    oc, oh, ow = c2.out_shape
+    d1 = Dense(oc * oh * ow, hidden, relu=True, opt=opt, seed=opt.seed + 2)
+    d2 = Dense(hidden, classes, opt=opt, seed=opt.seed + 3)
+    shared = Shared.for_layers((c1, c2))
+    return Classifier(Sequential([c1, c2, d1, d2]), classes, opt, shape[0] * shape[1] * shape[2], shared)

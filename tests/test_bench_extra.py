@@ -1,0 +1,41 @@
+"""The issue-5 bench tools on the host: the accuracy bench stops cleanly
+without the full data, and its report states the targets from the figures."""
+from qtrain_host import bench_accuracy, bench_report
+
+
+def test_accuracy_bench_without_data(tmp_path, capsys):
+    assert bench_accuracy.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 0
+    assert "no MNIST IDX files" in capsys.readouterr().out
+    assert not (tmp_path / "o").exists()
+
+
+def _row(epoch, acc, elbo):
+    d = {"epoch": epoch, "train_elbo": elbo + 10, "test_elbo": elbo, "upd": 1.0, "upd_w": 1.0,
+         "vae_s": 60.0, "eval_s": 10.0}
+    for K, a in zip((10, 100, 200), acc):
+        d["acc%d_float32" % K] = a / 100
+    return d
+
+
+def test_accuracy_report_targets():
+    runs = {"float32-s1": {"name": "float32", "seed": 1, "samples": 60000, "test_samples": 10000,
+                           "epochs": [_row(1, (70, 88, 90), 140), _row(2, (74, 89.5, 91.5), 130)]},
+            "uint8-s1": {"name": "uint8", "seed": 1, "samples": 60000, "test_samples": 10000,
+                         "epochs": [_row(1, (73, 89.2, 91.0), 135), _row(2, (73.6, 89.4, 90.0), 132)]}}
+    res = {"epochs": 2, "seeds": [1], "common": bench_accuracy.COMMON, "runs": runs, "wall_s": 600}
+    text = bench_accuracy.report(res, "cmd", "MNIST")
+    assert "| uint8 | 10 | 73.6 | yes | yes (-0.4) |" in text          # -0.4 is within 0.5
+    assert "| uint8 | 100 | 89.4 | yes | yes (-0.1) |" in text
+    assert "| uint8 | 200 | 90.0 | no (1.2 short) | no (-1.5) |" in text
+    assert "73.6 (73.6)" in text and "90.0 (91.0)" in text             # final (best)
+
+
+def test_write_block_replaces_only_its_block(tmp_path):
+    p = tmp_path / "B.md"
+    p.write_text("# B\n\nkeep\n")
+    bench_report.write_block(str(p), "x", "one")
+    bench_report.write_block(str(p), "y", "two")
+    bench_report.write_block(str(p), "x", "three")
+    t = p.read_text()
+    assert "keep" in t and "two" in t and "three" in t and "one" not in t
+    assert t.index("three") < t.index("two")

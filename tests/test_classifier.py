@@ -1,0 +1,93 @@
+"""qtrain.classifier: the 4-layer CNN learns digits from scratch (Unix port),
+fits a board heap next to the module, and rejects bad sizes."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "host_tools"))
+    subprocess.run([sys.executable, "-m", "qtrain_host", "prepare", "--data",
+                    os.path.join(ROOT, "data", "mnist-subset"), "--out", str(out), "--seed", "0",
+                    "--per-class", "10"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(out)
+
+
+@pytest.mark.parametrize("mode", ["uint8", "float32"])
+def test_cnn_learns_digits(run, target, streams, mode):
+    """1500 training images, one pass: far above chance (10 %) on 300 test images."""
+    if target != "unix":
+        pytest.skip("training runs on the Unix port; boards: test_cnn_fits_board")
+    out = run("""
+from qtrain import classifier
+from qtrain.data import Stream
+net = classifier.build_cnn(classifier.Options(mode=%r, lr=0.001, seed=3))
+s = Stream(%r, shuffle=True, seed=3, limit=1500)
+for label in s:
+    net.train_step(s.image, label)
+t = Stream(%r, limit=300)
+hit = 0
+for label in t:
+    hit += net.predict(t.image) == label
+print('acc', hit / t.count, net.steps)
+""" % (mode, os.path.join(streams, "train.qtds"), os.path.join(streams, "test.qtds")))
+    acc, steps = out.split("acc", 1)[1].split()
+    assert int(steps) == 1500
+    assert float(acc) > 0.6, out
+
+
+def test_cnn_fits_board(run, target):
+    """The default CNN is built and trained (uint8) inside the board's heap
+    (cnn_bytes() tells its buffers beforehand), and steps keep nothing: the
+    garbage of a step is the layers' result tuples and boxed floats of the
+    Python calls, never a buffer."""
+    out = run("""
+import gc
+from qtrain import classifier
+def main():
+    x = bytearray(784)
+    for i in range(784):
+        x[i] = (i * 7) & 255 if 200 < i < 600 else 0
+    gc.collect()
+    before = gc.mem_alloc()
+    net = classifier.build_cnn(classifier.Options(mode='uint8', lr=0.001))
+    net.train_step(x, 3)
+    gc.collect()
+    built = gc.mem_alloc() - before
+    most = 0
+    for i in range(20):
+        a = gc.mem_alloc()
+        net.train_step(x, 3)
+        most = max(most, gc.mem_alloc() - a)
+        gc.collect()
+    kept = gc.mem_alloc() - before - built
+    print('heap', built, classifier.cnn_bytes(), most, kept)
+main()
+""")
+    built, estimate, step_garbage, kept = (int(v) for v in out.split("heap", 1)[1].split())
+    assert estimate <= built <= estimate + 8192, out
+    assert step_garbage <= 4096, out
+    assert kept <= 256, out   # 20 steps: a kept buffer per step would show as >= 20x its size
+
+
+def test_cnn_bad_sizes(run, target):
+    if target != "unix":
+        pytest.skip("argument checks are the same Python code on every target")
+    out = run("""
+from qtrain import classifier
+for kw in ({'channels': (0, 4)}, {'hidden': 0}, {'classes': 1}, {'channels': (4,)}):
+    try:
+        classifier.build_cnn(**kw)
+        print('accepted', kw)
+    except ValueError as e:
+        print('ValueError', str(e).split(':')[0])
+""")
+    assert "accepted" not in out, out
+    assert out.count("ValueError build_cnn") == 4, out
