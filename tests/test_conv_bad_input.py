@@ -106,6 +106,7 @@ PRELUDE = r"""
 from array import array
 import _qtrain as Q
 import _qtrain_float as QF
+import gc
 def arr(tc, n, v=0):
     # from bytes, not a list of n objects (qemu-m0's heap holds both modules)
     a = array(tc, bytes(n * (1 if tc in 'bB' else 2 if tc in 'hH' else 4)))
@@ -123,6 +124,7 @@ xq = qp(0.1, 3); wq = qp(0.01, 128); yq = qp(0.05, 10); bq = qp(0.001, 0)
 b = arr('i', 3); b2 = arr('i', 2); gw = arr('i', 54)
 sc = bytearray(max(Q.conv2d_scratch_len(""" + G + r"""), Q.conv_transpose2d_scratch_len(""" + GT + r""")))
 def check(i, src):
+    gc.collect()    # the eval'd sources fragment qemu-m0's nearly full heap
     try:
         eval(src)
         print('C', i, 'NoError', '')
