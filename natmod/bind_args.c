@@ -286,7 +286,7 @@ mp_obj_t qt_bce_call(qt_lin_t *x, size_t n, mp_obj_t t_in, qt_lout_t *e, mp_obj_
     float *stats = arg_stats(stats_in);
     float *lut = NULL;
     if (lut_in != MP_OBJ_NULL) {
-        lut = qt_arg_buf_opt(lut_in, "lut", QT_TC_F32, QT_BCE_LUT_LEN, QT_RW);
+        lut = lut_in == mp_const_none ? NULL : qt_arg_scratch4(lut_in, "lut", QT_TC_F32, QT_BCE_LUT_LEN);
     }
     qt_check_no_overlap(lout_ptr(e), lout_bytes(e, n), "e", lin_ptr(x), lin_bytes(x, n), "x");
     qt_check_no_overlap(lout_ptr(e), lout_bytes(e, n), "e", t, n, "t");

@@ -202,6 +202,20 @@ void *qt_arg_buf_opt(mp_obj_t obj, const char *name, char typecode, size_t n, bo
     return qt_arg_buf(obj, name, typecode, n, writable);
 }
 
+void *qt_arg_scratch4(mp_obj_t obj, const char *name, char typecode, size_t n) {
+    mp_buffer_info_t bi;
+    if (mp_get_buffer(obj, &bi, MP_BUFFER_RW) && (bi.typecode == 1 || bi.typecode == 'B')) {
+        if (bi.len < 4 * n) {
+            qt_raise_value("%s: expected at least %z bytes (%z 4-byte items), got %z", name, 4 * n, n, bi.len);
+        }
+        if ((uintptr_t)bi.buf & 3u) {
+            qt_raise_value("%s: must be 4-byte aligned (a memoryview at an odd offset?)", name);
+        }
+        return bi.buf;
+    }
+    return qt_arg_buf(obj, name, typecode, n, QT_RW);
+}
+
 float *qt_arg_qparams(mp_obj_t obj, const char *name, bool writable) {
     float *qp = qt_arg_f32(obj, name, QT_QP_LEN, writable);
     float s = qp[QT_QP_SCALE];

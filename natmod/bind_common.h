@@ -59,6 +59,12 @@ void *qt_arg_buf_opt(mp_obj_t obj, const char *name, char typecode, size_t n, bo
 #define qt_arg_f32(o, name, n, wr) ((float *)qt_arg_buf((o), (name), QT_TC_F32, (n), (wr)))
 #define qt_arg_u32(o, name, n, wr) ((uint32_t *)qt_arg_buf((o), (name), QT_TC_U32, (n), (wr)))
 
+// Scratch of n 4-byte items: an array of `typecode` with exactly n items, or a
+// writable byte buffer (bytearray, or a memoryview of one) of at least 4n
+// bytes, 4-byte aligned -- so a model can lend one shared bytearray to every
+// call that needs scratch.
+void *qt_arg_scratch4(mp_obj_t obj, const char *name, char typecode, size_t n);
+
 // Quantization parameters: array('f') of QT_QP_LEN items (see kernels/quant.h),
 // scale > 0 and finite, zero point an integer in 0..255, alpha in [0, 1].
 float *qt_arg_qparams(mp_obj_t obj, const char *name, bool writable);

@@ -62,7 +62,8 @@ static MP_DEFINE_CONST_FUN_OBJ_3(qt_remap_u8_obj, qt_remap_u8_fn);
 //   x uint8[n], w uint8[m*n] (row i -> output i), b int32[m] or None (real =
 //   bq.scale * b, bq zero point 0), y uint8[m] (written), relu 0/1.
 //   Records the exact real range of y into yq[5..7].  xs: optional scratch
-//   array('i') of len(x) rounded up to a multiple of 4: the fast path.
+//   array('i') of len(x) rounded up to a multiple of 4 (or a 4-byte aligned
+//   bytearray of at least 4x that: a model's shared scratch): the fast path.
 static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t n, m, wlen;
     const uint8_t *x = qt_arg_buf_len(a[0], "x", QT_TC_U8, 1, &n, QT_RO);
@@ -96,7 +97,10 @@ static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     int32_t r[2];
     int32_t *xs = NULL;
     if (n_args > 9 && a[9] != mp_const_none) {
-        xs = qt_arg_i32(a[9], "xs", QT_XS_LEN(n), QT_RW);
+        xs = qt_arg_scratch4(a[9], "xs", QT_TC_I32, QT_XS_LEN(n));
+        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", x, n, "x");
+        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", y, m, "y");
+        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", w, wlen, "w");
     }
     dense_forward_u8(x, w, b, y, (int32_t)m, (int32_t)n, &q, r, xs);
     qt_qp_observe(yq, (float)r[0] * swx, (float)r[1] * swx);
@@ -108,7 +112,8 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_u8_obj, 9, 10, qt_de
 
 // dense_backward_u8(e, eq, w, wq, ep, epq, sel, k, acc) -> None
 //   e uint8[m] (error at the output, after ReLU backward), ep uint8[n]
-//   (written: error at the input), acc int32[n] scratch; sel/k: DSGU rows or
+//   (written: error at the input), acc int32[n] scratch (or a 4-byte aligned
+//   bytearray of >= 4n bytes); sel/k: DSGU rows or
 //   None.  Records the real range of ep into epq[5..7].
 static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t m, n, wlen;
@@ -121,7 +126,10 @@ static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     float *epq = qt_arg_qparams(a[5], "epq", QT_RW);
     int32_t k;
     const int32_t *rows = qt_arg_rows(a[6], a[7], m, &k);
-    int32_t *acc = qt_arg_i32(a[8], "acc", n, QT_RW);
+    int32_t *acc = qt_arg_scratch4(a[8], "acc", QT_TC_I32, n);
+    qt_check_no_overlap(acc, 4 * n, "acc", e, m, "e");
+    qt_check_no_overlap(acc, 4 * n, "acc", ep, n, "ep");
+    qt_check_no_overlap(acc, 4 * n, "acc", w, wlen, "w");
     qt_check_no_overlap(ep, n, "ep", e, m, "e");
     qt_check_no_overlap(ep, n, "ep", w, wlen, "w");
 

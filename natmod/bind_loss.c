@@ -21,7 +21,8 @@
 // bce_sigmoid_u8(x, xq, t, e, eq, stats, lut=None): uint8 logits x (n) with qparams xq,
 // uint8 target image t (n, pixel/255), uint8 error e = sigmoid(x) - t (n)
 // quantized with eq (range recorded into eq).  stats = [loss sum, min e, max e].
-// lut (optional, None or array('f', 512)): scratch that makes the call ~4x
+// lut (optional, None or array('f', 512) or a 4-byte aligned bytearray of
+// >= 2048 bytes): scratch that makes the call ~4x
 // cheaper on soft-float boards (the 256 possible logits' exp/log are computed
 // once each); same results with or without it.
 static mp_obj_t qt_bce_sigmoid_u8_fn(size_t n_args, const mp_obj_t *a) {

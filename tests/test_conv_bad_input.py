@@ -107,7 +107,12 @@ from array import array
 import _qtrain as Q
 import _qtrain_float as QF
 def arr(tc, n, v=0):
-    return array(tc, [v] * n)
+    # from bytes, not a list of n objects (qemu-m0's heap holds both modules)
+    a = array(tc, bytes(n * (1 if tc in 'bB' else 2 if tc in 'hH' else 4)))
+    if v:
+        for i in range(n):
+            a[i] = v
+    return a
 def qp(s, z, alpha=0.0):
     return array('f', [s, z, -1.0, 1.0, alpha, 0, 0, 0])
 x = bytearray(72); w = bytearray(54); y = bytearray(27); ex = bytearray(72)

@@ -229,6 +229,23 @@ def quantize_sym(e, out, qp):
         out[i] = 255 if v > 255 else (0 if v < 0 else v)
 
 
+def xs_len(n):
+    """Items of a Dense layer's int32 scratch for n inputs (a multiple of 4)."""
+    return (n + 3) & ~3
+
+
+def _error_buffer(n, m, opt, first, lent):
+    """(ep, epq): a layer's error at its input -- none for a first layer,
+    else `lent` (a model's buffer, cut to n items) or a new one; uint8 with a
+    tracked record in 'uint8' mode, array('f') otherwise."""
+    if first:
+        return None, None
+    ep = memoryview(lent)[:n] if lent is not None else (bytearray(n) if m == U8 else zeros("f", n))
+    if m == U8:
+        return ep, qparams(-opt.error_range, opt.error_range, opt.alpha_e)
+    return ep, None
+
+
 def _init_weights(n, a, opt, seed):
     """Weights uniform(-a, a) from the seeded byte stream: uint8 (w, wq), or
     float32 (w, None) holding the same values dequantized, so the three modes
@@ -251,20 +268,30 @@ class Dense:
     BIAS_SCALE = 1.0 / 65536
 
     @staticmethod
-    def nbytes(n_in, n_out, first=False, mode="uint8", dsgu=False):
-        """Bytes of buffers a Dense layer allocates (excluding object headers)."""
+    def nbytes(n_in, n_out, first=False, mode="uint8", dsgu=False, per_row=False, own_scratch=True,
+               own_ep=True):
+        """Bytes of buffers a Dense layer allocates (excluding object headers).
+        own_scratch=False: its scratch comes from a Shared (shared_needs());
+        own_ep=False: its input-error buffer is lent by the model."""
         if mode == "float32":
             n = 4 * (n_in * n_out + n_out + n_out)    # w, b, y
-            n += 0 if first else 4 * n_in              # ep
         else:
             n = n_in * n_out + 4 * n_out + n_out      # w, b, y
-            n += 4 * ((n_in + 3) & ~3)                 # xs (and acc)
-            if not first:
-                n += n_in if mode == "uint8" else 4 * n_in  # ep
-        n += 4 * (5 + 2 * n_out) + (12 * n_out if dsgu else 0)  # update state, sel, scores
+            if own_scratch:
+                n += 4 * xs_len(n_in)                  # xs (and acc)
+        if not first and own_ep:
+            n += n_in if mode == "uint8" else 4 * n_in  # ep
+        n += 4 * (5 + (2 * n_out if per_row else 0)) + (12 * n_out if dsgu else 0)  # update state, sel, scores
         return n + 6 * 4 * QP_LEN
 
-    def __init__(self, n_in, n_out, relu=False, opt=None, first=False, init_range=None, seed=None):
+    def __init__(self, n_in, n_out, relu=False, opt=None, first=False, init_range=None, seed=None,
+                 own_scratch=True, ep=None):
+        """own_scratch=False: the int32 scratch of the uint8 calls (x - z_x,
+        the backward accumulator) comes from a Shared, attach()ed by the model
+        (it is only used inside one call); ep: a buffer (uint8, or array('f')
+        in the float modes) of >= n_in items the model lends for the error at
+        the input (only the errors at a layer's output and input are live at
+        once, so two buffers serve a whole chain)."""
         if n_in <= 0 or n_out <= 0:
             raise ValueError("Dense: n_in and n_out must be > 0, got %d, %d" % (n_in, n_out))
         opt = opt or Options()
@@ -289,17 +316,13 @@ class Dense:
             self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
             # x - z_x unpacked once per forward (the fast path); the uint8
             # backward reuses it as its accumulator.
-            self.xs = zeros("i", (n_in + 3) & ~3)
-            self.acc = memoryview(self.xs)[:n_in]
-        if first:
-            self.ep = self.epq = None
-        elif m == U8:
-            self.ep = bytearray(n_in)
-            self.epq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
-        else:
-            self.ep = zeros("f", n_in)
-            self.epq = None
-        self.state = zeros("f", 5 + 2 * n_out)
+            self.xs = self.acc = None
+            if own_scratch:
+                self.xs = zeros("i", xs_len(n_in))
+                self.acc = memoryview(self.xs)[:n_in]
+        self.ep, self.epq = _error_buffer(n_in, m, opt, first, ep)
+        # Update statistics: 5 floats, plus (mu, sigma) per row when per_row.
+        self.state = zeros("f", 5 + (2 * n_out if opt.per_row else 0))
         self.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
         self.flags = opt.flags()
         self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
@@ -311,6 +334,16 @@ class Dense:
         self.k = n_out       # rows updated in the last backward (DSGU)
         self.trainable = True
         self.x = self.xq = None
+
+    def shared_needs(self):
+        """(scratch bytes, floats, error bytes) this layer needs in a Shared."""
+        return (0 if self.m == F32 else 4 * xs_len(self.n_in), 0, 0)
+
+    def attach(self, shared):
+        """Take the uint8 calls' scratch (xs, acc) from `shared`."""
+        if self.m != F32:
+            self.xs = self.acc = memoryview(shared.scratch)[:4 * xs_len(self.n_in)]
+        self.shared = shared
 
     def forward(self, x, xq):
         self.x, self.xq = x, xq
@@ -370,10 +403,12 @@ class Dense:
 
 
 class Shared:
-    """Scratch that the conv layers of a model take turns with during a step,
+    """Scratch that the layers of a model take turns with during a step,
     sized for its largest layer (memory grows with the largest layer, not
-    with the sum of them):
-      scratch  bytes for the uint8 conv kernels (im2col, filter rows);
+    with the sum of them); every use lives inside one kernel call:
+      scratch  bytes for the uint8 conv kernels (im2col, filter rows), the
+               uint8 Dense calls (x - z_x, the backward accumulator) and the
+               BCE head's table;
       floats   array('f'): the weight gradient (float32 mode) or the
                dequantized weights (mixed mode);
       errs     bytearray: an 8-bit copy of a float error (mixed mode, and
@@ -413,7 +448,7 @@ class Conv2d:
 
     @staticmethod
     def nbytes(in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, transposed=False, first=False,
-               mode="uint8", dsgu=False):
+               mode="uint8", dsgu=False, own_ep=True):
         """(own bytes, (scratch bytes, floats, error bytes) needed in a Shared)
         of a conv layer, before building it (excluding object headers)."""
         c, h, w = in_shape
@@ -422,8 +457,10 @@ class Conv2d:
         oc, oh, ow = getattr(_q, p + "_out_shape")(geom)
         n_in, n_out, n_w = c * h * w, oc * oh * ow, c * out_ch * k * k
         sz = 4 if mode == "float32" else 1
-        n = sz * (n_w + n_out) + 4 * out_ch + 4 * (5 + 2 * max(c, out_ch)) + (12 * out_ch if dsgu else 0)
-        if not first:
+        rows = c if (mode == "float32" and transposed) else out_ch   # structures of the update
+        n = sz * (n_w + n_out) + 4 * out_ch + 4 * (5 + 2 * rows) + (12 * out_ch if dsgu else 0)
+        n += 28 if (mode == "float32" and transposed) else 0           # bias state
+        if not first and own_ep:
             n += n_in * (1 if mode == "uint8" else 4)
         scr = 0 if mode == "float32" else getattr(_q, p + "_scratch_len")(geom)
         if mode == "uint8":
@@ -436,7 +473,8 @@ class Conv2d:
         return n + 4 * 4 * QP_LEN, sh
 
     def __init__(self, in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, relu=False,
-                 transposed=False, opt=None, first=False, shared=None, seed=None):
+                 transposed=False, opt=None, first=False, shared=None, seed=None, ep=None):
+        """ep: a buffer the model lends for the error at the input (see Dense)."""
         opt = opt or Options()
         c, h, w = in_shape
         geom = [c, h, w, out_ch, k, k, stride, stride, pad, pad]
@@ -473,14 +511,7 @@ class Conv2d:
             self.bq = array.array("f", [Dense.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
             self.y = bytearray(self.n_out)
             self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
-        if first:
-            self.ep = self.epq = None
-        elif m == U8:
-            self.ep = bytearray(n_in)
-            self.epq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
-        else:
-            self.ep = zeros("f", n_in)
-            self.epq = None
+        self.ep, self.epq = _error_buffer(n_in, m, opt, first, ep)
         # The update's structures: output filters, except float32
         # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs).
         rows = c if (m == F32 and transposed) else out_ch

@@ -21,7 +21,11 @@ from .layers import F32, MIXED, U8, float_kernels, qparams, zeros
 class BernoulliOutput:
     """Decoder logits (uint8) -> BCE loss and its error sigmoid(l) - t."""
 
-    def __init__(self, n, opt):
+    LUT_BYTES = 2048   # 512 floats
+
+    def __init__(self, n, opt, own_lut=True):
+        """own_lut=False: the BCE table (scratch of one call) comes from a
+        Shared the model attach()es."""
         self.n = n
         self.m = opt.m
         self._qf = None if self.m == U8 else float_kernels()
@@ -35,8 +39,16 @@ class BernoulliOutput:
         self.stats = array.array("f", [0.0] * 3)
         # uint8 logits take 256 values: their exp/log once per call (same
         # results, ~2x cheaper on a soft-float core).
-        self.lut = zeros("f", 512) if self.m != F32 else None
+        self.lut = zeros("f", 512) if self.m != F32 and own_lut else None
         self._lut = bytearray(256)
+
+    def shared_needs(self):
+        """(scratch bytes, floats, error bytes) this head needs in a Shared."""
+        return (0 if self.m == F32 else self.LUT_BYTES, 0, 0)
+
+    def attach(self, shared):
+        if self.m != F32:
+            self.lut = memoryview(shared.scratch)[:self.LUT_BYTES]
 
     def loss(self, lg, lq, target):
         """-> (e, eq, bce summed over pixels, in nats)."""

@@ -11,10 +11,11 @@ Every buffer is allocated by the constructor; a step allocates nothing.
 `vae_bytes(kind, ...)` tells the bytes a model needs before you build it.
 """
 import gc
+import sys
 
 import _qtrain as _q
 
-from .layers import F32, Conv2d, Dense, Options, Shared, dequantize, qparams, zeros  # noqa: F401 (re-export)
+from .layers import F32, Conv2d, Dense, Options, Shared, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
 from .losses import BernoulliOutput, GaussianLatent, SoftmaxOutput
 
 IMAGE = (1, 28, 28)
@@ -69,15 +70,16 @@ def _check_memory(need, what, smaller):
 class VAE:
     """Encoder -> (mu, logvar) -> z -> decoder -> Bernoulli logits of the image."""
 
-    def __init__(self, kind, encoder, decoder, latent_dim, opt, shared=None):
+    def __init__(self, kind, encoder, decoder, latent_dim, opt, shared=None, own_lut=True):
         self.kind = kind
         self.encoder = encoder
         self.decoder = decoder
         self.latent = GaussianLatent(latent_dim, opt)
-        self.output = BernoulliOutput(N_PIXELS, opt)
+        self.output = BernoulliOutput(N_PIXELS, opt, own_lut=own_lut)
         self.latent_dim = latent_dim
         self.opt = opt
         self.shared = shared
+        self.errors = None   # the error buffers build_vae lends to the layers
         self.xq = qparams(0.0, 1.0)  # pixels: real = q / 255
         # float32 mode: the image as floats q / 255 (the BCE target stays uint8)
         self.xf = zeros("f", N_PIXELS) if opt.m == F32 else None
@@ -146,28 +148,86 @@ class VAE:
         return d
 
 
-def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False):
-    """Bytes of buffers a VAE allocates (weights, activations, errors,
-    optimizer state, shared scratch, heads), for checking before building
-    one; object headers not counted."""
+# The paper's ConvVAE (METHOD.md section 6), encoder then decoder:
+# (in_shape, out_ch, k, stride, pad, out_pad, transposed, first, relu).
+CONV_ENC = (((1, 28, 28), 16, 3, 2, 1, 0, False, True, True),
+            ((16, 14, 14), 32, 3, 2, 1, 0, False, False, True))
+CONV_DEC = (((32, 7, 7), 16, 3, 2, 1, 1, True, False, True),
+            ((16, 14, 14), 1, 3, 2, 1, 1, True, False, False))
+CONV_FLAT = 32 * 7 * 7
+# Object headers and the Python objects of a built VAE (layers, records,
+# views, dicts) in machine words, measured on the Unix port (8-byte words)
+# and qemu-m4 (4-byte words): what vae_bytes adds to the buffers so that it
+# predicts build_vae's gc.mem_alloc() growth.
+VAE_OBJ_WORDS = {"mlp": 840, "conv": 1440}
+WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
+
+
+def _error_sizes(n_ins, mode):
+    """Two error buffers serve a chain of layers (backward order, input
+    sizes n_ins; None = no error at the input): layer i writes buffer i % 2
+    while it reads the other one.  -> (bytes of buffer 0, of buffer 1)."""
+    size = [0, 0]
+    i = 0
+    for n in n_ins:
+        if n is not None:
+            size[i % 2] = max(size[i % 2], n)
+            i += 1
+    return size
+
+
+def _error_lenders(sizes, mode):
+    """The two buffers _error_sizes sized, and a function giving the next one
+    to lend (alternating, in backward order)."""
+    bufs = [bytearray(n) if mode == "uint8" else zeros("f", n) for n in sizes]
+    turn = [0]
+
+    def lend():
+        b = bufs[turn[0] % 2]
+        turn[0] += 1
+        return b
+    return bufs, lend
+
+
+def _vae_layout(kind, hidden, latent):
+    """-> (backward-ordered input sizes of the layers that propagate an
+    error, for _error_sizes)."""
     if kind == "mlp":
-        n = Dense.nbytes(N_PIXELS, hidden, first=True, mode=mode, dsgu=dsgu)
-        n += Dense.nbytes(hidden, 2 * latent, mode=mode, dsgu=dsgu)
-        n += Dense.nbytes(latent, hidden, mode=mode, dsgu=dsgu)
-        n += Dense.nbytes(hidden, N_PIXELS, mode=mode, dsgu=dsgu)
+        return [hidden, latent, hidden]          # dec 2, dec 1, enc 2 (enc 1 is first)
+    return [16 * 14 * 14, CONV_FLAT, latent, CONV_FLAT, 16 * 14 * 14]   # t2, t1, d2, d1, c2
+
+
+def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_row=False):
+    """Bytes a VAE allocates (weights, activations, errors, optimizer state,
+    shared scratch, heads, and its objects), for checking before building
+    one: build_vae's gc.mem_alloc() growth on the Unix port within a few %
+    (tests/test_vae_memory.py)."""
+    own = dict(mode=mode, dsgu=dsgu)
+    dense = dict(own, per_row=per_row, own_scratch=False, own_ep=False)
+    sh = [0, 0, 0]
+    if mode != "float32":
+        sh[0] = 2048                               # the BCE table
+    if kind == "mlp":
+        n = Dense.nbytes(N_PIXELS, hidden, first=True, **dense)
+        n += Dense.nbytes(hidden, 2 * latent, **dense)
+        n += Dense.nbytes(latent, hidden, **dense)
+        n += Dense.nbytes(hidden, N_PIXELS, **dense)
+        if mode != "float32":
+            sh[0] = max(sh[0], 4 * xs_len(N_PIXELS))
     else:
-        n = Dense.nbytes(32 * 7 * 7, 2 * latent, mode=mode, dsgu=dsgu)
-        n += Dense.nbytes(latent, 32 * 7 * 7, mode=mode, dsgu=dsgu)
-        sh = [0, 0, 0]
-        for args in (((1, 28, 28), 16, 3, 2, 1, 0, False, True), ((16, 14, 14), 32, 3, 2, 1, 0, False, False),
-                     ((32, 7, 7), 16, 3, 2, 1, 1, True, False), ((16, 14, 14), 1, 3, 2, 1, 1, True, False)):
-            b, s = Conv2d.nbytes(*args, mode=mode, dsgu=dsgu)
+        n = Dense.nbytes(CONV_FLAT, 2 * latent, **dense)
+        n += Dense.nbytes(latent, CONV_FLAT, **dense)
+        if mode != "float32":
+            sh[0] = max(sh[0], 4 * xs_len(CONV_FLAT))
+        for in_shape, oc, k, s, p, op, tr, first, _ in CONV_ENC + CONV_DEC:
+            b, need = Conv2d.nbytes(in_shape, oc, k, s, p, op, tr, first, own_ep=False, **own)
             n += b
-            sh = [max(u, v) for u, v in zip(sh, s)]
-        n += sh[0] + 4 * sh[1] + sh[2]
-    # heads: BCE error (+ lut), latent, the float image in float32 mode
-    n += N_PIXELS * (1 if mode == "uint8" else 4) + (2048 if mode != "float32" else 4 * N_PIXELS) + 256
-    return n + 64 * latent
+            sh = [max(u, v) for u, v in zip(sh, need)]
+    n += sh[0] + 4 * sh[1] + sh[2]
+    n += sum(_error_sizes(_vae_layout(kind, hidden, latent), mode)) * (1 if mode == "uint8" else 4)
+    # heads: BCE error; latent z, eps, dh; the float image in float32 mode
+    n += N_PIXELS * (1 if mode == "uint8" else 4) + 256 + (4 * N_PIXELS if mode == "float32" else 0)
+    return n + 64 * latent + WORD * VAE_OBJ_WORDS[kind]
 
 
 def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
@@ -176,25 +236,40 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     opt = opt or Options()
     if kind not in ("mlp", "conv"):
         raise ValueError("kind must be 'mlp' or 'conv', got %r" % (kind,))
-    need = vae_bytes(kind, hidden, latent, opt.mode, opt.dsgu is not None)
+    need = vae_bytes(kind, hidden, latent, opt.mode, opt.dsgu is not None, opt.per_row)
     _check_memory(need, "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent),
                   "kind='mlp' with hidden=%d" % max(16, hidden // 2) if kind == "mlp" else "kind='mlp', hidden=64")
+    errs, lend = _error_lenders(_error_sizes(_vae_layout(kind, hidden, latent), opt.mode), opt.mode)
+    # Layers are built decoder-last-first, so the lent error buffers alternate
+    # in backward order (a layer never writes the buffer it reads).
     if kind == "mlp":
-        enc = Sequential([Dense(N_PIXELS, hidden, relu=True, opt=opt, first=True, seed=opt.seed),
-                          Dense(hidden, 2 * latent, opt=opt, seed=opt.seed + 1)])
-        dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2),
-                          Dense(hidden, N_PIXELS, opt=opt, seed=opt.seed + 3)])
-        return VAE(kind, enc, dec, latent, opt)
+        e4 = lend()
+        e3 = lend()
+        e2 = lend()
+        enc = Sequential([Dense(N_PIXELS, hidden, relu=True, opt=opt, first=True, seed=opt.seed,
+                                own_scratch=False),
+                          Dense(hidden, 2 * latent, opt=opt, seed=opt.seed + 1, own_scratch=False, ep=e2)])
+        dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=e3),
+                          Dense(hidden, N_PIXELS, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=e4)])
+        vae = VAE(kind, enc, dec, latent, opt, own_lut=False)
+        vae.shared = Shared.for_layers(enc.layers + dec.layers + [vae.output])
+        vae.errors = errs
+        return vae
     # Conv(1->16, 3x3, s2) -> Conv(16->32, 3x3, s2) -> Dense(1568 -> 2L);
     # Dense(L -> 1568) -> DeConv(32->16, s2) -> DeConv(16->1, s2).
-    c1 = Conv2d(IMAGE, 16, 3, 2, 1, relu=True, opt=opt, first=True, seed=opt.seed)
-    c2 = Conv2d(c1.out_shape, 32, 3, 2, 1, relu=True, opt=opt, seed=opt.seed + 1)
-    d1 = Dense(32 * 7 * 7, 2 * latent, opt=opt, seed=opt.seed + 2)
-    d2 = Dense(latent, 32 * 7 * 7, relu=True, opt=opt, seed=opt.seed + 3)
-    t1 = Conv2d((32, 7, 7), 16, 3, 2, 1, 1, relu=True, transposed=True, opt=opt, seed=opt.seed + 4)
-    t2 = Conv2d(t1.out_shape, 1, 3, 2, 1, 1, transposed=True, opt=opt, seed=opt.seed + 5)
-    shared = Shared.for_layers((c1, c2, t1, t2))
-    return VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, shared)
+    ep_t2, ep_t1, ep_d2, ep_d1, ep_c2 = lend(), lend(), lend(), lend(), lend()
+    convs = []
+    for (in_shape, oc, k, s, p, op, tr, first, relu), ep, sd in zip(
+            CONV_ENC + CONV_DEC, (None, ep_c2, ep_t1, ep_t2), (0, 1, 4, 5)):
+        convs.append(Conv2d(in_shape, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first,
+                            seed=opt.seed + sd, ep=ep))
+    c1, c2, t1, t2 = convs
+    d1 = Dense(CONV_FLAT, 2 * latent, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=ep_d1)
+    d2 = Dense(latent, CONV_FLAT, relu=True, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=ep_d2)
+    vae = VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, own_lut=False)
+    vae.shared = Shared.for_layers((c1, c2, d1, d2, t1, t2, vae.output))
+    vae.errors = errs
+    return vae
 
 
 class Head:

@@ -1,0 +1,43 @@
+"""vae_bytes() predicts what build_vae allocates (it is what the model checks
+against gc.mem_free() before allocating), within 3 %, and training keeps
+nothing (gc.mem_alloc() after a collection is the same after more steps:
+only the Python glue's short-lived tuples and floats are allocated), on the
+Unix port for every kind and mode."""
+import pytest
+
+SCRIPT = r"""
+import gc
+from qtrain import models
+img = bytearray((i * 37 + (i >> 5) * 11) & 255 if 150 < i < 650 else 0 for i in range(784))
+a0 = a1 = s0 = s1 = t = need = vae = 0  # globals exist before measuring (a new one grows the dict)
+for kind in ('conv', 'mlp'):
+    for mode in ('uint8', 'mixed', 'float32'):
+        for dsgu in (None, (0.5, 1.0)):
+            vae = None
+            gc.collect()
+            a0 = gc.mem_alloc()
+            vae = models.build_vae(kind, models.Options(mode=mode, dsgu=dsgu), hidden=64)
+            gc.collect()
+            a1 = gc.mem_alloc()
+            need = models.vae_bytes(kind, 64, 10, mode, dsgu is not None)
+            vae.train_step(img)
+            gc.collect()
+            s0 = gc.mem_alloc()
+            for t in range(2):
+                vae.train_step(img)
+            gc.collect()
+            s1 = gc.mem_alloc()
+            print('M', kind, mode, dsgu is not None, a1 - a0, need, s1 - s0)
+"""
+
+
+def test_vae_bytes_predicts_build(run):
+    if run.target != "unix":
+        pytest.skip("the float32 models do not fit the boards' heap; the boards run test_board_training")
+    out = run(SCRIPT, timeout=600)
+    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("M ")]
+    assert len(rows) == 12, out
+    for kind, mode, dsgu, got, need, step in rows:
+        got, need, step = int(got), int(need), int(step)
+        assert abs(got - need) <= 0.03 * got, (kind, mode, dsgu, got, need)
+        assert step == 0, (kind, mode, dsgu, "training kept %d bytes" % step)
