@@ -7,10 +7,14 @@
 
 BENCH_ARGS ?=
 
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-memory
 
 bench: venv unix firmware dist
 	$(PY) -m qtrain_host.bench --md docs/BENCHMARKS.md $(BENCH_ARGS)
 
 bench-quick: venv firmware dist
 	$(PY) -m qtrain_host.bench --quick
+
+# Heap of training the paper's ConvVAE (the VAE paper's Table I): memory block
+bench-memory: venv unix firmware dist
+	$(PY) -m qtrain_host.bench_memory --md docs/BENCHMARKS.md

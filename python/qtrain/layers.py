@@ -188,10 +188,20 @@ def dequantize(q, qp, out):
     return out
 
 
-try:
-    from ._quant8 import absmax_exp as _absmax_exp, quant_pow2 as _quant_pow2
-except Exception:  # no native emitter in this firmware
-    _absmax_exp = None
+_q8 = None  # (absmax_exp, quant_pow2), or False without a native emitter
+
+
+def _quant8():
+    """The viper helpers, imported on first use: only the float modes call
+    quantize_err, and viper code is machine code in the heap (~1 KB)."""
+    global _q8
+    if _q8 is None:
+        try:
+            from ._quant8 import absmax_exp, quant_pow2
+            _q8 = (absmax_exp, quant_pow2)
+        except Exception:  # no native emitter in this firmware
+            _q8 = False
+    return _q8
 
 
 def quantize_err(e, out, qp):
@@ -199,11 +209,12 @@ def quantize_err(e, out, qp):
     e, zero point 128, scale 2^k with max|e| / 2^k in [64, 128) (viper, see
     _quant8.py), or the symmetric range of max|e| (Python fallback).  qp is
     set to that (fixed) record."""
-    if _absmax_exp is None:
+    q8 = _quant8()
+    if not q8:
         return quantize_sym(e, out, qp)
     n = len(out)
-    ex = _absmax_exp(e, n)
-    _quant_pow2(e, out, n, ex)
+    ex = q8[0](e, n)
+    q8[1](e, out, n, ex)
     s = 2.0 ** (ex - 133) if ex else 1.0
     qp[0] = s
     qp[1] = 128.0

@@ -1,0 +1,180 @@
+"""Memory of training the paper's ConvVAE (issue 5 item 3): the VAE paper's
+Table I for qtrain, from gc.mem_alloc() deltas, not estimates.
+
+    python -m qtrain_host.bench_memory [--md docs/BENCHMARKS.md]
+
+On the emulated boards (qemu-m0 = the Pico's armv6m build, qemu-m4 = the
+Nano 33 BLE's armv7emsp build, both with the 160 KB heap budget): the heap
+taken by `import _qtrain` (natmod code and data) and by importing the qtrain
+package (the training path: layers, models, losses, trainer), and whether
+the uint8 ConvVAE then builds and trains.
+
+The model's own buffers: build_vae('conv') in uint8 and in float32, then
+each category's buffers are dropped in turn and the heap they free is
+measured (gc.collect(); gc.mem_alloc() before and after):
+  weights     weights and biases (and their quantization records)
+  activations every layer's output, the latent sample z
+  errors      the error tensors (the two ping-pong buffers, the BCE and
+              latent errors)
+  optimizer   update statistics, DSGU buffers, generator states, and the
+              scratch the kernels share (im2col, int32 rows, BCE table,
+              float gradient in float32 mode)
+  objects     what remains: the layer objects, views and records.
+These run where the model fits: on an emulated board if it does (uint8), else on the Unix port
+(the same package and kernels; buffer sizes are the same on every port, the
+objects take 8-byte words there instead of 4); the table says which.
+"""
+import argparse
+import os
+import sys
+
+from . import bench_report, paths
+from .runner import run_script
+
+BOARDS = ("qemu-m0", "qemu-m4")
+# The VAE paper's Table I (kB): uint8 and float32 training of the same model.
+PAPER = {"uint8": {"activations": 23.0, "weights": 221.0, "total": 244.0},
+         "float32": {"total": 529.4}}
+
+IMPORT_SCRIPT = r"""
+import gc
+gc.collect(); f0 = gc.mem_free(); a0 = gc.mem_alloc()
+import _qtrain
+gc.collect(); a1 = gc.mem_alloc()
+from qtrain import layers, losses, models, trainer
+gc.collect(); a2 = gc.mem_alloc()
+print('@mem free_boot=%d natmod=%d package=%d free=%d' % (f0, a1 - a0, a2 - a1, gc.mem_free()))
+"""
+
+MODEL_SCRIPT = r"""
+import gc
+from qtrain import models
+gc.collect(); a0 = gc.mem_alloc()
+vae = models.build_vae('conv', models.Options(mode=%(mode)r))
+gc.collect(); a1 = gc.mem_alloc()
+print('@mem total=%%d predicted=%%d free=%%d' %% (a1 - a0, models.vae_bytes('conv', mode=%(mode)r), gc.mem_free()))
+img = bytearray((i * 37 + (i >> 5) * 11) & 255 if 150 < i < 650 else 0 for i in range(784))
+low = gc.mem_free()
+for t in range(3):
+    vae.train_step(img)
+    low = min(low, gc.mem_free())
+gc.collect()
+print('@mem after_steps=%%d lowest_free=%%d' %% (gc.mem_alloc() - a0, low))
+layers = vae.encoder.layers + vae.decoder.layers
+for l in layers:
+    l.x = l.xq = None
+CATS = (
+    ('weights', [(l, ('w', 'wq', 'b', 'bq')) for l in layers]),
+    ('activations', [(l, ('y', 'yq')) for l in layers] + [(vae.latent, ('z', 'zq', 'h', 'hq')), (vae, ('xf',))]),
+    ('errors', [(l, ('ep', 'epq')) for l in layers] + [(vae, ('errors',)), (vae.output, ('e', 'eq')),
+                                                      (vae.latent, ('dh', 'dhq'))]),
+    ('optimizer', [(l, ('state', 'bstate', 'gb', 'sel', 'scores', 'sel_scratch', 'dsgu_state', 'dsgu_hp', 'hp',
+                        'rng', 'xs', 'acc', 'shared', '_scr', '_wf', '_xf', '_gw', '_e8', 'eq8')) for l in layers]
+                  + [(vae, ('shared',)), (vae.output, ('lut', '_lut', 'stats')),
+                     (vae.latent, ('eps', 'zero_eps', '_eps', 'rng', 'hp', 'stats'))]),
+)
+for name, drops in CATS:
+    gc.collect(); b0 = gc.mem_alloc()
+    for obj, attrs in drops:
+        for a in attrs:
+            if hasattr(obj, a):
+                setattr(obj, a, None)
+    gc.collect()
+    print('@mem %%s=%%d' %% (name, b0 - gc.mem_alloc()))
+"""
+
+
+def _mem(output):
+    """The k=v figures of every @mem line, merged."""
+    d = {}
+    for row in bench_report.parse_lines(output, "mem"):
+        d.update(row)
+    return d
+
+
+def measure(boards=BOARDS, log=print):
+    R = {"imports": {}, "model": {}}
+    for b in boards:
+        res = run_script(b, IMPORT_SCRIPT, timeout=300)
+        R["imports"][b] = _mem(res.output) if res.returncode == 0 else {"error": res.output[-300:]}
+        log("%s imports: %s" % (b, R["imports"][b]))
+    for mode in ("uint8", "float32"):
+        where = list(boards) if mode == "uint8" else []
+        for target in where + ["unix"]:
+            res = run_script(target, MODEL_SCRIPT % dict(mode=mode), timeout=600)
+            m = _mem(res.output)
+            if res.returncode == 0 and "objects" not in m and "optimizer" in m:
+                m["objects"] = m["total"] - sum(m[k] for k in ("weights", "activations", "errors", "optimizer"))
+                m["target"] = target
+                R["model"][mode] = m
+                log("%s %s: %s" % (target, mode, m))
+                break
+            last = [ln for ln in res.output.strip().splitlines() if ln][-1:] or ["?"]
+            R.setdefault("did_not_fit", []).append("%s on %s: %s" % (mode, target, last[0][:160]))
+            log("%s %s does not fit: %s" % (target, mode, last[0][:160]))
+    return R
+
+
+def _kb(v):
+    return "" if v is None else "%.1f" % (v / 1000.0)
+
+
+def report(R, cmd):
+    L = ["### Memory: the VAE paper's Table I for qtrain", "",
+         "Heap of training the paper's ConvVAE (latent 10, batch 1), measured from `gc.mem_alloc()` "
+         "deltas (kB = 1000 bytes).  Rerun: `%s`." % cmd, ""]
+    L.append("| | uint8 (qtrain) | float32 (qtrain) | uint8 (paper) | float32 (paper) |")
+    L.append("|---|---:|---:|---:|---:|")
+    u, f = R["model"].get("uint8", {}), R["model"].get("float32", {})
+    rows = (("weights + biases", "weights", "", ""),
+            ("activations", "activations", "23.0", ""),
+            ("error tensors", "errors", "", ""),
+            ("optimizer state + shared scratch", "optimizer", "", ""),
+            ("objects, views, records", "objects", "", ""))
+    for label, key, pu, pf in rows:
+        L.append("| %s | %s | %s | %s | %s |" % (label, _kb(u.get(key)), _kb(f.get(key)), pu, pf))
+    L.append("| paper: weights incl. gradient buffers | | | 221.0 | |")
+    L.append("| **model total** | **%s** | **%s** | **244.0** | **529.4** |" % (_kb(u.get("total")), _kb(f.get("total"))))
+    for b, m in sorted(R["imports"].items()):
+        if "natmod" in m:
+            L.append("| natmod code (`import _qtrain`, %s) | %s | | | |" % (b, _kb(m["natmod"])))
+            L.append("| package (`qtrain` training modules, %s) | %s | | | |" % (b, _kb(m["package"])))
+    for b in ("qemu-m0", "qemu-m4"):
+        m = R["imports"].get(b, {})
+        if "natmod" in m and u.get("total"):
+            L.append("| **total with code, %s** | **%s** | | | |" % (b, _kb(u["total"] + m["natmod"] + m["package"])))
+    L.append("")
+    where = ", ".join("%s on %s" % (k, v.get("target")) for k, v in sorted(R["model"].items()))
+    buffers = u.get("total", 1e9) - u.get("objects", 0)
+    L.append("Model figures measured: %s (the Unix port has 8-byte words: its objects row is about twice "
+             "a board's; every buffer is the same size).  Target: uint8 training of the paper configuration "
+             "<= 100 kB of model buffers: %s kB without the objects, %s kB with them (%s)." % (
+                 where, _kb(buffers), _kb(u.get("total")), "met" if buffers <= 100000 else "missed"))
+    for b, m in sorted(R["imports"].items()):
+        if "free" in m:
+            L.append("On %s, %d bytes are free after boot, %d after importing `_qtrain` and the package." % (
+                b, int(m["free_boot"]), int(m["free"])))
+    for s in R.get("did_not_fit", []):
+        L.append("Did not fit: %s." % s)
+    L.append("")
+    L.append(bench_report.provenance())
+    return "\n".join(L) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench_memory", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--md", default="", help="write the table into this Markdown file (block 'memory')")
+    a = ap.parse_args(argv)
+    args = list(argv if argv is not None else sys.argv[1:])
+    cmd = ("python -m qtrain_host.bench_memory " + " ".join(args)).strip()
+    R = measure(tuple(b for b in a.boards.split(",") if b), log=lambda s: print(s, flush=True))
+    text = report(R, cmd)
+    if a.md:
+        bench_report.write_block(a.md, "memory", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
