@@ -188,7 +188,7 @@ def dequantize(q, qp, out):
     return out
 
 
-_q8 = None  # (absmax_exp, quant_pow2), or False without a native emitter
+_q8 = None  # type: tuple | bool | None  # (absmax_exp, quant_pow2), or False without a native emitter
 
 
 def _quant8():
