@@ -193,15 +193,19 @@ def report(results, cmd, data_label):
              "other jobs: the times are wall clock, not a speed figure); total wall time %.0f min."
              % (data_label, r0.get("samples", 0), r0.get("test_samples", 0), results["epochs"], ",".join(str(s) for s in results["seeds"]),
                 results.get("parallel", 1), results["wall_s"] / 60))
-    L.append("Options (mp_scripts/accuracy.py): `%s`; per run: %s (the lr each run started at, "
+    per_run = {}
+    for r in results["runs"].values():
+        per_run.setdefault(r["name"], (r, []))[1].append(str(r["seed"]))
+    L.append("Options (mp_scripts/accuracy.py): `%s`; per run: %s (lr: the one each run started at, "
              "from its log)."
              % (" ".join(results["common"]), "; ".join(
-                 "%s `%s`, lr %s" % (r["name"], " ".join(RUNS[r["name"]]),
-                                     "%g" % r["lr"] if isinstance(r.get("lr"), float) else "?")
-                 for r in results["runs"].values())))
+                 "%s `%s`, lr %s, seeds %s" % (n, " ".join(RUNS[n]),
+                                                "%g" % r["lr"] if isinstance(r.get("lr"), float) else "?",
+                                                ",".join(seeds))
+                 for n, (r, seeds) in per_run.items())))
     L.append("")
-    L.append("Head test accuracy (%) after the last epoch (best epoch in brackets); paper: the VAE "
-             "paper's figures after 100 epochs of batch 100.")
+    L.append("Head test accuracy (%) after the last epoch (best epoch in brackets), mean over the run's "
+             "seeds; paper: the VAE paper's figures after 100 epochs of batch 100.")
     L.append("")
     L.append("| VAE | head | 10/class | 100/class | 200/class | paper 10 / 100 / 200 |")
     L.append("|---|---|---:|---:|---:|---|")
@@ -214,25 +218,23 @@ def report(results, cmd, data_label):
             paper = " / ".join(_pct(PAPER.get(name, {}).get(K)) for K in PER_CLASS) if head == "float32" else ""
             L.append("| %s | %s | %s | %s |" % (name, head, " | ".join(cells), paper))
     L.append("")
-    L.append("| VAE | epochs | -ELBO train (last epoch) | -ELBO test (last / best) | structures updated "
+    L.append("| VAE | epochs | seeds | -ELBO train (last epoch) | -ELBO test (last / best) | structures updated "
              "(mean per layer / by weights) | VAE training samples/s (wall) | wall time VAE + heads (min) |")
-    L.append("|---|---:|---:|---:|---|---:|---:|")
+    L.append("|---|---:|---:|---:|---:|---|---:|---:|")
     for name, t in T.items():
-        L.append("| %s | %d | %s | %s / %.2f%s | %.0f %% / %.0f %% | %.0f | %.1f + %.1f |" % (
-            name, t["epochs"], _elbo(t["train_elbo"]), _elbo(t["test_elbo"]), t["best_test_elbo"],
+        L.append("| %s | %d | %d | %s | %s / %.2f%s | %.0f %% / %.0f %% | %.0f | %.1f + %.1f |" % (
+            name, t["epochs"], t["seeds"], _elbo(t["train_elbo"]), _elbo(t["test_elbo"]), t["best_test_elbo"],
             " (diverged)" if t["diverged"] else "", 100 * t["upd"], 100 * t["upd_w"],
             t["samples_per_s"], t["vae_s"] / 60, t["eval_s"] / 60))
     L.append("")
-    L.append("Per epoch (seed %d; float32 head accuracy %%, -ELBO in nats):" % results["seeds"][0])
+    L.append("Per epoch (float32 head accuracy %, -ELBO in nats):")
     L.append("")
-    L.append("| VAE | epoch | -ELBO train | -ELBO test | 10/class | 100/class | 200/class |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|")
-    for key, r in results["runs"].items():
-        if r["seed"] != results["seeds"][0]:
-            continue
+    L.append("| VAE | seed | epoch | -ELBO train | -ELBO test | 10/class | 100/class | 200/class |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for key, r in sorted(results["runs"].items(), key=lambda kv: (kv[1]["name"], kv[1]["seed"])):
         for row in r["epochs"]:
-            L.append("| %s | %d | %s | %s | %s |" % (
-                r["name"], row["epoch"], _elbo(row["train_elbo"]), _elbo(row["test_elbo"]),
+            L.append("| %s | %d | %d | %s | %s | %s |" % (
+                r["name"], r["seed"], row["epoch"], _elbo(row["train_elbo"]), _elbo(row["test_elbo"]),
                 " | ".join(_pct(_acc(row, K, "float32")) for K in PER_CLASS)))
     L.append("")
     L.append(targets(T))
