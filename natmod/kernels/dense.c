@@ -530,6 +530,52 @@ static float clamp_f(float v, float lim) {
     return v > lim ? lim : (v < -lim ? -lim : v);
 }
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// The Cortex-M4 row loops below keep the running min/max of the updated
+// weights as two int16 lanes each (SSUB16 + SEL); these convert from and to
+// the scalar [lo, hi] (lo > hi: nothing seen yet -> an empty lane range).
+static inline void range_to_lanes(int32_t lo, int32_t hi, uint32_t *lo2, uint32_t *hi2) {
+    if (lo > hi) {
+        *lo2 = 0x7fff7fffu;           // empty: +32767 / -32768 in both lanes
+        *hi2 = 0x80008000u;
+    } else {
+        *lo2 = ((uint32_t)lo & 0xffffu) * 0x10001u;
+        *hi2 = ((uint32_t)hi & 0xffffu) * 0x10001u;
+    }
+}
+
+static inline void range_from_lanes(uint32_t lo2, uint32_t hi2, int32_t *lo, int32_t *hi) {
+    int32_t l0 = (int16_t)(lo2 & 0xffffu), l1 = (int16_t)(lo2 >> 16);
+    int32_t h0 = (int16_t)(hi2 & 0xffffu), h1 = (int16_t)(hi2 >> 16);
+    *lo = l0 < l1 ? l0 : l1;
+    *hi = h0 > h1 ? h0 : h1;
+}
+
+// Shared tail of both M4 row loops: x1/x2 hold the steps of 4 weights as
+// int16 lanes (weights 0,2 and 1,3); add them to the stored weights, track
+// the lane-wise min/max, clamp to 0..255, store 4 bytes, loop.
+#define QT_M4_ROW_ADD_TRACK_STORE \
+            "ldr %[t0], [%[pw]]\n\t" \
+            "uxtb16 %[t1], %[t0]\n\t" \
+            "uxtb16 %[t0], %[t0], ror #8\n\t" \
+            "sadd16 %[x1], %[t1], %[x1]\n\t" \
+            "sadd16 %[x2], %[t0], %[x2]\n\t" \
+            "ssub16 %[t0], %[x1], %[lo2]\n\t" \
+            "sel %[lo2], %[lo2], %[x1]\n\t" \
+            "ssub16 %[t0], %[hi2], %[x1]\n\t" \
+            "sel %[hi2], %[hi2], %[x1]\n\t" \
+            "ssub16 %[t0], %[x2], %[lo2]\n\t" \
+            "sel %[lo2], %[lo2], %[x2]\n\t" \
+            "ssub16 %[t0], %[hi2], %[x2]\n\t" \
+            "sel %[hi2], %[hi2], %[x2]\n\t" \
+            "usat16 %[x1], #8, %[x1]\n\t" \
+            "usat16 %[x2], #8, %[x2]\n\t" \
+            "orr %[x1], %[x1], %[x2], lsl #8\n\t" \
+            "str %[x1], [%[pw]], #4\n\t" \
+            "cmp %[px], %[end]\n\t" \
+            "bne 1b\n\t"
+#endif
+
 // One row of the batch-1 update, deterministic rounding:
 //   v_j = w_j + ((rb - A x_j) >> 16), stored clamped to 0..255, with the exact
 // min/max of v tracked in [*plo, *phi] (*plo > *phi: nothing seen yet).
@@ -550,13 +596,7 @@ void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A
         const uint8_t *px = x, *end = x + n4;
         uint8_t *pw = wr;
         uint32_t lo2, hi2;
-        if (lo > hi) {
-            lo2 = 0x7fff7fffu;           // empty: +32767 / -32768 in both lanes
-            hi2 = 0x80008000u;
-        } else {
-            lo2 = ((uint32_t)lo & 0xffffu) * 0x10001u;
-            hi2 = ((uint32_t)hi & 0xffffu) * 0x10001u;
-        }
+        range_to_lanes(lo, hi, &lo2, &hi2);
         int32_t an = -A;
         uint32_t x1, x2, t0, t1;
         __asm__ volatile(
@@ -570,33 +610,12 @@ void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A
             "smlabb %[t0], %[an], %[x2], %[rb]\n\t"
             "smlabt %[t1], %[an], %[x2], %[rb]\n\t"
             "pkhtb %[x2], %[t1], %[t0], asr #16\n\t"
-            "ldr %[t0], [%[pw]]\n\t"
-            "uxtb16 %[t1], %[t0]\n\t"
-            "uxtb16 %[t0], %[t0], ror #8\n\t"
-            "sadd16 %[x1], %[t1], %[x1]\n\t"
-            "sadd16 %[x2], %[t0], %[x2]\n\t"
-            "ssub16 %[t0], %[x1], %[lo2]\n\t"
-            "sel %[lo2], %[lo2], %[x1]\n\t"
-            "ssub16 %[t0], %[hi2], %[x1]\n\t"
-            "sel %[hi2], %[hi2], %[x1]\n\t"
-            "ssub16 %[t0], %[x2], %[lo2]\n\t"
-            "sel %[lo2], %[lo2], %[x2]\n\t"
-            "ssub16 %[t0], %[hi2], %[x2]\n\t"
-            "sel %[hi2], %[hi2], %[x2]\n\t"
-            "usat16 %[x1], #8, %[x1]\n\t"
-            "usat16 %[x2], #8, %[x2]\n\t"
-            "orr %[x1], %[x1], %[x2], lsl #8\n\t"
-            "str %[x1], [%[pw]], #4\n\t"
-            "cmp %[px], %[end]\n\t"
-            "bne 1b\n\t"
+            QT_M4_ROW_ADD_TRACK_STORE
             : [px] "+r"(px), [pw] "+r"(pw), [lo2] "+r"(lo2), [hi2] "+r"(hi2),
             [x1] "=&r"(x1), [x2] "=&r"(x2), [t0] "=&r"(t0), [t1] "=&r"(t1)
             : [an] "r"(an), [rb] "r"(rb), [end] "r"(end)
             : "cc", "memory");
-        int32_t l0 = (int16_t)(lo2 & 0xffffu), l1 = (int16_t)(lo2 >> 16);
-        int32_t h0 = (int16_t)(hi2 & 0xffffu), h1 = (int16_t)(hi2 >> 16);
-        lo = l0 < l1 ? l0 : l1;
-        hi = h0 > h1 ? h0 : h1;
+        range_from_lanes(lo2, hi2, &lo, &hi);
         for (int32_t j = n4; j < n; j++) {
             int32_t v = (int32_t)wr[j] + ((rb - A * (int32_t)x[j]) >> 16);
             lo = v < lo ? v : lo;
@@ -760,13 +779,7 @@ void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t
         const uint8_t *px = x, *end = x + n4;
         uint8_t *pw = wr;
         uint32_t lo2, hi2;
-        if (lo > hi) {
-            lo2 = 0x7fff7fffu;
-            hi2 = 0x80008000u;
-        } else {
-            lo2 = ((uint32_t)lo & 0xffffu) * 0x10001u;
-            hi2 = ((uint32_t)hi & 0xffffu) * 0x10001u;
-        }
+        range_to_lanes(lo, hi, &lo2, &hi2);
         int32_t an = -A;
         uint32_t x1, x2, t0, t1, tmp;
         __asm__ volatile(
@@ -790,33 +803,12 @@ void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t
             "uxtah %[tmp], %[rb], %[s]\n\t"
             "smlabt %[x2], %[an], %[x2], %[tmp]\n\t"
             "pkhtb %[x2], %[x2], %[t1], asr #16\n\t"
-            "ldr %[t0], [%[pw]]\n\t"
-            "uxtb16 %[t1], %[t0]\n\t"
-            "uxtb16 %[t0], %[t0], ror #8\n\t"
-            "sadd16 %[x1], %[t1], %[x1]\n\t"
-            "sadd16 %[x2], %[t0], %[x2]\n\t"
-            "ssub16 %[t0], %[x1], %[lo2]\n\t"
-            "sel %[lo2], %[lo2], %[x1]\n\t"
-            "ssub16 %[t0], %[hi2], %[x1]\n\t"
-            "sel %[hi2], %[hi2], %[x1]\n\t"
-            "ssub16 %[t0], %[x2], %[lo2]\n\t"
-            "sel %[lo2], %[lo2], %[x2]\n\t"
-            "ssub16 %[t0], %[hi2], %[x2]\n\t"
-            "sel %[hi2], %[hi2], %[x2]\n\t"
-            "usat16 %[x1], #8, %[x1]\n\t"
-            "usat16 %[x2], #8, %[x2]\n\t"
-            "orr %[x1], %[x1], %[x2], lsl #8\n\t"
-            "str %[x1], [%[pw]], #4\n\t"
-            "cmp %[px], %[end]\n\t"
-            "bne 1b\n\t"
+            QT_M4_ROW_ADD_TRACK_STORE
             : [px] "+r"(px), [pw] "+r"(pw), [lo2] "+r"(lo2), [hi2] "+r"(hi2), [s] "+r"(s),
             [x1] "=&r"(x1), [x2] "=&r"(x2), [t0] "=&r"(t0), [t1] "=&r"(t1), [tmp] "=&r"(tmp)
             : [an] "r"(an), [rb] "r"(rb), [end] "r"(end)
             : "cc", "memory");
-        int32_t l0 = (int16_t)(lo2 & 0xffffu), l1 = (int16_t)(lo2 >> 16);
-        int32_t h0 = (int16_t)(hi2 & 0xffffu), h1 = (int16_t)(hi2 >> 16);
-        lo = l0 < l1 ? l0 : l1;
-        hi = h0 > h1 ? h0 : h1;
+        range_from_lanes(lo2, hi2, &lo, &hi);
         j = n4;
     }
 #elif defined(__ARM_ARCH_6M__)
