@@ -71,7 +71,7 @@ def _check_memory(need, what, smaller):
         return None
     if need > free:
         raise MemoryError("%s needs about %d bytes but only %d are free; try %s"
-                          % (what, need, free, smaller))
+                          % (what, need, free, smaller(free) if callable(smaller) else smaller))
     return free
 
 
@@ -261,7 +261,14 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
         raise ValueError("kind must be 'mlp' or 'conv', got %r" % (kind,))
     need = vae_bytes(kind, hidden, latent, opt.mode, opt.dsgu is not None, opt.per_row)
     what = "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent)
-    smaller = "kind='mlp' with hidden=%d" % max(16, hidden // 2) if kind == "mlp" else "kind='mlp', hidden=64"
+
+    def smaller(free):
+        """The widest MLP VAE that fits `free` bytes."""
+        h = hidden // 2 if kind == "mlp" else 256
+        while h > 8 and vae_bytes("mlp", h, latent, opt.mode) > free:
+            h //= 2
+        return "kind='mlp', hidden=%d" % h
+
     free = _check_memory(need, what, smaller)
     try:
         return _build_vae(kind, opt, hidden, latent)
@@ -269,7 +276,7 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
         # Enough bytes in total, but no free block large enough for one buffer.
         gc.collect()
         raise MemoryError("%s needs about %d bytes and %d were free, but the heap is too fragmented (%s); try %s"
-                          % (what, need, free, e, smaller))
+                          % (what, need, free, e, smaller(free)))
 
 
 def _build_vae(kind, opt, hidden, latent):
