@@ -55,10 +55,13 @@ class Classifier:
         return loss, pred
 
     def predict(self, x):
+        """The predicted class (int in [0, classes)) of image x (uint8 pixels); no training."""
         lg, lq = self._forward(x)
         return self.output.predict(lg, lq)
 
     def state_dict(self):
+        """{name: buffer} of the weights, records and optimizer state, plus
+        'steps' and 'mode': what qtrain.checkpoint.save() writes."""
         d = self.net.state_dict("cnn.")
         d["steps"] = self.steps
         d["mode"] = self.opt.mode

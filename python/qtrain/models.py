@@ -29,26 +29,32 @@ class Sequential:
         self.layers = layers
 
     def forward(self, x, xq):
+        """Run every layer's forward in order: (x, xq) -> the last layer's (y, yq)."""
         for layer in self.layers:
             x, xq = layer.forward(x, xq)
         return x, xq
 
     def backward(self, e, eq):
+        """Run every layer's backward in reverse order: error at the output ->
+        error at the input ((None, None) when the first layer is marked first)."""
         for layer in reversed(self.layers):
             e, eq = layer.backward(e, eq)
         return e, eq
 
     def set_trainable(self, flag):
+        """Freeze (False) or unfreeze (True) every layer's weight update."""
         for layer in self.layers:
             layer.trainable = flag
 
     def qparams(self):
+        """The moving quantization records of all layers, in order."""
         out = []
         for layer in self.layers:
             out.extend(layer.qparams())
         return out
 
     def state_dict(self, prefix):
+        """{prefix + '<layer index>.' + name: buffer} of every layer."""
         d = {}
         for i, layer in enumerate(self.layers):
             d.update(layer.state_dict("%s%d." % (prefix, i)))
@@ -94,6 +100,8 @@ class VAE:
         return dequantize(x, self.xq, self.xf), None
 
     def forward(self, x, sample=True):
+        """Image x (784 uint8) -> (decoder logits, their record); sample=False
+        uses z = mu.  No training."""
         h, hq = self.encoder.forward(*self.input(x))
         z, zq = self.latent.forward(h, hq, sample)
         return self.decoder.forward(z, zq)
@@ -135,11 +143,14 @@ class VAE:
         return image
 
     def reconstruct(self, x, image):
+        """image (bytearray 784) <- the mean reconstruction of x (z = mu); returns image."""
         lg, lq = self.forward(x, sample=False)
         self.output.mean_image(lg, lq, image)
         return image
 
     def state_dict(self):
+        """{name: buffer} of both halves and the latent layer, plus 'kind',
+        'latent_dim', 'steps' and 'mode': what qtrain.checkpoint.save() writes."""
         d = {"kind": self.kind, "latent_dim": self.latent_dim, "steps": self.steps,
              "mode": self.opt.mode}
         d.update(self.encoder.state_dict("enc."))
@@ -301,9 +312,11 @@ class Head:
         return loss, pred
 
     def predict(self, x):
+        """The predicted class of image x (784 uint8); no training."""
         f, fq = self._features(x)
         lg, lq = self.net.forward(f, fq)
         return self.output.predict(lg, lq)
 
     def state_dict(self):
+        """{'head.<layer>.<name>': buffer} of the head's layers (not the VAE's)."""
         return self.net.state_dict("head.")

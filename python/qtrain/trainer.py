@@ -62,6 +62,9 @@ HEAD_DEFAULTS = {
 
 
 def options(cfg):
+    """layers.Options from a config dict (VAE_DEFAULTS / HEAD_DEFAULTS keys);
+    DSGU is on when cfg['lmin'] < 1.  KeyError if 'lr' or 'seed' is missing,
+    ValueError from Options for values out of range."""
     dsgu = None
     if cfg.get("lmin", 1.0) < 1.0:
         dsgu = (cfg["lmin"], max(cfg["lmin"], cfg.get("lmax", 1.0)))
@@ -104,6 +107,9 @@ def _peak():
 
 
 def build_vae_from(cfg):
+    """models.build_vae() for a config dict (keys 'model', 'hidden', 'latent'
+    and those options() reads).  MemoryError (naming the bytes needed and
+    free) if the heap is too small."""
     return models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
 
 
@@ -124,6 +130,10 @@ def load_vae(path, cfg=None):
 
 
 def train_vae(cfg, out=print):
+    """Train a VAE as cfg (VAE_DEFAULTS keys) says, printing @start/@progress/
+    @result lines through `out`; resumes from cfg['ckpt'] unless cfg['fresh'].
+    Returns the VAE.  ValueError if the checkpoint holds another model kind;
+    OSError if cfg['data'] cannot be opened."""
     opt = options(cfg)
     vae = models.build_vae(cfg["model"], opt, hidden=cfg["hidden"], latent=cfg["latent"])
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
@@ -200,6 +210,10 @@ def evaluate_vae(vae, path, limit=0):
 
 
 def train_head(cfg, out=print):
+    """Train the classifier head on cfg['vae']'s frozen encoder (HEAD_DEFAULTS
+    keys), evaluate it on cfg['test'] if set, save cfg['ckpt'].  Returns
+    (head, test accuracy in [0, 1], or -1.0 without a test set).  ValueError
+    if cfg['data'] has no labels."""
     vae = load_vae(cfg["vae"])
     vae.encoder.set_trainable(False)
     opt = Options(lr=cfg["lr"], seed=cfg["seed"])
@@ -226,6 +240,8 @@ def train_head(cfg, out=print):
 
 
 def evaluate_head(head, path, limit=0):
+    """Accuracy in [0, 1] of `head` on the labelled stream at `path` (first
+    `limit` samples; 0 = all)."""
     s = Stream(path, limit=limit or None)
     hit = 0
     for label in s:
