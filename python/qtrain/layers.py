@@ -449,10 +449,13 @@ class Shared:
             for i, v in enumerate(c.shared_needs()):
                 need[i] = max(need[i], v)
         gc.collect()   # build-time temporaries (weight init) out of the way first
-        sh = Shared(*need)
+        return Shared(*need).attach_to(layers)
+
+    def attach_to(self, layers):
+        """Attach every layer of `layers` (each checks the sizes); -> self."""
         for c in layers:
-            c.attach(sh)
-        return sh
+            c.attach(self)
+        return self
 
 
 class Conv2d:

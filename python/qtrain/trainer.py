@@ -106,6 +106,13 @@ def _peak():
         return 0
 
 
+def _free():
+    try:
+        return gc.mem_free()
+    except AttributeError:
+        return 0
+
+
 def build_vae_from(cfg):
     """models.build_vae() for a config dict (keys 'model', 'hidden', 'latent'
     and those options() reads).  MemoryError (naming the bytes needed and
@@ -159,12 +166,14 @@ def train_vae(cfg, out=print):
     done = 0
     last_elbo = 0.0
     lr_epoch = -1
+    low = _free()   # the lowest free heap seen during training (its peak use)
     while stream.epoch < cfg["epochs"]:
         if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
             lr_epoch = stream.epoch
             set_lr(vae, epoch_lr(cfg, lr_epoch))
         stream.next()
         rec, kl = vae.train_step(stream.image)
+        low = min(low, _free())
         sum_r += rec
         sum_k += kl
         cnt += 1
@@ -172,9 +181,11 @@ def train_vae(cfg, out=print):
         p = stream.pos
         if p % log_every == 0 or p == n:
             dt = (ticks() - t0) / 1000
+            gc.collect()   # heap_used after a collection: the same at every line (a step keeps nothing)
             last_elbo = (sum_r + sum_k) / cnt
-            out("@progress vae epoch=%d step=%d/%d rec=%.2f kl=%.2f elbo=%.2f sps=%.1f"
-                % (stream.epoch + 1, p, n, sum_r / cnt, sum_k / cnt, last_elbo, done / dt if dt > 0 else 0))
+            out("@progress vae epoch=%d step=%d/%d rec=%.2f kl=%.2f elbo=%.2f sps=%.1f heap_used=%d heap_free_min=%d"
+                % (stream.epoch + 1, p, n, sum_r / cnt, sum_k / cnt, last_elbo, done / dt if dt > 0 else 0,
+                   _peak(), low))
             sum_r = sum_k = 0.0
             cnt = 0
         if p == n or p % cfg["ckpt_every"] == 0:
@@ -192,7 +203,8 @@ def train_vae(cfg, out=print):
     test_elbo = ""
     if cfg["test"]:
         test_elbo = " test_elbo=%.2f" % evaluate_vae(vae, cfg["test"])
-    out("@result vae samples=%d elbo=%.2f%s heap_used=%d" % (vae.steps, last_elbo, test_elbo, _peak()))
+    out("@result vae samples=%d elbo=%.2f%s heap_used=%d heap_free_min=%d"
+        % (vae.steps, last_elbo, test_elbo, _peak(), low))
     stream.close()
     return vae
 
