@@ -26,6 +26,9 @@ VAE_DEFAULTS = {
     "epochs": 1,
     "limit": 0,                # use only the first N samples (0 = all)
     "lr": 0.0005,              # batch 1: half the paper's 0.001 (batch 100); 0.001 diverges after ~3 epochs
+    "lr_decay": 0.5,           # lr of epoch e (from 0) = lr * lr_decay**e: the standardized update moves
+                               # every weight by ~lr per sample whatever the loss, so a constant lr
+                               # stops improving after an epoch of full MNIST (docs/BENCHMARKS.md)
     "alpha_norm": 0.15,
     "per_row": False,
     "rounding": "stochastic",
@@ -49,6 +52,8 @@ HEAD_DEFAULTS = {
     "hidden": 32,
     "epochs": 25,
     "lr": 0.003,
+    "lr_decay": 0.9,           # lr of head epoch e (from 0) = lr * lr_decay**e: a uint8 head at a
+                               # constant lr wanders off once it fits its few labels (80 -> 84 %, 100/class)
     "seed": 1,
     "ckpt": "head.qtc",
     "log_every": 0,            # 0: one progress line per epoch
@@ -68,6 +73,21 @@ def options(cfg):
                    alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
                    alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"],
                    mode=cfg.get("mode", "uint8"))
+
+
+def epoch_lr(cfg, epoch):
+    """The learning rate of `epoch` (from 0): lr * lr_decay**epoch."""
+    decay = cfg.get("lr_decay", 1.0)
+    if not 0 < decay <= 1:
+        raise ValueError("lr_decay must be in (0, 1], got %r" % (decay,))
+    return cfg["lr"] * decay ** epoch
+
+
+def set_lr(model, lr):
+    """The learning rate of every trainable layer of a VAE (or anything with
+    .encoder and .decoder Sequentials)."""
+    for layer in model.encoder.layers + model.decoder.layers:
+        layer.hp[0] = lr
 
 
 def vae_state(vae):
@@ -145,8 +165,12 @@ def train_vae(cfg, out=print):
     cnt = 0
     done = 0
     last_elbo = 0.0
+    lr_epoch = -1
     low = _free()   # the lowest free heap seen during training (its peak use)
     while stream.epoch < cfg["epochs"]:
+        if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
+            lr_epoch = stream.epoch
+            set_lr(vae, epoch_lr(cfg, lr_epoch))
         stream.next()
         rec, kl = vae.train_step(stream.image)
         low = min(low, _free())
@@ -211,6 +235,8 @@ def train_head(cfg, out=print):
         raise ValueError("%s has no labels: the head needs a labelled subset (train-labelled-*.qtds)" % cfg["data"])
     out("@start head samples=%d epochs=%d" % (s.count, cfg["epochs"]))
     for ep in range(cfg["epochs"]):
+        for layer in head.net.layers:
+            layer.hp[0] = epoch_lr(cfg, ep)
         tot = 0.0
         hit = 0
         for label in s:
