@@ -161,8 +161,92 @@ static inline void dot2_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *
     *r1 = acc1;
 }
 
+#if defined(__thumb__) && !defined(__thumb2__)
+// Cortex-M0: rows come in groups of four, interleaved column by column
+// (a[4i + h] = row h, column i; row_pos below), so one pointer with
+// immediate offsets reaches all four rows and each b byte is loaded once
+// for four MACs: 13 instructions per 4 MACs plus 4 per 8 columns (3.4 per
+// MAC; the row pairs of dot2_u8 take 4.1).  Eight low registers exactly.
+#define QT_CONV_ROWS4 1
+#define QT_CONV_GROUP 4
+#define QT_MAC4(bo, a0, a1, a2, a3) \
+    "ldrb %[t0], [%[pb], #" bo "]\n" \
+    "ldrb %[t1], [%[pa], #" a0 "]\n" \
+    "muls %[t1], %[t0], %[t1]\n" \
+    "adds %[s0], %[s0], %[t1]\n" \
+    "ldrb %[t1], [%[pa], #" a1 "]\n" \
+    "muls %[t1], %[t0], %[t1]\n" \
+    "adds %[s1], %[s1], %[t1]\n" \
+    "ldrb %[t1], [%[pa], #" a2 "]\n" \
+    "muls %[t1], %[t0], %[t1]\n" \
+    "adds %[s2], %[s2], %[t1]\n" \
+    "ldrb %[t1], [%[pa], #" a3 "]\n" \
+    "muls %[t1], %[t0], %[t1]\n" \
+    "adds %[s3], %[s3], %[t1]\n"
+
+static inline void dot4i_u8(const uint8_t *a, const uint8_t *b, int32_t n, uint32_t *d) {
+    uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    const int32_t n8 = n & ~7;
+    if (n8) {
+        const uint8_t *end = b + n8;
+        const uint8_t *pa = a, *pb = b;
+        uint32_t t0, t1;
+        __asm__ volatile (
+            ".syntax unified\n"
+            "1:\n"
+            QT_MAC4("0", "0", "1", "2", "3")
+            QT_MAC4("1", "4", "5", "6", "7")
+            QT_MAC4("2", "8", "9", "10", "11")
+            QT_MAC4("3", "12", "13", "14", "15")
+            QT_MAC4("4", "16", "17", "18", "19")
+            QT_MAC4("5", "20", "21", "22", "23")
+            QT_MAC4("6", "24", "25", "26", "27")
+            QT_MAC4("7", "28", "29", "30", "31")
+            "adds %[pb], %[pb], #8\n"
+            "adds %[pa], %[pa], #32\n"
+            "cmp %[pb], %[end]\n"
+            "bne 1b\n"
+            ".syntax divided\n"
+            : [s0] "+l" (s0), [s1] "+l" (s1), [s2] "+l" (s2), [s3] "+l" (s3),
+              [pb] "+l" (pb), [pa] "+l" (pa), [t0] "=&l" (t0), [t1] "=&l" (t1)
+            : [end] "h" (end)
+            : "cc", "memory");
+    }
+    for (int32_t i = n8; i < n; i++) {
+        const uint32_t v = b[i];
+        s0 += a[4 * i] * v;
+        s1 += a[4 * i + 1] * v;
+        s2 += a[4 * i + 2] * v;
+        s3 += a[4 * i + 3] * v;
+    }
+    d[0] = s0;
+    d[1] = s1;
+    d[2] = s2;
+    d[3] = s3;
+}
+#else
 // (A four-row version spilled registers under GCC and was no faster.)
+#define QT_CONV_ROWS4 0
 #define QT_CONV_GROUP 2
+#endif
+
+// Where row r of an R x n block of rows starts and how far apart its values
+// are: plain rows (r n, 1), except on the M0, where the first R & ~3 rows are
+// interleaved in groups of four (dot4i_u8).  A group takes 4 n bytes, so the
+// rows after the groups, and the walk "cnt rows at a time, n bytes each", are
+// the same in both layouts.
+static inline int32_t row_pos(int32_t r, int32_t R, int32_t n, int32_t *step) {
+#if QT_CONV_ROWS4
+    if (r < (R & ~3)) {
+        *step = 4;
+        return (r & ~3) * n + (r & 3);
+    }
+#else
+    (void)R;
+#endif
+    *step = 1;
+    return r * n;
+}
 
 static inline int32_t align4(int32_t n) {
     return (n + 3) & ~3;
@@ -232,10 +316,17 @@ static inline int32_t lanes_bytes(int32_t n) {
     return 2 * align4(n) + 8;
 }
 
-// Up to QT_CONV_GROUP rows (stride st) of n values against b; returns how
-// many rows it did (2, or 1 at the end).
+// Up to QT_CONV_GROUP rows (stride st, laid out by row_pos) of n values
+// against b; returns how many rows it did (4 on the M0 or 2, fewer at the end).
 static inline int32_t dot_rows_u8(const uint8_t *a, int32_t st, int32_t rows, const uint8_t *b,
     const uint32_t *bx, int32_t n, uint32_t *d) {
+#if QT_CONV_ROWS4
+    if (rows >= 4) {   // an interleaved group (row_pos)
+        (void)st;
+        dot4i_u8(a, b, n, d);
+        return 4;
+    }
+#endif
     if (rows >= 2) {
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
         dot2x_u8(a, a + st, b, bx, n, &d[0], &d[1]);
@@ -273,7 +364,7 @@ static inline int32_t phase_taps(int32_t phase, int32_t K, int32_t s) {
 int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     const int32_t KK = g->k_h * g->k_w;
     int32_t n = 8 * g->out_ch + align4(g->in_ch * KK) + lanes_bytes(g->in_ch * KK);
-    if (n_sel_max) {
+    if (n_sel_max || QT_CONV_ROWS4) {   // the filter rows repacked
         n += align4(g->out_ch * g->in_ch * KK);
     }
     return n;
@@ -311,24 +402,31 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     uint32_t *lanes = (uint32_t *)(void *)(patch + align4(C * KK));
     const uint8_t *rows = w;
     int32_t rstride = C * KK;
-    if (sel) {
-        // Only the selected input channels: repack each filter's chunks into
-        // one contiguous row of L values.
+    if (sel || QT_CONV_ROWS4) {
+        // Only the selected input channels (and on the M0 the groups of four
+        // rows): repack each filter's chunks into one row of L values.
         uint8_t *ws = (uint8_t *)lanes + lanes_bytes(C * KK);
         for (int32_t o = 0; o < O; o++) {
+            int32_t step;
+            uint8_t *dst = ws + row_pos(o, O, L, &step);
+            uint32_t s = 0;
             for (int32_t j = 0; j < n; j++) {
-                const uint8_t *src = w + (o * C + sel[j]) * KK;
-                uint8_t *dst = ws + o * L + j * KK;
-                for (int32_t t = 0; t < KK; t++) {
-                    dst[t] = src[t];
+                const uint8_t *src = w + (o * C + (sel ? sel[j] : j)) * KK;
+                for (int32_t t = 0; t < KK; t++, dst += step) {
+                    *dst = src[t];
+                    s += src[t];
                 }
             }
+            wsum[o] = (int32_t)s;
         }
         rows = ws;
         rstride = L;
+    } else {
+        for (int32_t o = 0; o < O; o++) {
+            wsum[o] = (int32_t)sum_u8(rows + o * rstride, L);
+        }
     }
     for (int32_t o = 0; o < O; o++) {
-        wsum[o] = (int32_t)sum_u8(rows + o * rstride, L);
         // the bias in accumulator steps, once per call
         bacc[o] = b ? qt_fixmul_apply(b[o], rq->bias) : 0;
     }
@@ -490,14 +588,15 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const int32_t ph = fy * sw + fx;
             phase_off[ph] = off;
             for (int32_t c = 0; c < C; c++) {
-                uint8_t *row = prow + off + c * L;
+                int32_t step;
+                uint8_t *row = prow + off + row_pos(c, C, L, &step);
                 uint32_t s = 0;
                 for (int32_t tky = 0; tky < nky; tky++) {
                     for (int32_t tkx = 0; tkx < nkx; tkx++) {
                         const uint8_t *wt = w + c * KK + (fy + tky * sh) * KW + fx + tkx * sw;
-                        for (int32_t j = 0; j < n; j++) {
+                        for (int32_t j = 0; j < n; j++, row += step) {
                             const uint8_t v = wt[(sel ? sel[j] : j) * C * KK];
-                            *row++ = v;
+                            *row = v;
                             s += v;
                         }
                     }
@@ -603,7 +702,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
 // point outside); colsum[r] = sum of row r.
 QT_CONV_NO_LIBCALLS
 void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zero_b,
-    uint8_t *cols, int32_t *colsum) {
+    uint8_t *cols, int32_t *colsum, int32_t r0, int32_t R) {
     const int32_t H = g->in_h, W = g->in_w, SH = g->out_h, SW = g->out_w;
     const int32_t sh = g->stride_h, sw = g->stride_w;
     const uint8_t zb = (uint8_t)zero_b;
@@ -612,12 +711,14 @@ void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zer
             int32_t x_lo, x_hi;
             qt_conv_tap_range(kx, sw, g->pad_w, W, SW, &x_lo, &x_hi);
             uint32_t s = 0;
-            uint8_t *p = cols;
+            int32_t step;
+            uint8_t *p = cols + row_pos(r0++, R, SW * SH, &step);
             for (int32_t sy = 0; sy < SH; sy++) {
                 const int32_t iy = sy * sh - g->pad_h + ky;
                 if (iy < 0 || iy >= H) {
                     for (int32_t sx = 0; sx < SW; sx++) {
-                        *p++ = zb;
+                        *p = zb;
+                        p += step;
                     }
                     s += (uint32_t)SW * zb;
                     continue;
@@ -625,21 +726,23 @@ void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zer
                 const uint8_t *br = big_ch + iy * W - g->pad_w + kx;
                 int32_t sx = 0;
                 for (; sx < x_lo; sx++) {
-                    *p++ = zb;
+                    *p = zb;
+                    p += step;
                     s += zb;
                 }
                 for (; sx < x_hi; sx++) {
                     const uint8_t v = br[sx * sw];
-                    *p++ = v;
+                    *p = v;
+                    p += step;
                     s += v;
                 }
                 for (; sx < SW; sx++) {
-                    *p++ = zb;
+                    *p = zb;
+                    p += step;
                     s += zb;
                 }
             }
             *colsum++ = (int32_t)s;
-            cols += SW * SH;
         }
     }
 }
@@ -714,11 +817,11 @@ void conv2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *e, const u
 uint8_t *conv2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x,
     uint8_t *scratch, int32_t **colsum) {
     const int32_t KK = g->k_h * g->k_w, HW = g->in_h * g->in_w;
-    const int32_t SHW = g->out_h * g->out_w, CKK = g->in_ch * KK;
+    const int32_t CKK = g->in_ch * KK;
     int32_t *cs = (int32_t *)(void *)scratch;
     uint8_t *cols = scratch + 4 * CKK;
     for (int32_t c = 0; c < g->in_ch; c++) {
-        qt_conv_cols_u8(g, x + c * HW, zero_x, cols + c * KK * SHW, cs + c * KK);
+        qt_conv_cols_u8(g, x + c * HW, zero_x, cols, cs + c * KK, c * KK, CKK);
     }
     *colsum = cs;
     return cols;

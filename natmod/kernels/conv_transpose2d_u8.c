@@ -61,7 +61,7 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     // dot product per (input channel, tap).
     int32_t *colsum = (int32_t *)(void *)work;
     uint8_t *cols = work + 4 * KK;
-    qt_conv_cols_u8(&g, ec, zero_e, cols, colsum);
+    qt_conv_cols_u8(&g, ec, zero_e, cols, colsum, 0, KK);
     for (int32_t ci = 0; ci < t->in_ch; ci++) {
         qt_conv_corr_rows_u8(x + ci * IHW, zero_x, xsum[ci], cols, colsum, zero_e, KK, IHW,
             grow + ci * KK, 0, lanes);
