@@ -115,7 +115,7 @@ static inline void qt_conv_fin_init(qt_conv_fin_t *f, const qt_conv_rq_t *rq) {
 
 // One accumulator -> uint8, with the range bookkeeping of every uint8 core
 // (ReLU clamps the accumulator at 0 first, as Dense does).
-static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *amin,
+__attribute__((always_inline)) static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *amin,
     int32_t *amax) {
     if (f->relu && acc < 0) {
         acc = 0;

@@ -347,6 +347,10 @@ static inline uint32_t sum_u8(const uint8_t *a, int32_t n) {
     for (; i + 4 <= n; i += 4) {
         s = __usada8(ld32u(a + i), 0, s);   // 4 bytes summed per instruction
     }
+#else
+    for (; i + 4 <= n; i += 4) {   // unrolled: 2 instructions per byte on the M0
+        s += (uint32_t)a[i] + a[i + 1] + a[i + 2] + a[i + 3];
+    }
 #endif
     for (; i < n; i++) {
         s += a[i];
@@ -359,11 +363,30 @@ static inline int32_t phase_taps(int32_t phase, int32_t K, int32_t s) {
     return phase < K ? (K - 1 - phase) / s + 1 : 0;
 }
 
+// Finish n accumulators of one pixel: + bias (saturating; bacc NULL: none),
+// requantize, out[i * stride]; range into mm[0], mm[1].  One call per pixel
+// with the requantization inlined once: the constants and the range stay in
+// registers (on the M0 a call per value cost ~25 instructions more).
+__attribute__((noinline))
+static void fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t *out,
+    int32_t stride, const qt_conv_fin_t *f, int32_t *mm) {
+    int32_t lo = mm[0], hi = mm[1];
+    for (int32_t i = 0; i < n; i++, out += stride) {
+        int32_t a = acc[i];
+        if (bacc) {
+            a = qt_sat_add_i32(a, bacc[i]);
+        }
+        *out = qt_conv_fin(a, f, &lo, &hi);
+    }
+    mm[0] = lo;
+    mm[1] = hi;
+}
+
 // ---- scratch sizes (bytes) -------------------------------------------------------
 
 int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     const int32_t KK = g->k_h * g->k_w;
-    int32_t n = 8 * g->out_ch + align4(g->in_ch * KK) + lanes_bytes(g->in_ch * KK);
+    int32_t n = 12 * g->out_ch + align4(g->in_ch * KK) + lanes_bytes(g->in_ch * KK);
     if (n_sel_max || QT_CONV_ROWS4) {   // the filter rows repacked
         n += align4(g->out_ch * g->in_ch * KK);
     }
@@ -372,7 +395,7 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
 
 int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
-    int32_t n = 4 * nph + 4 * nph * g->in_ch + 4 * g->in_ch + 4 * g->out_ch
+    int32_t n = 4 * nph + 4 * nph * g->in_ch + 8 * g->in_ch + 4 * g->out_ch
                 + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
     if (g->in_ch == 1) {
         // one output channel: the small side channel-last, and its sums
@@ -398,7 +421,8 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     qt_conv_fin_init(&fin, rq);
     int32_t *wsum = (int32_t *)(void *)scratch;
     int32_t *bacc = wsum + O;
-    uint8_t *patch = scratch + 8 * O;
+    int32_t *accv = bacc + O;   // one pixel's accumulators
+    uint8_t *patch = scratch + 12 * O;
     uint32_t *lanes = (uint32_t *)(void *)(patch + align4(C * KK));
     const uint8_t *rows = w;
     int32_t rstride = C * KK;
@@ -431,7 +455,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
         bacc[o] = b ? qt_fixmul_apply(b[o], rq->bias) : 0;
     }
     const uint32_t cn = (uint32_t)L * zw * zx;
-    int32_t amin = INT32_MAX, amax = INT32_MIN;
+    int32_t mm[2] = {INT32_MAX, INT32_MIN};
     int32_t pix = 0;
     for (int32_t oy = 0; oy < g->out_h; oy++) {
         const int32_t iy0 = oy * g->stride_h - g->pad_h;
@@ -448,6 +472,13 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
                 for (int32_t j = 0; j < n; j++) {
                     const uint8_t *xr = big + (sel ? sel[j] : j) * HW + iy0 * W + ix0;
                     for (int32_t ky = 0; ky < KH; ky++, xr += W) {
+                        if (KW == 3) {   // the usual kernel: no loop per byte
+                            p[0] = xr[0];
+                            p[1] = xr[1];
+                            p[2] = xr[2];
+                            p += 3;
+                            continue;
+                        }
                         for (int32_t kx = 0; kx < KW; kx++) {
                             *p++ = xr[kx];
                         }
@@ -502,7 +533,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
                     if (b) {
                         acc = qt_sat_add_i32(acc, bacc[o]);
                     }
-                    *out = qt_conv_fin(acc, &fin, &amin, &amax);
+                    *out = qt_conv_fin(acc, &fin, &mm[0], &mm[1]);
                 }
                 continue;
             }
@@ -513,20 +544,17 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
                 uint32_t d[QT_CONV_GROUP];
                 const int32_t cnt = dot_rows_u8(wr, rstride, O - o, patch, bx, L, d);
                 for (int32_t h = 0; h < cnt; h++) {
-                    int32_t acc = (int32_t)(d[h] - zx * (uint32_t)wsum[o + h] + c0);
-                    if (b) {
-                        acc = qt_sat_add_i32(acc, bacc[o + h]);
-                    }
-                    small[(o + h) * OHW + pix] = qt_conv_fin(acc, &fin, &amin, &amax);
+                    accv[o + h] = (int32_t)(d[h] - zx * (uint32_t)wsum[o + h] + c0);
                 }
                 o += cnt;
                 wr += cnt * rstride;
             }
+            fin_run(accv, b ? bacc : NULL, O, small + pix, OHW, &fin, mm);
         }
     }
     if (stats) {
-        stats[0] = amin;
-        stats[1] = amax;
+        stats[0] = mm[0];
+        stats[1] = mm[1];
     }
 }
 
@@ -547,7 +575,8 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     int32_t *phase_off = (int32_t *)(void *)scratch;
     int32_t *wsum = phase_off + nph;
     int32_t *bacc = wsum + nph * C;
-    int32_t *chan = bacc + C;
+    int32_t *accv = bacc + C;   // one pixel's accumulators
+    int32_t *chan = accv + C;
     uint8_t *prow = (uint8_t *)(chan + g->out_ch);
     uint8_t *patch = prow + align4(g->out_ch * C * KK);
     uint32_t *lanes = (uint32_t *)(void *)(patch + align4(g->out_ch * KK));
@@ -606,7 +635,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             off += C * L;
         }
     }
-    int32_t amin = INT32_MAX, amax = INT32_MIN;
+    int32_t mm[2] = {INT32_MAX, INT32_MIN};
     const int32_t fx_start = g->pad_w % sw, sx_start = g->pad_w / sw;
     for (int32_t by = 0; by < H; by++) {
         const int32_t ty = by + g->pad_h;
@@ -631,7 +660,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                 if (b) {
                     acc = qt_sat_add_i32(acc, bacc[0]);
                 }
-                big[by * W + bx] = qt_conv_fin(acc, &fin, &amin, &amax);
+                big[by * W + bx] = qt_conv_fin(acc, &fin, &mm[0], &mm[1]);
                 if (++fx == sw) {
                     fx = 0;
                     sx0++;
@@ -669,20 +698,16 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const int32_t *ws = wsum + ph * C;
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
             const uint32_t *bxl = C >= 2 ? prep_lanes(patch, L, lanes) : NULL;
-            uint8_t *out = big + by * W + bx;
             for (int32_t c = 0; c < C;) {
                 uint32_t d[QT_CONV_GROUP];
                 const int32_t cnt = dot_rows_u8(wr, L, C - c, patch, bxl, L, d);
-                for (int32_t h = 0; h < cnt; h++, out += HW) {
-                    int32_t acc = (int32_t)(d[h] - zs * (uint32_t)ws[c + h] + c0);
-                    if (b) {
-                        acc = qt_sat_add_i32(acc, bacc[c + h]);
-                    }
-                    *out = qt_conv_fin(acc, &fin, &amin, &amax);
+                for (int32_t h = 0; h < cnt; h++) {
+                    accv[c + h] = (int32_t)(d[h] - zs * (uint32_t)ws[c + h] + c0);
                 }
                 c += cnt;
                 wr += cnt * L;
             }
+            fin_run(accv, b ? bacc : NULL, C, big + by * W + bx, HW, &fin, mm);
             if (++fx == sw) {
                 fx = 0;
                 sx0++;
@@ -690,8 +715,8 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         }
     }
     if (stats) {
-        stats[0] = amin;
-        stats[1] = amax;
+        stats[0] = mm[0];
+        stats[1] = mm[1];
     }
 }
 
