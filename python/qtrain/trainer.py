@@ -13,7 +13,7 @@ import gc
 import time
 
 from . import checkpoint, models
-from .data import Stream
+from .data import LinkLostError, Stream
 from .layers import Options
 
 VAE_DEFAULTS = {
@@ -129,7 +129,12 @@ def train_vae(cfg, out=print):
     done = 0
     last_elbo = 0.0
     while stream.epoch < cfg["epochs"]:
-        stream.next()
+        try:
+            stream.next()
+        except LinkLostError:  # `mpremote mount` host gone: keep the progress on the board
+            st["epoch"], st["pos"], st["steps"] = stream.epoch, stream.pos, vae.steps
+            out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
+            raise
         rec, kl = vae.train_step(stream.image)
         sum_r += rec
         sum_k += kl
