@@ -141,6 +141,7 @@ static size_t tc_size(char tc) {
     switch (tc) {
         case QT_TC_U8:
         case QT_TC_I8:
+        case QT_TC_SCR:
             return 1;
         case QT_TC_I16:
             return 2;
@@ -248,6 +249,52 @@ void qt_check_no_overlap(const void *a, size_t a_bytes, const char *name_a,
     uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
     if (a_bytes && b_bytes && a0 < b0 + b_bytes && b0 < a0 + a_bytes) {
         qt_raise_value("%s: must not share memory with %s", name_a, name_b);
+    }
+}
+
+// ---- a table of buffer arguments ------------------------------------------
+
+void qt_parse_bufs(size_t n_args, const mp_obj_t *a, const qt_bufarg_t *spec, size_t n, size_t *lens,
+    void **p) {
+    for (size_t i = 0; i < n; i++) {
+        const qt_bufarg_t *s = &spec[i];
+        mp_obj_t obj = s->pos < n_args ? a[s->pos] : mp_const_none;
+        p[i] = NULL;
+        if ((s->flags & QT_A_IFPREV) && (i == 0 || p[i - 1] == NULL)) {
+            continue;
+        }
+        if ((s->flags & QT_A_OPT) && obj == mp_const_none) {
+            continue;
+        }
+        bool rw = (s->flags & QT_A_RW) != 0;
+        if (s->tc == QT_TC_QP) {
+            p[i] = qt_arg_qparams(obj, s->name, rw);
+        } else if (s->tc == QT_TC_SCR) {
+            size_t len;
+            p[i] = qt_arg_buf_len(obj, s->name, QT_TC_U8, lens[s->slot], &len, QT_RW);
+            if ((uintptr_t)p[i] & 3u) {
+                qt_raise_value("%s: must be 4-byte aligned (a memoryview at an odd offset?)", s->name);
+            }
+            lens[s->slot] = len;
+        } else if (s->flags & QT_A_ANY) {
+            p[i] = qt_arg_buf_len(obj, s->name, s->tc, lens[s->slot], &lens[s->slot], rw);
+        } else {
+            p[i] = qt_arg_buf(obj, s->name, s->tc, lens[s->slot], rw);
+        }
+    }
+}
+
+void qt_check_aliasing(const qt_bufarg_t *spec, size_t n, const size_t *lens, void *const *p) {
+    for (size_t i = 0; i < n; i++) {
+        if (!p[i] || !(spec[i].flags & QT_A_RW) || spec[i].tc == QT_TC_QP) {
+            continue;
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (j != i && p[j] && spec[j].tc != QT_TC_QP) {
+                qt_check_no_overlap(p[i], lens[spec[i].slot] * tc_size(spec[i].tc), spec[i].name,
+                    p[j], lens[spec[j].slot] * tc_size(spec[j].tc), spec[j].name);
+            }
+        }
     }
 }
 

@@ -79,6 +79,35 @@ void qt_check_qp_finite(const float *qp, const char *name, size_t lo, size_t hi)
 void qt_check_no_overlap(const void *a, size_t a_bytes, const char *name_a,
     const void *b, size_t b_bytes, const char *name_b);
 
+// ---- a table of buffer arguments ------------------------------------------
+// An entry point with many buffers describes them in a const table, parsed
+// (in table order, so the first bad argument is the one named) and checked
+// for aliasing by two shared functions instead of a call per argument: a
+// table entry is 8 bytes of flash, a call ~16 bytes of code.
+#define QT_TC_QP  'q'   // a quantization record (qt_arg_qparams)
+#define QT_TC_SCR 's'   // uint8 scratch: writable, >= the slot's bytes, 4-byte aligned
+
+#define QT_A_RW    (1)  // written by the call (must not share memory with the others)
+#define QT_A_OPT   (2)  // None allowed (-> NULL)
+#define QT_A_IFPREV (4) // parsed only if the previous entry is not NULL (bias -> bq)
+#define QT_A_ANY   (8)  // any length >= lens[slot] items; the length is written back
+
+typedef struct {
+    const char *name;
+    uint8_t pos;        // index of the argument in the call
+    char tc;            // QT_TC_*
+    uint8_t flags;      // QT_A_*
+    uint8_t slot;       // lens[slot]: the item count (exact, or the minimum with QT_A_ANY)
+} qt_bufarg_t;
+
+// p[i] <- the data of argument spec[i] (NULL for a missing optional one);
+// arguments past n_args count as None.
+void qt_parse_bufs(size_t n_args, const mp_obj_t *a, const qt_bufarg_t *spec, size_t n, size_t *lens,
+    void **p);
+// Every written buffer (QT_A_RW, not a record) must not share memory with
+// any other buffer of the table.
+void qt_check_aliasing(const qt_bufarg_t *spec, size_t n, const size_t *lens, void *const *p);
+
 // ---- scalars ---------------------------------------------------------------
 // A small int in lo..hi (inclusive); TypeError if not an int.
 mp_int_t qt_arg_int(mp_obj_t obj, const char *name, mp_int_t lo, mp_int_t hi);

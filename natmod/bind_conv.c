@@ -37,54 +37,58 @@ static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_scratch_len_obj, qt_conv_tr
 
 // ---- uint8 -------------------------------------------------------------------
 
+// Slots of the lengths the tables below refer to (from the geometry).
+enum { L_IN, L_OUT, L_W, L_CH, L_SCR, L_N };
+
+static void geom_lens(mp_obj_t geom, bool transposed, qt_conv_geom_t *g, size_t *lens) {
+    qt_parse_geom(geom, transposed, g);
+    lens[L_IN] = qt_conv_in_len(g);
+    lens[L_OUT] = qt_conv_out_len(g);
+    lens[L_W] = qt_conv_w_len(g);
+    lens[L_CH] = (size_t)g->out_ch;
+    lens[L_SCR] = (size_t)qt_conv_scratch_need(g, transposed);
+}
+
 // conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
 // conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
 //   b int32[out_ch] (real = bq.scale * b) or None; records y's exact range in yq.
+static const qt_bufarg_t fwd_args[] = {
+    { "x", 0, QT_TC_U8, 0, L_IN }, { "xq", 1, QT_TC_QP, 0, 0 },
+    { "w", 2, QT_TC_U8, 0, L_W }, { "wq", 3, QT_TC_QP, 0, 0 },
+    { "b", 4, QT_TC_I32, QT_A_OPT, L_CH }, { "bq", 5, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "y", 6, QT_TC_U8, QT_A_RW, L_OUT }, { "yq", 7, QT_TC_QP, QT_A_RW, 0 },
+    { "scratch", 10, QT_TC_SCR, QT_A_RW, L_SCR },
+};
+enum { F_X, F_XQ, F_W, F_WQ, F_B, F_BQ, F_Y, F_YQ, F_SCR, F_N };
+
 static mp_obj_t forward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
-    qt_parse_geom(a[8], transposed, &g);
-    const size_t ni = qt_conv_in_len(&g), no = qt_conv_out_len(&g), nw = qt_conv_w_len(&g);
-    const uint8_t *x = qt_arg_u8(a[0], "x", ni, QT_RO);
-    const float *xq = qt_arg_qparams(a[1], "xq", QT_RO);
-    const uint8_t *w = qt_arg_u8(a[2], "w", nw, QT_RO);
-    const float *wq = qt_arg_qparams(a[3], "wq", QT_RO);
-    const int32_t *b = qt_arg_buf_opt(a[4], "b", QT_TC_I32, (size_t)g.out_ch, QT_RO);
+    size_t lens[L_N];
+    void *p[F_N];
+    geom_lens(a[8], transposed, &g, lens);
+    bool relu = qt_arg_bool(a[9], "relu");
+    qt_parse_bufs(n_args, a, fwd_args, F_N, lens, p);
+    qt_check_aliasing(fwd_args, F_N, lens, p);
+    const float *xq = p[F_XQ], *wq = p[F_WQ], *bq = p[F_BQ];
+    float *yq = p[F_YQ];
     float sb = 0.0f;
-    if (b) {
-        const float *bq = qt_arg_qparams(a[5], "bq", QT_RO);
+    if (bq) {
         if (bq[QT_QP_ZERO] != 0.0f) {
             qt_raise_value("bq: zero point must be 0 for an int32 bias, got %f", &bq[QT_QP_ZERO]);
         }
         sb = bq[QT_QP_SCALE];
     }
-    uint8_t *y = qt_arg_u8(a[6], "y", no, QT_RW);
-    float *yq = qt_arg_qparams(a[7], "yq", QT_RW);
-    bool relu = qt_arg_bool(a[9], "relu");
-    if (n_args < 11) {
-        qt_raise_type("scratch: expected a writable bytearray of %d bytes", (int)qt_conv_scratch_need(&g, transposed));
-    }
-    size_t sl;
-    uint8_t *scratch = qt_arg_conv_scratch(a[10], &g, transposed, &sl);
-    qt_check_no_overlap(scratch, sl, "scratch", x, ni, "x");
-    qt_check_no_overlap(scratch, sl, "scratch", y, no, "y");
-    qt_check_no_overlap(scratch, sl, "scratch", w, nw, "w");
-    qt_check_no_overlap(y, no, "y", x, ni, "x");
-    qt_check_no_overlap(y, no, "y", w, nw, "w");
-
     float swx = wq[QT_QP_SCALE] * xq[QT_QP_SCALE];
     qt_conv_rq_t rq;
     rq.zero_in = qt_qp_zero(xq);
     rq.zero_w = qt_qp_zero(wq);
     rq.zero_out = qt_qp_zero(yq);
     rq.out = qt_fixmul_from_f32(swx / yq[QT_QP_SCALE]);
-    rq.bias = qt_fixmul_from_f32(b ? sb / swx : 0.0f);
+    rq.bias = qt_fixmul_from_f32(bq ? sb / swx : 0.0f);
     rq.relu = relu;
     int32_t r[2];
-    if (transposed) {
-        conv_transpose2d_forward_u8(&g, x, w, b, y, &rq, r, scratch);
-    } else {
-        conv2d_forward_u8(&g, x, w, b, y, &rq, r, scratch);
-    }
+    (transposed ? conv_transpose2d_forward_u8 : conv2d_forward_u8)(&g, p[F_X], p[F_W], p[F_B], p[F_Y], &rq, r,
+        p[F_SCR]);
     qt_qp_observe(yq, (float)r[0] * swx, (float)r[1] * swx);
     return mp_const_none;
 }
@@ -105,40 +109,36 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_forward_u8_obj, 1
 //   ex written (uint8, scale/zero from exq) and its exact range recorded in
 //   exq; ex None = only the ReLU mask (first layer).  Only the sel[:k]
 //   output channels propagate (DSGU; sel None = all).
+static const qt_bufarg_t bwd_args[] = {
+    { "y", 2, QT_TC_U8, QT_A_OPT, L_OUT }, { "yq", 3, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "w", 4, QT_TC_U8, 0, L_W }, { "wq", 5, QT_TC_QP, 0, 0 },
+    { "ex", 6, QT_TC_U8, QT_A_RW | QT_A_OPT, L_IN }, { "exq", 7, QT_TC_QP, QT_A_RW | QT_A_IFPREV, 0 },
+    { "scratch", 11, QT_TC_SCR, QT_A_RW | QT_A_IFPREV, L_SCR },
+};
+enum { B_Y, B_YQ, B_E, B_EQ, B_W, B_WQ, B_EX, B_EXQ, B_SCR, B_N };
+
 static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
-    qt_parse_geom(a[8], transposed, &g);
-    const size_t ni = qt_conv_in_len(&g), no = qt_conv_out_len(&g), nw = qt_conv_w_len(&g);
-    const uint8_t *y = qt_arg_buf_opt(a[2], "y", QT_TC_U8, no, QT_RO);
-    uint8_t *e = qt_arg_u8(a[0], "e", no, y ? QT_RW : QT_RO);
-    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
-    const uint8_t *w = qt_arg_u8(a[4], "w", nw, QT_RO);
-    const float *wq = qt_arg_qparams(a[5], "wq", QT_RO);
-    uint8_t *ex = qt_arg_buf_opt(a[6], "ex", QT_TC_U8, ni, QT_RW);
-    float *exq = ex ? qt_arg_qparams(a[7], "exq", QT_RW) : NULL;
+    size_t lens[L_N];
+    void *p[B_N];
+    geom_lens(a[8], transposed, &g, lens);
+    qt_parse_bufs(n_args, a, bwd_args, B_N, lens, p);
     int32_t n_sel;
     const int32_t *sel = qt_parse_sel(n_args, a, 9, g.out_ch, &n_sel);
-    uint8_t *scratch = NULL;
-    if (ex) {
-        if (n_args < 12) {
-            qt_raise_type("scratch: expected a writable bytearray of %d bytes", (int)qt_conv_scratch_need(&g, transposed));
-        }
-        size_t sl;
-        scratch = qt_arg_conv_scratch(a[11], &g, transposed, &sl);
-        qt_check_no_overlap(scratch, sl, "scratch", e, no, "e");
-        qt_check_no_overlap(scratch, sl, "scratch", ex, ni, "ex");
-        qt_check_no_overlap(scratch, sl, "scratch", w, nw, "w");
+    qt_check_aliasing(bwd_args, B_N, lens, p);
+    uint8_t *e = p[B_E];
+    const float *eq = p[B_EQ];
+    if (p[B_Y]) {   // e is written in place: writable, and not y
+        qt_arg_u8(a[0], "e", lens[L_OUT], QT_RW);
+        qt_check_no_overlap(e, lens[L_OUT], "e", p[B_Y], lens[L_OUT], "y");
+        conv_relu_mask_u8(e, p[B_Y], (int32_t)lens[L_OUT], qt_qp_zero(eq), qt_qp_zero(p[B_YQ]));
     }
-    if (y) {
-        const float *yq = qt_arg_qparams(a[3], "yq", QT_RO);
-        qt_check_no_overlap(e, no, "e", y, no, "y");
-        conv_relu_mask_u8(e, y, (int32_t)no, qt_qp_zero(eq), qt_qp_zero(yq));
-    }
-    if (!ex) {
+    if (!p[B_EX]) {
         return mp_const_none;
     }
-    qt_check_no_overlap(ex, ni, "ex", e, no, "e");
-    qt_check_no_overlap(ex, ni, "ex", w, nw, "w");
+    const float *wq = p[B_WQ];
+    float *exq = p[B_EXQ];
     float swe = wq[QT_QP_SCALE] * eq[QT_QP_SCALE];
     qt_conv_rq_t rq;
     rq.zero_in = qt_qp_zero(eq);
@@ -148,11 +148,8 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     rq.bias = qt_fixmul_from_f32(0.0f);
     rq.relu = 0;
     int32_t r[2];
-    if (transposed) {
-        conv_transpose2d_backward_input_u8(&g, e, w, ex, &rq, r, sel, n_sel, scratch);
-    } else {
-        conv2d_backward_input_u8(&g, e, w, ex, &rq, r, sel, n_sel, scratch);
-    }
+    (transposed ? conv_transpose2d_backward_input_u8 : conv2d_backward_input_u8)(&g, e, p[B_W], p[B_EX], &rq, r,
+        sel, n_sel, p[B_SCR]);
     qt_qp_observe(exq, (float)r[0] * swe, (float)r[1] * swe);
     return mp_const_none;
 }
@@ -170,30 +167,26 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_u8_obj, 
 //   Integer gradients, accumulated (+=) for a batch: gw int32[weights] in the
 //   weight layout, real = s_e s_x gw; gb int32[out_ch] or None, real = s_e gb.
 //   Only the sel[:k] output channels (DSGU); others are left untouched.
+static const qt_bufarg_t grad_args[] = {
+    { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "x", 2, QT_TC_U8, 0, L_IN }, { "xq", 3, QT_TC_QP, 0, 0 },
+    { "gw", 4, QT_TC_I32, QT_A_RW, L_W }, { "gb", 5, QT_TC_I32, QT_A_RW | QT_A_OPT, L_CH },
+    { "scratch", 9, QT_TC_SCR, QT_A_RW, L_SCR },
+};
+enum { G_E, G_EQ, G_X, G_XQ, G_GW, G_GB, G_SCR, G_N };
+
 static mp_obj_t grad_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
-    qt_parse_geom(a[6], transposed, &g);
-    const size_t ni = qt_conv_in_len(&g), no = qt_conv_out_len(&g), nw = qt_conv_w_len(&g);
-    const uint8_t *e = qt_arg_u8(a[0], "e", no, QT_RO);
-    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
-    const uint8_t *x = qt_arg_u8(a[2], "x", ni, QT_RO);
-    const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
-    int32_t *gw = qt_arg_i32(a[4], "gw", nw, QT_RW);
-    int32_t *gb = qt_arg_buf_opt(a[5], "gb", QT_TC_I32, (size_t)g.out_ch, QT_RW);
+    size_t lens[L_N];
+    void *p[G_N];
+    geom_lens(a[6], transposed, &g, lens);
+    qt_parse_bufs(n_args, a, grad_args, G_SCR, lens, p);
     int32_t n_sel;
     const int32_t *sel = qt_parse_sel(n_args, a, 7, g.out_ch, &n_sel);
-    size_t sl;
-    uint8_t *scratch = qt_arg_conv_scratch(a[9], &g, transposed, &sl);
-    qt_check_no_overlap(scratch, sl, "scratch", e, no, "e");
-    qt_check_no_overlap(scratch, sl, "scratch", x, ni, "x");
-    qt_check_no_overlap(scratch, sl, "scratch", gw, nw * 4, "gw");
-    qt_check_no_overlap(gw, nw * 4, "gw", e, no, "e");
-    qt_check_no_overlap(gw, nw * 4, "gw", x, ni, "x");
-    if (transposed) {
-        conv_transpose2d_grad_acc_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(xq), gw, gb, sel, n_sel, scratch);
-    } else {
-        conv2d_grad_acc_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(xq), gw, gb, sel, n_sel, scratch);
-    }
+    qt_parse_bufs(n_args, a, grad_args + G_SCR, 1, lens, p + G_SCR);
+    qt_check_aliasing(grad_args, G_N, lens, p);
+    (transposed ? conv_transpose2d_grad_acc_u8 : conv2d_grad_acc_u8)(&g, p[G_E], qt_qp_zero(p[G_EQ]), p[G_X],
+        qt_qp_zero(p[G_XQ]), p[G_GW], p[G_GB], sel, n_sel, p[G_SCR]);
     return mp_const_none;
 }
 static mp_obj_t qt_conv2d_grad_u8_fn(size_t n_args, const mp_obj_t *a) {
@@ -215,48 +208,42 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 10, 
 //   and re-map (update.h).  e is the error after the ReLU mask (see
 //   conv*_backward_u8); state array('f', 5 + 2*out_ch); returns 1 if the
 //   stored weights were re-mapped to a new scale.
+static const qt_bufarg_t upd_args[] = {
+    { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "x", 2, QT_TC_U8, 0, L_IN }, { "xq", 3, QT_TC_QP, 0, 0 },
+    { "w", 4, QT_TC_U8, QT_A_RW, L_W }, { "wq", 5, QT_TC_QP, QT_A_RW, 0 },
+    { "b", 6, QT_TC_I32, QT_A_RW | QT_A_OPT, L_CH }, { "bq", 7, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "scratch", 15, QT_TC_SCR, QT_A_RW, L_SCR },
+};
+enum { U_E, U_EQ, U_X, U_XQ, U_W, U_WQ, U_B, U_BQ, U_SCR, U_N };
+
 static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
-    qt_parse_geom(a[8], transposed, &g);
-    const size_t ni = qt_conv_in_len(&g), no = qt_conv_out_len(&g), nw = qt_conv_w_len(&g);
-    const uint8_t *e = qt_arg_u8(a[0], "e", no, QT_RO);
-    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
-    const uint8_t *x = qt_arg_u8(a[2], "x", ni, QT_RO);
-    const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
-    uint8_t *w = qt_arg_u8(a[4], "w", nw, QT_RW);
-    float *wq = qt_arg_qparams(a[5], "wq", QT_RW);
-    int32_t *b = qt_arg_buf_opt(a[6], "b", QT_TC_I32, (size_t)g.out_ch, QT_RW);
-    float s_b = 1.0f;
-    if (b) {
-        s_b = qt_arg_qparams(a[7], "bq", QT_RO)[QT_QP_SCALE];
-    }
+    size_t lens[L_N];
+    void *p[U_N];
+    geom_lens(a[8], transposed, &g, lens);
+    qt_parse_bufs(n_args, a, upd_args, U_SCR, lens, p);
     int32_t n_sel;
     const int32_t *sel = qt_parse_sel(n_args, a, 9, g.out_ch, &n_sel);
     qt_update_t u;
     float tau;
     qt_arg_update_filters(a[11], a[12], a[14], &u, &tau);
     float *state = qt_arg_f32(a[13], "state", QT_STD_STATE_LEN(g.out_ch), QT_RW);
-    size_t sl;
-    uint8_t *scratch = qt_arg_conv_scratch(a[15], &g, transposed, &sl);
-    qt_check_no_overlap(w, nw, "w", x, ni, "x");
-    qt_check_no_overlap(w, nw, "w", e, no, "e");
-    qt_check_no_overlap(scratch, sl, "scratch", w, nw, "w");
-    qt_check_no_overlap(scratch, sl, "scratch", x, ni, "x");
-    qt_check_no_overlap(scratch, sl, "scratch", e, no, "e");
+    qt_parse_bufs(n_args, a, upd_args + U_SCR, 1, lens, p + U_SCR);
+    qt_check_aliasing(upd_args, U_N, lens, p);
+    const float *eq = p[U_EQ], *xq = p[U_XQ], *bq = p[U_BQ];
+    float *wq = p[U_WQ];
+    uint8_t *w = p[U_W];
+    float s_b = bq ? bq[QT_QP_SCALE] : 1.0f;
     u.s_w = wq[QT_QP_SCALE];
     u.zw = qt_qp_zero(wq);
     float s_g = eq[QT_QP_SCALE] * xq[QT_QP_SCALE];
     int first = !(state[0] > 0.0f);
     int32_t r[2];
-    if (transposed) {
-        conv_transpose2d_update_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(xq), w, b, sel, n_sel, s_g,
-            eq[QT_QP_SCALE], s_b, &u, state, first, r, scratch);
-    } else {
-        conv2d_update_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(xq), w, b, sel, n_sel, s_g,
-            eq[QT_QP_SCALE], s_b, &u, state, first, r, scratch);
-    }
+    (transposed ? conv_transpose2d_update_u8 : conv2d_update_u8)(&g, p[U_E], qt_qp_zero(eq), p[U_X],
+        qt_qp_zero(xq), w, p[U_B], sel, n_sel, s_g, eq[QT_QP_SCALE], s_b, &u, state, first, r, p[U_SCR]);
     state[0] += 1.0f;
-    return mp_obj_new_int(qt_weights_qp_update(w, nw, wq, r, tau));
+    return mp_obj_new_int(qt_weights_qp_update(w, lens[L_W], wq, r, tau));
 }
 static mp_obj_t qt_conv2d_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     return update_u8(n_args, a, false);

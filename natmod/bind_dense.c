@@ -67,27 +67,37 @@ static MP_DEFINE_CONST_FUN_OBJ_3(qt_remap_u8_obj, qt_remap_u8_fn);
 //   Records the exact real range of y into yq[5..7].  xs: optional scratch
 //   array('i') of len(x) rounded up to a multiple of 4 (or a 4-byte aligned
 //   bytearray of at least 4x that: a model's shared scratch): the fast path.
+// Length slots of the tables below: n = len(x), m = len(y), the weights,
+// and the scratch.  A table is parsed in two parts around the shape check.
+enum { L_N, L_M, L_W, L_LEN };
+
+static const qt_bufarg_t fwd_args[] = {
+    { "x", 0, QT_TC_U8, QT_A_ANY, L_N }, { "xq", 1, QT_TC_QP, 0, 0 },
+    { "y", 6, QT_TC_U8, QT_A_RW | QT_A_ANY, L_M }, { "yq", 7, QT_TC_QP, QT_A_RW, 0 },
+    { "w", 2, QT_TC_U8, QT_A_ANY, L_W },
+    { "wq", 3, QT_TC_QP, 0, 0 },
+    { "b", 4, QT_TC_I32, QT_A_OPT, L_M }, { "bq", 5, QT_TC_QP, QT_A_IFPREV, 0 },
+};
+enum { F_X, F_XQ, F_Y, F_YQ, F_W, F_WQ, F_B, F_BQ, F_N };
+
 static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t n, m, wlen;
-    const uint8_t *x = qt_arg_buf_len(a[0], "x", QT_TC_U8, 1, &n, QT_RO);
-    const float *xq = qt_arg_qparams(a[1], "xq", QT_RO);
-    uint8_t *y = qt_arg_buf_len(a[6], "y", QT_TC_U8, 1, &m, QT_RW);
-    float *yq = qt_arg_qparams(a[7], "yq", QT_RW);
-    const uint8_t *w = qt_arg_buf_len(a[2], "w", QT_TC_U8, 0, &wlen, QT_RO);
-    qt_dense_shape(n, "x", m, "y", wlen, "w");
-    const float *wq = qt_arg_qparams(a[3], "wq", QT_RO);
-    const int32_t *b = qt_arg_buf_opt(a[4], "b", QT_TC_I32, m, QT_RO);
+    size_t lens[L_LEN] = { 1, 1, 0 };
+    void *p[F_N];
+    qt_parse_bufs(n_args, a, fwd_args, F_WQ, lens, p);
+    const size_t n = lens[L_N], m = lens[L_M];
+    qt_dense_shape(n, "x", m, "y", lens[L_W], "w");
+    qt_parse_bufs(n_args, a, fwd_args + F_WQ, F_N - F_WQ, lens, p + F_WQ);
+    const float *xq = p[F_XQ], *wq = p[F_WQ], *bq = p[F_BQ];
+    float *yq = p[F_YQ];
     float sb = 0.0f;
-    if (b) {
-        const float *bq = qt_arg_qparams(a[5], "bq", QT_RO);
+    if (bq) {
         if (bq[QT_QP_ZERO] != 0.0f) {
             qt_raise_value("bq: zero point must be 0 for an int32 bias, got %f", &bq[QT_QP_ZERO]);
         }
         sb = bq[QT_QP_SCALE];
     }
     bool relu = qt_arg_bool(a[8], "relu");
-    qt_check_no_overlap(y, m, "y", x, n, "x");
-    qt_check_no_overlap(y, m, "y", w, wlen, "w");
+    qt_check_aliasing(fwd_args, F_N, lens, p);
 
     float swx = wq[QT_QP_SCALE] * xq[QT_QP_SCALE];
     qt_dense_fwd_t q;
@@ -95,17 +105,17 @@ static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     q.zw = qt_qp_zero(wq);
     q.zy = qt_qp_zero(yq);
     q.out = qt_fixmul_from_f32(swx / yq[QT_QP_SCALE]);
-    q.bias = qt_fixmul_from_f32(b ? sb / swx : 0.0f);
+    q.bias = qt_fixmul_from_f32(bq ? sb / swx : 0.0f);
     q.relu = relu;
     int32_t r[2];
     int32_t *xs = NULL;
     if (n_args > 9 && a[9] != mp_const_none) {
         xs = qt_arg_scratch4(a[9], "xs", QT_TC_I32, QT_XS_LEN(n));
-        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", x, n, "x");
-        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", y, m, "y");
-        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", w, wlen, "w");
+        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", p[F_X], n, "x");
+        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", p[F_Y], m, "y");
+        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", p[F_W], lens[L_W], "w");
     }
-    dense_forward_u8(x, w, b, y, (int32_t)m, (int32_t)n, &q, r, xs);
+    dense_forward_u8(p[F_X], p[F_W], p[F_B], p[F_Y], (int32_t)m, (int32_t)n, &q, r, xs);
     qt_qp_observe(yq, (float)r[0] * swx, (float)r[1] * swx);
     return mp_const_none;
 }
@@ -118,23 +128,30 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_u8_obj, 9, 10, qt_de
 //   (written: error at the input), acc int32[n] scratch (or a 4-byte aligned
 //   bytearray of >= 4n bytes); sel/k: DSGU rows or
 //   None.  Records the real range of ep into epq[5..7].
+static const qt_bufarg_t bwd_args[] = {
+    { "e", 0, QT_TC_U8, QT_A_ANY, L_M }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "ep", 4, QT_TC_U8, QT_A_RW | QT_A_ANY, L_N },
+    { "w", 2, QT_TC_U8, QT_A_ANY, L_W },
+    { "wq", 3, QT_TC_QP, 0, 0 }, { "epq", 5, QT_TC_QP, QT_A_RW, 0 },
+};
+enum { B_E, B_EQ, B_EP, B_W, B_WQ, B_EPQ, B_N };
+
 static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t m, n, wlen;
-    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
-    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
-    uint8_t *ep = qt_arg_buf_len(a[4], "ep", QT_TC_U8, 1, &n, QT_RW);
-    const uint8_t *w = qt_arg_buf_len(a[2], "w", QT_TC_U8, 0, &wlen, QT_RO);
-    qt_dense_shape(n, "ep", m, "e", wlen, "w");
-    const float *wq = qt_arg_qparams(a[3], "wq", QT_RO);
-    float *epq = qt_arg_qparams(a[5], "epq", QT_RW);
+    size_t lens[L_LEN] = { 1, 1, 0 };
+    void *p[B_N];
+    qt_parse_bufs(n_args, a, bwd_args, B_WQ, lens, p);
+    const size_t n = lens[L_N], m = lens[L_M];
+    qt_dense_shape(n, "ep", m, "e", lens[L_W], "w");
+    qt_parse_bufs(n_args, a, bwd_args + B_WQ, B_N - B_WQ, lens, p + B_WQ);
+    const float *eq = p[B_EQ], *wq = p[B_WQ];
+    float *epq = p[B_EPQ];
     int32_t k;
     const int32_t *rows = qt_arg_rows(a[6], a[7], m, &k);
     int32_t *acc = qt_arg_scratch4(a[8], "acc", QT_TC_I32, n);
-    qt_check_no_overlap(acc, 4 * n, "acc", e, m, "e");
-    qt_check_no_overlap(acc, 4 * n, "acc", ep, n, "ep");
-    qt_check_no_overlap(acc, 4 * n, "acc", w, wlen, "w");
-    qt_check_no_overlap(ep, n, "ep", e, m, "e");
-    qt_check_no_overlap(ep, n, "ep", w, wlen, "w");
+    qt_check_no_overlap(acc, 4 * n, "acc", p[B_E], m, "e");
+    qt_check_no_overlap(acc, 4 * n, "acc", p[B_EP], n, "ep");
+    qt_check_no_overlap(acc, 4 * n, "acc", p[B_W], lens[L_W], "w");
+    qt_check_aliasing(bwd_args, B_N, lens, p);
 
     float swe = wq[QT_QP_SCALE] * eq[QT_QP_SCALE];
     qt_dense_bwd_t q;
@@ -143,7 +160,7 @@ static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     q.zep = qt_qp_zero(epq);
     q.out = qt_fixmul_from_f32(swe / epq[QT_QP_SCALE]);
     int32_t r[2];
-    dense_backward_u8(e, w, ep, (int32_t)m, (int32_t)n, rows, k, &q, acc, r);
+    dense_backward_u8(p[B_E], p[B_W], p[B_EP], (int32_t)m, (int32_t)n, rows, k, &q, acc, r);
     qt_qp_observe(epq, (float)r[0] * swe, (float)r[1] * swe);
     return mp_const_none;
 }
@@ -202,30 +219,33 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_u8_obj, 6, 6, qt_dens
 //   (update.h).  state array('f', 5 + 2m), or 5 when flags has no per-row
 //   bit (per-tensor statistics); rng array('I', 1).  Returns 1 if
 //   the stored weights were re-mapped to a new scale.
+static const qt_bufarg_t upd_args[] = {
+    { "e", 0, QT_TC_U8, QT_A_ANY, L_M }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "x", 2, QT_TC_U8, QT_A_ANY, L_N }, { "xq", 3, QT_TC_QP, 0, 0 },
+    { "w", 4, QT_TC_U8, QT_A_RW | QT_A_ANY, L_W },
+    { "wq", 5, QT_TC_QP, QT_A_RW, 0 },
+    { "b", 6, QT_TC_I32, QT_A_RW | QT_A_OPT, L_M }, { "bq", 7, QT_TC_QP, QT_A_IFPREV, 0 },
+};
+enum { U_E, U_EQ, U_X, U_XQ, U_W, U_WQ, U_B, U_BQ, U_N };
+
 static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t m, n, wlen;
-    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
-    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
-    const uint8_t *x = qt_arg_buf_len(a[2], "x", QT_TC_U8, 1, &n, QT_RO);
-    const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
-    uint8_t *w = qt_arg_buf_len(a[4], "w", QT_TC_U8, 0, &wlen, QT_RW);
-    qt_dense_shape(n, "x", m, "e", wlen, "w");
-    float *wq = qt_arg_qparams(a[5], "wq", QT_RW);
-    int32_t *b = qt_arg_buf_opt(a[6], "b", QT_TC_I32, m, QT_RW);
+    size_t lens[L_LEN] = { 1, 1, 0 };
+    void *p[U_N];
+    qt_parse_bufs(n_args, a, upd_args, U_WQ, lens, p);
+    const size_t n = lens[L_N], m = lens[L_M];
+    qt_dense_shape(n, "x", m, "e", lens[L_W], "w");
+    qt_parse_bufs(n_args, a, upd_args + U_WQ, U_N - U_WQ, lens, p + U_WQ);
+    const float *eq = p[U_EQ], *xq = p[U_XQ], *bq = p[U_BQ];
+    float *wq = p[U_WQ];
     qt_dense_upd_t d;
-    d.s_b = 1.0f;
-    if (b) {
-        const float *bq = qt_arg_qparams(a[7], "bq", QT_RO);
-        d.s_b = bq[QT_QP_SCALE];
-    }
+    d.s_b = bq ? bq[QT_QP_SCALE] : 1.0f;
     int32_t k;
     const int32_t *rows = qt_arg_rows(a[8], a[9], m, &k);
     qt_update_t u;
     float tau;
     qt_arg_update(a[10], a[11], a[13], &u, &tau, 7);
     float *state = qt_arg_std_state(a[12], m, u.per_row);
-    qt_check_no_overlap(w, wlen, "w", x, n, "x");
-    qt_check_no_overlap(w, wlen, "w", e, m, "e");
+    qt_check_aliasing(upd_args, U_N, lens, p);
     d.ze = qt_qp_zero(eq);
     d.zx = qt_qp_zero(xq);
     d.s_e = eq[QT_QP_SCALE];
@@ -233,8 +253,8 @@ static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     u.s_w = wq[QT_QP_SCALE];
     u.zw = qt_qp_zero(wq);
     int32_t r[2];
-    dense_update_u8(e, x, w, b, (int32_t)m, (int32_t)n, rows, k, &d, &u, state, r);
-    return mp_obj_new_int(qt_weights_qp_update(w, wlen, wq, r, tau));
+    dense_update_u8(p[U_E], p[U_X], p[U_W], p[U_B], (int32_t)m, (int32_t)n, rows, k, &d, &u, state, r);
+    return mp_obj_new_int(qt_weights_qp_update(p[U_W], lens[L_W], wq, r, tau));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_update_u8_obj, 14, 14, qt_dense_update_u8_fn);
 
@@ -242,18 +262,26 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_update_u8_obj, 14, 14, qt_de
 //   Batch > 1: g int32[m*n] += (e - z_e)(x - z_x)^T, gb int32[m] (or None)
 //   += e - z_e, for the selected rows.  Keep e's and x's qparams fixed over a
 //   batch (call qp_update after the batch).
+static const qt_bufarg_t grad_args[] = {
+    { "e", 0, QT_TC_U8, QT_A_ANY, L_M }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "x", 2, QT_TC_U8, QT_A_ANY, L_N }, { "xq", 3, QT_TC_QP, 0, 0 },
+    { "g", 4, QT_TC_I32, QT_A_RW | QT_A_ANY, L_W },
+    { "gb", 5, QT_TC_I32, QT_A_RW | QT_A_OPT, L_M },
+};
+enum { G_E, G_EQ, G_X, G_XQ, G_G, G_GB, G_N };
+
 static mp_obj_t qt_dense_grad_acc_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t m, n, glen;
-    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
-    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
-    const uint8_t *x = qt_arg_buf_len(a[2], "x", QT_TC_U8, 1, &n, QT_RO);
-    const float *xq = qt_arg_qparams(a[3], "xq", QT_RO);
-    int32_t *g = qt_arg_buf_len(a[4], "g", QT_TC_I32, 0, &glen, QT_RW);
-    qt_dense_shape(n, "x", m, "e", glen, "g");
-    int32_t *gb = qt_arg_buf_opt(a[5], "gb", QT_TC_I32, m, QT_RW);
+    size_t lens[L_LEN] = { 1, 1, 0 };
+    void *p[G_N];
+    qt_parse_bufs(n_args, a, grad_args, G_GB, lens, p);
+    const size_t n = lens[L_N], m = lens[L_M];
+    qt_dense_shape(n, "x", m, "e", lens[L_W], "g");
+    qt_parse_bufs(n_args, a, grad_args + G_GB, 1, lens, p + G_GB);
     int32_t k;
     const int32_t *rows = qt_arg_rows(a[6], a[7], m, &k);
-    dense_grad_acc_u8(e, x, g, gb, (int32_t)m, (int32_t)n, rows, k, qt_qp_zero(eq), qt_qp_zero(xq));
+    qt_check_aliasing(grad_args, G_N, lens, p);
+    dense_grad_acc_u8(p[G_E], p[G_X], p[G_G], p[G_GB], (int32_t)m, (int32_t)n, rows, k, qt_qp_zero(p[G_EQ]),
+        qt_qp_zero(p[G_XQ]));
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_grad_acc_u8_obj, 8, 8, qt_dense_grad_acc_u8_fn);

@@ -9,6 +9,7 @@ binary file; the target prints every output as hex.
 """
 import numpy as np
 
+from casefile import pack, parse
 from qtrain_host.golden import conv as G
 from qtrain_host.golden import quant as GQ
 
@@ -67,31 +68,6 @@ def buf(name, tc, n, zero=False):
             m[j] = 0
     return m
 """
-
-TC = {np.dtype(np.uint8): b"B", np.dtype(np.int32): b"i", np.dtype(np.int16): b"h", np.dtype(np.uint32): b"I",
-      np.dtype(np.float32): b"f"}
-
-
-def pack(*bufs):
-    out = bytearray()
-    for b in bufs:
-        if b is None:
-            out += b"N" + (0).to_bytes(4, "little")
-            continue
-        a = np.ascontiguousarray(b)
-        raw = a.tobytes()
-        out += TC[a.dtype] + len(raw).to_bytes(4, "little") + raw
-    return bytes(out)
-
-
-def parse(out, tag):
-    res = {}
-    for line in out.splitlines():
-        p = line.split()
-        if p and p[0] == tag:
-            res[int(p[1])] = [bytes.fromhex(h) for h in p[2:]]
-    return res
-
 
 VAE_GEOMS = [
     (False, (1, 28, 28, 16, 3, 3, 2, 2, 1, 1)),          # 28x28 -> 14x14

@@ -6,6 +6,7 @@ hex; many cases share one interpreter/QEMU boot.
 """
 import numpy as np
 
+from casefile import pack, parse  # noqa: F401 (the test_dense*/test_quant* files import them from here)
 from qtrain_host.golden import dense as GD
 from qtrain_host.golden import quant as GQ
 
@@ -49,32 +50,6 @@ def out(tag, i, *items):
             print(' ' + str(it), end='')
     print()
 """
-
-
-def pack(*bufs):
-    """Serialize buffers: np arrays (uint8 -> 'B', int32 -> 'i', uint32 -> 'I',
-    float32 -> 'f') or None."""
-    out = bytearray()
-    for b in bufs:
-        if b is None:
-            out += b"N" + (0).to_bytes(4, "little")
-            continue
-        a = np.ascontiguousarray(b)
-        tc = {np.dtype(np.uint8): b"B", np.dtype(np.int32): b"i",
-              np.dtype(np.uint32): b"I", np.dtype(np.float32): b"f"}[a.dtype]
-        raw = a.tobytes()
-        out += tc + len(raw).to_bytes(4, "little") + raw
-    return bytes(out)
-
-
-def parse(out, tag):
-    """Lines 'tag <i> <hex> [<hex> ...]' -> {i: [bytes, ...]}."""
-    res = {}
-    for line in out.splitlines():
-        p = line.split()
-        if p and p[0] == tag:
-            res[int(p[1])] = [bytes.fromhex(h) for h in p[2:]]
-    return res
 
 
 def f32(b):

@@ -11,6 +11,8 @@ one binary file, and many cases share one interpreter/QEMU boot.
 """
 import numpy as np
 
+from casefile import pack
+from casefile import parse_fields as parse
 from qtrain_host.golden import loss as GL
 from qtrain_host.golden import quant as GQ
 
@@ -47,32 +49,6 @@ def out(tag, i, *items):
 def fz(n):
     return array('f', bytes(4 * n))
 """
-
-
-def pack(*bufs):
-    """Serialize buffers (np uint8 -> 'B', int32 -> 'i', uint32 -> 'I',
-    float32 -> 'f', None -> 'N')."""
-    out = bytearray()
-    for b in bufs:
-        if b is None:
-            out += b"N" + (0).to_bytes(4, "little")
-            continue
-        a = np.ascontiguousarray(b)
-        tc = {np.dtype(np.uint8): b"B", np.dtype(np.int32): b"i",
-              np.dtype(np.uint32): b"I", np.dtype(np.float32): b"f"}[a.dtype]
-        raw = a.tobytes()
-        out += tc + len(raw).to_bytes(4, "little") + raw
-    return bytes(out)
-
-
-def parse(out, tag):
-    """Lines 'tag <i> <item> ...' -> {i: [str, ...]}."""
-    res = {}
-    for line in out.splitlines():
-        p = line.split()
-        if p and p[0] == tag:
-            res[int(p[1])] = p[2:]
-    return res
 
 
 def f32(h):

@@ -1,13 +1,14 @@
 """The .pyi stubs of the native modules agree with the modules themselves.
 
-python/stubs/_qtrain*.pyi are what mypy, pyright and IDEs see; the natmods
-are what runs.  Both directions are checked on the Unix port: every public
-name of the stubs exists in a module and every function of the modules has a
-stub, and each stub's positional parameters accept exactly the argument
-counts the binding accepts (the bindings check their arity before anything
-else, so calls with n Nones tell which counts are allowed).  The names are
-compared as a union over _qtrain and _qtrain_float, so moving kernels between
-the two modules only moves entries between stub files.
+python/stubs/<module>.pyi is what mypy, pyright and IDEs see for each native
+module (_qtrain, _qtrain_float); the natmods are what runs.  Both directions
+are checked on the Unix port, module by module: every public name of a stub
+exists in its module and every function of a module has a stub, and each
+stub's positional parameters accept exactly the argument counts the binding
+accepts (the bindings check their arity before anything else, so calls with
+n Nones tell which counts are allowed).  A function both modules hold (abi,
+the conv geometry checks) is declared once and re-exported by the other stub
+(`from _qtrain import abi as abi`), so each signature has one place.
 """
 import ast
 import glob
@@ -36,10 +37,11 @@ def run_unix(script):
 
 
 def stub_functions(path):
-    """{name: (required, maximum) positional arguments} of a stub's public functions,
-    and the set of its other public names."""
+    """A stub's public API: ({name: (required, maximum) positional arguments}
+    of the functions it declares, {name: module} of the functions it
+    re-exports (`from m import f as f`), the set of its other public names)."""
     tree = ast.parse(open(path).read(), path)
-    funcs, other = {}, set()
+    funcs, reexports, other = {}, {}, set()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             if node.name.startswith("_"):
@@ -50,23 +52,40 @@ def stub_functions(path):
             assert not a.args, "%s: %s: mark the parameters positional-only (/)" % (path, node.name)
             n = len(a.posonlyargs)
             funcs[node.name] = (n - len(a.defaults), n)
+        elif isinstance(node, ast.ImportFrom):
+            # In a stub only `from m import f as f` re-exports f (PEP 484);
+            # other imports (array, typing, the shared buffer types) are private.
+            reexports.update((al.name, node.module) for al in node.names
+                             if al.asname == al.name and not al.name.startswith("_"))
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             other.update(t.id for t in targets if isinstance(t, ast.Name) and not t.id.startswith("_"))
-    return funcs, other
+    return funcs, reexports, other
 
 
 def stubs():
-    funcs, other = {}, set()
+    """({module: {name: (required, maximum)}} with re-exports resolved, the
+    set of public non-functions the stubs declare)."""
+    declared, reexported, other = {}, {}, set()
     files = sorted(glob.glob(os.path.join(STUB_DIR, "_qtrain*.pyi")))
     assert files, "no stubs in %s" % STUB_DIR
     for path in files:
-        f, o = stub_functions(path)
-        dup = set(f) & set(funcs)
-        assert not dup, "%s: declared in two stubs: %s" % (path, sorted(dup))
-        funcs.update(f)
+        mod = os.path.basename(path)[:-4]
+        f, r, o = stub_functions(path)
+        for other_mod, g in declared.items():
+            dup = set(f) & set(g)
+            assert not dup, "%s: also declared in %s.pyi (re-export it instead): %s" % (
+                path, other_mod, sorted(dup))
+        declared[mod], reexported[mod] = f, r
         other |= o
-    return funcs, other
+    out = {}
+    for mod, f in declared.items():
+        out[mod] = dict(f)
+        for name, src in reexported[mod].items():
+            assert name in declared.get(src, {}), "%s.pyi re-exports %s.%s, which no stub declares" % (
+                mod, src, name)
+            out[mod][name] = declared[src][name]
+    return out, other
 
 
 # For every public function of the native modules: which argument counts
@@ -80,6 +99,7 @@ for mod in %r:
         m = __import__(mod)
     except ImportError:
         continue
+    out[mod] = {}
     for name in dir(m):
         if name.startswith("_"):
             continue
@@ -94,7 +114,7 @@ for mod in %r:
                     ok.append(n)
             except Exception:
                 ok.append(n)
-        out[name] = [mod, ok]
+        out[mod][name] = ok
 print("@@" + json.dumps(out))
 """ % (NATIVE_MODULES, MAX_ARGS)
 
@@ -109,10 +129,17 @@ def runtime():
 def test_stub_names_match_the_modules(runtime):
     funcs, other = stubs()
     assert not other, "stubs declare public non-functions the modules do not have: %s" % sorted(other)
-    missing = sorted(set(runtime) - set(funcs))
-    extra = sorted(set(funcs) - set(runtime))
-    assert not missing, "functions of the native modules without a stub: %s" % missing
-    assert not extra, "stubs of functions the native modules do not have: %s" % extra
+    assert sorted(runtime) == sorted(NATIVE_MODULES), "native modules that do not import: %s" % (
+        sorted(set(NATIVE_MODULES) - set(runtime)))
+    assert sorted(funcs) == sorted(NATIVE_MODULES), "stub files: %s, modules: %s" % (
+        sorted(funcs), sorted(NATIVE_MODULES))
+    wrong = []
+    for mod in NATIVE_MODULES:
+        for name in sorted(set(runtime[mod]) - set(funcs[mod])):
+            wrong.append("%s.%s: in the module, no stub in %s.pyi" % (mod, name, mod))
+        for name in sorted(set(funcs[mod]) - set(runtime[mod])):
+            wrong.append("%s.%s: in %s.pyi, not in the module" % (mod, name, mod))
+    assert not wrong, "\n".join(wrong)
 
 
 def test_stub_arity_matches_the_bindings(runtime):
@@ -121,21 +148,24 @@ def test_stub_arity_matches_the_bindings(runtime):
     must accept every count up to the binding's maximum."""
     funcs, _ = stubs()
     wrong = []
-    for name, (mod, ok) in sorted(runtime.items()):
-        if name not in funcs:
-            continue
-        lo, hi = funcs[name]
-        if not ok or max(ok) != hi or min(ok) > lo or ok != list(range(min(ok), hi + 1)):
-            wrong.append("%s.%s: stub takes %d..%d positional arguments, the binding %s"
-                         % (mod, name, lo, hi, "%d..%d" % (min(ok), max(ok)) if ok else "none"))
+    for mod, names in sorted(runtime.items()):
+        for name, ok in sorted(names.items()):
+            if name not in funcs.get(mod, {}):
+                continue
+            lo, hi = funcs[mod][name]
+            if not ok or max(ok) != hi or min(ok) > lo or ok != list(range(min(ok), hi + 1)):
+                wrong.append("%s.%s: stub takes %d..%d positional arguments, the binding %s"
+                             % (mod, name, lo, hi, "%d..%d" % (min(ok), max(ok)) if ok else "none"))
     assert not wrong, "\n".join(wrong)
 
 
 def test_stub_checker_catches_a_wrong_stub(tmp_path):
-    """The parser the tests rely on sees defaults and rejects keyword parameters."""
+    """The parser the tests rely on sees defaults and re-exports (only the
+    `import f as f` form, as type checkers do) and rejects keyword parameters."""
     p = tmp_path / "_qtrain_x.pyi"
-    p.write_text("def f(a: int, b: int = 0, /) -> int: ...\nX = 1\n_Y = 2\n")
-    assert stub_functions(str(p)) == ({"f": (1, 2)}, {"X"})
+    p.write_text("from array import array\nfrom _qtrain import _F32, abi as abi, crc32, rng_seed as seed\n"
+                 "def f(a: int, b: int = 0, /) -> int: ...\nX = 1\n_Y = 2\n")
+    assert stub_functions(str(p)) == ({"f": (1, 2)}, {"abi": "_qtrain"}, {"X"})
     p.write_text("def f(a: int) -> int: ...\n")
     with pytest.raises(AssertionError, match="positional-only"):
         stub_functions(str(p))

@@ -33,21 +33,26 @@ def test_python_dir_type_checks():
 
 
 def test_checker_sees_the_stubs_and_micropython(tmp_path):
-    """Misuse of _qtrain and of MicroPython-only APIs is reported, so the
-    check above is not vacuous (unresolved imports would make everything Any)."""
+    """Misuse of _qtrain, _qtrain_float and of MicroPython-only APIs is
+    reported, so the check above is not vacuous (unresolved imports would
+    make everything Any)."""
     code = "\n".join([
-        "import _qtrain, gc, time",
+        "import _qtrain, _qtrain_float, gc, time",
         "_qtrain.crc32(b'x', 0, 1)",                    # too many arguments
         "_qtrain.dense_forward_u8(x=b'')",              # keywords: the natmod takes none
         "_qtrain.no_such_kernel()",                     # not in the module
         "n: str = gc.mem_free()",                       # MicroPython's gc: int
         "t: str = time.ticks_ms()",                     # MicroPython's time: int
+        "_qtrain_float.dense_forward_f32(None)",        # too few arguments
+        "_qtrain_float.dense_forward_u8",               # that one is in _qtrain
+        "v: str = _qtrain_float.abi()",                 # re-exported from _qtrain: int
     ])
     src = tmp_path / "misuse.py"
     src.write_text(code + "\n")
     rc, out = mypy("--cache-dir", str(tmp_path / "cache"), str(src))
     assert rc == 1, out
     for line, what in ((2, "Too many arguments"), (3, "Unexpected keyword argument"),
-                       (4, "no_such_kernel"), (5, "int"), (6, "int")):
+                       (4, "no_such_kernel"), (5, "int"), (6, "int"),
+                       (7, "Too few arguments"), (8, "dense_forward_u8"), (9, "int")):
         assert any(ln.startswith("%s:%d: error" % (src, line)) and what in ln for ln in out.splitlines()), \
             "line %d (%s) not reported:\n%s" % (line, what, out)

@@ -84,6 +84,40 @@ for name, drops in CATS:
 """
 
 
+# The user's way (`make run-qemu ... MOUNT=dir`, `qtrain_host run --target
+# qemu-m0`): mpremote mounts a directory holding _qtrain.mpy and the
+# compiled package, so the package's bytecode is loaded into the heap (the
+# ROMFS of the runner above keeps it in ROM), next to mpremote's mount agent.
+MOUNT_SCRIPT = r"""
+import gc
+gc.collect(); f0 = gc.mem_free()
+import _qtrain
+gc.collect(); f1 = gc.mem_free()
+from qtrain import trainer
+gc.collect(); f2 = gc.mem_free()
+print('@mem mount_free_boot=%d mount_natmod=%d mount_package=%d mount_free=%d' % (f0, f0 - f1, f1 - f2, f2))
+"""
+
+
+def measure_mount(board):
+    """MOUNT_SCRIPT through mpremote mount on `board` -> its @mem figures."""
+    import shutil
+    import tempfile
+    from . import cli_run, paths, qemu
+    arch = qemu.board_config(board)["arch"]
+    tmp = tempfile.mkdtemp(prefix="qtrain-mem-")
+    try:
+        shutil.copy(paths.natmod_path(arch), tmp)
+        cli_run.write_package(arch, tmp)
+        script = os.path.join(tmp, "mem.py")
+        with open(script, "w") as f:
+            f.write(MOUNT_SCRIPT)
+        rc, out = qemu.mpremote_run(board, script, mount=tmp, timeout=300, capture=True)
+        return _mem(out) if rc == 0 else {"error": (out or "")[-300:]}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _mem(output):
     """The k=v figures of every @mem line, merged."""
     d = {}
@@ -97,6 +131,7 @@ def measure(boards=BOARDS, log=print):
     for b in boards:
         res = run_script(b, IMPORT_SCRIPT, timeout=300)
         R["imports"][b] = _mem(res.output) if res.returncode == 0 else {"error": res.output[-300:]}
+        R["imports"][b].update(measure_mount(b))
         log("%s imports: %s" % (b, R["imports"][b]))
     for mode in ("uint8", "float32"):
         where = list(boards) if mode == "uint8" else []
@@ -154,6 +189,14 @@ def report(R, cmd):
         if "free" in m:
             L.append("On %s, %d bytes are free after boot, %d after importing `_qtrain` and the package." % (
                 b, int(m["free_boot"]), int(m["free"])))
+    for b, m in sorted(R["imports"].items()):
+        if "mount_free" in m:
+            L.append("The user's way on %s (mpremote mount of a directory with `_qtrain.mpy` and the compiled "
+                     "package, as `make run-qemu` / `qtrain_host run --target %s`): %d bytes free after boot "
+                     "with the mount agent, `import _qtrain` %d, `from qtrain import trainer` %d (bytecode in the "
+                     "heap), %d free for the model (model total above: %s kB)." % (
+                         b, b, int(m["mount_free_boot"]), int(m["mount_natmod"]), int(m["mount_package"]),
+                         int(m["mount_free"]), _kb(u.get("total"))))
     for s in R.get("did_not_fit", []):
         L.append("Did not fit: %s." % s)
     L.append("")

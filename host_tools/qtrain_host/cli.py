@@ -89,15 +89,6 @@ def _short(name):
     return "fashion" if name.startswith("fashion") else name[:10]
 
 
-def _sha256(path):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @subcommand("prepare", "IDX files -> stream files (.qtds) for the board, plus labelled subsets",
             _prepare_args)
 def cmd_prepare(args):
@@ -127,7 +118,7 @@ def cmd_prepare(args):
         log("prepare: reading %s" % img_p)
         images, labels = datasets.load_split(data_dir, split, classes=args.classes)
         for p in (img_p, lab_p):
-            manifest["source"][os.path.basename(p)] = _sha256(p)
+            manifest["source"][os.path.basename(p)] = datasets.file_sha256(p)
         splits[split] = (images, labels)
 
     def emit(fname, images, labels, sname, extra=None):
@@ -136,7 +127,7 @@ def cmd_prepare(args):
                          progress=Progress("prepare: %s" % fname, len(images)))
         counts = np.bincount(labels, minlength=args.classes).tolist()
         entry = {"samples": h.count, "shape": [h.rows, h.cols], "labelled": True,
-                 "label_counts": counts, "bytes": h.file_size, "sha256": _sha256(path)}
+                 "label_counts": counts, "bytes": h.file_size, "sha256": datasets.file_sha256(path)}
         entry.update(extra or {})
         manifest["files"][fname] = entry
         log("prepare: wrote %s: %d samples, %d bytes" % (path, h.count, h.file_size))

@@ -168,12 +168,13 @@ def make_subset(data_dir, out_dir, train_per_class, test_per_class, seed=0,
         log("subset: %s %d samples (%d per class) from %d" % (split, len(sel), k, len(labels)))
     with open(os.path.join(out_dir, "SHA256SUMS"), "w") as f:
         for name in sorted(names):
-            h = _sha256(os.path.join(out_dir, name))
+            h = file_sha256(os.path.join(out_dir, name))
             f.write("%s  %s\n" % (h, name))
     return chosen
 
 
-def _sha256(path):
+def file_sha256(path):
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
     import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -193,6 +194,6 @@ def verify_checksums(data_dir):
             h, name = line.split(None, 1)
             name = name.strip().lstrip("*")
             p = os.path.join(data_dir, name)
-            ok = os.path.exists(p) and _sha256(p) == h
+            ok = os.path.exists(p) and file_sha256(p) == h
             out.append((name, ok))
     return out

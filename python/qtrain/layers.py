@@ -357,6 +357,10 @@ class Dense:
         self.shared = shared
 
     def forward(self, x, xq):
+        """y = relu?(W x + b) for input x (uint8 with record xq, or array('f') and
+        None in float32 mode) -> (y, yq), the layer's own output buffer (the
+        next forward overwrites it).  Keeps a reference to x for backward().
+        A buffer of the wrong type or size: TypeError/ValueError from the kernel."""
         self.x, self.xq = x, xq
         if self.m == F32:
             self._qf.dense_forward_f32(x, self.w, self.b, self.y, self.relu)
@@ -366,6 +370,9 @@ class Dense:
         return self.y, self.yq
 
     def backward(self, e, eq):
+        """Error e (with record eq) at the output -> (ep, epq), the error at the
+        input ((None, None) for a first layer).  Applies the ReLU mask to e in
+        place, DSGU selection if on, and the weight update if trainable."""
         m = self.m
         if self.relu:
             if m == U8:
@@ -401,12 +408,16 @@ class Dense:
         return self.ep, self.epq
 
     def qparams(self):
+        """The quantization records whose ranges move once per step (output,
+        input error); empty in float32 mode."""
         out = [] if self.yq is None else [self.yq]
         if self.epq is not None:
             out.append(self.epq)
         return out
 
     def state_dict(self, prefix):
+        """{prefix + name: buffer} of weights, records, optimizer and generator
+        state, for qtrain.checkpoint (buffers, not copies)."""
         d = {prefix + "w": self.w, prefix + "wq": self.wq, prefix + "b": self.b,
              prefix + "yq": self.yq, prefix + "st": self.state, prefix + "rng": self.rng,
              prefix + "dsgu": self.dsgu_state}
@@ -438,10 +449,13 @@ class Shared:
             for i, v in enumerate(c.shared_needs()):
                 need[i] = max(need[i], v)
         gc.collect()   # build-time temporaries (weight init) out of the way first
-        sh = Shared(*need)
+        return Shared(*need).attach_to(layers)
+
+    def attach_to(self, layers):
+        """Attach every layer of `layers` (each checks the sizes); -> self."""
         for c in layers:
-            c.attach(sh)
-        return sh
+            c.attach(self)
+        return self
 
 
 class Conv2d:
@@ -574,6 +588,8 @@ class Conv2d:
         self._e8 = memoryview(shared.errs)[:need[2]]
 
     def forward(self, x, xq):
+        """Forward of a CHW input x (record xq; None in float32 mode) -> (y, yq),
+        the layer's own output buffer.  Keeps a reference to x for backward()."""
         self.x, self.xq = x, xq
         if self.m == F32:
             self._fwd(x, self.w, self.b, self.y, self.geom, self.relu)
@@ -588,6 +604,9 @@ class Conv2d:
                                 self.sel, self.sel_scratch)
 
     def backward(self, e, eq):
+        """Error e at the output (CHW; record eq in uint8 mode) -> (ep, epq) at
+        the input ((None, None) for a first layer), with the ReLU mask, DSGU
+        selection and the per-filter weight update as for Dense.backward."""
         if self.m == U8:
             return self._backward_u8(e, eq)
         if self.m == MIXED:
@@ -661,12 +680,16 @@ class Conv2d:
         return self.ep, None
 
     def qparams(self):
+        """The quantization records whose ranges move once per step (output,
+        input error); empty in float32 mode."""
         out = [] if self.yq is None else [self.yq]
         if self.epq is not None:
             out.append(self.epq)
         return out
 
     def state_dict(self, prefix):
+        """{prefix + name: buffer} of weights, records, optimizer and generator
+        state, for qtrain.checkpoint (buffers, not copies)."""
         d = {prefix + "w": self.w, prefix + "wq": self.wq, prefix + "b": self.b,
              prefix + "yq": self.yq, prefix + "st": self.state, prefix + "rng": self.rng,
              prefix + "dsgu": self.dsgu_state, prefix + "bst": self.bstate}

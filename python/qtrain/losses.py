@@ -47,6 +47,7 @@ class BernoulliOutput:
         return (0 if self.m == F32 else self.LUT_BYTES, 0, 0)
 
     def attach(self, shared):
+        """Take the BCE table (LUT_BYTES of scratch) from `shared` (a Shared)."""
         if self.m != F32:
             self.lut = memoryview(shared.scratch)[:self.LUT_BYTES]
 
@@ -83,6 +84,7 @@ class BernoulliOutput:
         return image
 
     def qparams(self):
+        """The error's tracked record ([] when the error is float)."""
         return [] if self.eq is None else [self.eq]
 
 
@@ -116,6 +118,8 @@ class GaussianLatent:
         self._eps = self.eps
 
     def forward(self, h, hq, sample=True):
+        """h = [mu, logvar] (2L values, record hq) -> (z, zq), the layer's own
+        buffer; sample=False uses eps = 0 (z = mu).  Sets self.kl (nats)."""
         self.h, self.hq = h, hq
         rng = self.rng if sample else None
         self._eps = eps = self.eps if sample else self.zero_eps  # zero eps: z = mu
@@ -127,6 +131,8 @@ class GaussianLatent:
         return self.z, self.zq
 
     def backward(self, ez, ezq):
+        """Error ez at z -> (dh, dhq): the error at h = [mu, logvar], including
+        beta times the KL term's gradient."""
         m = self.m
         if m == U8:
             _q.latent_backward_u8(self.h, self.hq, self._eps, ez, ezq, self.dh, self.dhq, self.hp,
@@ -138,6 +144,7 @@ class GaussianLatent:
         return self.dh, self.dhq
 
     def mean(self, h, hq, mu):
+        """mu (array('f', L)) <- the dequantized mean part of h; returns mu."""
         if hq is None:
             for i in range(self.L):
                 mu[i] = h[i]
@@ -164,9 +171,11 @@ class GaussianLatent:
         return self.z, self.zq
 
     def qparams(self):
+        """The records of z and of the error at h that move once per step."""
         return [r for r in (self.zq, self.dhq) if r is not None]
 
     def state_dict(self, prefix):
+        """{prefix + name: buffer}: z's record and the sampling generator state."""
         if self.zq is None:
             return {prefix + "rng": self.rng}
         return {prefix + "zq": self.zq, prefix + "rng": self.rng}
@@ -188,6 +197,9 @@ class SoftmaxOutput:
         self.classes = classes
 
     def loss(self, lg, lq, label):
+        """Logits lg (record lq) against class `label` (int in [0, classes))
+        -> (e, eq, cross-entropy in nats, predicted class); e is this head's
+        own error buffer.  A bad label: ValueError from the kernel."""
         m = self.m
         if m == U8:
             pred = _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
@@ -198,6 +210,7 @@ class SoftmaxOutput:
         return self.e, self.eq, self.stats[0], pred
 
     def predict(self, lg, lq):
+        """The class with the largest logit (ties: the lowest index)."""
         best = 0
         for i in range(1, self.classes):
             if lg[i] > lg[best]:
@@ -205,4 +218,5 @@ class SoftmaxOutput:
         return best
 
     def qparams(self):
+        """The error's tracked record ([] when the error is float)."""
         return [] if self.eq is None else [self.eq]

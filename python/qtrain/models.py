@@ -29,26 +29,32 @@ class Sequential:
         self.layers = layers
 
     def forward(self, x, xq):
+        """Run every layer's forward in order: (x, xq) -> the last layer's (y, yq)."""
         for layer in self.layers:
             x, xq = layer.forward(x, xq)
         return x, xq
 
     def backward(self, e, eq):
+        """Run every layer's backward in reverse order: error at the output ->
+        error at the input ((None, None) when the first layer is marked first)."""
         for layer in reversed(self.layers):
             e, eq = layer.backward(e, eq)
         return e, eq
 
     def set_trainable(self, flag):
+        """Freeze (False) or unfreeze (True) every layer's weight update."""
         for layer in self.layers:
             layer.trainable = flag
 
     def qparams(self):
+        """The moving quantization records of all layers, in order."""
         out = []
         for layer in self.layers:
             out.extend(layer.qparams())
         return out
 
     def state_dict(self, prefix):
+        """{prefix + '<layer index>.' + name: buffer} of every layer."""
         d = {}
         for i, layer in enumerate(self.layers):
             d.update(layer.state_dict("%s%d." % (prefix, i)))
@@ -56,15 +62,17 @@ class Sequential:
 
 
 def _check_memory(need, what, smaller):
-    """Fail before allocating, naming both numbers and a config that fits."""
+    """Fail before allocating, naming both numbers and a config that fits.
+    -> the free bytes (None on CPython)."""
     gc.collect()
     try:
         free = gc.mem_free()
     except AttributeError:  # CPython (host tools)
-        return
+        return None
     if need > free:
         raise MemoryError("%s needs about %d bytes but only %d are free; try %s"
-                          % (what, need, free, smaller))
+                          % (what, need, free, smaller(free) if callable(smaller) else smaller))
+    return free
 
 
 class VAE:
@@ -94,6 +102,8 @@ class VAE:
         return dequantize(x, self.xq, self.xf), None
 
     def forward(self, x, sample=True):
+        """Image x (784 uint8) -> (decoder logits, their record); sample=False
+        uses z = mu.  No training."""
         h, hq = self.encoder.forward(*self.input(x))
         z, zq = self.latent.forward(h, hq, sample)
         return self.decoder.forward(z, zq)
@@ -135,11 +145,14 @@ class VAE:
         return image
 
     def reconstruct(self, x, image):
+        """image (bytearray 784) <- the mean reconstruction of x (z = mu); returns image."""
         lg, lq = self.forward(x, sample=False)
         self.output.mean_image(lg, lq, image)
         return image
 
     def state_dict(self):
+        """{name: buffer} of both halves and the latent layer, plus 'kind',
+        'latent_dim', 'steps' and 'mode': what qtrain.checkpoint.save() writes."""
         d = {"kind": self.kind, "latent_dim": self.latent_dim, "steps": self.steps,
              "mode": self.opt.mode}
         d.update(self.encoder.state_dict("enc."))
@@ -197,32 +210,42 @@ def _vae_layout(kind, hidden, latent):
     return [16 * 14 * 14, CONV_FLAT, latent, CONV_FLAT, 16 * 14 * 14]   # t2, t1, d2, d1, c2
 
 
+def _vae_shared(kind, hidden, latent, mode, dsgu):
+    """-> (own bytes of the layers, [scratch bytes, floats, error bytes] of
+    the model's Shared): what the layers take before their objects."""
+    own = dict(mode=mode, dsgu=dsgu)
+    sh = [0, 0, 0]
+    if mode != "float32":
+        sh[0] = 2048                               # the BCE table
+    if kind == "mlp":
+        if mode != "float32":
+            sh[0] = max(sh[0], 4 * xs_len(N_PIXELS))
+        return 0, sh
+    if mode != "float32":
+        sh[0] = max(sh[0], 4 * xs_len(CONV_FLAT))
+    n = 0
+    for in_shape, oc, k, s, p, op, tr, first, _ in CONV_ENC + CONV_DEC:
+        b, need = Conv2d.nbytes(in_shape, oc, k, s, p, op, tr, first, own_ep=False, **own)
+        n += b
+        sh = [max(u, v) for u, v in zip(sh, need)]
+    return n, sh
+
+
 def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_row=False):
     """Bytes a VAE allocates (weights, activations, errors, optimizer state,
     shared scratch, heads, and its objects), for checking before building
     one: build_vae's gc.mem_alloc() growth on the Unix port within a few %
     (tests/test_vae_memory.py)."""
-    own = dict(mode=mode, dsgu=dsgu)
-    dense = dict(own, per_row=per_row, own_scratch=False, own_ep=False)
-    sh = [0, 0, 0]
-    if mode != "float32":
-        sh[0] = 2048                               # the BCE table
+    dense = dict(mode=mode, dsgu=dsgu, per_row=per_row, own_scratch=False, own_ep=False)
+    n, sh = _vae_shared(kind, hidden, latent, mode, dsgu)
     if kind == "mlp":
-        n = Dense.nbytes(N_PIXELS, hidden, first=True, **dense)
+        n += Dense.nbytes(N_PIXELS, hidden, first=True, **dense)
         n += Dense.nbytes(hidden, 2 * latent, **dense)
         n += Dense.nbytes(latent, hidden, **dense)
         n += Dense.nbytes(hidden, N_PIXELS, **dense)
-        if mode != "float32":
-            sh[0] = max(sh[0], 4 * xs_len(N_PIXELS))
     else:
-        n = Dense.nbytes(CONV_FLAT, 2 * latent, **dense)
+        n += Dense.nbytes(CONV_FLAT, 2 * latent, **dense)
         n += Dense.nbytes(latent, CONV_FLAT, **dense)
-        if mode != "float32":
-            sh[0] = max(sh[0], 4 * xs_len(CONV_FLAT))
-        for in_shape, oc, k, s, p, op, tr, first, _ in CONV_ENC + CONV_DEC:
-            b, need = Conv2d.nbytes(in_shape, oc, k, s, p, op, tr, first, own_ep=False, **own)
-            n += b
-            sh = [max(u, v) for u, v in zip(sh, need)]
     n += sh[0] + 4 * sh[1] + sh[2]
     n += sum(_error_sizes(_vae_layout(kind, hidden, latent), mode)) * (1 if mode == "uint8" else 4)
     # heads: BCE error; latent z, eps, dh; the float image in float32 mode
@@ -237,8 +260,30 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     if kind not in ("mlp", "conv"):
         raise ValueError("kind must be 'mlp' or 'conv', got %r" % (kind,))
     need = vae_bytes(kind, hidden, latent, opt.mode, opt.dsgu is not None, opt.per_row)
-    _check_memory(need, "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent),
-                  "kind='mlp' with hidden=%d" % max(16, hidden // 2) if kind == "mlp" else "kind='mlp', hidden=64")
+    what = "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent)
+
+    def smaller(free):
+        """The widest MLP VAE that fits `free` bytes."""
+        h = hidden // 2 if kind == "mlp" else 256
+        while h > 8 and vae_bytes("mlp", h, latent, opt.mode) > free:
+            h //= 2
+        return "kind='mlp', hidden=%d" % h
+
+    free = _check_memory(need, what, smaller)
+    try:
+        return _build_vae(kind, opt, hidden, latent)
+    except MemoryError as e:
+        # Enough bytes in total, but no free block large enough for one buffer.
+        gc.collect()
+        raise MemoryError("%s needs about %d bytes and %d were free, but the heap is too fragmented (%s); try %s"
+                          % (what, need, free, e, smaller(free)))
+
+
+def _build_vae(kind, opt, hidden, latent):
+    # The largest buffers first, while the heap still has large free blocks:
+    # the scratch the layers share, the two error buffers, then (conv) the
+    # Dense layers (d1's weights are 31 KB in uint8).
+    shared = Shared(*_vae_shared(kind, hidden, latent, opt.mode, opt.dsgu is not None)[1])
     errs, lend = _error_lenders(_error_sizes(_vae_layout(kind, hidden, latent), opt.mode), opt.mode)
     # Layers are built decoder-last-first, so the lent error buffers alternate
     # in backward order (a layer never writes the buffer it reads).
@@ -252,22 +297,22 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
         dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=e3),
                           Dense(hidden, N_PIXELS, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=e4)])
         vae = VAE(kind, enc, dec, latent, opt, own_lut=False)
-        vae.shared = Shared.for_layers(enc.layers + dec.layers + [vae.output])
+        vae.shared = shared.attach_to(enc.layers + dec.layers + [vae.output])
         vae.errors = errs
         return vae
     # Conv(1->16, 3x3, s2) -> Conv(16->32, 3x3, s2) -> Dense(1568 -> 2L);
     # Dense(L -> 1568) -> DeConv(32->16, s2) -> DeConv(16->1, s2).
     ep_t2, ep_t1, ep_d2, ep_d1, ep_c2 = lend(), lend(), lend(), lend(), lend()
+    d1 = Dense(CONV_FLAT, 2 * latent, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=ep_d1)
+    d2 = Dense(latent, CONV_FLAT, relu=True, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=ep_d2)
     convs = []
     for (in_shape, oc, k, s, p, op, tr, first, relu), ep, sd in zip(
             CONV_ENC + CONV_DEC, (None, ep_c2, ep_t1, ep_t2), (0, 1, 4, 5)):
         convs.append(Conv2d(in_shape, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first,
                             seed=opt.seed + sd, ep=ep))
     c1, c2, t1, t2 = convs
-    d1 = Dense(CONV_FLAT, 2 * latent, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=ep_d1)
-    d2 = Dense(latent, CONV_FLAT, relu=True, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=ep_d2)
     vae = VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, own_lut=False)
-    vae.shared = Shared.for_layers((c1, c2, d1, d2, t1, t2, vae.output))
+    vae.shared = shared.attach_to((c1, c2, d1, d2, t1, t2, vae.output))
     vae.errors = errs
     return vae
 
@@ -301,9 +346,11 @@ class Head:
         return loss, pred
 
     def predict(self, x):
+        """The predicted class of image x (784 uint8); no training."""
         f, fq = self._features(x)
         lg, lq = self.net.forward(f, fq)
         return self.output.predict(lg, lq)
 
     def state_dict(self):
+        """{'head.<layer>.<name>': buffer} of the head's layers (not the VAE's)."""
         return self.net.state_dict("head.")

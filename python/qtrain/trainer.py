@@ -26,6 +26,9 @@ VAE_DEFAULTS = {
     "epochs": 1,
     "limit": 0,                # use only the first N samples (0 = all)
     "lr": 0.0005,              # batch 1: half the paper's 0.001 (batch 100); 0.001 diverges after ~3 epochs
+    "lr_decay": 0.5,           # lr of epoch e (from 0) = lr * lr_decay**e: the standardized update moves
+                               # every weight by ~lr per sample whatever the loss, so a constant lr
+                               # stops improving after an epoch of full MNIST (docs/BENCHMARKS.md)
     "alpha_norm": 0.15,
     "per_row": False,
     "rounding": "stochastic",
@@ -49,6 +52,8 @@ HEAD_DEFAULTS = {
     "hidden": 32,
     "epochs": 25,
     "lr": 0.003,
+    "lr_decay": 0.9,           # lr of head epoch e (from 0) = lr * lr_decay**e: a uint8 head at a
+                               # constant lr wanders off once it fits its few labels (80 -> 84 %, 100/class)
     "seed": 1,
     "ckpt": "head.qtc",
     "log_every": 0,            # 0: one progress line per epoch
@@ -57,6 +62,9 @@ HEAD_DEFAULTS = {
 
 
 def options(cfg):
+    """layers.Options from a config dict (VAE_DEFAULTS / HEAD_DEFAULTS keys);
+    DSGU is on when cfg['lmin'] < 1.  KeyError if 'lr' or 'seed' is missing,
+    ValueError from Options for values out of range."""
     dsgu = None
     if cfg.get("lmin", 1.0) < 1.0:
         dsgu = (cfg["lmin"], max(cfg["lmin"], cfg.get("lmax", 1.0)))
@@ -65,6 +73,21 @@ def options(cfg):
                    alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
                    alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"],
                    mode=cfg.get("mode", "uint8"))
+
+
+def epoch_lr(cfg, epoch):
+    """The learning rate of `epoch` (from 0): lr * lr_decay**epoch."""
+    decay = cfg.get("lr_decay", 1.0)
+    if not 0 < decay <= 1:
+        raise ValueError("lr_decay must be in (0, 1], got %r" % (decay,))
+    return cfg["lr"] * decay ** epoch
+
+
+def set_lr(model, lr):
+    """The learning rate of every trainable layer of a VAE (or anything with
+    .encoder and .decoder Sequentials)."""
+    for layer in model.encoder.layers + model.decoder.layers:
+        layer.hp[0] = lr
 
 
 def vae_state(vae):
@@ -83,7 +106,17 @@ def _peak():
         return 0
 
 
+def _free():
+    try:
+        return gc.mem_free()
+    except AttributeError:
+        return 0
+
+
 def build_vae_from(cfg):
+    """models.build_vae() for a config dict (keys 'model', 'hidden', 'latent'
+    and those options() reads).  MemoryError (naming the bytes needed and
+    free) if the heap is too small."""
     return models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
 
 
@@ -104,6 +137,10 @@ def load_vae(path, cfg=None):
 
 
 def train_vae(cfg, out=print):
+    """Train a VAE as cfg (VAE_DEFAULTS keys) says, printing @start/@progress/
+    @result lines through `out`; resumes from cfg['ckpt'] unless cfg['fresh'].
+    Returns the VAE.  ValueError if the checkpoint holds another model kind;
+    OSError if cfg['data'] cannot be opened."""
     opt = options(cfg)
     vae = models.build_vae(cfg["model"], opt, hidden=cfg["hidden"], latent=cfg["latent"])
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
@@ -128,7 +165,12 @@ def train_vae(cfg, out=print):
     cnt = 0
     done = 0
     last_elbo = 0.0
+    lr_epoch = -1
+    low = _free()   # the lowest free heap seen during training (its peak use)
     while stream.epoch < cfg["epochs"]:
+        if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
+            lr_epoch = stream.epoch
+            set_lr(vae, epoch_lr(cfg, lr_epoch))
         try:
             stream.next()
         except LinkLostError:  # `mpremote mount` host gone: keep the progress on the board
@@ -136,6 +178,7 @@ def train_vae(cfg, out=print):
             out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
             raise
         rec, kl = vae.train_step(stream.image)
+        low = min(low, _free())
         sum_r += rec
         sum_k += kl
         cnt += 1
@@ -143,9 +186,11 @@ def train_vae(cfg, out=print):
         p = stream.pos
         if p % log_every == 0 or p == n:
             dt = (ticks() - t0) / 1000
+            gc.collect()   # heap_used after a collection: the same at every line (a step keeps nothing)
             last_elbo = (sum_r + sum_k) / cnt
-            out("@progress vae epoch=%d step=%d/%d rec=%.2f kl=%.2f elbo=%.2f sps=%.1f"
-                % (stream.epoch + 1, p, n, sum_r / cnt, sum_k / cnt, last_elbo, done / dt if dt > 0 else 0))
+            out("@progress vae epoch=%d step=%d/%d rec=%.2f kl=%.2f elbo=%.2f sps=%.1f heap_used=%d heap_free_min=%d"
+                % (stream.epoch + 1, p, n, sum_r / cnt, sum_k / cnt, last_elbo, done / dt if dt > 0 else 0,
+                   _peak(), low))
             sum_r = sum_k = 0.0
             cnt = 0
         if p == n or p % cfg["ckpt_every"] == 0:
@@ -163,7 +208,8 @@ def train_vae(cfg, out=print):
     test_elbo = ""
     if cfg["test"]:
         test_elbo = " test_elbo=%.2f" % evaluate_vae(vae, cfg["test"])
-    out("@result vae samples=%d elbo=%.2f%s heap_used=%d" % (vae.steps, last_elbo, test_elbo, _peak()))
+    out("@result vae samples=%d elbo=%.2f%s heap_used=%d heap_free_min=%d"
+        % (vae.steps, last_elbo, test_elbo, _peak(), low))
     stream.close()
     return vae
 
@@ -181,6 +227,10 @@ def evaluate_vae(vae, path, limit=0):
 
 
 def train_head(cfg, out=print):
+    """Train the classifier head on cfg['vae']'s frozen encoder (HEAD_DEFAULTS
+    keys), evaluate it on cfg['test'] if set, save cfg['ckpt'].  Returns
+    (head, test accuracy in [0, 1], or -1.0 without a test set).  ValueError
+    if cfg['data'] has no labels."""
     vae = load_vae(cfg["vae"])
     vae.encoder.set_trainable(False)
     opt = Options(lr=cfg["lr"], seed=cfg["seed"])
@@ -190,6 +240,8 @@ def train_head(cfg, out=print):
         raise ValueError("%s has no labels: the head needs a labelled subset (train-labelled-*.qtds)" % cfg["data"])
     out("@start head samples=%d epochs=%d" % (s.count, cfg["epochs"]))
     for ep in range(cfg["epochs"]):
+        for layer in head.net.layers:
+            layer.hp[0] = epoch_lr(cfg, ep)
         tot = 0.0
         hit = 0
         for label in s:
@@ -205,6 +257,8 @@ def train_head(cfg, out=print):
 
 
 def evaluate_head(head, path, limit=0):
+    """Accuracy in [0, 1] of `head` on the labelled stream at `path` (first
+    `limit` samples; 0 = all)."""
     s = Stream(path, limit=limit or None)
     hit = 0
     for label in s:

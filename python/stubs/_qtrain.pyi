@@ -2,6 +2,8 @@
 
 Type stubs for mypy, pyright and IDEs; the module itself is
 dist/<arch>_6.3/_qtrain.mpy (natmod/).  Contract and formulas: docs/KERNELS.md.
+The float32 and mixed-mode kernels are in the second module, _qtrain_float
+(_qtrain_float.pyi), which uses the buffer types defined here.
 
 Conventions (every entry point):
 - Tensors are buffers: uint8 = bytearray / array('B') (bytes for read-only
@@ -114,74 +116,6 @@ def update_rows_u8(g: _I32, gs: _F32, w: _U8Out, wq: _QP, gb: Optional[_I32], b:
     ...
 
 
-# ---- Dense, float32 reference and mixed mode ----------------------------------
-
-def dense_forward_f32(x: _F32, w: _F32, b: Optional[_F32], y: _F32, relu: _Flag, /) -> None:
-    """Float32 y = W x + b (ReLU fused if relu)."""
-    ...
-
-
-def relu_backward_f32(e: _F32, y: _F32, /) -> int:
-    """e_i = 0 where y_i <= 0, in place; returns how many were zeroed."""
-    ...
-
-
-def relu_backward_mixed(e: _F32, y: _U8, yq: _QP, /) -> int:
-    """Float e zeroed where the uint8 forward output y <= z_y; returns the count."""
-    ...
-
-
-def dense_backward_f32(e: _F32, w: _F32, ep: _F32, sel: Optional[_I32], k: int, /) -> None:
-    """ep = W^T e over the rows sel[:k] (None: all)."""
-    ...
-
-
-def dense_backward_mixed(e: _F32, w: _U8, wq: _QP, ep: _F32, sel: Optional[_I32], k: int, /) -> None:
-    """ep = s_w (W - z_w)^T e: float error through uint8 weights."""
-    ...
-
-
-def dense_select_f32(e: _F32, hp: _F32, state: _F32, sel: _I32, scratch: _U32, /) -> int:
-    """DSGU on float errors (score |e_i|); returns k."""
-    ...
-
-
-def dense_update_f32(e: _F32, x: _F32, w: _F32, b: Optional[_F32], sel: Optional[_I32], k: int,
-                     hp: _F32, flags: int, state: _F32, /) -> None:
-    """Float32 SGD step (batch 1); flags = 4*per_row | 8*plain."""
-    ...
-
-
-def dense_update_mixed(e: _F32, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32],
-                       bq: Optional[_QP], sel: Optional[_I32], k: int, hp: _F32, flags: int,
-                       state: _F32, rng: _U32, /) -> int:
-    """Mixed mode step: uint8 weights updated from a float error; 1 if re-mapped."""
-    ...
-
-
-def dense_grad_acc_f32(e: _F32, x: _F32, g: _F32, gb: Optional[_F32], sel: Optional[_I32], k: int, /) -> None:
-    """Batch > 1: g += e x^T, gb += e (float32)."""
-    ...
-
-
-def dense_grad_acc_mixed(e: _F32, x: _U8, xq: _QP, g: _F32, gb: Optional[_F32],
-                         sel: Optional[_I32], k: int, /) -> None:
-    """Batch > 1, mixed: g += e_i s_x (x_j - z_x) in real units, gb += e."""
-    ...
-
-
-def update_rows_f32(g: _F32, w: _F32, gb: Optional[_F32], b: Optional[_F32], hp: _F32, flags: int,
-                    state: _F32, /) -> None:
-    """Batch update of float32 rows from float gradients; zeroes g, gb."""
-    ...
-
-
-def update_rows_mixed(g: _F32, w: _U8Out, wq: _QP, gb: Optional[_F32], b: Optional[_I32],
-                      bq: Optional[_QP], hp: _F32, flags: int, state: _F32, rng: _U32, /) -> int:
-    """Batch update of uint8 rows from float gradients; zeroes g, gb; 1 if re-mapped."""
-    ...
-
-
 # ---- DSGU for layers with precomputed scores ---------------------------------
 
 def select_scores(scores: _U32, n_err: int, eq: _QP, hp: _F32, state: _F32, sel: _I32,
@@ -209,31 +143,6 @@ def conv2d_scratch_len(geom: _Geom, /) -> int:
 
 def conv_transpose2d_scratch_len(geom: _Geom, /) -> int:
     """Bytes of the scratch bytearray the layer's uint8 calls need."""
-    ...
-
-
-def conv2d_forward_f32(x: _F32, w: _F32, b: Optional[_F32], y: _F32, geom: _Geom, relu: _Flag, /) -> None:
-    """Float32 Conv2d forward; w [out_ch][in_ch][k_h][k_w]."""
-    ...
-
-
-def conv_transpose2d_forward_f32(x: _F32, w: _F32, b: Optional[_F32], y: _F32, geom: _Geom,
-                                 relu: _Flag, /) -> None:
-    """Float32 ConvTranspose2d forward; w [in_ch][out_ch][k_h][k_w]."""
-    ...
-
-
-def conv2d_backward_f32(e: _F32, y: Optional[_F32], x: _F32, w: _F32, ex: Optional[_F32],
-                        gw: Optional[_F32], gb: Optional[_F32], geom: _Geom,
-                        sel: Optional[_I32] = None, k: Optional[int] = None, /) -> None:
-    """Float32 backward: ReLU mask on e if y given, ex = dL/dx, gw/gb += gradients."""
-    ...
-
-
-def conv_transpose2d_backward_f32(e: _F32, y: Optional[_F32], x: _F32, w: _F32, ex: Optional[_F32],
-                                  gw: Optional[_F32], gb: Optional[_F32], geom: _Geom,
-                                  sel: Optional[_I32] = None, k: Optional[int] = None, /) -> None:
-    """Float32 backward of ConvTranspose2d (as conv2d_backward_f32)."""
     ...
 
 
@@ -295,54 +204,6 @@ def conv_transpose2d_update_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, w: _U8Out, wq: 
     ...
 
 
-def conv2d_backward_mixed(e: _F32, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
-                          ex: Optional[_F32], geom: _Geom, sel: Optional[_I32] = None,
-                          k: Optional[int] = None, /) -> None:
-    """Mixed mode: float e masked by the uint8 y, ex = s_w sum (w - z_w) e."""
-    ...
-
-
-def conv_transpose2d_backward_mixed(e: _F32, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
-                                    ex: Optional[_F32], geom: _Geom, sel: Optional[_I32] = None,
-                                    k: Optional[int] = None, /) -> None:
-    """As conv2d_backward_mixed, for ConvTranspose2d."""
-    ...
-
-
-def conv2d_grad_mixed(e: _F32, x: _U8, xq: _QP, gw: _F32, gb: Optional[_F32], geom: _Geom,
-                      sel: Optional[_I32] = None, k: Optional[int] = None, /) -> None:
-    """Mixed mode: float gradients in real units += , then update_rows_mixed."""
-    ...
-
-
-def conv_transpose2d_grad_mixed(e: _F32, x: _U8, xq: _QP, gw: _F32, gb: Optional[_F32], geom: _Geom,
-                                sel: Optional[_I32] = None, k: Optional[int] = None, /) -> None:
-    """As conv2d_grad_mixed, for ConvTranspose2d."""
-    ...
-
-
-def conv2d_update_mixed(e: _F32, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32], bq: Optional[_QP],
-                        geom: _Geom, sel: Optional[_I32], k: Optional[int], hp: _F32, flags: int,
-                        state: _F32, rng: _U32, scratch: _Scratch, /) -> int:
-    """Mixed mode batch-1 step of uint8 weights from a float error; 1 if re-mapped."""
-    ...
-
-
-def conv_transpose2d_update_mixed(e: _F32, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Optional[_I32],
-                                  bq: Optional[_QP], geom: _Geom, sel: Optional[_I32], k: Optional[int],
-                                  hp: _F32, flags: int, state: _F32, rng: _U32,
-                                  scratch: _Scratch, /) -> int:
-    """As conv2d_update_mixed, for ConvTranspose2d."""
-    ...
-
-
-def conv_swap_axes(src: Union[_U8, _I32, _F32], dst: Union[_U8Out, _I32, _F32], a: int, b: int,
-                   inner: int, /) -> None:
-    """dst[j][i][:] = src[i][j][:] (a*b*inner items, same typecode): ConvTranspose2d
-    weights to filter-major [out][in][kh][kw] and back."""
-    ...
-
-
 def conv_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: _U32, /) -> int:
     """DSGU for a conv layer: top-k channels by sum |e - z_e| into sel; returns k.
     ch = len(sel); scratch uint32[2*ch]."""
@@ -364,29 +225,9 @@ def bce_sigmoid_u8(x: _U8, xq: _QP, t: _U8, e: _U8Out, eq: _QP, stats: _F32,
     ...
 
 
-def bce_sigmoid_mixed(x: _U8, xq: _QP, t: _U8, e: _F32, stats: _F32, lut: Optional[_F32] = None, /) -> None:
-    """As bce_sigmoid_u8 with a float32 error e."""
-    ...
-
-
-def bce_sigmoid_f32(x: _F32, t: _U8, e: _F32, stats: _F32, /) -> None:
-    """Sigmoid + BCE on float logits, float error."""
-    ...
-
-
 def softmax_ce_u8(x: _U8, xq: _QP, label: int, e: _U8Out, eq: _QP, stats: _F32, /) -> int:
     """Softmax + cross-entropy on uint8 logits; e = softmax(x) - onehot (uint8);
     returns the predicted class."""
-    ...
-
-
-def softmax_ce_mixed(x: _U8, xq: _QP, label: int, e: _F32, stats: _F32, /) -> int:
-    """As softmax_ce_u8 with a float32 error e; returns the predicted class."""
-    ...
-
-
-def softmax_ce_f32(x: _F32, label: int, e: _F32, stats: _F32, /) -> int:
-    """Softmax + cross-entropy on float logits; returns the predicted class."""
     ...
 
 
@@ -397,25 +238,10 @@ def latent_forward_u8(h: _U8, hq: _QP, rng: Optional[_U32], eps: _F32, z: _U8Out
     ...
 
 
-def latent_forward_f32(h: _F32, rng: Optional[_U32], eps: _F32, z: _F32, stats: _F32, /) -> None:
-    """Float32 reparameterization (as latent_forward_u8)."""
-    ...
-
-
 def latent_backward_u8(h: _U8, hq: _QP, eps: _F32, dz: _U8, dzq: _QP, dh: _U8Out, dhq: _QP,
                        hp: _F32, stats: _F32, /) -> None:
     """dh = [dL/dmu, dL/dlogvar] from the error dz at z plus beta * KL;
     hp = array('f', [beta]); stats = [KL, min dh, max dh]."""
-    ...
-
-
-def latent_backward_mixed(h: _U8, hq: _QP, eps: _F32, dz: _F32, dh: _F32, hp: _F32, stats: _F32, /) -> None:
-    """As latent_backward_u8 with float dz and dh."""
-    ...
-
-
-def latent_backward_f32(h: _F32, eps: _F32, dz: _F32, dh: _F32, hp: _F32, stats: _F32, /) -> None:
-    """Float32 latent backward."""
     ...
 
 
