@@ -54,6 +54,8 @@ class LinkLostError(DataError):
     """The host serving the file (`mpremote mount`) stopped answering.  The
     message names the file and the sample; attributes epoch and pos (samples
     of that epoch already consumed) say where to resume."""
+    epoch = -1
+    pos = -1
 
 
 # Seconds the board waits for the `mpremote mount` host to acknowledge a
