@@ -13,7 +13,7 @@ import gc
 import time
 
 from . import checkpoint, models
-from .data import Stream
+from .data import LinkLostError, Stream
 from .layers import Options
 
 VAE_DEFAULTS = {
@@ -171,7 +171,12 @@ def train_vae(cfg, out=print):
         if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
             lr_epoch = stream.epoch
             set_lr(vae, epoch_lr(cfg, lr_epoch))
-        stream.next()
+        try:
+            stream.next()
+        except LinkLostError:  # `mpremote mount` host gone: keep the progress on the board
+            st["epoch"], st["pos"], st["steps"] = stream.epoch, stream.pos, vae.steps
+            out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
+            raise
         rec, kl = vae.train_step(stream.image)
         low = min(low, _free())
         sum_r += rec
