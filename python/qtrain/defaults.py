@@ -1,0 +1,45 @@
+"""The training scripts' settings and their defaults (qtrain.config merges
+board defaults, config files and the command line over them).
+
+A module of its own so that a script can read its settings, then drop the
+config parser (qtrain.unload("config")) before building the model.
+"""
+
+VAE_DEFAULTS = {
+    "data": "train.qtds",      # training stream (.qtds)
+    "test": "",                # optional test stream for the final ELBO
+    "model": "mlp",            # 'mlp' or 'conv' (the paper's ConvVAE)
+    "mode": "uint8",           # 'uint8', 'mixed' (uint8 forward, float32 errors) or 'float32'
+    "hidden": 256,             # MLP hidden width
+    "latent": 10,
+    "epochs": 1,
+    "limit": 0,                # use only the first N samples (0 = all)
+    "lr": 0.0005,              # batch 1: half the paper's 0.001 (batch 100); 0.001 diverges after ~3 epochs
+    "alpha_norm": 0.15,
+    "per_row": False,
+    "rounding": "stochastic",
+    "alpha_e": 0.1,
+    "alpha_a": 0.1,
+    "alpha_w": 0.001,
+    "lmin": 1.0,               # DSGU: lmin = lmax = 1.0 updates everything
+    "lmax": 1.0,
+    "seed": 1,
+    "ckpt": "vae.qtc",
+    "ckpt_every": 1000,
+    "log_every": 500,
+    "fresh": False,            # ignore an existing checkpoint
+    "stop_after": 0,           # end this run after N samples (checkpointed; 0 = run to the end)
+}
+
+HEAD_DEFAULTS = {
+    "vae": "vae.qtc",          # the trained VAE checkpoint (encoder is frozen)
+    "data": "train-labelled-100.qtds",
+    "test": "test.qtds",
+    "hidden": 32,
+    "epochs": 25,
+    "lr": 0.003,
+    "seed": 1,
+    "ckpt": "head.qtc",
+    "log_every": 0,            # 0: one progress line per epoch
+    "eval_limit": 0,           # evaluate on the first N test samples (0 = all)
+}
