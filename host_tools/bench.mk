@@ -11,6 +11,7 @@ BENCH_ARGS ?=
 
 bench: venv unix firmware dist
 	$(PY) -m qtrain_host.bench --md docs/BENCHMARKS.md $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-extra  # bench_extra.mk, after the step figures it reads
 
 bench-quick: venv firmware dist
 	$(PY) -m qtrain_host.bench --quick

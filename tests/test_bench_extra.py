@@ -39,3 +39,16 @@ def test_write_block_replaces_only_its_block(tmp_path):
     t = p.read_text()
     assert "keep" in t and "two" in t and "three" in t and "one" not in t
     assert t.index("three") < t.index("two")
+
+
+def test_make_bench_runs_stream_after_step_figures():
+    """bench_stream reads the step figures bench.py writes into the bench
+    block: `make bench` must run it after bench.py, not before (dry run)."""
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(["make", "-n", "--no-print-directory", "bench"], cwd=root, capture_output=True,
+                         text=True, check=True).stdout
+    steps = out.index("qtrain_host.bench --md")
+    for extra in ("bench_stream", "bench_accuracy", "bench_cnn", "bench_alternatives"):
+        assert steps < out.index("qtrain_host." + extra), out

@@ -91,3 +91,23 @@ for kw in ({'channels': (0, 4)}, {'hidden': 0}, {'classes': 1}, {'channels': (4,
 """)
     assert "accepted" not in out, out
     assert out.count("ValueError build_cnn") == 4, out
+
+
+@pytest.mark.parametrize("mode", ["mixed", "float32"])
+def test_cnn_float_modes_fit_or_say_so(run, target, mode):
+    """A float-mode CNN loads _qtrain_float before its heap check: on a board
+    it either builds and trains, or the check refuses it naming both numbers
+    (never a bare 'memory allocation failed' halfway through building)."""
+    out = run("""
+from qtrain import classifier
+try:
+    net = classifier.build_cnn(classifier.Options(mode=%r, lr=0.001))
+    net.train_step(bytearray(784), 3)
+    print('built', net.steps)
+except MemoryError as e:
+    print('refused:', e)
+""" % mode)
+    if "built" in out:
+        assert "built 1" in out, out
+    else:
+        assert "refused: a CNN (mode=%s" % mode in out and "needs about" in out, out

@@ -66,6 +66,34 @@ print('steps', sa, sb, 'diff', diff)
     assert "steps 600 600 diff []" in out, out
 
 
+def test_lr_decays_per_epoch_and_after_resume(run, target, streams):
+    """lr_decay: epoch e trains at lr * lr_decay**e, also when a run resumes
+    in the middle of epoch 2 (bit-exact with the uninterrupted run)."""
+    _unix(run, target)
+    out = run("""
+from qtrain import trainer, checkpoint
+base = dict(trainer.VAE_DEFAULTS, data=%r, limit=200, hidden=32, epochs=2, lr=0.0004, lr_decay=0.5,
+            log_every=0, ckpt_every=50)
+quiet = lambda s: None
+va = trainer.train_vae(dict(base, ckpt='a.qtc'), out=quiet)
+trainer.train_vae(dict(base, ckpt='b.qtc', stop_after=300), out=quiet)
+vb = trainer.train_vae(dict(base, ckpt='b.qtc'), out=quiet)
+a, _ = checkpoint.load('a.qtc')
+b, _ = checkpoint.load('b.qtc')
+diff = [k for k in a if not isinstance(a[k], (int, float, str)) and bytes(a[k]) != bytes(b[k])]
+print('lr %%g %%g' %% (va.decoder.layers[-1].hp[0], vb.encoder.layers[0].hp[0]), 'diff', diff)
+c = trainer.train_vae(dict(base, ckpt='c.qtc', lr_decay=1.0), out=quiet)
+print('same', bytes(a['enc.0.w']) == bytes(checkpoint.load('c.qtc')[0]['enc.0.w']))
+try:
+    trainer.train_vae(dict(base, ckpt='d.qtc', lr_decay=0.0), out=quiet)
+except ValueError as e:
+    print('ValueError', e)
+""" % os.path.join(streams, "train.qtds"))
+    assert "lr 0.0002 0.0002 diff []" in out, out
+    assert "same False" in out, out          # the decay changed the second epoch's training
+    assert "ValueError lr_decay must be in (0, 1]" in out, out
+
+
 def test_head_beats_chance(run, target, streams):
     _unix(run, target)
     d = streams

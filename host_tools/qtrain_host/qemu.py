@@ -467,8 +467,10 @@ def run(board, script, files=None, timeout=300, echo=False, icount=True, **kw):
         emu = Emulator(board, icount=icount, extra=extra, echo=echo)
         try:
             stage = "boot"
-            # Boot and setup take well under a second: fail fast if they hang.
-            early = min(deadline, time.monotonic() + 60)
+            # Boot and setup take about a second: fail fast if they hang, with
+            # room for a CI machine whose cores are shared with other jobs.
+            early_s = 180
+            early = min(deadline, time.monotonic() + early_s)
             emu.enter_raw_repl(early)
             stage = "setup"
             out, err = emu.exec_raw(_setup_code(cfg, len(image), data), early)
@@ -479,7 +481,8 @@ def run(board, script, files=None, timeout=300, echo=False, icount=True, **kw):
             output = _text(out + err)
             return RunResult(output, 1 if err else 0, parse_icount(output))
         except TimeoutError as e:
-            msg = "\n[qtrain qemu: timeout after %ss during %s on %s]" % (timeout, stage, board)
+            limit = timeout if stage == "script" else min(timeout, early_s)
+            msg = "\n[qtrain qemu: timeout after %ss during %s on %s]" % (limit, stage, board)
             return RunResult(_text(e.partial) + msg, -9)
         except EOFError as e:
             msg = "\n[qtrain qemu: emulator exited during %s on %s]\n%s" % (

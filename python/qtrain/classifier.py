@@ -16,7 +16,7 @@ is allocated here, a step allocates nothing.
 """
 import _qtrain as _q
 
-from .layers import F32, Conv2d, Dense, Options, Shared, dequantize, qparams, zeros  # noqa: F401 (Options re-exported)
+from .layers import F32, U8, Conv2d, Dense, Options, Shared, dequantize, float_kernels, qparams, zeros  # noqa: F401 (Options re-exported)
 from .losses import SoftmaxOutput
 from .models import Sequential, _check_memory
 
@@ -75,7 +75,8 @@ def _conv_args(channels, shape):
 
 
 def cnn_bytes(channels=(8, 16), hidden=32, classes=10, mode="uint8", shape=IMAGE):
-    """Bytes of buffers build_cnn() allocates (object headers not counted)."""
+    """Bytes of buffers build_cnn() allocates (object headers not counted;
+    nor _qtrain_float's code, which build_cnn() loads before it checks)."""
     n = 0
     sh = [0, 0, 0]
     for in_shape, out_ch, first in _conv_args(channels, shape):
@@ -94,6 +95,10 @@ def build_cnn(opt=None, channels=(8, 16), hidden=32, classes=10, shape=IMAGE):
     if len(channels) != 2 or min(channels) < 1 or hidden < 1 or classes < 2:
         raise ValueError("build_cnn: channels=(c1, c2) >= 1, hidden >= 1, classes >= 2; got %r, %r, %r"
                          % (channels, hidden, classes))
+    if opt.m != U8:
+        # The float kernels' module takes its code from the same heap (tens of
+        # KB on a board): loaded before the check so that gc.mem_free() sees it.
+        float_kernels()
     _check_memory(cnn_bytes(channels, hidden, classes, opt.mode, shape),
                   "a CNN (mode=%s, channels=%r, hidden=%d)" % (opt.mode, tuple(channels), hidden),
                   "channels=(4, 8), hidden=16")

@@ -15,6 +15,9 @@ VAE_DEFAULTS = {
     "epochs": 1,
     "limit": 0,                # use only the first N samples (0 = all)
     "lr": 0.0005,              # batch 1: half the paper's 0.001 (batch 100); 0.001 diverges after ~3 epochs
+    "lr_decay": 0.5,           # lr of epoch e (from 0) = lr * lr_decay**e: the standardized update moves
+                               # every weight by ~lr per sample whatever the loss, so a constant lr
+                               # stops improving after an epoch of full MNIST (docs/BENCHMARKS.md)
     "alpha_norm": 0.15,
     "per_row": False,
     "rounding": "stochastic",
@@ -38,6 +41,8 @@ HEAD_DEFAULTS = {
     "hidden": 32,
     "epochs": 25,
     "lr": 0.003,
+    "lr_decay": 0.9,           # lr of head epoch e (from 0) = lr * lr_decay**e: a uint8 head at a
+                               # constant lr wanders off once it fits its few labels (80 -> 84 %, 100/class)
     "seed": 1,
     "ckpt": "head.qtc",
     "log_every": 0,            # 0: one progress line per epoch

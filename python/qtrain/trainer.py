@@ -36,6 +36,21 @@ def options(cfg):
                    mode=cfg.get("mode", "uint8"))
 
 
+def epoch_lr(cfg, epoch):
+    """The learning rate of `epoch` (from 0): lr * lr_decay**epoch."""
+    decay = cfg.get("lr_decay", 1.0)
+    if not 0 < decay <= 1:
+        raise ValueError("lr_decay must be in (0, 1], got %r" % (decay,))
+    return cfg["lr"] * decay ** epoch
+
+
+def set_lr(model, lr):
+    """The learning rate of every trainable layer of a VAE (or anything with
+    .encoder and .decoder Sequentials)."""
+    for layer in model.encoder.layers + model.decoder.layers:
+        layer.hp[0] = lr
+
+
 def vae_state(vae):
     """Everything a resumed run needs to continue bit-exactly: weights,
     quantization records, optimizer and generator states."""
@@ -114,8 +129,12 @@ def train_vae(cfg, out=print):
     cnt = 0
     done = 0
     last_elbo = 0.0
+    lr_epoch = -1
     low = _free()   # the lowest free heap seen during training (its peak use)
     while stream.epoch < cfg["epochs"]:
+        if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
+            lr_epoch = stream.epoch
+            set_lr(vae, epoch_lr(cfg, lr_epoch))
         stream.next()
         rec, kl = vae.train_step(stream.image)
         low = min(low, _free())
@@ -184,6 +203,8 @@ def train_head(cfg, out=print):
         raise ValueError("%s has no labels: the head needs a labelled subset (train-labelled-*.qtds)" % cfg["data"])
     out("@start head samples=%d epochs=%d" % (s.count, cfg["epochs"]))
     for ep in range(cfg["epochs"]):
+        for layer in head.net.layers:
+            layer.hp[0] = epoch_lr(cfg, ep)
         tot = 0.0
         hit = 0
         for label in s:

@@ -28,7 +28,6 @@ from qtrain.layers import Options
 
 DEFAULTS = dict(trainer.VAE_DEFAULTS)
 DEFAULTS.update({
-    "lr_decay": 1.0,           # the VAE's lr is multiplied by this after every epoch
     "test": "test.qtds",
     "test_limit": 0,           # evaluate on the first N test samples (0 = all)
     "per_class": "10,100,200",  # labelled subsets train-labelled-K.qtds
@@ -151,6 +150,7 @@ def main():
         cfg["model"], cfg["mode"], ",".join(head_modes), stream.count, test_n, cfg["epochs"], cfg["lr"],
         "%g,%g" % opt.dsgu if opt.dsgu else "off", cfg["seed"]))
     for ep in range(cfg["epochs"]):
+        trainer.set_lr(vae, trainer.epoch_lr(cfg, ep))   # the trainer's schedule
         t0 = ticks()
         tot = 0.0
         upd = 0.0
@@ -164,8 +164,6 @@ def main():
                 for layer, ns, nw in layers:
                     upd += layer.k / ns
                     upd_w += layer.k * nw
-        for layer, _, _ in layers:
-            layer.hp[0] *= cfg["lr_decay"]
         t1 = ticks()
         want_u8 = "uint8" in head_modes
         test_f, test_l, test_elbo = encode_all(vae, cfg["test"], want_u8, cfg["test_limit"])

@@ -1,0 +1,66 @@
+"""Trace a ConvVAE training run on the MicroPython Unix port: what the
+accuracy bench's -ELBO per epoch hides when a run diverges or drifts (the
+notes on float32 and DSGU in docs/BENCHMARKS.md come from it).
+
+    cd out/bench-accuracy/data   # stream files made by bench_accuracy
+    micropython vae_trace.py --mode float32 --lr 0.0005 --lr_decay 1.0 --samples 60000 --every 2000
+    micropython vae_trace.py --mode uint8 --lmin 0.1 --samples 200000 --every 5000
+
+(run it like the bench does: MICROPYPATH = the x64 natmods and python/.)
+One line per --every samples: mean reconstruction and KL terms, the largest
+|mu|/|logvar| seen (float32: the values; uint8: the tracked range), each
+trainable layer's weight range (largest |w|) and its mean number of output
+structures updated per step (DSGU's k; all of them without DSGU).
+"""
+from qtrain import config, trainer
+from qtrain.data import Stream
+
+DEFAULTS = dict(trainer.VAE_DEFAULTS)
+DEFAULTS.update({"model": "conv", "samples": 60000, "every": 2000})
+
+
+def largest(buf, qp):
+    """max |v| of a float tensor, or of a uint8 tensor's tracked range."""
+    if qp is not None:
+        return max(abs(qp[2]), abs(qp[3]))
+    m = 0.0
+    for v in buf:
+        if abs(v) > m:
+            m = abs(v)
+    return m
+
+
+def main():
+    cfg = config.load(config.argv(), DEFAULTS, "vae_trace")
+    vae = trainer.build_vae_from(cfg)
+    layers = vae.encoder.layers + vae.decoder.layers
+    stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
+    every = cfg["every"]
+    n = 0
+    rec = kl = h_max = 0.0
+    ks = [0] * len(layers)
+    while n < cfg["samples"]:
+        if stream.pos >= stream.count:
+            stream.seek(0, stream.epoch + 1)
+        trainer.set_lr(vae, trainer.epoch_lr(cfg, stream.epoch))
+        for _ in stream:
+            r, k = vae.train_step(stream.image)
+            rec += r
+            kl += k
+            n += 1
+            h_max = max(h_max, largest(vae.latent.h, vae.latent.hq))
+            for i, layer in enumerate(layers):
+                ks[i] += layer.k
+            if n % every == 0:
+                print("@trace n=%d epoch=%d rec=%.2f kl=%.2f h_max=%.3g w_max=%s k=%s" % (
+                    n, stream.epoch + 1, rec / every, kl / every, h_max,
+                    ",".join("%.3g" % largest(layer.w, layer.wq) for layer in layers),
+                    ",".join("%.2f" % (v / every) for v in ks)))
+                rec = kl = h_max = 0.0
+                ks = [0] * len(layers)
+            if n >= cfg["samples"]:
+                break
+    stream.close()
+
+
+main()
