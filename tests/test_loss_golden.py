@@ -274,6 +274,19 @@ def test_bce_u8_logits_golden_vs_float64():
         # same error tensor as the float path on the dequantized logits
         e2, _ = GL.bce_sigmoid(l, t)
         assert np.array_equal(err, e2)
+        # uint8 error (computed in Q24 integers): its range within 2^-24 of
+        # the float error's, and within one step of the float64 error
+        # quantized the same way while the step is >> 2^-24 (here >= 7.8e-7:
+        # an error range at least 2e-4 wide; BCE errors span up to (-1, 1))
+        for lo, hi in ((-1.0, 1.0), (-0.01, 0.02), (-1e-4, 1e-4)):
+            eqp = GQ.new_qp(lo, hi)
+            q8, st8 = GL.bce_sigmoid_q(q, s, z, t, eqp.copy())
+            assert abs(float(st8[1]) - float(err.min())) <= 2.0 ** -24
+            assert abs(float(st8[2]) - float(err.max())) <= 2.0 ** -24
+            assert st8[0] == st[0]
+            se, ze = float(eqp[GQ.SCALE]), int(eqp[GQ.ZERO])
+            q64 = np.clip(np.floor(np.clip(g64 / se, -1024, 1024) + 0.5) + ze, 0, 255)
+            assert np.max(np.abs(q8.astype(np.int64) - q64)) <= 1, (k, lo, hi)
 
 
 def test_softmax_ce_golden_vs_float64():

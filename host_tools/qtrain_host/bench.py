@@ -606,6 +606,36 @@ def write_md(path, text):
         f.write(new)
 
 
+HEADS_SCRIPT = r"""
+import gc, icount
+from array import array
+import _qtrain as Q
+def qp(lo, hi):
+    r = array('f', [1, 0, lo, hi, 0, 0, 0, 0]); Q.qp_from_range(r); return r
+n = 784
+t = bytearray([(i * 37 + 11) & 255 for i in range(n)])
+e, eq, st, lut = bytearray(n), qp(-1.0, 1.0), array('f', [0] * 3), array('f', [0] * 512)
+cases = (("bce_sigmoid_u8|784|no_lut|all_256_values", bytearray([(i * 7) & 255 for i in range(n)]), None),
+         ("bce_sigmoid_u8|784|lut|all_256_values", bytearray([(i * 7) & 255 for i in range(n)]), lut),
+         ("bce_sigmoid_u8|784|lut|2_values_(per-pixel_part)", bytearray([100 + (i & 1) for i in range(n)]), lut))
+for name, x, lt in cases:
+    best = None
+    for _ in range(2):
+        gc.collect()
+        icount.start()
+        Q.bce_sigmoid_u8(x, qp(-8.0, 8.0), t, e, eq, st, lt)
+        c = icount.read()
+        best = c if best is None or c < best else best
+    print("@icount %s %d" % (name, best))
+"""
+
+
+def heads(boards=BOARDS):
+    """{board: {call: instructions}} of the uint8 sigmoid + BCE head called
+    directly on _qtrain (no package dispatch), best of two calls."""
+    return {b: _run(b, HEADS_SCRIPT).icount for b in boards}
+
+
 def quick(board="qemu-m4"):
     """One small Dense layer, uint8, twice: (first, second) {name: counts}."""
     return bench_layers(board, "uint8", QUICK_LAYERS, reps=1), bench_layers(board, "uint8", QUICK_LAYERS, reps=1)
@@ -617,7 +647,18 @@ def main(argv=None):
     ap.add_argument("--modes", default=" ".join(MODES), help="space-separated (default: %(default)s)")
     ap.add_argument("--md", default="", help="write the tables into this Markdown file")
     ap.add_argument("--quick", action="store_true", help="one small layer on qemu-m4 (smoke test)")
+    ap.add_argument("--heads", action="store_true",
+                    help="only the uint8 sigmoid + BCE head, per call (docs/KERNELS.md, losses cost table)")
     a = ap.parse_args(argv)
+    if a.heads:
+        H = heads(tuple(a.boards.split()))
+        names = list(next(iter(H.values())))
+        print("| call | %s |" % " | ".join(H))
+        print("|---|%s" % ("---:|" * len(H)))
+        for nm in names:
+            print("| `%s` | %s |" % (nm.replace("|", ", ").replace("_", " ").replace("bce sigmoid u8", "bce_sigmoid_u8"),
+                                     " | ".join(_kc(H[b].get(nm)) for b in H)))
+        return 0
     if a.quick:
         r1, r2 = quick()
         for name, v in r1.items():

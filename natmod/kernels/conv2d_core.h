@@ -110,6 +110,17 @@ static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *
     if (acc > *amax) {
         *amax = acc;
     }
+    int32_t r;
+#if defined(__ARM_ARCH_6M__)
+    // Cortex-M0: the inline 16x16-product form of quant.h instead of
+    // libgcc's 64x64 __aeabi_lmul and 64-bit shift calls (~45 instructions
+    // fewer per output value).  Same value; |r| > 512 saturates like below
+    // (with shift >= 32, |r| < 2^30 and any |r| > 512 clamps to 0 or 255
+    // after the zero point anyway).
+    const qt_fixmul_t m = {f->mult, f->shift};
+    const int64_t q = qt_fixmul_apply64(acc, m);
+    r = q > 512 ? 512 : (q < -512 ? -512 : (int32_t)q);
+#else
     // (acc * mult + rnd) >> shift; with shift >= 32 only the high word is
     // needed (SMULL/SMLAL + ASR on the M4).
 #if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__)
@@ -121,7 +132,6 @@ static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *
 #else
     const int64_t p = (int64_t)acc * (int64_t)f->mult + f->rnd;
 #endif
-    int32_t r;
     if (f->shift >= 32) {
         r = (int32_t)((uint64_t)p >> 32) >> (f->shift - 32);   // |r| < 2^30
     } else {
@@ -131,6 +141,7 @@ static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *
         const int64_t q = p >> f->shift;
         r = q > 512 ? 512 : (q < -512 ? -512 : (int32_t)q);
     }
+#endif
     // With a fused ReLU acc >= 0, so r >= 0 and the clamp at lo = zero is the
     // clamp at 0: one saturation to 0..255 covers both cases.
     r += f->zero;

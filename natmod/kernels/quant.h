@@ -84,8 +84,21 @@ static inline int64_t qt_fixmul_apply64(int32_t x, qt_fixmul_t f) {
     // Cortex-M0: no 32x32->64 multiply instruction, and GCC calls libgcc's
     // generic __aeabi_lmul (64x64) plus a 64-bit shift helper.  The same
     // exact result from four 16x16 products and 32-bit halves, inline.
-    uint32_t ax = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
     uint32_t m = (uint32_t)f.mult;
+    int32_t s = f.shift;
+    if ((uint32_t)x + 32768u < 65536u && s >= 32) {
+        // -2^15 <= x < 2^15 and shift >= 32 (a multiplier below 1/2: most
+        // requantizations of small accumulators): two 32-bit products.
+        // x m = x mh 2^16 + x ml with |x mh|, |x ml| < 2^31, so
+        // floor((x m + 2^(s-1)) / 2^s)
+        //   = floor((x mh + floor(x ml / 2^16) + 2^(t-1)) / 2^t), t = s - 16,
+        // where -2^30 - 2^15 <= X < 2^30 - 2^15 (so X + 2^(t-1) fits for
+        // t <= 31), and t >= 32 gives 0.
+        int32_t t = s - 16;
+        int32_t X = x * (int32_t)(m >> 16) + ((x * (int32_t)(m & 0xffffu)) >> 16);
+        return t > 31 ? 0 : (int64_t)((X + (1 << (t - 1))) >> t);
+    }
+    uint32_t ax = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
     uint32_t al = ax & 0xffffu, ah = ax >> 16, ml = m & 0xffffu, mh = m >> 16;
     uint32_t ll = al * ml, mid = al * mh + ah * ml;   // mid < 2^32: mh < 2^15, ah <= 2^15
     uint32_t lo = ll + (mid << 16);
@@ -95,7 +108,6 @@ static inline int64_t qt_fixmul_apply64(int32_t x, qt_fixmul_t f) {
         hi = ~hi + (lo == 0u);
     }
     // + 2^(shift-1), then arithmetic shift right by shift (1..62)
-    int32_t s = f.shift;
     uint32_t rl = s <= 32 ? (1u << (s - 1)) : 0u, rh = s > 32 ? (1u << (s - 33)) : 0u;
     uint32_t nl = lo + rl;
     hi = hi + rh + (nl < lo);

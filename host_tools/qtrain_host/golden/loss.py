@@ -228,10 +228,31 @@ def bce_sigmoid_q(q, s, z, target, eqp=None):
     l = d.astype(np.float32) * F(s)
     with np.errstate(all="ignore"):
         sig, lp = _bce_point(l)
-        err = (sig - tq.astype(np.float32) * INV255).astype(np.float32)
-    out, lo, hi = _put(err, eqp)
     loss = F(fsum(lp) + F(F(lin) * F(F(s) / F(255.0))))
+    if eqp is None:      # float error (mixed mode): sig - t in float32
+        with np.errstate(all="ignore"):
+            err = (sig - tq.astype(np.float32) * INV255).astype(np.float32)
+        out, lo, hi = _put(err, None)
+    else:
+        out, lo, hi = _bce_err_q24(sig, tq, eqp)
     return out, np.array([loss, lo, hi], np.float32)
+
+
+Q24 = F(2.0 ** 24)
+INV_Q24 = F(2.0 ** -24)
+
+
+def _bce_err_q24(sig, tq, qp):
+    """The uint8 error of uint8 logits in integers (loss_bce.c): v =
+    floor(sig 2^24) - round(t 2^24) (t = pixel / 255, rounded exactly),
+    range = [min v, max v] 2^-24, uint8 = clamp(round(v (1/s_e) 2^-24) + z_e,
+    0, 255) (qt_requant_u8).  Returns (uint8 error, lo, hi)."""
+    sq = np.floor(np.asarray(sig, np.float32) * Q24).astype(np.int64)
+    v = sq - (tq * 65793 + (tq >> 7))
+    lo, hi = F(F(int(v.min())) * INV_Q24), F(F(int(v.max())) * INV_Q24)
+    GQ.qp_observe(qp, lo, hi)
+    inv = F(F(1) / F(qp[GQ.SCALE]))
+    return GQ.requant_u8(v, F(inv * INV_Q24), int(qp[GQ.ZERO])), lo, hi
 
 
 def softmax_ce(logit, label, eqp=None):
