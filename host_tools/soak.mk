@@ -7,6 +7,7 @@
 #   make soak-fuzz         libFuzzer + ASan/UBSan on the C kernels (installs clang), SOAK_FUZZ_SECONDS
 #   make soak-power        200 SIGKILLs of training on the Unix port
 #   make soak-power-qemu   20 power losses of training on qemu-m4 (RAM disk kept)
+#   make soak-link         10 lost `mpremote mount` links mid-training on qemu-m4, each rerun
 #   make soak-long         one MNIST epoch (60 000 steps) of the ConvVAE in uint8
 #
 # SOAK_DATA: MNIST IDX directory for soak-long (optional; without it the
@@ -16,13 +17,14 @@ SOAK_DATA ?= ../shared/data/mnist
 SOAK_CALLS ?= 100000
 SOAK_KILLS ?= 200
 SOAK_QEMU_KILLS ?= 20
+SOAK_LINK_CUTS ?= 10
 SOAK_STEPS ?= 60000
 SOAK_FUZZ_SECONDS ?= 600
 SOAK_PY = nice $(PY) -m
 
-.PHONY: soak soak-api soak-fuzz soak-power soak-power-qemu soak-long
+.PHONY: soak soak-api soak-fuzz soak-power soak-power-qemu soak-link soak-long
 
-soak: soak-api soak-fuzz soak-power soak-power-qemu soak-long
+soak: soak-api soak-fuzz soak-power soak-power-qemu soak-link soak-long
 
 soak-api: venv unix dist
 	$(SOAK_PY) qtrain_host.soak_api --calls $(SOAK_CALLS)
@@ -38,6 +40,9 @@ soak-power: venv unix dist
 
 soak-power-qemu: venv firmware dist
 	$(SOAK_PY) qtrain_host.soak_power --board qemu-m4 --kills $(SOAK_QEMU_KILLS)
+
+soak-link: venv firmware dist
+	$(SOAK_PY) qtrain_host.soak_link --cuts $(SOAK_LINK_CUTS)
 
 soak-long: venv unix dist
 	$(SOAK_PY) qtrain_host.soak_long --data $(SOAK_DATA) --steps $(SOAK_STEPS)

@@ -15,7 +15,16 @@ Atomicity: save() writes `path.tmp`, then renames the previous checkpoint to
 CRC-valid file exists among path / path.tmp / path.bak, and load() takes the
 valid one with the highest `seq` (the caller's step counter), so a reset at
 any moment loses at most the checkpoint being written.  Works on MicroPython
-(littlefs or FAT) and CPython (used by the host tools).
+(littlefs or FAT), on files served by `mpremote mount`, and on CPython (used
+by the host tools).
+
+Lost link: a checkpoint whose path is under `mpremote mount` (/remote) has a
+copy on the board's own filesystem, board_copy(path) = /<name>.onboard.
+When the host stops answering in the middle of a run, save() (or the
+trainer, when the loss shows in a data read) writes the state there and
+raises data.LinkLostError; latest()/load() consider that copy too, so
+running the same command again resumes from it, and the next save() into
+the mount removes it.
 """
 import os
 import struct
@@ -28,7 +37,17 @@ except ImportError:  # CPython host tools, or no natmod on the path
     except ImportError:
         from zlib import crc32 as _crc32  # type: ignore[import-not-found,no-redef]  # not in MicroPython 1.26
 
+try:
+    import uctypes  # views an array's bytes for mpremote's remote files (_byte_view)
+except ImportError:  # CPython: memoryview.cast does it
+    uctypes = None
+
+from .data import LinkLostError, guard_mount_link, is_link_lost
+
 MAGIC = b"QTCK"
+MOUNT_POINT = "/remote/"  # where `mpremote mount` puts the host's directory
+BOARD_COPY_SUFFIX = ".onboard"
+BOARD_ROOT = "/"  # the board's own filesystem (a test on the Unix port points it elsewhere)
 VERSION = 1
 _HEADER = "<4sHHII"
 _HEADER_LEN = 16
@@ -74,8 +93,71 @@ def _nbytes(buf):
     return len(buf) * struct.calcsize(_typecode(buf))
 
 
+def _byte_view(buf):
+    """`buf` as a buffer whose len() is its size in bytes, sharing its
+    memory.  mpremote's remote files send and receive len(buf) bytes, which
+    for an array is its item count: an array('f') of n floats written as is
+    would send n of its 4n bytes."""
+    if isinstance(buf, (bytes, bytearray)):
+        return buf
+    try:
+        return memoryview(buf).cast("B")  # CPython
+    except AttributeError:
+        pass
+    if uctypes is None:
+        return buf  # native files take any buffer
+    return uctypes.bytearray_at(uctypes.addressof(buf), _nbytes(buf))
+
+
+def board_copy(path):
+    """Where save_on_board() puts the checkpoint for `path` when `path` is
+    under `mpremote mount`: the board's own root filesystem.  None for any
+    other path (nothing to fall back to)."""
+    full = path
+    if not path.startswith("/"):
+        try:
+            cwd = os.getcwd()
+        except (AttributeError, OSError):
+            return None
+        full = cwd.rstrip("/") + "/" + path
+    if not full.startswith(MOUNT_POINT):
+        return None
+    return BOARD_ROOT + full.rsplit("/", 1)[-1] + BOARD_COPY_SUFFIX
+
+
+def save_on_board(path, state, seq=0):
+    """Save to board_copy(path) (the link to the host is gone); returns a
+    line saying where and how to resume."""
+    where = board_copy(path) or path
+    save(where, state, seq)
+    return ("saved a checkpoint at epoch %s, sample %s on the board (%s); reconnect and run the "
+            "same command again to resume there" % (state.get("epoch", "?"), state.get("pos", "?"), where))
+
+
 def save(path, state, seq=0):
-    """Write `state` (dict name -> value) atomically to `path`."""
+    """Write `state` (dict name -> value) atomically to `path`.
+
+    Under `mpremote mount`: a lost link while writing saves the state to
+    board_copy(path) instead and raises LinkLostError; a completed save
+    removes an older board copy."""
+    onboard = board_copy(path)
+    if onboard is None:
+        _save(path, state, seq)
+        return
+    try:
+        _save(path, state, seq)
+    except Exception as e:
+        if not is_link_lost(e):
+            raise
+        msg = save_on_board(path, state, seq)
+        raise LinkLostError("%s: the link to the host (`mpremote mount`) was lost while writing the "
+                            "checkpoint: %r; %s" % (path, e, msg))
+    for cand in _candidates(onboard):
+        if _exists(cand):
+            os.remove(cand)
+
+
+def _save(path, state, seq):
     names = sorted(state)
     if len(names) > 0xFFFF:
         raise ValueError("too many checkpoint entries: %d" % len(names))
@@ -94,11 +176,12 @@ def save(path, state, seq=0):
     header = struct.pack(_HEADER, MAGIC, VERSION, len(names), seq & 0xFFFFFFFF, body_len)
     crc = _crc32(header)
     with open(tmp, "wb") as f:
+        guard_mount_link(f)
         f.write(header)
         for nb, kind, payload, n in encoded:
             head = struct.pack("<B", len(nb)) + nb + struct.pack("<BI", ord(kind), n)
             f.write(head)
-            f.write(payload)
+            f.write(_byte_view(payload))
             crc = _crc32(head, crc)
             crc = _crc32(payload, crc)
         f.write(struct.pack("<I", crc & 0xFFFFFFFF))
@@ -179,8 +262,13 @@ def verify(path):
     return seq
 
 
+def _candidates(path):
+    return (path, path + ".tmp", path + ".bak")
+
+
 def latest(path):
-    """The newest valid file among path, path.tmp, path.bak, or None."""
+    """The newest valid file among path, path.tmp, path.bak (and the board
+    copy of a path under `mpremote mount`, see board_copy()), or None."""
     return _latest(path)[0]
 
 
@@ -188,7 +276,11 @@ def _latest(path):
     """-> (newest valid file or None, its seq); each candidate is CRC-checked once."""
     best = None
     best_seq = -1
-    for cand in (path, path + ".tmp", path + ".bak"):
+    cands = _candidates(path)
+    onboard = board_copy(path)
+    if onboard is not None:
+        cands += _candidates(onboard)
+    for cand in cands:
         try:
             seq = verify(cand)
         except CheckpointError:
@@ -256,7 +348,8 @@ def _read_value(f, path, name, kind, nbytes, target):
             raise CheckpointError("%s: entry %r has type %r, the model expects %r" % (path, name, kind, ttc))
         if _nbytes(target) != nbytes:
             raise CheckpointError("%s: entry %r has %d bytes, the model expects %d" % (path, name, nbytes, _nbytes(target)))
-        f.readinto(target)
+        if (f.readinto(_byte_view(target)) or 0) != nbytes:
+            raise CheckpointError("%s: entry %r is truncated" % (path, name))
         return target
     data = f.read(nbytes)
     if kind == "y":

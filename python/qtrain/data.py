@@ -19,6 +19,7 @@ Permutation(n, seed, e).at(p), a keyed 4-round Feistel bijection over the
 next even power of two >= n, cycle-walked into [0, n).  The host tools
 compute the same order (qtrain_host.stream.Permutation).
 """
+import errno  # here, not in _mount_begin: `errno` is looked up on the filesystem first (the mount)
 import struct
 
 try:
@@ -47,6 +48,69 @@ MAX_SHUFFLE = 1 << 28
 class DataError(ValueError):
     """A stream file that is not one, is truncated, corrupt or inconsistent.
     The message starts with the file's path."""
+
+
+class LinkLostError(DataError):
+    """The host serving the file (`mpremote mount`) stopped answering.  The
+    message names the file and the sample; attributes epoch and pos (samples
+    of that epoch already consumed) say where to resume."""
+    epoch = -1
+    pos = -1
+
+
+# Seconds the board waits for the `mpremote mount` host to acknowledge a
+# request before it calls the link lost (mpremote itself allows 1 s between
+# the bytes of a reply; the acknowledgement gets a little more, for a busy
+# host).  A false alarm only ends the run with a resumable checkpoint.
+LINK_TIMEOUT_S = 3
+MOUNT_SYNC = 0x18  # mpremote's request/acknowledge byte
+
+
+def _mount_begin(self, kind):
+    """mpremote's RemoteCommand.begin() with a bounded wait.  mpremote 1.26's
+    own begin() polls for the host's acknowledgement and then calls a
+    blocking stdin readinto() even when the poll timed out, so a host that
+    went away leaves the board waiting for ever.  This one gives up after
+    LINK_TIMEOUT_S silent seconds with OSError(ETIMEDOUT)."""
+    import micropython  # a core module: never looked up on the filesystem
+    micropython.kbd_intr(-1)  # as begin(): Ctrl-C is a protocol byte now
+    b4 = self.b4
+    b4[0] = MOUNT_SYNC
+    b4[1] = kind
+    self.fout.write(b4, 2)
+    for _ in range(LINK_TIMEOUT_S):
+        if self.poller.poll(1000):
+            self.fin.readinto(b4, 1)
+            if b4[0] == MOUNT_SYNC:
+                return
+    self.end()
+    raise OSError(errno.ETIMEDOUT, "the host does not answer")
+
+
+def guard_mount_link(f):
+    """If `f` is a file served by `mpremote mount` (its board-side object
+    carries the protocol in f.cmd), bound its waits for the host (see
+    _mount_begin) and return True.  A no-op on any other file.  Installed
+    once per mount: every file and the directory calls share that class."""
+    cmd = getattr(f, "cmd", None)
+    if cmd is None:
+        return False
+    cls = type(cmd)
+    for name in ("begin", "end", "poller", "fin", "fout", "b4"):
+        if not hasattr(cmd, name):
+            return False  # another mpremote version: keep its own code
+    if cls.begin is not _mount_begin:
+        cls.begin = _mount_begin
+    return True
+
+
+def is_link_lost(e):
+    """Whether exception `e` from a file under `mpremote mount` means the
+    host went away: our bounded begin() raises OSError(ETIMEDOUT), mpremote's
+    reads raise a plain Exception('timeout waiting for remote')."""
+    if isinstance(e, OSError):
+        return e.args[:1] == (errno.ETIMEDOUT,)
+    return "timeout waiting for remote" in str(e)
 
 
 _TL = None
@@ -183,6 +247,7 @@ class Stream:
             raise self._err("cannot open: %r%s" % (e, " (no such file; under `mpremote mount` paths are "
                                                        "relative to the mounted directory)"
                                                    if e.args and e.args[0] == 2 else ""))
+        self._remote = guard_mount_link(self._f)
         try:
             self._open(shuffle, seed, verify, limit, buf)
         except BaseException:
@@ -275,9 +340,17 @@ class Stream:
             if off != self._fpos:
                 f.seek(off)
             n = f.readinto(self.buf) or 0
-        except OSError as e:
-            # e.g. the `mpremote mount` link went away: say where we were
+        except Exception as e:
             self._fpos = -1
+            if self._remote and is_link_lost(e):
+                err = LinkLostError("%s: the link to the host serving this file (`mpremote mount`) was "
+                                    "lost reading sample %d (epoch %d, position %d): %r.  Reconnect and "
+                                    "run again; a stream resumes with seek(%d, %d)"
+                                    % (self.path, i, self.epoch, self.pos, e, self.pos, self.epoch))
+                err.epoch, err.pos = self.epoch, self.pos
+                raise err
+            if not isinstance(e, OSError):
+                raise
             raise self._err("read error at sample %d: %r (link lost or file removed?); "
                             "reopen and seek(pos, epoch) to resume" % (i, e))
         if n != rsize:

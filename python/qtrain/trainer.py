@@ -106,7 +106,7 @@ def train_vae(cfg, out=print):
     OSError if cfg['data'] cannot be opened."""
     vae = build_vae_from(cfg)   # first, into the heap's large free blocks
     from . import checkpoint    # then the per-step code
-    from .data import Stream
+    from .data import LinkLostError, Stream
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     st = vae_state(vae)
     st["hidden"] = cfg["hidden"]
@@ -135,7 +135,12 @@ def train_vae(cfg, out=print):
         if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
             lr_epoch = stream.epoch
             set_lr(vae, epoch_lr(cfg, lr_epoch))
-        stream.next()
+        try:
+            stream.next()
+        except LinkLostError:  # `mpremote mount` host gone: keep the progress on the board
+            st["epoch"], st["pos"], st["steps"] = stream.epoch, stream.pos, vae.steps
+            out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
+            raise
         rec, kl = vae.train_step(stream.image)
         low = min(low, _free())
         sum_r += rec
