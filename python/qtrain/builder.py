@@ -1,12 +1,14 @@
-"""Building a VAE (models.build_vae): its layout, the bytes it needs, the
-allocation order.  Used only while a model is built: models.build_vae
+"""Building a VAE (models.build_vae): its layout, the bytes it and its
+layers need (vae_bytes, dense_bytes, conv_bytes), the allocation order.  Used only while a model is built: models.build_vae
 imports this module for the call and drops it afterwards (qtrain.unload), so
 its bytecode is not in a board's heap while the model trains.
 """
 import gc
 import sys
 
-from .layers import Conv2d, Dense, Options, Shared, xs_len, zeros
+import _qtrain as _q
+
+from .layers import QP_LEN, Conv2d, Dense, Options, Shared, xs_len, zeros
 from .models import N_PIXELS, VAE, Sequential, _check_memory
 
 # The paper's ConvVAE (METHOD.md section 6), encoder then decoder:
@@ -22,6 +24,49 @@ CONV_FLAT = 32 * 7 * 7
 # predicts build_vae's gc.mem_alloc() growth.
 VAE_OBJ_WORDS = {"mlp": 840, "conv": 1440}
 WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
+
+
+def dense_bytes(n_in, n_out, first=False, mode="uint8", dsgu=False, per_row=False, own_scratch=True,
+           own_ep=True):
+    """Bytes of buffers a Dense layer (layers.Dense) allocates (excluding object headers).
+    own_scratch=False: its scratch comes from a Shared (shared_needs());
+    own_ep=False: its input-error buffer is lent by the model."""
+    if mode == "float32":
+        n = 4 * (n_in * n_out + n_out + n_out)    # w, b, y
+    else:
+        n = n_in * n_out + 4 * n_out + n_out      # w, b, y
+        if own_scratch:
+            n += 4 * xs_len(n_in)                  # xs (and acc)
+    if not first and own_ep:
+        n += n_in if mode == "uint8" else 4 * n_in  # ep
+    n += 4 * (5 + (2 * n_out if per_row else 0)) + (12 * n_out if dsgu else 0)  # update state, sel, scores
+    return n + 6 * 4 * QP_LEN
+
+
+def conv_bytes(in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, transposed=False, first=False,
+           mode="uint8", dsgu=False, own_ep=True):
+    """(own bytes, (scratch bytes, floats, error bytes) needed in a Shared)
+    of a conv layer (layers.Conv2d), before building it (excluding object headers)."""
+    c, h, w = in_shape
+    geom = (c, h, w, out_ch, k, k, stride, stride, pad, pad) + ((out_pad, out_pad) if transposed else ())
+    p = "conv_transpose2d" if transposed else "conv2d"
+    oc, oh, ow = getattr(_q, p + "_out_shape")(geom)
+    n_in, n_out, n_w = c * h * w, oc * oh * ow, c * out_ch * k * k
+    sz = 4 if mode == "float32" else 1
+    rows = c if (mode == "float32" and transposed) else out_ch   # structures of the update
+    n = sz * (n_w + n_out) + 4 * out_ch + 4 * (5 + 2 * rows) + (12 * out_ch if dsgu else 0)
+    n += 28 if (mode == "float32" and transposed) else 0           # bias state
+    if not first and own_ep:
+        n += n_in * (1 if mode == "uint8" else 4)
+    scr = 0 if mode == "float32" else getattr(_q, p + "_scratch_len")(geom)
+    if mode == "uint8":
+        sh = (scr, 0, 0)
+    elif mode == "mixed":
+        sh = (scr, 0 if first else max(n_w, n_in), n_out)
+    else:
+        sh = (0, n_w, n_out if dsgu else 0)
+        n += 4 * out_ch
+    return n + 4 * 4 * QP_LEN, sh
 
 
 def _error_sizes(n_ins, mode):
@@ -73,7 +118,7 @@ def _vae_shared(kind, hidden, latent, mode, dsgu):
         sh[0] = max(sh[0], 4 * xs_len(CONV_FLAT))
     n = 0
     for in_shape, oc, k, s, p, op, tr, first, _ in CONV_ENC + CONV_DEC:
-        b, need = Conv2d.nbytes(in_shape, oc, k, s, p, op, tr, first, own_ep=False, **own)
+        b, need = conv_bytes(in_shape, oc, k, s, p, op, tr, first, own_ep=False, **own)
         n += b
         sh = [max(u, v) for u, v in zip(sh, need)]
     return n, sh
@@ -87,13 +132,13 @@ def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_r
     dense = dict(mode=mode, dsgu=dsgu, per_row=per_row, own_scratch=False, own_ep=False)
     n, sh = _vae_shared(kind, hidden, latent, mode, dsgu)
     if kind == "mlp":
-        n += Dense.nbytes(N_PIXELS, hidden, first=True, **dense)
-        n += Dense.nbytes(hidden, 2 * latent, **dense)
-        n += Dense.nbytes(latent, hidden, **dense)
-        n += Dense.nbytes(hidden, N_PIXELS, **dense)
+        n += dense_bytes(N_PIXELS, hidden, first=True, **dense)
+        n += dense_bytes(hidden, 2 * latent, **dense)
+        n += dense_bytes(latent, hidden, **dense)
+        n += dense_bytes(hidden, N_PIXELS, **dense)
     else:
-        n += Dense.nbytes(CONV_FLAT, 2 * latent, **dense)
-        n += Dense.nbytes(latent, CONV_FLAT, **dense)
+        n += dense_bytes(CONV_FLAT, 2 * latent, **dense)
+        n += dense_bytes(latent, CONV_FLAT, **dense)
     n += sh[0] + 4 * sh[1] + sh[2]
     n += sum(_error_sizes(_vae_layout(kind, hidden, latent), mode)) * (1 if mode == "uint8" else 4)
     # heads: BCE error; latent z, eps, dh; the float image in float32 mode

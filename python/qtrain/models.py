@@ -14,7 +14,7 @@ import gc
 
 import _qtrain as _q
 
-from .layers import F32, Conv2d, Dense, Options, Shared, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
+from .layers import F32, Conv2d, Dense, Options, Shared, builder_call, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
 from .losses import BernoulliOutput, GaussianLatent, SoftmaxOutput
 
 IMAGE = (1, 28, 28)
@@ -163,11 +163,7 @@ class VAE:
 def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_row=False):
     """Bytes a VAE allocates, for checking before building one
     (qtrain.builder.vae_bytes, imported for the call)."""
-    from . import builder, unload
-    try:
-        return builder.vae_bytes(kind, hidden, latent, mode, dsgu, per_row)
-    finally:
-        unload("builder")
+    return builder_call("vae_bytes", kind, hidden, latent, mode, dsgu, per_row)
 
 
 def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
@@ -177,11 +173,7 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     fits, checked before allocating.  The builder (qtrain.builder) is
     imported for the call and dropped after it: a board's heap then holds
     only the model and the code a training step runs."""
-    from . import builder, unload
-    try:
-        return builder.build_vae(kind, opt, hidden, latent)
-    finally:
-        unload("builder")
+    return builder_call("build_vae", kind, opt, hidden, latent)
 
 
 class Head:
