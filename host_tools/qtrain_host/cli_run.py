@@ -96,13 +96,23 @@ def write_package(arch, dest):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _link_or_copy(src, dst):
+    """A hard link (no copy of a big stream file) or, across filesystems, a copy.
+    Not a symlink: mpremote's mount refuses a path that resolves outside the
+    mounted directory (the board's open() failed with EPERM)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def stage_board_dir(target, data_dir, script, args, staging):
     """Everything the board needs, in one directory to mount."""
     arch = paths.TARGET_ARCH.get(target, "armv6m")
     for name in os.listdir(data_dir):
         src = os.path.join(data_dir, name)
         if os.path.isfile(src):
-            os.symlink(os.path.abspath(src), os.path.join(staging, name))
+            _link_or_copy(src, os.path.join(staging, name))
     for mod in paths.NATMODS:
         shutil.copy(paths.natmod_path(arch, mod), staging)
     write_package(arch, staging)
@@ -146,8 +156,12 @@ def run_target(target, data_dir, script, args=(), view=None, heapsize="16M"):
         staged = ["qtrain.json"] + [mod + ".mpy" for mod in paths.NATMODS]
         for name in os.listdir(staging):  # what the board wrote
             src = os.path.join(staging, name)
-            if os.path.isfile(src) and not os.path.islink(src) and name not in staged:
-                shutil.copy(src, os.path.join(data_dir, name))
+            dst = os.path.join(data_dir, name)
+            if not os.path.isfile(src) or os.path.islink(src) or name in staged:
+                continue
+            if os.path.exists(dst) and os.path.samefile(src, dst):
+                continue        # a data file linked in, unchanged by the board
+            shutil.copy(src, dst)
         return rc, out
     finally:
         shutil.rmtree(staging, ignore_errors=True)
