@@ -63,9 +63,11 @@ void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, 
 }
 
 int32_t dsgu_k(float ebar, float *ebar_max, float lmin, float lmax, int32_t n) {
-    if (ebar > *ebar_max) {
-        *ebar_max = ebar;
-    }
+    // Decay before the max: an all-time max is set by the first samples'
+    // large errors, so r (and k) shrank all through training and starved
+    // the layers of updates (the DSGU collapse in docs/BENCHMARKS.md).
+    float m = *ebar_max * QT_DSGU_EBAR_MAX_DECAY;
+    *ebar_max = ebar > m ? ebar : m;
     float r = *ebar_max > 0.0f ? ebar / *ebar_max : 0.0f;
     r = r < 0.0f ? 0.0f : (r > 1.0f ? 1.0f : r);
     float frac = lmin + r * (lmax - lmin);

@@ -12,8 +12,12 @@
 void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, uint32_t *scratch);
 
 // k = max(floor((lmin + r (lmax - lmin)) n), 1), r = clip(ebar / ebar_max, 0, 1),
-// where ebar_max is the largest ebar seen so far (*ebar_max is updated first;
-// 0 initially).  Float ops mirrored by the golden model.
+// where ebar_max is a decaying running max of ebar: *ebar_max =
+// max(ebar, *ebar_max * QT_DSGU_EBAR_MAX_DECAY), updated first; 0 initially.
+// It forgets a peak over ~1/(1 - decay) = 1024 calls (samples), so r follows
+// the error as it falls during training instead of shrinking against the
+// first samples' errors.  Float ops mirrored by the golden model.
+#define QT_DSGU_EBAR_MAX_DECAY 0.9990234375f  // 1 - 2^-10, exact in float32
 int32_t dsgu_k(float ebar, float *ebar_max, float lmin, float lmax, int32_t n);
 
 #endif

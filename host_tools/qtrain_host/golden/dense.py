@@ -84,9 +84,14 @@ def select_topk(score, k):
     return np.array(sorted(order[:k]), np.int64)
 
 
+EBAR_MAX_DECAY = F(1 - 2 ** -10)  # QT_DSGU_EBAR_MAX_DECAY in kernels/select.h
+
+
 def dsgu_k(ebar, ebar_max, lmin, lmax, n):
-    """-> (k, new ebar_max), float32 ops as select.c."""
-    ebar, ebar_max = F(ebar), F(ebar_max)
+    """-> (k, new ebar_max), float32 ops as select.c (ebar_max: a running max
+    that decays by EBAR_MAX_DECAY per call)."""
+    ebar = F(ebar)
+    ebar_max = F(F(ebar_max) * EBAR_MAX_DECAY)
     if ebar > ebar_max:
         ebar_max = ebar
     r = F(ebar / ebar_max) if ebar_max > 0 else F(0)
