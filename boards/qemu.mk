@@ -18,8 +18,13 @@
 #        `mpremote connect <pty> mount <dir> run <script>`, then stop it.
 #        MOUNT defaults to dist/<arch>_6.3 (so `import _qtrain` and
 #        `import _qtrain_float` work).
+#   make firmware HEAP=194560 QEMU_BOARDS=qemu-m0, make run-qemu HEAP=194560 ...
+#        the same with another heap size (e.g. a real board's heap instead
+#        of the 160 KB planning budget of board.json), built in a tree of its
+#        own, build/firmware-heap<HEAP>/; run-qemu passes it to the host
+#        tools as QTRAIN_FIRMWARE_DIR.
 
-FW_DIR := $(BUILD)/firmware
+FW_DIR := $(BUILD)/firmware$(if $(HEAP),-heap$(HEAP))
 FW_SRC := $(FW_DIR)/src
 FW_PORT := $(FW_SRC)/ports/qemu
 FW_LINKS := py extmod shared lib drivers tools mpy-cross
@@ -50,7 +55,7 @@ $(FW_DIR)/.tree-stamp: $(QEMU_PATCHES) boards/qemu-common/qtrain_hal.c | $(BUILD
 $(FW_DIR)/%/firmware.elf: $(FW_DIR)/.tree-stamp boards/%/mpconfigboard.mk boards/%/board.json
 	@echo "setup: building firmware $* (log: $(FW_DIR)/$*.log)"
 	@mkdir -p $(FW_DIR)/$*
-	@heap=$$($(call board_json,$*,heap_bytes)) && \
+	@heap=$(if $(HEAP),$(HEAP),$$($(call board_json,$*,heap_bytes))) && \
 	ramdisk=$$(python3 -c "import json; q = json.load(open('boards/$*/board.json'))['qemu']; \
 		print('-DQTRAIN_RAMDISK_ADDR=%s -DQTRAIN_RAMDISK_BLOCKS=%d' % (q['ramfs_addr'], q['ramfs_bytes'] // 4096))") && \
 	if test -e $(MPY_DIR_ABS)/.git; then \
@@ -73,4 +78,4 @@ QEMU_RUN_BOARD = $(or $(BOARD),qemu-m4)
 run-qemu: $(FW_DIR)/$(QEMU_RUN_BOARD)/firmware.elf $(VENV)/.stamp
 	@test -n "$(SCRIPT)" || { echo "usage: make run-qemu BOARD=qemu-m4 SCRIPT=file.py [MOUNT=dir]" >&2; exit 2; }
 	@arch=$$($(call board_json,$(QEMU_RUN_BOARD),arch)) && $(MAKE) -s dist/$${arch}_6.3/_qtrain.mpy dist/$${arch}_6.3/_qtrain_float.mpy
-	$(PY) -m qtrain_host.qemu mpremote $(QEMU_RUN_BOARD) $(SCRIPT) $(if $(MOUNT),--mount $(MOUNT))
+	$(if $(HEAP),QTRAIN_FIRMWARE_DIR=$(abspath $(FW_DIR))) $(PY) -m qtrain_host.qemu mpremote $(QEMU_RUN_BOARD) $(SCRIPT) $(if $(MOUNT),--mount $(MOUNT))

@@ -78,9 +78,10 @@ def _placeholder(tok):
 
 
 def make_targets():
-    """Every target the Makefile and its host_tools/*.mk fragments define."""
+    """Every target the Makefile and its host_tools/*.mk and boards/*.mk fragments define."""
     targets = set()
-    for mk in [os.path.join(paths.ROOT, "Makefile")] + glob.glob(os.path.join(paths.ROOT, "host_tools", "*.mk")):
+    for mk in [os.path.join(paths.ROOT, "Makefile")] + glob.glob(os.path.join(paths.ROOT, "host_tools", "*.mk")) \
+            + glob.glob(os.path.join(paths.ROOT, "boards", "*.mk")):
         for line in open(mk, encoding="utf-8"):
             m = re.match(r"^([A-Za-z0-9_.%/ -]+?)\s*::?(?!=)", line)
             if m and not line.startswith("\t"):

@@ -36,5 +36,8 @@ def natmod_path(arch, module=NATMOD):
 
 
 def firmware_path(board):
-    """Emulated-board firmware built by boards/qemu.mk."""
-    return os.path.join(BUILD, "firmware", board, "firmware.elf")
+    """Emulated-board firmware built by boards/qemu.mk, or <dir>/<board>/firmware.elf
+    when QTRAIN_FIRMWARE_DIR=<dir> is set (e.g. a build with another heap size:
+    `make firmware-heap`, boards/qemu.mk)."""
+    base = os.environ.get("QTRAIN_FIRMWARE_DIR") or os.path.join(BUILD, "firmware")
+    return os.path.join(base, board, "firmware.elf")

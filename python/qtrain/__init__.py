@@ -6,6 +6,8 @@
 This file stays light so `import qtrain` is cheap on a board; models,
 trainers and data streams live in their own modules (qtrain.models, ...).
 """
+import sys
+
 __version__ = "0.1.0"
 
 _RAMP = " .:-=+*#%@"
@@ -25,3 +27,15 @@ def show(img, width=28, out=None):
             ch = _RAMP[img[r + c] * 10 // 256]
             line.append(ch + ch)
         out("".join(line))
+
+
+def unload(*names):
+    """Forget the submodules `names` (e.g. "config"): their code is freed at
+    the next gc.collect() once nothing else refers to it.  The scripts drop
+    what only setup needs (settings, model builder) before training, since a
+    board's heap holds the bytecode of every imported module."""
+    pkg = sys.modules[__name__]
+    for n in names:
+        sys.modules.pop(__name__ + "." + n, None)
+        if n in pkg.__dict__:
+            delattr(pkg, n)

@@ -28,14 +28,10 @@ the float32 and mixed-mode kernels are in _qtrain_float, imported (by
 float_kernels()) only when a 'float32' or 'mixed' layer is built, so a board
 that trains in uint8 never loads it.
 
-Mixed-mode convolutions: the module has no conv `_mixed` kernels, so a conv
-layer in 'mixed' mode propagates its float32 error with the float32 kernel
-over its uint8 weights dequantized once per step (exact: s_w (w - z_w)), and
-updates its uint8 weights with the uint8 batch-1 update kernel from an 8-bit
-copy of the float error (power-of-two scale from max |e| of this step, made
-by integer code on the float bits: _quant8.py).  So error *tensors* stay float32 end to end; only the weight
-gradient of a conv layer sees the error at 8 bits (as in 'uint8').  See
-docs/BENCHMARKS.md for what that costs.
+The float32 and mixed code paths (backward of float errors, the 8-bit
+error copies, dequantize) are in qtrain.layers_float, imported by the first
+float32/mixed layer built: a uint8 model trains without their bytecode in the
+heap.
 """
 import array
 import gc
@@ -170,74 +166,28 @@ def fill_uniform_u8(buf, seed):
                 v >>= 8
 
 
-_ONE = array.array("f", [1.0])
-
-
 def dequantize(q, qp, out):
-    """out[i] = s (q[i] - z) (array('f') of len(q)), by the mixed Dense error
-    kernel with one row of weight 1: exact, and allocation-free up to
-    32767 values (the kernel's limit; longer tensors go in chunks)."""
-    n = len(q)
-    if n <= 32767:
-        float_kernels().dense_backward_mixed(_ONE, q, qp, out, None, None)
-        return out
-    qm, om = memoryview(q), memoryview(out)
-    for i in range(0, n, 32764):
-        j = min(n, i + 32764)
-        float_kernels().dense_backward_mixed(_ONE, qm[i:j], qp, om[i:j], None, None)
-    return out
+    """out[i] = s (q[i] - z) (array('f') of len(q)): layers_float.dequantize,
+    imported on use (only float32 and mixed models call it)."""
+    from .layers_float import dequantize as deq
+    return deq(q, qp, out)
 
 
-_q8 = None  # type: tuple | bool | None  # (absmax_exp, quant_pow2), or False without a native emitter
+def builder_call(name, *args, **kw):
+    """qtrain.builder.<name>(*args, **kw), the builder imported for the call
+    and dropped after it: its bytecode is not in the heap next to a model."""
+    from . import builder, unload
+    try:
+        return getattr(builder, name)(*args, **kw)
+    finally:
+        unload("builder")
 
 
-def _quant8():
-    """The viper helpers, imported on first use: only the float modes call
-    quantize_err, and viper code is machine code in the heap (~1 KB)."""
-    global _q8
-    if _q8 is None:
-        try:
-            from ._quant8 import absmax_exp, quant_pow2
-            _q8 = (absmax_exp, quant_pow2)
-        except Exception:  # no native emitter in this firmware
-            _q8 = False
-    return _q8
-
-
-def quantize_err(e, out, qp):
-    """out (uint8, len(out) values of e) <- an 8-bit copy of the float error
-    e, zero point 128, scale 2^k with max|e| / 2^k in [64, 128) (viper, see
-    _quant8.py), or the symmetric range of max|e| (Python fallback).  qp is
-    set to that (fixed) record."""
-    q8 = _quant8()
-    if not q8:
-        return quantize_sym(e, out, qp)
-    n = len(out)
-    ex = q8[0](e, n)
-    q8[1](e, out, n, ex)
-    s = 2.0 ** (ex - 133) if ex else 1.0
-    qp[0] = s
-    qp[1] = 128.0
-    qp[2] = -128.0 * s
-    qp[3] = 127.0 * s
-
-
-def quantize_sym(e, out, qp):
-    """out (uint8, len(out)) <- float e on the symmetric range [-max|e|, max|e|]
-    (qp set to it, fixed).  The slow, portable path of quantize_err."""
-    hi = max(e)
-    lo = min(e)
-    m = hi if hi > -lo else -lo
-    if m <= 0:
-        m = 1.0
-    qp[2] = -m
-    qp[3] = m
-    _q.qp_from_range(qp)
-    inv = 1.0 / qp[0]
-    z = qp[1] + 0.5
-    for i in range(len(out)):
-        v = int(e[i] * inv + z)
-        out[i] = 255 if v > 255 else (0 if v < 0 else v)
+def _float_paths():
+    """qtrain.layers_float: the float32 / mixed code paths, loaded by the first
+    layer built in those modes (a uint8 model never loads its bytecode)."""
+    from . import layers_float
+    return layers_float
 
 
 def xs_len(n):
@@ -279,21 +229,10 @@ class Dense:
     BIAS_SCALE = 1.0 / 65536
 
     @staticmethod
-    def nbytes(n_in, n_out, first=False, mode="uint8", dsgu=False, per_row=False, own_scratch=True,
-               own_ep=True):
-        """Bytes of buffers a Dense layer allocates (excluding object headers).
-        own_scratch=False: its scratch comes from a Shared (shared_needs());
-        own_ep=False: its input-error buffer is lent by the model."""
-        if mode == "float32":
-            n = 4 * (n_in * n_out + n_out + n_out)    # w, b, y
-        else:
-            n = n_in * n_out + 4 * n_out + n_out      # w, b, y
-            if own_scratch:
-                n += 4 * xs_len(n_in)                  # xs (and acc)
-        if not first and own_ep:
-            n += n_in if mode == "uint8" else 4 * n_in  # ep
-        n += 4 * (5 + (2 * n_out if per_row else 0)) + (12 * n_out if dsgu else 0)  # update state, sel, scores
-        return n + 6 * 4 * QP_LEN
+    def nbytes(n_in, n_out, **kw):
+        """Bytes of buffers a Dense layer allocates (excluding object headers):
+        qtrain.builder.dense_bytes, imported for the call."""
+        return builder_call("dense_bytes", n_in, n_out, **kw)
 
     def __init__(self, n_in, n_out, relu=False, opt=None, first=False, init_range=None, seed=None,
                  own_scratch=True, ep=None):
@@ -310,6 +249,7 @@ class Dense:
         self.opt = opt
         self.m = m = opt.m
         self._qf = None if m == U8 else float_kernels()
+        self._float_backward = None if m == U8 else _float_paths().dense_backward
         seed = opt.seed if seed is None else seed
         # He-uniform range for ReLU layers, Glorot-ish otherwise.
         a = init_range or ((6.0 / n_in) ** 0.5 if relu else (3.0 / n_in) ** 0.5)
@@ -373,38 +313,20 @@ class Dense:
         """Error e (with record eq) at the output -> (ep, epq), the error at the
         input ((None, None) for a first layer).  Applies the ReLU mask to e in
         place, DSGU selection if on, and the weight update if trainable."""
-        m = self.m
+        if self.m != U8:
+            return self._float_backward(self, e)
         if self.relu:
-            if m == U8:
-                _q.relu_backward_u8(e, eq, self.y, self.yq)
-            elif m == MIXED:
-                self._qf.relu_backward_mixed(e, self.y, self.yq)
-            else:
-                self._qf.relu_backward_f32(e, self.y)
+            _q.relu_backward_u8(e, eq, self.y, self.yq)
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
-            if m == U8:
-                k = _q.dense_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
-            else:
-                k = self._qf.dense_select_f32(e, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
+            k = _q.dense_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
             sel = self.sel
         self.k = self.n_out if k is None else k
         if not self.first:
-            if m == U8:
-                _q.dense_backward_u8(e, eq, self.w, self.wq, self.ep, self.epq, sel, k, self.acc)
-            elif m == MIXED:
-                self._qf.dense_backward_mixed(e, self.w, self.wq, self.ep, sel, k)
-            else:
-                self._qf.dense_backward_f32(e, self.w, self.ep, sel, k)
+            _q.dense_backward_u8(e, eq, self.w, self.wq, self.ep, self.epq, sel, k, self.acc)
         if self.trainable:
-            if m == U8:
-                _q.dense_update_u8(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
-                                   self.hp, self.flags, self.state, self.rng)
-            elif m == MIXED:
-                self._qf.dense_update_mixed(e, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
-                                      self.hp, self.flags, self.state, self.rng)
-            else:
-                self._qf.dense_update_f32(e, self.x, self.w, self.b, sel, k, self.hp, self.flags, self.state)
+            _q.dense_update_u8(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
+                               self.hp, self.flags, self.state, self.rng)
         return self.ep, self.epq
 
     def qparams(self):
@@ -472,30 +394,11 @@ class Conv2d:
     kind = "conv2d"
 
     @staticmethod
-    def nbytes(in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, transposed=False, first=False,
-               mode="uint8", dsgu=False, own_ep=True):
+    def nbytes(in_shape, out_ch, *args, **kw):
         """(own bytes, (scratch bytes, floats, error bytes) needed in a Shared)
-        of a conv layer, before building it (excluding object headers)."""
-        c, h, w = in_shape
-        geom = (c, h, w, out_ch, k, k, stride, stride, pad, pad) + ((out_pad, out_pad) if transposed else ())
-        p = "conv_transpose2d" if transposed else "conv2d"
-        oc, oh, ow = getattr(_q, p + "_out_shape")(geom)
-        n_in, n_out, n_w = c * h * w, oc * oh * ow, c * out_ch * k * k
-        sz = 4 if mode == "float32" else 1
-        rows = c if (mode == "float32" and transposed) else out_ch   # structures of the update
-        n = sz * (n_w + n_out) + 4 * out_ch + 4 * (5 + 2 * rows) + (12 * out_ch if dsgu else 0)
-        n += 28 if (mode == "float32" and transposed) else 0           # bias state
-        if not first and own_ep:
-            n += n_in * (1 if mode == "uint8" else 4)
-        scr = 0 if mode == "float32" else getattr(_q, p + "_scratch_len")(geom)
-        if mode == "uint8":
-            sh = (scr, 0, 0)
-        elif mode == "mixed":
-            sh = (scr, 0 if first else max(n_w, n_in), n_out)
-        else:
-            sh = (0, n_w, n_out if dsgu else 0)
-            n += 4 * out_ch
-        return n + 4 * 4 * QP_LEN, sh
+        of a conv layer, before building it: qtrain.builder.conv_bytes,
+        imported for the call."""
+        return builder_call("conv_bytes", in_shape, out_ch, *args, **kw)
 
     def __init__(self, in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, relu=False,
                  transposed=False, opt=None, first=False, shared=None, seed=None, ep=None):
@@ -509,6 +412,9 @@ class Conv2d:
         self.geom = tuple(geom)
         self.m = m = opt.m
         self._qf = qf = None if m == U8 else float_kernels()
+        if m != U8:
+            fp = _float_paths()
+            self._float_backward = fp.conv_backward_mixed if m == MIXED else fp.conv_backward_f32
         p = "conv_transpose2d" if transposed else "conv2d"
         self._fwd = getattr(qf, p + "_forward_f32") if m == F32 else getattr(_q, p + "_forward_u8")
         self._bwd = getattr(_q, p + "_backward_u8") if m == U8 else getattr(qf, p + "_backward_f32")
@@ -609,9 +515,7 @@ class Conv2d:
         selection and the per-filter weight update as for Dense.backward."""
         if self.m == U8:
             return self._backward_u8(e, eq)
-        if self.m == MIXED:
-            return self._backward_mixed(e)
-        return self._backward_f32(e)
+        return self._float_backward(self, e)
 
     def _backward_u8(self, e, eq):
         g = self.geom
@@ -628,56 +532,6 @@ class Conv2d:
             self._upd(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
                       self.hp, self.flags, self.state, self.rng, self._scr)
         return self.ep, self.epq
-
-    def _backward_mixed(self, e):
-        g = self.geom
-        if self.relu:
-            self._qf.relu_backward_mixed(e, self.y, self.yq)
-        e8, eq8 = self._e8, self.eq8
-        if self.trainable:
-            quantize_err(e, e8, eq8)
-        sel = k = None
-        if self.opt.dsgu is not None and self.trainable:
-            k = self._select(e8, eq8)
-            sel = self.sel
-        self.k = self.geom[3] if k is None else k
-        if not self.first:
-            dequantize(self.w, self.wq, self._wf)
-            if sel is None:
-                self._bwd(e, None, self._xf, self._wf, self.ep, None, None, g)
-            else:
-                self._bwd(e, None, self._xf, self._wf, self.ep, None, None, g, sel, k)
-        if self.trainable:
-            self._upd(e8, eq8, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
-                      self.hp, self.flags, self.state, self.rng, self._scr)
-        return self.ep, None
-
-    def _backward_f32(self, e):
-        g = self.geom
-        if self.relu:
-            self._qf.relu_backward_f32(e, self.y)
-        sel = k = None
-        if self.opt.dsgu is not None and self.trainable:
-            quantize_err(e, self._e8, self.eq8)
-            k = self._select(self._e8, self.eq8)
-            sel = self.sel
-        self.k = self.geom[3] if k is None else k
-        ep = None if self.first else self.ep
-        gw = gb = None
-        if self.trainable:
-            gw, gb = self._gw, self.gb
-        if ep is not None or gw is not None:
-            if sel is None:
-                self._bwd(e, None, self.x, self.w, ep, gw, gb, g)
-            else:
-                self._bwd(e, None, self.x, self.w, ep, gw, gb, g, sel, k)
-        if self.trainable:
-            if self.transposed:
-                self._qf.update_rows_f32(gw, self.w, None, None, self.hp, self.flags, self.state)
-                self._qf.update_rows_f32(gb, self.b, None, None, self.hp, self.bflags, self.bstate)
-            else:
-                self._qf.update_rows_f32(gw, self.w, gb, self.b, self.hp, self.flags, self.state)
-        return self.ep, None
 
     def qparams(self):
         """The quantization records whose ranges move once per step (output,

@@ -11,11 +11,10 @@ Every buffer is allocated by the constructor; a step allocates nothing.
 `vae_bytes(kind, ...)` tells the bytes a model needs before you build it.
 """
 import gc
-import sys
 
 import _qtrain as _q
 
-from .layers import F32, Conv2d, Dense, Options, Shared, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
+from .layers import F32, Conv2d, Dense, Options, Shared, builder_call, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
 from .losses import BernoulliOutput, GaussianLatent, SoftmaxOutput
 
 IMAGE = (1, 28, 28)
@@ -161,160 +160,20 @@ class VAE:
         return d
 
 
-# The paper's ConvVAE (METHOD.md section 6), encoder then decoder:
-# (in_shape, out_ch, k, stride, pad, out_pad, transposed, first, relu).
-CONV_ENC = (((1, 28, 28), 16, 3, 2, 1, 0, False, True, True),
-            ((16, 14, 14), 32, 3, 2, 1, 0, False, False, True))
-CONV_DEC = (((32, 7, 7), 16, 3, 2, 1, 1, True, False, True),
-            ((16, 14, 14), 1, 3, 2, 1, 1, True, False, False))
-CONV_FLAT = 32 * 7 * 7
-# Object headers and the Python objects of a built VAE (layers, records,
-# views, dicts) in machine words, measured on the Unix port (8-byte words)
-# and qemu-m4 (4-byte words): what vae_bytes adds to the buffers so that it
-# predicts build_vae's gc.mem_alloc() growth.
-VAE_OBJ_WORDS = {"mlp": 840, "conv": 1440}
-WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
-
-
-def _error_sizes(n_ins, mode):
-    """Two error buffers serve a chain of layers (backward order, input
-    sizes n_ins; None = no error at the input): layer i writes buffer i % 2
-    while it reads the other one.  -> (bytes of buffer 0, of buffer 1)."""
-    size = [0, 0]
-    i = 0
-    for n in n_ins:
-        if n is not None:
-            size[i % 2] = max(size[i % 2], n)
-            i += 1
-    return size
-
-
-def _error_lenders(sizes, mode):
-    """The two buffers _error_sizes sized, and a function giving the next one
-    to lend (alternating, in backward order)."""
-    bufs = [bytearray(n) if mode == "uint8" else zeros("f", n) for n in sizes]
-    turn = [0]
-
-    def lend():
-        b = bufs[turn[0] % 2]
-        turn[0] += 1
-        return b
-    return bufs, lend
-
-
-def _vae_layout(kind, hidden, latent):
-    """-> (backward-ordered input sizes of the layers that propagate an
-    error, for _error_sizes)."""
-    if kind == "mlp":
-        return [hidden, latent, hidden]          # dec 2, dec 1, enc 2 (enc 1 is first)
-    return [16 * 14 * 14, CONV_FLAT, latent, CONV_FLAT, 16 * 14 * 14]   # t2, t1, d2, d1, c2
-
-
-def _vae_shared(kind, hidden, latent, mode, dsgu):
-    """-> (own bytes of the layers, [scratch bytes, floats, error bytes] of
-    the model's Shared): what the layers take before their objects."""
-    own = dict(mode=mode, dsgu=dsgu)
-    sh = [0, 0, 0]
-    if mode != "float32":
-        sh[0] = 2048                               # the BCE table
-    if kind == "mlp":
-        if mode != "float32":
-            sh[0] = max(sh[0], 4 * xs_len(N_PIXELS))
-        return 0, sh
-    if mode != "float32":
-        sh[0] = max(sh[0], 4 * xs_len(CONV_FLAT))
-    n = 0
-    for in_shape, oc, k, s, p, op, tr, first, _ in CONV_ENC + CONV_DEC:
-        b, need = Conv2d.nbytes(in_shape, oc, k, s, p, op, tr, first, own_ep=False, **own)
-        n += b
-        sh = [max(u, v) for u, v in zip(sh, need)]
-    return n, sh
-
-
 def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_row=False):
-    """Bytes a VAE allocates (weights, activations, errors, optimizer state,
-    shared scratch, heads, and its objects), for checking before building
-    one: build_vae's gc.mem_alloc() growth on the Unix port within a few %
-    (tests/test_vae_memory.py)."""
-    dense = dict(mode=mode, dsgu=dsgu, per_row=per_row, own_scratch=False, own_ep=False)
-    n, sh = _vae_shared(kind, hidden, latent, mode, dsgu)
-    if kind == "mlp":
-        n += Dense.nbytes(N_PIXELS, hidden, first=True, **dense)
-        n += Dense.nbytes(hidden, 2 * latent, **dense)
-        n += Dense.nbytes(latent, hidden, **dense)
-        n += Dense.nbytes(hidden, N_PIXELS, **dense)
-    else:
-        n += Dense.nbytes(CONV_FLAT, 2 * latent, **dense)
-        n += Dense.nbytes(latent, CONV_FLAT, **dense)
-    n += sh[0] + 4 * sh[1] + sh[2]
-    n += sum(_error_sizes(_vae_layout(kind, hidden, latent), mode)) * (1 if mode == "uint8" else 4)
-    # heads: BCE error; latent z, eps, dh; the float image in float32 mode
-    n += N_PIXELS * (1 if mode == "uint8" else 4) + 256 + (4 * N_PIXELS if mode == "float32" else 0)
-    return n + 64 * latent + WORD * VAE_OBJ_WORDS[kind]
+    """Bytes a VAE allocates, for checking before building one
+    (qtrain.builder.vae_bytes, imported for the call)."""
+    return builder_call("vae_bytes", kind, hidden, latent, mode, dsgu, per_row)
 
 
 def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     """kind 'mlp': 784-hidden-2L / L-hidden-784 (quick runs);
-    kind 'conv': the paper's configuration (METHOD.md section 6)."""
-    opt = opt or Options()
-    if kind not in ("mlp", "conv"):
-        raise ValueError("kind must be 'mlp' or 'conv', got %r" % (kind,))
-    need = vae_bytes(kind, hidden, latent, opt.mode, opt.dsgu is not None, opt.per_row)
-    what = "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent)
-
-    def smaller(free):
-        """The widest MLP VAE that fits `free` bytes."""
-        h = hidden // 2 if kind == "mlp" else 256
-        while h > 8 and vae_bytes("mlp", h, latent, opt.mode) > free:
-            h //= 2
-        return "kind='mlp', hidden=%d" % h
-
-    free = _check_memory(need, what, smaller)
-    try:
-        return _build_vae(kind, opt, hidden, latent)
-    except MemoryError as e:
-        # Enough bytes in total, but no free block large enough for one buffer.
-        gc.collect()
-        raise MemoryError("%s needs about %d bytes and %d were free, but the heap is too fragmented (%s); try %s"
-                          % (what, need, free, e, smaller(free)))
-
-
-def _build_vae(kind, opt, hidden, latent):
-    # The largest buffers first, while the heap still has large free blocks:
-    # the scratch the layers share, the two error buffers, then (conv) the
-    # Dense layers (d1's weights are 31 KB in uint8).
-    shared = Shared(*_vae_shared(kind, hidden, latent, opt.mode, opt.dsgu is not None)[1])
-    errs, lend = _error_lenders(_error_sizes(_vae_layout(kind, hidden, latent), opt.mode), opt.mode)
-    # Layers are built decoder-last-first, so the lent error buffers alternate
-    # in backward order (a layer never writes the buffer it reads).
-    if kind == "mlp":
-        e4 = lend()
-        e3 = lend()
-        e2 = lend()
-        enc = Sequential([Dense(N_PIXELS, hidden, relu=True, opt=opt, first=True, seed=opt.seed,
-                                own_scratch=False),
-                          Dense(hidden, 2 * latent, opt=opt, seed=opt.seed + 1, own_scratch=False, ep=e2)])
-        dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=e3),
-                          Dense(hidden, N_PIXELS, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=e4)])
-        vae = VAE(kind, enc, dec, latent, opt, own_lut=False)
-        vae.shared = shared.attach_to(enc.layers + dec.layers + [vae.output])
-        vae.errors = errs
-        return vae
-    # Conv(1->16, 3x3, s2) -> Conv(16->32, 3x3, s2) -> Dense(1568 -> 2L);
-    # Dense(L -> 1568) -> DeConv(32->16, s2) -> DeConv(16->1, s2).
-    ep_t2, ep_t1, ep_d2, ep_d1, ep_c2 = lend(), lend(), lend(), lend(), lend()
-    d1 = Dense(CONV_FLAT, 2 * latent, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=ep_d1)
-    d2 = Dense(latent, CONV_FLAT, relu=True, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=ep_d2)
-    convs = []
-    for (in_shape, oc, k, s, p, op, tr, first, relu), ep, sd in zip(
-            CONV_ENC + CONV_DEC, (None, ep_c2, ep_t1, ep_t2), (0, 1, 4, 5)):
-        convs.append(Conv2d(in_shape, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first,
-                            seed=opt.seed + sd, ep=ep))
-    c1, c2, t1, t2 = convs
-    vae = VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, own_lut=False)
-    vae.shared = shared.attach_to((c1, c2, d1, d2, t1, t2, vae.output))
-    vae.errors = errs
-    return vae
+    kind 'conv': the paper's configuration (METHOD.md section 6).
+    MemoryError naming the bytes needed, the bytes free and a model that
+    fits, checked before allocating.  The builder (qtrain.builder) is
+    imported for the call and dropped after it: a board's heap then holds
+    only the model and the code a training step runs."""
+    return builder_call("build_vae", kind, opt, hidden, latent)
 
 
 class Head:

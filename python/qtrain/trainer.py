@@ -8,57 +8,17 @@ Progress goes to stdout as lines the host tools parse (and a person can read):
 Checkpoints are written atomically every `ckpt_every` samples and at the end
 (qtrain.checkpoint); a run started again with the same checkpoint path
 resumes at the sample where the last checkpoint was taken.
+
+The heap of a board holds the package's bytecode next to the model (a real
+board's flash filesystem, or `mpremote mount`), so train_vae() loads code in
+phases: the model is built first (its builder, qtrain.builder, is dropped
+once the model exists), then the per-step code (data reader, checkpoint
+writer) is imported.  Peak heap = the model + the code one phase needs.
 """
 import gc
 import time
 
-from . import checkpoint, models
-from .data import LinkLostError, Stream
-from .layers import Options
-
-VAE_DEFAULTS = {
-    "data": "train.qtds",      # training stream (.qtds)
-    "test": "",                # optional test stream for the final ELBO
-    "model": "mlp",            # 'mlp' or 'conv' (the paper's ConvVAE)
-    "mode": "uint8",           # 'uint8', 'mixed' (uint8 forward, float32 errors) or 'float32'
-    "hidden": 256,             # MLP hidden width
-    "latent": 10,
-    "epochs": 1,
-    "limit": 0,                # use only the first N samples (0 = all)
-    "lr": 0.0005,              # batch 1: half the paper's 0.001 (batch 100); 0.001 diverges after ~3 epochs
-    "lr_decay": 0.5,           # lr of epoch e (from 0) = lr * lr_decay**e: the standardized update moves
-                               # every weight by ~lr per sample whatever the loss, so a constant lr
-                               # stops improving after an epoch of full MNIST (docs/BENCHMARKS.md)
-    "alpha_norm": 0.15,
-    "per_row": False,
-    "rounding": "stochastic",
-    "alpha_e": 0.1,
-    "alpha_a": 0.1,
-    "alpha_w": 0.001,
-    "lmin": 1.0,               # DSGU: lmin = lmax = 1.0 updates everything
-    "lmax": 1.0,
-    "seed": 1,
-    "ckpt": "vae.qtc",
-    "ckpt_every": 1000,
-    "log_every": 500,
-    "fresh": False,            # ignore an existing checkpoint
-    "stop_after": 0,           # end this run after N samples (checkpointed; 0 = run to the end)
-}
-
-HEAD_DEFAULTS = {
-    "vae": "vae.qtc",          # the trained VAE checkpoint (encoder is frozen)
-    "data": "train-labelled-100.qtds",
-    "test": "test.qtds",
-    "hidden": 32,
-    "epochs": 25,
-    "lr": 0.003,
-    "lr_decay": 0.9,           # lr of head epoch e (from 0) = lr * lr_decay**e: a uint8 head at a
-                               # constant lr wanders off once it fits its few labels (80 -> 84 %, 100/class)
-    "seed": 1,
-    "ckpt": "head.qtc",
-    "log_every": 0,            # 0: one progress line per epoch
-    "eval_limit": 0,           # evaluate on the first N test samples (0 = all)
-}
+from .defaults import HEAD_DEFAULTS, VAE_DEFAULTS  # noqa: F401 (re-export)
 
 
 def options(cfg):
@@ -68,6 +28,7 @@ def options(cfg):
     dsgu = None
     if cfg.get("lmin", 1.0) < 1.0:
         dsgu = (cfg["lmin"], max(cfg["lmin"], cfg.get("lmax", 1.0)))
+    from .layers import Options
     return Options(lr=cfg["lr"], alpha_norm=cfg.get("alpha_norm", 0.15),
                    per_row=cfg.get("per_row", False), rounding=cfg.get("rounding", "stochastic"),
                    alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
@@ -117,11 +78,13 @@ def build_vae_from(cfg):
     """models.build_vae() for a config dict (keys 'model', 'hidden', 'latent'
     and those options() reads).  MemoryError (naming the bytes needed and
     free) if the heap is too small."""
+    from . import models
     return models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
 
 
 def load_vae(path, cfg=None):
     """Rebuild a VAE from its checkpoint (kind and sizes are stored in it)."""
+    from . import checkpoint
     meta = checkpoint.peek(path)
     c = dict(VAE_DEFAULTS)
     c.update(cfg or {})
@@ -141,8 +104,9 @@ def train_vae(cfg, out=print):
     @result lines through `out`; resumes from cfg['ckpt'] unless cfg['fresh'].
     Returns the VAE.  ValueError if the checkpoint holds another model kind;
     OSError if cfg['data'] cannot be opened."""
-    opt = options(cfg)
-    vae = models.build_vae(cfg["model"], opt, hidden=cfg["hidden"], latent=cfg["latent"])
+    vae = build_vae_from(cfg)   # first, into the heap's large free blocks
+    from . import checkpoint    # then the per-step code
+    from .data import LinkLostError, Stream
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     st = vae_state(vae)
     st["hidden"] = cfg["hidden"]
@@ -216,6 +180,7 @@ def train_vae(cfg, out=print):
 
 def evaluate_vae(vae, path, limit=0):
     """Mean -ELBO (rec + KL, z = mu) over a stream."""
+    from .data import Stream
     s = Stream(path, limit=limit or None)
     tot = 0.0
     for _ in s:
@@ -231,6 +196,9 @@ def train_head(cfg, out=print):
     keys), evaluate it on cfg['test'] if set, save cfg['ckpt'].  Returns
     (head, test accuracy in [0, 1], or -1.0 without a test set).  ValueError
     if cfg['data'] has no labels."""
+    from . import checkpoint, models
+    from .data import Stream
+    from .layers import Options
     vae = load_vae(cfg["vae"])
     vae.encoder.set_trainable(False)
     opt = Options(lr=cfg["lr"], seed=cfg["seed"])
@@ -259,6 +227,7 @@ def train_head(cfg, out=print):
 def evaluate_head(head, path, limit=0):
     """Accuracy in [0, 1] of `head` on the labelled stream at `path` (first
     `limit` samples; 0 = all)."""
+    from .data import Stream
     s = Stream(path, limit=limit or None)
     hit = 0
     for label in s:

@@ -1,0 +1,54 @@
+"""The training scripts' settings and their defaults (qtrain.config merges
+board defaults, config files and the command line over them).
+
+A module of its own so that a script can read its settings, then drop the
+config parser (qtrain.unload("config")) before building the model.
+"""
+
+VAE_DEFAULTS = {
+    "data": "train.qtds",      # training stream (.qtds)
+    "test": "",                # optional test stream for the final ELBO
+    "model": "mlp",            # 'mlp' or 'conv' (the paper's ConvVAE)
+    "mode": "uint8",           # 'uint8', 'mixed' (uint8 forward, float32 errors) or 'float32'
+    "hidden": 256,             # MLP hidden width
+    "latent": 10,
+    "epochs": 1,
+    "limit": 0,                # use only the first N samples (0 = all)
+    "lr": 0.0005,              # batch 1: half the paper's 0.001 (batch 100); 0.001 diverges after ~3 epochs
+    "lr_decay": 1.0,           # lr of epoch e (from 0) = lr * lr_decay**e.  Constant by default: an
+                               # epoch's length depends on the dataset, and halving per epoch starves
+                               # short runs (make demo: heads 69/83 % instead of 76/85 %).  On full
+                               # MNIST use 0.5: the standardized update moves every weight by ~lr per
+                               # sample whatever the loss (docs/BENCHMARKS.md, bench_accuracy)
+    "alpha_norm": 0.15,
+    "per_row": False,
+    "rounding": "stochastic",
+    "alpha_e": 0.1,
+    "alpha_a": 0.1,
+    "alpha_w": 0.001,
+    "lmin": 1.0,               # DSGU: lmin = lmax = 1.0 updates everything
+    "lmax": 1.0,
+    "seed": 1,
+    "ckpt": "vae.qtc",
+    "ckpt_every": 1000,
+    "log_every": 500,
+    "fresh": False,            # ignore an existing checkpoint
+    "stop_after": 0,           # end this run after N samples (checkpointed; 0 = run to the end)
+}
+
+HEAD_DEFAULTS = {
+    "vae": "vae.qtc",          # the trained VAE checkpoint (encoder is frozen)
+    "data": "train-labelled-100.qtds",
+    "test": "test.qtds",
+    "hidden": 32,
+    "epochs": 25,
+    "lr": 0.003,
+    "lr_decay": 0.95,          # lr of head epoch e (from 0) = lr * lr_decay**e: a uint8 head at a
+                               # constant lr wanders off once it fits its few labels.  Demo VAE, 4 seeds,
+                               # 10 / 100 per class: 1.0 -> 74.2 / 82.0 %, 0.95 -> 72.4 / 84.7 %,
+                               # 0.9 -> 70.9 / 84.3 % (more decay starves the 10-per-class head)
+    "seed": 1,
+    "ckpt": "head.qtc",
+    "log_every": 0,            # 0: one progress line per epoch
+    "eval_limit": 0,           # evaluate on the first N test samples (0 = all)
+}
