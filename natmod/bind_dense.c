@@ -71,6 +71,23 @@ static MP_DEFINE_CONST_FUN_OBJ_3(qt_remap_u8_obj, qt_remap_u8_fn);
 // and the scratch.  A table is parsed in two parts around the shape check.
 enum { L_N, L_M, L_W, L_LEN };
 
+// Parses spec[0..split), checks that the weights are m x n (naming the
+// buffers that set n, m and the weights' length: each is in that first part),
+// then parses spec[split..n_spec) with the lengths now known.
+static void dense_parse_bufs(size_t n_args, const mp_obj_t *a, const qt_bufarg_t *spec, size_t split,
+    size_t n_spec, size_t *lens, void **p) {
+    qt_parse_bufs(n_args, a, spec, split, lens, p);
+    const char *name[L_LEN];
+    name[L_N] = name[L_M] = name[L_W] = "";
+    for (size_t i = 0; i < split; i++) {
+        if (spec[i].tc != QT_TC_QP) {
+            name[spec[i].slot] = spec[i].name;
+        }
+    }
+    qt_dense_shape(lens[L_N], name[L_N], lens[L_M], name[L_M], lens[L_W], name[L_W]);
+    qt_parse_bufs(n_args, a, spec + split, n_spec - split, lens, p + split);
+}
+
 static const qt_bufarg_t fwd_args[] = {
     { "x", 0, QT_TC_U8, QT_A_ANY, L_N }, { "xq", 1, QT_TC_QP, 0, 0 },
     { "y", 6, QT_TC_U8, QT_A_RW | QT_A_ANY, L_M }, { "yq", 7, QT_TC_QP, QT_A_RW, 0 },
@@ -83,10 +100,8 @@ enum { F_X, F_XQ, F_Y, F_YQ, F_W, F_WQ, F_B, F_BQ, F_N };
 static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t lens[L_LEN] = { 1, 1, 0 };
     void *p[F_N];
-    qt_parse_bufs(n_args, a, fwd_args, F_WQ, lens, p);
+    dense_parse_bufs(n_args, a, fwd_args, F_WQ, F_N, lens, p);
     const size_t n = lens[L_N], m = lens[L_M];
-    qt_dense_shape(n, "x", m, "y", lens[L_W], "w");
-    qt_parse_bufs(n_args, a, fwd_args + F_WQ, F_N - F_WQ, lens, p + F_WQ);
     const float *xq = p[F_XQ], *wq = p[F_WQ], *bq = p[F_BQ];
     float *yq = p[F_YQ];
     float sb = 0.0f;
@@ -139,10 +154,8 @@ enum { B_E, B_EQ, B_EP, B_W, B_WQ, B_EPQ, B_N };
 static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t lens[L_LEN] = { 1, 1, 0 };
     void *p[B_N];
-    qt_parse_bufs(n_args, a, bwd_args, B_WQ, lens, p);
+    dense_parse_bufs(n_args, a, bwd_args, B_WQ, B_N, lens, p);
     const size_t n = lens[L_N], m = lens[L_M];
-    qt_dense_shape(n, "ep", m, "e", lens[L_W], "w");
-    qt_parse_bufs(n_args, a, bwd_args + B_WQ, B_N - B_WQ, lens, p + B_WQ);
     const float *eq = p[B_EQ], *wq = p[B_WQ];
     float *epq = p[B_EPQ];
     int32_t k;
@@ -231,10 +244,8 @@ enum { U_E, U_EQ, U_X, U_XQ, U_W, U_WQ, U_B, U_BQ, U_N };
 static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t lens[L_LEN] = { 1, 1, 0 };
     void *p[U_N];
-    qt_parse_bufs(n_args, a, upd_args, U_WQ, lens, p);
+    dense_parse_bufs(n_args, a, upd_args, U_WQ, U_N, lens, p);
     const size_t n = lens[L_N], m = lens[L_M];
-    qt_dense_shape(n, "x", m, "e", lens[L_W], "w");
-    qt_parse_bufs(n_args, a, upd_args + U_WQ, U_N - U_WQ, lens, p + U_WQ);
     const float *eq = p[U_EQ], *xq = p[U_XQ], *bq = p[U_BQ];
     float *wq = p[U_WQ];
     qt_dense_upd_t d;
@@ -273,10 +284,8 @@ enum { G_E, G_EQ, G_X, G_XQ, G_G, G_GB, G_N };
 static mp_obj_t qt_dense_grad_acc_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t lens[L_LEN] = { 1, 1, 0 };
     void *p[G_N];
-    qt_parse_bufs(n_args, a, grad_args, G_GB, lens, p);
+    dense_parse_bufs(n_args, a, grad_args, G_GB, G_N, lens, p);
     const size_t n = lens[L_N], m = lens[L_M];
-    qt_dense_shape(n, "x", m, "e", lens[L_W], "g");
-    qt_parse_bufs(n_args, a, grad_args + G_GB, 1, lens, p + G_GB);
     int32_t k;
     const int32_t *rows = qt_arg_rows(a[6], a[7], m, &k);
     qt_check_aliasing(grad_args, G_N, lens, p);
