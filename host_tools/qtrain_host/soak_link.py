@@ -61,12 +61,10 @@ def stage(board, work, samples, args):
     from . import stream
     from .soak_long import prepare_stream
     src, _ = prepare_stream("")
+    data_dir = tempfile.mkdtemp(prefix="data-", dir=work)
+    stream.write(os.path.join(data_dir, "train.qtds"), stream.read(src).images[:samples])
     d = tempfile.mkdtemp(prefix="stage-", dir=work)
-    empty = tempfile.mkdtemp(prefix="data-", dir=work)
-    stage_board_dir(board, empty, SCRIPT, args, d)
-    data = stream.read(src)
-    # A real file: mpremote refuses symlinks that lead outside the mount.
-    stream.write(os.path.join(d, "train.qtds"), data.images[:samples])
+    stage_board_dir(board, data_dir, SCRIPT, args, d)   # as `qtrain_host run` stages it
     return d
 
 
