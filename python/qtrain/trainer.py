@@ -18,6 +18,7 @@ writer) is imported.  Peak heap = the model + the code one phase needs.
 import gc
 import time
 
+from . import heap_trace
 from .defaults import HEAD_DEFAULTS, VAE_DEFAULTS  # noqa: F401 (re-export)
 
 
@@ -104,10 +105,14 @@ def train_vae(cfg, out=print):
     @result lines through `out`; resumes from cfg['ckpt'] unless cfg['fresh'].
     Returns the VAE.  ValueError if the checkpoint holds another model kind;
     OSError if cfg['data'] cannot be opened."""
+    heap_trace("trainer")
     vae = build_vae_from(cfg)   # first, into the heap's large free blocks
+    heap_trace("model")
     from . import checkpoint    # then the per-step code
     from .data import LinkLostError, Stream
+    heap_trace("step code")
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
+    heap_trace("stream")
     st = vae_state(vae)
     st["hidden"] = cfg["hidden"]
     epoch, pos = 0, 0
@@ -143,6 +148,8 @@ def train_vae(cfg, out=print):
             raise
         rec, kl = vae.train_step(stream.image)
         low = min(low, _free())
+        if done == 0:
+            heap_trace("first step")
         sum_r += rec
         sum_k += kl
         cnt += 1
@@ -161,6 +168,7 @@ def train_vae(cfg, out=print):
             ep, pp = (stream.epoch + 1, 0) if p == n else (stream.epoch, p)
             st["epoch"], st["pos"], st["steps"] = ep, pp, vae.steps
             checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+            heap_trace("checkpoint")
             if p == n:
                 stream.seek(0, stream.epoch + 1)
         if cfg["stop_after"] and done >= cfg["stop_after"]:
