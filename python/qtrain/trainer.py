@@ -135,7 +135,14 @@ def train_vae(cfg, out=print):
     done = 0
     last_elbo = 0.0
     lr_epoch = -1
-    low = _free()   # the lowest free heap seen during training (its peak use)
+    # heap_free_min: the free heap after a step (or checkpoint write) that
+    # started from a collected heap.  Garbage is only freed by a collection
+    # (MicroPython collects when an allocation fails), so that is the heap the
+    # step needs at its peak; the free heap after any other step would also
+    # count the garbage of the steps before it and drift to ~0.
+    gc.collect()
+    low = _free()
+    measure = True
     while stream.epoch < cfg["epochs"]:
         if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
             lr_epoch = stream.epoch
@@ -147,7 +154,9 @@ def train_vae(cfg, out=print):
             out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
             raise
         rec, kl = vae.train_step(stream.image)
-        low = min(low, _free())
+        if measure:
+            low = min(low, _free())
+            measure = False
         if done == 0:
             heap_trace("first step")
         sum_r += rec
@@ -158,6 +167,7 @@ def train_vae(cfg, out=print):
         if p % log_every == 0 or p == n:
             dt = (ticks() - t0) / 1000
             gc.collect()   # heap_used after a collection: the same at every line (a step keeps nothing)
+            measure = True
             last_elbo = (sum_r + sum_k) / cnt
             out("@progress vae epoch=%d step=%d/%d rec=%.2f kl=%.2f elbo=%.2f sps=%.1f heap_used=%d heap_free_min=%d"
                 % (stream.epoch + 1, p, n, sum_r / cnt, sum_k / cnt, last_elbo, done / dt if dt > 0 else 0,
@@ -167,7 +177,9 @@ def train_vae(cfg, out=print):
         if p == n or p % cfg["ckpt_every"] == 0:
             ep, pp = (stream.epoch + 1, 0) if p == n else (stream.epoch, p)
             st["epoch"], st["pos"], st["steps"] = ep, pp, vae.steps
+            gc.collect()
             checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+            low = min(low, _free())
             heap_trace("checkpoint")
             if p == n:
                 stream.seek(0, stream.epoch + 1)
