@@ -42,8 +42,8 @@ def unload(*names):
             delattr(pkg, n)
 
 
-_held = []   # reserve()'s placeholder until release()
-TRACE = []   # heap_trace(): [out] when on (train_vae.py --heap_trace true), empty when off
+_held = []  # type: list  # reserve()'s placeholder until release()
+TRACE = []  # type: list  # heap_trace(): [out] when on (train_vae.py --heap_trace true), empty when off
 
 
 def largest_block():
