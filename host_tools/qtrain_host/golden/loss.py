@@ -219,22 +219,101 @@ def bce_sigmoid(logit, target, eqp=None):
     return out, np.array([fsum(terms), lo, hi], np.float32)
 
 
+# ---- uint8 logits: sigmoid and softplus in integers (loss_bce.c) ----------------
+
+Q30_ONE = 1 << 30
+Q30_LOG2E = 1549082005            # round(log2(e) 2^30)
+Q30_LN2 = 744261118               # round(ln(2) 2^30)
+BCE_XMAX = 1 << 29                # |l| = 32 in Q24
+EXP2_Q30 = [round(2.0 ** 30 * 2.0 ** (-j / 16)) for j in range(16)]
+INV1P16_Q30 = [-(-(Q30_ONE * 16) // (16 + j)) for j in range(17)]        # ceil
+LN1P16_Q30 = [round(np.log1p(j / 16) * 2.0 ** 30) for j in range(17)]
+RECIP_Q30 = [round(2.0 ** 30 / k) for k in range(2, 7)]
+
+
+def _scale_q24(s):
+    """qt_scale_q24: s = m 2^(sh - 24) from the float32 bits of s."""
+    b = int(np.array([s], np.float32).view(U32)[0])
+    ef = (b >> 23) & 0xff
+    m = (b & 0x7fffff) | 0x800000 if ef else b & 0x7fffff
+    return m, (ef - 150 if ef else -149) + 24
+
+
+def _logit_q24(a, m, sh):
+    p = a * m
+    if p == 0:
+        return 0
+    if sh >= 0:
+        return BCE_XMAX if (sh >= 30 or p > (BCE_XMAX >> sh)) else p << sh
+    x = 0 if sh <= -32 else p >> -sh
+    return min(x, BCE_XMAX)
+
+
+def _mul_q30(a, b):
+    return (a * b) >> 30
+
+
+def _exp_neg_q30(x):
+    y = _mul_q30(x, Q30_LOG2E)
+    k = y >> 24
+    if k > 30:
+        return 0
+    t = _mul_q30((y & 0xfffff) << 6, Q30_LN2)
+    p = RECIP_Q30[4] - _mul_q30(t, Q30_ONE // 24)
+    p = (Q30_ONE >> 1) - _mul_q30(t, p)
+    p = Q30_ONE - _mul_q30(t, p)
+    p = Q30_ONE - _mul_q30(t, p)
+    return _mul_q30(EXP2_Q30[(y >> 20) & 15], p) >> k
+
+
+def _ln1p_q24(e):
+    j = e >> 26
+    r = _mul_q30(Q30_ONE + e, INV1P16_Q30[j]) - Q30_ONE
+    p = RECIP_Q30[3] - _mul_q30(r, RECIP_Q30[4])
+    for c in (RECIP_Q30[2], RECIP_Q30[1], RECIP_Q30[0], Q30_ONE):
+        p = c - _mul_q30(r, p)
+    return (LN1P16_Q30[j] + _mul_q30(r, p) + 32) >> 6
+
+
+def bce_int_point(a, s):
+    """qt_bce_int_point: (sigmoid(+a s), softplus term log1p(exp(-a s))) in
+    Q24 integers for the logit magnitude a (0..255) at scale s; the sigmoid
+    of -a s is 2^24 minus the first."""
+    m, sh = _scale_q24(s)
+    sp = _ln1p_q24(_exp_neg_q30(_logit_q24(int(a), m, sh)))
+    return (_exp_neg_q30(sp) + 32) >> 6, sp
+
+
+def bce_int_tables(s, z):
+    """Q24 sigmoid and softplus of every logit value q = 0..255 (int64 arrays)."""
+    sig = np.zeros(256, np.int64)
+    lp = np.zeros(256, np.int64)
+    for q in range(256):
+        d = q - int(z)
+        sp, l = bce_int_point(abs(d), s)
+        sig[q] = sp if d >= 0 else (1 << 24) - sp
+        lp[q] = l
+    return sig, lp
+
+
 def bce_sigmoid_q(q, s, z, target, eqp=None):
-    """qt_bce_sigmoid on uint8 logits q with scale s, zero point z: the linear
-    part of the loss is an exact integer sum scaled once (loss_bce.c)."""
-    d = np.asarray(q, np.int64) - int(z)
+    """qt_bce_sigmoid on uint8 logits q with scale s, zero point z: sigmoid
+    and softplus terms in Q24 integers (bce_int_point), the linear part of
+    the loss an exact integer sum, both scaled once (loss_bce.c)."""
+    q = np.asarray(q, np.int64)
+    d = q - int(z)
     tq = np.asarray(target, np.uint8).astype(np.int64)
     lin = int(np.sum(255 * np.maximum(d, 0) - d * tq))
-    l = d.astype(np.float32) * F(s)
-    with np.errstate(all="ignore"):
-        sig, lp = _bce_point(l)
-    loss = F(fsum(lp) + F(F(lin) * F(F(s) / F(255.0))))
-    if eqp is None:      # float error (mixed mode): sig - t in float32
+    sigt, lpt = bce_int_tables(s, z)
+    sq = sigt[q]
+    lsum = int(np.sum(lpt[q]))
+    loss = F(F(F(lsum) * INV_Q24) + F(F(lin) * F(F(s) / F(255.0))))
+    if eqp is None:      # float error (mixed mode): sig_q24 2^-24 - t in float32
         with np.errstate(all="ignore"):
-            err = (sig - tq.astype(np.float32) * INV255).astype(np.float32)
+            err = (sq.astype(np.float32) * INV_Q24 - tq.astype(np.float32) * INV255).astype(np.float32)
         out, lo, hi = _put(err, None)
     else:
-        out, lo, hi = _bce_err_q24(sig, tq, eqp)
+        out, lo, hi = _bce_err_q24(sq, tq, eqp)
     return out, np.array([loss, lo, hi], np.float32)
 
 
@@ -242,13 +321,12 @@ Q24 = F(2.0 ** 24)
 INV_Q24 = F(2.0 ** -24)
 
 
-def _bce_err_q24(sig, tq, qp):
+def _bce_err_q24(sq, tq, qp):
     """The uint8 error of uint8 logits in integers (loss_bce.c): v =
-    floor(sig 2^24) - round(t 2^24) (t = pixel / 255, rounded exactly),
+    sig_q24 - round(t 2^24) (t = pixel / 255, rounded exactly),
     range = [min v, max v] 2^-24, uint8 = clamp(round(v (1/s_e) 2^-24) + z_e,
     0, 255) (qt_requant_u8).  Returns (uint8 error, lo, hi)."""
-    sq = np.floor(np.asarray(sig, np.float32) * Q24).astype(np.int64)
-    v = sq - (tq * 65793 + (tq >> 7))
+    v = np.asarray(sq, np.int64) - (tq * 65793 + (tq >> 7))
     lo, hi = F(F(int(v.min())) * INV_Q24), F(F(int(v.max())) * INV_Q24)
     GQ.qp_observe(qp, lo, hi)
     inv = F(F(1) / F(qp[GQ.SCALE]))
