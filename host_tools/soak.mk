@@ -5,6 +5,7 @@
 #   make soak              everything below, in order
 #   make soak-api          >= 100 000 random calls at every _qtrain entry point (Unix port)
 #   make soak-fuzz         libFuzzer + ASan/UBSan on the C kernels (installs clang), SOAK_FUZZ_SECONDS
+#   make soak-sanitize     every operator under ASan/UBSan vs the golden model, SOAK_SANITIZE_CASES per group
 #   make soak-power        200 SIGKILLs of training on the Unix port
 #   make soak-power-qemu   20 power losses of training on qemu-m4 (RAM disk kept)
 #   make soak-link         10 lost `mpremote mount` links mid-training on qemu-m4, each rerun
@@ -20,11 +21,12 @@ SOAK_QEMU_KILLS ?= 20
 SOAK_LINK_CUTS ?= 10
 SOAK_STEPS ?= 60000
 SOAK_FUZZ_SECONDS ?= 600
+SOAK_SANITIZE_CASES ?= 3000
 SOAK_PY = nice $(PY) -m
 
-.PHONY: soak soak-api soak-fuzz soak-power soak-power-qemu soak-link soak-long
+.PHONY: soak soak-api soak-fuzz soak-sanitize soak-power soak-power-qemu soak-link soak-long
 
-soak: soak-api soak-fuzz soak-power soak-power-qemu soak-link soak-long
+soak: soak-api soak-fuzz soak-sanitize soak-power soak-power-qemu soak-link soak-long
 
 soak-api: venv unix dist
 	$(SOAK_PY) qtrain_host.soak_api --calls $(SOAK_CALLS)
@@ -34,6 +36,10 @@ soak-api: venv unix dist
 soak-fuzz: venv
 	@bash host_tools/bootstrap/install_deps.sh clang libclang-rt-dev
 	$(SOAK_PY) qtrain_host.soak_fuzz --seconds $(SOAK_FUZZ_SECONDS)
+
+# gcc's ASan/UBSan runtimes (libasan), as the quick test uses them.
+soak-sanitize: venv
+	$(SOAK_PY) qtrain_host.soak_sanitize --cases $(SOAK_SANITIZE_CASES)
 
 soak-power: venv unix dist
 	$(SOAK_PY) qtrain_host.soak_power --kills $(SOAK_KILLS)

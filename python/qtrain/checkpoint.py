@@ -196,6 +196,15 @@ def _exists(path):
         return False
 
 
+def commit(path):
+    """Commit an interrupted save of `path`: after a reset between the end
+    of writing `path.tmp` and its renames, `path` is the previous
+    checkpoint (or missing) and load() resumes from `.tmp`.  A resumed run
+    calls this, so a run whose last save was cut that way does not end
+    with an older `path` (it saves nothing more when that save was its last)."""
+    _commit_interrupted(path, path + ".tmp")
+
+
 def _commit_interrupted(path, tmp):
     """A reset after `.tmp` was complete but before its rename leaves the
     newest checkpoint in `.tmp`, and load() resumes from it.  Commit it

@@ -116,6 +116,7 @@ def train_vae(cfg, out=print):
         if loaded["kind"] != cfg["model"]:
             raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
                              % (cfg["ckpt"], loaded["kind"], cfg["model"]))
+        checkpoint.commit(cfg["ckpt"])   # resumed from a `.tmp` whose renames a reset cut
         vae.steps = loaded["steps"]
         epoch, pos = loaded["epoch"], loaded["pos"]
         out("resuming from %s at epoch %d, sample %d" % (cfg["ckpt"], epoch + 1, pos))

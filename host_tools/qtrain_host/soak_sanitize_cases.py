@@ -1,0 +1,595 @@
+"""The cases of soak_sanitize, run inside the sanitized child process: each
+operator group draws a random case, calls the C kernels through ctypes the
+way the bindings (natmod/bind_*.c) do, and compares with the golden model.
+A mismatch prints `@mismatch <op> case <i>: <what>` and the run goes on; a
+sanitizer report aborts the process (the parent names the last `@case`)."""
+import ctypes as C
+import sys
+
+import numpy as np
+
+from .golden import conv as GC, dense as GD, loss as GL, quant as GQ
+
+F = np.float32
+U = 2.0 ** -24
+VP = C.c_void_p
+
+
+class Fix(C.Structure):
+    _fields_ = [("mult", C.c_int32), ("shift", C.c_int32)]
+
+
+class DenseFwd(C.Structure):
+    _fields_ = [("zx", C.c_int32), ("zw", C.c_int32), ("zy", C.c_int32), ("out", Fix), ("bias", Fix),
+                ("relu", C.c_int32)]
+
+
+class DenseBwd(C.Structure):
+    _fields_ = [("ze", C.c_int32), ("zw", C.c_int32), ("zep", C.c_int32), ("out", Fix)]
+
+
+class DenseUpd(C.Structure):
+    _fields_ = [("ze", C.c_int32), ("zx", C.c_int32), ("s_e", C.c_float), ("s_x", C.c_float), ("s_b", C.c_float)]
+
+
+class Update(C.Structure):
+    _fields_ = [("lr", C.c_float), ("alpha_norm", C.c_float), ("s_w", C.c_float), ("zw", C.c_int32),
+                ("rounding", C.c_int32), ("per_row", C.c_int32), ("rng", C.POINTER(C.c_uint32))]
+
+
+class Geom(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("in_ch", "in_h", "in_w", "out_ch", "out_h", "out_w", "k_h", "k_w",
+                                         "stride_h", "stride_w", "pad_h", "pad_w")]
+
+
+class ConvRq(C.Structure):
+    _fields_ = [("zero_in", C.c_int32), ("zero_w", C.c_int32), ("zero_out", C.c_int32), ("out", Fix),
+                ("bias", Fix), ("relu", C.c_int32)]
+
+
+class Lin(C.Structure):
+    _fields_ = [("q", VP), ("f", VP), ("scale", C.c_float), ("zero", C.c_int32)]
+
+
+class Lout(C.Structure):
+    _fields_ = [("q", VP), ("f", VP), ("qp", VP)]
+
+
+class Mismatch(Exception):
+    pass
+
+
+def check(ok, what):
+    if not ok:
+        raise Mismatch(what)
+
+
+def same(a, b):
+    """float32 bits equal (NaN equals NaN), or equal integers."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype == np.float32 or b.dtype == np.float32:
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        return bool(np.all((a.view(np.uint32) == b.view(np.uint32)) | (np.isnan(a) & np.isnan(b))))
+    return np.array_equal(a, b)
+
+
+def P(a):
+    return None if a is None else a.ctypes.data_as(VP)
+
+
+def exact(a, dtype):
+    """A fresh C-contiguous copy whose malloc block is exactly its size, so
+    ASan catches any access past its end."""
+    return np.array(np.asarray(a, dtype).ravel(), dtype, copy=True)
+
+
+def fix(real):
+    m, s = GQ.quantize_multiplier(F(real))
+    return Fix(m, s)
+
+
+def load(so):
+    lib = C.CDLL(so)
+    lib.qt_fixmul_from_f32.restype = Fix
+    lib.qt_fixmul_from_f32.argtypes = [C.c_float]
+    lib.qt_sqrt_f32.restype = C.c_float
+    lib.qt_sqrt_f32.argtypes = [C.c_float]
+    for fn in ("qt_floor_f32", "qt_round_f32"):
+        getattr(lib, fn).argtypes = [C.c_float]
+    lib.qt_qparams_from_range.argtypes = [C.c_float, C.c_float, VP, VP]
+    lib.qt_qp_observe.argtypes = [VP, C.c_float, C.c_float]
+    lib.qt_remap_u8.argtypes = [VP, C.c_size_t, C.c_float, C.c_int32, C.c_float, C.c_int32]
+    lib.qt_weights_qp_update.argtypes = [VP, C.c_size_t, VP, VP, C.c_float]
+    lib.qt_update_rows_u8.argtypes = [VP, VP, C.c_int32, C.c_int32, C.c_float, VP, VP, C.c_int, VP]
+    lib.qt_update_bias_i32.argtypes = [VP, VP, VP, C.c_int32, C.c_int32, VP, C.c_int32, C.c_float, C.c_float,
+                                       VP, VP, C.c_int]
+    lib.dsgu_k.argtypes = [C.c_float, VP, C.c_float, C.c_float, C.c_int32]
+    upd = [VP, VP, C.c_int32, VP, C.c_int32, VP, VP, VP, C.c_int32, C.c_float, C.c_float, C.c_float, VP, VP,
+           C.c_int, VP, VP]
+    lib.conv2d_update_u8.argtypes = upd
+    lib.conv_transpose2d_update_u8.argtypes = upd
+    lib.qt_bce_sigmoid.argtypes = [VP, VP, C.c_size_t, VP, VP, VP]
+    lib.qt_softmax_ce.argtypes = [VP, C.c_size_t, C.c_int32, VP, VP]
+    lib.qt_latent_forward.argtypes = [VP, C.c_size_t, VP, VP, VP, VP]
+    lib.qt_latent_backward.argtypes = [VP, C.c_size_t, VP, VP, C.c_float, VP, VP]
+    return lib
+
+
+def rand_qp(rng, lo=-4.0, hi=4.0, alpha=0.0):
+    """A qparams record: a range with either end possibly 0, scale over 9 decades."""
+    sc = float(np.exp(rng.uniform(-6, 3)))
+    a = float(rng.uniform(lo, 0)) * float(rng.choice([0, 1, 1])) * sc
+    b = float(rng.uniform(0, hi)) * float(rng.choice([0, 1, 1])) * sc
+    return GQ.new_qp(a, b if (a or b) else 1.0, alpha)
+
+
+def near_qp(rng, r, scale):
+    """A range around observed accumulator extremes r (steps of `scale`), so
+    the outputs are spread; 1 case in 8 a scale far below (saturating)."""
+    if rng.random() < 0.125:
+        qp = GQ.new_qp(-1.0, 1.0, float(rng.choice([0.0, 0.1])))
+        qp[GQ.SCALE] = F(scale / float(rng.choice([0.6, 3.0, 1e3, 2.0 ** 20, 1e9])))
+        qp[GQ.ZERO] = int(rng.choice([0, 7, 128, 255]))
+        return qp
+    lo = min(r[0], 0) * float(scale) * rng.uniform(0.3, 1.0)
+    hi = max(r[1], 0) * float(scale) * rng.uniform(0.3, 1.0)
+    return GQ.new_qp(lo, hi if hi > lo else 1.0, float(rng.choice([0.0, 0.1])))
+
+
+def u8(rng, shape, extreme=False):
+    if extreme:
+        return np.full(shape, rng.choice([0, 255]), np.uint8)
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+# ---- dense -------------------------------------------------------------------------------
+
+def case_dense(lib, rng, i):
+    m, n = int(rng.integers(1, 40)), int(rng.integers(1, 300))
+    ext = rng.random() < 0.2
+    x, w = u8(rng, n, ext), u8(rng, (m, n), ext)
+    xq, wq = rand_qp(rng), rand_qp(rng, -1, 1, 0.001)
+    if ext:
+        xq[1], wq[1] = rng.choice([0, 255]), rng.choice([0, 255])
+    b = rng.integers(-2**31 + 1, 2**31 - 1, m, dtype=np.int64).astype(np.int32)
+    bq = GQ.new_qp(-1, 1)
+    bq[0], bq[1] = F(10.0 ** rng.uniform(-8, 2)), 0
+    yq = rand_qp(rng, alpha=0.1)
+    relu = int(rng.integers(0, 2))
+    swx = F(F(wq[0]) * F(xq[0]))
+    y, r = exact(np.zeros(m), np.uint8), exact(np.zeros(2), np.int32)
+    q = DenseFwd(int(xq[1]), int(wq[1]), int(yq[1]), fix(F(swx / F(yq[0]))), fix(F(F(bq[0]) / swx)), relu)
+    xs = exact(np.zeros((n + 3) & ~3), np.int32) if i % 2 else None
+    x, w, b = exact(x, np.uint8), exact(w, np.uint8), exact(b, np.int32)
+    lib.dense_forward_u8(P(x), P(w), P(b), P(y), m, n, C.byref(q), P(r), P(xs))
+    check(same(y, GD.forward_u8(x, xq, w.reshape(m, n), wq, b, bq, yq, relu)[0]), "dense forward y")
+    e, eq, epq = exact(u8(rng, m), np.uint8), rand_qp(rng, -1, 1), rand_qp(rng, -2, 2, 0.1)
+    k = int(rng.integers(1, m + 1))
+    sel = exact(np.sort(rng.choice(m, m, replace=False)), np.int32)
+    sel[:k] = np.sort(rng.choice(m, k, replace=False))
+    use_sel = i % 3 == 0
+    ep, acc = exact(np.zeros(n), np.uint8), exact(np.zeros(n), np.int32)
+    qb = DenseBwd(int(eq[1]), int(wq[1]), int(epq[1]), fix(F(F(F(wq[0]) * F(eq[0])) / F(epq[0]))))
+    lib.dense_backward_u8(P(e), P(w), P(ep), m, n, P(sel) if use_sel else None, k, C.byref(qb), P(acc), P(r))
+    check(same(ep, GD.backward_u8(e, eq, w.reshape(m, n), wq, epq, sel if use_sel else None, k)[0]),
+          "dense backward ep")
+    flags = int(rng.integers(0, 8))
+    st = exact(np.zeros(5 + 2 * m), np.float32)
+    seed = exact([int(rng.integers(1, 2**32))], np.uint32)
+    lr, an = F(10.0 ** rng.uniform(-4, 0)), F(rng.choice([1.0, 0.85]))
+    w2, b2 = exact(w, np.uint8), exact(b // 4, np.int32)
+    u = Update(lr, an, F(wq[0]), int(wq[1]), flags & 3, (flags >> 2) & 1, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
+    d = DenseUpd(int(eq[1]), int(xq[1]), F(eq[0]), F(xq[0]), F(bq[0]))
+    gw, gb, gst, gr, gnr = GD.update_u8(e, eq, x, xq, w.reshape(m, n), wq, b // 4, bq, lr, an, flags, st,
+                                        int(seed[0]), sel if use_sel else None, k)
+    lib.dense_update_u8(P(e), P(x), P(w2), P(b2), m, n, P(sel) if use_sel else None, k, C.byref(d), C.byref(u),
+                        P(st), P(r))
+    check(same(w2, np.asarray(gw).ravel()) and same(b2, gb) and same(st, gst), "dense update flags=%d" % flags)
+    check(int(seed[0]) == gr and (gnr[0] > gnr[1] or tuple(r) == tuple(gnr)), "dense update rng/range")
+    sc = exact(rng.integers(0, int(rng.choice([2, 5, 1000])), m), np.uint32)
+    idx, scr = exact(np.zeros(m), np.int32), exact(np.zeros(m), np.uint32)
+    lib.select_topk_u32(P(sc), m, k, P(idx), P(scr))
+    check(same(idx[:k], GD.select_topk(sc, k)), "select_topk")
+
+
+# ---- conv --------------------------------------------------------------------------------
+
+def rand_geom(lib, rng, t):
+    """A random geometry that C and the golden model both accept or both
+    reject (checked); -> (geom tuple, Geom) of an accepted one."""
+    while True:
+        ci, co = (int(v) for v in rng.integers(1, 7, 2))
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        ph, pw = (int(v) for v in rng.integers(0, 3, 2))
+        H, W = (int(v) for v in rng.integers(1, 11, 2))
+        geom = (ci, H, W, co, kh, kw, sh, sw, ph, pw)
+        g = Geom()
+        try:
+            if t:
+                geom += (int(rng.integers(0, sh + 1)), int(rng.integers(0, sw + 1)))   # sometimes == stride: bad
+                GC.check_conv_transpose2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw), geom[10:])
+            else:
+                GC.check_conv2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw))
+            ok = True
+        except ValueError:
+            ok = False
+        rc = (lib.conv_transpose2d_geom_init if t else lib.conv2d_geom_init)(C.byref(g), *geom)
+        check((rc == 0) == ok, "geom_init %s returned %d, golden %s" % (geom, rc, "accepts" if ok else "rejects"))
+        if ok:
+            return geom, g
+
+
+def case_conv(lib, rng, i):
+    t = bool(i % 2)
+    geom, g = rand_geom(lib, rng, t)
+    stride, pad, op = GC.geom_args(geom)
+    ci, H, W, co, kh, kw = geom[:6]
+    if t:
+        oh, ow = GC.conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
+        wshape = (ci, co, kh, kw)
+    else:
+        oh, ow = GC.conv2d_out_size(H, W, (kh, kw), stride, pad)
+        wshape = (co, ci, kh, kw)
+    check((g.out_ch, g.out_h, g.out_w) == (co, oh, ow), "geom out shape")
+    name = "%s %s" % ("convT" if t else "conv", geom)
+    ext = rng.random() < 0.15
+    x, w = exact(u8(rng, (ci, H, W), ext), np.uint8), exact(u8(rng, wshape, ext), np.uint8)
+    xq, wq = rand_qp(rng), rand_qp(rng, -1, 1, float(rng.choice([0.0, 0.001, 0.1])))
+    if ext:
+        xq[1], wq[1] = rng.choice([0, 255]), rng.choice([0, 255])
+    b = exact(rng.integers(-2**20, 2**20, co), np.int32) if rng.random() < 0.7 else None
+    bq = GQ.new_qp(-1.0, 1.0) if b is not None else None
+    if b is not None:
+        bq[0], bq[1] = F(F(xq[0]) * F(wq[0]) * F(rng.choice([1.0, 0.37, 3.0, 1e-4]))), 0
+    relu = int(rng.integers(0, 2))
+    x3, w4 = x.reshape(ci, H, W), w.reshape(wshape)
+    _, yq0 = GC.forward_u8_qp(t, x3, xq, w4, wq, b, bq, GQ.new_qp(-1, 1), geom, relu)
+    swx = F(F(wq[0]) * F(xq[0]))
+    yq = near_qp(rng, (yq0[GQ.OBS_MIN] / swx, yq0[GQ.OBS_MAX] / swx), swx)
+    fwd = lib.conv_transpose2d_forward_u8 if t else lib.conv2d_forward_u8
+    scratch = exact(np.zeros((lib.conv_transpose2d_scratch_len_u8 if t else lib.conv2d_scratch_len_u8)(C.byref(g))),
+                    np.uint8)
+    y, r = exact(np.zeros(co * oh * ow), np.uint8), exact(np.zeros(2), np.int32)
+    rq = ConvRq(int(xq[1]), int(wq[1]), int(yq[1]), fix(F(swx / F(yq[0]))),
+                fix(F(F(bq[0]) / swx) if b is not None else F(0)), relu)
+    fwd(C.byref(g), P(x), P(w), P(b), P(y), C.byref(rq), P(r), P(scratch))
+    gy, gyq = GC.forward_u8_qp(t, x3, xq, w4, wq, b, bq, yq, geom, relu)
+    yq_c = exact(yq, np.float32)
+    lib.qt_qp_observe(P(yq_c), F(F(r[0]) * swx), F(F(r[1]) * swx))
+    check(same(y, gy.ravel()), name + ": forward y")
+    check(same(yq_c, gyq), name + ": forward range")
+    # ReLU mask + error propagation through a channel subset (any order)
+    e = exact(u8(rng, (co, oh, ow)), np.uint8)
+    eq = rand_qp(rng, -1, 1)
+    _, _, exq0 = GC.backward_u8_qp(t, e.reshape(co, oh, ow), eq, None, yq, x3, w4, wq, GQ.new_qp(-1, 1), geom)
+    swe = F(F(wq[0]) * F(eq[0]))
+    exq = near_qp(rng, (exq0[GQ.OBS_MIN] / swe, exq0[GQ.OBS_MAX] / swe), swe)
+    if rng.random() < 0.5:
+        k, sel = int(rng.integers(0, co + 1)), exact(rng.permutation(co), np.int32)
+    else:
+        k, sel = co, None
+    gsel = None if sel is None else sel[:k]
+    ge, gex, gexq = GC.backward_u8_qp(t, e.reshape(co, oh, ow), eq, gy if relu else None, yq, x3, w4, wq, exq,
+                                      geom, gsel)
+    if relu:
+        lib.conv_relu_mask_u8(P(e), P(y), co * oh * ow, int(eq[1]), int(yq[1]))
+    check(same(e, ge.ravel()), name + ": ReLU mask")
+    ex = exact(np.zeros(ci * H * W), np.uint8)
+    rq = ConvRq(int(eq[1]), int(wq[1]), int(exq[1]), fix(F(swe / F(exq[0]))), fix(F(0)), 0)
+    (lib.conv_transpose2d_backward_input_u8 if t else lib.conv2d_backward_input_u8)(
+        C.byref(g), P(e), P(w), P(ex), C.byref(rq), P(r), P(sel), k, P(scratch))
+    exq_c = exact(exq, np.float32)
+    lib.qt_qp_observe(P(exq_c), F(F(r[0]) * swe), F(F(r[1]) * swe))
+    check(same(ex, gex.ravel()), name + ": error propagation ex (k=%s)" % (k if sel is not None else "all"))
+    check(same(exq_c, gexq), name + ": error range")
+    # batch gradient, accumulated onto what the buffers held (saturating)
+    big = rng.random() < 0.2
+    gw0 = rng.integers(-2**31 + 1, 2**31 - 1, w.size) if big else np.zeros(w.size)
+    gb0 = rng.integers(-2**31 + 1, 2**31 - 1, co) if big else np.zeros(co)
+    gw, gb = exact(gw0, np.int32), exact(gb0, np.int32)
+    (lib.conv_transpose2d_grad_acc_u8 if t else lib.conv2d_grad_acc_u8)(
+        C.byref(g), P(e), int(eq[1]), P(x), int(xq[1]), P(gw), P(gb), P(sel), k, P(scratch))
+    ggw, ggb = GC.grad_u8_qp(t, ge, eq, x3, xq, geom, gsel)
+    check(same(gw, GD.sat_add_i32(gw0, ggw.ravel())), name + ": gradient gw")
+    check(same(gb, GD.sat_add_i32(gb0, ggb)), name + ": gradient gb")
+    # batch-1 update, per filter, twice (first step and a smoothed one), any rounding mode
+    flags = 4 | int(rng.integers(0, 4))
+    hp = np.array([10.0 ** rng.uniform(-4, -0.5), rng.choice([1.0, 0.15]), rng.choice([0.0, 0.01, 0.5])], F)
+    state = exact(np.zeros(5 + 2 * co), np.float32)
+    seed = exact([int(rng.integers(1, 2**32))], np.uint32)
+    usel = None if sel is None else exact(np.sort(sel[:max(k, 1)]), np.int32)
+    nsel = co if usel is None else len(usel)
+    gw_, gwq, gb_, gst, grng = w4, wq, b, state.copy(), int(seed[0])
+    wc, wqc, bc = exact(w, np.uint8), exact(wq, np.float32), (exact(b, np.int32) if b is not None else None)
+    upd = lib.conv_transpose2d_update_u8 if t else lib.conv2d_update_u8
+    for step in range(2):
+        gw_, gwq, gb_, gst, grng, gre = GC.update_u8_qp(t, ge, eq, x3, xq, gw_, gwq, gb_, bq, geom, usel, hp, flags,
+                                                         gst, grng)
+        u = Update(hp[0], hp[1], F(wqc[0]), int(wqc[1]), flags & 3, 1, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
+        nr = exact(np.zeros(2), np.int32)
+        upd(C.byref(g), P(e), int(eq[1]), P(x), int(xq[1]), P(wc), P(bc), P(usel), nsel, F(F(eq[0]) * F(xq[0])),
+            F(eq[0]), F(bq[0]) if bq is not None else F(1), C.byref(u), P(state), int(not state[0] > 0), P(nr),
+            P(scratch))
+        state[0] = F(state[0] + F(1))
+        re = lib.qt_weights_qp_update(P(wc), wc.size, P(wqc), P(nr), F(hp[2]))
+        what = name + ": update step %d flags=%d" % (step, flags)
+        check(same(wc, gw_.ravel()) and same(wqc, gwq) and re == gre, what + " (weights)")
+        check(same(state, gst) and int(seed[0]) == grng, what + " (state, rng)")
+        check(b is None or same(bc, gb_), what + " (bias)")
+    case_conv_f32(lib, rng, t, g, geom, wshape, name)
+    case_conv_select(lib, rng, e.reshape(co, oh, ow), eq, name)
+
+
+def _tol(ref_abs, terms):
+    """float32 sums of `terms` products in any order vs float64: each result
+    within (terms + 2) * 2^-24 * sum |products| (plus the final rounding)."""
+    return (terms + 2) * U * np.asarray(ref_abs, np.float64).ravel() + 1e-37
+
+
+def case_conv_f32(lib, rng, t, g, geom, wshape, name):
+    stride, pad, op = GC.geom_args(geom)
+    ci, H, W, co = geom[:4]
+    oh, ow = g.out_h, g.out_w
+    x = exact(rng.standard_normal(ci * H * W), np.float32)
+    w = exact(rng.standard_normal(wshape) * float(np.exp(rng.uniform(-3, 1))), np.float32)
+    b = exact(rng.standard_normal(co), np.float32) if rng.random() < 0.7 else None
+    relu = int(rng.integers(0, 2))
+    y = exact(np.zeros(co * oh * ow), np.float32)
+    (lib.conv_transpose2d_forward_f32 if t else lib.conv2d_forward_f32)(C.byref(g), P(x), P(w), P(b), P(y), relu)
+    x3, w4 = x.reshape(ci, H, W), w.reshape(wshape)
+    bb = np.zeros(co, np.float32) if b is None else b
+    fwd = (lambda xx, ww, bv: GC.conv_transpose2d_forward_f32(xx, ww, bv, stride, pad, op, False)) if t else \
+        (lambda xx, ww, bv: GC.conv2d_forward_f32(xx, ww, bv, stride, pad, False))
+    ref = fwd(x3, w4, bb)
+    ref = np.maximum(ref, 0) if relu else ref
+    terms = max(ci * geom[4] * geom[5] + 1, co * geom[4] * geom[5], oh * ow, H * W)
+    check(np.all(np.abs(y - ref.ravel()) <= _tol(fwd(np.abs(x3), np.abs(w4), np.abs(bb)), terms)),
+          name + ": float32 forward")
+    e = exact(rng.standard_normal(co * oh * ow), np.float32)
+    if rng.random() < 0.5:
+        k, sel = int(rng.integers(0, co + 1)), exact(rng.permutation(co), np.int32)
+    else:
+        k, sel = co, None
+    eu = e.reshape(co, oh, ow).astype(np.float64)
+    if sel is not None:
+        eu[np.setdiff1d(np.arange(co), sel[:k])] = 0
+    ex, gw, gb = (exact(np.zeros(n), np.float32) for n in (x.size, w.size, co))
+    (lib.conv_transpose2d_backward_f32 if t else lib.conv2d_backward_f32)(
+        C.byref(g), P(e), P(y) if relu else None, P(x), P(w), P(ex), P(gw), P(gb), P(sel), k)
+    bwd = GC.conv_transpose2d_backward_f32 if t else GC.conv2d_backward_f32
+    yc = y.reshape(co, oh, ow) if relu else None     # the C output decides the ReLU mask
+    rex, rgw, rgb = bwd(eu, x3, w4, stride, pad, yc)
+    aex, agw, agb = bwd(np.abs(eu), np.abs(x3), np.abs(w4), stride, pad, yc)
+    for what, got, r_, a_ in (("ex", ex, rex, aex), ("gw", gw, rgw, agw), ("gb", gb, rgb, agb)):
+        check(np.all(np.abs(got - r_.ravel()) <= _tol(a_, terms)), name + ": float32 backward " + what)
+
+
+def case_conv_select(lib, rng, e, eq, name):
+    co = e.shape[0]
+    lmin = F(rng.choice([0.0, 0.05, 0.3]))
+    lmax = F(max(lmin, F(rng.choice([0.1, 0.5, 1.0]))))
+    emax0 = F(rng.choice([0.0, 1e-3, 10.0]))
+    scores = exact(np.zeros(co), np.uint32)
+    lib.conv_channel_scores_u8(P(e), co, e[0].size, int(eq[1]), P(scores))
+    ebar = F(F(F(int(scores.sum())) / F(e.size)) * F(eq[0]))
+    st = exact([emax0], np.float32)
+    k = lib.dsgu_k(ebar, P(st), lmin, lmax, co)
+    sel, scr = exact(np.zeros(co), np.int32), exact(np.zeros(co), np.uint32)
+    lib.select_topk_u32(P(scores), co, k, P(sel), P(scr))
+    gk, gsel, gemax = GC.select_u8_qp(e, eq, lmin, lmax, emax0)
+    check(k == gk and same(sel[:k], gsel) and same(st[0], F(gemax)), name + ": DSGU select")
+
+
+# ---- loss heads ------------------------------------------------------------------------
+
+def _qp_out(rng):
+    return rand_qp(rng, -1, 1) if rng.random() < 0.5 else rand_qp(rng)
+
+
+def case_loss(lib, rng, i):
+    stats, lut = exact(np.zeros(3), np.float32), exact(np.zeros(512), np.float32)
+    n = int(rng.choice([1, 2, 17, 100, 784]))
+    tgt = exact(rng.integers(0, 256, n), np.uint8)
+    tgt[rng.random(n) < 0.3] = 0
+    mode = i % 3          # uint8 logits + uint8 error, uint8 logits + float error, float32
+    if mode == 2:
+        x = exact(rng.normal(0, float(np.exp(rng.uniform(-2, 3))), n), np.float32)
+        if rng.random() < 0.2:
+            x[: min(n, 4)] = np.array([95.0, -95.0, 0.0, -0.0], np.float32)[: min(n, 4)]
+        lin = Lin(None, P(x), F(1), 0)
+        ge, gst = GL.bce_sigmoid(x, tgt, None)
+    else:
+        xq = rand_qp(rng)
+        x = exact(u8(rng, n), np.uint8)
+        lin = Lin(P(x), None, F(xq[0]), int(xq[1]))
+    eq = _qp_out(rng) if mode == 0 else None
+    if mode != 2:
+        ge, gst = GL.bce_sigmoid_q(x, xq[0], xq[1], tgt, eq.copy() if eq is not None else None)
+    use_lut = mode != 2 and rng.random() < 0.5
+    e = exact(np.zeros(n), np.uint8 if mode == 0 else np.float32)
+    eqc = exact(eq, np.float32) if eq is not None else None
+    out = Lout(P(e), None, P(eqc)) if mode == 0 else Lout(None, P(e), None)
+    lib.qt_bce_sigmoid(C.byref(lin), P(tgt), n, C.byref(out), P(stats), P(lut) if use_lut else None)
+    what = "bce mode=%d n=%d lut=%d" % (mode, n, use_lut)
+    check(same(e, ge) and same(stats, gst), what)
+    if mode == 0:
+        gq = eq.copy()
+        GL.bce_sigmoid_q(x, xq[0], xq[1], tgt, gq)
+        check(same(eqc, gq), what + " (error range)")
+    # softmax + CE
+    c = int(rng.integers(1, 40))
+    label = int(rng.integers(0, c))
+    if i % 2:
+        l = exact(rng.normal(0, float(np.exp(rng.uniform(-2, 4))), c), np.float32)
+        lin, lf = Lin(None, P(l), F(1), 0), l
+    else:
+        lq = rand_qp(rng, -30, 30)
+        l = exact(u8(rng, c), np.uint8)
+        lin, lf = Lin(P(l), None, F(lq[0]), int(lq[1])), GL.dequant(l, lq[0], lq[1])
+    eq = _qp_out(rng) if rng.random() < 0.5 else None
+    e = exact(np.zeros(c), np.uint8 if eq is not None else np.float32)
+    eqc = exact(eq, np.float32) if eq is not None else None
+    out = Lout(P(e), None, P(eqc)) if eq is not None else Lout(None, P(e), None)
+    pred = lib.qt_softmax_ce(C.byref(lin), c, label, C.byref(out), P(stats))
+    gq = eq.copy() if eq is not None else None
+    gpred, ge, gst = GL.softmax_ce(lf, label, gq)
+    what = "softmax_ce c=%d uint8 logits=%d uint8 error=%d" % (c, i % 2 == 0, eq is not None)
+    check(pred == gpred and same(e, ge) and same(stats, gst), what)
+    check(eq is None or same(eqc, gq), what + " (error range)")
+
+
+def case_latent(lib, rng, i):
+    stats = exact(np.zeros(3), np.float32)
+    L = int(rng.choice([1, 2, 3, 10, 16, 32]))
+    quant = i % 2 == 0
+    if quant:
+        hq = rand_qp(rng, -float(rng.uniform(2, 40)), float(rng.uniform(2, 40)))
+        h = exact(u8(rng, 2 * L), np.uint8)
+        hin, hf = Lin(P(h), None, F(hq[0]), int(hq[1])), GL.dequant(h, hq[0], hq[1])
+    else:
+        mu, lv = rng.normal(0, 2, L), rng.normal(-1, 3, L)
+        if rng.random() < 0.3:
+            lv[0] = rng.choice([-40.0, 40.0])       # clamped logvar
+        h = exact(np.concatenate([mu, lv]), np.float32)
+        hin, hf = Lin(None, P(h), F(1), 0), h
+    draw = rng.random() < 0.6
+    st = exact([GL.rng_seed(int(rng.integers(0, 2**31)))], np.uint32) if draw else None
+    eps = exact(np.zeros(L) if draw or rng.random() < 0.3 else rng.normal(0, 1, L), np.float32)
+    geps = GL.rng_normal(int(st[0]), L)[1] if draw else eps.copy()
+    gstate = GL.rng_normal(int(st[0]), L)[0] if draw else None
+    zq = rand_qp(rng, -4, 4) if quant else None
+    z = exact(np.zeros(L), np.uint8 if quant else np.float32)
+    zqc = exact(zq, np.float32) if quant else None
+    out = Lout(P(z), None, P(zqc)) if quant else Lout(None, P(z), None)
+    lib.qt_latent_forward(C.byref(hin), L, P(st), P(eps), C.byref(out), P(stats))
+    gq = zq.copy() if quant else None
+    gz, gst = GL.latent_forward(hf, geps, gq)
+    what = "latent forward L=%d uint8=%d drawn=%d" % (L, quant, draw)
+    check(same(eps, geps) and (not draw or int(st[0]) == gstate), what + " (eps, generator)")
+    check(same(z, gz) and same(stats, gst) and (not quant or same(zqc, gq)), what)
+    beta = F(rng.choice([0.0, 0.5, 1.0, 4.0]))
+    if quant and rng.random() < 0.5:
+        dzq = rand_qp(rng, -0.5, 0.5)
+        dz = exact(u8(rng, L), np.uint8)
+        dzin, dzf = Lin(P(dz), None, F(dzq[0]), int(dzq[1])), GL.dequant(dz, dzq[0], dzq[1])
+    else:
+        dz = exact(rng.normal(0, 0.3, L), np.float32)
+        dzin, dzf = Lin(None, P(dz), F(1), 0), dz
+    dhq = rand_qp(rng, -1, 1) if quant else None
+    dh = exact(np.zeros(2 * L), np.uint8 if quant else np.float32)
+    dhqc = exact(dhq, np.float32) if quant else None
+    out = Lout(P(dh), None, P(dhqc)) if quant else Lout(None, P(dh), None)
+    lib.qt_latent_backward(C.byref(hin), L, P(eps), C.byref(dzin), beta, C.byref(out), P(stats))
+    gq = dhq.copy() if quant else None
+    gdh, gst = GL.latent_backward(hf, geps, dzf, beta, gq)
+    check(same(dh, gdh) and same(stats, gst) and (not quant or same(dhqc, gq)), "latent backward L=%d" % L)
+
+
+# ---- quantization core and the batch update ---------------------------------------------
+
+def _f32s(rng, n):
+    """Floats over many magnitudes, signs, zeros and halves."""
+    v = rng.standard_normal(n) * np.exp(rng.uniform(-20, 20, n))
+    v[rng.random(n) < 0.1] = 0.0
+    half = rng.random(n) < 0.1
+    v[half] = rng.integers(-1000, 1000, int(half.sum())) + 0.5
+    return v.astype(np.float32)
+
+
+def case_quant(lib, rng, i):
+    for a, b in _f32s(rng, 16).reshape(8, 2):
+        s, z = exact([0], np.float32), exact([0], np.int32)
+        lib.qt_qparams_from_range(a, b, P(s), P(z))
+        gs, gz = GQ.quant_params(a, b)
+        check(same(s[0], F(gs)) and int(z[0]) == gz, "qparams_from_range(%r, %r)" % (a, b))
+    for v in _f32s(rng, 16):
+        f = lib.qt_fixmul_from_f32(v)
+        check((f.mult, f.shift) == GQ.quantize_multiplier(v), "fixmul_from_f32(%r)" % v)
+        if abs(v) < 2.0 ** 30:
+            check(lib.qt_floor_f32(v) == GQ.floor_f32(v) and lib.qt_round_f32(v) == GQ.round_f32(v),
+                  "floor/round(%r)" % v)
+        check(same(F(lib.qt_sqrt_f32(abs(v))), GQ.sqrt_f32(abs(v))), "sqrt(%r)" % v)
+    # a record through a few observations and updates
+    qp = rand_qp(rng, alpha=float(rng.choice([0.0, 0.01, 0.5, 1.0])))
+    qc = exact(qp, np.float32)
+    for _ in range(int(rng.integers(1, 5))):
+        for _ in range(int(rng.integers(0, 3))):
+            lo, hi = np.sort(_f32s(rng, 2))
+            lib.qt_qp_observe(P(qc), lo, hi)
+            GQ.qp_observe(qp, lo, hi)
+        lib.qt_qp_update(P(qc))
+        GQ.qp_update(qp)
+        check(same(qc, qp), "qp observe/update")
+    # re-map
+    q = exact(u8(rng, int(rng.integers(1, 600))), np.uint8)
+    s0, s1 = F(np.exp(rng.uniform(-8, 3))), F(np.exp(rng.uniform(-8, 3)))
+    z0, z1 = int(rng.integers(0, 256)), int(rng.integers(0, 256))
+    gq = GQ.remap_u8(q, s0, z0, s1, z1)
+    lib.qt_remap_u8(P(q), q.size, s0, z0, s1, z1)
+    check(same(q, gq), "remap_u8")
+    case_update_rows(lib, rng)
+
+
+def case_update_rows(lib, rng):
+    """update_rows_u8 + the bias update + weights_qp_update, as bind_dense.c
+    runs them (the batch path): every rounding mode, per tensor or per row."""
+    rows, n = int(rng.integers(1, 20)), int(rng.integers(1, 200))
+    g = rng.integers(-2**int(rng.integers(1, 31)), 2**20, (rows, n)).astype(np.int32)
+    g[rng.random(rows) < 0.2] = 0                      # unselected rows
+    w = exact(u8(rng, rows * n), np.uint8)
+    wq = rand_qp(rng, -1, 1, float(rng.choice([0.0, 0.01, 0.3])))
+    b = exact(rng.integers(-2**24, 2**24, rows), np.int32) if rng.random() < 0.7 else None
+    gb = exact(rng.integers(-2**16, 2**16, rows), np.int32) if b is not None else None
+    bq = GQ.new_qp(-1, 1)
+    flags = int(rng.integers(0, 8))
+    lr, an, tau = F(10.0 ** rng.uniform(-4, 0)), F(rng.choice([1.0, 0.15])), F(rng.choice([0.0, 0.01, 0.5]))
+    s_g, s_gb = F(np.exp(rng.uniform(-20, 0))), F(np.exp(rng.uniform(-10, 0)))
+    state = exact(np.zeros(5 + 2 * rows), np.float32)
+    if rng.random() < 0.5:
+        state[:] = np.abs(rng.standard_normal(state.size)) * F(1e-3)
+        state[0] = F(3)
+    seed = exact([int(rng.integers(1, 2**32))], np.uint32)
+    gw, gbo, gst, grng, gnr = GD.update_rows_u8(g, s_g, w, wq, gb, b, s_gb, bq[0], lr, an, flags, state.copy(),
+                                                int(seed[0]))
+    gw2, gwq, gre = GD.weights_qp_update(np.asarray(gw, np.uint8), wq, gnr, tau)
+    gc_, wqc = exact(g, np.int32), exact(wq, np.float32)
+    u = Update(lr, an, F(wqc[0]), int(wqc[1]), flags & 3, (flags >> 2) & 1, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
+    first = int(not state[0] > 0)
+    nr = exact(np.zeros(2), np.int32)
+    lib.qt_update_rows_u8(P(w), P(gc_), rows, n, s_g, C.byref(u), P(state), first, P(nr))
+    if b is not None:
+        lib.qt_update_bias_i32(P(b), P(gb), None, 0, rows, None, 0, s_gb, F(bq[0]), C.byref(u), P(state), first)
+    state[0] = F(state[0] + F(1))
+    re = lib.qt_weights_qp_update(P(w), w.size, P(wqc), P(nr), tau)
+    what = "update_rows_u8 flags=%d rows=%d len=%d" % (flags, rows, n)
+    check(not gc_.any(), what + ": g not zeroed")
+    check(same(w, gw2) and same(wqc, gwq) and re == gre, what + " (weights)")
+    check(same(state, gst) and int(seed[0]) == grng, what + " (state, rng)")
+    check(b is None or same(b, gbo), what + " (bias)")
+
+
+CASES = {"dense": case_dense, "conv": case_conv, "loss": case_loss, "latent": case_latent, "quant": case_quant}
+
+
+def main(so, ops, cases, seed):
+    lib = load(so)
+    for op in ops:
+        rng = np.random.default_rng([seed, list(CASES).index(op)])
+        bad = 0
+        for i in range(cases):
+            print("@case %s %d seed %d" % (op, i, seed), flush=True)
+            try:
+                CASES[op](lib, rng, i)
+            except Mismatch as e:
+                bad += 1
+                print("@mismatch %s case %d (seed %d): %s" % (op, i, seed, e), flush=True)
+        print("@op %s cases=%d mismatches=%d" % (op, cases, bad), flush=True)
+    print("@end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4])))
