@@ -6,6 +6,16 @@
 #include "kernels/loss.h"
 #include "kernels/latent.h"
 
+float qt_bias_scale(const float *bq) {
+    if (!bq) {
+        return 0.0f;
+    }
+    if (bq[QT_QP_ZERO] != 0.0f) {
+        qt_raise_value("bq: zero point must be 0 for an int32 bias, got %f", &bq[QT_QP_ZERO]);
+    }
+    return bq[QT_QP_SCALE];
+}
+
 // ---- Dense -------------------------------------------------------------------
 
 void qt_dense_shape(size_t n, const char *nx, size_t m, const char *ny, size_t wlen, const char *nw) {
@@ -50,8 +60,8 @@ void qt_arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update
         qt_raise_value("flags: float32 updates take no rounding mode (bits 0-1 must be 0 or 1)");
     }
     u->rng = rng_in == MP_OBJ_NULL ? NULL : qt_arg_u32(rng_in, "rng", 1, QT_RW);
-    if (u->rounding >= QT_ROUND_STOCHASTIC && (!u->rng || u->rng[0] == 0)) {
-        qt_raise_value("rng: the PRNG state must not be 0 (seed it)");
+    if (u->rounding >= QT_ROUND_STOCHASTIC) {
+        qt_check_rng_seeded(u->rng);
     }
 }
 
@@ -120,36 +130,29 @@ static const char *geom_item_name(size_t i) {
 
 void qt_parse_geom(mp_obj_t obj, bool transposed, qt_conv_geom_t *g) {
     const size_t want = transposed ? 12 : 10;
-    const char *layout = transposed
-        ? "(in_ch, in_h, in_w, out_ch, k_h, k_w, stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w)"
-        : "(in_ch, in_h, in_w, out_ch, k_h, k_w, stride_h, stride_w, pad_h, pad_w)";
+    // The layout for the messages: the transposed one adds two items.
+    const char *layout = "(in_ch, in_h, in_w, out_ch, k_h, k_w, stride_h, stride_w, pad_h, pad_w";
+    const char *layout_end = transposed ? ", out_pad_h, out_pad_w)" : ")";
     const mp_obj_type_t *t = mp_obj_get_type(obj);
     if (t != &mp_type_tuple && t != &mp_type_list) {
-        qt_raise_type("geom: expected a tuple %s", layout);
+        qt_raise_type("geom: expected a tuple %s%s", layout, layout_end);
     }
     size_t len;
     mp_obj_t *items;
     mp_obj_get_array(obj, &len, &items);
     if (len != want) {
-        qt_raise_value("geom: expected %z items %s, got %z", want, layout, len);
+        qt_raise_value("geom: expected %z items %s%s, got %z", want, layout, layout_end, len);
     }
     int32_t v[12];
     for (size_t i = 0; i < want; i++) {
         v[i] = (int32_t)qt_arg_int(items[i], geom_item_name(i), -32768, 32767);
     }
-    for (size_t i = 0; i < 6; i++) {
-        if (v[i] < 1) {
-            qt_raise_value("%s: expected >= 1, got %d", geom_item_name(i), (int)v[i]);
-        }
-    }
-    for (size_t i = 6; i < 8; i++) {
-        if (v[i] < 1) {
-            qt_raise_value("%s: stride must be >= 1, got %d", geom_item_name(i), (int)v[i]);
-        }
-    }
-    for (size_t i = 8; i < want; i++) {
-        if (v[i] < 0) {
-            qt_raise_value("%s: padding must be >= 0, got %d", geom_item_name(i), (int)v[i]);
+    // sizes and strides >= 1 (items 0..7), paddings >= 0 (8..)
+    for (size_t i = 0; i < want; i++) {
+        const int lo = i < 8;
+        if (v[i] < lo) {
+            qt_raise_value("%s: %s >= %d, got %d", geom_item_name(i),
+                i < 6 ? "expected" : (i < 8 ? "stride must be" : "padding must be"), lo, (int)v[i]);
         }
     }
     int err;
@@ -215,9 +218,7 @@ uint8_t *qt_arg_conv_scratch(mp_obj_t obj, const qt_conv_geom_t *g, bool transpo
         qt_raise_type("scratch: expected a writable bytearray of %s(geom) = %d bytes", fn, (int)need);
     }
     uint8_t *p = qt_arg_buf_len(obj, "scratch", QT_TC_U8, (size_t)need, len, QT_RW);
-    if ((uintptr_t)p & 3u) {
-        qt_raise_value("scratch: must be 4-byte aligned (a memoryview at an odd offset?)");
-    }
+    qt_check_align4(p, "scratch");
     return p;
 }
 
@@ -304,7 +305,7 @@ mp_obj_t qt_bce_call(qt_lin_t *x, size_t n, mp_obj_t t_in, qt_lout_t *e, mp_obj_
 
 void qt_ce_check_classes(size_t c) {
     if (c > QT_CE_MAX_C) {
-        qt_raise_value("x: expected at most %d items, got %z", QT_CE_MAX_C, c);
+        qt_raise_value("%s: expected at most %d items, got %z", "x", QT_CE_MAX_C, c);
     }
 }
 
@@ -328,14 +329,18 @@ void qt_check_dz_len(size_t dzlen, size_t L) {
     }
 }
 
+void qt_check_rng_seeded(const uint32_t *rng) {
+    if (!rng || rng[0] == 0) {
+        qt_raise_value("rng: the PRNG state must not be 0 (seed it with rng_seed)");
+    }
+}
+
 uint32_t *qt_arg_rng(mp_obj_t rng_in) {
     if (rng_in == mp_const_none) {
         return NULL;
     }
     uint32_t *rng = qt_arg_u32(rng_in, "rng", 1, QT_RW);
-    if (rng[0] == 0) {
-        qt_raise_value("rng: the PRNG state must not be 0 (seed it with rng_seed)");
-    }
+    qt_check_rng_seeded(rng);
     return rng;
 }
 

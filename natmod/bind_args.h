@@ -15,6 +15,10 @@ static inline int32_t qt_qp_zero(const float *qp) {
     return (int32_t)qp[QT_QP_ZERO];
 }
 
+// The scale of an int32 bias from its qparams record bq (parsed, or NULL: no
+// bias -> 0); its zero point must be 0.
+float qt_bias_scale(const float *bq);
+
 // ---- Dense -------------------------------------------------------------------
 // n = len(x) (named nx), m = len(y) (ny), w (nw) must hold m*n items.
 void qt_dense_shape(size_t n, const char *nx, size_t m, const char *ny, size_t wlen, const char *nw);
@@ -81,5 +85,7 @@ mp_obj_t qt_latent_bwd_call(qt_lin_t *h, size_t L, mp_obj_t eps_in, qt_lin_t *dz
     mp_obj_t hp_in, mp_obj_t stats_in);
 // rng: array('I', 1) with a nonzero state, or None (-> NULL).
 uint32_t *qt_arg_rng(mp_obj_t rng_in);
+// ValueError unless rng (a parsed rng buffer, or NULL) holds a nonzero state.
+void qt_check_rng_seeded(const uint32_t *rng);
 
 #endif

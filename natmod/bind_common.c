@@ -203,15 +203,19 @@ void *qt_arg_buf_opt(mp_obj_t obj, const char *name, char typecode, size_t n, bo
     return qt_arg_buf(obj, name, typecode, n, writable);
 }
 
+void qt_check_align4(const void *p, const char *name) {
+    if ((uintptr_t)p & 3u) {
+        qt_raise_value("%s: must be 4-byte aligned (a memoryview at an odd offset?)", name);
+    }
+}
+
 void *qt_arg_scratch4(mp_obj_t obj, const char *name, char typecode, size_t n) {
     mp_buffer_info_t bi;
     if (mp_get_buffer(obj, &bi, MP_BUFFER_RW) && (bi.typecode == 1 || bi.typecode == 'B')) {
         if (bi.len < 4 * n) {
             qt_raise_value("%s: expected at least %z bytes (%z 4-byte items), got %z", name, 4 * n, n, bi.len);
         }
-        if ((uintptr_t)bi.buf & 3u) {
-            qt_raise_value("%s: must be 4-byte aligned (a memoryview at an odd offset?)", name);
-        }
+        qt_check_align4(bi.buf, name);
         return bi.buf;
     }
     return qt_arg_buf(obj, name, typecode, n, QT_RW);
@@ -272,9 +276,7 @@ void qt_parse_bufs(size_t n_args, const mp_obj_t *a, const qt_bufarg_t *spec, si
         } else if (s->tc == QT_TC_SCR) {
             size_t len;
             p[i] = qt_arg_buf_len(obj, s->name, QT_TC_U8, lens[s->slot], &len, QT_RW);
-            if ((uintptr_t)p[i] & 3u) {
-                qt_raise_value("%s: must be 4-byte aligned (a memoryview at an odd offset?)", s->name);
-            }
+            qt_check_align4(p[i], s->name);
             lens[s->slot] = len;
         } else if (s->flags & QT_A_ANY) {
             p[i] = qt_arg_buf_len(obj, s->name, s->tc, lens[s->slot], &lens[s->slot], rw);

@@ -64,6 +64,8 @@ void *qt_arg_buf_opt(mp_obj_t obj, const char *name, char typecode, size_t n, bo
 // bytes, 4-byte aligned -- so a model can lend one shared bytearray to every
 // call that needs scratch.
 void *qt_arg_scratch4(mp_obj_t obj, const char *name, char typecode, size_t n);
+// A scratch byte buffer must be 4-byte aligned (it is read as words).
+void qt_check_align4(const void *p, const char *name);
 
 // Quantization parameters: array('f') of QT_QP_LEN items (see kernels/quant.h),
 // scale > 0 and finite, zero point an integer in 0..255, alpha in [0, 1],

@@ -71,13 +71,7 @@ static mp_obj_t forward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_check_aliasing(fwd_args, F_N, lens, p);
     const float *xq = p[F_XQ], *wq = p[F_WQ], *bq = p[F_BQ];
     float *yq = p[F_YQ];
-    float sb = 0.0f;
-    if (bq) {
-        if (bq[QT_QP_ZERO] != 0.0f) {
-            qt_raise_value("bq: zero point must be 0 for an int32 bias, got %f", &bq[QT_QP_ZERO]);
-        }
-        sb = bq[QT_QP_SCALE];
-    }
+    const float sb = qt_bias_scale(bq);
     float swx = wq[QT_QP_SCALE] * xq[QT_QP_SCALE];
     qt_conv_rq_t rq;
     rq.zero_in = qt_qp_zero(xq);

@@ -104,13 +104,7 @@ static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
     const size_t n = lens[L_N], m = lens[L_M];
     const float *xq = p[F_XQ], *wq = p[F_WQ], *bq = p[F_BQ];
     float *yq = p[F_YQ];
-    float sb = 0.0f;
-    if (bq) {
-        if (bq[QT_QP_ZERO] != 0.0f) {
-            qt_raise_value("bq: zero point must be 0 for an int32 bias, got %f", &bq[QT_QP_ZERO]);
-        }
-        sb = bq[QT_QP_SCALE];
-    }
+    const float sb = qt_bias_scale(bq);
     bool relu = qt_arg_bool(a[8], "relu");
     qt_check_aliasing(fwd_args, F_N, lens, p);
 
