@@ -52,3 +52,43 @@ def test_make_bench_runs_stream_after_step_figures():
     steps = out.index("qtrain_host.bench --md")
     for extra in ("bench_stream", "bench_accuracy", "bench_cnn", "bench_alternatives"):
         assert steps < out.index("qtrain_host." + extra), out
+
+
+def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
+    """mp_scripts/accuracy.py --save_vae writes the VAE after each epoch and
+    --load_vae --epochs 0 trains the heads on it alone (how the head settings
+    are swept on one trained VAE): the same test -ELBO and head accuracy."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from qtrain_host import paths, runner
+    if not runner.available("unix"):
+        if "unix" in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
+            pytest.fail("the Unix port is not built")
+        pytest.skip("the Unix port is not built")
+    data = tmp_path / "data"
+    env = dict(os.environ, PYTHONPATH=os.path.join(paths.ROOT, "host_tools"))
+    subprocess.run([sys.executable, "-m", "qtrain_host", "prepare", "--data",
+                    os.path.join(paths.ROOT, "data", "mnist-subset"), "--out", str(data), "--seed", "0"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    common = ["--model", "mlp", "--hidden", "32", "--test_limit", "200", "--per_class", "10",
+              "--head_epochs", "2", "--head_fresh", "true", "--seed", "3"]
+
+    def accuracy(args):
+        argv, env = bench_report.unix_command("accuracy.py", common + args)
+        p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return bench_report.parse_lines(p.stdout, "epoch")[-1]
+
+    trained = accuracy(["--epochs", "1", "--limit", "300", "--save_vae", str(tmp_path / "v")])
+    loaded = accuracy(["--epochs", "0", "--load_vae", str(tmp_path / "v-e1.qtc")])
+    assert loaded["epoch"] == 0 and trained["epoch"] == 1
+    for k in ("test_elbo", "acc10_float32", "acc10_uint8"):
+        assert loaded[k] == trained[k], (k, trained, loaded)
+    argv, env = bench_report.unix_command("accuracy.py", common + ["--epochs", "0", "--load_vae",
+                                                                   str(tmp_path / "v-e1.qtc"), "--head_opts", "lr"])
+    p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0 and "--head_opts: 'lr' is not name=number" in p.stdout + p.stderr

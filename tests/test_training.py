@@ -104,3 +104,20 @@ trainer.train_head(dict(trainer.HEAD_DEFAULTS, vae='v.qtc', data=%r, test=%r, ep
 """ % (os.path.join(d, "train.qtds"), os.path.join(d, "train-labelled-100.qtds"), os.path.join(d, "test.qtds")))
     acc = float(out.split("test_acc=")[1].split()[0])
     assert acc > 0.4, out
+
+
+def test_head_error_range_is_fixed_by_default(run, target, streams):
+    """HEAD_DEFAULTS alpha_e = 0: the uint8 head's softmax error keeps the
+    range [-1, 1] (tracked, it shrinks to a fitted sample's errors and clips
+    the misclassified ones); alpha_e > 0 still tracks it."""
+    _unix(run, target)
+    d = streams
+    out = run("""
+from qtrain import trainer
+trainer.train_vae(dict(trainer.VAE_DEFAULTS, data=%r, limit=100, hidden=16, log_every=0, ckpt='v.qtc'))
+for ae in (trainer.HEAD_DEFAULTS['alpha_e'], 0.1):
+    head, _ = trainer.train_head(dict(trainer.HEAD_DEFAULTS, vae='v.qtc', data=%r, test='', epochs=2, alpha_e=ae))
+    print('range', ae, head.output.eq[2], head.output.eq[3])
+""" % (os.path.join(d, "train.qtds"), os.path.join(d, "train-labelled-10.qtds")))
+    assert "range 0.0 -1.0 1.0" in out, out
+    assert "range 0.1 -1.0 1.0" not in out, out

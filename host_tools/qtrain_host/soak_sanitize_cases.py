@@ -441,7 +441,22 @@ def case_loss(lib, rng, i):
     check(eq is None or same(eqc, gq), what + " (error range)")
 
 
+def latent_signed_zero_tie(lib):
+    """eps = 0, beta = 0: dL/dlogvar is +0 or -0 by the sign of dz and of
+    exp(lv) - 1, and the largest error is a tie of 0.0 and -0.0; the kernel
+    keeps the first (the golden model took np.max's pick until this case)."""
+    h = exact([3.87, -5.15, 2.26, -5.32], np.float32)
+    eps, dz = exact(np.zeros(2), np.float32), exact([-0.0186, -0.0885], np.float32)
+    dh, stats = exact(np.zeros(4), np.float32), exact(np.zeros(3), np.float32)
+    hin, dzin, out = Lin(None, P(h), F(1), 0), Lin(None, P(dz), F(1), 0), Lout(None, P(dh), None)
+    lib.qt_latent_backward(C.byref(hin), 2, P(eps), C.byref(dzin), F(0), C.byref(out), P(stats))
+    gdh, gst = GL.latent_backward(h, eps, dz, F(0))
+    check(same(dh, gdh) and same(stats, gst), "latent backward, tie of 0.0 and -0.0 at the max")
+
+
 def case_latent(lib, rng, i):
+    if i == 0:
+        latent_signed_zero_tie(lib)
     stats = exact(np.zeros(3), np.float32)
     L = int(rng.choice([1, 2, 3, 10, 16, 32]))
     quant = i % 2 == 0

@@ -202,7 +202,7 @@ def train_head(cfg, out=print):
     from .layers import Options
     vae = load_vae(cfg["vae"])
     vae.encoder.set_trainable(False)
-    opt = Options(lr=cfg["lr"], seed=cfg["seed"])
+    opt = Options(lr=cfg["lr"], seed=cfg["seed"], alpha_e=cfg["alpha_e"])
     head = models.Head(vae, hidden=cfg["hidden"], opt=opt)
     s = Stream(cfg["data"], shuffle=True, seed=cfg["seed"])
     if not s.labelled:

@@ -181,10 +181,21 @@ def quant_out(v, qp):
     return np.clip(k, 0, 255).astype(np.uint8)
 
 
+def _first_extreme(v, fn):
+    """min/max as qt_lw_put keeps them: v[0] starts, a later value replaces
+    it only if strictly smaller (larger), so NaN never does and of 0.0 and
+    -0.0 the first one stays (np.min/np.max may return either)."""
+    v = v.ravel()
+    if np.isnan(v[0]):
+        return F(v[0])
+    ok = v[~np.isnan(v)]
+    return F(ok[np.argmax(ok == fn(ok))])
+
+
 def _put(v, qp):
     """Output tensor and its (min, max); records the range in qp if given."""
     v = _a32(v)
-    lo, hi = F(np.min(v)), F(np.max(v))
+    lo, hi = _first_extreme(v, np.min), _first_extreme(v, np.max)
     if qp is None:
         return v, lo, hi
     GQ.qp_observe(qp, lo, hi)

@@ -37,8 +37,13 @@ DEFAULTS.update({
     "head_lr_decay": 1.0,      # the head's lr is multiplied by this after each of its epochs
                                # (back to head_lr after every VAE epoch)
     "head_modes": "float32,uint8",  # heads trained on each epoch's mu: float32 (the paper's float
-                               # head) and/or uint8 (a uint8 VAE only: on its uint8 mu)
+                               # head) and/or uint8 / mixed (a uint8 VAE only: on its uint8 mu)
+    "head_opts": "",           # more layers.Options of the heads, "name=value,...", e.g.
+                               # "alpha_e=0.01,rounding=nearest" (numbers as floats)
+    "head_alpha_e": trainer.HEAD_DEFAULTS["alpha_e"],  # the uint8 head's error ranges (0: fixed [-1, 1])
     "head_fresh": False,       # a new head after each VAE epoch instead of fine-tuning the last one
+    "save_vae": "",            # write the VAE after every epoch to <save_vae>-e<epoch>.qtc
+    "load_vae": "",            # start from this VAE checkpoint (--epochs 0: train and test heads only)
 })
 
 
@@ -94,7 +99,7 @@ def encode_all(vae, path, want_u8, limit=0):
     s.close()
     feats = {"float32": (ff, None)}
     if fu is not None:   # a copy of the record: the VAE's moves when it trains again
-        feats["uint8"] = (fu, array.array("f", vae.latent.hq))
+        feats["uint8"] = feats["mixed"] = (fu, array.array("f", vae.latent.hq))
     return feats, labels, tot / n
 
 
@@ -129,16 +134,66 @@ def structures(vae):
     return out
 
 
+def head_options(text):
+    """--head_opts "name=value,..." -> keyword arguments of layers.Options."""
+    kw = {}
+    for item in [t for t in str(text).split(",") if t]:
+        name, _, value = item.partition("=")
+        if name in ("rounding", "mode"):
+            kw[name] = value
+        elif name == "per_row":
+            kw[name] = value in ("1", "true", "True")
+        else:
+            try:
+                kw[name] = float(value)
+            except ValueError:
+                raise ValueError("--head_opts: %r is not name=number" % item)
+    return kw
+
+
+def save_vae(vae, cfg, path, epochs):
+    """The VAE as trainer.train_vae checkpoints it (trainer.load_vae reads it)."""
+    from qtrain import checkpoint
+    st = trainer.vae_state(vae)
+    st["hidden"] = cfg["hidden"]
+    st["epoch"], st["pos"], st["steps"] = epochs, 0, vae.steps
+    checkpoint.save(path, st, seq=vae.steps)
+
+
+def epoch_line(epoch, train_elbo, vae, cfg, heads, head_modes, hopts, per_class, frac, frac_w, t0, t1):
+    """Test -ELBO and a head per (mode, K) on the VAE as it is; prints the @epoch line."""
+    want_u8 = head_modes != ["float32"]
+    test_f, test_l, test_elbo = encode_all(vae, cfg["test"], want_u8, cfg["test_limit"])
+    accs = []
+    for K in per_class:
+        feats, lab, _ = encode_all(vae, "train-labelled-%d.qtds" % K, want_u8)
+        for m in head_modes:
+            key = (m, K)
+            if key not in heads or cfg["head_fresh"]:
+                heads[key] = CachedHead(FeatureSource(vae.latent_dim, hopts[m]),
+                                        hidden=cfg["head_hidden"], opt=hopts[m])
+            train_head(heads[key], feats[m][0], feats[m][1], lab, cfg["head_epochs"], cfg["seed"],
+                       max(0, epoch - 1) * cfg["head_epochs"], cfg["head_lr"], cfg["head_lr_decay"])
+            accs.append("acc%d_%s=%.4f" % (K, m, accuracy(heads[key], test_f[m][0], test_f[m][1], test_l)))
+        feats = lab = None
+    test_f = test_l = None
+    t2 = ticks()
+    print("@epoch epoch=%d train_elbo=%.3f test_elbo=%.3f %s upd=%.4f upd_w=%.4f vae_s=%.1f eval_s=%.1f"
+          % (epoch, train_elbo, test_elbo, " ".join(accs), frac, frac_w, (t1 - t0) / 1000, (t2 - t1) / 1000))
+
+
 def main():
     cfg = config.load(config.argv(), DEFAULTS, "accuracy")
     opt = trainer.options(cfg)
-    vae = trainer.build_vae_from(cfg)
+    vae = trainer.load_vae(cfg["load_vae"], cfg) if cfg["load_vae"] else trainer.build_vae_from(cfg)
     per_class = [int(k) for k in str(cfg["per_class"]).split(",") if k]
     head_modes = [m for m in str(cfg["head_modes"]).split(",")
-                  if m == "float32" or (m == "uint8" and cfg["mode"] == "uint8")]
+                  if m == "float32" or (m in ("uint8", "mixed") and cfg["mode"] == "uint8")]
     if not head_modes:
         raise ValueError("--head_modes: none of %r applies to a %s VAE" % (cfg["head_modes"], cfg["mode"]))
-    hopts = {m: Options(lr=cfg["head_lr"], seed=cfg["seed"], mode=m) for m in head_modes}
+    hkw = {"alpha_e": cfg["head_alpha_e"]}
+    hkw.update(head_options(cfg["head_opts"]))
+    hopts = {m: Options(lr=cfg["head_lr"], seed=cfg["seed"], mode=m, **hkw) for m in head_modes}
     heads = {}
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     layers = structures(vae)
@@ -147,7 +202,7 @@ def main():
     test_n = test.count
     test.close()
     print("@start model=%s mode=%s head_modes=%s samples=%d test_samples=%d epochs=%d lr=%g dsgu=%s seed=%d" % (
-        cfg["model"], cfg["mode"], ",".join(head_modes), stream.count, test_n, cfg["epochs"], cfg["lr"],
+        vae.kind, cfg["mode"], ",".join(head_modes), stream.count, test_n, cfg["epochs"], cfg["lr"],
         "%g,%g" % opt.dsgu if opt.dsgu else "off", cfg["seed"]))
     for ep in range(cfg["epochs"]):
         trainer.set_lr(vae, trainer.epoch_lr(cfg, ep))   # the trainer's schedule
@@ -164,28 +219,14 @@ def main():
                 for layer, ns, nw in layers:
                     upd += layer.k / ns
                     upd_w += layer.k * nw
+        if cfg["save_vae"]:
+            save_vae(vae, cfg, "%s-e%d.qtc" % (cfg["save_vae"], ep + 1), ep + 1)
         t1 = ticks()
-        want_u8 = "uint8" in head_modes
-        test_f, test_l, test_elbo = encode_all(vae, cfg["test"], want_u8, cfg["test_limit"])
-        accs = []
-        for K in per_class:
-            feats, lab, _ = encode_all(vae, "train-labelled-%d.qtds" % K, want_u8)
-            for m in head_modes:
-                key = (m, K)
-                if key not in heads or cfg["head_fresh"]:
-                    heads[key] = CachedHead(FeatureSource(vae.latent_dim, hopts[m]),
-                                            hidden=cfg["head_hidden"], opt=hopts[m])
-                train_head(heads[key], feats[m][0], feats[m][1], lab, cfg["head_epochs"], cfg["seed"],
-                           ep * cfg["head_epochs"], cfg["head_lr"], cfg["head_lr_decay"])
-                accs.append("acc%d_%s=%.4f" % (K, m, accuracy(heads[key], test_f[m][0], test_f[m][1], test_l)))
-            feats = lab = None
-        test_f = test_l = None
-        t2 = ticks()
         frac = upd / (n * len(layers)) if opt.dsgu else 1.0
         frac_w = upd_w / (n * w_total) if opt.dsgu else 1.0
-        print("@epoch epoch=%d train_elbo=%.3f test_elbo=%.3f %s upd=%.4f upd_w=%.4f vae_s=%.1f eval_s=%.1f"
-              % (ep + 1, tot / n, test_elbo, " ".join(accs), frac, frac_w, (t1 - t0) / 1000,
-                 (t2 - t1) / 1000))
+        epoch_line(ep + 1, tot / n, vae, cfg, heads, head_modes, hopts, per_class, frac, frac_w, t0, t1)
+    if not cfg["epochs"]:   # a loaded VAE: its heads only
+        epoch_line(0, 0.0, vae, cfg, heads, head_modes, hopts, per_class, 1.0, 1.0, ticks(), ticks())
     stream.close()
     print("@done")
 
