@@ -100,6 +100,15 @@ def load_vae(path, cfg=None):
     return vae
 
 
+def _checkpoint_code():
+    """qtrain.checkpoint, imported after a collection (its bytecode goes into
+    the holes the steps' garbage leaves)."""
+    gc.collect()
+    from . import checkpoint
+    heap_trace("checkpoint code")
+    return checkpoint
+
+
 def train_vae(cfg, out=print):
     """Train a VAE as cfg (VAE_DEFAULTS keys) says, printing @start/@progress/
     @result lines through `out`; resumes from cfg['ckpt'] unless cfg['fresh'].
@@ -108,15 +117,19 @@ def train_vae(cfg, out=print):
     heap_trace("trainer")
     vae = build_vae_from(cfg)   # first, into the heap's large free blocks
     heap_trace("model")
-    from . import checkpoint    # then the per-step code
-    from .data import LinkLostError, Stream
-    heap_trace("step code")
+    from .data import LinkLostError, Stream   # then the per-step code
+    heap_trace("data code")
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     heap_trace("stream")
     st = vae_state(vae)
     st["hidden"] = cfg["hidden"]
     epoch, pos = 0, 0
-    if not cfg["fresh"] and checkpoint.latest(cfg["ckpt"]):
+    # The checkpoint code is loaded when it is first needed (a resume, the
+    # first save), so the steps before that have its heap (5 KB on armv6m).
+    checkpoint = None
+    if not cfg["fresh"]:
+        from . import checkpoint
+    if checkpoint and checkpoint.latest(cfg["ckpt"]):
         loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
         if loaded["kind"] != cfg["model"]:
             raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
@@ -152,6 +165,7 @@ def train_vae(cfg, out=print):
             stream.next()
         except LinkLostError:  # `mpremote mount` host gone: keep the progress on the board
             st["epoch"], st["pos"], st["steps"] = stream.epoch, stream.pos, vae.steps
+            checkpoint = checkpoint or _checkpoint_code()
             out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
             raise
         rec, kl = vae.train_step(stream.image)
@@ -178,6 +192,7 @@ def train_vae(cfg, out=print):
         if p == n or p % cfg["ckpt_every"] == 0:
             ep, pp = (stream.epoch + 1, 0) if p == n else (stream.epoch, p)
             st["epoch"], st["pos"], st["steps"] = ep, pp, vae.steps
+            checkpoint = checkpoint or _checkpoint_code()
             gc.collect()
             checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
             low = min(low, _free())
@@ -186,6 +201,7 @@ def train_vae(cfg, out=print):
                 stream.seek(0, stream.epoch + 1)
         if cfg["stop_after"] and done >= cfg["stop_after"]:
             if p != n and p % cfg["ckpt_every"]:
+                checkpoint = checkpoint or _checkpoint_code()
                 st["epoch"], st["pos"], st["steps"] = stream.epoch, p, vae.steps
                 checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
             out("@stopped vae after %d samples; run again to resume" % done)
