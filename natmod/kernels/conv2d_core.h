@@ -175,4 +175,10 @@ __attribute__((always_inline)) static inline uint8_t qt_conv_fin(int32_t acc, co
     return (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
 }
 
+// Finish n accumulators of one pixel: + c0 (the pixel's zero-point term,
+// mod 2^32), + bias (saturating; bacc NULL: none, or already in acc),
+// qt_conv_fin, out[i * stride]; range into mm[0], mm[1] (conv2d_fin.c).
+void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t *out,
+    int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm);
+
 #endif

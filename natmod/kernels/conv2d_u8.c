@@ -41,6 +41,12 @@ static inline int16x2_t lanes13(uint32_t v) {
 }
 #endif
 
+#define QT_MAC1(o) \
+    "ldrb %[t0], [%[pa], #" o "]\n" \
+    "ldrb %[t1], [%[pb], #" o "]\n" \
+    "muls %[t1], %[t0], %[t1]\n" \
+    "adds %[s], %[s], %[t1]\n"
+
 // sum a[i] b[i] (mod 2^32), uint8 x uint8.
 static inline uint32_t dot_u8(const uint8_t *a, const uint8_t *b, int32_t n) {
     uint32_t acc = 0;
@@ -54,9 +60,31 @@ static inline uint32_t dot_u8(const uint8_t *a, const uint8_t *b, int32_t n) {
         s = __smlad(lanes13(av), lanes13(bv), s);
     }
     acc = (uint32_t)s;
+#elif defined(__thumb__) && !defined(__thumb2__)
+    // Cortex-M0: 8 MACs per pass by hand, 4.5 instructions per MAC (GCC's
+    // -Os loop took ~7).
+    const int32_t n8 = n & ~7;
+    if (n8) {
+        const uint8_t *end = b + n8;
+        const uint8_t *pa = a, *pb = b;
+        uint32_t t0, t1;
+        __asm__ volatile (
+            ".syntax unified\n"
+            "1:\n"
+            QT_MAC1("0") QT_MAC1("1") QT_MAC1("2") QT_MAC1("3")
+            QT_MAC1("4") QT_MAC1("5") QT_MAC1("6") QT_MAC1("7")
+            "adds %[pa], %[pa], #8\n"
+            "adds %[pb], %[pb], #8\n"
+            "cmp %[pb], %[end]\n"
+            "bne 1b\n"
+            ".syntax divided\n"
+            : [s] "+l" (acc), [pb] "+l" (pb), [pa] "+l" (pa), [t0] "=&l" (t0), [t1] "=&l" (t1)
+            : [end] "h" (end)
+            : "cc", "memory");
+        i = n8;
+    }
 #else
-    // Cortex-M0 / generic: byte loads (the M0 faults on unaligned words),
-    // unrolled so the loop overhead is spread over 4 MACs.
+    // Generic: byte loads, unrolled so the loop overhead is spread over 4 MACs.
     for (; i + 4 <= n; i += 4) {
         acc += (uint32_t)a[i] * b[i];
         acc += (uint32_t)a[i + 1] * b[i + 1];
@@ -184,45 +212,65 @@ static inline void dot2_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *
     "muls %[t1], %[t0], %[t1]\n" \
     "adds %[s3], %[s3], %[t1]\n"
 
-static inline void dot4i_u8(const uint8_t *a, const uint8_t *b, int32_t n, uint32_t *d) {
+// d[h] = init[h] (NULL: 0) + sum_i a[4i + h] b[i] (mod 2^32): starting from the
+// caller's per-row terms (zero points, bias) saves a pass over the sums.
+static inline void dot4i_u8(const uint8_t *a, const uint8_t *b, int32_t n, const int32_t *init,
+    int32_t *d) {
     uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    const int32_t n8 = n & ~7;
-    if (n8) {
-        const uint8_t *end = b + n8;
+    if (init) {
+        s0 = (uint32_t)init[0];
+        s1 = (uint32_t)init[1];
+        s2 = (uint32_t)init[2];
+        s3 = (uint32_t)init[3];
+    }
+    if (n) {
+        const uint8_t *end8 = b + (n & ~7), *end = b + n;
         const uint8_t *pa = a, *pb = b;
         uint32_t t0, t1;
-        __asm__ volatile (
-            ".syntax unified\n"
-            "1:\n"
-            QT_MAC4("0", "0", "1", "2", "3")
-            QT_MAC4("1", "4", "5", "6", "7")
-            QT_MAC4("2", "8", "9", "10", "11")
-            QT_MAC4("3", "12", "13", "14", "15")
-            QT_MAC4("4", "16", "17", "18", "19")
-            QT_MAC4("5", "20", "21", "22", "23")
-            QT_MAC4("6", "24", "25", "26", "27")
-            QT_MAC4("7", "28", "29", "30", "31")
-            "adds %[pb], %[pb], #8\n"
-            "adds %[pa], %[pa], #32\n"
-            "cmp %[pb], %[end]\n"
-            "bne 1b\n"
-            ".syntax divided\n"
-            : [s0] "+l" (s0), [s1] "+l" (s1), [s2] "+l" (s2), [s3] "+l" (s3),
-              [pb] "+l" (pb), [pa] "+l" (pa), [t0] "=&l" (t0), [t1] "=&l" (t1)
-            : [end] "h" (end)
-            : "cc", "memory");
+        // 8 columns per pass, then the last n mod 8 one at a time (in C the
+        // tail cost ~20 instructions per column: a 3x3 filter has 9).
+        if (end8 != b) {
+            __asm__ volatile (
+                ".syntax unified\n"
+                "1:\n"
+                QT_MAC4("0", "0", "1", "2", "3")
+                QT_MAC4("1", "4", "5", "6", "7")
+                QT_MAC4("2", "8", "9", "10", "11")
+                QT_MAC4("3", "12", "13", "14", "15")
+                QT_MAC4("4", "16", "17", "18", "19")
+                QT_MAC4("5", "20", "21", "22", "23")
+                QT_MAC4("6", "24", "25", "26", "27")
+                QT_MAC4("7", "28", "29", "30", "31")
+                "adds %[pb], %[pb], #8\n"
+                "adds %[pa], %[pa], #32\n"
+                "cmp %[pb], %[end]\n"
+                "bne 1b\n"
+                ".syntax divided\n"
+                : [s0] "+l" (s0), [s1] "+l" (s1), [s2] "+l" (s2), [s3] "+l" (s3),
+                  [pb] "+l" (pb), [pa] "+l" (pa), [t0] "=&l" (t0), [t1] "=&l" (t1)
+                : [end] "h" (end8)
+                : "cc", "memory");
+        }
+        if (end != end8) {
+            __asm__ volatile (
+                ".syntax unified\n"
+                "1:\n"
+                QT_MAC4("0", "0", "1", "2", "3")
+                "adds %[pb], %[pb], #1\n"
+                "adds %[pa], %[pa], #4\n"
+                "cmp %[pb], %[end]\n"
+                "bne 1b\n"
+                ".syntax divided\n"
+                : [s0] "+l" (s0), [s1] "+l" (s1), [s2] "+l" (s2), [s3] "+l" (s3),
+                  [pb] "+l" (pb), [pa] "+l" (pa), [t0] "=&l" (t0), [t1] "=&l" (t1)
+                : [end] "h" (end)
+                : "cc", "memory");
+        }
     }
-    for (int32_t i = n8; i < n; i++) {
-        const uint32_t v = b[i];
-        s0 += a[4 * i] * v;
-        s1 += a[4 * i + 1] * v;
-        s2 += a[4 * i + 2] * v;
-        s3 += a[4 * i + 3] * v;
-    }
-    d[0] = s0;
-    d[1] = s1;
-    d[2] = s2;
-    d[3] = s3;
+    d[0] = (int32_t)s0;
+    d[1] = (int32_t)s1;
+    d[2] = (int32_t)s2;
+    d[3] = (int32_t)s3;
 }
 #else
 // (A four-row version spilled registers under GCC and was no faster.)
@@ -317,26 +365,30 @@ static inline int32_t lanes_bytes(int32_t n) {
 }
 
 // Up to QT_CONV_GROUP rows (stride st, laid out by row_pos) of n values
-// against b; returns how many rows it did (4 on the M0 or 2, fewer at the end).
+// against b, each plus its init term (int32, mod 2^32; init NULL: none); returns
+// how many rows it did (4 on the M0 or 2, fewer at the end).
 static inline int32_t dot_rows_u8(const uint8_t *a, int32_t st, int32_t rows, const uint8_t *b,
-    const uint32_t *bx, int32_t n, uint32_t *d) {
+    const uint32_t *bx, int32_t n, const int32_t *init, int32_t *d) {
 #if QT_CONV_ROWS4
     if (rows >= 4) {   // an interleaved group (row_pos)
         (void)st;
-        dot4i_u8(a, b, n, d);
+        dot4i_u8(a, b, n, init, d);
         return 4;
     }
 #endif
     if (rows >= 2) {
+        uint32_t r0, r1;
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-        dot2x_u8(a, a + st, b, bx, n, &d[0], &d[1]);
+        dot2x_u8(a, a + st, b, bx, n, &r0, &r1);
 #else
         (void)bx;
-        dot2_u8(a, a + st, b, n, &d[0], &d[1]);
+        dot2_u8(a, a + st, b, n, &r0, &r1);
 #endif
+        d[0] = (int32_t)(r0 + (init ? (uint32_t)init[0] : 0));
+        d[1] = (int32_t)(r1 + (init ? (uint32_t)init[1] : 0));
         return 2;
     }
-    d[0] = dot_u8(a, b, n);
+    d[0] = (int32_t)(dot_u8(a, b, n) + (init ? (uint32_t)init[0] : 0));
     return 1;
 }
 
@@ -363,23 +415,18 @@ static inline int32_t phase_taps(int32_t phase, int32_t K, int32_t s) {
     return phase < K ? (K - 1 - phase) / s + 1 : 0;
 }
 
-// Finish n accumulators of one pixel: + bias (saturating; bacc NULL: none),
-// requantize, out[i * stride]; range into mm[0], mm[1].  One call per pixel
-// with the requantization inlined once: the constants and the range stay in
-// registers (on the M0 a call per value cost ~25 instructions more).
-__attribute__((noinline))
-static void fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t *out,
-    int32_t stride, const qt_conv_fin_t *f, int32_t *mm) {
-    int32_t lo = mm[0], hi = mm[1];
-    for (int32_t i = 0; i < n; i++, out += stride) {
-        int32_t a = acc[i];
-        if (bacc) {
-            a = qt_sat_add_i32(a, bacc[i]);
+// Whether the bias can go into the accumulators' start terms: an
+// accumulator of L products is at most L 255^2 in magnitude, so with
+// |bias| <= INT32_MAX - L 255^2 the saturating add never saturates and a
+// plain (mod 2^32) add is the same value.  Otherwise fin_run adds it.
+static int bias_folds(const int32_t *bacc, int32_t n, int32_t L) {
+    const int32_t lim = (int32_t)(0x7fffffffu - (uint32_t)L * 65025u);   // L <= 32767
+    for (int32_t i = 0; i < n; i++) {
+        if (bacc[i] > lim || bacc[i] < -lim) {
+            return 0;
         }
-        *out = qt_conv_fin(a, f, &lo, &hi);
     }
-    mm[0] = lo;
-    mm[1] = hi;
+    return 1;
 }
 
 // ---- scratch sizes (bytes) -------------------------------------------------------
@@ -395,12 +442,12 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
 
 int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
-    int32_t n = 4 * nph + 4 * nph * g->in_ch + 8 * g->in_ch + 4 * g->out_ch
+    int32_t n = 4 * nph + 4 * g->stride_w + 4 * nph * g->in_ch + 8 * g->in_ch + 4 * g->out_ch
                 + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
     if (g->in_ch == 1) {
-        // one output channel: the small side channel-last, and its sums
+        // one output channel: the small side channel-last, its sums, a row
         const int32_t SHW = g->out_h * g->out_w;
-        n += align4(g->out_ch * SHW) + 4 * SHW;
+        n += align4(g->out_ch * SHW) + 4 * SHW + 4 * g->in_w;
     }
     return n;
 }
@@ -453,6 +500,12 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     for (int32_t o = 0; o < O; o++) {
         // the bias in accumulator steps, once per call
         bacc[o] = b ? qt_fixmul_apply(b[o], rq->bias) : 0;
+    }
+    // wsum becomes each filter's start term: - z_x sum w (+ the bias when it
+    // cannot saturate; else fin_run adds it: bsat).
+    const int32_t *bsat = b && !bias_folds(bacc, O, L) ? bacc : NULL;
+    for (int32_t o = 0; o < O; o++) {
+        wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * (uint32_t)wsum[o]);
     }
     const uint32_t cn = (uint32_t)L * zw * zx;
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
@@ -529,9 +582,9 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
                     sacc = __smlad(lanes02(x1), q2, sacc);
                     sacc = __smlad(lanes13(x1), q3, sacc);
                     const uint32_t d = (uint32_t)sacc + wr[8] * p8;
-                    int32_t acc = (int32_t)(d - zx * (uint32_t)wsum[o] + c0);
-                    if (b) {
-                        acc = qt_sat_add_i32(acc, bacc[o]);
+                    int32_t acc = (int32_t)(d + (uint32_t)wsum[o] + c0);
+                    if (bsat) {
+                        acc = qt_sat_add_i32(acc, bsat[o]);
                     }
                     *out = qt_conv_fin(acc, &fin, &mm[0], &mm[1]);
                 }
@@ -539,17 +592,10 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             }
 #endif
             const uint32_t *bx = O >= 2 ? prep_lanes(patch, L, lanes) : NULL;
-            const uint8_t *wr = rows;
             for (int32_t o = 0; o < O;) {
-                uint32_t d[QT_CONV_GROUP];
-                const int32_t cnt = dot_rows_u8(wr, rstride, O - o, patch, bx, L, d);
-                for (int32_t h = 0; h < cnt; h++) {
-                    accv[o + h] = (int32_t)(d[h] - zx * (uint32_t)wsum[o + h] + c0);
-                }
-                o += cnt;
-                wr += cnt * rstride;
+                o += dot_rows_u8(rows + o * rstride, rstride, O - o, patch, bx, L, wsum + o, accv + o);
             }
-            fin_run(accv, b ? bacc : NULL, O, small + pix, OHW, &fin, mm);
+            qt_conv_fin_run(accv, bsat, O, small + pix, OHW, c0, &fin, mm);
         }
     }
     if (stats) {
@@ -573,7 +619,8 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq);
     int32_t *phase_off = (int32_t *)(void *)scratch;
-    int32_t *wsum = phase_off + nph;
+    int32_t *taps_x = phase_off + nph;   // phase_taps per column phase (no divide per pixel)
+    int32_t *wsum = taps_x + sw;
     int32_t *bacc = wsum + nph * C;
     int32_t *accv = bacc + C;   // one pixel's accumulators
     int32_t *chan = accv + C;
@@ -586,11 +633,14 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     // One output channel: no patch is shared, so copying it per pixel would
     // cost as much as the MACs.  Instead the small side is made channel-last
     // once (hwc[pos][j]), and an inside pixel's taps are dotted in place.
+    // The accumulators of a whole output row are then finished in one call
+    // (rowacc; unless the bias may saturate, a per-value add).
     uint8_t *hwc = NULL;
-    int32_t *hsum = NULL;
+    int32_t *hsum = NULL, *rowacc = NULL;
     if (C == 1) {
         hwc = (uint8_t *)lanes + lanes_bytes(g->out_ch * KK);
         hsum = (int32_t *)(void *)(hwc + align4(g->out_ch * SHW));
+        rowacc = hsum + SHW;
         for (int32_t pos = 0; pos < SHW; pos++) {
             uint32_t t = 0;
             uint8_t *d = hwc + pos * n;
@@ -607,7 +657,9 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     }
     // Repack: for each phase (fy, fx) and output channel c one row over
     // (tap ky = fy + tky*sh, tap kx = fx + tkx*sw, small channel j): tap-major,
-    // so the patch of a pixel is n values per tap at a fixed stride.
+    // so the patch of a pixel is n values per tap at a fixed stride; tkx
+    // descending, so the taps of one tky are ascending small positions (one
+    // contiguous run of hwc below).
     int32_t off = 0;
     for (int32_t fy = 0; fy < sh; fy++) {
         const int32_t nky = phase_taps(fy, KH, sh);
@@ -621,7 +673,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                 uint8_t *row = prow + off + row_pos(c, C, L, &step);
                 uint32_t s = 0;
                 for (int32_t tky = 0; tky < nky; tky++) {
-                    for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                    for (int32_t tkx = nkx - 1; tkx >= 0; tkx--) {
                         const uint8_t *wt = w + c * KK + (fy + tky * sh) * KW + fx + tkx * sw;
                         for (int32_t j = 0; j < n; j++, row += step) {
                             const uint8_t v = wt[(sel ? sel[j] : j) * C * KK];
@@ -635,6 +687,17 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             off += C * L;
         }
     }
+    // wsum becomes each (phase, channel) row's start term, as in the gather.
+    const int32_t *bsat = b && !bias_folds(bacc, C, n * KK) ? bacc : NULL;
+    if (bsat || !QT_CONV_ROWS4) {   // (on the M4 the inline finish per pixel is cheaper)
+        rowacc = NULL;
+    }
+    for (int32_t i = 0; i < nph * C; i++) {
+        wsum[i] = (int32_t)((bsat ? 0u : (uint32_t)bacc[i % C]) - zs * (uint32_t)wsum[i]);
+    }
+    for (int32_t fx = 0; fx < sw; fx++) {
+        taps_x[fx] = phase_taps(fx, KW, sw);
+    }
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
     const int32_t fx_start = g->pad_w % sw, sx_start = g->pad_w / sw;
     for (int32_t by = 0; by < H; by++) {
@@ -643,24 +706,28 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         const int32_t nky = phase_taps(fy, KH, sh);
         int32_t fx = fx_start, sx0 = sx_start;
         for (int32_t bx = 0; bx < W; bx++) {
-            const int32_t nkx = phase_taps(fx, KW, sw);
+            const int32_t nkx = taps_x[fx];
             const int32_t L = n * nky * nkx;
             if (hwc && sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
                 const int32_t ph = fy * sw + fx;
                 const uint8_t *wr = prow + phase_off[ph];
                 uint32_t d = 0, psum = 0;
-                for (int32_t tky = 0; tky < nky; tky++) {
-                    for (int32_t tkx = 0; tkx < nkx; tkx++, wr += n) {
-                        const int32_t pos = (sy0 - tky) * SW + sx0 - tkx;
-                        d += dot_u8(wr, hwc + pos * n, n);
-                        psum += (uint32_t)hsum[pos];
+                for (int32_t tky = 0; tky < nky; tky++, wr += nkx * n) {
+                    const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
+                    d += dot_u8(wr, hwc + pos * n, nkx * n);
+                    for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                        psum += (uint32_t)hsum[pos + tkx];
                     }
                 }
-                int32_t acc = (int32_t)(d - zs * (uint32_t)wsum[ph] + (uint32_t)L * zw * zs - zw * psum);
-                if (b) {
-                    acc = qt_sat_add_i32(acc, bacc[0]);
+                int32_t acc = (int32_t)(d + (uint32_t)wsum[ph] + (uint32_t)L * zw * zs - zw * psum);
+                if (rowacc) {
+                    rowacc[bx] = acc;
+                } else {
+                    if (bsat) {
+                        acc = qt_sat_add_i32(acc, bsat[0]);
+                    }
+                    big[by * W + bx] = qt_conv_fin(acc, &fin, &mm[0], &mm[1]);
                 }
-                big[by * W + bx] = qt_conv_fin(acc, &fin, &mm[0], &mm[1]);
                 if (++fx == sw) {
                     fx = 0;
                     sx0++;
@@ -672,7 +739,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             uint8_t *p = patch;
             for (int32_t tky = 0; tky < nky; tky++) {
                 const int32_t sy = sy0 - tky;
-                for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                for (int32_t tkx = nkx - 1; tkx >= 0; tkx--) {
                     const int32_t sx = sx0 - tkx;
                     if (sy >= 0 && sy < SH && sx >= 0 && sx < SW) {
                         const uint8_t *base = small + sy * SW + sx;
@@ -699,19 +766,20 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
             const uint32_t *bxl = C >= 2 ? prep_lanes(patch, L, lanes) : NULL;
             for (int32_t c = 0; c < C;) {
-                uint32_t d[QT_CONV_GROUP];
-                const int32_t cnt = dot_rows_u8(wr, L, C - c, patch, bxl, L, d);
-                for (int32_t h = 0; h < cnt; h++) {
-                    accv[c + h] = (int32_t)(d[h] - zs * (uint32_t)ws[c + h] + c0);
-                }
-                c += cnt;
-                wr += cnt * L;
+                c += dot_rows_u8(wr + c * L, L, C - c, patch, bxl, L, ws + c, accv + c);
             }
-            fin_run(accv, b ? bacc : NULL, C, big + by * W + bx, HW, &fin, mm);
+            if (rowacc) {
+                rowacc[bx] = (int32_t)((uint32_t)accv[0] + c0);
+            } else {
+                qt_conv_fin_run(accv, bsat, C, big + by * W + bx, HW, c0, &fin, mm);
+            }
             if (++fx == sw) {
                 fx = 0;
                 sx0++;
             }
+        }
+        if (rowacc) {
+            qt_conv_fin_run(rowacc, NULL, W, big + by * W, 1, 0, &fin, mm);
         }
     }
     if (stats) {
@@ -780,10 +848,10 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
     const uint32_t *bx = nrows >= 2 ? prep_lanes(small_ch, n, work) : NULL;
     const uint32_t c0 = (uint32_t)n * zs * zb - zb * (uint32_t)small_sum;
     for (int32_t r = 0; r < nrows;) {
-        uint32_t d[QT_CONV_GROUP];
-        const int32_t cnt = dot_rows_u8(cols, n, nrows - r, small_ch, bx, n, d);
+        int32_t d[QT_CONV_GROUP];
+        const int32_t cnt = dot_rows_u8(cols, n, nrows - r, small_ch, bx, n, NULL, d);
         for (int32_t h = 0; h < cnt; h++) {
-            int32_t v = (int32_t)(d[h] - zs * (uint32_t)colsum[r + h] + c0);
+            int32_t v = (int32_t)((uint32_t)d[h] - zs * (uint32_t)colsum[r + h] + c0);
             // Accumulated over a batch by the caller: saturate, never wrap.
             out[r + h] = accumulate ? qt_sat_add_i32(out[r + h], v) : v;
         }

@@ -1,0 +1,104 @@
+// The per-output-value finish of the uint8 conv cores (conv2d_core.h), in
+// its own file: it is -O2 on every arch (conv2d_u8.c is -Os on armv6m, where
+// GCC cannot allocate the registers of the M0 loop below).
+#include "conv2d_core.h"
+
+#if defined(__thumb__) && !defined(__thumb2__)
+// Cortex-M0, the short requantization of qt_conv_fin (|acc| < 2^18, f->fast)
+// for one accumulator in a, by hand: the GCC code reloads every constant
+// and took ~55 instructions per value; this is 33 (35 with ReLU).  t, u are
+// temporaries, k = f; lo, hi, c0, stride live in high registers.
+#define QT_FIN_M0(RELU) \
+    ".syntax unified\n" \
+    "1:\n" \
+    "ldm %[pa]!, {%[a]}\n" \
+    "add %[a], %[c0]\n" \
+    RELU \
+    "cmp %[a], %[lo]\n" \
+    "bge 2f\n" \
+    "mov %[lo], %[a]\n" \
+    "2:\n" \
+    "cmp %[a], %[hi]\n" \
+    "ble 3f\n" \
+    "mov %[hi], %[a]\n" \
+    "3:\n" \
+    "asrs %[t], %[a], #18\n" \
+    "adds %[t], %[t], #1\n" \
+    "cmp %[t], #1\n" \
+    "bhi 8f\n" \
+    "ldr %[t], [%[k], %[oml]]\n" \
+    "muls %[t], %[a], %[t]\n" \
+    "asrs %[t], %[t], #12\n" \
+    "ldr %[u], [%[k], %[omh]]\n" \
+    "muls %[u], %[a], %[u]\n" \
+    "adds %[t], %[t], %[u]\n" \
+    "ldr %[u], [%[k], %[ornd]]\n" \
+    "adds %[t], %[t], %[u]\n" \
+    "ldr %[u], [%[k], %[osh]]\n" \
+    "asrs %[t], %[t], %[u]\n" \
+    "ldr %[u], [%[k], %[oz]]\n" \
+    "adds %[t], %[t], %[u]\n" \
+    "bpl 4f\n" \
+    "movs %[t], #0\n" \
+    "4:\n" \
+    "cmp %[t], #255\n" \
+    "ble 5f\n" \
+    "movs %[t], #255\n" \
+    "5:\n" \
+    "strb %[t], [%[out]]\n" \
+    "add %[out], %[st]\n" \
+    "subs %[n], %[n], #1\n" \
+    "bne 1b\n" \
+    "b 9f\n" \
+    "8:\n" \
+    "subs %[pa], %[pa], #4\n" \
+    "9:\n" \
+    ".syntax divided\n"
+#define QT_FIN_M0_RELU "asrs %[t], %[a], #31\n" "bics %[a], %[t]\n"
+#define QT_FIN_M0_ARGS \
+    : [pa] "+l" (acc), [out] "+l" (out), [n] "+l" (n), [lo] "+h" (lo), [hi] "+h" (hi), \
+      [a] "=&l" (a), [t] "=&l" (t), [u] "=&l" (u) \
+    : [k] "l" (f), [c0] "h" (c0), [st] "h" (stride), \
+      [oml] "i" (offsetof(qt_conv_fin_t, ml)), [omh] "i" (offsetof(qt_conv_fin_t, mh)), \
+      [ornd] "i" (offsetof(qt_conv_fin_t, frnd)), [osh] "i" (offsetof(qt_conv_fin_t, fsh)), \
+      [oz] "i" (offsetof(qt_conv_fin_t, zero)) \
+    : "cc", "memory"
+#endif
+
+// Finish n accumulators of one pixel: + c0 (the pixel's zero-point term,
+// mod 2^32), + bias (saturating; bacc NULL: none or already in acc),
+// requantize, out[i * stride]; range into mm[0], mm[1].  One call per pixel
+// with the requantization inlined once: the constants and the range stay in
+// registers (on the M0 a call per value cost ~25 instructions more).
+void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t *out,
+    int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm) {
+    int32_t lo = mm[0], hi = mm[1];
+#if defined(__thumb__) && !defined(__thumb2__)
+    while (!bacc && f->fast && n > 0) {
+        // The asm loop stops before a value outside the short form's range
+        // (acc left pointing at it); that one takes the general form below.
+        int32_t a, t, u;
+        if (f->relu) {
+            __asm__ volatile (QT_FIN_M0(QT_FIN_M0_RELU) QT_FIN_M0_ARGS);
+        } else {
+            __asm__ volatile (QT_FIN_M0("") QT_FIN_M0_ARGS);
+        }
+        if (n == 0) {
+            break;
+        }
+        *out = qt_conv_fin((int32_t)((uint32_t)*acc++ + c0), f, &lo, &hi);
+        out += stride;
+        n--;
+    }
+#endif
+    for (int32_t i = 0; i < n; i++, out += stride) {
+        int32_t a = (int32_t)((uint32_t)acc[i] + c0);
+        if (bacc) {
+            a = qt_sat_add_i32(a, bacc[i]);
+        }
+        *out = qt_conv_fin(a, f, &lo, &hi);
+    }
+    mm[0] = lo;
+    mm[1] = hi;
+}
+
