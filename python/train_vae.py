@@ -9,6 +9,7 @@ Prints @progress lines (the host's `qtrain_host run` draws a progress bar
 from them), checkpoints to --ckpt every --ckpt_every samples, and resumes from
 that checkpoint when started again (--fresh true starts over).
 """
+import _qtrain  # noqa: F401 (first: its code needs the heap's largest block)
 import qtrain
 from qtrain import config, defaults
 
@@ -19,5 +20,11 @@ else:
     # The settings parser is not needed any more: free its bytecode before the model is built.
     del config
     qtrain.unload("config")
+    if cfg["heap_trace"]:
+        qtrain.TRACE.append(print)
+    qtrain.heap_trace("settings")
+    # Keep the big free block for the model while the code that builds it is
+    # loaded (that leaves garbage behind); builder.build_vae releases it.
+    qtrain.reserve(defaults.BUILD_CODE_BYTES)
     from qtrain import trainer
     trainer.train_vae(cfg)

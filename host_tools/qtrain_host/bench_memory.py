@@ -118,6 +118,60 @@ def measure_mount(board):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+TRAIN_SAMPLES = 20
+
+
+def measure_mount_training(board, model_args, log=print):
+    """python/train_vae.py the user's way on `board` (qtrain_host run: mpremote
+    mount of a staging dir with the package) for TRAIN_SAMPLES samples of the
+    shipped MNIST subset, with --heap_trace true.  -> {'phases': [(phase,
+    free, largest)], 'free_min': lowest free heap during steps, or 'error':
+    the MemoryError}."""
+    import tempfile
+    import numpy as np
+    from . import cli_run, idx, stream
+    images = idx.read_images(os.path.join(paths.ROOT, "data", "mnist-subset", "train-images-idx3-ubyte.gz"))
+    tmp = tempfile.mkdtemp(prefix="qtrain-mem-train-")
+    try:
+        stream.write(os.path.join(tmp, "train.qtds"), np.ascontiguousarray(images[:TRAIN_SAMPLES]))
+        args = list(model_args) + ["--limit", str(TRAIN_SAMPLES), "--log_every", "5", "--fresh", "true",
+                                   "--heap_trace", "true"]
+        view = cli_run.ProgressView(stream=open(os.devnull, "w"))
+        rc, out = cli_run.run_target(board, tmp, os.path.join(paths.PYTHON_DIR, "train_vae.py"), args, view=view)
+    finally:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    r = {"args": " ".join(model_args), "phases": []}
+    for line in out.splitlines():
+        p = line.split()
+        if line.startswith("@heap ") and len(p) >= 4:
+            kv = dict(x.split("=", 1) for x in p if "=" in x)
+            r["phases"].append((" ".join(x for x in p[1:] if "=" not in x), int(kv["free"]), int(kv["largest"])))
+        elif line.startswith("@result vae"):
+            r["free_min"] = int(line.split("heap_free_min=")[1].split()[0])
+    if "free_min" not in r:
+        errs = [ln.strip() for ln in out.splitlines() if "Error" in ln]
+        r["error"] = (errs[-1] if errs else out.strip()[-200:])[:200]
+    log("%s train_vae.py %s: %s" % (board, r["args"], r.get("free_min", r.get("error"))))
+    return r
+
+
+def board_default_args(board):
+    """--model/--hidden of the real board `board` stands in for (board.json defaults)."""
+    import json
+    from . import qemu
+    real = qemu.board_config(board).get("stands_in_for")
+    d = {}
+    if real:
+        with open(os.path.join(qemu.BOARDS_DIR, real, "board.json")) as f:
+            d = json.load(f).get("defaults", {}).get("train_vae", {})
+    out = []
+    for k in ("model", "hidden", "latent", "mode"):
+        if k in d:
+            out += ["--" + k, str(d[k])]
+    return out
+
+
 def _mem(output):
     """The k=v figures of every @mem line, merged."""
     d = {}
@@ -133,6 +187,8 @@ def measure(boards=BOARDS, log=print):
         R["imports"][b] = _mem(res.output) if res.returncode == 0 else {"error": res.output[-300:]}
         R["imports"][b].update(measure_mount(b))
         log("%s imports: %s" % (b, R["imports"][b]))
+        R.setdefault("mount_training", {})[b] = [measure_mount_training(b, a, log)
+                                                 for a in (board_default_args(b), ["--model", "conv"])]
     for mode in ("uint8", "float32"):
         where = list(boards) if mode == "uint8" else []
         for target in where + ["unix"]:
@@ -197,6 +253,15 @@ def report(R, cmd):
                      "heap), %d free for the model (model total above: %s kB)." % (
                          b, b, int(m["mount_free_boot"]), int(m["mount_natmod"]), int(m["mount_package"]),
                          int(m["mount_free"]), _kb(u.get("total"))))
+    for b, runs in sorted(R.get("mount_training", {}).items()):
+        for r in runs:
+            phases = ", ".join("%s %d/%d" % p for p in r["phases"])
+            if "free_min" in r:
+                res = "trains; lowest free heap during steps %d bytes" % r["free_min"]
+            else:
+                res = "does not fit: %s" % r["error"]
+            L.append("`train_vae.py %s` the user's way on %s (%d samples): %s.  Free / largest free block "
+                     "(bytes) by phase (`--heap_trace true`): %s." % (r["args"], b, TRAIN_SAMPLES, res, phases))
     for s in R.get("did_not_fit", []):
         L.append("Did not fit: %s." % s)
     L.append("")

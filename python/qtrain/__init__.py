@@ -6,6 +6,7 @@
 This file stays light so `import qtrain` is cheap on a board; models,
 trainers and data streams live in their own modules (qtrain.models, ...).
 """
+import gc
 import sys
 
 __version__ = "0.1.0"
@@ -39,3 +40,64 @@ def unload(*names):
         sys.modules.pop(__name__ + "." + n, None)
         if n in pkg.__dict__:
             delattr(pkg, n)
+
+
+_held = []  # type: list  # reserve()'s placeholder until release()
+TRACE = []  # type: list  # heap_trace(): [out] when on (train_vae.py --heap_trace true), empty when off
+
+
+def largest_block():
+    """The largest bytearray the heap can hold now (bytes, after a
+    collection): what decides whether a model's biggest buffer fits when the
+    free total (gc.mem_free()) says it should.  A binary search of trial
+    allocations; slow, for diagnostics."""
+    gc.collect()
+    lo, hi = 0, gc.mem_free()
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            bytearray(mid)
+            lo = mid
+        except MemoryError:
+            hi = mid - 1
+        gc.collect()
+    return lo
+
+
+def heap_trace(phase):
+    """When tracing is on (TRACE holds an output function), print
+    `@heap <phase> free=<bytes> largest=<bytes>` after a collection: the
+    phases of a training script, to see where its heap goes."""
+    if TRACE:
+        gc.collect()
+        free = gc.mem_free()
+        TRACE[0]("@heap %s free=%d largest=%d" % (phase, free, largest_block()))
+
+
+def reserve(keep):
+    """Hold the heap's largest free block, less `keep` bytes, in one
+    placeholder until release() (builder.build_vae calls it just before
+    allocating a model).  Importing code through `mpremote mount` leaves its
+    read buffers' garbage between long-lived objects, cutting the big free
+    block into pieces; with the placeholder held, that code goes into the
+    other free blocks and the last `keep` bytes, and the model's buffers
+    (largest first) then land in the hole it leaves.  -> bytes held."""
+    release()
+    n = largest_block() - keep
+    if n <= 0:
+        return 0
+    # The filler takes the block's first `keep` bytes (first fit) and the
+    # placeholder the rest, to the block's end: what the code leaves free of
+    # those first bytes then adjoins the hole the placeholder leaves.
+    filler = bytearray(keep)
+    _held.append(bytearray(n))
+    del filler
+    gc.collect()
+    return n
+
+
+def release():
+    """Free reserve()'s placeholder (nothing if none is held)."""
+    if _held:
+        _held.pop()
+        gc.collect()

@@ -8,6 +8,7 @@ import sys
 
 import _qtrain as _q
 
+from . import heap_trace, release
 from .layers import QP_LEN, Conv2d, Dense, Options, Shared, xs_len, zeros
 from .models import N_PIXELS, VAE, Sequential, _check_memory
 
@@ -161,7 +162,9 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
             h //= 2
         return "kind='mlp', hidden=%d" % h
 
+    release()   # the space train_vae.py reserved for the model (qtrain.reserve)
     free = _check_memory(need, what, smaller)
+    heap_trace("builder")
     try:
         return _build_vae(kind, opt, hidden, latent)
     except MemoryError as e:
@@ -177,17 +180,20 @@ def _build_vae(kind, opt, hidden, latent):
     # Dense layers (d1's weights are 31 KB in uint8).
     shared = Shared(*_vae_shared(kind, hidden, latent, opt.mode, opt.dsgu is not None)[1])
     errs, lend = _error_lenders(_error_sizes(_vae_layout(kind, hidden, latent), opt.mode), opt.mode)
+    heap_trace("shared, errors")
     # Layers are built decoder-last-first, so the lent error buffers alternate
     # in backward order (a layer never writes the buffer it reads).
     if kind == "mlp":
         e4 = lend()
         e3 = lend()
         e2 = lend()
-        enc = Sequential([Dense(N_PIXELS, hidden, relu=True, opt=opt, first=True, seed=opt.seed,
-                                own_scratch=False),
-                          Dense(hidden, 2 * latent, opt=opt, seed=opt.seed + 1, own_scratch=False, ep=e2)])
+        # The two 784 x hidden layers first (largest buffers first).
+        d1 = Dense(N_PIXELS, hidden, relu=True, opt=opt, first=True, seed=opt.seed, own_scratch=False)
+        d4 = Dense(hidden, N_PIXELS, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=e4)
+        heap_trace("784-wide layers")
+        enc = Sequential([d1, Dense(hidden, 2 * latent, opt=opt, seed=opt.seed + 1, own_scratch=False, ep=e2)])
         dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=e3),
-                          Dense(hidden, N_PIXELS, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=e4)])
+                          d4])
         vae = VAE(kind, enc, dec, latent, opt, own_lut=False)
         vae.shared = shared.attach_to(enc.layers + dec.layers + [vae.output])
         vae.errors = errs
@@ -197,6 +203,7 @@ def _build_vae(kind, opt, hidden, latent):
     ep_t2, ep_t1, ep_d2, ep_d1, ep_c2 = lend(), lend(), lend(), lend(), lend()
     d1 = Dense(CONV_FLAT, 2 * latent, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=ep_d1)
     d2 = Dense(latent, CONV_FLAT, relu=True, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=ep_d2)
+    heap_trace("dense layers")
     convs = []
     for (in_shape, oc, k, s, p, op, tr, first, relu), ep, sd in zip(
             CONV_ENC + CONV_DEC, (None, ep_c2, ep_t1, ep_t2), (0, 1, 4, 5)):

@@ -5,6 +5,12 @@ A module of its own so that a script can read its settings, then drop the
 config parser (qtrain.unload("config")) before building the model.
 """
 
+# Heap the code that builds a model takes (trainer, layers, losses, models,
+# builder: ~29 KB of bytecode loaded through `mpremote mount`, plus the mount's
+# read buffers): train_vae.py reserves the largest free block less this for
+# the model before importing that code (qtrain.reserve).
+BUILD_CODE_BYTES = 32768
+
 VAE_DEFAULTS = {
     "data": "train.qtds",      # training stream (.qtds)
     "test": "",                # optional test stream for the final ELBO
@@ -34,6 +40,7 @@ VAE_DEFAULTS = {
     "log_every": 500,
     "fresh": False,            # ignore an existing checkpoint
     "stop_after": 0,           # end this run after N samples (checkpointed; 0 = run to the end)
+    "heap_trace": False,       # print `@heap <phase> free=.. largest=..` at each phase (slow; diagnostics)
 }
 
 HEAD_DEFAULTS = {

@@ -164,6 +164,11 @@ def fill_uniform_u8(buf, seed):
                 buf[i] = v & 0xFF
                 i += 1
                 v >>= 8
+    # On a 32-bit port the 32-bit state is a heap object per operation: collect
+    # that garbage now, or the caller's next long-lived buffers land after it,
+    # in the middle of the heap's largest free block (a model then fails on
+    # fragmentation with enough bytes free).
+    gc.collect()
 
 
 def dequantize(q, qp, out):

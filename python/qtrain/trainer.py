@@ -18,6 +18,7 @@ writer) is imported.  Peak heap = the model + the code one phase needs.
 import gc
 import time
 
+from . import heap_trace
 from .defaults import HEAD_DEFAULTS, VAE_DEFAULTS  # noqa: F401 (re-export)
 
 
@@ -104,10 +105,14 @@ def train_vae(cfg, out=print):
     @result lines through `out`; resumes from cfg['ckpt'] unless cfg['fresh'].
     Returns the VAE.  ValueError if the checkpoint holds another model kind;
     OSError if cfg['data'] cannot be opened."""
+    heap_trace("trainer")
     vae = build_vae_from(cfg)   # first, into the heap's large free blocks
+    heap_trace("model")
     from . import checkpoint    # then the per-step code
     from .data import LinkLostError, Stream
+    heap_trace("step code")
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
+    heap_trace("stream")
     st = vae_state(vae)
     st["hidden"] = cfg["hidden"]
     epoch, pos = 0, 0
@@ -131,7 +136,14 @@ def train_vae(cfg, out=print):
     done = 0
     last_elbo = 0.0
     lr_epoch = -1
-    low = _free()   # the lowest free heap seen during training (its peak use)
+    # heap_free_min: the free heap after a step (or checkpoint write) that
+    # started from a collected heap.  Garbage is only freed by a collection
+    # (MicroPython collects when an allocation fails), so that is the heap the
+    # step needs at its peak; the free heap after any other step would also
+    # count the garbage of the steps before it and drift to ~0.
+    gc.collect()
+    low = _free()
+    measure = True
     while stream.epoch < cfg["epochs"]:
         if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
             lr_epoch = stream.epoch
@@ -143,7 +155,11 @@ def train_vae(cfg, out=print):
             out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
             raise
         rec, kl = vae.train_step(stream.image)
-        low = min(low, _free())
+        if measure:
+            low = min(low, _free())
+            measure = False
+        if done == 0:
+            heap_trace("first step")
         sum_r += rec
         sum_k += kl
         cnt += 1
@@ -152,6 +168,7 @@ def train_vae(cfg, out=print):
         if p % log_every == 0 or p == n:
             dt = (ticks() - t0) / 1000
             gc.collect()   # heap_used after a collection: the same at every line (a step keeps nothing)
+            measure = True
             last_elbo = (sum_r + sum_k) / cnt
             out("@progress vae epoch=%d step=%d/%d rec=%.2f kl=%.2f elbo=%.2f sps=%.1f heap_used=%d heap_free_min=%d"
                 % (stream.epoch + 1, p, n, sum_r / cnt, sum_k / cnt, last_elbo, done / dt if dt > 0 else 0,
@@ -161,7 +178,10 @@ def train_vae(cfg, out=print):
         if p == n or p % cfg["ckpt_every"] == 0:
             ep, pp = (stream.epoch + 1, 0) if p == n else (stream.epoch, p)
             st["epoch"], st["pos"], st["steps"] = ep, pp, vae.steps
+            gc.collect()
             checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+            low = min(low, _free())
+            heap_trace("checkpoint")
             if p == n:
                 stream.seek(0, stream.epoch + 1)
         if cfg["stop_after"] and done >= cfg["stop_after"]:
