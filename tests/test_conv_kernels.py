@@ -84,16 +84,7 @@ def rand_geom(rng, transposed):
             return geom
 
 
-def shapes(transposed, geom):
-    ci, H, W, co, kh, kw = geom[:6]
-    stride, pad, op = G.geom_args(geom)
-    if transposed:
-        oh, ow = G.conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
-        wshape = (ci, co, kh, kw)
-    else:
-        oh, ow = G.conv2d_out_size(H, W, (kh, kw), stride, pad)
-        wshape = (co, ci, kh, kw)
-    return (ci, H, W), wshape, (co, oh, ow)
+shapes = G.geom_shapes
 
 
 def rand_qp(rng):

@@ -211,14 +211,7 @@ def rand_geom(lib, rng, t):
 def case_conv(lib, rng, i):
     t = bool(i % 2)
     geom, g = rand_geom(lib, rng, t)
-    stride, pad, op = GC.geom_args(geom)
-    ci, H, W, co, kh, kw = geom[:6]
-    if t:
-        oh, ow = GC.conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
-        wshape = (ci, co, kh, kw)
-    else:
-        oh, ow = GC.conv2d_out_size(H, W, (kh, kw), stride, pad)
-        wshape = (co, ci, kh, kw)
+    (ci, H, W), wshape, (co, oh, ow) = GC.geom_shapes(t, geom)
     check((g.out_ch, g.out_h, g.out_w) == (co, oh, ow), "geom out shape")
     name = "%s %s" % ("convT" if t else "conv", geom)
     ext = rng.random() < 0.15

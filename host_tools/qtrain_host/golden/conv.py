@@ -331,6 +331,20 @@ def geom_args(geom):
     return (g[6], g[7]), (g[8], g[9]), op
 
 
+def geom_shapes(transposed, geom):
+    """geom tuple -> (input shape, weight shape, output shape); weights are
+    (out, in, kh, kw) for Conv2d and (in, out, kh, kw) for ConvTranspose2d."""
+    ci, H, W, co, kh, kw = (int(v) for v in geom[:6])
+    stride, pad, op = geom_args(geom)
+    if transposed:
+        oh, ow = conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
+        wshape = (ci, co, kh, kw)
+    else:
+        oh, ow = conv2d_out_size(H, W, (kh, kw), stride, pad)
+        wshape = (co, ci, kh, kw)
+    return (ci, H, W), wshape, (co, oh, ow)
+
+
 def random_geom(rng, transposed, hi=(6, 5, 9), bad_output_padding=False):
     """A random geometry tuple (ci, H, W, co, kh, kw, sh, sw, ph, pw[, oph, opw])
     drawn with numpy Generator `rng`, and whether the checks above accept it.
