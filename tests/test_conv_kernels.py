@@ -79,33 +79,12 @@ VAE_GEOMS = [
 
 def rand_geom(rng, transposed):
     while True:
-        ci, co = (int(v) for v in rng.integers(1, 6, 2))
-        kh, kw = (int(v) for v in rng.integers(1, 5, 2))
-        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
-        ph, pw = (int(v) for v in rng.integers(0, 3, 2))
-        H, W = (int(v) for v in rng.integers(1, 9, 2))
-        g = (ci, H, W, co, kh, kw, sh, sw, ph, pw)
-        try:
-            if transposed:
-                g = g + (int(rng.integers(0, sh)), int(rng.integers(0, sw)))
-                G.check_conv_transpose2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw), g[10:])
-            else:
-                G.check_conv2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw))
-        except ValueError:
-            continue
-        return g
+        geom, ok = G.random_geom(rng, transposed)
+        if ok:
+            return geom
 
 
-def shapes(transposed, geom):
-    ci, H, W, co, kh, kw = geom[:6]
-    stride, pad, op = G.geom_args(geom)
-    if transposed:
-        oh, ow = G.conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
-        wshape = (ci, co, kh, kw)
-    else:
-        oh, ow = G.conv2d_out_size(H, W, (kh, kw), stride, pad)
-        wshape = (co, ci, kh, kw)
-    return (ci, H, W), wshape, (co, oh, ow)
+shapes = G.geom_shapes
 
 
 def rand_qp(rng):

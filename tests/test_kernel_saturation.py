@@ -70,14 +70,7 @@ def test_batch_gradient_sums_saturate(run):
              "g.bin": g.tobytes(), "gb.bin": gb.tobytes()}
     conv = {}
     for t, geom in ((0, (3, 9, 9, 4, 3, 3, 2, 2, 1, 1)), (1, (4, 5, 5, 3, 3, 3, 2, 2, 1, 1, 1, 1))):
-        ci, H, W, co, kh, kw = geom[:6]
-        stride, pad, op = G.geom_args(geom)
-        if t:
-            oh, ow = G.conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
-            wshape = (ci, co, kh, kw)
-        else:
-            oh, ow = G.conv2d_out_size(H, W, (kh, kw), stride, pad)
-            wshape = (co, ci, kh, kw)
+        (ci, H, W), wshape, (co, oh, ow) = G.geom_shapes(t, geom)
         ce = rng.integers(0, 256, (co, oh, ow), dtype=np.uint8)
         cx = rng.integers(0, 256, (ci, H, W), dtype=np.uint8)
         gw0 = _near_limits(rng, int(np.prod(wshape))).reshape(wshape)

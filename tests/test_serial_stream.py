@@ -211,12 +211,17 @@ def test_cpython_host_vanishes(data):
 @pytest.mark.parametrize("qboard", QEMU)
 def test_qemu_round_trip(qboard, data):
     _need(qboard)
-    # A clean link needs no re-request.  The gap is long so that a loaded CI
-    # machine stalling QEMU for a few hundred ms is not mistaken for a lost frame.
+    # A clean link corrupts nothing.  The board re-requests only after gap ms
+    # of silence, and a loaded machine has stalled QEMU or the host past even
+    # a 4 s gap (seen once with one retry), so a retry or two is not a failure
+    # here; the duplicate or stale frames a retry can bring are allowed only then.
     res = ss.run(qboard, _script(window=8, limit=None, n=20, seek_at=12, gap=4000, warn=20000),
                  data, timeout=180)
     stats = _check_samples(res, data, limit=None, n=20, seek_at=12)
-    assert stats["retries"] == 0
+    assert stats["crc_errors"] == stats["bad_headers"] == stats["junk"] == 0, stats
+    assert stats["retries"] <= 2, stats
+    if stats["retries"] == 0:
+        assert stats["dups"] == stats["stale"] == 0, stats
 
 
 def test_qemu_faults_and_pause(data):

@@ -200,22 +200,8 @@ def rand_geom(lib, rng, t):
     """A random geometry that C and the golden model both accept or both
     reject (checked); -> (geom tuple, Geom) of an accepted one."""
     while True:
-        ci, co = (int(v) for v in rng.integers(1, 7, 2))
-        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
-        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
-        ph, pw = (int(v) for v in rng.integers(0, 3, 2))
-        H, W = (int(v) for v in rng.integers(1, 11, 2))
-        geom = (ci, H, W, co, kh, kw, sh, sw, ph, pw)
+        geom, ok = GC.random_geom(rng, t, hi=(7, 6, 11), bad_output_padding=True)
         g = Geom()
-        try:
-            if t:
-                geom += (int(rng.integers(0, sh + 1)), int(rng.integers(0, sw + 1)))   # sometimes == stride: bad
-                GC.check_conv_transpose2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw), geom[10:])
-            else:
-                GC.check_conv2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw))
-            ok = True
-        except ValueError:
-            ok = False
         rc = (lib.conv_transpose2d_geom_init if t else lib.conv2d_geom_init)(C.byref(g), *geom)
         check((rc == 0) == ok, "geom_init %s returned %d, golden %s" % (geom, rc, "accepts" if ok else "rejects"))
         if ok:
@@ -225,14 +211,7 @@ def rand_geom(lib, rng, t):
 def case_conv(lib, rng, i):
     t = bool(i % 2)
     geom, g = rand_geom(lib, rng, t)
-    stride, pad, op = GC.geom_args(geom)
-    ci, H, W, co, kh, kw = geom[:6]
-    if t:
-        oh, ow = GC.conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
-        wshape = (ci, co, kh, kw)
-    else:
-        oh, ow = GC.conv2d_out_size(H, W, (kh, kw), stride, pad)
-        wshape = (co, ci, kh, kw)
+    (ci, H, W), wshape, (co, oh, ow) = GC.geom_shapes(t, geom)
     check((g.out_ch, g.out_h, g.out_w) == (co, oh, ow), "geom out shape")
     name = "%s %s" % ("convT" if t else "conv", geom)
     ext = rng.random() < 0.15

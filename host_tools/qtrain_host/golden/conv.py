@@ -331,6 +331,45 @@ def geom_args(geom):
     return (g[6], g[7]), (g[8], g[9]), op
 
 
+def geom_shapes(transposed, geom):
+    """geom tuple -> (input shape, weight shape, output shape); weights are
+    (out, in, kh, kw) for Conv2d and (in, out, kh, kw) for ConvTranspose2d."""
+    ci, H, W, co, kh, kw = (int(v) for v in geom[:6])
+    stride, pad, op = geom_args(geom)
+    if transposed:
+        oh, ow = conv_transpose2d_out_size(H, W, (kh, kw), stride, pad, op)
+        wshape = (ci, co, kh, kw)
+    else:
+        oh, ow = conv2d_out_size(H, W, (kh, kw), stride, pad)
+        wshape = (co, ci, kh, kw)
+    return (ci, H, W), wshape, (co, oh, ow)
+
+
+def random_geom(rng, transposed, hi=(6, 5, 9), bad_output_padding=False):
+    """A random geometry tuple (ci, H, W, co, kh, kw, sh, sw, ph, pw[, oph, opw])
+    drawn with numpy Generator `rng`, and whether the checks above accept it.
+    hi: exclusive upper bounds of the channel counts, kernel sizes and input
+    sizes; bad_output_padding lets the output padding reach the stride (which
+    the checks reject), for tests of the rejection path."""
+    ch, k, hw = hi
+    ci, co = (int(v) for v in rng.integers(1, ch, 2))
+    kh, kw = (int(v) for v in rng.integers(1, k, 2))
+    sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+    ph, pw = (int(v) for v in rng.integers(0, 3, 2))
+    H, W = (int(v) for v in rng.integers(1, hw, 2))
+    geom = (ci, H, W, co, kh, kw, sh, sw, ph, pw)
+    extra = 1 if bad_output_padding else 0
+    try:
+        if transposed:
+            geom += (int(rng.integers(0, sh + extra)), int(rng.integers(0, sw + extra)))
+            check_conv_transpose2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw), geom[10:])
+        else:
+            check_conv2d_geom((ci, H, W), (kh, kw), (sh, sw), (ph, pw))
+    except ValueError:
+        return geom, False
+    return geom, True
+
+
 def _observe(qp, r, scale):
     qp = np.array(qp, np.float32)
     Q.qp_observe(qp, F(F(r[0]) * scale), F(F(r[1]) * scale))

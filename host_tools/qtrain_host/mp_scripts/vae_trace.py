@@ -9,8 +9,9 @@ notes on float32 and DSGU in docs/BENCHMARKS.md come from it).
 (run it like the bench does: MICROPYPATH = the x64 natmods and python/.)
 One line per --every samples: mean reconstruction and KL terms, the largest
 |mu|/|logvar| seen (float32: the values; uint8: the tracked range), each
-trainable layer's weight range (largest |w|) and its mean number of output
-structures updated per step (DSGU's k; all of them without DSGU).
+trainable layer's weight range (largest |w|), the fraction of its uint8
+weights clipped at the range's edges (0 or 255) and its mean number of
+output structures updated per step (DSGU's k; all of them without DSGU).
 """
 from qtrain import config, trainer
 from qtrain.data import Stream
@@ -28,6 +29,14 @@ def largest(buf, qp):
         if abs(v) > m:
             m = abs(v)
     return m
+
+
+def clamped(layer):
+    """Fraction of a uint8 layer's weights at 0 or 255 (the edges of its
+    tracked range: a weight there has been clipped); 0 for float weights."""
+    if layer.wq is None:
+        return 0.0
+    return sum(1 for v in layer.w if v == 0 or v == 255) / len(layer.w)
 
 
 def main():
@@ -52,9 +61,10 @@ def main():
             for i, layer in enumerate(layers):
                 ks[i] += layer.k
             if n % every == 0:
-                print("@trace n=%d epoch=%d rec=%.2f kl=%.2f h_max=%.3g w_max=%s k=%s" % (
+                print("@trace n=%d epoch=%d rec=%.2f kl=%.2f h_max=%.3g w_max=%s clamped=%s k=%s" % (
                     n, stream.epoch + 1, rec / every, kl / every, h_max,
                     ",".join("%.3g" % largest(layer.w, layer.wq) for layer in layers),
+                    ",".join("%.3f" % clamped(layer) for layer in layers),
                     ",".join("%.2f" % (v / every) for v in ks)))
                 rec = kl = h_max = 0.0
                 ks = [0] * len(layers)
