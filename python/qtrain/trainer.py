@@ -126,9 +126,7 @@ def train_vae(cfg, out=print):
     epoch, pos = 0, 0
     # The checkpoint code is loaded when it is first needed (a resume, the
     # first save), so the steps before that have its heap (5 KB on armv6m).
-    checkpoint = None
-    if not cfg["fresh"]:
-        from . import checkpoint
+    checkpoint = None if cfg["fresh"] else _checkpoint_code()
     if checkpoint and checkpoint.latest(cfg["ckpt"]):
         loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
         if loaded["kind"] != cfg["model"]:
