@@ -25,6 +25,6 @@ else:
     qtrain.heap_trace("settings")
     # Keep the big free block for the model while the code that builds it is
     # loaded (that leaves garbage behind); builder.build_vae releases it.
-    qtrain.reserve(defaults.BUILD_CODE_BYTES)
+    qtrain.reserve(defaults.BUILD_CODE_BYTES, defaults.RESERVE_MOST)
     from qtrain import trainer
     trainer.train_vae(cfg)

@@ -74,16 +74,17 @@ def heap_trace(phase):
         TRACE[0]("@heap %s free=%d largest=%d" % (phase, free, largest_block()))
 
 
-def reserve(keep):
-    """Hold the heap's largest free block, less `keep` bytes, in one
-    placeholder until release() (builder.build_vae calls it just before
-    allocating a model).  Importing code through `mpremote mount` leaves its
-    read buffers' garbage between long-lived objects, cutting the big free
-    block into pieces; with the placeholder held, that code goes into the
-    other free blocks and the last `keep` bytes, and the model's buffers
-    (largest first) then land in the hole it leaves.  -> bytes held."""
+def reserve(keep, most=1 << 30):
+    """Hold the heap's largest free block, less `keep` bytes (and at most
+    `most` bytes), in one placeholder until release() (builder.build_vae
+    calls it just before allocating a model).  Importing code through
+    `mpremote mount` leaves its read buffers' garbage between long-lived
+    objects, cutting the big free block into pieces; with the placeholder
+    held, that code goes into the other free blocks and the last `keep`
+    bytes, and the model's buffers (largest first) then land in the hole it
+    leaves.  -> bytes held."""
     release()
-    n = largest_block() - keep
+    n = min(largest_block() - keep, most)
     if n <= 0:
         return 0
     # The filler takes the block's first `keep` bytes (first fit) and the

@@ -10,6 +10,10 @@ config parser (qtrain.unload("config")) before building the model.
 # read buffers): train_vae.py reserves the largest free block less this for
 # the model before importing that code (qtrain.reserve).
 BUILD_CODE_BYTES = 32768
+# ... and holds at most this much: a big heap (the Unix port's, where the
+# package is compiled from source, which needs far more than the bytecode)
+# keeps all but BUILD_CODE_BYTES free for that code; a board's heap is smaller.
+RESERVE_MOST = 262144
 
 VAE_DEFAULTS = {
     "data": "train.qtds",      # training stream (.qtds)
