@@ -74,7 +74,7 @@ def heap_trace(phase):
         TRACE[0]("@heap %s free=%d largest=%d" % (phase, free, largest_block()))
 
 
-def reserve(keep, most=1 << 30):
+def reserve(keep, most=None):
     """Hold the heap's largest free block, less `keep` bytes (and at most
     `most` bytes), in one placeholder until release() (builder.build_vae
     calls it just before allocating a model).  Importing code through
@@ -84,7 +84,9 @@ def reserve(keep, most=1 << 30):
     bytes, and the model's buffers (largest first) then land in the hole it
     leaves.  -> bytes held."""
     release()
-    n = min(largest_block() - keep, most)
+    n = largest_block() - keep
+    if most is not None and n > most:
+        n = most
     if n <= 0:
         return 0
     # The filler takes the block's first `keep` bytes (first fit) and the
