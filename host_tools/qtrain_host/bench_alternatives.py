@@ -96,11 +96,7 @@ def main(argv=None):
     ap.add_argument("--md", default="", help="write the table into this Markdown file (block 'alternatives')")
     a = ap.parse_args(argv)
     alt = run(N_IN, N_OUT, a.budget_ms)
-    args = list(argv if argv is not None else sys.argv[1:])
-    text = report(alt, ("python -m qtrain_host.bench_alternatives " + " ".join(args)).strip())
-    if a.md:
-        bench_report.write_block(a.md, "alternatives", text)
-    print(text)
+    bench_report.publish(a.md, "alternatives", report(alt, bench_report.command("bench_alternatives", argv)))
     return 0
 
 

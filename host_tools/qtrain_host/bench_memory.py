@@ -274,13 +274,9 @@ def main(argv=None):
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--md", default="", help="write the table into this Markdown file (block 'memory')")
     a = ap.parse_args(argv)
-    args = list(argv if argv is not None else sys.argv[1:])
-    cmd = ("python -m qtrain_host.bench_memory " + " ".join(args)).strip()
+    cmd = bench_report.command("bench_memory", argv)
     R = measure(tuple(b for b in a.boards.split(",") if b), log=lambda s: print(s, flush=True))
-    text = report(R, cmd)
-    if a.md:
-        bench_report.write_block(a.md, "memory", text)
-    print(text)
+    bench_report.publish(a.md, "memory", report(R, cmd))
     return 0
 
 

@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import subprocess
+import sys
 import threading
 
 from . import paths
@@ -31,6 +32,21 @@ def write_block(path, name, text):
         new = old.rstrip("\n") + "\n\n" + block + "\n"
     with open(path, "w") as f:
         f.write(new)
+
+
+def command(module, argv):
+    """The command line a reader reruns: `python -m qtrain_host.<module>` and
+    the arguments the bench got (argv, or sys.argv's when None)."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    return ("python -m qtrain_host.%s " % module + " ".join(args)).strip()
+
+
+def publish(md, name, text):
+    """Write `text` as the `name` block of Markdown file `md` (when given) and
+    print it."""
+    if md:
+        write_block(md, name, text)
+    print(text)
 
 
 def cpu_name():

@@ -172,18 +172,14 @@ def main(argv=None):
         R["rates"][b] = {"mount": m[False], "mount_shuffled": m[True],
                          "plain": framed_rate(b, data_dir, a.n_framed, False, log),
                          "dataz": framed_rate(b, data_dir, a.n_framed, True, log)}
-    args = list(argv if argv is not None else sys.argv[1:])
-    R["cmd"] = ("python -m qtrain_host.bench_stream " + " ".join(args)).strip()
+    R["cmd"] = bench_report.command("bench_stream", argv)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(R, f, indent=1)
     return write(R, a, R["cmd"])
 
 
 def write(R, a, cmd):
-    text = report(R, cmd)
-    if a.md:
-        bench_report.write_block(a.md, "stream", text)
-    print(text)
+    bench_report.publish(a.md, "stream", report(R, cmd))
     return 0
 
 
