@@ -60,20 +60,17 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
     are swept on one trained VAE): the same test -ELBO and head accuracy."""
     import os
     import subprocess
-    import sys
 
     import pytest
 
-    from qtrain_host import paths, runner
+    from qtrain_host import runner
+    from subset import prepare_subset
     if not runner.available("unix"):
         if "unix" in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
             pytest.fail("the Unix port is not built")
         pytest.skip("the Unix port is not built")
     data = tmp_path / "data"
-    env = dict(os.environ, PYTHONPATH=os.path.join(paths.ROOT, "host_tools"))
-    subprocess.run([sys.executable, "-m", "qtrain_host", "prepare", "--data",
-                    os.path.join(paths.ROOT, "data", "mnist-subset"), "--out", str(data), "--seed", "0"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    prepare_subset(data)
     common = ["--model", "mlp", "--hidden", "32", "--test_limit", "200", "--per_class", "10",
               "--head_epochs", "2", "--head_fresh", "true", "--seed", "3"]
 

@@ -1,23 +1,15 @@
 """qtrain.classifier: the 4-layer CNN learns digits from scratch (Unix port),
 fits a board heap next to the module, and rejects bad sizes."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from subset import prepare_subset
 
 
 @pytest.fixture(scope="module")
 def streams(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "host_tools"))
-    subprocess.run([sys.executable, "-m", "qtrain_host", "prepare", "--data",
-                    os.path.join(ROOT, "data", "mnist-subset"), "--out", str(out), "--seed", "0",
-                    "--per-class", "10"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    return str(out)
+    return prepare_subset(tmp_path_factory.mktemp("data"), "--per-class", "10")
 
 
 @pytest.mark.parametrize("mode", ["uint8", "float32"])

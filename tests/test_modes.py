@@ -3,22 +3,15 @@ MLP VAE on the Unix port: the -ELBO of the training samples goes down over
 a few hundred MNIST samples, with and without DSGU, and every public entry
 point (encode/decode/reconstruct/evaluate, the head) runs in every mode."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from subset import prepare_subset
 
 
 @pytest.fixture(scope="module")
 def train_stream(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "host_tools"))
-    subprocess.run([sys.executable, "-m", "qtrain_host", "prepare", "--data",
-                    os.path.join(ROOT, "data", "mnist-subset"), "--out", str(out), "--seed", "0"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    return os.path.join(str(out), "train.qtds")
+    return os.path.join(prepare_subset(tmp_path_factory.mktemp("data")), "train.qtds")
 
 
 SCRIPT = """

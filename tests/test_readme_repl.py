@@ -10,11 +10,11 @@ import ast
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
 from qtrain_host import paths
+from subset import prepare_subset
 
 README = os.path.join(paths.ROOT, "README.md")
 
@@ -64,10 +64,7 @@ def test_readme_repl_session_runs_as_printed(run, target, tmp_path):
     entries = readme_session()
     assert any("load_vae" in src for src, _ in entries) and any("qtrain.show" in src for src, _ in entries)
     # The shipped subset as stream files, and a small VAE trained on it (vae.qtc).
-    env = dict(os.environ, PYTHONPATH=os.path.join(paths.ROOT, "host_tools"))
-    subprocess.run([sys.executable, "-m", "qtrain_host", "prepare", "--data",
-                    os.path.join(paths.ROOT, "data", "mnist-subset"), "--out", str(tmp_path), "--seed", "0"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    prepare_subset(tmp_path)
     run("from qtrain import trainer\n"
         "trainer.train_vae(dict(trainer.VAE_DEFAULTS, data=%r, limit=600, hidden=32, log_every=0, ckpt=%r))\n"
         % (str(tmp_path / "train.qtds"), str(tmp_path / "vae.qtc")))

@@ -1,22 +1,15 @@
 """The package end to end on the Unix port: a VAE learns, a checkpointed
 run resumes bit-exactly, a head trained on the frozen encoder beats chance."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from subset import prepare_subset
 
 
 @pytest.fixture(scope="module")
 def streams(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "host_tools"))
-    subprocess.run([sys.executable, "-m", "qtrain_host", "prepare", "--data",
-                    os.path.join(ROOT, "data", "mnist-subset"), "--out", str(out), "--seed", "0"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    return str(out)
+    return prepare_subset(tmp_path_factory.mktemp("data"))
 
 
 def _unix(run, target):
