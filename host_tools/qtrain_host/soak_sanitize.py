@@ -23,8 +23,8 @@ zero points, DSGU selections and values, extremes included:
   latent    reparameterization + KL forward/backward (drawn or given eps,
             uint8 / float tensors)
   quant     qparams from a range, fixed-point multipliers, observe/update,
-            re-map, floor/round/sqrt, update_rows_u8 (batch path, every
-            rounding mode) and the weight range update
+            re-map, floor/round/sqrt, CRC-32, update_rows_u8 (batch path,
+            every rounding mode) and the weight range update
   dense_float  Dense float32 and mixed mode: forward, ReLU masks, error
             propagation, batch-1 updates, batch gradients + update_rows_f32 /
             update_rows_mixed, against a float64 standardized step (mixed:

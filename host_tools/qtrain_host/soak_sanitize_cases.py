@@ -5,6 +5,7 @@ A mismatch prints `@mismatch <op> case <i>: <what>` and the run goes on; a
 sanitizer report aborts the process (the parent names the last `@case`)."""
 import ctypes as C
 import sys
+import zlib
 
 import numpy as np
 
@@ -92,6 +93,8 @@ def fix(real):
 
 def load(so):
     lib = C.CDLL(so)
+    lib.qt_crc32_update.restype = C.c_uint32
+    lib.qt_crc32_update.argtypes = [C.c_uint32, VP, C.c_size_t]
     lib.qt_fixmul_from_f32.restype = Fix
     lib.qt_fixmul_from_f32.argtypes = [C.c_float]
     lib.qt_sqrt_f32.restype = C.c_float
@@ -832,6 +835,9 @@ def case_quant(lib, rng, i):
     gq = GQ.remap_u8(q, s0, z0, s1, z1)
     lib.qt_remap_u8(P(q), q.size, s0, z0, s1, z1)
     check(same(q, gq), "remap_u8")
+    # CRC-32 of checkpoints and streams, continued from any running value (zlib's)
+    data, c0 = exact(u8(rng, int(rng.integers(0, 300))), np.uint8), int(rng.integers(0, 2**32))
+    check(lib.qt_crc32_update(c0, P(data), data.size) == zlib.crc32(data.tobytes(), c0), "crc32_update")
     case_update_rows(lib, rng)
 
 
