@@ -142,6 +142,8 @@ def weights_qp_update(w, wq, lo, hi, tau):
     s = wq[0]
     z = int(wq[1])
     if lo <= hi:
+        # the range of all weights: rows left alone keep their stored values
+        lo, hi = min(lo, min(w)), max(hi, max(w))
         qp_observe(wq, f32(s * (lo - z)), f32(s * (hi - z)))
     qp_update(wq)
     s2 = wq[0]

@@ -443,7 +443,11 @@ def weights_qp_update(w, wq, new_range, tau):
     wq = np.array(wq, np.float32)
     s, z = F(wq[Q.SCALE]), int(wq[Q.ZERO])
     if new_range[0] <= new_range[1]:
-        Q.qp_observe(wq, F(s * F(new_range[0] - z)), F(s * F(new_range[1] - z)))
+        # the range of ALL weights: the updated rows' new values (before
+        # clamping) and the stored values of the rows left alone (update.c)
+        lo = min(int(new_range[0]), int(w.min()))
+        hi = max(int(new_range[1]), int(w.max()))
+        Q.qp_observe(wq, F(s * F(lo - z)), F(s * F(hi - z)))
     Q.qp_update(wq)
     s2, z2 = F(wq[Q.SCALE]), int(wq[Q.ZERO])
     if s2 == s and z2 == z:
