@@ -92,24 +92,19 @@ print('done')
 """
 
 
-def test_dsgu_does_not_clip_unselected_rows(run):
-    """DSGU selects row 0 only for 15 steps (alpha_w 0.3, tau 0: a re-map
-    every step).  Row 3 holds the tensor's extremes (about -1 and +1 real);
-    the old range step followed row 0's values (100..156 stored) and clipped
-    them to about +-0.25; now they keep their real values within a few
-    quantization steps."""
-    rng = np.random.default_rng(3)
-    m, n, steps = 4, 16, 15
-    w = rng.integers(100, 157, (m, n), dtype=np.uint8)
-    w[3, 5], w[3, 10] = 2, 253
+def _dsgu_rows(run, w, hp, steps, seed):
+    """DSGU picks row 0 of w for `steps` steps (alpha_w 0.3): on the target
+    and in the golden model (bit-exact) -> (real values before, after)."""
+    rng = np.random.default_rng(seed)
+    m, n = w.shape
     wq = GQ.new_qp(-1.0, 1.0, 0.3)
     real0 = np.float64(wq[GQ.SCALE]) * (w.astype(np.int64) - int(wq[GQ.ZERO]))
     x, xq = rng.integers(0, 256, n, dtype=np.uint8), GQ.new_qp(0, 1)
     b, bq = np.zeros(m, np.int32), GQ.new_qp(-1, 1)
     bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0
-    hp = np.array([0.01, 1.0, 0.0], np.float32)
+    hp = np.array(hp, np.float32)
     st, seed = np.zeros(5 + 2 * m, np.float32), 12345
-    sel = np.array([0, 1, 2, 3], np.int32)
+    sel = np.array(range(m), np.int32)
     errs = [(rng.integers(0, 256, m, dtype=np.uint8), GQ.new_qp(-1, 1)) for _ in range(steps)]
     data = pack(x, xq, w.ravel(), wq, b, bq, hp, st, np.array([seed], np.uint32), sel,
                 np.array([steps], np.int32))
@@ -124,8 +119,36 @@ def test_dsgu_does_not_clip_unselected_rows(run):
     assert bytes.fromhex(gw) == w.tobytes()
     assert bytes.fromhex(gwq) == wq.tobytes()
     w = w.reshape(m, n)
-    real = np.float64(wq[GQ.SCALE]) * (w.astype(np.int64) - int(wq[GQ.ZERO]))
+    return real0, np.float64(wq[GQ.SCALE]) * (w.astype(np.int64) - int(wq[GQ.ZERO])), w
+
+
+def test_dsgu_does_not_clip_unselected_rows(run):
+    """Row 3 holds the tensor's extremes (about -1 and +1 real) and is never
+    selected (tau 0: a re-map every step).  The old range step followed
+    row 0's values (100..156 stored) and clipped them to about +-0.25; now
+    they keep their real values within a few quantization steps."""
+    rng = np.random.default_rng(3)
+    w = rng.integers(100, 157, (4, 16), dtype=np.uint8)
+    w[3, 5], w[3, 10] = 2, 253
+    real0, real, _ = _dsgu_rows(run, w, [0.01, 1.0, 0.0], 15, 3)
     # rows 1..3 were never updated: only the re-maps' rounding moved them
     # (at most half a step each, a few steps in all); clipping moved the
     # extremes by ~0.75
     assert np.abs(real[1:] - real0[1:]).max() < 0.05, (real0[3], real[3])
+
+
+def test_zero_point_shift_does_not_clip(run):
+    """Row 0 (stored 0..6) is pushed below the range; row 3 holds 250..255.
+    Within tau the scale is kept and the zero point follows the range's min;
+    before, that shift pushed row 3's values past 255 (all six ended at 253,
+    0.10 off), and the clipped values, observed as the new max, made the
+    range slide down at a constant width (27 % of ConvTranspose 32->16's
+    weights at 0/255 after 2 DSGU epochs).  Now a shift stops where a stored
+    weight would clip."""
+    rng = np.random.default_rng(2)
+    w = rng.integers(100, 157, (4, 16), dtype=np.uint8)
+    w[0] = rng.integers(0, 7, 16)
+    w[3, :6] = [250, 251, 252, 253, 254, 255]
+    real0, real, wn = _dsgu_rows(run, w, [0.05, 1.0, 0.02], 15, 2)
+    assert len(set(wn[3, :6].tolist())) == 6, wn[3, :6]
+    assert np.abs(real[1:] - real0[1:]).max() < 0.03, (real0[3], real[3])

@@ -691,10 +691,13 @@ static void stored_range_u8(const uint8_t *w, size_t n, int32_t *plo, int32_t *p
 int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const int32_t new_range[2], float tau) {
     float s = wq[QT_QP_SCALE];
     int32_t z = (int32_t)wq[QT_QP_ZERO];
+    int32_t qlo = 0, qhi = 255;     // stored extremes (known when something was updated)
     if (new_range[0] <= new_range[1]) {
         int32_t lo = new_range[0] < 0 ? 0 : (new_range[0] > 255 ? 255 : new_range[0]);
         int32_t hi = new_range[1] < 0 ? 0 : (new_range[1] > 255 ? 255 : new_range[1]);
         stored_range_u8(w, n, &lo, &hi);
+        qlo = lo;
+        qhi = hi;
         lo = lo < new_range[0] ? lo : new_range[0];
         hi = hi > new_range[1] ? hi : new_range[1];
         qt_qp_observe(wq, s * (float)(lo - z), s * (float)(hi - z));
@@ -711,6 +714,16 @@ int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const int32_t new_
         float zf = -wq[QT_QP_MIN] / s;
         int32_t z3 = zf > 300.0f ? 255 : qt_round_f32(zf);
         z3 = z3 < 0 ? 0 : (z3 > 255 ? 255 : z3);
+        // The shift must not clip stored weights (q + z3 - z within 0..255):
+        // the range can be up to tau wider than the kept scale's window, and
+        // a window anchored at the range's min then cut off its top; the
+        // values clipped there were observed as the new max, so the range
+        // slid down step after step at a constant width without ever
+        // re-scaling (27 % of ConvTranspose 32->16's weights at 0/255 after
+        // 2 DSGU epochs).  A range that outgrows the window re-scales instead.
+        int32_t dz = z3 - z;
+        dz = dz < -qlo ? -qlo : (dz > 255 - qhi ? 255 - qhi : dz);
+        z3 = z + dz;
         wq[QT_QP_SCALE] = s;
         wq[QT_QP_ZERO] = (float)z3;
         if (z3 != z) {
