@@ -7,7 +7,7 @@
 #   make soak-fuzz         libFuzzer + ASan/UBSan on the C kernels (installs clang), SOAK_FUZZ_SECONDS
 #   make soak-sanitize     every operator under ASan/UBSan vs the golden model, SOAK_SANITIZE_CASES per group
 #   make soak-power        200 SIGKILLs of training on the Unix port
-#   make soak-power-qemu   20 power losses of training on qemu-m4 (RAM disk kept)
+#   make soak-power-qemu   200 power losses of training on qemu-m4 (RAM disk kept)
 #   make soak-link         10 lost `mpremote mount` links mid-training on qemu-m4, each rerun
 #   make soak-long         one MNIST epoch (60 000 steps) of the ConvVAE in uint8
 #
@@ -17,7 +17,7 @@
 SOAK_DATA ?= ../shared/data/mnist
 SOAK_CALLS ?= 100000
 SOAK_KILLS ?= 200
-SOAK_QEMU_KILLS ?= 20
+SOAK_QEMU_KILLS ?= 200
 SOAK_LINK_CUTS ?= 10
 SOAK_STEPS ?= 60000
 SOAK_FUZZ_SECONDS ?= 600

@@ -1,10 +1,11 @@
 """Every operator's C kernels built for the host with AddressSanitizer +
 UndefinedBehaviorSanitizer (any report aborts) and checked against the
-golden model through ctypes (qtrain_host.soak_sanitize): Dense, Conv2d /
-ConvTranspose2d (uint8 forward, ReLU mask, error propagation, gradient,
-update in every rounding mode, float32, DSGU selection), sigmoid + BCE,
-softmax + CE, the latent layer, the quantization core and the batch
-update.  A quick subset of `make soak-sanitize`."""
+golden model through ctypes (qtrain_host.soak_sanitize): Dense (uint8,
+float32 and mixed), Conv2d / ConvTranspose2d (uint8 forward, ReLU mask,
+error propagation, gradient, update in every rounding mode, float32, mixed,
+DSGU selection), sigmoid + BCE, softmax + CE, the latent layer, the
+quantization core and the batch update.  A quick subset of `make
+soak-sanitize`."""
 import pytest
 
 from qtrain_host import soak_sanitize

@@ -3,7 +3,7 @@ and check that no checkpoint is ever corrupt or lost and that every restart
 resumes at the right sample.
 
     python -m qtrain_host.soak_power [--kills 200] [--seed 1]          # Unix port, SIGKILL
-    python -m qtrain_host.soak_power --board qemu-m4 [--kills 20]       # emulated board
+    python -m qtrain_host.soak_power --board qemu-m4 [--kills 200]      # emulated board
 
 A chain is one training run (python/train_vae.py's trainer: a small MLP VAE
 on the shipped subset, 2 epochs of --samples samples, a checkpoint every
@@ -465,13 +465,13 @@ def _crc_line(out):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qtrain_host.soak_power", description=__doc__.split("\n\n")[0])
     ap.add_argument("--board", default="unix", help="unix (SIGKILL) or an emulated board (qemu-m4)")
-    ap.add_argument("--kills", type=int, default=None, help="default 200 on unix, 20 on a board")
+    ap.add_argument("--kills", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
     if a.board == "unix":
-        stats = run_unix(a.kills or 200, a.seed)
+        stats = run_unix(a.kills, a.seed)
     else:
-        stats = run_board(a.board, a.kills or 20, a.seed)
+        stats = run_board(a.board, a.kills, a.seed)
     for p in stats.problems:
         print("soak_power: FAIL: " + p)
     print(stats.line(a.board))

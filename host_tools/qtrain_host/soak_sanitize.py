@@ -10,19 +10,25 @@ a child Python (libasan preloaded) with random shapes, geometries, scales,
 zero points, DSGU selections and values, extremes included:
 
   dense     forward, error propagation (row subsets), update (every rounding
-            mode, per tensor / per row), top-k selection
+            mode, per tensor / per row), batch gradient, top-k selection
   conv      Conv2d and ConvTranspose2d (stride, padding, output padding):
             uint8 forward (+ReLU, bias), ReLU mask, error propagation
             (channel subsets), batch gradient, batch-1 update (every
-            rounding mode); float32 forward/backward; mixed backward/gradient;
-            DSGU channel scores + k + top-k
+            rounding mode); float32 forward/backward; mixed (float errors)
+            ReLU mask, error propagation and gradient, and the fused mixed
+            batch-1 update bit-exact against its batch path (grad_mixed,
+            conv_swap_axes, update_rows_mixed); DSGU channel scores + k + top-k
   loss      sigmoid + BCE (uint8 / float logits, uint8 / float error, with and
             without the LUT), softmax + CE
   latent    reparameterization + KL forward/backward (drawn or given eps,
             uint8 / float tensors)
   quant     qparams from a range, fixed-point multipliers, observe/update,
-            re-map, floor/round/sqrt, update_rows_u8 (batch path, every
-            rounding mode) and the weight range update
+            re-map, floor/round/sqrt, CRC-32, update_rows_u8 (batch path,
+            every rounding mode) and the weight range update
+  dense_float  Dense float32 and mixed mode: forward, ReLU masks, error
+            propagation, batch-1 updates, batch gradients + update_rows_f32 /
+            update_rows_mixed, against a float64 standardized step (mixed:
+            within one weight step of it, plus half a step of the re-map)
 
 Integer paths (and the float32 heads, whose golden model mirrors every
 float operation) must be bit-exact; the float32/mixed conv paths (summed in
@@ -46,7 +52,7 @@ import tempfile
 from . import paths
 from .soak_fuzz import CFLAGS, KERNELS, findings
 
-OPS = ("dense", "conv", "loss", "latent", "quant")
+OPS = ("dense", "conv", "loss", "latent", "quant", "dense_float")
 SANITIZE = "-fsanitize=address,undefined,float-cast-overflow"
 
 

@@ -5,6 +5,7 @@ A mismatch prints `@mismatch <op> case <i>: <what>` and the run goes on; a
 sanitizer report aborts the process (the parent names the last `@case`)."""
 import ctypes as C
 import sys
+import zlib
 
 import numpy as np
 
@@ -92,6 +93,8 @@ def fix(real):
 
 def load(so):
     lib = C.CDLL(so)
+    lib.qt_crc32_update.restype = C.c_uint32
+    lib.qt_crc32_update.argtypes = [C.c_uint32, VP, C.c_size_t]
     lib.qt_fixmul_from_f32.restype = Fix
     lib.qt_fixmul_from_f32.argtypes = [C.c_float]
     lib.qt_sqrt_f32.restype = C.c_float
@@ -114,6 +117,19 @@ def load(so):
     lib.qt_softmax_ce.argtypes = [VP, C.c_size_t, C.c_int32, VP, VP]
     lib.qt_latent_forward.argtypes = [VP, C.c_size_t, VP, VP, VP, VP]
     lib.qt_latent_backward.argtypes = [VP, C.c_size_t, VP, VP, C.c_float, VP, VP]
+    # mixed mode (float errors, uint8 weights / inputs): the float scales
+    lib.dense_backward_mixed.argtypes = [VP, VP, C.c_int32, C.c_float, VP, C.c_int32, C.c_int32, VP, C.c_int32]
+    lib.dense_update_mixed.argtypes = [VP, VP, C.c_int32, C.c_float, VP, VP, C.c_float, C.c_int32, C.c_int32,
+                                       VP, C.c_int32, VP, VP, VP]
+    lib.dense_grad_acc_mixed.argtypes = [VP, VP, C.c_int32, C.c_float, VP, VP, C.c_int32, C.c_int32, VP,
+                                         C.c_int32]
+    lib.update_rows_mixed.argtypes = [VP, VP, VP, VP, C.c_float, C.c_int32, C.c_int32, VP, VP, VP]
+    for t in ("conv2d", "conv_transpose2d"):
+        getattr(lib, t + "_backward_mixed").argtypes = [VP, VP, VP, C.c_int32, VP, C.c_int32, C.c_float, VP, VP,
+                                                        C.c_int32]
+        getattr(lib, t + "_grad_mixed").argtypes = [VP, VP, VP, C.c_int32, C.c_float, VP, VP, VP, C.c_int32]
+        getattr(lib, t + "_update_mixed").argtypes = [VP, VP, VP, C.c_int32, C.c_float, VP, VP, C.c_float, VP,
+                                                      C.c_int32, VP, VP, VP, VP]
     return lib
 
 
@@ -188,10 +204,218 @@ def case_dense(lib, rng, i):
                         P(st), P(r))
     check(same(w2, np.asarray(gw).ravel()) and same(b2, gb) and same(st, gst), "dense update flags=%d" % flags)
     check(int(seed[0]) == gr and (gnr[0] > gnr[1] or tuple(r) == tuple(gnr)), "dense update rng/range")
+    # batch gradient, accumulated onto what the buffers held (saturating)
+    big = rng.random() < 0.2
+    g0 = rng.integers(-2**31 + 1, 2**31 - 1, m * n) if big else np.zeros(m * n)
+    gb0 = rng.integers(-2**31 + 1, 2**31 - 1, m) if big else np.zeros(m)
+    g, gb = exact(g0, np.int32), exact(gb0, np.int32)
+    lib.dense_grad_acc_u8(P(e), P(x), P(g), P(gb), m, n, P(sel) if use_sel else None, k, int(eq[1]), int(xq[1]))
+    gg, ggb = GD.grad_acc_u8(e, eq, x, xq, g0.reshape(m, n), gb0, sel if use_sel else None, k)
+    check(same(g, gg.ravel()) and same(gb, ggb), "dense grad_acc_u8")
     sc = exact(rng.integers(0, int(rng.choice([2, 5, 1000])), m), np.uint32)
     idx, scr = exact(np.zeros(m), np.int32), exact(np.zeros(m), np.uint32)
     lib.select_topk_u32(P(sc), m, k, P(idx), P(scr))
     check(same(idx[:k], GD.select_topk(sc, k)), "select_topk")
+
+
+# ---- dense, float32 reference and mixed mode -----------------------------------------------
+
+def ref_update(w, G, present, gb, bpresent, lr, plain, per_row):
+    """The standardized step of a fresh optimizer state in float64: rows
+    `present` of w move by -lr (G - mu) / sigma (mu, sigma per tensor over
+    the present rows, or per row), entries `bpresent` of the bias by -lr
+    (gb - mu_b) / sigma_b; plain SGD: -lr G.  -> (dw, dw_tol, db, db_tol):
+    the tolerances bound float32 mean/std from sums (sum of squares minus
+    the squared mean) and the rounding of the step; inf where sigma is too
+    small against the mean for float32 to tell (C may skip or step)."""
+    def step(g, cnt):
+        if plain:
+            return lr * g, lr * 4 * U * np.abs(g)
+        mu, sd = g.mean(), g.std()
+        # float32 sums of cnt terms: mean within (cnt + 2) U mean|g|, variance
+        # (sum of squares / cnt - mean^2) within ~(cnt + 4) U (sd^2 + mu^2)
+        rel = 4 * (cnt + 4) * U * (1 + (mu / sd) ** 2) if sd > 0 else np.inf
+        if not rel < 0.25:
+            return np.zeros_like(g), np.full(g.shape, np.inf)
+        return lr * (g - mu) / sd, lr * rel * (np.abs(g - mu) / sd + 1)
+
+    G = np.asarray(G, np.float64)
+    dw, tw = np.zeros(G.shape), np.zeros(G.shape)
+    rows = np.flatnonzero(present)
+    if len(rows) and per_row:
+        for r in rows:
+            dw[r], tw[r] = step(G[r], G.shape[1])
+    elif len(rows):
+        dw[rows], tw[rows] = step(G[rows], G[rows].size)
+    db, tb = np.zeros(len(gb)), np.zeros(len(gb))
+    bi = np.flatnonzero(bpresent)
+    if len(bi):
+        db[bi], tb[bi] = step(np.asarray(gb, np.float64)[bi], len(bi))
+    return dw, tw + 4 * U * np.abs(w), db, tb
+
+
+def rows_mask(m, sel, k):
+    r = np.zeros(m, bool)
+    r[GD._rows(m, sel, k)] = True
+    return r
+
+
+def check_mixed_step(what, w, wq, w_new, wq_new, dw, tw):
+    """uint8 weights after an update and re-map vs the float64 step: within
+    one old step (floor / stochastic rounding) and half a new step (re-map)
+    of the real target, clipped to the old range then to the new one."""
+    so, sn = float(wq[GQ.SCALE]), float(wq_new[GQ.SCALE])
+    zo, zn = int(wq[GQ.ZERO]), int(wq_new[GQ.ZERO])
+    exp = np.clip(GQ.dequantize(w, so, zo) - dw.ravel(), -zo * so, (255 - zo) * so)
+    exp = np.clip(exp, -zn * sn, (255 - zn) * sn)
+    got = GQ.dequantize(w_new, sn, zn)
+    check(np.all(np.abs(got - exp) <= 1.02 * so + 0.51 * sn + tw.ravel()), what)
+
+
+def case_dense_float(lib, rng, i):
+    m, n = int(rng.integers(1, 30)), int(rng.integers(1, 200))
+    x = exact(rng.standard_normal(n) * float(np.exp(rng.uniform(-4, 4))), np.float32)
+    w = exact(rng.standard_normal((m, n)) * float(np.exp(rng.uniform(-4, 1))), np.float32)
+    b = exact(rng.standard_normal(m), np.float32) if rng.random() < 0.7 else None
+    relu = int(rng.integers(0, 2))
+    y = exact(np.zeros(m), np.float32)
+    lib.dense_forward_f32(P(x), P(w), P(b), P(y), m, n, relu)
+    w2d, bb = w.reshape(m, n), (np.zeros(m, np.float32) if b is None else b)
+    tol = _tol(GD.forward_f32(np.abs(x), np.abs(w2d), np.abs(bb)), n + 1)
+    check(np.all(np.abs(y - GD.forward_f32(x, w2d, bb, relu)) <= tol), "dense forward_f32")
+    # ReLU mask (float and uint8 outputs), error propagation through row subsets
+    e0 = (rng.standard_normal(m) * float(np.exp(rng.uniform(-6, 2)))).astype(np.float32)
+    e0[rng.random(m) < 0.15] = 0
+    e = exact(e0, np.float32)
+    nz = lib.relu_backward_f32(P(e), P(y), m)
+    check(same(e, np.where(y > 0, e0, F(0))) and nz == int(np.sum((y <= 0) & (e0 != 0))), "relu_backward_f32")
+    yu, yq = exact(u8(rng, m), np.uint8), rand_qp(rng)
+    em = exact(e0, np.float32)
+    nz = lib.relu_backward_mixed(P(em), P(yu), m, int(yq[1]))
+    check(same(em, np.where(yu > int(yq[1]), e0, F(0))) and nz == int(np.sum((yu <= int(yq[1])) & (e0 != 0))),
+          "relu_backward_mixed")
+    e = exact(e0, np.float32)
+    k = int(rng.integers(0, m + 1))
+    sel = exact(rng.permutation(m), np.int32) if i % 3 else None
+    if sel is None:
+        k = m
+    ep = exact(np.zeros(n), np.float32)
+    lib.dense_backward_f32(P(e), P(w), P(ep), m, n, P(sel), k)
+    check(np.all(np.abs(ep - GD.backward_f32(e, w2d, sel, k)) <= _tol(GD.backward_f32(np.abs(e), np.abs(w2d), sel, k),
+                                                                          m)), "dense backward_f32")
+    wu, wq = exact(u8(rng, m * n), np.uint8), rand_qp(rng, -1, 1)
+    lib.dense_backward_mixed(P(e), P(wu), int(wq[1]), F(wq[0]), P(ep), m, n, P(sel), k)
+    # the kernel takes z_w off after the sum (sum e w - z_w sum e): both terms count
+    aw = (wu.astype(np.float64) + int(wq[1])).reshape(m, n) * float(wq[0])
+    check(np.all(np.abs(ep - GD.backward_mixed(e, wu.reshape(m, n), wq, sel, k)) <=
+                 _tol(GD.backward_f32(np.abs(e), aw, sel, k), m)), "dense backward_mixed")
+    # batch-1 updates from a fresh state: float32 (plain or standardized) and mixed
+    per_row, lr = int(rng.integers(0, 2)), F(10.0 ** rng.uniform(-3, -1.3))
+    live = rows_mask(m, sel, k) & (e0 != 0)
+    plain = int(rng.integers(0, 2))
+    state = exact(np.zeros(5 + 2 * m if per_row or rng.random() < 0.5 else 5), np.float32)
+    u = Update(lr, F(rng.choice([1.0, 0.15])), F(1), 0, int(rng.integers(0, 2)), per_row, None)
+    wf, bf = exact(w, np.float32), (exact(b, np.float32) if b is not None else None)
+    lib.dense_update_f32(P(e), P(x), P(wf), P(bf), m, n, P(sel), k, C.byref(u), plain, P(state))
+    dw, tw, db, tb = ref_update(w2d, np.outer(e0, x), live, e0, live, float(lr), plain, per_row)
+    what = "dense update_f32 plain=%d per_row=%d" % (plain, per_row)
+    check(np.all(np.abs(wf - (w2d - dw).ravel()) <= tw.ravel()), what + " (weights)")
+    check(b is None or np.all(np.abs(bf - (b - db)) <= tb + 4 * U * np.abs(b)), what + " (bias)")
+    check(state[0] == 1, what + " (step count)")
+    n8 = max(n, 8)      # the mixed reference check: >= 8 inputs (a spread of x)
+    xu, xq = exact(u8(rng, n8), np.uint8), rand_qp(rng)
+    xd = GQ.dequantize(xu, xq[0], xq[1])
+    wu, wq = exact(rng.integers(0, 256, m * n8), np.uint8), GQ.new_qp(-float(rng.uniform(0.1, 1)),
+                                                                        float(rng.uniform(0.1, 1)))
+    bi = exact(rng.integers(-2**20, 2**20, m), np.int32) if b is not None else None
+    s_b = F(10.0 ** rng.uniform(-5, -3))
+    lrm = F(float(wq[0]) * 10.0 ** rng.uniform(-0.5, 1.3))     # steps of 0.3 to 20 weight steps per sigma
+    flags = int(rng.integers(0, 4)) | 4 * per_row
+    state = exact(np.zeros(5 + 2 * m if per_row or rng.random() < 0.5 else 5), np.float32)
+    seed = exact([int(rng.integers(1, 2**32))], np.uint32)
+    u = Update(lrm, F(1), F(wq[0]), int(wq[1]), flags & 3, per_row, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
+    w2, b2, wq2, nr = exact(wu, np.uint8), (exact(bi, np.int32) if bi is not None else None), exact(wq, np.float32), \
+        exact(np.zeros(2), np.int32)
+    lib.dense_update_mixed(P(e), P(xu), int(xq[1]), F(xq[0]), P(w2), P(b2), s_b, m, n8, P(sel), k, C.byref(u),
+                           P(state), P(nr))
+    tau = F(rng.choice([0.0, 0.01, 0.5]))
+    lib.qt_weights_qp_update(P(w2), w2.size, P(wq2), P(nr), tau)
+    dw, tw, db, tb = ref_update(GQ.dequantize(wu, wq[0], wq[1]).reshape(m, n8), np.outer(e0, xd), live, e0, live,
+                                float(lrm), 0, per_row)
+    what = "dense update_mixed flags=%d" % flags
+    check_mixed_step(what + " (weights)", wu, wq, w2, wq2, dw, tw)
+    check(bi is None or np.all(np.abs((b2 - bi.astype(np.int64)) * float(s_b) + db) <= 1.01 * float(s_b) + tb),
+          what + " (bias)")
+    case_dense_batch(lib, rng, m, per_row, lr, (x, w, b), (xu, xq, wu, wq, bi, s_b, lrm), sel, k)
+
+
+def case_dense_batch(lib, rng, m, per_row, lr, f32, mixed, sel, k):
+    """grad_acc_f32 / grad_acc_mixed over a batch of 1-3 samples onto what the
+    buffers held, then update_rows_f32 / update_rows_mixed (which zero them)."""
+    x, w, b = f32
+    xu, xq, wu, wq, bi, s_b, lrm = mixed
+    n, n8 = len(x), len(xu)
+    B = int(rng.integers(1, 4))
+    E = (rng.standard_normal((B, m)) * float(np.exp(rng.uniform(-6, 2)))).astype(np.float32)
+    E[rng.random((B, m)) < 0.15] = 0
+    X = (rng.standard_normal((B, n)) * float(np.exp(rng.uniform(-4, 4)))).astype(np.float32)
+    XU = rng.integers(0, 256, (B, n8), dtype=np.uint8)
+    rows = rows_mask(m, sel, k)
+    lead = rng.random() < 0.3          # what the buffers held before this batch
+    out = []
+    for xs, gl, fn in ((X, n, "f32"), (XU, n8, "mixed")):
+        g0 = (rng.standard_normal(m * gl) if lead else np.zeros(m * gl)).astype(np.float32)
+        gb0 = (rng.standard_normal(m) if lead else np.zeros(m)).astype(np.float32)
+        g, gb = exact(g0, np.float32), exact(gb0, np.float32)
+        ref, agr = g0.astype(np.float64).reshape(m, gl), np.abs(g0).astype(np.float64).reshape(m, gl)
+        for s in range(B):
+            es = exact(E[s], np.float32)
+            if fn == "f32":
+                xs_ = exact(xs[s], np.float32)
+                lib.dense_grad_acc_f32(P(es), P(xs_), P(g), P(gb), m, gl, P(sel), k)
+                xr = xs[s].astype(np.float64)
+            else:
+                xs_ = exact(xs[s], np.uint8)
+                lib.dense_grad_acc_mixed(P(es), P(xs_), int(xq[1]), F(xq[0]), P(g), P(gb), m, gl, P(sel), k)
+                xr = GQ.dequantize(xs[s], xq[0], xq[1])
+            live = rows & (E[s] != 0)
+            ref[live] += np.outer(E[s][live], xr)
+            agr[live] += np.abs(np.outer(E[s][live], xr))
+        check(np.all(np.abs(g - ref.ravel()) <= (B + 3) * 2 * U * agr.ravel()), "dense grad_acc_%s" % fn)
+        rgb = gb0.astype(np.float64) + np.where(rows[None, :] & (E != 0), E, 0).sum(axis=0)
+        check(np.all(np.abs(gb - rgb) <= (B + 3) * 2 * U * (np.abs(gb0) + np.abs(E).sum(axis=0))),
+              "dense grad_acc_%s (bias)" % fn)
+        out.append((g.copy(), gb.copy(), g, gb))
+    (g, gb, gc, gbc), (gm, gbm, gmc, gbmc) = out
+    # update_rows_f32 from the buffers as accumulated (its input, exactly)
+    plain = int(rng.integers(0, 2))
+    state = exact(np.zeros(5 + 2 * m), np.float32)
+    u = Update(lr, F(1), F(1), 0, int(rng.integers(0, 2)), per_row, None)
+    wf, bf = exact(w, np.float32), (exact(b, np.float32) if b is not None else None)
+    lib.update_rows_f32(P(wf), P(gc), P(bf), P(gbc) if b is not None else None, m, n, C.byref(u), plain, P(state))
+    g2 = g.reshape(m, n)
+    dw, tw, db, tb = ref_update(w.reshape(m, n), g2, np.any(g2 != 0, axis=1), gb, gb != 0, float(lr), plain, per_row)
+    what = "update_rows_f32 plain=%d per_row=%d" % (plain, per_row)
+    check(np.all(np.abs(wf - (w.reshape(m, n) - dw).ravel()) <= tw.ravel()), what + " (weights)")
+    check(b is None or np.all(np.abs(bf - (b - db)) <= tb + 4 * U * np.abs(b)), what + " (bias)")
+    check(not gc.any() and (b is None or not gbc.any()), what + ": g, gb not zeroed")
+    # update_rows_mixed
+    flags = int(rng.integers(0, 4)) | 4 * per_row
+    state = exact(np.zeros(5 + 2 * m), np.float32)
+    seed = exact([int(rng.integers(1, 2**32))], np.uint32)
+    u = Update(lrm, F(1), F(wq[0]), int(wq[1]), flags & 3, per_row, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
+    w2, b2, wq2, nr = exact(wu, np.uint8), (exact(bi, np.int32) if bi is not None else None), exact(wq, np.float32), \
+        exact(np.zeros(2), np.int32)
+    lib.update_rows_mixed(P(w2), P(gmc), P(b2), P(gbmc), s_b, m, n8, C.byref(u), P(state), P(nr))
+    lib.qt_weights_qp_update(P(w2), w2.size, P(wq2), P(nr), F(rng.choice([0.0, 0.01, 0.5])))
+    g2 = gm.reshape(m, n8)
+    dw, tw, db, tb = ref_update(GQ.dequantize(wu, wq[0], wq[1]).reshape(m, n8), g2, np.any(g2 != 0, axis=1), gbm,
+                                gbm != 0, float(lrm), 0, per_row)
+    what = "update_rows_mixed flags=%d" % flags
+    check_mixed_step(what + " (weights)", wu, wq, w2, wq2, dw, tw)
+    check(bi is None or np.all(np.abs((b2 - bi.astype(np.int64)) * float(s_b) + db) <= 1.01 * float(s_b) + tb),
+          what + " (bias)")
+    check(not gmc.any() and not gbmc.any(), what + ": g, gb not zeroed")
 
 
 # ---- conv --------------------------------------------------------------------------------
@@ -299,6 +523,7 @@ def case_conv(lib, rng, i):
         check(same(state, gst) and int(seed[0]) == grng, what + " (state, rng)")
         check(b is None or same(bc, gb_), what + " (bias)")
     case_conv_f32(lib, rng, t, g, geom, wshape, name)
+    case_conv_mixed(lib, rng, t, g, geom, name, (x3, xq, w4, wq, y, yq, relu), (b, bq, usel, nsel, scratch))
     case_conv_select(lib, rng, e.reshape(co, oh, ow), eq, name)
 
 
@@ -344,6 +569,92 @@ def case_conv_f32(lib, rng, t, g, geom, wshape, name):
     aex, agw, agb = bwd(np.abs(eu), np.abs(x3), np.abs(w4), stride, pad, yc)
     for what, got, r_, a_ in (("ex", ex, rex, aex), ("gw", gw, rgw, agw), ("gb", gb, rgb, agb)):
         check(np.all(np.abs(got - r_.ravel()) <= _tol(a_, terms)), name + ": float32 backward " + what)
+
+
+def case_conv_mixed(lib, rng, t, g, geom, name, fwd, upd):
+    """Mixed mode (uint8 forward, float32 errors): ReLU mask + error
+    propagation with the uint8 weights and float gradients from the uint8
+    inputs against the float golden model on the dequantized tensors; the
+    fused batch-1 update bit-exact against the batch path it must equal
+    (grad_mixed, conv_swap_axes for ConvTranspose2d, update_rows_mixed, whose
+    own reference check is in the dense_float group)."""
+    x3, xq, w4, wq, y, yq, relu = fwd
+    b, bq, usel, nsel, scratch = upd
+    stride, pad, op = GC.geom_args(geom)
+    ci, H, W, co = geom[:4]
+    oh, ow, kk = g.out_h, g.out_w, geom[4] * geom[5]
+    terms = max(ci * kk + 1, co * kk, oh * ow, H * W)
+    x, w = exact(x3, np.uint8), exact(w4, np.uint8)
+    e0 = rng.standard_normal(co * oh * ow) * float(np.exp(rng.uniform(-6, 3)))
+    e = exact(e0, np.float32)
+    if rng.random() < 0.5:
+        k, sel = int(rng.integers(0, co + 1)), exact(rng.permutation(co), np.int32)
+    else:
+        k, sel = co, None
+    ex = exact(np.zeros(x.size), np.float32) if rng.random() < 0.9 else None
+    (lib.conv_transpose2d_backward_mixed if t else lib.conv2d_backward_mixed)(
+        C.byref(g), P(e), P(y) if relu else None, int(yq[1]), P(w), int(wq[1]), F(wq[0]), P(ex), P(sel), k)
+    em = np.where(y.astype(np.int64) > int(yq[1]), e0.astype(np.float32), F(0)) if relu else e0.astype(np.float32)
+    check(same(e, em), name + ": mixed ReLU mask")
+    eu = em.reshape(co, oh, ow).astype(np.float64)
+    if sel is not None:
+        eu[np.setdiff1d(np.arange(co), sel[:k])] = 0
+    xd, wd = GQ.dequantize(x3, xq[0], xq[1]), GQ.dequantize(w4, wq[0], wq[1])
+    bwd = GC.conv_transpose2d_backward_f32 if t else GC.conv2d_backward_f32
+    rex, rgw, rgb = bwd(eu, xd, wd, stride, pad, None)
+    aex, agw, agb = bwd(np.abs(eu), np.abs(xd), np.abs(wd), stride, pad, None)
+    if ex is not None:
+        check(np.all(np.abs(ex - rex.ravel()) <= _tol(aex, terms)), name + ": mixed error propagation ex")
+    # float gradients (real units), accumulated onto what the buffers held
+    gw0 = rng.standard_normal(w.size) * float(rng.choice([0.0, 1.0])) * float(np.abs(rgw).max() + 1e-30)
+    gb0 = rng.standard_normal(co) * float(rng.choice([0.0, 1.0]))
+    gw, gb = exact(gw0, np.float32), (exact(gb0, np.float32) if rng.random() < 0.8 else None)
+    (lib.conv_transpose2d_grad_mixed if t else lib.conv2d_grad_mixed)(
+        C.byref(g), P(e), P(x), int(xq[1]), F(xq[0]), P(gw), P(gb), P(sel), k)
+    f0 = gw0.astype(np.float32).astype(np.float64)
+    check(np.all(np.abs(gw - (f0 + rgw.ravel())) <= _tol(agw, terms) + 2 * U * np.abs(f0)),
+          name + ": mixed gradient gw")
+    if gb is not None:
+        f0 = gb0.astype(np.float32).astype(np.float64)
+        check(np.all(np.abs(gb - (f0 + rgb)) <= _tol(agb, oh * ow + 1) + 2 * U * np.abs(f0)),
+              name + ": mixed gradient gb")
+    # fused batch-1 update == batch path, two steps, any rounding mode
+    flags = 4 | int(rng.integers(0, 4))
+    hp = np.array([10.0 ** rng.uniform(-4, -1), rng.choice([1.0, 0.15]), rng.choice([0.0, 0.01, 0.5])], F)
+    s_b = F(bq[0]) if bq is not None else F(1)
+    seed0 = int(rng.integers(1, 2**32))
+    runs = []
+    for fused in (True, False):
+        wc, wqc = exact(w, np.uint8), exact(wq, np.float32)
+        bc = exact(b, np.int32) if b is not None else None
+        state, seed = exact(np.zeros(5 + 2 * co), np.float32), exact([seed0], np.uint32)
+        res = []
+        for step in range(2):
+            u = Update(hp[0], hp[1], F(wqc[0]), int(wqc[1]), flags & 3, 1, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
+            nr = exact(np.zeros(2), np.int32)
+            if fused:
+                (lib.conv_transpose2d_update_mixed if t else lib.conv2d_update_mixed)(
+                    C.byref(g), P(e), P(x), int(xq[1]), F(xq[0]), P(wc), P(bc), s_b, P(usel), nsel, C.byref(u),
+                    P(state), P(nr), P(scratch))
+            else:
+                gw, gb = exact(np.zeros(w.size), np.float32), exact(np.zeros(co), np.float32)
+                (lib.conv_transpose2d_grad_mixed if t else lib.conv2d_grad_mixed)(
+                    C.byref(g), P(e), P(x), int(xq[1]), F(xq[0]), P(gw), P(gb), P(usel), nsel)
+                if t:      # filter-major rows [out][in][kh][kw] and back
+                    gfm, wfm = exact(np.zeros(w.size), np.float32), exact(np.zeros(w.size), np.uint8)
+                    lib.conv_swap_axes_u32(P(gw), P(gfm), ci, co, kk)
+                    lib.conv_swap_axes_u8(P(wc), P(wfm), ci, co, kk)
+                    lib.update_rows_mixed(P(wfm), P(gfm), P(bc), P(gb), s_b, co, ci * kk, C.byref(u), P(state), P(nr))
+                    lib.conv_swap_axes_u8(P(wfm), P(wc), co, ci, kk)
+                else:
+                    lib.update_rows_mixed(P(wc), P(gw), P(bc), P(gb), s_b, co, ci * kk, C.byref(u), P(state), P(nr))
+            res.append(lib.qt_weights_qp_update(P(wc), wc.size, P(wqc), P(nr), F(hp[2])))
+        runs.append((wc, wqc, bc, state, int(seed[0]), res))
+    (w1, wq1, b1, st1, r1, re1), (w2, wq2, b2, st2, r2, re2) = runs
+    what = name + ": mixed update flags=%d, fused vs batch path" % flags
+    check(same(w1, w2) and same(wq1, wq2) and re1 == re2, what + " (weights)")
+    check(same(st1, st2) and r1 == r2, what + " (state, rng)")
+    check(b is None or same(b1, b2), what + " (bias)")
 
 
 def case_conv_select(lib, rng, e, eq, name):
@@ -524,6 +835,9 @@ def case_quant(lib, rng, i):
     gq = GQ.remap_u8(q, s0, z0, s1, z1)
     lib.qt_remap_u8(P(q), q.size, s0, z0, s1, z1)
     check(same(q, gq), "remap_u8")
+    # CRC-32 of checkpoints and streams, continued from any running value (zlib's)
+    data, c0 = exact(u8(rng, int(rng.integers(0, 300))), np.uint8), int(rng.integers(0, 2**32))
+    check(lib.qt_crc32_update(c0, P(data), data.size) == zlib.crc32(data.tobytes(), c0), "crc32_update")
     case_update_rows(lib, rng)
 
 
@@ -565,7 +879,9 @@ def case_update_rows(lib, rng):
     check(b is None or same(b, gbo), what + " (bias)")
 
 
-CASES = {"dense": case_dense, "conv": case_conv, "loss": case_loss, "latent": case_latent, "quant": case_quant}
+# (a new group goes at the end: a group's random stream is seeded by its index)
+CASES = {"dense": case_dense, "conv": case_conv, "loss": case_loss, "latent": case_latent, "quant": case_quant,
+         "dense_float": case_dense_float}
 
 
 def main(so, ops, cases, seed):
