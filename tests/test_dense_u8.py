@@ -105,6 +105,17 @@ def test_dense_forward_u8_bit_exact(run):
     cases = [forward_case(rng) for _ in range(60)]
     cases.append(forward_case(rng, m=3, n=1500))
     cases.append(forward_case(rng, m=64, n=784))
+    # Few inputs, many rows (the VAE decoder's 10 -> 1568 shape): the xs path
+    # works in blocks of rows; m not a multiple of the block.
+    cases += [forward_case(rng, m=m, n=n) for m, n in ((200, 10), (97, 3), (65, 1))]
+    # A bias term near INT32_MAX in one block (the saturating row-by-row
+    # fallback) next to blocks where it folds into the accumulators.
+    c = forward_case(rng, m=80, n=5)
+    c["b"] = rng.integers(-2**20, 2**20, 80, dtype=np.int32)
+    c["b"][40] = 2**31 - 1
+    c["b"][41] = -2**31 + 1
+    c["bq"][GQ.SCALE] = c["xq"][GQ.SCALE] * c["wq"][GQ.SCALE]
+    cases.append(c)
     data = pack(np.array([len(cases)], np.int32))
     for c in cases:
         m = c["w"].shape[0]

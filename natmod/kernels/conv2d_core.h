@@ -113,6 +113,32 @@ static inline void qt_conv_fin_init(qt_conv_fin_t *f, const qt_conv_rq_t *rq) {
 #endif
 }
 
+// round(acc * mult / 2^(32 + sh)), sh >= 0 (a multiplier below 1/2), rnd =
+// 2^(31 + sh): the high word of the 64-bit acc * mult + rnd, shifted (one
+// SMLAL + ASR on the M4).  |acc * mult| < 2^62, so the sum never wraps, and
+// the result fits in 31 bits.
+static inline int32_t qt_mul_hi(int32_t acc, int32_t mult, uint64_t rnd, int32_t sh) {
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__)
+    // One SMLAL (GCC otherwise multiplies 64x64 when mult is hoisted).
+    uint32_t lo = (uint32_t)rnd, hi = (uint32_t)(rnd >> 32);
+    __asm__ ("smlal %0, %1, %2, %3" : "+r" (lo), "+r" (hi) : "r" (acc), "r" (mult));
+    return (int32_t)hi >> sh;
+#else
+    return (int32_t)(uint32_t)((rnd + (uint64_t)((int64_t)acc * mult)) >> 32) >> sh;
+#endif
+}
+
+#if defined(__ARM_ARCH_6M__)
+// round(acc * m) in the Cortex-M0 short form: f->fast and |acc| < 2^18 only.
+//   floor((acc m24 + 2^(t-1)) / 2^t), t = shift - 7,
+//   = floor((acc mh + floor(acc ml / 2^12) + 2^(t-13)) / 2^(t-12)),
+// exact by nested floors (2^(shift-8) is a multiple of 2^12), every term
+// below 2^30 (t - 12 = fsh <= 30): two 32-bit products instead of four.
+static inline int32_t qt_conv_fin_short(int32_t acc, const qt_conv_fin_t *f) {
+    return (acc * f->mh + ((acc * f->ml) >> 12) + f->frnd) >> f->fsh;
+}
+#endif
+
 // One accumulator -> uint8, with the range bookkeeping of every uint8 core
 // (ReLU clamps the accumulator at 0 first, as Dense does).
 __attribute__((always_inline)) static inline uint8_t qt_conv_fin(int32_t acc, const qt_conv_fin_t *f, int32_t *amin,
@@ -129,14 +155,9 @@ __attribute__((always_inline)) static inline uint8_t qt_conv_fin(int32_t acc, co
     int32_t r;
 #if defined(__ARM_ARCH_6M__)
     if (f->fast && (uint32_t)acc + (1u << 18) < (1u << 19)) {
-        // |acc| < 2^18: two 32-bit products, exact by nested floors
-        // (2^(shift-8) is a multiple of 2^12):
-        //   floor((acc m24 + 2^(t-1)) / 2^t), t = shift - 7,
-        //   = floor((acc mh + floor(acc ml / 2^12) + 2^(t-13)) / 2^(t-12)),
-        // every term below 2^30 (t - 12 = fsh <= 30).  Most accumulators of
-        // the VAE's layers; about a third of the general form's instructions.
-        r = (acc * f->mh + ((acc * f->ml) >> 12) + f->frnd) >> f->fsh;
-        r += f->zero;
+        // |acc| < 2^18: most accumulators of the VAE's layers; about a third
+        // of the general form's instructions.
+        r = qt_conv_fin_short(acc, f) + f->zero;
         return (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
     }
     // Cortex-M0: the inline 16x16-product form of quant.h instead of
@@ -150,22 +171,13 @@ __attribute__((always_inline)) static inline uint8_t qt_conv_fin(int32_t acc, co
 #else
     // (acc * mult + rnd) >> shift; with shift >= 32 only the high word is
     // needed (SMULL/SMLAL + ASR on the M4).
-#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__)
-    // One SMULL (GCC otherwise keeps the hoisted multiplier as a 64-bit
-    // value and multiplies 64x64), then the 64-bit add of the rounding term.
-    uint32_t plo, phi;
-    __asm__ ("smull %0, %1, %2, %3" : "=&r" (plo), "=&r" (phi) : "r" (acc), "r" (f->mult));
-    const int64_t p = (int64_t)(((uint64_t)phi << 32) | plo) + f->rnd;
-#else
-    const int64_t p = (int64_t)acc * (int64_t)f->mult + f->rnd;
-#endif
     if (f->shift >= 32) {
-        r = (int32_t)((uint64_t)p >> 32) >> (f->shift - 32);   // |r| < 2^30
+        r = qt_mul_hi(acc, f->mult, (uint64_t)f->rnd, f->shift - 32);   // |r| < 2^30
     } else {
         // A multiplier >= 1/2 (output scale below s_w s_x): the product may
         // not fit in int32; saturate it before the zero point is added, so a
         // large accumulator gives 255 (not a wrapped value).
-        const int64_t q = p >> f->shift;
+        const int64_t q = ((int64_t)acc * (int64_t)f->mult + f->rnd) >> f->shift;
         r = q > 512 ? 512 : (q < -512 ? -512 : (int32_t)q);
     }
 #endif

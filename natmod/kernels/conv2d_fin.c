@@ -90,6 +90,28 @@ void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t
         out += stride;
         n--;
     }
+#else
+    if (!bacc && f->shift >= 32) {
+        // The common case off the M0 (no bias to saturate, a multiplier
+        // below 1/2) with every constant in a register: ~18 instructions per
+        // value on the M4 instead of ~35 (GCC reloaded each constant from f
+        // after every store to out).  Same value as qt_conv_fin: the high
+        // word of acc * mult + rnd shifted, the ReLU as a mask.
+        const int32_t mult = f->mult, sh = f->shift - 32, zero = f->zero;
+        const uint64_t rnd = (uint64_t)f->rnd;
+        const uint32_t rmask = f->relu ? 0xffffffffu : 0u;
+        for (int32_t i = 0; i < n; i++, out += stride) {
+            int32_t a = (int32_t)((uint32_t)acc[i] + c0);
+            a = (int32_t)((uint32_t)a & ~((uint32_t)(a >> 31) & rmask));
+            lo = a < lo ? a : lo;
+            hi = a > hi ? a : hi;
+            const int32_t r = qt_mul_hi(a, mult, rnd, sh) + zero;
+            *out = (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
+        }
+        mm[0] = lo;
+        mm[1] = hi;
+        return;
+    }
 #endif
     for (int32_t i = 0; i < n; i++, out += stride) {
         int32_t a = (int32_t)((uint32_t)acc[i] + c0);

@@ -1,5 +1,6 @@
 // Dense kernels, uint8: see dense.h.
 #include "dense.h"
+#include "conv2d_core.h"   // qt_conv_fin_run: the per-output finish shared with the conv cores
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 #include <arm_acle.h>
@@ -253,92 +254,106 @@ static int64_t fixmul64(int32_t x, qt_fixmul_t f) {
     return qt_fixmul_apply64(x, f);
 }
 
-// The output side of a forward pass: bias, ReLU, range tracking and
-// requantization of one accumulator, shared by both paths.  Out of line: it
-// is per row, not per MAC, and inlined at its four call sites it cost ~2.5 KB
-// on the Cortex-M0 and ~1 KB on the Cortex-M4 (where the call costs ~7
-// instructions a row: +6 % on a Dense 10 -> 1568 forward, +0.4 % on 784 -> 64).
-typedef struct {
-    const int32_t *b;
-    const qt_dense_fwd_t *q;
-    int32_t lo;             // y's lower clamp: z_y with a fused ReLU, else 0
-    int32_t amin, amax;     // exact range of the accumulators so far
-} fwd_out_t;
-
-static void fwd_out_init(fwd_out_t *o, const int32_t *b, const qt_dense_fwd_t *q) {
-    o->b = b;
-    o->q = q;
-    o->lo = q->relu ? q->zy : 0;
-    o->amin = INT32_MAX;
-    o->amax = INT32_MIN;
+// acc + round(b m) (the bias term, m = s_b / (s_w s_x)), saturated to
+// +-(2^31 - 1) like the golden model's int64 sum.  |acc| <= n 255^2 <
+// 2^31 - 2^24 (n <= 32767).  Short forms where they are exact: on the M0
+// for |b| < 2^18 (a real bias below 4 at the package's bias scale 2^-16)
+// with a multiplier below 1/2, two 32-bit products and a term below 2^17,
+// so no saturation (~10 instructions instead of a call to the general
+// form's ~50); elsewhere the high word for a multiplier below 1/2 (SMLAL on
+// the M4; the general form's 64-bit shift took ~40 instructions a row).
+static inline int32_t add_bias(int32_t acc, int32_t bi, const qt_conv_fin_t *bf) {
+#if defined(__ARM_ARCH_6M__)
+    if (bf->fast && (uint32_t)bi + (1u << 18) < (1u << 19)) {
+        return acc + qt_conv_fin_short(bi, bf);
+    }
+#else
+    if (bf->shift >= 32) {
+        return qt_sat_add_i32(acc, qt_mul_hi(bi, bf->mult, (uint64_t)bf->rnd, bf->shift - 32));
+    }
+#endif
+    const qt_fixmul_t m = { bf->mult, bf->shift };
+    const int64_t t = (int64_t)acc + fixmul64(bi, m);
+    return t > INT32_MAX ? INT32_MAX : (t < -INT32_MAX ? -INT32_MAX : (int32_t)t);
 }
 
-__attribute__((noinline)) static uint8_t fwd_out(fwd_out_t *o, int32_t acc, int32_t i) {
-    const qt_dense_fwd_t *q = o->q;
-    if (o->b) {
-        int64_t t = (int64_t)acc + fixmul64(o->b[i], q->bias);
-        acc = t > INT32_MAX ? INT32_MAX : (t < -INT32_MAX ? -INT32_MAX : (int32_t)t);
-    }
-    if (q->relu && acc < 0) {
-        acc = 0;
-    }
-    o->amin = acc < o->amin ? acc : o->amin;
-    o->amax = acc > o->amax ? acc : o->amax;
-    return qt_requant_u8(acc, q->out, q->zy, o->lo);
-}
+// Rows per block of the forward pass (an int32 array on the stack).
+#define QT_DENSE_FWD_BLOCK 32
 
+// Blocks of rows: the accumulators (dot products with the zero-point terms,
+// then the bias) into acc, then the conv cores' finish over the block (ReLU,
+// exact range, requantization: one call per block with the constants in
+// registers, the hand-written loop on the M0) instead of a call per row,
+// which dominated a layer with few inputs (10 -> 1568: ~120 of ~230
+// instructions a row on the M0).
 void dense_forward_u8(const uint8_t *x, const uint8_t *w, const int32_t *b, uint8_t *y,
     int32_t m, int32_t n, const qt_dense_fwd_t *q, int32_t acc_range[2], int32_t *xs_buf) {
     qt_xs_t *xs = (qt_xs_t *)xs_buf;
-    fwd_out_t o;
-    fwd_out_init(&o, b, q);
+    const qt_conv_rq_t rq = { 0, 0, q->zy, q->out, q->bias, q->relu };
+    const qt_conv_rq_t brq = { 0, 0, 0, q->bias, q->bias, 0 };
+    qt_conv_fin_t fin, bfin;
+    qt_conv_fin_init(&fin, &rq);
+    qt_conv_fin_init(&bfin, &brq);
+    // sum_j (w_ij - zw)(x_j - zx) = sum_j w_ij xs_j - zw sum_j xs_j (with xs),
+    // = sum w x - zx sum_j w_ij - zw sum_j x_j + n zw zx (without: the row sum
+    // comes out of the dot loop for free, USADA8 on the M4, one add per 4 MACs
+    // elsewhere, so no cache has to follow weight updates).  Intermediate
+    // terms may exceed int32; uint32 arithmetic wraps mod 2^32 and the true
+    // result fits in int32, so the final cast is exact.
+    const uint32_t zx = (uint32_t)q->zx, zw = (uint32_t)q->zw;
+    uint32_t c0;
     if (xs) {
-        // sum_j (w_ij - zw)(x_j - zx) = sum_j w_ij xs_j - zw sum_j xs_j
-        int32_t c0 = -q->zw * fill_xs(x, n, q->zx, xs);
-        int32_t d[2];
-        int32_t i = 0;
-        for (; i + 2 <= m; i += 2) {
-            const uint8_t *wr = w + (size_t)i * (size_t)n;
-            dot2_xs(wr, wr + n, xs, n, d);
-            y[i] = fwd_out(&o, d[0] + c0, i);
-            y[i + 1] = fwd_out(&o, d[1] + c0, i + 1);
-        }
-        if (i < m) {
-            y[i] = fwd_out(&o, dot1_xs(w + (size_t)i * (size_t)n, xs, n) + c0, i);
-        }
+        c0 = 0u - zw * (uint32_t)fill_xs(x, n, q->zx, xs);
     } else {
-        // sum_j (w_ij - zw)(x_j - zx) = sum w x - zx sum_j w_ij - zw sum_j x_j + n zw zx.
-        // The row sum comes out of the dot loop for free (USADA8 on M4, one add
-        // per 4 MACs elsewhere), so no cache has to follow weight updates.
-        // Intermediate terms may exceed int32; uint32 arithmetic wraps mod 2^32
-        // and the true result fits in int32, so the final cast is exact.
         uint32_t xsum = 0;
         for (int32_t j = 0; j < n; j++) {
             xsum += x[j];
         }
-        const uint32_t zx = (uint32_t)q->zx, zw = (uint32_t)q->zw;
-        const uint32_t c0 = (uint32_t)n * zw * zx - zw * xsum;
-        uint32_t d[2], ws[2];
-        for (int32_t i = 0; i < m; i++) {
-            const uint8_t *wr = w + (size_t)i * (size_t)n;
-            int32_t np = 1;
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-            if (i + 1 < m) {
-                dot2_u8(wr, wr + n, x, n, d, ws);
-                np = 2;
-            } else
-#endif
-            {
-                d[0] = qt_dot_u8(wr, x, n, &ws[0]);
-            }
-            for (int32_t r = 0; r < np; r++, i++) {
-                y[i] = fwd_out(&o, (int32_t)(d[r] - zx * ws[r] + c0), i);
-            }
-            i--;
-        }
+        c0 = (uint32_t)n * zw * zx - zw * xsum;
     }
-    acc_range[0] = o.amin;
-    acc_range[1] = o.amax;
+    int32_t mm[2] = { INT32_MAX, INT32_MIN };
+    int32_t acc[QT_DENSE_FWD_BLOCK];
+    for (int32_t i0 = 0; i0 < m; i0 += QT_DENSE_FWD_BLOCK) {
+        const int32_t cnt = m - i0 < QT_DENSE_FWD_BLOCK ? m - i0 : QT_DENSE_FWD_BLOCK;
+        const uint8_t *wr = w + (size_t)i0 * (size_t)n;
+        int32_t r = 0;
+        if (xs) {
+            int32_t d[2];
+            for (; r + 2 <= cnt; r += 2, wr += 2 * n) {
+                dot2_xs(wr, wr + n, xs, n, d);
+                acc[r] = (int32_t)((uint32_t)d[0] + c0);
+                acc[r + 1] = (int32_t)((uint32_t)d[1] + c0);
+            }
+            if (r < cnt) {
+                acc[r] = (int32_t)((uint32_t)dot1_xs(wr, xs, n) + c0);
+            }
+        } else {
+            uint32_t d[2], ws[2];
+            while (r < cnt) {
+                int32_t np = 1;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+                if (r + 1 < cnt) {
+                    dot2_u8(wr, wr + n, x, n, d, ws);
+                    np = 2;
+                } else
+#endif
+                {
+                    d[0] = qt_dot_u8(wr, x, n, &ws[0]);
+                }
+                for (int32_t h = 0; h < np; h++, r++, wr += n) {
+                    acc[r] = (int32_t)(d[h] - zx * ws[h] + c0);
+                }
+            }
+        }
+        if (b) {
+            for (r = 0; r < cnt; r++) {
+                acc[r] = add_bias(acc[r], b[i0 + r], &bfin);
+            }
+        }
+        qt_conv_fin_run(acc, NULL, cnt, y + i0, 1, 0, &fin, mm);
+    }
+    acc_range[0] = mm[0];
+    acc_range[1] = mm[1];
 }
 
 // ---- backward ---------------------------------------------------------------
