@@ -604,11 +604,103 @@ void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, 
     new_range[1] = qmax;
 }
 
+// The stored weights' extremes merged into [*plo, *phi] (0 <= *plo <= *phi
+// <= 255 on entry).  Most words hold no new extreme, so 16 bytes are tested
+// at once and only a hit looks at its bytes; the scan stops once 0..255 is
+// covered.  One pass over the weights per step, the cost of exactness:
+// ~1.1 instructions per weight on the M4, ~2.6 on the M0 (see KERNELS.md).
+static inline void extend_range(const uint8_t *p, const uint8_t *end, uint32_t *lo, uint32_t *hi) {
+    for (; p < end; p++) {
+        uint32_t v = *p;
+        *lo = v < *lo ? v : *lo;
+        *hi = v > *hi ? v : *hi;
+    }
+}
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+#include <arm_acle.h>
+// Cortex-M4: per lane, (x - lo) mod 256 exceeds hi - lo exactly when x lies
+// outside [lo, hi] (USUB8, then UQSUB8 against the span is 0 or not).
+// Unaligned LDR is fine on the M4.
+typedef struct __attribute__((packed)) {
+    uint32_t v;
+} qt_u32_unaligned_t;
+static inline uint32_t outside4(const uint8_t *p, uint32_t lo4, uint32_t span4) {
+    uint32_t x = ((const qt_u32_unaligned_t *)(const void *)p)->v;
+    return __uqsub8(__usub8(x, lo4), span4);
+}
+#define QT_WORDS_OK(lo, hi) (1)
+#define QT_WORD_ALIGN (1u)
+#else
+// Cortex-M0 / generic: SWAR "has a byte < n", (x - n*0x01..) & ~x & 0x80..,
+// exact for n <= 128: x against lo, and ~x against 255 - hi; so it needs
+// lo <= 128 <= hi + 1 (the usual case: the zero point inside the range),
+// else bytes.  Word loads need alignment on the M0.
+typedef uint32_t __attribute__((may_alias)) qt_u32_alias_t;
+static inline uint32_t outside4(const uint8_t *p, uint32_t lo4, uint32_t m4) {
+    uint32_t x = *(const qt_u32_alias_t *)(const void *)p;
+    uint32_t nx = ~x;
+    return (((x - lo4) & nx) | ((nx - m4) & x)) & 0x80808080u;
+}
+#define QT_WORDS_OK(lo, hi) ((lo) <= 128u && (hi) >= 127u)
+#define QT_WORD_ALIGN (4u)
+#endif
+
+static void stored_range_u8(const uint8_t *w, size_t n, int32_t *plo, int32_t *phi) {
+    uint32_t lo = (uint32_t)*plo, hi = (uint32_t)*phi;
+    const uint8_t *p = w, *end = w + n;
+    // bytes up to a word boundary (M0)
+    const uint8_t *a = w + ((QT_WORD_ALIGN - ((uintptr_t)w & (QT_WORD_ALIGN - 1u))) & (QT_WORD_ALIGN - 1u));
+    a = a < end ? a : end;
+    extend_range(p, a, &lo, &hi);
+    p = a;
+    while ((size_t)(end - p) >= 16 && (lo > 0u || hi < 255u) && QT_WORDS_OK(lo, hi)) {
+        const uint32_t lo4 = lo * 0x01010101u;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        const uint32_t k4 = (hi - lo) * 0x01010101u;
+#else
+        const uint32_t k4 = (255u - hi) * 0x01010101u;
+#endif
+        const uint8_t *e16 = p + ((size_t)(end - p) & ~(size_t)15);
+        while (p < e16 && !(outside4(p, lo4, k4) | outside4(p + 4, lo4, k4) |
+                            outside4(p + 8, lo4, k4) | outside4(p + 12, lo4, k4))) {
+            p += 16;
+        }
+        if (p == e16) {
+            break;
+        }
+        extend_range(p, p + 16, &lo, &hi);
+        p += 16;
+    }
+    if (lo > 0u || hi < 255u) {
+        extend_range(p, end, &lo, &hi);
+    }
+    *plo = (int32_t)lo;
+    *phi = (int32_t)hi;
+}
+
+// The observed range is that of ALL weights after the update: the new values
+// of the updated rows (before clamping, new_range) and the stored values of
+// the rest.  Rows left alone (DSGU, no error, sigma guard) keep their values,
+// so leaving them out would move the range toward the updated rows only and
+// the next re-map would clip them (24-31 % of the decoder's weights at 0/255
+// after 2 epochs at lmin 0.1).  Their range is found by scanning the stored
+// bytes (exact, no state to keep in step with the weights; the updated rows'
+// clamped values never extend the range, so scanning them too changes
+// nothing).  A step that updated nothing observes nothing, as before.
 int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const int32_t new_range[2], float tau) {
     float s = wq[QT_QP_SCALE];
     int32_t z = (int32_t)wq[QT_QP_ZERO];
+    int32_t qlo = 0, qhi = 255;     // stored extremes (known when something was updated)
     if (new_range[0] <= new_range[1]) {
-        qt_qp_observe(wq, s * (float)(new_range[0] - z), s * (float)(new_range[1] - z));
+        int32_t lo = new_range[0] < 0 ? 0 : (new_range[0] > 255 ? 255 : new_range[0]);
+        int32_t hi = new_range[1] < 0 ? 0 : (new_range[1] > 255 ? 255 : new_range[1]);
+        stored_range_u8(w, n, &lo, &hi);
+        qlo = lo;
+        qhi = hi;
+        lo = lo < new_range[0] ? lo : new_range[0];
+        hi = hi > new_range[1] ? hi : new_range[1];
+        qt_qp_observe(wq, s * (float)(lo - z), s * (float)(hi - z));
     }
     qt_qp_update(wq);
     float s2 = wq[QT_QP_SCALE];
@@ -622,6 +714,16 @@ int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const int32_t new_
         float zf = -wq[QT_QP_MIN] / s;
         int32_t z3 = zf > 300.0f ? 255 : qt_round_f32(zf);
         z3 = z3 < 0 ? 0 : (z3 > 255 ? 255 : z3);
+        // The shift must not clip stored weights (q + z3 - z within 0..255):
+        // the range can be up to tau wider than the kept scale's window, and
+        // a window anchored at the range's min then cut off its top; the
+        // values clipped there were observed as the new max, so the range
+        // slid down step after step at a constant width without ever
+        // re-scaling (27 % of ConvTranspose 32->16's weights at 0/255 after
+        // 2 DSGU epochs).  A range that outgrows the window re-scales instead.
+        int32_t dz = z3 - z;
+        dz = dz < -qlo ? -qlo : (dz > 255 - qhi ? 255 - qhi : dz);
+        z3 = z + dz;
         wq[QT_QP_SCALE] = s;
         wq[QT_QP_ZERO] = (float)z3;
         if (z3 != z) {

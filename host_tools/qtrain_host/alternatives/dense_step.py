@@ -141,7 +141,11 @@ def weights_qp_update(w, wq, lo, hi, tau):
     """qt_weights_qp_update: observe the new weight range, move wq, re-map w."""
     s = wq[0]
     z = int(wq[1])
+    qlo, qhi = 0, 255
     if lo <= hi:
+        # the range of all weights: rows left alone keep their stored values
+        qlo, qhi = min(max(lo, 0), 255, min(w)), max(min(hi, 255), 0, max(w))
+        lo, hi = min(lo, qlo), max(hi, qhi)
         qp_observe(wq, f32(s * (lo - z)), f32(s * (hi - z)))
     qp_update(wq)
     s2 = wq[0]
@@ -153,6 +157,7 @@ def weights_qp_update(w, wq, lo, hi, tau):
         zf = f32(-wq[2] / s)
         z3 = 255 if zf > 300.0 else round_f32(zf)
         z3 = max(0, min(255, z3))
+        z3 = z + max(-qlo, min(255 - qhi, z3 - z))     # a shift never clips a stored weight
         wq[0] = s
         wq[1] = z3
         if z3 != z:

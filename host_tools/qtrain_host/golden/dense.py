@@ -442,8 +442,14 @@ def weights_qp_update(w, wq, new_range, tau):
     w = np.array(w, np.uint8)
     wq = np.array(wq, np.float32)
     s, z = F(wq[Q.SCALE]), int(wq[Q.ZERO])
+    qlo, qhi = 0, 255
     if new_range[0] <= new_range[1]:
-        Q.qp_observe(wq, F(s * F(new_range[0] - z)), F(s * F(new_range[1] - z)))
+        # the range of ALL weights: the updated rows' new values (before
+        # clamping) and the stored values of the rows left alone (update.c)
+        qlo = min(max(int(new_range[0]), 0), 255, int(w.min()))     # stored extremes
+        qhi = max(min(int(new_range[1]), 255), 0, int(w.max()))
+        lo, hi = min(int(new_range[0]), qlo), max(int(new_range[1]), qhi)
+        Q.qp_observe(wq, F(s * F(lo - z)), F(s * F(hi - z)))
     Q.qp_update(wq)
     s2, z2 = F(wq[Q.SCALE]), int(wq[Q.ZERO])
     if s2 == s and z2 == z:
@@ -454,6 +460,7 @@ def weights_qp_update(w, wq, new_range, tau):
         zf = F(-wq[Q.RMIN] / s)
         z3 = 255 if zf > F(300) else Q.round_f32(zf)
         z3 = max(0, min(255, z3))
+        z3 = z + max(-qlo, min(255 - qhi, z3 - z))     # a shift never clips a stored weight
         wq[Q.SCALE], wq[Q.ZERO] = s, z3
         if z3 != z:
             w = Q.remap_u8(w, s, z, s, z3)

@@ -1,0 +1,160 @@
+"""DSGU costs on the emulated boards, per call (QEMU instruction counts,
+`-icount shift=0`; not cycles): what does and does not shrink with k.
+
+    python -m qtrain_host.bench_dsgu                       # lmin 0.1, both boards
+    python -m qtrain_host.bench_dsgu --lmin 1.0 --boards qemu-m4
+    python -m qtrain_host.bench_dsgu --scan                # the weight-range scan
+
+Per layer of the paper's ConvVAE (qtrain_host.bench.VAE_LAYERS), uint8, DSGU
+lmax = lmin (a fixed fraction of the filters/rows), each backward call alone:
+relu (the ReLU mask on the error), scores (conv: sum |e - z_e| per filter),
+select (k and the top-k), error (error propagation of the selected
+structures), update (weight gradient + update + the weight-range step).
+Each figure includes one Python call into _qtrain (~1-4 k instructions).
+--scan: cost of the weight-range step's scan of the stored weights
+(update.c, stored_range_u8) on 4 x 1568 weights whose stored values span
+0..255 (the scan stops at once) or only 3..252 / 60..200 (a full pass).
+"""
+import argparse
+import sys
+
+from . import bench
+from .runner import run_script
+
+SCRIPT = r"""
+import gc, icount, array
+import _qtrain as _q
+from qtrain import layers as L
+DSGU = %(dsgu)r
+opt = L.Options(mode="uint8", lr=0.001, seed=5, dsgu=DSGU)
+name, kind, a = %(spec)r
+def rnd(n, seed):
+    b = bytearray(n)
+    L.fill_uniform_u8(b, seed)
+    return b
+T = {}
+def cnt(key, f):
+    gc.collect()
+    icount.start()
+    f()
+    T[key] = T.get(key, 0) + icount.read()
+if kind == "dense":
+    n_in, n_out, relu, first = a
+    lay = L.Dense(n_in, n_out, relu=relu, opt=opt, first=first)
+    n_o = n_out
+else:
+    shp, oc, k, s, p, op, relu, tr, first = a
+    lay = L.Conv2d(shp, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first)
+    L.Shared.for_layers([lay])
+    n_in = shp[0] * shp[1] * shp[2]
+    n_o = lay.n_out
+x, xq = rnd(n_in, 11), L.qparams(0.0, 1.0)
+e8, eq = rnd(n_o, 12), L.qparams(-0.05, 0.05)
+e = bytearray(e8)
+lay.forward(x, xq)
+for rep in range(2):
+    e[:] = e8
+    sel = k = None
+    if kind == "dense":
+        if lay.relu:
+            cnt("relu", lambda: _q.relu_backward_u8(e, eq, lay.y, lay.yq))
+        if DSGU:
+            def s():
+                global k
+                k = _q.dense_select_u8(e, eq, lay.dsgu_hp, lay.dsgu_state, lay.sel, lay.scores)
+            cnt("select", s)
+            sel = lay.sel
+        if not lay.first:
+            cnt("error", lambda: _q.dense_backward_u8(e, eq, lay.w, lay.wq, lay.ep, lay.epq, sel, k, lay.acc))
+        cnt("update", lambda: _q.dense_update_u8(e, eq, lay.x, lay.xq, lay.w, lay.wq, lay.b, lay.bq, sel, k,
+                               lay.hp, lay.flags, lay.state, lay.rng))
+    else:
+        g = lay.geom
+        if lay.relu:
+            cnt("relu", lambda: lay._bwd(e, eq, lay.y, lay.yq, lay.w, lay.wq, None, None, g))
+        if DSGU:
+            cnt("scores", lambda: _q.conv_scores_u8(e, eq, lay.scores))
+            def s():
+                global k
+                k = _q.select_scores(lay.scores, lay.n_out, eq, lay.dsgu_hp, lay.dsgu_state, lay.sel, lay.sel_scratch)
+            cnt("select", s)
+            sel = lay.sel
+        if not lay.first:
+            cnt("error", lambda: lay._bwd(e, eq, None, None, lay.w, lay.wq, lay.ep, lay.epq, g, sel, k, lay._scr))
+        cnt("update", lambda: lay._upd(e, eq, lay.x, lay.xq, lay.w, lay.wq, lay.b, lay.bq, g, sel, k,
+                      lay.hp, lay.flags, lay.state, lay.rng, lay._scr))
+    print("@bench k", k)
+for key in T:
+    print("@bench %%s %%d" %% (key, T[key] // 2))
+"""
+
+SCAN_S = r"""
+import icount, gc
+import _qtrain as Q
+from array import array
+from qtrain import layers as L
+rows, n = 4, 1568
+def one(lo, hi):
+    w = bytearray(rows * n)
+    L.fill_uniform_u8(w, 3)
+    for i in range(len(w)):
+        w[i] = lo + w[i] * (hi - lo) // 255
+    g = array('i', [0] * (rows * n))
+    for j in range(n):
+        g[j] = (j % 7) - 3
+    wq = L.qparams(-1.0, 1.0, 0.001)
+    st = array('f', [0.0] * (5 + 2 * rows)); rng = array('I', [1])
+    hp = array('f', [0.001, 1.0, 0.02]); gs = array('f', [1e-4, 1.0])
+    gc.collect()
+    icount.start()
+    Q.update_rows_u8(g, gs, w, wq, None, None, None, hp, 2, st, rng)
+    return icount.read()
+a = one(0, 255); b = one(3, 252); c = one(60, 200)
+print("@bench full", a); print("@bench band3", b); print("@bench band60", c)
+"""
+
+
+def breakdown(board, lmin, which=None):
+    """[(layer name, k, {part: instructions})] of one backward per layer."""
+    dsgu = None if lmin is None else (lmin, lmin)
+    rows = []
+    for i, spec in enumerate(bench.VAE_LAYERS):
+        if which is not None and i not in which:
+            continue
+        res = run_script(board, SCRIPT % dict(dsgu=dsgu, spec=list(spec)), timeout=1800)
+        if res.returncode != 0:
+            raise RuntimeError("bench_dsgu failed on %s:\n%s" % (board, res.output[-2000:]))
+        d = bench._bench_lines(res.output)
+        rows.append((spec[0], d.get("k"), {k: int(v) for k, v in d.items() if k != "k"}))
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench_dsgu", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--boards", default=" ".join(bench.BOARDS), help="space-separated (default: %(default)s)")
+    ap.add_argument("--lmin", type=float, default=0.1, help="DSGU fraction (lmax = lmin; default %(default)s)")
+    ap.add_argument("--scan", action="store_true", help="only the weight-range scan's cost")
+    a = ap.parse_args(argv)
+    for b in a.boards.split():
+        if a.scan:
+            res = run_script(b, SCAN_S, timeout=600)
+            d = bench._bench_lines(res.output)
+            full = int(d["full"])
+            print("%s: update_rows_u8 4 x 1568, stored 0..255 %d, 3..252 %d (+%.2f per weight), 60..200 %d (+%.2f)"
+                  % (b, full, int(d["band3"]), (int(d["band3"]) - full) / 6272.0, int(d["band60"]),
+                     (int(d["band60"]) - full) / 6272.0))
+            continue
+        parts = ("relu", "scores", "select", "error", "update")
+        print("| %s lmin %s | k | %s | total |" % (b, a.lmin, " | ".join(parts)))
+        print("|---|---:|%s---:|" % ("---:|" * len(parts)))
+        tot = 0
+        for name, k, p in breakdown(b, a.lmin):
+            t = sum(p.values())
+            tot += t
+            print("| %s | %s | %s | %d |" % (name, k, " | ".join(str(p.get(x, "-")) for x in parts), t))
+        print("| all | | | | | | | %d |" % tot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
