@@ -94,13 +94,21 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
     common = ["--model", "mlp", "--hidden", "32", "--test_limit", "200", "--per_class", "10",
               "--head_epochs", "2", "--head_fresh", "true", "--seed", "3"]
 
+    outputs = []
+
     def accuracy(args):
         argv, env = bench_report.unix_command("accuracy.py", common + args)
         p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stdout + p.stderr
+        outputs.append(p.stdout)
         return bench_report.parse_lines(p.stdout, "epoch")[-1]
 
     trained = accuracy(["--epochs", "1", "--limit", "300", "--save_vae", str(tmp_path / "v")])
+    # the uint8 VAE's share of weights at 0/255, one per trainable layer (MLP VAE: 4)
+    line = [ln for ln in outputs[0].splitlines() if ln.startswith("@clamped epoch=1 layers=")]
+    assert len(line) == 1, outputs[0]
+    shares = [float(v) for v in line[0].split("layers=")[1].split(",")]
+    assert len(shares) == 4 and all(0 <= v <= 1 for v in shares) and max(shares) > 0, shares
     loaded = accuracy(["--epochs", "0", "--load_vae", str(tmp_path / "v-e1.qtc")])
     assert loaded["epoch"] == 0 and trained["epoch"] == 1
     for k in ("test_elbo", "acc10_float32", "acc10_uint8"):
