@@ -74,11 +74,15 @@ int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g);
 // layout the dot products read (groups of four interleaved on the M0).
 void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zero_b,
     uint8_t *cols, int32_t *colsum, int32_t r0, int32_t R);
-// out[r] (=, or += if accumulate) sum (small - zs)(cols_r - zb); small_sum = sum small.
+// out[r ostride] (=, or += if accumulate) sum (small - zs)(cols_r - zb); small_sum = sum small.
 // work: 2*align4(n) + 8 bytes, 4-byte aligned (the M4 splits small_ch into lanes there).
 void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small_sum,
     const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
-    int32_t *out, int accumulate, uint32_t *work);
+    int32_t *out, int32_t ostride, int accumulate, uint32_t *work);
+// R plain rows of n bytes in the block layout the dot products read: copied
+// into dst (R n bytes) on the M0, where groups of four are interleaved;
+// src itself elsewhere.
+const uint8_t *qt_conv_block_rows_u8(const uint8_t *src, int32_t R, int32_t n, uint8_t *dst);
 int32_t qt_conv_map_sum_u8(const uint8_t *e, int32_t n, int32_t zero);
 
 // Per-call form of the requantization: y = clamp(round(acc * m) + z, lo, 255)

@@ -840,10 +840,10 @@ void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zer
     }
 }
 
-// out[r] = sum_pix (small_ch - zs)(cols_r - zb) for nrows rows of n pixels.
+// out[r * ostride] = sum_pix (small_ch - zs)(cols_r - zb) for nrows rows of n pixels.
 void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small_sum,
     const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
-    int32_t *out, int accumulate, uint32_t *work) {
+    int32_t *out, int32_t ostride, int accumulate, uint32_t *work) {
     const uint32_t zs = (uint32_t)zero_s, zb = (uint32_t)zero_b;
     const uint32_t *bx = nrows >= 2 ? prep_lanes(small_ch, n, work) : NULL;
     const uint32_t c0 = (uint32_t)n * zs * zb - zb * (uint32_t)small_sum;
@@ -853,11 +853,31 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
         for (int32_t h = 0; h < cnt; h++) {
             int32_t v = (int32_t)((uint32_t)d[h] - zs * (uint32_t)colsum[r + h] + c0);
             // Accumulated over a batch by the caller: saturate, never wrap.
-            out[r + h] = accumulate ? qt_sat_add_i32(out[r + h], v) : v;
+            int32_t *o = out + (r + h) * ostride;
+            *o = accumulate ? qt_sat_add_i32(*o, v) : v;
         }
         r += cnt;
         cols += cnt * n;
     }
+}
+
+QT_CONV_NO_LIBCALLS
+const uint8_t *qt_conv_block_rows_u8(const uint8_t *src, int32_t R, int32_t n, uint8_t *dst) {
+#if QT_CONV_ROWS4
+    for (int32_t r = 0; r < R; r++) {
+        int32_t step;
+        uint8_t *p = dst + row_pos(r, R, n, &step);
+        for (int32_t i = 0; i < n; i++, p += step) {
+            *p = *src++;
+        }
+    }
+    return dst;
+#else
+    (void)R;
+    (void)n;
+    (void)dst;
+    return src;
+#endif
 }
 
 int32_t qt_conv_map_sum_u8(const uint8_t *e, int32_t n, int32_t zero) {
@@ -927,7 +947,7 @@ int32_t conv2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t
     const uint8_t *eo = e + o * SHW;
     const int32_t esum = (int32_t)sum_u8(eo, SHW);
     qt_conv_corr_rows_u8(eo, zero_e, esum, cols, colsum, zero_x, g->in_ch * g->k_h * g->k_w, SHW,
-        grow, accumulate, work);
+        grow, 1, accumulate, work);
     return (int32_t)((uint32_t)esum - (uint32_t)SHW * (uint32_t)zero_e);
 }
 

@@ -36,16 +36,18 @@ void conv_transpose2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *
 int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *g);
 
 // Weight gradients of output channel co (one filter: w[:, co, :, :]):
-// prepare once per sample (xsum: in_ch int32), then per filter
+// prepare once per sample (xsum: in_ch int32; returns x's channels as rows
+// for the dot products, in work on the M0), then per filter
 // grow[ci][ky][kx] = sum (x_ci - z_x)(e_co - z_e) (filter order, real
 // s_e s_x grow); returns the bias gradient.  work: the scratch after the
 // first 4*in_ch bytes (see conv_transpose2d_grad_acc_u8).
-void conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t *xsum);
+const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x,
+    int32_t *xsum, uint8_t *work);
 // lanes: 2*align4(in_h*in_w) + 8 bytes of 4-byte aligned scratch.
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e,
-    int32_t zero_e, const uint8_t *x, int32_t zero_x, const int32_t *xsum, int32_t co,
+    int32_t zero_e, const uint8_t *xrows, int32_t zero_x, const int32_t *xsum, int32_t co,
     int32_t *grow, uint8_t *work, uint32_t *lanes);
-// Bytes of scratch the gradient calls use (xsum + cols + colsum).
+// Bytes of scratch the gradient calls use (xsum + colsum + cols + x rows).
 int32_t conv_transpose2d_grad_scratch_u8(const qt_conv_geom_t *g);
 
 // Batch form: gw[ci][co][ky][kx] += ..., gb[co] += ... for co in sel (NULL = all).

@@ -251,6 +251,20 @@ __attribute__((noinline))
 inline
 #endif
 static int64_t fixmul64(int32_t x, qt_fixmul_t f) {
+#if defined(__ARM_ARCH_6M__)
+    // An error step (|x| < 2^8) times a multiplier of 1/2 or more from a
+    // float (mult = m24 2^7, 8 <= shift <= 31): the update's per-row
+    // constants A_i and bias steps.  |x| m24 < 2^32 - 2^24, so one 32-bit
+    // product and a rounding in uint32 are exact (~15 instructions instead
+    // of the four-product form's ~45):
+    //   round(x m24 / 2^t), t = shift - 7 in 1..24, halves up.
+    const uint32_t ax = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    const int32_t t = f.shift - 7;
+    if (ax < 256u && (f.mult & 127) == 0 && t >= 1 && t <= 24) {
+        const uint32_t p = ax * ((uint32_t)f.mult >> 7) + (1u << (t - 1));
+        return x < 0 ? -(int64_t)((p - 1u) >> t) : (int64_t)(p >> t);
+    }
+#endif
     return qt_fixmul_apply64(x, f);
 }
 
@@ -873,7 +887,9 @@ void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t
     *rng = s;
     *plo = lo;
     *phi = hi;
-    row_stoch_c(wr, x, j, n, A, rb, rng, plo, phi);
+    if (j < n) {   // (a call with nothing to do cost ~25 instructions a row)
+        row_stoch_c(wr, x, j, n, A, rb, rng, plo, phi);
+    }
 }
 
 // Bias step of the batch-1 update (per tensor, like qt_update_bias_i32, but
