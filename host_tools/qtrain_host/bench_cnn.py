@@ -9,6 +9,9 @@ port, and instructions per training sample on qemu-m0 / qemu-m4.
 --data: a directory with the full MNIST IDX files; without it, or if it
 lacks them (the bench says so), the repo's subset (data/mnist-subset,
 6000 / 1000 images).  The driver is mp_scripts/cnn.py.
+--steps-only: only the instruction counts (no training on the Unix port,
+no report), e.g. to compare one board's uint8 step between two commits:
+    python -m qtrain_host.bench_cnn --steps-only --boards qemu-m4 --modes uint8
 Instruction counts: QEMU `-icount shift=0` through the firmware's icount
 module, like qtrain_host.bench (deterministic; not cycles).
 """
@@ -162,8 +165,15 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(paths.ROOT, "out", "bench-cnn"))
     ap.add_argument("--md", default="", help="write the tables into this Markdown file (block 'cnn')")
     ap.add_argument("--from-json", default="", help="only redo the report from a results.json")
+    ap.add_argument("--steps-only", action="store_true",
+                    help="only count instructions per step on --boards (no training, no report)")
     a = ap.parse_args(argv)
     log = lambda s: print(s, flush=True)  # noqa: E731
+    modes = [m for m in a.modes.split(",") if m]
+    boards = [b for b in a.boards.split(",") if b]
+    if a.steps_only:
+        count_steps(boards, modes, log)
+        return 0
     if a.from_json:
         with open(a.from_json) as f:
             R = json.load(f)
@@ -174,11 +184,10 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     src = a.data or datasets.SHIPPED
     data_dir = bench_accuracy.prepare(src, a.out, log)
-    modes = [m for m in a.modes.split(",") if m]
     t0 = time.time()
     R = {"data": "MNIST (%s)" % ("full, --data" if a.data else "the shipped subset data/mnist-subset"),
          "runs": train(data_dir, a.out, modes, a.epochs, a.parallel, log),
-         "steps": count_steps([b for b in a.boards.split(",") if b], modes, log)}
+         "steps": count_steps(boards, modes, log)}
     R["wall_s"] = time.time() - t0
     # the command as a reader reruns it (no local paths)
     R["cmd"] = "python -m qtrain_host.bench_cnn%s --epochs %d%s" % (
