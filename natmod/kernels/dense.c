@@ -1035,8 +1035,8 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
                 continue;
             }
             float c = u->lr / (u->s_w * sig);
-            A = qt_round_f32(clamp_f(c * (s_g * fce) * 65536.0f, 2097152.0f));
-            B = qt_round_f32(clamp_f(c * st[0] * 65536.0f, 536870912.0f));
+            A = qt_round_f32(clamp_f(qt_scale2_f32(c * (s_g * fce), 16), 2097152.0f));
+            B = qt_round_f32(clamp_f(qt_scale2_f32(c * st[0], 16), 536870912.0f));
         }
         uint8_t *wr = w + (size_t)i * (size_t)n;
         // w_new = w + floor((r - delta) / 2^16) = w + ((r + B + A zx - A x) >> 16)

@@ -126,6 +126,20 @@ void qt_remap_u8(uint8_t *q, size_t n, float s_old, int32_t z_old, float s_new, 
     }
 }
 
+#if defined(__ARM_ARCH_6M__)
+float qt_scale2_f32(float f, int32_t k) {
+    qt_f32_bits_t b;
+    b.f = f;
+    const int32_t e = (int32_t)((b.u >> 23) & 0xffu);
+    if (e != 0 && e != 0xff && e + k >= 1 && e + k <= 254) {
+        b.u += (uint32_t)k << 23;          // exact: the sign and mantissa stay
+        return b.f;
+    }
+    b.u = (uint32_t)(127 + k) << 23;       // 2^k, a normal float
+    return f * b.f;
+}
+#endif
+
 float qt_sqrt_f32(float x) {
     if (!(x > 0.0f)) {
         return 0.0f;
@@ -135,7 +149,7 @@ float qt_sqrt_f32(float x) {
     b.u = (b.u >> 1) + 0x1fc00000u;        // halve the exponent: within ~6 %
     float y = b.f;
     for (int i = 0; i < 4; i++) {          // Newton: quadratic convergence
-        y = 0.5f * (y + x / y);
+        y = qt_scale2_f32(y + x / y, -1);   // 0.5f * (y + x / y)
     }
     return y;
 }

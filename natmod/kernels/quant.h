@@ -189,6 +189,23 @@ static inline uint32_t qt_rng_next(uint32_t *state) {
 // on every arch and in the golden model.  x <= 0 (or nan) gives 0.
 float qt_sqrt_f32(float x);
 
+// f * 2^k (|k| <= 126) with the bits of the float multiply.  On the Cortex-M0
+// (soft float) an exponent add instead of an __aeabi_fmul call when f and the
+// result are normal; the multiply otherwise (zero, denormal, inf/nan, or a
+// result out of the normal range).  Elsewhere simply the multiply.
+#if defined(__ARM_ARCH_6M__)
+float qt_scale2_f32(float f, int32_t k);
+#else
+static inline float qt_scale2_f32(float f, int32_t k) {
+    union {
+        float f;
+        uint32_t u;
+    } p;
+    p.u = (uint32_t)(127 + k) << 23;       // 2^k, a normal float
+    return f * p.f;
+}
+#endif
+
 // Fill helpers: a plain fill loop would be turned into a memset call by GCC,
 // which a natmod cannot link; these are compiled without that pattern.
 void qt_fill_i32(int32_t *p, size_t n, int32_t v);

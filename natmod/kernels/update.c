@@ -76,6 +76,16 @@ void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t
 //          of up to 258 products per weight, and in practice batches too);
 //          otherwise of (|g| >> sh)^2 times 2^(2 sh), sh = bitlen(OR_j |g_j|) - 24,
 //          so that the uint64 sum of at most 32767 squares cannot overflow.
+// int64 -> float with the bits of the plain conversion; the 32-bit one when
+// the value fits (on the M0 __aeabi_i2f is much cheaper than __aeabi_l2f).
+static inline float i64_to_f32(int64_t v) {
+    return v == (int64_t)(int32_t)v ? (float)(int32_t)v : (float)v;
+}
+
+static inline float u64_to_f32(uint64_t v) {
+    return i64_to_f32((int64_t)v);      // v < 2^63 here (sums of squares)
+}
+
 typedef struct {
     int64_t sum;
     float sq;
@@ -175,7 +185,7 @@ static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
         qh = (uint32_t)(q >> 32);
     }
     uint64_t q = ((uint64_t)qh << 32) | ql;
-    rs->sq = (float)(int64_t)q * (float)(1u << (2 * shift));
+    rs->sq = qt_scale2_f32(u64_to_f32(q), 2 * shift);
 }
 #else
 static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
@@ -202,7 +212,7 @@ static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
         sh = 0;
     }
     // 2^(2 sh) <= 2^16: an exact float scaling.
-    rs->sq = (float)(int64_t)q * (float)(1u << (2 * sh));
+    rs->sq = qt_scale2_f32(u64_to_f32(q), 2 * sh);
 }
 #endif
 
@@ -230,7 +240,7 @@ typedef struct {
 static void rowmul_setup(float k, uint32_t amax, qt_rowmul_t *r) {
     int32_t b = amax ? 32 - __builtin_clz(amax) : 0;
     r->gs = b > 14 ? b - 14 : 0;
-    qt_fixmul_t f = qt_fixmul_from_f32(k * (float)(1u << r->gs));   // exact scaling
+    qt_fixmul_t f = qt_fixmul_from_f32(qt_scale2_f32(k, r->gs));   // exact scaling
     r->m = f.mult >> 15;
     r->s = f.shift - 15;
     if (r->s >= 32) {           // |g' m| < 2^30 < 2^(s-1): round(K g) = 0
@@ -524,7 +534,7 @@ static void update_row_g32(uint8_t *wr, const int32_t *g, int32_t len, const qt_
 }
 
 static float var_of(int64_t sum, float sq, float cnt, float *mean) {
-    float m = (float)sum / cnt;
+    float m = i64_to_f32(sum) / cnt;
     float var = sq / cnt - m * m;
     *mean = m;
     return var < 0.0f ? 0.0f : var;
@@ -585,11 +595,11 @@ void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, 
         if (sig > 0.0f) {
             float c = u->lr / (u->s_w * sig);
             qt_rowmul_t K;
-            rowmul_setup(c * s_g * 65536.0f, amax, &K);
+            rowmul_setup(qt_scale2_f32(c * s_g, 16), amax, &K);
             if (K.gs) {
                 round_g(gr, len, K.gs);
             }
-            float fb = c * st[0] * 65536.0f;
+            float fb = qt_scale2_f32(c * st[0], 16);
             int32_t B = qt_round_f32(fb > 536870912.0f ? 536870912.0f : (fb < -536870912.0f ? -536870912.0f : fb));
             if (u->rounding == QT_ROUND_STOCHASTIC) {
                 update_row_g32(wr, gr, len, &K, B, u->rng, &qmin, &qmax);
