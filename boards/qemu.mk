@@ -23,6 +23,10 @@
 #        of the 160 KB planning budget of board.json), built in a tree of its
 #        own, build/firmware-heap<HEAP>/; run-qemu passes it to the host
 #        tools as QTRAIN_FIRMWARE_DIR.
+#   make firmware-real-heaps           qemu-m0 and qemu-m4 also at the heap of the
+#        real board each stands in for (heap_real_bytes_approx of boards/pico,
+#        boards/nano33ble): build/firmware-heap<N>/.  `make firmware` builds
+#        them too (tests/test_board_fit.py trains the ConvVAE there).
 
 FW_DIR := $(BUILD)/firmware$(if $(HEAP),-heap$(HEAP))
 FW_SRC := $(FW_DIR)/src
@@ -33,9 +37,16 @@ FIRMWARES := $(foreach b,$(QEMU_BOARDS),$(FW_DIR)/$(b)/firmware.elf)
 MPY_DIR_ABS = $(abspath $(MPY_DIR))
 board_json = python3 -c "import json,sys; print(json.load(open('boards/$(1)/board.json'))['$(2)'])"
 
-.PHONY: firmware run-qemu
+.PHONY: firmware firmware-real-heaps run-qemu
 
-firmware: $(FIRMWARES)
+firmware: $(FIRMWARES) $(if $(HEAP),,firmware-real-heaps)
+
+REAL_HEAP_BOARDS := qemu-m0 qemu-m4
+real_heap = python3 -c "import json; b = json.load(open('boards/$(1)/board.json'))['stands_in_for']; \
+	print(json.load(open('boards/%s/board.json' % b))['heap_real_bytes_approx'])"
+firmware-real-heaps:
+	@for b in $(REAL_HEAP_BOARDS); do \
+		$(MAKE) -s firmware QEMU_BOARDS=$$b HEAP=$$($(call real_heap,$$b)) || exit 1; done
 
 # The patched port tree.  Rebuilt (and every board rebuilt) when a patch changes.
 $(FW_DIR)/.tree-stamp: $(QEMU_PATCHES) boards/qemu-common/qtrain_hal.c | $(BUILD)/.apt-stamp $(MPY_DIR)/py/dynruntime.mk

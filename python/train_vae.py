@@ -27,4 +27,13 @@ else:
     # loaded (that leaves garbage behind); builder.build_vae releases it.
     qtrain.reserve(defaults.BUILD_CODE_BYTES, defaults.RESERVE_MOST)
     from qtrain import trainer
-    trainer.train_vae(cfg)
+    qtrain.heap_trace("trainer")
+    vae = trainer.build_vae_from(cfg)
+    qtrain.heap_trace("model")
+    # The loop (qtrain.vae_loop, loaded by trainer) needs none of the code
+    # that built the model: its heap goes to the data reader and the
+    # checkpoint writer (the ConvVAE at the Pico's real heap needs it).
+    del trainer, defaults
+    qtrain.unload("trainer", "defaults")
+    from qtrain import vae_loop
+    vae_loop.train(vae, cfg)

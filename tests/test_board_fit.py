@@ -6,7 +6,8 @@ defaults (boards/<board>/board.json, what `deploy` writes to its flash).
 
 Asserts that it builds and trains (no MemoryError), the loss is finite and
 goes down over a few dozen samples, and a step keeps nothing (heap_used after
-a collection is the same on every progress line after the first)."""
+a collection is the same on every progress line after the first).  Also the
+paper's ConvVAE at the real boards' heaps (larger than the budget)."""
 import json
 import math
 import os
@@ -33,17 +34,20 @@ def _progress(out):
     return rows
 
 
-@pytest.mark.parametrize("emulator", ["qemu-m0", "qemu-m4"])
-def test_board_default_vae_trains_through_mount(emulator, tmp_path):
+def _require(emulator):
     if not runner.available(emulator):
         if emulator in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
-            pytest.fail("target %s is not built" % emulator)
+            pytest.fail("target %s is not built (%s)" % (emulator, paths.firmware_path(emulator)))
         pytest.skip("target %s is not built" % emulator)
-    board = _board(_board(emulator)["stands_in_for"])
-    settings = dict(board["defaults"]["train_vae"])
+
+
+def _train_through_mount(emulator, tmp_path, settings):
+    """train_vae.py with `settings` (plus SAMPLES, LOG_EVERY, a checkpoint at
+    the end) the user's way on `emulator`; asserts what every board run must
+    show and returns the progress rows."""
     images = idx.read_images(os.path.join(paths.ROOT, "data", "mnist-subset", "train-images-idx3-ubyte.gz"))
     stream.write(str(tmp_path / settings["data"]), np.ascontiguousarray(images[:SAMPLES]))
-    settings.update(limit=SAMPLES, log_every=LOG_EVERY, ckpt_every=SAMPLES, fresh="true")
+    settings = dict(settings, limit=SAMPLES, log_every=LOG_EVERY, ckpt_every=SAMPLES, fresh="true")
     args = []
     for k, v in settings.items():
         args += ["--" + k, str(v)]
@@ -56,7 +60,38 @@ def test_board_default_vae_trains_through_mount(emulator, tmp_path):
     elbo = [float(r["elbo"]) for r in rows]
     assert all(math.isfinite(e) for e in elbo), elbo
     assert elbo[-1] < elbo[0], elbo
-    # The first line may differ (one-time interning during the first steps); then flat.
-    assert len({r["heap_used"] for r in rows[1:]}) == 1, [r["heap_used"] for r in rows]
+    # The first line may differ (one-time interning during the first steps);
+    # then flat: within 64 bytes (a stale pointer the conservative GC sees
+    # keeps one 16-byte block or two alive on some lines: ConvVAE on qemu-m4,
+    # 183136 / 183152 over 144 samples), where keeping anything per step would
+    # add >= 16 bytes x LOG_EVERY steps per line.
+    used = [int(r["heap_used"]) for r in rows]
+    assert max(used[1:]) - min(used[1:]) <= 64, used
     assert int(rows[-1]["heap_free_min"]) > 0
+    assert int(out.split("@result vae", 1)[1].split("heap_free_min=")[1].split()[0]) > 0, out[-3000:]
     assert (tmp_path / settings["ckpt"]).exists()
+    return rows
+
+
+@pytest.mark.parametrize("emulator", ["qemu-m0", "qemu-m4"])
+def test_board_default_vae_trains_through_mount(emulator, tmp_path):
+    _require(emulator)
+    board = _board(_board(emulator)["stands_in_for"])
+    _train_through_mount(emulator, tmp_path, dict(board["defaults"]["train_vae"]))
+
+
+# At the 160 KB planning budget the ConvVAE does not fit (the boards default
+# to the MLP above); at the heap a real Pico / Nano 33 BLE has after boot it
+# must, started the same way (`make firmware` builds these firmwares).
+@pytest.mark.parametrize("emulator", [
+    pytest.param("qemu-m0", marks=pytest.mark.xfail(
+        strict=True, raises=AssertionError,
+        reason="the Pico's real heap is ~5 KB short: the data reader's code finds no 672-byte block "
+               "after the model and the checkpoint state (python/qtrain/vae_loop.py)")),
+    "qemu-m4"])
+def test_conv_vae_trains_at_real_board_heap(emulator, tmp_path, monkeypatch):
+    monkeypatch.setenv("QTRAIN_FIRMWARE_DIR", paths.real_heap_firmware_dir(emulator))
+    _require(emulator)
+    board = _board(_board(emulator)["stands_in_for"])
+    settings = dict(board["defaults"]["train_vae"], model="conv")
+    _train_through_mount(emulator, tmp_path, settings)

@@ -121,32 +121,48 @@ def measure_mount(board):
 TRAIN_SAMPLES = 20
 
 
-def measure_mount_training(board, model_args, log=print):
+# The ConvVAE at the real boards' heaps (paths.real_heap_bytes: `make
+# firmware` builds those firmwares): a few hundred samples, ELBO first/last.
+REAL_HEAP_SAMPLES = 200
+
+
+def measure_mount_training(board, model_args, log=print, samples=TRAIN_SAMPLES, real_heap=False):
     """python/train_vae.py the user's way on `board` (qtrain_host run: mpremote
-    mount of a staging dir with the package) for TRAIN_SAMPLES samples of the
-    shipped MNIST subset, with --heap_trace true.  -> {'phases': [(phase,
-    free, largest)], 'free_min': lowest free heap during steps, or 'error':
-    the MemoryError}."""
+    mount of a staging dir with the package) for `samples` samples of the
+    shipped MNIST subset, with --heap_trace true; real_heap: on the firmware
+    with the real board's heap.  -> {'phases': [(phase, free, largest)],
+    'free_min': lowest free heap during steps, 'elbo': [first, last], or
+    'error': the MemoryError}."""
     import tempfile
     import numpy as np
     from . import cli_run, idx, stream
     images = idx.read_images(os.path.join(paths.ROOT, "data", "mnist-subset", "train-images-idx3-ubyte.gz"))
     tmp = tempfile.mkdtemp(prefix="qtrain-mem-train-")
+    env_was = os.environ.get("QTRAIN_FIRMWARE_DIR")
     try:
-        stream.write(os.path.join(tmp, "train.qtds"), np.ascontiguousarray(images[:TRAIN_SAMPLES]))
-        args = list(model_args) + ["--limit", str(TRAIN_SAMPLES), "--log_every", "5", "--fresh", "true",
-                                   "--heap_trace", "true"]
+        if real_heap:
+            os.environ["QTRAIN_FIRMWARE_DIR"] = paths.real_heap_firmware_dir(board)
+        stream.write(os.path.join(tmp, "train.qtds"), np.ascontiguousarray(images[:samples]))
+        args = list(model_args) + ["--limit", str(samples), "--log_every", str(max(5, samples // 4)),
+                                   "--fresh", "true", "--heap_trace", "true"]
         view = cli_run.ProgressView(stream=open(os.devnull, "w"))
         rc, out = cli_run.run_target(board, tmp, os.path.join(paths.PYTHON_DIR, "train_vae.py"), args, view=view)
     finally:
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
-    r = {"args": " ".join(model_args), "phases": []}
+        if env_was is None:
+            os.environ.pop("QTRAIN_FIRMWARE_DIR", None)
+        else:
+            os.environ["QTRAIN_FIRMWARE_DIR"] = env_was
+    r = {"args": " ".join(model_args), "phases": [], "samples": samples,
+         "heap": paths.real_heap_bytes(board) if real_heap else None, "elbo": []}
     for line in out.splitlines():
         p = line.split()
         if line.startswith("@heap ") and len(p) >= 4:
             kv = dict(x.split("=", 1) for x in p if "=" in x)
             r["phases"].append((" ".join(x for x in p[1:] if "=" not in x), int(kv["free"]), int(kv["largest"])))
+        elif line.startswith("@progress vae"):
+            r["elbo"].append(float(line.split("elbo=")[1].split()[0]))
         elif line.startswith("@result vae"):
             r["free_min"] = int(line.split("heap_free_min=")[1].split()[0])
     if "free_min" not in r:
@@ -189,6 +205,9 @@ def measure(boards=BOARDS, log=print):
         log("%s imports: %s" % (b, R["imports"][b]))
         R.setdefault("mount_training", {})[b] = [measure_mount_training(b, a, log)
                                                  for a in (board_default_args(b), ["--model", "conv"])]
+        if os.path.exists(os.path.join(paths.real_heap_firmware_dir(b), b, "firmware.elf")):
+            R["mount_training"][b].append(measure_mount_training(b, ["--model", "conv"], log, REAL_HEAP_SAMPLES,
+                                                                 real_heap=True))
     for mode in ("uint8", "float32"):
         where = list(boards) if mode == "uint8" else []
         for target in where + ["unix"]:
@@ -260,8 +279,13 @@ def report(R, cmd):
                 res = "trains; lowest free heap during steps %d bytes" % r["free_min"]
             else:
                 res = "does not fit: %s" % r["error"]
-            L.append("`train_vae.py %s` the user's way on %s (%d samples): %s.  Free / largest free block "
-                     "(bytes) by phase (`--heap_trace true`): %s." % (r["args"], b, TRAIN_SAMPLES, res, phases))
+            if len(r.get("elbo", [])) >= 2 and "free_min" in r:
+                res += ", -ELBO %.1f at the first progress line, %.1f at the last" % (r["elbo"][0], r["elbo"][-1])
+            heap = ("the real board's heap, %d bytes (`make firmware` builds it)" % r["heap"] if r.get("heap")
+                    else "the 160 KB budget")
+            L.append("`train_vae.py %s` the user's way on %s at %s (%d samples): %s.  Free / largest free block "
+                     "(bytes) by phase (`--heap_trace true`): %s." % (r["args"], b, heap, r.get("samples", TRAIN_SAMPLES),
+                                                                    res, phases))
     for s in R.get("did_not_fit", []):
         L.append("Did not fit: %s." % s)
     L.append("")

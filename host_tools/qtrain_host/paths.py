@@ -38,6 +38,23 @@ def natmod_path(arch, module=NATMOD):
 def firmware_path(board):
     """Emulated-board firmware built by boards/qemu.mk, or <dir>/<board>/firmware.elf
     when QTRAIN_FIRMWARE_DIR=<dir> is set (e.g. a build with another heap size:
-    `make firmware-heap`, boards/qemu.mk)."""
+    `make firmware HEAP=...`, boards/qemu.mk)."""
     base = os.environ.get("QTRAIN_FIRMWARE_DIR") or os.path.join(BUILD, "firmware")
     return os.path.join(base, board, "firmware.elf")
+
+
+def real_heap_bytes(board):
+    """The heap of the real board that emulated `board` stands in for
+    (boards/<real>/board.json heap_real_bytes_approx), not the 160 KB
+    planning budget its own firmware has."""
+    import json
+    with open(os.path.join(ROOT, "boards", board, "board.json")) as f:
+        real = json.load(f)["stands_in_for"]
+    with open(os.path.join(ROOT, "boards", real, "board.json")) as f:
+        return json.load(f)["heap_real_bytes_approx"]
+
+
+def real_heap_firmware_dir(board):
+    """Where `make firmware` builds `board` at real_heap_bytes(board)
+    (build/firmware-heap<N>; set QTRAIN_FIRMWARE_DIR to it to run there)."""
+    return os.path.join(BUILD, "firmware-heap%d" % real_heap_bytes(board))

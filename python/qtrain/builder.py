@@ -25,6 +25,13 @@ CONV_FLAT = 32 * 7 * 7
 # predicts build_vae's gc.mem_alloc() growth.
 VAE_OBJ_WORDS = {"mlp": 840, "conv": 1440}
 WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
+# Heap that training needs next to a model once it is built (train_vae.py
+# through `mpremote mount`, armv6m): the loop, data reader and checkpoint
+# writer's bytecode, the stream, the checkpoint's state dict, a step's and a
+# save's garbage -- 16 KB measured for the MLP h16 (--heap_trace true: free
+# after the model less free after the checkpoint code), plus room for the
+# fragments that code leaves.  What build_vae's MemoryError hint keeps free.
+STEP_BYTES = 20480
 
 
 def dense_bytes(n_in, n_out, first=False, mode="uint8", dsgu=False, per_row=False, own_scratch=True,
@@ -156,9 +163,10 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     what = "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent)
 
     def smaller(free):
-        """The widest MLP VAE that fits `free` bytes."""
+        """The widest MLP VAE that trains in `free` bytes: its buffers and
+        what training loads after it (STEP_BYTES)."""
         h = hidden // 2 if kind == "mlp" else 256
-        while h > 8 and vae_bytes("mlp", h, latent, opt.mode) > free:
+        while h > 8 and vae_bytes("mlp", h, latent, opt.mode) + STEP_BYTES > free:
             h //= 2
         return "kind='mlp', hidden=%d" % h
 

@@ -26,7 +26,7 @@ clipped at the edges of its range (0 or 255), encoder then decoder layers:
 import array
 import time
 
-from qtrain import config, models, trainer
+from qtrain import config, models, trainer, vae_loop
 from qtrain.data import Permutation, Stream
 from qtrain.layers import Options
 from weight_stats import clamped
@@ -159,7 +159,7 @@ def head_options(text):
 def save_vae(vae, cfg, path, epochs):
     """The VAE as trainer.train_vae checkpoints it (trainer.load_vae reads it)."""
     from qtrain import checkpoint
-    st = trainer.vae_state(vae)
+    st = vae_loop.vae_state(vae)
     st["hidden"] = cfg["hidden"]
     st["epoch"], st["pos"], st["steps"] = epochs, 0, vae.steps
     checkpoint.save(path, st, seq=vae.steps)
@@ -210,7 +210,7 @@ def main():
         vae.kind, cfg["mode"], ",".join(head_modes), stream.count, test_n, cfg["epochs"], cfg["lr"],
         "%g,%g" % opt.dsgu if opt.dsgu else "off", cfg["seed"]))
     for ep in range(cfg["epochs"]):
-        trainer.set_lr(vae, trainer.epoch_lr(cfg, ep))   # the trainer's schedule
+        vae_loop.set_lr(vae, vae_loop.epoch_lr(cfg, ep))   # the trainer's schedule
         t0 = ticks()
         tot = 0.0
         upd = 0.0

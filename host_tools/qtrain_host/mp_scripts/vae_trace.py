@@ -13,7 +13,7 @@ trainable layer's weight range (largest |w|), the fraction of its uint8
 weights clipped at the range's edges (0 or 255) and its mean number of
 output structures updated per step (DSGU's k; all of them without DSGU).
 """
-from qtrain import config, trainer
+from qtrain import config, trainer, vae_loop
 from qtrain.data import Stream
 from weight_stats import clamped
 
@@ -44,7 +44,7 @@ def main():
     while n < cfg["samples"]:
         if stream.pos >= stream.count:
             stream.seek(0, stream.epoch + 1)
-        trainer.set_lr(vae, trainer.epoch_lr(cfg, stream.epoch))
+        vae_loop.set_lr(vae, vae_loop.epoch_lr(cfg, stream.epoch))
         for _ in stream:
             r, k = vae.train_step(stream.image)
             rec += r

@@ -1,0 +1,195 @@
+"""The VAE training loop (train_vae.py's steps, checkpoints and progress
+lines) and the small helpers it shares with qtrain.trainer.
+
+Progress goes to stdout as lines the host tools parse (and a person can read):
+
+    @progress vae epoch=1 step=500/6000 rec=171.2 kl=10.9 elbo=182.1 sps=880
+    @result vae samples=6000 elbo=150.3 ...
+
+Checkpoints are written atomically every `ckpt_every` samples and at the end
+(qtrain.checkpoint); a run started again with the same checkpoint path
+resumes at the sample where the last checkpoint was taken.
+
+A module of its own, apart from qtrain.trainer, because a board's heap holds
+the bytecode of every imported module next to the model: train_vae.py builds
+the model with trainer (and its settings, builder), drops that code
+(qtrain.unload), and only then imports this loop and the per-step code it
+loads (data reader, checkpoint writer).  On the Pico's real heap the
+ConvVAE's data reader fits only that way.
+"""
+import gc
+import time
+
+from . import heap_trace, release, reserve
+
+# Bytes held for the data stream's buffers (a 789-byte record, the 48-byte
+# header, its objects) while the data reader's code is loaded: that code
+# fills the small holes the model and the unloaded build code leave, and
+# without the hold no 789-byte block was left at the Pico's real heap.
+STREAM_BYTES = 2048
+
+
+def epoch_lr(cfg, epoch):
+    """The learning rate of `epoch` (from 0): lr * lr_decay**epoch."""
+    decay = cfg.get("lr_decay", 1.0)
+    if not 0 < decay <= 1:
+        raise ValueError("lr_decay must be in (0, 1], got %r" % (decay,))
+    return cfg["lr"] * decay ** epoch
+
+
+def set_lr(model, lr):
+    """The learning rate of every trainable layer of a VAE (or anything with
+    .encoder and .decoder Sequentials)."""
+    for layer in model.encoder.layers + model.decoder.layers:
+        layer.hp[0] = lr
+
+
+def vae_state(vae):
+    """Everything a resumed run needs to continue bit-exactly: weights,
+    quantization records, optimizer and generator states."""
+    d = vae.state_dict()
+    for i, r in enumerate(vae._records):
+        d["rec.%d" % i] = r
+    return d
+
+
+def _peak():
+    try:
+        return gc.mem_alloc()
+    except AttributeError:
+        return 0
+
+
+def _free():
+    try:
+        return gc.mem_free()
+    except AttributeError:
+        return 0
+
+
+def _checkpoint_code():
+    """qtrain.checkpoint, imported after a collection (its bytecode goes into
+    the holes the steps' garbage leaves)."""
+    gc.collect()
+    from . import checkpoint
+    heap_trace("checkpoint code")
+    return checkpoint
+
+
+def train(vae, cfg, out=print):
+    """Train the built `vae` as cfg (VAE_DEFAULTS keys) says, printing
+    @start/@progress/@result lines through `out`; resumes from cfg['ckpt']
+    unless cfg['fresh'].  Returns the VAE.  ValueError if the checkpoint holds
+    another model kind; OSError if cfg['data'] cannot be opened."""
+    # The checkpoint's state dict (~2.5 KB on armv6m: 62 entries for the
+    # ConvVAE) first, while the heap has blocks for its table.
+    st = vae_state(vae)
+    st["hidden"] = cfg["hidden"]
+    heap_trace("state")
+    reserve(0, STREAM_BYTES)
+    from .data import LinkLostError, Stream   # then the per-step code
+    release()
+    heap_trace("data code")
+    stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
+    heap_trace("stream")
+    epoch, pos = 0, 0
+    # The checkpoint code is loaded when it is first needed (a resume, the
+    # first save), so the steps before that have its heap (5 KB on armv6m).
+    checkpoint = None if cfg["fresh"] else _checkpoint_code()
+    if checkpoint and checkpoint.latest(cfg["ckpt"]):
+        loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
+        if loaded["kind"] != cfg["model"]:
+            raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
+                             % (cfg["ckpt"], loaded["kind"], cfg["model"]))
+        checkpoint.commit(cfg["ckpt"])   # resumed from a `.tmp` whose renames a reset cut
+        vae.steps = loaded["steps"]
+        epoch, pos = loaded["epoch"], loaded["pos"]
+        out("resuming from %s at epoch %d, sample %d" % (cfg["ckpt"], epoch + 1, pos))
+    stream.seek(pos, epoch)
+    n = stream.count
+    out("@start vae model=%s samples=%d epochs=%d heap_used=%d" % (cfg["model"], n, cfg["epochs"], _peak()))
+    t0 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+    ticks = time.ticks_ms if hasattr(time, "ticks_ms") else (lambda: int(time.time() * 1000))
+    log_every = cfg["log_every"] or n
+    sum_r = sum_k = 0.0
+    cnt = 0
+    done = 0
+    last_elbo = 0.0
+    lr_epoch = -1
+    # heap_free_min: the free heap after a step (or checkpoint write) that
+    # started from a collected heap.  Garbage is only freed by a collection
+    # (MicroPython collects when an allocation fails), so that is the heap the
+    # step needs at its peak; the free heap after any other step would also
+    # count the garbage of the steps before it and drift to ~0.
+    gc.collect()
+    low = _free()
+    measure = True
+    while stream.epoch < cfg["epochs"]:
+        if stream.epoch != lr_epoch:   # also right after resuming mid-epoch
+            lr_epoch = stream.epoch
+            set_lr(vae, epoch_lr(cfg, lr_epoch))
+        try:
+            stream.next()
+        except LinkLostError:  # `mpremote mount` host gone: keep the progress on the board
+            st["epoch"], st["pos"], st["steps"] = stream.epoch, stream.pos, vae.steps
+            checkpoint = checkpoint or _checkpoint_code()
+            out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
+            raise
+        rec, kl = vae.train_step(stream.image)
+        if measure:
+            low = min(low, _free())
+            measure = False
+        if done == 0:
+            heap_trace("first step")
+        sum_r += rec
+        sum_k += kl
+        cnt += 1
+        done += 1
+        p = stream.pos
+        if p % log_every == 0 or p == n:
+            dt = (ticks() - t0) / 1000
+            gc.collect()   # heap_used after a collection: the same at every line (a step keeps nothing)
+            measure = True
+            last_elbo = (sum_r + sum_k) / cnt
+            out("@progress vae epoch=%d step=%d/%d rec=%.2f kl=%.2f elbo=%.2f sps=%.1f heap_used=%d heap_free_min=%d"
+                % (stream.epoch + 1, p, n, sum_r / cnt, sum_k / cnt, last_elbo, done / dt if dt > 0 else 0,
+                   _peak(), low))
+            sum_r = sum_k = 0.0
+            cnt = 0
+        if p == n or p % cfg["ckpt_every"] == 0:
+            ep, pp = (stream.epoch + 1, 0) if p == n else (stream.epoch, p)
+            st["epoch"], st["pos"], st["steps"] = ep, pp, vae.steps
+            checkpoint = checkpoint or _checkpoint_code()
+            gc.collect()
+            checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+            low = min(low, _free())
+            heap_trace("checkpoint")
+            if p == n:
+                stream.seek(0, stream.epoch + 1)
+        if cfg["stop_after"] and done >= cfg["stop_after"]:
+            if p != n and p % cfg["ckpt_every"]:
+                checkpoint = checkpoint or _checkpoint_code()
+                st["epoch"], st["pos"], st["steps"] = stream.epoch, p, vae.steps
+                checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+            out("@stopped vae after %d samples; run again to resume" % done)
+            break
+    test_elbo = ""
+    if cfg["test"]:
+        test_elbo = " test_elbo=%.2f" % evaluate_vae(vae, cfg["test"])
+    out("@result vae samples=%d elbo=%.2f%s heap_used=%d heap_free_min=%d"
+        % (vae.steps, last_elbo, test_elbo, _peak(), low))
+    stream.close()
+    return vae
+
+
+def evaluate_vae(vae, path, limit=0):
+    """Mean -ELBO (rec + KL, z = mu) over a stream."""
+    from .data import Stream
+    s = Stream(path, limit=limit or None)
+    tot = 0.0
+    for _ in s:
+        r, k = vae.evaluate(s.image)
+        tot += r + k
+    n = s.count
+    s.close()
+    return tot / n
