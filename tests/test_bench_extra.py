@@ -30,6 +30,26 @@ def test_accuracy_report_targets():
     assert "73.6 (73.6)" in text and "90.0 (91.0)" in text             # final (best)
 
 
+def test_accuracy_report_spread_over_seeds(tmp_path):
+    """Several seeds: each cell is the mean ± population std over seeds, the
+    targets compare the means, and the curves plot the mean."""
+    runs = {"float32-s1": {"name": "float32", "seed": 1, "samples": 60000, "test_samples": 10000,
+                           "epochs": [_row(1, (70, 88, 90), 140), _row(2, (74, 89.5, 91.5), 130)]}}
+    for seed, acc, elbo in ((1, (73.0, 89.4, 91.0), 132), (2, (74.0, 88.8, 91.4), 128)):
+        runs["uint8-s%d" % seed] = {"name": "uint8", "seed": seed, "samples": 60000, "test_samples": 10000,
+                                    "epochs": [_row(1, (70, 88, 90), 140), _row(2, acc, elbo)]}
+    res = {"epochs": 2, "seeds": [1, 2], "common": bench_accuracy.COMMON, "runs": runs, "wall_s": 600}
+    text = bench_accuracy.report(res, "cmd", "MNIST")
+    assert "| uint8 | float32 | 73.5 ± 0.5 (73.5) | 89.1 ± 0.3 (89.1) | 91.2 ± 0.2 (91.2) |" in text
+    assert "| uint8 | 200 | 91.2 ± 0.2 | yes | yes (-0.3) |" in text       # means compared
+    assert "| uint8 | 100 | 89.1 ± 0.3 | yes | yes (-0.4) |" in text
+    assert "| 140.00 ± 2.00 | 130.00 ± 2.00 / 130.00 |" in text            # -ELBO train, test
+    assert "| float32 | float32 | 74.0 (74.0) |" in text                    # one seed: no spread
+    png = tmp_path / "acc.png"
+    bench_accuracy.plot(res, str(png))
+    assert png.stat().st_size > 0
+
+
 def test_write_block_replaces_only_its_block(tmp_path):
     p = tmp_path / "B.md"
     p.write_text("# B\n\nkeep\n")
@@ -74,13 +94,21 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
     common = ["--model", "mlp", "--hidden", "32", "--test_limit", "200", "--per_class", "10",
               "--head_epochs", "2", "--head_fresh", "true", "--seed", "3"]
 
+    outputs = []
+
     def accuracy(args):
         argv, env = bench_report.unix_command("accuracy.py", common + args)
         p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stdout + p.stderr
+        outputs.append(p.stdout)
         return bench_report.parse_lines(p.stdout, "epoch")[-1]
 
     trained = accuracy(["--epochs", "1", "--limit", "300", "--save_vae", str(tmp_path / "v")])
+    # the uint8 VAE's share of weights at 0/255, one per trainable layer (MLP VAE: 4)
+    line = [ln for ln in outputs[0].splitlines() if ln.startswith("@clamped epoch=1 layers=")]
+    assert len(line) == 1, outputs[0]
+    shares = [float(v) for v in line[0].split("layers=")[1].split(",")]
+    assert len(shares) == 4 and all(0 <= v <= 1 for v in shares) and max(shares) > 0, shares
     loaded = accuracy(["--epochs", "0", "--load_vae", str(tmp_path / "v-e1.qtc")])
     assert loaded["epoch"] == 0 and trained["epoch"] == 1
     for k in ("test_elbo", "acc10_float32", "acc10_uint8"):

@@ -17,7 +17,11 @@ the head would see).  One line per epoch:
     @epoch epoch=1 train_elbo=.. test_elbo=.. acc10_float32=.. acc10_uint8=.. ... upd=.. vae_s=.. eval_s=..
 
 upd = mean fraction of output structures (rows/filters) updated per layer
-and step (1.0 without DSGU); upd_w = the same weighted by weights.
+and step (1.0 without DSGU); upd_w = the same weighted by weights.  A uint8
+VAE also prints, per epoch, the fraction of each trainable layer's weights
+clipped at the edges of its range (0 or 255), encoder then decoder layers:
+
+    @clamped epoch=1 layers=0.001,0.000,...
 """
 import array
 import time
@@ -25,6 +29,7 @@ import time
 from qtrain import config, models, trainer, vae_loop
 from qtrain.data import Permutation, Stream
 from qtrain.layers import Options
+from weight_stats import clamped
 
 DEFAULTS = dict(trainer.VAE_DEFAULTS)
 DEFAULTS.update({
@@ -222,6 +227,8 @@ def main():
         if cfg["save_vae"]:
             save_vae(vae, cfg, "%s-e%d.qtc" % (cfg["save_vae"], ep + 1), ep + 1)
         t1 = ticks()
+        if cfg["mode"] == "uint8":
+            print("@clamped epoch=%d layers=%s" % (ep + 1, ",".join("%.3f" % clamped(lay) for lay, _, _ in layers)))
         frac = upd / (n * len(layers)) if opt.dsgu else 1.0
         frac_w = upd_w / (n * w_total) if opt.dsgu else 1.0
         epoch_line(ep + 1, tot / n, vae, cfg, heads, head_modes, hopts, per_class, frac, frac_w, t0, t1)

@@ -15,6 +15,7 @@ output structures updated per step (DSGU's k; all of them without DSGU).
 """
 from qtrain import config, trainer, vae_loop
 from qtrain.data import Stream
+from weight_stats import clamped
 
 DEFAULTS = dict(trainer.VAE_DEFAULTS)
 DEFAULTS.update({"model": "conv", "samples": 60000, "every": 2000})
@@ -29,14 +30,6 @@ def largest(buf, qp):
         if abs(v) > m:
             m = abs(v)
     return m
-
-
-def clamped(layer):
-    """Fraction of a uint8 layer's weights at 0 or 255 (the edges of its
-    tracked range: a weight there has been clipped); 0 for float weights."""
-    if layer.wq is None:
-        return 0.0
-    return sum(1 for v in layer.w if v == 0 or v == 255) / len(layer.w)
 
 
 def main():
