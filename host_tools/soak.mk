@@ -3,7 +3,7 @@
 # versions run in `make test` (tests/test_soak*.py).
 #
 #   make soak              everything below, in order
-#   make soak-api          >= 100 000 random calls at every _qtrain entry point (Unix port)
+#   make soak-api          hypothesis-driven: SOAK_API_PER_ENTRY (100 000) calls to every _qtrain entry point (Unix port)
 #   make soak-fuzz         libFuzzer + ASan/UBSan on the C kernels (installs clang), SOAK_FUZZ_SECONDS
 #   make soak-sanitize     every operator under ASan/UBSan vs the golden model, SOAK_SANITIZE_CASES per group
 #   make soak-power        200 SIGKILLs of training on the Unix port
@@ -15,7 +15,7 @@
 # shipped subset is repeated to 60 000 steps).
 
 SOAK_DATA ?= ../shared/data/mnist
-SOAK_CALLS ?= 100000
+SOAK_API_PER_ENTRY ?= 100000
 SOAK_KILLS ?= 200
 SOAK_QEMU_KILLS ?= 200
 SOAK_LINK_CUTS ?= 10
@@ -29,7 +29,7 @@ SOAK_PY = nice $(PY) -m
 soak: soak-api soak-fuzz soak-sanitize soak-power soak-power-qemu soak-link soak-long
 
 soak-api: venv unix dist
-	$(SOAK_PY) qtrain_host.soak_api --calls $(SOAK_CALLS)
+	$(SOAK_PY) qtrain_host.soak_api --per-entry $(SOAK_API_PER_ENTRY)
 
 # clang and its sanitizer/libFuzzer runtimes, only for this target (the same
 # apt mechanism as `make deps`).

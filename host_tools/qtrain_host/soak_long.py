@@ -3,10 +3,12 @@ paper's ConvVAE in uint8 on the Unix port, watching for trouble.
 
     python -m qtrain_host.soak_long [--data DIR] [--steps 60000] [--model conv]
 
-Every step: the loss terms are finite, and each layer's uint8 output (and
-uint8 error at its input) is scanned for values clamped at 0 and at 255 (a
-viper loop over the layer's own buffer; plain Python every --every steps
-if the port has no native emitter).  Every --report steps: every
+Every step: the loss terms are finite, and each layer's uint8 output and
+uint8 error at its input are scanned for values clamped at 0 and at 255
+where they are produced: as the layer's forward / backward returns them
+(the model lends its layers shared error buffers, so a scan after the step
+would see only the last writer); a viper loop, or plain Python every
+--every steps if the port has no native emitter.  Every --report steps: every
 quantization record (activation, error, weight) is finite, the weight
 ranges, the largest |int32 bias| (overflow = at the int32 limits), and
 gc.mem_alloc() after gc.collect() (flat = nothing kept per step) and the
@@ -39,18 +41,16 @@ layers = []   # (name, layer)
 for part, seq in (("enc", vae.encoder), ("dec", vae.decoder)):
     for i, l in enumerate(seq.layers):
         layers.append(("%%s%%d.%%s" %% (part, i, l.kind), l))
-# uint8 tensors whose clamping we count: (layer index, 'y' or 'ep', buffer)
-tensors = []
-for j, (name, l) in enumerate(layers):
-    for what in ("y", "ep"):
-        b = getattr(l, what, None)
-        if isinstance(b, bytearray):
-            tensors.append((j, what, b))
-NT = len(tensors)
-lo = [0] * NT      # values == 0 (for a ReLU output: also exact zeros)
-hi = [0] * NT      # values == 255
-seen = [0] * NT    # values scanned
+# uint8 tensors whose clamping we count, where each is produced: the output
+# a layer's forward returns and the error at its input its backward returns.
+# (A model lends its layers shared error buffers, and outputs may be shared
+# too: a scan after the step would see only the last writer of each.)
+tensors = []  # (layer index, 'y' or 'ep')
+lo = []       # values == 0 (for a ReLU output: also exact zeros)
+hi = []       # values == 255
+seen = []     # values scanned
 scans = 0
+scanning = False   # set for the steps that are scanned
 
 try:
     import micropython
@@ -71,7 +71,8 @@ try:
 except Exception:
     def _count(buf, n):
         a = b = 0
-        for v in buf:
+        for i in range(n):
+            v = buf[i]
             if v == 0:
                 a += 1
             elif v == 255:
@@ -79,13 +80,30 @@ except Exception:
         return a | (b << 32)
     every = EVERY
 
-def scan():
-    for t in range(NT):
-        b = tensors[t][2]
-        c = _count(b, len(b))
-        lo[t] += c & 0xFFFFFFFF
-        hi[t] += c >> 32
-        seen[t] += len(b)
+def counted(t, method):
+    # method (a layer's forward or backward: (buffer, record) -> (buffer,
+    # record)) that also counts the clamped values of the buffer it returns
+    def call(x, q):
+        r = method(x, q)
+        if scanning:
+            b = r[0]
+            c = _count(b, len(b))
+            lo[t] += c & 0xFFFFFFFF
+            hi[t] += c >> 32
+            seen[t] += len(b)
+        return r
+    return call
+
+for j, (name, l) in enumerate(layers):
+    # uint8 tensors only: their records are not None
+    for what, meth, rec in (("y", "forward", "yq"), ("ep", "backward", "epq")):
+        if getattr(l, rec, None) is not None:
+            tensors.append((j, what))
+            lo.append(0)
+            hi.append(0)
+            seen.append(0)
+            setattr(l, meth, counted(len(tensors) - 1, getattr(l, meth)))
+NT = len(tensors)
 
 def finite(x):
     return x == x and x - x == 0.0
@@ -124,6 +142,7 @@ a0 = gc.mem_alloc()
 sum_r = sum_k = 0.0
 for step in range(1, STEPS + 1):
     s.next()
+    scanning = step %% every == 0
     r, k = vae.train_step(s.image)
     if not (finite(r) and finite(k)):
         bad += 1
@@ -131,8 +150,7 @@ for step in range(1, STEPS + 1):
             first_bad = "step %%d: rec=%%r kl=%%r" %% (step, r, k)
     sum_r += r
     sum_k += k
-    if step %% every == 0:
-        scan()
+    if scanning:
         scans += 1
     if step %% REPORT == 0 or step == STEPS:
         a1 = gc.mem_alloc()
@@ -161,7 +179,7 @@ for step in range(1, STEPS + 1):
         gc.collect()
         a0 = gc.mem_alloc()
 for t in range(NT):
-    j, what, b = tensors[t]
+    j, what = tensors[t]
     print("@sat %%s %%s n=%%d zeros=%%d (%%.3f%%%%) max=%%d (%%.3f%%%%)"
           %% (layers[j][0], what, seen[t], lo[t], 100.0 * lo[t] / max(seen[t], 1), hi[t],
              100.0 * hi[t] / max(seen[t], 1)))
