@@ -51,7 +51,7 @@ def reference(tmp_path_factory):
         return images, f.read(), kinds
 
 
-@pytest.mark.parametrize("where", ["data read", "checkpoint write"])
+@pytest.mark.parametrize("where", ["data read", "checkpoint write", "final checkpoint write"])
 def test_lost_link_saves_on_board_and_resumes_exactly(tmp_path, reference, where):
     """The host stops answering in the middle of the first epoch: the board
     ends the run with LinkLostError naming the file, saves a checkpoint at
@@ -60,11 +60,13 @@ def test_lost_link_saves_on_board_and_resumes_exactly(tmp_path, reference, where
     uninterrupted run (the board copy is then removed)."""
     images, ref, kinds = reference
     want = CMD_READ if where == "data read" else CMD_WRITE
+    final = where == "final checkpoint write"
     # The first such request after the first checkpoint (so that one exists
-    # in the mount too and the board's copy must win by being newer).
+    # in the mount too and the board's copy must win by being newer); or the
+    # last write of the run (its final save: the rerun has nothing to train).
     first_commit = kinds.index(CMD_RENAME)
     after = [i for i in range(first_commit + 1, len(kinds)) if kinds[i] == want]
-    cut = after[1] if want == CMD_READ else after[0]  # a read: one sample trained since that save
+    cut = after[-1] if final else after[1] if want == CMD_READ else after[0]  # a read: one sample trained since that save
     mount, board = _dirs(tmp_path, "cut", images)
     args = soak_link.train_args(SAMPLES, every=4)
     rc, out, _ = soak_link.unix_mount_run(mount, board, args, answer=cut)
@@ -80,7 +82,8 @@ def test_lost_link_saves_on_board_and_resumes_exactly(tmp_path, reference, where
     state, seq = checkpoint.load(copy)
     epoch, pos = int(saved.group(1)), int(saved.group(2))
     assert (state["epoch"], state["pos"], state["steps"]) == (epoch, pos, seq)
-    assert 0 < seq < 2 * SAMPLES and seq == epoch * SAMPLES + pos
+    assert 0 < seq <= 2 * SAMPLES and seq == epoch * SAMPLES + pos
+    assert (seq == 2 * SAMPLES) == final
     assert checkpoint.verify(os.path.join(mount, "vae.qtc")) < seq  # the mount's copy is older
 
     rc, out2, _ = soak_link.unix_mount_run(mount, board, args)
