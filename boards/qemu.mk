@@ -42,8 +42,7 @@ board_json = python3 -c "import json,sys; print(json.load(open('boards/$(1)/boar
 firmware: $(FIRMWARES) $(if $(HEAP),,firmware-real-heaps)
 
 REAL_HEAP_BOARDS := qemu-m0 qemu-m4
-real_heap = python3 -c "import json; b = json.load(open('boards/$(1)/board.json'))['stands_in_for']; \
-	print(json.load(open('boards/%s/board.json' % b))['heap_real_bytes_approx'])"
+real_heap = PYTHONPATH=host_tools python3 -c "from qtrain_host import paths; print(paths.real_heap_bytes('$(1)'))"
 firmware-real-heaps:
 	@for b in $(REAL_HEAP_BOARDS); do \
 		$(MAKE) -s firmware QEMU_BOARDS=$$b HEAP=$$($(call real_heap,$$b)) || exit 1; done

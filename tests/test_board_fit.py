@@ -8,7 +8,6 @@ Asserts that it builds and trains (no MemoryError), the loss is finite and
 goes down over a few dozen samples, and a step keeps nothing (heap_used after
 a collection is the same on every progress line after the first).  Also the
 paper's ConvVAE at the real boards' heaps (larger than the budget)."""
-import json
 import math
 import os
 
@@ -19,11 +18,6 @@ from qtrain_host import cli_run, idx, paths, runner, stream
 
 SAMPLES = 48
 LOG_EVERY = 12
-
-
-def _board(name):
-    with open(os.path.join(paths.ROOT, "boards", name, "board.json")) as f:
-        return json.load(f)
 
 
 def _progress(out):
@@ -76,7 +70,7 @@ def _train_through_mount(emulator, tmp_path, settings):
 @pytest.mark.parametrize("emulator", ["qemu-m0", "qemu-m4"])
 def test_board_default_vae_trains_through_mount(emulator, tmp_path):
     _require(emulator)
-    board = _board(_board(emulator)["stands_in_for"])
+    board = paths.real_board(emulator)[1]
     _train_through_mount(emulator, tmp_path, dict(board["defaults"]["train_vae"]))
 
 
@@ -92,6 +86,6 @@ def test_board_default_vae_trains_through_mount(emulator, tmp_path):
 def test_conv_vae_trains_at_real_board_heap(emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("QTRAIN_FIRMWARE_DIR", paths.real_heap_firmware_dir(emulator))
     _require(emulator)
-    board = _board(_board(emulator)["stands_in_for"])
+    board = paths.real_board(emulator)[1]
     settings = dict(board["defaults"]["train_vae"], model="conv")
     _train_through_mount(emulator, tmp_path, settings)

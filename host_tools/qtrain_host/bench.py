@@ -26,7 +26,6 @@ estimates: instructions / clock of the board each QEMU board stands in for
 """
 import argparse
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -62,11 +61,8 @@ CPI = 1.0   # assumed cycles per instruction for the ms estimates (optimistic)
 def board_clock(board):
     """(name, Hz) of the real board a QEMU board stands in for, from boards/*/board.json."""
     try:
-        with open(os.path.join(paths.ROOT, "boards", board, "board.json")) as f:
-            real = json.load(f).get("stands_in_for")
-        with open(os.path.join(paths.ROOT, "boards", real, "board.json")) as f:
-            mhz = json.load(f)["clock_mhz"]
-        return real, mhz * 1e6
+        real, cfg = paths.real_board(board)
+        return real, cfg["clock_mhz"] * 1e6
     except (OSError, KeyError, TypeError, ValueError):
         return None, None
 

@@ -174,13 +174,10 @@ def measure_mount_training(board, model_args, log=print, samples=TRAIN_SAMPLES, 
 
 def board_default_args(board):
     """--model/--hidden of the real board `board` stands in for (board.json defaults)."""
-    import json
-    from . import qemu
-    real = qemu.board_config(board).get("stands_in_for")
-    d = {}
-    if real:
-        with open(os.path.join(qemu.BOARDS_DIR, real, "board.json")) as f:
-            d = json.load(f).get("defaults", {}).get("train_vae", {})
+    try:
+        d = paths.real_board(board)[1].get("defaults", {}).get("train_vae", {})
+    except KeyError:   # stands in for no real board
+        d = {}
     out = []
     for k in ("model", "hidden", "latent", "mode"):
         if k in d:

@@ -43,15 +43,27 @@ def firmware_path(board):
     return os.path.join(base, board, "firmware.elf")
 
 
+def board_json(board):
+    """boards/<board>/board.json as a dict (OSError, ValueError when missing or malformed)."""
+    import json
+    with open(os.path.join(ROOT, "boards", board, "board.json")) as f:
+        return json.load(f)
+
+
+def real_board(board):
+    """(name, board.json dict) of the real board that emulated `board` stands
+    in for (its "stands_in_for"); KeyError when it stands in for none."""
+    real = board_json(board).get("stands_in_for")
+    if not real:
+        raise KeyError("board %r stands in for no real board" % board)
+    return real, board_json(real)
+
+
 def real_heap_bytes(board):
     """The heap of the real board that emulated `board` stands in for
     (boards/<real>/board.json heap_real_bytes_approx), not the 160 KB
     planning budget its own firmware has."""
-    import json
-    with open(os.path.join(ROOT, "boards", board, "board.json")) as f:
-        real = json.load(f)["stands_in_for"]
-    with open(os.path.join(ROOT, "boards", real, "board.json")) as f:
-        return json.load(f)["heap_real_bytes_approx"]
+    return real_board(board)[1]["heap_real_bytes_approx"]
 
 
 def real_heap_firmware_dir(board):
