@@ -77,6 +77,15 @@ def _encode(value):
     raise TypeError("checkpoint value of type %s is not supported" % type(value).__name__)
 
 
+def _encoded_size(value):
+    """The payload bytes of _encode(value), without making the payload."""
+    if isinstance(value, (bool, int, float)):
+        return 8
+    if isinstance(value, str):
+        return len(value.encode())
+    return _nbytes(value)
+
+
 def _typecode(value):
     """An array's typecode; None for anything else.  MicroPython's array has
     no .typecode, but the repr of an empty slice ("array('f')") names it."""
@@ -172,13 +181,7 @@ def _save(path, state, seq):
     for i, name in enumerate(names):
         if not 0 < len(name) < 256:
             raise ValueError("checkpoint entry name must be 1..255 bytes: %r" % name)
-        value = state[name]
-        if isinstance(value, (bool, int, float)):
-            sizes[i] = 8
-        elif isinstance(value, str):
-            sizes[i] = len(value.encode())
-        else:
-            sizes[i] = _nbytes(value)
+        sizes[i] = _encoded_size(state[name])
         body_len += 1 + len(name) + 1 + 4 + sizes[i]
     tmp = path + ".tmp"
     _commit_interrupted(path, tmp)
@@ -210,12 +213,21 @@ def _exists(path):
 
 
 def commit(path):
-    """Commit an interrupted save of `path`: after a reset between the end
-    of writing `path.tmp` and its renames, `path` is the previous
-    checkpoint (or missing) and load() resumes from `.tmp`.  A resumed run
-    calls this, so a run whose last save was cut that way does not end
-    with an older `path` (it saves nothing more when that save was its last)."""
+    """Called by a run that resumed from latest(path), so that it does not
+    end with an older `path` when the save it resumed from was its last.
+    Commits an interrupted save (a reset between the end of writing
+    `path.tmp` and its renames: load() resumed from `.tmp`).  -> True when a
+    board copy exists (saved when the `mpremote mount` link was lost, see
+    board_copy()): the caller then saves the state it loaded into `path`,
+    which removes the copy."""
     _commit_interrupted(path, path + ".tmp")
+    onboard = board_copy(path)
+    if onboard is None:
+        return False
+    for cand in _candidates(onboard):
+        if _exists(cand):
+            return True
+    return False
 
 
 def _commit_interrupted(path, tmp):

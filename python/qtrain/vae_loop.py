@@ -96,21 +96,15 @@ def train(vae, cfg, out=print):
     # The checkpoint code is loaded when it is first needed (a resume, the
     # first save), so the steps before that have its heap (5 KB on armv6m).
     checkpoint = None if cfg["fresh"] else _checkpoint_code()
-    found = checkpoint and checkpoint.latest(cfg["ckpt"])
-    if found:
+    if checkpoint and checkpoint.latest(cfg["ckpt"]):
         loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
         if loaded["kind"] != cfg["model"]:
             raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
                              % (cfg["ckpt"], loaded["kind"], cfg["model"]))
-        checkpoint.commit(cfg["ckpt"])   # resumed from a `.tmp` whose renames a reset cut
         vae.steps = loaded["steps"]
         epoch, pos = loaded["epoch"], loaded["pos"]
         out("resuming from %s at epoch %d, sample %d" % (cfg["ckpt"], epoch + 1, pos))
-        onboard = checkpoint.board_copy(cfg["ckpt"])
-        if onboard and found.startswith(onboard):
-            # Saved on the board when the link was lost: put it back into the
-            # mount now (which removes the board copy), not only at the next
-            # save -- a link lost during the final save leaves nothing to train.
+        if checkpoint.commit(cfg["ckpt"]):   # a board copy: into the mount now, not at the next save
             st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
             checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
     stream.seek(pos, epoch)
