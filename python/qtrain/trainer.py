@@ -1,8 +1,7 @@
 """Training entry points behind the scripts (train_vae.py, train_head.py):
 building a VAE from the settings, loading one from its checkpoint, training
-and evaluating the classifier head.  The VAE's training loop is
-qtrain.vae_loop (its helpers epoch_lr, set_lr, vae_state are re-exported
-here).
+and evaluating the classifier head.  The VAE's training loop and its
+helpers (epoch_lr, set_lr, vae_state) are in qtrain.vae_loop.
 
 The heap of a board holds the package's bytecode next to the model (a real
 board's flash filesystem, or `mpremote mount`), so training loads code in
