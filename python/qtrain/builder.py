@@ -1,15 +1,20 @@
-"""Building a VAE (models.build_vae): its layout, the bytes it and its
-layers need (vae_bytes, dense_bytes, conv_bytes), the allocation order.  Used only while a model is built: models.build_vae
-imports this module for the call and drops it afterwards (qtrain.unload), so
-its bytecode is not in a board's heap while the model trains.
+"""Building models: the layers' constructors (layers.Dense / Conv2d do
+their work here: weight init, buffers), and a VAE (models.build_vae): its
+layout, the bytes it and its layers need (vae_bytes, dense_bytes,
+conv_bytes), the allocation order.  Used only while a model is built:
+models.build_vae imports this module for the call and drops it afterwards
+(qtrain.unload), as classifier.build_cnn and classifier.Head do, so its
+bytecode is not in a board's heap while the model trains.
 """
+import array
 import gc
 import sys
 
 import _qtrain as _q
 
 from . import heap_trace, release
-from .layers import QP_LEN, Conv2d, Dense, Options, Shared, xs_len, zeros
+from .layers import (F32, MIXED, QP_LEN, U8, Conv2d, Dense, Options, Shared, _float_paths, dequantize,
+                     float_kernels, qparams, xs_len, zeros)
 from .models import N_PIXELS, VAE, Sequential, _check_memory
 
 # The paper's ConvVAE (METHOD.md section 6), encoder then decoder:
@@ -32,6 +37,174 @@ WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
 # after the model less free after the checkpoint code), plus room for the
 # fragments that code leaves.  What build_vae's MemoryError hint keeps free.
 STEP_BYTES = 20480
+
+
+def _xorshift(s):
+    s ^= (s << 13) & 0xFFFFFFFF
+    s ^= s >> 17
+    s ^= (s << 5) & 0xFFFFFFFF
+    return s
+
+
+def fill_uniform_u8(buf, seed):
+    """Fill with uniform bytes from a seeded xorshift32: with a symmetric
+    range [-a, a] (z = 128) this is a uniform(-a, a) weight init."""
+    s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
+    n = len(buf)
+    i = 0
+    while i < n:
+        s = _xorshift(s)
+        v = s
+        for _ in range(4):
+            if i < n:
+                buf[i] = v & 0xFF
+                i += 1
+                v >>= 8
+    # On a 32-bit port the 32-bit state is a heap object per operation: collect
+    # that garbage now, or the caller's next long-lived buffers land after it,
+    # in the middle of the heap's largest free block (a model then fails on
+    # fragmentation with enough bytes free).
+    gc.collect()
+
+
+def _error_buffer(n, m, opt, first, lent):
+    """(ep, epq): a layer's error at its input -- none for a first layer,
+    else `lent` (a model's buffer, cut to n items) or a new one; uint8 with a
+    tracked record in 'uint8' mode, array('f') otherwise."""
+    if first:
+        return None, None
+    ep = memoryview(lent)[:n] if lent is not None else (bytearray(n) if m == U8 else zeros("f", n))
+    if m == U8:
+        return ep, qparams(-opt.error_range, opt.error_range, opt.alpha_e)
+    return ep, None
+
+
+def _init_weights(n, a, opt, seed):
+    """Weights uniform(-a, a) from the seeded byte stream: uint8 (w, wq), or
+    float32 (w, None) holding the same values dequantized, so the three modes
+    start from the same model."""
+    w8 = bytearray(n)
+    fill_uniform_u8(w8, seed)
+    wq = qparams(-a, a, opt.alpha_w)
+    if opt.mode != "float32":
+        return w8, wq
+    w = zeros("f", n)
+    dequantize(w8, wq, w)
+    return w, None
+
+
+def init_dense(layer, n_in, n_out, relu, opt, first, init_range, seed, own_scratch, ep):
+    """The body of layers.Dense(...) (arguments as there)."""
+    if n_in <= 0 or n_out <= 0:
+        raise ValueError("Dense: n_in and n_out must be > 0, got %d, %d" % (n_in, n_out))
+    opt = opt or Options()
+    layer.n_in, layer.n_out, layer.relu, layer.first = n_in, n_out, bool(relu), first
+    layer.opt = opt
+    layer.m = m = opt.m
+    layer._qf = None if m == U8 else float_kernels()
+    layer._float_backward = None if m == U8 else _float_paths().dense_backward
+    seed = opt.seed if seed is None else seed
+    # He-uniform range for ReLU layers, Glorot-ish otherwise.
+    a = init_range or ((6.0 / n_in) ** 0.5 if relu else (3.0 / n_in) ** 0.5)
+    layer.w, layer.wq = _init_weights(n_in * n_out, a, opt, seed)
+    if m == F32:
+        layer.b = zeros("f", n_out)
+        layer.bq = None
+        layer.y = zeros("f", n_out)
+        layer.yq = None
+        layer.xs = layer.acc = None
+    else:
+        layer.b = zeros("i", n_out)
+        layer.bq = array.array("f", [layer.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
+        layer.y = bytearray(n_out)
+        layer.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
+        # x - z_x unpacked once per forward (the fast path); the uint8
+        # backward reuses it as its accumulator.
+        layer.xs = layer.acc = None
+        if own_scratch:
+            layer.xs = zeros("i", xs_len(n_in))
+            layer.acc = memoryview(layer.xs)[:n_in]
+    layer.ep, layer.epq = _error_buffer(n_in, m, opt, first, ep)
+    # Update statistics: 5 floats, plus (mu, sigma) per row when per_row.
+    layer.state = zeros("f", 5 + (2 * n_out if opt.per_row else 0))
+    layer.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
+    layer.flags = opt.flags()
+    layer.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
+    ds = 0 if opt.dsgu is None else n_out   # DSGU buffers only when DSGU is on
+    layer.sel = zeros("i", ds)
+    layer.scores = zeros("I", 2 * ds)
+    layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
+    layer.dsgu_state = array.array("f", [0.0])
+    layer.k = n_out       # rows updated in the last backward (DSGU)
+    layer.trainable = True
+    layer.x = layer.xq = None
+
+
+def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed, opt, first, shared,
+              seed, ep):
+    """The body of layers.Conv2d(...) (arguments as there)."""
+    opt = opt or Options()
+    c, h, w = in_shape
+    geom = [c, h, w, out_ch, k, k, stride, stride, pad, pad]
+    if transposed:
+        geom += [out_pad, out_pad]
+        layer.kind = "conv_transpose2d"
+    layer.geom = tuple(geom)
+    layer.m = m = opt.m
+    layer._qf = qf = None if m == U8 else float_kernels()
+    if m != U8:
+        fp = _float_paths()
+        layer._float_backward = fp.conv_backward_mixed if m == MIXED else fp.conv_backward_f32
+    p = "conv_transpose2d" if transposed else "conv2d"
+    layer._fwd = getattr(qf, p + "_forward_f32") if m == F32 else getattr(_q, p + "_forward_u8")
+    layer._bwd = getattr(_q, p + "_backward_u8") if m == U8 else getattr(qf, p + "_backward_f32")
+    layer._upd = getattr(_q, p + "_update_u8")
+    layer.out_shape = getattr(_q, p + "_out_shape")(layer.geom)  # checks the geometry
+    layer.scratch_len = 0 if m == F32 else getattr(_q, p + "_scratch_len")(layer.geom)
+    layer.in_shape = tuple(in_shape)
+    layer.transposed, layer.relu, layer.first, layer.opt = transposed, bool(relu), first, opt
+    seed = opt.seed if seed is None else seed
+    layer.n_in = n_in = c * h * w
+    oc, oh, ow = layer.out_shape
+    layer.n_w = n_w = c * out_ch * k * k
+    fan_in = (c if not transposed else out_ch) * k * k
+    a = (6.0 / fan_in) ** 0.5 if relu else (3.0 / fan_in) ** 0.5
+    layer.w, layer.wq = _init_weights(n_w, a, opt, seed)
+    layer.n_out = oc * oh * ow
+    if m == F32:
+        layer.b = zeros("f", out_ch)
+        layer.bq = None
+        layer.y = zeros("f", layer.n_out)
+        layer.yq = None
+        layer.gb = zeros("f", out_ch)
+    else:
+        layer.b = zeros("i", out_ch)
+        layer.bq = array.array("f", [Dense.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
+        layer.y = bytearray(layer.n_out)
+        layer.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
+    layer.ep, layer.epq = _error_buffer(n_in, m, opt, first, ep)
+    # The update's structures: output filters, except float32
+    # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs).
+    rows = c if (m == F32 and transposed) else out_ch
+    layer.state = zeros("f", 5 + 2 * rows)
+    layer.bstate = zeros("f", 7) if (m == F32 and transposed) else None
+    layer.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
+    layer.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
+    layer.bflags = layer.flags & 3
+    layer.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
+    ds = 0 if opt.dsgu is None else out_ch
+    layer.sel = zeros("i", ds)
+    layer.scores = zeros("I", ds)
+    layer.sel_scratch = zeros("I", ds)
+    layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
+    layer.dsgu_state = array.array("f", [0.0])
+    layer.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy
+    layer.k = out_ch
+    layer.trainable = True
+    layer.shared = None
+    if shared is not None:
+        layer.attach(shared)
+    layer.x = layer.xq = None
 
 
 def dense_bytes(n_in, n_out, first=False, mode="uint8", dsgu=False, per_row=False, own_scratch=True,

@@ -1,8 +1,7 @@
-"""Output heads and the VAE latent layer over the _qtrain loss kernels.
+"""The VAE's output head and latent layer over the _qtrain loss kernels.
 
 BernoulliOutput  sigmoid + binary cross-entropy against the input image
 GaussianLatent   z = mu + exp(logvar / 2) * eps and the KL term
-SoftmaxOutput    softmax + cross-entropy for the classifier head
 
 Each owns its buffers (sized at construction) and its error's quantization
 record.  Modes (Options.mode): 'uint8' errors are uint8 with a tracked range
@@ -179,44 +178,3 @@ class GaussianLatent:
         if self.zq is None:
             return {prefix + "rng": self.rng}
         return {prefix + "zq": self.zq, prefix + "rng": self.rng}
-
-
-class SoftmaxOutput:
-    """Classifier logits (uint8) -> cross-entropy loss, prediction, error."""
-
-    def __init__(self, classes, opt):
-        self.m = opt.m
-        self._qf = None if self.m == U8 else float_kernels()
-        if self.m == U8:
-            self.e = bytearray(classes)
-            self.eq = qparams(-1.0, 1.0, opt.alpha_e)
-        else:
-            self.e = zeros("f", classes)
-            self.eq = None
-        self.stats = array.array("f", [0.0] * 3)
-        self.classes = classes
-
-    def loss(self, lg, lq, label):
-        """Logits lg (record lq) against class `label` (int in [0, classes))
-        -> (e, eq, cross-entropy in nats, predicted class); e is this head's
-        own error buffer.  A bad label: ValueError from the kernel."""
-        m = self.m
-        if m == U8:
-            pred = _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
-        elif m == MIXED:
-            pred = self._qf.softmax_ce_mixed(lg, lq, label, self.e, self.stats)
-        else:
-            pred = self._qf.softmax_ce_f32(lg, label, self.e, self.stats)
-        return self.e, self.eq, self.stats[0], pred
-
-    def predict(self, lg, lq):
-        """The class with the largest logit (ties: the lowest index)."""
-        best = 0
-        for i in range(1, self.classes):
-            if lg[i] > lg[best]:
-                best = i
-        return best
-
-    def qparams(self):
-        """The error's tracked record ([] when the error is float)."""
-        return [] if self.eq is None else [self.eq]

@@ -1,4 +1,5 @@
-"""Models: the VAE (MLP or the paper's ConvVAE) and the classifier head.
+"""Models: the VAE (MLP or the paper's ConvVAE).  The classifier head on
+its encoder is qtrain.classifier.Head (models.Head still finds it).
 
     from qtrain import models
     vae = models.build_vae("mlp", models.Options(lr=0.003))   # mode="uint8"
@@ -15,7 +16,7 @@ import gc
 import _qtrain as _q
 
 from .layers import F32, Conv2d, Dense, Options, Shared, builder_call, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
-from .losses import BernoulliOutput, GaussianLatent, SoftmaxOutput
+from .losses import BernoulliOutput, GaussianLatent
 
 IMAGE = (1, 28, 28)
 N_PIXELS = 784
@@ -176,40 +177,10 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     return builder_call("build_vae", kind, opt, hidden, latent)
 
 
-class Head:
-    """Classifier on the frozen encoder's mu: Dense(L->hidden, ReLU) -> Dense(hidden->classes).
-    It runs in the VAE's mode (its input is the encoder's output tensor)."""
-
-    def __init__(self, vae, hidden=32, classes=10, opt=None):
-        opt = (opt or Options()).replace(mode=vae.opt.mode)
-        self.vae = vae
-        self.classes = classes
-        L = vae.latent_dim
-        self.net = Sequential([Dense(L, hidden, relu=True, opt=opt, first=True, seed=opt.seed + 10),
-                               Dense(hidden, classes, opt=opt, seed=opt.seed + 11)])
-        self.output = SoftmaxOutput(classes, opt)
-        self._records = self.net.qparams() + self.output.qparams()
-
-    def _features(self, x):
-        h, hq = self.vae.encoder.forward(*self.vae.input(x))
-        return self.vae.latent.mu_view(h, hq)
-
-    def train_step(self, x, label):
-        """One supervised step (encoder frozen). Returns (loss, predicted)."""
-        f, fq = self._features(x)
-        lg, lq = self.net.forward(f, fq)
-        e, eq, loss, pred = self.output.loss(lg, lq, label)
-        self.net.backward(e, eq)
-        for r in self._records:
-            _q.qp_update(r)
-        return loss, pred
-
-    def predict(self, x):
-        """The predicted class of image x (784 uint8); no training."""
-        f, fq = self._features(x)
-        lg, lq = self.net.forward(f, fq)
-        return self.output.predict(lg, lq)
-
-    def state_dict(self):
-        """{'head.<layer>.<name>': buffer} of the head's layers (not the VAE's)."""
-        return self.net.state_dict("head.")
+def __getattr__(name):
+    """models.Head: qtrain.classifier.Head, imported on use (the VAE's
+    training never loads the classifier code)."""
+    if name == "Head":
+        from .classifier import Head
+        return Head
+    raise AttributeError(name)
