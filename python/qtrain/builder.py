@@ -15,7 +15,8 @@ import _qtrain as _q
 from . import heap_trace, release
 from .layers import (F32, MIXED, QP_LEN, U8, Conv2d, Dense, Options, Shared, _float_paths, dequantize,
                      float_kernels, qparams, xs_len, zeros)
-from .models import N_PIXELS, VAE, Sequential, _check_memory
+from .losses import BernoulliOutput, GaussianLatent
+from .models import N_PIXELS, VAE, Sequential
 
 # The paper's ConvVAE (METHOD.md section 6), encoder then decoder:
 # (in_shape, out_ch, k, stride, pad, out_pad, transposed, first, relu).
@@ -203,8 +204,149 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     layer.trainable = True
     layer.shared = None
     if shared is not None:
-        layer.attach(shared)
+        attach(layer, shared)
     layer.x = layer.xq = None
+
+
+def init_bernoulli(head, n, opt, own_lut):
+    """The body of losses.BernoulliOutput(...) (arguments as there)."""
+    head.n = n
+    head.m = opt.m
+    head._qf = None if head.m == U8 else float_kernels()
+    if head.m == U8:
+        head.e = bytearray(n)
+        # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
+        head.eq = qparams(-1.0, 1.0, opt.alpha_e)
+    else:
+        head.e = zeros("f", n)
+        head.eq = None
+    head.stats = array.array("f", [0.0] * 3)
+    # uint8 logits take 256 values: their exp/log once per call (same
+    # results, ~2x cheaper on a soft-float core).
+    head.lut = zeros("f", 512) if head.m != F32 and own_lut else None
+    head._lut = bytearray(256)
+
+
+def init_latent(lat, L, opt, beta):
+    """The body of losses.GaussianLatent(...) (arguments as there)."""
+    lat.L = L
+    lat.m = m = opt.m
+    lat._qf = None if m == U8 else float_kernels()
+    if m == F32:
+        lat.z = zeros("f", L)
+        lat.zq = None
+    else:
+        lat.z = bytearray(L)
+        lat.zq = qparams(-3.0, 3.0, opt.alpha_a)
+    lat.eps = array.array("f", [0.0] * L)
+    lat.zero_eps = array.array("f", [0.0] * L)
+    lat.rng = array.array("I", [1])
+    _q.rng_seed(lat.rng, opt.seed)
+    if m == U8:
+        lat.dh = bytearray(2 * L)
+        lat.dhq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
+    else:
+        lat.dh = zeros("f", 2 * L)
+        lat.dhq = None
+    lat.hp = array.array("f", [beta])
+    lat.stats = array.array("f", [0.0] * 3)
+    lat.kl = 0.0
+    lat.h = lat.hq = None
+    lat._eps = lat.eps
+
+
+def init_vae(vae, kind, encoder, decoder, latent_dim, opt, shared, own_lut):
+    """The body of models.VAE(...) (arguments as there)."""
+    vae.kind = kind
+    vae.encoder = encoder
+    vae.decoder = decoder
+    vae.latent = GaussianLatent(latent_dim, opt)
+    vae.output = BernoulliOutput(N_PIXELS, opt, own_lut=own_lut)
+    vae.latent_dim = latent_dim
+    vae.opt = opt
+    vae.shared = shared
+    vae.errors = None   # the error buffers build_vae lends to the layers
+    vae.xq = qparams(0.0, 1.0)  # pixels: real = q / 255
+    # float32 mode: the image as floats q / 255 (the BCE target stays uint8)
+    vae.xf = zeros("f", N_PIXELS) if opt.m == F32 else None
+    vae.steps = 0
+    vae._records = encoder.qparams() + decoder.qparams() + vae.latent.qparams() + vae.output.qparams()
+
+
+def check_memory(need, what, smaller):
+    """Fail before allocating, naming both numbers and a config that fits.
+    -> the free bytes (None on CPython)."""
+    gc.collect()
+    try:
+        free = gc.mem_free()
+    except AttributeError:  # CPython (host tools)
+        return None
+    if need > free:
+        raise MemoryError("%s needs about %d bytes but only %d are free; try %s"
+                          % (what, need, free, smaller(free) if callable(smaller) else smaller))
+    return free
+
+
+def shared_needs(part):
+    """(scratch bytes, floats, error bytes) that a layer (Dense, Conv2d) or
+    the BCE head (losses.BernoulliOutput) takes from a Shared."""
+    m = part.m
+    if isinstance(part, Conv2d):
+        if m == U8:
+            return (part.scratch_len, 0, 0)
+        if m == MIXED:
+            return (part.scratch_len, 0 if part.first else max(part.n_w, part.n_in), part.n_out)
+        return (0, part.n_w, part.n_out if part.opt.dsgu is not None else 0)
+    if m == F32:
+        return (0, 0, 0)
+    if isinstance(part, Dense):
+        return (4 * xs_len(part.n_in), 0, 0)    # x - z_x, the backward accumulator
+    return (part.LUT_BYTES, 0, 0)                # the BCE table
+
+
+def attach(part, shared):
+    """Give `part` (see shared_needs) its views of `shared`, a Shared it
+    takes turns with; ValueError naming the part when `shared` is too small."""
+    need = shared_needs(part)
+    have = (len(shared.scratch), len(shared.floats), len(shared.errs))
+    for what, n, h in zip(("scratch bytes", "floats", "error bytes"), need, have):
+        if h < n:
+            raise ValueError("%s: shared %s too small: %d, it needs %d"
+                             % (getattr(part, "kind", "bce"), what, h, n))
+    if isinstance(part, Conv2d):
+        part.shared = shared
+        part._scr = memoryview(shared.scratch)[:part.scratch_len]
+        fl = memoryview(shared.floats)
+        if part.m == MIXED and not part.first:
+            part._wf = fl[:part.n_w]      # dequantized weights
+            part._xf = fl[:part.n_in]     # x is not read when no gradient is asked for
+        elif part.m == F32:
+            part._gw = fl[:part.n_w]
+        part._e8 = memoryview(shared.errs)[:need[2]]
+    elif isinstance(part, Dense):
+        part.shared = shared
+        if part.m != F32:
+            part.xs = part.acc = memoryview(shared.scratch)[:need[0]]
+    elif part.m != F32:
+        part.lut = memoryview(shared.scratch)[:need[0]]
+
+
+def attach_all(shared, parts):
+    """attach() every part of `parts` to `shared`; -> shared."""
+    for p in parts:
+        attach(p, shared)
+    return shared
+
+
+def shared_for(parts):
+    """One Shared big enough for every part of `parts` (layers, the BCE
+    head), attached to them (layers.Shared.for_layers)."""
+    need = [0, 0, 0]
+    for p in parts:
+        for i, v in enumerate(shared_needs(p)):
+            need[i] = max(need[i], v)
+    gc.collect()   # build-time temporaries (weight init) out of the way first
+    return attach_all(Shared(*need), parts)
 
 
 def dense_bytes(n_in, n_out, first=False, mode="uint8", dsgu=False, per_row=False, own_scratch=True,
@@ -344,7 +486,7 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
         return "kind='mlp', hidden=%d" % h
 
     release()   # the space train_vae.py reserved for the model (qtrain.reserve)
-    free = _check_memory(need, what, smaller)
+    free = check_memory(need, what, smaller)
     heap_trace("builder")
     try:
         return _build_vae(kind, opt, hidden, latent)
@@ -376,7 +518,7 @@ def _build_vae(kind, opt, hidden, latent):
         dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=e3),
                           d4])
         vae = VAE(kind, enc, dec, latent, opt, own_lut=False)
-        vae.shared = shared.attach_to(enc.layers + dec.layers + [vae.output])
+        vae.shared = attach_all(shared, enc.layers + dec.layers + [vae.output])
         vae.errors = errs
         return vae
     # Conv(1->16, 3x3, s2) -> Conv(16->32, 3x3, s2) -> Dense(1568 -> 2L);
@@ -392,6 +534,6 @@ def _build_vae(kind, opt, hidden, latent):
                             seed=opt.seed + sd, ep=ep))
     c1, c2, t1, t2 = convs
     vae = VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, own_lut=False)
-    vae.shared = shared.attach_to((c1, c2, d1, d2, t1, t2, vae.output))
+    vae.shared = attach_all(shared, (c1, c2, d1, d2, t1, t2, vae.output))
     vae.errors = errs
     return vae

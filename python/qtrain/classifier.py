@@ -21,8 +21,8 @@ import array
 import _qtrain as _q
 
 from . import unload
-from .layers import F32, MIXED, U8, Conv2d, Dense, Options, Shared, dequantize, float_kernels, qparams, zeros  # noqa: F401 (Options re-exported)
-from .models import Sequential, _check_memory
+from .layers import F32, MIXED, U8, Conv2d, Dense, Options, Shared, _builder, dequantize, float_kernels, qparams, zeros  # noqa: F401 (Options re-exported)
+from .models import Sequential
 
 IMAGE = (1, 28, 28)
 
@@ -144,7 +144,7 @@ def build_cnn(opt=None, channels=(8, 16), hidden=32, classes=10, shape=IMAGE):
         # The float kernels' module takes its code from the same heap (tens of
         # KB on a board): loaded before the check so that gc.mem_free() sees it.
         float_kernels()
-    _check_memory(cnn_bytes(channels, hidden, classes, opt.mode, shape),
+    _builder().check_memory(cnn_bytes(channels, hidden, classes, opt.mode, shape),
                   "a CNN (mode=%s, channels=%r, hidden=%d)" % (opt.mode, tuple(channels), hidden),
                   "channels=(4, 8), hidden=16")
     c1 = Conv2d(shape, channels[0], 3, 2, 1, relu=True, opt=opt, first=True, seed=opt.seed)

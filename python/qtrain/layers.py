@@ -172,6 +172,11 @@ def _builder():
     return builder
 
 
+# builder.fill_uniform_u8, resolved by __getattr__ below: declared for type
+# checkers (a bare annotation compiles to nothing in MicroPython).
+fill_uniform_u8: "Any"
+
+
 def __getattr__(name):
     """fill_uniform_u8 (the weight init's byte stream) lives in
     qtrain.builder; scripts that read it from here still find it."""
@@ -199,9 +204,9 @@ class Dense:
 
     kind = "dense"
     BIAS_SCALE = 1.0 / 65536
-    # Set by builder.init_dense, the constructor's body (a trained model's
-    # heap does not keep that code).  Declared for type checkers only: a bare
-    # annotation compiles to nothing in MicroPython.
+    # Set by builder.init_dense (the constructor's body) and builder.attach:
+    # a trained model's heap does not keep that code.  Declared for type
+    # checkers only: a bare annotation compiles to nothing in MicroPython.
     n_in: int
     n_out: int
     relu: bool
@@ -228,6 +233,9 @@ class Dense:
     dsgu_state: "Any"
     _qf: "Any"
     _float_backward: "Any"
+    shared: "Any"
+    xs: "Any"
+    acc: "Any"
 
     @staticmethod
     def nbytes(n_in, n_out, **kw):
@@ -244,16 +252,6 @@ class Dense:
         the input (only the errors at a layer's output and input are live at
         once, so two buffers serve a whole chain)."""
         _builder().init_dense(self, n_in, n_out, relu, opt, first, init_range, seed, own_scratch, ep)
-
-    def shared_needs(self):
-        """(scratch bytes, floats, error bytes) this layer needs in a Shared."""
-        return (0 if self.m == F32 else 4 * xs_len(self.n_in), 0, 0)
-
-    def attach(self, shared):
-        """Take the uint8 calls' scratch (xs, acc) from `shared`."""
-        if self.m != F32:
-            self.xs = self.acc = memoryview(shared.scratch)[:4 * xs_len(self.n_in)]
-        self.shared = shared
 
     def forward(self, x, xq):
         """y = relu?(W x + b) for input x (uint8 with record xq, or array('f') and
@@ -324,19 +322,9 @@ class Shared:
 
     @staticmethod
     def for_layers(layers):
-        """One Shared big enough for every layer in `layers` (and attached to them)."""
-        need = [0, 0, 0]
-        for c in layers:
-            for i, v in enumerate(c.shared_needs()):
-                need[i] = max(need[i], v)
-        gc.collect()   # build-time temporaries (weight init) out of the way first
-        return Shared(*need).attach_to(layers)
-
-    def attach_to(self, layers):
-        """Attach every layer of `layers` (each checks the sizes); -> self."""
-        for c in layers:
-            c.attach(self)
-        return self
+        """One Shared big enough for every layer in `layers` (and attached to
+        them): builder.shared_for."""
+        return _builder().shared_for(layers)
 
 
 class Conv2d:
@@ -351,7 +339,7 @@ class Conv2d:
     are strided in its layout; its bias as a separate tensor)."""
 
     kind = "conv2d"
-    # Set by builder.init_conv, the constructor's body (see Dense).
+    # Set by builder.init_conv (the constructor's body) and builder.attach (see Dense).
     geom: tuple
     out_shape: tuple
     in_shape: tuple
@@ -389,9 +377,15 @@ class Conv2d:
     dsgu_state: "Any"
     _qf: "Any"
     _float_backward: "Any"
+    shared: "Any"
     _fwd: "Any"
     _bwd: "Any"
     _upd: "Any"
+    _scr: "Any"
+    _wf: "Any"
+    _xf: "Any"
+    _gw: "Any"
+    _e8: "Any"
 
     @staticmethod
     def nbytes(in_shape, out_ch, *args, **kw):
@@ -405,33 +399,6 @@ class Conv2d:
         """ep: a buffer the model lends for the error at the input (see Dense)."""
         _builder().init_conv(self, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed, opt, first,
                              shared, seed, ep)
-
-    def shared_needs(self):
-        """(scratch bytes, floats, error bytes) this layer needs in a Shared."""
-        m = self.m
-        if m == U8:
-            return (self.scratch_len, 0, 0)
-        if m == MIXED:
-            return (self.scratch_len, 0 if self.first else max(self.n_w, self.n_in), self.n_out)
-        return (0, self.n_w, self.n_out if self.opt.dsgu is not None else 0)
-
-    def attach(self, shared):
-        """Use `shared` (a Shared sized for the largest layer) for scratch and gradient."""
-        need = self.shared_needs()
-        have = (len(shared.scratch), len(shared.floats), len(shared.errs))
-        for what, n, h in zip(("scratch bytes", "floats", "error bytes"), need, have):
-            if h < n:
-                raise ValueError("%s: shared %s too small: %d, this layer needs %d" % (
-                    self.kind, what, h, n))
-        self.shared = shared
-        self._scr = memoryview(shared.scratch)[:self.scratch_len]
-        fl = memoryview(shared.floats)
-        if self.m == MIXED and not self.first:
-            self._wf = fl[:self.n_w]      # dequantized weights
-            self._xf = fl[:self.n_in]     # x is not read when no gradient is asked for
-        elif self.m == F32:
-            self._gw = fl[:self.n_w]
-        self._e8 = memoryview(shared.errs)[:need[2]]
 
     def forward(self, x, xq):
         """Forward of a CHW input x (record xq; None in float32 mode) -> (y, yq),

@@ -9,46 +9,34 @@ record.  Modes (Options.mode): 'uint8' errors are uint8 with a tracked range
 is float throughout (the _u8 kernels of _qtrain; the _mixed / _f32 ones of
 _qtrain_float, see layers.float_kernels).
 """
-import array
 import math
 
 import _qtrain as _q
 
-from .layers import F32, MIXED, U8, float_kernels, qparams, zeros
+from .layers import F32, MIXED, U8, _builder
+
+if False:  # for type checkers only; compiled away
+    from typing import Any
 
 
 class BernoulliOutput:
     """Decoder logits (uint8) -> BCE loss and its error sigmoid(l) - t."""
 
     LUT_BYTES = 2048   # 512 floats
+    # Set by builder.init_bernoulli (the constructor's body, see layers.Dense).
+    n: int
+    m: int
+    e: "Any"
+    eq: "Any"
+    stats: "Any"
+    lut: "Any"
+    _lut: "Any"
+    _qf: "Any"
 
     def __init__(self, n, opt, own_lut=True):
         """own_lut=False: the BCE table (scratch of one call) comes from a
-        Shared the model attach()es."""
-        self.n = n
-        self.m = opt.m
-        self._qf = None if self.m == U8 else float_kernels()
-        if self.m == U8:
-            self.e = bytearray(n)
-            # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
-            self.eq = qparams(-1.0, 1.0, opt.alpha_e)
-        else:
-            self.e = zeros("f", n)
-            self.eq = None
-        self.stats = array.array("f", [0.0] * 3)
-        # uint8 logits take 256 values: their exp/log once per call (same
-        # results, ~2x cheaper on a soft-float core).
-        self.lut = zeros("f", 512) if self.m != F32 and own_lut else None
-        self._lut = bytearray(256)
-
-    def shared_needs(self):
-        """(scratch bytes, floats, error bytes) this head needs in a Shared."""
-        return (0 if self.m == F32 else self.LUT_BYTES, 0, 0)
-
-    def attach(self, shared):
-        """Take the BCE table (LUT_BYTES of scratch) from `shared` (a Shared)."""
-        if self.m != F32:
-            self.lut = memoryview(shared.scratch)[:self.LUT_BYTES]
+        Shared the model attaches (builder.attach)."""
+        _builder().init_bernoulli(self, n, opt, own_lut)
 
     def loss(self, lg, lq, target):
         """-> (e, eq, bce summed over pixels, in nats)."""
@@ -90,31 +78,26 @@ class BernoulliOutput:
 class GaussianLatent:
     """h = [mu (L), logvar (L)] (uint8) -> z (uint8); KL in self.kl."""
 
+    # Set by builder.init_latent (the constructor's body, see layers.Dense).
+    L: int
+    m: int
+    z: "Any"
+    zq: "Any"
+    eps: "Any"
+    zero_eps: "Any"
+    rng: "Any"
+    dh: "Any"
+    dhq: "Any"
+    hp: "Any"
+    stats: "Any"
+    kl: float
+    h: "Any"
+    hq: "Any"
+    _eps: "Any"
+    _qf: "Any"
+
     def __init__(self, L, opt, beta=1.0):
-        self.L = L
-        self.m = m = opt.m
-        self._qf = None if m == U8 else float_kernels()
-        if m == F32:
-            self.z = zeros("f", L)
-            self.zq = None
-        else:
-            self.z = bytearray(L)
-            self.zq = qparams(-3.0, 3.0, opt.alpha_a)
-        self.eps = array.array("f", [0.0] * L)
-        self.zero_eps = array.array("f", [0.0] * L)
-        self.rng = array.array("I", [1])
-        _q.rng_seed(self.rng, opt.seed)
-        if m == U8:
-            self.dh = bytearray(2 * L)
-            self.dhq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
-        else:
-            self.dh = zeros("f", 2 * L)
-            self.dhq = None
-        self.hp = array.array("f", [beta])
-        self.stats = array.array("f", [0.0] * 3)
-        self.kl = 0.0
-        self.h = self.hq = None
-        self._eps = self.eps
+        _builder().init_latent(self, L, opt, beta)
 
     def forward(self, h, hq, sample=True):
         """h = [mu, logvar] (2L values, record hq) -> (z, zq), the layer's own

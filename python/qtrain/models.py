@@ -11,12 +11,13 @@ its encoder is qtrain.classifier.Head (models.Head still finds it).
 Every buffer is allocated by the constructor; a step allocates nothing.
 `vae_bytes(kind, ...)` tells the bytes a model needs before you build it.
 """
-import gc
-
 import _qtrain as _q
 
-from .layers import F32, Conv2d, Dense, Options, Shared, builder_call, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
+from .layers import F32, Conv2d, Dense, Options, Shared, _builder, builder_call, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
 from .losses import BernoulliOutput, GaussianLatent
+
+if False:  # for type checkers only; compiled away
+    from typing import Any
 
 IMAGE = (1, 28, 28)
 N_PIXELS = 784
@@ -61,38 +62,26 @@ class Sequential:
         return d
 
 
-def _check_memory(need, what, smaller):
-    """Fail before allocating, naming both numbers and a config that fits.
-    -> the free bytes (None on CPython)."""
-    gc.collect()
-    try:
-        free = gc.mem_free()
-    except AttributeError:  # CPython (host tools)
-        return None
-    if need > free:
-        raise MemoryError("%s needs about %d bytes but only %d are free; try %s"
-                          % (what, need, free, smaller(free) if callable(smaller) else smaller))
-    return free
-
-
 class VAE:
     """Encoder -> (mu, logvar) -> z -> decoder -> Bernoulli logits of the image."""
 
+    # Set by builder.init_vae (the constructor's body, see layers.Dense).
+    kind: str
+    encoder: Sequential
+    decoder: Sequential
+    latent: GaussianLatent
+    output: BernoulliOutput
+    latent_dim: int
+    opt: Options
+    shared: "Any"
+    errors: "Any"
+    xq: "Any"
+    xf: "Any"
+    steps: int
+    _records: list
+
     def __init__(self, kind, encoder, decoder, latent_dim, opt, shared=None, own_lut=True):
-        self.kind = kind
-        self.encoder = encoder
-        self.decoder = decoder
-        self.latent = GaussianLatent(latent_dim, opt)
-        self.output = BernoulliOutput(N_PIXELS, opt, own_lut=own_lut)
-        self.latent_dim = latent_dim
-        self.opt = opt
-        self.shared = shared
-        self.errors = None   # the error buffers build_vae lends to the layers
-        self.xq = qparams(0.0, 1.0)  # pixels: real = q / 255
-        # float32 mode: the image as floats q / 255 (the BCE target stays uint8)
-        self.xf = zeros("f", N_PIXELS) if opt.m == F32 else None
-        self.steps = 0
-        self._records = encoder.qparams() + decoder.qparams() + self.latent.qparams() + self.output.qparams()
+        _builder().init_vae(self, kind, encoder, decoder, latent_dim, opt, shared, own_lut)
 
     def input(self, x):
         """The image as the first layer's input tensor: (uint8 x, xq), or
@@ -175,6 +164,11 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     imported for the call and dropped after it: a board's heap then holds
     only the model and the code a training step runs."""
     return builder_call("build_vae", kind, opt, hidden, latent)
+
+
+# qtrain.classifier.Head, resolved by __getattr__ below: declared for type
+# checkers (a bare annotation compiles to nothing in MicroPython).
+Head: "Any"
 
 
 def __getattr__(name):
