@@ -77,12 +77,7 @@ def test_board_default_vae_trains_through_mount(emulator, tmp_path):
 # At the 160 KB planning budget the ConvVAE does not fit (the boards default
 # to the MLP above); at the heap a real Pico / Nano 33 BLE has after boot it
 # must, started the same way (`make firmware` builds these firmwares).
-@pytest.mark.parametrize("emulator", [
-    pytest.param("qemu-m0", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason="the Pico's real heap is ~2-3 KB short: the model trains, but the checkpoint writer's code "
-               "finds no block at the first save (6.9 KB free in small pieces; python/qtrain/vae_loop.py)")),
-    "qemu-m4"])
+@pytest.mark.parametrize("emulator", ["qemu-m0", "qemu-m4"])
 def test_conv_vae_trains_at_real_board_heap(emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("QTRAIN_FIRMWARE_DIR", paths.real_heap_firmware_dir(emulator))
     _require(emulator)

@@ -13,16 +13,16 @@ import pytest
 from qtrain_host import paths, stream
 from qtrain_host.stream import StreamError
 
-DATA_PY = os.path.join(paths.PYTHON_DIR, "qtrain", "data.py")
 
 
 @pytest.fixture(scope="module")
 def dev():
-    """python/qtrain/data.py imported on CPython (the board code, host run)."""
-    spec = importlib.util.spec_from_file_location("qtrain_data_on_cpython", DATA_PY)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """python/qtrain/data.py imported on CPython (the board code, host run),
+    as qtrain.data: it loads its header checks (qtrain.data_open) on open."""
+    import sys
+    if paths.PYTHON_DIR not in sys.path:
+        sys.path.insert(0, paths.PYTHON_DIR)
+    return importlib.import_module("qtrain.data")
 
 
 def _sample(n=37, rows=5, cols=7, classes=10, seed=0):
@@ -505,7 +505,7 @@ def test_stream_over_mpremote_mount(tmp_path, board):
     (tmp_path / "s.qtds").write_bytes(data)
     pkg = tmp_path / "qtrain"
     pkg.mkdir()
-    for name in ("__init__.py", "data.py"):
+    for name in ("__init__.py", "data.py", "data_open.py"):
         shutil.copy(os.path.join(paths.PYTHON_DIR, "qtrain", name), pkg / name)
     shutil.copy(paths.natmod_path(qemu.board_config(board)["arch"]), tmp_path / "_qtrain.mpy")
     script = tmp_path / "read_mount.py"

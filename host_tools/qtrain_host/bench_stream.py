@@ -53,7 +53,7 @@ def mount_rate(board, data_dir, n, log):
         # a copy: mpremote mount serves no symlink that leaves the directory
         shutil.copy(os.path.join(data_dir, "train.qtds"), stage)
         os.makedirs(os.path.join(stage, "qtrain"))
-        for name in ("__init__.py", "data.py"):
+        for name in ("__init__.py", "data.py", "data_open.py"):
             shutil.copy(os.path.join(paths.PYTHON_DIR, "qtrain", name), os.path.join(stage, "qtrain", name))
         shutil.copy(paths.natmod_path(qemu.board_config(board)["arch"]), stage)
         script = os.path.join(stage, "read_mount.py")

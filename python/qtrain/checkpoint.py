@@ -26,9 +26,9 @@ raises data.LinkLostError; latest()/load() consider that copy too, so
 running the same command again resumes from it, and the next save() into
 the mount removes it.
 
-This module writes (save) and checks (verify); the reader (latest, peek,
-load, commit) is qtrain.checkpoint_read, and `checkpoint.load` etc. resolve
-to it, imported on first use: a fresh training run never loads it.
+This module writes (save); the reader (verify, latest, peek, load, commit)
+is qtrain.checkpoint_read, and `checkpoint.load` etc. resolve to it,
+imported on first use: a fresh training run never loads it.
 """
 import os
 import struct
@@ -191,7 +191,9 @@ def _save(path, state, seq):
         sizes[i] = _encoded_size(state[name])
         body_len += 1 + len(name) + 1 + 4 + sizes[i]
     tmp = path + ".tmp"
-    _commit_interrupted(path, tmp)
+    if _exists(tmp):   # a reset interrupted a save: its reader commits it (checkpoint_read)
+        from .checkpoint_read import commit_interrupted
+        commit_interrupted(path, tmp)
     header = struct.pack(_HEADER, MAGIC, VERSION, len(names), seq & 0xFFFFFFFF, body_len)
     crc = _crc32(header)
     with open(tmp, "wb") as f:
@@ -219,26 +221,6 @@ def _exists(path):
         return False
 
 
-def _commit_interrupted(path, tmp):
-    """A reset after `.tmp` was complete but before its rename leaves the
-    newest checkpoint in `.tmp`, and load() resumes from it.  Commit it
-    before `.tmp` is opened for the next write, or that write would destroy
-    the checkpoint the run resumed from (a reset during it would then go
-    back one checkpoint more).  One stat() when there is no `.tmp`."""
-    if not _exists(tmp):
-        return
-    try:
-        seq = verify(tmp)
-    except CheckpointError:
-        return  # a partial write: overwritten next
-    try:
-        cur = verify(path)
-    except CheckpointError:
-        cur = -1
-    if seq > cur:
-        _replace(path, tmp)
-
-
 def _replace(path, tmp):
     bak = path + ".bak"
     if _exists(path):
@@ -250,49 +232,16 @@ def _replace(path, tmp):
         os.sync()
 
 
-def verify(path):
-    """Check magic, version, length and CRC without loading the data.
-
-    Returns the checkpoint's seq; raises CheckpointError naming the file."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        raise CheckpointError("%s: no such checkpoint" % path)
-    with f:
-        header = f.read(_HEADER_LEN)
-        if len(header) < _HEADER_LEN:
-            raise CheckpointError("%s: truncated header (%d bytes)" % (path, len(header)))
-        magic, version, _n, seq, body_len = struct.unpack(_HEADER, header)
-        if magic != MAGIC:
-            raise CheckpointError("%s: not a qtrain checkpoint (magic %r)" % (path, magic))
-        if version != VERSION:
-            raise CheckpointError("%s: checkpoint version %d, this qtrain reads %d" % (path, version, VERSION))
-        crc = _crc32(header)
-        buf = bytearray(_CHUNK)
-        mv = memoryview(buf)
-        left = body_len
-        while left > 0:
-            n = f.readinto(mv[:min(left, _CHUNK)])
-            if not n:
-                raise CheckpointError("%s: truncated (%d of %d body bytes missing)" % (path, left, body_len))
-            crc = _crc32(mv[:n], crc)
-            left -= n
-        tail = f.read(4)
-        if len(tail) != 4:
-            raise CheckpointError("%s: truncated (no CRC)" % path)
-        if struct.unpack("<I", tail)[0] != crc & 0xFFFFFFFF:
-            raise CheckpointError("%s: CRC mismatch (corrupt file)" % path)
-    return seq
-
-
 def _candidates(path):
     return (path, path + ".tmp", path + ".bak")
 
 
-# The reader (latest, peek, load, commit) is in qtrain.checkpoint_read: a
-# fresh training run saves but never reads.
-_READER = ("latest", "_latest", "peek", "load", "commit", "_entries", "_read_value")
+# The reader (verify, latest, peek, load, commit) is in
+# qtrain.checkpoint_read: a fresh training run saves but never reads.
+_READER = ("verify", "latest", "_latest", "peek", "load", "commit", "commit_interrupted", "_entries",
+           "_read_value")
 # Declared for type checkers (bare annotations compile to nothing in MicroPython).
+verify: "Any"
 latest: "Any"
 peek: "Any"
 load: "Any"
@@ -300,7 +249,7 @@ commit: "Any"
 
 
 def __getattr__(name):
-    """checkpoint.load, .peek, .latest, .commit: qtrain.checkpoint_read's,
+    """checkpoint.verify, .load, .peek, .latest, .commit: qtrain.checkpoint_read's,
     imported on first use."""
     if name in _READER:
         from . import checkpoint_read

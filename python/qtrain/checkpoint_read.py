@@ -1,14 +1,71 @@
-"""Reading checkpoints (qtrain.checkpoint's format): latest(), peek(),
-load(), and commit() for a run that resumed.  A module of its own so that a
-training run that starts fresh loads only the writer (qtrain.checkpoint) next
-to its model; `checkpoint.load` and the other names here resolve through
+"""Reading checkpoints (qtrain.checkpoint's format): verify(), latest(),
+peek(), load(), commit() for a run that resumed, and commit_interrupted()
+for a save that finds an interrupted one.  A module of its own so that a
+training run that starts fresh loads only the writer (qtrain.checkpoint)
+next to its model; `checkpoint.load` and the other names here resolve through
 qtrain.checkpoint as well (imported on first use), and a resumed run drops
 this module again (qtrain.unload) once it has loaded its state.
 """
 import struct
 
-from .checkpoint import (_HEADER, _HEADER_LEN, CheckpointError, _byte_view, _candidates, _commit_interrupted, _exists,
-                         _nbytes, _typecode, board_copy, verify)
+from .checkpoint import (_CHUNK, _HEADER, _HEADER_LEN, MAGIC, VERSION, CheckpointError, _byte_view, _candidates,
+                         _crc32, _exists, _nbytes, _replace, _typecode, board_copy)
+
+
+def verify(path):
+    """Check magic, version, length and CRC without loading the data.
+
+    Returns the checkpoint's seq; raises CheckpointError naming the file."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        raise CheckpointError("%s: no such checkpoint" % path)
+    with f:
+        header = f.read(_HEADER_LEN)
+        if len(header) < _HEADER_LEN:
+            raise CheckpointError("%s: truncated header (%d bytes)" % (path, len(header)))
+        magic, version, _n, seq, body_len = struct.unpack(_HEADER, header)
+        if magic != MAGIC:
+            raise CheckpointError("%s: not a qtrain checkpoint (magic %r)" % (path, magic))
+        if version != VERSION:
+            raise CheckpointError("%s: checkpoint version %d, this qtrain reads %d" % (path, version, VERSION))
+        crc = _crc32(header)
+        buf = bytearray(_CHUNK)
+        mv = memoryview(buf)
+        left = body_len
+        while left > 0:
+            n = f.readinto(mv[:min(left, _CHUNK)])
+            if not n:
+                raise CheckpointError("%s: truncated (%d of %d body bytes missing)" % (path, left, body_len))
+            crc = _crc32(mv[:n], crc)
+            left -= n
+        tail = f.read(4)
+        if len(tail) != 4:
+            raise CheckpointError("%s: truncated (no CRC)" % path)
+        if struct.unpack("<I", tail)[0] != crc & 0xFFFFFFFF:
+            raise CheckpointError("%s: CRC mismatch (corrupt file)" % path)
+    return seq
+
+
+def commit_interrupted(path, tmp):
+    """A reset after `.tmp` was complete but before its rename leaves the
+    newest checkpoint in `.tmp`, and load() resumes from it.  Commit it
+    before `.tmp` is opened for the next write (checkpoint.save calls this
+    when a `.tmp` exists), or that write would destroy the checkpoint the
+    run resumed from (a reset during it would then go back one checkpoint
+    more).  One stat() when there is no `.tmp`."""
+    if not _exists(tmp):
+        return
+    try:
+        seq = verify(tmp)
+    except CheckpointError:
+        return  # a partial write: overwritten next
+    try:
+        cur = verify(path)
+    except CheckpointError:
+        cur = -1
+    if seq > cur:
+        _replace(path, tmp)
 
 
 def latest(path):
@@ -111,7 +168,7 @@ def commit(path):
     board copy exists (saved when the `mpremote mount` link was lost, see
     board_copy()): the caller then saves the state it loaded into `path`,
     which removes the copy."""
-    _commit_interrupted(path, path + ".tmp")
+    commit_interrupted(path, path + ".tmp")
     onboard = board_copy(path)
     if onboard is None:
         return False

@@ -20,7 +20,6 @@ next even power of two >= n, cycle-walked into [0, n).  The host tools
 compute the same order (qtrain_host.stream.Permutation).
 """
 import errno  # here, not in _mount_begin: `errno` is looked up on the filesystem first (the mount)
-import struct
 
 try:
     from _qtrain import crc32 as _crc32
@@ -36,8 +35,6 @@ except ImportError:  # CPython, or the natmod is not on the path
 MAGIC = b"QTDS"
 VERSION = 1
 HEADER_SIZE = 48
-HEADER_FMT = "<4sHHIHHBBHI16sII"
-FLAG_LABELS = 1
 # CRC-32 of (data + little-endian CRC-32 of data) is this constant for any
 # data: one call checks a record and its stored CRC, and the result fits a
 # small int on 32-bit ports (no allocation).
@@ -257,74 +254,13 @@ class Stream:
     def _err(self, msg):
         return DataError("%s: %s" % (self.path, msg))
 
-    def _open(self, shuffle, seed, verify, limit, buf):
-        f = self._f
-        hdr = bytearray(HEADER_SIZE)
-        n = f.readinto(hdr) or 0
-        if n >= 4 and hdr[:4] != MAGIC:
-            n = HEADER_SIZE  # report the magic below
-        if n < HEADER_SIZE:
-            raise self._err("truncated header: %d bytes, a stream header has %d" % (n, HEADER_SIZE))
-        (magic, version, hsize, count, rows, cols, flags, classes, _, rsize,
-         name, _, _) = struct.unpack(HEADER_FMT, hdr)
-        if magic != MAGIC:
-            raise self._err("not a qtrain stream (magic %r, expected %r); convert IDX files with "
-                            "`python -m qtrain_host prepare`" % (bytes(magic), MAGIC))
-        if version != VERSION:
-            raise self._err("stream format version %d, this reader reads version %d" % (version, VERSION))
-        if _crc32(hdr) != CRC_RESIDUE:
-            raise self._err("header CRC mismatch: the file is corrupted")
-        if hsize != HEADER_SIZE:
-            raise self._err("header size %d, version %d has %d" % (hsize, VERSION, HEADER_SIZE))
-        if flags & ~FLAG_LABELS:
-            raise self._err("unknown flags 0x%x" % flags)
-        labelled = flags & FLAG_LABELS
-        if rows == 0 or cols == 0:
-            raise self._err("empty sample shape %dx%d" % (rows, cols))
-        if labelled and classes == 0:
-            raise self._err("labelled stream with 0 classes")
-        if rsize != labelled + rows * cols + 4:
-            raise self._err("record size %d does not match %dx%d pixels%s + CRC"
-                            % (rsize, rows, cols, " + label" if labelled else ""))
-        try:
-            end = f.seek(0, 2)
-        except (OSError, AttributeError):
-            end = None  # a stream that cannot seek: checked while reading
-        if end is not None:
-            want = hsize + count * rsize
-            if end < want:
-                raise self._err("truncated: %d bytes, the header's %d samples of %d bytes need %d "
-                                "(%d complete samples present)"
-                                % (end, count, rsize, want, (end - hsize) // rsize if end > hsize else 0))
-            if end > want:
-                raise self._err("%d trailing bytes after the %d samples the header declares"
-                                % (end - want, count))
-            f.seek(hsize)
-        self._fpos = hsize
-        self.version = version
-        self.count = count if limit is None else min(count, limit)
-        self.file_count = count
-        self.rows = rows
-        self.cols = cols
-        self.labelled = bool(labelled)
-        self.classes = classes
-        self.name = bytes(name).split(b"\0")[0].decode()
-        self.record_size = rsize
-        self._hsize = hsize
-        if buf is None:
-            buf = bytearray(rsize)
-        elif len(buf) != rsize:
-            raise ValueError("Stream: buf has %d bytes, records of %s have %d" % (len(buf), self.path, rsize))
-        self.buf = buf
-        mv = memoryview(buf)
-        self.image = mv[labelled:labelled + rows * cols]
-        self.verify = verify
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-        self.pos = 0
-        self.index = -1
-        self.perm = Permutation(self.count, seed, 0) if shuffle else None
+    def _open(self, *args):
+        # The header's checks and the reader's setup run once per stream:
+        # their code is in qtrain.data_open, which the training loop drops
+        # once its stream is open (a board's heap holds the bytecode of
+        # every imported module next to the model).
+        from .data_open import open_stream
+        open_stream(self, *args)
 
     def read(self, i):
         """Read sample `i` (file order) into self.buf; return its label

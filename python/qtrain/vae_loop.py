@@ -91,6 +91,7 @@ def train(vae, cfg, out=print):
     release()
     heap_trace("data code")
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
+    unload("data_open")   # the header checks: only while opening
     heap_trace("stream")
     epoch, pos = 0, 0
     # The checkpoint code is loaded when it is first needed (a resume, the
