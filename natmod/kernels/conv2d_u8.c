@@ -969,36 +969,29 @@ void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_
     }
 }
 
-static inline void merge_range(int32_t *acc, const int32_t *r) {
-    if (r[0] < acc[0]) {
-        acc[0] = r[0];
-    }
-    if (r[1] > acc[1]) {
-        acc[1] = r[1];
-    }
-}
-
 void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
-    int32_t new_range[2], uint8_t *scratch) {
+    qt_wrange_t *new_range, uint8_t *scratch) {
     const int32_t CKK = g->in_ch * g->k_h * g->k_w, SHW = g->out_h * g->out_w;
     int32_t *colsum;
     const uint8_t *cols = conv2d_grad_prepare_u8(g, x, zero_x, scratch, &colsum);
     int32_t *grow = (int32_t *)(void *)(scratch + 4 * CKK + align4(CKK * SHW));
     int32_t *gb = grow + CKK;
     uint32_t *work = (uint32_t *)(void *)(gb + g->out_ch);
-    new_range[0] = INT32_MAX;
-    new_range[1] = INT32_MIN;
+    qt_wrange_init(new_range);
     const int32_t n = sel ? n_sel : g->out_ch;
     for (int32_t j = 0; j < n; j++) {
         const int32_t o = sel ? sel[j] : j;
         gb[o] = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, grow, 0, work);
         // One row: state + 2*o puts this filter's (mu, sigma) where
         // qt_update_rows_u8 reads row 0's (per-row mode reads no header).
-        int32_t r[2];
-        qt_update_rows_u8(w + o * CKK, grow, 1, CKK, s_g, u, state + 2 * o, first, r);
-        merge_range(new_range, r);
+        qt_wrange_t r;
+        qt_update_rows_u8(w + o * CKK, grow, 1, CKK, s_g, u, state + 2 * o, first, &r);
+        qt_wrange_merge(new_range, &r);
+    }
+    if (!qt_rows_distinct(sel, n)) {
+        new_range->n = 0;
     }
     if (b) {
         qt_update_bias_i32(b, gb, NULL, 0, g->out_ch, sel ? sel : NULL, n, s_gb, s_b, u, state, first);
