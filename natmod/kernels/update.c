@@ -750,12 +750,21 @@ int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t 
         int32_t dz = z3 - z;
         dz = dz < -qlo ? -qlo : (dz > 255 - qhi ? 255 - qhi : dz);
         z3 = z + dz;
-        wq[QT_QP_SCALE] = s;
-        wq[QT_QP_ZERO] = (float)z3;
-        if (z3 != z) {
-            qt_remap_u8(w, n, s, z, s, z3);
+        // The kept window must hold the range (to half a step at each end).
+        // Weights clipped at both 0 and 255 block the shift, and the
+        // observed range exceeds the window by at most one step's overshoot
+        // (the clamp eats the rest), less than tau at a small lr: without
+        // this the range stalled at its initial width for whole runs (Conv
+        // 16->32 at [-0.206, 0.205], 5-12 % of its weights at 0/255).
+        if (!(wq[QT_QP_MAX] > s * ((float)(255 - z3) + 0.5f) ||
+              wq[QT_QP_MIN] < s * ((float)(-z3) - 0.5f))) {
+            wq[QT_QP_SCALE] = s;
+            wq[QT_QP_ZERO] = (float)z3;
+            if (z3 != z) {
+                qt_remap_u8(w, n, s, z, s, z3);
+            }
+            return 0;
         }
-        return 0;
     }
     qt_remap_u8(w, n, s, z, s2, z2);
     return 1;

@@ -158,11 +158,13 @@ def weights_qp_update(w, wq, lo, hi, tau):
         z3 = 255 if zf > 300.0 else round_f32(zf)
         z3 = max(0, min(255, z3))
         z3 = z + max(-qlo, min(255 - qhi, z3 - z))     # a shift never clips a stored weight
-        wq[0] = s
-        wq[1] = z3
-        if z3 != z:
-            remap_u8(w, s, z, s, z3)
-        return 0
+        # the kept window must hold the range to half a step (update.c)
+        if not (wq[3] > f32(s * (255.5 - z3)) or wq[2] < f32(s * (-0.5 - z3))):
+            wq[0] = s
+            wq[1] = z3
+            if z3 != z:
+                remap_u8(w, s, z, s, z3)
+            return 0
     remap_u8(w, s, z, s2, z2)
     return 1
 

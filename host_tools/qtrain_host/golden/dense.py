@@ -461,10 +461,12 @@ def weights_qp_update(w, wq, new_range, tau):
         z3 = 255 if zf > F(300) else Q.round_f32(zf)
         z3 = max(0, min(255, z3))
         z3 = z + max(-qlo, min(255 - qhi, z3 - z))     # a shift never clips a stored weight
-        wq[Q.SCALE], wq[Q.ZERO] = s, z3
-        if z3 != z:
-            w = Q.remap_u8(w, s, z, s, z3)
-        return w, wq, 0
+        # the kept window must hold the range to half a step (update.c)
+        if not (wq[Q.RMAX] > F(s * F(255.5 - z3)) or wq[Q.RMIN] < F(s * F(-0.5 - z3))):
+            wq[Q.SCALE], wq[Q.ZERO] = s, z3
+            if z3 != z:
+                w = Q.remap_u8(w, s, z, s, z3)
+            return w, wq, 0
     return Q.remap_u8(w, s, z, s2, z2), wq, 1
 
 

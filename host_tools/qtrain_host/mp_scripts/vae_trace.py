@@ -12,13 +12,20 @@ One line per --every samples: mean reconstruction and KL terms, the largest
 trainable layer's weight range (largest |w|), the fraction of its uint8
 weights clipped at the range's edges (0 or 255) and its mean number of
 output structures updated per step (DSGU's k; all of them without DSGU).
+A uint8 run also prints, per layer (encoder then decoder layers), the weight
+record as it is at the line (`wq=` scale/zero point/tracked range), the mean
+update step in quanta that the lr asks for (`step=` lr / s_w: the
+standardized update moves a weight by about this many uint8 steps per
+sample) and the fraction of the error values each layer hands back that sit
+at 0 or 255 (`esat=`, sampled every --esat_every steps; '-' for a first
+layer, which hands nothing back).
 """
 from qtrain import config, trainer, vae_loop
 from qtrain.data import Stream
 from weight_stats import clamped
 
 DEFAULTS = dict(trainer.VAE_DEFAULTS)
-DEFAULTS.update({"model": "conv", "samples": 60000, "every": 2000})
+DEFAULTS.update({"model": "conv", "samples": 60000, "every": 2000, "esat_every": 50})
 
 
 def largest(buf, qp):
@@ -32,6 +39,19 @@ def largest(buf, qp):
     return m
 
 
+def wq_text(layer):
+    """scale/zero/[min,max] of a uint8 layer's weights ('-' for float)."""
+    q = layer.wq
+    if q is None:
+        return "-"
+    return "%.3g/%d/[%.3g,%.3g]" % (q[0], int(q[1]), q[2], q[3])
+
+
+def saturated(buf):
+    """Fraction of a uint8 tensor's values at 0 or 255."""
+    return sum(1 for v in buf if v == 0 or v == 255) / len(buf)
+
+
 def main():
     cfg = config.load(config.argv(), DEFAULTS, "vae_trace")
     vae = trainer.build_vae_from(cfg)
@@ -41,6 +61,9 @@ def main():
     n = 0
     rec = kl = h_max = 0.0
     ks = [0] * len(layers)
+    u8 = cfg["mode"] == "uint8"
+    esat = [0.0] * len(layers)
+    esat_n = 0
     while n < cfg["samples"]:
         if stream.pos >= stream.count:
             stream.seek(0, stream.epoch + 1)
@@ -53,14 +76,28 @@ def main():
             h_max = max(h_max, largest(vae.latent.h, vae.latent.hq))
             for i, layer in enumerate(layers):
                 ks[i] += layer.k
+            if u8 and n % cfg["esat_every"] == 0:
+                esat_n += 1
+                for i, layer in enumerate(layers):
+                    if layer.epq is not None:
+                        esat[i] += saturated(layer.ep)
             if n % every == 0:
                 print("@trace n=%d epoch=%d rec=%.2f kl=%.2f h_max=%.3g w_max=%s clamped=%s k=%s" % (
                     n, stream.epoch + 1, rec / every, kl / every, h_max,
                     ",".join("%.3g" % largest(layer.w, layer.wq) for layer in layers),
                     ",".join("%.3f" % clamped(layer) for layer in layers),
                     ",".join("%.2f" % (v / every) for v in ks)))
+                if u8:
+                    lr = layers[0].hp[0]
+                    print("@wq n=%d wq=%s step=%s esat=%s" % (
+                        n, ",".join(wq_text(layer) for layer in layers),
+                        ",".join("%.3g" % (lr / layer.wq[0]) for layer in layers),
+                        ",".join("%.4f" % (esat[i] / max(1, esat_n)) if layer.epq is not None else "-"
+                                 for i, layer in enumerate(layers))))
                 rec = kl = h_max = 0.0
                 ks = [0] * len(layers)
+                esat = [0.0] * len(layers)
+                esat_n = 0
             if n >= cfg["samples"]:
                 break
     stream.close()
