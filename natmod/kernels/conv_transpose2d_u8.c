@@ -38,7 +38,7 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
     // gradient + the fused update's row (int32 grow, uint8 weights, int32 gb)
     const int32_t CKK = t->in_ch * t->k_h * t->k_w;
     int32_t grad = conv_transpose2d_grad_scratch_u8(t) + 4 * CKK + align4(CKK) + 4 * t->out_ch
-                   + 2 * align4(t->in_h * t->in_w) + 8;
+                   + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
     int32_t n = fwd > bwd ? fwd : bwd;
     return n > grad ? n : grad;
 }
@@ -70,7 +70,13 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     int32_t *colsum = (int32_t *)(void *)work;
     uint8_t *cols = work + 4 * KK;
     qt_conv_cols_u8(&g, ec, zero_e, cols, colsum, 0, 0);
-    for (int32_t r = 0; r < KK; r++) {
+    // Taps in pairs: on the M4 each input row is then read once per two taps.
+    int32_t r = 0;
+    for (; r + 2 <= KK; r += 2) {
+        qt_conv_corr2_rows_u8(cols + r * IHW, cols + (r + 1) * IHW, zero_e, colsum[r], colsum[r + 1], xrows,
+            xsum, zero_x, t->in_ch, IHW, grow + r, grow + r + 1, KK, lanes);
+    }
+    if (r < KK) {
         qt_conv_corr_rows_u8(cols + r * IHW, zero_e, colsum[r], xrows, xsum, zero_x, t->in_ch, IHW,
             grow + r, KK, 0, lanes);
     }
