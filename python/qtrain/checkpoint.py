@@ -32,7 +32,6 @@ imported on first use: a fresh training run never loads it.
 """
 import os
 import struct
-from array import array
 
 try:
     from _qtrain import crc32 as _crc32
@@ -151,18 +150,21 @@ def save_on_board(path, state, seq=0):
             "same command again to resume there" % (state.get("epoch", "?"), state.get("pos", "?"), where))
 
 
-def save(path, state, seq=0):
-    """Write `state` (dict name -> value) atomically to `path`.
+def save(path, state, seq=0, names=None):
+    """Write `state` (dict name -> value) atomically to `path`.  `names`:
+    sorted(state), from a caller that saves the same entries again and again
+    (a training loop, vae_loop.train), so that a save allocates no list of
+    them.
 
     Under `mpremote mount`: a lost link while writing saves the state to
     board_copy(path) instead and raises LinkLostError; a completed save
     removes an older board copy."""
     onboard = board_copy(path)
     if onboard is None:
-        _save(path, state, seq)
+        _save(path, state, seq, names)
         return
     try:
-        _save(path, state, seq)
+        _save(path, state, seq, names)
     except Exception as e:
         if not is_link_lost(e):
             raise
@@ -174,22 +176,23 @@ def save(path, state, seq=0):
             os.remove(cand)
 
 
-def _save(path, state, seq):
+def _save(path, state, seq, names):
     # Two passes over the entries (sizes, then the file) instead of a list of
     # encoded entries: that list took ~4 KB of heap for a ConvVAE's 62
-    # entries on armv6m, at the moment the heap is fullest.  The first pass
-    # makes as little garbage as it can (names are sized by len(), checked to
-    # be ASCII in the second).
-    names = sorted(state)
+    # entries on armv6m, at the moment the heap is fullest.  The passes
+    # make as little garbage as they can (names are sized by len(), checked
+    # to be ASCII in the second; sizes are computed again there, not kept).
+    if names is None:
+        names = sorted(state)
+    elif len(names) != len(state):
+        raise ValueError("names: %d of the state's %d entries" % (len(names), len(state)))
     if len(names) > 0xFFFF:
         raise ValueError("too many checkpoint entries: %d" % len(names))
-    sizes = array("I", bytes(4 * len(names)))
     body_len = 0
-    for i, name in enumerate(names):
+    for name in names:
         if not 0 < len(name) < 256:
             raise ValueError("checkpoint entry name must be 1..255 bytes: %r" % name)
-        sizes[i] = _encoded_size(state[name])
-        body_len += 1 + len(name) + 1 + 4 + sizes[i]
+        body_len += 1 + len(name) + 1 + 4 + _encoded_size(state[name])
     tmp = path + ".tmp"
     if _exists(tmp):   # a reset interrupted a save: its reader commits it (checkpoint_read)
         from .checkpoint_read import commit_interrupted
@@ -199,12 +202,12 @@ def _save(path, state, seq):
     with open(tmp, "wb") as f:
         guard_mount_link(f)
         f.write(header)
-        for i, name in enumerate(names):
+        for name in names:
             nb = name.encode()
             if len(nb) != len(name):
                 raise ValueError("checkpoint entry name must be ASCII: %r" % name)
             kind, payload = _encode(state[name])
-            head = struct.pack("<B", len(nb)) + nb + struct.pack("<BI", ord(kind), sizes[i])
+            head = struct.pack("<B", len(nb)) + nb + struct.pack("<BI", ord(kind), _encoded_size(state[name]))
             f.write(head)
             f.write(_byte_view(payload))
             crc = _crc32(head, crc)
