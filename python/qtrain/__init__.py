@@ -65,11 +65,15 @@ def largest_block():
 
 
 def heap_trace(phase):
-    """When tracing is on (TRACE holds an output function), print
-    `@heap <phase> free=<bytes> largest=<bytes>` after a collection: the
-    phases of a training script, to see where its heap goes."""
+    """Collect the garbage of the phase that ends (a training script's
+    phases: settings, model, data code, ...) and, when tracing is on (TRACE
+    holds an output function), print `@heap <phase> free=<bytes>
+    largest=<bytes>`.  The collection is not only for the figures: the next
+    phase's code then loads into the merged free blocks, not around the
+    garbage (the ConvVAE at the Pico's real heap fits only so), and a traced
+    run fragments its heap as an untraced one does."""
+    gc.collect()
     if TRACE:
-        gc.collect()
         free = gc.mem_free()
         TRACE[0]("@heap %s free=%d largest=%d" % (phase, free, largest_block()))
 

@@ -88,6 +88,40 @@ def _checkpoint_code():
     return checkpoint
 
 
+def _resume(vae, cfg, st, out):
+    """Load the newest checkpoint of cfg['ckpt'] (if any) into the state `st`
+    of `vae`; -> (epoch, pos) to continue at, (0, 0) without one.  A
+    function of its own, like _save: a board loads each function's bytecode
+    into a block of its own, and train()'s must fit the heap the model leaves
+    (the ConvVAE at the Pico's real heap: ~1.1 KB)."""
+    checkpoint = _checkpoint_code()
+    try:
+        if not checkpoint.latest(cfg["ckpt"]):
+            return 0, 0
+        loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
+        if loaded["kind"] != cfg["model"]:
+            raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
+                             % (cfg["ckpt"], loaded["kind"], cfg["model"]))
+        vae.steps = loaded["steps"]
+        epoch, pos = loaded["epoch"], loaded["pos"]
+        out("resuming from %s at epoch %d, sample %d" % (cfg["ckpt"], epoch + 1, pos))
+        if checkpoint.commit(cfg["ckpt"]):   # a board copy: into the mount now, not at the next save
+            st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
+            checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+        return epoch, pos
+    finally:
+        unload("checkpoint_read")   # the steps only write checkpoints (.latest, .load loaded it)
+
+
+def _save(vae, cfg, st, names, epoch, pos):
+    """Checkpoint the training state `st` into cfg['ckpt'], to continue at
+    sample `pos` of `epoch`.  The checkpoint code is loaded when it is first
+    needed (a resume, the first save), so the steps before that have its
+    heap (4 KB on armv6m)."""
+    st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
+    _checkpoint_code().save(cfg["ckpt"], st, seq=vae.steps, names=names)
+
+
 def train(vae, cfg, out=print):
     """Train the built `vae` as cfg (VAE_DEFAULTS keys) says, printing
     @start/@progress/@result lines through `out`; resumes from cfg['ckpt']
@@ -107,24 +141,9 @@ def train(vae, cfg, out=print):
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     unload("data_open")   # the header checks: only while opening
     heap_trace("stream")
-    epoch, pos = 0, 0
-    # The checkpoint code is loaded when it is first needed (a resume, the
-    # first save), so the steps before that have its heap (5 KB on armv6m).
-    checkpoint = None if cfg["fresh"] else _checkpoint_code()
-    if checkpoint and checkpoint.latest(cfg["ckpt"]):
-        loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
-        if loaded["kind"] != cfg["model"]:
-            raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
-                             % (cfg["ckpt"], loaded["kind"], cfg["model"]))
-        vae.steps = loaded["steps"]
-        epoch, pos = loaded["epoch"], loaded["pos"]
-        out("resuming from %s at epoch %d, sample %d" % (cfg["ckpt"], epoch + 1, pos))
-        if checkpoint.commit(cfg["ckpt"]):   # a board copy: into the mount now, not at the next save
-            st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
-            checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
-        if len(st) != len(names):   # the file had entries this model does not make
-            names = _sorted_names(st)
-    unload("checkpoint_read")   # the steps only write checkpoints (checkpoint.latest, .load loaded it)
+    epoch, pos = (0, 0) if cfg["fresh"] else _resume(vae, cfg, st, out)
+    if len(st) != len(names):   # the checkpoint had entries this model does not make
+        names = _sorted_names(st)
     stream.seek(pos, epoch)
     n = stream.count
     out("@start vae model=%s samples=%d epochs=%d heap_used=%d" % (cfg["model"], n, cfg["epochs"], _peak()))
@@ -152,8 +171,7 @@ def train(vae, cfg, out=print):
             stream.next()
         except LinkLostError:  # `mpremote mount` host gone: keep the progress on the board
             st["epoch"], st["pos"], st["steps"] = stream.epoch, stream.pos, vae.steps
-            checkpoint = checkpoint or _checkpoint_code()
-            out(checkpoint.save_on_board(cfg["ckpt"], st, seq=vae.steps))
+            out(_checkpoint_code().save_on_board(cfg["ckpt"], st, seq=vae.steps))
             raise
         rec, kl = vae.train_step(stream.image)
         if measure:
@@ -177,20 +195,14 @@ def train(vae, cfg, out=print):
             sum_r = sum_k = 0.0
             cnt = 0
         if p == n or p % cfg["ckpt_every"] == 0:
-            ep, pp = (stream.epoch + 1, 0) if p == n else (stream.epoch, p)
-            st["epoch"], st["pos"], st["steps"] = ep, pp, vae.steps
-            checkpoint = checkpoint or _checkpoint_code()
-            gc.collect()
-            checkpoint.save(cfg["ckpt"], st, seq=vae.steps, names=names)
+            _save(vae, cfg, st, names, *((stream.epoch + 1, 0) if p == n else (stream.epoch, p)))
             low = min(low, _free())
             heap_trace("checkpoint")
             if p == n:
                 stream.seek(0, stream.epoch + 1)
         if cfg["stop_after"] and done >= cfg["stop_after"]:
             if p != n and p % cfg["ckpt_every"]:
-                checkpoint = checkpoint or _checkpoint_code()
-                st["epoch"], st["pos"], st["steps"] = stream.epoch, p, vae.steps
-                checkpoint.save(cfg["ckpt"], st, seq=vae.steps, names=names)
+                _save(vae, cfg, st, names, stream.epoch, p)
             out("@stopped vae after %d samples; run again to resume" % done)
             break
     test_elbo = ""
