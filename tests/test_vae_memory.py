@@ -77,4 +77,7 @@ def test_conv_vae_on_board_fits_or_says_why(run):
         msg = out.split("NOFIT", 1)[1]
         assert "a conv VAE (mode=uint8" in msg and "bytes" in msg and "try kind='mlp'" in msg, out
     else:
-        assert int(out.split("FIT", 1)[1].split()[0]) == 0, out
+        # Steps keep nothing: no growth.  The heap may shrink by a block (a
+        # stale pointer the conservative GC saw during the warm-up steps is
+        # gone: -16 on qemu-m4, where the ConvVAE fits at 160 KB).
+        assert int(out.split("FIT", 1)[1].split()[0]) <= 0, out

@@ -1,16 +1,22 @@
-"""Building a VAE (models.build_vae): its layout, the bytes it and its
-layers need (vae_bytes, dense_bytes, conv_bytes), the allocation order.  Used only while a model is built: models.build_vae
-imports this module for the call and drops it afterwards (qtrain.unload), so
-its bytecode is not in a board's heap while the model trains.
+"""Building models: the layers' constructors (layers.Dense / Conv2d do
+their work here: weight init, buffers), and a VAE (models.build_vae): its
+layout, the bytes it and its layers need (vae_bytes, dense_bytes,
+conv_bytes), the allocation order.  Used only while a model is built:
+models.build_vae imports this module for the call and drops it afterwards
+(qtrain.unload), as classifier.build_cnn and classifier.Head do, so its
+bytecode is not in a board's heap while the model trains.
 """
+import array
 import gc
 import sys
 
 import _qtrain as _q
 
 from . import heap_trace, release
-from .layers import QP_LEN, Conv2d, Dense, Options, Shared, xs_len, zeros
-from .models import N_PIXELS, VAE, Sequential, _check_memory
+from .layers import (F32, MIXED, QP_LEN, U8, Conv2d, Dense, Options, Shared, _float_paths, dequantize,
+                     float_kernels, qparams, xs_len, zeros)
+from .losses import BernoulliOutput, GaussianLatent
+from .models import N_PIXELS, VAE, Sequential
 
 # The paper's ConvVAE (METHOD.md section 6), encoder then decoder:
 # (in_shape, out_ch, k, stride, pad, out_pad, transposed, first, relu).
@@ -32,6 +38,315 @@ WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
 # after the model less free after the checkpoint code), plus room for the
 # fragments that code leaves.  What build_vae's MemoryError hint keeps free.
 STEP_BYTES = 20480
+
+
+def _xorshift(s):
+    s ^= (s << 13) & 0xFFFFFFFF
+    s ^= s >> 17
+    s ^= (s << 5) & 0xFFFFFFFF
+    return s
+
+
+def fill_uniform_u8(buf, seed):
+    """Fill with uniform bytes from a seeded xorshift32: with a symmetric
+    range [-a, a] (z = 128) this is a uniform(-a, a) weight init."""
+    s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
+    n = len(buf)
+    i = 0
+    while i < n:
+        s = _xorshift(s)
+        v = s
+        for _ in range(4):
+            if i < n:
+                buf[i] = v & 0xFF
+                i += 1
+                v >>= 8
+    # On a 32-bit port the 32-bit state is a heap object per operation: collect
+    # that garbage now, or the caller's next long-lived buffers land after it,
+    # in the middle of the heap's largest free block (a model then fails on
+    # fragmentation with enough bytes free).
+    gc.collect()
+
+
+def _error_buffer(n, m, opt, first, lent):
+    """(ep, epq): a layer's error at its input -- none for a first layer,
+    else `lent` (a model's buffer, cut to n items) or a new one; uint8 with a
+    tracked record in 'uint8' mode, array('f') otherwise."""
+    if first:
+        return None, None
+    ep = memoryview(lent)[:n] if lent is not None else (bytearray(n) if m == U8 else zeros("f", n))
+    if m == U8:
+        return ep, qparams(-opt.error_range, opt.error_range, opt.alpha_e)
+    return ep, None
+
+
+def _init_weights(n, a, opt, seed):
+    """Weights uniform(-a, a) from the seeded byte stream: uint8 (w, wq), or
+    float32 (w, None) holding the same values dequantized, so the three modes
+    start from the same model."""
+    w8 = bytearray(n)
+    fill_uniform_u8(w8, seed)
+    wq = qparams(-a, a, opt.alpha_w)
+    if opt.mode != "float32":
+        return w8, wq
+    w = zeros("f", n)
+    dequantize(w8, wq, w)
+    return w, None
+
+
+def init_dense(layer, n_in, n_out, relu, opt, first, init_range, seed, own_scratch, ep):
+    """The body of layers.Dense(...) (arguments as there)."""
+    if n_in <= 0 or n_out <= 0:
+        raise ValueError("Dense: n_in and n_out must be > 0, got %d, %d" % (n_in, n_out))
+    opt = opt or Options()
+    layer.n_in, layer.n_out, layer.relu, layer.first = n_in, n_out, bool(relu), first
+    layer.opt = opt
+    layer.m = m = opt.m
+    layer._qf = None if m == U8 else float_kernels()
+    layer._float_backward = None if m == U8 else _float_paths().dense_backward
+    seed = opt.seed if seed is None else seed
+    # He-uniform range for ReLU layers, Glorot-ish otherwise.
+    a = init_range or ((6.0 / n_in) ** 0.5 if relu else (3.0 / n_in) ** 0.5)
+    layer.w, layer.wq = _init_weights(n_in * n_out, a, opt, seed)
+    if m == F32:
+        layer.b = zeros("f", n_out)
+        layer.bq = None
+        layer.y = zeros("f", n_out)
+        layer.yq = None
+        layer.xs = layer.acc = None
+    else:
+        layer.b = zeros("i", n_out)
+        layer.bq = array.array("f", [layer.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
+        layer.y = bytearray(n_out)
+        layer.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
+        # x - z_x unpacked once per forward (the fast path); the uint8
+        # backward reuses it as its accumulator.
+        layer.xs = layer.acc = None
+        if own_scratch:
+            layer.xs = zeros("i", xs_len(n_in))
+            layer.acc = memoryview(layer.xs)[:n_in]
+    layer.ep, layer.epq = _error_buffer(n_in, m, opt, first, ep)
+    # Update statistics: 5 floats, plus (mu, sigma) per row when per_row.
+    layer.state = zeros("f", 5 + (2 * n_out if opt.per_row else 0))
+    layer.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
+    layer.flags = opt.flags()
+    layer.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
+    ds = 0 if opt.dsgu is None else n_out   # DSGU buffers only when DSGU is on
+    layer.sel = zeros("i", ds)
+    layer.scores = zeros("I", 2 * ds)
+    layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
+    layer.dsgu_state = array.array("f", [0.0])
+    layer.k = n_out       # rows updated in the last backward (DSGU)
+    layer.trainable = True
+    layer.x = layer.xq = None
+
+
+def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed, opt, first, shared,
+              seed, ep):
+    """The body of layers.Conv2d(...) (arguments as there)."""
+    opt = opt or Options()
+    c, h, w = in_shape
+    geom = [c, h, w, out_ch, k, k, stride, stride, pad, pad]
+    if transposed:
+        geom += [out_pad, out_pad]
+        layer.kind = "conv_transpose2d"
+    layer.geom = tuple(geom)
+    layer.m = m = opt.m
+    layer._qf = qf = None if m == U8 else float_kernels()
+    if m != U8:
+        fp = _float_paths()
+        layer._float_backward = fp.conv_backward_mixed if m == MIXED else fp.conv_backward_f32
+    p = "conv_transpose2d" if transposed else "conv2d"
+    layer._fwd = getattr(qf, p + "_forward_f32") if m == F32 else getattr(_q, p + "_forward_u8")
+    layer._bwd = getattr(_q, p + "_backward_u8") if m == U8 else getattr(qf, p + "_backward_f32")
+    layer._upd = getattr(_q, p + "_update_u8")
+    layer.out_shape = getattr(_q, p + "_out_shape")(layer.geom)  # checks the geometry
+    layer.scratch_len = 0 if m == F32 else getattr(_q, p + "_scratch_len")(layer.geom)
+    layer.in_shape = tuple(in_shape)
+    layer.transposed, layer.relu, layer.first, layer.opt = transposed, bool(relu), first, opt
+    seed = opt.seed if seed is None else seed
+    layer.n_in = n_in = c * h * w
+    oc, oh, ow = layer.out_shape
+    layer.n_w = n_w = c * out_ch * k * k
+    fan_in = (c if not transposed else out_ch) * k * k
+    a = (6.0 / fan_in) ** 0.5 if relu else (3.0 / fan_in) ** 0.5
+    layer.w, layer.wq = _init_weights(n_w, a, opt, seed)
+    layer.n_out = oc * oh * ow
+    if m == F32:
+        layer.b = zeros("f", out_ch)
+        layer.bq = None
+        layer.y = zeros("f", layer.n_out)
+        layer.yq = None
+        layer.gb = zeros("f", out_ch)
+    else:
+        layer.b = zeros("i", out_ch)
+        layer.bq = array.array("f", [Dense.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
+        layer.y = bytearray(layer.n_out)
+        layer.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
+    layer.ep, layer.epq = _error_buffer(n_in, m, opt, first, ep)
+    # The update's structures: output filters, except float32
+    # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs).
+    rows = c if (m == F32 and transposed) else out_ch
+    layer.state = zeros("f", 5 + 2 * rows)
+    layer.bstate = zeros("f", 7) if (m == F32 and transposed) else None
+    layer.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
+    layer.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
+    layer.bflags = layer.flags & 3
+    layer.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
+    ds = 0 if opt.dsgu is None else out_ch
+    layer.sel = zeros("i", ds)
+    layer.scores = zeros("I", ds)
+    layer.sel_scratch = zeros("I", ds)
+    layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
+    layer.dsgu_state = array.array("f", [0.0])
+    layer.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy
+    layer.k = out_ch
+    layer.trainable = True
+    layer.shared = None
+    if shared is not None:
+        attach(layer, shared)
+    layer.x = layer.xq = None
+
+
+def init_bernoulli(head, n, opt, own_lut):
+    """The body of losses.BernoulliOutput(...) (arguments as there)."""
+    head.n = n
+    head.m = opt.m
+    head._qf = None if head.m == U8 else float_kernels()
+    if head.m == U8:
+        head.e = bytearray(n)
+        # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
+        head.eq = qparams(-1.0, 1.0, opt.alpha_e)
+    else:
+        head.e = zeros("f", n)
+        head.eq = None
+    head.stats = array.array("f", [0.0] * 3)
+    # uint8 logits take 256 values: their exp/log once per call (same
+    # results, ~2x cheaper on a soft-float core).
+    head.lut = zeros("f", 512) if head.m != F32 and own_lut else None
+    head._lut = bytearray(256)
+
+
+def init_latent(lat, L, opt, beta):
+    """The body of losses.GaussianLatent(...) (arguments as there)."""
+    lat.L = L
+    lat.m = m = opt.m
+    lat._qf = None if m == U8 else float_kernels()
+    if m == F32:
+        lat.z = zeros("f", L)
+        lat.zq = None
+    else:
+        lat.z = bytearray(L)
+        lat.zq = qparams(-3.0, 3.0, opt.alpha_a)
+    lat.eps = array.array("f", [0.0] * L)
+    lat.zero_eps = array.array("f", [0.0] * L)
+    lat.rng = array.array("I", [1])
+    _q.rng_seed(lat.rng, opt.seed)
+    if m == U8:
+        lat.dh = bytearray(2 * L)
+        lat.dhq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
+    else:
+        lat.dh = zeros("f", 2 * L)
+        lat.dhq = None
+    lat.hp = array.array("f", [beta])
+    lat.stats = array.array("f", [0.0] * 3)
+    lat.kl = 0.0
+    lat.h = lat.hq = None
+    lat._eps = lat.eps
+
+
+def init_vae(vae, kind, encoder, decoder, latent_dim, opt, shared, own_lut):
+    """The body of models.VAE(...) (arguments as there)."""
+    vae.kind = kind
+    vae.encoder = encoder
+    vae.decoder = decoder
+    vae.latent = GaussianLatent(latent_dim, opt)
+    vae.output = BernoulliOutput(N_PIXELS, opt, own_lut=own_lut)
+    vae.latent_dim = latent_dim
+    vae.opt = opt
+    vae.shared = shared
+    vae.errors = None   # the error buffers build_vae lends to the layers
+    vae.xq = qparams(0.0, 1.0)  # pixels: real = q / 255
+    # float32 mode: the image as floats q / 255 (the BCE target stays uint8)
+    vae.xf = zeros("f", N_PIXELS) if opt.m == F32 else None
+    vae.steps = 0
+    vae._records = encoder.qparams() + decoder.qparams() + vae.latent.qparams() + vae.output.qparams()
+
+
+def check_memory(need, what, smaller):
+    """Fail before allocating, naming both numbers and a config that fits.
+    -> the free bytes (None on CPython)."""
+    gc.collect()
+    try:
+        free = gc.mem_free()
+    except AttributeError:  # CPython (host tools)
+        return None
+    if need > free:
+        raise MemoryError("%s needs about %d bytes but only %d are free; try %s"
+                          % (what, need, free, smaller(free) if callable(smaller) else smaller))
+    return free
+
+
+def shared_needs(part):
+    """(scratch bytes, floats, error bytes) that a layer (Dense, Conv2d) or
+    the BCE head (losses.BernoulliOutput) takes from a Shared."""
+    m = part.m
+    if isinstance(part, Conv2d):
+        if m == U8:
+            return (part.scratch_len, 0, 0)
+        if m == MIXED:
+            return (part.scratch_len, 0 if part.first else max(part.n_w, part.n_in), part.n_out)
+        return (0, part.n_w, part.n_out if part.opt.dsgu is not None else 0)
+    if m == F32:
+        return (0, 0, 0)
+    if isinstance(part, Dense):
+        return (4 * xs_len(part.n_in), 0, 0)    # x - z_x, the backward accumulator
+    return (part.LUT_BYTES, 0, 0)                # the BCE table
+
+
+def attach(part, shared):
+    """Give `part` (see shared_needs) its views of `shared`, a Shared it
+    takes turns with; ValueError naming the part when `shared` is too small."""
+    need = shared_needs(part)
+    have = (len(shared.scratch), len(shared.floats), len(shared.errs))
+    for what, n, h in zip(("scratch bytes", "floats", "error bytes"), need, have):
+        if h < n:
+            raise ValueError("%s: shared %s too small: %d, it needs %d"
+                             % (getattr(part, "kind", "bce"), what, h, n))
+    if isinstance(part, Conv2d):
+        part.shared = shared
+        part._scr = memoryview(shared.scratch)[:part.scratch_len]
+        fl = memoryview(shared.floats)
+        if part.m == MIXED and not part.first:
+            part._wf = fl[:part.n_w]      # dequantized weights
+            part._xf = fl[:part.n_in]     # x is not read when no gradient is asked for
+        elif part.m == F32:
+            part._gw = fl[:part.n_w]
+        part._e8 = memoryview(shared.errs)[:need[2]]
+    elif isinstance(part, Dense):
+        part.shared = shared
+        if part.m != F32:
+            part.xs = part.acc = memoryview(shared.scratch)[:need[0]]
+    elif part.m != F32:
+        part.lut = memoryview(shared.scratch)[:need[0]]
+
+
+def attach_all(shared, parts):
+    """attach() every part of `parts` to `shared`; -> shared."""
+    for p in parts:
+        attach(p, shared)
+    return shared
+
+
+def shared_for(parts):
+    """One Shared big enough for every part of `parts` (layers, the BCE
+    head), attached to them (layers.Shared.for_layers)."""
+    need = [0, 0, 0]
+    for p in parts:
+        for i, v in enumerate(shared_needs(p)):
+            need[i] = max(need[i], v)
+    gc.collect()   # build-time temporaries (weight init) out of the way first
+    return attach_all(Shared(*need), parts)
 
 
 def dense_bytes(n_in, n_out, first=False, mode="uint8", dsgu=False, per_row=False, own_scratch=True,
@@ -171,7 +486,7 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
         return "kind='mlp', hidden=%d" % h
 
     release()   # the space train_vae.py reserved for the model (qtrain.reserve)
-    free = _check_memory(need, what, smaller)
+    free = check_memory(need, what, smaller)
     heap_trace("builder")
     try:
         return _build_vae(kind, opt, hidden, latent)
@@ -203,7 +518,7 @@ def _build_vae(kind, opt, hidden, latent):
         dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=e3),
                           d4])
         vae = VAE(kind, enc, dec, latent, opt, own_lut=False)
-        vae.shared = shared.attach_to(enc.layers + dec.layers + [vae.output])
+        vae.shared = attach_all(shared, enc.layers + dec.layers + [vae.output])
         vae.errors = errs
         return vae
     # Conv(1->16, 3x3, s2) -> Conv(16->32, 3x3, s2) -> Dense(1568 -> 2L);
@@ -219,6 +534,6 @@ def _build_vae(kind, opt, hidden, latent):
                             seed=opt.seed + sd, ep=ep))
     c1, c2, t1, t2 = convs
     vae = VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, own_lut=False)
-    vae.shared = shared.attach_to((c1, c2, d1, d2, t1, t2, vae.output))
+    vae.shared = attach_all(shared, (c1, c2, d1, d2, t1, t2, vae.output))
     vae.errors = errs
     return vae

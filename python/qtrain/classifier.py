@@ -6,6 +6,8 @@ the FQT paper's supervised on-device experiment (4 trainable layers, digits).
     loss, pred = net.train_step(image, label)   # image: 784 uint8 pixels
     pred = net.predict(image)
 
+Head is the classifier on a trained VAE's frozen encoder (train_head.py).
+
 build_cnn() is Conv(1->c1, 3x3, s2) -> Conv(c1->c2, 3x3, s2) -> Dense(c2*7*7
 -> hidden, ReLU) -> Dense(hidden -> classes); the convs have ReLU, stride 2
 and padding 1, so a 28x28 image becomes c2 x 7 x 7.  The FQT paper's digit
@@ -14,13 +16,56 @@ weights) keep it with its tensors well inside a 160 KB board heap next to
 _qtrain.mpy.  Modes as in qtrain.layers (uint8, mixed, float32); every buffer
 is allocated here, a step allocates nothing.
 """
+import array
+
 import _qtrain as _q
 
-from .layers import F32, U8, Conv2d, Dense, Options, Shared, dequantize, float_kernels, qparams, zeros  # noqa: F401 (Options re-exported)
-from .losses import SoftmaxOutput
-from .models import Sequential, _check_memory
+from . import unload
+from .layers import F32, MIXED, U8, Conv2d, Dense, Options, Shared, _builder, dequantize, float_kernels, qparams, zeros  # noqa: F401 (Options re-exported)
+from .models import Sequential
 
 IMAGE = (1, 28, 28)
+
+
+class SoftmaxOutput:
+    """Classifier logits (uint8) -> cross-entropy loss, prediction, error."""
+
+    def __init__(self, classes, opt):
+        self.m = opt.m
+        self._qf = None if self.m == U8 else float_kernels()
+        if self.m == U8:
+            self.e = bytearray(classes)
+            self.eq = qparams(-1.0, 1.0, opt.alpha_e)
+        else:
+            self.e = zeros("f", classes)
+            self.eq = None
+        self.stats = array.array("f", [0.0] * 3)
+        self.classes = classes
+
+    def loss(self, lg, lq, label):
+        """Logits lg (record lq) against class `label` (int in [0, classes))
+        -> (e, eq, cross-entropy in nats, predicted class); e is this head's
+        own error buffer.  A bad label: ValueError from the kernel."""
+        m = self.m
+        if m == U8:
+            pred = _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
+        elif m == MIXED:
+            pred = self._qf.softmax_ce_mixed(lg, lq, label, self.e, self.stats)
+        else:
+            pred = self._qf.softmax_ce_f32(lg, label, self.e, self.stats)
+        return self.e, self.eq, self.stats[0], pred
+
+    def predict(self, lg, lq):
+        """The class with the largest logit (ties: the lowest index)."""
+        best = 0
+        for i in range(1, self.classes):
+            if lg[i] > lg[best]:
+                best = i
+        return best
+
+    def qparams(self):
+        """The error's tracked record ([] when the error is float)."""
+        return [] if self.eq is None else [self.eq]
 
 
 class Classifier:
@@ -99,7 +144,7 @@ def build_cnn(opt=None, channels=(8, 16), hidden=32, classes=10, shape=IMAGE):
         # The float kernels' module takes its code from the same heap (tens of
         # KB on a board): loaded before the check so that gc.mem_free() sees it.
         float_kernels()
-    _check_memory(cnn_bytes(channels, hidden, classes, opt.mode, shape),
+    _builder().check_memory(cnn_bytes(channels, hidden, classes, opt.mode, shape),
                   "a CNN (mode=%s, channels=%r, hidden=%d)" % (opt.mode, tuple(channels), hidden),
                   "channels=(4, 8), hidden=16")
     c1 = Conv2d(shape, channels[0], 3, 2, 1, relu=True, opt=opt, first=True, seed=opt.seed)
@@ -108,4 +153,45 @@ def build_cnn(opt=None, channels=(8, 16), hidden=32, classes=10, shape=IMAGE):
     d1 = Dense(oc * oh * ow, hidden, relu=True, opt=opt, seed=opt.seed + 2)
     d2 = Dense(hidden, classes, opt=opt, seed=opt.seed + 3)
     shared = Shared.for_layers((c1, c2))
+    unload("builder")   # the layers' constructors' code (layers._builder)
     return Classifier(Sequential([c1, c2, d1, d2]), classes, opt, shape[0] * shape[1] * shape[2], shared)
+
+
+class Head:
+    """Classifier on the frozen encoder's mu: Dense(L->hidden, ReLU) -> Dense(hidden->classes).
+    It runs in the VAE's mode (its input is the encoder's output tensor)."""
+
+    def __init__(self, vae, hidden=32, classes=10, opt=None):
+        opt = (opt or Options()).replace(mode=vae.opt.mode)
+        self.vae = vae
+        self.classes = classes
+        L = vae.latent_dim
+        self.net = Sequential([Dense(L, hidden, relu=True, opt=opt, first=True, seed=opt.seed + 10),
+                               Dense(hidden, classes, opt=opt, seed=opt.seed + 11)])
+        self.output = SoftmaxOutput(classes, opt)
+        self._records = self.net.qparams() + self.output.qparams()
+        unload("builder")   # the layers' constructors' code (layers._builder)
+
+    def _features(self, x):
+        h, hq = self.vae.encoder.forward(*self.vae.input(x))
+        return self.vae.latent.mu_view(h, hq)
+
+    def train_step(self, x, label):
+        """One supervised step (encoder frozen). Returns (loss, predicted)."""
+        f, fq = self._features(x)
+        lg, lq = self.net.forward(f, fq)
+        e, eq, loss, pred = self.output.loss(lg, lq, label)
+        self.net.backward(e, eq)
+        for r in self._records:
+            _q.qp_update(r)
+        return loss, pred
+
+    def predict(self, x):
+        """The predicted class of image x (784 uint8); no training."""
+        f, fq = self._features(x)
+        lg, lq = self.net.forward(f, fq)
+        return self.output.predict(lg, lq)
+
+    def state_dict(self):
+        """{'head.<layer>.<name>': buffer} of the head's layers (not the VAE's)."""
+        return self.net.state_dict("head.")

@@ -38,6 +38,9 @@ import gc
 
 import _qtrain as _q
 
+if False:  # for type checkers only; compiled away
+    from typing import Any
+
 QP_LEN = 8
 _qf = None  # _qtrain_float, once a float32/mixed layer has asked for it
 ROUNDING = {"nearest": 0, "floor": 1, "stochastic": 2, "stochastic_row": 3}
@@ -143,33 +146,6 @@ class Options:
         return r | (4 if self.per_row else 0)
 
 
-def _xorshift(s):
-    s ^= (s << 13) & 0xFFFFFFFF
-    s ^= s >> 17
-    s ^= (s << 5) & 0xFFFFFFFF
-    return s
-
-
-def fill_uniform_u8(buf, seed):
-    """Fill with uniform bytes from a seeded xorshift32: with a symmetric
-    range [-a, a] (z = 128) this is a uniform(-a, a) weight init."""
-    s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
-    n = len(buf)
-    i = 0
-    while i < n:
-        s = _xorshift(s)
-        v = s
-        for _ in range(4):
-            if i < n:
-                buf[i] = v & 0xFF
-                i += 1
-                v >>= 8
-    # On a 32-bit port the 32-bit state is a heap object per operation: collect
-    # that garbage now, or the caller's next long-lived buffers land after it,
-    # in the middle of the heap's largest free block (a model then fails on
-    # fragmentation with enough bytes free).
-    gc.collect()
-
 
 def dequantize(q, qp, out):
     """out[i] = s (q[i] - z) (array('f') of len(q)): layers_float.dequantize,
@@ -188,6 +164,27 @@ def builder_call(name, *args, **kw):
         unload("builder")
 
 
+def _builder():
+    """qtrain.builder: the layers' constructors do their work there (weight
+    init, buffers), so that a trained model's heap does not hold that code
+    (models.build_vae, classifier.build_cnn drop it after a build)."""
+    from . import builder
+    return builder
+
+
+# builder.fill_uniform_u8, resolved by __getattr__ below: declared for type
+# checkers (a bare annotation compiles to nothing in MicroPython).
+fill_uniform_u8: "Any"
+
+
+def __getattr__(name):
+    """fill_uniform_u8 (the weight init's byte stream) lives in
+    qtrain.builder; scripts that read it from here still find it."""
+    if name == "fill_uniform_u8":
+        return _builder().fill_uniform_u8
+    raise AttributeError(name)
+
+
 def _float_paths():
     """qtrain.layers_float: the float32 / mixed code paths, loaded by the first
     layer built in those modes (a uint8 model never loads its bytecode)."""
@@ -200,31 +197,6 @@ def xs_len(n):
     return (n + 3) & ~3
 
 
-def _error_buffer(n, m, opt, first, lent):
-    """(ep, epq): a layer's error at its input -- none for a first layer,
-    else `lent` (a model's buffer, cut to n items) or a new one; uint8 with a
-    tracked record in 'uint8' mode, array('f') otherwise."""
-    if first:
-        return None, None
-    ep = memoryview(lent)[:n] if lent is not None else (bytearray(n) if m == U8 else zeros("f", n))
-    if m == U8:
-        return ep, qparams(-opt.error_range, opt.error_range, opt.alpha_e)
-    return ep, None
-
-
-def _init_weights(n, a, opt, seed):
-    """Weights uniform(-a, a) from the seeded byte stream: uint8 (w, wq), or
-    float32 (w, None) holding the same values dequantized, so the three modes
-    start from the same model."""
-    w8 = bytearray(n)
-    fill_uniform_u8(w8, seed)
-    wq = qparams(-a, a, opt.alpha_w)
-    if opt.mode != "float32":
-        return w8, wq
-    w = zeros("f", n)
-    dequantize(w8, wq, w)
-    return w, None
-
 
 class Dense:
     """y = relu?(W x + b), W [n_out][n_in] row-major.  uint8/mixed: W uint8,
@@ -232,6 +204,38 @@ class Dense:
 
     kind = "dense"
     BIAS_SCALE = 1.0 / 65536
+    # Set by builder.init_dense (the constructor's body) and builder.attach:
+    # a trained model's heap does not keep that code.  Declared for type
+    # checkers only: a bare annotation compiles to nothing in MicroPython.
+    n_in: int
+    n_out: int
+    relu: bool
+    first: bool
+    trainable: bool
+    m: int
+    k: int
+    opt: "Options"
+    flags: int
+    w: "Any"
+    wq: "Any"
+    b: "Any"
+    bq: "Any"
+    y: "Any"
+    yq: "Any"
+    ep: "Any"
+    epq: "Any"
+    state: "Any"
+    hp: "Any"
+    rng: "Any"
+    sel: "Any"
+    scores: "Any"
+    dsgu_hp: "Any"
+    dsgu_state: "Any"
+    _qf: "Any"
+    _float_backward: "Any"
+    shared: "Any"
+    xs: "Any"
+    acc: "Any"
 
     @staticmethod
     def nbytes(n_in, n_out, **kw):
@@ -247,59 +251,7 @@ class Dense:
         in the float modes) of >= n_in items the model lends for the error at
         the input (only the errors at a layer's output and input are live at
         once, so two buffers serve a whole chain)."""
-        if n_in <= 0 or n_out <= 0:
-            raise ValueError("Dense: n_in and n_out must be > 0, got %d, %d" % (n_in, n_out))
-        opt = opt or Options()
-        self.n_in, self.n_out, self.relu, self.first = n_in, n_out, bool(relu), first
-        self.opt = opt
-        self.m = m = opt.m
-        self._qf = None if m == U8 else float_kernels()
-        self._float_backward = None if m == U8 else _float_paths().dense_backward
-        seed = opt.seed if seed is None else seed
-        # He-uniform range for ReLU layers, Glorot-ish otherwise.
-        a = init_range or ((6.0 / n_in) ** 0.5 if relu else (3.0 / n_in) ** 0.5)
-        self.w, self.wq = _init_weights(n_in * n_out, a, opt, seed)
-        if m == F32:
-            self.b = zeros("f", n_out)
-            self.bq = None
-            self.y = zeros("f", n_out)
-            self.yq = None
-            self.xs = self.acc = None
-        else:
-            self.b = zeros("i", n_out)
-            self.bq = array.array("f", [self.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
-            self.y = bytearray(n_out)
-            self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
-            # x - z_x unpacked once per forward (the fast path); the uint8
-            # backward reuses it as its accumulator.
-            self.xs = self.acc = None
-            if own_scratch:
-                self.xs = zeros("i", xs_len(n_in))
-                self.acc = memoryview(self.xs)[:n_in]
-        self.ep, self.epq = _error_buffer(n_in, m, opt, first, ep)
-        # Update statistics: 5 floats, plus (mu, sigma) per row when per_row.
-        self.state = zeros("f", 5 + (2 * n_out if opt.per_row else 0))
-        self.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
-        self.flags = opt.flags()
-        self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-        ds = 0 if opt.dsgu is None else n_out   # DSGU buffers only when DSGU is on
-        self.sel = zeros("i", ds)
-        self.scores = zeros("I", 2 * ds)
-        self.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
-        self.dsgu_state = array.array("f", [0.0])
-        self.k = n_out       # rows updated in the last backward (DSGU)
-        self.trainable = True
-        self.x = self.xq = None
-
-    def shared_needs(self):
-        """(scratch bytes, floats, error bytes) this layer needs in a Shared."""
-        return (0 if self.m == F32 else 4 * xs_len(self.n_in), 0, 0)
-
-    def attach(self, shared):
-        """Take the uint8 calls' scratch (xs, acc) from `shared`."""
-        if self.m != F32:
-            self.xs = self.acc = memoryview(shared.scratch)[:4 * xs_len(self.n_in)]
-        self.shared = shared
+        _builder().init_dense(self, n_in, n_out, relu, opt, first, init_range, seed, own_scratch, ep)
 
     def forward(self, x, xq):
         """y = relu?(W x + b) for input x (uint8 with record xq, or array('f') and
@@ -370,19 +322,9 @@ class Shared:
 
     @staticmethod
     def for_layers(layers):
-        """One Shared big enough for every layer in `layers` (and attached to them)."""
-        need = [0, 0, 0]
-        for c in layers:
-            for i, v in enumerate(c.shared_needs()):
-                need[i] = max(need[i], v)
-        gc.collect()   # build-time temporaries (weight init) out of the way first
-        return Shared(*need).attach_to(layers)
-
-    def attach_to(self, layers):
-        """Attach every layer of `layers` (each checks the sizes); -> self."""
-        for c in layers:
-            c.attach(self)
-        return self
+        """One Shared big enough for every layer in `layers` (and attached to
+        them): builder.shared_for."""
+        return _builder().shared_for(layers)
 
 
 class Conv2d:
@@ -397,6 +339,53 @@ class Conv2d:
     are strided in its layout; its bias as a separate tensor)."""
 
     kind = "conv2d"
+    # Set by builder.init_conv (the constructor's body) and builder.attach (see Dense).
+    geom: tuple
+    out_shape: tuple
+    in_shape: tuple
+    n_in: int
+    n_out: int
+    n_w: int
+    scratch_len: int
+    relu: bool
+    first: bool
+    transposed: bool
+    trainable: bool
+    m: int
+    k: int
+    opt: "Options"
+    flags: int
+    bflags: int
+    w: "Any"
+    wq: "Any"
+    b: "Any"
+    bq: "Any"
+    gb: "Any"
+    y: "Any"
+    yq: "Any"
+    ep: "Any"
+    epq: "Any"
+    eq8: "Any"
+    state: "Any"
+    bstate: "Any"
+    hp: "Any"
+    rng: "Any"
+    sel: "Any"
+    scores: "Any"
+    sel_scratch: "Any"
+    dsgu_hp: "Any"
+    dsgu_state: "Any"
+    _qf: "Any"
+    _float_backward: "Any"
+    shared: "Any"
+    _fwd: "Any"
+    _bwd: "Any"
+    _upd: "Any"
+    _scr: "Any"
+    _wf: "Any"
+    _xf: "Any"
+    _gw: "Any"
+    _e8: "Any"
 
     @staticmethod
     def nbytes(in_shape, out_ch, *args, **kw):
@@ -408,95 +397,8 @@ class Conv2d:
     def __init__(self, in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, relu=False,
                  transposed=False, opt=None, first=False, shared=None, seed=None, ep=None):
         """ep: a buffer the model lends for the error at the input (see Dense)."""
-        opt = opt or Options()
-        c, h, w = in_shape
-        geom = [c, h, w, out_ch, k, k, stride, stride, pad, pad]
-        if transposed:
-            geom += [out_pad, out_pad]
-            self.kind = "conv_transpose2d"
-        self.geom = tuple(geom)
-        self.m = m = opt.m
-        self._qf = qf = None if m == U8 else float_kernels()
-        if m != U8:
-            fp = _float_paths()
-            self._float_backward = fp.conv_backward_mixed if m == MIXED else fp.conv_backward_f32
-        p = "conv_transpose2d" if transposed else "conv2d"
-        self._fwd = getattr(qf, p + "_forward_f32") if m == F32 else getattr(_q, p + "_forward_u8")
-        self._bwd = getattr(_q, p + "_backward_u8") if m == U8 else getattr(qf, p + "_backward_f32")
-        self._upd = getattr(_q, p + "_update_u8")
-        self.out_shape = getattr(_q, p + "_out_shape")(self.geom)  # checks the geometry
-        self.scratch_len = 0 if m == F32 else getattr(_q, p + "_scratch_len")(self.geom)
-        self.in_shape = tuple(in_shape)
-        self.transposed, self.relu, self.first, self.opt = transposed, bool(relu), first, opt
-        seed = opt.seed if seed is None else seed
-        self.n_in = n_in = c * h * w
-        oc, oh, ow = self.out_shape
-        self.n_w = n_w = c * out_ch * k * k
-        fan_in = (c if not transposed else out_ch) * k * k
-        a = (6.0 / fan_in) ** 0.5 if relu else (3.0 / fan_in) ** 0.5
-        self.w, self.wq = _init_weights(n_w, a, opt, seed)
-        self.n_out = oc * oh * ow
-        if m == F32:
-            self.b = zeros("f", out_ch)
-            self.bq = None
-            self.y = zeros("f", self.n_out)
-            self.yq = None
-            self.gb = zeros("f", out_ch)
-        else:
-            self.b = zeros("i", out_ch)
-            self.bq = array.array("f", [Dense.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
-            self.y = bytearray(self.n_out)
-            self.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
-        self.ep, self.epq = _error_buffer(n_in, m, opt, first, ep)
-        # The update's structures: output filters, except float32
-        # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs).
-        rows = c if (m == F32 and transposed) else out_ch
-        self.state = zeros("f", 5 + 2 * rows)
-        self.bstate = zeros("f", 7) if (m == F32 and transposed) else None
-        self.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
-        self.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
-        self.bflags = self.flags & 3
-        self.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-        ds = 0 if opt.dsgu is None else out_ch
-        self.sel = zeros("i", ds)
-        self.scores = zeros("I", ds)
-        self.sel_scratch = zeros("I", ds)
-        self.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
-        self.dsgu_state = array.array("f", [0.0])
-        self.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy
-        self.k = out_ch
-        self.trainable = True
-        self.shared = None
-        if shared is not None:
-            self.attach(shared)
-        self.x = self.xq = None
-
-    def shared_needs(self):
-        """(scratch bytes, floats, error bytes) this layer needs in a Shared."""
-        m = self.m
-        if m == U8:
-            return (self.scratch_len, 0, 0)
-        if m == MIXED:
-            return (self.scratch_len, 0 if self.first else max(self.n_w, self.n_in), self.n_out)
-        return (0, self.n_w, self.n_out if self.opt.dsgu is not None else 0)
-
-    def attach(self, shared):
-        """Use `shared` (a Shared sized for the largest layer) for scratch and gradient."""
-        need = self.shared_needs()
-        have = (len(shared.scratch), len(shared.floats), len(shared.errs))
-        for what, n, h in zip(("scratch bytes", "floats", "error bytes"), need, have):
-            if h < n:
-                raise ValueError("%s: shared %s too small: %d, this layer needs %d" % (
-                    self.kind, what, h, n))
-        self.shared = shared
-        self._scr = memoryview(shared.scratch)[:self.scratch_len]
-        fl = memoryview(shared.floats)
-        if self.m == MIXED and not self.first:
-            self._wf = fl[:self.n_w]      # dequantized weights
-            self._xf = fl[:self.n_in]     # x is not read when no gradient is asked for
-        elif self.m == F32:
-            self._gw = fl[:self.n_w]
-        self._e8 = memoryview(shared.errs)[:need[2]]
+        _builder().init_conv(self, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed, opt, first,
+                             shared, seed, ep)
 
     def forward(self, x, xq):
         """Forward of a CHW input x (record xq; None in float32 mode) -> (y, yq),

@@ -1,8 +1,7 @@
-"""Output heads and the VAE latent layer over the _qtrain loss kernels.
+"""The VAE's output head and latent layer over the _qtrain loss kernels.
 
 BernoulliOutput  sigmoid + binary cross-entropy against the input image
 GaussianLatent   z = mu + exp(logvar / 2) * eps and the KL term
-SoftmaxOutput    softmax + cross-entropy for the classifier head
 
 Each owns its buffers (sized at construction) and its error's quantization
 record.  Modes (Options.mode): 'uint8' errors are uint8 with a tracked range
@@ -10,46 +9,34 @@ record.  Modes (Options.mode): 'uint8' errors are uint8 with a tracked range
 is float throughout (the _u8 kernels of _qtrain; the _mixed / _f32 ones of
 _qtrain_float, see layers.float_kernels).
 """
-import array
 import math
 
 import _qtrain as _q
 
-from .layers import F32, MIXED, U8, float_kernels, qparams, zeros
+from .layers import F32, MIXED, U8, _builder
+
+if False:  # for type checkers only; compiled away
+    from typing import Any
 
 
 class BernoulliOutput:
     """Decoder logits (uint8) -> BCE loss and its error sigmoid(l) - t."""
 
     LUT_BYTES = 2048   # 512 floats
+    # Set by builder.init_bernoulli (the constructor's body, see layers.Dense).
+    n: int
+    m: int
+    e: "Any"
+    eq: "Any"
+    stats: "Any"
+    lut: "Any"
+    _lut: "Any"
+    _qf: "Any"
 
     def __init__(self, n, opt, own_lut=True):
         """own_lut=False: the BCE table (scratch of one call) comes from a
-        Shared the model attach()es."""
-        self.n = n
-        self.m = opt.m
-        self._qf = None if self.m == U8 else float_kernels()
-        if self.m == U8:
-            self.e = bytearray(n)
-            # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
-            self.eq = qparams(-1.0, 1.0, opt.alpha_e)
-        else:
-            self.e = zeros("f", n)
-            self.eq = None
-        self.stats = array.array("f", [0.0] * 3)
-        # uint8 logits take 256 values: their exp/log once per call (same
-        # results, ~2x cheaper on a soft-float core).
-        self.lut = zeros("f", 512) if self.m != F32 and own_lut else None
-        self._lut = bytearray(256)
-
-    def shared_needs(self):
-        """(scratch bytes, floats, error bytes) this head needs in a Shared."""
-        return (0 if self.m == F32 else self.LUT_BYTES, 0, 0)
-
-    def attach(self, shared):
-        """Take the BCE table (LUT_BYTES of scratch) from `shared` (a Shared)."""
-        if self.m != F32:
-            self.lut = memoryview(shared.scratch)[:self.LUT_BYTES]
+        Shared the model attaches (builder.attach)."""
+        _builder().init_bernoulli(self, n, opt, own_lut)
 
     def loss(self, lg, lq, target):
         """-> (e, eq, bce summed over pixels, in nats)."""
@@ -91,31 +78,26 @@ class BernoulliOutput:
 class GaussianLatent:
     """h = [mu (L), logvar (L)] (uint8) -> z (uint8); KL in self.kl."""
 
+    # Set by builder.init_latent (the constructor's body, see layers.Dense).
+    L: int
+    m: int
+    z: "Any"
+    zq: "Any"
+    eps: "Any"
+    zero_eps: "Any"
+    rng: "Any"
+    dh: "Any"
+    dhq: "Any"
+    hp: "Any"
+    stats: "Any"
+    kl: float
+    h: "Any"
+    hq: "Any"
+    _eps: "Any"
+    _qf: "Any"
+
     def __init__(self, L, opt, beta=1.0):
-        self.L = L
-        self.m = m = opt.m
-        self._qf = None if m == U8 else float_kernels()
-        if m == F32:
-            self.z = zeros("f", L)
-            self.zq = None
-        else:
-            self.z = bytearray(L)
-            self.zq = qparams(-3.0, 3.0, opt.alpha_a)
-        self.eps = array.array("f", [0.0] * L)
-        self.zero_eps = array.array("f", [0.0] * L)
-        self.rng = array.array("I", [1])
-        _q.rng_seed(self.rng, opt.seed)
-        if m == U8:
-            self.dh = bytearray(2 * L)
-            self.dhq = qparams(-opt.error_range, opt.error_range, opt.alpha_e)
-        else:
-            self.dh = zeros("f", 2 * L)
-            self.dhq = None
-        self.hp = array.array("f", [beta])
-        self.stats = array.array("f", [0.0] * 3)
-        self.kl = 0.0
-        self.h = self.hq = None
-        self._eps = self.eps
+        _builder().init_latent(self, L, opt, beta)
 
     def forward(self, h, hq, sample=True):
         """h = [mu, logvar] (2L values, record hq) -> (z, zq), the layer's own
@@ -179,44 +161,3 @@ class GaussianLatent:
         if self.zq is None:
             return {prefix + "rng": self.rng}
         return {prefix + "zq": self.zq, prefix + "rng": self.rng}
-
-
-class SoftmaxOutput:
-    """Classifier logits (uint8) -> cross-entropy loss, prediction, error."""
-
-    def __init__(self, classes, opt):
-        self.m = opt.m
-        self._qf = None if self.m == U8 else float_kernels()
-        if self.m == U8:
-            self.e = bytearray(classes)
-            self.eq = qparams(-1.0, 1.0, opt.alpha_e)
-        else:
-            self.e = zeros("f", classes)
-            self.eq = None
-        self.stats = array.array("f", [0.0] * 3)
-        self.classes = classes
-
-    def loss(self, lg, lq, label):
-        """Logits lg (record lq) against class `label` (int in [0, classes))
-        -> (e, eq, cross-entropy in nats, predicted class); e is this head's
-        own error buffer.  A bad label: ValueError from the kernel."""
-        m = self.m
-        if m == U8:
-            pred = _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
-        elif m == MIXED:
-            pred = self._qf.softmax_ce_mixed(lg, lq, label, self.e, self.stats)
-        else:
-            pred = self._qf.softmax_ce_f32(lg, label, self.e, self.stats)
-        return self.e, self.eq, self.stats[0], pred
-
-    def predict(self, lg, lq):
-        """The class with the largest logit (ties: the lowest index)."""
-        best = 0
-        for i in range(1, self.classes):
-            if lg[i] > lg[best]:
-                best = i
-        return best
-
-    def qparams(self):
-        """The error's tracked record ([] when the error is float)."""
-        return [] if self.eq is None else [self.eq]

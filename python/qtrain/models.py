@@ -1,4 +1,5 @@
-"""Models: the VAE (MLP or the paper's ConvVAE) and the classifier head.
+"""Models: the VAE (MLP or the paper's ConvVAE).  The classifier head on
+its encoder is qtrain.classifier.Head (models.Head still finds it).
 
     from qtrain import models
     vae = models.build_vae("mlp", models.Options(lr=0.003))   # mode="uint8"
@@ -10,12 +11,13 @@
 Every buffer is allocated by the constructor; a step allocates nothing.
 `vae_bytes(kind, ...)` tells the bytes a model needs before you build it.
 """
-import gc
-
 import _qtrain as _q
 
-from .layers import F32, Conv2d, Dense, Options, Shared, builder_call, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
-from .losses import BernoulliOutput, GaussianLatent, SoftmaxOutput
+from .layers import F32, Conv2d, Dense, Options, Shared, _builder, builder_call, dequantize, qparams, xs_len, zeros  # noqa: F401 (re-export)
+from .losses import BernoulliOutput, GaussianLatent
+
+if False:  # for type checkers only; compiled away
+    from typing import Any
 
 IMAGE = (1, 28, 28)
 N_PIXELS = 784
@@ -60,38 +62,26 @@ class Sequential:
         return d
 
 
-def _check_memory(need, what, smaller):
-    """Fail before allocating, naming both numbers and a config that fits.
-    -> the free bytes (None on CPython)."""
-    gc.collect()
-    try:
-        free = gc.mem_free()
-    except AttributeError:  # CPython (host tools)
-        return None
-    if need > free:
-        raise MemoryError("%s needs about %d bytes but only %d are free; try %s"
-                          % (what, need, free, smaller(free) if callable(smaller) else smaller))
-    return free
-
-
 class VAE:
     """Encoder -> (mu, logvar) -> z -> decoder -> Bernoulli logits of the image."""
 
+    # Set by builder.init_vae (the constructor's body, see layers.Dense).
+    kind: str
+    encoder: Sequential
+    decoder: Sequential
+    latent: GaussianLatent
+    output: BernoulliOutput
+    latent_dim: int
+    opt: Options
+    shared: "Any"
+    errors: "Any"
+    xq: "Any"
+    xf: "Any"
+    steps: int
+    _records: list
+
     def __init__(self, kind, encoder, decoder, latent_dim, opt, shared=None, own_lut=True):
-        self.kind = kind
-        self.encoder = encoder
-        self.decoder = decoder
-        self.latent = GaussianLatent(latent_dim, opt)
-        self.output = BernoulliOutput(N_PIXELS, opt, own_lut=own_lut)
-        self.latent_dim = latent_dim
-        self.opt = opt
-        self.shared = shared
-        self.errors = None   # the error buffers build_vae lends to the layers
-        self.xq = qparams(0.0, 1.0)  # pixels: real = q / 255
-        # float32 mode: the image as floats q / 255 (the BCE target stays uint8)
-        self.xf = zeros("f", N_PIXELS) if opt.m == F32 else None
-        self.steps = 0
-        self._records = encoder.qparams() + decoder.qparams() + self.latent.qparams() + self.output.qparams()
+        _builder().init_vae(self, kind, encoder, decoder, latent_dim, opt, shared, own_lut)
 
     def input(self, x):
         """The image as the first layer's input tensor: (uint8 x, xq), or
@@ -176,40 +166,15 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     return builder_call("build_vae", kind, opt, hidden, latent)
 
 
-class Head:
-    """Classifier on the frozen encoder's mu: Dense(L->hidden, ReLU) -> Dense(hidden->classes).
-    It runs in the VAE's mode (its input is the encoder's output tensor)."""
+# qtrain.classifier.Head, resolved by __getattr__ below: declared for type
+# checkers (a bare annotation compiles to nothing in MicroPython).
+Head: "Any"
 
-    def __init__(self, vae, hidden=32, classes=10, opt=None):
-        opt = (opt or Options()).replace(mode=vae.opt.mode)
-        self.vae = vae
-        self.classes = classes
-        L = vae.latent_dim
-        self.net = Sequential([Dense(L, hidden, relu=True, opt=opt, first=True, seed=opt.seed + 10),
-                               Dense(hidden, classes, opt=opt, seed=opt.seed + 11)])
-        self.output = SoftmaxOutput(classes, opt)
-        self._records = self.net.qparams() + self.output.qparams()
 
-    def _features(self, x):
-        h, hq = self.vae.encoder.forward(*self.vae.input(x))
-        return self.vae.latent.mu_view(h, hq)
-
-    def train_step(self, x, label):
-        """One supervised step (encoder frozen). Returns (loss, predicted)."""
-        f, fq = self._features(x)
-        lg, lq = self.net.forward(f, fq)
-        e, eq, loss, pred = self.output.loss(lg, lq, label)
-        self.net.backward(e, eq)
-        for r in self._records:
-            _q.qp_update(r)
-        return loss, pred
-
-    def predict(self, x):
-        """The predicted class of image x (784 uint8); no training."""
-        f, fq = self._features(x)
-        lg, lq = self.net.forward(f, fq)
-        return self.output.predict(lg, lq)
-
-    def state_dict(self):
-        """{'head.<layer>.<name>': buffer} of the head's layers (not the VAE's)."""
-        return self.net.state_dict("head.")
+def __getattr__(name):
+    """models.Head: qtrain.classifier.Head, imported on use (the VAE's
+    training never loads the classifier code)."""
+    if name == "Head":
+        from .classifier import Head
+        return Head
+    raise AttributeError(name)

@@ -74,14 +74,14 @@ def train_head(cfg, out=print):
     keys), evaluate it on cfg['test'] if set, save cfg['ckpt'].  Returns
     (head, test accuracy in [0, 1], or -1.0 without a test set).  ValueError
     if cfg['data'] has no labels."""
-    from . import checkpoint, models
+    from . import checkpoint, classifier
     from .data import Stream
     from .layers import Options
     from .vae_loop import epoch_lr
     vae = load_vae(cfg["vae"])
     vae.encoder.set_trainable(False)
     opt = Options(lr=cfg["lr"], seed=cfg["seed"], alpha_e=cfg["alpha_e"])
-    head = models.Head(vae, hidden=cfg["hidden"], opt=opt)
+    head = classifier.Head(vae, hidden=cfg["hidden"], opt=opt)
     s = Stream(cfg["data"], shuffle=True, seed=cfg["seed"])
     if not s.labelled:
         raise ValueError("%s has no labels: the head needs a labelled subset (train-labelled-*.qtds)" % cfg["data"])

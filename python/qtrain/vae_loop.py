@@ -20,7 +20,7 @@ ConvVAE's data reader fits only that way.
 import gc
 import time
 
-from . import heap_trace, release, reserve
+from . import heap_trace, release, reserve, unload
 
 # Bytes held for the data stream's buffers (a 789-byte record, the 48-byte
 # header, its objects) while the data reader's code is loaded: that code
@@ -107,6 +107,7 @@ def train(vae, cfg, out=print):
         if checkpoint.commit(cfg["ckpt"]):   # a board copy: into the mount now, not at the next save
             st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
             checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+    unload("checkpoint_read")   # the steps only write checkpoints (checkpoint.latest, .load loaded it)
     stream.seek(pos, epoch)
     n = stream.count
     out("@start vae model=%s samples=%d epochs=%d heap_used=%d" % (cfg["model"], n, cfg["epochs"], _peak()))
