@@ -233,11 +233,11 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     u.zw = qt_qp_zero(wq);
     float s_g = eq[QT_QP_SCALE] * xq[QT_QP_SCALE];
     int first = !(state[0] > 0.0f);
-    int32_t r[2];
+    qt_wrange_t r;
     (transposed ? conv_transpose2d_update_u8 : conv2d_update_u8)(&g, p[U_E], qt_qp_zero(eq), p[U_X],
-        qt_qp_zero(xq), w, p[U_B], sel, n_sel, s_g, eq[QT_QP_SCALE], s_b, &u, state, first, r, p[U_SCR]);
+        qt_qp_zero(xq), w, p[U_B], sel, n_sel, s_g, eq[QT_QP_SCALE], s_b, &u, state, first, &r, p[U_SCR]);
     state[0] += 1.0f;
-    return mp_obj_new_int(qt_weights_qp_update(w, lens[L_W], wq, r, tau));
+    return mp_obj_new_int(qt_weights_qp_update(w, lens[L_W], wq, &r, tau));
 }
 static mp_obj_t qt_conv2d_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     return update_u8(n_args, a, false);

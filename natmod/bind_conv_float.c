@@ -195,15 +195,15 @@ static mp_obj_t update_mixed(size_t n_args, const mp_obj_t *a, bool transposed) 
     qt_check_no_overlap(scratch, sl, "scratch", e, no * 4, "e");
     u.s_w = wq[QT_QP_SCALE];
     u.zw = qt_qp_zero(wq);
-    int32_t r[2];
+    qt_wrange_t r;
     if (transposed) {
         conv_transpose2d_update_mixed(&g, e, x, qt_qp_zero(xq), xq[QT_QP_SCALE], w, b, s_b, sel, n_sel, &u,
-            state, r, scratch);
+            state, &r, scratch);
     } else {
-        conv2d_update_mixed(&g, e, x, qt_qp_zero(xq), xq[QT_QP_SCALE], w, b, s_b, sel, n_sel, &u, state, r,
+        conv2d_update_mixed(&g, e, x, qt_qp_zero(xq), xq[QT_QP_SCALE], w, b, s_b, sel, n_sel, &u, state, &r,
             scratch);
     }
-    return mp_obj_new_int(qt_weights_qp_update(w, nw, wq, r, tau));
+    return mp_obj_new_int(qt_weights_qp_update(w, nw, wq, &r, tau));
 }
 static mp_obj_t qt_conv2d_update_mixed_fn(size_t n_args, const mp_obj_t *a) {
     return update_mixed(n_args, a, false);

@@ -257,9 +257,9 @@ static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     d.s_x = xq[QT_QP_SCALE];
     u.s_w = wq[QT_QP_SCALE];
     u.zw = qt_qp_zero(wq);
-    int32_t r[2];
-    dense_update_u8(p[U_E], p[U_X], p[U_W], p[U_B], (int32_t)m, (int32_t)n, rows, k, &d, &u, state, r);
-    return mp_obj_new_int(qt_weights_qp_update(p[U_W], lens[L_W], wq, r, tau));
+    qt_wrange_t r;
+    dense_update_u8(p[U_E], p[U_X], p[U_W], p[U_B], (int32_t)m, (int32_t)n, rows, k, &d, &u, state, &r);
+    return mp_obj_new_int(qt_weights_qp_update(p[U_W], lens[L_W], wq, &r, tau));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_update_u8_obj, 14, 14, qt_dense_update_u8_fn);
 
@@ -319,8 +319,8 @@ static mp_obj_t qt_update_rows_u8_fn(size_t n_args, const mp_obj_t *a) {
     u.s_w = wq[QT_QP_SCALE];
     u.zw = qt_qp_zero(wq);
     int first = !(state[0] > 0.0f);
-    int32_t r[2];
-    qt_update_rows_u8(w, g, (int32_t)rows, (int32_t)(glen / rows), s_g, &u, state, first, r);
+    qt_wrange_t r;
+    qt_update_rows_u8(w, g, (int32_t)rows, (int32_t)(glen / rows), s_g, &u, state, first, &r);
     if (b && gb) {
         qt_update_bias_i32(b, gb, NULL, 0, (int32_t)rows, NULL, 0, s_gb, s_b, &u, state, first);
     }
@@ -328,7 +328,7 @@ static mp_obj_t qt_update_rows_u8_fn(size_t n_args, const mp_obj_t *a) {
         qt_fill_i32(gb, rows, 0);
     }
     state[0] += 1.0f;
-    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, r, tau));
+    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, &r, tau));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_u8_obj, 11, 11, qt_update_rows_u8_fn);
 

@@ -157,10 +157,10 @@ static mp_obj_t qt_dense_update_mixed_fn(size_t n_args, const mp_obj_t *a) {
     qt_check_no_overlap(w, wlen, "w", x, n, "x");
     u.s_w = wq[QT_QP_SCALE];
     u.zw = qt_qp_zero(wq);
-    int32_t r[2];
+    qt_wrange_t r;
     dense_update_mixed(e, x, qt_qp_zero(xq), xq[QT_QP_SCALE], w, b, s_b, (int32_t)m, (int32_t)n, rows, k, &u,
-        state, r);
-    return mp_obj_new_int(qt_weights_qp_update(w, wlen, wq, r, tau));
+        state, &r);
+    return mp_obj_new_int(qt_weights_qp_update(w, wlen, wq, &r, tau));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_update_mixed_obj, 13, 13, qt_dense_update_mixed_fn);
 
@@ -242,9 +242,9 @@ static mp_obj_t qt_update_rows_mixed_fn(size_t n_args, const mp_obj_t *a) {
     qt_arg_update(a[6], a[7], a[9], &u, &tau, 7);
     u.s_w = wq[QT_QP_SCALE];
     u.zw = qt_qp_zero(wq);
-    int32_t r[2];
-    update_rows_mixed(w, g, b, gb, s_b, (int32_t)rows, (int32_t)(glen / rows), &u, state, r);
-    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, r, tau));
+    qt_wrange_t r;
+    update_rows_mixed(w, g, b, gb, s_b, (int32_t)rows, (int32_t)(glen / rows), &u, state, &r);
+    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, &r, tau));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_mixed_obj, 10, 10, qt_update_rows_mixed_fn);
 

@@ -38,6 +38,8 @@ def _rows_case(rng, ci):
     g = rng.integers(-3000, 3000, (m, n), dtype=np.int32)
     left = rng.random(m) < 0.6
     left[int(rng.integers(0, m))] = False           # at least one row updated
+    if ci % 5 == 4:
+        left[:] = False     # every row updated: the range needs no scan
     g[left] = 0
     # new extremes in rows left alone, anywhere (any offset within a word)
     for i in np.flatnonzero(left):
@@ -86,15 +88,16 @@ f = open('cases.bin', 'rb')
 x, xq, w, wq, b, bq, hp, st, rng, sel, fl = rdn(f, 11)
 for s in range(fl[0]):
     e, eq = rdn(f, 2)
-    Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, sel, 1, hp, 2, st, rng)
+    Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, sel, fl[1], hp, 2, st, rng)
 out('D', 0, w, wq)
 print('done')
 """
 
 
-def _dsgu_rows(run, w, hp, steps, seed):
-    """DSGU picks row 0 of w for `steps` steps (alpha_w 0.3): on the target
-    and in the golden model (bit-exact) -> (real values before, after)."""
+def _dsgu_rows(run, w, hp, steps, seed, sel=(0,)):
+    """DSGU picks the rows `sel` (default row 0) of w for `steps` steps
+    (alpha_w 0.3): on the target and in the golden model (bit-exact) ->
+    (real values before, after)."""
     rng = np.random.default_rng(seed)
     m, n = w.shape
     wq = GQ.new_qp(-1.0, 1.0, 0.3)
@@ -104,17 +107,18 @@ def _dsgu_rows(run, w, hp, steps, seed):
     bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0
     hp = np.array(hp, np.float32)
     st, seed = np.zeros(5 + 2 * m, np.float32), 12345
-    sel = np.array(range(m), np.int32)
+    k = len(sel)
+    sel = np.array(list(sel) + [0] * (m - k), np.int32)
     errs = [(rng.integers(0, 256, m, dtype=np.uint8), GQ.new_qp(-1, 1)) for _ in range(steps)]
     data = pack(x, xq, w.ravel(), wq, b, bq, hp, st, np.array([seed], np.uint32), sel,
-                np.array([steps], np.int32))
+                np.array([steps, k], np.int32))
     for e, eq in errs:
         data += pack(e, eq)
     out = run(DSGU_SCRIPT, files={"cases.bin": data})
     gw, gwq = [ln.split()[2:] for ln in out.splitlines() if ln.startswith("D ")][0]
     for e, eq in errs:
         w, b, st, seed, nr = GD.update_u8(e, eq, x, xq, w.reshape(m, n), wq, b, bq, hp[0], hp[1], 2,
-                                          st, seed, sel[:1], 1)
+                                          st, seed, sel[:k], k)
         w, wq, _ = GD.weights_qp_update(w, wq, nr, hp[2])
     assert bytes.fromhex(gw) == w.tobytes()
     assert bytes.fromhex(gwq) == wq.tobytes()
@@ -155,6 +159,21 @@ def test_zero_point_shift_does_not_clip(run):
     # two neighbours, it does not clip them)
     assert np.abs(real[3, :6] - real0[3, :6]).max() < 0.01, (real0[3, :6], real[3, :6], wn[3, :6])
     assert np.abs(real[1:] - real0[1:]).max() < 0.03, (real0[3], real[3])
+
+
+def test_all_rows_updated_and_repeated_rows(run):
+    """When an update covers every weight, the stored range is the clamped
+    range of the new values and the scan of the stored bytes is skipped
+    (update.c); a selection that repeats rows covers fewer weights than its
+    count, so the scan must still run there.  Rows 0 and 1 are selected twice
+    each (k = 4 = m), row 3 holds the extremes: they must not be clipped.
+    Both bit-exact against the golden model (which always scans)."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(100, 157, (4, 16), dtype=np.uint8)
+    w[3, 5], w[3, 10] = 2, 253
+    real0, real, _ = _dsgu_rows(run, w, [0.01, 1.0, 0.0], 6, 5, sel=(0, 0, 1, 1))
+    assert np.abs(real[2:] - real0[2:]).max() < 0.05, (real0[3], real[3])
+    _dsgu_rows(run, w, [0.01, 1.0, 0.0], 6, 6, sel=(0, 1, 2, 3))
 
 
 STALL_SCRIPT = DEVICE_LIB + r"""

@@ -175,7 +175,7 @@ def case_dense(lib, rng, i):
     yq = rand_qp(rng, alpha=0.1)
     relu = int(rng.integers(0, 2))
     swx = F(F(wq[0]) * F(xq[0]))
-    y, r = exact(np.zeros(m), np.uint8), exact(np.zeros(2), np.int32)
+    y, r = exact(np.zeros(m), np.uint8), exact(np.zeros(3), np.int32)   # 3: the update's qt_wrange_t
     q = DenseFwd(int(xq[1]), int(wq[1]), int(yq[1]), fix(F(swx / F(yq[0]))), fix(F(F(bq[0]) / swx)), relu)
     xs = exact(np.zeros((n + 3) & ~3), np.int32) if i % 2 else None
     x, w, b = exact(x, np.uint8), exact(w, np.uint8), exact(b, np.int32)
@@ -203,7 +203,7 @@ def case_dense(lib, rng, i):
     lib.dense_update_u8(P(e), P(x), P(w2), P(b2), m, n, P(sel) if use_sel else None, k, C.byref(d), C.byref(u),
                         P(st), P(r))
     check(same(w2, np.asarray(gw).ravel()) and same(b2, gb) and same(st, gst), "dense update flags=%d" % flags)
-    check(int(seed[0]) == gr and (gnr[0] > gnr[1] or tuple(r) == tuple(gnr)), "dense update rng/range")
+    check(int(seed[0]) == gr and (gnr[0] > gnr[1] or tuple(r[:2]) == tuple(gnr)), "dense update rng/range")
     # batch gradient, accumulated onto what the buffers held (saturating)
     big = rng.random() < 0.2
     g0 = rng.integers(-2**31 + 1, 2**31 - 1, m * n) if big else np.zeros(m * n)
@@ -335,7 +335,7 @@ def case_dense_float(lib, rng, i):
     seed = exact([int(rng.integers(1, 2**32))], np.uint32)
     u = Update(lrm, F(1), F(wq[0]), int(wq[1]), flags & 3, per_row, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
     w2, b2, wq2, nr = exact(wu, np.uint8), (exact(bi, np.int32) if bi is not None else None), exact(wq, np.float32), \
-        exact(np.zeros(2), np.int32)
+        exact(np.zeros(3), np.int32)
     lib.dense_update_mixed(P(e), P(xu), int(xq[1]), F(xq[0]), P(w2), P(b2), s_b, m, n8, P(sel), k, C.byref(u),
                            P(state), P(nr))
     tau = F(rng.choice([0.0, 0.01, 0.5]))
@@ -405,7 +405,7 @@ def case_dense_batch(lib, rng, m, per_row, lr, f32, mixed, sel, k):
     seed = exact([int(rng.integers(1, 2**32))], np.uint32)
     u = Update(lrm, F(1), F(wq[0]), int(wq[1]), flags & 3, per_row, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
     w2, b2, wq2, nr = exact(wu, np.uint8), (exact(bi, np.int32) if bi is not None else None), exact(wq, np.float32), \
-        exact(np.zeros(2), np.int32)
+        exact(np.zeros(3), np.int32)
     lib.update_rows_mixed(P(w2), P(gmc), P(b2), P(gbmc), s_b, m, n8, C.byref(u), P(state), P(nr))
     lib.qt_weights_qp_update(P(w2), w2.size, P(wq2), P(nr), F(rng.choice([0.0, 0.01, 0.5])))
     g2 = gm.reshape(m, n8)
@@ -512,7 +512,7 @@ def case_conv(lib, rng, i):
         gw_, gwq, gb_, gst, grng, gre = GC.update_u8_qp(t, ge, eq, x3, xq, gw_, gwq, gb_, bq, geom, usel, hp, flags,
                                                          gst, grng)
         u = Update(hp[0], hp[1], F(wqc[0]), int(wqc[1]), flags & 3, 1, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
-        nr = exact(np.zeros(2), np.int32)
+        nr = exact(np.zeros(3), np.int32)
         upd(C.byref(g), P(e), int(eq[1]), P(x), int(xq[1]), P(wc), P(bc), P(usel), nsel, F(F(eq[0]) * F(xq[0])),
             F(eq[0]), F(bq[0]) if bq is not None else F(1), C.byref(u), P(state), int(not state[0] > 0), P(nr),
             P(scratch))
@@ -631,7 +631,7 @@ def case_conv_mixed(lib, rng, t, g, geom, name, fwd, upd):
         res = []
         for step in range(2):
             u = Update(hp[0], hp[1], F(wqc[0]), int(wqc[1]), flags & 3, 1, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
-            nr = exact(np.zeros(2), np.int32)
+            nr = exact(np.zeros(3), np.int32)
             if fused:
                 (lib.conv_transpose2d_update_mixed if t else lib.conv2d_update_mixed)(
                     C.byref(g), P(e), P(x), int(xq[1]), F(xq[0]), P(wc), P(bc), s_b, P(usel), nsel, C.byref(u),
@@ -866,7 +866,7 @@ def case_update_rows(lib, rng):
     gc_, wqc = exact(g, np.int32), exact(wq, np.float32)
     u = Update(lr, an, F(wqc[0]), int(wqc[1]), flags & 3, (flags >> 2) & 1, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
     first = int(not state[0] > 0)
-    nr = exact(np.zeros(2), np.int32)
+    nr = exact(np.zeros(3), np.int32)
     lib.qt_update_rows_u8(P(w), P(gc_), rows, n, s_g, C.byref(u), P(state), first, P(nr))
     if b is not None:
         lib.qt_update_bias_i32(P(b), P(gb), None, 0, rows, None, 0, s_gb, F(bq[0]), C.byref(u), P(state), first)

@@ -260,7 +260,8 @@ static void fuzz_conv(rd_t *r) {
     size_t nw = (size_t)qt_conv_w_size(&g);
     int32_t sl = t ? conv_transpose2d_scratch_len_u8(&g) : conv2d_scratch_len_u8(&g);
     uint8_t *scratch = u8_buf(r, (size_t)sl);
-    int32_t stats[2], nr[2], k;
+    int32_t stats[2], k;
+    qt_wrange_t wr;     // what an update saw of its new weights
     uint32_t rng;
     qt_conv_rq_t q;
     switch (rd_u8(r) % 12) {
@@ -296,8 +297,8 @@ static void fuzz_conv(rd_t *r) {
             const int32_t *sel = sel_buf(r, g.out_ch, &k, 0);
             float *st = state_buf(r, g.out_ch);
             (t ? conv_transpose2d_update_u8 : conv2d_update_u8)(&g, e, (int32_t)rd_u8(r), x, (int32_t)rd_u8(r),
-                w, b, sel, k, rd_scale(r), rd_scale(r), rd_scale(r), &u, st, (int)(rd_u8(r) & 1), nr, scratch);
-            qt_weights_qp_update(w, nw, wq, nr, rd_unit(r, 0.0f, 1.0f));
+                w, b, sel, k, rd_scale(r), rd_scale(r), rd_scale(r), &u, st, (int)(rd_u8(r) & 1), &wr, scratch);
+            qt_weights_qp_update(w, nw, wq, &wr, rd_unit(r, 0.0f, 1.0f));
             break;
         }
         case 4: {
@@ -337,7 +338,7 @@ static void fuzz_conv(rd_t *r) {
             size_t need = 4 * ((size_t)g.in_ch * g.k_h * g.k_w + (size_t)g.out_ch);
             uint8_t *s2 = (size_t)sl >= need ? scratch : xalloc(need);
             (t ? conv_transpose2d_update_mixed : conv2d_update_mixed)(&g, e, x, (int32_t)rd_u8(r), rd_scale(r), w,
-                b, rd_scale(r), sel, k, &u, st, nr, s2);
+                b, rd_scale(r), sel, k, &u, st, &wr, s2);
             break;
         }
         case 8: {
@@ -389,6 +390,7 @@ static void fuzz_conv(rd_t *r) {
 static void fuzz_dense(rd_t *r) {
     int32_t m = rd_range(r, 1, 40), n = rd_range(r, 1, 300), k;
     int32_t nr[2];
+    qt_wrange_t wr;
     uint32_t rng;
     switch (rd_u8(r) % 14) {
         case 0: {
@@ -424,8 +426,8 @@ static void fuzz_dense(rd_t *r) {
             int32_t *b = (rd_u8(r) & 1) ? i32_buf(r, (size_t)m) : NULL;
             const int32_t *rows = sel_buf(r, m, &k, 1);
             float *st = state_buf(r, m);
-            dense_update_u8(e, x, w, b, m, n, rows, k, &d, &u, st, nr);
-            qt_weights_qp_update(w, (size_t)m * n, wq, nr, rd_unit(r, 0.0f, 1.0f));
+            dense_update_u8(e, x, w, b, m, n, rows, k, &d, &u, st, &wr);
+            qt_weights_qp_update(w, (size_t)m * n, wq, &wr, rd_unit(r, 0.0f, 1.0f));
             break;
         }
         case 4: {
@@ -441,7 +443,7 @@ static void fuzz_dense(rd_t *r) {
             uint8_t *w = u8_buf(r, (size_t)m * n);
             int32_t *g = i32_buf(r, (size_t)m * n);
             float *st = state_buf(r, m);
-            qt_update_rows_u8(w, g, m, n, rd_scale(r), &u, st, (int)(rd_u8(r) & 1), nr);
+            qt_update_rows_u8(w, g, m, n, rd_scale(r), &u, st, (int)(rd_u8(r) & 1), &wr);
             if (rd_u8(r) & 1) {
                 int32_t *b = i32_buf(r, (size_t)m), *gb = i32_buf(r, (size_t)m);
                 const int32_t *rows = sel_buf(r, m, &k, 1);
@@ -449,7 +451,7 @@ static void fuzz_dense(rd_t *r) {
                 qt_update_bias_i32(b, e ? NULL : gb, e, (int32_t)rd_u8(r), m, rows, k, rd_scale(r), rd_scale(r),
                     &u, st, (int)(rd_u8(r) & 1));
             }
-            qt_weights_qp_update(w, (size_t)m * n, wq, nr, rd_unit(r, 0.0f, 1.0f));
+            qt_weights_qp_update(w, (size_t)m * n, wq, &wr, rd_unit(r, 0.0f, 1.0f));
             break;
         }
         case 6: {
@@ -489,7 +491,7 @@ static void fuzz_dense(rd_t *r) {
             int32_t *b = (rd_u8(r) & 1) ? i32_buf(r, (size_t)m) : NULL;
             const int32_t *rows = sel_buf(r, m, &k, 1);
             float *st = state_buf(r, m);
-            dense_update_mixed(e, x, (int32_t)rd_u8(r), rd_scale(r), w, b, rd_scale(r), m, n, rows, k, &u, st, nr);
+            dense_update_mixed(e, x, (int32_t)rd_u8(r), rd_scale(r), w, b, rd_scale(r), m, n, rows, k, &u, st, &wr);
             break;
         }
         case 11: {
@@ -513,7 +515,7 @@ static void fuzz_dense(rd_t *r) {
             qt_update_t u = upd(r, &rng, wq);
             uint8_t *w = u8_buf(r, (size_t)m * n);
             int32_t *b = gb ? i32_buf(r, (size_t)m) : NULL;
-            update_rows_mixed(w, g, b, gb, rd_scale(r), m, n, &u, state_buf(r, m), nr);
+            update_rows_mixed(w, g, b, gb, rd_scale(r), m, n, &u, state_buf(r, m), &wr);
             break;
         }
         default: {

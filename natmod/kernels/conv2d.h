@@ -131,12 +131,12 @@ void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_
 // is formed in scratch and handed to qt_update_rows_u8 with that filter's
 // (mu, sigma) state; then the biases of the selected filters (per tensor,
 // qt_update_bias_i32).  s_g = s_e s_x, s_gb = s_e, s_b the bias scale (b may
-// be NULL).  new_range: min/max of the new weights in steps (update.h).  The
+// be NULL).  new_range: what the update saw of the new weights (qt_wrange_t, update.h).  The
 // caller then runs qt_weights_qp_update and counts the step in state[0].
 void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
-    int32_t new_range[2], uint8_t *scratch);
+    qt_wrange_t *new_range, uint8_t *scratch);
 
 // ---- mixed (uint8 forward, float32 errors) ----------------------------------
 // e: float dL/dy; y (uint8 forward output, may be NULL) with zero_y = fused
@@ -153,6 +153,6 @@ void conv2d_grad_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x
 // tensor; counts the step in state[0].  new_range as conv2d_update_u8.
 void conv2d_update_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x, int32_t zero_x,
     float s_x, uint8_t *w, int32_t *b, float s_b, const int32_t *sel, int32_t n_sel,
-    const qt_update_t *u, float *state, int32_t new_range[2], uint8_t *scratch);
+    const qt_update_t *u, float *state, qt_wrange_t *new_range, uint8_t *scratch);
 
 #endif

@@ -79,6 +79,13 @@ void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zer
 void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small_sum,
     const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
     int32_t *out, int32_t ostride, int accumulate, uint32_t *work);
+// Two small maps against the same rows (out0, out1 as out above, not
+// accumulated): on the M4 each row is loaded and split into lanes once for
+// both; elsewhere two qt_conv_corr_rows_u8 calls.  work: qt_conv_corr2_work_bytes(n).
+void qt_conv_corr2_rows_u8(const uint8_t *small0, const uint8_t *small1, int32_t zero_s, int32_t sum0,
+    int32_t sum1, const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
+    int32_t *out0, int32_t *out1, int32_t ostride, uint32_t *work);
+int32_t qt_conv_corr2_work_bytes(int32_t n);
 // R plain rows of n bytes in the block layout the dot products read: copied
 // into dst (R n bytes) on the M0, where groups of four are interleaved;
 // src itself elsewhere.

@@ -204,35 +204,29 @@ void conv_transpose2d_grad_mixed(const qt_conv_geom_t *t, const float *e, const 
 // step in state[0]).  Bit-identical to conv*_grad_mixed + update_rows_mixed.
 QT_CONV_NO_LIBCALLS
 static void update_row_mixed(uint8_t *wrow, float *grow, int32_t len, const qt_update_t *u,
-    float *state, int32_t f, int32_t *range) {
+    float *state, int32_t f, qt_wrange_t *range) {
     float view[QT_STD_STATE_HDR + 2];
     for (int32_t t = 0; t < QT_STD_STATE_HDR; t++) {
         view[t] = state[t];
     }
     view[QT_STD_STATE_HDR] = state[QT_STD_STATE_HDR + 2 * f];
     view[QT_STD_STATE_HDR + 1] = state[QT_STD_STATE_HDR + 2 * f + 1];
-    int32_t r[2];
-    update_rows_mixed(wrow, grow, NULL, NULL, 1.0f, 1, len, u, view, r);
+    qt_wrange_t r;
+    update_rows_mixed(wrow, grow, NULL, NULL, 1.0f, 1, len, u, view, &r);
     state[QT_STD_STATE_HDR + 2 * f] = view[QT_STD_STATE_HDR];
     state[QT_STD_STATE_HDR + 2 * f + 1] = view[QT_STD_STATE_HDR + 1];
-    if (r[0] < range[0]) {
-        range[0] = r[0];
-    }
-    if (r[1] > range[1]) {
-        range[1] = r[1];
-    }
+    qt_wrange_merge(range, &r);
 }
 
 QT_CONV_NO_LIBCALLS
 void conv2d_update_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x, int32_t zero_x,
     float s_x, uint8_t *w, int32_t *b, float s_b, const int32_t *sel, int32_t n_sel,
-    const qt_update_t *u, float *state, int32_t new_range[2], uint8_t *scratch) {
+    const qt_update_t *u, float *state, qt_wrange_t *new_range, uint8_t *scratch) {
     const int32_t KK = g->k_h * g->k_w, CKK = g->in_ch * KK, O = g->out_ch;
     const int32_t OHW = g->out_h * g->out_w;
     float *grow = (float *)(void *)scratch;
     float *gb = grow + CKK;
-    new_range[0] = INT32_MAX;
-    new_range[1] = INT32_MIN;
+    qt_wrange_init(new_range);
     for (int32_t o = 0; o < O; o++) {
         gb[o] = 0.0f;
     }
@@ -246,14 +240,17 @@ void conv2d_update_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t 
         qt_conv_bias_grad_f32(e, OHW, gb, &o, 1, O);
         update_row_mixed(w + o * CKK, grow, CKK, u, state, o, new_range);
     }
-    int32_t r[2];
-    update_rows_mixed(w, grow, b, gb, s_b, O, 0, u, state, r);
+    qt_wrange_t r;
+    update_rows_mixed(w, grow, b, gb, s_b, O, 0, u, state, &r);
+    if (!qt_rows_distinct(sel, n)) {
+        new_range->n = 0;
+    }
 }
 
 QT_CONV_NO_LIBCALLS
 void conv_transpose2d_update_mixed(const qt_conv_geom_t *t, const float *e, const uint8_t *x,
     int32_t zero_x, float s_x, uint8_t *w, int32_t *b, float s_b, const int32_t *sel, int32_t n_sel,
-    const qt_update_t *u, float *state, int32_t new_range[2], uint8_t *scratch) {
+    const qt_update_t *u, float *state, qt_wrange_t *new_range, uint8_t *scratch) {
     qt_conv_geom_t g;
     qt_conv_geom_swap(t, &g);
     const int32_t KK = t->k_h * t->k_w, CI = t->in_ch, CO = t->out_ch, CKK = CI * KK;
@@ -261,8 +258,7 @@ void conv_transpose2d_update_mixed(const qt_conv_geom_t *t, const float *e, cons
     float *grow = (float *)(void *)scratch;
     float *gb = grow + CKK;
     uint8_t *wrow = (uint8_t *)(gb + CO);
-    new_range[0] = INT32_MAX;
-    new_range[1] = INT32_MIN;
+    qt_wrange_init(new_range);
     for (int32_t c = 0; c < CO; c++) {
         gb[c] = 0.0f;
     }
@@ -289,6 +285,9 @@ void conv_transpose2d_update_mixed(const qt_conv_geom_t *t, const float *e, cons
             }
         }
     }
-    int32_t r[2];
-    update_rows_mixed(w, grow, b, gb, s_b, CO, 0, u, state, r);
+    qt_wrange_t r;
+    update_rows_mixed(w, grow, b, gb, s_b, CO, 0, u, state, &r);
+    if (!qt_rows_distinct(sel, n)) {
+        new_range->n = 0;
+    }
 }

@@ -861,6 +861,98 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
     }
 }
 
+int32_t qt_conv_corr2_work_bytes(int32_t n) {
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    return 4 * align4(n) + 8;
+#else
+    return lanes_bytes(n);
+#endif
+}
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4: one row against two vectors whose lanes are interleaved per 4
+// values as (v0 02, v0 13, v1 02, v1 13): per 4 columns one LDR and two
+// UXTB16 of the row, one LDM of the four lane words, four SMLAD (8 MACs),
+// 9 instructions per 8 MACs with the loop unrolled twice.  Row pairs
+// against one vector (dot2x_u8) take ~12.  (GCC's loop took 12 here.)
+#define QT_MAC1X2 \
+    "ldr %[x], [%[pa]], #4\n\t" \
+    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
+    "uxtb16 %[t], %[x]\n\t" \
+    "uxtb16 %[x], %[x], ror #8\n\t" \
+    "smlad %[s0], %[t], %[q0], %[s0]\n\t" \
+    "smlad %[s1], %[t], %[q2], %[s1]\n\t" \
+    "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
+    "smlad %[s1], %[x], %[q3], %[s1]\n\t"
+static inline void dot1x2_u8(const uint8_t *a, const uint8_t *b0, const uint8_t *b1, const uint32_t *bx,
+    int32_t n, uint32_t *r0, uint32_t *r1) {
+    int32_t s0 = 0, s1 = 0;
+    const int32_t n8 = n & ~7, n4 = n & ~3;
+    const uint8_t *pa = a;
+    const uint32_t *pb = bx;
+    uint32_t x, t;
+    // LDM fills registers in ascending number order: pin the four.
+    register uint32_t q0 __asm__("r8"), q1 __asm__("r9"), q2 __asm__("r10"), q3 __asm__("r12");
+    if (n8) {
+        const uint8_t *end = a + n8;
+        __asm__ volatile(
+            "1:\n\t"
+            QT_MAC1X2
+            QT_MAC1X2
+            "cmp %[pa], %[end]\n\t"
+            "bne 1b\n\t"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [t] "=&r"(t),
+            [q0] "=&r"(q0), [q1] "=&r"(q1), [q2] "=&r"(q2), [q3] "=&r"(q3)
+            : [end] "r"(end)
+            : "cc", "memory");
+    }
+    if (n4 != n8) {
+        __asm__ volatile(
+            QT_MAC1X2
+            : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [t] "=&r"(t),
+            [q0] "=&r"(q0), [q1] "=&r"(q1), [q2] "=&r"(q2), [q3] "=&r"(q3)
+            :
+            : "memory");
+    }
+#undef QT_MAC1X2
+    uint32_t acc0 = (uint32_t)s0, acc1 = (uint32_t)s1;
+    for (int32_t i = n4; i < n; i++) {
+        acc0 += (uint32_t)a[i] * b0[i];
+        acc1 += (uint32_t)a[i] * b1[i];
+    }
+    *r0 = acc0;
+    *r1 = acc1;
+}
+#endif
+
+void qt_conv_corr2_rows_u8(const uint8_t *small0, const uint8_t *small1, int32_t zero_s, int32_t sum0,
+    int32_t sum1, const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
+    int32_t *out0, int32_t *out1, int32_t ostride, uint32_t *work) {
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    const uint32_t zs = (uint32_t)zero_s, zb = (uint32_t)zero_b;
+    uint32_t *bx = work;
+    for (int32_t i = 0; i + 4 <= n; i += 4, bx += 4) {
+        const uint32_t v0 = ld32u(small0 + i), v1 = ld32u(small1 + i);
+        bx[0] = (uint32_t)lanes02(v0);
+        bx[1] = (uint32_t)lanes13(v0);
+        bx[2] = (uint32_t)lanes02(v1);
+        bx[3] = (uint32_t)lanes13(v1);
+    }
+    const uint32_t nzz = (uint32_t)n * zs * zb;
+    const uint32_t c0 = nzz - zb * (uint32_t)sum0, c1 = nzz - zb * (uint32_t)sum1;
+    for (int32_t r = 0; r < nrows; r++, cols += n) {
+        uint32_t d0, d1;
+        dot1x2_u8(cols, small0, small1, work, n, &d0, &d1);
+        const uint32_t zc = zs * (uint32_t)colsum[r];
+        out0[r * ostride] = (int32_t)(d0 - zc + c0);
+        out1[r * ostride] = (int32_t)(d1 - zc + c1);
+    }
+#else
+    qt_conv_corr_rows_u8(small0, zero_s, sum0, cols, colsum, zero_b, nrows, n, out0, ostride, 0, work);
+    qt_conv_corr_rows_u8(small1, zero_s, sum1, cols, colsum, zero_b, nrows, n, out1, ostride, 0, work);
+#endif
+}
+
 QT_CONV_NO_LIBCALLS
 const uint8_t *qt_conv_block_rows_u8(const uint8_t *src, int32_t R, int32_t n, uint8_t *dst) {
 #if QT_CONV_ROWS4
@@ -969,36 +1061,29 @@ void conv2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_
     }
 }
 
-static inline void merge_range(int32_t *acc, const int32_t *r) {
-    if (r[0] < acc[0]) {
-        acc[0] = r[0];
-    }
-    if (r[1] > acc[1]) {
-        acc[1] = r[1];
-    }
-}
-
 void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
-    int32_t new_range[2], uint8_t *scratch) {
+    qt_wrange_t *new_range, uint8_t *scratch) {
     const int32_t CKK = g->in_ch * g->k_h * g->k_w, SHW = g->out_h * g->out_w;
     int32_t *colsum;
     const uint8_t *cols = conv2d_grad_prepare_u8(g, x, zero_x, scratch, &colsum);
     int32_t *grow = (int32_t *)(void *)(scratch + 4 * CKK + align4(CKK * SHW));
     int32_t *gb = grow + CKK;
     uint32_t *work = (uint32_t *)(void *)(gb + g->out_ch);
-    new_range[0] = INT32_MAX;
-    new_range[1] = INT32_MIN;
+    qt_wrange_init(new_range);
     const int32_t n = sel ? n_sel : g->out_ch;
     for (int32_t j = 0; j < n; j++) {
         const int32_t o = sel ? sel[j] : j;
         gb[o] = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, grow, 0, work);
         // One row: state + 2*o puts this filter's (mu, sigma) where
         // qt_update_rows_u8 reads row 0's (per-row mode reads no header).
-        int32_t r[2];
-        qt_update_rows_u8(w + o * CKK, grow, 1, CKK, s_g, u, state + 2 * o, first, r);
-        merge_range(new_range, r);
+        qt_wrange_t r;
+        qt_update_rows_u8(w + o * CKK, grow, 1, CKK, s_g, u, state + 2 * o, first, &r);
+        qt_wrange_merge(new_range, &r);
+    }
+    if (!qt_rows_distinct(sel, n)) {
+        new_range->n = 0;
     }
     if (b) {
         qt_update_bias_i32(b, gb, NULL, 0, g->out_ch, sel ? sel : NULL, n, s_gb, s_b, u, state, first);

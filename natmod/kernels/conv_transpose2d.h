@@ -60,7 +60,7 @@ void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *g, const uint8_t *e, int
 void conv_transpose2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
-    int32_t new_range[2], uint8_t *scratch);
+    qt_wrange_t *new_range, uint8_t *scratch);
 
 // mixed mode, as conv2d.h.
 void conv_transpose2d_backward_mixed(const qt_conv_geom_t *g, float *e, const uint8_t *y,
@@ -70,7 +70,7 @@ void conv_transpose2d_grad_mixed(const qt_conv_geom_t *g, const float *e, const 
     int32_t zero_x, float s_x, float *gw, float *gb, const int32_t *sel, int32_t n_sel);
 void conv_transpose2d_update_mixed(const qt_conv_geom_t *g, const float *e, const uint8_t *x,
     int32_t zero_x, float s_x, uint8_t *w, int32_t *b, float s_b, const int32_t *sel, int32_t n_sel,
-    const qt_update_t *u, float *state, int32_t new_range[2], uint8_t *scratch);
+    const qt_update_t *u, float *state, qt_wrange_t *new_range, uint8_t *scratch);
 
 // dst[j][i][:] = src[i][j][:] (src a x b x inner): PyTorch [in][out][kh][kw]
 // <-> filter-major [out][in][kh][kw] for weights (uint8) or gradients

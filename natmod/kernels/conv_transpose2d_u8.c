@@ -38,7 +38,7 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
     // gradient + the fused update's row (int32 grow, uint8 weights, int32 gb)
     const int32_t CKK = t->in_ch * t->k_h * t->k_w;
     int32_t grad = conv_transpose2d_grad_scratch_u8(t) + 4 * CKK + align4(CKK) + 4 * t->out_ch
-                   + 2 * align4(t->in_h * t->in_w) + 8;
+                   + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
     int32_t n = fwd > bwd ? fwd : bwd;
     return n > grad ? n : grad;
 }
@@ -70,7 +70,13 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     int32_t *colsum = (int32_t *)(void *)work;
     uint8_t *cols = work + 4 * KK;
     qt_conv_cols_u8(&g, ec, zero_e, cols, colsum, 0, 0);
-    for (int32_t r = 0; r < KK; r++) {
+    // Taps in pairs: on the M4 each input row is then read once per two taps.
+    int32_t r = 0;
+    for (; r + 2 <= KK; r += 2) {
+        qt_conv_corr2_rows_u8(cols + r * IHW, cols + (r + 1) * IHW, zero_e, colsum[r], colsum[r + 1], xrows,
+            xsum, zero_x, t->in_ch, IHW, grow + r, grow + r + 1, KK, lanes);
+    }
+    if (r < KK) {
         qt_conv_corr_rows_u8(cols + r * IHW, zero_e, colsum[r], xrows, xsum, zero_x, t->in_ch, IHW,
             grow + r, KK, 0, lanes);
     }
@@ -107,7 +113,7 @@ QT_CONV_NO_LIBCALLS
 void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
-    int32_t new_range[2], uint8_t *scratch) {
+    qt_wrange_t *new_range, uint8_t *scratch) {
     const int32_t KK = t->k_h * t->k_w, CO = t->out_ch, CI = t->in_ch, CKK = CI * KK;
     int32_t *xsum = (int32_t *)(void *)scratch;
     uint8_t *work = scratch + 4 * CI;
@@ -116,8 +122,7 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
     int32_t *gb = (int32_t *)(void *)(wrow + align4(CKK));
     uint32_t *lanes = (uint32_t *)(void *)(gb + CO);
     const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(t, x, xsum, work);
-    new_range[0] = INT32_MAX;
-    new_range[1] = INT32_MIN;
+    qt_wrange_init(new_range);
     const int32_t n = sel ? n_sel : CO;
     for (int32_t j = 0; j < n; j++) {
         const int32_t co = sel ? sel[j] : j;
@@ -128,20 +133,18 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
                 wrow[ci * KK + r] = src[r];
             }
         }
-        int32_t r2[2];
-        qt_update_rows_u8(wrow, grow, 1, CKK, s_g, u, state + 2 * co, first, r2);
+        qt_wrange_t r2;
+        qt_update_rows_u8(wrow, grow, 1, CKK, s_g, u, state + 2 * co, first, &r2);
         for (int32_t ci = 0; ci < CI; ci++) {
             uint8_t *dst = w + (ci * CO + co) * KK;
             for (int32_t r = 0; r < KK; r++) {
                 dst[r] = wrow[ci * KK + r];
             }
         }
-        if (r2[0] < new_range[0]) {
-            new_range[0] = r2[0];
-        }
-        if (r2[1] > new_range[1]) {
-            new_range[1] = r2[1];
-        }
+        qt_wrange_merge(new_range, &r2);
+    }
+    if (!qt_rows_distinct(sel, n)) {
+        new_range->n = 0;
     }
     if (b) {
         qt_update_bias_i32(b, gb, NULL, 0, CO, sel ? sel : NULL, n, s_gb, s_b, u, state, first);

@@ -953,7 +953,7 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
 
 void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b, int32_t m, int32_t n,
     const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
-    int32_t new_range[2]) {
+    qt_wrange_t *new_range) {
     const int32_t zx = d->zx, ze = d->ze;
     int32_t cnt = rows ? k : m;
     const int first = !(state[0] > 0.0f);
@@ -973,6 +973,9 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     }
     const float sdx = qt_sqrt_f32(varx);
     const float s_g = d->s_e * d->s_x;
+    // Per tensor every row with an error is updated (unless the sigma guard
+    // stops them all); per row the count is not kept (the range scan runs).
+    new_range->n = 0;
     if (!u->per_row) {
         int32_t se = 0, kk = 0;
         uint32_t see = 0;
@@ -984,6 +987,7 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
                 kk++;
             }
         }
+        new_range->n = qt_rows_distinct(rows, cnt) ? kk * n : 0;
         if (kk) {
             float fk = (float)kk;
             float me = (float)se / fk;
@@ -1007,6 +1011,7 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     if (!u->per_row) {
         if (!(state[2] > 0.0f)) {
             cnt = 0;                    // sigma guard: no update at all
+            new_range->n = 0;
         } else {
             float c = u->lr / (u->s_w * state[2]);
             Kt = qt_fixmul_from_f32(c * s_g * 65536.0f);
@@ -1051,8 +1056,8 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
         bias_update_rank1(b, e, ze, m, rows, k, d->s_e, d->s_b, u, state, first);
     }
     state[0] += 1.0f;
-    new_range[0] = qmin;
-    new_range[1] = qmax;
+    new_range->lo = qmin;
+    new_range->hi = qmax;
 }
 
 void dense_grad_acc_u8(const uint8_t *e, const uint8_t *x, int32_t *g, int32_t *gb, int32_t m,

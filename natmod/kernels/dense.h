@@ -74,7 +74,7 @@ typedef struct {
 
 void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b, int32_t m, int32_t n,
     const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
-    int32_t new_range[2]);
+    qt_wrange_t *new_range);
 
 // The row loops of the batch-1 update (shared with the mixed mode):
 // v_j = w_j + ((rb [+ r_j] - A x_j) >> 16) clamped to 0..255, the exact min/max
@@ -115,7 +115,7 @@ void dense_update_f32(const float *e, const float *x, float *w, float *b, int32_
 // the uint8 integer row loops with per-row constants from the float error.
 void dense_update_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x, uint8_t *w, int32_t *b,
     float s_b, int32_t m, int32_t n, const int32_t *rows, int32_t k, const qt_update_t *u, float *state,
-    int32_t new_range[2]);
+    qt_wrange_t *new_range);
 // Batch > 1: g += e x^T, gb += e (float buffers); update_rows_f32 applies and zeroes.
 void dense_grad_acc_f32(const float *e, const float *x, float *g, float *gb, int32_t m, int32_t n,
     const int32_t *rows, int32_t k);
@@ -127,4 +127,4 @@ void update_rows_f32(float *w, float *g, float *b, float *gb, int32_t rows_total
 void dense_grad_acc_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x, float *g, float *gb,
     int32_t m, int32_t n, const int32_t *rows, int32_t k);
 void update_rows_mixed(uint8_t *w, float *g, int32_t *b, float *gb, float s_b, int32_t rows_total,
-    int32_t len, const qt_update_t *u, float *state, int32_t new_range[2]);
+    int32_t len, const qt_update_t *u, float *state, qt_wrange_t *new_range);

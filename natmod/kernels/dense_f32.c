@@ -214,7 +214,7 @@ void dense_update_f32(const float *e, const float *x, float *w, float *b, int32_
 
 void dense_update_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x, uint8_t *w, int32_t *b,
     float s_b, int32_t m, int32_t n, const int32_t *rows, int32_t k, const qt_update_t *u, float *state,
-    int32_t new_range[2]) {
+    qt_wrange_t *new_range) {
     // Gradient g_ij = e_i s_x (x_j - z_x): statistics as in the float path on
     // the real x; the row loops are the uint8 ones (dense.c) with
     // A = round(2^16 c s_x e_i), B = round(2^16 c mu), in weight steps.
@@ -234,7 +234,7 @@ void dense_update_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x,
     if (!u->per_row) {
         rank1_tensor_stats(e, m, rows, k, mx, mxx, u, state, first);
     }
-    int32_t qmin = INT32_MAX, qmax = INT32_MIN;
+    int32_t qmin = INT32_MAX, qmax = INT32_MIN, updated = 0;
     int32_t cnt = rows ? k : m;
     const int32_t r0 = u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
     for (int32_t t = 0; t < cnt; t++) {
@@ -265,13 +265,15 @@ void dense_update_mixed(const float *e, const uint8_t *x, int32_t zx, float s_x,
             int32_t r = u->rounding == QT_ROUND_STOCH_ROW ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
             dense_update_row_det_u8(wr, x, n, A, r + B + A * zx, &qmin, &qmax);
         }
+        updated += n;
     }
     if (b) {
         bias_update_from_f32(NULL, b, s_b, e, m, rows, k, u, 0, state, first);
     }
     state[0] += 1.0f;
-    new_range[0] = qmin;
-    new_range[1] = qmax;
+    new_range->lo = qmin;
+    new_range->hi = qmax;
+    new_range->n = qt_rows_distinct(rows, cnt) ? updated : 0;
 }
 
 void dense_grad_acc_f32(const float *e, const float *x, float *g, float *gb, int32_t m, int32_t n,
@@ -380,10 +382,10 @@ void dense_grad_acc_mixed(const float *e, const uint8_t *x, int32_t zx, float s_
 }
 
 void update_rows_mixed(uint8_t *w, float *g, int32_t *b, float *gb, float s_b, int32_t rows_total,
-    int32_t len, const qt_update_t *u, float *state, int32_t new_range[2]) {
+    int32_t len, const qt_update_t *u, float *state, qt_wrange_t *new_range) {
     const int first = !(state[0] > 0.0f);
     const float fl = (float)len;
-    int32_t qmin = INT32_MAX, qmax = INT32_MIN;
+    int32_t qmin = INT32_MAX, qmax = INT32_MIN, updated = 0;
     if (!u->per_row) {
         float s = 0.0f, sq = 0.0f;
         int32_t nrows = 0;
@@ -441,6 +443,7 @@ void update_rows_mixed(uint8_t *w, float *g, int32_t *b, float *gb, float s_b, i
                 qmax = q > qmax ? q : qmax;
                 wr[j] = qt_clamp_u8(q, 0);
             }
+            updated += len;
         }
         qt_fill_f32(gr, (size_t)len, 0.0f);
     }
@@ -451,6 +454,7 @@ void update_rows_mixed(uint8_t *w, float *g, int32_t *b, float *gb, float s_b, i
         qt_fill_f32(gb, (size_t)rows_total, 0.0f);
     }
     state[0] += 1.0f;
-    new_range[0] = qmin;
-    new_range[1] = qmax;
+    new_range->lo = qmin;
+    new_range->hi = qmax;
+    new_range->n = updated;
 }

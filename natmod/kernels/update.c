@@ -15,6 +15,15 @@ void qt_std_blend(float *st, float mu, float sig, float alpha, int first) {
     }
 }
 
+int qt_rows_distinct(const int32_t *rows, int32_t k) {
+    for (int32_t t = 1; rows && t < k; t++) {
+        if (rows[t] <= rows[t - 1]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static float clampf(float v, float lim) {
     return v > lim ? lim : (v < -lim ? -lim : v);
 }
@@ -541,8 +550,8 @@ static float var_of(int64_t sum, float sq, float cnt, float *mean) {
 }
 
 void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, float s_g,
-    const qt_update_t *u, float *state, int first, int32_t new_range[2]) {
-    int32_t qmin = INT32_MAX, qmax = INT32_MIN;
+    const qt_update_t *u, float *state, int first, qt_wrange_t *new_range) {
+    int32_t qmin = INT32_MAX, qmax = INT32_MIN, updated = 0;
     float fl = (float)len;
     qt_row_stats_t rs;
     uint32_t amax = 0;
@@ -607,11 +616,13 @@ void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, 
                 int32_t r = u->rounding == QT_ROUND_STOCH_ROW ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
                 update_row_g32(wr, gr, len, &K, B + r, NULL, &qmin, &qmax);
             }
+            updated += len;
         }
         qt_fill_i32(gr, (size_t)len, 0);
     }
-    new_range[0] = qmin;
-    new_range[1] = qmax;
+    new_range->lo = qmin;
+    new_range->hi = qmax;
+    new_range->n = updated;
 }
 
 // The stored weights' extremes merged into [*plo, *phi] (0 <= *plo <= *phi
@@ -697,19 +708,24 @@ static void stored_range_u8(const uint8_t *w, size_t n, int32_t *plo, int32_t *p
 // after 2 epochs at lmin 0.1).  Their range is found by scanning the stored
 // bytes (exact, no state to keep in step with the weights; the updated rows'
 // clamped values never extend the range, so scanning them too changes
-// nothing).  A step that updated nothing observes nothing, as before.
-int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const int32_t new_range[2], float tau) {
+// nothing).  A step that updated nothing observes nothing, as before.  When
+// the update covered every weight, each stored value is the clamp of a new
+// one, so the stored range is the clamped new range: no scan (the same bits).
+int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau) {
     float s = wq[QT_QP_SCALE];
     int32_t z = (int32_t)wq[QT_QP_ZERO];
     int32_t qlo = 0, qhi = 255;     // stored extremes (known when something was updated)
-    if (new_range[0] <= new_range[1]) {
-        int32_t lo = new_range[0] < 0 ? 0 : (new_range[0] > 255 ? 255 : new_range[0]);
-        int32_t hi = new_range[1] < 0 ? 0 : (new_range[1] > 255 ? 255 : new_range[1]);
-        stored_range_u8(w, n, &lo, &hi);
+    const int32_t nlo = new_range->lo, nhi = new_range->hi;
+    if (nlo <= nhi) {
+        int32_t lo = nlo < 0 ? 0 : (nlo > 255 ? 255 : nlo);
+        int32_t hi = nhi < 0 ? 0 : (nhi > 255 ? 255 : nhi);
+        if ((size_t)new_range->n < n) {
+            stored_range_u8(w, n, &lo, &hi);
+        }
         qlo = lo;
         qhi = hi;
-        lo = lo < new_range[0] ? lo : new_range[0];
-        hi = hi > new_range[1] ? hi : new_range[1];
+        lo = lo < nlo ? lo : nlo;
+        hi = hi > nhi ? hi : nhi;
         qt_qp_observe(wq, s * (float)(lo - z), s * (float)(hi - z));
     }
     qt_qp_update(wq);

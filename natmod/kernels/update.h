@@ -65,6 +65,33 @@ static inline int32_t qt_round_offset(const qt_update_t *u) {
     return u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
 }
 
+// What an update saw of its new weights: the exact min/max of the new values
+// in weight steps (before clamping; lo > hi: nothing was updated) and how many
+// weights they are.  When that is every weight of the tensor, the stored
+// range is [clamp(lo), clamp(hi)] and qt_weights_qp_update needs no scan.
+typedef struct {
+    int32_t lo, hi;
+    int32_t n;
+} qt_wrange_t;
+
+static inline void qt_wrange_init(qt_wrange_t *r) {
+    r->lo = INT32_MAX;
+    r->hi = INT32_MIN;
+    r->n = 0;
+}
+
+static inline void qt_wrange_merge(qt_wrange_t *acc, const qt_wrange_t *r) {
+    acc->lo = r->lo < acc->lo ? r->lo : acc->lo;
+    acc->hi = r->hi > acc->hi ? r->hi : acc->hi;
+    acc->n += r->n;
+}
+
+// 1 if rows (a selection of k structures; NULL = all) names each structure
+// at most once, i.e. is strictly ascending as select_topk writes it.  A
+// caller's list may repeat a row; the weights an update covered are then
+// fewer than its count says, so the count is not used (n = 0).
+int qt_rows_distinct(const int32_t *rows, int32_t k);
+
 // Smooth (mu, sigma) into state[0..1] (first: take as is); returns nothing.
 void qt_std_blend(float *st, float mu, float sig, float alpha, int first);
 
@@ -82,15 +109,16 @@ void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t
 // conversion per row), then w += (r + B - round(K g)) >> 16 in Q16 fixed
 // point with g rounded to 15 bits per row (per tensor when standardizing per
 // tensor) and K to a 16-bit mantissa, so K g is one 32-bit multiply (see
-// update.c for the exact definition the golden model mirrors).  new_range[0..1]: exact min/max of the new values in weight steps
-// (before clamping), INT32_MAX/INT32_MIN if nothing was updated.
+// update.c for the exact definition the golden model mirrors).  new_range: what
+// the update saw of the new values (qt_wrange_t).
 void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, float s_g,
-    const qt_update_t *u, float *state, int first, int32_t new_range[2]);
+    const qt_update_t *u, float *state, int first, qt_wrange_t *new_range);
 
-// After an update: record the new range (weight steps, relative to z_w) in wq,
+// After an update: record the range of all n weights in wq (the new values
+// of new_range, and the stored values of the weights it does not cover),
 // apply the moving average (alpha in wq[4]) and, if the scale moved by more
 // than tau (relative), re-map the n stored weights to the new (s, z); else keep
 // s and only shift z (lossless but for clamping).  Returns 1 if re-mapped.
-int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const int32_t new_range[2], float tau);
+int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau);
 
 #endif
