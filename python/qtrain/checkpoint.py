@@ -241,8 +241,7 @@ def _candidates(path):
 
 # The reader (verify, latest, peek, load, commit) is in
 # qtrain.checkpoint_read: a fresh training run saves but never reads.
-_READER = ("verify", "latest", "_latest", "peek", "load", "commit", "commit_interrupted", "_entries",
-           "_read_value")
+_READER = ("verify", "latest", "_latest", "peek", "load", "commit", "_entries", "_read_value")
 # Declared for type checkers (bare annotations compile to nothing in MicroPython).
 verify: "Any"
 latest: "Any"

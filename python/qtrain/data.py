@@ -19,6 +19,9 @@ Permutation(n, seed, e).at(p), a keyed 4-round Feistel bijection over the
 next even power of two >= n, cycle-walked into [0, n).  The host tools
 compute the same order (qtrain_host.stream.Permutation).
 """
+if False:  # for type checkers only; compiled away
+    from typing import Any
+
 import errno  # here, not in _mount_begin: `errno` is looked up on the filesystem first (the mount)
 
 try:
@@ -234,6 +237,30 @@ class Stream:
     epoch, pos (samples consumed in this epoch), index (file index of the
     last sample read), image (memoryview of its pixels), buf (the record).
     """
+
+    # Set by qtrain.data_open.open_stream (the header's checks and the
+    # reader's setup, a module of its own); declared for type checkers (bare
+    # annotations compile to nothing in MicroPython).
+    version: int
+    count: int
+    file_count: int
+    rows: int
+    cols: int
+    labelled: bool
+    classes: int
+    name: str
+    record_size: int
+    buf: "Any"
+    image: memoryview
+    verify: bool
+    shuffle: bool
+    seed: int
+    epoch: int
+    pos: int
+    index: int
+    perm: "Any"
+    _fpos: int
+    _hsize: int
 
     def __init__(self, path, shuffle=False, seed=0, verify=True, limit=None, buf=None):
         self.path = path
