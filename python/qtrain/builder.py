@@ -13,8 +13,8 @@ import sys
 import _qtrain as _q
 
 from . import heap_trace, release
-from .layers import (F32, MIXED, QP_LEN, U8, Conv2d, Dense, Options, Shared, _float_paths, dequantize,
-                     float_kernels, qparams, xs_len, zeros)
+from .layers import (F32, MIXED, MODES, QP_LEN, ROUNDING, U8, Conv2d, Dense, Options, Shared, _float_paths,
+                     dequantize, float_kernels, qparams, xs_len, zeros)
 from .losses import BernoulliOutput, GaussianLatent
 from .models import N_PIXELS, VAE, Sequential
 
@@ -92,6 +92,47 @@ def _init_weights(n, a, opt, seed):
     w = zeros("f", n)
     dequantize(w8, wq, w)
     return w, None
+
+
+_OPTION_FIELDS = ("lr", "alpha_norm", "per_row", "rounding", "tau", "alpha_a", "alpha_e", "alpha_w",
+                  "error_range", "dsgu", "seed", "mode")
+
+
+def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, alpha_w, error_range, dsgu,
+                 seed, mode):
+    """The body of layers.Options(...) (arguments as there)."""
+    if not 0 < lr <= 10:
+        raise ValueError("lr must be in (0, 10], got %r" % (lr,))
+    if rounding not in ROUNDING:
+        raise ValueError("rounding must be one of %s, got %r" % (sorted(ROUNDING), rounding))
+    if mode not in MODES:
+        raise ValueError("mode must be one of %s, got %r" % (MODES, mode))
+    if dsgu is not None:
+        lmin, lmax = dsgu
+        if not (0 < lmin <= lmax <= 1):
+            raise ValueError("dsgu=(lmin, lmax) needs 0 < lmin <= lmax <= 1, got %r" % (dsgu,))
+    opt.lr = lr
+    opt.alpha_norm = alpha_norm
+    opt.per_row = per_row
+    opt.rounding = rounding
+    opt.tau = tau
+    opt.alpha_a = alpha_a
+    opt.alpha_e = alpha_e
+    opt.alpha_w = alpha_w
+    opt.error_range = error_range
+    opt.dsgu = dsgu
+    opt.seed = seed
+    opt.mode = mode
+    opt.m = MODES.index(mode)  # U8, MIXED or F32
+
+
+def replace_options(opt, changes):
+    """The body of layers.Options.replace(**changes)."""
+    d = {}
+    for name in _OPTION_FIELDS:
+        d[name] = getattr(opt, name)
+    d.update(changes)
+    return Options(**d)
 
 
 def init_dense(layer, n_in, n_out, relu, opt, first, init_range, seed, own_scratch, ep):

@@ -103,41 +103,33 @@ class Options:
     seed          seeds weight init and stochastic rounding
     """
 
+    # Set by builder.init_options (the constructor's body, see Dense);
+    # declared for type checkers only.
+    lr: float
+    alpha_norm: float
+    per_row: bool
+    rounding: str
+    tau: float
+    alpha_a: float
+    alpha_e: float
+    alpha_w: float
+    error_range: float
+    dsgu: "Any"
+    seed: int
+    mode: str
+    m: int
+
     def __init__(self, lr=0.005, alpha_norm=0.15, per_row=False, rounding="stochastic",
                  tau=0.01, alpha_a=0.1, alpha_e=0.1, alpha_w=0.001, error_range=1.0,
                  dsgu=None, seed=1, mode="uint8"):
-        if not 0 < lr <= 10:
-            raise ValueError("lr must be in (0, 10], got %r" % (lr,))
-        if rounding not in ROUNDING:
-            raise ValueError("rounding must be one of %s, got %r" % (sorted(ROUNDING), rounding))
-        if mode not in MODES:
-            raise ValueError("mode must be one of %s, got %r" % (MODES, mode))
-        if dsgu is not None:
-            lmin, lmax = dsgu
-            if not (0 < lmin <= lmax <= 1):
-                raise ValueError("dsgu=(lmin, lmax) needs 0 < lmin <= lmax <= 1, got %r" % (dsgu,))
-        self.lr = lr
-        self.alpha_norm = alpha_norm
-        self.per_row = per_row
-        self.rounding = rounding
-        self.tau = tau
-        self.alpha_a = alpha_a
-        self.alpha_e = alpha_e
-        self.alpha_w = alpha_w
-        self.error_range = error_range
-        self.dsgu = dsgu
-        self.seed = seed
-        self.mode = mode
-        self.m = MODES.index(mode)  # U8, MIXED or F32
+        """ValueError naming the field for a value out of range (the checks
+        are builder.init_options: models are configured only to be built)."""
+        _builder().init_options(self, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, alpha_w,
+                                error_range, dsgu, seed, mode)
 
     def replace(self, **kw):
         """A copy with some fields changed (checked like the constructor)."""
-        d = dict(lr=self.lr, alpha_norm=self.alpha_norm, per_row=self.per_row,
-                 rounding=self.rounding, tau=self.tau, alpha_a=self.alpha_a,
-                 alpha_e=self.alpha_e, alpha_w=self.alpha_w, error_range=self.error_range,
-                 dsgu=self.dsgu, seed=self.seed, mode=self.mode)
-        d.update(kw)
-        return Options(**d)
+        return _builder().replace_options(self, kw)
 
     def flags(self):
         """Update flags: rounding | per_row << 2.  Float weights have no

@@ -114,3 +114,15 @@ def evaluate_head(head, path, limit=0):
     n = s.count
     s.close()
     return hit / n
+
+def evaluate_vae(vae, path, limit=0):
+    """Mean -ELBO (rec + KL, z = mu) over a stream."""
+    from .data import Stream
+    s = Stream(path, limit=limit or None)
+    tot = 0.0
+    for _ in s:
+        r, k = vae.evaluate(s.image)
+        tot += r + k
+    n = s.count
+    s.close()
+    return tot / n

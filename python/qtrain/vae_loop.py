@@ -88,36 +88,9 @@ def _checkpoint_code():
     return checkpoint
 
 
-def _resume(vae, cfg, st, out):
-    """Load the newest checkpoint of cfg['ckpt'] (if any) into the state `st`
-    of `vae`; -> (epoch, pos) to continue at, (0, 0) without one.  A
-    function of its own, like _save: a board loads each function's bytecode
-    into a block of its own, and train()'s must fit the heap the model leaves
-    (the ConvVAE at the Pico's real heap: ~1.1 KB)."""
-    checkpoint = _checkpoint_code()
-    try:
-        if not checkpoint.latest(cfg["ckpt"]):
-            return 0, 0
-        loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
-        if loaded["kind"] != cfg["model"]:
-            raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
-                             % (cfg["ckpt"], loaded["kind"], cfg["model"]))
-        vae.steps = loaded["steps"]
-        epoch, pos = loaded["epoch"], loaded["pos"]
-        out("resuming from %s at epoch %d, sample %d" % (cfg["ckpt"], epoch + 1, pos))
-        if checkpoint.commit(cfg["ckpt"]):   # a board copy: into the mount now, not at the next save
-            st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
-            checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
-        return epoch, pos
-    finally:
-        unload("checkpoint_read")   # the steps only write checkpoints (.latest, .load loaded it)
-
-
 def _save(vae, cfg, st, names, epoch, pos):
     """Checkpoint the training state `st` into cfg['ckpt'], to continue at
-    sample `pos` of `epoch`.  The checkpoint code is loaded when it is first
-    needed (a resume, the first save), so the steps before that have its
-    heap (4 KB on armv6m)."""
+    sample `pos` of `epoch`."""
     st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
     _checkpoint_code().save(cfg["ckpt"], st, seq=vae.steps, names=names)
 
@@ -141,7 +114,11 @@ def train(vae, cfg, out=print):
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     unload("data_open")   # the header checks: only while opening
     heap_trace("stream")
-    epoch, pos = (0, 0) if cfg["fresh"] else _resume(vae, cfg, st, out)
+    epoch, pos = 0, 0
+    if not cfg["fresh"]:
+        from .vae_resume import resume   # loaded only to resume (its code is not kept)
+        epoch, pos = resume(vae, cfg, st, out)
+        unload("vae_resume")
     if len(st) != len(names):   # the checkpoint had entries this model does not make
         names = _sorted_names(st)
     stream.seek(pos, epoch)
@@ -207,21 +184,10 @@ def train(vae, cfg, out=print):
             break
     test_elbo = ""
     if cfg["test"]:
+        from .trainer import evaluate_vae   # only now: the steps do not keep its code
         test_elbo = " test_elbo=%.2f" % evaluate_vae(vae, cfg["test"])
     out("@result vae samples=%d elbo=%.2f%s heap_used=%d heap_free_min=%d"
         % (vae.steps, last_elbo, test_elbo, _peak(), low))
     stream.close()
     return vae
 
-
-def evaluate_vae(vae, path, limit=0):
-    """Mean -ELBO (rec + KL, z = mu) over a stream."""
-    from .data import Stream
-    s = Stream(path, limit=limit or None)
-    tot = 0.0
-    for _ in s:
-        r, k = vae.evaluate(s.image)
-        tot += r + k
-    n = s.count
-    s.close()
-    return tot / n
