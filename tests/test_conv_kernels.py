@@ -413,10 +413,13 @@ for i in range(ncase):
     sel = zeros('i', ch)
     scr = zeros('I', 2 * ch)
     k = Q.conv_select_u8(e, eq, hp, st, sel, scr)
+    sc = zeros('I', ch)
+    Q.conv_scores_u8(e, eq, sc)
     print('S', i, end='')
     phx(bytearray([k & 255, k >> 8]))
     phx(sel, 'i')
     phx(st, 'f')
+    phx(sc, 'i')
     print()
 print('done')
 """
@@ -450,6 +453,8 @@ def test_conv_select_u8_bit_exact(run):
         assert got_k == k, "case %d: k %d vs %d" % (i, got_k, k)
         assert np.frombuffer(res[i][1], np.int32)[:k].tolist() == list(sel), "case %d: sel" % i
         assert np.frombuffer(res[i][2], np.float32)[0] == np.float32(emax), "case %d: state" % i
+        score = np.abs(e.astype(np.int64) - int(eq[1])).sum(axis=1)     # sum |e - z_e| per channel
+        assert np.frombuffer(res[i][3], np.uint32).tolist() == score.tolist(), "case %d: scores" % i
 
 
 MIX_SCRIPT = DEVICE_LIB + r"""

@@ -544,7 +544,8 @@ def test_loss_writer_integer_path_equals_float_path(tmp_path):
         so = tmp_path / ("put%d.so" % flag)
         subprocess.run([CC, "-O2", "-std=c99", "-ffp-contract=off", "-shared", "-fPIC", "-Wall", "-Werror",
                         "-DQT_LOSS_INT_FLOAT=%d" % flag, "-I" + KERNELS, str(src),
-                        os.path.join(KERNELS, "quant.c"), "-o", str(so)], check=True)
+                        os.path.join(KERNELS, "quant.c"), os.path.join(KERNELS, "mathf.c"), "-o", str(so)],
+                       check=True)
         libs.append(ctypes.CDLL(str(so)))
     rng = np.random.default_rng(17)
     vp = ctypes.c_void_p

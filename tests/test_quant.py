@@ -182,6 +182,7 @@ def test_fixmul_cortex_m0_path_exact():
         exe = os.path.join(tmp, "t")
         subprocess.run(["gcc", "-O2", "-fsanitize=undefined", "-fno-sanitize-recover=all",
                         "-I", os.path.join(root, "natmod", "kernels"), src,
-                        os.path.join(root, "natmod", "kernels", "quant.c"), "-o", exe], check=True)
+                        os.path.join(root, "natmod", "kernels", "quant.c"),
+                        os.path.join(root, "natmod", "kernels", "mathf.c"), "-o", exe], check=True)
         p = subprocess.run([exe], capture_output=True, text=True)
         assert p.returncode == 0 and "bad 0" in p.stdout, p.stdout + p.stderr

@@ -993,8 +993,30 @@ void conv2d_forward_u8(const qt_conv_geom_t *g, const uint8_t *x, const uint8_t 
     qt_conv_gather_u8(g, x, w, b, y, rq, stats, NULL, 0, scratch);
 }
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4, 4 bytes per step: USUB8 sets a lane's GE flag where z_y >= y
+// (the forward clamped there), SEL then takes z_e in those lanes (one asm
+// block: the GE flags must not be separated from the USUB8 that set them).
+static inline uint32_t relu_mask4(uint32_t ev, uint32_t yv, uint32_t ze4, uint32_t zy4) {
+    uint32_t t, r;
+    __asm__ ("usub8 %[t], %[zy], %[y]\n\tsel %[r], %[ze], %[e]"
+        : [t] "=&r" (t), [r] "=r" (r) : [zy] "r" (zy4), [y] "r" (yv), [ze] "r" (ze4), [e] "r" (ev));
+    return r;
+}
+static inline void st32u(uint8_t *p, uint32_t v) {
+    ((qt_conv_u32u_t *)(void *)p)->v = v;
+}
+#endif
+
 void conv_relu_mask_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t zero_e, int32_t zero_y) {
-    for (int32_t i = 0; i < n; i++) {
+    int32_t i = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    const uint32_t ze4 = (uint32_t)zero_e * 0x01010101u, zy4 = (uint32_t)zero_y * 0x01010101u;
+    for (; i + 4 <= n; i += 4) {
+        st32u(e + i, relu_mask4(ld32u(e + i), ld32u(y + i), ze4, zy4));
+    }
+#endif
+    for (; i < n; i++) {
         if (y[i] <= zero_y) {
             e[i] = (uint8_t)zero_e;
         }
@@ -1004,12 +1026,20 @@ void conv_relu_mask_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t zero_e, 
 void conv_channel_scores_u8(const uint8_t *e, int32_t ch, int32_t hw, int32_t zero_e,
     uint32_t *scores) {
     for (int32_t c = 0; c < ch; c++) {
-        int32_t acc = 0;
-        for (int32_t i = 0; i < hw; i++) {
-            const int32_t d = *e++ - zero_e;
-            acc += d < 0 ? -d : d;
+        uint32_t acc = 0;
+        int32_t i = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        const uint32_t ze4 = (uint32_t)zero_e * 0x01010101u;
+        for (; i + 4 <= hw; i += 4) {
+            acc = __usada8(ld32u(e + i), ze4, acc);     // 4 |e - z_e| per instruction
         }
-        scores[c] = (uint32_t)acc;
+#endif
+        for (; i < hw; i++) {
+            const int32_t d = e[i] - zero_e;
+            acc += (uint32_t)(d < 0 ? -d : d);
+        }
+        scores[c] = acc;
+        e += hw;
     }
 }
 

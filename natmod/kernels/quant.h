@@ -184,9 +184,9 @@ static inline uint32_t qt_rng_next(uint32_t *state) {
     return x;
 }
 
-// sqrt for x >= 0 with IEEE binary32 ops only (no libm): bit-hack start and
-// four Newton steps; within an ulp or two of the true sqrt, and the same bits
-// on every arch and in the golden model.  x <= 0 (or nan) gives 0.
+// sqrt for x >= 0, correctly rounded (qt_sqrtf: integer digit by digit, no
+// libm, no float division), so the same bits on every arch and in the golden
+// model (numpy's float32 sqrt).  x <= 0 (or nan) gives 0.
 float qt_sqrt_f32(float x);
 
 // f * 2^k (|k| <= 126) with the bits of the float multiply.  On the Cortex-M0

@@ -7,8 +7,10 @@
 
 // The k indices with the largest scores, in ascending index order; ties at
 // the threshold go to the lower index (so the choice is deterministic and the
-// golden model can reproduce it).  O(n) expected: quickselect for the k-th
-// largest score on a scratch copy (uint32[n]), then one pass.  1 <= k <= n.
+// golden model can reproduce it).  O(n): the k-th largest score from a
+// counting table when every score is < 256 and n >= 256 (Dense rows), else
+// by quickselect (expected O(n)) on a scratch copy (uint32[n]); then one
+// pass.  1 <= k <= n.
 void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, uint32_t *scratch);
 
 // k = max(floor((lmin + r (lmax - lmin)) n), 1), r = clip(ebar / ebar_max, 0, 1),

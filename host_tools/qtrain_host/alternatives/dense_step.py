@@ -66,13 +66,32 @@ def fixmul(x, f):
 
 
 def sqrt_f32(x):
+    """qt_sqrt_f32: correctly rounded, from the float's bits (integers only,
+    so the same on every port, single or double precision floats)."""
     if not x > 0:
         return 0.0
-    b = ((f32_bits(x) >> 1) + 0x1FC00000) & 0xFFFFFFFF
-    y = struct.unpack("<f", struct.pack("<I", b))[0]
-    for _ in range(4):
-        y = f32(0.5 * f32(y + f32(x / y)))
-    return y
+    b = f32_bits(x)
+    e, m = b >> 23, b & 0x7FFFFF
+    if e == 0:                   # subnormal
+        while not m & 0x800000:
+            m <<= 1
+            e -= 1
+        e += 1
+    else:
+        m |= 0x800000
+    e -= 127
+    if e & 1:
+        m <<= 1
+        e -= 1
+    # 25-bit root of m 2^25 (24 bits of mantissa and a rounding bit; no tie)
+    q, r = 0, m << 25
+    for bit in range(24, -1, -1):
+        t = ((q << 1) + (1 << bit)) << bit      # (q + 2^bit)^2 - q^2
+        if t <= r:
+            r -= t
+            q |= 1 << bit
+    q = (q + (q & 1)) >> 1
+    return struct.unpack("<f", struct.pack("<I", ((e // 2 + 126) << 23) + q))[0]
 
 
 def qparams_from_range(lo, hi):

@@ -115,16 +115,11 @@ def remap_u8(q, s_old, z_old, s_new, z_new):
 
 
 def sqrt_f32(x):
-    """qt_sqrt_f32: bit-hack start + 4 Newton steps in float32."""
+    """qt_sqrt_f32: the correctly rounded float32 sqrt for x > 0, else 0."""
     x = F(x)
     if not (x > 0):
         return F(0)
-    b = int(np.array([x], np.float32).view(np.uint32)[0])
-    b = ((b >> 1) + 0x1fc00000) & 0xffffffff
-    y = np.array([b], np.uint32).view(np.float32)[0]
-    for _ in range(4):
-        y = F(F(0.5) * F(y + F(x / y)))
-    return y
+    return np.sqrt(x)
 
 
 def rng_next(state):
