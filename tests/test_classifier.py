@@ -69,6 +69,40 @@ main()
     assert kept <= 256, out   # 20 steps: a kept buffer per step would show as >= 20x its size
 
 
+def test_cnn_step_allocates_nothing(run, target):
+    """A uint8 CNN step (Classifier.step: forward, softmax cross-entropy,
+    backward, updates, range updates) allocates nothing on any target:
+    gc.mem_alloc() without a collection is the same after 10 more steps
+    (a tuple or a boxed float per step would add >= 16 bytes each).  It
+    still learns from the call: the loss is in output.stats[0], and
+    train_step() returns it with the prediction."""
+    out = run("""
+import gc
+from qtrain import classifier
+net = classifier.build_cnn(classifier.Options(mode='uint8', lr=0.001))
+x = bytearray(784)
+for i in range(784):
+    x[i] = (i * 7) & 255 if 200 < i < 600 else 0
+a = b = t = pred = 0   # globals exist before measuring (a new one grows the dict)
+for t in range(3):      # warm-up: one-time objects of the first steps
+    pred = net.step(x, 3)
+first = net.output.stats[0]
+gc.collect()
+gc.disable()
+a = gc.mem_alloc()
+for t in range(10):
+    pred = net.step(x, 3)
+b = gc.mem_alloc()
+gc.enable()
+loss, p2 = net.train_step(x, 3)
+print('step', b - a, net.steps, first, loss, loss == net.output.stats[0] and 0 <= p2 < 10)
+""")
+    grew, steps, first, last, ok = out.split("step", 1)[1].split()
+    assert int(grew) == 0, out
+    assert int(steps) == 14 and ok == "True", out
+    assert float(last) < float(first), out   # 11 more steps on one image: its loss goes down
+
+
 def test_cnn_bad_sizes(run, target):
     if target != "unix":
         pytest.skip("argument checks are the same Python code on every target")

@@ -11,6 +11,9 @@ from qtrain import models
 img = bytearray((i * 37 + (i >> 5) * 11) & 255 if 150 < i < 650 else 0 for i in range(784))
 a0 = a1 = s0 = s1 = t = need = vae = 0  # globals exist before measuring (a new one grows the dict)
 models.vae_bytes('conv')  # build_vae loads its builder for the call: intern the builder's names (qstrs stay) first
+from qtrain import layers_float  # noqa: F401  (and the float paths' code, which the first mixed model would load)
+from qtrain.layers import float_kernels
+float_kernels()
 for kind in ('conv', 'mlp'):
     for mode in ('uint8', 'mixed', 'float32'):
         for dsgu in (None, (0.5, 1.0)):

@@ -65,8 +65,8 @@ for l in layers:
     l.x = l.xq = None
 CATS = (
     ('weights', [(l, ('w', 'wq', 'b', 'bq')) for l in layers]),
-    ('activations', [(l, ('y', 'yq')) for l in layers] + [(vae.latent, ('z', 'zq', 'h', 'hq')), (vae, ('xf',))]),
-    ('errors', [(l, ('ep', 'epq')) for l in layers] + [(vae, ('errors',)), (vae.output, ('e', 'eq')),
+    ('activations', [(l, ('y', 'yq', 'y_pair')) for l in layers] + [(vae.latent, ('z', 'zq', 'h', 'hq')), (vae, ('xf',))]),
+    ('errors', [(l, ('ep', 'epq', 'ep_pair')) for l in layers] + [(vae, ('errors',)), (vae.output, ('e', 'eq')),
                                                       (vae.latent, ('dh', 'dhq'))]),
     ('optimizer', [(l, ('state', 'bstate', 'gb', 'sel', 'scores', 'sel_scratch', 'dsgu_state', 'dsgu_hp', 'hp',
                         'rng', 'xs', 'acc', 'shared', '_scr', '_wf', '_xf', '_gw', '_e8', 'eq8')) for l in layers]

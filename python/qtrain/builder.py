@@ -29,7 +29,7 @@ CONV_FLAT = 32 * 7 * 7
 # views, dicts) in machine words, measured on the Unix port (8-byte words)
 # and qemu-m4 (4-byte words): what vae_bytes adds to the buffers so that it
 # predicts build_vae's gc.mem_alloc() growth.
-VAE_OBJ_WORDS = {"mlp": 840, "conv": 1440}
+VAE_OBJ_WORDS = {"mlp": 872, "conv": 1488}
 WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
 # Heap that training needs next to a model once it is built (train_vae.py
 # through `mpremote mount`, armv6m): the loop, data reader and checkpoint
@@ -135,6 +135,14 @@ def replace_options(opt, changes):
     return Options(**d)
 
 
+def _result_pairs(layer):
+    """The (buffer, record) pairs the layer's uint8 forward and backward
+    return, made once: they are the layer's own buffers, and a tuple built
+    per call is garbage on every step."""
+    layer.y_pair = (layer.y, layer.yq)
+    layer.ep_pair = (layer.ep, layer.epq)
+
+
 def init_dense(layer, n_in, n_out, relu, opt, first, init_range, seed, own_scratch, ep):
     """The body of layers.Dense(...) (arguments as there)."""
     if n_in <= 0 or n_out <= 0:
@@ -180,6 +188,7 @@ def init_dense(layer, n_in, n_out, relu, opt, first, init_range, seed, own_scrat
     layer.k = n_out       # rows updated in the last backward (DSGU)
     layer.trainable = True
     layer.x = layer.xq = None
+    _result_pairs(layer)
 
 
 def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed, opt, first, shared,
@@ -247,6 +256,7 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     if shared is not None:
         attach(layer, shared)
     layer.x = layer.xq = None
+    _result_pairs(layer)
 
 
 def init_bernoulli(head, n, opt, own_lut):

@@ -66,30 +66,22 @@ class CheckpointError(ValueError):
 
 
 def _encode(value):
-    """-> (kind, payload as a buffer)."""
+    """-> (kind, payload as a buffer, its size in bytes)."""
     if isinstance(value, (bytes, bytearray)):
-        return "y", value
+        return "y", value, len(value)
     if isinstance(value, bool):
-        return "q", struct.pack("<q", int(value))
+        value = int(value)
     if isinstance(value, int):
-        return "q", struct.pack("<q", value)
+        return "q", struct.pack("<q", value), 8
     if isinstance(value, float):
-        return "D", struct.pack("<d", value)
+        return "D", struct.pack("<d", value), 8
     if isinstance(value, str):
-        return "s", value.encode()
+        b = value.encode()
+        return "s", b, len(b)
     tc = _typecode(value)
     if tc is not None:
-        return tc, value
+        return tc, value, len(value) * struct.calcsize(tc)
     raise TypeError("checkpoint value of type %s is not supported" % type(value).__name__)
-
-
-def _encoded_size(value):
-    """The payload bytes of _encode(value), without making the payload."""
-    if isinstance(value, (bool, int, float)):
-        return 8
-    if isinstance(value, str):
-        return len(value.encode())
-    return _nbytes(value)
 
 
 def _typecode(value):
@@ -116,13 +108,12 @@ def _byte_view(buf):
     would send n of its 4n bytes."""
     if isinstance(buf, (bytes, bytearray)):
         return buf
+    if uctypes is not None:   # MicroPython (tried first: a failed .cast would raise, garbage on every save)
+        return uctypes.bytearray_at(uctypes.addressof(buf), _nbytes(buf))
     try:
         return memoryview(buf).cast("B")  # CPython
     except AttributeError:
-        pass
-    if uctypes is None:
         return buf  # native files take any buffer
-    return uctypes.bytearray_at(uctypes.addressof(buf), _nbytes(buf))
 
 
 def board_copy(path):
@@ -179,9 +170,10 @@ def save(path, state, seq=0, names=None):
 def _save(path, state, seq, names):
     # Two passes over the entries (sizes, then the file) instead of a list of
     # encoded entries: that list took ~4 KB of heap for a ConvVAE's 62
-    # entries on armv6m, at the moment the heap is fullest.  The passes
-    # make as little garbage as they can (names are sized by len(), checked
-    # to be ASCII in the second; sizes are computed again there, not kept).
+    # entries on armv6m, at the moment the heap is fullest.  The passes make
+    # as little garbage as they can (a save runs with a few KB free on the
+    # Pico): each entry's header is packed into one buffer, its payload
+    # written from the value's own memory.
     if names is None:
         names = sorted(state)
     elif len(names) != len(state):
@@ -192,25 +184,31 @@ def _save(path, state, seq, names):
     for name in names:
         if not 0 < len(name) < 256:
             raise ValueError("checkpoint entry name must be 1..255 bytes: %r" % name)
-        body_len += 1 + len(name) + 1 + 4 + _encoded_size(state[name])
+        body_len += 1 + len(name) + 1 + 4 + _encode(state[name])[2]
     tmp = path + ".tmp"
     if _exists(tmp):   # a reset interrupted a save: its reader commits it (checkpoint_read)
         from .checkpoint_read import commit_interrupted
         commit_interrupted(path, tmp)
     header = struct.pack(_HEADER, MAGIC, VERSION, len(names), seq & 0xFFFFFFFF, body_len)
     crc = _crc32(header)
+    head = bytearray(1 + 255 + 1 + 4)   # [u8 name_len][name][u8 kind][u32 nbytes]
     with open(tmp, "wb") as f:
         guard_mount_link(f)
         f.write(header)
         for name in names:
             nb = name.encode()
-            if len(nb) != len(name):
+            n = len(nb)
+            if n != len(name):
                 raise ValueError("checkpoint entry name must be ASCII: %r" % name)
-            kind, payload = _encode(state[name])
-            head = struct.pack("<B", len(nb)) + nb + struct.pack("<BI", ord(kind), _encoded_size(state[name]))
-            f.write(head)
+            kind, payload, size = _encode(state[name])
+            head[0] = n
+            head[1:1 + n] = nb
+            head[1 + n] = ord(kind)
+            struct.pack_into("<I", head, 2 + n, size)
+            part = memoryview(head)[:6 + n]
+            f.write(part)
             f.write(_byte_view(payload))
-            crc = _crc32(head, crc)
+            crc = _crc32(part, crc)
             crc = _crc32(payload, crc)
         f.write(struct.pack("<I", crc & 0xFFFFFFFF))
     _replace(path, tmp)

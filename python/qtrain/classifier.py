@@ -42,17 +42,22 @@ class SoftmaxOutput:
         self.stats = array.array("f", [0.0] * 3)
         self.classes = classes
 
-    def loss(self, lg, lq, label):
+    def error(self, lg, lq, label):
         """Logits lg (record lq) against class `label` (int in [0, classes))
-        -> (e, eq, cross-entropy in nats, predicted class); e is this head's
-        own error buffer.  A bad label: ValueError from the kernel."""
+        -> the predicted class; the error goes into this head's own buffer
+        (self.e, record self.eq), the cross-entropy in nats into
+        self.stats[0].  Allocates nothing.  A bad label: ValueError from the
+        kernel."""
         m = self.m
         if m == U8:
-            pred = _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
-        elif m == MIXED:
-            pred = self._qf.softmax_ce_mixed(lg, lq, label, self.e, self.stats)
-        else:
-            pred = self._qf.softmax_ce_f32(lg, label, self.e, self.stats)
+            return _q.softmax_ce_u8(lg, lq, label, self.e, self.eq, self.stats)
+        if m == MIXED:
+            return self._qf.softmax_ce_mixed(lg, lq, label, self.e, self.stats)
+        return self._qf.softmax_ce_f32(lg, label, self.e, self.stats)
+
+    def loss(self, lg, lq, label):
+        """error() -> (e, eq, cross-entropy in nats, predicted class)."""
+        pred = self.error(lg, lq, label)
         return self.e, self.eq, self.stats[0], pred
 
     def predict(self, lg, lq):
@@ -89,15 +94,24 @@ class Classifier:
             return self.net.forward(x, self.xq)
         return self.net.forward(dequantize(x, self.xq, self.xf), None)
 
-    def train_step(self, x, label):
-        """One supervised step on image x (uint8 pixels). -> (loss, predicted class)."""
+    def step(self, x, label):
+        """One supervised step on image x (uint8 pixels) -> the predicted
+        class; the loss (nats) is then self.output.stats[0].  In uint8 mode
+        a step allocates nothing (a float or a tuple returned would be a heap
+        object per step on a board)."""
         lg, lq = self._forward(x)
-        e, eq, loss, pred = self.output.loss(lg, lq, label)
-        self.net.backward(e, eq)
+        out = self.output
+        pred = out.error(lg, lq, label)
+        self.net.backward(out.e, out.eq)
         for r in self._records:      # this step's range observations
             _q.qp_update(r)
         self.steps += 1
-        return loss, pred
+        return pred
+
+    def train_step(self, x, label):
+        """step() -> (loss, predicted class)."""
+        pred = self.step(x, label)
+        return self.output.stats[0], pred
 
     def predict(self, x):
         """The predicted class (int in [0, classes)) of image x (uint8 pixels); no training."""

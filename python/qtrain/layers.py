@@ -228,6 +228,8 @@ class Dense:
     shared: "Any"
     xs: "Any"
     acc: "Any"
+    y_pair: tuple
+    ep_pair: tuple
 
     @staticmethod
     def nbytes(n_in, n_out, **kw):
@@ -256,7 +258,7 @@ class Dense:
         else:
             _q.dense_forward_u8(x, xq, self.w, self.wq, self.b, self.bq, self.y, self.yq, self.relu,
                                 self.xs)
-        return self.y, self.yq
+        return self.y_pair
 
     def backward(self, e, eq):
         """Error e (with record eq) at the output -> (ep, epq), the error at the
@@ -276,7 +278,7 @@ class Dense:
         if self.trainable:
             _q.dense_update_u8(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
                                self.hp, self.flags, self.state, self.rng)
-        return self.ep, self.epq
+        return self.ep_pair
 
     def qparams(self):
         """The quantization records whose ranges move once per step (output,
@@ -378,6 +380,8 @@ class Conv2d:
     _xf: "Any"
     _gw: "Any"
     _e8: "Any"
+    y_pair: tuple
+    ep_pair: tuple
 
     @staticmethod
     def nbytes(in_shape, out_ch, *args, **kw):
@@ -401,7 +405,7 @@ class Conv2d:
         else:
             self._fwd(x, xq, self.w, self.wq, self.b, self.bq, self.y, self.yq, self.geom,
                       self.relu, self._scr)
-        return self.y, self.yq
+        return self.y_pair
 
     def _select(self, e8, eq):
         _q.conv_scores_u8(e8, eq, self.scores)
@@ -430,7 +434,7 @@ class Conv2d:
         if self.trainable:
             self._upd(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
                       self.hp, self.flags, self.state, self.rng, self._scr)
-        return self.ep, self.epq
+        return self.ep_pair
 
     def qparams(self):
         """The quantization records whose ranges move once per step (output,

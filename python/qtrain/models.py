@@ -29,18 +29,28 @@ class Sequential:
     def __init__(self, layers):
         self.layers = layers
 
+    # Both passes hand on the pair a layer returns (its own, made once: see
+    # builder._result_pairs) instead of packing a new tuple, and walk the
+    # layers without an iterator object: a uint8 step allocates nothing.
     def forward(self, x, xq):
         """Run every layer's forward in order: (x, xq) -> the last layer's (y, yq)."""
+        out = (x, xq) if not self.layers else None
         for layer in self.layers:
-            x, xq = layer.forward(x, xq)
-        return x, xq
+            out = layer.forward(x, xq)
+            x, xq = out
+        return out
 
     def backward(self, e, eq):
         """Run every layer's backward in reverse order: error at the output ->
         error at the input ((None, None) when the first layer is marked first)."""
-        for layer in reversed(self.layers):
-            e, eq = layer.backward(e, eq)
-        return e, eq
+        layers = self.layers
+        out = (e, eq) if not layers else None
+        i = len(layers)
+        while i:
+            i -= 1
+            out = layers[i].backward(e, eq)
+            e, eq = out
+        return out
 
     def set_trainable(self, flag):
         """Freeze (False) or unfreeze (True) every layer's weight update."""
