@@ -700,6 +700,45 @@ static void stored_range_u8(const uint8_t *w, size_t n, int32_t *plo, int32_t *p
     *phi = (int32_t)hi;
 }
 
+// A re-scale's re-map, with dithered rounding: lut[v] = clamp(z2 +
+// floor(((v - z) R + d_v) / 2^16)), R = round(2^16 s / s2), d_v = (o + 40503 v)
+// mod 2^16, o from the new scale's bits.  Nearest rounding is biased for a
+// small scale change, and the half-step test below re-scales by about one
+// step of 255 at a time: a ratio within 1 +- 0.5/128 moves no stored weight,
+// so each such re-scale multiplied every weight's real value by s2 / s (over
+// 2 DSGU epochs Conv 16->32's and ConvT 32->16's ranges, and with them all
+// their weights, grew by 45 % and 64 % that way; the rows DSGU leaves alone
+// have no update to pull them back).  With the dither the expected new value
+// is the exact one: o changes from re-scale to re-scale, and 40503 / 2^16
+// (~ the golden ratio) spreads d_v evenly over the 256 values, so a layer's
+// rounding errors also cancel within one re-map.  Still one table: the
+// per-weight cost is a lookup.
+static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, int32_t z2) {
+    uint8_t lut[256];
+    union {
+        float f;
+        uint32_t u;
+    } b = {s2};
+    uint32_t d = (b.u * 2654435761u) >> 16;
+    const int32_t R = qt_fixmul_apply(65536, qt_fixmul_from_f32(s / s2));
+    for (int32_t v = 0; v < 256; v++) {
+        const int32_t dv = (int32_t)(d & 0xffffu);
+        int32_t q;
+        if (R < (1 << 23)) {            // |v - z| R < 2^31
+            q = (((v - z) * R + dv) >> 16) + z2;
+        } else {                        // s / s2 >= 128: a rare collapse of the range
+            int64_t t = ((int64_t)(v - z) * R + dv) >> 16;
+            t = t > 511 ? 511 : (t < -511 ? -511 : t);
+            q = (int32_t)t + z2;
+        }
+        lut[v] = (uint8_t)(q < 0 ? 0 : (q > 255 ? 255 : q));
+        d += 40503u;
+    }
+    for (size_t i = 0; i < n; i++) {
+        w[i] = lut[w[i]];
+    }
+}
+
 // The observed range is that of ALL weights after the update: the new values
 // of the updated rows (before clamping, new_range) and the stored values of
 // the rest.  Rows left alone (DSGU, no error, sigma guard) keep their values,
@@ -766,6 +805,6 @@ int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t 
             return 0;
         }
     }
-    qt_remap_u8(w, n, s, z, s2, z2);
+    remap_dither_u8(w, n, s, z, s2, z2);
     return 1;
 }

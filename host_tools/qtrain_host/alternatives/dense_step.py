@@ -156,6 +156,19 @@ def remap_u8(w, s_old, z_old, s_new, z_new):
         w[i] = lut[w[i]]
 
 
+def remap_dither_u8(w, s_old, z_old, s_new, z_new):
+    """A re-scale's re-map with dithered rounding (update.c remap_dither_u8)."""
+    d = (f32_bits(s_new) * 2654435761 & 0xFFFFFFFF) >> 16
+    R = min(fixmul(65536, fixmul_from_f32(f32(s_old / s_new))), 0x7FFFFFFF)
+    lut = bytearray(256)
+    for v in range(256):
+        q = (((v - z_old) * R + (d & 0xFFFF)) >> 16) + z_new
+        lut[v] = 0 if q < 0 else (255 if q > 255 else q)
+        d += 40503
+    for i in range(len(w)):
+        w[i] = lut[w[i]]
+
+
 def weights_qp_update(w, wq, lo, hi, tau):
     """qt_weights_qp_update: observe the new weight range, move wq, re-map w."""
     s = wq[0]
@@ -184,7 +197,7 @@ def weights_qp_update(w, wq, lo, hi, tau):
             if z3 != z:
                 remap_u8(w, s, z, s, z3)
             return 0
-    remap_u8(w, s, z, s2, z2)
+    remap_dither_u8(w, s, z, s2, z2)
     return 1
 
 

@@ -437,6 +437,20 @@ def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state
     return w.astype(np.uint8).ravel(), b, st, rnd.state, (qmin, qmax)
 
 
+def remap_dither_u8(w, s, z, s2, z2):
+    """update.c remap_dither_u8: a re-scale's re-map with dithered rounding,
+    lut[v] = clamp(z2 + floor(((v - z) R + d_v) / 2^16)), R = round(2^16 s / s2),
+    d_v = (o + 40503 v) mod 2^16, o from the new scale's bits: the expected new
+    value is the exact one (nearest rounding left every weight in place at a
+    small scale change and so inflated the layer's real weights)."""
+    o = (int(np.array([s2], np.float32).view(np.uint32)[0]) * 2654435761 & 0xffffffff) >> 16
+    R = min(int(Q.fixmul(65536, F(F(s) / F(s2)))), 0x7fffffff)
+    v = np.arange(256, dtype=np.int64)
+    d = (o + 40503 * v) & 0xffff
+    lut = np.clip((((v - z) * R + d) >> 16) + z2, 0, 255).astype(np.uint8)
+    return lut[np.asarray(w, np.uint8)]
+
+
 def weights_qp_update(w, wq, new_range, tau):
     """qt_weights_qp_update -> (w, wq, remapped)."""
     w = np.array(w, np.uint8)
@@ -467,7 +481,7 @@ def weights_qp_update(w, wq, new_range, tau):
             if z3 != z:
                 w = Q.remap_u8(w, s, z, s, z3)
             return w, wq, 0
-    return Q.remap_u8(w, s, z, s2, z2), wq, 1
+    return remap_dither_u8(w, s, z, s2, z2), wq, 1
 
 
 # --------------------------------------------------------------------------

@@ -18,7 +18,12 @@ update step in quanta that the lr asks for (`step=` lr / s_w: the
 standardized update moves a weight by about this many uint8 steps per
 sample) and the fraction of the error values each layer hands back that sit
 at 0 or 255 (`esat=`, sampled every --esat_every steps; '-' for a first
-layer, which hands nothing back).
+layer, which hands nothing back).  And per layer the re-scales of its
+weights per 1000 samples (`@rescale per1000=`: steps whose weight update
+moved the stored scale, i.e. re-mapped every stored weight; seen from the
+scale in the record, so the kernels count nothing), the mean relative scale
+change of a re-scale (`dscale=`, signed: > 0 the window grew) and the
+largest one (`dmax=`).
 """
 from qtrain import config, trainer, vae_loop
 from qtrain.data import Stream
@@ -64,6 +69,10 @@ def main():
     u8 = cfg["mode"] == "uint8"
     esat = [0.0] * len(layers)
     esat_n = 0
+    scale = [layer.wq[0] if layer.wq is not None else 0.0 for layer in layers]
+    resc = [0] * len(layers)
+    dsum = [0.0] * len(layers)
+    dmax = [0.0] * len(layers)
     while n < cfg["samples"]:
         if stream.pos >= stream.count:
             stream.seek(0, stream.epoch + 1)
@@ -76,6 +85,12 @@ def main():
             h_max = max(h_max, largest(vae.latent.h, vae.latent.hq))
             for i, layer in enumerate(layers):
                 ks[i] += layer.k
+                if u8 and layer.wq[0] != scale[i]:
+                    d = layer.wq[0] / scale[i] - 1.0
+                    resc[i] += 1
+                    dsum[i] += d
+                    dmax[i] = max(dmax[i], abs(d))
+                    scale[i] = layer.wq[0]
             if u8 and n % cfg["esat_every"] == 0:
                 esat_n += 1
                 for i, layer in enumerate(layers):
@@ -94,6 +109,13 @@ def main():
                         ",".join("%.3g" % (lr / layer.wq[0]) for layer in layers),
                         ",".join("%.4f" % (esat[i] / max(1, esat_n)) if layer.epq is not None else "-"
                                  for i, layer in enumerate(layers))))
+                    print("@rescale n=%d per1000=%s dscale=%s dmax=%s" % (
+                        n, ",".join("%.1f" % (1000.0 * v / every) for v in resc),
+                        ",".join("%+.4f" % (dsum[i] / max(1, v)) for i, v in enumerate(resc)),
+                        ",".join("%.4f" % v for v in dmax)))
+                    resc = [0] * len(layers)
+                    dsum = [0.0] * len(layers)
+                    dmax = [0.0] * len(layers)
                 rec = kl = h_max = 0.0
                 ks = [0] * len(layers)
                 esat = [0.0] * len(layers)
