@@ -52,7 +52,7 @@ for i in range(784):      # a blob on a dark background, like a digit
     r, c = divmod(i, 28)
     x[i] = (i * 37) & 255 if 6 <= r < 22 and 8 <= c < 20 else 0
 for lab in range(2):
-    net.train_step(x, lab)
+    net.step(x, lab)     # step(): the allocation-free path (train_step() makes a tuple and a float)
 gc.collect()
 print("@bench heap_model %%d" %% (gc.mem_alloc() - base))
 print("@bench heap_free %%d" %% gc.mem_free())
@@ -65,10 +65,14 @@ for lab in range(N):
     tf += icount.read()
     gc.collect()
     icount.start()
-    net.train_step(x, lab)
+    net.step(x, lab)
     ts += icount.read()
 print("@icount forward %%d" %% (tf // N))
 print("@icount step %%d" %% (ts // N))
+gc.collect()
+a0 = gc.mem_alloc()
+net.step(x, 1)
+print("@bench step_garbage %%d" %% (gc.mem_alloc() - a0))
 """
 
 
@@ -130,21 +134,24 @@ def report(R, cmd):
                                       "%.1f" % PAPER["acc"] if m == "uint8" else "-"))
     L.append("")
     L.append("Instructions per training sample (QEMU `-icount`, mean of 3 steps after 2 warm-up steps; "
-             "heap = gc.mem_alloc() of the model after building and 2 steps):")
+             "heap = gc.mem_alloc() of the model after building and 2 steps; garbage = gc.mem_alloc() growth over one "
+             "`step()` without a collection):")
     L.append("")
-    L.append("| board | mode | forward | training step | heap of the model | est. ms at CPI 1 | est. ms at CPI %.1f | paper uint8 (ms) |" % CPI_ASSUMED)
-    L.append("|---|---|---:|---:|---:|---:|---:|---|")
+    L.append("| board | mode | forward | training step | heap of the model | garbage per step | est. ms at CPI 1 | "
+             "est. ms at CPI %.1f | paper uint8 (ms) |" % CPI_ASSUMED)
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
     clocks = {}
     for key, b in R["steps"].items():
         board, mode = key.split("/")
         name, pms = PAPER["ms"][board]
         real, hz = board_clock(board)
         if not b.get("fits"):
-            L.append("| %s | %s | does not fit%s | | | | | |" % (board, mode, ": " + b["why"] if b.get("why") else ""))
+            L.append("| %s | %s | does not fit%s | | | | | | |" % (board, mode, ": " + b["why"] if b.get("why") else ""))
             continue
         st = b["step"]
-        L.append("| %s | %s | %s | %s | %d B | %.1f | %.1f | %s |" % (
-            board, mode, _m(b["forward"]), _m(st), b["heap_model"], st / hz * 1e3, CPI_ASSUMED * st / hz * 1e3,
+        garbage = "%d B" % b["step_garbage"] if "step_garbage" in b else ""   # results.json from before it was measured
+        L.append("| %s | %s | %s | %s | %d B | %s | %.1f | %.1f | %s |" % (
+            board, mode, _m(b["forward"]), _m(st), b["heap_model"], garbage, st / hz * 1e3, CPI_ASSUMED * st / hz * 1e3,
             "%.0f on the %s" % (pms, name) if mode == "uint8" else ""))
         clocks[board] = "%s at %g MHz (%s counts)" % (real, hz / 1e6, board)
     L.append("")

@@ -131,8 +131,12 @@ def measure_mount_training(board, model_args, log=print, samples=TRAIN_SAMPLES, 
     mount of a staging dir with the package) for `samples` samples of the
     shipped MNIST subset, with --heap_trace true; real_heap: on the firmware
     with the real board's heap.  -> {'phases': [(phase, free, largest)],
-    'free_min': lowest free heap during steps, 'elbo': [first, last], or
-    'error': the MemoryError}."""
+    'step_free_min': the lowest free heap after a step (the last progress
+    line's heap_free_min: the run's one save, at the end, comes after
+    it), 'free_min': the @result line's
+    heap_free_min, which also counts the free heap after that save
+    (collected: with the checkpoint code loaded), 'elbo': every progress
+    line's, or 'error': the MemoryError}."""
     import tempfile
     import numpy as np
     from . import cli_run, idx, stream
@@ -144,6 +148,7 @@ def measure_mount_training(board, model_args, log=print, samples=TRAIN_SAMPLES, 
             os.environ["QTRAIN_FIRMWARE_DIR"] = paths.real_heap_firmware_dir(board)
         stream.write(os.path.join(tmp, "train.qtds"), np.ascontiguousarray(images[:samples]))
         args = list(model_args) + ["--limit", str(samples), "--log_every", str(max(5, samples // 4)),
+                                   "--ckpt_every", str(samples),   # one save, after the last progress line
                                    "--fresh", "true", "--heap_trace", "true"]
         view = cli_run.ProgressView(stream=open(os.devnull, "w"))
         rc, out = cli_run.run_target(board, tmp, os.path.join(paths.PYTHON_DIR, "train_vae.py"), args, view=view)
@@ -163,6 +168,7 @@ def measure_mount_training(board, model_args, log=print, samples=TRAIN_SAMPLES, 
             r["phases"].append((" ".join(x for x in p[1:] if "=" not in x), int(kv["free"]), int(kv["largest"])))
         elif line.startswith("@progress vae"):
             r["elbo"].append(float(line.split("elbo=")[1].split()[0]))
+            r["step_free_min"] = int(line.split("heap_free_min=")[1].split()[0])
         elif line.startswith("@result vae"):
             r["free_min"] = int(line.split("heap_free_min=")[1].split()[0])
     if "free_min" not in r:
@@ -273,7 +279,10 @@ def report(R, cmd):
         for r in runs:
             phases = ", ".join("%s %d/%d" % p for p in r["phases"])
             if "free_min" in r:
-                res = "trains; lowest free heap during steps %d bytes" % r["free_min"]
+                saved = [f for name, f, _ in r["phases"] if name == "checkpoint"]
+                res = ("trains; heap_free_min %d bytes, the lower of the lowest free heap after a step (%s) and "
+                       "the free heap after the save, collected, with the checkpoint code loaded (%s)" % (
+                           r["free_min"], r.get("step_free_min", "?"), saved[-1] if saved else "?"))
             else:
                 res = "does not fit: %s" % r["error"]
             if len(r.get("elbo", [])) >= 2 and "free_min" in r:

@@ -132,11 +132,15 @@ def train(vae, cfg, out=print):
     done = 0
     last_elbo = 0.0
     lr_epoch = -1
-    # heap_free_min: the free heap after a step (or checkpoint write) that
-    # started from a collected heap.  Garbage is only freed by a collection
-    # (MicroPython collects when an allocation fails), so that is the heap the
-    # step needs at its peak; the free heap after any other step would also
-    # count the garbage of the steps before it and drift to ~0.
+    # heap_free_min: the lowest of (1) the free heap after a step that
+    # started from a collected heap and (2) the free heap after a checkpoint
+    # write, collected, i.e. with the checkpoint code loaded.  Garbage is
+    # only freed by a collection (MicroPython collects when an allocation
+    # fails), so (1) is the heap a step needs at its peak; the free heap
+    # after any other step would also count the garbage of the steps before
+    # it and drift to ~0.  (2) is read after a collection because the save's
+    # garbage left uncollected varies between runs of the same code (1.1 to
+    # 4.3 KB on the Pico-heap ConvVAE), which is noise, not a smaller heap.
     gc.collect()
     low = _free()
     measure = True
@@ -173,7 +177,9 @@ def train(vae, cfg, out=print):
             cnt = 0
         if p == n or p % cfg["ckpt_every"] == 0:
             _save(vae, cfg, st, names, *((stream.epoch + 1, 0) if p == n else (stream.epoch, p)))
+            gc.collect()   # see heap_free_min above: its garbage is not a figure
             low = min(low, _free())
+            measure = True   # the next step starts from this collected heap
             heap_trace("checkpoint")
             if p == n:
                 stream.seek(0, stream.epoch + 1)
