@@ -33,7 +33,7 @@ except ImportError:  # CPython, or the natmod is not on the path
         try:
             from zlib import crc32 as _crc32  # type: ignore[import-not-found,no-redef]  # not in MicroPython 1.26
         except ImportError:   # neither natmod nor binascii: the small-int CRC (its code loads only then)
-            from .crc_py import crc32 as _crc32  # type: ignore[assignment,no-redef]
+            from .crc_py import crc32 as _crc32
 
 MAGIC = b"QTDS"
 VERSION = 1
