@@ -51,3 +51,18 @@ def test_report_from_synthetic_counts():
     assert "| qemu-m4 | 0.1 | 6.0 k | 7.5 k | 4.00x cheaper |" in text
     assert "| paper (STM32L4R5) | 0.1 | 45.0 ms | 66.5 ms | 2.76x cheaper | 2.05x cheaper |" in text
     assert "| x64 | 1 | 2 |" in text
+
+
+def test_report_uses_the_real_heap_run_when_the_budget_does_not_fit():
+    """A model that does not fit the 160 KB budget but fits the real board's
+    heap: tables b and e take that run and say so; the budget's "no" stays."""
+    R = {"layers": {}, "dsgu": {}, "dsgu_vae": {}, "mpy": {},
+         "vae": {("qemu-m0", "uint8"): {"fits": 0, "why": "too big", "heap_base": 1}},
+         "vae_real": {("qemu-m0", "uint8"): {"fits": 1, "heap": 194560, "heap_base": 1, "forward": 2000,
+                                             "loss": 100, "backward": 3000, "step": 5100}}}
+    assert bench.step_figures(R, "qemu-m0", "uint8")[3] == 5100
+    text = bench.report(R, "test")
+    assert "| 5.1 k | %.2f | " % (5100 / bench.vae_macs()["step"]) in text
+    assert "measured (at the real board's heap, 194560 B)" in text
+    assert "| qemu-m0 | uint8 | 1 | - | - | - | no: too big |" in text
+    assert "| qemu-m0 at its real board's heap (194560) | uint8 | 1 |" in text

@@ -4,12 +4,14 @@
     python -m qtrain_host.bench_dsgu                       # lmin 0.1, both boards
     python -m qtrain_host.bench_dsgu --lmin 1.0 --boards qemu-m4
     python -m qtrain_host.bench_dsgu --scan                # the weight-range scan
+    python -m qtrain_host.bench_dsgu --lmin 0              # DSGU off (full backward)
 
 Per layer of the paper's ConvVAE (qtrain_host.bench.VAE_LAYERS), uint8, DSGU
 lmax = lmin (a fixed fraction of the filters/rows), each backward call alone:
 relu (the ReLU mask on the error), scores (conv: sum |e - z_e| per filter),
 select (k and the top-k), error (error propagation of the selected
-structures), update (weight gradient + update + the weight-range step).
+structures), update (weight gradient + update + the weight-range step);
+forward (one forward call, not in the total).
 Each figure includes one Python call into _qtrain (~1-4 k instructions).
 --scan: cost of the weight-range step's scan of the stored weights
 (update.c, stored_range_u8) on 4 x 1568 weights whose stored values span
@@ -53,6 +55,7 @@ e8, eq = rnd(n_o, 12), L.qparams(-0.05, 0.05)
 e = bytearray(e8)
 lay.forward(x, xq)
 for rep in range(2):
+    cnt("forward", lambda: lay.forward(x, xq))
     e[:] = e8
     sel = k = None
     if kind == "dense":
@@ -116,7 +119,7 @@ print("@bench full", a); print("@bench band3", b); print("@bench band60", c)
 
 def breakdown(board, lmin, which=None):
     """[(layer name, k, {part: instructions})] of one backward per layer."""
-    dsgu = None if lmin is None else (lmin, lmin)
+    dsgu = None if lmin is None or lmin <= 0 else (lmin, lmin)
     rows = []
     for i, spec in enumerate(bench.VAE_LAYERS):
         if which is not None and i not in which:
@@ -132,7 +135,8 @@ def breakdown(board, lmin, which=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench_dsgu", description=__doc__.split("\n\n")[0])
     ap.add_argument("--boards", default=" ".join(bench.BOARDS), help="space-separated (default: %(default)s)")
-    ap.add_argument("--lmin", type=float, default=0.1, help="DSGU fraction (lmax = lmin; default %(default)s)")
+    ap.add_argument("--lmin", type=float, default=0.1,
+                    help="DSGU fraction (lmax = lmin; 0: DSGU off; default %(default)s)")
     ap.add_argument("--scan", action="store_true", help="only the weight-range scan's cost")
     a = ap.parse_args(argv)
     for b in a.boards.split():
@@ -145,14 +149,15 @@ def main(argv=None):
                      (int(d["band60"]) - full) / 6272.0))
             continue
         parts = ("relu", "scores", "select", "error", "update")
-        print("| %s lmin %s | k | %s | total |" % (b, a.lmin, " | ".join(parts)))
-        print("|---|---:|%s---:|" % ("---:|" * len(parts)))
+        print("| %s lmin %s | k | %s | total | forward |" % (b, a.lmin, " | ".join(parts)))
+        print("|---|---:|%s---:|---:|" % ("---:|" * len(parts)))
         tot = 0
         for name, k, p in breakdown(b, a.lmin):
-            t = sum(p.values())
+            t = sum(v for x, v in p.items() if x != "forward")
             tot += t
-            print("| %s | %s | %s | %d |" % (name, k, " | ".join(str(p.get(x, "-")) for x in parts), t))
-        print("| all | | | | | | | %d |" % tot)
+            print("| %s | %s | %s | %d | %s |" % (name, k, " | ".join(str(p.get(x, "-")) for x in parts), t,
+                                                 p.get("forward", "-")))
+        print("| all | | | | | | | %d | |" % tot)
     return 0
 
 

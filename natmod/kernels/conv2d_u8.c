@@ -348,6 +348,62 @@ static inline void dot2x_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t 
 }
 #endif
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4: one row against two vectors whose lanes are interleaved per 4
+// values as (v0 02, v0 13, v1 02, v1 13): per 4 columns one LDR and two
+// UXTB16 of the row, one LDM of the four lane words, four SMLAD (8 MACs),
+// 9 instructions per 8 MACs with the loop unrolled twice.  Row pairs
+// against one vector (dot2x_u8) take ~12.  (GCC's loop took 12 here.)
+#define QT_MAC1X2 \
+    "ldr %[x], [%[pa]], #4\n\t" \
+    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
+    "uxtb16 %[t], %[x]\n\t" \
+    "uxtb16 %[x], %[x], ror #8\n\t" \
+    "smlad %[s0], %[t], %[q0], %[s0]\n\t" \
+    "smlad %[s1], %[t], %[q2], %[s1]\n\t" \
+    "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
+    "smlad %[s1], %[x], %[q3], %[s1]\n\t"
+static inline void dot1x2_u8(const uint8_t *a, const uint8_t *b0, const uint8_t *b1, const uint32_t *bx,
+    int32_t n, uint32_t *r0, uint32_t *r1) {
+    int32_t s0 = 0, s1 = 0;
+    const int32_t n8 = n & ~7, n4 = n & ~3;
+    const uint8_t *pa = a;
+    const uint32_t *pb = bx;
+    uint32_t x, t;
+    // LDM fills registers in ascending number order: pin the four.
+    register uint32_t q0 __asm__("r8"), q1 __asm__("r9"), q2 __asm__("r10"), q3 __asm__("r12");
+    if (n8) {
+        const uint8_t *end = a + n8;
+        __asm__ volatile(
+            "1:\n\t"
+            QT_MAC1X2
+            QT_MAC1X2
+            "cmp %[pa], %[end]\n\t"
+            "bne 1b\n\t"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [t] "=&r"(t),
+            [q0] "=&r"(q0), [q1] "=&r"(q1), [q2] "=&r"(q2), [q3] "=&r"(q3)
+            : [end] "r"(end)
+            : "cc", "memory");
+    }
+    if (n4 != n8) {
+        __asm__ volatile(
+            QT_MAC1X2
+            : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [t] "=&r"(t),
+            [q0] "=&r"(q0), [q1] "=&r"(q1), [q2] "=&r"(q2), [q3] "=&r"(q3)
+            :
+            : "memory");
+    }
+#undef QT_MAC1X2
+    uint32_t acc0 = (uint32_t)s0, acc1 = (uint32_t)s1;
+    for (int32_t i = n4; i < n; i++) {
+        acc0 += (uint32_t)a[i] * b0[i];
+        acc1 += (uint32_t)a[i] * b1[i];
+    }
+    *r0 = acc0;
+    *r1 = acc1;
+}
+#endif
+
 // Lanes of the shared vector where they pay (M4); bytes of work they need.
 static inline const uint32_t *prep_lanes(const uint8_t *b, int32_t n, uint32_t *work) {
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
@@ -429,8 +485,196 @@ static int bias_folds(const int32_t *bacc, int32_t n, int32_t L) {
     return 1;
 }
 
-// ---- scratch sizes (bytes) -------------------------------------------------------
+// ---- gather ------------------------------------------------------------------------
 
+// im2col: the patch of the output pixel whose taps start at input (iy0,
+// ix0), n channels (sel[j], or j) of KH x KW values; outside the input = the
+// zero point zx.
+QT_CONV_NO_LIBCALLS
+static void im2col_u8(const qt_conv_geom_t *g, const uint8_t *big, const int32_t *sel, int32_t n,
+    int32_t iy0, int32_t ix0, uint8_t zx, uint8_t *p) {
+    const int32_t H = g->in_h, W = g->in_w, HW = H * W, KH = g->k_h, KW = g->k_w;
+    // Taps [kx_lo, kx_hi) fall inside the input row (0 <= lo <= hi <= KW).
+    const int32_t kx_lo = ix0 < 0 ? (-ix0 < KW ? -ix0 : KW) : 0;
+    const int32_t kx_hi0 = W - ix0 < KW ? W - ix0 : KW;
+    const int32_t kx_hi = kx_hi0 < kx_lo ? kx_lo : kx_hi0;
+    if (iy0 >= 0 && iy0 + KH <= H && kx_lo == 0 && kx_hi == KW) {
+        // Inside: plain row copies.
+        for (int32_t j = 0; j < n; j++) {
+            const uint8_t *xr = big + (sel ? sel[j] : j) * HW + iy0 * W + ix0;
+            for (int32_t ky = 0; ky < KH; ky++, xr += W) {
+                if (KW == 3) {   // the usual kernel: no loop per byte
+                    p[0] = xr[0];
+                    p[1] = xr[1];
+                    p[2] = xr[2];
+                    p += 3;
+                    continue;
+                }
+                for (int32_t kx = 0; kx < KW; kx++) {
+                    *p++ = xr[kx];
+                }
+            }
+        }
+        return;
+    }
+    for (int32_t j = 0; j < n; j++) {
+        const uint8_t *xc = big + (sel ? sel[j] : j) * HW;
+        for (int32_t ky = 0; ky < KH; ky++) {
+            const int32_t iy = iy0 + ky;
+            if (iy < 0 || iy >= H) {
+                for (int32_t kx = 0; kx < KW; kx++) {
+                    *p++ = zx;
+                }
+                continue;
+            }
+            const uint8_t *xr = xc + iy * W + ix0;
+            int32_t kx = 0;
+            for (; kx < kx_lo; kx++) {
+                *p++ = zx;
+            }
+            for (; kx < kx_hi; kx++) {
+                *p++ = xr[kx];
+            }
+            for (; kx < KW; kx++) {
+                *p++ = zx;
+            }
+        }
+    }
+}
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4 gather, two filters per pass over the input: the patches of
+// every output pixel first (im2col of the whole output, OHW x align4(C KK)
+// bytes: no more than the Conv2d's gradient takes), then per pair of
+// filters their rows split into lanes once (dot1x2_u8's interleaved layout)
+// and each patch read once for both: 9 instructions per 8 MACs, where a
+// patch split into lanes per pixel against filter-row pairs (dot2x_u8) took
+// ~14.  The pair's two output maps are finished a map at a time.
+// Scratch: wsum[O], the accumulators of two maps (first bacc[O], and the
+// pair's rows when sel gathers them), c0 per pixel, the lanes, the patches.
+static int32_t gather_acc_bytes(const qt_conv_geom_t *g) {
+    const int32_t OHW = g->out_h * g->out_w, Lp = align4(g->in_ch * g->k_h * g->k_w);
+    int32_t n = 8 * OHW;
+    n = n > 4 * g->out_ch ? n : 4 * g->out_ch;
+    return n > 2 * Lp ? n : 2 * Lp;
+}
+
+int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
+    (void)n_sel_max;
+    const int32_t OHW = g->out_h * g->out_w, Lp = align4(g->in_ch * g->k_h * g->k_w);
+    return 4 * g->out_ch + gather_acc_bytes(g) + 4 * OHW + 4 * Lp + OHW * Lp;
+}
+
+// Rows r0, r1 (L bytes each) as dot1x2_u8's lanes (v0 02, v0 13, v1 02,
+// v1 13 per 4 values), zero lanes past L up to align4(L): a patch's padding
+// bytes then add nothing whatever they hold.
+static void lanes_pair_u8(const uint8_t *r0, const uint8_t *r1, int32_t L, uint32_t *bx) {
+    for (int32_t i = 0; i < L; i += 4, bx += 4) {
+        uint32_t v0, v1;
+        if (i + 4 <= L) {
+            v0 = ld32u(r0 + i);
+            v1 = ld32u(r1 + i);
+        } else {
+            v0 = v1 = 0;
+            for (int32_t k = 0; i + k < L; k++) {
+                v0 |= (uint32_t)r0[i + k] << (8 * k);
+                v1 |= (uint32_t)r1[i + k] << (8 * k);
+            }
+        }
+        bx[0] = (uint32_t)lanes02(v0);
+        bx[1] = (uint32_t)lanes13(v0);
+        bx[2] = (uint32_t)lanes02(v1);
+        bx[3] = (uint32_t)lanes13(v1);
+    }
+}
+
+// Filter o's row over the selected channels, gathered into dst (L bytes).
+QT_CONV_NO_LIBCALLS
+static void gather_row_u8(const uint8_t *w, int32_t o, int32_t C, int32_t KK, const int32_t *sel,
+    int32_t n, uint8_t *dst) {
+    for (int32_t j = 0; j < n; j++) {
+        const uint8_t *src = w + (o * C + sel[j]) * KK;
+        for (int32_t t = 0; t < KK; t++) {
+            *dst++ = src[t];
+        }
+    }
+}
+
+QT_CONV_NO_LIBCALLS
+void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_t *w,
+    const int32_t *b, uint8_t *small, const qt_conv_rq_t *rq, int32_t *stats,
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
+    const int32_t C = g->in_ch, KK = g->k_h * g->k_w, O = g->out_ch, OHW = g->out_h * g->out_w;
+    const int32_t n = sel ? n_sel : C;
+    const int32_t L = n * KK, Ln = align4(L), Lp = align4(C * KK);
+    const uint32_t zx = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
+    int32_t *wsum = (int32_t *)(void *)scratch;
+    int32_t *acc0 = wsum + O, *acc1 = acc0 + OHW;
+    int32_t *bacc = acc0;
+    uint8_t *rowbuf = (uint8_t *)acc0;
+    uint32_t *c0 = (uint32_t *)(void *)((uint8_t *)acc0 + gather_acc_bytes(g));
+    uint32_t *lanes = c0 + OHW;
+    uint8_t *patches = (uint8_t *)(lanes + Lp);
+    for (int32_t o = 0; o < O; o++) {
+        bacc[o] = b ? qt_fixmul_apply(b[o], rq->bias) : 0;   // the bias in accumulator steps
+    }
+    // wsum: each filter's start term, - z_x sum w (+ the bias when it cannot
+    // saturate; else it is added per value: bsat).
+    const int bsat = b && !bias_folds(bacc, O, L);
+    for (int32_t o = 0; o < O; o++) {
+        uint32_t s = 0;
+        for (int32_t j = 0; j < n; j++) {
+            s += sum_u8(w + (o * C + (sel ? sel[j] : j)) * KK, KK);
+        }
+        wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * s);
+    }
+    const uint32_t cn = (uint32_t)L * zw * zx;
+    uint8_t *p = patches;
+    for (int32_t oy = 0, pix = 0; oy < g->out_h; oy++) {
+        const int32_t iy0 = oy * g->stride_h - g->pad_h;
+        for (int32_t ox = 0; ox < g->out_w; ox++, pix++, p += Lp) {
+            im2col_u8(g, big, sel, n, iy0, ox * g->stride_w - g->pad_w, (uint8_t)zx, p);
+            c0[pix] = cn - zw * sum_u8(p, L);
+        }
+    }
+    qt_conv_fin_t fin;
+    qt_conv_fin_init(&fin, rq);
+    int32_t mm[2] = {INT32_MAX, INT32_MIN};
+    for (int32_t o = 0; o < O; o += 2) {
+        const int32_t o1 = o + 1 < O ? o + 1 : o;   // an odd last filter pairs with itself
+        if (sel) {
+            gather_row_u8(w, o, C, KK, sel, n, rowbuf);
+            gather_row_u8(w, o1, C, KK, sel, n, rowbuf + Ln);
+            lanes_pair_u8(rowbuf, rowbuf + Ln, L, lanes);
+        } else {
+            lanes_pair_u8(w + o * L, w + o1 * L, L, lanes);
+        }
+        const uint32_t s0 = (uint32_t)wsum[o], s1 = (uint32_t)wsum[o1];
+        const uint8_t *pp = patches;
+        for (int32_t pix = 0; pix < OHW; pix++, pp += Lp) {
+            uint32_t d0, d1;
+            dot1x2_u8(pp, NULL, NULL, lanes, Ln, &d0, &d1);
+            acc0[pix] = (int32_t)(d0 + s0 + c0[pix]);
+            acc1[pix] = (int32_t)(d1 + s1 + c0[pix]);
+        }
+        if (bsat) {   // rare: a bias near the int32 limits, added saturating
+            const int32_t b0 = qt_fixmul_apply(b[o], rq->bias), b1 = qt_fixmul_apply(b[o1], rq->bias);
+            for (int32_t pix = 0; pix < OHW; pix++) {
+                acc0[pix] = qt_sat_add_i32(acc0[pix], b0);
+                acc1[pix] = qt_sat_add_i32(acc1[pix], b1);
+            }
+        }
+        qt_conv_fin_run(acc0, NULL, OHW, small + o * OHW, 1, 0, &fin, mm);
+        if (o1 != o) {
+            qt_conv_fin_run(acc1, NULL, OHW, small + o1 * OHW, 1, 0, &fin, mm);
+        }
+    }
+    if (stats) {
+        stats[0] = mm[0];
+        stats[1] = mm[1];
+    }
+}
+#else
 int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     const int32_t KK = g->k_h * g->k_w;
     int32_t n = 12 * g->out_ch + align4(g->in_ch * KK) + lanes_bytes(g->in_ch * KK);
@@ -440,30 +684,17 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     return n;
 }
 
-int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
-    const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
-    int32_t n = 4 * nph + 4 * g->stride_w + 4 * nph * g->in_ch + 8 * g->in_ch + 4 * g->out_ch
-                + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
-    if (g->in_ch == 1) {
-        // one output channel: the small side channel-last, its sums, a row
-        const int32_t SHW = g->out_h * g->out_w;
-        n += align4(g->out_ch * SHW) + 4 * SHW + 4 * g->in_w;
-    }
-    return n;
-}
-
-// ---- gather ------------------------------------------------------------------------
-
+// One patch (im2col) per output pixel against every filter row.
 QT_CONV_NO_LIBCALLS
 void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_t *w,
     const int32_t *b, uint8_t *small, const qt_conv_rq_t *rq, int32_t *stats,
     const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
-    const int32_t C = g->in_ch, H = g->in_h, W = g->in_w, HW = H * W;
-    const int32_t KH = g->k_h, KW = g->k_w, KK = KH * KW;
+    const int32_t C = g->in_ch, KK = g->k_h * g->k_w;
     const int32_t O = g->out_ch, OHW = g->out_h * g->out_w;
     const int32_t n = sel ? n_sel : C;
     const int32_t L = n * KK;
     const uint32_t zx = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
+    int32_t mm[2] = {INT32_MAX, INT32_MIN};
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq);
     int32_t *wsum = (int32_t *)(void *)scratch;
@@ -508,89 +739,12 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
         wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * (uint32_t)wsum[o]);
     }
     const uint32_t cn = (uint32_t)L * zw * zx;
-    int32_t mm[2] = {INT32_MAX, INT32_MIN};
     int32_t pix = 0;
     for (int32_t oy = 0; oy < g->out_h; oy++) {
         const int32_t iy0 = oy * g->stride_h - g->pad_h;
         for (int32_t ox = 0; ox < g->out_w; ox++, pix++) {
-            const int32_t ix0 = ox * g->stride_w - g->pad_w;
-            // Taps [kx_lo, kx_hi) fall inside the input row (0 <= lo <= hi <= KW).
-            const int32_t kx_lo = ix0 < 0 ? (-ix0 < KW ? -ix0 : KW) : 0;
-            const int32_t kx_hi0 = W - ix0 < KW ? W - ix0 : KW;
-            const int32_t kx_hi = kx_hi0 < kx_lo ? kx_lo : kx_hi0;
-            // im2col: the patch of this pixel; outside the input = zero point.
-            uint8_t *p = patch;
-            if (iy0 >= 0 && iy0 + KH <= H && kx_lo == 0 && kx_hi == KW) {
-                // Inside: plain row copies.
-                for (int32_t j = 0; j < n; j++) {
-                    const uint8_t *xr = big + (sel ? sel[j] : j) * HW + iy0 * W + ix0;
-                    for (int32_t ky = 0; ky < KH; ky++, xr += W) {
-                        if (KW == 3) {   // the usual kernel: no loop per byte
-                            p[0] = xr[0];
-                            p[1] = xr[1];
-                            p[2] = xr[2];
-                            p += 3;
-                            continue;
-                        }
-                        for (int32_t kx = 0; kx < KW; kx++) {
-                            *p++ = xr[kx];
-                        }
-                    }
-                }
-            } else {
-                for (int32_t j = 0; j < n; j++) {
-                    const uint8_t *xc = big + (sel ? sel[j] : j) * HW;
-                    for (int32_t ky = 0; ky < KH; ky++) {
-                        const int32_t iy = iy0 + ky;
-                        if (iy < 0 || iy >= H) {
-                            for (int32_t kx = 0; kx < KW; kx++) {
-                                *p++ = (uint8_t)zx;
-                            }
-                            continue;
-                        }
-                        const uint8_t *xr = xc + iy * W + ix0;
-                        int32_t kx = 0;
-                        for (; kx < kx_lo; kx++) {
-                            *p++ = (uint8_t)zx;
-                        }
-                        for (; kx < kx_hi; kx++) {
-                            *p++ = xr[kx];
-                        }
-                        for (; kx < KW; kx++) {
-                            *p++ = (uint8_t)zx;
-                        }
-                    }
-                }
-            }
-            const uint32_t psum = sum_u8(patch, L);
-            const uint32_t c0 = cn - zw * psum;
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-            if (L == 9) {
-                // One input channel and a 3x3 kernel (the first Conv2d of an
-                // image model, the error of a 1-channel ConvTranspose2d): the
-                // patch stays in registers as lanes, each filter is two
-                // unaligned loads, four SMLAD and one MLA.
-                const uint32_t p0 = ld32u(patch), p1 = ld32u(patch + 4);
-                const int16x2_t q0 = lanes02(p0), q1 = lanes13(p0), q2 = lanes02(p1), q3 = lanes13(p1);
-                const uint32_t p8 = patch[8];
-                const uint8_t *wr = rows;
-                uint8_t *out = small + pix;
-                for (int32_t o = 0; o < O; o++, wr += rstride, out += OHW) {
-                    const uint32_t x0 = ld32u(wr), x1 = ld32u(wr + 4);
-                    int32_t sacc = __smlad(lanes02(x0), q0, 0);
-                    sacc = __smlad(lanes13(x0), q1, sacc);
-                    sacc = __smlad(lanes02(x1), q2, sacc);
-                    sacc = __smlad(lanes13(x1), q3, sacc);
-                    const uint32_t d = (uint32_t)sacc + wr[8] * p8;
-                    int32_t acc = (int32_t)(d + (uint32_t)wsum[o] + c0);
-                    if (bsat) {
-                        acc = qt_sat_add_i32(acc, bsat[o]);
-                    }
-                    *out = qt_conv_fin(acc, &fin, &mm[0], &mm[1]);
-                }
-                continue;
-            }
-#endif
+            im2col_u8(g, big, sel, n, iy0, ox * g->stride_w - g->pad_w, (uint8_t)zx, patch);
+            const uint32_t c0 = cn - zw * sum_u8(patch, L);
             const uint32_t *bx = O >= 2 ? prep_lanes(patch, L, lanes) : NULL;
             for (int32_t o = 0; o < O;) {
                 o += dot_rows_u8(rows + o * rstride, rstride, O - o, patch, bx, L, wsum + o, accv + o);
@@ -603,8 +757,214 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
         stats[1] = mm[1];
     }
 }
+#endif
 
 // ---- scatter -----------------------------------------------------------------------
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4 scatter with two or more big channels, by stride phase: the big
+// pixels whose (y + pad) mod stride agree use the same taps, nky x nkx of
+// them.  The small side is made channel-last once (hwc[pos][j], its sums
+// per position), so a pixel's taps of one tap row are one contiguous run of
+// hwc (n nkx bytes, the segment).  Per phase and pair of big channels the
+// two tap rows are split into lanes once (dot1x2_u8's layout, each segment
+// padded with zero lanes to a multiple of 4) and every pixel's segments are
+// read once for both: 9 instructions per 8 MACs, where the per-pixel patch
+// (strided byte copies) against channel pairs took ~3.4 per MAC in all.
+// hwc has a border of zero points wide enough for every tap, so no segment
+// needs a bounds check.
+typedef struct {
+    int32_t seg_max, row_max, p_max;
+    int32_t top, left, hp, wp;   // the zero-point border around hwc, padded sizes
+} qt_scatter_dims_t;
+
+static void scatter_dims(const qt_conv_geom_t *g, qt_scatter_dims_t *d) {
+    const int32_t sh = g->stride_h, sw = g->stride_w;
+    const int32_t nky = phase_taps(0, g->k_h, sh), nkx = phase_taps(0, g->k_w, sw);   // phase 0 has the most
+    d->seg_max = align4(g->out_ch * nkx);
+    d->row_max = nky * d->seg_max;
+    d->p_max = ((g->in_h + sh - 1) / sh) * ((g->in_w + sw - 1) / sw);
+    // Small positions a tap reaches: sy0 - tky, sy0 = (y + pad) / s for big rows y.
+    const int32_t top = nky - 1 - g->pad_h / sh, bottom = (g->in_h - 1 + g->pad_h) / sh - (g->out_h - 1);
+    const int32_t left = nkx - 1 - g->pad_w / sw, right = (g->in_w - 1 + g->pad_w) / sw - (g->out_w - 1);
+    d->top = top > 0 ? top : 0;
+    d->left = left > 0 ? left : 0;
+    d->hp = g->out_h + d->top + (bottom > 0 ? bottom : 0);
+    d->wp = g->out_w + d->left + (right > 0 ? right : 0);
+}
+
+static int32_t scatter_phases_scratch(const qt_conv_geom_t *g) {
+    qt_scatter_dims_t d;
+    scatter_dims(g, &d);
+    const int32_t PHW = d.hp * d.wp;
+    return align4(PHW * g->out_ch) + 4 + 4 * PHW + 4 * g->in_ch + 2 * d.row_max + 4 * d.row_max + 12 * d.p_max;
+}
+
+// Tap row of big channel c in phase (fy, fx): per tap row tky, the taps kx
+// = fx + tkx sw for tkx descending (ascending small positions, the order of
+// a segment of hwc), per tap the n selected small channels; each segment
+// zero-padded to seg bytes.  Returns the sum of the weights.
+QT_CONV_NO_LIBCALLS
+static uint32_t scatter_row_u8(const qt_conv_geom_t *g, const uint8_t *w, int32_t c, int32_t fy, int32_t fx,
+    int32_t nky, int32_t nkx, const int32_t *sel, int32_t n, int32_t seg, uint8_t *row) {
+    const int32_t C = g->in_ch, KW = g->k_w, KK = g->k_h * KW;
+    uint32_t s = 0;
+    for (int32_t tky = 0; tky < nky; tky++, row += seg) {
+        uint8_t *p = row;
+        for (int32_t tkx = nkx - 1; tkx >= 0; tkx--) {
+            const uint8_t *wt = w + c * KK + (fy + tky * g->stride_h) * KW + fx + tkx * g->stride_w;
+            for (int32_t j = 0; j < n; j++) {
+                const uint8_t v = wt[(sel ? sel[j] : j) * C * KK];
+                *p++ = v;
+                s += v;
+            }
+        }
+        while (p < row + seg) {
+            *p++ = 0;
+        }
+    }
+    return s;
+}
+
+QT_CONV_NO_LIBCALLS
+static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
+    const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
+    const int32_t *sel, int32_t n, uint8_t *scratch) {
+    const int32_t C = g->in_ch, H = g->in_h, W = g->in_w, HW = H * W;
+    const int32_t SH = g->out_h, SW = g->out_w, SHW = SH * SW;
+    const int32_t sh = g->stride_h, sw = g->stride_w;
+    const uint32_t zs = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
+    qt_scatter_dims_t d;
+    scatter_dims(g, &d);
+    const int32_t WP = d.wp, PHW = d.hp * WP;
+    uint8_t *hwc = scratch;
+    int32_t *hsum = (int32_t *)(void *)(hwc + align4(PHW * g->out_ch) + 4);
+    int32_t *bacc = hsum + PHW;
+    uint8_t *rows = (uint8_t *)(bacc + C);
+    uint32_t *lanes = (uint32_t *)(void *)(rows + 2 * d.row_max);
+    int32_t *acc0 = (int32_t *)(lanes + d.row_max), *acc1 = acc0 + d.p_max;
+    uint32_t *c0 = (uint32_t *)(acc1 + d.p_max);
+    for (int32_t i = 0; i < PHW * n; i++) {
+        hwc[i] = (uint8_t)zs;
+    }
+    for (int32_t i = 0; i < PHW; i++) {
+        hsum[i] = (int32_t)((uint32_t)n * zs);
+    }
+    for (int32_t sy = 0; sy < SH; sy++) {
+        for (int32_t sx = 0; sx < SW; sx++) {
+            const int32_t pos = sy * SW + sx, pp = (sy + d.top) * WP + sx + d.left;
+            uint32_t t = 0;
+            uint8_t *q = hwc + pp * n;
+            for (int32_t j = 0; j < n; j++) {
+                const uint8_t v = small[(sel ? sel[j] : j) * SHW + pos];
+                q[j] = v;
+                t += v;
+            }
+            hsum[pp] = (int32_t)t;
+        }
+    }
+    for (int32_t c = 0; c < C; c++) {
+        bacc[c] = b ? qt_fixmul_apply(b[c], rq->bias) : 0;
+    }
+    const int bsat = b && !bias_folds(bacc, C, n * g->k_h * g->k_w);
+    qt_conv_fin_t fin;
+    qt_conv_fin_init(&fin, rq);
+    int32_t mm[2] = {INT32_MAX, INT32_MIN};
+    for (int32_t fy = 0; fy < sh; fy++) {
+        // big rows by = by0 + m sh of this phase: (by + pad) mod sh == fy
+        const int32_t by0 = ((fy - g->pad_h) % sh + sh) % sh, ny = by0 < H ? (H - by0 + sh - 1) / sh : 0;
+        const int32_t nky = phase_taps(fy, g->k_h, sh);
+        for (int32_t fx = 0; fx < sw; fx++) {
+            const int32_t bx0 = ((fx - g->pad_w) % sw + sw) % sw, nx = bx0 < W ? (W - bx0 + sw - 1) / sw : 0;
+            const int32_t nkx = phase_taps(fx, g->k_w, sw);
+            const int32_t seg = align4(n * nkx), L = n * nky * nkx, P = ny * nx;
+            if (P == 0) {
+                continue;
+            }
+            // c0 per pixel: n L zw zs - zw (sum of the patch), zero points outside
+            const uint32_t cn = (uint32_t)L * zw * zs;
+            for (int32_t m = 0, pix = 0; m < ny; m++) {
+                const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
+                for (int32_t k = 0; k < nx; k++, pix++) {
+                    const int32_t sx0 = (bx0 + k * sw + g->pad_w) / sw;
+                    uint32_t ps = 0;
+                    for (int32_t tky = 0; tky < nky; tky++) {
+                        const int32_t *hs = hsum + (sy0 - tky + d.top) * WP + sx0 + d.left;
+                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                            ps += (uint32_t)hs[-tkx];
+                        }
+                    }
+                    c0[pix] = cn - zw * ps;
+                }
+            }
+            for (int32_t c = 0; c < C; c += 2) {
+                const int32_t c1 = c + 1 < C ? c + 1 : c;   // an odd last channel pairs with itself
+                const uint32_t ws0 = scatter_row_u8(g, w, c, fy, fx, nky, nkx, sel, n, seg, rows);
+                const uint32_t ws1 = scatter_row_u8(g, w, c1, fy, fx, nky, nkx, sel, n, seg, rows + d.row_max);
+                lanes_pair_u8(rows, rows + d.row_max, nky * seg, lanes);
+                // The start terms: - zs sum w (+ the bias when it cannot saturate).
+                const uint32_t s0 = (bsat ? 0u : (uint32_t)bacc[c]) - zs * ws0;
+                const uint32_t s1 = (bsat ? 0u : (uint32_t)bacc[c1]) - zs * ws1;
+                for (int32_t m = 0, pix = 0; m < ny; m++) {
+                    const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
+                    for (int32_t k = 0; k < nx; k++, pix++) {
+                        const int32_t sx0 = (bx0 + k * sw + g->pad_w) / sw;
+                        uint32_t d0 = s0 + c0[pix], d1 = s1 + c0[pix];
+                        const uint32_t *lt = lanes;
+                        const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
+                        for (int32_t tky = 0; tky < nky; tky++, lt += seg, sp -= WP * n) {
+                            uint32_t e0, e1;
+                            dot1x2_u8(sp, NULL, NULL, lt, seg, &e0, &e1);
+                            d0 += e0;
+                            d1 += e1;
+                        }
+                        acc0[pix] = (int32_t)d0;
+                        acc1[pix] = (int32_t)d1;
+                    }
+                }
+                if (bsat) {   // rare: a bias near the int32 limits, added saturating
+                    for (int32_t pix = 0; pix < P; pix++) {
+                        acc0[pix] = qt_sat_add_i32(acc0[pix], bacc[c]);
+                        acc1[pix] = qt_sat_add_i32(acc1[pix], bacc[c1]);
+                    }
+                }
+                for (int32_t m = 0; m < ny; m++) {
+                    uint8_t *out = big + (by0 + m * sh) * W + bx0;
+                    qt_conv_fin_run(acc0 + m * nx, NULL, nx, out + c * HW, sw, 0, &fin, mm);
+                    if (c1 != c) {
+                        qt_conv_fin_run(acc1 + m * nx, NULL, nx, out + c1 * HW, sw, 0, &fin, mm);
+                    }
+                }
+            }
+        }
+    }
+    if (stats) {
+        stats[0] = mm[0];
+        stats[1] = mm[1];
+    }
+}
+int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
+    return scatter_phases_scratch(g);
+}
+
+void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
+    const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
+    const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
+    scatter_phases_u8(g, small, w, b, big, rq, stats, sel, sel ? n_sel : g->out_ch, scratch);
+}
+#else
+int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
+    const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
+    int32_t n = 4 * nph + 4 * g->stride_w + 4 * nph * g->in_ch + 8 * g->in_ch + 4 * g->out_ch
+                + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
+    if (g->in_ch == 1) {
+        // one output channel: the small side channel-last, its sums, a row
+        const int32_t SHW = g->out_h * g->out_w;
+        n += align4(g->out_ch * SHW) + 4 * SHW + 4 * g->in_w;
+    }
+    return n;
+}
+
 
 QT_CONV_NO_LIBCALLS
 void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
@@ -788,6 +1148,8 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     }
 }
 
+#endif
+
 // ---- corr (gradients) --------------------------------------------------------------
 
 // The KK rows of one big channel re-sampled on the small grid:
@@ -869,62 +1231,6 @@ int32_t qt_conv_corr2_work_bytes(int32_t n) {
 #endif
 }
 
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-// Cortex-M4: one row against two vectors whose lanes are interleaved per 4
-// values as (v0 02, v0 13, v1 02, v1 13): per 4 columns one LDR and two
-// UXTB16 of the row, one LDM of the four lane words, four SMLAD (8 MACs),
-// 9 instructions per 8 MACs with the loop unrolled twice.  Row pairs
-// against one vector (dot2x_u8) take ~12.  (GCC's loop took 12 here.)
-#define QT_MAC1X2 \
-    "ldr %[x], [%[pa]], #4\n\t" \
-    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
-    "uxtb16 %[t], %[x]\n\t" \
-    "uxtb16 %[x], %[x], ror #8\n\t" \
-    "smlad %[s0], %[t], %[q0], %[s0]\n\t" \
-    "smlad %[s1], %[t], %[q2], %[s1]\n\t" \
-    "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
-    "smlad %[s1], %[x], %[q3], %[s1]\n\t"
-static inline void dot1x2_u8(const uint8_t *a, const uint8_t *b0, const uint8_t *b1, const uint32_t *bx,
-    int32_t n, uint32_t *r0, uint32_t *r1) {
-    int32_t s0 = 0, s1 = 0;
-    const int32_t n8 = n & ~7, n4 = n & ~3;
-    const uint8_t *pa = a;
-    const uint32_t *pb = bx;
-    uint32_t x, t;
-    // LDM fills registers in ascending number order: pin the four.
-    register uint32_t q0 __asm__("r8"), q1 __asm__("r9"), q2 __asm__("r10"), q3 __asm__("r12");
-    if (n8) {
-        const uint8_t *end = a + n8;
-        __asm__ volatile(
-            "1:\n\t"
-            QT_MAC1X2
-            QT_MAC1X2
-            "cmp %[pa], %[end]\n\t"
-            "bne 1b\n\t"
-            : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [t] "=&r"(t),
-            [q0] "=&r"(q0), [q1] "=&r"(q1), [q2] "=&r"(q2), [q3] "=&r"(q3)
-            : [end] "r"(end)
-            : "cc", "memory");
-    }
-    if (n4 != n8) {
-        __asm__ volatile(
-            QT_MAC1X2
-            : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [t] "=&r"(t),
-            [q0] "=&r"(q0), [q1] "=&r"(q1), [q2] "=&r"(q2), [q3] "=&r"(q3)
-            :
-            : "memory");
-    }
-#undef QT_MAC1X2
-    uint32_t acc0 = (uint32_t)s0, acc1 = (uint32_t)s1;
-    for (int32_t i = n4; i < n; i++) {
-        acc0 += (uint32_t)a[i] * b0[i];
-        acc1 += (uint32_t)a[i] * b1[i];
-    }
-    *r0 = acc0;
-    *r1 = acc1;
-}
-#endif
-
 void qt_conv_corr2_rows_u8(const uint8_t *small0, const uint8_t *small1, int32_t zero_s, int32_t sum0,
     int32_t sum1, const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
     int32_t *out0, int32_t *out1, int32_t ostride, uint32_t *work) {
@@ -983,7 +1289,10 @@ int32_t conv2d_scratch_len_u8(const qt_conv_geom_t *g) {
     int32_t fwd = qt_conv_gather_scratch(g, 0);
     int32_t bwd = qt_conv_scatter_scratch(g);
     int32_t grad = align4(CKK * g->out_h * g->out_w) + 4 * CKK + 4 * CKK + 4 * g->out_ch
-                   + lanes_bytes(g->out_h * g->out_w);
+                   + qt_conv_corr2_work_bytes(g->out_h * g->out_w);
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    grad += 4 * CKK;   // the update's second filter gradient (conv2d_update_u8)
+#endif
     int32_t n = fwd > bwd ? fwd : bwd;
     return n > grad ? n : grad;
 }
@@ -1103,7 +1412,28 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     uint32_t *work = (uint32_t *)(void *)(gb + g->out_ch);
     qt_wrange_init(new_range);
     const int32_t n = sel ? n_sel : g->out_ch;
-    for (int32_t j = 0; j < n; j++) {
+    int32_t j = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // Cortex-M4: two filters per pass over the re-sampled input (each row of
+    // cols read once for both error maps, qt_conv_corr2_rows_u8), then the
+    // two updates in turn.
+    int32_t *grow1 = (int32_t *)(void *)((uint8_t *)work + qt_conv_corr2_work_bytes(SHW));
+    for (; j + 2 <= n; j += 2) {
+        const int32_t o0 = sel ? sel[j] : j, o1 = sel ? sel[j + 1] : j + 1;
+        const uint8_t *e0 = e + o0 * SHW, *e1 = e + o1 * SHW;
+        const uint32_t s0 = sum_u8(e0, SHW), s1 = sum_u8(e1, SHW);
+        qt_conv_corr2_rows_u8(e0, e1, zero_e, (int32_t)s0, (int32_t)s1, cols, colsum, zero_x, CKK, SHW, grow,
+            grow1, 1, work);
+        gb[o0] = (int32_t)(s0 - (uint32_t)SHW * (uint32_t)zero_e);
+        gb[o1] = (int32_t)(s1 - (uint32_t)SHW * (uint32_t)zero_e);
+        qt_wrange_t r;
+        qt_update_rows_u8(w + o0 * CKK, grow, 1, CKK, s_g, u, state + 2 * o0, first, &r);
+        qt_wrange_merge(new_range, &r);
+        qt_update_rows_u8(w + o1 * CKK, grow1, 1, CKK, s_g, u, state + 2 * o1, first, &r);
+        qt_wrange_merge(new_range, &r);
+    }
+#endif
+    for (; j < n; j++) {
         const int32_t o = sel ? sel[j] : j;
         gb[o] = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, grow, 0, work);
         // One row: state + 2*o puts this filter's (mu, sigma) where
