@@ -32,8 +32,8 @@ except ImportError:  # CPython, or the natmod is not on the path
     except ImportError:
         try:
             from zlib import crc32 as _crc32  # type: ignore[import-not-found,no-redef]  # not in MicroPython 1.26
-        except ImportError:
-            _crc32 = None
+        except ImportError:   # neither natmod nor binascii: the small-int CRC (its code loads only then)
+            from .crc_py import crc32 as _crc32
 
 MAGIC = b"QTDS"
 VERSION = 1
@@ -111,50 +111,6 @@ def is_link_lost(e):
     if isinstance(e, OSError):
         return e.args[:1] == (errno.ETIMEDOUT,)
     return "timeout waiting for remote" in str(e)
-
-
-_TL = None
-_TH = None
-
-
-def crc_tables():
-    """The CRC-32 table split into 16-bit halves (two array('H', 256)), built
-    once: CRC in small-int arithmetic allocates nothing on 32-bit ports."""
-    global _TL, _TH
-    if _TL is None:
-        from array import array
-        tl = array("H", bytes(512))
-        th = array("H", bytes(512))
-        for n in range(256):
-            lo, hi = n, 0
-            for _ in range(8):
-                if lo & 1:
-                    lo = ((lo >> 1) | ((hi & 1) << 15)) ^ 0x8320
-                    hi = (hi >> 1) ^ 0xEDB8
-                else:
-                    lo = (lo >> 1) | ((hi & 1) << 15)
-                    hi >>= 1
-            tl[n] = lo
-            th[n] = hi
-        _TL, _TH = tl, th
-    return _TL, _TH
-
-
-def _crc32_py(buf, crc=0):
-    """CRC-32 in small-int arithmetic (16-bit halves), for firmware with
-    neither _qtrain nor binascii.crc32; chained through `crc` like them."""
-    tl, th = crc_tables()
-    lo = (crc & 0xFFFF) ^ 0xFFFF
-    hi = ((crc >> 16) & 0xFFFF) ^ 0xFFFF
-    for b in buf:
-        j = (lo ^ b) & 0xFF
-        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[j]
-        hi = (hi >> 8) ^ th[j]
-    return ((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)
-
-
-if _crc32 is None:
-    _crc32 = _crc32_py
 
 
 def _mix15(x):

@@ -33,9 +33,11 @@ import struct
 import sys
 
 try:
-    from qtrain.data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32, crc_tables
+    from qtrain.data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32
+    from qtrain.crc_py import crc_tables
 except ImportError:  # pragma: no cover - CPython tests load this file directly
-    from data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32, crc_tables  # type: ignore[import-not-found,no-redef]  # noqa: E501
+    from data import Permutation, DataError, CRC_RESIDUE, HEADER_SIZE, MAGIC, VERSION, _crc32  # type: ignore[import-not-found,no-redef]  # noqa: E501
+    from crc_py import crc_tables  # type: ignore[import-not-found,no-redef]
 
 try:
     from time import ticks_ms, ticks_diff
