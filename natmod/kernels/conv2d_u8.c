@@ -761,6 +761,20 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
 
 // ---- scatter -----------------------------------------------------------------------
 
+// One pixel of the small side, channel-last: the n selected channels' values
+// at pos (channel planes of hw bytes) into dst; returns their sum, which the
+// zero-point correction of every dot product over this pixel needs.
+static inline uint32_t small_pixel_channels_u8(const uint8_t *small, const int32_t *sel, int32_t n,
+    int32_t hw, int32_t pos, uint8_t *dst) {
+    uint32_t t = 0;
+    for (int32_t j = 0; j < n; j++) {
+        const uint8_t v = small[(sel ? sel[j] : j) * hw + pos];
+        dst[j] = v;
+        t += v;
+    }
+    return t;
+}
+
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 // Cortex-M4 scatter with two or more big channels, by stride phase: the big
 // pixels whose (y + pad) mod stride agree use the same taps, nky x nkx of
@@ -853,14 +867,7 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     for (int32_t sy = 0; sy < SH; sy++) {
         for (int32_t sx = 0; sx < SW; sx++) {
             const int32_t pos = sy * SW + sx, pp = (sy + d.top) * WP + sx + d.left;
-            uint32_t t = 0;
-            uint8_t *q = hwc + pp * n;
-            for (int32_t j = 0; j < n; j++) {
-                const uint8_t v = small[(sel ? sel[j] : j) * SHW + pos];
-                q[j] = v;
-                t += v;
-            }
-            hsum[pp] = (int32_t)t;
+            hsum[pp] = (int32_t)small_pixel_channels_u8(small, sel, n, SHW, pos, hwc + pp * n);
         }
     }
     for (int32_t c = 0; c < C; c++) {
@@ -1002,14 +1009,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         hsum = (int32_t *)(void *)(hwc + align4(g->out_ch * SHW));
         rowacc = hsum + SHW;
         for (int32_t pos = 0; pos < SHW; pos++) {
-            uint32_t t = 0;
-            uint8_t *d = hwc + pos * n;
-            for (int32_t j = 0; j < n; j++) {
-                const uint8_t v = small[(sel ? sel[j] : j) * SHW + pos];
-                d[j] = v;
-                t += v;
-            }
-            hsum[pos] = (int32_t)t;
+            hsum[pos] = (int32_t)small_pixel_channels_u8(small, sel, n, SHW, pos, hwc + pos * n);
         }
     }
     for (int32_t j = 0; j < n; j++) {
