@@ -188,6 +188,27 @@ print('done')
 """
 
 
+def _stall_steps(run, w, wq, gsteps, m):
+    """Run the batch-1 steps gsteps on the device (STALL_SCRIPT) and in the
+    golden model; assert both end bit-exact; return the golden weights, the
+    weight record and the number of re-scales."""
+    st, hp, seed = np.zeros(5 + 2 * m, np.float32), np.array([0.004, 1.0, 0.01], np.float32), 99
+    data = pack(w.ravel(), wq, st, hp, np.array([seed], np.uint32), np.array([len(gsteps)], np.int32))
+    for g in gsteps:
+        data += pack(g.ravel())
+    out = run(STALL_SCRIPT, files={"cases.bin": data})
+    gw, gwq = [ln.split()[2:] for ln in out.splitlines() if ln.startswith("S ")][0]
+    gw_, rescales = w.ravel(), 0
+    for g in gsteps:
+        gw_, _, st, seed, nr = GD.update_rows_u8(g, np.float32(1e-5), gw_, wq, None, None, np.float32(1),
+                                                  np.float32(1), hp[0], hp[1], 2, st, seed)
+        gw_, wq, r = GD.weights_qp_update(gw_, wq, nr, hp[2])
+        rescales += r
+    assert bytes.fromhex(gw) == gw_.tobytes()
+    assert bytes.fromhex(gwq) == wq.tobytes()
+    return gw_, wq, rescales
+
+
 def test_range_grows_past_clipped_edges(run):
     """Weights at both 0 and 255, pushed outward by about half a step per
     sample (lr 0.004 at scale 2/255).  The clamp caps what the range observes
@@ -205,19 +226,7 @@ def test_range_grows_past_clipped_edges(run):
     gsteps = [(push * 1000 + rng.integers(-300, 300, (m, n))).astype(np.int32) for _ in range(steps)]
     wq = GQ.new_qp(-1.0, 1.0, 0.3)
     s0 = np.float32(wq[GQ.SCALE])
-    st, hp, seed = np.zeros(5 + 2 * m, np.float32), np.array([0.004, 1.0, 0.01], np.float32), 99
-    data = pack(w.ravel(), wq, st, hp, np.array([seed], np.uint32), np.array([steps], np.int32))
-    for g in gsteps:
-        data += pack(g.ravel())
-    out = run(STALL_SCRIPT, files={"cases.bin": data})
-    gw, gwq = [ln.split()[2:] for ln in out.splitlines() if ln.startswith("S ")][0]
-    gw_ = w.ravel()
-    for g in gsteps:
-        gw_, _, st, seed, nr = GD.update_rows_u8(g, np.float32(1e-5), gw_, wq, None, None, np.float32(1),
-                                                  np.float32(1), hp[0], hp[1], 2, st, seed)
-        gw_, wq, _ = GD.weights_qp_update(gw_, wq, nr, hp[2])
-    assert bytes.fromhex(gw) == gw_.tobytes()
-    assert bytes.fromhex(gwq) == wq.tobytes()
+    gw_, wq, _ = _stall_steps(run, w, wq, gsteps, m)
     assert wq[GQ.SCALE] > s0 * np.float32(1.01), (s0, wq)
 
 
@@ -243,20 +252,7 @@ def test_rescale_keeps_rows_left_alone_in_place(run):
         gsteps.append(g)
     wq = GQ.new_qp(-1.0, 1.0, 0.3)
     s0, z0 = np.float32(wq[GQ.SCALE]), int(wq[GQ.ZERO])
-    st, hp, seed = np.zeros(5 + 2 * m, np.float32), np.array([0.004, 1.0, 0.01], np.float32), 99
-    data = pack(w.ravel(), wq, st, hp, np.array([seed], np.uint32), np.array([steps], np.int32))
-    for g in gsteps:
-        data += pack(g.ravel())
-    out = run(STALL_SCRIPT, files={"cases.bin": data})
-    gw, gwq = [ln.split()[2:] for ln in out.splitlines() if ln.startswith("S ")][0]
-    gw_, rescales = w.ravel(), 0
-    for g in gsteps:
-        gw_, _, st, seed, nr = GD.update_rows_u8(g, np.float32(1e-5), gw_, wq, None, None, np.float32(1),
-                                                  np.float32(1), hp[0], hp[1], 2, st, seed)
-        gw_, wq, r = GD.weights_qp_update(gw_, wq, nr, hp[2])
-        rescales += r
-    assert bytes.fromhex(gw) == gw_.tobytes()
-    assert bytes.fromhex(gwq) == wq.tobytes()
+    gw_, wq, rescales = _stall_steps(run, w, wq, gsteps, m)
     growth = float(wq[GQ.SCALE] / s0)
     real0 = np.abs(np.float64(s0) * (w[1:].astype(np.int64) - z0)).mean()
     real = np.abs(np.float64(wq[GQ.SCALE]) * (gw_.reshape(m, n)[1:].astype(np.int64) - int(wq[GQ.ZERO]))).mean()
