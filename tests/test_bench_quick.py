@@ -66,3 +66,19 @@ def test_report_uses_the_real_heap_run_when_the_budget_does_not_fit():
     assert "measured (at the real board's heap, 194560 B)" in text
     assert "| qemu-m0 | uint8 | 1 | - | - | - | no: too big |" in text
     assert "| qemu-m0 at its real board's heap (194560) | uint8 | 1 |" in text
+
+
+def test_report_step_without_remap():
+    """The re-map run: its table (step with and without re-maps, per-layer
+    re-map cost) and the target row taken from the step without re-map."""
+    v = {"fits": 1, "forward": 2000, "loss": 100, "backward": 3000, "step": 5100}
+    rm = {"remaps": 3, "step": 5200, "step_clean": 4000, "heap": None}
+    rm.update({"remap%d" % i: 100 * (i + 1) for i in range(len(bench.VAE_LAYERS))})
+    R = {"layers": {}, "dsgu": {}, "dsgu_vae": {}, "mpy": {}, "vae": {("qemu-m4", "uint8"): v},
+         "remaps": {"qemu-m4": rm}}
+    text = bench.report(R, "test")
+    m = bench.vae_macs()["step"]
+    assert "| qemu-m4 | 5.2 k | 1.5 | 4.0 k | %.2f | 0.1 k | 0.2 k |" % (4000 / m) in text
+    row = [r for r in bench.targets(R) if "qemu-m4" in r[0]][0]
+    assert row[0] == "uint8 step without a weight re-map <= 3 instr/MAC on qemu-m4"
+    assert row[1] == "%.2f (with this bench's re-maps, 1.5 per step: %.2f)" % (4000 / m, 5200 / m)

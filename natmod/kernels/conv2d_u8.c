@@ -363,17 +363,19 @@ static inline void dot2x_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t 
     "smlad %[s1], %[t], %[q2], %[s1]\n\t" \
     "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
     "smlad %[s1], %[x], %[q3], %[s1]\n\t"
-static inline void dot1x2_u8(const uint8_t *a, const uint8_t *b0, const uint8_t *b1, const uint32_t *bx,
-    int32_t n, uint32_t *r0, uint32_t *r1) {
-    int32_t s0 = 0, s1 = 0;
-    const int32_t n8 = n & ~7, n4 = n & ~3;
+// Accumulating form, n a multiple of 4: r0/r1 += the two dot
+// products of a[0..n) against the lanes at *pbx, which it advances by n
+// words (the next lanes in a run of them, as the scatter's segments use).
+static inline void dot1x2_acc_u8(const uint8_t *a, const uint32_t **pbx, int32_t n, uint32_t *r0,
+    uint32_t *r1) {
+    uint32_t s0 = *r0, s1 = *r1;
     const uint8_t *pa = a;
-    const uint32_t *pb = bx;
+    const uint32_t *pb = *pbx;
     uint32_t x, t;
     // LDM fills registers in ascending number order: pin the four.
     register uint32_t q0 __asm__("r8"), q1 __asm__("r9"), q2 __asm__("r10"), q3 __asm__("r12");
-    if (n8) {
-        const uint8_t *end = a + n8;
+    if (n & ~7) {
+        const uint8_t *end = a + (n & ~7);
         __asm__ volatile(
             "1:\n\t"
             QT_MAC1X2
@@ -385,7 +387,7 @@ static inline void dot1x2_u8(const uint8_t *a, const uint8_t *b0, const uint8_t 
             : [end] "r"(end)
             : "cc", "memory");
     }
-    if (n4 != n8) {
+    if (n & 4) {
         __asm__ volatile(
             QT_MAC1X2
             : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [t] "=&r"(t),
@@ -393,8 +395,17 @@ static inline void dot1x2_u8(const uint8_t *a, const uint8_t *b0, const uint8_t 
             :
             : "memory");
     }
+    *r0 = s0;
+    *r1 = s1;
+    *pbx = pb;
+}
 #undef QT_MAC1X2
-    uint32_t acc0 = (uint32_t)s0, acc1 = (uint32_t)s1;
+
+static inline void dot1x2_u8(const uint8_t *a, const uint8_t *b0, const uint8_t *b1, const uint32_t *bx,
+    int32_t n, uint32_t *r0, uint32_t *r1) {
+    const int32_t n4 = n & ~3;
+    uint32_t acc0 = 0, acc1 = 0;
+    dot1x2_acc_u8(a, &bx, n4, &acc0, &acc1);
     for (int32_t i = n4; i < n; i++) {
         acc0 += (uint32_t)a[i] * b0[i];
         acc1 += (uint32_t)a[i] * b1[i];
@@ -919,11 +930,8 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                         uint32_t d0 = s0 + c0[pix], d1 = s1 + c0[pix];
                         const uint32_t *lt = lanes;
                         const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
-                        for (int32_t tky = 0; tky < nky; tky++, lt += seg, sp -= WP * n) {
-                            uint32_t e0, e1;
-                            dot1x2_u8(sp, NULL, NULL, lt, seg, &e0, &e1);
-                            d0 += e0;
-                            d1 += e1;
+                        for (int32_t tky = 0; tky < nky; tky++, sp -= WP * n) {
+                            dot1x2_acc_u8(sp, &lt, seg, &d0, &d1);   // seg: a multiple of 4
                         }
                         acc0[pix] = (int32_t)d0;
                         acc1[pix] = (int32_t)d1;
