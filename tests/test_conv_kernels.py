@@ -77,9 +77,9 @@ VAE_GEOMS = [
 ]
 
 
-def rand_geom(rng, transposed):
+def rand_geom(rng, transposed, hi=(6, 5, 9)):
     while True:
-        geom, ok = G.random_geom(rng, transposed)
+        geom, ok = G.random_geom(rng, transposed, hi)
         if ok:
             return geom
 
@@ -213,6 +213,10 @@ def _u8_cases():
     cases += [saturating_case(rng, bool(i % 2), gain, zero)
               for i, (gain, zero) in enumerate([(0.6, 0), (1.0, 128), (3.0, 255), (1e3, 0), (1e3, 200),
                                                 (2.0**20, 7), (1e9, 128), (1e9, 255)])]
+    # 8 to 12 channels: the M0 / x64 scatter dots the runs of its channel-last
+    # copy when 8 or more small channels take part, with a tail of big
+    # channels past the groups of four
+    cases += [u8_case(rng, bool(i % 2), rand_geom(rng, bool(i % 2), (13, 5, 9))) for i in range(8)]
     return cases
 
 

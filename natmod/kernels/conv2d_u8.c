@@ -497,6 +497,23 @@ static int bias_folds(const int32_t *bacc, int32_t n, int32_t L) {
 }
 
 // ---- gather ------------------------------------------------------------------------
+// dst[i dstep] = src[i sstep] for i < n; returns the sum of the values.  The
+// weight repacks per call (gather, scatter; ~4.6 KB each on the VAE's big
+// layers): out of line so that GCC keeps the loop in registers at -Os
+// (inline, the M0's took 15-20 instructions per byte, ~7 now).
+#if !(defined(QT_HAVE_DSP) && QT_HAVE_DSP)
+__attribute__((noinline))
+static uint32_t copy_strided_u8(uint8_t *dst, int32_t dstep, const uint8_t *src, int32_t sstep, int32_t n) {
+    uint32_t s = 0;
+    for (const uint8_t *end = src + n * sstep; src != end; src += sstep, dst += dstep) {
+        const uint8_t v = *src;
+        *dst = v;
+        s += v;
+    }
+    return s;
+}
+#endif
+
 
 // im2col: the patch of the output pixel whose taps start at input (iy0,
 // ix0), n channels (sel[j], or j) of KH x KW values; outside the input = the
@@ -723,12 +740,11 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             int32_t step;
             uint8_t *dst = ws + row_pos(o, O, L, &step);
             uint32_t s = 0;
-            for (int32_t j = 0; j < n; j++) {
-                const uint8_t *src = w + (o * C + (sel ? sel[j] : j)) * KK;
-                for (int32_t t = 0; t < KK; t++, dst += step) {
-                    *dst = src[t];
-                    s += src[t];
-                }
+            if (!sel) {   // the filter's row is contiguous
+                s = copy_strided_u8(dst, step, w + o * C * KK, 1, L);
+            }
+            for (int32_t j = 0; sel && j < n; j++, dst += KK * step) {
+                s += copy_strided_u8(dst, step, w + (o * C + sel[j]) * KK, 1, KK);
             }
             wsum[o] = (int32_t)s;
         }
@@ -972,14 +988,17 @@ int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
     int32_t n = 4 * nph + 4 * g->stride_w + 4 * nph * g->in_ch + 8 * g->in_ch + 4 * g->out_ch
                 + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
-    if (g->in_ch == 1) {
-        // one output channel: the small side channel-last, its sums, a row
-        const int32_t SHW = g->out_h * g->out_w;
-        n += align4(g->out_ch * SHW) + 4 * SHW + 4 * g->in_w;
-    }
+    // the small side channel-last and its sums per position; with one
+    // output channel also a row of accumulators
+    const int32_t SHW = g->out_h * g->out_w;
+    n += align4(g->out_ch * SHW) + 4 * SHW + (g->in_ch == 1 ? 4 * g->in_w : 0);
     return n;
 }
 
+
+// Fewest small channels (n) for which an inside pixel's tap rows are dotted
+// in place in the channel-last copy (with two or more big channels).
+#define QT_SCATTER_RUN_MIN 8
 
 QT_CONV_NO_LIBCALLS
 void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
@@ -1005,23 +1024,31 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     for (int32_t c = 0; c < C; c++) {
         bacc[c] = b ? qt_fixmul_apply(b[c], rq->bias) : 0;
     }
-    // One output channel: no patch is shared, so copying it per pixel would
-    // cost as much as the MACs.  Instead the small side is made channel-last
-    // once (hwc[pos][j]), and an inside pixel's taps are dotted in place.
-    // The accumulators of a whole output row are then finished in one call
-    // (rowacc; unless the bias may saturate, a per-value add).
-    uint8_t *hwc = NULL;
-    int32_t *hsum = NULL, *rowacc = NULL;
-    if (C == 1) {
-        hwc = (uint8_t *)lanes + lanes_bytes(g->out_ch * KK);
-        hsum = (int32_t *)(void *)(hwc + align4(g->out_ch * SHW));
-        rowacc = hsum + SHW;
-        for (int32_t pos = 0; pos < SHW; pos++) {
-            hsum[pos] = (int32_t)small_pixel_channels_u8(small, sel, n, SHW, pos, hwc + pos * n);
-        }
-    }
     for (int32_t j = 0; j < n; j++) {
         chan[j] = (sel ? sel[j] : j) * SHW;
+    }
+    // The small side channel-last once (hwc[pos][j], hsum[pos] = sum over
+    // j): the taps of one tap row of an inside pixel are then one contiguous
+    // run of hwc, dotted in place, where a per-pixel patch of strided bytes
+    // cost ~7 instructions per byte (as much as the MACs with one output
+    // channel; ~100 k per call on Conv 16->32's error and ConvT 32->16's
+    // forward).  With one output channel the accumulators of a whole output
+    // row are finished in one call (rowacc; unless the bias may saturate,
+    // a per-value add).
+    // A few selected small channels (DSGU) make short runs, where a dot
+    // product per tap row costs more than the patch: patches then.
+    uint8_t *hwc = C == 1 || n >= QT_SCATTER_RUN_MIN ? (uint8_t *)lanes + lanes_bytes(g->out_ch * KK) : NULL;
+    int32_t *hsum = (int32_t *)(void *)((uint8_t *)lanes + lanes_bytes(g->out_ch * KK) + align4(g->out_ch * SHW));
+    int32_t *rowacc = C == 1 ? hsum + SHW : NULL;
+    for (int32_t pos = 0; hwc && pos < SHW; pos++) {
+        uint8_t *dst = hwc + pos * n;
+        uint32_t t = 0;
+        for (int32_t j = 0; j < n; j++) {
+            const uint8_t v = small[chan[j] + pos];
+            dst[j] = v;
+            t += v;
+        }
+        hsum[pos] = (int32_t)t;
     }
     // Repack: for each phase (fy, fx) and output channel c one row over
     // (tap ky = fy + tky*sh, tap kx = fx + tkx*sw, small channel j): tap-major,
@@ -1043,8 +1070,13 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                 for (int32_t tky = 0; tky < nky; tky++) {
                     for (int32_t tkx = nkx - 1; tkx >= 0; tkx--) {
                         const uint8_t *wt = w + c * KK + (fy + tky * sh) * KW + fx + tkx * sw;
+                        if (!sel) {
+                            s += copy_strided_u8(row, step, wt, C * KK, n);
+                            row += n * step;
+                            continue;
+                        }
                         for (int32_t j = 0; j < n; j++, row += step) {
-                            const uint8_t v = wt[(sel ? sel[j] : j) * C * KK];
+                            const uint8_t v = wt[sel[j] * C * KK];
                             *row = v;
                             s += v;
                         }
@@ -1076,25 +1108,40 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         for (int32_t bx = 0; bx < W; bx++) {
             const int32_t nkx = taps_x[fx];
             const int32_t L = n * nky * nkx;
-            if (hwc && sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
+            if (hwc && L && sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
+                // Inside: per tap row, every big channel's row segment
+                // against the run of hwc, the sums carried from segment to
+                // segment (the first starts from the rows' start terms).
                 const int32_t ph = fy * sw + fx;
                 const uint8_t *wr = prow + phase_off[ph];
-                uint32_t d = 0, psum = 0;
-                for (int32_t tky = 0; tky < nky; tky++, wr += nkx * n) {
+                const int32_t seg = nkx * n;
+                const int32_t *init = wsum + ph * C;
+                uint32_t psum = 0, d = 0;
+                for (int32_t tky = 0; tky < nky; tky++) {
                     const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
-                    d += dot_u8(wr, hwc + pos * n, nkx * n);
+                    const uint8_t *run = hwc + pos * n;
+                    if (C == 1) {
+                        d += dot_u8(wr + tky * seg, run, seg);
+                    } else {
+                        for (int32_t c = 0; c < C;) {
+                            int32_t step;
+                            const uint8_t *a = wr + row_pos(c, C, L, &step) + tky * seg * step;
+                            c += dot_rows_u8(a, L, C - c, run, NULL, seg, init + c, accv + c);
+                        }
+                        init = accv;
+                    }
                     for (int32_t tkx = 0; tkx < nkx; tkx++) {
                         psum += (uint32_t)hsum[pos + tkx];
                     }
                 }
-                int32_t acc = (int32_t)(d + (uint32_t)wsum[ph] + (uint32_t)L * zw * zs - zw * psum);
+                const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
+                if (C == 1) {
+                    accv[0] = (int32_t)(d + (uint32_t)init[0]);
+                }
                 if (rowacc) {
-                    rowacc[bx] = acc;
+                    rowacc[bx] = (int32_t)((uint32_t)accv[0] + c0);
                 } else {
-                    if (bsat) {
-                        acc = qt_sat_add_i32(acc, bsat[0]);
-                    }
-                    big[by * W + bx] = qt_conv_fin(acc, &fin, &mm[0], &mm[1]);
+                    qt_conv_fin_run(accv, bsat, C, big + by * W + bx, HW, c0, &fin, mm);
                 }
                 if (++fx == sw) {
                     fx = 0;
