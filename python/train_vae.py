@@ -25,15 +25,16 @@ else:
     qtrain.heap_trace("settings")
     # Keep the big free block for the model while the code that builds it is
     # loaded (that leaves garbage behind); builder.build_vae releases it.
+    # defaults builds it (not qtrain.trainer: its head and evaluation code
+    # would take heap while the model is built, the run's fullest moment).
     qtrain.reserve(defaults.BUILD_CODE_BYTES, defaults.RESERVE_MOST)
-    from qtrain import trainer
-    qtrain.heap_trace("trainer")
-    vae = trainer.build_vae_from(cfg)
+    qtrain.heap_trace("reserve")
+    vae = defaults.build_vae_from(cfg)
     qtrain.heap_trace("model")
-    # The loop (qtrain.vae_loop, loaded by trainer) needs none of the code
-    # that built the model: its heap goes to the data reader and the
-    # checkpoint writer (the ConvVAE at the Pico's real heap needs it).
-    del trainer, defaults
-    qtrain.unload("trainer", "defaults")
+    # The loop (qtrain.vae_loop) needs none of the code that built the
+    # model: its heap goes to the data reader and the checkpoint writer (the
+    # ConvVAE at the Pico's real heap needs it).
+    del defaults
+    qtrain.unload("defaults")
     from qtrain import vae_loop
     vae_loop.train(vae, cfg)

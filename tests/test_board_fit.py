@@ -7,7 +7,8 @@ defaults (boards/<board>/board.json, what `deploy` writes to its flash).
 Asserts that it builds and trains (no MemoryError), the loss is finite and
 goes down over a few dozen samples, and a step keeps nothing (heap_used after
 a collection is the same on every progress line after the first).  Also the
-paper's ConvVAE at the real boards' heaps (larger than the budget)."""
+paper's ConvVAE at the real boards' heaps (larger than the budget), and at
+the Pico's with a margin taken first (natmod growth)."""
 import math
 import os
 
@@ -35,19 +36,28 @@ def _require(emulator):
         pytest.skip("target %s is not built" % emulator)
 
 
-def _train_through_mount(emulator, tmp_path, settings):
+def _train_through_mount(emulator, tmp_path, settings, heap_taken=0):
     """train_vae.py with `settings` (plus SAMPLES, LOG_EVERY, a checkpoint at
     the end) the user's way on `emulator`; asserts what every board run must
-    show and returns the progress rows."""
+    show and returns the progress rows.  heap_taken: bytes of heap the script
+    holds before it imports _qtrain (a bytearray at the heap's start, where
+    the natmod's code goes: stands in for that much natmod growth)."""
     images = idx.read_images(os.path.join(paths.ROOT, "data", "mnist-subset", "train-images-idx3-ubyte.gz"))
     stream.write(str(tmp_path / settings["data"]), np.ascontiguousarray(images[:SAMPLES]))
     settings = dict(settings, limit=SAMPLES, log_every=LOG_EVERY, ckpt_every=SAMPLES, fresh="true")
     args = []
     for k, v in settings.items():
         args += ["--" + k, str(v)]
+    script = os.path.join(paths.PYTHON_DIR, "train_vae.py")
+    if heap_taken:
+        with open(script) as f:
+            source = f.read()
+        (tmp_path / "taken").mkdir()
+        script = str(tmp_path / "taken" / "train_vae.py")
+        with open(script, "w") as f:
+            f.write("_heap_taken = bytearray(%d)\n" % heap_taken + source)
     view = cli_run.ProgressView(stream=open(os.devnull, "w"))
-    rc, out = cli_run.run_target(emulator, str(tmp_path), os.path.join(paths.PYTHON_DIR, "train_vae.py"),
-                                 args, view=view)
+    rc, out = cli_run.run_target(emulator, str(tmp_path), script, args, view=view)
     assert rc == 0 and "@result vae" in out, out[-3000:]
     rows = _progress(out)
     assert len(rows) == SAMPLES // LOG_EVERY, out[-3000:]
@@ -84,3 +94,27 @@ def test_conv_vae_trains_at_real_board_heap(emulator, tmp_path, monkeypatch):
     board = paths.real_board(emulator)[1]
     settings = dict(board["defaults"]["train_vae"], model="conv")
     _train_through_mount(emulator, tmp_path, settings)
+
+
+# The Pico-heap ConvVAE's margin: it must still build, train and save with
+# this much heap taken first.  Its free heap is fragmented, so the first
+# allocation to fail (a conv buffer at the build, the checkpoint module's
+# globals table at the first save) depends on where every block lands: one
+# run at the exact heap says little about a build a little larger (speed9's
+# armv6m growth of a few hundred bytes broke the 200-sample save while the
+# test above passed).  Measured (a bytearray taken before `import _qtrain`,
+# 48 samples): trains with 0 to 512 B taken (steps of 128), fails at 768
+# (and trains at 1024: the layout is not monotonic); before train_vae.py
+# stopped loading qtrain.trainer for the build it failed at 512.  Two
+# points, so a natmod that grows by ~250 B on armv6m fails here.
+PICO_HEAP_MARGINS = (256, 512)
+
+
+@pytest.mark.parametrize("heap_taken", PICO_HEAP_MARGINS)
+def test_conv_vae_keeps_a_margin_at_pico_heap(heap_taken, tmp_path, monkeypatch):
+    emulator = "qemu-m0"
+    monkeypatch.setenv("QTRAIN_FIRMWARE_DIR", paths.real_heap_firmware_dir(emulator))
+    _require(emulator)
+    board = paths.real_board(emulator)[1]
+    settings = dict(board["defaults"]["train_vae"], model="conv")
+    _train_through_mount(emulator, tmp_path, settings, heap_taken=heap_taken)

@@ -2,7 +2,12 @@
 board defaults, config files and the command line over them).
 
 A module of its own so that a script can read its settings, then drop the
-config parser (qtrain.unload("config")) before building the model.
+config parser (qtrain.unload("config")) before building the model.  It also
+turns the settings into a model (options, build_vae_from): train_vae.py
+builds the VAE with this module alone, not qtrain.trainer, whose bytecode
+(head training, evaluation) would sit in the heap next to the model while
+it is built, the heap's fullest moment (the ConvVAE at the Pico's real
+heap).
 """
 
 # Heap the code that builds a model takes (trainer, layers, losses, models,
@@ -67,3 +72,26 @@ HEAD_DEFAULTS = {
     "log_every": 0,            # 0: one progress line per epoch
     "eval_limit": 0,           # evaluate on the first N test samples (0 = all)
 }
+
+
+def options(cfg):
+    """layers.Options from a config dict (VAE_DEFAULTS / HEAD_DEFAULTS keys);
+    DSGU is on when cfg['lmin'] < 1.  KeyError if 'lr' or 'seed' is missing,
+    ValueError from Options for values out of range."""
+    dsgu = None
+    if cfg.get("lmin", 1.0) < 1.0:
+        dsgu = (cfg["lmin"], max(cfg["lmin"], cfg.get("lmax", 1.0)))
+    from .layers import Options
+    return Options(lr=cfg["lr"], alpha_norm=cfg.get("alpha_norm", 0.15),
+                   per_row=cfg.get("per_row", False), rounding=cfg.get("rounding", "stochastic"),
+                   alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
+                   alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"],
+                   mode=cfg.get("mode", "uint8"))
+
+
+def build_vae_from(cfg):
+    """models.build_vae() for a config dict (keys 'model', 'hidden', 'latent'
+    and those options() reads).  MemoryError (naming the bytes needed and
+    free) if the heap is too small."""
+    from . import models
+    return models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])

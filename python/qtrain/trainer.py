@@ -1,40 +1,20 @@
-"""Training entry points behind the scripts (train_vae.py, train_head.py):
-building a VAE from the settings, loading one from its checkpoint, training
-and evaluating the classifier head.  The VAE's training loop and its
-helpers (epoch_lr, set_lr, vae_state) are in qtrain.vae_loop.
+"""Training entry points (train_head.py, sample.py, and train_vae's for a
+REPL or a host script): loading a VAE from its checkpoint, training and
+evaluating the classifier head.  Building a VAE from the settings is
+qtrain.defaults' (options, build_vae_from; re-exported here); the VAE's
+training loop and its helpers (epoch_lr, set_lr, vae_state) are in
+qtrain.vae_loop.
 
 The heap of a board holds the package's bytecode next to the model (a real
 board's flash filesystem, or `mpremote mount`), so training loads code in
 phases: the model is built first (its builder, qtrain.builder, is dropped
-once the model exists; train_vae.py then drops this module and the settings
-too), then the per-step code (data reader, checkpoint writer) is imported.
-Peak heap = the model + the code one phase needs.
+once the model exists), then the per-step code (data reader, checkpoint
+writer) is imported.  Peak heap = the model + the code one phase needs.
+train_vae.py does not import this module at all: it builds with
+qtrain.defaults, drops it and the settings, then runs qtrain.vae_loop.
 """
 from . import heap_trace
-from .defaults import HEAD_DEFAULTS, VAE_DEFAULTS  # noqa: F401 (re-export)
-
-
-def options(cfg):
-    """layers.Options from a config dict (VAE_DEFAULTS / HEAD_DEFAULTS keys);
-    DSGU is on when cfg['lmin'] < 1.  KeyError if 'lr' or 'seed' is missing,
-    ValueError from Options for values out of range."""
-    dsgu = None
-    if cfg.get("lmin", 1.0) < 1.0:
-        dsgu = (cfg["lmin"], max(cfg["lmin"], cfg.get("lmax", 1.0)))
-    from .layers import Options
-    return Options(lr=cfg["lr"], alpha_norm=cfg.get("alpha_norm", 0.15),
-                   per_row=cfg.get("per_row", False), rounding=cfg.get("rounding", "stochastic"),
-                   alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
-                   alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"],
-                   mode=cfg.get("mode", "uint8"))
-
-
-def build_vae_from(cfg):
-    """models.build_vae() for a config dict (keys 'model', 'hidden', 'latent'
-    and those options() reads).  MemoryError (naming the bytes needed and
-    free) if the heap is too small."""
-    from . import models
-    return models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
+from .defaults import HEAD_DEFAULTS, VAE_DEFAULTS, build_vae_from, options  # noqa: F401 (re-export)
 
 
 def load_vae(path, cfg=None):
