@@ -589,6 +589,166 @@ static inline void range_from_lanes(uint32_t lo2, uint32_t hi2, int32_t *lo, int
             "str %[x1], [%[pw]], #4\n\t" \
             "cmp %[px], %[end]\n\t" \
             "bne 1b\n\t"
+
+// What the M4 row loops carry from row to row: the xorshift32 state and the
+// min/max lanes, so dense_update_u8 converts them once per call, not per
+// row (rows of 10 weights, Dense 10 -> 1568, spent ~200 instructions each
+// on conversions, calls and a C tail around 76 of SIMD work).
+typedef struct {
+    uint32_t s;
+    uint32_t lo2, hi2;
+} qt_m4_rows_t;
+
+// One row, |A| < 2^15 (an = -A): v_j = w_j + ((rb [+ r_j] + an x_j) >> 16)
+// (r_j from tr->s when stoch, as in row_stoch_c), any n >= 0.  Quads of
+// weights in SIMD (7 instructions per weight deterministic, 9.5 stochastic),
+// then a pair and a single weight with the same lane tracking.
+__attribute__((noinline))
+static void row_m4(uint8_t *wr, const uint8_t *x, int32_t n, int32_t an, int32_t rb, int stoch,
+    qt_m4_rows_t *tr) {
+    uint32_t lo2 = tr->lo2, hi2 = tr->hi2, s = tr->s;
+    const int32_t n4 = n & ~3;
+    if (n4) {
+        const uint8_t *px = x, *end = x + n4;
+        uint8_t *pw = wr;
+        uint32_t x1, x2, t0, t1, tmp;
+        if (stoch) {
+            // two draws (3 EORs each), r + rb formed per weight by ADD (high
+            // half) / UXTAH (low half) into SMLABB/SMLABT: 38 per 4 weights.
+            __asm__ volatile(
+                "1:\n\t"
+                "ldr %[x1], [%[px]], #4\n\t"
+                "eor %[s], %[s], %[s], lsl #13\n\t"
+                "eor %[s], %[s], %[s], lsr #17\n\t"
+                "eor %[s], %[s], %[s], lsl #5\n\t"
+                "uxtb16 %[x2], %[x1], ror #8\n\t"
+                "uxtb16 %[x1], %[x1]\n\t"
+                "add %[tmp], %[rb], %[s], lsr #16\n\t"
+                "smlabb %[t0], %[an], %[x1], %[tmp]\n\t"
+                "uxtah %[tmp], %[rb], %[s]\n\t"
+                "smlabb %[t1], %[an], %[x2], %[tmp]\n\t"
+                "eor %[s], %[s], %[s], lsl #13\n\t"
+                "eor %[s], %[s], %[s], lsr #17\n\t"
+                "eor %[s], %[s], %[s], lsl #5\n\t"
+                "add %[tmp], %[rb], %[s], lsr #16\n\t"
+                "smlabt %[x1], %[an], %[x1], %[tmp]\n\t"
+                "pkhtb %[x1], %[x1], %[t0], asr #16\n\t"
+                "uxtah %[tmp], %[rb], %[s]\n\t"
+                "smlabt %[x2], %[an], %[x2], %[tmp]\n\t"
+                "pkhtb %[x2], %[x2], %[t1], asr #16\n\t"
+                QT_M4_ROW_ADD_TRACK_STORE
+                : [px] "+r"(px), [pw] "+r"(pw), [lo2] "+r"(lo2), [hi2] "+r"(hi2), [s] "+r"(s),
+                [x1] "=&r"(x1), [x2] "=&r"(x2), [t0] "=&r"(t0), [t1] "=&r"(t1), [tmp] "=&r"(tmp)
+                : [an] "r"(an), [rb] "r"(rb), [end] "r"(end)
+                : "cc", "memory");
+        } else {
+            // SMLABB/SMLABT form rb - A x_j (x from UXTB16 lanes), PKHTB packs
+            // the two >> 16 results as int16 lanes: 28 per 4 weights.
+            __asm__ volatile(
+                "1:\n\t"
+                "ldr %[x1], [%[px]], #4\n\t"
+                "uxtb16 %[x2], %[x1], ror #8\n\t"
+                "uxtb16 %[x1], %[x1]\n\t"
+                "smlabb %[t0], %[an], %[x1], %[rb]\n\t"
+                "smlabt %[t1], %[an], %[x1], %[rb]\n\t"
+                "pkhtb %[x1], %[t1], %[t0], asr #16\n\t"
+                "smlabb %[t0], %[an], %[x2], %[rb]\n\t"
+                "smlabt %[t1], %[an], %[x2], %[rb]\n\t"
+                "pkhtb %[x2], %[t1], %[t0], asr #16\n\t"
+                QT_M4_ROW_ADD_TRACK_STORE
+                : [px] "+r"(px), [pw] "+r"(pw), [lo2] "+r"(lo2), [hi2] "+r"(hi2),
+                [x1] "=&r"(x1), [x2] "=&r"(x2), [t0] "=&r"(t0), [t1] "=&r"(t1)
+                : [an] "r"(an), [rb] "r"(rb), [end] "r"(end)
+                : "cc", "memory");
+            (void)tmp;
+        }
+    }
+    int32_t j = n4;
+    if (n - j >= 2) {
+        // a last pair (rows of 10 weights: Dense 10 -> 1568) in the quads'
+        // lanes: 22 instructions instead of ~45 in C.
+        const uint8_t *px = x + j;
+        uint8_t *pw = wr + j;
+        uint32_t x1, t0, t1, tmp;
+        __asm__ volatile(
+            "ldrb %[t0], [%[px]]\n\t"
+            "ldrb %[t1], [%[px], #1]\n\t"
+            "cbz %[stoch], 1f\n\t"
+            "eor %[s], %[s], %[s], lsl #13\n\t"
+            "eor %[s], %[s], %[s], lsr #17\n\t"
+            "eor %[s], %[s], %[s], lsl #5\n\t"
+            "add %[tmp], %[rb], %[s], lsr #16\n\t"
+            "smlabb %[t0], %[an], %[t0], %[tmp]\n\t"
+            "uxtah %[tmp], %[rb], %[s]\n\t"
+            "smlabb %[t1], %[an], %[t1], %[tmp]\n\t"
+            "b 2f\n\t"
+            "1:\n\t"
+            "smlabb %[t0], %[an], %[t0], %[rb]\n\t"
+            "smlabb %[t1], %[an], %[t1], %[rb]\n\t"
+            "2:\n\t"
+            "pkhtb %[x1], %[t1], %[t0], asr #16\n\t"
+            "ldrb %[t0], [%[pw]]\n\t"
+            "ldrb %[t1], [%[pw], #1]\n\t"
+            "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+            "sadd16 %[x1], %[x1], %[t0]\n\t"
+            "ssub16 %[t0], %[x1], %[lo2]\n\t"
+            "sel %[lo2], %[lo2], %[x1]\n\t"
+            "ssub16 %[t0], %[hi2], %[x1]\n\t"
+            "sel %[hi2], %[hi2], %[x1]\n\t"
+            "usat16 %[x1], #8, %[x1]\n\t"
+            "strb %[x1], [%[pw]]\n\t"
+            "lsr %[x1], %[x1], #16\n\t"
+            "strb %[x1], [%[pw], #1]\n\t"
+            : [lo2] "+r"(lo2), [hi2] "+r"(hi2), [s] "+r"(s),
+            [x1] "=&r"(x1), [t0] "=&r"(t0), [t1] "=&r"(t1), [tmp] "=&r"(tmp)
+            : [px] "r"(px), [pw] "r"(pw), [an] "r"(an), [rb] "r"(rb), [stoch] "l"(stoch)
+            : "cc", "memory");
+        j += 2;
+    }
+    if (j < n) {
+        // an odd row's last weight: the high half of a draw, the value in
+        // both lanes for the extremes
+        int32_t r0 = rb;
+        if (stoch) {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            r0 += (int32_t)(s >> 16);
+        }
+        const int32_t v = (int32_t)wr[j] + ((r0 + an * (int32_t)x[j]) >> 16);
+        const uint32_t v2 = ((uint32_t)v & 0xffffu) * 0x10001u;
+        uint32_t t;
+        __asm__(
+            "ssub16 %[t], %[v], %[lo2]\n\t"
+            "sel %[lo2], %[lo2], %[v]\n\t"
+            "ssub16 %[t], %[hi2], %[v]\n\t"
+            "sel %[hi2], %[hi2], %[v]\n\t"
+            : [lo2] "+r"(lo2), [hi2] "+r"(hi2), [t] "=&r"(t)
+            : [v] "r"(v2)
+            : "cc");
+        wr[j] = qt_clamp_u8(v, 0);
+    }
+    tr->lo2 = lo2;
+    tr->hi2 = hi2;
+    tr->s = s;
+}
+
+// The exported row functions' M4 path: scalar [*plo, *phi] and *rng (NULL:
+// deterministic) to and from one row_m4 call.
+static void row_m4_once(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb, uint32_t *rng,
+    int32_t *plo, int32_t *phi) {
+    if (n <= 0) {
+        return;
+    }
+    qt_m4_rows_t tr;
+    tr.s = rng ? *rng : 0u;
+    range_to_lanes(*plo, *phi, &tr.lo2, &tr.hi2);
+    row_m4(wr, x, n, -A, rb, rng != NULL, &tr);
+    range_from_lanes(tr.lo2, tr.hi2, plo, phi);
+    if (rng) {
+        *rng = tr.s;
+    }
+}
 #endif
 
 #if defined(__ARM_ARCH_6M__)
@@ -642,49 +802,15 @@ static inline void range_from_lanes(uint32_t lo2, uint32_t hi2, int32_t *lo, int
 // loads, multiply, subtract, shift, add, two compares, store.
 void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb,
     int32_t *plo, int32_t *phi) {
-    int32_t lo = *plo, hi = *phi;
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-    // Cortex-M4 SIMD, 4 weights per 28 instructions (7 per weight) when
-    // |A| < 2^15: SMLABB/SMLABT form rb - A x_j (x from UXTB16 lanes), PKHTB
-    // packs the two >> 16 results as int16 lanes, SADD16 adds the weights,
-    // SSUB16 + SEL keep lane-wise min/max, USAT16 clamps, ORR packs 4 bytes.
-    // The values are the same as the scalar loop's: |v| < 2^15 in every lane.
-    if (n >= 4 && A > -32768 && A < 32768) {
-        int32_t n4 = n & ~3;
-        const uint8_t *px = x, *end = x + n4;
-        uint8_t *pw = wr;
-        uint32_t lo2, hi2;
-        range_to_lanes(lo, hi, &lo2, &hi2);
-        int32_t an = -A;
-        uint32_t x1, x2, t0, t1;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldr %[x1], [%[px]], #4\n\t"
-            "uxtb16 %[x2], %[x1], ror #8\n\t"
-            "uxtb16 %[x1], %[x1]\n\t"
-            "smlabb %[t0], %[an], %[x1], %[rb]\n\t"
-            "smlabt %[t1], %[an], %[x1], %[rb]\n\t"
-            "pkhtb %[x1], %[t1], %[t0], asr #16\n\t"
-            "smlabb %[t0], %[an], %[x2], %[rb]\n\t"
-            "smlabt %[t1], %[an], %[x2], %[rb]\n\t"
-            "pkhtb %[x2], %[t1], %[t0], asr #16\n\t"
-            QT_M4_ROW_ADD_TRACK_STORE
-            : [px] "+r"(px), [pw] "+r"(pw), [lo2] "+r"(lo2), [hi2] "+r"(hi2),
-            [x1] "=&r"(x1), [x2] "=&r"(x2), [t0] "=&r"(t0), [t1] "=&r"(t1)
-            : [an] "r"(an), [rb] "r"(rb), [end] "r"(end)
-            : "cc", "memory");
-        range_from_lanes(lo2, hi2, &lo, &hi);
-        for (int32_t j = n4; j < n; j++) {
-            int32_t v = (int32_t)wr[j] + ((rb - A * (int32_t)x[j]) >> 16);
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
-            wr[j] = qt_clamp_u8(v, 0);
-        }
-        *plo = lo;
-        *phi = hi;
+    // Cortex-M4 SIMD when |A| < 2^15 (row_m4): the values are the same as
+    // the scalar loop's, |v| < 2^15 in every lane.
+    if (A > -32768 && A < 32768) {
+        row_m4_once(wr, x, n, A, rb, NULL, plo, phi);
         return;
     }
 #endif
+    int32_t lo = *plo, hi = *phi;
     if (lo > hi) {
         lo = hi = (int32_t)wr[0] + ((rb - A * (int32_t)x[0]) >> 16);
     }
@@ -801,45 +927,10 @@ void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t
     }
     int32_t j = 0;
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-    // Cortex-M4 SIMD as in the deterministic loop, 4 weights per 38
-    // instructions: two draws (3 EORs each), r + rb formed per weight by
-    // ADD (high half) / UXTAH (low half) into SMLABB/SMLABT.
-    if (n >= 4 && A > -32768 && A < 32768) {
-        int32_t n4 = n & ~3;
-        const uint8_t *px = x, *end = x + n4;
-        uint8_t *pw = wr;
-        uint32_t lo2, hi2;
-        range_to_lanes(lo, hi, &lo2, &hi2);
-        int32_t an = -A;
-        uint32_t x1, x2, t0, t1, tmp;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldr %[x1], [%[px]], #4\n\t"
-            "eor %[s], %[s], %[s], lsl #13\n\t"
-            "eor %[s], %[s], %[s], lsr #17\n\t"
-            "eor %[s], %[s], %[s], lsl #5\n\t"
-            "uxtb16 %[x2], %[x1], ror #8\n\t"
-            "uxtb16 %[x1], %[x1]\n\t"
-            "add %[tmp], %[rb], %[s], lsr #16\n\t"
-            "smlabb %[t0], %[an], %[x1], %[tmp]\n\t"
-            "uxtah %[tmp], %[rb], %[s]\n\t"
-            "smlabb %[t1], %[an], %[x2], %[tmp]\n\t"
-            "eor %[s], %[s], %[s], lsl #13\n\t"
-            "eor %[s], %[s], %[s], lsr #17\n\t"
-            "eor %[s], %[s], %[s], lsl #5\n\t"
-            "add %[tmp], %[rb], %[s], lsr #16\n\t"
-            "smlabt %[x1], %[an], %[x1], %[tmp]\n\t"
-            "pkhtb %[x1], %[x1], %[t0], asr #16\n\t"
-            "uxtah %[tmp], %[rb], %[s]\n\t"
-            "smlabt %[x2], %[an], %[x2], %[tmp]\n\t"
-            "pkhtb %[x2], %[x2], %[t1], asr #16\n\t"
-            QT_M4_ROW_ADD_TRACK_STORE
-            : [px] "+r"(px), [pw] "+r"(pw), [lo2] "+r"(lo2), [hi2] "+r"(hi2), [s] "+r"(s),
-            [x1] "=&r"(x1), [x2] "=&r"(x2), [t0] "=&r"(t0), [t1] "=&r"(t1), [tmp] "=&r"(tmp)
-            : [an] "r"(an), [rb] "r"(rb), [end] "r"(end)
-            : "cc", "memory");
-        range_from_lanes(lo2, hi2, &lo, &hi);
-        j = n4;
+    // Cortex-M4 SIMD as in the deterministic loop (row_m4).
+    if (A > -32768 && A < 32768) {
+        row_m4_once(wr, x, n, A, rb, rng, plo, phi);
+        return;
     }
 #elif defined(__ARM_ARCH_6M__)
     // Cortex-M0, 2 weights per 38 instructions: one draw (6), then per
@@ -1018,6 +1109,12 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
             Bt = qt_round_f32(clamp_f(c * state[1] * 65536.0f, 536870912.0f));
         }
     }
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // The Cortex-M4 rows with |A| < 2^15 keep the draws and extremes in tr.
+    qt_m4_rows_t tr;
+    tr.s = stoch ? *u->rng : 0u;
+    range_to_lanes(1, 0, &tr.lo2, &tr.hi2);
+#endif
     for (int32_t t = 0; t < cnt; t++) {
         int32_t i = rows ? rows[t] : t;
         int32_t ce = (int32_t)e[i] - ze;
@@ -1045,13 +1142,39 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
         }
         uint8_t *wr = w + (size_t)i * (size_t)n;
         // w_new = w + floor((r - delta) / 2^16) = w + ((r + B + A zx - A x) >> 16)
+        int32_t rb = B + A * zx;
         if (!stoch) {
-            int32_t r = u->rounding == QT_ROUND_STOCH_ROW ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
-            dense_update_row_det_u8(wr, x, n, A, r + B + A * zx, &qmin, &qmax);
+            rb += u->rounding == QT_ROUND_STOCH_ROW ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
+        }
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        if (A > -32768 && A < 32768) {
+            row_m4(wr, x, n, -A, rb, stoch, &tr);
+        } else if (stoch) {
+            dense_update_row_stoch_u8(wr, x, n, A, rb, &tr.s, &qmin, &qmax);
         } else {
-            dense_update_row_stoch_u8(wr, x, n, A, B + A * zx, u->rng, &qmin, &qmax);
+            dense_update_row_det_u8(wr, x, n, A, rb, &qmin, &qmax);
+        }
+#else
+        if (!stoch) {
+            dense_update_row_det_u8(wr, x, n, A, rb, &qmin, &qmax);
+        } else {
+            dense_update_row_stoch_u8(wr, x, n, A, rb, u->rng, &qmin, &qmax);
+        }
+#endif
+    }
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    if (stoch) {
+        *u->rng = tr.s;
+    }
+    {
+        int32_t lo, hi;
+        range_from_lanes(tr.lo2, tr.hi2, &lo, &hi);
+        if (lo <= hi) {
+            qmin = lo < qmin ? lo : qmin;
+            qmax = hi > qmax ? hi : qmax;
         }
     }
+#endif
     if (b) {
         bias_update_rank1(b, e, ze, m, rows, k, d->s_e, d->s_b, u, state, first);
     }
