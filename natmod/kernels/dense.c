@@ -858,6 +858,17 @@ static inline void m0_rows_init(qt_m0_rows_t *tr, uint32_t s) {
             "86:\n\t" \
             "bx lr\n\t"
 
+// Both loops' end: back to the pair at 1 until px reaches end, then the
+// stubs and the rare body out of the way.
+#define QT_M0_ROW_TAIL \
+            "cmp %[px], %[end]\n\t" \
+            "bne 1b\n\t" \
+            "b 9f\n\t" \
+            QT_M0_ROW_STUB("1") \
+            QT_M0_ROW_STUB("2") \
+            QT_M0_ROW_RARE \
+            "9:\n\t"
+
 // One row on the Cortex-M0, any n >= 0: v_j = w_j + ((rb [+ r_j] - A x_j)
 // >> 16), r_j from tr->s when stoch (as row_stoch_c), stored clamped to
 // 0..255, extremes in tr.  Deterministic: 12 instructions per weight (pairs;
@@ -885,13 +896,7 @@ static void row_m0(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t 
             QT_M0_ROW_WEIGHT("1", "%[rb]")
             "2:\n\t"
             QT_M0_ROW_WEIGHT("2", "%[rb]")
-            "cmp %[px], %[end]\n\t"
-            "bne 1b\n\t"
-            "b 9f\n\t"
-            QT_M0_ROW_STUB("1")
-            QT_M0_ROW_STUB("2")
-            QT_M0_ROW_RARE
-            "9:\n\t"
+            QT_M0_ROW_TAIL
             : [px] "+l"(px), [wlo] "+l"(wlo), [span] "+l"(span), [lo] "+h"(lo), [hi] "+h"(hi),
             [t] "=&l"(t), [xv] "+&l"(xv)
             : [off] "l"(off), [A] "l"(A), [rb] "l"(rb), [end] "h"(end)
@@ -915,13 +920,7 @@ static void row_m0(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t 
                 "uxth %[t], %[s]\n\t"
                 "add %[t], %[rb]\n\t"
                 QT_M0_ROW_WEIGHT("2", "%[t]")
-                "cmp %[px], %[end]\n\t"
-                "bne 1b\n\t"
-                "b 9f\n\t"
-                QT_M0_ROW_STUB("1")
-                QT_M0_ROW_STUB("2")
-                QT_M0_ROW_RARE
-                "9:\n\t"
+                QT_M0_ROW_TAIL
                 : [px] "+l"(px), [wlo] "+l"(wlo), [span] "+l"(span), [s] "+l"(s), [lo] "+h"(lo),
                 [hi] "+h"(hi), [t] "=&l"(t), [xv] "=&l"(xv)
                 : [off] "l"(off), [A] "l"(A), [rb] "h"(rb), [end] "h"(end)
