@@ -1109,35 +1109,39 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const int32_t nkx = taps_x[fx];
             const int32_t L = n * nky * nkx;
             if (hwc && L && sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
-                // Inside: per tap row, every big channel's row segment
-                // against the run of hwc, the sums carried from segment to
-                // segment (the first starts from the rows' start terms).
+                // Inside: per tap row, the big channels' row segments
+                // against the run of hwc.
                 const int32_t ph = fy * sw + fx;
                 const uint8_t *wr = prow + phase_off[ph];
                 const int32_t seg = nkx * n;
-                const int32_t *init = wsum + ph * C;
-                uint32_t psum = 0, d = 0;
-                for (int32_t tky = 0; tky < nky; tky++) {
-                    const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
-                    const uint8_t *run = hwc + pos * n;
-                    if (C == 1) {
-                        d += dot_u8(wr + tky * seg, run, seg);
-                    } else {
+                uint32_t psum = 0;
+                if (C == 1) {   // one row: a plain dot product per tap row
+                    uint32_t d = (uint32_t)wsum[ph];
+                    for (int32_t tky = 0; tky < nky; tky++, wr += seg) {
+                        const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
+                        d += dot_u8(wr, hwc + pos * n, seg);
+                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                            psum += (uint32_t)hsum[pos + tkx];
+                        }
+                    }
+                    accv[0] = (int32_t)d;
+                } else {   // the sums carried from segment to segment
+                    const int32_t *init = wsum + ph * C;
+                    for (int32_t tky = 0; tky < nky; tky++) {
+                        const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
+                        const uint8_t *run = hwc + pos * n;
                         for (int32_t c = 0; c < C;) {
                             int32_t step;
                             const uint8_t *a = wr + row_pos(c, C, L, &step) + tky * seg * step;
                             c += dot_rows_u8(a, L, C - c, run, NULL, seg, init + c, accv + c);
                         }
                         init = accv;
-                    }
-                    for (int32_t tkx = 0; tkx < nkx; tkx++) {
-                        psum += (uint32_t)hsum[pos + tkx];
+                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
+                            psum += (uint32_t)hsum[pos + tkx];
+                        }
                     }
                 }
                 const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
-                if (C == 1) {
-                    accv[0] = (int32_t)(d + (uint32_t)init[0]);
-                }
                 if (rowacc) {
                     rowacc[bx] = (int32_t)((uint32_t)accv[0] + c0);
                 } else {
