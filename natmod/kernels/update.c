@@ -749,6 +749,19 @@ static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, 
 // nothing).  A step that updated nothing observes nothing, as before.  When
 // the update covered every weight, each stored value is the clamp of a new
 // one, so the stored range is the clamped new range: no scan (the same bits).
+// How far (in steps) the tracked range may exceed the kept window at an end
+// before the weights re-scale: a hysteresis.  Weights at 0/255 pushed
+// outward are observed one step's overshoot beyond the window (the clamp
+// eats the rest), so at a margin of half a step the window grew by about a
+// step every few hundred samples for as long as any weight sat at an edge,
+// and its extreme weights walked outward with it (Conv 16->32 and ConvT
+// 32->16 +45-64 % over 2 DSGU epochs, -ELBO 1.3 nats worse).  At one step
+// edge weights nudged by less than a step per sample keep the window; a
+// range pushed out by larger steps still grows (docs/BENCHMARKS.md,
+// accuracy: 1 and 2 steps were measured, 1 kept).
+#ifndef QT_WRANGE_MARGIN
+#define QT_WRANGE_MARGIN 1.0f
+#endif
 int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau) {
     float s = wq[QT_QP_SCALE];
     int32_t z = (int32_t)wq[QT_QP_ZERO];
@@ -788,14 +801,15 @@ int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t 
         int32_t dz = z3 - z;
         dz = dz < -qlo ? -qlo : (dz > 255 - qhi ? 255 - qhi : dz);
         z3 = z + dz;
-        // The kept window must hold the range (to half a step at each end).
-        // Weights clipped at both 0 and 255 block the shift, and the
-        // observed range exceeds the window by at most one step's overshoot
-        // (the clamp eats the rest), less than tau at a small lr: without
-        // this the range stalled at its initial width for whole runs (Conv
-        // 16->32 at [-0.206, 0.205], 5-12 % of its weights at 0/255).
-        if (!(wq[QT_QP_MAX] > s * ((float)(255 - z3) + 0.5f) ||
-              wq[QT_QP_MIN] < s * ((float)(-z3) - 0.5f))) {
+        // The kept window must hold the range (to QT_WRANGE_MARGIN steps at
+        // each end).  Weights clipped at both 0 and 255 block the shift, and
+        // the observed range exceeds the window by at most one step's
+        // overshoot (the clamp eats the rest), less than tau at a small lr:
+        // without this test the range stalled at its initial width for
+        // whole runs (Conv 16->32 at [-0.206, 0.205], 5-12 % of its weights
+        // at 0/255).
+        if (!(wq[QT_QP_MAX] > s * ((float)(255 - z3) + QT_WRANGE_MARGIN) ||
+              wq[QT_QP_MIN] < s * ((float)(-z3) - QT_WRANGE_MARGIN))) {
             wq[QT_QP_SCALE] = s;
             wq[QT_QP_ZERO] = (float)z3;
             if (z3 != z) {

@@ -118,10 +118,11 @@ void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, 
 // of new_range, and the stored values of the weights it does not cover),
 // apply the moving average (alpha in wq[4]) and, if the scale moved by more
 // than tau (relative) or the kept window (s, shifted z) would not hold the
-// tracked range to half a step at each end, re-map the n stored weights to the
-// new (s, z) with dithered rounding (unbiased: a re-scale of about one step
-// moves no weight with nearest rounding and so scaled every real weight by
-// s2 / s); else keep s and only shift z (lossless but for clamping).
+// tracked range to QT_WRANGE_MARGIN steps at each end (a hysteresis, see
+// update.c), re-map the n stored weights to the new (s, z) with dithered
+// rounding (unbiased: a small re-scale moves no weight with nearest rounding
+// and so scaled every real weight by s2 / s); else keep s and only shift z
+// (lossless but for clamping).
 // Returns 1 if re-scaled.
 int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau);
 

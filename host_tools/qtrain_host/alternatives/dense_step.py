@@ -190,8 +190,8 @@ def weights_qp_update(w, wq, lo, hi, tau):
         z3 = 255 if zf > 300.0 else round_f32(zf)
         z3 = max(0, min(255, z3))
         z3 = z + max(-qlo, min(255 - qhi, z3 - z))     # a shift never clips a stored weight
-        # the kept window must hold the range to half a step (update.c)
-        if not (wq[3] > f32(s * (255.5 - z3)) or wq[2] < f32(s * (-0.5 - z3))):
+        # the kept window must hold the range to 1 step (QT_WRANGE_MARGIN, update.c)
+        if not (wq[3] > f32(s * (256.0 - z3)) or wq[2] < f32(s * (-1.0 - z3))):
             wq[0] = s
             wq[1] = z3
             if z3 != z:

@@ -451,6 +451,9 @@ def remap_dither_u8(w, s, z, s2, z2):
     return lut[np.asarray(w, np.uint8)]
 
 
+WRANGE_MARGIN = 1.0     # QT_WRANGE_MARGIN in kernels/update.c
+
+
 def weights_qp_update(w, wq, new_range, tau):
     """qt_weights_qp_update -> (w, wq, remapped)."""
     w = np.array(w, np.uint8)
@@ -475,8 +478,8 @@ def weights_qp_update(w, wq, new_range, tau):
         z3 = 255 if zf > F(300) else Q.round_f32(zf)
         z3 = max(0, min(255, z3))
         z3 = z + max(-qlo, min(255 - qhi, z3 - z))     # a shift never clips a stored weight
-        # the kept window must hold the range to half a step (update.c)
-        if not (wq[Q.RMAX] > F(s * F(255.5 - z3)) or wq[Q.RMIN] < F(s * F(-0.5 - z3))):
+        # the kept window must hold the range to WRANGE_MARGIN steps (update.c)
+        if not (wq[Q.RMAX] > F(s * F(255 - z3 + WRANGE_MARGIN)) or wq[Q.RMIN] < F(s * F(-z3 - WRANGE_MARGIN))):
             wq[Q.SCALE], wq[Q.ZERO] = s, z3
             if z3 != z:
                 w = Q.remap_u8(w, s, z, s, z3)
