@@ -65,12 +65,14 @@ def _train_through_mount(emulator, tmp_path, settings, heap_taken=0):
     assert all(math.isfinite(e) for e in elbo), elbo
     assert elbo[-1] < elbo[0], elbo
     # The first line may differ (one-time interning during the first steps);
-    # then flat: within 64 bytes (a stale pointer the conservative GC sees
-    # keeps one 16-byte block or two alive on some lines: ConvVAE on qemu-m4,
-    # 183136 / 183152 over 144 samples), where keeping anything per step would
-    # add >= 16 bytes x LOG_EVERY steps per line.
+    # then flat: within 128 bytes (a stale pointer the conservative GC sees
+    # keeps a garbage block alive on some lines: ConvVAE on qemu-m4, 183136 /
+    # 183152 over 144 samples; the Pico-heap ConvVAE with 1024 B taken,
+    # 180576 on one line, 180464 on the next two), where keeping anything per
+    # step would add >= 16 bytes x LOG_EVERY steps per line (>= 384 over the
+    # three lines compared).
     used = [int(r["heap_used"]) for r in rows]
-    assert max(used[1:]) - min(used[1:]) <= 64, used
+    assert max(used[1:]) - min(used[1:]) <= 128, used
     assert int(rows[-1]["heap_free_min"]) > 0
     assert int(out.split("@result vae", 1)[1].split("heap_free_min=")[1].split()[0]) > 0, out[-3000:]
     assert (tmp_path / settings["ckpt"]).exists()
@@ -98,16 +100,17 @@ def test_conv_vae_trains_at_real_board_heap(emulator, tmp_path, monkeypatch):
 
 # The Pico-heap ConvVAE's margin: it must still build, train and save with
 # this much heap taken first.  Its free heap is fragmented, so the first
-# allocation to fail (a conv buffer at the build, the checkpoint module's
-# globals table at the first save) depends on where every block lands: one
-# run at the exact heap says little about a build a little larger (speed9's
-# armv6m growth of a few hundred bytes broke the 200-sample save while the
-# test above passed).  Measured (a bytearray taken before `import _qtrain`,
-# 48 samples): trains with 0 to 512 B taken (steps of 128), fails at 768
-# (and trains at 1024: the layout is not monotonic); before train_vae.py
-# stopped loading qtrain.trainer for the build it failed at 512.  Two
-# points, so a natmod that grows by ~250 B on armv6m fails here.
-PICO_HEAP_MARGINS = (256, 512)
+# allocation to fail (a buffer at the build, the checkpoint module's globals
+# table at the first save) depends on where every block lands: one run at
+# the exact heap says little about a build a little larger (speed9's armv6m
+# growth of a few hundred bytes broke the 200-sample save while the test
+# above passed).  Measured (a bytearray taken before `import _qtrain`, 48
+# samples, steps of 256): trains with 0 to 1792 B taken, fails from 2048 on
+# (a 784-byte buffer at the build).  Before the training loop stopped
+# keeping a dict of the checkpoint's buffers it failed at 768 (the save),
+# before train_vae.py stopped loading qtrain.trainer for the build at 512.
+# Two points, so a natmod that grows by ~500 B on armv6m fails here.
+PICO_HEAP_MARGINS = (1024, 1536)
 
 
 @pytest.mark.parametrize("heap_taken", PICO_HEAP_MARGINS)
