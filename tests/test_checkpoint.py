@@ -52,6 +52,27 @@ def test_load_into_preallocated_buffers(tmp_path):
         checkpoint.load(p, into=bad)
 
 
+def test_items_are_saved_with_the_state(tmp_path):
+    """save(items=...): entries named as they are written (the training
+    loop's model buffers) load as if they had been in the dict; items()
+    giving other entries on its second pass is refused."""
+    p = str(tmp_path / "c.qtc")
+    scalars = {k: v for k, v in STATE.items() if isinstance(v, (int, float, str))}
+    buffers = [(k, v) for k, v in STATE.items() if k not in scalars]
+    checkpoint.save(p, scalars, seq=4, items=lambda: iter(buffers))
+    state, seq = checkpoint.load(p)
+    assert seq == 4
+    _same(STATE, state)
+    passes = []
+
+    def shrinking():
+        passes.append(1)
+        return iter(buffers[:3 - len(passes)])
+    with pytest.raises(ValueError, match="items"):
+        checkpoint.save(p, scalars, seq=5, items=shrinking)
+    assert checkpoint.load(p)[1] == 4   # the last good one
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "version", "empty"])
 def test_damage_is_detected_and_named(tmp_path, damage):
     p = str(tmp_path / "c.qtc")

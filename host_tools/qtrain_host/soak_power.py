@@ -52,8 +52,8 @@ from qtrain import checkpoint  # noqa: E402  (the package's own module, on CPyth
 WRAPPER = """\
 from qtrain import checkpoint, config, trainer
 _save = checkpoint.save
-def save(path, state, seq=0, names=None):
-    _save(path, state, seq, names)
+def save(path, state, seq=0, items=None):
+    _save(path, state, seq, items)
     print('@saved', seq, state['epoch'], state['pos'])
 checkpoint.save = save
 cfg = config.load(config.argv(), trainer.VAE_DEFAULTS, 'train_vae')

@@ -751,12 +751,60 @@ static void row_m4_once(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int
 }
 #endif
 
+// Stochastic rounding, one xorshift32 draw per two weights:
+// r_j = the high 16 bits of draw j/2 for even j, its low 16 bits for odd j;
+// v_j = w_j + ((r_j + rb - A x_j) >> 16).  Plain C for weights [j, n), j even.
+static void row_stoch_c(uint8_t *wr, const uint8_t *x, int32_t j, int32_t n, int32_t A, int32_t rb,
+    uint32_t *rng, int32_t *plo, int32_t *phi) {
+    int32_t lo = *plo, hi = *phi;
+    uint32_t s = *rng;
+    for (; j < n; j += 2) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        int32_t v = (int32_t)wr[j] + (((int32_t)(s >> 16) + rb - A * (int32_t)x[j]) >> 16);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        wr[j] = qt_clamp_u8(v, 0);
+        if (j + 1 < n) {
+            v = (int32_t)wr[j + 1] + (((int32_t)(s & 0xffffu) + rb - A * (int32_t)x[j + 1]) >> 16);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+            wr[j + 1] = qt_clamp_u8(v, 0);
+        }
+    }
+    *rng = s;
+    *plo = lo;
+    *phi = hi;
+}
+
 #if defined(__ARM_ARCH_6M__)
-// One weight of the Cortex-M0 row loops (px at x_j, w_j at px + off):
-//   t = w_j + ((BASE - A x_j) >> 16), BASE = rb (deterministic) or r + rb
-// already in t (stochastic); stored clamped to 0..255, px advanced.  One
-// unsigned compare against span sends a new extreme of t to the rare path.
-// L: a digit distinct per use in one asm block; its labels L1..L6.
+// What the M0 row loop carries from row to row (as qt_m4_rows_t on the M4):
+// the xorshift32 state, the exact extremes [lo, hi] of the new values
+// (lo > hi: nothing seen), and a window [wlo, wlo + span] inside both
+// [lo, hi] and 0..255.  A value in the window is neither a new extreme nor
+// in need of a clamp, so the hot path tests it with one unsigned compare
+// (two before: extremes, then clamp).  wlo = -2^30, span = 0 is an empty
+// window (every value takes the rare path, which sets the real one).
+typedef struct {
+    uint32_t s;
+    int32_t lo, hi;
+    int32_t wlo;
+    uint32_t span;
+} qt_m0_rows_t;
+
+static inline void m0_rows_init(qt_m0_rows_t *tr, uint32_t s) {
+    tr->s = s;
+    tr->lo = INT32_MAX;
+    tr->hi = INT32_MIN;
+    tr->wlo = -(1 << 30);
+    tr->span = 0;
+}
+
+// One weight (px at x_j, w_j at px + off): t = w_j + ((BASE - A x_j) >> 16),
+// BASE = rb (deterministic) or r + rb already in t (stochastic); outside
+// the window the rare path (a per-use stub L1 calling the block's shared
+// body at 8) tracks, re-windows and clamps; stored, px advanced.
 #define QT_M0_ROW_WEIGHT(L, BASE) \
             "ldrb %[xv], [%[px], #0]\n\t" \
             "muls %[xv], %[A], %[xv]\n\t" \
@@ -764,34 +812,150 @@ static void row_m4_once(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int
             "asrs %[t], %[t], #16\n\t" \
             "ldrb %[xv], [%[px], %[off]]\n\t" \
             "adds %[t], %[t], %[xv]\n\t" \
-            "subs %[xv], %[t], %[lo]\n\t" \
+            "subs %[xv], %[t], %[wlo]\n\t" \
             "cmp %[xv], %[span]\n\t" \
             "bhi " L "1f\n\t" \
             L "2:\n\t" \
-            "cmp %[t], #255\n\t" \
-            "bhi " L "3f\n\t" \
-            L "4:\n\t" \
             "strb %[t], [%[px], %[off]]\n\t" \
             "adds %[px], #1\n\t"
-// Its rare paths, placed after the loop: a new extreme (lo or hi, then
-// span = hi - lo) and the clamp (0 below, 255 above), each back into it.
-#define QT_M0_ROW_WEIGHT_RARE(L) \
+#define QT_M0_ROW_STUB(L) \
             L "1:\n\t" \
+            "bl 8f\n\t" \
+            "b " L "2b\n\t"
+// The shared rare body: new extremes into lo/hi (high registers), the
+// window from them (empty if [lo, hi] misses 0..255), t clamped to 0..255.
+#define QT_M0_ROW_RARE \
+            "8:\n\t" \
             "cmp %[t], %[lo]\n\t" \
-            "bge " L "5f\n\t" \
+            "bge 81f\n\t" \
             "mov %[lo], %[t]\n\t" \
-            "b " L "6f\n\t" \
-            L "5:\n\t" \
+            "81:\n\t" \
+            "cmp %[t], %[hi]\n\t" \
+            "ble 82f\n\t" \
             "mov %[hi], %[t]\n\t" \
-            L "6:\n\t" \
+            "82:\n\t" \
+            "mov %[wlo], %[lo]\n\t" \
+            "cmp %[wlo], #0\n\t" \
+            "bge 83f\n\t" \
+            "movs %[wlo], #0\n\t" \
+            "83:\n\t" \
             "mov %[xv], %[hi]\n\t" \
-            "subs %[xv], %[xv], %[lo]\n\t" \
-            "mov %[span], %[xv]\n\t" \
-            "b " L "2b\n\t" \
-            L "3:\n\t" \
+            "cmp %[xv], #255\n\t" \
+            "ble 84f\n\t" \
+            "movs %[xv], #255\n\t" \
+            "84:\n\t" \
+            "subs %[span], %[xv], %[wlo]\n\t" \
+            "bge 85f\n\t" \
+            "movs %[wlo], #1\n\t" \
+            "lsls %[wlo], %[wlo], #30\n\t" \
+            "negs %[wlo], %[wlo]\n\t" \
+            "movs %[span], #0\n\t" \
+            "85:\n\t" \
+            "cmp %[t], #255\n\t" \
+            "bls 86f\n\t" \
             "asrs %[t], %[t], #31\n\t" \
             "mvns %[t], %[t]\n\t" \
-            "b " L "4b\n\t"
+            "86:\n\t" \
+            "bx lr\n\t"
+
+// Both loops' end: back to the pair at 1 until px reaches end, then the
+// stubs and the rare body out of the way.
+#define QT_M0_ROW_TAIL \
+            "cmp %[px], %[end]\n\t" \
+            "bne 1b\n\t" \
+            "b 9f\n\t" \
+            QT_M0_ROW_STUB("1") \
+            QT_M0_ROW_STUB("2") \
+            QT_M0_ROW_RARE \
+            "9:\n\t"
+
+// One row on the Cortex-M0, any n >= 0: v_j = w_j + ((rb [+ r_j] - A x_j)
+// >> 16), r_j from tr->s when stoch (as row_stoch_c), stored clamped to
+// 0..255, extremes in tr.  Deterministic: 12 instructions per weight (pairs;
+// an odd n enters at the second weight).  Stochastic: 34 per pair (one draw,
+// 6); an odd last weight in C.
+__attribute__((noinline))
+static void row_m0(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb, int stoch,
+    qt_m0_rows_t *tr) {
+    int32_t lo = tr->lo, hi = tr->hi, wlo = tr->wlo;
+    uint32_t span = tr->span, s = tr->s;
+    const int32_t off = (int32_t)(wr - x);
+    const uint8_t *px = x;
+    int32_t t, xv;
+    if (!stoch) {
+        if (n <= 0) {
+            return;
+        }
+        const uint8_t *end = x + n;
+        xv = n & 1;
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "cmp %[xv], #0\n\t"
+            "bne 2f\n\t"
+            "1:\n\t"
+            QT_M0_ROW_WEIGHT("1", "%[rb]")
+            "2:\n\t"
+            QT_M0_ROW_WEIGHT("2", "%[rb]")
+            QT_M0_ROW_TAIL
+            : [px] "+l"(px), [wlo] "+l"(wlo), [span] "+l"(span), [lo] "+h"(lo), [hi] "+h"(hi),
+            [t] "=&l"(t), [xv] "+&l"(xv)
+            : [off] "l"(off), [A] "l"(A), [rb] "l"(rb), [end] "h"(end)
+            : "cc", "memory", "lr");
+    } else {
+        const int32_t n2 = n & ~1;
+        if (n2 > 0) {
+            const uint8_t *end = x + n2;
+            __asm__ volatile(
+                ".syntax unified\n\t"
+                "1:\n\t"
+                "lsls %[t], %[s], #13\n\t"
+                "eors %[s], %[t]\n\t"
+                "lsrs %[t], %[s], #17\n\t"
+                "eors %[s], %[t]\n\t"
+                "lsls %[t], %[s], #5\n\t"
+                "eors %[s], %[t]\n\t"
+                "lsrs %[t], %[s], #16\n\t"
+                "add %[t], %[rb]\n\t"
+                QT_M0_ROW_WEIGHT("1", "%[t]")
+                "uxth %[t], %[s]\n\t"
+                "add %[t], %[rb]\n\t"
+                QT_M0_ROW_WEIGHT("2", "%[t]")
+                QT_M0_ROW_TAIL
+                : [px] "+l"(px), [wlo] "+l"(wlo), [span] "+l"(span), [s] "+l"(s), [lo] "+h"(lo),
+                [hi] "+h"(hi), [t] "=&l"(t), [xv] "=&l"(xv)
+                : [off] "l"(off), [A] "l"(A), [rb] "h"(rb), [end] "h"(end)
+                : "cc", "memory", "lr");
+        }
+        if (n2 < n) {
+            row_stoch_c(wr, x, n2, n, A, rb, &s, &lo, &hi);
+        }
+    }
+    tr->lo = lo;
+    tr->hi = hi;
+    tr->wlo = wlo;
+    tr->span = span;
+    tr->s = s;
+}
+
+// The exported row functions' M0 path: [*plo, *phi] and *rng (NULL:
+// deterministic) to and from one row_m0 call, from an empty window.
+static void row_m0_once(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb, uint32_t *rng,
+    int32_t *plo, int32_t *phi) {
+    qt_m0_rows_t tr;
+    m0_rows_init(&tr, rng ? *rng : 0u);
+    if (*plo <= *phi) {
+        tr.lo = *plo;
+        tr.hi = *phi;
+    }
+    row_m0(wr, x, n, A, rb, rng != NULL, &tr);
+    if (tr.lo <= tr.hi) {
+        *plo = tr.lo;
+        *phi = tr.hi;
+    }
+    if (rng) {
+        *rng = tr.s;
+    }
+}
 #endif
 
 // One row of the batch-1 update, deterministic rounding:
@@ -809,6 +973,10 @@ void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A
         row_m4_once(wr, x, n, A, rb, NULL, plo, phi);
         return;
     }
+#elif defined(__ARM_ARCH_6M__)
+    // Cortex-M0 (row_m0): 12 instructions per weight.
+    row_m0_once(wr, x, n, A, rb, NULL, plo, phi);
+    return;
 #endif
     int32_t lo = *plo, hi = *phi;
     if (lo > hi) {
@@ -850,28 +1018,6 @@ void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A
             : [A] "r"(A), [rb] "r"(rb), [end] "r"(end)
             : "cc", "memory");
     }
-#elif defined(__ARM_ARCH_6M__)
-    // Cortex-M0, 15 instructions per weight in the 8 low registers: LDRB x,
-    // MULS, SUBS, ASRS, LDRB w, ADDS, SUBS + CMP + BHI (new extreme?), CMP +
-    // BHI (clamp?), STRB, ADDS + CMP + BNE.  w is addressed as x + off.
-    if (n > 0) {
-        const uint8_t *px = x, *end = x + n;
-        int32_t off = (int32_t)(wr - x);
-        int32_t t, xv;
-        __asm__ volatile(
-            ".syntax unified\n\t"
-            "1:\n\t"
-            QT_M0_ROW_WEIGHT("1", "%[rb]")
-            "cmp %[px], %[end]\n\t"
-            "bne 1b\n\t"
-            "b 9f\n\t"
-            QT_M0_ROW_WEIGHT_RARE("1")
-            "9:\n\t"
-            : [px] "+l"(px), [lo] "+l"(lo), [span] "+l"(span), [hi] "+h"(hi),
-            [t] "=&l"(t), [xv] "=&l"(xv)
-            : [off] "l"(off), [A] "l"(A), [rb] "l"(rb), [end] "h"(end)
-            : "cc", "memory");
-    }
 #else
     for (int32_t j = 0; j < n; j++) {
         int32_t v = (int32_t)wr[j] + ((rb - A * (int32_t)x[j]) >> 16);
@@ -890,42 +1036,8 @@ void dense_update_row_det_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A
     *phi = hi;
 }
 
-// The same with stochastic rounding, one xorshift32 draw per two weights:
-// r_j = the high 16 bits of draw j/2 for even j, its low 16 bits for odd j;
-// v_j = w_j + ((r_j + rb - A x_j) >> 16).  Plain C for weights [j, n), j even.
-static void row_stoch_c(uint8_t *wr, const uint8_t *x, int32_t j, int32_t n, int32_t A, int32_t rb,
-    uint32_t *rng, int32_t *plo, int32_t *phi) {
-    int32_t lo = *plo, hi = *phi;
-    uint32_t s = *rng;
-    for (; j < n; j += 2) {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        int32_t v = (int32_t)wr[j] + (((int32_t)(s >> 16) + rb - A * (int32_t)x[j]) >> 16);
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-        wr[j] = qt_clamp_u8(v, 0);
-        if (j + 1 < n) {
-            v = (int32_t)wr[j + 1] + (((int32_t)(s & 0xffffu) + rb - A * (int32_t)x[j + 1]) >> 16);
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
-            wr[j + 1] = qt_clamp_u8(v, 0);
-        }
-    }
-    *rng = s;
-    *plo = lo;
-    *phi = hi;
-}
-
 void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t A, int32_t rb,
     uint32_t *rng, int32_t *plo, int32_t *phi) {
-    int32_t lo = *plo, hi = *phi;
-    uint32_t s = *rng;
-    if (lo > hi && n > 0) {
-        lo = INT32_MAX;
-        hi = INT32_MIN;
-    }
-    int32_t j = 0;
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
     // Cortex-M4 SIMD as in the deterministic loop (row_m4).
     if (A > -32768 && A < 32768) {
@@ -933,54 +1045,15 @@ void dense_update_row_stoch_u8(uint8_t *wr, const uint8_t *x, int32_t n, int32_t
         return;
     }
 #elif defined(__ARM_ARCH_6M__)
-    // Cortex-M0, 2 weights per 38 instructions: one draw (6), then per
-    // weight the deterministic loop's 15 with r + rb formed by LSRS/UXTH +
-    // ADD.  The extremes need a first value: the first pair runs in C when
-    // nothing was seen yet.
-    if (lo > hi && n > 0) {
-        j = n < 2 ? n : 2;
-        row_stoch_c(wr, x, 0, j, A, rb, &s, &lo, &hi);
-    }
-    const int32_t n2 = j + ((n - j) & ~1);
-    if (n2 > j) {
-        const uint8_t *px = x + j, *end = x + n2;
-        int32_t off = (int32_t)(wr - x);
-        uint32_t span = (uint32_t)(hi - lo);
-        int32_t t, xv;
-        __asm__ volatile(
-            ".syntax unified\n\t"
-            "1:\n\t"
-            "lsls %[t], %[s], #13\n\t"
-            "eors %[s], %[t]\n\t"
-            "lsrs %[t], %[s], #17\n\t"
-            "eors %[s], %[t]\n\t"
-            "lsls %[t], %[s], #5\n\t"
-            "eors %[s], %[t]\n\t"
-            "lsrs %[t], %[s], #16\n\t"
-            "add %[t], %[rb]\n\t"
-            QT_M0_ROW_WEIGHT("1", "%[t]")
-            "uxth %[t], %[s]\n\t"
-            "add %[t], %[rb]\n\t"
-            QT_M0_ROW_WEIGHT("2", "%[t]")
-            "cmp %[px], %[end]\n\t"
-            "bne 1b\n\t"
-            "b 9f\n\t"
-            QT_M0_ROW_WEIGHT_RARE("1")
-            QT_M0_ROW_WEIGHT_RARE("2")
-            "9:\n\t"
-            : [px] "+l"(px), [lo] "+l"(lo), [s] "+l"(s), [span] "+h"(span), [hi] "+h"(hi),
-            [t] "=&l"(t), [xv] "=&l"(xv)
-            : [off] "l"(off), [A] "l"(A), [rb] "h"(rb), [end] "h"(end)
-            : "cc", "memory");
-    }
-    j = n2;
+    // Cortex-M0 (row_m0): 17 instructions per weight.
+    row_m0_once(wr, x, n, A, rb, rng, plo, phi);
+    return;
 #endif
-    *rng = s;
-    *plo = lo;
-    *phi = hi;
-    if (j < n) {   // (a call with nothing to do cost ~25 instructions a row)
-        row_stoch_c(wr, x, j, n, A, rb, rng, plo, phi);
+    if (*plo > *phi && n > 0) {
+        *plo = INT32_MAX;
+        *phi = INT32_MIN;
     }
+    row_stoch_c(wr, x, 0, n, A, rb, rng, plo, phi);
 }
 
 // Bias step of the batch-1 update (per tensor, like qt_update_bias_i32, but
@@ -1114,6 +1187,10 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     qt_m4_rows_t tr;
     tr.s = stoch ? *u->rng : 0u;
     range_to_lanes(1, 0, &tr.lo2, &tr.hi2);
+#elif defined(__ARM_ARCH_6M__)
+    // The Cortex-M0 rows keep the draws, extremes and window in tr.
+    qt_m0_rows_t tr;
+    m0_rows_init(&tr, stoch ? *u->rng : 0u);
 #endif
     for (int32_t t = 0; t < cnt; t++) {
         int32_t i = rows ? rows[t] : t;
@@ -1154,6 +1231,8 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
         } else {
             dense_update_row_det_u8(wr, x, n, A, rb, &qmin, &qmax);
         }
+#elif defined(__ARM_ARCH_6M__)
+        row_m0(wr, x, n, A, rb, stoch, &tr);
 #else
         if (!stoch) {
             dense_update_row_det_u8(wr, x, n, A, rb, &qmin, &qmax);
@@ -1174,6 +1253,12 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
             qmax = hi > qmax ? hi : qmax;
         }
     }
+#elif defined(__ARM_ARCH_6M__)
+    if (stoch) {
+        *u->rng = tr.s;
+    }
+    qmin = tr.lo;
+    qmax = tr.hi;
 #endif
     if (b) {
         bias_update_rank1(b, e, ze, m, rows, k, d->s_e, d->s_b, u, state, first);

@@ -1,7 +1,8 @@
 """Checkpoints that survive a reset in the middle of a write.
 
 A checkpoint is a flat dict of named values: bytearray/bytes, array.array of
-any typecode, int, float or str.  File layout (little-endian):
+any typecode, int, float or str (save() also takes them from a generator of
+(name, value) pairs, not held in a dict between saves).  File layout (little-endian):
 
     b"QTCK"  u16 version  u16 n_entries  u32 seq  u32 body_len
     body: n_entries x [u8 name_len][name][u8 kind][u32 nbytes][data]
@@ -132,34 +133,35 @@ def board_copy(path):
     return BOARD_ROOT + full.rsplit("/", 1)[-1] + BOARD_COPY_SUFFIX
 
 
-def save_on_board(path, state, seq=0):
+def save_on_board(path, state, seq=0, items=None):
     """Save to board_copy(path) (the link to the host is gone); returns a
     line saying where and how to resume."""
     where = board_copy(path) or path
-    save(where, state, seq)
+    save(where, state, seq, items)
     return ("saved a checkpoint at epoch %s, sample %s on the board (%s); reconnect and run the "
             "same command again to resume there" % (state.get("epoch", "?"), state.get("pos", "?"), where))
 
 
-def save(path, state, seq=0, names=None):
-    """Write `state` (dict name -> value) atomically to `path`.  `names`:
-    sorted(state), from a caller that saves the same entries again and again
-    (a training loop, vae_loop.train), so that a save allocates no list of
-    them.
+def save(path, state, seq=0, items=None):
+    """Write `state` (dict name -> value) atomically to `path`, followed by
+    the (name, value) pairs items() yields, if given: a model's buffers
+    named as they are written (VAE.state_items), from a caller that would
+    otherwise hold a dict of them between saves (vae_loop.train).  items()
+    is called once per pass over the entries (twice).
 
     Under `mpremote mount`: a lost link while writing saves the state to
     board_copy(path) instead and raises LinkLostError; a completed save
     removes an older board copy."""
     onboard = board_copy(path)
     if onboard is None:
-        _save(path, state, seq, names)
+        _save(path, state, seq, items)
         return
     try:
-        _save(path, state, seq, names)
+        _save(path, state, seq, items)
     except Exception as e:
         if not is_link_lost(e):
             raise
-        msg = save_on_board(path, state, seq)
+        msg = save_on_board(path, state, seq, items)
         raise LinkLostError("%s: the link to the host (`mpremote mount`) was lost while writing the "
                             "checkpoint: %r; %s" % (path, e, msg))
     for cand in _candidates(onboard):
@@ -167,40 +169,46 @@ def save(path, state, seq=0, names=None):
             os.remove(cand)
 
 
-def _save(path, state, seq, names):
+def _entries(state, items):
+    """(name, value) of every entry to write: `state`'s, then items()'s."""
+    yield from state.items()
+    if items is not None:
+        yield from items()
+
+
+def _save(path, state, seq, items):
     # Two passes over the entries (sizes, then the file) instead of a list of
     # encoded entries: that list took ~4 KB of heap for a ConvVAE's 62
     # entries on armv6m, at the moment the heap is fullest.  The passes make
     # as little garbage as they can (a save runs with a few KB free on the
     # Pico): each entry's header is packed into one buffer, its payload
-    # written from the value's own memory.
-    if names is None:
-        names = sorted(state)
-    elif len(names) != len(state):
-        raise ValueError("names: %d of the state's %d entries" % (len(names), len(state)))
-    if len(names) > 0xFFFF:
-        raise ValueError("too many checkpoint entries: %d" % len(names))
-    body_len = 0
-    for name in names:
+    # written from the value's own memory.  Entries are written in the order
+    # they come (a reader looks them up by name).
+    count = body_len = 0
+    for name, value in _entries(state, items):
         if not 0 < len(name) < 256:
             raise ValueError("checkpoint entry name must be 1..255 bytes: %r" % name)
-        body_len += 1 + len(name) + 1 + 4 + _encode(state[name])[2]
+        body_len += 1 + len(name) + 1 + 4 + _encode(value)[2]
+        count += 1
+    if count > 0xFFFF:
+        raise ValueError("too many checkpoint entries: %d" % count)
     tmp = path + ".tmp"
     if _exists(tmp):   # a reset interrupted a save: its reader commits it (checkpoint_read)
         from .checkpoint_read import commit_interrupted
         commit_interrupted(path, tmp)
-    header = struct.pack(_HEADER, MAGIC, VERSION, len(names), seq & 0xFFFFFFFF, body_len)
+    header = struct.pack(_HEADER, MAGIC, VERSION, count, seq & 0xFFFFFFFF, body_len)
     crc = _crc32(header)
     head = bytearray(1 + 255 + 1 + 4)   # [u8 name_len][name][u8 kind][u32 nbytes]
     with open(tmp, "wb") as f:
         guard_mount_link(f)
         f.write(header)
-        for name in names:
+        written = 0
+        for name, value in _entries(state, items):
             nb = name.encode()
             n = len(nb)
             if n != len(name):
                 raise ValueError("checkpoint entry name must be ASCII: %r" % name)
-            kind, payload, size = _encode(state[name])
+            kind, payload, size = _encode(value)
             head[0] = n
             head[1:1 + n] = nb
             head[1 + n] = ord(kind)
@@ -210,6 +218,9 @@ def _save(path, state, seq, names):
             f.write(_byte_view(payload))
             crc = _crc32(part, crc)
             crc = _crc32(payload, crc)
+            written += 1
+        if written != count:   # items() must give the same entries on both passes
+            raise ValueError("items(): %d entries, then %d" % (count, written))
         f.write(struct.pack("<I", crc & 0xFFFFFFFF))
     _replace(path, tmp)
 

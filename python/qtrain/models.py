@@ -64,12 +64,15 @@ class Sequential:
             out.extend(layer.qparams())
         return out
 
+    def state_items(self, prefix):
+        """(prefix + '<layer index>.' + name, buffer) of every layer, one
+        layer's dict at a time (see VAE.state_items)."""
+        for i, layer in enumerate(self.layers):
+            yield from layer.state_dict("%s%d." % (prefix, i)).items()
+
     def state_dict(self, prefix):
         """{prefix + '<layer index>.' + name: buffer} of every layer."""
-        d = {}
-        for i, layer in enumerate(self.layers):
-            d.update(layer.state_dict("%s%d." % (prefix, i)))
-        return d
+        return dict(self.state_items(prefix))
 
 
 class VAE:
@@ -149,14 +152,29 @@ class VAE:
         self.output.mean_image(lg, lq, image)
         return image
 
+    def state_scalars(self):
+        """{'kind', 'latent_dim', 'steps', 'mode'}: the checkpoint's entries
+        that are not buffers."""
+        return {"kind": self.kind, "latent_dim": self.latent_dim, "steps": self.steps, "mode": self.opt.mode}
+
+    def state_items(self):
+        """(name, buffer) of both halves, the latent layer and the moving
+        quantization records ('rec.<i>'), made as they are used: the
+        training loop hands this to qtrain.checkpoint.save(items=...) rather
+        than keeping a dict of them, whose ~66 heap-string names and table
+        (~3 KB on armv6m) the ConvVAE at the Pico's real heap cannot spare."""
+        yield from self.encoder.state_items("enc.")
+        yield from self.decoder.state_items("dec.")
+        yield from self.latent.state_dict("lat.").items()
+        for i, r in enumerate(self._records):
+            yield "rec.%d" % i, r
+
     def state_dict(self):
-        """{name: buffer} of both halves and the latent layer, plus 'kind',
-        'latent_dim', 'steps' and 'mode': what qtrain.checkpoint.save() writes."""
-        d = {"kind": self.kind, "latent_dim": self.latent_dim, "steps": self.steps,
-             "mode": self.opt.mode}
-        d.update(self.encoder.state_dict("enc."))
-        d.update(self.decoder.state_dict("dec."))
-        d.update(self.latent.state_dict("lat."))
+        """{name: buffer} of state_items() plus state_scalars(): everything
+        a resumed run needs to continue bit-exactly (weights, quantization
+        records, optimizer and generator states)."""
+        d = self.state_scalars()
+        d.update(self.state_items())
         return d
 
 

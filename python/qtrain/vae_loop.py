@@ -46,11 +46,8 @@ def set_lr(model, lr):
 
 def vae_state(vae):
     """Everything a resumed run needs to continue bit-exactly: weights,
-    quantization records, optimizer and generator states."""
-    d = vae.state_dict()
-    for i, r in enumerate(vae._records):
-        d["rec.%d" % i] = r
-    return d
+    quantization records, optimizer and generator states (VAE.state_dict)."""
+    return vae.state_dict()
 
 
 def _peak():
@@ -67,18 +64,6 @@ def _free():
         return 0
 
 
-def _sorted_names(state):
-    """sorted(state) in a list of exactly len(state) names, made once for
-    all the loop's checkpoints: sorted() grows its list by doubling (512
-    bytes for the ConvVAE's 66 entries on armv6m, not 264), and at the first
-    save of the ConvVAE at the Pico's real heap no such block is left."""
-    names = [""] * len(state)
-    for i, name in enumerate(state):
-        names[i] = name
-    names.sort()
-    return names
-
-
 def _checkpoint_code():
     """qtrain.checkpoint, imported after a collection (its bytecode goes into
     the holes the steps' garbage leaves)."""
@@ -88,11 +73,11 @@ def _checkpoint_code():
     return checkpoint
 
 
-def _save(vae, cfg, st, names, epoch, pos):
-    """Checkpoint the training state `st` into cfg['ckpt'], to continue at
-    sample `pos` of `epoch`."""
+def _save(vae, cfg, st, epoch, pos):
+    """Checkpoint the training state (the scalars `st`, the model's
+    buffers) into cfg['ckpt'], to continue at sample `pos` of `epoch`."""
     st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
-    _checkpoint_code().save(cfg["ckpt"], st, seq=vae.steps, names=names)
+    _checkpoint_code().save(cfg["ckpt"], st, seq=vae.steps, items=vae.state_items)
 
 
 def train(vae, cfg, out=print):
@@ -100,12 +85,12 @@ def train(vae, cfg, out=print):
     @start/@progress/@result lines through `out`; resumes from cfg['ckpt']
     unless cfg['fresh'].  Returns the VAE.  ValueError if the checkpoint holds
     another model kind; OSError if cfg['data'] cannot be opened."""
-    # The checkpoint's state dict (~2.5 KB on armv6m: 62 entries for the
-    # ConvVAE) first, while the heap has blocks for its table.
-    st = vae_state(vae)
+    # The checkpoint's scalars; its buffers (VAE.state_items) are named only
+    # while a save writes them: a dict of the ConvVAE's 66 entries took
+    # ~3 KB of the Pico's real heap for the whole run.
+    st = vae.state_scalars()
     st["hidden"] = cfg["hidden"]
     st["epoch"] = st["pos"] = 0   # set before every save
-    names = _sorted_names(st)   # the order of the checkpoint's entries, for every save
     heap_trace("state")
     reserve(0, STREAM_BYTES)
     from .data import LinkLostError, Stream   # then the per-step code
@@ -119,8 +104,6 @@ def train(vae, cfg, out=print):
         from .vae_resume import resume   # loaded only to resume (its code is not kept)
         epoch, pos = resume(vae, cfg, st, out)
         unload("vae_resume")
-    if len(st) != len(names):   # the checkpoint had entries this model does not make
-        names = _sorted_names(st)
     stream.seek(pos, epoch)
     n = stream.count
     out("@start vae model=%s samples=%d epochs=%d heap_used=%d" % (cfg["model"], n, cfg["epochs"], _peak()))
@@ -152,7 +135,7 @@ def train(vae, cfg, out=print):
             stream.next()
         except LinkLostError:  # `mpremote mount` host gone: keep the progress on the board
             st["epoch"], st["pos"], st["steps"] = stream.epoch, stream.pos, vae.steps
-            out(_checkpoint_code().save_on_board(cfg["ckpt"], st, seq=vae.steps))
+            out(_checkpoint_code().save_on_board(cfg["ckpt"], st, seq=vae.steps, items=vae.state_items))
             raise
         rec, kl = vae.train_step(stream.image)
         if measure:
@@ -176,7 +159,7 @@ def train(vae, cfg, out=print):
             sum_r = sum_k = 0.0
             cnt = 0
         if p == n or p % cfg["ckpt_every"] == 0:
-            _save(vae, cfg, st, names, *((stream.epoch + 1, 0) if p == n else (stream.epoch, p)))
+            _save(vae, cfg, st, *((stream.epoch + 1, 0) if p == n else (stream.epoch, p)))
             gc.collect()   # see heap_free_min above: its garbage is not a figure
             low = min(low, _free())
             measure = True   # the next step starts from this collected heap
@@ -185,7 +168,7 @@ def train(vae, cfg, out=print):
                 stream.seek(0, stream.epoch + 1)
         if cfg["stop_after"] and done >= cfg["stop_after"]:
             if p != n and p % cfg["ckpt_every"]:
-                _save(vae, cfg, st, names, stream.epoch, p)
+                _save(vae, cfg, st, stream.epoch, p)
             out("@stopped vae after %d samples; run again to resume" % done)
             break
     test_elbo = ""

@@ -8,16 +8,21 @@ import gc
 
 
 def resume(vae, cfg, st, out):
-    """Load the newest checkpoint of cfg['ckpt'] (if any) into the state `st`
-    of `vae`; -> (epoch, pos) to continue at, (0, 0) without one.
-    ValueError if it holds another model kind."""
+    """Load the newest checkpoint of cfg['ckpt'] (if any) into `vae`'s
+    buffers and its other entries into `st` (the scalars the loop saves with
+    them; an entry this model does not make is kept there and saved again);
+    -> (epoch, pos) to continue at, (0, 0) without one.  ValueError if it
+    holds another model kind."""
     gc.collect()   # the checkpoint code goes into the holes the garbage leaves
     from . import checkpoint, heap_trace, unload
     heap_trace("checkpoint code")
     try:
         if not checkpoint.latest(cfg["ckpt"]):
             return 0, 0
-        loaded, _ = checkpoint.load(cfg["ckpt"], into=st)
+        loaded, _ = checkpoint.load(cfg["ckpt"], into=vae.state_dict())
+        for name, _ in vae.state_items():   # (a dict of them only while loading)
+            del loaded[name]
+        st.update(loaded)
         if loaded["kind"] != cfg["model"]:
             raise ValueError("%s holds a %r model, not %r (use --fresh true or another --ckpt)"
                              % (cfg["ckpt"], loaded["kind"], cfg["model"]))
@@ -26,7 +31,7 @@ def resume(vae, cfg, st, out):
         out("resuming from %s at epoch %d, sample %d" % (cfg["ckpt"], epoch + 1, pos))
         if checkpoint.commit(cfg["ckpt"]):   # a board copy: into the mount now, not at the next save
             st["epoch"], st["pos"], st["steps"] = epoch, pos, vae.steps
-            checkpoint.save(cfg["ckpt"], st, seq=vae.steps)
+            checkpoint.save(cfg["ckpt"], st, seq=vae.steps, items=vae.state_items)
         return epoch, pos
     finally:
         unload("checkpoint_read")   # the steps only write checkpoints (.latest, .load loaded it)
