@@ -65,12 +65,14 @@ def _train_through_mount(emulator, tmp_path, settings, heap_taken=0):
     assert all(math.isfinite(e) for e in elbo), elbo
     assert elbo[-1] < elbo[0], elbo
     # The first line may differ (one-time interning during the first steps);
-    # then flat: within 64 bytes (a stale pointer the conservative GC sees
-    # keeps one 16-byte block or two alive on some lines: ConvVAE on qemu-m4,
-    # 183136 / 183152 over 144 samples), where keeping anything per step would
-    # add >= 16 bytes x LOG_EVERY steps per line.
+    # then flat: within 128 bytes (a stale pointer the conservative GC sees
+    # keeps a garbage block alive on some lines: ConvVAE on qemu-m4, 183136 /
+    # 183152 over 144 samples; the Pico-heap ConvVAE with 1024 B taken,
+    # 180576 on one line, 180464 on the next two), where keeping anything per
+    # step would add >= 16 bytes x LOG_EVERY steps per line (>= 384 over the
+    # three lines compared).
     used = [int(r["heap_used"]) for r in rows]
-    assert max(used[1:]) - min(used[1:]) <= 64, used
+    assert max(used[1:]) - min(used[1:]) <= 128, used
     assert int(rows[-1]["heap_free_min"]) > 0
     assert int(out.split("@result vae", 1)[1].split("heap_free_min=")[1].split()[0]) > 0, out[-3000:]
     assert (tmp_path / settings["ckpt"]).exists()
