@@ -27,9 +27,14 @@ from .runner import run_script
 
 MODES = ("uint8", "mixed", "float32")
 BOARDS = ("qemu-m0", "qemu-m4")
-# Tuned on the shipped subset: the standardized update moves every weight by
-# ~lr per step whatever the loss, so the lr is halved after every epoch.
-OPTIONS = ["--lr", "0.001", "--lr_decay", "0.5", "--c1", "8", "--c2", "16", "--hidden", "32"]
+# Tuned on the shipped subset (4 epochs, seeds 1-5).  The standardized update
+# moves every weight by ~lr per step whatever the loss, so the lr is halved
+# after every epoch.  --alpha_e 0: the FQT paper's fixed error range [-1, 1]
+# (uint8 only; the softmax error lies in it) -- with tracked error ranges uint8
+# training diverged on some seeds (74 % on seed 1).  Each mode has the lr
+# that trained best for it: float32 and mixed diverge at uint8's 0.001.
+OPTIONS = ["--lr_decay", "0.5", "--alpha_e", "0", "--c1", "8", "--c2", "16", "--hidden", "32"]
+LR = {"uint8": 0.001, "mixed": 0.0005, "float32": 0.0002}
 # The FQT paper, 4-layer CNN from scratch on EMNIST digits, uint8 (METHOD 7).
 PAPER = {"acc": 91.5, "ms": {"qemu-m0": ("RP2040", 817.0), "qemu-m4": ("nRF52840", 898.0)}}
 CPI_ASSUMED = 1.5
@@ -41,7 +46,7 @@ M = %(mode)r
 gc.collect()
 base = gc.mem_alloc()
 try:
-    net = classifier.build_cnn(classifier.Options(mode=M, lr=0.001, seed=5))
+    net = classifier.build_cnn(classifier.Options(mode=M, lr=%(lr)r, alpha_e=0.0, seed=5))
 except MemoryError as ex:
     print("@bench fits 0")
     print("@why", str(ex))
@@ -80,7 +85,7 @@ def count_steps(boards, modes, log):
     out = {}
     for board in boards:
         for mode in modes:
-            res = run_script(board, STEP_SCRIPT % {"mode": mode}, timeout=900)
+            res = run_script(board, STEP_SCRIPT % {"mode": mode, "lr": LR[mode]}, timeout=900)
             b = {k: int(v) for k, v in _bench_lines(res.output).items()}
             why = [line[5:] for line in res.output.splitlines() if line.startswith("@why ")]
             if why:
@@ -97,7 +102,7 @@ def count_steps(boards, modes, log):
 
 
 def train(data_dir, out, modes, epochs, parallel, log):
-    jobs = [(m, "cnn.py", ["--mode", m, "--epochs", epochs, "--seed", 1] + OPTIONS,
+    jobs = [(m, "cnn.py", ["--mode", m, "--epochs", epochs, "--seed", 1, "--lr", LR[m]] + OPTIONS,
              os.path.join(out, "cnn-%s.log" % m)) for m in modes]
     res = bench_report.run_unix_jobs(jobs, data_dir, parallel, log)
     runs = {}
@@ -121,7 +126,8 @@ def report(R, cmd):
              "forward 95 968 MACs.  The FQT paper does not publish its digit CNN layer by layer; this one has "
              "its 4 trainable layers (conv-conv-dense-dense) and fits a 160 KB board heap next to `_qtrain.mpy`.")
     L.append("Training: from scratch, batch 1, standardized update (per tensor, stochastic rounding), "
-             "options `%s` (lr halved after every epoch), seed 1." % " ".join(OPTIONS))
+             "options `%s` (lr halved after every epoch; uint8's error ranges fixed at [-1, 1]) and `--lr` %s, "
+             "seed 1." % (" ".join(OPTIONS), ", ".join("%g (%s)" % (LR[m], m) for m in MODES)))
     L.append("")
     runs = R["runs"]
     first = next(iter(runs.values()))

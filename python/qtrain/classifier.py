@@ -2,7 +2,7 @@
 the FQT paper's supervised on-device experiment (4 trainable layers, digits).
 
     from qtrain import classifier
-    net = classifier.build_cnn(classifier.Options(mode="uint8", lr=0.005))
+    net = classifier.build_cnn(classifier.Options(mode="uint8", lr=0.001, alpha_e=0.0))
     loss, pred = net.train_step(image, label)   # image: 784 uint8 pixels
     pred = net.predict(image)
 

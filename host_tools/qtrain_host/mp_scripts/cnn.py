@@ -3,7 +3,7 @@ trained from scratch with softmax cross-entropy (batch 1) on a labelled
 stream, test accuracy after every epoch.  A MicroPython script (the driver of
 `python -m qtrain_host.bench_cnn`), run on the Unix port.
 
-    micropython cnn.py --mode uint8 --epochs 3 --lr 0.005
+    micropython cnn.py --mode uint8 --epochs 4 --lr 0.001 --lr_decay 0.5 --alpha_e 0
 
 One line per epoch:
     @epoch epoch=1 train_loss=.. train_acc=.. test_acc=.. train_s=.. eval_s=..
@@ -17,14 +17,17 @@ DEFAULTS = {
     "data": "train.qtds",
     "test": "test.qtds",
     "mode": "uint8",
-    "lr": 0.005,
-    "lr_decay": 1.0,     # lr is multiplied by this after every epoch
+    "lr": 0.001,         # uint8's; bench_cnn.LR has each mode's
+    "lr_decay": 0.5,     # lr is multiplied by this after every epoch
     "alpha_norm": 0.15,
     "rounding": "stochastic",
+    "per_row": False,
+    "alpha_w": 0.001,
+    "alpha_e": 0.0,      # 0: fixed error ranges [-1, 1] (the FQT paper's); 0.1 tracks them
     "c1": 8,
     "c2": 16,
     "hidden": 32,
-    "epochs": 3,
+    "epochs": 4,
     "limit": 0,          # train on the first N samples only (0 = all)
     "test_limit": 0,
     "seed": 1,
@@ -38,7 +41,8 @@ def ticks():
 def main():
     cfg = config.load(config.argv(), DEFAULTS, "cnn")
     opt = classifier.Options(mode=cfg["mode"], lr=cfg["lr"], alpha_norm=cfg["alpha_norm"],
-                             rounding=cfg["rounding"], seed=cfg["seed"])
+                             rounding=cfg["rounding"], per_row=cfg["per_row"], alpha_w=cfg["alpha_w"],
+                             alpha_e=cfg["alpha_e"], seed=cfg["seed"])
     net = classifier.build_cnn(opt, channels=(cfg["c1"], cfg["c2"]), hidden=cfg["hidden"])
     s = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     if not s.labelled:
