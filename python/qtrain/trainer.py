@@ -2,7 +2,7 @@
 REPL or a host script): loading a VAE from its checkpoint, training and
 evaluating the classifier head.  Building a VAE from the settings is
 qtrain.defaults' (options, build_vae_from; re-exported here); the VAE's
-training loop and its helpers (epoch_lr, set_lr, vae_state) are in
+training loop and its helpers (epoch_lr, set_lr) are in
 qtrain.vae_loop.
 
 The heap of a board holds the package's bytecode next to the model (a real
@@ -27,8 +27,7 @@ def load_vae(path, cfg=None):
     c["latent"] = meta["latent_dim"]
     c["hidden"] = meta.get("hidden", c["hidden"])
     vae = build_vae_from(c)
-    from .vae_loop import vae_state
-    st = vae_state(vae)
+    st = vae.state_dict()   # everything a resumed run needs, bit-exactly
     st["hidden"] = c["hidden"]
     loaded, _ = checkpoint.load(path, into=st)
     vae.steps = loaded["steps"]

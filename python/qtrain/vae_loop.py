@@ -44,12 +44,6 @@ def set_lr(model, lr):
         layer.hp[0] = lr
 
 
-def vae_state(vae):
-    """Everything a resumed run needs to continue bit-exactly: weights,
-    quantization records, optimizer and generator states (VAE.state_dict)."""
-    return vae.state_dict()
-
-
 def _peak():
     try:
         return gc.mem_alloc()

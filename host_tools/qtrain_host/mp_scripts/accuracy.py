@@ -159,7 +159,7 @@ def head_options(text):
 def save_vae(vae, cfg, path, epochs):
     """The VAE as trainer.train_vae checkpoints it (trainer.load_vae reads it)."""
     from qtrain import checkpoint
-    st = vae_loop.vae_state(vae)
+    st = vae.state_dict()
     st["hidden"] = cfg["hidden"]
     st["epoch"], st["pos"], st["steps"] = epochs, 0, vae.steps
     checkpoint.save(path, st, seq=vae.steps)
