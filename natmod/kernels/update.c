@@ -702,7 +702,7 @@ static void stored_range_u8(const uint8_t *w, size_t n, int32_t *plo, int32_t *p
 // A re-scale's re-map, with dithered rounding: lut[v] = clamp(z2 +
 // floor(((v - z) R + d_v) / 2^16)), R = round(2^16 s / s2), d_v = (o + 40503 v)
 // mod 2^16, o from the new scale's bits.  Nearest rounding is biased for a
-// small scale change, and the half-step test below re-scales by about one
+// small scale change, and the window test below re-scales by about one
 // step of 255 at a time: a ratio within 1 +- 0.5/128 moves no stored weight,
 // so each such re-scale multiplied every weight's real value by s2 / s (over
 // 2 DSGU epochs Conv 16->32's and ConvT 32->16's ranges, and with them all
@@ -738,17 +738,6 @@ static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, 
     }
 }
 
-// The observed range is that of ALL weights after the update: the new values
-// of the updated rows (before clamping, new_range) and the stored values of
-// the rest.  Rows left alone (DSGU, no error, sigma guard) keep their values,
-// so leaving them out would move the range toward the updated rows only and
-// the next re-map would clip them (24-31 % of the decoder's weights at 0/255
-// after 2 epochs at lmin 0.1).  Their range is found by scanning the stored
-// bytes (exact, no state to keep in step with the weights; the updated rows'
-// clamped values never extend the range, so scanning them too changes
-// nothing).  A step that updated nothing observes nothing, as before.  When
-// the update covered every weight, each stored value is the clamp of a new
-// one, so the stored range is the clamped new range: no scan (the same bits).
 // How far (in steps) the tracked range may exceed the kept window at an end
 // before the weights re-scale: a hysteresis.  Weights at 0/255 pushed
 // outward are observed one step's overshoot beyond the window (the clamp
@@ -762,6 +751,18 @@ static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, 
 #ifndef QT_WRANGE_MARGIN
 #define QT_WRANGE_MARGIN 1.0f
 #endif
+
+// The observed range is that of ALL weights after the update: the new values
+// of the updated rows (before clamping, new_range) and the stored values of
+// the rest.  Rows left alone (DSGU, no error, sigma guard) keep their values,
+// so leaving them out would move the range toward the updated rows only and
+// the next re-map would clip them (24-31 % of the decoder's weights at 0/255
+// after 2 epochs at lmin 0.1).  Their range is found by scanning the stored
+// bytes (exact, no state to keep in step with the weights; the updated rows'
+// clamped values never extend the range, so scanning them too changes
+// nothing).  A step that updated nothing observes nothing, as before.  When
+// the update covered every weight, each stored value is the clamp of a new
+// one, so the stored range is the clamped new range: no scan (the same bits).
 int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau) {
     float s = wq[QT_QP_SCALE];
     int32_t z = (int32_t)wq[QT_QP_ZERO];
