@@ -214,5 +214,10 @@ __attribute__((always_inline)) static inline uint8_t qt_conv_fin(int32_t acc, co
 // qt_conv_fin, out[i * stride]; range into mm[0], mm[1] (conv2d_fin.c).
 void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t *out,
     int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm);
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// The same without bias for accumulators astride apart (acc[i * astride]).
+void qt_conv_fin_run_st(const int32_t *acc, int32_t astride, int32_t n, uint8_t *out, int32_t stride, uint32_t c0,
+    const qt_conv_fin_t *f, int32_t *mm);
+#endif
 
 #endif

@@ -68,6 +68,41 @@
     : "cc", "memory"
 #endif
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4, no bias: accumulators astride apart (inlined in both callers:
+// the scatter finishes rows of 7 values, where a second call shows).
+__attribute__((always_inline)) static inline void fin_run_m4(const int32_t *acc, int32_t astride, int32_t n,
+    uint8_t *out, int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm) {
+    int32_t lo = mm[0], hi = mm[1];
+    if (f->shift >= 33 && f->shift <= 32 + 22) {
+        // Cortex-M4, the common case: 19 instructions per value (the
+        // shift >= 32 form in qt_conv_fin_run: ~24).  With sh = shift - 32 >= 1, t = floor(a mult / 2^32) (the
+        // high word of one SMULL) and rz = 2^(sh-1) + zero 2^sh,
+        // (t + rz) >> sh = floor((a mult + 2^(31+sh)) / 2^(32+sh)) + zero
+        // by nested floors: qt_mul_hi's value plus the zero point, in one
+        // add and one shift (|t| < 2^30, rz < 2^30 for sh <= 22: no wrap);
+        // USAT is the clamp to 0..255.
+        const int32_t mult = f->mult, sh = f->shift - 32;
+        const int32_t rz = (int32_t)((1u << (sh - 1)) + ((uint32_t)f->zero << sh));
+        const uint32_t rmask = f->relu ? 0xffffffffu : 0u;
+        for (int32_t i = 0; i < n; i++, out += stride, acc += astride) {
+            int32_t a = (int32_t)((uint32_t)*acc + c0);
+            a = (int32_t)((uint32_t)a & ~((uint32_t)(a >> 31) & rmask));
+            lo = a < lo ? a : lo;
+            hi = a > hi ? a : hi;
+            const int32_t t = (int32_t)(((int64_t)a * mult) >> 32);
+            *out = (uint8_t)__usat((t + rz) >> sh, 8);
+        }
+    } else {
+        for (int32_t i = 0; i < n; i++, out += stride, acc += astride) {
+            *out = qt_conv_fin((int32_t)((uint32_t)*acc + c0), f, &lo, &hi);
+        }
+    }
+    mm[0] = lo;
+    mm[1] = hi;
+}
+#endif
+
 // Finish n accumulators of one pixel: + c0 (the pixel's zero-point term,
 // mod 2^32), + bias (saturating; bacc NULL: none or already in acc),
 // requantize, out[i * stride]; range into mm[0], mm[1].  One call per pixel
@@ -95,27 +130,8 @@ void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t
     }
 #else
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-    if (!bacc && f->shift >= 33 && f->shift <= 32 + 22) {
-        // Cortex-M4, the common case: ~16 instructions per value (below:
-        // ~24).  With sh = shift - 32 >= 1, t = floor(a mult / 2^32) (the
-        // high word of one SMULL) and rz = 2^(sh-1) + zero 2^sh,
-        // (t + rz) >> sh = floor((a mult + 2^(31+sh)) / 2^(32+sh)) + zero
-        // by nested floors: qt_mul_hi's value plus the zero point, in one
-        // add and one shift (|t| < 2^30, rz < 2^30 for sh <= 22: no wrap);
-        // USAT is the clamp to 0..255.
-        const int32_t mult = f->mult, sh = f->shift - 32;
-        const int32_t rz = (int32_t)((1u << (sh - 1)) + ((uint32_t)f->zero << sh));
-        const uint32_t rmask = f->relu ? 0xffffffffu : 0u;
-        for (int32_t i = 0; i < n; i++, out += stride) {
-            int32_t a = (int32_t)((uint32_t)acc[i] + c0);
-            a = (int32_t)((uint32_t)a & ~((uint32_t)(a >> 31) & rmask));
-            lo = a < lo ? a : lo;
-            hi = a > hi ? a : hi;
-            const int32_t t = (int32_t)(((int64_t)a * mult) >> 32);
-            *out = (uint8_t)__usat((t + rz) >> sh, 8);
-        }
-        mm[0] = lo;
-        mm[1] = hi;
+    if (!bacc) {
+        fin_run_m4(acc, 1, n, out, stride, c0, f, mm);
         return;
     }
 #endif
@@ -152,3 +168,9 @@ void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t
     mm[1] = hi;
 }
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+void qt_conv_fin_run_st(const int32_t *acc, int32_t astride, int32_t n, uint8_t *out, int32_t stride, uint32_t c0,
+    const qt_conv_fin_t *f, int32_t *mm) {
+    fin_run_m4(acc, astride, n, out, stride, c0, f, mm);
+}
+#endif

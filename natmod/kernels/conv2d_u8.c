@@ -723,8 +723,107 @@ static int32_t gather_acc_bytes(const qt_conv_geom_t *g) {
 int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     (void)n_sel_max;
     const int32_t OHW = g->out_h * g->out_w, Lp = align4(g->in_ch * g->k_h * g->k_w);
-    return 4 * g->out_ch + gather_acc_bytes(g) + 4 * OHW + 8 * Lp + OHW * Lp;
+    return 4 * g->out_ch + gather_acc_bytes(g) + 8 * Lp + OHW * Lp;
 }
+
+// Rows v[0..3] (L bytes each) as gather_quad_u8's lanes: dot1x4_acc_u8's
+// layout of the int16 values w - zw (the weight zero point folded in, so a
+// dot product needs no per-patch sum), zero lanes past L.
+static void lanes_quad_zw_u8(const uint8_t *const *v, int32_t L, uint32_t zw, uint32_t *bx) {
+    const uint32_t zw2 = zw * 0x10001u;
+    for (int32_t i = 0; i < L; i += 4, bx += 8) {
+        // the lanes of positions i + 2 (high half of 02) and i + 1, i + 3 (13) that lie past L
+        const uint32_t m02 = (i + 2 < L ? 0xffff0000u : 0u) | 0xffffu;
+        const uint32_t m13 = (i + 1 < L ? 0xffffu : 0u) | (i + 3 < L ? 0xffff0000u : 0u);
+        for (int32_t k = 0; k < 4; k++) {
+            const uint32_t w = ld32z(v[k], i, L);
+            bx[2 * k] = __ssub16((int16x2_t)lanes02(w), (int16x2_t)zw2) & m02;
+            bx[2 * k + 1] = __ssub16((int16x2_t)lanes13(w), (int16x2_t)zw2) & m13;
+        }
+    }
+}
+
+// Every patch (OHW of them, 4 G bytes each, back to back) against four
+// filters' lanes (lanes_quad_zw_u8, 8 G words): acc[4 pix + k] = sum of the
+// patch's bytes times filter k's lanes (mod 2^32), pixel-major.  By hand:
+// the first group starts the four sums (SMUAD), the rest run two groups per
+// loop pass (13 instructions per group), one STM stores a pixel's four sums
+// (~7 per pixel around the groups; the C loop around dot1x4_acc_u8 took
+// ~50).  All fourteen registers: the lanes' start and the end of acc are
+// read from the stack.
+#define QT_FIRST1X4 \
+    "ldr %[x], [%[pa]], #4\n\t" \
+    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
+    "uxtb16 %[t], %[x]\n\t" \
+    "uxtb16 %[x], %[x], ror #8\n\t" \
+    "smuad %[s0], %[t], %[q0]\n\t" \
+    "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
+    "smuad %[s1], %[t], %[q2]\n\t" \
+    "smlad %[s1], %[x], %[q3], %[s1]\n\t" \
+    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
+    "smuad %[s2], %[t], %[q0]\n\t" \
+    "smlad %[s2], %[x], %[q1], %[s2]\n\t" \
+    "smuad %[s3], %[t], %[q2]\n\t" \
+    "smlad %[s3], %[x], %[q3], %[s3]\n\t"
+#define QT_MAC1X4 \
+    "ldr %[x], [%[pa]], #4\n\t" \
+    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
+    "uxtb16 %[t], %[x]\n\t" \
+    "uxtb16 %[x], %[x], ror #8\n\t" \
+    "smlad %[s0], %[t], %[q0], %[s0]\n\t" \
+    "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
+    "smlad %[s1], %[t], %[q2], %[s1]\n\t" \
+    "smlad %[s1], %[x], %[q3], %[s1]\n\t" \
+    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
+    "smlad %[s2], %[t], %[q0], %[s2]\n\t" \
+    "smlad %[s2], %[x], %[q1], %[s2]\n\t" \
+    "smlad %[s3], %[t], %[q2], %[s3]\n\t" \
+    "smlad %[s3], %[x], %[q3], %[s3]\n\t"
+#define QT_QUAD_PIXELS(ODD) \
+    "1:\n\t" \
+    QT_FIRST1X4 \
+    ODD \
+    "cmp %[pb], %[lend]\n\t" \
+    "beq 3f\n\t" \
+    "2:\n\t" \
+    QT_MAC1X4 \
+    QT_MAC1X4 \
+    "cmp %[pb], %[lend]\n\t" \
+    "bne 2b\n\t" \
+    "3:\n\t" \
+    "stmia %[pout]!, {%[s0], %[s1], %[s2], %[s3]}\n\t" \
+    "ldr %[pb], %[lanes]\n\t" \
+    "ldr %[x], %[oend]\n\t" \
+    "cmp %[pout], %[x]\n\t" \
+    "bne 1b\n\t"
+__attribute__((noinline))
+static void gather_quad_u8(const uint8_t *patches, int32_t OHW, const uint32_t *lanes, int32_t G, int32_t *acc) {
+    register uint32_t s0 __asm__("r0"), s1 __asm__("r1"), s2 __asm__("r2"), s3 __asm__("r3");
+    register uint32_t q0 __asm__("r8"), q1 __asm__("r9"), q2 __asm__("r10"), q3 __asm__("r12");
+    const uint8_t *pa = patches;
+    const uint32_t *pb = lanes, *lend = lanes + 8 * G;
+    int32_t *pout = acc;
+    const int32_t *oend = acc + 4 * OHW;
+    uint32_t x, t;
+    if ((G - 1) & 1) {
+        __asm__ volatile(QT_QUAD_PIXELS(QT_MAC1X4)
+            : [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3), [q0] "=&r"(q0), [q1] "=&r"(q1),
+            [q2] "=&r"(q2), [q3] "=&r"(q3), [x] "=&r"(x), [t] "=&r"(t), [pa] "+r"(pa), [pb] "+r"(pb),
+            [pout] "+r"(pout)
+            : [lend] "r"(lend), [lanes] "m"(lanes), [oend] "m"(oend)
+            : "cc", "memory");
+    } else {
+        __asm__ volatile(QT_QUAD_PIXELS("")
+            : [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3), [q0] "=&r"(q0), [q1] "=&r"(q1),
+            [q2] "=&r"(q2), [q3] "=&r"(q3), [x] "=&r"(x), [t] "=&r"(t), [pa] "+r"(pa), [pb] "+r"(pb),
+            [pout] "+r"(pout)
+            : [lend] "r"(lend), [lanes] "m"(lanes), [oend] "m"(oend)
+            : "cc", "memory");
+    }
+}
+#undef QT_QUAD_PIXELS
+#undef QT_FIRST1X4
+#undef QT_MAC1X4
 
 // Filter o's row over the selected channels, gathered into dst (L bytes).
 QT_CONV_NO_LIBCALLS
@@ -750,36 +849,34 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     int32_t *acc = wsum + O;   // four output maps
     int32_t *bacc = acc;
     uint8_t *rowbuf = (uint8_t *)acc;
-    uint32_t *c0 = (uint32_t *)(void *)((uint8_t *)acc + gather_acc_bytes(g));
-    uint32_t *lanes = c0 + OHW;
+    uint32_t *lanes = (uint32_t *)(void *)((uint8_t *)acc + gather_acc_bytes(g));
     uint8_t *patches = (uint8_t *)(lanes + 2 * Lp);
     for (int32_t o = 0; o < O; o++) {
         bacc[o] = b ? qt_fixmul_apply(b[o], rq->bias) : 0;   // the bias in accumulator steps
     }
-    // wsum: each filter's start term, - z_x sum w (+ the bias when it cannot
-    // saturate; else it is added per value: bsat).
+    // wsum: each filter's term - z_x sum (w - z_w) (+ the bias when it cannot
+    // saturate; else it is added per value: bsat), the finish's c0; the
+    // lanes hold w - z_w, so sum (w - z_w)(x - z_x) needs nothing per patch.
     const int bsat = b && !bias_folds(bacc, O, L);
     for (int32_t o = 0; o < O; o++) {
         uint32_t s = 0;
         for (int32_t j = 0; j < n; j++) {
             s += sum_u8(w + (o * C + (sel ? sel[j] : j)) * KK, KK);
         }
-        wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * s);
+        wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * (s - (uint32_t)L * zw));
     }
-    const uint32_t cn = (uint32_t)L * zw * zx;
-    uint8_t *p = patches;
-    for (int32_t oy = 0, pix = 0; oy < g->out_h; oy++) {
+    uint8_t *p = patches;   // Ln bytes apart (the selected channels' patches when sel)
+    for (int32_t oy = 0; oy < g->out_h; oy++) {
         const int32_t iy0 = oy * g->stride_h - g->pad_h;
-        for (int32_t ox = 0; ox < g->out_w; ox++, pix++, p += Lp) {
+        for (int32_t ox = 0; ox < g->out_w; ox++, p += Ln) {
             im2col_u8(g, big, sel, n, iy0, ox * g->stride_w - g->pad_w, (uint8_t)zx, p);
-            c0[pix] = cn - zw * sum_u8(p, L);
         }
     }
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
     for (int32_t o = 0; o < O; o += 4) {
-        // Four filters per pass (dot1x4_acc_u8); a short last group repeats its last filter.
+        // Four filters per pass (gather_quad_u8); a short last group repeats its last filter.
         const int32_t nf = O - o < 4 ? O - o : 4;
         const uint8_t *v[4];
         uint32_t s[4];
@@ -795,28 +892,22 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             }
             s[k] = (uint32_t)wsum[ok];
         }
-        lanes_quad_u8(v, L, lanes);
-        const uint8_t *pp = patches;
-        int32_t *a0 = acc, *a1 = a0 + OHW, *a2 = a1 + OHW, *a3 = a2 + OHW;
-        for (int32_t pix = 0; pix < OHW; pix++, pp += Lp) {
-            const uint32_t cp = c0[pix];
-            qt_acc4_t d = {s[0] + cp, s[1] + cp, s[2] + cp, s[3] + cp};
-            const uint32_t *bx = lanes;
-            dot1x4_acc_u8(pp, &bx, Ln >> 2, &d);
-            a0[pix] = (int32_t)d.s0;
-            a1[pix] = (int32_t)d.s1;
-            a2[pix] = (int32_t)d.s2;
-            a3[pix] = (int32_t)d.s3;
+        lanes_quad_zw_u8(v, L, zw, lanes);
+        if (L > 0 && OHW > 0) {
+            gather_quad_u8(patches, OHW, lanes, Ln >> 2, acc);
+        } else {
+            qt_fill_i32(acc, (size_t)(4 * OHW), 0);   // no selected channel: the sums are 0
         }
         for (int32_t k = 0; k < nf; k++) {
-            int32_t *ak = acc + k * OHW;
+            uint32_t ck = s[k];
             if (bsat) {   // rare: a bias near the int32 limits, added saturating
                 const int32_t bk = qt_fixmul_apply(b[o + k], rq->bias);
                 for (int32_t pix = 0; pix < OHW; pix++) {
-                    ak[pix] = qt_sat_add_i32(ak[pix], bk);
+                    acc[4 * pix + k] = qt_sat_add_i32((int32_t)((uint32_t)acc[4 * pix + k] + ck), bk);
                 }
+                ck = 0;
             }
-            qt_conv_fin_run(ak, NULL, OHW, small + (o + k) * OHW, 1, 0, &fin, mm);
+            qt_conv_fin_run_st(acc + k, 4, OHW, small + (o + k) * OHW, 1, ck, &fin, mm);
         }
     }
     if (stats) {
