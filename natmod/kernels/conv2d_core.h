@@ -58,6 +58,20 @@ void qt_conv_corr_f32(const qt_conv_geom_t *g, const float *small, const float *
 // links no libc).
 #define QT_CONV_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4 allows unaligned LDR/STR (not LDRD/LDM); a packed struct tells
+// the compiler so without memcpy (no libc in a natmod).
+typedef struct __attribute__((packed)) {
+    uint32_t v;
+} qt_conv_u32u_t;
+static inline uint32_t ld32u(const uint8_t *p) {
+    return ((const qt_conv_u32u_t *)(const void *)p)->v;
+}
+static inline void st32u(uint8_t *p, uint32_t v) {
+    ((qt_conv_u32u_t *)(void *)p)->v = v;
+}
+#endif
+
 // uint8 cores (rq: zero_in is the streamed source's zero point).  scratch:
 // 4-byte aligned, qt_conv_gather_scratch / qt_conv_scatter_scratch bytes.
 void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_t *w,

@@ -21,14 +21,6 @@
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 #include <arm_acle.h>
-// Cortex-M4 allows unaligned LDR (not LDRD/LDM); a packed struct tells the
-// compiler so without memcpy (no libc in a natmod).
-typedef struct __attribute__((packed)) {
-    uint32_t v;
-} qt_conv_u32u_t;
-static inline uint32_t ld32u(const uint8_t *p) {
-    return ((const qt_conv_u32u_t *)(const void *)p)->v;
-}
 // Bytes i..i+3 of a row of L bytes as one word, zero bytes past L (lanes
 // of a row padded to a multiple of 4: the padding then adds nothing).
 static inline uint32_t ld32z(const uint8_t *r, int32_t i, int32_t L) {
@@ -726,19 +718,28 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     return 4 * g->out_ch + gather_acc_bytes(g) + 8 * Lp + OHW * Lp;
 }
 
-// Rows v[0..3] (L bytes each) as gather_quad_u8's lanes: dot1x4_acc_u8's
-// layout of the int16 values w - zw (the weight zero point folded in, so a
-// dot product needs no per-patch sum), zero lanes past L.
-static void lanes_quad_zw_u8(const uint8_t *const *v, int32_t L, uint32_t zw, uint32_t *bx) {
-    const uint32_t zw2 = zw * 0x10001u;
+// Lanes of the int16 values w - zw (zw2 = zw in both halves; the weight
+// zero point folded in, so a dot product needs no sum of its data), zero
+// lanes past L: bytes i..i+3 of a row as its two lane words at bx.
+static inline void lanes_zw_word(const uint8_t *r, int32_t i, int32_t L, uint32_t zw2, uint32_t *bx) {
+    // the lanes of positions i + 2 (high half of 02) and i + 1, i + 3 (13) that lie past L
+    const uint32_t m02 = (i + 2 < L ? 0xffff0000u : 0u) | 0xffffu;
+    const uint32_t m13 = (i + 1 < L ? 0xffffu : 0u) | (i + 3 < L ? 0xffff0000u : 0u);
+    const uint32_t w = ld32z(r, i, L);
+    bx[0] = __ssub16((int16x2_t)lanes02(w), (int16x2_t)zw2) & m02;
+    bx[1] = __ssub16((int16x2_t)lanes13(w), (int16x2_t)zw2) & m13;
+}
+
+// One row (dot2x1_acc_u8's lanes) or four interleaved (dot1x4_acc_u8's).
+static void lanes_zw_u8(const uint8_t *r, int32_t L, uint32_t zw2, uint32_t *bx) {
+    for (int32_t i = 0; i < L; i += 4, bx += 2) {
+        lanes_zw_word(r, i, L, zw2, bx);
+    }
+}
+static void lanes_quad_zw_u8(const uint8_t *const *v, int32_t L, uint32_t zw2, uint32_t *bx) {
     for (int32_t i = 0; i < L; i += 4, bx += 8) {
-        // the lanes of positions i + 2 (high half of 02) and i + 1, i + 3 (13) that lie past L
-        const uint32_t m02 = (i + 2 < L ? 0xffff0000u : 0u) | 0xffffu;
-        const uint32_t m13 = (i + 1 < L ? 0xffffu : 0u) | (i + 3 < L ? 0xffff0000u : 0u);
         for (int32_t k = 0; k < 4; k++) {
-            const uint32_t w = ld32z(v[k], i, L);
-            bx[2 * k] = __ssub16((int16x2_t)lanes02(w), (int16x2_t)zw2) & m02;
-            bx[2 * k + 1] = __ssub16((int16x2_t)lanes13(w), (int16x2_t)zw2) & m13;
+            lanes_zw_word(v[k], i, L, zw2, bx + 2 * k);
         }
     }
 }
@@ -892,7 +893,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             }
             s[k] = (uint32_t)wsum[ok];
         }
-        lanes_quad_zw_u8(v, L, zw, lanes);
+        lanes_quad_zw_u8(v, L, zw * 0x10001u, lanes);
         if (L > 0 && OHW > 0) {
             gather_quad_u8(patches, OHW, lanes, Ln >> 2, acc);
         } else {
@@ -1051,7 +1052,7 @@ static int32_t scatter_phases_scratch(const qt_conv_geom_t *g) {
     qt_scatter_dims_t d;
     scatter_dims(g, &d);
     const int32_t PHW = d.hp * d.wp;
-    return align4(PHW * g->out_ch) + 4 + 4 * PHW + 4 * g->in_ch + 4 * d.row_max + 8 * d.row_max + 20 * d.p_max;
+    return align4(PHW * g->out_ch) + 4 + 4 * g->in_ch + 4 * d.row_max + 8 * d.row_max + 16 * d.p_max;
 }
 
 // Tap row of big channel c in phase (fy, fx): per tap row tky, the taps kx
@@ -1092,22 +1093,18 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     scatter_dims(g, &d);
     const int32_t WP = d.wp, PHW = d.hp * WP;
     uint8_t *hwc = scratch;
-    int32_t *hsum = (int32_t *)(void *)(hwc + align4(PHW * g->out_ch) + 4);
-    int32_t *bacc = hsum + PHW;
+    int32_t *bacc = (int32_t *)(void *)(hwc + align4(PHW * g->out_ch) + 4);
     uint8_t *rows = (uint8_t *)(bacc + C);
     uint32_t *lanes = (uint32_t *)(void *)(rows + 4 * d.row_max);
     int32_t *acc = (int32_t *)(lanes + 2 * d.row_max);   // four maps of p_max
-    uint32_t *c0 = (uint32_t *)(acc + 4 * d.p_max);
-    for (int32_t i = 0; i < PHW * n; i++) {
-        hwc[i] = (uint8_t)zs;
-    }
-    for (int32_t i = 0; i < PHW; i++) {
-        hsum[i] = (int32_t)((uint32_t)n * zs);
+    uint32_t *hw4 = (uint32_t *)(void *)hwc;
+    for (int32_t i = 0; i < align4(PHW * n) >> 2; i++) {   // the border: zero points
+        hw4[i] = zs * 0x01010101u;
     }
     for (int32_t sy = 0; sy < SH; sy++) {
         for (int32_t sx = 0; sx < SW; sx++) {
-            const int32_t pos = sy * SW + sx, pp = (sy + d.top) * WP + sx + d.left;
-            hsum[pp] = (int32_t)small_pixel_channels_u8(small, sel, n, SHW, pos, hwc + pp * n);
+            const int32_t pp = (sy + d.top) * WP + sx + d.left;
+            (void)small_pixel_channels_u8(small, sel, n, SHW, sy * SW + sx, hwc + pp * n);
         }
     }
     for (int32_t c = 0; c < C; c++) {
@@ -1128,44 +1125,40 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
             if (P == 0) {
                 continue;
             }
-            // c0 per pixel: n L zw zs - zw (sum of the patch), zero points outside
-            const uint32_t cn = (uint32_t)L * zw * zs;
-            for (int32_t m = 0, pix = 0; m < ny; m++) {
-                const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
-                for (int32_t k = 0; k < nx; k++, pix++) {
-                    const int32_t sx0 = (bx0 + k * sw + g->pad_w) / sw;
-                    uint32_t ps = 0;
-                    for (int32_t tky = 0; tky < nky; tky++) {
-                        const int32_t *hs = hsum + (sy0 - tky + d.top) * WP + sx0 + d.left;
-                        for (int32_t tkx = 0; tkx < nkx; tkx++) {
-                            ps += (uint32_t)hs[-tkx];
-                        }
-                    }
-                    c0[pix] = cn - zw * ps;
-                }
-            }
             for (int32_t c = 0; c < C; c += 4) {
                 // Four big channels per pass; a short last group repeats its last channel.
                 const int32_t nc = C - c < 4 ? C - c : 4;
-                const uint8_t *v[4];
                 uint32_t s[4];
                 for (int32_t k = 0; k < nc; k++) {
-                    v[k] = rows + k * d.row_max;
                     const uint32_t ws = scatter_row_u8(g, w, c + k, fy, fx, nky, nkx, sel, n, seg, rows + k * d.row_max);
-                    // The start term: - zs sum w (+ the bias when it cannot saturate).
-                    s[k] = (bsat ? 0u : (uint32_t)bacc[c + k]) - zs * ws;
+                    // The finish's c0: - zs sum (w - zw) (+ the bias when it
+                    // cannot saturate); the lanes hold w - zw, so a pixel's
+                    // sums need no zero-point term of their own.
+                    s[k] = (bsat ? 0u : (uint32_t)bacc[c + k]) - zs * (ws - (uint32_t)L * zw);
+                }
+                const uint32_t zw2 = zw * 0x10001u;
+                for (int32_t tky = 0; tky < nky; tky++) {   // lanes per segment: zero past its n nkx values
+                    const int32_t off = tky * seg;
+                    if (C == 1) {
+                        lanes_zw_u8(rows + off, n * nkx, zw2, lanes + off / 2);
+                    } else {
+                        const uint8_t *v[4];
+                        for (int32_t k = 0; k < 4; k++) {
+                            v[k] = rows + (k < nc ? k : nc - 1) * d.row_max + off;
+                        }
+                        lanes_quad_zw_u8(v, n * nkx, zw2, lanes + 2 * off);
+                    }
                 }
                 if (C == 1) {
                     // One big channel (ConvTranspose2d 16->1): two pixels per
                     // pass against its one vector (dot2x1_acc_u8, 11
                     // instructions per 8 MACs), not four channels.
-                    lanes_u8(rows, nky * seg, lanes);
                     for (int32_t m = 0, pix = 0; m < ny; m++) {
                         const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
                         for (int32_t k = 0; k < nx; k += 2) {
                             // the next pixel's segments start n bytes on (its sx0 is one more)
                             const int32_t two = k + 1 < nx, sx0 = (bx0 + k * sw + g->pad_w) / sw;
-                            uint32_t d0 = s[0] + c0[pix], d1 = s[0] + c0[pix + two];
+                            uint32_t d0 = 0, d1 = 0;
                             const uint32_t *lt = lanes;
                             const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
                             for (int32_t tky = 0; tky < nky; tky++, sp -= WP * n) {
@@ -1177,18 +1170,12 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                         }
                     }
                 } else {
-                    for (int32_t k = nc; k < 4; k++) {   // a short last group repeats its last channel
-                        v[k] = v[nc - 1];
-                        s[k] = s[nc - 1];
-                    }
-                    lanes_quad_u8(v, nky * seg, lanes);
                     int32_t *a0 = acc, *a1 = a0 + d.p_max, *a2 = a1 + d.p_max, *a3 = a2 + d.p_max;
                     for (int32_t m = 0, pix = 0; m < ny; m++) {
                         const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
                         for (int32_t k = 0; k < nx; k++, pix++) {
                             const int32_t sx0 = (bx0 + k * sw + g->pad_w) / sw;
-                            const uint32_t cp = c0[pix];
-                            qt_acc4_t dd = {s[0] + cp, s[1] + cp, s[2] + cp, s[3] + cp};
+                            qt_acc4_t dd = {0, 0, 0, 0};
                             const uint32_t *lt = lanes;
                             const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
                             for (int32_t tky = 0; tky < nky; tky++, sp -= WP * n) {
@@ -1203,13 +1190,15 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                 }
                 for (int32_t k = 0; k < nc; k++) {
                     int32_t *ak = acc + k * d.p_max;
+                    uint32_t ck = s[k];
                     if (bsat) {   // rare: a bias near the int32 limits, added saturating
                         for (int32_t pix = 0; pix < P; pix++) {
-                            ak[pix] = qt_sat_add_i32(ak[pix], bacc[c + k]);
+                            ak[pix] = qt_sat_add_i32((int32_t)((uint32_t)ak[pix] + ck), bacc[c + k]);
                         }
+                        ck = 0;
                     }
                     for (int32_t m = 0; m < ny; m++) {
-                        qt_conv_fin_run(ak + m * nx, NULL, nx, big + (c + k) * HW + (by0 + m * sh) * W + bx0, sw, 0,
+                        qt_conv_fin_run(ak + m * nx, NULL, nx, big + (c + k) * HW + (by0 + m * sh) * W + bx0, sw, ck,
                             &fin, mm);
                     }
                 }
@@ -1648,9 +1637,6 @@ static inline uint32_t relu_mask4(uint32_t ev, uint32_t yv, uint32_t ze4, uint32
     __asm__ ("usub8 %[t], %[zy], %[y]\n\tsel %[r], %[ze], %[e]"
         : [t] "=&r" (t), [r] "=r" (r) : [zy] "r" (zy4), [y] "r" (yv), [ze] "r" (ze4), [e] "r" (ev));
     return r;
-}
-static inline void st32u(uint8_t *p, uint32_t v) {
-    ((qt_conv_u32u_t *)(void *)p)->v = v;
 }
 #endif
 

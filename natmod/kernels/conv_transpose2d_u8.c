@@ -7,6 +7,22 @@ static inline int32_t align4(int32_t n) {
     return (n + 3) & ~3;
 }
 
+// dst[0..n) = src[0..n): a filter's k_h k_w weights of one input channel
+// to or from its contiguous row (four at a time on the M4; GCC's byte loop
+// took ~4 instructions per byte).
+QT_CONV_NO_LIBCALLS
+static inline void copy_u8(uint8_t *dst, const uint8_t *src, int32_t n) {
+    int32_t r = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    for (; r + 4 <= n; r += 4) {
+        st32u(dst + r, ld32u(src + r));
+    }
+#endif
+    for (; r < n; r++) {
+        dst[r] = src[r];
+    }
+}
+
 void conv_transpose2d_forward_u8(const qt_conv_geom_t *t, const uint8_t *x, const uint8_t *w,
     const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats, uint8_t *scratch) {
     qt_conv_geom_t g;
@@ -168,18 +184,12 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
         const int32_t co = sel ? sel[j] : j;
         gb[co] = conv_transpose2d_filter_grad_u8(t, e, zero_e, xrows, zero_x, xsum, co, grow, work, lanes);
         for (int32_t ci = 0; ci < CI; ci++) {
-            const uint8_t *src = w + (ci * CO + co) * KK;
-            for (int32_t r = 0; r < KK; r++) {
-                wrow[ci * KK + r] = src[r];
-            }
+            copy_u8(wrow + ci * KK, w + (ci * CO + co) * KK, KK);
         }
         qt_wrange_t r2;
         qt_update_rows_u8(wrow, grow, 1, CKK, s_g, u, state + 2 * co, first, &r2);
         for (int32_t ci = 0; ci < CI; ci++) {
-            uint8_t *dst = w + (ci * CO + co) * KK;
-            for (int32_t r = 0; r < KK; r++) {
-                dst[r] = wrow[ci * KK + r];
-            }
+            copy_u8(w + (ci * CO + co) * KK, wrow + ci * KK, KK);
         }
         qt_wrange_merge(new_range, &r2);
     }
