@@ -316,7 +316,7 @@ static void row_g32_c(uint8_t *wr, const int32_t *g, int32_t j, int32_t len, con
 // lo and span = hi - lo, and one unsigned compare finds a new one.
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 // Cortex-M4: MLA (g' m + 2^(s-1): below 2^31, as |g' m| < 2^30), ASR, SSAT
-// form T; 15 instructions per weight (+ 2.5 for the draw and offset when
+// form T (any s >= 1); 15 instructions per weight (+ 2.5 for the draw and offset when
 // stochastic).
 static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, const qt_rowmul_t *K,
     int32_t rb, uint32_t *rng, int32_t *plo, int32_t *phi) {
@@ -395,11 +395,21 @@ static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, c
     *plo = lo;
     *phi = lo + (int32_t)span;
 }
+#define QT_ROW_G32_MIN_S 1
 #define QT_ROW_G32_FAST 1
 #elif defined(__ARM_ARCH_6M__)
-// Cortex-M0: the same in the 8 low registers, 27 instructions per weight
-// (+ 4.5 for the draw and offset when stochastic); out-of-range T, D, v
-// are handled out of line.
+// Cortex-M0, K->s >= 2 (so |T| < 2^29: no sat29), 15 instructions per
+// weight (+ 4.5 for the draw and offset when stochastic; was 27 + 4.5):
+//   -T = (g' (-m) + 2^(s-1) - 1) >> s      (= -round(K g), one MULS)
+//   v  = w + ((rb + r - T) >> 16)
+// and one unsigned compare against a window [wlo, wlo + wspan] inside both
+// the extremes seen [lo, hi] and 0..255: a v in it is no new extreme, needs
+// no clamp and came from an unsaturated D (|D >> 16| <= 255 < 2^10), so it
+// is stored as is.  Anything else (a new extreme, a clamp, a D outside
+// [-2^26, 2^26)) takes the out-of-line path, which saturates D, tracks
+// [lo, hi], clamps and moves the window.  An empty window (the extremes
+// all outside 0..255) is wlo = 2^31, wspan = 0: nothing passes.
+#define QT_ROW_G32_MIN_S 2
 static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, const qt_rowmul_t *K,
     int32_t rb, uint32_t *rng, int32_t *plo, int32_t *phi) {
     if (n2 <= j) {
@@ -407,70 +417,80 @@ static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, c
     }
     const int32_t *pg = g + j, *end = g + n2;
     uint8_t *pw = wr + j;
-    int32_t lo = *plo;
-    uint32_t span = (uint32_t)(*phi - lo);
-    int32_t m = K->m, s1 = K->s - 1;
+    int32_t lo = *plo, hi = *phi;
+    const int32_t wl = lo < 0 ? 0 : lo, wh = hi > 255 ? 255 : hi;
+    int32_t wlo = wh >= wl ? wl : INT32_MIN;
+    uint32_t wspan = wh >= wl ? (uint32_t)(wh - wl) : 0u;
+    int32_t m = -K->m, sr = K->s, hm1 = (int32_t)(1u << (K->s - 1)) - 1;
     int32_t t, u;
     uint32_t s = rng ? *rng : 0;
 #define QT_G32_M0(R, L) \
     "ldm %[pg]!, {%[t]}\n\t" \
     "muls %[t], %[m], %[t]\n\t" \
-    "mov %[u], %[s1]\n\t" \
-    "asrs %[t], %[u]\n\t" \
-    "adds %[t], #1\n\t" \
-    "asrs %[t], %[t], #1\n\t" \
-    "asrs %[u], %[t], #29\n\t" \
-    "cmp %[u], #1\n\t" \
-    "beq " L "1f\n\t" \
-    L "2:\n\t" \
-    "negs %[t], %[t]\n\t" \
-    R \
+    "add %[t], %[hm1]\n\t" \
+    "asrs %[t], %[sr]\n\t" \
     "add %[t], %[rb]\n\t" \
-    "asrs %[u], %[t], #26\n\t" \
-    "adds %[u], #1\n\t" \
-    "cmp %[u], #1\n\t" \
-    "bhi " L "3f\n\t" \
-    L "4:\n\t" \
+    R \
     "asrs %[t], %[t], #16\n\t" \
     "ldrb %[u], [%[pw]]\n\t" \
     "adds %[t], %[t], %[u]\n\t" \
-    "subs %[u], %[t], %[lo]\n\t" \
-    "cmp %[u], %[span]\n\t" \
-    "bhi " L "5f\n\t" \
-    L "6:\n\t" \
-    "cmp %[t], #255\n\t" \
-    "bhi " L "7f\n\t" \
-    L "8:\n\t" \
+    "subs %[u], %[t], %[wlo]\n\t" \
+    "cmp %[u], %[wspan]\n\t" \
+    "bhi " L "1f\n\t" \
+    L "2:\n\t" \
     "strb %[t], [%[pw]]\n\t" \
     "adds %[pw], #1\n\t"
+// t = w + (D >> 16); m is borrowed (pushed) as a third temporary for the
+// saturation; lo and hi stay in memory (no register left; this path is rare).
 #define QT_G32_M0_EXT(L) \
-    L "1:\n\t"              /* T = 2^29: to 2^29 - 1 */ \
-    "subs %[t], #1\n\t" \
-    "b " L "2b\n\t" \
-    L "3:\n\t"              /* D outside [-2^26, 2^26): clamp */ \
-    "movs %[u], #1\n\t" \
-    "lsls %[u], %[u], #26\n\t" \
-    "cmp %[t], #0\n\t" \
-    "blt " L "9f\n\t" \
-    "subs %[t], %[u], #1\n\t" \
-    "b " L "4b\n\t" \
-    L "9:\n\t" \
-    "negs %[t], %[u]\n\t" \
-    "b " L "4b\n\t" \
-    L "5:\n\t"              /* a new extreme: below lo, or above lo + span */ \
-    "cmp %[t], %[lo]\n\t" \
-    "bge " L "10f\n\t" \
-    "subs %[u], %[lo], %[t]\n\t" \
-    "add %[span], %[u]\n\t" \
-    "mov %[lo], %[t]\n\t" \
-    "b " L "6b\n\t" \
-    L "10:\n\t" \
-    "mov %[span], %[u]\n\t" \
-    "b " L "6b\n\t" \
-    L "7:\n\t"              /* clamp to 0..255 */ \
+    L "1:\n\t" \
+    "ldrb %[u], [%[pw]]\n\t" \
+    "subs %[t], %[t], %[u]\n\t"     /* D >> 16: saturate to [-1024, 1023] */ \
+    "push {%[m]}\n\t" \
+    "movs %[m], #1\n\t" \
+    "lsls %[m], %[m], #10\n\t" \
+    "cmp %[t], %[m]\n\t" \
+    "blt " L "3f\n\t" \
+    "subs %[t], %[m], #1\n\t" \
+    "b " L "4f\n\t" \
+    L "3:\n\t" \
+    "negs %[m], %[m]\n\t" \
+    "cmp %[t], %[m]\n\t" \
+    "bge " L "4f\n\t" \
+    "movs %[t], %[m]\n\t" \
+    L "4:\n\t" \
+    "adds %[t], %[t], %[u]\n\t"     /* v */ \
+    "pop {%[m]}\n\t"                /* sp back: lo, hi may be sp-relative */ \
+    "ldr %[u], %[lo]\n\t" \
+    "cmp %[t], %[u]\n\t" \
+    "bge " L "5f\n\t" \
+    "str %[t], %[lo]\n\t" \
+    L "5:\n\t" \
+    "ldr %[u], %[hi]\n\t" \
+    "cmp %[t], %[u]\n\t" \
+    "ble " L "6f\n\t" \
+    "str %[t], %[hi]\n\t" \
+    L "6:\n\t"                      /* window [max(lo, 0), min(hi, 255)] */ \
+    "ldr %[wlo], %[lo]\n\t" \
+    "asrs %[u], %[wlo], #31\n\t" \
+    "bics %[wlo], %[u]\n\t" \
+    "ldr %[u], %[hi]\n\t" \
+    "cmp %[u], #255\n\t" \
+    "ble " L "7f\n\t" \
+    "movs %[u], #255\n\t" \
+    L "7:\n\t" \
+    "subs %[u], %[u], %[wlo]\n\t" \
+    "bge " L "8f\n\t" \
+    "movs %[wlo], #1\n\t"           /* empty */ \
+    "lsls %[wlo], %[wlo], #31\n\t" \
+    "movs %[u], #0\n\t" \
+    L "8:\n\t" \
+    "mov %[wspan], %[u]\n\t" \
+    "cmp %[t], #255\n\t"            /* clamp to 0..255 */ \
+    "bls " L "2b\n\t" \
     "asrs %[t], %[t], #31\n\t" \
     "mvns %[t], %[t]\n\t" \
-    "b " L "8b\n\t"
+    "b " L "2b\n\t"
     if (rng) {
         __asm__ volatile(
             ".syntax unified\n\t"
@@ -489,9 +509,9 @@ static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, c
             QT_G32_M0_EXT("2")
             QT_G32_M0_EXT("3")
             "99:\n\t"
-            : [pg] "+l"(pg), [pw] "+l"(pw), [lo] "+l"(lo), [s] "+l"(s), [m] "+l"(m),
-            [span] "+h"(span), [t] "=&l"(t), [u] "=&l"(u)
-            : [s1] "h"(s1), [rb] "h"(rb), [end] "h"(end)
+            : [pg] "+l"(pg), [pw] "+l"(pw), [wlo] "+l"(wlo), [s] "+l"(s), [m] "+l"(m), [sr] "+l"(sr),
+            [wspan] "+h"(wspan), [lo] "+m"(lo), [hi] "+m"(hi), [t] "=&l"(t), [u] "=&l"(u)
+            : [hm1] "h"(hm1), [rb] "h"(rb), [end] "h"(end)
             : "cc", "memory");
         *rng = s;
     } else {
@@ -504,15 +524,15 @@ static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, c
             "b 99f\n\t"
             QT_G32_M0_EXT("2")
             "99:\n\t"
-            : [pg] "+l"(pg), [pw] "+l"(pw), [lo] "+l"(lo), [m] "+l"(m),
-            [span] "+h"(span), [t] "=&l"(t), [u] "=&l"(u)
-            : [s1] "h"(s1), [rb] "h"(rb), [end] "h"(end)
+            : [pg] "+l"(pg), [pw] "+l"(pw), [wlo] "+l"(wlo), [m] "+l"(m), [sr] "+l"(sr),
+            [wspan] "+h"(wspan), [lo] "+m"(lo), [hi] "+m"(hi), [t] "=&l"(t), [u] "=&l"(u)
+            : [hm1] "h"(hm1), [rb] "h"(rb), [end] "h"(end)
             : "cc", "memory");
     }
 #undef QT_G32_M0
 #undef QT_G32_M0_EXT
     *plo = lo;
-    *phi = lo + (int32_t)span;
+    *phi = hi;
 }
 #define QT_ROW_G32_FAST 1
 #endif
@@ -527,7 +547,7 @@ static void update_row_g32(uint8_t *wr, const int32_t *g, int32_t len, const qt_
         *phi = INT32_MIN;
     }
 #ifdef QT_ROW_G32_FAST
-    if (K->s >= 1 && len >= 2) {
+    if (K->s >= QT_ROW_G32_MIN_S && len >= 2) {
         if (*plo > *phi) {
             // the out-of-range test needs a first value: the first pair in C
             row_g32_c(wr, g, 0, 2, K, rb, rng, plo, phi);
