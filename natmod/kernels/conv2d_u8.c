@@ -1289,7 +1289,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
 // SW; src advances rstep per row.  Returns the sum of the values written.
 // Out of line with one call per block of rows: inline, GCC -Os (armv6m)
 // kept the indices on the stack, ~23 instructions per byte on the M0.
-__attribute__((noinline))
+QT_CONV_NO_LIBCALLS __attribute__((noinline))
 static uint32_t cols_rows_u8(uint8_t *p, int32_t step, const uint8_t *src, int32_t sw, int32_t rstep,
     int32_t rows, int32_t lo, int32_t hi, int32_t SW, uint8_t zb) {
     uint32_t s = (uint32_t)(rows * (SW - (hi - lo))) * zb;
