@@ -4,6 +4,15 @@
 // order written here, mirrored by host_tools/qtrain_host/golden/dense.py.
 #include "update.h"
 
+// Per-call and per-row work off the M0's per-weight paths at -Os on armv6m
+// (the module is loaded into the Pico's heap: ~0.5 KB less code, the same
+// instruction counts within noise); the file is -O2 for its asm loops.
+#if defined(__ARM_ARCH_6M__)
+#define QT_M0_SMALL __attribute__((optimize("Os")))
+#else
+#define QT_M0_SMALL
+#endif
+
 void qt_std_blend(float *st, float mu, float sig, float alpha, int first) {
     if (first) {
         st[0] = mu;
@@ -32,7 +41,7 @@ static inline int32_t gb_at(const int32_t *gb, const uint8_t *e, int32_t ze, int
     return gb ? gb[i] : (int32_t)e[i] - ze;
 }
 
-void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t ze,
+QT_M0_SMALL void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t ze,
     int32_t rows_total, const int32_t *rows, int32_t k, float s_g, float s_b,
     const qt_update_t *u, float *state, int first) {
     int32_t cnt = rows ? k : rows_total;
@@ -329,7 +338,7 @@ static inline void step_g32(uint8_t *w, int32_t t, int32_t rbj, int32_t *lo, int
 }
 
 // Weights [j, len) in plain C (j even: the pairs of draws stay aligned).
-static void row_g32_c(uint8_t *wr, const int32_t *g, int32_t j, int32_t len, const qt_rowmul_t *K,
+QT_M0_SMALL static void row_g32_c(uint8_t *wr, const int32_t *g, int32_t j, int32_t len, const qt_rowmul_t *K,
     int32_t rb, uint32_t *rng, int32_t *lo, int32_t *hi) {
     uint32_t s = rng ? *rng : 0;
     for (; j < len; j += 2) {
@@ -772,7 +781,7 @@ static void stored_range_u8(const uint8_t *w, size_t n, int32_t *plo, int32_t *p
 // (~ the golden ratio) spreads d_v evenly over the 256 values, so a layer's
 // rounding errors also cancel within one re-map.  Still one table: the
 // per-weight cost is a lookup.
-static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, int32_t z2) {
+QT_M0_SMALL static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, int32_t z2) {
     uint8_t lut[256];
     union {
         float f;
@@ -823,7 +832,7 @@ static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, 
 // nothing).  A step that updated nothing observes nothing, as before.  When
 // the update covered every weight, each stored value is the clamp of a new
 // one, so the stored range is the clamped new range: no scan (the same bits).
-int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau) {
+QT_M0_SMALL int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau) {
     float s = wq[QT_QP_SCALE];
     int32_t z = (int32_t)wq[QT_QP_ZERO];
     int32_t qlo = 0, qhi = 255;     // stored extremes (known when something was updated)
