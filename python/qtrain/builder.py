@@ -460,7 +460,7 @@ def _error_lenders(sizes, mode):
     """The two buffers _error_sizes sized, and a function giving the next one
     to lend (alternating, in backward order).  The larger is allocated
     first, while the heap's largest free block is whole."""
-    bufs = [None, None]
+    bufs = [None, None]  # type: list
     for i in ((0, 1) if sizes[0] >= sizes[1] else (1, 0)):
         bufs[i] = bytearray(sizes[i]) if mode == "uint8" else zeros("f", sizes[i])
     turn = [0]
@@ -590,7 +590,7 @@ def _build_vae(kind, opt, hidden, latent):
     heap_trace("dense layers")
     # c2 and t1 (4.6 KB of weights each) before c1 and t2: largest first.
     # Each layer's init has its own seed, so the order changes no value.
-    convs = [None] * 4
+    convs = [None] * 4  # type: list
     eps = (None, ep_c2, ep_t1, ep_t2)
     specs = CONV_ENC + CONV_DEC
     for i in (1, 2, 0, 3):
