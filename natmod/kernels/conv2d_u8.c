@@ -1213,48 +1213,47 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
 
 // The KK rows of one big channel re-sampled on the small grid:
 // cols[ky*KW + kx][sy*SW + sx] = big_ch[sy*s - p + ky][sx*s - p + kx] (zero
-// point outside); colsum[r] = sum of row r.
+// point outside); colsum[r] = sum of row r.  Per tap the small positions
+// inside the input are a rectangle: a row with any outside is filled with
+// the zero point first, then the rectangle copied row by row (one loop per
+// row of it, no test per position) and the zero points' share of the sum
+// counted, not added.  (A test per segment and divisions per tap made this
+// ~22 instructions per byte on the M0 and ~12 on the M4: 157 k / 82 k per
+// Conv 16->32 update, the largest cost of it at DSGU's k = 3 whatever k.)
 QT_CONV_NO_LIBCALLS
 void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zero_b,
     uint8_t *cols, int32_t *colsum, int32_t r0, int32_t R) {
-    const int32_t H = g->in_h, W = g->in_w, SH = g->out_h, SW = g->out_w;
+    const int32_t W = g->in_w, SH = g->out_h, SW = g->out_w, SHW = SH * SW, KW = g->k_w;
     const int32_t sh = g->stride_h, sw = g->stride_w;
     const uint8_t zb = (uint8_t)zero_b;
     for (int32_t ky = 0; ky < g->k_h; ky++) {
-        for (int32_t kx = 0; kx < g->k_w; kx++) {
+        int32_t y_lo, y_hi;
+        qt_conv_tap_range(ky, sh, g->pad_h, g->in_h, SH, &y_lo, &y_hi);
+        for (int32_t kx = 0; kx < KW; kx++) {
             int32_t x_lo, x_hi;
             qt_conv_tap_range(kx, sw, g->pad_w, W, SW, &x_lo, &x_hi);
-            uint32_t s = 0;
+            const int32_t nx = x_hi - x_lo, ny = y_hi - y_lo;
             int32_t step;
-            uint8_t *p = cols + row_pos(r0++, R, SW * SH, &step);
-            for (int32_t sy = 0; sy < SH; sy++) {
-                const int32_t iy = sy * sh - g->pad_h + ky;
-                if (iy < 0 || iy >= H) {
-                    for (int32_t sx = 0; sx < SW; sx++) {
-                        *p = zb;
-                        p += step;
-                    }
-                    s += (uint32_t)SW * zb;
-                    continue;
-                }
-                const uint8_t *br = big_ch + iy * W - g->pad_w + kx;
-                int32_t sx = 0;
-                for (; sx < x_lo; sx++) {
+            uint8_t *row = cols + row_pos(r0++, R, SHW, &step);
+            if (nx * ny < SHW) {
+                uint8_t *p = row;
+                for (int32_t i = 0; i < SHW; i++, p += step) {
                     *p = zb;
-                    p += step;
-                    s += zb;
                 }
-                for (; sx < x_hi; sx++) {
-                    const uint8_t v = br[sx * sw];
-                    *p = v;
-                    p += step;
-                    s += v;
+            }
+            uint32_t s = (uint32_t)(SHW - nx * ny) * zb;
+            const uint8_t *src = big_ch + (y_lo * sh - g->pad_h + ky) * W + x_lo * sw - g->pad_w + kx;
+            uint8_t *dst = row + (y_lo * SW + x_lo) * step;
+            for (int32_t sy = 0; nx > 0 && sy < ny; sy++, src += sh * W, dst += SW * step) {
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+                uint8_t *q = dst;
+                for (const uint8_t *v = src, *end = src + nx * sw; v != end; v += sw, q += step) {
+                    *q = *v;
+                    s += *v;
                 }
-                for (; sx < SW; sx++) {
-                    *p = zb;
-                    p += step;
-                    s += zb;
-                }
+#else
+                s += copy_strided_u8(dst, step, src, sw, nx);
+#endif
             }
             *colsum++ = (int32_t)s;
         }
