@@ -203,18 +203,8 @@ static mp_obj_t qt_dense_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     float *st = qt_arg_f32(a[3], "state", 1, QT_RW);
     int32_t *sel = qt_arg_i32(a[4], "sel", m, QT_RW);
     uint32_t *scratch = qt_arg_u32(a[5], "scratch", 2 * m, QT_RW);
-    int32_t ze = qt_qp_zero(eq);
-    uint32_t sum = 0;
-    for (size_t i = 0; i < m; i++) {
-        int32_t c = (int32_t)e[i] - ze;
-        uint32_t s = (uint32_t)(c < 0 ? -c : c);
-        scratch[i] = s;
-        sum += s;
-    }
-    float ebar = (float)sum / (float)m * eq[QT_QP_SCALE];
-    int32_t k = dsgu_k(ebar, st, hp[0], hp[1], (int32_t)m);
-    select_topk_u32(scratch, (int32_t)m, k, sel, scratch + m);
-    return mp_obj_new_int(k);
+    return mp_obj_new_int(dense_select_rows_u8(e, (int32_t)m, qt_qp_zero(eq), eq[QT_QP_SCALE], st, hp[0], hp[1],
+        sel, scratch));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_u8_obj, 6, 6, qt_dense_select_u8_fn);
 

@@ -18,6 +18,7 @@
 // are taken mod 2^32 (uint32) and the true value fits in int32, so the final
 // cast is exact.  Integer-only inner loops (the M0 has no FPU).
 #include "conv2d_core.h"
+#include "conv_dsgu.h"
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 #include <arm_acle.h>
@@ -1751,13 +1752,26 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
     qt_wrange_t *new_range, uint8_t *scratch) {
     const int32_t CKK = g->in_ch * g->k_h * g->k_w, SHW = g->out_h * g->out_w;
-    int32_t *colsum;
-    const uint8_t *cols = conv2d_grad_prepare_u8(g, x, zero_x, scratch, &colsum);
+    const int32_t n = sel ? n_sel : g->out_ch;
+    int32_t *colsum = NULL;
+    const uint8_t *cols = NULL;
+#if QT_CONV_CORR_DIRECT
+    // DSGU with few filters: no re-sampled input (conv_dsgu.h).
+    const int32_t direct = sel ? qt_conv_corr_direct_bytes(g, n, 4 * CKK + align4(CKK * SHW)) : 0;
+    if (direct) {
+        qt_conv_corr_pad_u8(g, x, zero_x, scratch);
+    } else
+#else
+    const int32_t direct = 0;
+    (void)direct;
+#endif
+    {
+        cols = conv2d_grad_prepare_u8(g, x, zero_x, scratch, &colsum);
+    }
     int32_t *grow = (int32_t *)(void *)(scratch + 4 * CKK + align4(CKK * SHW));
     int32_t *gb = grow + CKK;
     uint32_t *work = (uint32_t *)(void *)(gb + g->out_ch);
     qt_wrange_init(new_range);
-    const int32_t n = sel ? n_sel : g->out_ch;
     int32_t j = 0;
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
     // Cortex-M4: four filters per pass over the re-sampled input (each row
@@ -1767,7 +1781,7 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     // pair, then single filters for the rest.
     int32_t *grow1 = (int32_t *)(void *)((uint8_t *)work + qt_conv_lanes4_bytes(SHW));
     int32_t *const gq[4] = {grow, grow1, grow1 + CKK, grow1 + 2 * CKK};
-    for (; j + 4 <= n; j += 4) {
+    for (; !direct && j + 4 <= n; j += 4) {
         const uint8_t *ev[4];
         int32_t es[4];
         for (int32_t k = 0; k < 4; k++) {
@@ -1784,7 +1798,7 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
             qt_wrange_merge(new_range, &r);
         }
     }
-    for (; j + 2 <= n; j += 2) {
+    for (; !direct && j + 2 <= n; j += 2) {
         const int32_t o0 = sel ? sel[j] : j, o1 = sel ? sel[j + 1] : j + 1;
         const uint8_t *e0 = e + o0 * SHW, *e1 = e + o1 * SHW;
         const uint32_t s0 = sum_u8(e0, SHW), s1 = sum_u8(e1, SHW);
@@ -1801,7 +1815,14 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
 #endif
     for (; j < n; j++) {
         const int32_t o = sel ? sel[j] : j;
-        gb[o] = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, grow, 0, work);
+#if QT_CONV_CORR_DIRECT
+        if (direct) {
+            gb[o] = qt_conv_corr_direct_filter_u8(g, e, zero_e, zero_x, o, scratch, grow);
+        } else
+#endif
+        {
+            gb[o] = conv2d_filter_grad_u8(g, e, zero_e, cols, colsum, zero_x, o, grow, 0, work);
+        }
         // One row: state + 2*o puts this filter's (mu, sigma) where
         // qt_update_rows_u8 reads row 0's (per-row mode reads no header).
         qt_wrange_t r;

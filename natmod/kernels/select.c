@@ -85,6 +85,60 @@ void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, 
     }
 }
 
+// The two-pass table path below, not on the M0: its ~200 bytes of code
+// fail the Pico's heap margin (tests/test_board_fit.py) for ~14 k
+// instructions per Dense 10->1568 call.
+#if defined(__thumb__) && !defined(__thumb2__)
+#define QT_DENSE_SELECT_TABLE 0
+#else
+#define QT_DENSE_SELECT_TABLE 1
+#endif
+
+int32_t dense_select_rows_u8(const uint8_t *e, int32_t m, int32_t zero_e, float s_e, float *ebar_max,
+    float lmin, float lmax, int32_t *idx, uint32_t *scratch) {
+    uint32_t sum = 0;
+    int32_t k;
+    if (!QT_DENSE_SELECT_TABLE || 2 * m < QT_TOPK_BINS) {   // the scores, then select_topk_u32
+        for (int32_t i = 0; i < m; i++) {
+            const int32_t c = (int32_t)e[i] - zero_e;
+            scratch[i] = (uint32_t)(c < 0 ? -c : c);
+            sum += scratch[i];
+        }
+        k = dsgu_k((float)sum / (float)m * s_e, ebar_max, lmin, lmax, m);
+        select_topk_u32(scratch, m, k, idx, scratch + m);
+        return k;
+    }
+    // A row's score |e_i - z_e| is < 256: counted into the table as it is
+    // computed, and the error read again for the choice, two passes in all
+    // (four over a score array before, ~45 instructions per row on the M0;
+    // a test per row to share one loop with the path above cost ~4).  Same
+    // threshold and ties as select_topk_u32.
+    uint32_t *cnt = scratch;
+    qt_fill_i32((int32_t *)cnt, QT_TOPK_BINS, 0);
+    for (int32_t i = 0; i < m; i++) {
+        const int32_t c = (int32_t)e[i] - zero_e;
+        const uint32_t a = (uint32_t)(c < 0 ? -c : c);
+        cnt[a]++;
+        sum += a;
+    }
+    k = dsgu_k((float)sum / (float)m * s_e, ebar_max, lmin, lmax, m);
+    uint32_t thr = QT_TOPK_BINS - 1;
+    int32_t above = 0;
+    while ((int32_t)(above + cnt[thr]) < k) {   // k <= m: stops at 0 at the latest
+        above += (int32_t)cnt[thr];
+        thr--;
+    }
+    int32_t ties = k - above, t = 0;
+    for (int32_t i = 0; i < m; i++) {
+        const int32_t c = (int32_t)e[i] - zero_e;
+        const uint32_t a = (uint32_t)(c < 0 ? -c : c);
+        if (a > thr || (a == thr && ties-- > 0)) {
+            idx[t++] = i;
+        }
+    }
+    return k;
+}
+
 int32_t dsgu_k(float ebar, float *ebar_max, float lmin, float lmax, int32_t n) {
     // Decay before the max: an all-time max is set by the first samples'
     // large errors, so r (and k) shrank all through training and starved

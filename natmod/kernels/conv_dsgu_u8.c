@@ -1,0 +1,165 @@
+// DSGU paths of the uint8 conv kernels whose work follows k (conv_dsgu.h).
+#include "conv_dsgu.h"
+
+#if QT_CONV_CORR_DIRECT
+// (no memset/memcpy calls: a natmod links no libc.)
+#define QT_DSGU_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+#include <arm_acle.h>
+typedef struct __attribute__((packed)) {
+    uint32_t v;
+} qt_dsgu_u32u_t;
+#endif
+
+// Filters up to which the direct gradients pay: on qemu-m4 a Conv 16->32
+// update costs ~29 k + 29 k per filter direct, ~87 k + 18 k with the
+// re-sampled input (docs/KERNELS.md), even at k = 5.
+#define QT_CORR_DIRECT_MAX 4
+
+static inline int32_t pad_h(const qt_conv_geom_t *g) {
+    return (g->out_h - 1) * g->stride_h + g->k_h;
+}
+static inline int32_t pad_w(const qt_conv_geom_t *g) {
+    return (g->out_w - 1) * g->stride_w + g->k_w;
+}
+// The planes, with 4 bytes of slack (the M4 row loop reads up to 3 bytes
+// past a row), 4-byte aligned; de follows them.
+static inline int32_t planes_bytes(const qt_conv_geom_t *g) {
+    return (g->in_ch * pad_h(g) * pad_w(g) + 4 + 3) & ~3;
+}
+
+QT_DSGU_NO_LIBCALLS
+int32_t qt_conv_corr_direct_bytes(const qt_conv_geom_t *g, int32_t n, int32_t room) {
+    const int32_t need = planes_bytes(g) + 4 * g->out_h * g->out_w;
+    return g->k_w == 3 && n <= QT_CORR_DIRECT_MAX && need <= room ? need : 0;   // (3 taps per row only)
+}
+
+// xp[c] = x[c] inside, z_x around it: rows -pad_h .. -pad_h + PH - 1, row
+// by row (no test per byte).
+QT_DSGU_NO_LIBCALLS
+void qt_conv_corr_pad_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x, uint8_t *xp) {
+    const int32_t H = g->in_h, W = g->in_w, PH = pad_h(g), PW = pad_w(g);
+    const int32_t left = g->pad_w < PW ? g->pad_w : PW;
+    const int32_t inside = W < PW - left ? W : PW - left;
+    const uint8_t zx = (uint8_t)zero_x;
+    for (int32_t c = 0; c < g->in_ch; c++, x += H * W) {
+        for (int32_t py = 0; py < PH; py++) {
+            const int32_t iy = py - g->pad_h;
+            uint8_t *end = xp + PW;
+            if (iy >= 0 && iy < H) {
+                const uint8_t *src = x + iy * W;
+                for (uint8_t *lend = xp + left; xp != lend; xp++) {
+                    *xp = zx;
+                }
+                for (uint8_t *iend = xp + inside; xp != iend; xp++, src++) {
+                    *xp = *src;
+                }
+            }
+            while (xp != end) {
+                *xp++ = zx;
+            }
+        }
+    }
+}
+
+// The three taps (k_w = 3) of tap row ky of one padded plane, summed over
+// every output position: a[kx] = sum_pix de[pix] p[sy sh PW + sx sw + kx],
+// p = the plane's row ky.
+static void corr_taps3_u8(const qt_conv_geom_t *g, const int32_t *de, const uint8_t *p, uint32_t *a) {
+    const int32_t SW = g->out_w, sw = g->stride_w;
+    const int32_t jump = g->stride_h * pad_w(g) - SW * sw;   // from a row's end to the next row
+    uint32_t a0 = 0, a1 = 0, a2 = 0;
+    const int32_t *d = de;
+    for (int32_t sy = 0; sy < g->out_h; sy++, p += jump) {
+        for (const int32_t *end = d + SW; d != end; d++, p += sw) {
+            const uint32_t v = (uint32_t)*d;
+            a0 += v * p[0];
+            a1 += v * p[1];
+            a2 += v * p[2];
+        }
+    }
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+}
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4, stride_w 2, k_w 3: de as int16 pairs (two output positions,
+// rows of n2 pairs, an odd row ending with a 0), so one word of the plane
+// row holds both positions' taps 0 and 1 (bytes 0, 2 and 1, 3: UXTB16) and
+// the word 2 bytes on their taps 2: 3 loads, 3 UXTB16, 3 SMLAD per 6 MACs.
+// A row is read up to 3 bytes past its end (the next row, or the slack
+// after the planes), where the odd position's de is 0.
+static void corr_taps3_s2_m4(const qt_conv_geom_t *g, const uint32_t *d2, int32_t n2, const uint8_t *p,
+    uint32_t *a) {
+    const int32_t step = g->stride_h * pad_w(g);
+    int32_t a0 = 0, a1 = 0, a2 = 0;
+    for (int32_t sy = 0; sy < g->out_h; sy++, p += step) {
+        const uint8_t *q = p;
+        for (const uint32_t *end = d2 + n2; d2 != end; d2++, q += 4) {
+            const int16x2_t dp = (int16x2_t)*d2;
+            const uint32_t w0 = ((const qt_dsgu_u32u_t *)(const void *)q)->v;
+            const uint32_t w1 = ((const qt_dsgu_u32u_t *)(const void *)(q + 2))->v;
+            uint32_t r;
+            __asm__ ("uxtb16 %0, %1, ror #8" : "=r" (r) : "r" (w0));
+            a0 = __smlad((int16x2_t)__uxtb16(w0), dp, a0);
+            a1 = __smlad((int16x2_t)r, dp, a1);
+            a2 = __smlad((int16x2_t)__uxtb16(w1), dp, a2);
+        }
+    }
+    a[0] = (uint32_t)a0;
+    a[1] = (uint32_t)a1;
+    a[2] = (uint32_t)a2;
+}
+#endif
+
+QT_DSGU_NO_LIBCALLS
+int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    int32_t zero_x, int32_t o, uint8_t *scratch, int32_t *grow) {
+    const int32_t SH = g->out_h, SW = g->out_w, SHW = SH * SW, KH = g->k_h;
+    const int32_t PW = pad_w(g), PHW = pad_h(g) * PW;
+    const uint8_t *xp = scratch;
+    int32_t *de = (int32_t *)(void *)(scratch + planes_bytes(g));
+    const uint8_t *eo = e + o * SHW;
+    uint32_t dsum = 0;
+    int32_t n2 = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    if (g->stride_w == 2) {
+        n2 = (SW + 1) >> 1;
+        int16_t *d16 = (int16_t *)(void *)de;
+        for (int32_t sy = 0; sy < SH; sy++, d16 += 2 * n2) {
+            d16[2 * n2 - 1] = 0;
+            for (int32_t sx = 0; sx < SW; sx++) {
+                const int32_t v = (int32_t)*eo++ - zero_e;
+                d16[sx] = (int16_t)v;
+                dsum += (uint32_t)v;
+            }
+        }
+    }
+#endif
+    for (int32_t i = 0; !n2 && i < SHW; i++) {
+        de[i] = (int32_t)eo[i] - zero_e;
+        dsum += (uint32_t)de[i];
+    }
+    const uint32_t zd = (uint32_t)zero_x * dsum;   // the padding's z_x de, taken out
+    for (int32_t c = 0; c < g->in_ch; c++, xp += PHW) {
+        for (int32_t ky = 0; ky < KH; ky++) {
+            const uint8_t *p = xp + ky * PW;
+            uint32_t a[3];
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+            if (n2) {
+                corr_taps3_s2_m4(g, (const uint32_t *)(const void *)de, n2, p, a);
+            } else
+#endif
+            {
+                corr_taps3_u8(g, de, p, a);
+            }
+            for (int32_t kx = 0; kx < 3; kx++) {
+                *grow++ = (int32_t)(a[kx] - zd);
+            }
+        }
+    }
+    return (int32_t)dsum;
+}
+#endif
