@@ -395,7 +395,8 @@ def bench_layers(board, mode, specs, reps=2, dsgu=None):
     1/16) of its output rows/channels and its counts scaled by the MAC ratio
     ("scaled": an estimate, per-MAC costs of these loops are flat in the
     number of rows; with DSGU the same fraction of the fewer rows is
-    updated); None if even that does not fit."""
+    updated); if even that does not fit, the whole layer on the firmware
+    with the real board's heap ("heap"); None if that does not fit either."""
     out = {}
     for name, kind, a in specs:
         v = _one_layer(board, mode, name, kind, a, reps, dsgu)
@@ -410,6 +411,11 @@ def bench_layers(board, mode, specs, reps=2, dsgu=None):
                     v["macs"] = layer_macs(kind, a)
                     v["scaled"] = "1/%d of the outputs, x%.1f" % (f, r)
                     break
+        if v is None and has_real_heap_firmware(board):
+            with _firmware_dir(paths.real_heap_firmware_dir(board)):
+                v = _one_layer(board, mode, name, kind, a, reps, dsgu)
+            if v is not None:
+                v["heap"] = paths.real_heap_bytes(board)
         out[name] = v
     return out
 
@@ -600,8 +606,10 @@ def step_figures(R, board, mode):
     if parts is None:
         return None, None, None, None, "a layer does not fit the heap"
     f, lo, bw = parts
-    scaled = any(v.get("scaled") for v in R["layers"][(board, mode)].values())
-    return f, lo, bw, f + lo + bw, "sum of parts" + (" (some scaled)" if scaled else "")
+    lay = R["layers"][(board, mode)].values()
+    notes = [t for t, on in (("some scaled", any(v.get("scaled") for v in lay)),
+                             ("some at the real board's heap", any(v.get("heap") for v in lay))) if on]
+    return f, lo, bw, f + lo + bw, "sum of parts" + (" (%s)" % ", ".join(notes) if notes else "")
 
 
 def dsgu_figures(R, board, lmin):
@@ -658,6 +666,7 @@ def report(R, command):
                 continue
             bw = "-" if v["first"] else _f(v["bwd"] / n)
             nm = name + (" (scaled: %s)" % v["scaled"] if v.get("scaled") else "")
+            nm += " (at the real board's heap, %d B)" % v["heap"] if v.get("heap") else ""
             upd = _f(v["upd"] / n) + (" R" if v.get("rescaled") else "")
             L.append("| %s | %d | %s | %s | %s |" % (nm, n, _f(v["fwd"] / n), bw, upd))
         for name, _, _ in HEADS:
