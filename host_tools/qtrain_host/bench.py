@@ -387,6 +387,23 @@ def _narrower(kind, a, f):
     return tuple(a)
 
 
+def _one_layer_or_narrower(board, mode, name, kind, a, reps, dsgu):
+    """_one_layer, else 1/4, 1/8, 1/16 of its outputs scaled up (see bench_layers)."""
+    v = _one_layer(board, mode, name, kind, a, reps, dsgu)
+    if v is None and kind in ("dense", "conv"):
+        for f in (4, 8, 16):
+            small = _narrower(kind, a, f)
+            v = _one_layer(board, mode, name, kind, small, reps, dsgu)
+            if v is not None:
+                r = layer_macs(kind, a) / float(layer_macs(kind, small))
+                for key in ("fwd", "bwd", "upd"):
+                    v[key] = int(v[key] * r)
+                v["macs"] = layer_macs(kind, a)
+                v["scaled"] = "1/%d of the outputs, x%.1f" % (f, r)
+                break
+    return v
+
+
 def bench_layers(board, mode, specs, reps=2, dsgu=None):
     """{layer name: {fwd, bwd, upd, macs}} instruction counts of one layer call
     each (the least of `reps` runs; they agree except for DSGU state).  Each
@@ -395,27 +412,19 @@ def bench_layers(board, mode, specs, reps=2, dsgu=None):
     1/16) of its output rows/channels and its counts scaled by the MAC ratio
     ("scaled": an estimate, per-MAC costs of these loops are flat in the
     number of rows; with DSGU the same fraction of the fewer rows is
-    updated); if even that does not fit, the whole layer on the firmware
-    with the real board's heap ("heap"); None if that does not fit either."""
+    updated); if even that does not fit, the same on the firmware with the
+    real board's heap ("heap"); None if that does not fit either."""
     out = {}
+    heaps = [None] + ([paths.real_heap_firmware_dir(board)] if has_real_heap_firmware(board) else [])
     for name, kind, a in specs:
-        v = _one_layer(board, mode, name, kind, a, reps, dsgu)
-        if v is None and kind in ("dense", "conv"):
-            for f in (4, 8, 16):
-                small = _narrower(kind, a, f)
-                v = _one_layer(board, mode, name, kind, small, reps, dsgu)
-                if v is not None:
-                    r = layer_macs(kind, a) / float(layer_macs(kind, small))
-                    for key in ("fwd", "bwd", "upd"):
-                        v[key] = int(v[key] * r)
-                    v["macs"] = layer_macs(kind, a)
-                    v["scaled"] = "1/%d of the outputs, x%.1f" % (f, r)
-                    break
-        if v is None and has_real_heap_firmware(board):
-            with _firmware_dir(paths.real_heap_firmware_dir(board)):
-                v = _one_layer(board, mode, name, kind, a, reps, dsgu)
+        v = None
+        for fw in heaps:
+            with _firmware_dir(fw):
+                v = _one_layer_or_narrower(board, mode, name, kind, a, reps, dsgu)
             if v is not None:
-                v["heap"] = paths.real_heap_bytes(board)
+                if fw:
+                    v["heap"] = paths.real_heap_bytes(board)
+                break
         out[name] = v
     return out
 
