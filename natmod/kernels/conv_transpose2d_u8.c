@@ -7,22 +7,6 @@ static inline int32_t align4(int32_t n) {
     return (n + 3) & ~3;
 }
 
-// dst[0..n) = src[0..n): a filter's k_h k_w weights of one input channel
-// to or from its contiguous row (four at a time on the M4; GCC's byte loop
-// took ~4 instructions per byte).
-QT_CONV_NO_LIBCALLS
-static inline void copy_u8(uint8_t *dst, const uint8_t *src, int32_t n) {
-    int32_t r = 0;
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-    for (; r + 4 <= n; r += 4) {
-        st32u(dst + r, ld32u(src + r));
-    }
-#endif
-    for (; r < n; r++) {
-        dst[r] = src[r];
-    }
-}
-
 void conv_transpose2d_forward_u8(const qt_conv_geom_t *t, const uint8_t *x, const uint8_t *w,
     const int32_t *b, uint8_t *y, const qt_conv_rq_t *rq, int32_t *stats, uint8_t *scratch) {
     qt_conv_geom_t g;
@@ -168,13 +152,20 @@ void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *t, const uint8_t *e, int
 // nblk blocks of len bytes, the blocks dstride / sstride bytes apart: a
 // filter's weights [ci][kk] (strided in [ci][co][kk]) to a row and back.
 // Out of line with the pointers stepping (the indexed loops it replaces
-// took ~11 instructions per byte on the M0); each block by copy_u8 (words
-// on the M4).
+// took ~11 instructions per byte on the M0).
 QT_CONV_NO_LIBCALLS
 static void copy_blocks_u8(uint8_t *dst, int32_t dstride, const uint8_t *src, int32_t sstride, int32_t nblk,
     int32_t len) {
     for (; nblk > 0; nblk--, dst += dstride, src += sstride) {
-        copy_u8(dst, src, len);
+        int32_t r = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        for (; r + 4 <= len; r += 4) {   // Cortex-M4: four bytes at a time (unaligned words)
+            st32u(dst + r, ld32u(src + r));
+        }
+#endif
+        for (; r < len; r++) {
+            dst[r] = src[r];
+        }
     }
 }
 
