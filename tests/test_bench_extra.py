@@ -117,3 +117,39 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
                                                                    str(tmp_path / "v-e1.qtc"), "--head_opts", "lr"])
     p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0 and "--head_opts: 'lr' is not name=number" in p.stdout + p.stderr
+
+
+def test_accuracy_validation_split_holds_out_the_last_training_images(tmp_path):
+    """--validation N: the heads and -ELBO are measured on the last N training
+    images, which neither the VAE's data nor the labelled subsets contain (so
+    options chosen on it never saw the test set, nor the images measured)."""
+    import json
+    import os
+
+    import numpy as np
+    import pytest
+
+    from qtrain_host import datasets, paths, stream
+    src = os.path.join(paths.ROOT, "data", "mnist-subset")
+    images, labels = datasets.load_split(src, "train")
+    n = 500
+    split = bench_accuracy.validation_idx(src, str(tmp_path), n, lambda s: None)
+    tr_i, tr_l = datasets.load_split(split, "train")
+    ho_i, ho_l = datasets.load_split(split, "test")
+    assert len(tr_l) == len(labels) - n and len(ho_l) == n
+    assert np.array_equal(ho_i, images[-n:]) and np.array_equal(ho_l, labels[-n:])
+    assert np.array_equal(tr_i, images[:-n])
+    data = bench_accuracy.prepare(split, str(tmp_path), lambda s: None, "data-val")
+    with open(os.path.join(data, "manifest.json")) as f:
+        files = json.load(f)["files"]
+    for K in (10, 100, 200):
+        # indices into the split's 'train' images, i.e. the first len - n
+        assert files["train-labelled-%d%s" % (K, stream.SUFFIX)]["samples"] == 10 * K
+    assert files["test" + stream.SUFFIX]["samples"] == n
+    for bad in (0, len(labels)):
+        with pytest.raises(SystemExit, match="--validation"):
+            bench_accuracy.validation_idx(src, str(tmp_path / "b"), bad, lambda s: None)
+    # its figures are not the test set's: never written into the docs' table
+    with pytest.raises(SystemExit, match="not for --md"):
+        bench_accuracy.main(["--data", src, "--validation", "100", "--md", str(tmp_path / "B.md"),
+                             "--out", str(tmp_path / "o")])
