@@ -113,10 +113,46 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
     assert loaded["epoch"] == 0 and trained["epoch"] == 1
     for k in ("test_elbo", "acc10_float32", "acc10_uint8"):
         assert loaded[k] == trained[k], (k, trained, loaded)
-    argv, env = bench_report.unix_command("accuracy.py", common + ["--epochs", "0", "--load_vae",
-                                                                   str(tmp_path / "v-e1.qtc"), "--head_opts", "lr"])
-    p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode != 0 and "--head_opts: 'lr' is not name=number" in p.stdout + p.stderr
+    for bad, msg in ((["--head_opts", "lr"], "--head_opts: 'lr' is not name=number"),
+                     (["--head_decay_samples", "-1"], "--head_decay_samples must be >= 0")):
+        argv, env = bench_report.unix_command("accuracy.py", common + ["--epochs", "0", "--load_vae",
+                                                                       str(tmp_path / "v-e1.qtc")] + bad)
+        p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and msg in p.stdout + p.stderr
+
+
+def test_accuracy_script_decays_the_head_lr_per_samples(tmp_path):
+    """--head_decay_samples S: the head's lr is multiplied by head_lr_decay per
+    S training samples (10 labels per class: 100 samples per head epoch), so
+    S = 100 is the per-epoch decay exactly and S = 25 decays it 4x faster."""
+    import os
+    import subprocess
+
+    import pytest
+
+    from qtrain_host import runner
+    from subset import prepare_subset
+    if not runner.available("unix"):
+        if "unix" in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
+            pytest.fail("the Unix port is not built")
+        pytest.skip("the Unix port is not built")
+    data = tmp_path / "data"
+    prepare_subset(data)
+    common = ["--model", "mlp", "--hidden", "32", "--test_limit", "300", "--per_class", "10", "--limit", "300",
+              "--head_epochs", "4", "--head_lr", "0.02", "--head_lr_decay", "0.5", "--head_fresh", "true",
+              "--seed", "3"]
+
+    def accuracy(args):
+        argv, env = bench_report.unix_command("accuracy.py", common + args)
+        p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        row = bench_report.parse_lines(p.stdout, "epoch")[-1]
+        return [row[k] for k in ("acc10_float32", "acc10_uint8")]
+
+    per_epoch = accuracy(["--epochs", "1", "--save_vae", str(tmp_path / "v")])
+    vae = ["--epochs", "0", "--load_vae", str(tmp_path / "v-e1.qtc")]
+    assert accuracy(vae + ["--head_decay_samples", "100"]) == per_epoch
+    assert accuracy(vae + ["--head_decay_samples", "25"]) != per_epoch
 
 
 def test_accuracy_validation_split_holds_out_the_last_training_images(tmp_path):
