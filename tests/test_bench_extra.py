@@ -123,8 +123,9 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
 
 def test_accuracy_script_decays_the_head_lr_per_samples(tmp_path):
     """--head_decay_samples S: the head's lr is multiplied by head_lr_decay per
-    S training samples (10 labels per class: 100 samples per head epoch), so
-    S = 100 is the per-epoch decay exactly and S = 25 decays it 4x faster."""
+    head epoch and per S training samples, whichever decays more (10 labels
+    per class: 100 samples per head epoch), so S = 100 or 400 is the
+    per-epoch decay exactly and S = 25 decays it 4x faster."""
     import os
     import subprocess
 
@@ -152,6 +153,7 @@ def test_accuracy_script_decays_the_head_lr_per_samples(tmp_path):
     per_epoch = accuracy(["--epochs", "1", "--save_vae", str(tmp_path / "v")])
     vae = ["--epochs", "0", "--load_vae", str(tmp_path / "v-e1.qtc")]
     assert accuracy(vae + ["--head_decay_samples", "100"]) == per_epoch
+    assert accuracy(vae + ["--head_decay_samples", "400"]) == per_epoch
     assert accuracy(vae + ["--head_decay_samples", "25"]) != per_epoch
 
 

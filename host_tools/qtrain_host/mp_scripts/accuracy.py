@@ -41,9 +41,10 @@ DEFAULTS.update({
     "head_lr": 0.003,
     "head_lr_decay": 1.0,      # the head's lr is multiplied by this after each of its epochs
                                # (back to head_lr after every VAE epoch)
-    "head_decay_samples": 0,   # > 0: ... after every head_decay_samples training samples instead
-                               # (applied per head epoch: lr * decay ** (samples seen / this)), so
-                               # heads on 10 and 200 labels per class get the same lr per step
+    "head_decay_samples": 0,   # > 0: ... and also per this many training samples, whichever decays
+                               # more (set per head epoch: lr * decay ** max(epochs, samples / this)):
+                               # a head on many labels takes many more steps per epoch, and the
+                               # standardized update's noise is per step
     "head_modes": "float32,uint8",  # heads trained on each epoch's mu: float32 (the paper's float
                                # head) and/or uint8 / mixed (a uint8 VAE only: on its uint8 mu)
     "head_opts": "",           # more layers.Options of the heads, "name=value,...", e.g.
@@ -117,7 +118,7 @@ def train_head(head, feats, fq, labels, epochs, seed, first_epoch, lr, decay, de
     perm = Permutation(n, seed, 0)
     for ep in range(epochs):
         for layer in head.net.layers:
-            layer.hp[0] = lr * decay ** (ep * n / decay_samples if decay_samples > 0 else ep)
+            layer.hp[0] = lr * decay ** (max(ep, ep * n / decay_samples) if decay_samples > 0 else ep)
         perm.set(seed, first_epoch + ep)
         for p in range(n):
             i = perm.at(p)
@@ -204,7 +205,7 @@ def main():
     if not head_modes:
         raise ValueError("--head_modes: none of %r applies to a %s VAE" % (cfg["head_modes"], cfg["mode"]))
     if not cfg["head_decay_samples"] >= 0:
-        raise ValueError("--head_decay_samples must be >= 0 (0: decay per head epoch), got %r"
+        raise ValueError("--head_decay_samples must be >= 0 (0: decay per head epoch only), got %r"
                          % (cfg["head_decay_samples"],))
     hkw = {"alpha_e": cfg["head_alpha_e"]}
     hkw.update(head_options(cfg["head_opts"]))
