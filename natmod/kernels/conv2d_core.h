@@ -86,6 +86,17 @@ void qt_conv_corr2_rows_u8(const uint8_t *small0, const uint8_t *small1, int32_t
     int32_t sum1, const uint8_t *cols, const int32_t *colsum, int32_t zero_b, int32_t nrows, int32_t n,
     int32_t *out0, int32_t *out1, int32_t ostride, uint32_t *work);
 int32_t qt_conv_corr2_work_bytes(int32_t n);
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4: four small maps v[0..3] (n bytes, sums sum[k]) against the same
+// rows: lanes = qt_conv_lanes4_u8 of the four (qt_conv_lanes4_bytes(n),
+// 4-byte aligned), out[k][r] = sum (v_k - zs)(row_r - zb) (not accumulated).
+// Each row is read as align4(n) bytes: up to 3 bytes past the last row must
+// be readable (scratch); they count zero.
+int32_t qt_conv_lanes4_bytes(int32_t n);
+void qt_conv_lanes4_u8(const uint8_t *const *v, int32_t n, uint32_t *lanes);
+void qt_conv_corr4_rows_u8(const uint32_t *lanes, const int32_t *sum, int32_t zero_s, const uint8_t *rows,
+    const int32_t *rowsum, int32_t zero_b, int32_t nrows, int32_t n, int32_t *const *out);
+#endif
 // R plain rows of n bytes in the block layout the dot products read: copied
 // into dst (R n bytes) on the M0, where groups of four are interleaved;
 // src itself elsewhere.

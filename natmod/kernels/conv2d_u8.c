@@ -29,6 +29,18 @@ typedef struct __attribute__((packed)) {
 static inline uint32_t ld32u(const uint8_t *p) {
     return ((const qt_conv_u32u_t *)(const void *)p)->v;
 }
+// Bytes i..i+3 of a row of L bytes as one word, zero bytes past L (lanes
+// of a row padded to a multiple of 4: the padding then adds nothing).
+static inline uint32_t ld32z(const uint8_t *r, int32_t i, int32_t L) {
+    if (i + 4 <= L) {
+        return ld32u(r + i);
+    }
+    uint32_t v = 0;
+    for (int32_t k = 0; i + k < L; k++) {
+        v |= (uint32_t)r[i + k] << (8 * k);
+    }
+    return v;
+}
 // Bytes 0, 2 and bytes 1, 3 of a word as two uint16 lanes.  The rotation is
 // part of the UXTB16 instruction (GCC does not fold a separate ROR into it).
 static inline int16x2_t lanes02(uint32_t v) {
@@ -413,6 +425,77 @@ static inline void dot1x2_u8(const uint8_t *a, const uint8_t *b0, const uint8_t 
     *r0 = acc0;
     *r1 = acc1;
 }
+
+// One row against four vectors whose lanes are interleaved per 4 values as
+// (v0 02, v0 13, v1 02, v1 13, v2 02, v2 13, v3 02, v3 13): per 4 columns
+// one LDR and two UXTB16 of the row, two LDM of four lane words, eight
+// SMLAD: 13 instructions per 16 MACs (dot1x2_u8: 18), and the code around
+// a row (its pointers, start sums and result stores) is shared by four.
+#define QT_MAC1X4 \
+    "ldr %[x], [%[pa]], #4\n\t" \
+    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
+    "uxtb16 %[t], %[x]\n\t" \
+    "uxtb16 %[x], %[x], ror #8\n\t" \
+    "smlad %[s0], %[t], %[q0], %[s0]\n\t" \
+    "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
+    "smlad %[s1], %[t], %[q2], %[s1]\n\t" \
+    "smlad %[s1], %[x], %[q3], %[s1]\n\t" \
+    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
+    "smlad %[s2], %[t], %[q0], %[s2]\n\t" \
+    "smlad %[s2], %[x], %[q1], %[s2]\n\t" \
+    "smlad %[s3], %[t], %[q2], %[s3]\n\t" \
+    "smlad %[s3], %[x], %[q3], %[s3]\n\t"
+typedef struct {
+    uint32_t s0, s1, s2, s3;
+} qt_acc4_t;
+// s += the four dot products of a[0 .. 4 groups) against the lanes at *pbx,
+// which it advances by 8 groups words (the next lanes in a run of them).
+static inline void dot1x4_acc_u8(const uint8_t *a, const uint32_t **pbx, int32_t groups, qt_acc4_t *s) {
+    uint32_t s0 = s->s0, s1 = s->s1, s2 = s->s2, s3 = s->s3;
+    const uint8_t *pa = a;
+    const uint32_t *pb = *pbx;
+    uint32_t x, t;
+    register uint32_t q0 __asm__("r8"), q1 __asm__("r9"), q2 __asm__("r10"), q3 __asm__("r12");
+    if (groups & 1) {
+        __asm__ volatile(
+            QT_MAC1X4
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(pa), [pb] "+r"(pb),
+            [x] "=&r"(x), [t] "=&r"(t), [q0] "=&r"(q0), [q1] "=&r"(q1), [q2] "=&r"(q2), [q3] "=&r"(q3)
+            :
+            : "memory");
+    }
+    if (groups >> 1) {
+        const uint8_t *end = pa + 8 * (groups >> 1);
+        __asm__ volatile(
+            "1:\n\t"
+            QT_MAC1X4
+            QT_MAC1X4
+            "cmp %[pa], %[end]\n\t"
+            "bne 1b\n\t"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(pa), [pb] "+r"(pb),
+            [x] "=&r"(x), [t] "=&r"(t), [q0] "=&r"(q0), [q1] "=&r"(q1), [q2] "=&r"(q2), [q3] "=&r"(q3)
+            : [end] "r"(end)
+            : "cc", "memory");
+    }
+    s->s0 = s0;
+    s->s1 = s1;
+    s->s2 = s2;
+    s->s3 = s3;
+    *pbx = pb;
+}
+#undef QT_MAC1X4
+
+// Rows v[0..3] (L bytes each) as dot1x4_acc_u8's lanes, zero lanes past L
+// up to align4(L).
+static void lanes_quad_u8(const uint8_t *const *v, int32_t L, uint32_t *bx) {
+    for (int32_t i = 0; i < L; i += 4, bx += 8) {
+        for (int32_t k = 0; k < 4; k++) {
+            const uint32_t w = ld32z(v[k], i, L);
+            bx[2 * k] = (uint32_t)lanes02(w);
+            bx[2 * k + 1] = (uint32_t)lanes13(w);
+        }
+    }
+}
 #endif
 
 // Lanes of the shared vector where they pay (M4); bytes of work they need.
@@ -598,17 +681,7 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
 // bytes then add nothing whatever they hold.
 static void lanes_pair_u8(const uint8_t *r0, const uint8_t *r1, int32_t L, uint32_t *bx) {
     for (int32_t i = 0; i < L; i += 4, bx += 4) {
-        uint32_t v0, v1;
-        if (i + 4 <= L) {
-            v0 = ld32u(r0 + i);
-            v1 = ld32u(r1 + i);
-        } else {
-            v0 = v1 = 0;
-            for (int32_t k = 0; i + k < L; k++) {
-                v0 |= (uint32_t)r0[i + k] << (8 * k);
-                v1 |= (uint32_t)r1[i + k] << (8 * k);
-            }
-        }
+        const uint32_t v0 = ld32z(r0, i, L), v1 = ld32z(r1, i, L);
         bx[0] = (uint32_t)lanes02(v0);
         bx[1] = (uint32_t)lanes13(v0);
         bx[2] = (uint32_t)lanes02(v1);
@@ -1318,6 +1391,35 @@ void qt_conv_corr2_rows_u8(const uint8_t *small0, const uint8_t *small1, int32_t
 #endif
 }
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+int32_t qt_conv_lanes4_bytes(int32_t n) {
+    return 8 * align4(n);
+}
+
+void qt_conv_lanes4_u8(const uint8_t *const *v, int32_t n, uint32_t *lanes) {
+    lanes_quad_u8(v, n, lanes);
+}
+
+void qt_conv_corr4_rows_u8(const uint32_t *lanes, const int32_t *sum, int32_t zero_s, const uint8_t *rows,
+    const int32_t *rowsum, int32_t zero_b, int32_t nrows, int32_t n, int32_t *const *out) {
+    const uint32_t zs = (uint32_t)zero_s, zb = (uint32_t)zero_b, nzz = (uint32_t)n * zs * zb;
+    const uint32_t c0 = nzz - zb * (uint32_t)sum[0], c1 = nzz - zb * (uint32_t)sum[1];
+    const uint32_t c2 = nzz - zb * (uint32_t)sum[2], c3 = nzz - zb * (uint32_t)sum[3];
+    int32_t *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3];
+    const int32_t groups = align4(n) >> 2;
+    for (int32_t r = 0; r < nrows; r++, rows += n) {
+        qt_acc4_t d = {0, 0, 0, 0};
+        const uint32_t *bx = lanes;
+        dot1x4_acc_u8(rows, &bx, groups, &d);
+        const uint32_t zc = zs * (uint32_t)rowsum[r];
+        o0[r] = (int32_t)(d.s0 - zc + c0);
+        o1[r] = (int32_t)(d.s1 - zc + c1);
+        o2[r] = (int32_t)(d.s2 - zc + c2);
+        o3[r] = (int32_t)(d.s3 - zc + c3);
+    }
+}
+#endif
+
 QT_CONV_NO_LIBCALLS
 const uint8_t *qt_conv_block_rows_u8(const uint8_t *src, int32_t R, int32_t n, uint8_t *dst) {
 #if QT_CONV_ROWS4
@@ -1350,7 +1452,9 @@ int32_t conv2d_scratch_len_u8(const qt_conv_geom_t *g) {
     int32_t grad = align4(CKK * g->out_h * g->out_w) + 4 * CKK + 4 * CKK + 4 * g->out_ch
                    + qt_conv_corr2_work_bytes(g->out_h * g->out_w);
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-    grad += 4 * CKK;   // the update's second filter gradient (conv2d_update_u8)
+    // The update's three more filter gradients and the lanes of four error
+    // maps (conv2d_update_u8).
+    grad += 3 * 4 * CKK + qt_conv_lanes4_bytes(g->out_h * g->out_w) - qt_conv_corr2_work_bytes(g->out_h * g->out_w);
 #endif
     int32_t n = fwd > bwd ? fwd : bwd;
     return n > grad ? n : grad;
@@ -1473,10 +1577,30 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const int32_t n = sel ? n_sel : g->out_ch;
     int32_t j = 0;
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-    // Cortex-M4: two filters per pass over the re-sampled input (each row of
-    // cols read once for both error maps, qt_conv_corr2_rows_u8), then the
-    // two updates in turn.
-    int32_t *grow1 = (int32_t *)(void *)((uint8_t *)work + qt_conv_corr2_work_bytes(SHW));
+    // Cortex-M4: four filters per pass over the re-sampled input (each row
+    // of cols read once for four error maps, qt_conv_corr4_rows_u8; the
+    // rows are read as align4(SHW) bytes, the bytes past the last one are
+    // the scratch's grow and count zero), then the four updates in turn; a
+    // pair, then single filters for the rest.
+    int32_t *grow1 = (int32_t *)(void *)((uint8_t *)work + qt_conv_lanes4_bytes(SHW));
+    int32_t *const gq[4] = {grow, grow1, grow1 + CKK, grow1 + 2 * CKK};
+    for (; j + 4 <= n; j += 4) {
+        const uint8_t *ev[4];
+        int32_t es[4];
+        for (int32_t k = 0; k < 4; k++) {
+            ev[k] = e + (sel ? sel[j + k] : j + k) * SHW;
+            es[k] = (int32_t)sum_u8(ev[k], SHW);
+        }
+        qt_conv_lanes4_u8(ev, SHW, work);
+        qt_conv_corr4_rows_u8(work, es, zero_e, cols, colsum, zero_x, CKK, SHW, gq);
+        for (int32_t k = 0; k < 4; k++) {
+            const int32_t o = sel ? sel[j + k] : j + k;
+            gb[o] = (int32_t)((uint32_t)es[k] - (uint32_t)SHW * (uint32_t)zero_e);
+            qt_wrange_t r;
+            qt_update_rows_u8(w + o * CKK, gq[k], 1, CKK, s_g, u, state + 2 * o, first, &r);
+            qt_wrange_merge(new_range, &r);
+        }
+    }
     for (; j + 2 <= n; j += 2) {
         const int32_t o0 = sel ? sel[j] : j, o1 = sel ? sel[j + 1] : j + 1;
         const uint8_t *e0 = e + o0 * SHW, *e1 = e + o1 * SHW;

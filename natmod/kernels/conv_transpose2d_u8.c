@@ -27,7 +27,13 @@ void conv_transpose2d_backward_input_u8(const qt_conv_geom_t *t, const uint8_t *
 int32_t conv_transpose2d_grad_scratch_u8(const qt_conv_geom_t *t) {
     const int32_t KK = t->k_h * t->k_w;
     const int32_t IHW = t->in_h * t->in_w;
-    return 4 * t->in_ch + 4 * KK + align4(KK * IHW) + align4(t->in_ch * IHW);
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // x's channels as lanes, four per group (conv_transpose2d_grad_prepare_u8)
+    const int32_t xrows = (t->in_ch + 3) / 4 * qt_conv_lanes4_bytes(IHW);
+#else
+    const int32_t xrows = align4(t->in_ch * IHW);
+#endif
+    return 4 * t->in_ch + 4 * KK + align4(KK * IHW) + xrows;
 }
 
 int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
@@ -50,7 +56,22 @@ const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const u
     for (int32_t ci = 0; ci < t->in_ch; ci++) {
         xsum[ci] = qt_conv_map_sum_u8(x + ci * IHW, IHW, 0);
     }
-    return qt_conv_block_rows_u8(x, t->in_ch, IHW, work + 4 * KK + align4(KK * IHW));
+    uint8_t *xrows = work + 4 * KK + align4(KK * IHW);
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // Cortex-M4: x's channels are the shared vectors, split into lanes once
+    // per call in groups of four (a last short group repeats its last
+    // channel), and each filter's re-sampled taps the rows.
+    for (int32_t ci = 0; ci < t->in_ch; ci += 4) {
+        const uint8_t *v[4];
+        for (int32_t k = 0; k < 4; k++) {
+            v[k] = x + (ci + k < t->in_ch ? ci + k : t->in_ch - 1) * IHW;
+        }
+        qt_conv_lanes4_u8(v, IHW, (uint32_t *)(void *)(xrows + ci / 4 * qt_conv_lanes4_bytes(IHW)));
+    }
+    return xrows;
+#else
+    return qt_conv_block_rows_u8(x, t->in_ch, IHW, xrows);
+#endif
 }
 
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *e,
@@ -70,6 +91,24 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     int32_t *colsum = (int32_t *)(void *)work;
     uint8_t *cols = work + 4 * KK;
     qt_conv_cols_u8(&g, ec, zero_e, cols, colsum, 0, 0);
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    // Cortex-M4: four input channels per pass over the filter's k_h k_w tap
+    // rows (qt_conv_corr4_rows_u8; a tap row is read as align4(IHW) bytes,
+    // those past the last are still cols' align4 or the lanes, and count
+    // zero).  xrows: the lanes of conv_transpose2d_grad_prepare_u8.
+    (void)lanes;
+    for (int32_t ci = 0; ci < t->in_ch; ci += 4) {
+        int32_t xs[4];
+        int32_t *out[4];
+        for (int32_t k = 0; k < 4; k++) {
+            const int32_t c = ci + k < t->in_ch ? ci + k : t->in_ch - 1;
+            xs[k] = xsum[c];
+            out[k] = grow + c * KK;
+        }
+        qt_conv_corr4_rows_u8((const uint32_t *)(const void *)(xrows + ci / 4 * qt_conv_lanes4_bytes(IHW)), xs,
+            zero_x, cols, colsum, zero_e, KK, IHW, out);
+    }
+#else
     // Taps in pairs: on the M4 each input row is then read once per two taps.
     int32_t r = 0;
     for (; r + 2 <= KK; r += 2) {
@@ -80,6 +119,7 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
         qt_conv_corr_rows_u8(cols + r * IHW, zero_e, colsum[r], xrows, xsum, zero_x, t->in_ch, IHW,
             grow + r, KK, 0, lanes);
     }
+#endif
     return qt_conv_map_sum_u8(ec, OHW, zero_e);
 }
 
