@@ -485,6 +485,55 @@ static inline void dot1x4_acc_u8(const uint8_t *a, const uint32_t **pbx, int32_t
 }
 #undef QT_MAC1X4
 
+// Two rows a and a + off against one vector's lanes (lanes_u8: 02, 13 per 4
+// values): per 4 columns two LDR, four UXTB16, one LDRD, four SMLAD (11
+// instructions per 8 MACs).  r0/r1 += the two dot products of groups x 4
+// bytes; *pbx advances by 2 groups words.
+#define QT_MAC2X1 \
+    "ldr %[y], [%[pa], %[off]]\n\t" \
+    "ldr %[x], [%[pa]], #4\n\t" \
+    "ldrd %[q0], %[q1], [%[pb]], #8\n\t" \
+    "uxtb16 %[t], %[x]\n\t" \
+    "uxtb16 %[x], %[x], ror #8\n\t" \
+    "smlad %[s0], %[t], %[q0], %[s0]\n\t" \
+    "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
+    "uxtb16 %[t], %[y]\n\t" \
+    "uxtb16 %[y], %[y], ror #8\n\t" \
+    "smlad %[s1], %[t], %[q0], %[s1]\n\t" \
+    "smlad %[s1], %[y], %[q1], %[s1]\n\t"
+static inline void dot2x1_acc_u8(const uint8_t *a, int32_t off, const uint32_t **pbx, int32_t groups,
+    uint32_t *r0, uint32_t *r1) {
+    uint32_t s0 = *r0, s1 = *r1;
+    const uint8_t *pa = a;
+    const uint32_t *pb = *pbx;
+    uint32_t x, y, t, q0, q1;
+    if (groups & 1) {
+        __asm__ volatile(
+            QT_MAC2X1
+            : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [y] "=&r"(y),
+            [t] "=&r"(t), [q0] "=&r"(q0), [q1] "=&r"(q1)
+            : [off] "r"(off)
+            : "memory");
+    }
+    if (groups >> 1) {
+        const uint8_t *end = pa + 8 * (groups >> 1);
+        __asm__ volatile(
+            "1:\n\t"
+            QT_MAC2X1
+            QT_MAC2X1
+            "cmp %[pa], %[end]\n\t"
+            "bne 1b\n\t"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [pa] "+r"(pa), [pb] "+r"(pb), [x] "=&r"(x), [y] "=&r"(y),
+            [t] "=&r"(t), [q0] "=&r"(q0), [q1] "=&r"(q1)
+            : [off] "r"(off), [end] "r"(end)
+            : "cc", "memory");
+    }
+    *r0 = s0;
+    *r1 = s1;
+    *pbx = pb;
+}
+#undef QT_MAC2X1
+
 // Rows v[0..3] (L bytes each) as dot1x4_acc_u8's lanes, zero lanes past L
 // up to align4(L).
 static void lanes_quad_u8(const uint8_t *const *v, int32_t L, uint32_t *bx) {
@@ -654,39 +703,27 @@ static void im2col_u8(const qt_conv_geom_t *g, const uint8_t *big, const int32_t
 }
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-// Cortex-M4 gather, two filters per pass over the input: the patches of
+// Cortex-M4 gather, four filters per pass over the input: the patches of
 // every output pixel first (im2col of the whole output, OHW x align4(C KK)
-// bytes: no more than the Conv2d's gradient takes), then per pair of
-// filters their rows split into lanes once (dot1x2_u8's interleaved layout)
-// and each patch read once for both: 9 instructions per 8 MACs, where a
-// patch split into lanes per pixel against filter-row pairs (dot2x_u8) took
-// ~14.  The pair's two output maps are finished a map at a time.
-// Scratch: wsum[O], the accumulators of two maps (first bacc[O], and the
-// pair's rows when sel gathers them), c0 per pixel, the lanes, the patches.
+// bytes: no more than the Conv2d's gradient takes), then per group of four
+// filters their rows split into lanes once (dot1x4_acc_u8's interleaved
+// layout) and each patch read once for all four: 13 instructions per 16
+// MACs (pairs, dot1x2_u8: 18; a patch split into lanes per pixel against
+// filter-row pairs, dot2x_u8: ~28).  The four output maps are finished a
+// map at a time.  Scratch: wsum[O], the accumulators of four maps (first
+// bacc[O], and the group's rows when sel gathers them), c0 per pixel, the
+// lanes, the patches.
 static int32_t gather_acc_bytes(const qt_conv_geom_t *g) {
     const int32_t OHW = g->out_h * g->out_w, Lp = align4(g->in_ch * g->k_h * g->k_w);
-    int32_t n = 8 * OHW;
+    int32_t n = 16 * OHW;
     n = n > 4 * g->out_ch ? n : 4 * g->out_ch;
-    return n > 2 * Lp ? n : 2 * Lp;
+    return n > 4 * Lp ? n : 4 * Lp;
 }
 
 int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     (void)n_sel_max;
     const int32_t OHW = g->out_h * g->out_w, Lp = align4(g->in_ch * g->k_h * g->k_w);
-    return 4 * g->out_ch + gather_acc_bytes(g) + 4 * OHW + 4 * Lp + OHW * Lp;
-}
-
-// Rows r0, r1 (L bytes each) as dot1x2_u8's lanes (v0 02, v0 13, v1 02,
-// v1 13 per 4 values), zero lanes past L up to align4(L): a patch's padding
-// bytes then add nothing whatever they hold.
-static void lanes_pair_u8(const uint8_t *r0, const uint8_t *r1, int32_t L, uint32_t *bx) {
-    for (int32_t i = 0; i < L; i += 4, bx += 4) {
-        const uint32_t v0 = ld32z(r0, i, L), v1 = ld32z(r1, i, L);
-        bx[0] = (uint32_t)lanes02(v0);
-        bx[1] = (uint32_t)lanes13(v0);
-        bx[2] = (uint32_t)lanes02(v1);
-        bx[3] = (uint32_t)lanes13(v1);
-    }
+    return 4 * g->out_ch + gather_acc_bytes(g) + 4 * OHW + 8 * Lp + OHW * Lp;
 }
 
 // Filter o's row over the selected channels, gathered into dst (L bytes).
@@ -710,12 +747,12 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     const int32_t L = n * KK, Ln = align4(L), Lp = align4(C * KK);
     const uint32_t zx = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
     int32_t *wsum = (int32_t *)(void *)scratch;
-    int32_t *acc0 = wsum + O, *acc1 = acc0 + OHW;
-    int32_t *bacc = acc0;
-    uint8_t *rowbuf = (uint8_t *)acc0;
-    uint32_t *c0 = (uint32_t *)(void *)((uint8_t *)acc0 + gather_acc_bytes(g));
+    int32_t *acc = wsum + O;   // four output maps
+    int32_t *bacc = acc;
+    uint8_t *rowbuf = (uint8_t *)acc;
+    uint32_t *c0 = (uint32_t *)(void *)((uint8_t *)acc + gather_acc_bytes(g));
     uint32_t *lanes = c0 + OHW;
-    uint8_t *patches = (uint8_t *)(lanes + Lp);
+    uint8_t *patches = (uint8_t *)(lanes + 2 * Lp);
     for (int32_t o = 0; o < O; o++) {
         bacc[o] = b ? qt_fixmul_apply(b[o], rq->bias) : 0;   // the bias in accumulator steps
     }
@@ -741,33 +778,45 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
-    for (int32_t o = 0; o < O; o += 2) {
-        const int32_t o1 = o + 1 < O ? o + 1 : o;   // an odd last filter pairs with itself
-        if (sel) {
-            gather_row_u8(w, o, C, KK, sel, n, rowbuf);
-            gather_row_u8(w, o1, C, KK, sel, n, rowbuf + Ln);
-            lanes_pair_u8(rowbuf, rowbuf + Ln, L, lanes);
-        } else {
-            lanes_pair_u8(w + o * L, w + o1 * L, L, lanes);
-        }
-        const uint32_t s0 = (uint32_t)wsum[o], s1 = (uint32_t)wsum[o1];
-        const uint8_t *pp = patches;
-        for (int32_t pix = 0; pix < OHW; pix++, pp += Lp) {
-            uint32_t d0, d1;
-            dot1x2_u8(pp, NULL, NULL, lanes, Ln, &d0, &d1);
-            acc0[pix] = (int32_t)(d0 + s0 + c0[pix]);
-            acc1[pix] = (int32_t)(d1 + s1 + c0[pix]);
-        }
-        if (bsat) {   // rare: a bias near the int32 limits, added saturating
-            const int32_t b0 = qt_fixmul_apply(b[o], rq->bias), b1 = qt_fixmul_apply(b[o1], rq->bias);
-            for (int32_t pix = 0; pix < OHW; pix++) {
-                acc0[pix] = qt_sat_add_i32(acc0[pix], b0);
-                acc1[pix] = qt_sat_add_i32(acc1[pix], b1);
+    for (int32_t o = 0; o < O; o += 4) {
+        // Four filters per pass (dot1x4_acc_u8); a short last group repeats its last filter.
+        const int32_t nf = O - o < 4 ? O - o : 4;
+        const uint8_t *v[4];
+        uint32_t s[4];
+        for (int32_t k = 0; k < 4; k++) {
+            const int32_t ok = o + (k < nf ? k : nf - 1);
+            if (sel) {
+                if (k < nf) {
+                    gather_row_u8(w, ok, C, KK, sel, n, rowbuf + k * Ln);
+                }
+                v[k] = rowbuf + (k < nf ? k : nf - 1) * Ln;
+            } else {
+                v[k] = w + ok * L;
             }
+            s[k] = (uint32_t)wsum[ok];
         }
-        qt_conv_fin_run(acc0, NULL, OHW, small + o * OHW, 1, 0, &fin, mm);
-        if (o1 != o) {
-            qt_conv_fin_run(acc1, NULL, OHW, small + o1 * OHW, 1, 0, &fin, mm);
+        lanes_quad_u8(v, L, lanes);
+        const uint8_t *pp = patches;
+        int32_t *a0 = acc, *a1 = a0 + OHW, *a2 = a1 + OHW, *a3 = a2 + OHW;
+        for (int32_t pix = 0; pix < OHW; pix++, pp += Lp) {
+            const uint32_t cp = c0[pix];
+            qt_acc4_t d = {s[0] + cp, s[1] + cp, s[2] + cp, s[3] + cp};
+            const uint32_t *bx = lanes;
+            dot1x4_acc_u8(pp, &bx, Ln >> 2, &d);
+            a0[pix] = (int32_t)d.s0;
+            a1[pix] = (int32_t)d.s1;
+            a2[pix] = (int32_t)d.s2;
+            a3[pix] = (int32_t)d.s3;
+        }
+        for (int32_t k = 0; k < nf; k++) {
+            int32_t *ak = acc + k * OHW;
+            if (bsat) {   // rare: a bias near the int32 limits, added saturating
+                const int32_t bk = qt_fixmul_apply(b[o + k], rq->bias);
+                for (int32_t pix = 0; pix < OHW; pix++) {
+                    ak[pix] = qt_sat_add_i32(ak[pix], bk);
+                }
+            }
+            qt_conv_fin_run(ak, NULL, OHW, small + (o + k) * OHW, 1, 0, &fin, mm);
         }
     }
     if (stats) {
@@ -911,7 +960,7 @@ static int32_t scatter_phases_scratch(const qt_conv_geom_t *g) {
     qt_scatter_dims_t d;
     scatter_dims(g, &d);
     const int32_t PHW = d.hp * d.wp;
-    return align4(PHW * g->out_ch) + 4 + 4 * PHW + 4 * g->in_ch + 2 * d.row_max + 4 * d.row_max + 12 * d.p_max;
+    return align4(PHW * g->out_ch) + 4 + 4 * PHW + 4 * g->in_ch + 4 * d.row_max + 8 * d.row_max + 20 * d.p_max;
 }
 
 // Tap row of big channel c in phase (fy, fx): per tap row tky, the taps kx
@@ -955,9 +1004,9 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     int32_t *hsum = (int32_t *)(void *)(hwc + align4(PHW * g->out_ch) + 4);
     int32_t *bacc = hsum + PHW;
     uint8_t *rows = (uint8_t *)(bacc + C);
-    uint32_t *lanes = (uint32_t *)(void *)(rows + 2 * d.row_max);
-    int32_t *acc0 = (int32_t *)(lanes + d.row_max), *acc1 = acc0 + d.p_max;
-    uint32_t *c0 = (uint32_t *)(acc1 + d.p_max);
+    uint32_t *lanes = (uint32_t *)(void *)(rows + 4 * d.row_max);
+    int32_t *acc = (int32_t *)(lanes + 2 * d.row_max);   // four maps of p_max
+    uint32_t *c0 = (uint32_t *)(acc + 4 * d.p_max);
     for (int32_t i = 0; i < PHW * n; i++) {
         hwc[i] = (uint8_t)zs;
     }
@@ -1004,39 +1053,73 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                     c0[pix] = cn - zw * ps;
                 }
             }
-            for (int32_t c = 0; c < C; c += 2) {
-                const int32_t c1 = c + 1 < C ? c + 1 : c;   // an odd last channel pairs with itself
-                const uint32_t ws0 = scatter_row_u8(g, w, c, fy, fx, nky, nkx, sel, n, seg, rows);
-                const uint32_t ws1 = scatter_row_u8(g, w, c1, fy, fx, nky, nkx, sel, n, seg, rows + d.row_max);
-                lanes_pair_u8(rows, rows + d.row_max, nky * seg, lanes);
-                // The start terms: - zs sum w (+ the bias when it cannot saturate).
-                const uint32_t s0 = (bsat ? 0u : (uint32_t)bacc[c]) - zs * ws0;
-                const uint32_t s1 = (bsat ? 0u : (uint32_t)bacc[c1]) - zs * ws1;
-                for (int32_t m = 0, pix = 0; m < ny; m++) {
-                    const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
-                    for (int32_t k = 0; k < nx; k++, pix++) {
-                        const int32_t sx0 = (bx0 + k * sw + g->pad_w) / sw;
-                        uint32_t d0 = s0 + c0[pix], d1 = s1 + c0[pix];
-                        const uint32_t *lt = lanes;
-                        const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
-                        for (int32_t tky = 0; tky < nky; tky++, sp -= WP * n) {
-                            dot1x2_acc_u8(sp, &lt, seg, &d0, &d1);   // seg: a multiple of 4
+            for (int32_t c = 0; c < C; c += 4) {
+                // Four big channels per pass; a short last group repeats its last channel.
+                const int32_t nc = C - c < 4 ? C - c : 4;
+                const uint8_t *v[4];
+                uint32_t s[4];
+                for (int32_t k = 0; k < nc; k++) {
+                    v[k] = rows + k * d.row_max;
+                    const uint32_t ws = scatter_row_u8(g, w, c + k, fy, fx, nky, nkx, sel, n, seg, rows + k * d.row_max);
+                    // The start term: - zs sum w (+ the bias when it cannot saturate).
+                    s[k] = (bsat ? 0u : (uint32_t)bacc[c + k]) - zs * ws;
+                }
+                if (C == 1) {
+                    // One big channel (ConvTranspose2d 16->1): two pixels per
+                    // pass against its one vector (dot2x1_acc_u8, 11
+                    // instructions per 8 MACs), not four channels.
+                    lanes_u8(rows, nky * seg, lanes);
+                    for (int32_t m = 0, pix = 0; m < ny; m++) {
+                        const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
+                        for (int32_t k = 0; k < nx; k += 2) {
+                            // the next pixel's segments start n bytes on (its sx0 is one more)
+                            const int32_t two = k + 1 < nx, sx0 = (bx0 + k * sw + g->pad_w) / sw;
+                            uint32_t d0 = s[0] + c0[pix], d1 = s[0] + c0[pix + two];
+                            const uint32_t *lt = lanes;
+                            const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
+                            for (int32_t tky = 0; tky < nky; tky++, sp -= WP * n) {
+                                dot2x1_acc_u8(sp, two ? n : 0, &lt, seg >> 2, &d0, &d1);
+                            }
+                            acc[pix] = (int32_t)d0;
+                            acc[pix + two] = (int32_t)d1;
+                            pix += 1 + two;
                         }
-                        acc0[pix] = (int32_t)d0;
-                        acc1[pix] = (int32_t)d1;
+                    }
+                } else {
+                    for (int32_t k = nc; k < 4; k++) {   // a short last group repeats its last channel
+                        v[k] = v[nc - 1];
+                        s[k] = s[nc - 1];
+                    }
+                    lanes_quad_u8(v, nky * seg, lanes);
+                    int32_t *a0 = acc, *a1 = a0 + d.p_max, *a2 = a1 + d.p_max, *a3 = a2 + d.p_max;
+                    for (int32_t m = 0, pix = 0; m < ny; m++) {
+                        const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
+                        for (int32_t k = 0; k < nx; k++, pix++) {
+                            const int32_t sx0 = (bx0 + k * sw + g->pad_w) / sw;
+                            const uint32_t cp = c0[pix];
+                            qt_acc4_t dd = {s[0] + cp, s[1] + cp, s[2] + cp, s[3] + cp};
+                            const uint32_t *lt = lanes;
+                            const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
+                            for (int32_t tky = 0; tky < nky; tky++, sp -= WP * n) {
+                                dot1x4_acc_u8(sp, &lt, seg >> 2, &dd);   // seg: a multiple of 4
+                            }
+                            a0[pix] = (int32_t)dd.s0;
+                            a1[pix] = (int32_t)dd.s1;
+                            a2[pix] = (int32_t)dd.s2;
+                            a3[pix] = (int32_t)dd.s3;
+                        }
                     }
                 }
-                if (bsat) {   // rare: a bias near the int32 limits, added saturating
-                    for (int32_t pix = 0; pix < P; pix++) {
-                        acc0[pix] = qt_sat_add_i32(acc0[pix], bacc[c]);
-                        acc1[pix] = qt_sat_add_i32(acc1[pix], bacc[c1]);
+                for (int32_t k = 0; k < nc; k++) {
+                    int32_t *ak = acc + k * d.p_max;
+                    if (bsat) {   // rare: a bias near the int32 limits, added saturating
+                        for (int32_t pix = 0; pix < P; pix++) {
+                            ak[pix] = qt_sat_add_i32(ak[pix], bacc[c + k]);
+                        }
                     }
-                }
-                for (int32_t m = 0; m < ny; m++) {
-                    uint8_t *out = big + (by0 + m * sh) * W + bx0;
-                    qt_conv_fin_run(acc0 + m * nx, NULL, nx, out + c * HW, sw, 0, &fin, mm);
-                    if (c1 != c) {
-                        qt_conv_fin_run(acc1 + m * nx, NULL, nx, out + c1 * HW, sw, 0, &fin, mm);
+                    for (int32_t m = 0; m < ny; m++) {
+                        qt_conv_fin_run(ak + m * nx, NULL, nx, big + (c + k) * HW + (by0 + m * sh) * W + bx0, sw, 0,
+                            &fin, mm);
                     }
                 }
             }

@@ -43,11 +43,13 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *g);
 // first 4*in_ch bytes (see conv_transpose2d_grad_acc_u8).
 const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x,
     int32_t *xsum, uint8_t *work);
-// lanes: 2*align4(in_h*in_w) + 8 bytes of 4-byte aligned scratch.
+// lanes: 2*align4(in_h*in_w) + 8 bytes of 4-byte aligned scratch (not used
+// on the M4, where xrows are x's lanes).
 int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *g, const uint8_t *e,
     int32_t zero_e, const uint8_t *xrows, int32_t zero_x, const int32_t *xsum, int32_t co,
     int32_t *grow, uint8_t *work, uint32_t *lanes);
-// Bytes of scratch the gradient calls use (xsum + colsum + cols + x rows).
+// Bytes of scratch the gradient calls use (xsum + colsum + cols + x rows,
+// on the M4 x's lanes).
 int32_t conv_transpose2d_grad_scratch_u8(const qt_conv_geom_t *g);
 
 // Batch form: gw[ci][co][ky][kx] += ..., gb[co] += ... for co in sel (NULL = all).
