@@ -4,6 +4,15 @@
 // order written here, mirrored by host_tools/qtrain_host/golden/dense.py.
 #include "update.h"
 
+// Per-call and per-row work off the M0's per-weight paths at -Os on armv6m
+// (the module is loaded into the Pico's heap: ~0.5 KB less code, the same
+// instruction counts within noise); the file is -O2 for its asm loops.
+#if defined(__ARM_ARCH_6M__)
+#define QT_M0_SMALL __attribute__((optimize("Os")))
+#else
+#define QT_M0_SMALL
+#endif
+
 void qt_std_blend(float *st, float mu, float sig, float alpha, int first) {
     if (first) {
         st[0] = mu;
@@ -32,7 +41,7 @@ static inline int32_t gb_at(const int32_t *gb, const uint8_t *e, int32_t ze, int
     return gb ? gb[i] : (int32_t)e[i] - ze;
 }
 
-void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t ze,
+QT_M0_SMALL void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t *e, int32_t ze,
     int32_t rows_total, const int32_t *rows, int32_t k, float s_g, float s_b,
     const qt_update_t *u, float *state, int first) {
     int32_t cnt = rows ? k : rows_total;
@@ -124,7 +133,8 @@ static inline uint32_t abs_u32(int32_t v) {
 #if defined(__ARM_ARCH_6M__)
 // Cortex-M0: GCC spills badly in the fused loop; two passes in the 8 low
 // registers instead: sum and OR of |g| (9 instructions per element), then,
-// when every |g| < 2^24, the exact squares (19).
+// when every |g| < 2^24, the exact squares (4.5 when every |g| < 2^16, else
+// 11 per |g| < 2^16 and 21 per larger one).
 static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
     rs->sum = 0;
     rs->amax = 0;
@@ -157,7 +167,37 @@ static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
     rs->amax = m;
     int32_t shift = 8 - __builtin_clz(m);      // bitlen(m) - 24
     uint32_t ql = 0, qh = 0;
-    if (shift <= 0) {
+    if (m < 65536u) {
+        // Every |g| < 2^16: g^2 < 2^32 is one MULS (4.5 instructions per
+        // element, two per pass; Conv2d's batch-1 rows, 49 products each).
+        uint32_t a, b;
+        pg = g;
+        if (len & 1) {
+            a = (uint32_t)g[0] * (uint32_t)g[0];
+            ql = a;
+            pg++;
+        }
+        if (pg != end) {
+            __asm__ volatile(
+                ".syntax unified\n\t"
+                "1:\n\t"
+                "ldm %[pg]!, {%[a], %[b]}\n\t"
+                "muls %[a], %[a], %[a]\n\t"
+                "muls %[b], %[b], %[b]\n\t"
+                "adds %[ql], %[ql], %[a]\n\t"
+                "adcs %[qh], %[z]\n\t"
+                "adds %[ql], %[ql], %[b]\n\t"
+                "adcs %[qh], %[z]\n\t"
+                "cmp %[pg], %[end]\n\t"
+                "bne 1b\n\t"
+                : [pg] "+&l"(pg), [ql] "+&l"(ql), [qh] "+&l"(qh), [a] "=&l"(a), [b] "=&l"(b)
+                : [z] "l"(0), [end] "h"(end)     // early clobbers: z in a register of its own
+                : "cc", "memory");
+        }
+        shift = 0;
+    } else if (shift <= 0) {
+        // |g| < 2^24: 16-bit halves, a^2 = ah^2 2^32 + ah al 2^17 + al^2
+        // (ah = 0, i.e. |g| < 2^16, takes the one-MULS form: 11 instead of 19).
         uint32_t a, ah;
         pg = g;
         __asm__ volatile(
@@ -168,6 +208,7 @@ static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
             "eors %[a], %[t]\n\t"
             "subs %[a], %[a], %[t]\n\t"
             "lsrs %[ah], %[a], #16\n\t"
+            "beq 2f\n\t"
             "uxth %[a], %[a]\n\t"
             "movs %[t], %[a]\n\t"
             "muls %[t], %[ah], %[t]\n\t"
@@ -181,6 +222,14 @@ static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
             "adcs %[qh], %[t]\n\t"
             "cmp %[pg], %[end]\n\t"
             "bne 1b\n\t"
+            "b 3f\n\t"
+            "2:\n\t"
+            "muls %[a], %[a], %[a]\n\t"
+            "adds %[ql], %[ql], %[a]\n\t"
+            "adcs %[qh], %[ah]\n\t"       /* ah = 0 here */
+            "cmp %[pg], %[end]\n\t"
+            "bne 1b\n\t"
+            "3:\n\t"
             : [pg] "+l"(pg), [ql] "+l"(ql), [qh] "+l"(qh), [a] "=&l"(a), [ah] "=&l"(ah), [t] "=&l"(t)
             : [end] "h"(end)
             : "cc", "memory");
@@ -289,7 +338,7 @@ static inline void step_g32(uint8_t *w, int32_t t, int32_t rbj, int32_t *lo, int
 }
 
 // Weights [j, len) in plain C (j even: the pairs of draws stay aligned).
-static void row_g32_c(uint8_t *wr, const int32_t *g, int32_t j, int32_t len, const qt_rowmul_t *K,
+QT_M0_SMALL static void row_g32_c(uint8_t *wr, const int32_t *g, int32_t j, int32_t len, const qt_rowmul_t *K,
     int32_t rb, uint32_t *rng, int32_t *lo, int32_t *hi) {
     uint32_t s = rng ? *rng : 0;
     for (; j < len; j += 2) {
@@ -316,7 +365,7 @@ static void row_g32_c(uint8_t *wr, const int32_t *g, int32_t j, int32_t len, con
 // lo and span = hi - lo, and one unsigned compare finds a new one.
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 // Cortex-M4: MLA (g' m + 2^(s-1): below 2^31, as |g' m| < 2^30), ASR, SSAT
-// form T; 15 instructions per weight (+ 2.5 for the draw and offset when
+// form T (any s >= 1); 15 instructions per weight (+ 2.5 for the draw and offset when
 // stochastic).
 static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, const qt_rowmul_t *K,
     int32_t rb, uint32_t *rng, int32_t *plo, int32_t *phi) {
@@ -395,11 +444,21 @@ static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, c
     *plo = lo;
     *phi = lo + (int32_t)span;
 }
+#define QT_ROW_G32_MIN_S 1
 #define QT_ROW_G32_FAST 1
 #elif defined(__ARM_ARCH_6M__)
-// Cortex-M0: the same in the 8 low registers, 27 instructions per weight
-// (+ 4.5 for the draw and offset when stochastic); out-of-range T, D, v
-// are handled out of line.
+// Cortex-M0, K->s >= 2 (so |T| < 2^29: no sat29), 15 instructions per
+// weight (+ 4.5 for the draw and offset when stochastic; was 27 + 4.5):
+//   -T = (g' (-m) + 2^(s-1) - 1) >> s      (= -round(K g), one MULS)
+//   v  = w + ((rb + r - T) >> 16)
+// and one unsigned compare against a window [wlo, wlo + wspan] inside both
+// the extremes seen [lo, hi] and 0..255: a v in it is no new extreme, needs
+// no clamp and came from an unsaturated D (|D >> 16| <= 255 < 2^10), so it
+// is stored as is.  Anything else (a new extreme, a clamp, a D outside
+// [-2^26, 2^26)) takes the out-of-line path, which saturates D, tracks
+// [lo, hi], clamps and moves the window.  An empty window (the extremes
+// all outside 0..255) is wlo = 2^31, wspan = 0: nothing passes.
+#define QT_ROW_G32_MIN_S 2
 static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, const qt_rowmul_t *K,
     int32_t rb, uint32_t *rng, int32_t *plo, int32_t *phi) {
     if (n2 <= j) {
@@ -407,70 +466,80 @@ static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, c
     }
     const int32_t *pg = g + j, *end = g + n2;
     uint8_t *pw = wr + j;
-    int32_t lo = *plo;
-    uint32_t span = (uint32_t)(*phi - lo);
-    int32_t m = K->m, s1 = K->s - 1;
+    int32_t lo = *plo, hi = *phi;
+    const int32_t wl = lo < 0 ? 0 : lo, wh = hi > 255 ? 255 : hi;
+    int32_t wlo = wh >= wl ? wl : INT32_MIN;
+    uint32_t wspan = wh >= wl ? (uint32_t)(wh - wl) : 0u;
+    int32_t m = -K->m, sr = K->s, hm1 = (int32_t)(1u << (K->s - 1)) - 1;
     int32_t t, u;
     uint32_t s = rng ? *rng : 0;
 #define QT_G32_M0(R, L) \
     "ldm %[pg]!, {%[t]}\n\t" \
     "muls %[t], %[m], %[t]\n\t" \
-    "mov %[u], %[s1]\n\t" \
-    "asrs %[t], %[u]\n\t" \
-    "adds %[t], #1\n\t" \
-    "asrs %[t], %[t], #1\n\t" \
-    "asrs %[u], %[t], #29\n\t" \
-    "cmp %[u], #1\n\t" \
-    "beq " L "1f\n\t" \
-    L "2:\n\t" \
-    "negs %[t], %[t]\n\t" \
-    R \
+    "add %[t], %[hm1]\n\t" \
+    "asrs %[t], %[sr]\n\t" \
     "add %[t], %[rb]\n\t" \
-    "asrs %[u], %[t], #26\n\t" \
-    "adds %[u], #1\n\t" \
-    "cmp %[u], #1\n\t" \
-    "bhi " L "3f\n\t" \
-    L "4:\n\t" \
+    R \
     "asrs %[t], %[t], #16\n\t" \
     "ldrb %[u], [%[pw]]\n\t" \
     "adds %[t], %[t], %[u]\n\t" \
-    "subs %[u], %[t], %[lo]\n\t" \
-    "cmp %[u], %[span]\n\t" \
-    "bhi " L "5f\n\t" \
-    L "6:\n\t" \
-    "cmp %[t], #255\n\t" \
-    "bhi " L "7f\n\t" \
-    L "8:\n\t" \
+    "subs %[u], %[t], %[wlo]\n\t" \
+    "cmp %[u], %[wspan]\n\t" \
+    "bhi " L "1f\n\t" \
+    L "2:\n\t" \
     "strb %[t], [%[pw]]\n\t" \
     "adds %[pw], #1\n\t"
+// t = w + (D >> 16); m is borrowed (pushed) as a third temporary for the
+// saturation; lo and hi stay in memory (no register left; this path is rare).
 #define QT_G32_M0_EXT(L) \
-    L "1:\n\t"              /* T = 2^29: to 2^29 - 1 */ \
-    "subs %[t], #1\n\t" \
-    "b " L "2b\n\t" \
-    L "3:\n\t"              /* D outside [-2^26, 2^26): clamp */ \
-    "movs %[u], #1\n\t" \
-    "lsls %[u], %[u], #26\n\t" \
-    "cmp %[t], #0\n\t" \
-    "blt " L "9f\n\t" \
-    "subs %[t], %[u], #1\n\t" \
-    "b " L "4b\n\t" \
-    L "9:\n\t" \
-    "negs %[t], %[u]\n\t" \
-    "b " L "4b\n\t" \
-    L "5:\n\t"              /* a new extreme: below lo, or above lo + span */ \
-    "cmp %[t], %[lo]\n\t" \
-    "bge " L "10f\n\t" \
-    "subs %[u], %[lo], %[t]\n\t" \
-    "add %[span], %[u]\n\t" \
-    "mov %[lo], %[t]\n\t" \
-    "b " L "6b\n\t" \
-    L "10:\n\t" \
-    "mov %[span], %[u]\n\t" \
-    "b " L "6b\n\t" \
-    L "7:\n\t"              /* clamp to 0..255 */ \
+    L "1:\n\t" \
+    "ldrb %[u], [%[pw]]\n\t" \
+    "subs %[t], %[t], %[u]\n\t"     /* D >> 16: saturate to [-1024, 1023] */ \
+    "push {%[m]}\n\t" \
+    "movs %[m], #1\n\t" \
+    "lsls %[m], %[m], #10\n\t" \
+    "cmp %[t], %[m]\n\t" \
+    "blt " L "3f\n\t" \
+    "subs %[t], %[m], #1\n\t" \
+    "b " L "4f\n\t" \
+    L "3:\n\t" \
+    "negs %[m], %[m]\n\t" \
+    "cmp %[t], %[m]\n\t" \
+    "bge " L "4f\n\t" \
+    "movs %[t], %[m]\n\t" \
+    L "4:\n\t" \
+    "adds %[t], %[t], %[u]\n\t"     /* v */ \
+    "pop {%[m]}\n\t"                /* sp back: lo, hi may be sp-relative */ \
+    "ldr %[u], %[lo]\n\t" \
+    "cmp %[t], %[u]\n\t" \
+    "bge " L "5f\n\t" \
+    "str %[t], %[lo]\n\t" \
+    L "5:\n\t" \
+    "ldr %[u], %[hi]\n\t" \
+    "cmp %[t], %[u]\n\t" \
+    "ble " L "6f\n\t" \
+    "str %[t], %[hi]\n\t" \
+    L "6:\n\t"                      /* window [max(lo, 0), min(hi, 255)] */ \
+    "ldr %[wlo], %[lo]\n\t" \
+    "asrs %[u], %[wlo], #31\n\t" \
+    "bics %[wlo], %[u]\n\t" \
+    "ldr %[u], %[hi]\n\t" \
+    "cmp %[u], #255\n\t" \
+    "ble " L "7f\n\t" \
+    "movs %[u], #255\n\t" \
+    L "7:\n\t" \
+    "subs %[u], %[u], %[wlo]\n\t" \
+    "bge " L "8f\n\t" \
+    "movs %[wlo], #1\n\t"           /* empty */ \
+    "lsls %[wlo], %[wlo], #31\n\t" \
+    "movs %[u], #0\n\t" \
+    L "8:\n\t" \
+    "mov %[wspan], %[u]\n\t" \
+    "cmp %[t], #255\n\t"            /* clamp to 0..255 */ \
+    "bls " L "2b\n\t" \
     "asrs %[t], %[t], #31\n\t" \
     "mvns %[t], %[t]\n\t" \
-    "b " L "8b\n\t"
+    "b " L "2b\n\t"
     if (rng) {
         __asm__ volatile(
             ".syntax unified\n\t"
@@ -489,9 +558,9 @@ static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, c
             QT_G32_M0_EXT("2")
             QT_G32_M0_EXT("3")
             "99:\n\t"
-            : [pg] "+l"(pg), [pw] "+l"(pw), [lo] "+l"(lo), [s] "+l"(s), [m] "+l"(m),
-            [span] "+h"(span), [t] "=&l"(t), [u] "=&l"(u)
-            : [s1] "h"(s1), [rb] "h"(rb), [end] "h"(end)
+            : [pg] "+l"(pg), [pw] "+l"(pw), [wlo] "+l"(wlo), [s] "+l"(s), [m] "+l"(m), [sr] "+l"(sr),
+            [wspan] "+&h"(wspan), [lo] "+m"(lo), [hi] "+m"(hi), [t] "=&l"(t), [u] "=&l"(u)
+            : [hm1] "h"(hm1), [rb] "h"(rb), [end] "h"(end)
             : "cc", "memory");
         *rng = s;
     } else {
@@ -504,15 +573,15 @@ static void row_g32_fast(uint8_t *wr, const int32_t *g, int32_t j, int32_t n2, c
             "b 99f\n\t"
             QT_G32_M0_EXT("2")
             "99:\n\t"
-            : [pg] "+l"(pg), [pw] "+l"(pw), [lo] "+l"(lo), [m] "+l"(m),
-            [span] "+h"(span), [t] "=&l"(t), [u] "=&l"(u)
-            : [s1] "h"(s1), [rb] "h"(rb), [end] "h"(end)
+            : [pg] "+l"(pg), [pw] "+l"(pw), [wlo] "+l"(wlo), [m] "+l"(m), [sr] "+l"(sr),
+            [wspan] "+&h"(wspan), [lo] "+m"(lo), [hi] "+m"(hi), [t] "=&l"(t), [u] "=&l"(u)
+            : [hm1] "h"(hm1), [rb] "h"(rb), [end] "h"(end)
             : "cc", "memory");
     }
 #undef QT_G32_M0
 #undef QT_G32_M0_EXT
     *plo = lo;
-    *phi = lo + (int32_t)span;
+    *phi = hi;
 }
 #define QT_ROW_G32_FAST 1
 #endif
@@ -527,7 +596,7 @@ static void update_row_g32(uint8_t *wr, const int32_t *g, int32_t len, const qt_
         *phi = INT32_MIN;
     }
 #ifdef QT_ROW_G32_FAST
-    if (K->s >= 1 && len >= 2) {
+    if (K->s >= QT_ROW_G32_MIN_S && len >= 2) {
         if (*plo > *phi) {
             // the out-of-range test needs a first value: the first pair in C
             row_g32_c(wr, g, 0, 2, K, rb, rng, plo, phi);
@@ -712,7 +781,7 @@ static void stored_range_u8(const uint8_t *w, size_t n, int32_t *plo, int32_t *p
 // (~ the golden ratio) spreads d_v evenly over the 256 values, so a layer's
 // rounding errors also cancel within one re-map.  Still one table: the
 // per-weight cost is a lookup.
-static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, int32_t z2) {
+QT_M0_SMALL static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, int32_t z2) {
     uint8_t lut[256];
     union {
         float f;
@@ -763,7 +832,7 @@ static void remap_dither_u8(uint8_t *w, size_t n, float s, int32_t z, float s2, 
 // nothing).  A step that updated nothing observes nothing, as before.  When
 // the update covered every weight, each stored value is the clamp of a new
 // one, so the stored range is the clamped new range: no scan (the same bits).
-int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau) {
+QT_M0_SMALL int32_t qt_weights_qp_update(uint8_t *w, size_t n, float *wq, const qt_wrange_t *new_range, float tau) {
     float s = wq[QT_QP_SCALE];
     int32_t z = (int32_t)wq[QT_QP_ZERO];
     int32_t qlo = 0, qhi = 255;     // stored extremes (known when something was updated)
