@@ -84,3 +84,70 @@ def test_conv_vae_on_board_fits_or_says_why(run):
         # stale pointer the conservative GC saw during the warm-up steps is
         # gone: -16 on qemu-m4, where the ConvVAE fits at 160 KB).
         assert int(out.split("FIT", 1)[1].split()[0]) <= 0, out
+
+
+LENT_SCRIPT = r"""
+import uctypes
+from qtrain import builder
+from qtrain.layers import Options, zeros
+img = [bytearray((i * (37 + 2 * k) + (i >> 5) * 11) & 255 if 150 < i < 650 else 0 for i in range(784))
+       for k in range(3)]
+
+
+def own_lenders(sizes, mode):
+    # A new buffer for every lend: no layer (nor the BCE head) shares one.
+    n = max(sizes)
+    bufs = []
+
+    def lend():
+        bufs.append(bytearray(n) if mode == 'uint8' else zeros('f', n))
+        return bufs[-1]
+    return bufs, lend
+
+
+def crc(b):
+    h = 2166136261
+    for x in bytes(b):
+        h = ((h ^ x) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def trace(vae):
+    out = []
+    for t in range(6):
+        rec, kl = vae.train_step(img[t % 3])
+        out.append('%r/%r' % (rec, kl))
+    out.append('%r/%r' % vae.evaluate(img[0]))
+    return out + ['%s:%08x' % (k, crc(v)) for k, v in sorted(vae.state_items())]
+
+
+shared_lenders = builder._error_lenders
+for kind in ('conv', 'mlp'):
+    for mode in ('uint8', 'mixed', 'float32'):
+        for dsgu in (None, (0.1, 1.0)):
+            opt = Options(mode=mode, dsgu=dsgu, seed=5)
+            builder._error_lenders = shared_lenders
+            vae = builder.build_vae(kind, opt, hidden=32)
+            lent = [uctypes.addressof(b) for b in vae.errors]
+            shared = trace(vae)
+            builder._error_lenders = own_lenders
+            own = trace(builder.build_vae(kind, opt, hidden=32))
+            print('L', kind, mode, dsgu is not None, uctypes.addressof(vae.output.e) in lent,
+                  len(shared), shared == own)
+"""
+
+
+def test_error_buffers_lent_train_as_own_buffers(run):
+    """build_vae lends two error buffers in turn to the layers and the BCE
+    head (none writes the one it reads): a model whose layers and head each
+    own their error buffer trains bit-identically (losses, evaluation, every
+    state buffer), for every kind and mode, and the BCE error is one of the
+    lent buffers (the ConvVAE's build needs no 784-byte block for it)."""
+    if run.target != "unix":
+        pytest.skip("Python-level buffer sharing, the same on every target; the float32 models need the Unix heap")
+    out = run(LENT_SCRIPT, timeout=600)
+    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("L ")]
+    assert len(rows) == 12, out
+    for kind, mode, dsgu, head_lent, n, same in rows:
+        assert head_lent == "True", (kind, mode, dsgu, "the BCE error has its own buffer")
+        assert int(n) > 20 and same == "True", (kind, mode, dsgu, "trains differently with its own buffers")

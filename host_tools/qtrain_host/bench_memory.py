@@ -14,8 +14,8 @@ each category's buffers are dropped in turn and the heap they free is
 measured (gc.collect(); gc.mem_alloc() before and after):
   weights     weights and biases (and their quantization records)
   activations every layer's output, the latent sample z
-  errors      the error tensors (the two ping-pong buffers, the BCE and
-              latent errors)
+  errors      the error tensors (the two ping-pong buffers, which also
+              hold the BCE error, and the latent's)
   optimizer   update statistics, DSGU buffers, generator states, and the
               scratch the kernels share (im2col, int32 rows, BCE table,
               float gradient in float32 mode)

@@ -259,18 +259,17 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     _result_pairs(layer)
 
 
-def init_bernoulli(head, n, opt, own_lut):
+def init_bernoulli(head, n, opt, own_lut, e):
     """The body of losses.BernoulliOutput(...) (arguments as there)."""
     head.n = n
     head.m = opt.m
     head._qf = None if head.m == U8 else float_kernels()
-    if head.m == U8:
-        head.e = bytearray(n)
-        # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
-        head.eq = qparams(-1.0, 1.0, opt.alpha_e)
+    if e is not None:
+        head.e = memoryview(e)[:n]
     else:
-        head.e = zeros("f", n)
-        head.eq = None
+        head.e = bytearray(n) if head.m == U8 else zeros("f", n)
+    # The error sigmoid(l) - t lies in [-1, 1]; tracked when alpha_e > 0.
+    head.eq = qparams(-1.0, 1.0, opt.alpha_e) if head.m == U8 else None
     head.stats = array.array("f", [0.0] * 3)
     # uint8 logits take 256 values: their exp/log once per call (same
     # results, ~2x cheaper on a soft-float core).
@@ -306,13 +305,13 @@ def init_latent(lat, L, opt, beta):
     lat._eps = lat.eps
 
 
-def init_vae(vae, kind, encoder, decoder, latent_dim, opt, shared, own_lut):
+def init_vae(vae, kind, encoder, decoder, latent_dim, opt, shared, own_lut, out_err):
     """The body of models.VAE(...) (arguments as there)."""
     vae.kind = kind
     vae.encoder = encoder
     vae.decoder = decoder
     vae.latent = GaussianLatent(latent_dim, opt)
-    vae.output = BernoulliOutput(N_PIXELS, opt, own_lut=own_lut)
+    vae.output = BernoulliOutput(N_PIXELS, opt, own_lut=own_lut, e=out_err)
     vae.latent_dim = latent_dim
     vae.opt = opt
     vae.shared = shared
@@ -444,9 +443,10 @@ def conv_bytes(in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, transposed=Fal
 
 
 def _error_sizes(n_ins, mode):
-    """Two error buffers serve a chain of layers (backward order, input
-    sizes n_ins; None = no error at the input): layer i writes buffer i % 2
-    while it reads the other one.  -> (bytes of buffer 0, of buffer 1)."""
+    """Two error buffers serve a chain of errors (backward order, sizes
+    n_ins: the BCE head's, then the layers' at their inputs; None = no error
+    at the input): error i goes into buffer i % 2 while the layer writing it
+    reads the other one.  -> (items of buffer 0, of buffer 1)."""
     size = [0, 0]
     i = 0
     for n in n_ins:
@@ -458,8 +458,11 @@ def _error_sizes(n_ins, mode):
 
 def _error_lenders(sizes, mode):
     """The two buffers _error_sizes sized, and a function giving the next one
-    to lend (alternating, in backward order)."""
-    bufs = [bytearray(n) if mode == "uint8" else zeros("f", n) for n in sizes]
+    to lend (alternating, in backward order).  The larger is allocated
+    first, while the heap's largest free block is whole."""
+    bufs = [None, None]  # type: list
+    for i in ((0, 1) if sizes[0] >= sizes[1] else (1, 0)):
+        bufs[i] = bytearray(sizes[i]) if mode == "uint8" else zeros("f", sizes[i])
     turn = [0]
 
     def lend():
@@ -470,11 +473,15 @@ def _error_lenders(sizes, mode):
 
 
 def _vae_layout(kind, hidden, latent):
-    """-> (backward-ordered input sizes of the layers that propagate an
-    error, for _error_sizes)."""
+    """-> (sizes of the errors written in backward order, for _error_sizes):
+    the BCE head's error at the image, then the input errors of the layers
+    that propagate one.  The head's error is a link of the chain like the
+    layers' (the last layer reads it while it writes the other buffer, and
+    nothing reads it afterwards): the ConvVAE then needs no buffer of its
+    own for it, one 784-byte block fewer at the build."""
     if kind == "mlp":
-        return [hidden, latent, hidden]          # dec 2, dec 1, enc 2 (enc 1 is first)
-    return [16 * 14 * 14, CONV_FLAT, latent, CONV_FLAT, 16 * 14 * 14]   # t2, t1, d2, d1, c2
+        return [N_PIXELS, hidden, latent, hidden]          # BCE, dec 2, dec 1, enc 2 (enc 1 is first)
+    return [N_PIXELS, 16 * 14 * 14, CONV_FLAT, latent, CONV_FLAT, 16 * 14 * 14]   # BCE, t2, t1, d2, d1, c2
 
 
 def _vae_shared(kind, hidden, latent, mode, dsgu):
@@ -515,8 +522,9 @@ def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_r
         n += dense_bytes(latent, CONV_FLAT, **dense)
     n += sh[0] + 4 * sh[1] + sh[2]
     n += sum(_error_sizes(_vae_layout(kind, hidden, latent), mode)) * (1 if mode == "uint8" else 4)
-    # heads: BCE error; latent z, eps, dh; the float image in float32 mode
-    n += N_PIXELS * (1 if mode == "uint8" else 4) + 256 + (4 * N_PIXELS if mode == "float32" else 0)
+    # heads (the BCE error is in the error buffers): latent z, eps, dh; the
+    # float image in float32 mode
+    n += 256 + (4 * N_PIXELS if mode == "float32" else 0)
     return n + 64 * latent + WORD * VAE_OBJ_WORDS[kind]
 
 
@@ -556,7 +564,9 @@ def _build_vae(kind, opt, hidden, latent):
     errs, lend = _error_lenders(_error_sizes(_vae_layout(kind, hidden, latent), opt.mode), opt.mode)
     heap_trace("shared, errors")
     # Layers are built decoder-last-first, so the lent error buffers alternate
-    # in backward order (a layer never writes the buffer it reads).
+    # in backward order (a layer never writes the buffer it reads), starting
+    # with the BCE head's.
+    out_err = lend()
     if kind == "mlp":
         e4 = lend()
         e3 = lend()
@@ -568,7 +578,7 @@ def _build_vae(kind, opt, hidden, latent):
         enc = Sequential([d1, Dense(hidden, 2 * latent, opt=opt, seed=opt.seed + 1, own_scratch=False, ep=e2)])
         dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=e3),
                           d4])
-        vae = VAE(kind, enc, dec, latent, opt, own_lut=False)
+        vae = VAE(kind, enc, dec, latent, opt, own_lut=False, out_err=out_err)
         vae.shared = attach_all(shared, enc.layers + dec.layers + [vae.output])
         vae.errors = errs
         return vae
@@ -578,13 +588,18 @@ def _build_vae(kind, opt, hidden, latent):
     d1 = Dense(CONV_FLAT, 2 * latent, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=ep_d1)
     d2 = Dense(latent, CONV_FLAT, relu=True, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=ep_d2)
     heap_trace("dense layers")
-    convs = []
-    for (in_shape, oc, k, s, p, op, tr, first, relu), ep, sd in zip(
-            CONV_ENC + CONV_DEC, (None, ep_c2, ep_t1, ep_t2), (0, 1, 4, 5)):
-        convs.append(Conv2d(in_shape, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first,
-                            seed=opt.seed + sd, ep=ep))
+    # c2 and t1 (4.6 KB of weights each) before c1 and t2: largest first.
+    # Each layer's init has its own seed, so the order changes no value.
+    convs = [None] * 4  # type: list
+    eps = (None, ep_c2, ep_t1, ep_t2)
+    specs = CONV_ENC + CONV_DEC
+    for i in (1, 2, 0, 3):
+        in_shape, oc, k, s, p, op, tr, first, relu = specs[i]
+        convs[i] = Conv2d(in_shape, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first,
+                          seed=opt.seed + (0, 1, 4, 5)[i], ep=eps[i])
     c1, c2, t1, t2 = convs
-    vae = VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, own_lut=False)
+    vae = VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, own_lut=False,
+              out_err=out_err)
     vae.shared = attach_all(shared, (c1, c2, d1, d2, t1, t2, vae.output))
     vae.errors = errs
     return vae

@@ -33,10 +33,12 @@ class BernoulliOutput:
     _lut: "Any"
     _qf: "Any"
 
-    def __init__(self, n, opt, own_lut=True):
+    def __init__(self, n, opt, own_lut=True, e=None):
         """own_lut=False: the BCE table (scratch of one call) comes from a
-        Shared the model attaches (builder.attach)."""
-        _builder().init_bernoulli(self, n, opt, own_lut)
+        Shared the model attaches (builder.attach).  e: a buffer of the
+        error's type (uint8 in 'uint8' mode, else array('f')), >= n items,
+        to write the error into (a model's error buffer); None: its own."""
+        _builder().init_bernoulli(self, n, opt, own_lut, e)
 
     def loss(self, lg, lq, target):
         """-> (e, eq, bce summed over pixels, in nats)."""

@@ -93,8 +93,10 @@ class VAE:
     steps: int
     _records: list
 
-    def __init__(self, kind, encoder, decoder, latent_dim, opt, shared=None, own_lut=True):
-        _builder().init_vae(self, kind, encoder, decoder, latent_dim, opt, shared, own_lut)
+    def __init__(self, kind, encoder, decoder, latent_dim, opt, shared=None, own_lut=True, out_err=None):
+        """out_err: a buffer (of the error type, >= 784 items) the BCE head
+        writes its error into, lent by build_vae; None: its own."""
+        _builder().init_vae(self, kind, encoder, decoder, latent_dim, opt, shared, own_lut, out_err)
 
     def input(self, x):
         """The image as the first layer's input tensor: (uint8 x, xq), or
