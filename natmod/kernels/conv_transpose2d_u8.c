@@ -149,6 +149,20 @@ void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *t, const uint8_t *e, int
     }
 }
 
+// nblk blocks of len bytes, the blocks dstride / sstride bytes apart: a
+// filter's weights [ci][kk] (strided in [ci][co][kk]) to a row and back.
+// Out of line with the pointers stepping (the indexed loops it replaces
+// took ~11 instructions per byte on the M0).
+QT_CONV_NO_LIBCALLS
+static void copy_blocks_u8(uint8_t *dst, int32_t dstride, const uint8_t *src, int32_t sstride, int32_t nblk,
+    int32_t len) {
+    for (; nblk > 0; nblk--, dst += dstride, src += sstride) {
+        for (int32_t r = 0; r < len; r++) {
+            dst[r] = src[r];
+        }
+    }
+}
+
 QT_CONV_NO_LIBCALLS
 void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
     const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
@@ -167,20 +181,10 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
     for (int32_t j = 0; j < n; j++) {
         const int32_t co = sel ? sel[j] : j;
         gb[co] = conv_transpose2d_filter_grad_u8(t, e, zero_e, xrows, zero_x, xsum, co, grow, work, lanes);
-        for (int32_t ci = 0; ci < CI; ci++) {
-            const uint8_t *src = w + (ci * CO + co) * KK;
-            for (int32_t r = 0; r < KK; r++) {
-                wrow[ci * KK + r] = src[r];
-            }
-        }
+        copy_blocks_u8(wrow, KK, w + co * KK, CO * KK, CI, KK);
         qt_wrange_t r2;
         qt_update_rows_u8(wrow, grow, 1, CKK, s_g, u, state + 2 * co, first, &r2);
-        for (int32_t ci = 0; ci < CI; ci++) {
-            uint8_t *dst = w + (ci * CO + co) * KK;
-            for (int32_t r = 0; r < KK; r++) {
-                dst[r] = wrow[ci * KK + r];
-            }
-        }
+        copy_blocks_u8(w + co * KK, CO * KK, wrow, KK, CI, KK);
         qt_wrange_merge(new_range, &r2);
     }
     if (!qt_rows_distinct(sel, n)) {

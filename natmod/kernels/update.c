@@ -170,7 +170,8 @@ static void row_stats(const int32_t *g, int32_t len, qt_row_stats_t *rs) {
     if (m < 65536u) {
         // Every |g| < 2^16: g^2 < 2^32 is one MULS (4.5 instructions per
         // element, two per pass; Conv2d's batch-1 rows, 49 products each).
-        uint32_t a, b;
+        // (a, b) in ascending registers: LDM fills its list in register order.
+        register uint32_t a __asm__("r2"), b __asm__("r3");
         pg = g;
         if (len & 1) {
             a = (uint32_t)g[0] * (uint32_t)g[0];
