@@ -113,7 +113,81 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
     assert loaded["epoch"] == 0 and trained["epoch"] == 1
     for k in ("test_elbo", "acc10_float32", "acc10_uint8"):
         assert loaded[k] == trained[k], (k, trained, loaded)
-    argv, env = bench_report.unix_command("accuracy.py", common + ["--epochs", "0", "--load_vae",
-                                                                   str(tmp_path / "v-e1.qtc"), "--head_opts", "lr"])
-    p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode != 0 and "--head_opts: 'lr' is not name=number" in p.stdout + p.stderr
+    for bad, msg in ((["--head_opts", "lr"], "--head_opts: 'lr' is not name=number"),
+                     (["--head_decay_samples", "-1"], "--head_decay_samples must be >= 0")):
+        argv, env = bench_report.unix_command("accuracy.py", common + ["--epochs", "0", "--load_vae",
+                                                                       str(tmp_path / "v-e1.qtc")] + bad)
+        p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and msg in p.stdout + p.stderr
+
+
+def test_accuracy_script_decays_the_head_lr_per_samples(tmp_path):
+    """--head_decay_samples S: the head's lr is multiplied by head_lr_decay per
+    head epoch and per S training samples, whichever decays more (10 labels
+    per class: 100 samples per head epoch), so S = 100 or 400 is the
+    per-epoch decay exactly and S = 25 decays it 4x faster."""
+    import os
+    import subprocess
+
+    import pytest
+
+    from qtrain_host import runner
+    from subset import prepare_subset
+    if not runner.available("unix"):
+        if "unix" in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
+            pytest.fail("the Unix port is not built")
+        pytest.skip("the Unix port is not built")
+    data = tmp_path / "data"
+    prepare_subset(data)
+    common = ["--model", "mlp", "--hidden", "32", "--test_limit", "300", "--per_class", "10", "--limit", "300",
+              "--head_epochs", "4", "--head_lr", "0.02", "--head_lr_decay", "0.5", "--head_fresh", "true",
+              "--seed", "3"]
+
+    def accuracy(args):
+        argv, env = bench_report.unix_command("accuracy.py", common + args)
+        p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        row = bench_report.parse_lines(p.stdout, "epoch")[-1]
+        return [row[k] for k in ("acc10_float32", "acc10_uint8")]
+
+    per_epoch = accuracy(["--epochs", "1", "--save_vae", str(tmp_path / "v")])
+    vae = ["--epochs", "0", "--load_vae", str(tmp_path / "v-e1.qtc")]
+    assert accuracy(vae + ["--head_decay_samples", "100"]) == per_epoch
+    assert accuracy(vae + ["--head_decay_samples", "400"]) == per_epoch
+    assert accuracy(vae + ["--head_decay_samples", "25"]) != per_epoch
+
+
+def test_accuracy_validation_split_holds_out_the_last_training_images(tmp_path):
+    """--validation N: the heads and -ELBO are measured on the last N training
+    images, which neither the VAE's data nor the labelled subsets contain (so
+    options chosen on it never saw the test set, nor the images measured)."""
+    import json
+    import os
+
+    import numpy as np
+    import pytest
+
+    from qtrain_host import datasets, paths, stream
+    src = os.path.join(paths.ROOT, "data", "mnist-subset")
+    images, labels = datasets.load_split(src, "train")
+    n = 500
+    split = bench_accuracy.validation_idx(src, str(tmp_path), n, lambda s: None)
+    tr_i, tr_l = datasets.load_split(split, "train")
+    ho_i, ho_l = datasets.load_split(split, "test")
+    assert len(tr_l) == len(labels) - n and len(ho_l) == n
+    assert np.array_equal(ho_i, images[-n:]) and np.array_equal(ho_l, labels[-n:])
+    assert np.array_equal(tr_i, images[:-n])
+    data = bench_accuracy.prepare(split, str(tmp_path), lambda s: None, "data-val")
+    with open(os.path.join(data, "manifest.json")) as f:
+        files = json.load(f)["files"]
+    for K in (10, 100, 200):
+        # indices into the split's 'train' images, i.e. the first len - n
+        assert files["train-labelled-%d%s" % (K, stream.SUFFIX)]["samples"] == 10 * K
+    assert files["test" + stream.SUFFIX]["samples"] == n
+    for bad in (0, len(labels)):
+        with pytest.raises(SystemExit, match="--validation"):
+            bench_accuracy.validation_idx(src, str(tmp_path / "b"), bad, lambda s: None)
+    # its figures are not the test set's: never written into the docs' table
+    with pytest.raises(SystemExit, match="not for --md"):
+        bench_accuracy.main(["--data", src, "--validation", "100", "--md", str(tmp_path / "B.md"),
+                             "--out", str(tmp_path / "o")])

@@ -15,10 +15,15 @@ lmax=1.0): the paper's ConvVAE (METHOD 6), batch 1, --epochs passes over the
 60 000 training images; after each pass its -ELBO (train: mean over the
 pass, z sampled; test: z = mu) and, for 10/100/200 labels per class, the test
 accuracy of a classifier head (Dense L->64 ReLU -> Dense 64->10) on the frozen
-encoder's mu, fine-tuned 25 epochs after every VAE epoch: a float32 head (the
+encoder's mu, trained afresh 25 epochs after every VAE epoch: a float32 head (the
 paper's) and, for the uint8 VAEs, a uint8 head.  The driver is
 mp_scripts/accuracy.py; the options used are printed with the table.
 Logs, results.json and the PNG curves go to --out.
+
+Choosing options: --validation 10000 measures on the last 10 000 training
+images instead (the VAE trains on, and the labelled subsets come from, the
+first 50 000); --save-vae DIR keeps the VAEs, and --epochs 0 --extra
+"--load_vae DIR/uint8-s1-e2.qtc --head_... ..." trains heads alone on one.
 """
 import argparse
 import json
@@ -44,10 +49,14 @@ RUNS = {
 # random-walks away (the table of 0884f68 fine-tuned them: its uint8 head at
 # 200/class ended at 55.3 % after a best epoch of 85.0 %).
 # The heads: hidden 64, lr 0.005 and a fixed error range for the uint8 head
-# (HEAD_DEFAULTS; measured on saved VAEs, docs/BENCHMARKS.md "Heads").
+# (HEAD_DEFAULTS; measured on saved VAEs, docs/BENCHMARKS.md "Heads").  Their
+# lr is multiplied by 0.9 per head epoch or per 500 samples, whichever is more
+# (--head_decay_samples): a 200/class head takes 2 000 steps per epoch and its
+# standardized update moves every weight by ~lr per step; chosen on the
+# validation split (--validation 10000), not on the test set.
 COMMON = ["--model", "conv", "--lr", "0.0005", "--lr_decay", "0.5", "--head_lr", "0.005", "--head_lr_decay", "0.9",
-          "--head_epochs", "25", "--head_hidden", "64", "--head_alpha_e", "0", "--head_fresh", "true",
-          "--per_class", "10,100,200"]
+          "--head_decay_samples", "500", "--head_epochs", "25", "--head_hidden", "64", "--head_alpha_e", "0",
+          "--head_fresh", "true", "--per_class", "10,100,200"]
 # Starting lr per run where it differs from COMMON's: float32 diverges on full
 # MNIST at 0.0005 (after ~35 000 samples) and at 0.00025 (in epoch 2): its mu
 # and weights are unbounded, uint8 ones stay in their tracked ranges.  Plain
@@ -76,10 +85,32 @@ def have_data(d):
     return True
 
 
-def prepare(data, out, log):
-    """Stream files of `data` in out/data (made once, reused if the sources match)."""
+def validation_idx(data, out, n, log):
+    """IDX files (in out/validation-<n>) of a validation split of `data`'s
+    training set: its first 60 000 - n images as 'train' (the VAE's data, and
+    where the labelled subsets are drawn from), its last n as 't10k' (the
+    held-out images the heads and the test -ELBO are measured on).  Options
+    are chosen on this split, never on the test set."""
+    from . import idx
+    dst = os.path.join(out, "validation-%d" % n)
+    images, labels = datasets.load_split(data, "train")
+    if not 0 < n < len(labels):
+        raise SystemExit("bench_accuracy: --validation %d: must be in 1..%d" % (n, len(labels) - 1))
+    os.makedirs(dst, exist_ok=True)
+    cut = len(labels) - n
+    for prefix, sl in (("train", slice(0, cut)), ("t10k", slice(cut, None))):
+        for kind, arr in (("images", images[sl]), ("labels", labels[sl])):
+            path = os.path.join(dst, "%s-%s-idx%d-ubyte.gz" % (prefix, kind, arr.ndim))
+            idx.write(path, arr)
+    log("bench_accuracy: validation split in %s: train images 0..%d, held out %d..%d" % (dst, cut - 1, cut,
+                                                                                         len(labels) - 1))
+    return dst
+
+
+def prepare(data, out, log, name="data"):
+    """Stream files of `data` in out/<name> (made once, reused if the sources match)."""
     from . import cli
-    dst = os.path.join(out, "data")
+    dst = os.path.join(out, name)
     man = os.path.join(dst, "manifest.json")
     src = os.path.abspath(data)
     if os.path.exists(man):
@@ -92,20 +123,27 @@ def prepare(data, out, log):
     return dst
 
 
-def run(data_dir, out, runs, epochs, seeds, parallel, log, extra=()):
+def run(data_dir, out, runs, epochs, seeds, parallel, log, extra=(), save_vae=""):
+    """`extra`: more accuracy.py options for every run (last: they override);
+    `save_vae`: a directory for each run's VAE after every epoch,
+    <run>-s<seed>-e<epoch>.qtc (for accuracy.py --load_vae)."""
     jobs = []
     # seed by seed (every run of seed 1 first): a bench stopped early still
     # has whole seeds to report with --from-logs
     for seed in seeds:
         for name in runs:
-            args = COMMON + RUNS[name] + ["--epochs", epochs, "--seed", seed] + list(extra)
+            args = COMMON + RUNS[name] + ["--epochs", epochs, "--seed", seed]
             if name in LR:
                 args += ["--lr", LR[name]]
+            if save_vae:
+                args += ["--save_vae", os.path.join(os.path.abspath(save_vae), "%s-s%d" % (name, seed))]
+            args += list(extra)
             jobs.append(("%s-s%d" % (name, seed), "accuracy.py", args,
                          os.path.join(out, "%s-s%d.log" % (name, seed))))
     t0 = time.time()
     res = bench_report.run_unix_jobs(jobs, data_dir, parallel, log)
-    results = {"epochs": epochs, "seeds": list(seeds), "common": COMMON, "runs": {}, "wall_s": time.time() - t0}
+    results = {"epochs": epochs, "seeds": list(seeds), "common": COMMON + list(extra), "runs": {},
+               "wall_s": time.time() - t0}
     for name in runs:
         for seed in seeds:
             key = "%s-s%d" % (name, seed)
@@ -329,6 +367,14 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(paths.ROOT, "out", "bench-accuracy"))
     ap.add_argument("--md", default="", help="write the table into this Markdown file (block 'accuracy')")
     ap.add_argument("--png", default="", help="curves PNG (default: next to --md under img/, else in --out)")
+    ap.add_argument("--validation", type=int, default=0, metavar="N",
+                    help="measure on the last N training images instead of the test set (the VAE trains on, "
+                         "and the labelled subsets come from, the others): to choose options; not with --md")
+    ap.add_argument("--extra", default="", metavar="OPTIONS",
+                    help="more options of mp_scripts/accuracy.py for every run, e.g. \"--head_epochs 50\"")
+    ap.add_argument("--save-vae", default="", metavar="DIR",
+                    help="keep each run's VAE after every epoch in DIR (<run>-s<seed>-e<epoch>.qtc), to sweep "
+                         "heads on it: --epochs 0 --extra \"--load_vae FILE ...\"")
     ap.add_argument("--from-json", default="", help="only redo the report from a results.json")
     ap.add_argument("--from-logs", default="", metavar="DIR[,DIR]",
                     help="only redo the report from the run logs in these --out directories")
@@ -350,12 +396,22 @@ def main(argv=None):
         bad = [r for r in runs if r not in RUNS]
         if bad:
             raise SystemExit("bench_accuracy: unknown run(s) %s (known: %s)" % (", ".join(bad), ", ".join(RUNS)))
+        if a.validation and a.md:
+            raise SystemExit("bench_accuracy: --validation measures on training images: not for --md's table")
         os.makedirs(a.out, exist_ok=True)
-        data_dir = prepare(a.data, a.out, log)
+        if a.validation:
+            data_dir = prepare(validation_idx(a.data, a.out, a.validation, log), a.out, log,
+                               "data-validation-%d" % a.validation)
+        else:
+            data_dir = prepare(a.data, a.out, log)
         seeds = [int(s) for s in a.seeds.split(",") if s]
-        results = run(data_dir, a.out, runs, a.epochs, seeds, a.parallel, log)
+        if a.save_vae:
+            os.makedirs(a.save_vae, exist_ok=True)
+        results = run(data_dir, a.out, runs, a.epochs, seeds, a.parallel, log, a.extra.split(), a.save_vae)
         results["parallel"] = a.parallel
         results["data"] = os.path.basename(os.path.normpath(a.data))
+        if a.validation:
+            results["data"] += ", validation: the last %d training images held out (not the test set)" % a.validation
         # the command as a reader reruns it: the data directory as MNIST_DIR (no local paths)
         args = list(argv if argv is not None else sys.argv[1:])
         results["cmd"] = "python -m qtrain_host.bench_accuracy " + " ".join(

@@ -41,6 +41,10 @@ DEFAULTS.update({
     "head_lr": 0.003,
     "head_lr_decay": 1.0,      # the head's lr is multiplied by this after each of its epochs
                                # (back to head_lr after every VAE epoch)
+    "head_decay_samples": 0,   # > 0: ... and also per this many training samples, whichever decays
+                               # more (set per head epoch: lr * decay ** max(epochs, samples / this)):
+                               # a head on many labels takes many more steps per epoch, and the
+                               # standardized update's noise is per step
     "head_modes": "float32,uint8",  # heads trained on each epoch's mu: float32 (the paper's float
                                # head) and/or uint8 / mixed (a uint8 VAE only: on its uint8 mu)
     "head_opts": "",           # more layers.Options of the heads, "name=value,...", e.g.
@@ -108,13 +112,13 @@ def encode_all(vae, path, want_u8, limit=0):
     return feats, labels, tot / n
 
 
-def train_head(head, feats, fq, labels, epochs, seed, first_epoch, lr, decay):
+def train_head(head, feats, fq, labels, epochs, seed, first_epoch, lr, decay, decay_samples=0):
     head.use(feats, fq)
     n = len(labels)
     perm = Permutation(n, seed, 0)
     for ep in range(epochs):
         for layer in head.net.layers:
-            layer.hp[0] = lr * decay ** ep
+            layer.hp[0] = lr * decay ** (max(ep, ep * n / decay_samples) if decay_samples > 0 else ep)
         perm.set(seed, first_epoch + ep)
         for p in range(n):
             i = perm.at(p)
@@ -178,7 +182,8 @@ def epoch_line(epoch, train_elbo, vae, cfg, heads, head_modes, hopts, per_class,
                 heads[key] = CachedHead(FeatureSource(vae.latent_dim, hopts[m]),
                                         hidden=cfg["head_hidden"], opt=hopts[m])
             train_head(heads[key], feats[m][0], feats[m][1], lab, cfg["head_epochs"], cfg["seed"],
-                       max(0, epoch - 1) * cfg["head_epochs"], cfg["head_lr"], cfg["head_lr_decay"])
+                       max(0, epoch - 1) * cfg["head_epochs"], cfg["head_lr"], cfg["head_lr_decay"],
+                       cfg["head_decay_samples"])
             accs.append("acc%d_%s=%.4f" % (K, m, accuracy(heads[key], test_f[m][0], test_f[m][1], test_l)))
         feats = lab = None
     test_f = test_l = None
@@ -189,6 +194,9 @@ def epoch_line(epoch, train_elbo, vae, cfg, heads, head_modes, hopts, per_class,
 
 def main():
     cfg = config.load(config.argv(), DEFAULTS, "accuracy")
+    if cfg.get("help"):   # the options, not a training run
+        config.usage("accuracy.py", DEFAULTS, globals().get("__doc__"))
+        return
     opt = trainer.options(cfg)
     vae = trainer.load_vae(cfg["load_vae"], cfg) if cfg["load_vae"] else trainer.build_vae_from(cfg)
     per_class = [int(k) for k in str(cfg["per_class"]).split(",") if k]
@@ -196,6 +204,9 @@ def main():
                   if m == "float32" or (m in ("uint8", "mixed") and cfg["mode"] == "uint8")]
     if not head_modes:
         raise ValueError("--head_modes: none of %r applies to a %s VAE" % (cfg["head_modes"], cfg["mode"]))
+    if not cfg["head_decay_samples"] >= 0:
+        raise ValueError("--head_decay_samples must be >= 0 (0: decay per head epoch only), got %r"
+                         % (cfg["head_decay_samples"],))
     hkw = {"alpha_e": cfg["head_alpha_e"]}
     hkw.update(head_options(cfg["head_opts"]))
     hopts = {m: Options(lr=cfg["head_lr"], seed=cfg["seed"], mode=m, **hkw) for m in head_modes}
