@@ -78,19 +78,9 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
     """mp_scripts/accuracy.py --save_vae writes the VAE after each epoch and
     --load_vae --epochs 0 trains the heads on it alone (how the head settings
     are swept on one trained VAE): the same test -ELBO and head accuracy."""
-    import os
     import subprocess
 
-    import pytest
-
-    from qtrain_host import runner
-    from subset import prepare_subset
-    if not runner.available("unix"):
-        if "unix" in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
-            pytest.fail("the Unix port is not built")
-        pytest.skip("the Unix port is not built")
-    data = tmp_path / "data"
-    prepare_subset(data)
+    data = _unix_subset(tmp_path)
     common = ["--model", "mlp", "--hidden", "32", "--test_limit", "200", "--per_class", "10",
               "--head_epochs", "2", "--head_fresh", "true", "--seed", "3"]
 
@@ -126,19 +116,9 @@ def test_accuracy_script_decays_the_head_lr_per_samples(tmp_path):
     head epoch and per S training samples, whichever decays more (10 labels
     per class: 100 samples per head epoch), so S = 100 or 400 is the
     per-epoch decay exactly and S = 25 decays it 4x faster."""
-    import os
     import subprocess
 
-    import pytest
-
-    from qtrain_host import runner
-    from subset import prepare_subset
-    if not runner.available("unix"):
-        if "unix" in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
-            pytest.fail("the Unix port is not built")
-        pytest.skip("the Unix port is not built")
-    data = tmp_path / "data"
-    prepare_subset(data)
+    data = _unix_subset(tmp_path)
     common = ["--model", "mlp", "--hidden", "32", "--test_limit", "300", "--per_class", "10", "--limit", "300",
               "--head_epochs", "4", "--head_lr", "0.02", "--head_lr_decay", "0.5", "--head_fresh", "true",
               "--seed", "3"]
@@ -191,3 +171,21 @@ def test_accuracy_validation_split_holds_out_the_last_training_images(tmp_path):
     with pytest.raises(SystemExit, match="not for --md"):
         bench_accuracy.main(["--data", src, "--validation", "100", "--md", str(tmp_path / "B.md"),
                              "--out", str(tmp_path / "o")])
+
+
+def _unix_subset(tmp_path):
+    """The shipped MNIST subset prepared under tmp_path/data for a run on the
+    Unix port (skipped without it, failed if QTRAIN_REQUIRE_TARGETS needs it)."""
+    import os
+
+    import pytest
+
+    from qtrain_host import runner
+    from subset import prepare_subset
+    if not runner.available("unix"):
+        if "unix" in os.environ.get("QTRAIN_REQUIRE_TARGETS", "").split():
+            pytest.fail("the Unix port is not built")
+        pytest.skip("the Unix port is not built")
+    data = tmp_path / "data"
+    prepare_subset(data)
+    return data

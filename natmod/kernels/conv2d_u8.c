@@ -476,7 +476,7 @@ static inline void dot1x4_acc_u8(const uint8_t *a, const uint32_t **pbx, int32_t
     s->s3 = s3;
     *pbx = pb;
 }
-#undef QT_MAC1X4
+// QT_MAC1X4 stays defined: the scatter's pixel loop below uses it too.
 
 // Two rows a and a + off against one vector's lanes (lanes_u8: 02, 13 per 4
 // values): per 4 columns two LDR, four UXTB16, one LDRD, four SMLAD (11
@@ -766,20 +766,6 @@ static void lanes_quad_zw_u8(const uint8_t *const *v, int32_t L, uint32_t zw2, u
     "smuad %[s2], %[t], %[q0]\n\t" \
     "smlad %[s2], %[x], %[q1], %[s2]\n\t" \
     "smuad %[s3], %[t], %[q2]\n\t" \
-    "smlad %[s3], %[x], %[q3], %[s3]\n\t"
-#define QT_MAC1X4 \
-    "ldr %[x], [%[pa]], #4\n\t" \
-    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
-    "uxtb16 %[t], %[x]\n\t" \
-    "uxtb16 %[x], %[x], ror #8\n\t" \
-    "smlad %[s0], %[t], %[q0], %[s0]\n\t" \
-    "smlad %[s0], %[x], %[q1], %[s0]\n\t" \
-    "smlad %[s1], %[t], %[q2], %[s1]\n\t" \
-    "smlad %[s1], %[x], %[q3], %[s1]\n\t" \
-    "ldm %[pb]!, {%[q0], %[q1], %[q2], %[q3]}\n\t" \
-    "smlad %[s2], %[t], %[q0], %[s2]\n\t" \
-    "smlad %[s2], %[x], %[q1], %[s2]\n\t" \
-    "smlad %[s3], %[t], %[q2], %[s3]\n\t" \
     "smlad %[s3], %[x], %[q3], %[s3]\n\t"
 #define QT_QUAD_PIXELS(ODD) \
     "1:\n\t" \
