@@ -269,13 +269,12 @@ int __aeabi_fcmple(float a, float b) {
     return !fcmp_nan(x, y) && fcmp_key(x) <= fcmp_key(y);
 }
 
+// a > b is b < a (a tail call: the module's size is the Pico's heap).
 int __aeabi_fcmpgt(float a, float b) {
-    const uint32_t x = fbits(a), y = fbits(b);
-    return !fcmp_nan(x, y) && fcmp_key(x) > fcmp_key(y);
+    return __aeabi_fcmplt(b, a);
 }
 
 int __aeabi_fcmpge(float a, float b) {
-    const uint32_t x = fbits(a), y = fbits(b);
-    return !fcmp_nan(x, y) && fcmp_key(x) >= fcmp_key(y);
+    return __aeabi_fcmple(b, a);
 }
 #endif
