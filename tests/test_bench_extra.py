@@ -50,6 +50,24 @@ def test_accuracy_report_spread_over_seeds(tmp_path):
     assert png.stat().st_size > 0
 
 
+def test_accuracy_report_of_uint8_heads_only(tmp_path):
+    """A head sweep with --head_modes uint8 has no float32 figures: the report
+    lists its uint8 heads and leaves the float32 targets and curve out."""
+    row = _row(0, (70, 88, 90), 125)
+    for K, a in zip((10, 100, 200), (76.9, 90.4, 91.4)):
+        del row["acc%d_float32" % K]
+        row["acc%d_uint8" % K] = a / 100
+    res = {"epochs": 0, "seeds": [1], "common": bench_accuracy.COMMON, "wall_s": 60,
+           "runs": {"uint8-s1": {"name": "uint8", "seed": 1, "samples": 50000, "test_samples": 10000,
+                                 "epochs": [row]}}}
+    text = bench_accuracy.report(res, "cmd", "MNIST")
+    assert "| uint8 | uint8 | 76.9 (76.9) | 90.4 (90.4) | 91.4 (91.4) |" in text
+    assert "| uint8 | float32 |" not in text and "| uint8 | 200 |" not in text
+    png = tmp_path / "acc.png"
+    bench_accuracy.plot(res, str(png))
+    assert png.stat().st_size > 0
+
+
 def test_write_block_replaces_only_its_block(tmp_path):
     p = tmp_path / "B.md"
     p.write_text("# B\n\nkeep\n")

@@ -324,6 +324,8 @@ def targets(T):
         if not t:
             continue
         for K in PER_CLASS:
+            if "final_float32_%d" % K not in t:   # no float32 head (--head_modes uint8)
+                continue
             v = t["final_float32_%d" % K]
             ok_p = "yes" if v >= PAPER_FP32[K] else "no (%.1f short)" % (PAPER_FP32[K] - v)
             ok_f = "-"
@@ -348,7 +350,9 @@ def plot(results, path):
         n = min(len(eps) for eps in seeds)
         xs = [seeds[0][i]["epoch"] for i in range(n)]
         mean = lambda f: [sum(f(eps[i]) for eps in seeds) / len(seeds) for i in range(n)]  # noqa: E731
-        panels["head accuracy, 100/class (%)"][name] = (xs, mean(lambda row: _acc(row, 100, "float32")))
+        if all(_acc(eps[i], 100, "float32") is not None for eps in seeds for i in range(n)):
+            # (heads swept with --head_modes uint8 have no float32 figure)
+            panels["head accuracy, 100/class (%)"][name] = (xs, mean(lambda row: _acc(row, 100, "float32")))
         # an exploded run's -ELBO (10^5 and more) would flatten the others: left out
         for panel, k in (("-ELBO test (nats)", "test_elbo"), ("-ELBO train (nats)", "train_elbo")):
             panels[panel][name] = (xs, [v if v < 1000 else None for v in mean(lambda row: row[k])])
