@@ -60,7 +60,8 @@ void qt_conv_corr_f32(const qt_conv_geom_t *g, const float *small, const float *
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 // Cortex-M4 allows unaligned LDR/STR (not LDRD/LDM); a packed struct tells
-// the compiler so without memcpy (no libc in a natmod).
+// the compiler so without memcpy (no libc in a natmod).  The M4 word
+// helpers of every uint8 kernel (conv, Dense, DSGU) live here.
 typedef struct __attribute__((packed)) {
     uint32_t v;
 } qt_conv_u32u_t;
@@ -69,6 +70,13 @@ static inline uint32_t ld32u(const uint8_t *p) {
 }
 static inline void st32u(uint8_t *p, uint32_t v) {
     ((qt_conv_u32u_t *)(void *)p)->v = v;
+}
+// Bytes 1 and 3 of v as two uint16 lanes: UXTB16 with its free rotation
+// (GCC does not fold a separate ROR into it).
+static inline uint32_t uxtb16_ror8(uint32_t v) {
+    uint32_t r;
+    __asm__ ("uxtb16 %0, %1, ror #8" : "=r" (r) : "r" (v));
+    return r;
 }
 #endif
 

@@ -40,9 +40,7 @@ static inline int16x2_t lanes02(uint32_t v) {
     return (int16x2_t)__uxtb16(v);
 }
 static inline int16x2_t lanes13(uint32_t v) {
-    uint32_t r;
-    __asm__ ("uxtb16 %0, %1, ror #8" : "=r" (r) : "r" (v));
-    return (int16x2_t)r;
+    return (int16x2_t)uxtb16_ror8(v);
 }
 #endif
 

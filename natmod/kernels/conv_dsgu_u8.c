@@ -1,15 +1,10 @@
 // DSGU paths of the uint8 conv kernels whose work follows k (conv_dsgu.h).
 #include "conv_dsgu.h"
+#include "conv2d_core.h"   // QT_CONV_NO_LIBCALLS, ld32u, uxtb16_ror8
 
 #if QT_CONV_CORR_DIRECT
-// (no memset/memcpy calls: a natmod links no libc.)
-#define QT_DSGU_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 #include <arm_acle.h>
-typedef struct __attribute__((packed)) {
-    uint32_t v;
-} qt_dsgu_u32u_t;
 #endif
 
 // Filters up to which the direct gradients pay: on qemu-m4 a Conv 16->32
@@ -29,7 +24,7 @@ static inline int32_t planes_bytes(const qt_conv_geom_t *g) {
     return (g->in_ch * pad_h(g) * pad_w(g) + 4 + 3) & ~3;
 }
 
-QT_DSGU_NO_LIBCALLS
+QT_CONV_NO_LIBCALLS
 int32_t qt_conv_corr_direct_bytes(const qt_conv_geom_t *g, int32_t n, int32_t room) {
     const int32_t need = planes_bytes(g) + 4 * g->out_h * g->out_w;
     return g->k_w == 3 && n <= QT_CORR_DIRECT_MAX && need <= room ? need : 0;   // (3 taps per row only)
@@ -37,7 +32,7 @@ int32_t qt_conv_corr_direct_bytes(const qt_conv_geom_t *g, int32_t n, int32_t ro
 
 // xp[c] = x[c] inside, z_x around it: rows -pad_h .. -pad_h + PH - 1, row
 // by row (no test per byte).
-QT_DSGU_NO_LIBCALLS
+QT_CONV_NO_LIBCALLS
 void qt_conv_corr_pad_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x, uint8_t *xp) {
     const int32_t H = g->in_h, W = g->in_w, PH = pad_h(g), PW = pad_w(g);
     const int32_t left = g->pad_w < PW ? g->pad_w : PW;
@@ -99,12 +94,9 @@ static void corr_taps3_s2_m4(const qt_conv_geom_t *g, const uint32_t *d2, int32_
         const uint8_t *q = p;
         for (const uint32_t *end = d2 + n2; d2 != end; d2++, q += 4) {
             const int16x2_t dp = (int16x2_t)*d2;
-            const uint32_t w0 = ((const qt_dsgu_u32u_t *)(const void *)q)->v;
-            const uint32_t w1 = ((const qt_dsgu_u32u_t *)(const void *)(q + 2))->v;
-            uint32_t r;
-            __asm__ ("uxtb16 %0, %1, ror #8" : "=r" (r) : "r" (w0));
+            const uint32_t w0 = ld32u(q), w1 = ld32u(q + 2);
             a0 = __smlad((int16x2_t)__uxtb16(w0), dp, a0);
-            a1 = __smlad((int16x2_t)r, dp, a1);
+            a1 = __smlad((int16x2_t)uxtb16_ror8(w0), dp, a1);
             a2 = __smlad((int16x2_t)__uxtb16(w1), dp, a2);
         }
     }
@@ -114,7 +106,7 @@ static void corr_taps3_s2_m4(const qt_conv_geom_t *g, const uint32_t *d2, int32_
 }
 #endif
 
-QT_DSGU_NO_LIBCALLS
+QT_CONV_NO_LIBCALLS
 int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     int32_t zero_x, int32_t o, uint8_t *scratch, int32_t *grow) {
     const int32_t SH = g->out_h, SW = g->out_w, SHW = SH * SW, KH = g->k_h;

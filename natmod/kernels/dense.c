@@ -4,20 +4,7 @@
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 #include <arm_acle.h>
-// Cortex-M4 allows unaligned LDR (not LDRD/LDM); a packed struct tells the
-// compiler so without memcpy (no libc in a natmod).
-typedef struct __attribute__((packed)) {
-    uint32_t v;
-} qt_u32_unaligned_t;
-static inline uint32_t ld32(const uint8_t *p) {
-    return ((const qt_u32_unaligned_t *)(const void *)p)->v;
-}
-// UXTB16 with its free rotation (GCC does not fold a separate ror into it).
-static inline uint32_t uxtb16_ror8(uint32_t v) {
-    uint32_t r;
-    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
+// (ld32u, uxtb16_ror8: conv2d_core.h)
 // PKHBT/PKHTB: (lo16 of a, lo16 of b) and (hi16 of a, hi16 of b).
 static inline uint32_t pk_lo(uint32_t a, uint32_t b) {
     uint32_t r;
@@ -40,8 +27,8 @@ uint32_t qt_dot_u8(const uint8_t *w, const uint8_t *x, int32_t n, uint32_t *wsum
     // int16 lanes) + 1 USADA8 for the row sum.
     int32_t sacc = 0;
     for (; j + 8 <= n; j += 8) {
-        uint32_t wv = ld32(w + j), xv = ld32(x + j);
-        uint32_t wv2 = ld32(w + j + 4), xv2 = ld32(x + j + 4);
+        uint32_t wv = ld32u(w + j), xv = ld32u(x + j);
+        uint32_t wv2 = ld32u(w + j + 4), xv2 = ld32u(x + j + 4);
         sacc = SMLAD(__uxtb16(wv), __uxtb16(xv), sacc);
         sacc = SMLAD(uxtb16_ror8(wv), uxtb16_ror8(xv), sacc);
         ws = __usada8(wv, 0, ws);
@@ -80,9 +67,9 @@ static void dot2_u8(const uint8_t *w0, const uint8_t *w1, const uint8_t *x, int3
     uint32_t s0 = 0, s1 = 0;
     int32_t j = 0;
     for (; j + 4 <= n; j += 4) {
-        uint32_t xv = ld32(x + j);
+        uint32_t xv = ld32u(x + j);
         uint32_t xe = __uxtb16(xv), xo = uxtb16_ror8(xv);
-        uint32_t a = ld32(w0 + j), b = ld32(w1 + j);
+        uint32_t a = ld32u(w0 + j), b = ld32u(w1 + j);
         a0 = SMLAD(__uxtb16(a), xe, a0);
         a0 = SMLAD(uxtb16_ror8(a), xo, a0);
         s0 = __usada8(a, 0, s0);
@@ -230,7 +217,7 @@ static int32_t dot1_xs(const uint8_t *w0, const qt_xs_t *xs, int32_t n) {
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
     const uint32_t *xp = (const uint32_t *)(const void *)xs;
     for (; j + 4 <= n; j += 4, xp += 2) {
-        uint32_t a = ld32(w0 + j);
+        uint32_t a = ld32u(w0 + j);
         a0 = SMLAD(__uxtb16(a), xp[0], a0);
         a0 = SMLAD(uxtb16_ror8(a), xp[1], a0);
     }

@@ -41,6 +41,21 @@ static uint32_t kth_largest(uint32_t *a, int32_t n, int32_t k) {
     return a[want];
 }
 
+// The top-k threshold from a counting table cnt[0..top]: the largest thr
+// with at least k scores >= thr; *above = how many are > thr (k <= their
+// total: stops at 0 at the latest).  The k chosen are every score > thr and
+// the first k - *above equal to it, in index order.
+static uint32_t topk_threshold_from_counts(const uint32_t *cnt, uint32_t top, int32_t k, int32_t *above) {
+    uint32_t thr = top;
+    int32_t n = 0;
+    while ((int32_t)(n + cnt[thr]) < k) {
+        n += (int32_t)cnt[thr];
+        thr--;
+    }
+    *above = n;
+    return thr;
+}
+
 void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, uint32_t *scratch) {
     if (k >= n) {
         for (int32_t i = 0; i < n; i++) {
@@ -62,11 +77,7 @@ void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, 
         for (int32_t i = 0; i < n; i++) {
             cnt[score[i]]++;
         }
-        thr = smax;
-        while ((int32_t)(above + cnt[thr]) < k) {     // k <= n: stops at 0 at the latest
-            above += (int32_t)cnt[thr];
-            thr--;
-        }
+        thr = topk_threshold_from_counts(cnt, smax, k, &above);
     } else {
         for (int32_t i = 0; i < n; i++) {
             scratch[i] = score[i];
@@ -122,12 +133,8 @@ int32_t dense_select_rows_u8(const uint8_t *e, int32_t m, int32_t zero_e, float 
         sum += a;
     }
     k = dsgu_k((float)sum / (float)m * s_e, ebar_max, lmin, lmax, m);
-    uint32_t thr = QT_TOPK_BINS - 1;
-    int32_t above = 0;
-    while ((int32_t)(above + cnt[thr]) < k) {   // k <= m: stops at 0 at the latest
-        above += (int32_t)cnt[thr];
-        thr--;
-    }
+    int32_t above;
+    const uint32_t thr = topk_threshold_from_counts(cnt, QT_TOPK_BINS - 1, k, &above);
     int32_t ties = k - above, t = 0;
     for (int32_t i = 0; i < m; i++) {
         const int32_t c = (int32_t)e[i] - zero_e;
