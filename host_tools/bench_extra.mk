@@ -4,7 +4,10 @@
 #                            (MNIST_DIR, default ../shared/data/mnist; says so and
 #                            does nothing else when it is absent), ACC_EPOCHS epochs,
 #                            seeds ACC_SEEDS, ACC_PARALLEL runs at a time (the table in
-#                            docs/BENCHMARKS.md: 2 epochs, seeds 1,2,3, 2 at a time)
+#                            docs/BENCHMARKS.md: 2 epochs, seeds 1,2,3, 2 at a time);
+#                            it keeps each VAE after every epoch in ACC_VAE (~65 KB
+#                            uint8, ~230 KB float32 each) so head options can be
+#                            rerun on them without training the VAEs again
 #   make bench-cnn           the FQT paper's 4-layer CNN: accuracy on the shipped
 #                            subset (CNN_ARGS="--data DIR" for full MNIST: its lr
 #                            schedule is tuned for the subset, see BENCHMARKS.md)
@@ -21,6 +24,7 @@ MNIST_DIR ?= ../shared/data/mnist
 ACC_EPOCHS ?= 2
 ACC_SEEDS ?= 1,2,3
 ACC_PARALLEL ?= 2
+ACC_VAE ?= out/bench-accuracy/vae
 CNN_EPOCHS ?= 4
 CNN_ARGS ?=
 BENCH_MD ?= docs/BENCHMARKS.md
@@ -31,7 +35,7 @@ bench-extra: bench-accuracy bench-cnn bench-alternatives bench-stream
 
 bench-accuracy: venv unix dist
 	$(PY) -m qtrain_host.bench_accuracy --data $(MNIST_DIR) --epochs $(ACC_EPOCHS) --seeds $(ACC_SEEDS) \
-		--parallel $(ACC_PARALLEL) --md $(BENCH_MD)
+		--parallel $(ACC_PARALLEL) --save-vae $(ACC_VAE) --md $(BENCH_MD)
 
 bench-cnn: venv unix firmware dist
 	$(PY) -m qtrain_host.bench_cnn --epochs $(CNN_EPOCHS) $(CNN_ARGS) --md $(BENCH_MD)

@@ -50,6 +50,24 @@ def test_accuracy_report_spread_over_seeds(tmp_path):
     assert png.stat().st_size > 0
 
 
+def test_accuracy_report_of_uint8_heads_only(tmp_path):
+    """A head sweep with --head_modes uint8 has no float32 figures: the report
+    lists its uint8 heads and leaves the float32 targets and curve out."""
+    row = _row(0, (70, 88, 90), 125)
+    for K, a in zip((10, 100, 200), (76.9, 90.4, 91.4)):
+        del row["acc%d_float32" % K]
+        row["acc%d_uint8" % K] = a / 100
+    res = {"epochs": 0, "seeds": [1], "common": bench_accuracy.COMMON, "wall_s": 60,
+           "runs": {"uint8-s1": {"name": "uint8", "seed": 1, "samples": 50000, "test_samples": 10000,
+                                 "epochs": [row]}}}
+    text = bench_accuracy.report(res, "cmd", "MNIST")
+    assert "| uint8 | uint8 | 76.9 (76.9) | 90.4 (90.4) | 91.4 (91.4) |" in text
+    assert "| uint8 | float32 |" not in text and "| uint8 | 200 |" not in text
+    png = tmp_path / "acc.png"
+    bench_accuracy.plot(res, str(png))
+    assert png.stat().st_size > 0
+
+
 def test_write_block_replaces_only_its_block(tmp_path):
     p = tmp_path / "B.md"
     p.write_text("# B\n\nkeep\n")
@@ -104,7 +122,8 @@ def test_accuracy_script_saves_and_reloads_the_vae(tmp_path):
     for k in ("test_elbo", "acc10_float32", "acc10_uint8"):
         assert loaded[k] == trained[k], (k, trained, loaded)
     for bad, msg in ((["--head_opts", "lr"], "--head_opts: 'lr' is not name=number"),
-                     (["--head_decay_samples", "-1"], "--head_decay_samples must be >= 0")):
+                     (["--head_decay_samples", "-1"], "--head_decay_samples must be >= 0"),
+                     (["--head_decay_modes", "float32,int8"], "--head_decay_modes: 'int8' is not a head mode")):
         argv, env = bench_report.unix_command("accuracy.py", common + ["--epochs", "0", "--load_vae",
                                                                        str(tmp_path / "v-e1.qtc")] + bad)
         p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
@@ -134,7 +153,14 @@ def test_accuracy_script_decays_the_head_lr_per_samples(tmp_path):
     vae = ["--epochs", "0", "--load_vae", str(tmp_path / "v-e1.qtc")]
     assert accuracy(vae + ["--head_decay_samples", "100"]) == per_epoch
     assert accuracy(vae + ["--head_decay_samples", "400"]) == per_epoch
-    assert accuracy(vae + ["--head_decay_samples", "25"]) != per_epoch
+    faster = accuracy(vae + ["--head_decay_samples", "25"])
+    assert faster[0] != per_epoch[0] and faster[1] != per_epoch[1], (faster, per_epoch)
+    # --head_decay_modes: the per-samples decay for those head modes only, the
+    # others per head epoch (each head as in its own run above)
+    assert accuracy(vae + ["--head_decay_samples", "25", "--head_decay_modes", "float32"]) == [faster[0],
+                                                                                              per_epoch[1]]
+    assert accuracy(vae + ["--head_decay_samples", "25", "--head_decay_modes", "uint8"]) == [per_epoch[0],
+                                                                                            faster[1]]
 
 
 def test_accuracy_validation_split_holds_out_the_last_training_images(tmp_path):

@@ -45,6 +45,8 @@ DEFAULTS.update({
                                # more (set per head epoch: lr * decay ** max(epochs, samples / this)):
                                # a head on many labels takes many more steps per epoch, and the
                                # standardized update's noise is per step
+    "head_decay_modes": "float32,uint8,mixed",  # the head modes head_decay_samples applies to ("": none)
+                               # (the others decay per head epoch only)
     "head_modes": "float32,uint8",  # heads trained on each epoch's mu: float32 (the paper's float
                                # head) and/or uint8 / mixed (a uint8 VAE only: on its uint8 mu)
     "head_opts": "",           # more layers.Options of the heads, "name=value,...", e.g.
@@ -172,6 +174,7 @@ def save_vae(vae, cfg, path, epochs):
 def epoch_line(epoch, train_elbo, vae, cfg, heads, head_modes, hopts, per_class, frac, frac_w, t0, t1):
     """Test -ELBO and a head per (mode, K) on the VAE as it is; prints the @epoch line."""
     want_u8 = head_modes != ["float32"]
+    decay_modes = str(cfg["head_decay_modes"]).split(",")
     test_f, test_l, test_elbo = encode_all(vae, cfg["test"], want_u8, cfg["test_limit"])
     accs = []
     for K in per_class:
@@ -183,7 +186,7 @@ def epoch_line(epoch, train_elbo, vae, cfg, heads, head_modes, hopts, per_class,
                                         hidden=cfg["head_hidden"], opt=hopts[m])
             train_head(heads[key], feats[m][0], feats[m][1], lab, cfg["head_epochs"], cfg["seed"],
                        max(0, epoch - 1) * cfg["head_epochs"], cfg["head_lr"], cfg["head_lr_decay"],
-                       cfg["head_decay_samples"])
+                       cfg["head_decay_samples"] if m in decay_modes else 0)
             accs.append("acc%d_%s=%.4f" % (K, m, accuracy(heads[key], test_f[m][0], test_f[m][1], test_l)))
         feats = lab = None
     test_f = test_l = None
@@ -207,6 +210,9 @@ def main():
     if not cfg["head_decay_samples"] >= 0:
         raise ValueError("--head_decay_samples must be >= 0 (0: decay per head epoch only), got %r"
                          % (cfg["head_decay_samples"],))
+    bad = [m for m in str(cfg["head_decay_modes"]).split(",") if m and m not in ("float32", "uint8", "mixed")]
+    if bad:
+        raise ValueError("--head_decay_modes: %r is not a head mode (float32, uint8, mixed)" % bad[0])
     hkw = {"alpha_e": cfg["head_alpha_e"]}
     hkw.update(head_options(cfg["head_opts"]))
     hopts = {m: Options(lr=cfg["head_lr"], seed=cfg["seed"], mode=m, **hkw) for m in head_modes}
