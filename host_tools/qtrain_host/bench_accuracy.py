@@ -428,8 +428,10 @@ def main(argv=None):
             json.dump(results, f, indent=1)
     png = a.png or (os.path.join(os.path.dirname(os.path.abspath(a.md)), "img", "accuracy.png") if a.md
                     else os.path.join(a.out, "accuracy.png"))
-    plot(results, png)
+    # the report first: its provenance line reads `git status`, which the PNG
+    # (a tracked file under docs/img) would show as an uncommitted change
     text = report(results, results.get("cmd", "python -m qtrain_host.bench_accuracy"), "MNIST, " + results.get("data", "?"))
+    plot(results, png)
     if a.md:
         rel = os.path.relpath(png, os.path.dirname(os.path.abspath(a.md)))
         text += "\n\n![accuracy and -ELBO per epoch](%s)\n" % rel
