@@ -45,7 +45,15 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
     const int32_t CKK = t->in_ch * t->k_h * t->k_w;
     int32_t grad = conv_transpose2d_grad_scratch_u8(t) + 4 * CKK + align4(CKK) + 4 * t->out_ch
                    + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
+    // DSGU over input-channel slices: a slice's gradient row is out_ch k_h k_w
+    // items (conv_transpose2d_update_slices_u8), and the selection and error
+    // propagation's own (conv_transpose2d_slices_scratch_u8).
+    int32_t slices = conv_transpose2d_grad_scratch_u8(t) + 4 * t->out_ch * (t->k_h * t->k_w + 1)
+                     + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
+    int32_t sl2 = conv_transpose2d_slices_scratch_u8(t);
+    slices = slices > sl2 ? slices : sl2;
     int32_t n = fwd > bwd ? fwd : bwd;
+    n = n > slices ? n : slices;
     return n > grad ? n : grad;
 }
 
@@ -198,5 +206,145 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
     }
     if (b) {
         qt_update_bias_i32(b, gb, NULL, 0, CO, sel ? sel : NULL, n, s_gb, s_b, u, state, first);
+    }
+}
+
+// ---- DSGU over input-channel slices (the layer option 'input') ----------
+// The structures are the in_ch slices w[ci] = w[ci, :, :, :], contiguous
+// out_ch*k_h*k_w bytes in the [in][out][kh][kw] layout.  A slice's
+// gradient is (x_ci - z_x) correlated with every output channel's error,
+// and the error it propagates is the input channel ex[ci] alone: both
+// shrink with k (a filter of a layer with one output channel is always
+// selected).  See conv_transpose2d.h for the score.
+
+uint64_t conv_transpose2d_slice_scores_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, uint32_t *scores, uint32_t *emap) {
+    const int32_t IW = t->in_w, IHW = t->in_h * IW, OW = t->out_w, OHW = t->out_h * OW;
+    uint64_t esum = 0;
+    qt_fill_i32((int32_t *)emap, (size_t)IHW, 0);
+    for (int32_t co = 0; co < t->out_ch; co++) {
+        const uint8_t *ec = e + co * OHW;
+        uint32_t s;
+        conv_channel_scores_u8(ec, 1, OHW, zero_e, &s);
+        esum += s;
+        // emap[j] += |e - z_e| over the output positions input pixel j
+        // reaches (out = in * stride - pad + k; qt_conv_tap_range).
+        for (int32_t ky = 0; ky < t->k_h; ky++) {
+            int32_t ylo, yhi;
+            qt_conv_tap_range(ky, t->stride_h, t->pad_h, t->out_h, t->in_h, &ylo, &yhi);
+            for (int32_t kx = 0; kx < t->k_w; kx++) {
+                int32_t xlo, xhi;
+                qt_conv_tap_range(kx, t->stride_w, t->pad_w, OW, IW, &xlo, &xhi);
+                for (int32_t iy = ylo; iy < yhi; iy++) {
+                    const int32_t row = (iy * t->stride_h - t->pad_h + ky) * OW - t->pad_w + kx;
+                    uint32_t *em = emap + iy * IW;
+                    for (int32_t ix = xlo; ix < xhi; ix++) {
+                        const int32_t d = ec[row + ix * t->stride_w] - zero_e;
+                        em[ix] += (uint32_t)(d < 0 ? -d : d);
+                    }
+                }
+            }
+        }
+    }
+    // emap <= 255 out_ch k_h k_w <= 255 * 32767, so a product fits 32 bits;
+    // the sum over h w pixels may not (saturated: ties go to the lower index).
+    for (int32_t ci = 0; ci < t->in_ch; ci++) {
+        const uint8_t *xc = x + ci * IHW;
+        uint64_t acc = 0;
+        for (int32_t j = 0; j < IHW; j++) {
+            const int32_t d = xc[j] - zero_x;
+            acc += (uint32_t)(d < 0 ? -d : d) * emap[j];
+        }
+        scores[ci] = acc > 0xffffffffu ? 0xffffffffu : (uint32_t)acc;
+    }
+    return esum;
+}
+
+int32_t conv_transpose2d_slices_scratch_u8(const qt_conv_geom_t *t) {
+    qt_conv_geom_t g;
+    qt_conv_geom_swap(t, &g);
+    const int32_t L = t->out_ch * t->k_h * t->k_w;
+    const int32_t bwd = qt_conv_gather_scratch(&g, 0) + align4(t->in_ch * L);
+    const int32_t sel = 4 * t->in_h * t->in_w + 8 * t->in_ch;
+    return bwd > sel ? bwd : sel;
+}
+
+QT_CONV_NO_LIBCALLS
+void conv_transpose2d_backward_slices_u8(const qt_conv_geom_t *t, const uint8_t *e, const uint8_t *w,
+    uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats, const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
+    qt_conv_geom_t g;
+    qt_conv_geom_swap(t, &g);
+    const int32_t IHW = t->in_h * t->in_w, L = t->out_ch * t->k_h * t->k_w, CI = t->in_ch;
+    // The selected slices side by side: a ConvTranspose2d of n_sel input
+    // channels, whose error maps go to ex's first n_sel channels (the
+    // gather's scratch for all in_ch is the most it needs with fewer).
+    uint8_t *ws = scratch + qt_conv_gather_scratch(&g, 0);
+    for (int32_t j = 0; j < n_sel; j++) {
+        copy_blocks_u8(ws + j * L, 0, w + sel[j] * L, 0, 1, L);
+    }
+    g.out_ch = n_sel;
+    qt_conv_gather_u8(&g, e, ws, NULL, ex, rq, stats, NULL, 0, scratch);
+    // Then each to its channel, the last first (sel strictly ascending:
+    // sel[j] >= j, so no map is overwritten before it moved), and the
+    // other channels get no error (their zero point; 0 joins the range).
+    for (int32_t j = n_sel - 1; j >= 0; j--) {
+        if (sel[j] != j) {
+            copy_blocks_u8(ex + sel[j] * IHW, 0, ex + j * IHW, 0, 1, IHW);
+        }
+    }
+    int32_t j = 0;
+    for (int32_t ci = 0; ci < CI; ci++) {
+        if (j < n_sel && sel[j] == ci) {
+            j++;
+        } else {
+            qt_fill_u8(ex + ci * IHW, (size_t)IHW, (uint8_t)rq->zero_out);
+        }
+    }
+    if (n_sel < CI) {
+        stats[0] = stats[0] < 0 ? stats[0] : 0;
+        stats[1] = stats[1] > 0 ? stats[1] : 0;
+    }
+}
+
+QT_CONV_NO_LIBCALLS
+void conv_transpose2d_update_slices_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
+    float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
+    qt_wrange_t *new_range, uint8_t *scratch) {
+    const int32_t KK = t->k_h * t->k_w, CO = t->out_ch, L = CO * KK, IHW = t->in_h * t->in_w;
+    const int32_t OHW = t->out_h * t->out_w;
+    // One input channel at a time: t1 is the layer with in_ch = 1 (swapped
+    // twice: a field copy), whose per-filter gradient is the slice's row
+    // for that output channel.  Scratch as conv_transpose2d_update_u8,
+    // grow L = out_ch k_h k_w items (conv_transpose2d_scratch_len_u8).
+    qt_conv_geom_t g1, t1;
+    qt_conv_geom_swap(t, &g1);
+    qt_conv_geom_swap(&g1, &t1);
+    t1.in_ch = 1;
+    int32_t *xsum = (int32_t *)(void *)scratch;
+    uint8_t *work = scratch + 4 * t->in_ch;
+    int32_t *grow = (int32_t *)(void *)(scratch + conv_transpose2d_grad_scratch_u8(t));
+    int32_t *gb = grow + L;
+    uint32_t *lanes = (uint32_t *)(void *)(gb + CO);
+    qt_wrange_init(new_range);
+    const int32_t n = sel ? n_sel : t->in_ch;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t ci = sel ? sel[j] : j;
+        const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(&t1, x + ci * IHW, xsum, work);
+        for (int32_t co = 0; co < CO; co++) {
+            conv_transpose2d_filter_grad_u8(&t1, e, zero_e, xrows, zero_x, xsum, co, grow + co * KK, work, lanes);
+        }
+        qt_wrange_t r2;
+        qt_update_rows_u8(w + ci * L, grow, 1, L, s_g, u, state + 2 * ci, first, &r2);
+        qt_wrange_merge(new_range, &r2);
+    }
+    if (!qt_rows_distinct(sel, n)) {
+        new_range->n = 0;
+    }
+    if (b) {   // a bias belongs to an output channel: all of them
+        for (int32_t co = 0; co < CO; co++) {
+            gb[co] = qt_conv_map_sum_u8(e + co * OHW, OHW, zero_e);
+        }
+        qt_update_bias_i32(b, gb, NULL, 0, CO, NULL, CO, s_gb, s_b, u, state, first);
     }
 }

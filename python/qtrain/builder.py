@@ -95,11 +95,11 @@ def _init_weights(n, a, opt, seed):
 
 
 _OPTION_FIELDS = ("lr", "alpha_norm", "per_row", "rounding", "tau", "alpha_a", "alpha_e", "alpha_w",
-                  "error_range", "dsgu", "seed", "mode")
+                  "error_range", "dsgu", "seed", "mode", "dsgu_convt")
 
 
 def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, alpha_w, error_range, dsgu,
-                 seed, mode):
+                 seed, mode, dsgu_convt="output"):
     """The body of layers.Options(...) (arguments as there)."""
     if not 0 < lr <= 10:
         raise ValueError("lr must be in (0, 10], got %r" % (lr,))
@@ -111,6 +111,11 @@ def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, 
         lmin, lmax = dsgu
         if not (0 < lmin <= lmax <= 1):
             raise ValueError("dsgu=(lmin, lmax) needs 0 < lmin <= lmax <= 1, got %r" % (dsgu,))
+    if dsgu_convt not in ("output", "input"):
+        raise ValueError("dsgu_convt must be 'output' or 'input', got %r" % (dsgu_convt,))
+    if dsgu_convt == "input" and mode != "uint8":
+        raise ValueError("dsgu_convt='input' is implemented for mode 'uint8' only, got mode %r" % (mode,))
+    opt.dsgu_convt = dsgu_convt
     opt.lr = lr
     opt.alpha_norm = alpha_norm
     opt.per_row = per_row
@@ -235,15 +240,17 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
         layer.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
     layer.ep, layer.epq = _error_buffer(n_in, m, opt, first, ep)
     # The update's structures: output filters, except float32
-    # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs).
-    rows = c if (m == F32 and transposed) else out_ch
+    # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs)
+    # and uint8 DSGU ConvTranspose2d with dsgu_convt='input' (in_ch slices).
+    layer.slices = transposed and opt.dsgu is not None and opt.dsgu_convt == "input"
+    rows = c if (m == F32 and transposed) or layer.slices else out_ch
     layer.state = zeros("f", 5 + 2 * rows)
     layer.bstate = zeros("f", 7) if (m == F32 and transposed) else None
     layer.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
-    layer.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
+    layer.flags = opt.flags() | 4 | (8 if layer.slices else 0)  # per filter (slab / slice: see rows)
     layer.bflags = layer.flags & 3
     layer.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-    ds = 0 if opt.dsgu is None else out_ch
+    ds = 0 if opt.dsgu is None else rows if layer.slices else out_ch
     layer.sel = zeros("i", ds)
     layer.scores = zeros("I", ds)
     layer.sel_scratch = zeros("I", ds)

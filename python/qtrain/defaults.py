@@ -43,6 +43,7 @@ VAE_DEFAULTS = {
     "alpha_w": 0.001,
     "lmin": 1.0,               # DSGU: lmin = lmax = 1.0 updates everything
     "lmax": 1.0,
+    "dsgu_convt": "output",    # ConvTranspose2d DSGU structures: 'output' filters or 'input' slices
     "seed": 1,
     "ckpt": "vae.qtc",
     "ckpt_every": 1000,
@@ -86,7 +87,7 @@ def options(cfg):
                    per_row=cfg.get("per_row", False), rounding=cfg.get("rounding", "stochastic"),
                    alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
                    alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"],
-                   mode=cfg.get("mode", "uint8"))
+                   mode=cfg.get("mode", "uint8"), dsgu_convt=cfg.get("dsgu_convt", "output"))
 
 
 def build_vae_from(cfg):

@@ -101,6 +101,9 @@ class Options:
                   (alpha_e = 0: fixed error range [-error_range, error_range])
     dsgu          None (update everything) or (lmin, lmax) (METHOD 5)
     seed          seeds weight init and stochastic rounding
+    dsgu_convt    ConvTranspose2d's DSGU structures (uint8): 'output' filters
+                  w[:, co] or 'input' channel slices w[ci] (scored by the
+                  error their input channel fed: docs/KERNELS.md)
     """
 
     # Set by builder.init_options (the constructor's body, see Dense);
@@ -117,15 +120,16 @@ class Options:
     dsgu: "Any"
     seed: int
     mode: str
+    dsgu_convt: str
     m: int
 
     def __init__(self, lr=0.005, alpha_norm=0.15, per_row=False, rounding="stochastic",
                  tau=0.01, alpha_a=0.1, alpha_e=0.1, alpha_w=0.001, error_range=1.0,
-                 dsgu=None, seed=1, mode="uint8"):
+                 dsgu=None, seed=1, mode="uint8", dsgu_convt="output"):
         """ValueError naming the field for a value out of range (the checks
         are builder.init_options: models are configured only to be built)."""
         _builder().init_options(self, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, alpha_w,
-                                error_range, dsgu, seed, mode)
+                                error_range, dsgu, seed, mode, dsgu_convt)
 
     def replace(self, **kw):
         """A copy with some fields changed (checked like the constructor)."""
@@ -344,6 +348,7 @@ class Conv2d:
     relu: bool
     first: bool
     transposed: bool
+    slices: bool
     trainable: bool
     m: int
     k: int
@@ -425,11 +430,21 @@ class Conv2d:
         if self.relu:  # mask e in place where the forward output was clamped
             self._bwd(e, eq, self.y, self.yq, self.w, self.wq, None, None, g)
         sel = k = None
+        slices = False
         if self.opt.dsgu is not None and self.trainable:
-            k = self._select(e, eq)
+            if self.slices:   # ConvTranspose2d DSGU over input-channel slices
+                k = _q.conv_transpose2d_select_slices_u8(e, eq, self.x, self.xq, g, self.dsgu_hp,
+                                                          self.dsgu_state, self.sel, self._scr)
+                slices = True
+            else:
+                k = self._select(e, eq)
             sel = self.sel
         self.k = self.geom[3] if k is None else k
-        if not self.first:
+        if self.first:
+            pass
+        elif slices:
+            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr, True)
+        else:
             self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr)
         if self.trainable:
             self._upd(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
