@@ -40,6 +40,9 @@ static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_scratch_len_obj, qt_conv_tr
 // Slices (ConvTranspose2d DSGU over input channels) move the error maps in
 // place, which needs each slice once and in order.
 static void qt_check_slices(bool slices, const int32_t *sel, int32_t n_sel) {
+    if (slices && !QT_CONVT_SLICES_BUILT) {
+        qt_raise_value("slices: not built for armv6m (Pico heap)");
+    }
     if (slices && sel && !qt_rows_distinct(sel, n_sel)) {
         qt_raise_value("sel: the input-channel slices must be strictly ascending");
     }
@@ -154,7 +157,7 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     rq.bias = qt_fixmul_from_f32(0.0f);
     rq.relu = 0;
     int32_t r[2];
-    (slices && sel ? conv_transpose2d_backward_slices_u8
+    (QT_CONVT_SLICES_BUILT && slices && sel ? conv_transpose2d_backward_slices_u8
      : transposed ? conv_transpose2d_backward_input_u8 : conv2d_backward_input_u8)(&g, e, p[B_W], p[B_EX], &rq,
         r, sel, n_sel, p[B_SCR]);
     qt_qp_observe(exq, (float)r[0] * swe, (float)r[1] * swe);
@@ -253,7 +256,7 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     float s_g = eq[QT_QP_SCALE] * xq[QT_QP_SCALE];
     int first = !(state[0] > 0.0f);
     qt_wrange_t r;
-    (slices ? conv_transpose2d_update_slices_u8
+    (QT_CONVT_SLICES_BUILT && slices ? conv_transpose2d_update_slices_u8
      : transposed ? conv_transpose2d_update_u8 : conv2d_update_u8)(&g, p[U_E], qt_qp_zero(eq), p[U_X],
         qt_qp_zero(xq), w, p[U_B], sel, n_sel, s_g, eq[QT_QP_SCALE], s_b, &u, state, first, &r, p[U_SCR]);
     state[0] += 1.0f;
@@ -276,6 +279,10 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_update_u8_obj, 16
 //   array('f', [lmin, lmax]) and state = array('f', 1) (running max of ebar,
 //   0 initially); sel int32[ch] receives the k chosen channels (ascending),
 //   scratch uint32[2*ch].  O(ch) selection (select.h).
+// conv_select_u8(e, eq, hp, state, sel, scratch, x, xq, geom) -> k
+//   ConvTranspose2d DSGU over its input-channel slices (dsgu_convt 'input'):
+//   ch = in_ch, score of slice ci = sum_j |x_ci,j - z_x| E_j (the error its
+//   input channel fed, kernels/conv_transpose2d.h), ebar and k as above.
 static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t n, ch;
     const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &n, QT_RO);
@@ -285,54 +292,39 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     qt_check_f32(hp[1], "hp[1] (lmax)", lmin, 1.0f, false, false);
     float *st = qt_arg_f32(a[3], "state", 1, QT_RW);
     int32_t *sel = qt_arg_buf_len(a[4], "sel", QT_TC_I32, 1, &ch, QT_RW);
-    if (n % ch || n / ch > 32767) {
-        qt_raise_value("e: expected a multiple of len(sel) = %z items (at most 32767 per channel), got %z", ch, n);
-    }
     uint32_t *scratch = qt_arg_u32(a[5], "scratch", 2 * ch, QT_RW);
-    conv_channel_scores_u8(e, (int32_t)ch, (int32_t)(n / ch), qt_qp_zero(eq), scratch);
     uint64_t sum = 0;
-    for (size_t c = 0; c < ch; c++) {
-        sum += scratch[c];
+    if (n_args > 6) {
+        qt_check_slices(true, NULL, 0);
+#if QT_CONVT_SLICES_BUILT
+        qt_conv_geom_t g;
+        size_t lens[L_N];
+        geom_lens(a[8], true, &g, lens);
+        if (n != lens[L_OUT] || ch != (size_t)g.in_ch) {
+            qt_raise_value("e, sel: expected %z and in_ch = %d items, got %z and %z", lens[L_OUT], (int)g.in_ch, n,
+                ch);
+        }
+        const uint8_t *x = qt_arg_u8(a[6], "x", lens[L_IN], QT_RO);
+        qt_check_no_overlap(scratch, 8 * ch, "scratch", x, lens[L_IN], "x");
+        sum = conv_transpose2d_slice_scores_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(qt_arg_qparams(a[7], "xq", QT_RO)),
+            scratch);
+#endif
+    } else {
+        if (n % ch || n / ch > 32767) {
+            qt_raise_value("e: expected a multiple of len(sel) = %z items (at most 32767 per channel), got %z", ch,
+                n);
+        }
+        conv_channel_scores_u8(e, (int32_t)ch, (int32_t)(n / ch), qt_qp_zero(eq), scratch);
+        for (size_t c = 0; c < ch; c++) {
+            sum += scratch[c];
+        }
     }
     float ebar = (float)sum / (float)n * eq[QT_QP_SCALE];
     int32_t k = dsgu_k(ebar, st, hp[0], hp[1], (int32_t)ch);
     select_topk_u32(scratch, (int32_t)ch, k, sel, scratch + ch);
     return mp_obj_new_int(k);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_select_u8_obj, 6, 6, qt_conv_select_u8_fn);
-
-// conv_transpose2d_select_slices_u8(e, eq, x, xq, geom, hp, state, sel, scratch) -> k
-//   DSGU over a ConvTranspose2d's input-channel slices (kernels/
-//   conv_transpose2d.h: score of slice ci = sum_j |x_ci,j - z_x| E_j); k
-//   from the mean |e - z_e| s_e as conv_select_u8; sel int32[in_ch]
-//   receives the k chosen slices (ascending); scratch: the layer's.
-static const qt_bufarg_t sls_args[] = {
-    { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
-    { "x", 2, QT_TC_U8, 0, L_IN }, { "xq", 3, QT_TC_QP, 0, 0 },
-    { "scratch", 8, QT_TC_SCR, QT_A_RW, L_SCR },
-};
-static mp_obj_t qt_conv_transpose2d_select_slices_u8_fn(size_t n_args, const mp_obj_t *a) {
-    qt_conv_geom_t g;
-    size_t lens[L_N];
-    void *p[5];
-    geom_lens(a[4], true, &g, lens);
-    qt_parse_bufs(n_args, a, sls_args, 5, lens, p);
-    qt_check_aliasing(sls_args, 5, lens, p);
-    const float *hp = qt_arg_f32(a[5], "hp", 2, QT_RO);
-    float lmin = qt_check_f32(hp[0], "hp[0] (lmin)", 0.0f, 1.0f, true, false);
-    qt_check_f32(hp[1], "hp[1] (lmax)", lmin, 1.0f, false, false);
-    float *st = qt_arg_f32(a[6], "state", 1, QT_RW);
-    int32_t *sel = qt_arg_i32(a[7], "sel", (size_t)g.in_ch, QT_RW);
-    uint32_t *scores = (uint32_t *)p[4], *emap = scores + 2 * g.in_ch;
-    const float *eq = p[1];
-    uint64_t sum = conv_transpose2d_slice_scores_u8(&g, p[0], qt_qp_zero(eq), p[2], qt_qp_zero(p[3]), scores, emap);
-    float ebar = (float)sum / (float)lens[L_OUT] * eq[QT_QP_SCALE];
-    int32_t k = dsgu_k(ebar, st, hp[0], hp[1], g.in_ch);
-    select_topk_u32(scores, g.in_ch, k, sel, scores + g.in_ch);
-    return mp_obj_new_int(k);
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_select_slices_u8_obj, 9, 9,
-    qt_conv_transpose2d_select_slices_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_select_u8_obj, 6, 9, qt_conv_select_u8_fn);
 
 // conv_scores_u8(e, eq, scores): DSGU score of every channel of a CHW error,
 // sum |e - z_e| over its map; scores array('I') of ch items (ch = len(scores)),
@@ -364,6 +356,4 @@ void qt_bind_conv(void) {
     mp_store_global(MP_QSTR_conv_transpose2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_update_u8_obj));
     mp_store_global(MP_QSTR_conv_select_u8, MP_OBJ_FROM_PTR(&qt_conv_select_u8_obj));
     mp_store_global(MP_QSTR_conv_scores_u8, MP_OBJ_FROM_PTR(&qt_conv_scores_u8_obj));
-    mp_store_global(MP_QSTR_conv_transpose2d_select_slices_u8,
-        MP_OBJ_FROM_PTR(&qt_conv_transpose2d_select_slices_u8_obj));
 }

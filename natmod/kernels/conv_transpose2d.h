@@ -64,6 +64,13 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
     qt_wrange_t *new_range, uint8_t *scratch);
 
+// Not built for armv6m: its ~1.7 KB would come out of the Pico's heap
+// margin (tests/test_board_fit.py); the bindings raise ValueError there.
+#if defined(__thumb__) && !defined(__thumb2__)
+#define QT_CONVT_SLICES_BUILT 0
+#else
+#define QT_CONVT_SLICES_BUILT 1
+#endif
 // DSGU over the in_ch input-channel slices w[ci, :, :, :] instead of the
 // filters (the layer option 'input'; contiguous rows of out_ch k_h k_w).
 // Score of slice ci: sum_j |x_ci,j - z_x| E_j, where E_j = sum |e - z_e|
@@ -71,14 +78,10 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32
 // j reaches: the error the slice's input channel fed, an upper bound of
 // its gradient's L1 norm sum |g[ci]| (the slice's exact error, the
 // propagated ex[ci], exists only after the propagation DSGU saves).
-// O(out_ch out_h out_w k_h k_w / stride^2 + in_ch in_h in_w).  emap:
-// uint32[in_h in_w]; scores saturate at 2^32 - 1.  Returns sum |e - z_e|
-// (the layer's mean error, for k).
+// O(in_h in_w (out_ch k_h k_w + in_ch)); scores saturate at 2^32 - 1.
+// Returns sum |e - z_e| (the layer's mean error, for k).
 uint64_t conv_transpose2d_slice_scores_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
-    const uint8_t *x, int32_t zero_x, uint32_t *scores, uint32_t *emap);
-// Bytes of scratch the slice selection (scores, emap) and propagation use
-// (within conv_transpose2d_scratch_len_u8).
-int32_t conv_transpose2d_slices_scratch_u8(const qt_conv_geom_t *g);
+    const uint8_t *x, int32_t zero_x, uint32_t *scores);
 // Error propagation of the selected slices (sel strictly ascending): ex[ci]
 // for ci in sel, ex's zero point (no error) in the other channels.
 void conv_transpose2d_backward_slices_u8(const qt_conv_geom_t *g, const uint8_t *e, const uint8_t *w,

@@ -47,13 +47,15 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
                    + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
     // DSGU over input-channel slices: a slice's gradient row is out_ch k_h k_w
     // items (conv_transpose2d_update_slices_u8), and the selection and error
-    // propagation's own (conv_transpose2d_slices_scratch_u8).
+    // propagation's (the selected slices side by side after the gather's).
+    int32_t n = fwd > bwd ? fwd : bwd;
+#if QT_CONVT_SLICES_BUILT
     int32_t slices = conv_transpose2d_grad_scratch_u8(t) + 4 * t->out_ch * (t->k_h * t->k_w + 1)
                      + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
-    int32_t sl2 = conv_transpose2d_slices_scratch_u8(t);
+    int32_t sl2 = bwd + align4(t->in_ch * t->out_ch * t->k_h * t->k_w);
     slices = slices > sl2 ? slices : sl2;
-    int32_t n = fwd > bwd ? fwd : bwd;
     n = n > slices ? n : slices;
+#endif
     return n > grad ? n : grad;
 }
 
@@ -217,56 +219,42 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
 // shrink with k (a filter of a layer with one output channel is always
 // selected).  See conv_transpose2d.h for the score.
 
+#if QT_CONVT_SLICES_BUILT
 uint64_t conv_transpose2d_slice_scores_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
-    const uint8_t *x, int32_t zero_x, uint32_t *scores, uint32_t *emap) {
-    const int32_t IW = t->in_w, IHW = t->in_h * IW, OW = t->out_w, OHW = t->out_h * OW;
+    const uint8_t *x, int32_t zero_x, uint32_t *scores) {
+    const int32_t OH = t->out_h, OW = t->out_w, OHW = OH * OW, IHW = t->in_h * t->in_w;
     uint64_t esum = 0;
-    qt_fill_i32((int32_t *)emap, (size_t)IHW, 0);
     for (int32_t co = 0; co < t->out_ch; co++) {
-        const uint8_t *ec = e + co * OHW;
         uint32_t s;
-        conv_channel_scores_u8(ec, 1, OHW, zero_e, &s);
+        conv_channel_scores_u8(e + co * OHW, 1, OHW, zero_e, &s);
         esum += s;
-        // emap[j] += |e - z_e| over the output positions input pixel j
-        // reaches (out = in * stride - pad + k; qt_conv_tap_range).
-        for (int32_t ky = 0; ky < t->k_h; ky++) {
-            int32_t ylo, yhi;
-            qt_conv_tap_range(ky, t->stride_h, t->pad_h, t->out_h, t->in_h, &ylo, &yhi);
-            for (int32_t kx = 0; kx < t->k_w; kx++) {
-                int32_t xlo, xhi;
-                qt_conv_tap_range(kx, t->stride_w, t->pad_w, OW, IW, &xlo, &xhi);
-                for (int32_t iy = ylo; iy < yhi; iy++) {
-                    const int32_t row = (iy * t->stride_h - t->pad_h + ky) * OW - t->pad_w + kx;
-                    uint32_t *em = emap + iy * IW;
-                    for (int32_t ix = xlo; ix < xhi; ix++) {
-                        const int32_t d = ec[row + ix * t->stride_w] - zero_e;
-                        em[ix] += (uint32_t)(d < 0 ? -d : d);
+    }
+    qt_fill_i32((int32_t *)scores, (size_t)t->in_ch, 0);
+    int32_t j = 0;
+    for (int32_t iy = 0; iy < t->in_h; iy++) {
+        for (int32_t ix = 0; ix < t->in_w; ix++, j++) {
+            // E_j: every output position pixel j reaches (out = in stride - pad + k)
+            uint32_t ej = 0;
+            for (int32_t ky = 0; ky < t->k_h; ky++) {
+                const int32_t oy = iy * t->stride_h - t->pad_h + ky;
+                for (int32_t kx = 0; oy >= 0 && oy < OH && kx < t->k_w; kx++) {
+                    const int32_t ox = ix * t->stride_w - t->pad_w + kx;
+                    for (int32_t co = 0; ox >= 0 && ox < OW && co < t->out_ch; co++) {
+                        const int32_t d = e[co * OHW + oy * OW + ox] - zero_e;
+                        ej += (uint32_t)(d < 0 ? -d : d);
                     }
                 }
             }
+            // ej <= 255 out_ch k_h k_w <= 255 * 32767: a product fits 32
+            // bits, a sum over pixels may not (saturated; ties: lower index).
+            for (int32_t ci = 0; ci < t->in_ch; ci++) {
+                const int32_t d = x[ci * IHW + j] - zero_x;
+                const uint32_t p = (uint32_t)(d < 0 ? -d : d) * ej, v = scores[ci] + p;
+                scores[ci] = v < p ? 0xffffffffu : v;
+            }
         }
-    }
-    // emap <= 255 out_ch k_h k_w <= 255 * 32767, so a product fits 32 bits;
-    // the sum over h w pixels may not (saturated: ties go to the lower index).
-    for (int32_t ci = 0; ci < t->in_ch; ci++) {
-        const uint8_t *xc = x + ci * IHW;
-        uint64_t acc = 0;
-        for (int32_t j = 0; j < IHW; j++) {
-            const int32_t d = xc[j] - zero_x;
-            acc += (uint32_t)(d < 0 ? -d : d) * emap[j];
-        }
-        scores[ci] = acc > 0xffffffffu ? 0xffffffffu : (uint32_t)acc;
     }
     return esum;
-}
-
-int32_t conv_transpose2d_slices_scratch_u8(const qt_conv_geom_t *t) {
-    qt_conv_geom_t g;
-    qt_conv_geom_swap(t, &g);
-    const int32_t L = t->out_ch * t->k_h * t->k_w;
-    const int32_t bwd = qt_conv_gather_scratch(&g, 0) + align4(t->in_ch * L);
-    const int32_t sel = 4 * t->in_h * t->in_w + 8 * t->in_ch;
-    return bwd > sel ? bwd : sel;
 }
 
 QT_CONV_NO_LIBCALLS
@@ -284,18 +272,15 @@ void conv_transpose2d_backward_slices_u8(const qt_conv_geom_t *t, const uint8_t 
     }
     g.out_ch = n_sel;
     qt_conv_gather_u8(&g, e, ws, NULL, ex, rq, stats, NULL, 0, scratch);
-    // Then each to its channel, the last first (sel strictly ascending:
-    // sel[j] >= j, so no map is overwritten before it moved), and the
-    // other channels get no error (their zero point; 0 joins the range).
-    for (int32_t j = n_sel - 1; j >= 0; j--) {
-        if (sel[j] != j) {
-            copy_blocks_u8(ex + sel[j] * IHW, 0, ex + j * IHW, 0, 1, IHW);
-        }
-    }
-    int32_t j = 0;
-    for (int32_t ci = 0; ci < CI; ci++) {
-        if (j < n_sel && sel[j] == ci) {
-            j++;
+    // Then each to its channel, from the last channel down (sel strictly
+    // ascending: sel[j] >= j, and an unselected channel above sel[j] is
+    // above j, so no map is overwritten before it moved); the other
+    // channels get no error (their zero point; 0 joins the range).
+    int32_t j = n_sel - 1;
+    for (int32_t ci = CI - 1; ci >= 0; ci--) {
+        if (j >= 0 && sel[j] == ci) {
+            copy_blocks_u8(ex + ci * IHW, 0, ex + j * IHW, 0, ci != j, IHW);
+            j--;
         } else {
             qt_fill_u8(ex + ci * IHW, (size_t)IHW, (uint8_t)rq->zero_out);
         }
@@ -348,3 +333,4 @@ void conv_transpose2d_update_slices_u8(const qt_conv_geom_t *t, const uint8_t *e
         qt_update_bias_i32(b, gb, NULL, 0, CO, NULL, CO, s_gb, s_b, u, state, first);
     }
 }
+#endif

@@ -253,7 +253,7 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     ds = 0 if opt.dsgu is None else rows if layer.slices else out_ch
     layer.sel = zeros("i", ds)
     layer.scores = zeros("I", ds)
-    layer.sel_scratch = zeros("I", ds)
+    layer.sel_scratch = zeros("I", 2 * ds if layer.slices else ds)   # conv_select_u8 (slices) takes 2 ch
     layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
     layer.dsgu_state = array.array("f", [0.0])
     layer.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy

@@ -433,8 +433,8 @@ class Conv2d:
         slices = False
         if self.opt.dsgu is not None and self.trainable:
             if self.slices:   # ConvTranspose2d DSGU over input-channel slices
-                k = _q.conv_transpose2d_select_slices_u8(e, eq, self.x, self.xq, g, self.dsgu_hp,
-                                                          self.dsgu_state, self.sel, self._scr)
+                k = _q.conv_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.sel_scratch,
+                                      self.x, self.xq, g)
                 slices = True
             else:
                 k = self._select(e, eq)

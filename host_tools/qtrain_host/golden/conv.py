@@ -477,7 +477,7 @@ def _update_slices_u8_qp(e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, state
 
 
 def select_slices_u8_qp(e, eq, x, xq, geom, lmin, lmax, ebar_max):
-    """conv_transpose2d_select_slices_u8 -> (k, sel (ascending), new ebar_max):
+    """conv_select_u8(..., x, xq, geom) -> (k, sel (ascending), new ebar_max):
     slice_scores_u8, ebar = mean |e - z_e| s_e as select_u8_qp."""
     from . import dense as D
     stride, pad, _ = geom_args(geom)
