@@ -281,7 +281,7 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_update_u8_obj, 16
 //   scratch uint32[2*ch].  O(ch) selection (select.h).
 // conv_select_u8(e, eq, hp, state, sel, scratch, x, xq, geom) -> k
 //   ConvTranspose2d DSGU over its input-channel slices (dsgu_convt 'input'):
-//   ch = in_ch, score of slice ci = sum_j |x_ci,j - z_x| E_j (the error its
+//   ch = in_ch, scratch uint32[2*ch + in_h*in_w], score of slice ci = sum_j |x_ci,j - z_x| E_j (the error its
 //   input channel fed, kernels/conv_transpose2d.h), ebar and k as above.
 static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t n, ch;
@@ -292,7 +292,7 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     qt_check_f32(hp[1], "hp[1] (lmax)", lmin, 1.0f, false, false);
     float *st = qt_arg_f32(a[3], "state", 1, QT_RW);
     int32_t *sel = qt_arg_buf_len(a[4], "sel", QT_TC_I32, 1, &ch, QT_RW);
-    uint32_t *scratch = qt_arg_u32(a[5], "scratch", 2 * ch, QT_RW);
+    uint32_t *scratch;
     uint64_t sum = 0;
     if (n_args > 6) {
         qt_check_slices(true, NULL, 0);
@@ -305,11 +305,14 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
                 ch);
         }
         const uint8_t *x = qt_arg_u8(a[6], "x", lens[L_IN], QT_RO);
-        qt_check_no_overlap(scratch, 8 * ch, "scratch", x, lens[L_IN], "x");
+        const size_t n_scr = 2 * ch + (size_t)(g.in_h * g.in_w);
+        scratch = qt_arg_u32(a[5], "scratch", n_scr, QT_RW);
+        qt_check_no_overlap(scratch, 4 * n_scr, "scratch", x, lens[L_IN], "x");
         sum = conv_transpose2d_slice_scores_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(qt_arg_qparams(a[7], "xq", QT_RO)),
-            scratch);
+            scratch, scratch + 2 * ch);
 #endif
     } else {
+        scratch = qt_arg_u32(a[5], "scratch", 2 * ch, QT_RW);
         if (n % ch || n / ch > 32767) {
             qt_raise_value("e: expected a multiple of len(sel) = %z items (at most 32767 per channel), got %z", ch,
                 n);

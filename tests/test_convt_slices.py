@@ -24,7 +24,7 @@ for i in range(ncase):
     geom = tuple(fl[1:])
     scratch = buf('s', 'B', Q.conv_transpose2d_scratch_len(geom))
     sel = zeros('i', geom[0])
-    k = Q.conv_select_u8(e, eq, hp, st, sel, buf('ss', 'I', 2 * geom[0]), x, xq, geom)
+    k = Q.conv_select_u8(e, eq, hp, st, sel, buf('ss', 'I', 2 * geom[0] + geom[1] * geom[2]), x, xq, geom)
     ex = buf('ex', 'B', len(x))
     Q.conv_transpose2d_backward_u8(e, eq, None, None, w, wq, ex, exq, geom, sel, k, scratch, True)
     rem = Q.conv_transpose2d_update_u8(e, eq, x, xq, w, wq, b, bq, geom, sel, k, uhp, flags | 8, state, rng,
@@ -168,7 +168,7 @@ tryit('conv_flag', lambda: Q.conv2d_update_u8(bytearray(2 * 2 * 2), qp(), bytear
 tryit('state', lambda: Q.conv_transpose2d_update_u8(e, qp(), x, qp(), w, qp(), b, bq, g, array('i', [1]), 1,
       hp, 12, array('f', [0.0] * (5 + 2 * co)), rng, scr))
 tryit('sel_len', lambda: Q.conv_select_u8(e, qp(), array('f', [0.1, 1.0]), array('f', [0.0]), array('i', [0] * co),
-      array('I', [0] * (2 * co)), x, qp(), g))
+      array('I', [0] * (2 * co + 9)), x, qp(), g))
 tryit('ok', lambda: Q.conv_transpose2d_update_u8(e, qp(), x, qp(), w, qp(), b, bq, g, array('i', [1, 3]), 2,
       hp, 12, st, rng, scr))
 """
@@ -211,6 +211,8 @@ z = int(epq[1])
 live = [c for c in range(16) if any(v != z for v in ep[c * 196:(c + 1) * 196])]
 moved = [c for c in range(16) if bytes(lay.w[c * 9:(c + 1) * 9]) != w0[c * 9:(c + 1) * 9]]
 print('k', lay.k, 'sel', lay.sel[0], 'live', live, 'moved', moved, 'state', len(lay.state), len(lay.sel))
+print('wide', L.Conv2d((32, 7, 7), 16, 3, 2, 1, 1, transposed=True, opt=opt).slices,
+      L.Conv2d((32, 7, 7), 16, 3, 2, 1, 1, transposed=True, opt=opt.replace(dsgu=(0.05, 1.0))).slices)
 """
 
 
@@ -229,3 +231,5 @@ def test_layer_option(run):
     assert p[1] == "1", out
     assert lines["k"].endswith("state 37 16"), out
     assert "live [%d]" % sel in lines["k"] and "moved [%d]" % sel in lines["k"], out
+    # slices only where the filters cannot go below lmin (out_ch lmin < 1)
+    assert lines["wide"] == "wide False True", out

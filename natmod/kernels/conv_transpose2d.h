@@ -78,10 +78,11 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32
 // j reaches: the error the slice's input channel fed, an upper bound of
 // its gradient's L1 norm sum |g[ci]| (the slice's exact error, the
 // propagated ex[ci], exists only after the propagation DSGU saves).
-// O(in_h in_w (out_ch k_h k_w + in_ch)); scores saturate at 2^32 - 1.
-// Returns sum |e - z_e| (the layer's mean error, for k).
+// O(in_h in_w (out_ch k_h k_w + in_ch)): emap (uint32[in_h
+// in_w]) holds E; scores saturate at 2^32 - 1.  Returns sum |e - z_e| (the
+// layer's mean error, for k).
 uint64_t conv_transpose2d_slice_scores_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
-    const uint8_t *x, int32_t zero_x, uint32_t *scores);
+    const uint8_t *x, int32_t zero_x, uint32_t *scores, uint32_t *emap);
 // Error propagation of the selected slices (sel strictly ascending): ex[ci]
 // for ci in sel, ex's zero point (no error) in the other channels.
 void conv_transpose2d_backward_slices_u8(const qt_conv_geom_t *g, const uint8_t *e, const uint8_t *w,

@@ -221,38 +221,44 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
 
 #if QT_CONVT_SLICES_BUILT
 uint64_t conv_transpose2d_slice_scores_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
-    const uint8_t *x, int32_t zero_x, uint32_t *scores) {
-    const int32_t OH = t->out_h, OW = t->out_w, OHW = OH * OW, IHW = t->in_h * t->in_w;
+    const uint8_t *x, int32_t zero_x, uint32_t *scores, uint32_t *emap) {
+    const int32_t IW = t->in_w, IHW = t->in_h * IW, OW = t->out_w, OHW = t->out_h * OW;
     uint64_t esum = 0;
+    qt_fill_i32((int32_t *)emap, (size_t)IHW, 0);
     for (int32_t co = 0; co < t->out_ch; co++) {
+        const uint8_t *ec = e + co * OHW;
         uint32_t s;
-        conv_channel_scores_u8(e + co * OHW, 1, OHW, zero_e, &s);
+        conv_channel_scores_u8(ec, 1, OHW, zero_e, &s);
         esum += s;
-    }
-    qt_fill_i32((int32_t *)scores, (size_t)t->in_ch, 0);
-    int32_t j = 0;
-    for (int32_t iy = 0; iy < t->in_h; iy++) {
-        for (int32_t ix = 0; ix < t->in_w; ix++, j++) {
-            // E_j: every output position pixel j reaches (out = in stride - pad + k)
-            uint32_t ej = 0;
-            for (int32_t ky = 0; ky < t->k_h; ky++) {
-                const int32_t oy = iy * t->stride_h - t->pad_h + ky;
-                for (int32_t kx = 0; oy >= 0 && oy < OH && kx < t->k_w; kx++) {
-                    const int32_t ox = ix * t->stride_w - t->pad_w + kx;
-                    for (int32_t co = 0; ox >= 0 && ox < OW && co < t->out_ch; co++) {
-                        const int32_t d = e[co * OHW + oy * OW + ox] - zero_e;
-                        ej += (uint32_t)(d < 0 ? -d : d);
+        // emap[j] += |e - z_e| over the output positions input pixel j
+        // reaches (out = in stride - pad + k; qt_conv_tap_range).
+        for (int32_t ky = 0; ky < t->k_h; ky++) {
+            int32_t ylo, yhi;
+            qt_conv_tap_range(ky, t->stride_h, t->pad_h, t->out_h, t->in_h, &ylo, &yhi);
+            for (int32_t kx = 0; kx < t->k_w; kx++) {
+                int32_t xlo, xhi;
+                qt_conv_tap_range(kx, t->stride_w, t->pad_w, OW, IW, &xlo, &xhi);
+                for (int32_t iy = ylo; iy < yhi; iy++) {
+                    const int32_t row = (iy * t->stride_h - t->pad_h + ky) * OW - t->pad_w + kx;
+                    uint32_t *em = emap + iy * IW;
+                    for (int32_t ix = xlo; ix < xhi; ix++) {
+                        const int32_t d = ec[row + ix * t->stride_w] - zero_e;
+                        em[ix] += (uint32_t)(d < 0 ? -d : d);
                     }
                 }
             }
-            // ej <= 255 out_ch k_h k_w <= 255 * 32767: a product fits 32
-            // bits, a sum over pixels may not (saturated; ties: lower index).
-            for (int32_t ci = 0; ci < t->in_ch; ci++) {
-                const int32_t d = x[ci * IHW + j] - zero_x;
-                const uint32_t p = (uint32_t)(d < 0 ? -d : d) * ej, v = scores[ci] + p;
-                scores[ci] = v < p ? 0xffffffffu : v;
-            }
         }
+    }
+    // emap <= 255 out_ch k_h k_w <= 255 * 32767, so a product fits 32 bits;
+    // the sum over h w pixels may not (saturated: ties go to the lower index).
+    for (int32_t ci = 0; ci < t->in_ch; ci++) {
+        const uint8_t *xc = x + ci * IHW;
+        uint64_t acc = 0;
+        for (int32_t j = 0; j < IHW; j++) {
+            const int32_t d = xc[j] - zero_x;
+            acc += (uint32_t)(d < 0 ? -d : d) * emap[j];
+        }
+        scores[ci] = acc > 0xffffffffu ? 0xffffffffu : (uint32_t)acc;
     }
     return esum;
 }

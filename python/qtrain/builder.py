@@ -242,7 +242,11 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     # The update's structures: output filters, except float32
     # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs)
     # and uint8 DSGU ConvTranspose2d with dsgu_convt='input' (in_ch slices).
-    layer.slices = transposed and opt.dsgu is not None and opt.dsgu_convt == "input"
+    # Only where the filters cannot go below the fraction lmin (out_ch lmin
+    # < 1: k stays 1 of out_ch): elsewhere a slice's gradient re-samples
+    # every output channel's error per slice, which cost more than it saved.
+    layer.slices = (transposed and opt.dsgu is not None and opt.dsgu_convt == "input"
+                    and out_ch * opt.dsgu[0] < 1)
     rows = c if (m == F32 and transposed) or layer.slices else out_ch
     layer.state = zeros("f", 5 + 2 * rows)
     layer.bstate = zeros("f", 7) if (m == F32 and transposed) else None
@@ -253,7 +257,7 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     ds = 0 if opt.dsgu is None else rows if layer.slices else out_ch
     layer.sel = zeros("i", ds)
     layer.scores = zeros("I", ds)
-    layer.sel_scratch = zeros("I", 2 * ds if layer.slices else ds)   # conv_select_u8 (slices) takes 2 ch
+    layer.sel_scratch = zeros("I", 2 * ds + h * w if layer.slices else ds)   # conv_select_u8's for slices
     layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
     layer.dsgu_state = array.array("f", [0.0])
     layer.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy
