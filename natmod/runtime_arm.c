@@ -92,3 +92,110 @@ uint64_t __aeabi_f2ulz(float f) {
     }
     return abs_f2u64(b.u, UINT64_MAX);
 }
+
+#if QT_RUNTIME_FMUL
+// Float multiply for the Cortex-M0: libgcc's soft-fp __aeabi_fmul costs ~116
+// instructions a call (~1900 calls per ConvVAE step: the standardization's
+// and the latent's float work).  When both operands are normal and the
+// product is normal (about every call), the product of the two 24-bit
+// mantissas in 16-bit halves (four MULS), rounded to nearest, ties to even,
+// is the IEEE result; everything else (zeros, subnormals, infinities, NaNs,
+// overflow, underflow) goes to libgcc's, renamed qt_gcc_fmul in the module's
+// copy of libgcc (natmod/Makefile), so every case has libgcc's bits.
+float __aeabi_fmul(float a, float b);
+float qt_gcc_fmul(float a, float b);
+
+__attribute__((optimize("O2"))) float __aeabi_fmul(float a, float b) {
+    union {
+        float f;
+        uint32_t u;
+    } x, y, r;
+    x.f = a;
+    y.f = b;
+    const uint32_t ex = (x.u >> 23) & 0xffu, ey = (y.u >> 23) & 0xffu;
+    if (ex - 1u < 254u && ey - 1u < 254u) {
+        const uint32_t mx = (x.u & 0x7fffffu) | 0x800000u, my = (y.u & 0x7fffffu) | 0x800000u;
+        const uint32_t xl = mx & 0xffffu, xh = mx >> 16, yl = my & 0xffffu, yh = my >> 16;
+        const uint32_t ll = xl * yl, mid = xh * yl + xl * yh;     // mid < 2^25
+        const uint32_t lo = ll + (mid << 16);
+        const uint32_t hi = xh * yh + (mid >> 16) + (lo < ll);  // product hi:lo in [2^46, 2^48)
+        int32_t e = (int32_t)(ex + ey) - 127;
+        uint32_t m, rest;           // 24-bit mantissa, the bits below it (MSB = round bit)
+        if (hi >= 0x8000u) {
+            m = (hi << 8) | (lo >> 24);
+            rest = lo << 8;
+            e++;
+        } else {
+            m = (hi << 9) | (lo >> 23);
+            rest = lo << 9;
+        }
+        if (rest > 0x80000000u || (rest == 0x80000000u && (m & 1u))) {
+            m++;
+            if (m == 0x1000000u) {
+                m >>= 1;
+                e++;
+            }
+        }
+        if (e >= 1 && e <= 254) {
+            r.u = ((x.u ^ y.u) & 0x80000000u) + ((uint32_t)(e - 1) << 23) + m;
+            return r.f;
+        }
+    }
+    return qt_gcc_fmul(a, b);
+}
+#endif
+
+#if QT_RUNTIME_FCMP
+// Float compares for the Cortex-M0 (AEABI __aeabi_fcmp*: 1 if the relation
+// holds, 0 if not or if either operand is NaN).  libgcc's are a wrapper
+// around the C soft-fp compare (~40 instructions a call, ~2700 calls per
+// ConvVAE step: range checks, clamps, the update's guards); these compare
+// the operands' bits as integers: a float's sign-magnitude bits made two's
+// complement order like the float compare, -0 and +0 alike.
+int __aeabi_fcmpeq(float a, float b);
+int __aeabi_fcmplt(float a, float b);
+int __aeabi_fcmple(float a, float b);
+int __aeabi_fcmpgt(float a, float b);
+int __aeabi_fcmpge(float a, float b);
+
+static inline uint32_t fbits(float f) {
+    union {
+        float f;
+        uint32_t u;
+    } b;
+    b.f = f;
+    return b.u;
+}
+
+// -1 if unordered (a NaN), else a - b's order: 0 equal, 1 a < b, 2 a > b.
+static int fcmp_order(float a, float b) {
+    uint32_t x = fbits(a), y = fbits(b);
+    if ((x << 1) > 0xff000000u || (y << 1) > 0xff000000u) {
+        return -1;
+    }
+    int32_t kx = (int32_t)x < 0 ? (int32_t)(0x80000000u - x) : (int32_t)x;
+    int32_t ky = (int32_t)y < 0 ? (int32_t)(0x80000000u - y) : (int32_t)y;
+    return kx == ky ? 0 : (kx < ky ? 1 : 2);
+}
+
+int __aeabi_fcmpeq(float a, float b) {
+    return fcmp_order(a, b) == 0;
+}
+
+int __aeabi_fcmplt(float a, float b) {
+    return fcmp_order(a, b) == 1;
+}
+
+int __aeabi_fcmple(float a, float b) {
+    return (uint32_t)fcmp_order(a, b) <= 1u;
+}
+
+int __aeabi_fcmpgt(float a, float b) {
+    return fcmp_order(a, b) == 2;
+}
+
+int __aeabi_fcmpge(float a, float b) {
+    int r = fcmp_order(a, b);
+    return r == 0 || r == 2;
+}
+#endif

@@ -1,0 +1,130 @@
+"""natmod/runtime_arm.c's soft-float helpers (linked into the ARM modules in
+place of libgcc's) against IEEE single precision (numpy float32 on the host).
+
+The helpers use integer operations only, so the same C built for the host
+computes what the Cortex-M0 build computes; on qemu-m0 every kernel's golden
+test runs through them as well.
+"""
+import ctypes
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNTIME = os.path.join(ROOT, "natmod", "runtime_arm.c")
+CC = shutil.which("cc") or shutil.which("gcc")
+
+DRIVER = r"""
+#include <stddef.h>
+#include <stdint.h>
+int __aeabi_fcmpeq(float a, float b);
+int __aeabi_fcmplt(float a, float b);
+int __aeabi_fcmple(float a, float b);
+int __aeabi_fcmpgt(float a, float b);
+int __aeabi_fcmpge(float a, float b);
+float __aeabi_fmul(float a, float b);
+// In the module, libgcc's multiply (the cases the fast path hands on); here
+// the host's IEEE multiply.
+float qt_gcc_fmul(float a, float b) {
+    return a * b;
+}
+void fmul_all(const float *a, const float *b, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        out[i] = __aeabi_fmul(a[i], b[i]);
+    }
+}
+// out[5 i + k]: eq, lt, le, gt, ge of a[i], b[i].
+void fcmp_all(const float *a, const float *b, int8_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int8_t *o = out + 5 * i;
+        o[0] = (int8_t)__aeabi_fcmpeq(a[i], b[i]);
+        o[1] = (int8_t)__aeabi_fcmplt(a[i], b[i]);
+        o[2] = (int8_t)__aeabi_fcmple(a[i], b[i]);
+        o[3] = (int8_t)__aeabi_fcmpgt(a[i], b[i]);
+        o[4] = (int8_t)__aeabi_fcmpge(a[i], b[i]);
+    }
+}
+"""
+
+# Zeros of both signs, the smallest/largest subnormals and normals, one,
+# infinities, quiet and signalling NaNs of both signs.
+EDGE_BITS = [0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007fffff, 0x807fffff, 0x00800000,
+             0x80800000, 0x3f800000, 0xbf800000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
+             0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001, 0x7fffffff]
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    if not CC:
+        pytest.skip("no host C compiler")
+    d = tmp_path_factory.mktemp("runtime")
+    drv = d / "drv.c"
+    drv.write_text(DRIVER)
+    so = d / "libqtrt.so"
+    subprocess.run([CC, "-O2", "-std=c99", "-shared", "-fPIC", "-DQT_RUNTIME_FCMP=1", "-DQT_RUNTIME_FMUL=1", "-ffp-contract=off", str(drv), RUNTIME,
+                    "-o", str(so)], check=True)
+    return ctypes.CDLL(str(so))
+
+
+def _fcmp(lib, a, b):
+    a = np.ascontiguousarray(a, np.float32)
+    b = np.ascontiguousarray(b, np.float32)
+    out = np.empty((a.size, 5), np.int8)
+    lib.fcmp_all(a.ctypes.data_as(ctypes.c_void_p), b.ctypes.data_as(ctypes.c_void_p),
+                 out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(a.size))
+    return out
+
+
+def test_float_compares_equal_ieee(lib):
+    rng = np.random.default_rng(3)
+    edge = np.array(EDGE_BITS, np.uint32)
+    ea, eb = np.meshgrid(edge, edge)
+    bits_a = [ea.ravel(), rng.integers(0, 2 ** 32, 200000, dtype=np.uint32)]
+    bits_b = [eb.ravel(), rng.integers(0, 2 ** 32, 200000, dtype=np.uint32)]
+    # Near ties: equal magnitudes, neighbouring bit patterns, opposite signs.
+    near = rng.integers(0, 2 ** 32, 50000, dtype=np.uint32)
+    for d in (0, 1, 0x80000000, 0x80000001):
+        bits_a.append(near)
+        bits_b.append(near ^ np.uint32(d) if d >= 0x80000000 else near + np.uint32(d))
+    a = np.concatenate(bits_a).view(np.float32)
+    b = np.concatenate(bits_b).view(np.float32)
+    got = _fcmp(lib, a, b)
+    with np.errstate(invalid="ignore"):
+        want = np.stack([a == b, a < b, a <= b, a > b, a >= b], axis=1).astype(np.int8)
+    bad = np.nonzero((got != want).any(axis=1))[0]
+    assert bad.size == 0, ["%08x %08x got %s want %s" % (a[i:i + 1].view(np.uint32)[0],
+                                                         b[i:i + 1].view(np.uint32)[0], got[i], want[i])
+                           for i in bad[:5]]
+
+
+def test_float_multiply_equals_ieee(lib):
+    rng = np.random.default_rng(4)
+    edge = np.array(EDGE_BITS, np.uint32)
+    ea, eb = np.meshgrid(edge, edge)
+    n = 300000
+    # Any bits; exponents around the normal range's ends (products that
+    # overflow, underflow or just stay normal); 13-bit mantissas, whose
+    # 25-26-bit products are exact or exact ties (round half to even).
+    exps = rng.integers(0, 256, (2, n), dtype=np.uint32)
+    near = np.where(rng.random((2, n)) < 0.5, rng.integers(1, 40, (2, n)), rng.integers(215, 255, (2, n)))
+    short = (rng.integers(1 << 12, 1 << 13, (2, n), dtype=np.uint32) << np.uint32(11)) & np.uint32(0x7fffff)
+    sign = rng.integers(0, 2, (2, n), dtype=np.uint32) << np.uint32(31)
+    mant = rng.integers(0, 1 << 23, (2, n), dtype=np.uint32)
+    parts = [np.stack([ea.ravel(), eb.ravel()]), rng.integers(0, 2 ** 32, (2, n), dtype=np.uint32),
+             sign | (exps << np.uint32(23)) | mant, sign | (near.astype(np.uint32) << np.uint32(23)) | mant,
+             sign | (exps << np.uint32(23)) | short, sign | (np.uint32(127) << np.uint32(23)) | short]
+    bits = np.concatenate(parts, axis=1)
+    a, b = bits[0].view(np.float32), bits[1].view(np.float32)
+    out = np.empty_like(a)
+    lib.fmul_all(a.ctypes.data_as(ctypes.c_void_p), b.ctypes.data_as(ctypes.c_void_p),
+                 out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(a.size))
+    with np.errstate(all="ignore"):
+        want = a * b
+    got_u, want_u = out.view(np.uint32), want.view(np.uint32)
+    nan = np.isnan(want) & np.isnan(out)
+    bad = np.nonzero((got_u != want_u) & ~nan)[0]
+    assert bad.size == 0, ["%08x * %08x = %08x, want %08x" % (bits[0, i], bits[1, i], got_u[i], want_u[i])
+                           for i in bad[:5]]
