@@ -113,9 +113,10 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_forward_u8_obj, 1
 //   ReLU: e is set to its zero point in place where y <= yq's zero point.
 //   ex written (uint8, scale/zero from exq) and its exact range recorded in
 //   exq; ex None = only the ReLU mask (first layer).  Only the sel[:k]
-//   output channels propagate (DSGU; sel None = all).  ConvTranspose2d
-//   takes a 13th argument `slices`: True = sel names input-channel slices
-//   (strictly ascending; the others' ex is their zero point).
+//   output channels propagate (DSGU; sel None = all).  A 13th argument
+//   `slices` (ConvTranspose2d only; False for Conv2d): True = sel names
+//   input-channel slices (strictly ascending; the others' ex is their zero
+//   point).
 static const qt_bufarg_t bwd_args[] = {
     { "y", 2, QT_TC_U8, QT_A_OPT, L_OUT }, { "yq", 3, QT_TC_QP, QT_A_IFPREV, 0 },
     { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
@@ -132,6 +133,9 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     geom_lens(a[8], transposed, &g, lens);
     qt_parse_bufs(n_args, a, bwd_args, B_N, lens, p);
     const bool slices = n_args > 12 && qt_arg_bool(a[12], "slices");
+    if (slices && !transposed) {
+        qt_raise_value("slices: ConvTranspose2d only");
+    }
     int32_t n_sel;
     const int32_t *sel = qt_parse_sel(n_args, a, 9, slices ? g.in_ch : g.out_ch, &n_sel);
     qt_check_slices(slices, sel, n_sel);
@@ -166,7 +170,7 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
 static mp_obj_t qt_conv2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, false);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, 12, qt_conv2d_backward_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, 13, qt_conv2d_backward_u8_fn);
 static mp_obj_t qt_conv_transpose2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, true);
 }

@@ -224,8 +224,8 @@ def test_layer_option(run):
         return
     out = run(LAYER_SCRIPT)
     lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
-    assert "ValueError dsgu_convt must be 'output' or 'input'" in lines["bad"]
-    assert "ValueError dsgu_convt='input' is implemented for mode 'uint8' only" in lines["mixed"]
+    assert "ValueError dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got 'slices'" in lines["bad"]
+    assert "ValueError dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got 'input'" in lines["mixed"]
     p = lines["k"].split()
     sel = int(p[3])
     assert p[1] == "1", out

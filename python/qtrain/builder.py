@@ -111,10 +111,8 @@ def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, 
         lmin, lmax = dsgu
         if not (0 < lmin <= lmax <= 1):
             raise ValueError("dsgu=(lmin, lmax) needs 0 < lmin <= lmax <= 1, got %r" % (dsgu,))
-    if dsgu_convt not in ("output", "input"):
-        raise ValueError("dsgu_convt must be 'output' or 'input', got %r" % (dsgu_convt,))
-    if dsgu_convt == "input" and mode != "uint8":
-        raise ValueError("dsgu_convt='input' is implemented for mode 'uint8' only, got mode %r" % (mode,))
+    if dsgu_convt not in ("output", "input") or dsgu_convt == "input" != (mode == "uint8"):
+        raise ValueError("dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got %r" % (dsgu_convt,))
     opt.dsgu_convt = dsgu_convt
     opt.lr = lr
     opt.alpha_norm = alpha_norm

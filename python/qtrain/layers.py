@@ -413,6 +413,9 @@ class Conv2d:
         return self.y_pair
 
     def _select(self, e8, eq):
+        if self.slices:   # ConvTranspose2d input-channel slices (dsgu_convt='input')
+            return _q.conv_select_u8(e8, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.sel_scratch,
+                                     self.x, self.xq, self.geom)
         _q.conv_scores_u8(e8, eq, self.scores)
         return _q.select_scores(self.scores, self.n_out, eq, self.dsgu_hp, self.dsgu_state,
                                 self.sel, self.sel_scratch)
@@ -430,22 +433,12 @@ class Conv2d:
         if self.relu:  # mask e in place where the forward output was clamped
             self._bwd(e, eq, self.y, self.yq, self.w, self.wq, None, None, g)
         sel = k = None
-        slices = False
         if self.opt.dsgu is not None and self.trainable:
-            if self.slices:   # ConvTranspose2d DSGU over input-channel slices
-                k = _q.conv_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.sel_scratch,
-                                      self.x, self.xq, g)
-                slices = True
-            else:
-                k = self._select(e, eq)
+            k = self._select(e, eq)
             sel = self.sel
         self.k = self.geom[3] if k is None else k
-        if self.first:
-            pass
-        elif slices:
-            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr, True)
-        else:
-            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr)
+        if not self.first:
+            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr, self.slices)
         if self.trainable:
             self._upd(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
                       self.hp, self.flags, self.state, self.rng, self._scr)

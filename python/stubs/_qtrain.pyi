@@ -162,7 +162,7 @@ def conv_transpose2d_forward_u8(x: _U8, xq: _QP, w: _U8, wq: _QP, b: Optional[_I
 def conv2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
                        ex: Optional[_U8Out], exq: Optional[_QP], geom: _Geom,
                        sel: Optional[_I32] = None, k: Optional[int] = None,
-                       scratch: Optional[_Scratch] = None, /) -> None:
+                       scratch: Optional[_Scratch] = None, slices: bool = False, /) -> None:
     """ReLU mask on e in place (if y given), then ex = requant(W^T e) over the
     channels sel[:k]; records ex's range in exq (ex None: mask only)."""
     ...
