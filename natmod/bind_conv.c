@@ -39,10 +39,8 @@ static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_scratch_len_obj, qt_conv_tr
 
 // Slices (ConvTranspose2d DSGU over input channels) move the error maps in
 // place, which needs each slice once and in order.
+#define QT_NO_SLICES_MSG "slices: not built for armv6m (Pico heap)"
 static void qt_check_slices(bool slices, const int32_t *sel, int32_t n_sel) {
-    if (slices && !QT_CONVT_SLICES_BUILT) {
-        qt_raise_value("slices: not built for armv6m (Pico heap)");
-    }
     if (slices && sel && !qt_rows_distinct(sel, n_sel)) {
         qt_raise_value("sel: the input-channel slices must be strictly ascending");
     }
@@ -132,10 +130,17 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     void *p[B_N];
     geom_lens(a[8], transposed, &g, lens);
     qt_parse_bufs(n_args, a, bwd_args, B_N, lens, p);
+#if QT_CONVT_SLICES_BUILT
     const bool slices = n_args > 12 && qt_arg_bool(a[12], "slices");
     if (slices && !transposed) {
         qt_raise_value("slices: ConvTranspose2d only");
     }
+#else
+    const bool slices = false;
+    if (n_args > 12 && mp_obj_is_true(a[12])) {
+        qt_raise_value(QT_NO_SLICES_MSG);
+    }
+#endif
     int32_t n_sel;
     const int32_t *sel = qt_parse_sel(n_args, a, 9, slices ? g.in_ch : g.out_ch, &n_sel);
     qt_check_slices(slices, sel, n_sel);
@@ -239,15 +244,21 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     void *p[U_N];
     geom_lens(a[8], transposed, &g, lens);
     qt_parse_bufs(n_args, a, upd_args, U_SCR, lens, p);
+#if QT_CONVT_SLICES_BUILT
     mp_int_t flags = qt_arg_int(a[12], "flags", 0, transposed ? 7 | QT_CONVT_SLICES : 7);
     const bool slices = (flags & QT_CONVT_SLICES) != 0;
+    mp_obj_t flags_in = MP_OBJ_NEW_SMALL_INT(flags & 7);
+#else
+    const bool slices = false;   // flag 8 fails the flags check (0..7)
+    mp_obj_t flags_in = a[12];
+#endif
     const int32_t rows = slices ? g.in_ch : g.out_ch;
     int32_t n_sel;
     const int32_t *sel = qt_parse_sel(n_args, a, 9, rows, &n_sel);
     qt_check_slices(slices, sel, n_sel);
     qt_update_t u;
     float tau;
-    qt_arg_update_filters(a[11], MP_OBJ_NEW_SMALL_INT(flags & 7), a[14], &u, &tau);
+    qt_arg_update_filters(a[11], flags_in, a[14], &u, &tau);
     float *state = qt_arg_f32(a[13], "state", QT_STD_STATE_LEN(rows), QT_RW);
     qt_parse_bufs(n_args, a, upd_args + U_SCR, 1, lens, p + U_SCR);
     qt_check_aliasing(upd_args, U_N, lens, p);
@@ -299,8 +310,9 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     uint32_t *scratch;
     uint64_t sum = 0;
     if (n_args > 6) {
-        qt_check_slices(true, NULL, 0);
-#if QT_CONVT_SLICES_BUILT
+#if !QT_CONVT_SLICES_BUILT
+        qt_raise_value(QT_NO_SLICES_MSG);
+#else
         qt_conv_geom_t g;
         size_t lens[L_N];
         geom_lens(a[8], true, &g, lens);

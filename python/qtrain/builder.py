@@ -111,8 +111,9 @@ def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, 
         lmin, lmax = dsgu
         if not (0 < lmin <= lmax <= 1):
             raise ValueError("dsgu=(lmin, lmax) needs 0 < lmin <= lmax <= 1, got %r" % (dsgu,))
-    if dsgu_convt not in ("output", "input") or dsgu_convt == "input" != (mode == "uint8"):
-        raise ValueError("dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got %r" % (dsgu_convt,))
+    if dsgu_convt != "output":   # (qtrain.convt_slices: its code only in a heap that uses it)
+        from .convt_slices import check
+        check(mode, dsgu_convt)
     opt.dsgu_convt = dsgu_convt
     opt.lr = lr
     opt.alpha_norm = alpha_norm
@@ -238,26 +239,23 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
         layer.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
     layer.ep, layer.epq = _error_buffer(n_in, m, opt, first, ep)
     # The update's structures: output filters, except float32
-    # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs)
-    # and uint8 DSGU ConvTranspose2d with dsgu_convt='input' (in_ch slices).
-    # Only where the filters cannot go below the fraction lmin (out_ch lmin
-    # < 1: k stays 1 of out_ch): elsewhere a slice's gradient re-samples
-    # every output channel's error per slice, which cost more than it saved.
-    layer.slices = (transposed and opt.dsgu is not None and opt.dsgu_convt == "input"
-                    and out_ch * opt.dsgu[0] < 1)
-    rows = c if (m == F32 and transposed) or layer.slices else out_ch
+    # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs).
+    rows = c if (m == F32 and transposed) else out_ch
     layer.state = zeros("f", 5 + 2 * rows)
     layer.bstate = zeros("f", 7) if (m == F32 and transposed) else None
     layer.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
-    layer.flags = opt.flags() | 4 | (8 if layer.slices else 0)  # per filter (slab / slice: see rows)
+    layer.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
     layer.bflags = layer.flags & 3
     layer.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-    ds = 0 if opt.dsgu is None else rows if layer.slices else out_ch
+    ds = 0 if opt.dsgu is None else out_ch
     layer.sel = zeros("i", ds)
     layer.scores = zeros("I", ds)
-    layer.sel_scratch = zeros("I", 2 * ds + h * w if layer.slices else ds)   # conv_select_u8's for slices
+    layer.sel_scratch = zeros("I", ds)
     layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
     layer.dsgu_state = array.array("f", [0.0])
+    if transposed and opt.dsgu_convt != "output":   # DSGU over input-channel slices where they pay
+        from .convt_slices import attach
+        attach(layer, opt)
     layer.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy
     layer.k = out_ch
     layer.trainable = True

@@ -337,6 +337,7 @@ class Conv2d:
     are strided in its layout; its bias as a separate tensor)."""
 
     kind = "conv2d"
+    slices = False   # DSGU over ConvTranspose2d input-channel slices (qtrain.convt_slices)
     # Set by builder.init_conv (the constructor's body) and builder.attach (see Dense).
     geom: tuple
     out_shape: tuple
@@ -348,7 +349,6 @@ class Conv2d:
     relu: bool
     first: bool
     transposed: bool
-    slices: bool
     trainable: bool
     m: int
     k: int
@@ -413,9 +413,7 @@ class Conv2d:
         return self.y_pair
 
     def _select(self, e8, eq):
-        if self.slices:   # ConvTranspose2d input-channel slices (dsgu_convt='input')
-            return _q.conv_select_u8(e8, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.sel_scratch,
-                                     self.x, self.xq, self.geom)
+        # (a layer over ConvTranspose2d slices has its own: convt_slices.attach)
         _q.conv_scores_u8(e8, eq, self.scores)
         return _q.select_scores(self.scores, self.n_out, eq, self.dsgu_hp, self.dsgu_state,
                                 self.sel, self.sel_scratch)
