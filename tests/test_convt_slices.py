@@ -1,4 +1,4 @@
-"""ConvTranspose2d DSGU over input-channel slices (Options(dsgu_convt='input'))
+"""ConvTranspose2d DSGU over input-channel slices (qtrain.convt_slices)
 against the numpy golden model, bit for bit on every target: the slice
 scores and selection (conv_select_u8 with x, xq, geom), the error
 propagation of the selected slices (conv_transpose2d_backward_u8(...,
@@ -188,17 +188,18 @@ def test_convt_slices_bad_input(run):
 
 
 LAYER_SCRIPT = r"""
-from qtrain import layers as L
-def tryit(name, **kw):
+from qtrain import layers as L, convt_slices
+def tryit(name, lay, v):
     try:
-        L.Options(**kw)
+        convt_slices.attach(lay, v)
         print(name, 'no error')
     except ValueError as err:
         print(name, 'ValueError', err)
-tryit('bad', dsgu_convt='slices')
-tryit('mixed', mode='mixed', dsgu_convt='input')
-opt = L.Options(lr=0.001, dsgu=(0.1, 0.1), dsgu_convt='input')
+opt = L.Options(lr=0.001, dsgu=(0.1, 0.1))
 lay = L.Conv2d((16, 14, 14), 1, 3, 2, 1, 1, transposed=True, opt=opt)
+tryit('bad', lay, 'slices')
+tryit('mixed', L.Conv2d((2, 3, 3), 1, 3, 2, 1, 1, transposed=True, opt=opt.replace(mode='mixed')), 'input')
+print('n', convt_slices.use([lay]), convt_slices.use([lay], 'output'))
 L.Shared.for_layers([lay])
 x, xq = bytearray(16 * 196), L.qparams(0.0, 1.0)
 L.fill_uniform_u8(x, 3)
@@ -211,25 +212,28 @@ z = int(epq[1])
 live = [c for c in range(16) if any(v != z for v in ep[c * 196:(c + 1) * 196])]
 moved = [c for c in range(16) if bytes(lay.w[c * 9:(c + 1) * 9]) != w0[c * 9:(c + 1) * 9]]
 print('k', lay.k, 'sel', lay.sel[0], 'live', live, 'moved', moved, 'state', len(lay.state), len(lay.sel))
-print('wide', L.Conv2d((32, 7, 7), 16, 3, 2, 1, 1, transposed=True, opt=opt).slices,
-      L.Conv2d((32, 7, 7), 16, 3, 2, 1, 1, transposed=True, opt=opt.replace(dsgu=(0.05, 1.0))).slices)
+def wide(o):
+    return convt_slices.attach(L.Conv2d((4, 3, 3), 16, 3, 2, 1, 1, transposed=True, opt=o))
+print('wide', wide(opt), wide(opt.replace(dsgu=(0.05, 1.0))), convt_slices.attach(L.Conv2d((2, 5, 5), 1, 3, opt=opt)))
 """
 
 
 def test_layer_option(run):
-    """Options(dsgu_convt='input'): a ConvTranspose2d 16->1 at lmin 0.1 selects
+    """convt_slices.attach / use: a ConvTranspose2d 16->1 at lmin 0.1 selects
     one of its 16 slices; only that input channel gets an error and only
-    that slice's weights move; bad values name the option."""
+    that slice's weights move; slices only where the filters cannot go below
+    lmin (out_ch lmin < 1) and only on ConvTranspose2d; bad values name the
+    setting."""
     if _armv6m(run):
         return
     out = run(LAYER_SCRIPT)
     lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
     assert "ValueError dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got 'slices'" in lines["bad"]
-    assert "ValueError dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got 'input'" in lines["mixed"]
+    assert "got 'input' (mode 'mixed')" in lines["mixed"], out
+    assert lines["n"] == "n 1 0", out
     p = lines["k"].split()
     sel = int(p[3])
     assert p[1] == "1", out
     assert lines["k"].endswith("state 37 16"), out
     assert "live [%d]" % sel in lines["k"] and "moved [%d]" % sel in lines["k"], out
-    # slices only where the filters cannot go below lmin (out_ch lmin < 1)
-    assert lines["wide"] == "wide False True", out
+    assert lines["wide"] == "wide False True False", out

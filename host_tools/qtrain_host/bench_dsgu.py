@@ -29,7 +29,7 @@ import gc, icount, array
 import _qtrain as _q
 from qtrain import layers as L
 DSGU = %(dsgu)r
-opt = L.Options(mode="uint8", lr=0.001, seed=5, dsgu=DSGU, dsgu_convt=%(convt)r)
+opt = L.Options(mode="uint8", lr=0.001, seed=5, dsgu=DSGU)
 name, kind, a = %(spec)r
 def rnd(n, seed):
     b = bytearray(n)
@@ -48,6 +48,9 @@ if kind == "dense":
 else:
     shp, oc, k, s, p, op, relu, tr, first = a
     lay = L.Conv2d(shp, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first)
+    if %(convt)r != "output":
+        from qtrain import convt_slices
+        convt_slices.use([lay], %(convt)r)
     L.Shared.for_layers([lay])
     n_in = shp[0] * shp[1] * shp[2]
     n_o = lay.n_out
@@ -127,7 +130,7 @@ print("@bench full", a); print("@bench band3", b); print("@bench band60", c)
 
 def breakdown(board, lmin, which=None, convt="output"):
     """[(layer name, k, {part: instructions})] of one backward per layer
-    (convt: Options.dsgu_convt, ConvTranspose2d's DSGU structures)."""
+    (convt: ConvTranspose2d's DSGU structures, qtrain.convt_slices)."""
     dsgu = None if lmin is None or lmin <= 0 else (lmin, lmin)
     rows = []
     for i, spec in enumerate(bench.VAE_LAYERS):
@@ -148,7 +151,7 @@ def main(argv=None):
                     help="DSGU fraction (lmax = lmin; 0: DSGU off; default %(default)s)")
     ap.add_argument("--scan", action="store_true", help="only the weight-range scan's cost")
     ap.add_argument("--convt", default="output", choices=("output", "input"),
-                    help="ConvTranspose2d's DSGU structures (Options.dsgu_convt; 'input' is not built for armv6m)")
+                    help="ConvTranspose2d's DSGU structures (qtrain.convt_slices; 'input' is not built for armv6m)")
     a = ap.parse_args(argv)
     for b in a.boards.split():
         if a.scan:

@@ -95,11 +95,11 @@ def _init_weights(n, a, opt, seed):
 
 
 _OPTION_FIELDS = ("lr", "alpha_norm", "per_row", "rounding", "tau", "alpha_a", "alpha_e", "alpha_w",
-                  "error_range", "dsgu", "seed", "mode", "dsgu_convt")
+                  "error_range", "dsgu", "seed", "mode")
 
 
 def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, alpha_w, error_range, dsgu,
-                 seed, mode, dsgu_convt="output"):
+                 seed, mode):
     """The body of layers.Options(...) (arguments as there)."""
     if not 0 < lr <= 10:
         raise ValueError("lr must be in (0, 10], got %r" % (lr,))
@@ -111,10 +111,6 @@ def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, 
         lmin, lmax = dsgu
         if not (0 < lmin <= lmax <= 1):
             raise ValueError("dsgu=(lmin, lmax) needs 0 < lmin <= lmax <= 1, got %r" % (dsgu,))
-    if dsgu_convt != "output":   # (qtrain.convt_slices: its code only in a heap that uses it)
-        from .convt_slices import check
-        check(mode, dsgu_convt)
-    opt.dsgu_convt = dsgu_convt
     opt.lr = lr
     opt.alpha_norm = alpha_norm
     opt.per_row = per_row
@@ -253,9 +249,6 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     layer.sel_scratch = zeros("I", ds)
     layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
     layer.dsgu_state = array.array("f", [0.0])
-    if transposed and opt.dsgu_convt != "output":   # DSGU over input-channel slices where they pay
-        from .convt_slices import attach
-        attach(layer, opt)
     layer.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy
     layer.k = out_ch
     layer.trainable = True

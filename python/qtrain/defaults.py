@@ -44,6 +44,7 @@ VAE_DEFAULTS = {
     "lmin": 1.0,               # DSGU: lmin = lmax = 1.0 updates everything
     "lmax": 1.0,
     "dsgu_convt": "output",    # ConvTranspose2d DSGU structures: 'output' filters or 'input' slices
+                               # (qtrain.convt_slices; uint8 only, not on armv6m)
     "seed": 1,
     "ckpt": "vae.qtc",
     "ckpt_every": 1000,
@@ -87,7 +88,7 @@ def options(cfg):
                    per_row=cfg.get("per_row", False), rounding=cfg.get("rounding", "stochastic"),
                    alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
                    alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"],
-                   mode=cfg.get("mode", "uint8"), dsgu_convt=cfg.get("dsgu_convt", "output"))
+                   mode=cfg.get("mode", "uint8"))
 
 
 def build_vae_from(cfg):
@@ -95,4 +96,8 @@ def build_vae_from(cfg):
     and those options() reads).  MemoryError (naming the bytes needed and
     free) if the heap is too small."""
     from . import models
-    return models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
+    vae = models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
+    if cfg.get("dsgu_convt", "output") != "output":
+        from .convt_slices import use
+        use(vae, cfg["dsgu_convt"])
+    return vae

@@ -99,11 +99,10 @@ class Options:
     tau           re-map stored weights when their scale moved by more than this
     alpha_a/e/w   moving-average factors of activation/error/weight ranges
                   (alpha_e = 0: fixed error range [-error_range, error_range])
-    dsgu          None (update everything) or (lmin, lmax) (METHOD 5)
+    dsgu          None (update everything) or (lmin, lmax) (METHOD 5); a
+                  ConvTranspose2d over input-channel slices instead of
+                  filters: qtrain.convt_slices.use(model)
     seed          seeds weight init and stochastic rounding
-    dsgu_convt    ConvTranspose2d's DSGU structures (uint8): 'output' filters
-                  w[:, co] or 'input' channel slices w[ci] (scored by the
-                  error their input channel fed: docs/KERNELS.md)
     """
 
     # Set by builder.init_options (the constructor's body, see Dense);
@@ -120,16 +119,15 @@ class Options:
     dsgu: "Any"
     seed: int
     mode: str
-    dsgu_convt: str
     m: int
 
     def __init__(self, lr=0.005, alpha_norm=0.15, per_row=False, rounding="stochastic",
                  tau=0.01, alpha_a=0.1, alpha_e=0.1, alpha_w=0.001, error_range=1.0,
-                 dsgu=None, seed=1, mode="uint8", dsgu_convt="output"):
+                 dsgu=None, seed=1, mode="uint8"):
         """ValueError naming the field for a value out of range (the checks
         are builder.init_options: models are configured only to be built)."""
         _builder().init_options(self, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, alpha_w,
-                                error_range, dsgu, seed, mode, dsgu_convt)
+                                error_range, dsgu, seed, mode)
 
     def replace(self, **kw):
         """A copy with some fields changed (checked like the constructor)."""
