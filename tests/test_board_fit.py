@@ -98,7 +98,7 @@ def test_board_default_vae_trains_through_mount(emulator, tmp_path):
 # while the build code loads, and build_vae releases it before the check.
 # The placeholder once stayed alive after its release (a stale copy of its
 # address on the C stack, which the GC scans conservatively): qemu-m0's
-# message read "only 34672 are free; try kind='mlp', hidden=8" where 74144
+# message read "only 34672 are free; try kind='mlp', hidden=8" where 74336
 # were, and hidden=16 (the board's default, which trains there) fits.
 def test_conv_vae_at_budget_says_what_fits(tmp_path):
     emulator = "qemu-m0"

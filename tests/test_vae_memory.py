@@ -151,3 +151,31 @@ def test_error_buffers_lent_train_as_own_buffers(run):
     for kind, mode, dsgu, head_lent, n, same in rows:
         assert head_lent == "True", (kind, mode, dsgu, "the BCE error has its own buffer")
         assert int(n) > 20 and same == "True", (kind, mode, dsgu, "trains differently with its own buffers")
+
+
+ADVICE_SCRIPT = r"""
+from qtrain import builder
+need = {h: builder.vae_bytes('mlp', h, 10, mode) + builder.STEP_BYTES for h in (8, 16)}
+for free in (need[16], need[16] - 1, need[8], need[8] - 1):
+    print('A', free, need[8], need[16], builder.mlp_advice(free, 256, 10, mode))
+"""
+
+
+@pytest.mark.parametrize("mode", ["uint8", "float32"])
+def test_memory_error_advice_fits_the_free_heap(run, mode):
+    """build_vae's MemoryError advises the widest MLP VAE whose buffers and
+    training (STEP_BYTES) fit the free heap, one byte either side of the
+    widths' needs, and when not even hidden=8 fits it says what that needs
+    (it named hidden=8 whatever the heap: 'only 34672 are free; try
+    kind='mlp', hidden=8' where that needs ~46 KB)."""
+    if run.target != "unix":
+        pytest.skip("the same Python on every target; the sizes differ only by the word size")
+    out = run("mode = %r\n" % mode + ADVICE_SCRIPT)
+    rows = [line.split(None, 4)[1:] for line in out.splitlines() if line.startswith("A ")]
+    assert len(rows) == 4, out
+    n8, n16 = int(rows[0][1]), int(rows[0][2])
+    assert [(int(free), advice) for free, _, _, advice in rows] == [
+        (n16, "kind='mlp', hidden=16"),
+        (n16 - 1, "kind='mlp', hidden=8"),
+        (n8, "kind='mlp', hidden=8"),
+        (n8 - 1, "kind='mlp', hidden=8 with %d bytes free (it and training need that)" % n8)], out

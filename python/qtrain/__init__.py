@@ -104,7 +104,7 @@ def reserve(keep, most=None):
 # until that slot is written again.  Allocated from train_vae.py's top level,
 # such a copy lay inside the frames of the deeper build_vae when its release()
 # collected, and kept the placeholder: the ConvVAE's check on qemu-m0 saw
-# 34672 bytes free instead of 74144 and advised hidden=8 for hidden=16.  From
+# 34672 bytes free instead of 74336 and advised hidden=8 for hidden=16.  From
 # this deep the copies are below every frame a collection of the build (or of
 # the training loop, which reserves too) scans from.
 _DEEP = 16

@@ -528,6 +528,20 @@ def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_r
     return n + 64 * latent + WORD * VAE_OBJ_WORDS[kind]
 
 
+def mlp_advice(free, widest, latent, mode):
+    """build_vae's advice for `free` bytes: the widest MLP VAE (hidden
+    widest, widest / 2, ... down to 8) that trains in them (its buffers and
+    what training loads after it, STEP_BYTES), or, if even the narrowest
+    does not, the free heap that one needs."""
+    h = widest
+    while h > 8 and vae_bytes("mlp", h, latent, mode) + STEP_BYTES > free:
+        h //= 2
+    need = vae_bytes("mlp", h, latent, mode) + STEP_BYTES
+    if need > free:
+        return "kind='mlp', hidden=%d with %d bytes free (it and training need that)" % (h, need)
+    return "kind='mlp', hidden=%d" % h
+
+
 def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     """See models.build_vae."""
     opt = opt or Options()
@@ -537,12 +551,7 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     what = "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent)
 
     def smaller(free):
-        """The widest MLP VAE that trains in `free` bytes: its buffers and
-        what training loads after it (STEP_BYTES)."""
-        h = hidden // 2 if kind == "mlp" else 256
-        while h > 8 and vae_bytes("mlp", h, latent, opt.mode) + STEP_BYTES > free:
-            h //= 2
-        return "kind='mlp', hidden=%d" % h
+        return mlp_advice(free, hidden // 2 if kind == "mlp" else 256, latent, opt.mode)
 
     release()   # the space train_vae.py reserved for the model (qtrain.reserve)
     free = check_memory(need, what, smaller)
