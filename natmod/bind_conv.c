@@ -39,7 +39,6 @@ static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_scratch_len_obj, qt_conv_tr
 
 // Slices (ConvTranspose2d DSGU over input channels) move the error maps in
 // place, which needs each slice once and in order.
-#define QT_NO_SLICES_MSG "slices: not built for armv6m (Pico heap)"
 static void qt_check_slices(bool slices, const int32_t *sel, int32_t n_sel) {
     if (slices && sel && !qt_rows_distinct(sel, n_sel)) {
         qt_raise_value("sel: the input-channel slices must be strictly ascending");
@@ -136,10 +135,7 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
         qt_raise_value("slices: ConvTranspose2d only");
     }
 #else
-    const bool slices = false;
-    if (n_args > 12 && mp_obj_is_true(a[12])) {
-        qt_raise_value(QT_NO_SLICES_MSG);
-    }
+    const bool slices = false;   // (armv6m: 12 arguments at most)
 #endif
     int32_t n_sel;
     const int32_t *sel = qt_parse_sel(n_args, a, 9, slices ? g.in_ch : g.out_ch, &n_sel);
@@ -175,11 +171,13 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
 static mp_obj_t qt_conv2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, false);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, 13, qt_conv2d_backward_u8_fn);
+// 13 arguments (slices) where the slices are built
+#define QT_BWD_MAX_ARGS (QT_CONVT_SLICES_BUILT ? 13 : 12)
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, QT_BWD_MAX_ARGS, qt_conv2d_backward_u8_fn);
 static mp_obj_t qt_conv_transpose2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, true);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_u8_obj, 9, 13,
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_u8_obj, 9, QT_BWD_MAX_ARGS,
     qt_conv_transpose2d_backward_u8_fn);
 
 // conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
@@ -309,10 +307,8 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     int32_t *sel = qt_arg_buf_len(a[4], "sel", QT_TC_I32, 1, &ch, QT_RW);
     uint32_t *scratch;
     uint64_t sum = 0;
+#if QT_CONVT_SLICES_BUILT
     if (n_args > 6) {
-#if !QT_CONVT_SLICES_BUILT
-        qt_raise_value(QT_NO_SLICES_MSG);
-#else
         qt_conv_geom_t g;
         size_t lens[L_N];
         geom_lens(a[8], true, &g, lens);
@@ -326,8 +322,9 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
         qt_check_no_overlap(scratch, 4 * n_scr, "scratch", x, lens[L_IN], "x");
         sum = conv_transpose2d_slice_scores_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(qt_arg_qparams(a[7], "xq", QT_RO)),
             scratch, scratch + 2 * ch);
+    } else
 #endif
-    } else {
+    {
         scratch = qt_arg_u32(a[5], "scratch", 2 * ch, QT_RW);
         if (n % ch || n / ch > 32767) {
             qt_raise_value("e: expected a multiple of len(sel) = %z items (at most 32767 per channel), got %z", ch,
@@ -343,7 +340,8 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     select_topk_u32(scratch, (int32_t)ch, k, sel, scratch + ch);
     return mp_obj_new_int(k);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_select_u8_obj, 6, 9, qt_conv_select_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_select_u8_obj, 6, QT_CONVT_SLICES_BUILT ? 9 : 6,
+    qt_conv_select_u8_fn);
 
 // conv_scores_u8(e, eq, scores): DSGU score of every channel of a CHW error,
 // sum |e - z_e| over its map; scores array('I') of ch items (ch = len(scores)),

@@ -4,7 +4,7 @@ scores and selection (conv_select_u8 with x, xq, geom), the error
 propagation of the selected slices (conv_transpose2d_backward_u8(...,
 slices=True)) and the update of the selected slices (flag 8), one case
 after the other as a layer runs them; then the bad-input checks.  Not built
-for armv6m (the Pico's heap): there every entry point raises ValueError.
+for armv6m (the Pico's heap): there convt_slices.attach raises ValueError.
 """
 import numpy as np
 import pytest
@@ -70,13 +70,11 @@ def _cases():
     return out
 
 
-NOT_BUILT = "ValueError slices: not built for armv6m (Pico heap)"
+NOT_BUILT = "ValueError dsgu_convt 'input': not built into armv6m's _qtrain (the Pico's heap)"
 M0_SCRIPT = r"""
-import _qtrain as Q
-from array import array
+from qtrain import layers as L, convt_slices
 try:
-    Q.conv_select_u8(bytearray(4), array('f', [1.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, 0.0]), array('f', [0.1, 1.0]),
-                     array('f', [0.0]), array('i', [0]), array('I', [0, 0]), bytearray(1), None, None)
+    convt_slices.attach(L.Conv2d((2, 3, 3), 1, 3, 2, 1, 1, transposed=True, opt=L.Options(dsgu=(0.1, 0.1))))
 except ValueError as err:
     print('ValueError', err)
 """

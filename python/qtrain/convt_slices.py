@@ -8,9 +8,11 @@ dsgu_convt).  Applied to a built uint8 model:
 
 A module of its own, imported only by a model that uses it: the code that
 builds a model has a fixed heap budget on a board (defaults.BUILD_CODE_BYTES).
-Not built into armv6m's _qtrain (the Pico's heap): there a step raises
+Not built into armv6m's _qtrain (the Pico's heap): there attach raises
 ValueError.
 """
+import sys
+
 import _qtrain as _q
 
 from .layers import zeros
@@ -43,8 +45,10 @@ def attach(layer, structures="input"):
                          % (structures, opt.mode))
     if not getattr(layer, "transposed", False) or opt.dsgu is None or layer.geom[3] * opt.dsgu[0] >= 1:
         return False
+    if getattr(sys.implementation, "_mpy", 0) >> 10 == 4:   # native arch armv6m
+        raise ValueError("dsgu_convt 'input': not built into armv6m's _qtrain (the Pico's heap)")
     c, h, w = layer.in_shape
-    layer.slices = True
+    layer.slices = True   # (read by tools; the layer's calls are the two closures below)
     layer.flags |= 8                            # conv_transpose2d_update_u8: slices
     layer.state = zeros("f", 5 + 2 * c)         # per-slice statistics
     layer.sel = zeros("i", c)
@@ -55,4 +59,8 @@ def attach(layer, structures="input"):
         return _q.conv_select_u8(e8, eq, layer.dsgu_hp, layer.dsgu_state, layer.sel, layer.sel_scratch,
                                  layer.x, layer.xq, layer.geom)
     layer._select = select
+
+    def bwd(e, eq, y, yq, w, wq, ex, exq, g, sel=None, k=None, scratch=None):   # in place of _bwd
+        return _q.conv_transpose2d_backward_u8(e, eq, y, yq, w, wq, ex, exq, g, sel, k, scratch, True)
+    layer._bwd = bwd
     return True

@@ -335,7 +335,6 @@ class Conv2d:
     are strided in its layout; its bias as a separate tensor)."""
 
     kind = "conv2d"
-    slices = False   # DSGU over ConvTranspose2d input-channel slices (qtrain.convt_slices)
     # Set by builder.init_conv (the constructor's body) and builder.attach (see Dense).
     geom: tuple
     out_shape: tuple
@@ -411,7 +410,6 @@ class Conv2d:
         return self.y_pair
 
     def _select(self, e8, eq):
-        # (a layer over ConvTranspose2d slices has its own: convt_slices.attach)
         _q.conv_scores_u8(e8, eq, self.scores)
         return _q.select_scores(self.scores, self.n_out, eq, self.dsgu_hp, self.dsgu_state,
                                 self.sel, self.sel_scratch)
@@ -434,7 +432,7 @@ class Conv2d:
             sel = self.sel
         self.k = self.geom[3] if k is None else k
         if not self.first:
-            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr, self.slices)
+            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr)
         if self.trainable:
             self._upd(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
                       self.hp, self.flags, self.state, self.rng, self._scr)
