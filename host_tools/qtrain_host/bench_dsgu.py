@@ -79,10 +79,10 @@ for rep in range(2):
         g = lay.geom
         if lay.relu:
             cnt("relu", lambda: lay._bwd(e, eq, lay.y, lay.yq, lay.w, lay.wq, None, None, g))
-        if DSGU and lay.slices:
+        if DSGU and getattr(lay, "slices", False):
             def s():
                 global k
-                k = _q.conv_select_u8(e, eq, lay.dsgu_hp, lay.dsgu_state, lay.sel, lay.sel_scratch, lay.x, lay.xq, g)
+                k = lay._select(e, eq)
             cnt("select", s)
             sel = lay.sel
         elif DSGU:
@@ -93,8 +93,7 @@ for rep in range(2):
             cnt("select", s)
             sel = lay.sel
         if not lay.first:
-            cnt("error", lambda: lay._bwd(e, eq, None, None, lay.w, lay.wq, lay.ep, lay.epq, g, sel, k, lay._scr,
-                                          *((True,) if DSGU and lay.slices else ())))
+            cnt("error", lambda: lay._bwd(e, eq, None, None, lay.w, lay.wq, lay.ep, lay.epq, g, sel, k, lay._scr))
         cnt("update", lambda: lay._upd(e, eq, lay.x, lay.xq, lay.w, lay.wq, lay.b, lay.bq, g, sel, k,
                       lay.hp, lay.flags, lay.state, lay.rng, lay._scr))
     print("@bench k", k)
