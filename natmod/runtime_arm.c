@@ -145,10 +145,84 @@ __attribute__((optimize("O2"))) float __aeabi_fmul(float a, float b) {
 }
 #endif
 
+#if QT_RUNTIME_FDIV
+// Float divide for the Cortex-M0, as the multiply above: libgcc's soft-fp
+// __aeabi_fdiv costs ~375 instructions a call (~300 calls per ConvVAE step:
+// the standardization's means and step sizes, the range records).  Normal
+// operands and quotient: 25 quotient bits by restoring division (24 of
+// mantissa and the round bit; the remainder is the sticky bit), rounded to
+// nearest, ties to even.  Every other case goes to libgcc's, renamed
+// qt_gcc_fdiv in the module's copy of libgcc.
+float __aeabi_fdiv(float a, float b);
+float qt_gcc_fdiv(float a, float b);
+
+__attribute__((optimize("O2"))) float __aeabi_fdiv(float a, float b) {
+    union {
+        float f;
+        uint32_t u;
+    } x, y, r;
+    x.f = a;
+    y.f = b;
+    const uint32_t ex = (x.u >> 23) & 0xffu, ey = (y.u >> 23) & 0xffu;
+    if (ex - 1u < 254u && ey - 1u < 254u) {
+        uint32_t mx = (x.u & 0x7fffffu) | 0x800000u;
+        const uint32_t my = (y.u & 0x7fffffu) | 0x800000u;
+        int32_t e = (int32_t)ex - (int32_t)ey + 127;
+        if (mx < my) {              // quotient in [1, 2): mx in [my, 2 my)
+            mx <<= 1;
+            e--;
+        }
+        uint32_t q = 0;             // rem < 2 my < 2^25 throughout
+#if defined(__ARM_ARCH_6M__)
+        // One bit: C = (rem >= my) from the compare (the subtract keeps it
+        // set), q = 2 q + C, rem shifted.  4.5 instructions a bit; GCC's
+        // loop took 12.
+#define QT_FDIV_BIT(L) \
+        "cmp %[r], %[d]\n\t" \
+        "bcc " L "f\n\t" \
+        "subs %[r], %[r], %[d]\n\t" \
+        L ":\n\t" \
+        "adcs %[q], %[q]\n\t" \
+        "lsls %[r], %[r], #1\n\t"
+        uint32_t n = 5;
+        __asm__(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            QT_FDIV_BIT("2") QT_FDIV_BIT("3") QT_FDIV_BIT("4") QT_FDIV_BIT("5") QT_FDIV_BIT("6")
+            "subs %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [r] "+l"(mx), [q] "+l"(q), [n] "+l"(n)
+            : [d] "l"(my)
+            : "cc");
+#undef QT_FDIV_BIT
+#else
+        for (int32_t i = 0; i < 25; i++) {
+            const uint32_t ge = mx >= my;
+            q = (q << 1) | ge;
+            mx = (ge ? mx - my : mx) << 1;
+        }
+#endif
+        uint32_t m = q >> 1;
+        if ((q & 1u) && (mx != 0u || (m & 1u))) {
+            m++;
+            if (m == 0x1000000u) {
+                m >>= 1;
+                e++;
+            }
+        }
+        if (e >= 1 && e <= 254) {
+            r.u = ((x.u ^ y.u) & 0x80000000u) + ((uint32_t)(e - 1) << 23) + m;
+            return r.f;
+        }
+    }
+    return qt_gcc_fdiv(a, b);
+}
+#endif
+
 #if QT_RUNTIME_FCMP
 // Float compares for the Cortex-M0 (AEABI __aeabi_fcmp*: 1 if the relation
 // holds, 0 if not or if either operand is NaN).  libgcc's are a wrapper
-// around the C soft-fp compare (~40 instructions a call, ~2700 calls per
+// around the C soft-fp compare (~31 instructions a call, ~2300 calls per
 // ConvVAE step: range checks, clamps, the update's guards); these compare
 // the operands' bits as integers: a float's sign-magnitude bits made two's
 // complement order like the float compare, -0 and +0 alike.
@@ -167,35 +241,40 @@ static inline uint32_t fbits(float f) {
     return b.u;
 }
 
-// -1 if unordered (a NaN), else a - b's order: 0 equal, 1 a < b, 2 a > b.
-static int fcmp_order(float a, float b) {
-    uint32_t x = fbits(a), y = fbits(b);
-    if ((x << 1) > 0xff000000u || (y << 1) > 0xff000000u) {
-        return -1;
-    }
-    int32_t kx = (int32_t)x < 0 ? (int32_t)(0x80000000u - x) : (int32_t)x;
-    int32_t ky = (int32_t)y < 0 ? (int32_t)(0x80000000u - y) : (int32_t)y;
-    return kx == ky ? 0 : (kx < ky ? 1 : 2);
+// A NaN among the operands: exponent all ones and a nonzero mantissa, i.e.
+// the magnitude shifted left above infinity's.
+static inline int fcmp_nan(uint32_t x, uint32_t y) {
+    return (x << 1) > 0xff000000u || (y << 1) > 0xff000000u;
+}
+
+// The bits in the order of the float compare: sign-magnitude made two's
+// complement (-0 and +0 both 0).
+static inline int32_t fcmp_key(uint32_t x) {
+    const int32_t s = (int32_t)x >> 31;
+    return (int32_t)((x ^ ((uint32_t)s >> 1)) - (uint32_t)s);
 }
 
 int __aeabi_fcmpeq(float a, float b) {
-    return fcmp_order(a, b) == 0;
+    const uint32_t x = fbits(a), y = fbits(b);
+    return !fcmp_nan(x, y) && fcmp_key(x) == fcmp_key(y);
 }
 
 int __aeabi_fcmplt(float a, float b) {
-    return fcmp_order(a, b) == 1;
+    const uint32_t x = fbits(a), y = fbits(b);
+    return !fcmp_nan(x, y) && fcmp_key(x) < fcmp_key(y);
 }
 
 int __aeabi_fcmple(float a, float b) {
-    return (uint32_t)fcmp_order(a, b) <= 1u;
+    const uint32_t x = fbits(a), y = fbits(b);
+    return !fcmp_nan(x, y) && fcmp_key(x) <= fcmp_key(y);
 }
 
+// a > b is b < a (a tail call: the module's size is the Pico's heap).
 int __aeabi_fcmpgt(float a, float b) {
-    return fcmp_order(a, b) == 2;
+    return __aeabi_fcmplt(b, a);
 }
 
 int __aeabi_fcmpge(float a, float b) {
-    int r = fcmp_order(a, b);
-    return r == 0 || r == 2;
+    return __aeabi_fcmple(b, a);
 }
 #endif

@@ -1,9 +1,10 @@
 """natmod/runtime_arm.c's soft-float helpers (linked into the ARM modules in
 place of libgcc's) against IEEE single precision (numpy float32 on the host).
 
-The helpers use integer operations only, so the same C built for the host
-computes what the Cortex-M0 build computes; on qemu-m0 every kernel's golden
-test runs through them as well.
+The helpers use integer operations only (and, on the M0, one asm loop of
+the divide), so the same C built for the host computes what the Cortex-M0
+build computes; on qemu-m0 every kernel's golden test runs through them as
+well, and test_divide_on_target checks the module's divide there directly.
 """
 import ctypes
 import os
@@ -30,6 +31,15 @@ float __aeabi_fmul(float a, float b);
 // the host's IEEE multiply.
 float qt_gcc_fmul(float a, float b) {
     return a * b;
+}
+float __aeabi_fdiv(float a, float b);
+float qt_gcc_fdiv(float a, float b) {
+    return a / b;
+}
+void fdiv_all(const float *a, const float *b, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        out[i] = __aeabi_fdiv(a[i], b[i]);
+    }
 }
 void fmul_all(const float *a, const float *b, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -64,7 +74,7 @@ def lib(tmp_path_factory):
     drv = d / "drv.c"
     drv.write_text(DRIVER)
     so = d / "libqtrt.so"
-    subprocess.run([CC, "-O2", "-std=c99", "-shared", "-fPIC", "-DQT_RUNTIME_FCMP=1", "-DQT_RUNTIME_FMUL=1", "-ffp-contract=off", str(drv), RUNTIME,
+    subprocess.run([CC, "-O2", "-std=c99", "-shared", "-fPIC", "-DQT_RUNTIME_FCMP=1", "-DQT_RUNTIME_FMUL=1", "-DQT_RUNTIME_FDIV=1", "-ffp-contract=off", str(drv), RUNTIME,
                     "-o", str(so)], check=True)
     return ctypes.CDLL(str(so))
 
@@ -128,3 +138,67 @@ def test_float_multiply_equals_ieee(lib):
     bad = np.nonzero((got_u != want_u) & ~nan)[0]
     assert bad.size == 0, ["%08x * %08x = %08x, want %08x" % (bits[0, i], bits[1, i], got_u[i], want_u[i])
                            for i in bad[:5]]
+
+
+def test_float_divide_equals_ieee(lib):
+    rng = np.random.default_rng(5)
+    edge = np.array(EDGE_BITS, np.uint32)
+    ea, eb = np.meshgrid(edge, edge)
+    n = 300000
+    # Any bits; exponents near the normal range's ends (quotients that
+    # overflow, underflow or just stay normal); a = fl(b c), whose quotient
+    # by b is c or next to it (tiny remainders: the sticky bit).
+    exps = rng.integers(0, 256, (2, n), dtype=np.uint32)
+    near = np.where(rng.random((2, n)) < 0.5, rng.integers(1, 40, (2, n)), rng.integers(215, 255, (2, n)))
+    sign = rng.integers(0, 2, (2, n), dtype=np.uint32) << np.uint32(31)
+    mant = rng.integers(0, 1 << 23, (2, n), dtype=np.uint32)
+    b = (sign[1] | (np.uint32(127) << np.uint32(23)) | mant[1]).view(np.float32)
+    c = (sign[0] | (exps[0] % np.uint32(64) + np.uint32(95)) << np.uint32(23) | mant[0]).view(np.float32)
+    prod = (b * c).view(np.uint32)
+    parts = [np.stack([ea.ravel(), eb.ravel()]), rng.integers(0, 2 ** 32, (2, n), dtype=np.uint32),
+             sign | (exps << np.uint32(23)) | mant, sign | (near.astype(np.uint32) << np.uint32(23)) | mant,
+             np.stack([prod, b.view(np.uint32)])]
+    bits = np.concatenate(parts, axis=1)
+    x, y = bits[0].view(np.float32), bits[1].view(np.float32)
+    out = np.empty_like(x)
+    lib.fdiv_all(x.ctypes.data_as(ctypes.c_void_p), y.ctypes.data_as(ctypes.c_void_p),
+                 out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(x.size))
+    with np.errstate(all="ignore"):
+        want = x / y
+    got_u, want_u = out.view(np.uint32), want.view(np.uint32)
+    nan = np.isnan(want) & np.isnan(out)
+    bad = np.nonzero((got_u != want_u) & ~nan)[0]
+    assert bad.size == 0, ["%08x / %08x = %08x, want %08x" % (bits[0, i], bits[1, i], got_u[i], want_u[i])
+                           for i in bad[:5]]
+
+
+QP_DIV_SCRIPT = r"""
+from array import array
+import _qtrain as Q
+w = array('f', open('widths.bin', 'rb').read())
+qp = array('f', [0.0] * 8)
+s = array('f', [0.0] * len(w))
+for i in range(len(w)):
+    qp[2] = 0.0
+    qp[3] = w[i]
+    Q.qp_from_range(qp)
+    s[i] = qp[0]
+b = bytearray(s)
+print('S ', end='')
+for i in range(0, len(b), 32):   # a piece at a time: little heap on the boards
+    print(''.join(['%02x' % v for v in b[i:i + 32]]), end='')
+print()
+"""
+
+
+def test_divide_on_target(run):
+    # On the boards the divide is the module's own (qemu-m0) or the FPU's:
+    # qp_from_range's scale is one float divide, width / 255.
+    rng = np.random.default_rng(6)
+    w = np.exp(rng.uniform(np.log(1e-6), np.log(3e38), 1500)).astype(np.float32)
+    w = np.concatenate([w, (np.arange(1, 301) * 255).astype(np.float32) * np.float32(2.0 ** -7)])
+    out = run(QP_DIV_SCRIPT, files={"widths.bin": w.tobytes()})
+    got = np.frombuffer(bytes.fromhex(out.split("S ", 1)[1].split()[0]), np.float32)
+    w = np.clip(w, np.float32(1e-6), np.float32(3e38))   # qp_from_range's width limits
+    want = w / np.float32(255.0)
+    assert got.tobytes() == want.tobytes(), np.nonzero(got != want)[0][:5]
