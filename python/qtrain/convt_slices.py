@@ -1,7 +1,6 @@
 """ConvTranspose2d DSGU over input-channel slices (docs/KERNELS.md): the
 structures are the in_ch slices w[ci] instead of the out_ch filters
-w[:, co] ('input' instead of 'output'; the training scripts' setting
-dsgu_convt).  Applied to a built uint8 model:
+w[:, co] ('input' instead of 'output').  Applied to a built uint8 model:
 
     vae = models.build_vae("conv", Options(dsgu=(0.1, 0.1)))
     convt_slices.use(vae)            # its ConvTranspose2d layers where they pay

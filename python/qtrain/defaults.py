@@ -43,8 +43,6 @@ VAE_DEFAULTS = {
     "alpha_w": 0.001,
     "lmin": 1.0,               # DSGU: lmin = lmax = 1.0 updates everything
     "lmax": 1.0,
-    "dsgu_convt": "output",    # ConvTranspose2d DSGU structures: 'output' filters or 'input' slices
-                               # (qtrain.convt_slices; uint8 only, not on armv6m)
     "seed": 1,
     "ckpt": "vae.qtc",
     "ckpt_every": 1000,
@@ -96,8 +94,4 @@ def build_vae_from(cfg):
     and those options() reads).  MemoryError (naming the bytes needed and
     free) if the heap is too small."""
     from . import models
-    vae = models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
-    if cfg.get("dsgu_convt", "output") != "output":
-        from .convt_slices import use
-        use(vae, cfg["dsgu_convt"])
-    return vae
+    return models.build_vae(cfg["model"], options(cfg), hidden=cfg["hidden"], latent=cfg["latent"])
