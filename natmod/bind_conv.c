@@ -37,6 +37,14 @@ static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_scratch_len_obj, qt_conv_tr
 
 // ---- uint8 -------------------------------------------------------------------
 
+// Slices (ConvTranspose2d DSGU over input channels) move the error maps in
+// place, which needs each slice once and in order.
+static void qt_check_slices(bool slices, const int32_t *sel, int32_t n_sel) {
+    if (slices && sel && !qt_rows_distinct(sel, n_sel)) {
+        qt_raise_value("sel: the input-channel slices must be strictly ascending");
+    }
+}
+
 // Slots of the lengths the tables below refer to (from the geometry).
 enum { L_IN, L_OUT, L_W, L_CH, L_SCR, L_N };
 
@@ -102,7 +110,10 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_forward_u8_obj, 1
 //   ReLU: e is set to its zero point in place where y <= yq's zero point.
 //   ex written (uint8, scale/zero from exq) and its exact range recorded in
 //   exq; ex None = only the ReLU mask (first layer).  Only the sel[:k]
-//   output channels propagate (DSGU; sel None = all).
+//   output channels propagate (DSGU; sel None = all).  A 13th argument
+//   `slices` (ConvTranspose2d only; False for Conv2d): True = sel names
+//   input-channel slices (strictly ascending; the others' ex is their zero
+//   point).
 static const qt_bufarg_t bwd_args[] = {
     { "y", 2, QT_TC_U8, QT_A_OPT, L_OUT }, { "yq", 3, QT_TC_QP, QT_A_IFPREV, 0 },
     { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
@@ -118,8 +129,17 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     void *p[B_N];
     geom_lens(a[8], transposed, &g, lens);
     qt_parse_bufs(n_args, a, bwd_args, B_N, lens, p);
+#if QT_CONVT_SLICES_BUILT
+    const bool slices = n_args > 12 && qt_arg_bool(a[12], "slices");
+    if (slices && !transposed) {
+        qt_raise_value("slices: ConvTranspose2d only");
+    }
+#else
+    const bool slices = false;   // (armv6m: 12 arguments at most)
+#endif
     int32_t n_sel;
-    const int32_t *sel = qt_parse_sel(n_args, a, 9, g.out_ch, &n_sel);
+    const int32_t *sel = qt_parse_sel(n_args, a, 9, slices ? g.in_ch : g.out_ch, &n_sel);
+    qt_check_slices(slices, sel, n_sel);
     qt_check_aliasing(bwd_args, B_N, lens, p);
     uint8_t *e = p[B_E];
     const float *eq = p[B_EQ];
@@ -142,19 +162,22 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     rq.bias = qt_fixmul_from_f32(0.0f);
     rq.relu = 0;
     int32_t r[2];
-    (transposed ? conv_transpose2d_backward_input_u8 : conv2d_backward_input_u8)(&g, e, p[B_W], p[B_EX], &rq, r,
-        sel, n_sel, p[B_SCR]);
+    (QT_CONVT_SLICES_BUILT && slices && sel ? conv_transpose2d_backward_slices_u8
+     : transposed ? conv_transpose2d_backward_input_u8 : conv2d_backward_input_u8)(&g, e, p[B_W], p[B_EX], &rq,
+        r, sel, n_sel, p[B_SCR]);
     qt_qp_observe(exq, (float)r[0] * swe, (float)r[1] * swe);
     return mp_const_none;
 }
 static mp_obj_t qt_conv2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, false);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, 12, qt_conv2d_backward_u8_fn);
+// 13 arguments (slices) where the slices are built
+#define QT_BWD_MAX_ARGS (QT_CONVT_SLICES_BUILT ? 13 : 12)
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, QT_BWD_MAX_ARGS, qt_conv2d_backward_u8_fn);
 static mp_obj_t qt_conv_transpose2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, true);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_u8_obj, 9, 12,
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_u8_obj, 9, QT_BWD_MAX_ARGS,
     qt_conv_transpose2d_backward_u8_fn);
 
 // conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
@@ -201,7 +224,9 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 10, 
 //   writes it; None = all).  Biases per tensor.  Then the weight range update
 //   and re-map (update.h).  e is the error after the ReLU mask (see
 //   conv*_backward_u8); state array('f', 5 + 2*out_ch); returns 1 if the
-//   stored weights were re-mapped to a new scale.
+//   stored weights were re-mapped to a new scale.  ConvTranspose2d: flag 8
+//   (QT_CONVT_SLICES) = the structures are the input-channel slices (sel
+//   strictly ascending, state 5 + 2*in_ch, every bias updated).
 static const qt_bufarg_t upd_args[] = {
     { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
     { "x", 2, QT_TC_U8, 0, L_IN }, { "xq", 3, QT_TC_QP, 0, 0 },
@@ -217,12 +242,22 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     void *p[U_N];
     geom_lens(a[8], transposed, &g, lens);
     qt_parse_bufs(n_args, a, upd_args, U_SCR, lens, p);
+#if QT_CONVT_SLICES_BUILT
+    mp_int_t flags = qt_arg_int(a[12], "flags", 0, transposed ? 7 | QT_CONVT_SLICES : 7);
+    const bool slices = (flags & QT_CONVT_SLICES) != 0;
+    mp_obj_t flags_in = MP_OBJ_NEW_SMALL_INT(flags & 7);
+#else
+    const bool slices = false;   // flag 8 fails the flags check (0..7)
+    mp_obj_t flags_in = a[12];
+#endif
+    const int32_t rows = slices ? g.in_ch : g.out_ch;
     int32_t n_sel;
-    const int32_t *sel = qt_parse_sel(n_args, a, 9, g.out_ch, &n_sel);
+    const int32_t *sel = qt_parse_sel(n_args, a, 9, rows, &n_sel);
+    qt_check_slices(slices, sel, n_sel);
     qt_update_t u;
     float tau;
-    qt_arg_update_filters(a[11], a[12], a[14], &u, &tau);
-    float *state = qt_arg_f32(a[13], "state", QT_STD_STATE_LEN(g.out_ch), QT_RW);
+    qt_arg_update_filters(a[11], flags_in, a[14], &u, &tau);
+    float *state = qt_arg_f32(a[13], "state", QT_STD_STATE_LEN(rows), QT_RW);
     qt_parse_bufs(n_args, a, upd_args + U_SCR, 1, lens, p + U_SCR);
     qt_check_aliasing(upd_args, U_N, lens, p);
     const float *eq = p[U_EQ], *xq = p[U_XQ], *bq = p[U_BQ];
@@ -234,7 +269,8 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     float s_g = eq[QT_QP_SCALE] * xq[QT_QP_SCALE];
     int first = !(state[0] > 0.0f);
     qt_wrange_t r;
-    (transposed ? conv_transpose2d_update_u8 : conv2d_update_u8)(&g, p[U_E], qt_qp_zero(eq), p[U_X],
+    (QT_CONVT_SLICES_BUILT && slices ? conv_transpose2d_update_slices_u8
+     : transposed ? conv_transpose2d_update_u8 : conv2d_update_u8)(&g, p[U_E], qt_qp_zero(eq), p[U_X],
         qt_qp_zero(xq), w, p[U_B], sel, n_sel, s_g, eq[QT_QP_SCALE], s_b, &u, state, first, &r, p[U_SCR]);
     state[0] += 1.0f;
     return mp_obj_new_int(qt_weights_qp_update(w, lens[L_W], wq, &r, tau));
@@ -256,6 +292,10 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_update_u8_obj, 16
 //   array('f', [lmin, lmax]) and state = array('f', 1) (running max of ebar,
 //   0 initially); sel int32[ch] receives the k chosen channels (ascending),
 //   scratch uint32[2*ch].  O(ch) selection (select.h).
+// conv_select_u8(e, eq, hp, state, sel, scratch, x, xq, geom) -> k
+//   ConvTranspose2d DSGU over its input-channel slices (dsgu_convt 'input'):
+//   ch = in_ch, scratch uint32[2*ch + in_h*in_w], score of slice ci = sum_j |x_ci,j - z_x| E_j (the error its
+//   input channel fed, kernels/conv_transpose2d.h), ebar and k as above.
 static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t n, ch;
     const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &n, QT_RO);
@@ -265,21 +305,43 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     qt_check_f32(hp[1], "hp[1] (lmax)", lmin, 1.0f, false, false);
     float *st = qt_arg_f32(a[3], "state", 1, QT_RW);
     int32_t *sel = qt_arg_buf_len(a[4], "sel", QT_TC_I32, 1, &ch, QT_RW);
-    if (n % ch || n / ch > 32767) {
-        qt_raise_value("e: expected a multiple of len(sel) = %z items (at most 32767 per channel), got %z", ch, n);
-    }
-    uint32_t *scratch = qt_arg_u32(a[5], "scratch", 2 * ch, QT_RW);
-    conv_channel_scores_u8(e, (int32_t)ch, (int32_t)(n / ch), qt_qp_zero(eq), scratch);
+    uint32_t *scratch;
     uint64_t sum = 0;
-    for (size_t c = 0; c < ch; c++) {
-        sum += scratch[c];
+#if QT_CONVT_SLICES_BUILT
+    if (n_args > 6) {
+        qt_conv_geom_t g;
+        size_t lens[L_N];
+        geom_lens(a[8], true, &g, lens);
+        if (n != lens[L_OUT] || ch != (size_t)g.in_ch) {
+            qt_raise_value("e, sel: expected %z and in_ch = %d items, got %z and %z", lens[L_OUT], (int)g.in_ch, n,
+                ch);
+        }
+        const uint8_t *x = qt_arg_u8(a[6], "x", lens[L_IN], QT_RO);
+        const size_t n_scr = 2 * ch + (size_t)(g.in_h * g.in_w);
+        scratch = qt_arg_u32(a[5], "scratch", n_scr, QT_RW);
+        qt_check_no_overlap(scratch, 4 * n_scr, "scratch", x, lens[L_IN], "x");
+        sum = conv_transpose2d_slice_scores_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(qt_arg_qparams(a[7], "xq", QT_RO)),
+            scratch, scratch + 2 * ch);
+    } else
+#endif
+    {
+        scratch = qt_arg_u32(a[5], "scratch", 2 * ch, QT_RW);
+        if (n % ch || n / ch > 32767) {
+            qt_raise_value("e: expected a multiple of len(sel) = %z items (at most 32767 per channel), got %z", ch,
+                n);
+        }
+        conv_channel_scores_u8(e, (int32_t)ch, (int32_t)(n / ch), qt_qp_zero(eq), scratch);
+        for (size_t c = 0; c < ch; c++) {
+            sum += scratch[c];
+        }
     }
     float ebar = (float)sum / (float)n * eq[QT_QP_SCALE];
     int32_t k = dsgu_k(ebar, st, hp[0], hp[1], (int32_t)ch);
     select_topk_u32(scratch, (int32_t)ch, k, sel, scratch + ch);
     return mp_obj_new_int(k);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_select_u8_obj, 6, 6, qt_conv_select_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_select_u8_obj, 6, QT_CONVT_SLICES_BUILT ? 9 : 6,
+    qt_conv_select_u8_fn);
 
 // conv_scores_u8(e, eq, scores): DSGU score of every channel of a CHW error,
 // sum |e - z_e| over its map; scores array('I') of ch items (ch = len(scores)),

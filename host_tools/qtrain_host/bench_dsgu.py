@@ -5,11 +5,12 @@
     python -m qtrain_host.bench_dsgu --lmin 1.0 --boards qemu-m4
     python -m qtrain_host.bench_dsgu --scan                # the weight-range scan
     python -m qtrain_host.bench_dsgu --lmin 0              # DSGU off (full backward)
+    python -m qtrain_host.bench_dsgu --convt input         # ConvTranspose2d slices (not armv6m)
 
 Per layer of the paper's ConvVAE (qtrain_host.bench.VAE_LAYERS), uint8, DSGU
 lmax = lmin (a fixed fraction of the filters/rows), each backward call alone:
 relu (the ReLU mask on the error), scores (conv: sum |e - z_e| per filter),
-select (k and the top-k), error (error propagation of the selected
+select (k and the top-k; --convt input: the slice scores too), error (error propagation of the selected
 structures), update (weight gradient + update + the weight-range step);
 forward (one forward call, not in the total).
 Each figure includes one Python call into _qtrain (~1-4 k instructions).
@@ -47,6 +48,9 @@ if kind == "dense":
 else:
     shp, oc, k, s, p, op, relu, tr, first = a
     lay = L.Conv2d(shp, oc, k, s, p, op, relu=relu, transposed=tr, opt=opt, first=first)
+    if %(convt)r != "output":
+        from qtrain import convt_slices
+        convt_slices.use([lay], %(convt)r)
     L.Shared.for_layers([lay])
     n_in = shp[0] * shp[1] * shp[2]
     n_o = lay.n_out
@@ -75,7 +79,13 @@ for rep in range(2):
         g = lay.geom
         if lay.relu:
             cnt("relu", lambda: lay._bwd(e, eq, lay.y, lay.yq, lay.w, lay.wq, None, None, g))
-        if DSGU:
+        if DSGU and getattr(lay, "slices", False):
+            def s():
+                global k
+                k = lay._select(e, eq)
+            cnt("select", s)
+            sel = lay.sel
+        elif DSGU:
             cnt("scores", lambda: _q.conv_scores_u8(e, eq, lay.scores))
             def s():
                 global k
@@ -117,14 +127,15 @@ print("@bench full", a); print("@bench band3", b); print("@bench band60", c)
 """
 
 
-def breakdown(board, lmin, which=None):
-    """[(layer name, k, {part: instructions})] of one backward per layer."""
+def breakdown(board, lmin, which=None, convt="output"):
+    """[(layer name, k, {part: instructions})] of one backward per layer
+    (convt: ConvTranspose2d's DSGU structures, qtrain.convt_slices)."""
     dsgu = None if lmin is None or lmin <= 0 else (lmin, lmin)
     rows = []
     for i, spec in enumerate(bench.VAE_LAYERS):
         if which is not None and i not in which:
             continue
-        res = run_script(board, SCRIPT % dict(dsgu=dsgu, spec=list(spec)), timeout=1800)
+        res = run_script(board, SCRIPT % dict(dsgu=dsgu, spec=list(spec), convt=convt), timeout=1800)
         if res.returncode != 0:
             raise RuntimeError("bench_dsgu failed on %s:\n%s" % (board, res.output[-2000:]))
         d = bench._bench_lines(res.output)
@@ -138,6 +149,8 @@ def main(argv=None):
     ap.add_argument("--lmin", type=float, default=0.1,
                     help="DSGU fraction (lmax = lmin; 0: DSGU off; default %(default)s)")
     ap.add_argument("--scan", action="store_true", help="only the weight-range scan's cost")
+    ap.add_argument("--convt", default="output", choices=("output", "input"),
+                    help="ConvTranspose2d's DSGU structures (qtrain.convt_slices; 'input' is not built for armv6m)")
     a = ap.parse_args(argv)
     for b in a.boards.split():
         if a.scan:
@@ -149,10 +162,11 @@ def main(argv=None):
                      (int(d["band60"]) - full) / 6272.0))
             continue
         parts = ("relu", "scores", "select", "error", "update")
-        print("| %s lmin %s | k | %s | total | forward |" % (b, a.lmin, " | ".join(parts)))
+        print("| %s lmin %s%s | k | %s | total | forward |" % (b, a.lmin, "" if a.convt == "output" else
+                                                               " convt " + a.convt, " | ".join(parts)))
         print("|---|---:|%s---:|---:|" % ("---:|" * len(parts)))
         tot = 0
-        for name, k, p in breakdown(b, a.lmin):
+        for name, k, p in breakdown(b, a.lmin, convt=a.convt):
             t = sum(v for x, v in p.items() if x != "forward")
             tot += t
             print("| %s | %s | %s | %d | %s |" % (name, k, " | ".join(str(p.get(x, "-")) for x in parts), t,

@@ -1,6 +1,7 @@
 // DSGU paths of the uint8 conv kernels whose work follows k (conv_dsgu.h).
 #include "conv_dsgu.h"
 #include "conv2d_core.h"   // QT_CONV_NO_LIBCALLS, ld32u, uxtb16_ror8
+#include "conv_transpose2d.h"   // the slice scores
 
 #if QT_CONV_CORR_DIRECT
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
@@ -153,5 +154,67 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
         }
     }
     return (int32_t)dsum;
+}
+#endif
+
+#if QT_CONVT_SLICES_BUILT
+// ConvTranspose2d slice scores (conv_transpose2d.h): here at -O2, not in
+// conv_transpose2d_u8.c's -Os; the inner loops out of line, where GCC keeps
+// their operands in registers (inline they reloaded from the stack: ~13
+// instructions per pixel on the M4).
+
+// em[i] += |e[i stride] - ze|, i < n
+__attribute__((noinline))
+static void emap_row_u8(uint32_t *em, const uint8_t *e, int32_t stride, int32_t n, int32_t ze) {
+    for (int32_t i = 0; i < n; i++, e += stride) {
+        const int32_t d = *e - ze;
+        em[i] += (uint32_t)(d < 0 ? -d : d);
+    }
+}
+
+// sum |x - zx| em, saturated to uint32 (each product fits 32 bits)
+__attribute__((noinline))
+static uint32_t dot_abs_u8(const uint8_t *x, const uint32_t *em, int32_t n, int32_t zx) {
+    uint64_t acc = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t d = x[i] - zx;
+        acc += (uint64_t)((uint32_t)(d < 0 ? -d : d) * em[i]);
+    }
+    return acc > 0xffffffffu ? 0xffffffffu : (uint32_t)acc;
+}
+
+QT_CONV_NO_LIBCALLS
+uint64_t conv_transpose2d_slice_scores_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, uint32_t *scores, uint32_t *emap) {
+    const int32_t IW = t->in_w, IHW = t->in_h * IW, OW = t->out_w, OHW = t->out_h * OW;
+    uint64_t esum = 0;
+    qt_fill_i32((int32_t *)emap, (size_t)IHW, 0);
+    for (int32_t co = 0; co < t->out_ch; co++) {
+        const uint8_t *ec = e + co * OHW;
+        uint32_t s;
+        conv_channel_scores_u8(ec, 1, OHW, zero_e, &s);
+        esum += s;
+        // emap[j] += |e - z_e| over the output positions input pixel j
+        // reaches (out = in stride - pad + k; qt_conv_tap_range).
+        for (int32_t ky = 0; ky < t->k_h; ky++) {
+            int32_t ylo, yhi;
+            qt_conv_tap_range(ky, t->stride_h, t->pad_h, t->out_h, t->in_h, &ylo, &yhi);
+            for (int32_t kx = 0; kx < t->k_w; kx++) {
+                int32_t xlo, xhi;
+                qt_conv_tap_range(kx, t->stride_w, t->pad_w, OW, IW, &xlo, &xhi);
+                for (int32_t iy = ylo; iy < yhi && xlo < xhi; iy++) {
+                    const int32_t row = (iy * t->stride_h - t->pad_h + ky) * OW - t->pad_w + kx;
+                    emap_row_u8(emap + iy * IW + xlo, ec + row + xlo * t->stride_w, t->stride_w, xhi - xlo,
+                        zero_e);
+                }
+            }
+        }
+    }
+    // emap <= 255 out_ch k_h k_w <= 255 * 32767, so a product fits 32 bits;
+    // the sum over h w pixels may not (saturated: ties go to the lower index).
+    for (int32_t ci = 0; ci < t->in_ch; ci++) {
+        scores[ci] = dot_abs_u8(x + ci * IHW, emap, IHW, zero_x);
+    }
+    return esum;
 }
 #endif

@@ -64,6 +64,38 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
     qt_wrange_t *new_range, uint8_t *scratch);
 
+// Not built for armv6m: its ~1.7 KB would come out of the Pico's heap
+// margin (tests/test_board_fit.py); the bindings raise ValueError there.
+#if defined(__thumb__) && !defined(__thumb2__)
+#define QT_CONVT_SLICES_BUILT 0
+#else
+#define QT_CONVT_SLICES_BUILT 1
+#endif
+// DSGU over the in_ch input-channel slices w[ci, :, :, :] instead of the
+// filters (the layer option 'input'; contiguous rows of out_ch k_h k_w).
+// Score of slice ci: sum_j |x_ci,j - z_x| E_j, where E_j = sum |e - z_e|
+// over every output position (all output channels, all taps) input pixel
+// j reaches: the error the slice's input channel fed, an upper bound of
+// its gradient's L1 norm sum |g[ci]| (the slice's exact error, the
+// propagated ex[ci], exists only after the propagation DSGU saves).
+// O(in_h in_w (out_ch k_h k_w + in_ch)): emap (uint32[in_h
+// in_w]) holds E; scores saturate at 2^32 - 1.  Returns sum |e - z_e| (the
+// layer's mean error, for k).
+uint64_t conv_transpose2d_slice_scores_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, uint32_t *scores, uint32_t *emap);
+// Error propagation of the selected slices (sel strictly ascending): ex[ci]
+// for ci in sel, ex's zero point (no error) in the other channels.
+void conv_transpose2d_backward_slices_u8(const qt_conv_geom_t *g, const uint8_t *e, const uint8_t *w,
+    uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats, const int32_t *sel, int32_t n_sel, uint8_t *scratch);
+// As conv_transpose2d_update_u8 over the selected slices (NULL = all;
+// standardized per slice: state 5 + 2 in_ch); every output channel's bias
+// is updated.  The bindings' update flag for it:
+#define QT_CONVT_SLICES (8)
+void conv_transpose2d_update_slices_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
+    float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
+    qt_wrange_t *new_range, uint8_t *scratch);
+
 // mixed mode, as conv2d.h.
 void conv_transpose2d_backward_mixed(const qt_conv_geom_t *g, float *e, const uint8_t *y,
     int32_t zero_y, const uint8_t *w, int32_t zero_w, float s_w, float *ex, const int32_t *sel,

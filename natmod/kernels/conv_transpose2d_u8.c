@@ -45,7 +45,17 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
     const int32_t CKK = t->in_ch * t->k_h * t->k_w;
     int32_t grad = conv_transpose2d_grad_scratch_u8(t) + 4 * CKK + align4(CKK) + 4 * t->out_ch
                    + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
+    // DSGU over input-channel slices: a slice's gradient row is out_ch k_h k_w
+    // items (conv_transpose2d_update_slices_u8), and the selection and error
+    // propagation's (the selected slices side by side after the gather's).
     int32_t n = fwd > bwd ? fwd : bwd;
+#if QT_CONVT_SLICES_BUILT
+    int32_t slices = conv_transpose2d_grad_scratch_u8(t) + 4 * t->out_ch * (t->k_h * t->k_w + 1)
+                     + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
+    int32_t sl2 = bwd + align4(t->in_ch * t->out_ch * t->k_h * t->k_w);
+    slices = slices > sl2 ? slices : sl2;
+    n = n > slices ? n : slices;
+#endif
     return n > grad ? n : grad;
 }
 
@@ -200,3 +210,104 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
         qt_update_bias_i32(b, gb, NULL, 0, CO, sel ? sel : NULL, n, s_gb, s_b, u, state, first);
     }
 }
+
+// ---- DSGU over input-channel slices (the layer option 'input') ----------
+// The structures are the in_ch slices w[ci] = w[ci, :, :, :], contiguous
+// out_ch*k_h*k_w bytes in the [in][out][kh][kw] layout.  A slice's
+// gradient is (x_ci - z_x) correlated with every output channel's error,
+// and the error it propagates is the input channel ex[ci] alone: both
+// shrink with k (a filter of a layer with one output channel is always
+// selected).  See conv_transpose2d.h for the score.
+
+#if QT_CONVT_SLICES_BUILT
+// n bytes of v: words where dst is aligned (a byte loop took ~4
+// instructions per byte, 12 k of a ConvT 16->1 call at k = 1 on the M4).
+QT_CONV_NO_LIBCALLS
+static void fill_bytes_u8(uint8_t *dst, int32_t n, uint8_t v) {
+    for (; n > 0 && ((uintptr_t)dst & 3); n--) {
+        *dst++ = v;
+    }
+    qt_fill_i32((int32_t *)(void *)dst, (size_t)(n >> 2), (int32_t)(v * 0x01010101u));
+    dst += n & ~3;
+    for (n &= 3; n > 0; n--) {
+        *dst++ = v;
+    }
+}
+
+QT_CONV_NO_LIBCALLS
+void conv_transpose2d_backward_slices_u8(const qt_conv_geom_t *t, const uint8_t *e, const uint8_t *w,
+    uint8_t *ex, const qt_conv_rq_t *rq, int32_t *stats, const int32_t *sel, int32_t n_sel, uint8_t *scratch) {
+    qt_conv_geom_t g;
+    qt_conv_geom_swap(t, &g);
+    const int32_t IHW = t->in_h * t->in_w, L = t->out_ch * t->k_h * t->k_w, CI = t->in_ch;
+    // The selected slices side by side: a ConvTranspose2d of n_sel input
+    // channels, whose error maps go to ex's first n_sel channels (the
+    // gather's scratch for all in_ch is the most it needs with fewer).
+    uint8_t *ws = scratch + qt_conv_gather_scratch(&g, 0);
+    for (int32_t j = 0; j < n_sel; j++) {
+        copy_blocks_u8(ws + j * L, 0, w + sel[j] * L, 0, 1, L);
+    }
+    g.out_ch = n_sel;
+    qt_conv_gather_u8(&g, e, ws, NULL, ex, rq, stats, NULL, 0, scratch);
+    // Then each to its channel, from the last channel down (sel strictly
+    // ascending: sel[j] >= j, and an unselected channel above sel[j] is
+    // above j, so no map is overwritten before it moved); the other
+    // channels get no error (their zero point; 0 joins the range).
+    int32_t j = n_sel - 1;
+    for (int32_t ci = CI - 1; ci >= 0; ci--) {
+        if (j >= 0 && sel[j] == ci) {
+            copy_blocks_u8(ex + ci * IHW, 0, ex + j * IHW, 0, ci != j, IHW);
+            j--;
+        } else {
+            fill_bytes_u8(ex + ci * IHW, IHW, (uint8_t)rq->zero_out);
+        }
+    }
+    if (n_sel < CI) {
+        stats[0] = stats[0] < 0 ? stats[0] : 0;
+        stats[1] = stats[1] > 0 ? stats[1] : 0;
+    }
+}
+
+QT_CONV_NO_LIBCALLS
+void conv_transpose2d_update_slices_u8(const qt_conv_geom_t *t, const uint8_t *e, int32_t zero_e,
+    const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
+    float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
+    qt_wrange_t *new_range, uint8_t *scratch) {
+    const int32_t KK = t->k_h * t->k_w, CO = t->out_ch, L = CO * KK, IHW = t->in_h * t->in_w;
+    const int32_t OHW = t->out_h * t->out_w;
+    // One input channel at a time: t1 is the layer with in_ch = 1 (swapped
+    // twice: a field copy), whose per-filter gradient is the slice's row
+    // for that output channel.  Scratch as conv_transpose2d_update_u8,
+    // grow L = out_ch k_h k_w items (conv_transpose2d_scratch_len_u8).
+    qt_conv_geom_t g1, t1;
+    qt_conv_geom_swap(t, &g1);
+    qt_conv_geom_swap(&g1, &t1);
+    t1.in_ch = 1;
+    int32_t *xsum = (int32_t *)(void *)scratch;
+    uint8_t *work = scratch + 4 * t->in_ch;
+    int32_t *grow = (int32_t *)(void *)(scratch + conv_transpose2d_grad_scratch_u8(t));
+    int32_t *gb = grow + L;
+    uint32_t *lanes = (uint32_t *)(void *)(gb + CO);
+    qt_wrange_init(new_range);
+    const int32_t n = sel ? n_sel : t->in_ch;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t ci = sel ? sel[j] : j;
+        const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(&t1, x + ci * IHW, xsum, work);
+        for (int32_t co = 0; co < CO; co++) {
+            conv_transpose2d_filter_grad_u8(&t1, e, zero_e, xrows, zero_x, xsum, co, grow + co * KK, work, lanes);
+        }
+        qt_wrange_t r2;
+        qt_update_rows_u8(w + ci * L, grow, 1, L, s_g, u, state + 2 * ci, first, &r2);
+        qt_wrange_merge(new_range, &r2);
+    }
+    if (!qt_rows_distinct(sel, n)) {
+        new_range->n = 0;
+    }
+    if (b) {   // a bias belongs to an output channel: all of them
+        for (int32_t co = 0; co < CO; co++) {
+            gb[co] = qt_conv_map_sum_u8(e + co * OHW, OHW, zero_e);
+        }
+        qt_update_bias_i32(b, gb, NULL, 0, CO, NULL, CO, s_gb, s_b, u, state, first);
+    }
+}
+#endif

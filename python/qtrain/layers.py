@@ -99,7 +99,9 @@ class Options:
     tau           re-map stored weights when their scale moved by more than this
     alpha_a/e/w   moving-average factors of activation/error/weight ranges
                   (alpha_e = 0: fixed error range [-error_range, error_range])
-    dsgu          None (update everything) or (lmin, lmax) (METHOD 5)
+    dsgu          None (update everything) or (lmin, lmax) (METHOD 5); a
+                  ConvTranspose2d over input-channel slices instead of
+                  filters: qtrain.convt_slices.use(model)
     seed          seeds weight init and stochastic rounding
     """
 

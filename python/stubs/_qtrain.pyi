@@ -162,7 +162,7 @@ def conv_transpose2d_forward_u8(x: _U8, xq: _QP, w: _U8, wq: _QP, b: Optional[_I
 def conv2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
                        ex: Optional[_U8Out], exq: Optional[_QP], geom: _Geom,
                        sel: Optional[_I32] = None, k: Optional[int] = None,
-                       scratch: Optional[_Scratch] = None, /) -> None:
+                       scratch: Optional[_Scratch] = None, slices: bool = False, /) -> None:
     """ReLU mask on e in place (if y given), then ex = requant(W^T e) over the
     channels sel[:k]; records ex's range in exq (ex None: mask only)."""
     ...
@@ -171,8 +171,9 @@ def conv2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optional[_QP], 
 def conv_transpose2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
                                  ex: Optional[_U8Out], exq: Optional[_QP], geom: _Geom,
                                  sel: Optional[_I32] = None, k: Optional[int] = None,
-                                 scratch: Optional[_Scratch] = None, /) -> None:
-    """As conv2d_backward_u8, for ConvTranspose2d."""
+                                 scratch: Optional[_Scratch] = None, slices: bool = False, /) -> None:
+    """As conv2d_backward_u8, for ConvTranspose2d; slices=True: sel names
+    input-channel slices (strictly ascending; not built for armv6m)."""
     ...
 
 
@@ -200,13 +201,16 @@ def conv_transpose2d_update_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, w: _U8Out, wq: 
                                bq: Optional[_QP], geom: _Geom, sel: Optional[_I32], k: Optional[int],
                                hp: _F32, flags: int, state: _F32, rng: _U32,
                                scratch: _Scratch, /) -> int:
-    """As conv2d_update_u8, for ConvTranspose2d."""
+    """As conv2d_update_u8, for ConvTranspose2d; flag 8: the DSGU structures
+    are the input-channel slices (state 5 + 2*in_ch; not built for armv6m)."""
     ...
 
 
-def conv_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: _U32, /) -> int:
+def conv_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: _U32,
+                   x: Optional[_U8] = None, xq: Optional[_QP] = None, geom: Optional[_Geom] = None, /) -> int:
     """DSGU for a conv layer: top-k channels by sum |e - z_e| into sel; returns k.
-    ch = len(sel); scratch uint32[2*ch]."""
+    ch = len(sel); scratch uint32[2*ch].  With x, xq, geom: a ConvTranspose2d's
+    input-channel slices (ch = in_ch) by the error their channel fed."""
     ...
 
 

@@ -282,11 +282,16 @@ def conv2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None
     return _finish(acc, out_mult, zep, False)
 
 
-def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None):
+def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None, slices=False):
+    """As conv2d_backward_u8; slices: sel names input-channel slices w[ci]
+    (dsgu_convt 'input'), whose channels alone get an error."""
     stride, pad = _pair(stride), _pair(pad)
     es = np.asarray(e, np.int64) - ze
-    es[~_select_mask(es.shape[0], sel)] = 0
     ws = np.asarray(w, np.int64) - zw
+    if slices:
+        ws[~_select_mask(ws.shape[0], sel)] = 0
+    else:
+        es[~_select_mask(es.shape[0], sel)] = 0
     acc = _gather(es, ws, stride, pad, x.shape[1:], acc=np.int64)
     return _finish(acc, out_mult, zep, False)
 
@@ -308,6 +313,18 @@ def conv_transpose2d_grad_u8(e, ze, x, zx, stride, pad, k):
     xs = np.asarray(x, np.int64) - zx
     g = _corr(xs, es, stride, pad, _pair(k), acc=np.int64)
     return g, es.sum(axis=(1, 2))
+
+
+def slice_scores_u8(e, ze, x, zx, stride, pad, k):
+    """DSGU score of each input-channel slice w[ci] of a ConvTranspose2d
+    (dsgu_convt 'input'): sum_j |x_ci,j - z_x| E_j, E_j = sum |e - z_e| over
+    the output positions input pixel j reaches (all channels and taps), i.e.
+    the gradient correlation of |x - z_x| with |e - z_e| summed over the
+    slice; saturated to uint32."""
+    xs = np.abs(np.asarray(x, np.int64) - zx)
+    es = np.abs(np.asarray(e, np.int64) - ze)
+    g = _corr(xs, es, _pair(stride), _pair(pad), _pair(k), acc=np.int64)
+    return np.minimum(g.sum(axis=(1, 2, 3)), 2 ** 32 - 1)
 
 
 def filter_error_scores_u8(e, ze):
@@ -391,8 +408,9 @@ def forward_u8_qp(transposed, x, xq, w, wq, b, bq, yq, geom, relu):
     return y, _observe(yq, r, swx)
 
 
-def backward_u8_qp(transposed, e, eq, y, yq, x, w, wq, exq, geom, sel=None):
-    """conv*_backward_u8: returns (e after the ReLU mask, ex, exq updated)."""
+def backward_u8_qp(transposed, e, eq, y, yq, x, w, wq, exq, geom, sel=None, slices=False):
+    """conv*_backward_u8: returns (e after the ReLU mask, ex, exq updated);
+    slices: conv_transpose2d_backward_u8(..., slices=True)."""
     stride, pad, _ = geom_args(geom)
     e = np.array(e, np.uint8)
     if y is not None:
@@ -400,8 +418,9 @@ def backward_u8_qp(transposed, e, eq, y, yq, x, w, wq, exq, geom, sel=None):
     swe = F(F(wq[Q.SCALE]) * F(eq[Q.SCALE]))
     out_mult = quantize_multiplier(F(swe / F(exq[Q.SCALE])))
     fn = conv_transpose2d_backward_u8 if transposed else conv2d_backward_u8
+    kw = {"slices": True} if slices else {}
     ex, r = fn(e, int(eq[Q.ZERO]), x, 0, w, int(wq[Q.ZERO]), stride, pad, out_mult,
-               int(exq[Q.ZERO]), sel)
+               int(exq[Q.ZERO]), sel, **kw)
     return e, ex, _observe(exq, r, swe)
 
 
@@ -423,6 +442,53 @@ def grad_u8_qp(transposed, e, eq, x, xq, geom, sel=None):
 
 
 def update_u8_qp(transposed, e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, state, rng):
+    """(conv*_update_u8, see _update_u8_qp; flag 8: ConvTranspose2d slices.)"""
+    if transposed and int(flags) & SLICES:
+        return _update_slices_u8_qp(e, eq, x, xq, w, wq, b, bq, geom, sel, hp, int(flags) & 7, state, rng)
+    return _update_u8_qp(transposed, e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, state, rng)
+
+
+SLICES = 8   # conv_transpose2d_update_u8's flag: DSGU structures = input-channel slices
+
+
+def _update_slices_u8_qp(e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, state, rng):
+    """conv_transpose2d_update_u8 with flag 8: the structures are the slices
+    w[ci] (contiguous rows of the weight layout), unselected slices get a zero
+    gradient, every output channel's bias is updated."""
+    from . import dense as D
+    gw, gb = grad_u8_qp(True, e, eq, x, xq, geom)
+    w = np.asarray(w, np.uint8)
+    g_rows = gw.reshape(w.shape[0], -1).astype(np.int64)
+    g_rows[~_select_mask(w.shape[0], sel)] = 0
+    s_g = F(F(eq[Q.SCALE]) * F(xq[Q.SCALE]))
+    s_b = F(bq[Q.SCALE]) if b is not None else F(1)
+    w2, _, st, rng2, new_range = D.update_rows_u8(
+        g_rows, s_g, w.reshape(w.shape[0], -1), wq, None, None, F(eq[Q.SCALE]), s_b,
+        F(hp[0]), F(hp[1]), int(flags), state, int(rng))
+    b2 = None
+    if b is not None:   # the biases of all output channels, after the slices (same draws)
+        rnd = D._Rounder(int(flags) & 3, rng2)
+        b2 = [int(v) for v in b]
+        D._update_bias(b2, [int(v) for v in gb], range(len(b2)), F(eq[Q.SCALE]), s_b, F(hp[0]), F(hp[1]),
+                       rnd, st, not (F(state[0]) > 0))
+        b2, rng2 = np.array(b2, np.int32), rnd.state
+    w3, wq2, remapped = D.weights_qp_update(np.asarray(w2, np.uint8).ravel(), wq, new_range, F(hp[2]))
+    return w3.reshape(w.shape), wq2, b2, st, rng2, remapped
+
+
+def select_slices_u8_qp(e, eq, x, xq, geom, lmin, lmax, ebar_max):
+    """conv_select_u8(..., x, xq, geom) -> (k, sel (ascending), new ebar_max):
+    slice_scores_u8, ebar = mean |e - z_e| s_e as select_u8_qp."""
+    from . import dense as D
+    stride, pad, _ = geom_args(geom)
+    score = slice_scores_u8(e, int(eq[Q.ZERO]), x, int(xq[Q.ZERO]), stride, pad, (int(geom[4]), int(geom[5])))
+    d = np.abs(np.asarray(e, np.int64) - int(eq[Q.ZERO]))
+    ebar = F(F(F(int(d.sum())) / F(d.size)) * F(eq[Q.SCALE]))
+    k, emax = D.dsgu_k(ebar, ebar_max, F(lmin), F(lmax), len(score))
+    return k, D.select_topk(score, k), emax
+
+
+def _update_u8_qp(transposed, e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, state, rng):
     """conv*_update_u8 (batch 1, per-filter standardization) as the binding
     runs it: the filter gradients (zero for unselected filters) go through
     the shared update of golden/dense.py, rows = filters.  sel must be

@@ -1,0 +1,237 @@
+"""ConvTranspose2d DSGU over input-channel slices (qtrain.convt_slices)
+against the numpy golden model, bit for bit on every target: the slice
+scores and selection (conv_select_u8 with x, xq, geom), the error
+propagation of the selected slices (conv_transpose2d_backward_u8(...,
+slices=True)) and the update of the selected slices (flag 8), one case
+after the other as a layer runs them; then the bad-input checks.  Not built
+for armv6m (the Pico's heap): there convt_slices.attach raises ValueError.
+"""
+import numpy as np
+import pytest
+
+from casefile import pack, parse
+from test_conv_kernels import DEVICE_LIB, VAE_GEOMS, rand_geom, u8_case
+from qtrain_host.golden import conv as G
+from qtrain_host.golden import quant as GQ
+
+SLICE_SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    fl, x, xq, w, wq, b, bq, e, eq, exq, hp, st, state, rng, uhp = rdn(f, 15)
+    flags = fl[0]
+    geom = tuple(fl[1:])
+    scratch = buf('s', 'B', Q.conv_transpose2d_scratch_len(geom))
+    sel = zeros('i', geom[0])
+    k = Q.conv_select_u8(e, eq, hp, st, sel, buf('ss', 'I', 2 * geom[0] + geom[1] * geom[2]), x, xq, geom)
+    ex = buf('ex', 'B', len(x))
+    Q.conv_transpose2d_backward_u8(e, eq, None, None, w, wq, ex, exq, geom, sel, k, scratch, True)
+    rem = Q.conv_transpose2d_update_u8(e, eq, x, xq, w, wq, b, bq, geom, sel, k, uhp, flags | 8, state, rng,
+                                       scratch)
+    print('S', i, end='')
+    phx(bytearray([k & 255, k >> 8, rem]))
+    phx(sel, 'i')
+    phx(st, 'f')
+    phx(ex)
+    phx(exq, 'f')
+    phx(w)
+    phx(wq, 'f')
+    phx(bytearray(1) if b is None else b, 'B' if b is None else 'i')
+    phx(state, 'f')
+    phx(rng, 'f')
+    print()
+print('done')
+"""
+
+
+def _cases():
+    rng = np.random.default_rng(4242)
+    geoms = [g for t, g in VAE_GEOMS if t] + [rand_geom(rng, True) for _ in range(16)]
+    geoms += [rand_geom(rng, True, (13, 5, 9)) for _ in range(4)]
+    out = []
+    for i, geom in enumerate(geoms):
+        c = u8_case(rng, True, geom)
+        ci = c["x"].shape[0]
+        if i % 4 == 3:   # a ReLU input: x >= z_x mostly, many zero scores and ties
+            c["x"] = np.maximum(c["x"], np.uint8(c["xq"][GQ.ZERO]))
+        lmin = float(rng.choice([0.1, 0.3, 1.0]))
+        hp = np.array([lmin, max(lmin, float(rng.choice([0.5, 1.0])))], np.float32)
+        st = np.array([rng.choice([0.0, 0.001, 100.0])], np.float32)
+        flags = 4 | int(rng.integers(0, 4))
+        uhp = np.array([rng.choice([0.0001, 0.001, 0.01]), rng.choice([1.0, 0.85]), rng.choice([0.0, 0.05])],
+                       np.float32)
+        state = np.zeros(5 + 2 * ci, np.float32)
+        if rng.random() < 0.5:
+            state[0] = 3
+            state[1:] = rng.uniform(0.001, 0.1, state.size - 1).astype(np.float32)
+        seed = np.array([int(rng.integers(1, 2**32 - 1))], np.uint32)
+        out.append(dict(c=c, hp=hp, st=st, flags=flags, uhp=uhp, state=state, seed=seed))
+    return out
+
+
+NOT_BUILT = "ValueError dsgu_convt 'input': not built into armv6m's _qtrain (the Pico's heap)"
+M0_SCRIPT = r"""
+from qtrain import layers as L, convt_slices
+try:
+    convt_slices.attach(L.Conv2d((2, 3, 3), 1, 3, 2, 1, 1, transposed=True, opt=L.Options(dsgu=(0.1, 0.1))))
+except ValueError as err:
+    print('ValueError', err)
+"""
+
+
+def _armv6m(run):
+    """On qemu-m0: the slices raise ValueError naming why (True), else False."""
+    if run.target != "qemu-m0":
+        return False
+    assert NOT_BUILT in run(M0_SCRIPT)
+    return True
+
+
+def test_convt_slices_bit_exact(run):
+    if _armv6m(run):
+        return
+    cases = _cases()
+    data = pack(np.array([len(cases)], np.int32))
+    for d in cases:
+        c = d["c"]
+        data += pack(np.array([d["flags"]] + list(c["geom"]), np.int32), c["x"].ravel(), c["xq"],
+                     c["w"].ravel(), c["wq"], c["b"], c["bq"], c["e"].ravel(), c["eq"], c["exq"], d["hp"],
+                     d["st"], d["state"], d["seed"], d["uhp"])
+    out = run(SLICE_SCRIPT, files={"cases.bin": data})
+    assert "done" in out, out[-2000:]
+    res = parse(out, "S")
+    assert len(res) == len(cases)
+    partial = 0
+    for i, d in enumerate(cases):
+        c, geom = d["c"], d["c"]["geom"]
+        what = "case %d (%s)" % (i, geom)
+        got = res[i]
+        k, sel, emax = G.select_slices_u8_qp(c["e"], c["eq"], c["x"], c["xq"], geom, d["hp"][0], d["hp"][1],
+                                             d["st"][0])
+        assert got[0][0] | (got[0][1] << 8) == k, what + ": k"
+        assert np.frombuffer(got[1], np.int32)[:k].tolist() == list(sel), what + ": sel"
+        assert np.frombuffer(got[2], np.float32)[0] == np.float32(emax), what + ": state"
+        partial += k < geom[0]
+        _, ex, exq = G.backward_u8_qp(True, c["e"], c["eq"], None, None, c["x"], c["w"], c["wq"], c["exq"], geom,
+                                      sel, slices=True)
+        assert got[3] == ex.tobytes(), what + ": ex"
+        assert got[4] == exq.tobytes(), what + ": exq"
+        unsel = np.ones(geom[0], bool)
+        unsel[sel] = False
+        assert np.all(ex[unsel] == int(c["exq"][GQ.ZERO])), what + ": no error outside the slices"
+        w, wq2, b, st, rng2, rem = G.update_u8_qp(True, c["e"], c["eq"], c["x"], c["xq"], c["w"], c["wq"],
+                                                  c["b"], c["bq"], geom, sel, d["uhp"], d["flags"] | 8,
+                                                  d["state"], int(d["seed"][0]))
+        assert got[0][2] == rem, what + ": remapped"
+        assert got[5] == np.asarray(w, np.uint8).tobytes(), what + ": w"
+        w0 = np.asarray(c["w"])
+        assert np.array_equal(np.asarray(w)[unsel], w0[unsel]) or rem, what + ": unselected slices kept"
+        assert got[6] == np.asarray(wq2, np.float32).tobytes(), what + ": wq"
+        if c["b"] is not None:
+            assert got[7] == np.asarray(b, np.int32).tobytes(), what + ": b"
+        assert got[8] == np.asarray(st, np.float32).tobytes(), what + ": state"
+        assert got[9] == np.array([rng2], np.uint32).tobytes(), what + ": rng"
+    assert partial >= len(cases) // 2   # most cases select a strict subset
+
+
+BAD_SCRIPT = r"""
+import _qtrain as Q
+from array import array
+g = (4, 3, 3, 2, 3, 3, 2, 2, 1, 1, 1, 1)
+ci, h, w_, co = 4, 3, 3, 2
+oh = (h - 1) * 2 - 2 + 3 + 1
+def qp():
+    a = array('f', [0.0] * 8); a[2] = -1.0; a[3] = 1.0; Q.qp_from_range(a); return a
+x, e, w = bytearray(ci * h * w_), bytearray(co * oh * oh), bytearray(ci * co * 9)
+ex = bytearray(len(x))
+scr = bytearray(Q.conv_transpose2d_scratch_len(g))
+def tryit(name, f):
+    try:
+        f()
+        print(name, 'no error')
+    except (ValueError, TypeError) as err:
+        print(name, type(err).__name__, err)
+tryit('desc', lambda: Q.conv_transpose2d_backward_u8(e, qp(), None, None, w, qp(), ex, qp(), g,
+      array('i', [2, 1]), 2, scr, True))
+tryit('range', lambda: Q.conv_transpose2d_backward_u8(e, qp(), None, None, w, qp(), ex, qp(), g,
+      array('i', [4]), 1, scr, True))
+st = array('f', [0.0] * (5 + 2 * ci))
+hp = array('f', [0.001, 1.0, 0.0])
+rng = array('I', [1])
+b, bq = array('i', [0] * co), qp()
+tryit('conv_flag', lambda: Q.conv2d_update_u8(bytearray(2 * 2 * 2), qp(), bytearray(4 * 3 * 3), qp(),
+      bytearray(2 * 4 * 9), qp(), None, None, (4, 3, 3, 2, 3, 3, 2, 2, 1, 1), None, None, hp, 12,
+      array('f', [0.0] * 9), rng, bytearray(Q.conv2d_scratch_len((4, 3, 3, 2, 3, 3, 2, 2, 1, 1)))))
+tryit('state', lambda: Q.conv_transpose2d_update_u8(e, qp(), x, qp(), w, qp(), b, bq, g, array('i', [1]), 1,
+      hp, 12, array('f', [0.0] * (5 + 2 * co)), rng, scr))
+tryit('sel_len', lambda: Q.conv_select_u8(e, qp(), array('f', [0.1, 1.0]), array('f', [0.0]), array('i', [0] * co),
+      array('I', [0] * (2 * co + 9)), x, qp(), g))
+tryit('ok', lambda: Q.conv_transpose2d_update_u8(e, qp(), x, qp(), w, qp(), b, bq, g, array('i', [1, 3]), 2,
+      hp, 12, st, rng, scr))
+"""
+
+
+def test_convt_slices_bad_input(run):
+    if _armv6m(run):
+        return
+    out = run(BAD_SCRIPT)
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
+    assert "ValueError sel: the input-channel slices must be strictly ascending" in lines["desc"]
+    assert "ValueError sel: item 0 must be a channel index in 0..3" in lines["range"]
+    assert "ValueError flags" in lines["conv_flag"]
+    assert "ValueError state" in lines["state"]
+    assert "ValueError e, sel: expected 72 and in_ch = 4 items, got 72 and 2" in lines["sel_len"], out
+    assert lines["ok"] == "ok no error"
+
+
+LAYER_SCRIPT = r"""
+from qtrain import layers as L, convt_slices
+def tryit(name, lay, v):
+    try:
+        convt_slices.attach(lay, v)
+        print(name, 'no error')
+    except ValueError as err:
+        print(name, 'ValueError', err)
+opt = L.Options(lr=0.001, dsgu=(0.1, 0.1))
+lay = L.Conv2d((16, 14, 14), 1, 3, 2, 1, 1, transposed=True, opt=opt)
+tryit('bad', lay, 'slices')
+tryit('mixed', L.Conv2d((2, 3, 3), 1, 3, 2, 1, 1, transposed=True, opt=opt.replace(mode='mixed')), 'input')
+print('n', convt_slices.use([lay]), convt_slices.use([lay], 'output'))
+L.Shared.for_layers([lay])
+x, xq = bytearray(16 * 196), L.qparams(0.0, 1.0)
+L.fill_uniform_u8(x, 3)
+w0 = bytes(lay.w)
+lay.forward(x, xq)
+e = bytearray(784)
+L.fill_uniform_u8(e, 4)
+ep, epq = lay.backward(e, L.qparams(-0.05, 0.05))
+z = int(epq[1])
+live = [c for c in range(16) if any(v != z for v in ep[c * 196:(c + 1) * 196])]
+moved = [c for c in range(16) if bytes(lay.w[c * 9:(c + 1) * 9]) != w0[c * 9:(c + 1) * 9]]
+print('k', lay.k, 'sel', lay.sel[0], 'live', live, 'moved', moved, 'state', len(lay.state), len(lay.sel))
+def wide(o):
+    return convt_slices.attach(L.Conv2d((4, 3, 3), 16, 3, 2, 1, 1, transposed=True, opt=o))
+print('wide', wide(opt), wide(opt.replace(dsgu=(0.05, 1.0))), convt_slices.attach(L.Conv2d((2, 5, 5), 1, 3, opt=opt)))
+"""
+
+
+def test_layer_option(run):
+    """convt_slices.attach / use: a ConvTranspose2d 16->1 at lmin 0.1 selects
+    one of its 16 slices; only that input channel gets an error and only
+    that slice's weights move; slices only where the filters cannot go below
+    lmin (out_ch lmin < 1) and only on ConvTranspose2d; bad values name the
+    setting."""
+    if _armv6m(run):
+        return
+    out = run(LAYER_SCRIPT)
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
+    assert "ValueError dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got 'slices'" in lines["bad"]
+    assert "got 'input' (mode 'mixed')" in lines["mixed"], out
+    assert lines["n"] == "n 1 0", out
+    p = lines["k"].split()
+    sel = int(p[3])
+    assert p[1] == "1", out
+    assert lines["k"].endswith("state 37 16"), out
+    assert "live [%d]" % sel in lines["k"] and "moved [%d]" % sel in lines["k"], out
+    assert lines["wide"] == "wide False True False", out
