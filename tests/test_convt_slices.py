@@ -70,7 +70,7 @@ def _cases():
     return out
 
 
-NOT_BUILT = "ValueError dsgu_convt 'input': not built into armv6m's _qtrain (the Pico's heap)"
+NOT_BUILT = "ValueError structures='input': not built into armv6m's _qtrain (the Pico's heap)"
 M0_SCRIPT = r"""
 from qtrain import layers as L, convt_slices
 try:
@@ -226,7 +226,7 @@ def test_layer_option(run):
         return
     out = run(LAYER_SCRIPT)
     lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
-    assert "ValueError dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got 'slices'" in lines["bad"]
+    assert "ValueError structures must be 'output' or (mode 'uint8' only) 'input', got 'slices'" in lines["bad"]
     assert "got 'input' (mode 'mixed')" in lines["mixed"], out
     assert lines["n"] == "n 1 0", out
     p = lines["k"].split()

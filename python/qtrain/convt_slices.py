@@ -40,12 +40,12 @@ def attach(layer, structures="input"):
     qemu-m4).  -> whether it switched."""
     opt = layer.opt
     if structures != "input" or opt.mode != "uint8":
-        raise ValueError("dsgu_convt must be 'output' or (mode 'uint8' only) 'input', got %r (mode %r)"
+        raise ValueError("structures must be 'output' or (mode 'uint8' only) 'input', got %r (mode %r)"
                          % (structures, opt.mode))
     if not getattr(layer, "transposed", False) or opt.dsgu is None or layer.geom[3] * opt.dsgu[0] >= 1:
         return False
     if getattr(sys.implementation, "_mpy", 0) >> 10 == 4:   # native arch armv6m
-        raise ValueError("dsgu_convt 'input': not built into armv6m's _qtrain (the Pico's heap)")
+        raise ValueError("structures='input': not built into armv6m's _qtrain (the Pico's heap)")
     c, h, w = layer.in_shape
     layer.slices = True   # (read by tools; the layer's calls are the two closures below)
     layer.flags |= 8                            # conv_transpose2d_update_u8: slices

@@ -284,7 +284,7 @@ def conv2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None
 
 def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None, slices=False):
     """As conv2d_backward_u8; slices: sel names input-channel slices w[ci]
-    (dsgu_convt 'input'), whose channels alone get an error."""
+    (convt_slices, structures='input'), whose channels alone get an error."""
     stride, pad = _pair(stride), _pair(pad)
     es = np.asarray(e, np.int64) - ze
     ws = np.asarray(w, np.int64) - zw
@@ -317,7 +317,7 @@ def conv_transpose2d_grad_u8(e, ze, x, zx, stride, pad, k):
 
 def slice_scores_u8(e, ze, x, zx, stride, pad, k):
     """DSGU score of each input-channel slice w[ci] of a ConvTranspose2d
-    (dsgu_convt 'input'): sum_j |x_ci,j - z_x| E_j, E_j = sum |e - z_e| over
+    (convt_slices, structures='input'): sum_j |x_ci,j - z_x| E_j, E_j = sum |e - z_e| over
     the output positions input pixel j reaches (all channels and taps), i.e.
     the gradient correlation of |x - z_x| with |e - z_e| summed over the
     slice; saturated to uint32."""

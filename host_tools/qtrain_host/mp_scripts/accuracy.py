@@ -139,7 +139,10 @@ def structures(vae):
     """(layer, number of output structures, weights per structure) of the VAE's trainable layers."""
     out = []
     for layer in vae.encoder.layers + vae.decoder.layers:
-        n = layer.n_out if layer.kind == "dense" else layer.geom[3]
+        if layer.kind == "dense":
+            n = layer.n_out
+        else:   # a ConvTranspose2d over input-channel slices (qtrain.convt_slices) selects in_ch of them
+            n = layer.in_shape[0] if getattr(layer, "slices", False) else layer.geom[3]
         nw = layer.n_in if layer.kind == "dense" else layer.n_w // n
         out.append((layer, n, nw))
     return out
