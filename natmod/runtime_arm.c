@@ -93,6 +93,28 @@ uint64_t __aeabi_f2ulz(float f) {
     return abs_f2u64(b.u, UINT64_MAX);
 }
 
+#if QT_RUNTIME_FMUL || QT_RUNTIME_FDIV
+// The multiply's and the divide's last step: the 24-bit mantissa m (leading
+// one included) of a result with biased exponent e, rounded up if `up`
+// (round to nearest, ties to even, decided by the caller), packed with the
+// sign into *bits.  0 if the rounded result is not a normal float: the
+// caller then hands the operands to libgcc.
+static inline int round_pack_normal(uint32_t sign, int32_t e, uint32_t m, uint32_t up, uint32_t *bits) {
+    if (up) {
+        m++;
+        if (m == 0x1000000u) {
+            m >>= 1;
+            e++;
+        }
+    }
+    if (e < 1 || e > 254) {
+        return 0;
+    }
+    *bits = sign + ((uint32_t)(e - 1) << 23) + m;
+    return 1;
+}
+#endif
+
 #if QT_RUNTIME_FMUL
 // Float multiply for the Cortex-M0: libgcc's soft-fp __aeabi_fmul costs ~116
 // instructions a call (~1900 calls per ConvVAE step: the standardization's
@@ -129,15 +151,8 @@ __attribute__((optimize("O2"))) float __aeabi_fmul(float a, float b) {
             m = (hi << 9) | (lo >> 23);
             rest = lo << 9;
         }
-        if (rest > 0x80000000u || (rest == 0x80000000u && (m & 1u))) {
-            m++;
-            if (m == 0x1000000u) {
-                m >>= 1;
-                e++;
-            }
-        }
-        if (e >= 1 && e <= 254) {
-            r.u = ((x.u ^ y.u) & 0x80000000u) + ((uint32_t)(e - 1) << 23) + m;
+        if (round_pack_normal((x.u ^ y.u) & 0x80000000u, e, m,
+            rest > 0x80000000u || (rest == 0x80000000u && (m & 1u)), &r.u)) {
             return r.f;
         }
     }
@@ -202,16 +217,8 @@ __attribute__((optimize("O2"))) float __aeabi_fdiv(float a, float b) {
             mx = (ge ? mx - my : mx) << 1;
         }
 #endif
-        uint32_t m = q >> 1;
-        if ((q & 1u) && (mx != 0u || (m & 1u))) {
-            m++;
-            if (m == 0x1000000u) {
-                m >>= 1;
-                e++;
-            }
-        }
-        if (e >= 1 && e <= 254) {
-            r.u = ((x.u ^ y.u) & 0x80000000u) + ((uint32_t)(e - 1) << 23) + m;
+        const uint32_t m = q >> 1;
+        if (round_pack_normal((x.u ^ y.u) & 0x80000000u, e, m, (q & 1u) && (mx != 0u || (m & 1u)), &r.u)) {
             return r.f;
         }
     }
