@@ -110,6 +110,22 @@ def test_float_compares_equal_ieee(lib):
                            for i in bad[:5]]
 
 
+def _assert_binary_op_ieee(lib_fn, bits, want_fn, sym):
+    """lib_fn over the float pairs `bits` (2 x n uint32) gives want_fn's bits
+    (numpy float32, IEEE round to nearest even); any NaN for a NaN."""
+    a, b = bits[0].view(np.float32), bits[1].view(np.float32)
+    out = np.empty_like(a)
+    lib_fn(a.ctypes.data_as(ctypes.c_void_p), b.ctypes.data_as(ctypes.c_void_p),
+           out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(a.size))
+    with np.errstate(all="ignore"):
+        want = want_fn(a, b)
+    got_u, want_u = out.view(np.uint32), want.view(np.uint32)
+    nan = np.isnan(want) & np.isnan(out)
+    bad = np.nonzero((got_u != want_u) & ~nan)[0]
+    assert bad.size == 0, ["%08x %s %08x = %08x, want %08x" % (bits[0, i], sym, bits[1, i], got_u[i], want_u[i])
+                           for i in bad[:5]]
+
+
 def test_float_multiply_equals_ieee(lib):
     rng = np.random.default_rng(4)
     edge = np.array(EDGE_BITS, np.uint32)
@@ -126,18 +142,7 @@ def test_float_multiply_equals_ieee(lib):
     parts = [np.stack([ea.ravel(), eb.ravel()]), rng.integers(0, 2 ** 32, (2, n), dtype=np.uint32),
              sign | (exps << np.uint32(23)) | mant, sign | (near.astype(np.uint32) << np.uint32(23)) | mant,
              sign | (exps << np.uint32(23)) | short, sign | (np.uint32(127) << np.uint32(23)) | short]
-    bits = np.concatenate(parts, axis=1)
-    a, b = bits[0].view(np.float32), bits[1].view(np.float32)
-    out = np.empty_like(a)
-    lib.fmul_all(a.ctypes.data_as(ctypes.c_void_p), b.ctypes.data_as(ctypes.c_void_p),
-                 out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(a.size))
-    with np.errstate(all="ignore"):
-        want = a * b
-    got_u, want_u = out.view(np.uint32), want.view(np.uint32)
-    nan = np.isnan(want) & np.isnan(out)
-    bad = np.nonzero((got_u != want_u) & ~nan)[0]
-    assert bad.size == 0, ["%08x * %08x = %08x, want %08x" % (bits[0, i], bits[1, i], got_u[i], want_u[i])
-                           for i in bad[:5]]
+    _assert_binary_op_ieee(lib.fmul_all, np.concatenate(parts, axis=1), lambda a, b: a * b, "*")
 
 
 def test_float_divide_equals_ieee(lib):
@@ -158,18 +163,7 @@ def test_float_divide_equals_ieee(lib):
     parts = [np.stack([ea.ravel(), eb.ravel()]), rng.integers(0, 2 ** 32, (2, n), dtype=np.uint32),
              sign | (exps << np.uint32(23)) | mant, sign | (near.astype(np.uint32) << np.uint32(23)) | mant,
              np.stack([prod, b.view(np.uint32)])]
-    bits = np.concatenate(parts, axis=1)
-    x, y = bits[0].view(np.float32), bits[1].view(np.float32)
-    out = np.empty_like(x)
-    lib.fdiv_all(x.ctypes.data_as(ctypes.c_void_p), y.ctypes.data_as(ctypes.c_void_p),
-                 out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(x.size))
-    with np.errstate(all="ignore"):
-        want = x / y
-    got_u, want_u = out.view(np.uint32), want.view(np.uint32)
-    nan = np.isnan(want) & np.isnan(out)
-    bad = np.nonzero((got_u != want_u) & ~nan)[0]
-    assert bad.size == 0, ["%08x / %08x = %08x, want %08x" % (bits[0, i], bits[1, i], got_u[i], want_u[i])
-                           for i in bad[:5]]
+    _assert_binary_op_ieee(lib.fdiv_all, np.concatenate(parts, axis=1), lambda a, b: a / b, "/")
 
 
 QP_DIV_SCRIPT = r"""
