@@ -12,6 +12,25 @@
 // from our objects before it searches libgcc, so these are the ones used.
 #include <stdint.h>
 
+// A float's bits and back (through a union: C99's defined way to reinterpret).
+static inline uint32_t float_bits(float f) {
+    union {
+        float f;
+        uint32_t u;
+    } b;
+    b.f = f;
+    return b.u;
+}
+
+static inline float float_from_bits(uint32_t u) {
+    union {
+        float f;
+        uint32_t u;
+    } b;
+    b.u = u;
+    return b.f;
+}
+
 int64_t __aeabi_f2lz(float f);
 uint64_t __aeabi_f2ulz(float f);
 
@@ -21,12 +40,7 @@ float __aeabi_l2f(int64_t v);
 
 // 2^k for 0 <= k <= 127, exactly.
 static float pow2f(int32_t k) {
-    union {
-        uint32_t u;
-        float f;
-    } p;
-    p.u = (uint32_t)(127 + k) << 23;
-    return p.f;
+    return float_from_bits((uint32_t)(127 + k) << 23);
 }
 
 float __aeabi_ul2f(uint64_t v) {
@@ -69,28 +83,20 @@ static uint64_t abs_f2u64(uint32_t bits, uint64_t max) {
 }
 
 int64_t __aeabi_f2lz(float f) {
-    union {
-        float f;
-        uint32_t u;
-    } b;
-    b.f = f;
-    if (b.u >> 31) {
-        uint64_t r = abs_f2u64(b.u, (uint64_t)INT64_MAX + 1u);
+    const uint32_t u = float_bits(f);
+    if (u >> 31) {
+        uint64_t r = abs_f2u64(u, (uint64_t)INT64_MAX + 1u);
         return r > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)r;
     }
-    return (int64_t)abs_f2u64(b.u, (uint64_t)INT64_MAX);
+    return (int64_t)abs_f2u64(u, (uint64_t)INT64_MAX);
 }
 
 uint64_t __aeabi_f2ulz(float f) {
-    union {
-        float f;
-        uint32_t u;
-    } b;
-    b.f = f;
-    if (b.u >> 31) {
+    const uint32_t u = float_bits(f);
+    if (u >> 31) {
         return 0;
     }
-    return abs_f2u64(b.u, UINT64_MAX);
+    return abs_f2u64(u, UINT64_MAX);
 }
 
 #if QT_RUNTIME_FMUL || QT_RUNTIME_FDIV
@@ -128,15 +134,10 @@ float __aeabi_fmul(float a, float b);
 float qt_gcc_fmul(float a, float b);
 
 __attribute__((optimize("O2"))) float __aeabi_fmul(float a, float b) {
-    union {
-        float f;
-        uint32_t u;
-    } x, y, r;
-    x.f = a;
-    y.f = b;
-    const uint32_t ex = (x.u >> 23) & 0xffu, ey = (y.u >> 23) & 0xffu;
+    const uint32_t xu = float_bits(a), yu = float_bits(b);
+    const uint32_t ex = (xu >> 23) & 0xffu, ey = (yu >> 23) & 0xffu;
     if (ex - 1u < 254u && ey - 1u < 254u) {
-        const uint32_t mx = (x.u & 0x7fffffu) | 0x800000u, my = (y.u & 0x7fffffu) | 0x800000u;
+        const uint32_t mx = (xu & 0x7fffffu) | 0x800000u, my = (yu & 0x7fffffu) | 0x800000u;
         const uint32_t xl = mx & 0xffffu, xh = mx >> 16, yl = my & 0xffffu, yh = my >> 16;
         const uint32_t ll = xl * yl, mid = xh * yl + xl * yh;     // mid < 2^25
         const uint32_t lo = ll + (mid << 16);
@@ -151,9 +152,10 @@ __attribute__((optimize("O2"))) float __aeabi_fmul(float a, float b) {
             m = (hi << 9) | (lo >> 23);
             rest = lo << 9;
         }
-        if (round_pack_normal((x.u ^ y.u) & 0x80000000u, e, m,
-            rest > 0x80000000u || (rest == 0x80000000u && (m & 1u)), &r.u)) {
-            return r.f;
+        uint32_t r;
+        if (round_pack_normal((xu ^ yu) & 0x80000000u, e, m,
+            rest > 0x80000000u || (rest == 0x80000000u && (m & 1u)), &r)) {
+            return float_from_bits(r);
         }
     }
     return qt_gcc_fmul(a, b);
@@ -172,16 +174,11 @@ float __aeabi_fdiv(float a, float b);
 float qt_gcc_fdiv(float a, float b);
 
 __attribute__((optimize("O2"))) float __aeabi_fdiv(float a, float b) {
-    union {
-        float f;
-        uint32_t u;
-    } x, y, r;
-    x.f = a;
-    y.f = b;
-    const uint32_t ex = (x.u >> 23) & 0xffu, ey = (y.u >> 23) & 0xffu;
+    const uint32_t xu = float_bits(a), yu = float_bits(b);
+    const uint32_t ex = (xu >> 23) & 0xffu, ey = (yu >> 23) & 0xffu;
     if (ex - 1u < 254u && ey - 1u < 254u) {
-        uint32_t mx = (x.u & 0x7fffffu) | 0x800000u;
-        const uint32_t my = (y.u & 0x7fffffu) | 0x800000u;
+        uint32_t mx = (xu & 0x7fffffu) | 0x800000u;
+        const uint32_t my = (yu & 0x7fffffu) | 0x800000u;
         int32_t e = (int32_t)ex - (int32_t)ey + 127;
         if (mx < my) {              // quotient in [1, 2): mx in [my, 2 my)
             mx <<= 1;
@@ -218,8 +215,9 @@ __attribute__((optimize("O2"))) float __aeabi_fdiv(float a, float b) {
         }
 #endif
         const uint32_t m = q >> 1;
-        if (round_pack_normal((x.u ^ y.u) & 0x80000000u, e, m, (q & 1u) && (mx != 0u || (m & 1u)), &r.u)) {
-            return r.f;
+        uint32_t r;
+        if (round_pack_normal((xu ^ yu) & 0x80000000u, e, m, (q & 1u) && (mx != 0u || (m & 1u)), &r)) {
+            return float_from_bits(r);
         }
     }
     return qt_gcc_fdiv(a, b);
@@ -239,15 +237,6 @@ int __aeabi_fcmple(float a, float b);
 int __aeabi_fcmpgt(float a, float b);
 int __aeabi_fcmpge(float a, float b);
 
-static inline uint32_t fbits(float f) {
-    union {
-        float f;
-        uint32_t u;
-    } b;
-    b.f = f;
-    return b.u;
-}
-
 // A NaN among the operands: exponent all ones and a nonzero mantissa, i.e.
 // the magnitude shifted left above infinity's.
 static inline int fcmp_nan(uint32_t x, uint32_t y) {
@@ -262,17 +251,17 @@ static inline int32_t fcmp_key(uint32_t x) {
 }
 
 int __aeabi_fcmpeq(float a, float b) {
-    const uint32_t x = fbits(a), y = fbits(b);
+    const uint32_t x = float_bits(a), y = float_bits(b);
     return !fcmp_nan(x, y) && fcmp_key(x) == fcmp_key(y);
 }
 
 int __aeabi_fcmplt(float a, float b) {
-    const uint32_t x = fbits(a), y = fbits(b);
+    const uint32_t x = float_bits(a), y = float_bits(b);
     return !fcmp_nan(x, y) && fcmp_key(x) < fcmp_key(y);
 }
 
 int __aeabi_fcmple(float a, float b) {
-    const uint32_t x = fbits(a), y = fbits(b);
+    const uint32_t x = float_bits(a), y = float_bits(b);
     return !fcmp_nan(x, y) && fcmp_key(x) <= fcmp_key(y);
 }
 
