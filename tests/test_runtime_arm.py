@@ -126,43 +126,44 @@ def _assert_binary_op_ieee(lib_fn, bits, want_fn, sym):
                            for i in bad[:5]]
 
 
-def test_float_multiply_equals_ieee(lib):
-    rng = np.random.default_rng(4)
+def _operand_pairs(rng, n):
+    """Operand pairs (2 x m uint32 float bits) every binary-op check uses:
+    all pairs of EDGE_BITS, n pairs of any bits, n with random exponents and
+    n with exponents near the normal range's ends (results that overflow,
+    underflow or just stay normal).  -> (list of those parts, and the
+    exponents, signs and mantissas drawn, for the caller's own parts)."""
     edge = np.array(EDGE_BITS, np.uint32)
     ea, eb = np.meshgrid(edge, edge)
-    n = 300000
-    # Any bits; exponents around the normal range's ends (products that
-    # overflow, underflow or just stay normal); 13-bit mantissas, whose
-    # 25-26-bit products are exact or exact ties (round half to even).
     exps = rng.integers(0, 256, (2, n), dtype=np.uint32)
     near = np.where(rng.random((2, n)) < 0.5, rng.integers(1, 40, (2, n)), rng.integers(215, 255, (2, n)))
-    short = (rng.integers(1 << 12, 1 << 13, (2, n), dtype=np.uint32) << np.uint32(11)) & np.uint32(0x7fffff)
     sign = rng.integers(0, 2, (2, n), dtype=np.uint32) << np.uint32(31)
     mant = rng.integers(0, 1 << 23, (2, n), dtype=np.uint32)
     parts = [np.stack([ea.ravel(), eb.ravel()]), rng.integers(0, 2 ** 32, (2, n), dtype=np.uint32),
-             sign | (exps << np.uint32(23)) | mant, sign | (near.astype(np.uint32) << np.uint32(23)) | mant,
-             sign | (exps << np.uint32(23)) | short, sign | (np.uint32(127) << np.uint32(23)) | short]
+             sign | (exps << np.uint32(23)) | mant, sign | (near.astype(np.uint32) << np.uint32(23)) | mant]
+    return parts, exps, sign, mant
+
+
+def test_float_multiply_equals_ieee(lib):
+    rng = np.random.default_rng(4)
+    n = 300000
+    parts, exps, sign, _ = _operand_pairs(rng, n)
+    # And 13-bit mantissas, whose 25-26-bit products are exact or exact ties
+    # (round half to even).
+    short = (rng.integers(1 << 12, 1 << 13, (2, n), dtype=np.uint32) << np.uint32(11)) & np.uint32(0x7fffff)
+    parts += [sign | (exps << np.uint32(23)) | short, sign | (np.uint32(127) << np.uint32(23)) | short]
     _assert_binary_op_ieee(lib.fmul_all, np.concatenate(parts, axis=1), lambda a, b: a * b, "*")
 
 
 def test_float_divide_equals_ieee(lib):
     rng = np.random.default_rng(5)
-    edge = np.array(EDGE_BITS, np.uint32)
-    ea, eb = np.meshgrid(edge, edge)
     n = 300000
-    # Any bits; exponents near the normal range's ends (quotients that
-    # overflow, underflow or just stay normal); a = fl(b c), whose quotient
-    # by b is c or next to it (tiny remainders: the sticky bit).
-    exps = rng.integers(0, 256, (2, n), dtype=np.uint32)
-    near = np.where(rng.random((2, n)) < 0.5, rng.integers(1, 40, (2, n)), rng.integers(215, 255, (2, n)))
-    sign = rng.integers(0, 2, (2, n), dtype=np.uint32) << np.uint32(31)
-    mant = rng.integers(0, 1 << 23, (2, n), dtype=np.uint32)
+    parts, exps, sign, mant = _operand_pairs(rng, n)
+    # And a = fl(b c), whose quotient by b is c or next to it (tiny
+    # remainders: the sticky bit).
     b = (sign[1] | (np.uint32(127) << np.uint32(23)) | mant[1]).view(np.float32)
     c = (sign[0] | (exps[0] % np.uint32(64) + np.uint32(95)) << np.uint32(23) | mant[0]).view(np.float32)
     prod = (b * c).view(np.uint32)
-    parts = [np.stack([ea.ravel(), eb.ravel()]), rng.integers(0, 2 ** 32, (2, n), dtype=np.uint32),
-             sign | (exps << np.uint32(23)) | mant, sign | (near.astype(np.uint32) << np.uint32(23)) | mant,
-             np.stack([prod, b.view(np.uint32)])]
+    parts.append(np.stack([prod, b.view(np.uint32)]))
     _assert_binary_op_ieee(lib.fdiv_all, np.concatenate(parts, axis=1), lambda a, b: a / b, "/")
 
 
