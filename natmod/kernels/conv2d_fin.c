@@ -69,29 +69,62 @@
 #endif
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4 common case by hand (shift - 32 = sh in 1..22, see fin_run_m4):
+// with rz = 2^(sh-1) + zero 2^sh, (hi(a mult) + rz) >> sh is one SMMLA
+// (rz + the high word of a mult) and one ASR; USAT clamps to 0..255.  15
+// instructions per value (16 with ReLU) where GCC's loop took 20: it kept
+// lo/hi or the output stride on the stack and split SMMLA into SMULL + ADD.
+// STEP: the bytes from one accumulator to the next (an immediate of the
+// post-indexed load); RELU: clamp the accumulator at 0 first.
+#define QT_FIN_M4(STEP, RELU) \
+    "1:\n\t" \
+    "ldr %[a], [%[pa]], #" STEP "\n\t" \
+    "add %[a], %[a], %[c0]\n\t" \
+    RELU \
+    "cmp %[a], %[lo]\n\t" \
+    "it lt\n\t" \
+    "movlt %[lo], %[a]\n\t" \
+    "cmp %[a], %[hi]\n\t" \
+    "it gt\n\t" \
+    "movgt %[hi], %[a]\n\t" \
+    "smmla %[a], %[a], %[mult], %[rz]\n\t" \
+    "asr %[a], %[a], %[sh]\n\t" \
+    "usat %[a], #8, %[a]\n\t" \
+    "strb %[a], [%[out]]\n\t" \
+    "add %[out], %[out], %[st]\n\t" \
+    "cmp %[pa], %[end]\n\t" \
+    "bne 1b\n\t"
+#define QT_FIN_M4_RELU "bic %[a], %[a], %[a], asr #31\n\t"
+#define QT_FIN_M4_ARGS \
+    : [pa] "+r" (acc), [out] "+r" (out), [lo] "+r" (lo), [hi] "+r" (hi), [a] "=&r" (a) \
+    : [end] "r" (end), [st] "r" (stride), [c0] "r" (c0), [mult] "r" (mult), [rz] "r" (rz), [sh] "r" (sh) \
+    : "cc", "memory"
+
 // Cortex-M4, no bias: accumulators astride apart (inlined in both callers:
 // the scatter finishes rows of 7 values, where a second call shows).
 __attribute__((always_inline)) static inline void fin_run_m4(const int32_t *acc, int32_t astride, int32_t n,
     uint8_t *out, int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm) {
     int32_t lo = mm[0], hi = mm[1];
-    if (f->shift >= 33 && f->shift <= 32 + 22) {
-        // Cortex-M4, the common case: 19 instructions per value (the
-        // shift >= 32 form in qt_conv_fin_run: ~24).  With sh = shift - 32 >= 1, t = floor(a mult / 2^32) (the
-        // high word of one SMULL) and rz = 2^(sh-1) + zero 2^sh,
+    if (n > 0 && f->shift >= 33 && f->shift <= 32 + 22 && (astride == 1 || astride == 4)) {
+        // The common case.  With sh = shift - 32 >= 1, t = floor(a mult /
+        // 2^32) (the high word of the product) and rz = 2^(sh-1) + zero 2^sh,
         // (t + rz) >> sh = floor((a mult + 2^(31+sh)) / 2^(32+sh)) + zero
         // by nested floors: qt_mul_hi's value plus the zero point, in one
-        // add and one shift (|t| < 2^30, rz < 2^30 for sh <= 22: no wrap);
-        // USAT is the clamp to 0..255.
+        // add and one shift (|t| < 2^30, rz < 2^30 for sh <= 22: no wrap).
         const int32_t mult = f->mult, sh = f->shift - 32;
         const int32_t rz = (int32_t)((1u << (sh - 1)) + ((uint32_t)f->zero << sh));
-        const uint32_t rmask = f->relu ? 0xffffffffu : 0u;
-        for (int32_t i = 0; i < n; i++, out += stride, acc += astride) {
-            int32_t a = (int32_t)((uint32_t)*acc + c0);
-            a = (int32_t)((uint32_t)a & ~((uint32_t)(a >> 31) & rmask));
-            lo = a < lo ? a : lo;
-            hi = a > hi ? a : hi;
-            const int32_t t = (int32_t)(((int64_t)a * mult) >> 32);
-            *out = (uint8_t)__usat((t + rz) >> sh, 8);
+        const int32_t *end = acc + n * astride;
+        int32_t a;
+        if (astride == 1) {
+            if (f->relu) {
+                __asm__ volatile (QT_FIN_M4("4", QT_FIN_M4_RELU) QT_FIN_M4_ARGS);
+            } else {
+                __asm__ volatile (QT_FIN_M4("4", "") QT_FIN_M4_ARGS);
+            }
+        } else if (f->relu) {
+            __asm__ volatile (QT_FIN_M4("16", QT_FIN_M4_RELU) QT_FIN_M4_ARGS);
+        } else {
+            __asm__ volatile (QT_FIN_M4("16", "") QT_FIN_M4_ARGS);
         }
     } else {
         for (int32_t i = 0; i < n; i++, out += stride, acc += astride) {
@@ -101,6 +134,9 @@ __attribute__((always_inline)) static inline void fin_run_m4(const int32_t *acc,
     mm[0] = lo;
     mm[1] = hi;
 }
+#undef QT_FIN_M4_ARGS
+#undef QT_FIN_M4_RELU
+#undef QT_FIN_M4
 #endif
 
 // Finish n accumulators of one pixel: + c0 (the pixel's zero-point term,
