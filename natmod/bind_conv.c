@@ -28,12 +28,28 @@ static mp_obj_t qt_conv2d_scratch_len_fn(mp_obj_t geom) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv2d_scratch_len_obj, qt_conv2d_scratch_len_fn);
 
+#if QT_CONVT_SLICES_BUILT
+// conv_transpose2d_scratch_len(geom, slices=False): slices=True = the bytes
+// the input-channel slices calls take (backward with slices=True, update
+// with flag 8), a layer's own scratch (convt_slices.attach), not the
+// shared one's.
+static mp_obj_t qt_conv_transpose2d_scratch_len_fn(size_t n_args, const mp_obj_t *a) {
+    qt_conv_geom_t g;
+    qt_parse_geom(a[0], true, &g);
+    const bool slices = n_args > 1 && qt_arg_bool(a[1], "slices");
+    return mp_obj_new_int(slices ? conv_transpose2d_slices_scratch_len_u8(&g)
+                          : conv_transpose2d_scratch_len_u8(&g));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_scratch_len_obj, 1, 2,
+    qt_conv_transpose2d_scratch_len_fn);
+#else
 static mp_obj_t qt_conv_transpose2d_scratch_len_fn(mp_obj_t geom) {
     qt_conv_geom_t g;
     qt_parse_geom(geom, true, &g);
     return mp_obj_new_int(conv_transpose2d_scratch_len_u8(&g));
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_scratch_len_obj, qt_conv_transpose2d_scratch_len_fn);
+#endif
 
 // ---- uint8 -------------------------------------------------------------------
 
@@ -113,7 +129,7 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_forward_u8_obj, 1
 //   output channels propagate (DSGU; sel None = all).  A 13th argument
 //   `slices` (ConvTranspose2d only; False for Conv2d): True = sel names
 //   input-channel slices (strictly ascending; the others' ex is their zero
-//   point).
+//   point) and scratch is conv_transpose2d_scratch_len(geom, True) bytes.
 static const qt_bufarg_t bwd_args[] = {
     { "y", 2, QT_TC_U8, QT_A_OPT, L_OUT }, { "yq", 3, QT_TC_QP, QT_A_IFPREV, 0 },
     { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
@@ -128,15 +144,18 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     size_t lens[L_N];
     void *p[B_N];
     geom_lens(a[8], transposed, &g, lens);
-    qt_parse_bufs(n_args, a, bwd_args, B_N, lens, p);
 #if QT_CONVT_SLICES_BUILT
     const bool slices = n_args > 12 && qt_arg_bool(a[12], "slices");
     if (slices && !transposed) {
         qt_raise_value("slices: ConvTranspose2d only");
     }
+    if (slices) {   // the slices' own scratch (either path fits in it)
+        lens[L_SCR] = (size_t)conv_transpose2d_slices_scratch_len_u8(&g);
+    }
 #else
     const bool slices = false;   // (armv6m: 12 arguments at most)
 #endif
+    qt_parse_bufs(n_args, a, bwd_args, B_N, lens, p);
     int32_t n_sel;
     const int32_t *sel = qt_parse_sel(n_args, a, 9, slices ? g.in_ch : g.out_ch, &n_sel);
     qt_check_slices(slices, sel, n_sel);
@@ -226,7 +245,8 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 10, 
 //   conv*_backward_u8); state array('f', 5 + 2*out_ch); returns 1 if the
 //   stored weights were re-mapped to a new scale.  ConvTranspose2d: flag 8
 //   (QT_CONVT_SLICES) = the structures are the input-channel slices (sel
-//   strictly ascending, state 5 + 2*in_ch, every bias updated).
+//   strictly ascending, state 5 + 2*in_ch, every bias updated, scratch of
+//   conv_transpose2d_scratch_len(geom, True) bytes).
 static const qt_bufarg_t upd_args[] = {
     { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
     { "x", 2, QT_TC_U8, 0, L_IN }, { "xq", 3, QT_TC_QP, 0, 0 },
@@ -246,6 +266,9 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     mp_int_t flags = qt_arg_int(a[12], "flags", 0, transposed ? 7 | QT_CONVT_SLICES : 7);
     const bool slices = (flags & QT_CONVT_SLICES) != 0;
     mp_obj_t flags_in = MP_OBJ_NEW_SMALL_INT(flags & 7);
+    if (slices) {   // scratch (parsed below) is the slices' own
+        lens[L_SCR] = (size_t)conv_transpose2d_slices_scratch_len_u8(&g);
+    }
 #else
     const bool slices = false;   // flag 8 fails the flags check (0..7)
     mp_obj_t flags_in = a[12];

@@ -95,6 +95,9 @@ void conv_transpose2d_update_slices_u8(const qt_conv_geom_t *g, const uint8_t *e
     const uint8_t *x, int32_t zero_x, uint8_t *w, int32_t *b, const int32_t *sel, int32_t n_sel,
     float s_g, float s_gb, float s_b, const qt_update_t *u, float *state, int first,
     qt_wrange_t *new_range, uint8_t *scratch);
+// The two slices calls take this many bytes of scratch (4-byte aligned),
+// not conv_transpose2d_scratch_len_u8's (the filters path's).
+int32_t conv_transpose2d_slices_scratch_len_u8(const qt_conv_geom_t *g);
 
 // mixed mode, as conv2d.h.
 void conv_transpose2d_backward_mixed(const qt_conv_geom_t *g, float *e, const uint8_t *y,

@@ -45,19 +45,26 @@ int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *t) {
     const int32_t CKK = t->in_ch * t->k_h * t->k_w;
     int32_t grad = conv_transpose2d_grad_scratch_u8(t) + 4 * CKK + align4(CKK) + 4 * t->out_ch
                    + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
-    // DSGU over input-channel slices: a slice's gradient row is out_ch k_h k_w
-    // items (conv_transpose2d_update_slices_u8), and the selection and error
-    // propagation's (the selected slices side by side after the gather's).
     int32_t n = fwd > bwd ? fwd : bwd;
-#if QT_CONVT_SLICES_BUILT
-    int32_t slices = conv_transpose2d_grad_scratch_u8(t) + 4 * t->out_ch * (t->k_h * t->k_w + 1)
-                     + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
-    int32_t sl2 = bwd + align4(t->in_ch * t->out_ch * t->k_h * t->k_w);
-    slices = slices > sl2 ? slices : sl2;
-    n = n > slices ? n : slices;
-#endif
     return n > grad ? n : grad;
 }
+
+#if QT_CONVT_SLICES_BUILT
+// Only a layer switched to the slices (convt_slices.attach) takes these
+// bytes, in a scratch of its own: the shared scratch of every other model
+// stays at the filters path's size.
+int32_t conv_transpose2d_slices_scratch_len_u8(const qt_conv_geom_t *t) {
+    qt_conv_geom_t g;
+    qt_conv_geom_swap(t, &g);
+    // update: a slice's gradient row is out_ch k_h k_w items, then gb and
+    // the lanes (conv_transpose2d_update_slices_u8)
+    int32_t upd = conv_transpose2d_grad_scratch_u8(t) + 4 * t->out_ch * (t->k_h * t->k_w + 1)
+                  + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
+    // error propagation: the gather's, then the selected slices side by side
+    int32_t bwd = qt_conv_gather_scratch(&g, 0) + align4(t->in_ch * t->out_ch * t->k_h * t->k_w);
+    return upd > bwd ? upd : bwd;
+}
+#endif
 
 // work: colsum (4 KK bytes), cols (align4(KK IHW)), then x's rows.
 const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const uint8_t *x,

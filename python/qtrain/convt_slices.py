@@ -20,12 +20,15 @@ from .layers import zeros
 def use(model, structures="input"):
     """Switch the ConvTranspose2d layers of `model` (a VAE, a Sequential or a
     list of layers) to 'input' slices where they pay (attach); 'output'
-    leaves them.  ValueError for another value or a model not in mode 'uint8'.
+    leaves them.  ValueError for another value or (with 'input') a model not
+    in mode 'uint8'.
     -> how many layers it switched."""
     layers = (model.encoder.layers + model.decoder.layers if hasattr(model, "decoder")
               else getattr(model, "layers", model))
+    if structures not in ("input", "output"):
+        raise ValueError("structures must be 'input' or 'output', got %r" % (structures,))
     n = 0
-    if structures != "output":
+    if structures == "input":
         for layer in layers:
             n += attach(layer, structures)
     return n
@@ -39,20 +42,24 @@ def attach(layer, structures="input"):
     which cost more than it saved (ConvT 32->16 update 57 k -> 390 k on
     qemu-m4).  -> whether it switched."""
     opt = layer.opt
-    if structures != "input" or opt.mode != "uint8":
-        raise ValueError("structures must be 'output' or (mode 'uint8' only) 'input', got %r (mode %r)"
-                         % (structures, opt.mode))
+    if structures != "input":   # ('output', the filters, is use's: nothing to attach)
+        raise ValueError("structures must be 'input', got %r" % (structures,))
+    if opt.mode != "uint8":
+        raise ValueError("structures='input': mode 'uint8' only, got mode %r" % (opt.mode,))
     if not getattr(layer, "transposed", False) or opt.dsgu is None or layer.geom[3] * opt.dsgu[0] >= 1:
         return False
     if getattr(sys.implementation, "_mpy", 0) >> 10 == 4:   # native arch armv6m
         raise ValueError("structures='input': not built into armv6m's _qtrain (the Pico's heap)")
     c, h, w = layer.in_shape
-    layer.slices = True   # (read by tools; the layer's calls are the two closures below)
+    layer.slices = True   # (read by tools; the layer's calls are the closures below)
     layer.flags |= 8                            # conv_transpose2d_update_u8: slices
     layer.state = zeros("f", 5 + 2 * c)         # per-slice statistics
     layer.sel = zeros("i", c)
     layer.scores = zeros("I", 0)
     layer.sel_scratch = zeros("I", 2 * c + h * w)   # conv_select_u8's (scores, selection, error map)
+    # The slices calls' own scratch: the shared one is sized for the filters
+    # path (the forward still takes it).
+    scr = layer.slices_scratch = bytearray(_q.conv_transpose2d_scratch_len(layer.geom, True))
 
     def select(e8, eq):   # in place of Conv2d._select
         return _q.conv_select_u8(e8, eq, layer.dsgu_hp, layer.dsgu_state, layer.sel, layer.sel_scratch,
@@ -60,6 +67,10 @@ def attach(layer, structures="input"):
     layer._select = select
 
     def bwd(e, eq, y, yq, w, wq, ex, exq, g, sel=None, k=None, scratch=None):   # in place of _bwd
-        return _q.conv_transpose2d_backward_u8(e, eq, y, yq, w, wq, ex, exq, g, sel, k, scratch, True)
+        return _q.conv_transpose2d_backward_u8(e, eq, y, yq, w, wq, ex, exq, g, sel, k, scr, True)
     layer._bwd = bwd
+
+    def upd(e, eq, x, xq, w, wq, b, bq, g, sel, k, hp, flags, state, rng, scratch):   # in place of _upd
+        return _q.conv_transpose2d_update_u8(e, eq, x, xq, w, wq, b, bq, g, sel, k, hp, flags, state, rng, scr)
+    layer._upd = upd
     return True

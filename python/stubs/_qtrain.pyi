@@ -141,8 +141,10 @@ def conv2d_scratch_len(geom: _Geom, /) -> int:
     ...
 
 
-def conv_transpose2d_scratch_len(geom: _Geom, /) -> int:
-    """Bytes of the scratch bytearray the layer's uint8 calls need."""
+def conv_transpose2d_scratch_len(geom: _Geom, slices: bool = False, /) -> int:
+    """Bytes of the scratch bytearray the layer's uint8 calls need (the
+    filters path); slices=True: the input-channel slices calls' own scratch
+    (backward with slices=True, update with flag 8; not built for armv6m)."""
     ...
 
 
@@ -173,7 +175,8 @@ def conv_transpose2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optio
                                  sel: Optional[_I32] = None, k: Optional[int] = None,
                                  scratch: Optional[_Scratch] = None, slices: bool = False, /) -> None:
     """As conv2d_backward_u8, for ConvTranspose2d; slices=True: sel names
-    input-channel slices (strictly ascending; not built for armv6m)."""
+    input-channel slices (strictly ascending; not built for armv6m) and scratch
+    is conv_transpose2d_scratch_len(geom, True) bytes."""
     ...
 
 
@@ -202,7 +205,8 @@ def conv_transpose2d_update_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, w: _U8Out, wq: 
                                hp: _F32, flags: int, state: _F32, rng: _U32,
                                scratch: _Scratch, /) -> int:
     """As conv2d_update_u8, for ConvTranspose2d; flag 8: the DSGU structures
-    are the input-channel slices (state 5 + 2*in_ch; not built for armv6m)."""
+    are the input-channel slices (state 5 + 2*in_ch, scratch
+    conv_transpose2d_scratch_len(geom, True) bytes; not built for armv6m)."""
     ...
 
 
