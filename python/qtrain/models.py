@@ -31,13 +31,18 @@ class Sequential:
 
     # Both passes hand on the pair a layer returns (its own, made once: see
     # builder._result_pairs) instead of packing a new tuple, and walk the
-    # layers without an iterator object: a uint8 step allocates nothing.
+    # layers by index: a uint8 step allocates nothing, and without a for
+    # loop's iterator slots the frame fits the 11 words MicroPython keeps on
+    # the C stack (a larger one is allocated on the heap at every call).
     def forward(self, x, xq):
         """Run every layer's forward in order: (x, xq) -> the last layer's (y, yq)."""
-        out = (x, xq) if not self.layers else None
-        for layer in self.layers:
-            out = layer.forward(x, xq)
+        layers = self.layers
+        out = (x, xq) if not layers else None
+        i = 0
+        while i < len(layers):
+            out = layers[i].forward(x, xq)
             x, xq = out
+            i += 1
         return out
 
     def backward(self, e, eq):
@@ -105,21 +110,25 @@ class VAE:
             return x, self.xq
         return dequantize(x, self.xq, self.xf), None
 
+    # forward and train_step reuse one pair of names for the tensor that
+    # flows through (and unpack input() rather than calling with *): their
+    # frames then fit the 11 words kept on the C stack (see Sequential).
     def forward(self, x, sample=True):
         """Image x (784 uint8) -> (decoder logits, their record); sample=False
         uses z = mu.  No training."""
-        h, hq = self.encoder.forward(*self.input(x))
-        z, zq = self.latent.forward(h, hq, sample)
-        return self.decoder.forward(z, zq)
+        x, xq = self.input(x)
+        x, xq = self.encoder.forward(x, xq)
+        x, xq = self.latent.forward(x, xq, sample)
+        return self.decoder.forward(x, xq)
 
     def train_step(self, x):
         """One unsupervised step on image x (784 uint8). Returns (rec, kl):
         the reconstruction term (BCE, nats) and the KL term of the -ELBO."""
-        lg, lq = self.forward(x)
-        e, eq, rec = self.output.loss(lg, lq, x)
-        ez, ezq = self.decoder.backward(e, eq)
-        eh, ehq = self.latent.backward(ez, ezq)
-        self.encoder.backward(eh, ehq)
+        e, eq = self.forward(x)
+        e, eq, rec = self.output.loss(e, eq, x)
+        e, eq = self.decoder.backward(e, eq)
+        e, eq = self.latent.backward(e, eq)
+        self.encoder.backward(e, eq)
         self.step_done()
         return rec, self.latent.kl
 
