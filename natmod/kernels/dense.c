@@ -1112,13 +1112,6 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
     qt_fixmul_t kb = qt_fixmul_from_f32(c * s_e * 65536.0f);
     int64_t bb = round_f32_i64(c * state[3] * 65536.0f);
     int32_t r0 = u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
-#if defined(__ARM_ARCH_6M__)
-    // The step in 32 bits when every term fits (|r + Bb - round(Kb ce)| <
-    // 2^16 + 2^29 + 2^29): no int64 add, shift and saturation per bias.
-    qt_short_mul_t ks;
-    short_mul_init(&ks, kb);
-    const int short32 = ks.t && bb > -(1 << 29) && bb < (1 << 29) && short_mul(255, &ks) < (1 << 29);
-#endif
     for (int32_t t = 0; t < cnt; t++) {
         int32_t i = rows ? rows[t] : t;
         int32_t ce = (int32_t)e[i] - ze;
@@ -1126,12 +1119,6 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
             continue;
         }
         int32_t r = u->rounding >= QT_ROUND_STOCHASTIC ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
-#if defined(__ARM_ARCH_6M__)
-        if (short32) {
-            b[i] = qt_sat_add_i32(b[i], (r + (int32_t)bb - short_mul(ce, &ks)) >> 16);
-            continue;
-        }
-#endif
         int64_t nb = (int64_t)b[i] + ((r + bb - fixmul64(ce, kb)) >> 16);
         b[i] = nb > INT32_MAX ? INT32_MAX : (nb < -INT32_MAX ? -INT32_MAX : (int32_t)nb);
     }
