@@ -99,128 +99,257 @@ uint64_t __aeabi_f2ulz(float f) {
     return abs_f2u64(u, UINT64_MAX);
 }
 
-#if QT_RUNTIME_FMUL || QT_RUNTIME_FDIV
-// The multiply's and the divide's last step: the 24-bit mantissa m (leading
-// one included) of a result with biased exponent e, rounded up if `up`
-// (round to nearest, ties to even, decided by the caller), packed with the
-// sign into *bits.  0 if the rounded result is not a normal float: the
-// caller then hands the operands to libgcc.
-static inline int round_pack_normal(uint32_t sign, int32_t e, uint32_t m, uint32_t up, uint32_t *bits) {
-    if (up) {
-        m++;
-        if (m == 0x1000000u) {
-            m >>= 1;
-            e++;
+#if QT_RUNTIME_SOFTFP
+// Float subtract, multiply, divide and int -> float for the Cortex-M0,
+// every case IEEE single precision, round to nearest, ties to even
+// (subnormals, zeros, infinities; any NaN operand gives a quiet NaN, an
+// invalid operation the default NaN).  libgcc's soft-fp versions are one
+// complete C implementation per operation (~2.5 KB for these four, the
+// subtract a second copy of the add) and slow (~116 instructions a
+// multiply, ~375 a divide); these share one rounding step and keep the
+// normal case short.  A ConvVAE step makes a few thousand such calls (the
+// standardization, the step sizes, the range records, the latent).
+float __aeabi_fadd(float a, float b);     // libgcc's
+float __aeabi_fsub(float a, float b);
+float __aeabi_fmul(float a, float b);
+float __aeabi_fdiv(float a, float b);
+float __aeabi_i2f(int32_t v);
+float __aeabi_ui2f(uint32_t v);
+
+#define QT_F32_INF 0x7f800000u
+#define QT_F32_DEFAULT_NAN 0x7fc00000u
+
+// sig >> d, with a 1 in bit 0 if any 1 was shifted out (d >= 1).
+static uint32_t shift_right_jam(uint32_t sig, uint32_t d) {
+    if (d >= 31u) {
+        return sig != 0u;
+    }
+    return (sig >> d) | ((sig << (32u - d)) != 0u);
+}
+
+// The result with sign `sign` (bit 31), biased exponent exp + 1 and the
+// significand sig, whose leading one is at bit 30 (or below it for a
+// subnormal with exp 0) and whose low 7 bits are the bits past float's
+// (bit 0 sticky): rounded to nearest, ties to even.  A round up that
+// carries out of the significand carries into the exponent (the pack adds).
+__attribute__((always_inline)) static inline uint32_t round_pack_bits(uint32_t sign, int32_t exp, uint32_t sig) {
+    const uint32_t rest = sig & 0x7fu;
+    sig = (sig + 0x40u) >> 7;
+    sig &= ~(uint32_t)(rest == 0x40u ? 1u : 0u);   // a tie: to even
+    return sign + ((uint32_t)exp << 23) + sig;
+}
+
+// The same for exponents outside the normal range (exp < 0 or >= 0xfd):
+// overflow to infinity, or a subnormal (or zero) from the significand
+// shifted down with its sticky bit.  Out of line: rare.
+__attribute__((noinline)) static uint32_t round_pack_edge(uint32_t sign, int32_t exp, uint32_t sig) {
+    if (exp < 0) {
+        sig = shift_right_jam(sig, (uint32_t)-exp);
+        exp = 0;
+    } else if (exp > 0xfd || sig + 0x40u >= 0x80000000u) {
+        return sign | QT_F32_INF;
+    }
+    return round_pack_bits(sign, exp, sig);
+}
+
+__attribute__((always_inline)) static inline uint32_t round_pack(uint32_t sign, int32_t exp, uint32_t sig) {
+    if ((uint32_t)exp >= 0xfdu) {
+        return round_pack_edge(sign, exp, sig);
+    }
+    return round_pack_bits(sign, exp, sig);
+}
+
+// A NaN operand as a quiet NaN.
+static inline uint32_t quiet_nan(uint32_t bits) {
+    return bits | 0x400000u;
+}
+
+// A nonzero subnormal's mantissa m (biased exponent field 0) shifted so its
+// leading one is at bit 23, and the exponent that makes it the same value.
+static void normalize_subnormal(int32_t *e, uint32_t *m) {
+    const int32_t shift = __builtin_clz(*m) - 8;
+    *m <<= shift;
+    *e = 1 - shift;
+}
+
+// a - b is a + (-b): libgcc's add (as fast as one of ours in C) without its
+// separate ~800-byte subtract.
+float __aeabi_fsub(float a, float b) {
+    return __aeabi_fadd(a, float_from_bits(float_bits(b) ^ 0x80000000u));
+}
+
+// Zeros, infinities and NaNs among a product's or quotient's operands:
+// *r the result and 1, or 0 (both finite and nonzero, perhaps subnormal).
+// `div`: a / b instead of a * b.
+static int mul_div_special(uint32_t xu, uint32_t yu, int div, uint32_t *r) {
+    const uint32_t sign = (xu ^ yu) & 0x80000000u;
+    const uint32_t x2 = xu << 1, y2 = yu << 1;     // magnitudes, shifted
+    if (x2 > 0xff000000u || y2 > 0xff000000u) {
+        *r = quiet_nan(x2 > 0xff000000u ? xu : yu);
+        return 1;
+    }
+    const int xinf = x2 == 0xff000000u, yinf = y2 == 0xff000000u;
+    const int xzero = x2 == 0u, yzero = y2 == 0u;
+    if (div) {
+        // a / b: inf / inf and 0 / 0 invalid; inf / y and x / 0 infinite;
+        // 0 / y and x / inf zero
+        if ((xinf && yinf) || (xzero && yzero)) {
+            *r = QT_F32_DEFAULT_NAN;
+        } else if (xinf || yzero) {
+            *r = sign | QT_F32_INF;
+        } else if (xzero || yinf) {
+            *r = sign;
+        } else {
+            return 0;
+        }
+    } else {
+        // a * b: inf * 0 invalid; else inf, zero
+        if ((xinf && yzero) || (xzero && yinf)) {
+            *r = QT_F32_DEFAULT_NAN;
+        } else if (xinf || yinf) {
+            *r = sign | QT_F32_INF;
+        } else if (xzero || yzero) {
+            *r = sign;
+        } else {
+            return 0;
         }
     }
-    if (e < 1 || e > 254) {
-        return 0;
-    }
-    *bits = sign + ((uint32_t)(e - 1) << 23) + m;
     return 1;
 }
+
+// Multiply: the product of the two 24-bit mantissas (leading ones at bit
+// 23) in 16-bit halves (four MULS: the M0 has no long multiply), in
+// [2^46, 2^48), cut to 31 bits with a sticky bit and rounded once; exp is
+// the sum of the operands' biased exponents - 128.
+__attribute__((always_inline)) static inline uint32_t fmul_mantissas(uint32_t sign, int32_t exp, uint32_t mx,
+    uint32_t my) {
+    const uint32_t xl = mx & 0xffffu, xh = mx >> 16, yl = my & 0xffffu, yh = my >> 16;
+    const uint32_t ll = xl * yl, mid = xh * yl + xl * yh;     // mid < 2^25
+    const uint32_t lo = ll + (mid << 16);
+    const uint32_t hi = xh * yh + (mid >> 16) + (lo < ll);  // product hi:lo in [2^46, 2^48)
+    uint32_t sig;
+    if (hi >= 0x8000u) {
+        sig = (hi << 15) | (lo >> 17) | ((lo & 0x1ffffu) != 0u);
+        exp++;
+    } else {
+        sig = (hi << 16) | (lo >> 16) | ((lo & 0xffffu) != 0u);
+    }
+    return round_pack(sign, exp, sig);
+}
+
+// Divide: 25 quotient bits of the mantissas (leading ones at bit 23) by
+// restoring division (24 of mantissa and the round bit; the remainder is
+// the sticky bit), rounded once; exp is the operands' biased exponents'
+// difference + 126.
+__attribute__((always_inline)) static inline uint32_t fdiv_mantissas(uint32_t sign, int32_t exp, uint32_t mx,
+    uint32_t my) {
+    if (mx < my) {                  // quotient in [1, 2): mx in [my, 2 my)
+        mx <<= 1;
+        exp--;
+    }
+    uint32_t q = 0;                 // rem < 2 my < 2^25 throughout
+#if defined(__ARM_ARCH_6M__)
+    // One bit: C = (rem >= my) from the compare (the subtract keeps it
+    // set), q = 2 q + C, rem shifted.  4.5 instructions a bit; GCC's
+    // loop took 12.
+#define QT_FDIV_BIT(L) \
+    "cmp %[r], %[d]\n\t" \
+    "bcc " L "f\n\t" \
+    "subs %[r], %[r], %[d]\n\t" \
+    L ":\n\t" \
+    "adcs %[q], %[q]\n\t" \
+    "lsls %[r], %[r], #1\n\t"
+    uint32_t n = 5;
+    __asm__(
+        ".syntax unified\n\t"
+        "1:\n\t"
+        QT_FDIV_BIT("2") QT_FDIV_BIT("3") QT_FDIV_BIT("4") QT_FDIV_BIT("5") QT_FDIV_BIT("6")
+        "subs %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [r] "+l"(mx), [q] "+l"(q), [n] "+l"(n)
+        : [d] "l"(my)
+        : "cc");
+#undef QT_FDIV_BIT
+#else
+    for (int32_t i = 0; i < 25; i++) {
+        const uint32_t ge = mx >= my;
+        q = (q << 1) | ge;
+        mx = (ge ? mx - my : mx) << 1;
+    }
 #endif
+    return round_pack(sign, exp, (q << 6) | (mx != 0u));
+}
 
-#if QT_RUNTIME_FMUL
-// Float multiply for the Cortex-M0: libgcc's soft-fp __aeabi_fmul costs ~116
-// instructions a call (~1900 calls per ConvVAE step: the standardization's
-// and the latent's float work).  When both operands are normal and the
-// product is normal (about every call), the product of the two 24-bit
-// mantissas in 16-bit halves (four MULS), rounded to nearest, ties to even,
-// is the IEEE result; everything else (zeros, subnormals, infinities, NaNs,
-// overflow, underflow) goes to libgcc's, renamed qt_gcc_fmul in the module's
-// copy of libgcc (natmod/Makefile), so every case has libgcc's bits.
-float __aeabi_fmul(float a, float b);
-float qt_gcc_fmul(float a, float b);
+// A product or quotient with an operand that is not a normal float: the
+// special cases, else the subnormals normalized (exponent <= 0) and the
+// mantissas' multiply or divide (its own copy: the normal operands' path
+// has them inline, a call there costs ~20 instructions a multiply).
+__attribute__((noinline)) static uint32_t mul_div_slow(uint32_t xu, uint32_t yu, int div) {
+    uint32_t r;
+    if (mul_div_special(xu, yu, div, &r)) {
+        return r;
+    }
+    int32_t ex = (int32_t)((xu >> 23) & 0xffu), ey = (int32_t)((yu >> 23) & 0xffu);
+    uint32_t mx = xu & 0x7fffffu, my = yu & 0x7fffffu;
+    if (ex == 0) {
+        normalize_subnormal(&ex, &mx);
+    }
+    if (ey == 0) {
+        normalize_subnormal(&ey, &my);
+    }
+    const uint32_t sign = (xu ^ yu) & 0x80000000u;
+    mx |= 0x800000u;
+    my |= 0x800000u;
+    return div ? fdiv_mantissas(sign, ex - ey + 126, mx, my) : fmul_mantissas(sign, ex + ey - 128, mx, my);
+}
 
+// Both operands normal (about every call): straight to the mantissas.
 __attribute__((optimize("O2"))) float __aeabi_fmul(float a, float b) {
     const uint32_t xu = float_bits(a), yu = float_bits(b);
     const uint32_t ex = (xu >> 23) & 0xffu, ey = (yu >> 23) & 0xffu;
     if (ex - 1u < 254u && ey - 1u < 254u) {
-        const uint32_t mx = (xu & 0x7fffffu) | 0x800000u, my = (yu & 0x7fffffu) | 0x800000u;
-        const uint32_t xl = mx & 0xffffu, xh = mx >> 16, yl = my & 0xffffu, yh = my >> 16;
-        const uint32_t ll = xl * yl, mid = xh * yl + xl * yh;     // mid < 2^25
-        const uint32_t lo = ll + (mid << 16);
-        const uint32_t hi = xh * yh + (mid >> 16) + (lo < ll);  // product hi:lo in [2^46, 2^48)
-        int32_t e = (int32_t)(ex + ey) - 127;
-        uint32_t m, rest;           // 24-bit mantissa, the bits below it (MSB = round bit)
-        if (hi >= 0x8000u) {
-            m = (hi << 8) | (lo >> 24);
-            rest = lo << 8;
-            e++;
-        } else {
-            m = (hi << 9) | (lo >> 23);
-            rest = lo << 9;
-        }
-        uint32_t r;
-        if (round_pack_normal((xu ^ yu) & 0x80000000u, e, m,
-            rest > 0x80000000u || (rest == 0x80000000u && (m & 1u)), &r)) {
-            return float_from_bits(r);
-        }
+        return float_from_bits(fmul_mantissas((xu ^ yu) & 0x80000000u, (int32_t)(ex + ey) - 128,
+            (xu & 0x7fffffu) | 0x800000u, (yu & 0x7fffffu) | 0x800000u));
     }
-    return qt_gcc_fmul(a, b);
+    return float_from_bits(mul_div_slow(xu, yu, 0));
 }
-#endif
-
-#if QT_RUNTIME_FDIV
-// Float divide for the Cortex-M0, as the multiply above: libgcc's soft-fp
-// __aeabi_fdiv costs ~375 instructions a call (~300 calls per ConvVAE step:
-// the standardization's means and step sizes, the range records).  Normal
-// operands and quotient: 25 quotient bits by restoring division (24 of
-// mantissa and the round bit; the remainder is the sticky bit), rounded to
-// nearest, ties to even.  Every other case goes to libgcc's, renamed
-// qt_gcc_fdiv in the module's copy of libgcc.
-float __aeabi_fdiv(float a, float b);
-float qt_gcc_fdiv(float a, float b);
 
 __attribute__((optimize("O2"))) float __aeabi_fdiv(float a, float b) {
     const uint32_t xu = float_bits(a), yu = float_bits(b);
     const uint32_t ex = (xu >> 23) & 0xffu, ey = (yu >> 23) & 0xffu;
     if (ex - 1u < 254u && ey - 1u < 254u) {
-        uint32_t mx = (xu & 0x7fffffu) | 0x800000u;
-        const uint32_t my = (yu & 0x7fffffu) | 0x800000u;
-        int32_t e = (int32_t)ex - (int32_t)ey + 127;
-        if (mx < my) {              // quotient in [1, 2): mx in [my, 2 my)
-            mx <<= 1;
-            e--;
-        }
-        uint32_t q = 0;             // rem < 2 my < 2^25 throughout
-#if defined(__ARM_ARCH_6M__)
-        // One bit: C = (rem >= my) from the compare (the subtract keeps it
-        // set), q = 2 q + C, rem shifted.  4.5 instructions a bit; GCC's
-        // loop took 12.
-#define QT_FDIV_BIT(L) \
-        "cmp %[r], %[d]\n\t" \
-        "bcc " L "f\n\t" \
-        "subs %[r], %[r], %[d]\n\t" \
-        L ":\n\t" \
-        "adcs %[q], %[q]\n\t" \
-        "lsls %[r], %[r], #1\n\t"
-        uint32_t n = 5;
-        __asm__(
-            ".syntax unified\n\t"
-            "1:\n\t"
-            QT_FDIV_BIT("2") QT_FDIV_BIT("3") QT_FDIV_BIT("4") QT_FDIV_BIT("5") QT_FDIV_BIT("6")
-            "subs %[n], #1\n\t"
-            "bne 1b\n\t"
-            : [r] "+l"(mx), [q] "+l"(q), [n] "+l"(n)
-            : [d] "l"(my)
-            : "cc");
-#undef QT_FDIV_BIT
-#else
-        for (int32_t i = 0; i < 25; i++) {
-            const uint32_t ge = mx >= my;
-            q = (q << 1) | ge;
-            mx = (ge ? mx - my : mx) << 1;
-        }
-#endif
-        const uint32_t m = q >> 1;
-        uint32_t r;
-        if (round_pack_normal((xu ^ yu) & 0x80000000u, e, m, (q & 1u) && (mx != 0u || (m & 1u)), &r)) {
-            return float_from_bits(r);
-        }
+        return float_from_bits(fdiv_mantissas((xu ^ yu) & 0x80000000u, (int32_t)ex - (int32_t)ey + 126,
+            (xu & 0x7fffffu) | 0x800000u, (yu & 0x7fffffu) | 0x800000u));
     }
-    return qt_gcc_fdiv(a, b);
+    return float_from_bits(mul_div_slow(xu, yu, 1));
+}
+
+// int -> float: a magnitude below 2^24 is exact, its leading one moved to
+// bit 23 (the common case: counts, indices); larger ones have the leading
+// one moved to bit 30 (bit 0 sticky for magnitudes >= 2^31) and are
+// rounded once.
+static uint32_t u32_to_f32_bits(uint32_t sign, uint32_t u) {
+    if (u == 0u) {
+        return 0u;
+    }
+    if (u < 0x1000000u) {
+        const int32_t shift = __builtin_clz(u) - 8;
+        return sign + ((uint32_t)(149 - shift) << 23) + (u << shift);
+    }
+    if (u >= 0x80000000u) {
+        return round_pack(sign, 0x9d, (u >> 1) | (u & 1u));
+    }
+    const int32_t shift = __builtin_clz(u) - 1;
+    return round_pack(sign, 0x9c - shift, u << shift);
+}
+
+float __aeabi_ui2f(uint32_t v) {
+    return float_from_bits(u32_to_f32_bits(0u, v));
+}
+
+float __aeabi_i2f(int32_t v) {
+    return v < 0 ? float_from_bits(u32_to_f32_bits(0x80000000u, 0u - (uint32_t)v))
+                 : float_from_bits(u32_to_f32_bits(0u, (uint32_t)v));
 }
 #endif
 

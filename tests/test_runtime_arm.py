@@ -27,14 +27,25 @@ int __aeabi_fcmple(float a, float b);
 int __aeabi_fcmpgt(float a, float b);
 int __aeabi_fcmpge(float a, float b);
 float __aeabi_fmul(float a, float b);
-// In the module, libgcc's multiply (the cases the fast path hands on); here
-// the host's IEEE multiply.
-float qt_gcc_fmul(float a, float b) {
-    return a * b;
-}
 float __aeabi_fdiv(float a, float b);
-float qt_gcc_fdiv(float a, float b) {
-    return a / b;
+// In the module, libgcc's add; here the host's IEEE add.
+float __aeabi_fadd(float a, float b) {
+    return a + b;
+}
+float __aeabi_fsub(float a, float b);
+float __aeabi_i2f(int32_t v);
+float __aeabi_ui2f(uint32_t v);
+void fsub_all(const float *a, const float *b, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        out[i] = __aeabi_fsub(a[i], b[i]);
+    }
+}
+// out[2 i], out[2 i + 1]: v[i] as int32 and as uint32, converted.
+void i2f_all(const uint32_t *v, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = __aeabi_i2f((int32_t)v[i]);
+        out[2 * i + 1] = __aeabi_ui2f(v[i]);
+    }
 }
 void fdiv_all(const float *a, const float *b, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -74,7 +85,7 @@ def lib(tmp_path_factory):
     drv = d / "drv.c"
     drv.write_text(DRIVER)
     so = d / "libqtrt.so"
-    subprocess.run([CC, "-O2", "-std=c99", "-shared", "-fPIC", "-DQT_RUNTIME_FCMP=1", "-DQT_RUNTIME_FMUL=1", "-DQT_RUNTIME_FDIV=1", "-ffp-contract=off", str(drv), RUNTIME,
+    subprocess.run([CC, "-O2", "-std=c99", "-shared", "-fPIC", "-DQT_RUNTIME_FCMP=1", "-DQT_RUNTIME_SOFTFP=1", "-ffp-contract=off", str(drv), RUNTIME,
                     "-o", str(so)], check=True)
     return ctypes.CDLL(str(so))
 
@@ -165,6 +176,28 @@ def test_float_divide_equals_ieee(lib):
     prod = (b * c).view(np.uint32)
     parts.append(np.stack([prod, b.view(np.uint32)]))
     _assert_binary_op_ieee(lib.fdiv_all, np.concatenate(parts, axis=1), lambda a, b: a / b, "/")
+
+
+def test_float_subtract_equals_ieee(lib):
+    # a - b is libgcc's add of -b in the module (here the host's add): the
+    # sign flip of every kind of operand, NaNs and zeros included.
+    parts, _, _, _ = _operand_pairs(np.random.default_rng(7), 100000)
+    _assert_binary_op_ieee(lib.fsub_all, np.concatenate(parts, axis=1), lambda a, b: a - b, "-")
+
+
+def test_int_to_float_equals_ieee(lib):
+    rng = np.random.default_rng(8)
+    # Every magnitude 2^k and its neighbours, ties at each shift, random bits.
+    p2 = np.uint64(1) << np.arange(32, dtype=np.uint64)
+    v = np.concatenate([p2 - 1, p2, p2 + 1, (p2 << np.uint64(1)) + (p2 >> np.uint64(24)),
+                        rng.integers(0, 2 ** 32, 200000, dtype=np.uint64),
+                        (rng.integers(0, 2 ** 26, 50000, dtype=np.uint64) << np.uint64(7)) | np.uint64(0x40)])
+    v = (v & np.uint64(0xffffffff)).astype(np.uint32)
+    out = np.empty(2 * v.size, np.float32)
+    lib.i2f_all(v.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(v.size))
+    # numpy converts int64 -> float32 correctly rounded (32 significant bits fit)
+    assert out[0::2].tobytes() == v.view(np.int32).astype(np.float32).tobytes()
+    assert out[1::2].tobytes() == v.astype(np.float32).tobytes()
 
 
 QP_DIV_SCRIPT = r"""

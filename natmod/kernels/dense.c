@@ -228,6 +228,35 @@ static int32_t dot1_xs(const uint8_t *w0, const qt_xs_t *xs, int32_t n) {
     return a0;
 }
 
+#if defined(__ARM_ARCH_6M__)
+// The Cortex-M0's short form of round(x m) for an error step (|x| < 2^8)
+// and a multiplier of 1/2 or more from a float (mult = m24 2^7, 8 <= shift
+// <= 31): the update's per-row constants A_i and bias steps.  |x| m24 <
+// 2^32 - 2^24, so one 32-bit product and a rounding in uint32 are exact
+// (~15 instructions instead of the four-product form's ~45):
+//   round(x m24 / 2^t), t = shift - 7 in 1..24, halves up.
+// Its constants once per call (t = 0: the form does not apply), so a row
+// costs a MULS, an add and a shift inline.
+typedef struct {
+    uint32_t m24, half;
+    int32_t t;
+} qt_short_mul_t;
+
+static void short_mul_init(qt_short_mul_t *s, qt_fixmul_t f) {
+    const int32_t t = f.shift - 7;
+    s->t = (f.mult & 127) == 0 && t >= 1 && t <= 24 ? t : 0;
+    s->m24 = (uint32_t)f.mult >> 7;
+    s->half = s->t ? 1u << (t - 1) : 0u;
+}
+
+// round(x m) for |x| < 2^8 and s->t != 0; |result| < 2^31.
+static inline int32_t short_mul(int32_t x, const qt_short_mul_t *s) {
+    const uint32_t ax = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    const uint32_t p = ax * s->m24 + s->half;
+    return x < 0 ? -(int32_t)((p - 1u) >> s->t) : (int32_t)(p >> s->t);
+}
+#endif
+
 // qt_fixmul_apply64 for the per-row (not per-MAC) uses here: out of line on
 // the Cortex-M0, where each inline expansion is ~180 bytes of code and the
 // call costs little next to it; inline elsewhere, where it is one SMULL/IMUL
@@ -239,17 +268,10 @@ inline
 #endif
 static int64_t fixmul64(int32_t x, qt_fixmul_t f) {
 #if defined(__ARM_ARCH_6M__)
-    // An error step (|x| < 2^8) times a multiplier of 1/2 or more from a
-    // float (mult = m24 2^7, 8 <= shift <= 31): the update's per-row
-    // constants A_i and bias steps.  |x| m24 < 2^32 - 2^24, so one 32-bit
-    // product and a rounding in uint32 are exact (~15 instructions instead
-    // of the four-product form's ~45):
-    //   round(x m24 / 2^t), t = shift - 7 in 1..24, halves up.
-    const uint32_t ax = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
-    const int32_t t = f.shift - 7;
-    if (ax < 256u && (f.mult & 127) == 0 && t >= 1 && t <= 24) {
-        const uint32_t p = ax * ((uint32_t)f.mult >> 7) + (1u << (t - 1));
-        return x < 0 ? -(int64_t)((p - 1u) >> t) : (int64_t)(p >> t);
+    qt_short_mul_t s;
+    short_mul_init(&s, f);
+    if ((uint32_t)x + 255u < 511u && s.t) {
+        return short_mul(x, &s);
     }
 #endif
     return qt_fixmul_apply64(x, f);
@@ -1176,9 +1198,12 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     tr.s = stoch ? *u->rng : 0u;
     range_to_lanes(1, 0, &tr.lo2, &tr.hi2);
 #elif defined(__ARM_ARCH_6M__)
-    // The Cortex-M0 rows keep the draws, extremes and window in tr.
+    // The Cortex-M0 rows keep the draws, extremes and window in tr, and A_i
+    // comes from the short form inline when it applies.
     qt_m0_rows_t tr;
     m0_rows_init(&tr, stoch ? *u->rng : 0u);
+    qt_short_mul_t ks;
+    short_mul_init(&ks, Kt);
 #endif
     for (int32_t t = 0; t < cnt; t++) {
         int32_t i = rows ? rows[t] : t;
@@ -1189,8 +1214,16 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
         // delta_ij (weight steps, Q16) = A (x_j - z_x) - B
         int32_t A, B;
         if (!u->per_row) {
-            int64_t a = fixmul64(ce, Kt);
-            A = a > 2097152 ? 2097152 : (a < -2097152 ? -2097152 : (int32_t)a);
+#if defined(__ARM_ARCH_6M__)
+            if (ks.t) {
+                const int32_t a = short_mul(ce, &ks);
+                A = a > 2097152 ? 2097152 : (a < -2097152 ? -2097152 : a);
+            } else
+#endif
+            {
+                const int64_t a = fixmul64(ce, Kt);
+                A = a > 2097152 ? 2097152 : (a < -2097152 ? -2097152 : (int32_t)a);
+            }
             B = Bt;
         } else {
             float fce = (float)ce;
