@@ -124,6 +124,12 @@ int32_t dense_select_rows_u8(const uint8_t *e, int32_t m, int32_t zero_e, float 
         sum += a;
     }
     k = dsgu_k((float)sum / (float)m * s_e, ebar_max, lmin, lmax, m);
+    if (k == m) {   // every row (lmin 1, or lmax 1 at the largest error): no choice to make
+        for (int32_t i = 0; i < m; i++) {
+            idx[i] = i;
+        }
+        return k;
+    }
     int32_t above;
     const uint32_t thr = topk_threshold_from_counts(cnt, QT_TOPK_BINS - 1, k, &above);
     int32_t ties = k - above, t = 0;
