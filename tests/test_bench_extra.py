@@ -1,6 +1,10 @@
 """The issue-5 bench tools on the host: the accuracy bench stops cleanly
 without the full data, and its report states the targets from the figures."""
-from qtrain_host import bench_accuracy, bench_report
+import importlib
+
+import pytest
+
+from qtrain_host import bench_accuracy, bench_report, qemu
 
 
 def test_accuracy_bench_without_data(tmp_path, capsys):
@@ -215,3 +219,19 @@ def _unix_subset(tmp_path):
     data = tmp_path / "data"
     prepare_subset(data)
     return data
+
+
+@pytest.mark.parametrize("tool", ["bench", "bench_cnn", "bench_dsgu", "bench_frames", "bench_memory", "bench_stream"])
+def test_boards_option_takes_commas_or_spaces_and_names_an_unknown_board(tool, capsys):
+    """Every bench's --boards: "qemu-m0,qemu-m4" and "qemu-m0 qemu-m4" name
+    the same boards (bench_dsgu once failed on commas with "no serial
+    device"), and a board that does not exist is a usage error naming it,
+    before any emulator starts."""
+    assert qemu.boards_arg("qemu-m0,qemu-m4") == qemu.boards_arg(" qemu-m0  qemu-m4 ") == ("qemu-m0", "qemu-m4")
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module("qtrain_host." + tool).main(["--boards", "qemu-m0,qemu-m9"])
+    assert e.value.code == 2
+    assert "unknown board 'qemu-m9'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        importlib.import_module("qtrain_host." + tool).main(["--boards", " , "])
+    assert "no board named" in capsys.readouterr().err

@@ -40,6 +40,7 @@ import sys
 import tempfile
 
 from . import paths
+from .qemu import boards_arg
 from .runner import run_script
 
 BOARDS = ("qemu-m0", "qemu-m4")
@@ -890,7 +891,7 @@ def quick(board="qemu-m4"):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--boards", default=" ".join(BOARDS), help="space-separated (default: %(default)s)")
+    ap.add_argument("--boards", type=boards_arg, default=" ".join(BOARDS), help="emulated boards, separated by spaces or commas (default: %(default)s)")
     ap.add_argument("--modes", default=" ".join(MODES), help="space-separated (default: %(default)s)")
     ap.add_argument("--md", default="", help="write the tables into this Markdown file")
     ap.add_argument("--quick", action="store_true", help="one small layer on qemu-m4 (smoke test)")
@@ -898,7 +899,7 @@ def main(argv=None):
                     help="only the uint8 sigmoid + BCE head, per call (docs/KERNELS.md, losses cost table)")
     a = ap.parse_args(argv)
     if a.heads:
-        H = heads(tuple(a.boards.split()))
+        H = heads(a.boards)
         names = list(next(iter(H.values())))
         print("| call | %s |" % " | ".join(H))
         print("|---|%s" % ("---:|" * len(H)))
@@ -913,8 +914,8 @@ def main(argv=None):
                 name, v["fwd"], v["bwd"], v["upd"], r2[name]["fwd"], r2[name]["bwd"], r2[name]["upd"]))
         return 0
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    R = collect(tuple(a.boards.split()), tuple(a.modes.split()), log=log)
-    cmd = "python -m qtrain_host.bench" + ("" if a.boards == " ".join(BOARDS) else " --boards %r" % a.boards) \
+    R = collect(a.boards, tuple(a.modes.split()), log=log)
+    cmd = "python -m qtrain_host.bench" + ("" if a.boards == BOARDS else " --boards %r" % " ".join(a.boards)) \
         + ("" if a.modes == " ".join(MODES) else " --modes %r" % a.modes) + (" --md %s" % a.md if a.md else "")
     text = report(R, cmd)
     print(text)

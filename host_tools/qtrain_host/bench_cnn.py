@@ -23,6 +23,7 @@ import time
 
 from . import bench_accuracy, bench_report, datasets, paths
 from .bench import _bench_lines, board_clock
+from .qemu import boards_arg
 from .runner import run_script
 
 MODES = ("uint8", "mixed", "float32")
@@ -173,7 +174,7 @@ def main(argv=None):
     ap.add_argument("--data", default="", help="directory with the full MNIST IDX files (default: the shipped subset)")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--modes", default=",".join(MODES))
-    ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--boards", type=boards_arg, default=" ".join(BOARDS), help="emulated boards, separated by spaces or commas (default: %(default)s)")
     ap.add_argument("--parallel", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(paths.ROOT, "out", "bench-cnn"))
     ap.add_argument("--md", default="", help="write the tables into this Markdown file (block 'cnn')")
@@ -183,7 +184,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     log = lambda s: print(s, flush=True)  # noqa: E731
     modes = [m for m in a.modes.split(",") if m]
-    boards = [b for b in a.boards.split(",") if b]
+    boards = list(a.boards)
     if a.steps_only:
         count_steps(boards, modes, log)
         return 0

@@ -22,6 +22,7 @@ import argparse
 import sys
 
 from . import bench
+from .qemu import boards_arg
 from .runner import run_script
 
 SCRIPT = r"""
@@ -145,14 +146,14 @@ def breakdown(board, lmin, which=None, convt="output"):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench_dsgu", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--boards", default=" ".join(bench.BOARDS), help="space-separated (default: %(default)s)")
+    ap.add_argument("--boards", type=boards_arg, default=" ".join(bench.BOARDS), help="emulated boards, separated by spaces or commas (default: %(default)s)")
     ap.add_argument("--lmin", type=float, default=0.1,
                     help="DSGU fraction (lmax = lmin; 0: DSGU off; default %(default)s)")
     ap.add_argument("--scan", action="store_true", help="only the weight-range scan's cost")
     ap.add_argument("--convt", default="output", choices=("output", "input"),
                     help="ConvTranspose2d's DSGU structures (qtrain.convt_slices; 'input' is not built for armv6m)")
     a = ap.parse_args(argv)
-    for b in a.boards.split():
+    for b in a.boards:
         if a.scan:
             res = run_script(b, SCAN_S, timeout=600)
             d = bench._bench_lines(res.output)

@@ -22,6 +22,7 @@ collection, three of them).
 import argparse
 
 from . import bench, paths
+from .qemu import boards_arg
 
 FRAMES = (11, 12, 14, 16, 19, 21, 24, 26)   # n_state of the methods measured
 
@@ -81,9 +82,9 @@ def measure(board):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--boards", default="qemu-m0", help="space-separated (default: qemu-m0)")
+    ap.add_argument("--boards", type=boards_arg, default="qemu-m0", help="emulated boards, separated by spaces or commas (default: %(default)s)")
     a = ap.parse_args(argv)
-    for board in a.boards.split():
+    for board in a.boards:
         r = measure(board)
         print("%s: train_step after a collection: %s" % (board, ", ".join("%.3f M" % (s / 1e6) for s in r["step"])))
         print("| frame (n_state words) | on | collected | records |")

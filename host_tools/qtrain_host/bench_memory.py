@@ -29,6 +29,7 @@ import os
 import sys
 
 from . import bench_report, paths
+from .qemu import boards_arg
 from .runner import run_script
 
 BOARDS = ("qemu-m0", "qemu-m4")
@@ -301,11 +302,11 @@ def report(R, cmd):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench_memory", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--boards", type=boards_arg, default=" ".join(BOARDS), help="emulated boards, separated by spaces or commas (default: %(default)s)")
     ap.add_argument("--md", default="", help="write the table into this Markdown file (block 'memory')")
     a = ap.parse_args(argv)
     cmd = bench_report.command("bench_memory", argv)
-    R = measure(tuple(b for b in a.boards.split(",") if b), log=lambda s: print(s, flush=True))
+    R = measure(a.boards, log=lambda s: print(s, flush=True))
     bench_report.publish(a.md, "memory", report(R, cmd))
     return 0
 

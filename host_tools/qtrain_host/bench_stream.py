@@ -26,6 +26,7 @@ import tempfile
 
 from . import bench_accuracy, bench_report, datasets, paths
 from .bench import board_clock
+from .qemu import boards_arg
 
 BOARDS = ("qemu-m0", "qemu-m4")
 EPOCH = 60000
@@ -147,7 +148,7 @@ def report(R, cmd):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qtrain_host.bench_stream", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--boards", type=boards_arg, default=" ".join(BOARDS), help="emulated boards, separated by spaces or commas (default: %(default)s)")
     ap.add_argument("--n-mount", type=int, default=60, help="samples per mount figure (~7/s)")
     ap.add_argument("--n-framed", type=int, default=300)
     ap.add_argument("--out", default=os.path.join(paths.ROOT, "out", "bench-stream"))
@@ -164,7 +165,7 @@ def main(argv=None):
         return write(R, a, R.get("cmd", "python -m qtrain_host.bench_stream --md docs/BENCHMARKS.md"))
     os.makedirs(a.out, exist_ok=True)
     data_dir = bench_accuracy.prepare(datasets.SHIPPED, a.out, log)
-    boards = [b for b in a.boards.split(",") if b]
+    boards = list(a.boards)
     R = {"boards": boards, "n_mount": a.n_mount, "n_framed": a.n_framed, "rates": {},
          "step_instructions": step_instructions(md)}
     for b in boards:

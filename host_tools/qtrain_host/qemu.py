@@ -32,6 +32,7 @@ CLI (the real user path, used by `make run-qemu`):
 starts the board with its UART on a pty and runs
 `mpremote connect <pty> mount DIR run script.py`, then stops the emulator.
 """
+import argparse
 import json
 import os
 import queue
@@ -62,6 +63,22 @@ def board_config(board):
     if cfg.get("kind") != "qemu":
         raise TargetUnavailable("board %r is not an emulated board" % board)
     return cfg
+
+
+def boards_arg(text):
+    """The emulated boards a --boards option names, as a tuple: names
+    separated by spaces and/or commas ("qemu-m0 qemu-m4", "qemu-m0,qemu-m4").
+    An argparse type: an empty list or a name that is not an emulated board
+    under boards/ is a usage error that names it, before any emulator starts."""
+    names = tuple(n for n in re.split(r"[\s,]+", text) if n)
+    if not names:
+        raise argparse.ArgumentTypeError("no board named in %r" % (text,))
+    for name in names:
+        try:
+            board_config(name)
+        except TargetUnavailable as e:
+            raise argparse.ArgumentTypeError(str(e))
+    return names
 
 
 def qemu_command(board, serial="stdio", icount=True, extra=()):
