@@ -1066,6 +1066,31 @@ static uint32_t scatter_row_u8(const qt_conv_geom_t *g, const uint8_t *w, int32_
     return s;
 }
 
+// Most small channels for which a phase of scatter_phases_u8 copies each
+// pixel's taps into a patch for gather_quad_u8.
+#define QT_SCATTER_FEW 4
+
+// The taps of each big pixel of a phase (rows by0 + m sh, columns bx0 + k
+// sw): its nky segments of seg bytes of hwc, one after the other.  Out of
+// line: inlined, it cost the pixel loops of scatter_phases_u8 registers.
+__attribute__((noinline))
+static void scatter_patches_u8(const qt_conv_geom_t *g, const qt_scatter_dims_t *d, const uint8_t *hwc, int32_t n,
+    int32_t by0, int32_t ny, int32_t bx0, int32_t nx, int32_t nky, int32_t nkx, int32_t seg, uint8_t *patches) {
+    uint32_t *pw = (uint32_t *)(void *)patches;
+    for (int32_t m = 0; m < ny; m++) {
+        const int32_t sy0 = (by0 + m * g->stride_h + g->pad_h) / g->stride_h;
+        for (int32_t k = 0; k < nx; k++) {
+            const int32_t sx0 = (bx0 + k * g->stride_w + g->pad_w) / g->stride_w;
+            const uint8_t *sp = hwc + ((sy0 + d->top) * d->wp + sx0 - nkx + 1 + d->left) * n;
+            for (int32_t tky = 0; tky < nky; tky++, sp -= d->wp * n) {
+                for (int32_t i = 0; i < seg; i += 4) {
+                    *pw++ = ld32u(sp + i);
+                }
+            }
+        }
+    }
+}
+
 QT_CONV_NO_LIBCALLS
 static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, const uint8_t *w,
     const int32_t *b, uint8_t *big, const qt_conv_rq_t *rq, int32_t *stats,
@@ -1110,6 +1135,19 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
             if (P == 0) {
                 continue;
             }
+            // A few small channels (DSGU's error propagation of a few
+            // selected filters): the pixel loop below costs about the same
+            // per pixel and group of four big channels whatever n, at n = 3
+            // mostly the code around a few MACs.  Then each pixel's taps
+            // (its nky segments of hwc) are copied once into a patch after
+            // the lanes, and gather_quad_u8 runs every patch against each
+            // group's lanes (13 instructions per 16 MACs, ~7 per pixel).
+            const int32_t G = nky * seg / 4;
+            uint8_t *patches = (uint8_t *)(lanes + 2 * nky * seg);
+            const int few = C >= 2 && !bsat && G > 0 && n <= QT_SCATTER_FEW && 8 * nky * seg + P * 4 * G <= 8 * d.row_max;
+            if (few) {
+                scatter_patches_u8(g, &d, hwc, n, by0, ny, bx0, nx, nky, nkx, seg, patches);
+            }
             for (int32_t c = 0; c < C; c += 4) {
                 // Four big channels per pass; a short last group repeats its last channel.
                 const int32_t nc = C - c < 4 ? C - c : 4;
@@ -1134,7 +1172,9 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                         lanes_quad_zw_u8(v, n * nkx, zw2, lanes + 2 * off);
                     }
                 }
-                if (C == 1) {
+                if (few) {
+                    gather_quad_u8(patches, P, lanes, G, acc);   // acc[4 pix + k]
+                } else if (C == 1) {
                     // One big channel (ConvTranspose2d 16->1): two pixels per
                     // pass against its one vector (dot2x1_acc_u8, 11
                     // instructions per 8 MACs), not four channels.
@@ -1183,8 +1223,12 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                         ck = 0;
                     }
                     for (int32_t m = 0; m < ny; m++) {
-                        qt_conv_fin_run(ak + m * nx, NULL, nx, big + (c + k) * HW + (by0 + m * sh) * W + bx0, sw, ck,
-                            &fin, mm);
+                        uint8_t *out = big + (c + k) * HW + (by0 + m * sh) * W + bx0;
+                        if (few) {
+                            qt_conv_fin_run_st(acc + 4 * m * nx + k, 4, nx, out, sw, ck, &fin, mm);
+                        } else {
+                            qt_conv_fin_run(ak + m * nx, NULL, nx, out, sw, ck, &fin, mm);
+                        }
                     }
                 }
             }

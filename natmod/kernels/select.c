@@ -96,20 +96,11 @@ void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, 
     }
 }
 
-// The two-pass table path below, not on the M0: its ~200 bytes of code
-// fail the Pico's heap margin (tests/test_board_fit.py) for ~14 k
-// instructions per Dense 10->1568 call.
-#if defined(__thumb__) && !defined(__thumb2__)
-#define QT_DENSE_SELECT_TABLE 0
-#else
-#define QT_DENSE_SELECT_TABLE 1
-#endif
-
 int32_t dense_select_rows_u8(const uint8_t *e, int32_t m, int32_t zero_e, float s_e, float *ebar_max,
     float lmin, float lmax, int32_t *idx, uint32_t *scratch) {
     uint32_t sum = 0;
     int32_t k;
-    if (!QT_DENSE_SELECT_TABLE || 2 * m < QT_TOPK_BINS) {   // the scores, then select_topk_u32
+    if (2 * m < QT_TOPK_BINS) {   // no room for the table: the scores, then select_topk_u32
         for (int32_t i = 0; i < m; i++) {
             const int32_t c = (int32_t)e[i] - zero_e;
             scratch[i] = (uint32_t)(c < 0 ? -c : c);
