@@ -1113,6 +1113,10 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
     qt_fixmul_t kb = qt_fixmul_from_f32(c * s_e * 65536.0f);
     int64_t bb = round_f32_i64(c * state[3] * 65536.0f);
     int32_t r0 = u->rounding == QT_ROUND_NEAREST ? 32768 : 0;
+#if defined(__ARM_ARCH_6M__)
+    qt_short_mul_t ks;              // round(Kb ce) inline (as A_i's)
+    short_mul_init(&ks, kb);
+#endif
     for (int32_t t = 0; t < cnt; t++) {
         int32_t i = rows ? rows[t] : t;
         int32_t ce = (int32_t)e[i] - ze;
@@ -1120,7 +1124,12 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
             continue;
         }
         int32_t r = u->rounding >= QT_ROUND_STOCHASTIC ? (int32_t)(qt_rng_next(u->rng) >> 16) : r0;
-        int64_t nb = (int64_t)b[i] + ((r + bb - fixmul64(ce, kb)) >> 16);
+#if defined(__ARM_ARCH_6M__)
+        const int64_t fm = ks.t ? short_mul(ce, &ks) : fixmul64(ce, kb);
+#else
+        const int64_t fm = fixmul64(ce, kb);
+#endif
+        int64_t nb = (int64_t)b[i] + ((r + bb - fm) >> 16);
         b[i] = nb > INT32_MAX ? INT32_MAX : (nb < -INT32_MAX ? -INT32_MAX : (int32_t)nb);
     }
 }
