@@ -235,3 +235,15 @@ def test_boards_option_takes_commas_or_spaces_and_names_an_unknown_board(tool, c
     with pytest.raises(SystemExit):
         importlib.import_module("qtrain_host." + tool).main(["--boards", " , "])
     assert "no board named" in capsys.readouterr().err
+
+
+def test_stream_report_states_this_runs_link_rate():
+    """The UART's rate follows the host (a quiet run measured 5x a loaded
+    one): the block states the rate of its own run, not a fixed range."""
+    from qtrain_host import bench_stream
+    rates = {"mount": 90.0, "mount_shuffled": 45.0, "plain": 100.0, "dataz": 500.0}
+    R = {"boards": ["qemu-m0"], "n_mount": 60, "n_framed": 300, "rates": {"qemu-m0": rates},
+         "step_instructions": {"qemu-m0": 10.8e6}}
+    text = bench_stream.report(R, "cmd")
+    assert "moved qemu-m0 79 KB/s (plain DATA records)" in text     # 100 records/s x 789 B
+    assert "12-26 KB/s" not in text
