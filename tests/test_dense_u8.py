@@ -116,6 +116,17 @@ def test_dense_forward_u8_bit_exact(run):
     c["b"][41] = -2**31 + 1
     c["bq"][GQ.SCALE] = c["xq"][GQ.SCALE] * c["wq"][GQ.SCALE]
     cases.append(c)
+    # Multipliers in [1/2, 1) (the M0's short form from shift 31): the bias
+    # term's (0.64 in the VAE's 10 -> 1568) with |b| around the short form's
+    # 2^18 bound, and the output's.
+    c = forward_case(rng, m=70, n=10)
+    c["b"] = rng.integers(-2**18 - 64, 2**18 + 64, 70, dtype=np.int32)
+    c["b"][:4] = [2**18 - 1, -2**18 + 1, 2**18, -2**18]
+    c["bq"][GQ.SCALE] = c["xq"][GQ.SCALE] * c["wq"][GQ.SCALE] * np.float32(0.64)
+    cases.append(c)
+    c = forward_case(rng, m=50, n=3)
+    c["yq"][GQ.SCALE] = c["xq"][GQ.SCALE] * c["wq"][GQ.SCALE] / np.float32(0.75)
+    cases.append(c)
     data = pack(np.array([len(cases)], np.int32))
     for c in cases:
         m = c["w"].shape[0]

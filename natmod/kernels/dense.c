@@ -281,9 +281,9 @@ static int64_t fixmul64(int32_t x, qt_fixmul_t f) {
 // +-(2^31 - 1) like the golden model's int64 sum.  |acc| <= n 255^2 <
 // 2^31 - 2^24 (n <= 32767).  Short forms where they are exact: on the M0
 // for |b| < 2^18 (a real bias below 4 at the package's bias scale 2^-16)
-// with a multiplier below 1/2, two 32-bit products and a term below 2^17,
+// with a multiplier below 1, two 32-bit products and a term below 2^18,
 // so no saturation (~10 instructions instead of a call to the general
-// form's ~50); elsewhere the high word for a multiplier below 1/2 (SMLAL on
+// form's ~60 a row); elsewhere the high word for a multiplier below 1/2 (SMLAL on
 // the M4; the general form's 64-bit shift took ~40 instructions a row).
 static inline int32_t add_bias(int32_t acc, int32_t bi, const qt_conv_fin_t *bf) {
 #if defined(__ARM_ARCH_6M__)
