@@ -13,21 +13,18 @@
 #include <stdint.h>
 
 // A float's bits and back (through a union: C99's defined way to reinterpret).
+typedef union {
+    float f;
+    uint32_t u;
+} qt_f32_bits_t;
+
 static inline uint32_t float_bits(float f) {
-    union {
-        float f;
-        uint32_t u;
-    } b;
-    b.f = f;
+    const qt_f32_bits_t b = { .f = f };
     return b.u;
 }
 
 static inline float float_from_bits(uint32_t u) {
-    union {
-        float f;
-        uint32_t u;
-    } b;
-    b.u = u;
+    const qt_f32_bits_t b = { .u = u };
     return b.f;
 }
 
@@ -280,6 +277,14 @@ __attribute__((always_inline)) static inline uint32_t fdiv_mantissas(uint32_t si
     return round_pack(sign, exp, (q << 6) | (mx != 0u));
 }
 
+// The product (div 0) or quotient (div 1) of two mantissas with their
+// leading ones at bit 23 and biased exponents ex, ey (<= 0 for a
+// normalized subnormal): the one place for each result's exponent.
+__attribute__((always_inline)) static inline uint32_t mul_div_mantissas(uint32_t sign, int32_t ex, int32_t ey,
+    uint32_t mx, uint32_t my, int div) {
+    return div ? fdiv_mantissas(sign, ex - ey + 126, mx, my) : fmul_mantissas(sign, ex + ey - 128, mx, my);
+}
+
 // A product or quotient with an operand that is not a normal float: the
 // special cases, else the subnormals normalized (exponent <= 0) and the
 // mantissas' multiply or divide (its own copy: the normal operands' path
@@ -297,31 +302,27 @@ __attribute__((noinline)) static uint32_t mul_div_slow(uint32_t xu, uint32_t yu,
     if (ey == 0) {
         normalize_subnormal(&ey, &my);
     }
-    const uint32_t sign = (xu ^ yu) & 0x80000000u;
-    mx |= 0x800000u;
-    my |= 0x800000u;
-    return div ? fdiv_mantissas(sign, ex - ey + 126, mx, my) : fmul_mantissas(sign, ex + ey - 128, mx, my);
+    return mul_div_mantissas((xu ^ yu) & 0x80000000u, ex, ey, mx | 0x800000u, my | 0x800000u, div);
 }
 
-// Both operands normal (about every call): straight to the mantissas.
-__attribute__((optimize("O2"))) float __aeabi_fmul(float a, float b) {
+// Both operands normal (about every call): straight to the mantissas
+// (inline: the two entries below each get their own copy).
+__attribute__((always_inline)) static inline float mul_div(float a, float b, int div) {
     const uint32_t xu = float_bits(a), yu = float_bits(b);
     const uint32_t ex = (xu >> 23) & 0xffu, ey = (yu >> 23) & 0xffu;
     if (ex - 1u < 254u && ey - 1u < 254u) {
-        return float_from_bits(fmul_mantissas((xu ^ yu) & 0x80000000u, (int32_t)(ex + ey) - 128,
-            (xu & 0x7fffffu) | 0x800000u, (yu & 0x7fffffu) | 0x800000u));
+        return float_from_bits(mul_div_mantissas((xu ^ yu) & 0x80000000u, (int32_t)ex, (int32_t)ey,
+            (xu & 0x7fffffu) | 0x800000u, (yu & 0x7fffffu) | 0x800000u, div));
     }
-    return float_from_bits(mul_div_slow(xu, yu, 0));
+    return float_from_bits(mul_div_slow(xu, yu, div));
+}
+
+__attribute__((optimize("O2"))) float __aeabi_fmul(float a, float b) {
+    return mul_div(a, b, 0);
 }
 
 __attribute__((optimize("O2"))) float __aeabi_fdiv(float a, float b) {
-    const uint32_t xu = float_bits(a), yu = float_bits(b);
-    const uint32_t ex = (xu >> 23) & 0xffu, ey = (yu >> 23) & 0xffu;
-    if (ex - 1u < 254u && ey - 1u < 254u) {
-        return float_from_bits(fdiv_mantissas((xu ^ yu) & 0x80000000u, (int32_t)ex - (int32_t)ey + 126,
-            (xu & 0x7fffffu) | 0x800000u, (yu & 0x7fffffu) | 0x800000u));
-    }
-    return float_from_bits(mul_div_slow(xu, yu, 1));
+    return mul_div(a, b, 1);
 }
 
 // int -> float: a magnitude below 2^24 is exact, its leading one moved to
