@@ -105,23 +105,42 @@ def spread_qp(rng, r, scale):
     return GQ.new_qp(lo, hi, alpha=float(rng.choice([0.0, 0.1])))
 
 
-def u8_case(rng, transposed, geom):
+def at_zero(rng, v, qp, zfrac):
+    """v with a fraction zfrac of its values set to qp's zero point (an exact 0)."""
+    if zfrac is not None:
+        v[rng.random(v.shape) < zfrac] = int(qp[GQ.ZERO])
+
+
+def u8_case(rng, transposed, geom, zfrac=None, big_bias=False):
+    """zfrac: that fraction of x and of e at their zero points (the M0's
+    sparse dots, conv2d_u8.c); big_bias: biases near the int32 limits (they
+    cannot be folded into the accumulators' start terms)."""
     xs, wshape, ys = shapes(transposed, geom)
     x = rng.integers(0, 256, xs, dtype=np.uint8)
     w = rng.integers(0, 256, wshape, dtype=np.uint8)
     xq, wq = rand_qp(rng), rand_qp(rng)
+    at_zero(rng, x, xq, zfrac)
     co = ys[0]
     b = rng.integers(-2**16, 2**16, co, dtype=np.int32) if rng.random() < 0.7 else None
     bq = GQ.new_qp(-1.0, 1.0)
     bq[GQ.SCALE] = xq[GQ.SCALE] * wq[GQ.SCALE] * np.float32(rng.choice([1.0, 0.37, 3.0]))
     bq[GQ.ZERO] = 0
+    b_range = b
+    if big_bias:
+        # channel 0's bias at the int32 limit (its outputs saturate), the
+        # others' small: they show a bias the start terms took twice or not
+        bq[GQ.SCALE] = xq[GQ.SCALE] * wq[GQ.SCALE]
+        b_range = rng.integers(-2**16, 2**16, co, dtype=np.int32)
+        b = b_range.copy()
+        b[0] = int(rng.choice([-1, 1])) * (2**31 - 2**8)
     relu = int(rng.random() < 0.5)
     # provisional output range -> accumulator extremes -> a sensible yq
-    _, yq0 = G.forward_u8_qp(transposed, x, xq, w, wq, b, bq, GQ.new_qp(-1, 1), geom, relu)
+    _, yq0 = G.forward_u8_qp(transposed, x, xq, w, wq, b_range, bq, GQ.new_qp(-1, 1), geom, relu)
     swx = np.float32(xq[GQ.SCALE] * wq[GQ.SCALE])
     yq = spread_qp(rng, (yq0[GQ.OBS_MIN] / swx, yq0[GQ.OBS_MAX] / swx), swx)
     e = rng.integers(0, 256, ys, dtype=np.uint8)
     eq = rand_qp(rng)
+    at_zero(rng, e, eq, zfrac)
     # error range from the unmasked, unselected propagation
     _, _, exq0 = G.backward_u8_qp(transposed, e, eq, None, yq, x, w, wq, GQ.new_qp(-1, 1), geom)
     swe = np.float32(eq[GQ.SCALE] * wq[GQ.SCALE])
@@ -221,7 +240,31 @@ def _u8_cases():
 
 
 def test_conv_u8_bit_exact(run):
-    cases = _u8_cases()
+    check_u8_cases(run, _u8_cases())
+
+
+def _sparse_cases():
+    """Many exact zeros in x and e: the M0 runs the gather (Conv2d forward,
+    ConvT error) and the corr (both gradients) over the non-zero columns
+    when fewer than 3/4 of a vector's values are non-zero, densely else;
+    both choices occur within one call (border patches hold padding).
+    Zero points 0 and not, no zeros, all zeros, rows past the groups of
+    four (5 to 12 channels), DSGU selections, a bias that does not fold."""
+    rng = np.random.default_rng(77)
+    cases = [u8_case(rng, t, g, zfrac=z) for (t, g), z in zip(VAE_GEOMS, (0.8, 0.6, 0.65, 0.3))]
+    zfracs = (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)
+    cases += [u8_case(rng, bool(i % 2), rand_geom(rng, bool(i % 2), (13, 5, 9)), zfrac=zfracs[i % 6])
+              for i in range(24)]
+    cases += [u8_case(rng, bool(i % 2), rand_geom(rng, bool(i % 2), (13, 5, 9)), zfrac=0.6, big_bias=True)
+              for i in range(2)]
+    return cases
+
+
+def test_conv_u8_sparse_bit_exact(run):
+    check_u8_cases(run, _sparse_cases())
+
+
+def check_u8_cases(run, cases):
     data = pack(np.array([len(cases), max(c["e"].size for c in cases), max(c["x"].size for c in cases),
                           max(c["w"].size for c in cases), max(c["e"].shape[0] for c in cases)], np.int32))
     for c in cases:

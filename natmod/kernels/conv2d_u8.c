@@ -275,6 +275,123 @@ static inline void dot4i_u8(const uint8_t *a, const uint8_t *b, int32_t n, const
     d[2] = (int32_t)s2;
     d[3] = (int32_t)s3;
 }
+
+// Zero skipping.  With zero points, a dot product is sum_i (a_i - z_a)(b_i -
+// z_b), and a column with b_i == z_b adds exactly 0: over the other columns
+// only, sum a_i b'_i - z_a sum b'_i (b' = b - z_b, signed) is the same int32
+// value.  ReLU outputs (clamped to their zero point) and masked errors have
+// ~50-85 % such columns in the VAE's big layers.  The shared vector b is
+// compacted once into entries (b'_i << 16) | 4 i, column order (UXTH gives
+// the offset into an interleaved group, ASRS the value), and each group of
+// four rows runs over the entries only: 17 instructions per entry against
+// 13.5 per column dense, so it pays below ~80 % density (QT_SPARSE_PAYS).
+#define QT_SPARSE_MAX_N 16384   // 4 i must fit in the entry's 16 bits
+
+// Entries of v's n values that differ from z (v - z in the high half, 4 i in
+// the low), padded with a 0 entry to an even count (ent: n + 1 words);
+// returns the count, *sum = sum (v - z) over all n.  6 instructions per
+// skipped value, 10 per entry.
+__attribute__((noinline))
+static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent, int32_t *sum) {
+    uint32_t *pe = ent;
+    int32_t s = 0;
+    if (n > 0) {
+        const uint8_t *end = v + n;
+        int32_t i = -n;   // counts up to 0: the loop's end test is the add's flag
+        uint32_t c4 = 0, t;
+        __asm__ volatile (
+            ".syntax unified\n"
+            "1:\n"
+            "ldrb %[t], [%[end], %[i]]\n"
+            "subs %[t], %[t], %[z]\n"
+            "beq 2f\n"
+            "adds %[s], %[s], %[t]\n"
+            "lsls %[t], %[t], #16\n"
+            "adds %[t], %[t], %[c4]\n"
+            "stm %[pe]!, {%[t]}\n"
+            "2:\n"
+            "adds %[c4], %[c4], #4\n"
+            "adds %[i], %[i], #1\n"
+            "bne 1b\n"
+            ".syntax divided\n"
+            : [pe] "+l" (pe), [s] "+l" (s), [i] "+l" (i), [c4] "+l" (c4), [t] "=&l" (t)
+            : [end] "l" (end), [z] "l" (z)
+            : "cc", "memory");
+    }
+    if ((pe - ent) & 1) {
+        *pe++ = 0;   // value 0: adds nothing
+    }
+    *sum = s;
+    return (int32_t)(pe - ent);
+}
+
+// Whether cnt entries of n columns go sparse (measured: KERNELS.md's M0
+// section).
+#define QT_SPARSE_PAYS(cnt, n) (4 * (cnt) < 3 * (n) && (n) <= QT_SPARSE_MAX_N)
+
+// One entry against a group: the value times the group's four bytes at
+// column i (pa + 4 i + h), into four accumulators in high registers (ADD
+// takes any register; the low ones hold the pointers and temporaries).
+#define QT_SMAC4 \
+    "ldm %[pe]!, {%[e]}\n" \
+    "uxth %[p], %[e]\n" \
+    "asrs %[e], %[e], #16\n" \
+    "adds %[p], %[p], %[pa]\n" \
+    "ldrb %[t], [%[p], #0]\n" \
+    "muls %[t], %[e], %[t]\n" \
+    "add %[s0], %[t]\n" \
+    "ldrb %[t], [%[p], #1]\n" \
+    "muls %[t], %[e], %[t]\n" \
+    "add %[s1], %[t]\n" \
+    "ldrb %[t], [%[p], #2]\n" \
+    "muls %[t], %[e], %[t]\n" \
+    "add %[s2], %[t]\n" \
+    "ldrb %[t], [%[p], #3]\n" \
+    "muls %[t], %[e], %[t]\n" \
+    "add %[s3], %[t]\n"
+
+// ng interleaved groups (dot4i_u8) astep bytes apart against the cnt
+// entries of compact_u8 (cnt even): d[4 j + h] = init[4 j + h] (init NULL:
+// 0) + sum_k a_j[4 i_k + h] v_k (mod 2^32).  Out of line, one copy of the
+// loop (the module is loaded into the Pico's heap).
+__attribute__((noinline))
+static void dot4s_u8(const uint8_t *a, int32_t astep, int32_t ng, const uint32_t *ent, int32_t cnt,
+    const int32_t *init, int32_t *d) {
+    // (GCC -Os finds no registers for four "h" operands: named ones.)
+    register uint32_t s0 __asm__("r8"), s1 __asm__("r9"), s2 __asm__("r10"), s3 __asm__("r12");
+    const uint32_t *end = ent + cnt;
+    for (; ng > 0; ng--, a += astep, d += 4) {
+        s0 = s1 = s2 = s3 = 0;
+        if (init) {
+            s0 = (uint32_t)init[0];
+            s1 = (uint32_t)init[1];
+            s2 = (uint32_t)init[2];
+            s3 = (uint32_t)init[3];
+            init += 4;
+        }
+        const uint32_t *pe = ent;
+        uint32_t e, p, t;
+        if (pe != end) {   // two entries per pass
+            __asm__ volatile (
+                ".syntax unified\n"
+                "1:\n"
+                QT_SMAC4
+                QT_SMAC4
+                "cmp %[pe], %[end]\n"
+                "bne 1b\n"
+                ".syntax divided\n"
+                : [s0] "+r" (s0), [s1] "+r" (s1), [s2] "+r" (s2), [s3] "+r" (s3),
+                  [pe] "+l" (pe), [e] "=&l" (e), [p] "=&l" (p), [t] "=&l" (t)
+                : [pa] "l" (a), [end] "l" (end)
+                : "cc", "memory");
+        }
+        d[0] = (int32_t)s0;
+        d[1] = (int32_t)s1;
+        d[2] = (int32_t)s2;
+        d[3] = (int32_t)s3;
+    }
+}
+#undef QT_SMAC4
 #else
 // (A four-row version spilled registers under GCC and was no faster.)
 #define QT_CONV_ROWS4 0
@@ -552,6 +669,15 @@ static inline const uint32_t *prep_lanes(const uint8_t *b, int32_t n, uint32_t *
 }
 static inline int32_t lanes_bytes(int32_t n) {
     return 2 * align4(n) + 8;
+}
+// The shared vector's work bytes: its lanes (M4, unused elsewhere), or its
+// entries (M0, compact_u8).
+static inline int32_t vec_work_bytes(int32_t n) {
+#if QT_CONV_ROWS4
+    return 4 * n + 4;
+#else
+    return lanes_bytes(n);
+#endif
 }
 
 // Up to QT_CONV_GROUP rows (stride st, laid out by row_pos) of n values
@@ -904,7 +1030,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
 #else
 int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
     const int32_t KK = g->k_h * g->k_w;
-    int32_t n = 12 * g->out_ch + align4(g->in_ch * KK) + lanes_bytes(g->in_ch * KK);
+    int32_t n = 12 * g->out_ch + align4(g->in_ch * KK) + vec_work_bytes(g->in_ch * KK);
     if (n_sel_max || QT_CONV_ROWS4) {   // the filter rows repacked
         n += align4(g->out_ch * g->in_ch * KK);
     }
@@ -934,7 +1060,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     if (sel || QT_CONV_ROWS4) {
         // Only the selected input channels (and on the M0 the groups of four
         // rows): repack each filter's chunks into one row of L values.
-        uint8_t *ws = (uint8_t *)lanes + lanes_bytes(C * KK);
+        uint8_t *ws = (uint8_t *)lanes + vec_work_bytes(C * KK);
         for (int32_t o = 0; o < O; o++) {
             int32_t step;
             uint8_t *dst = ws + row_pos(o, O, L, &step);
@@ -964,15 +1090,34 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     for (int32_t o = 0; o < O; o++) {
         wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * (uint32_t)wsum[o]);
     }
+#if !QT_CONV_ROWS4
     const uint32_t cn = (uint32_t)L * zw * zx;
+#endif
     int32_t pix = 0;
     for (int32_t oy = 0; oy < g->out_h; oy++) {
         const int32_t iy0 = oy * g->stride_h - g->pad_h;
         for (int32_t ox = 0; ox < g->out_w; ox++, pix++) {
             im2col_u8(g, big, sel, n, iy0, ox * g->stride_w - g->pad_w, (uint8_t)zx, patch);
+#if QT_CONV_ROWS4
+            // Cortex-M0: the patch's entries (compact_u8); c0 = - z_w sum x'
+            // for both forms (sum x = sum x' + L z_x).  Sparse, the groups
+            // start from the bias alone (their - z_x sum w is the skipped
+            // columns' share); the rows past the groups stay dense.
+            int32_t sx;
+            const int32_t cnt = compact_u8(patch, L, zx, lanes, &sx);
+            const uint32_t c0 = 0u - zw * (uint32_t)sx;
+            const uint32_t *bx = NULL;
+            int32_t o = 0;
+            if (QT_SPARSE_PAYS(cnt, L)) {
+                o = O & ~3;
+                dot4s_u8(rows, 4 * L, O >> 2, lanes, cnt, bsat ? NULL : bacc, accv);
+            }
+            while (o < O) {
+#else
             const uint32_t c0 = cn - zw * sum_u8(patch, L);
             const uint32_t *bx = O >= 2 ? prep_lanes(patch, L, lanes) : NULL;
             for (int32_t o = 0; o < O;) {
+#endif
                 o += dot_rows_u8(rows + o * rstride, rstride, O - o, patch, bx, L, wsum + o, accv + o);
             }
             qt_conv_fin_run(accv, bsat, O, small + pix, OHW, c0, &fin, mm);
@@ -1556,11 +1701,36 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
     const uint32_t zs = (uint32_t)zero_s, zb = (uint32_t)zero_b;
     const uint32_t *bx = nrows >= 2 ? prep_lanes(small_ch, n, work) : NULL;
     const uint32_t c0 = (uint32_t)n * zs * zb - zb * (uint32_t)small_sum;
+#if QT_CONV_ROWS4
+    // Cortex-M0: small_ch's entries (compact_u8) against the groups of four
+    // rows when it pays (up to eight groups per call); a row's - z_s colsum
+    // is then the skipped columns' share, and c0 = - z_b sum (small - z_s)
+    // as before.
+    int32_t ne = 0, ss;
+    if (nrows >= 4) {
+        ne = compact_u8(small_ch, n, zs, work, &ss);
+    }
+    const int sparse = nrows >= 4 && QT_SPARSE_PAYS(ne, n);
+    int32_t d[32];
+#else
+    int32_t d[QT_CONV_GROUP];
+#endif
     for (int32_t r = 0; r < nrows;) {
-        int32_t d[QT_CONV_GROUP];
-        const int32_t cnt = dot_rows_u8(cols, n, nrows - r, small_ch, bx, n, NULL, d);
+        int32_t cnt;
+        uint32_t zc = zs;
+#if QT_CONV_ROWS4
+        if (sparse && r + 4 <= nrows) {
+            const int32_t ng = (nrows - r) >> 2 < 8 ? (nrows - r) >> 2 : 8;
+            dot4s_u8(cols, 4 * n, ng, work, ne, NULL, d);
+            cnt = 4 * ng;
+            zc = 0;
+        } else
+#endif
+        {
+            cnt = dot_rows_u8(cols, n, nrows - r, small_ch, bx, n, NULL, d);
+        }
         for (int32_t h = 0; h < cnt; h++) {
-            int32_t v = (int32_t)((uint32_t)d[h] - zs * (uint32_t)colsum[r + h] + c0);
+            int32_t v = (int32_t)((uint32_t)d[h] - zc * (uint32_t)colsum[r + h] + c0);
             // Accumulated over a batch by the caller: saturate, never wrap.
             int32_t *o = out + (r + h) * ostride;
             *o = accumulate ? qt_sat_add_i32(*o, v) : v;
@@ -1574,7 +1744,7 @@ int32_t qt_conv_corr2_work_bytes(int32_t n) {
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
     return 4 * align4(n) + 8;
 #else
-    return lanes_bytes(n);
+    return vec_work_bytes(n);
 #endif
 }
 
