@@ -247,3 +247,18 @@ def test_stream_report_states_this_runs_link_rate():
     text = bench_stream.report(R, "cmd")
     assert "moved qemu-m0 79 KB/s (plain DATA records)" in text     # 100 records/s x 789 B
     assert "12-26 KB/s" not in text
+
+
+def test_stream_takes_the_trained_step_from_the_bench_block(tmp_path):
+    """bench_stream's epoch estimate takes table b's trained-state row (the
+    step a training run makes) when the block has one, else its uint8 row."""
+    from qtrain_host import bench_stream
+    head = "| board | mode | forward | loss (BCE) | backward + update | step | rest |\n|---|---|\n"
+    synth = "| qemu-m0 | uint8 (synthetic) | 3.33 M | 240.7 k | 7.26 M | 10.82 M | 6.61 |\n"
+    trained = "| qemu-m0 | uint8 (trained) | 3.33 M | 249.6 k | 7.15 M | 10.73 M | 6.55 |\n"
+    old = "| qemu-m4 | uint8 | 1.29 M | 90.4 k | 3.04 M | 4.42 M | 2.70 |\n"
+    md = tmp_path / "B.md"
+    md.write_text(head + synth + trained + old)
+    assert bench_stream.step_instructions(str(md)) == pytest.approx({"qemu-m0": 10.73e6, "qemu-m4": 4.42e6})
+    md.write_text(head + synth)
+    assert bench_stream.step_instructions(str(md)) == pytest.approx({"qemu-m0": 10.82e6})

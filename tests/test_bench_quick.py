@@ -78,7 +78,84 @@ def test_report_step_without_remap():
          "remaps": {"qemu-m4": rm}}
     text = bench.report(R, "test")
     m = bench.vae_macs()["step"]
-    assert "| qemu-m4 | 5.2 k | 1.5 | 4.0 k | %.2f | 0.1 k | 0.2 k |" % (4000 / m) in text
+    assert "| qemu-m4 | synthetic | 5.2 k | 1.5 | 4.0 k | %.2f | 0.1 k | 0.2 k |" % (4000 / m) in text
     row = [r for r in bench.targets(R) if "qemu-m4" in r[0]][0]
     assert row[0] == "uint8 step without a weight re-map <= 3 instr/MAC on qemu-m4"
     assert row[1] == "%.2f (with this bench's re-maps, 1.5 per step: %.2f)" % (4000 / m, 5200 / m)
+
+
+def _trained_R(board_crc=7):
+    """Made-up results with the trained state (bench_trained.collect's keys)
+    next to the synthetic one, on qemu-m4."""
+    v = {"fits": 1, "forward": 2000, "loss": 100, "backward": 3000, "step": 5100}
+    rm = {"remaps": 0, "step": 5200, "step_clean": 5000, "heap": None}
+    t = {"forward": 1000, "loss": 50, "backward": 2000, "step": 3050, "step_clean": 3000, "remaps": 3,
+         "clean": 6, "n": 8, "crc": board_crc, "k": "16.0,32.0,20.0,1568.0,16.0,1.0", "heap": 204800}
+    lay = {name: {"fwd": 1, "bwd": 1, "upd": 1, "k": 1, "kind": kind} for name, kind, _ in bench.VAE_LAYERS}
+    return {"layers": {}, "vae": {("qemu-m4", "uint8"): v}, "remaps": {"qemu-m4": rm}, "mpy": {},
+            "dsgu": {("qemu-m4", 1.0): lay, ("qemu-m4", 0.1): lay},
+            "dsgu_vae": {("qemu-m4", 1.0): {"fits": 1, "forward": 2000, "backward": 3000},
+                         ("qemu-m4", 0.1): {"fits": 1, "forward": 2000, "backward": 1000}},
+            "trained": {"qemu-m4": t},
+            "trained_dsgu": {("qemu-m4", 1.0): dict(t, backward=2400), ("qemu-m4", 0.1): dict(t, backward=600)},
+            "trained_info": {"n": 1500, "opts": {"lr": 0.0005, "seed": 5}, "elbo_last100": 189.67},
+            "zeros": {"trained": {"x": [0.785, 0.724, 0.6, 0.0, 0.49, 0.535], "e": [0.7, 0.6, 0.0, 0.56, 0.61, 0.18],
+                                  "crc": 7},
+                      "synthetic": {"x": [0.755, 0.765, 0.694, 0.05, 0.485, 0.518], "e": [0.1] * 6}}}
+
+
+def test_report_trained_state():
+    """The trained state's rows in tables b and c and the re-map table, its
+    zero fractions, and the targets judged on it with the synthetic figure
+    beside it."""
+    R = _trained_R()
+    text = bench.report(R, "test")
+    m = bench.vae_macs()
+    assert "| qemu-m4 | uint8 (synthetic) | 2.0 k | 0.1 k | 3.0 k | 5.1 k |" in text
+    assert ("| qemu-m4 | uint8 (trained) | 1.0 k | 0.1 k | 2.0 k | 3.0 k | %.2f | %.2f |"
+            % (3050 / m["step"], 1000 / m["forward"])) in text
+    assert "measured (at the real board's heap, 204800 B), mean of 8 MNIST test images |" in text
+    assert "first 1500 images of data/mnist-subset" in text and "-ELBO of its last 100 steps 189.7" in text
+    # re-maps: the synthetic run's 2 steps, the trained run's 8
+    assert "| qemu-m4 | synthetic | 5.2 k | 0.0 | 5.0 k |" in text
+    assert ("| qemu-m4 (at the real board's heap, 204800 B) | trained (8 test images, 6 without a re-map) "
+            "| 3.0 k | 0.4 | 3.0 k | %.2f |" % (3000 / m["step"])) in text
+    # zero fractions, both states, and the CRC check of the boards' steps
+    assert "| synthetic | input | 0.76 | 0.77 | 0.69 | 0.05 | 0.48 | 0.52 |" in text   # %.2f of 0.755 (binary) etc.
+    assert "| trained | input | 0.79 | 0.72 | 0.60 | 0.00 | 0.49 | 0.54 |" in text
+    assert "| trained | error after the ReLU mask | 0.70 | 0.60 | 0.00 | 0.56 | 0.61 | 0.18 |" in text
+    assert "the same CRC-32 there as on qemu-m4" in text and "do not" not in text
+    # table c: both states, each against its own lmin = 1.0
+    assert "| qemu-m4 (synthetic) | 0.1 | 2.0 k | 1.0 k | 3.00x cheaper |" in text
+    assert "| qemu-m4 (trained) | 0.1 | 1.0 k | 0.6 k | 4.00x cheaper | 2.12x cheaper |" in text
+    rows = {r[0]: r for r in bench.targets(R)}
+    step = rows["uint8 step without a weight re-map <= 3 instr/MAC on qemu-m4"]
+    assert step[1] == ("%.2f trained (mean of the 6 of 8 test-image steps without a re-map; all 8: %.2f); "
+                       "synthetic %.2f (with this bench's re-maps, 0.0 per step: %.2f)"
+                       % (3000 / m["step"], 3050 / m["step"], 5000 / m["step"], 5200 / m["step"]))
+    assert step[2] == "yes"
+    assert rows["DSGU lmin=0.1 backward >= 6x cheaper (qemu-m4)"][1:] == ("4.00x trained; synthetic 3.00x",
+                                                                         "no (1.5x short)")
+
+
+def test_report_trained_state_flags_a_board_whose_steps_differ():
+    """The zero fractions are counted on the Unix port: a board whose weights
+    after the same steps have another CRC is named (its kernels are not
+    bit-exact, so the fractions may not be its own)."""
+    text = bench.report(_trained_R(board_crc=8), "test")
+    assert "**on qemu-m4 they do not**" in text
+
+
+def test_trained_settings_are_the_training_defaults():
+    """The trained model uses qtrain.defaults.VAE_DEFAULTS (read from the
+    MicroPython source) with the bench's seed, and its cache key changes with
+    what the checkpoint depends on."""
+    from qtrain_host import bench_trained as T
+    o = T.training_options()
+    assert o["lr"] == 0.0005 and o["seed"] == 5 and o["mode"] == "uint8" and o["rounding"] == "stochastic"
+    if not os.path.exists(bench.paths.natmod_path("x64")):
+        pytest.skip("no x64 natmod (make dist)")
+    k = T.cache_key(b"abc", o, 10)
+    assert k == T.cache_key(b"abc", dict(o), 10)
+    assert len({k, T.cache_key(b"abd", o, 10), T.cache_key(b"abc", dict(o, lr=0.001), 10),
+                T.cache_key(b"abc", o, 11)}) == 4

@@ -12,7 +12,7 @@ the MNIST training stream (the shipped subset's, converted to out/bench-stream):
 Then the time of one epoch of 60 000 samples on each real board, as
 N x (1 / samples/s + the training step), with the uint8 ConvVAE step in ms
 estimated from its QEMU instruction count (table b of the bench block in
-docs/BENCHMARKS.md) at CPI = 1 and the real board's clock (boards/*/board.json).  The read rates are
+docs/BENCHMARKS.md, its trained-state row when it has one) at CPI = 1 and the real board's clock (boards/*/board.json).  The read rates are
 the emulated UART's, which is slower than a real board's USB CDC link:
 an upper bound for the I/O part on hardware.
 """
@@ -88,15 +88,18 @@ def framed_rate(board, data_dir, n, compress, log):
 
 
 def step_instructions(md):
-    """{board: uint8 ConvVAE step in instructions} from table b of the bench block of `md`."""
+    """{board: uint8 ConvVAE step in instructions} from table b of the bench block of `md`:
+    its trained-state row (the step a training run makes) if it has one, else its uint8 row."""
     out = {}
     if not os.path.exists(md):
         return out
     text = open(md).read()
     for board in BOARDS:
-        m = re.search(r"^\| %s \| uint8 \| [^|]+\| [^|]+\| [^|]+\| ([0-9.]+) ([kM]) \|" % board, text, re.M)
-        if m:
-            out[board] = float(m.group(1)) * (1e6 if m.group(2) == "M" else 1e3)
+        for mode in (r"uint8 \(trained\)", r"uint8(?: \(synthetic\))?"):
+            m = re.search(r"^\| %s \| %s \| [^|]+\| [^|]+\| [^|]+\| ([0-9.]+) ([kM]) \|" % (board, mode), text, re.M)
+            if m:
+                out[board] = float(m.group(1)) * (1e6 if m.group(2) == "M" else 1e3)
+                break
     return out
 
 
@@ -124,7 +127,8 @@ def report(R, cmd):
         L.append("| %s | %s | %s | %.1f | %.1f |" % (b, _r(r["mount"]), _r(r["mount_shuffled"]), r["plain"], r["dataz"]))
     L.append("")
     L.append("One epoch of %d samples on the real boards = reading (at the emulated link's rate above) + "
-             "training (the uint8 ConvVAE step, table b of the bench block, **estimated** at CPI = 1: "
+             "training (the uint8 ConvVAE step, table b of the bench block (its trained state when it has one), "
+             "**estimated** at CPI = 1: "
              "instructions / clock).  Reading and training add up (the protocols do not prefetch)." % EPOCH)
     L.append("")
     L.append("| board (instructions from) | step (est.) | epoch: training | + mount, shuffled | + framed DATAZ |")
