@@ -366,22 +366,30 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_select_u8_obj, 6, QT_CONVT_SLICES_BUILT ? 9 : 6,
     qt_conv_select_u8_fn);
 
-// conv_scores_u8(e, eq, scores): DSGU score of every channel of a CHW error,
-// sum |e - z_e| over its map; scores array('I') of ch items (ch = len(scores)),
-// the input of select_topk.
-static mp_obj_t qt_conv_scores_u8_fn(mp_obj_t e_in, mp_obj_t eq_in, mp_obj_t s_in) {
+// conv_scores_u8(e, eq, scores[, y, yq]): DSGU score of every channel of a
+// CHW error, sum |e - z_e| over its map; scores array('I') of ch items (ch =
+// len(scores)), the input of select_topk.  y (not None): a ReLU layer's
+// forward output (record yq), its mask applied to e in place in the same
+// pass (e = z_e where y <= z_y), the scores of the masked error.
+static mp_obj_t qt_conv_scores_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t n, ch;
-    const uint8_t *e = qt_arg_buf_len(e_in, "e", QT_TC_U8, 1, &n, QT_RO);
-    const float *eq = qt_arg_qparams(eq_in, "eq", QT_RO);
-    uint32_t *s = qt_arg_buf_len(s_in, "scores", QT_TC_U32, 1, &ch, QT_RW);
+    uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &n, QT_RO);
+    const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
+    uint32_t *s = qt_arg_buf_len(a[2], "scores", QT_TC_U32, 1, &ch, QT_RW);
     if (n % ch || n / ch > 32767) {
         qt_raise_value("e: expected a multiple of len(scores) = %z items (at most 32767 per channel), got %z",
             ch, n);
     }
-    conv_channel_scores_u8(e, (int32_t)ch, (int32_t)(n / ch), qt_qp_zero(eq), s);
+    int32_t zy;
+    const uint8_t *y = qt_arg_relu_y(n_args, a, 3, n, &zy);
+    if (y) {
+        conv_relu_mask_scores_u8(e, y, (int32_t)ch, (int32_t)(n / ch), qt_qp_zero(eq), zy, s);
+    } else {
+        conv_channel_scores_u8(e, (int32_t)ch, (int32_t)(n / ch), qt_qp_zero(eq), s);
+    }
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_3(qt_conv_scores_u8_obj, qt_conv_scores_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_scores_u8_obj, 3, 5, qt_conv_scores_u8_fn);
 
 void qt_bind_conv(void) {
     mp_store_global(MP_QSTR_conv2d_scratch_len, MP_OBJ_FROM_PTR(&qt_conv2d_scratch_len_obj));

@@ -2,6 +2,7 @@
 // (Conv2d / ConvTranspose2d: conv_scores_u8).  Dense has its own fused
 // dense_select_u8; both use kernels/select.h, so the rule is the same.
 #include "bind_common.h"
+#include "bind_args.h"
 #include "kernels/quant.h"
 #include "kernels/select.h"
 
@@ -33,6 +34,18 @@ static mp_obj_t qt_select_scores_fn(size_t n_args, const mp_obj_t *a) {
     return mp_obj_new_int(k);
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_select_scores_obj, 7, 7, qt_select_scores_fn);
+
+const uint8_t *qt_arg_relu_y(size_t n_args, const mp_obj_t *a, size_t iy, size_t n, int32_t *zy) {
+    if (n_args <= iy || a[iy] == mp_const_none) {
+        return NULL;
+    }
+    const uint8_t *e = qt_arg_u8(a[0], "e", n, QT_RW);
+    const uint8_t *y = qt_arg_u8(a[iy], "y", n, QT_RO);
+    // (yq missing: the last argument is y itself, no record: TypeError naming yq)
+    *zy = qt_qp_zero(qt_arg_qparams(a[n_args - 1], "yq", QT_RO));
+    qt_check_no_overlap(e, n, "e", y, n, "y");
+    return y;
+}
 
 void qt_bind_select(void) {
     mp_store_global(MP_QSTR_select_scores, MP_OBJ_FROM_PTR(&qt_select_scores_obj));

@@ -17,7 +17,7 @@ FUNCS = {
     "conv2d_backward_u8": 12, "conv_transpose2d_backward_u8": 12,
     "conv2d_grad_u8": 10, "conv_transpose2d_grad_u8": 10,
     "conv2d_update_u8": 16, "conv_transpose2d_update_u8": 16,
-    "conv_select_u8": 6, "conv_scores_u8": 3,
+    "conv_select_u8": 6, "conv_scores_u8": 5,
     "conv2d_backward_mixed": 9, "conv_transpose2d_backward_mixed": 9,
     "conv2d_grad_mixed": 8, "conv_transpose2d_grad_mixed": 8,
     "conv2d_update_mixed": 15, "conv_transpose2d_update_mixed": 15, "conv_swap_axes": 5,

@@ -504,6 +504,63 @@ def test_conv_select_u8_bit_exact(run):
         assert np.frombuffer(res[i][3], np.uint32).tolist() == score.tolist(), "case %d: scores" % i
 
 
+MASK_SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    e, eq, y, yq, fl = rdn(f, 5)
+    sc = zeros('I', fl[0])
+    e0 = bytearray(e)
+    Q.conv_scores_u8(e0, eq, sc, None, yq)      # y None: the scores alone, e untouched
+    sc0 = bytearray(sc)
+    Q.conv_scores_u8(e, eq, sc, y, yq)          # the ReLU mask fused in
+    print('M', i, end='')
+    phx(e0)
+    phx(sc0)
+    phx(e)
+    phx(sc, 'i')
+    print()
+print('done')
+"""
+
+
+def test_conv_relu_mask_scores_u8_bit_exact(run):
+    """conv_scores_u8 with y: the ReLU mask on e in place (e = z_e where
+    y <= z_y) and the scores of the masked error in one pass, as the golden
+    relu_mask_u8 then sum |e - z_e| per channel; maps of 1 to 196 values
+    (the M4's 4-byte steps and their tails), zero points 0 and 255 too."""
+    rng = np.random.default_rng(23)
+    cases = []
+    data = bytearray()
+    for i in range(40):
+        ch = int(rng.choice([1, 2, 3, 16, 32]))
+        hw = int(rng.choice([1, 3, 4, 5, 49, 196]))
+        e = rng.integers(0, 256, (ch, hw), dtype=np.uint8)
+        eq, yq = rand_qp(rng), rand_qp(rng)
+        if i % 4 == 1:
+            eq[GQ.ZERO], yq[GQ.ZERO] = 0.0, 255.0       # every y masked
+        elif i % 4 == 2:
+            eq[GQ.ZERO], yq[GQ.ZERO] = 255.0, 0.0
+        zy = int(yq[GQ.ZERO])
+        y = np.clip(zy + rng.integers(-3, 4, (ch, hw)), 0, 255).astype(np.uint8)   # around z_y: both sides
+        cases.append((e, eq, y, yq))
+        data += pack(e.ravel(), eq, y.ravel(), yq, np.array([ch], np.int32))
+    data = pack(np.array([len(cases)], np.int32)) + bytes(data)
+    out = run(MASK_SCRIPT, files={"cases.bin": data})
+    res = parse(out, "M")
+    assert len(res) == len(cases)
+    for i, (e, eq, y, yq) in enumerate(cases):
+        ze = int(eq[GQ.ZERO])
+        score0 = np.abs(e.astype(np.int64) - ze).sum(axis=1)
+        assert res[i][0] == e.tobytes(), "case %d: e changed without y" % i
+        assert np.frombuffer(res[i][1], np.uint32).tolist() == score0.tolist(), "case %d: scores without y" % i
+        em = G.relu_mask_u8(e, ze, y, int(yq[GQ.ZERO]))
+        assert res[i][2] == em.tobytes(), "case %d: masked e" % i
+        score = np.abs(em.astype(np.int64) - ze).sum(axis=1)
+        assert np.frombuffer(res[i][3], np.uint32).tolist() == score.tolist(), "case %d: scores" % i
+
+
 MIX_SCRIPT = DEVICE_LIB + r"""
 import _qtrain_float as QF
 f = open('cases.bin', 'rb')

@@ -9,7 +9,8 @@
 
 Per layer of the paper's ConvVAE (qtrain_host.bench.VAE_LAYERS), uint8, DSGU
 lmax = lmin (a fixed fraction of the filters/rows), each backward call alone:
-relu (the ReLU mask on the error), scores (conv: sum |e - z_e| per filter),
+relu (the ReLU mask on the error), scores (conv: sum |e - z_e| per filter;
+with DSGU a ReLU layer's mask is in this pass, conv_scores_u8's y),
 select (k and the top-k; --convt input: the slice scores too), error (error propagation of the selected
 structures), update (weight gradient + update + the weight-range step);
 forward (one forward call, not in the total).
@@ -78,7 +79,8 @@ for rep in range(2):
                                lay.hp, lay.flags, lay.state, lay.rng))
     else:
         g = lay.geom
-        if lay.relu:
+        fused = DSGU and not getattr(lay, "slices", False)   # the mask in the scores' pass
+        if lay.relu and not fused:
             cnt("relu", lambda: lay._bwd(e, eq, lay.y, lay.yq, lay.w, lay.wq, None, None, g))
         if DSGU and getattr(lay, "slices", False):
             def s():
@@ -87,7 +89,7 @@ for rep in range(2):
             cnt("select", s)
             sel = lay.sel
         elif DSGU:
-            cnt("scores", lambda: _q.conv_scores_u8(e, eq, lay.scores))
+            cnt("scores", lambda: _q.conv_scores_u8(e, eq, lay.scores, lay.y if lay.relu else None, lay.yq))
             def s():
                 global k
                 k = _q.select_scores(lay.scores, lay.n_out, eq, lay.dsgu_hp, lay.dsgu_state, lay.sel, lay.sel_scratch)

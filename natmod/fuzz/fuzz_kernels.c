@@ -306,6 +306,7 @@ static void fuzz_conv(rd_t *r) {
             conv_relu_mask_u8(e, y, (int32_t)nout, (int32_t)rd_u8(r), (int32_t)rd_u8(r));
             uint32_t *sc = xalloc((size_t)g.out_ch * sizeof(uint32_t));
             conv_channel_scores_u8(e, g.out_ch, g.out_h * g.out_w, (int32_t)rd_u8(r), sc);
+            conv_relu_mask_scores_u8(e, y, g.out_ch, g.out_h * g.out_w, (int32_t)rd_u8(r), (int32_t)rd_u8(r), sc);
             break;
         }
         case 5: {

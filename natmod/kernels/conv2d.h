@@ -100,6 +100,11 @@ void conv_relu_mask_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t zero_e, 
 void conv_channel_scores_u8(const uint8_t *e, int32_t ch, int32_t hw, int32_t zero_e,
     uint32_t *scores);
 
+// Both in one pass: the ReLU mask on e (ch maps of hw values) in place, then
+// each channel's score of the masked error (same results as the two calls).
+void conv_relu_mask_scores_u8(uint8_t *e, const uint8_t *y, int32_t ch, int32_t hw, int32_t zero_e,
+    int32_t zero_y, uint32_t *scores);
+
 // Error propagation e (out side) -> ex (in side), through the filters in
 // sel (NULL = all).  rq: zero_in = z_e, zero_w = z_w, zero_out = z_ex,
 // out = s_w s_e / s_ex, relu 0.  stats: min/max of the int32 accumulator.

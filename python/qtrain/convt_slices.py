@@ -61,7 +61,9 @@ def attach(layer, structures="input"):
     # path (the forward still takes it).
     scr = layer.slices_scratch = bytearray(_q.conv_transpose2d_scratch_len(layer.geom, True))
 
-    def select(e8, eq):   # in place of Conv2d._select
+    def select(e8, eq, y=None):   # in place of Conv2d._select (y: its ReLU mask first)
+        if y is not None:
+            _q.relu_backward_u8(e8, eq, y, layer.yq)
         return _q.conv_select_u8(e8, eq, layer.dsgu_hp, layer.dsgu_state, layer.sel, layer.sel_scratch,
                                  layer.x, layer.xq, layer.geom)
     layer._select = select

@@ -409,8 +409,9 @@ class Conv2d:
                       self.relu, self._scr)
         return self.y_pair
 
-    def _select(self, e8, eq):
-        _q.conv_scores_u8(e8, eq, self.scores)
+    def _select(self, e8, eq, y=None):
+        # y (uint8 backward of a ReLU layer): its mask on e8 in the scores' pass
+        _q.conv_scores_u8(e8, eq, self.scores, y, self.yq)
         return _q.select_scores(self.scores, self.n_out, eq, self.dsgu_hp, self.dsgu_state,
                                 self.sel, self.sel_scratch)
 
@@ -423,12 +424,13 @@ class Conv2d:
         if self.m != U8:
             return self._float_backward(self, e)
         g = self.geom
-        if self.relu:  # mask e in place where the forward output was clamped
-            self._bwd(e, eq, self.y, self.yq, self.w, self.wq, None, None, g)
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
-            k = self._select(e, eq)
+            # the ReLU mask (e in place, where the forward output was clamped) fused with the scores
+            k = self._select(e, eq, self.y if self.relu else None)
             sel = self.sel
+        elif self.relu:
+            self._bwd(e, eq, self.y, self.yq, self.w, self.wq, None, None, g)
         self.k = g[3] if k is None else k
         if not self.first:
             self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr)
