@@ -187,15 +187,16 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_relu_backward_u8_obj, 4, 4, qt_rel
 
 // ---- DSGU ----------------------------------------------------------------------
 
-// dense_select_u8(e, eq, hp, state, sel, scratch) -> k
+// dense_select_u8(e, eq, hp, state, sel, scratch[, y, yq]) -> k
 //   hp array('f', [lmin, lmax]) with 0 < lmin <= lmax <= 1; state array('f', 1)
 //   (the running max of the mean |error|, 0 initially); sel int32[m] receives
 //   the k selected rows (ascending), scratch uint32[2m] (scores, and a copy
 //   the O(n) selection reorders).  Score of row i:
-//   |e_i - z_e|; k from METHOD 5.
+//   |e_i - z_e|; k from METHOD 5.  y (not None): a ReLU layer's output (record
+//   yq), its mask applied to e in place in the scores' pass (relu_backward_u8).
 static mp_obj_t qt_dense_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t m;
-    const uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
+    uint8_t *e = qt_arg_buf_len(a[0], "e", QT_TC_U8, 1, &m, QT_RO);
     const float *eq = qt_arg_qparams(a[1], "eq", QT_RO);
     const float *hp = qt_arg_f32(a[2], "hp", 2, QT_RO);
     float lmin = qt_check_f32(hp[0], "hp[0] (lmin)", 0.0f, 1.0f, true, false);
@@ -203,10 +204,12 @@ static mp_obj_t qt_dense_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     float *st = qt_arg_f32(a[3], "state", 1, QT_RW);
     int32_t *sel = qt_arg_i32(a[4], "sel", m, QT_RW);
     uint32_t *scratch = qt_arg_u32(a[5], "scratch", 2 * m, QT_RW);
+    int32_t zy;
+    const uint8_t *y = qt_arg_relu_y(n_args, a, 6, m, &zy);
     return mp_obj_new_int(dense_select_rows_u8(e, (int32_t)m, qt_qp_zero(eq), eq[QT_QP_SCALE], st, hp[0], hp[1],
-        sel, scratch));
+        sel, scratch, y, zy));
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_u8_obj, 6, 6, qt_dense_select_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_u8_obj, 6, 8, qt_dense_select_u8_fn);
 
 // ---- update ----------------------------------------------------------------------
 

@@ -115,6 +115,13 @@ CASES_TRAIN = [
     ("ValueError", "scratch", "Q.dense_select_u8(e, eq, dhp, dst, sel, arr('I', 3))"),
     ("TypeError", "scratch", "Q.dense_select_u8(e, eq, dhp, dst, sel, arr('i', 6))"),
     ("ValueError", "state", "Q.dense_select_u8(e, eq, dhp, arr('f', 2), sel, scr)"),
+    # with the ReLU mask fused (y, yq)
+    ("TypeError", "e", "Q.dense_select_u8(bytes(3), eq, dhp, dst, sel, scr, y, yq)"),
+    ("ValueError", "y", "Q.dense_select_u8(e, eq, dhp, dst, sel, scr, bytearray(2), yq)"),
+    ("TypeError", "y", "Q.dense_select_u8(e, eq, dhp, dst, sel, scr, arr('f', 3), yq)"),
+    ("ValueError", "yq", "Q.dense_select_u8(e, eq, dhp, dst, sel, scr, y, qp(0.05, 256))"),
+    ("TypeError", "yq", "Q.dense_select_u8(e, eq, dhp, dst, sel, scr, y)"),
+    ("ValueError", "e", "Q.dense_select_u8(e, eq, dhp, dst, sel, scr, e, yq)"),
     ("ValueError", "hp[0] (lr)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [0.0, 1, 0]), 0, st, rng)"),
     ("ValueError", "hp[0] (lr)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [-0.1, 1, 0]), 0, st, rng)"),
     ("ValueError", "hp[0] (lr)", "Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, None, 0, array('f', [100.0, 1, 0]), 0, st, rng)"),

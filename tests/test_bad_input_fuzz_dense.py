@@ -12,7 +12,7 @@ from qtrain_host import runner
 FUNCS = {
     "qp_from_range": 1, "qp_update": 1, "remap_u8": 3,
     "dense_forward_u8": 10, "dense_backward_u8": 9, "relu_backward_u8": 4,
-    "dense_select_u8": 6, "dense_update_u8": 14, "dense_grad_acc_u8": 8,
+    "dense_select_u8": 8, "dense_update_u8": 14, "dense_grad_acc_u8": 8,
     "update_rows_u8": 11, "dense_forward_f32": 5, "dense_backward_f32": 5,
     "dense_backward_mixed": 6, "relu_backward_f32": 2, "relu_backward_mixed": 3,
     "dense_select_f32": 5, "dense_update_f32": 9, "dense_update_mixed": 13,
@@ -49,7 +49,7 @@ VALID = {
                           "buf('i', N)"],
     "relu_backward_u8": ["buf('B', M)", U8, "buf('B', M)", U8],
     "dense_select_u8": ["buf('B', M)", U8, "array('f', [0.5, 1.0])", "array('f', [0.0])",
-                        "buf('i', M)", "buf('I', 2*M)"],
+                        "buf('i', M)", "buf('I', 2*M)", "buf('B', M)", U8],
     "dense_update_u8": ["buf('B', M)", U8, "buf('B', N)", U8, "buf('B', M*N)", U8, "buf('i', M)",
                         "qp(0.01, 0, 0)", "None", "0", "array('f', [0.01, 0.85, 0.02])", "3",
                         "buf('f', 5+2*M)", "buf('I', 1)"],

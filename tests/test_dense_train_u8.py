@@ -279,3 +279,59 @@ def test_dense_batch_update_u8_bit_exact(run):
         assert int.from_bytes(bytes.fromhex(grng), "little") == r, tag + " rng"
         assert int(grem) == rm
         assert gnz == "0", tag + " buffers zeroed"
+
+
+SELR_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    e, eq, y, yq, hp = rdn(f, 5)
+    m = len(e)
+    sel = array('i', [0] * m); scr = array('I', [0] * (2 * m)); st = array('f', [0.0])
+    k = Q.dense_select_u8(e, eq, hp, st, sel, scr, y, yq)
+    print('R', i, '%d:' % k, end='')
+    for a in range(0, k, 64):
+        print(hx(memoryview(sel)[a:min(k, a + 64)]), end='')
+    print(' ' + hx(st) + ' ', end='')
+    for a in range(0, m, 256):
+        print(hx(memoryview(e)[a:min(m, a + 256)]), end='')
+    print()
+print('done')
+"""
+
+
+def test_dense_select_u8_relu_mask(run):
+    """dense_select_u8 with y: the ReLU mask on e in place in the scores'
+    pass, as the golden relu_backward_u8 then select_u8; both of its paths
+    (m < 128: scores then select_topk_u32; m >= 128: the counting table),
+    zero points 0 and 255 too."""
+    rng = np.random.default_rng(17)
+    cases, data = [], b""
+    for c in range(24):
+        m = int(rng.integers(1, 128)) if c < 10 else int(rng.choice([128, 300, 1568]))
+        e = rng.integers(0, 256, m, dtype=np.uint8)
+        eq, yq = rand_qp(rng, -1, 1), rand_qp(rng)
+        if c % 4 == 1:
+            eq[GQ.ZERO], yq[GQ.ZERO] = 0.0, 255.0      # every row masked
+        elif c % 4 == 2:
+            eq[GQ.ZERO], yq[GQ.ZERO] = 255.0, 0.0
+        y = np.clip(int(yq[GQ.ZERO]) + rng.integers(-3, 4, m), 0, 255).astype(np.uint8)
+        lmin = float(rng.choice([1.0, 0.5, 0.1]))
+        hp = np.array([lmin, max(lmin, float(rng.choice([0.5, 1.0])))], np.float32)
+        cases.append((e, eq, y, yq, hp))
+        data += pack(e, eq, y, yq, hp)
+    out = run(SELR_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
+    res = {}
+    for line in out.splitlines():
+        p = line.split()
+        if p and p[0] == "R":
+            res[int(p[1])] = p[2:]
+    assert len(res) == len(cases), out[-2000:]
+    for i, (e, eq, y, yq, hp) in enumerate(cases):
+        em, _ = GD.relu_backward_u8(e, eq, y, yq)
+        k, sel, emax = GD.select_u8(em, eq, hp[0], hp[1], np.float32(0))
+        gk, gsel = res[i][0].split(":")
+        assert int(gk) == k, "case %d k" % i
+        assert np.array_equal(np.frombuffer(bytes.fromhex(gsel), np.int32), sel), "case %d sel" % i
+        assert bytes.fromhex(res[i][1]) == np.float32(emax).tobytes(), "case %d state" % i
+        assert bytes.fromhex(res[i][2]) == em.tobytes(), "case %d masked e" % i

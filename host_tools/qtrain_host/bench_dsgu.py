@@ -10,7 +10,8 @@
 Per layer of the paper's ConvVAE (qtrain_host.bench.VAE_LAYERS), uint8, DSGU
 lmax = lmin (a fixed fraction of the filters/rows), each backward call alone:
 relu (the ReLU mask on the error), scores (conv: sum |e - z_e| per filter;
-with DSGU a ReLU layer's mask is in this pass, conv_scores_u8's y),
+with DSGU a ReLU layer's mask is in this pass, conv_scores_u8's y; Dense: in
+select's, dense_select_u8's y),
 select (k and the top-k; --convt input: the slice scores too), error (error propagation of the selected
 structures), update (weight gradient + update + the weight-range step);
 forward (one forward call, not in the total).
@@ -65,12 +66,13 @@ for rep in range(2):
     e[:] = e8
     sel = k = None
     if kind == "dense":
-        if lay.relu:
+        if lay.relu and not DSGU:
             cnt("relu", lambda: _q.relu_backward_u8(e, eq, lay.y, lay.yq))
         if DSGU:
             def s():
                 global k
-                k = _q.dense_select_u8(e, eq, lay.dsgu_hp, lay.dsgu_state, lay.sel, lay.scores)
+                k = _q.dense_select_u8(e, eq, lay.dsgu_hp, lay.dsgu_state, lay.sel, lay.scores,
+                                       lay.y if lay.relu else None, lay.yq)
             cnt("select", s)
             sel = lay.sel
         if not lay.first:

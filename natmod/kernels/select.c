@@ -96,14 +96,28 @@ void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, 
     }
 }
 
-int32_t dense_select_rows_u8(const uint8_t *e, int32_t m, int32_t zero_e, float s_e, float *ebar_max,
-    float lmin, float lmax, int32_t *idx, uint32_t *scratch) {
+// Row i's score |e_i - z_e| after the ReLU mask: e_i = z_e (score 0) where
+// y_i <= z_y (z_y = -1: never).
+static inline uint32_t row_score(uint8_t *e, const uint8_t *y, int32_t i, int32_t zero_e, int32_t zero_y) {
+    if (y[i] <= zero_y) {
+        e[i] = (uint8_t)zero_e;
+        return 0;
+    }
+    const int32_t c = (int32_t)e[i] - zero_e;
+    return (uint32_t)(c < 0 ? -c : c);
+}
+
+int32_t dense_select_rows_u8(uint8_t *e, int32_t m, int32_t zero_e, float s_e, float *ebar_max,
+    float lmin, float lmax, int32_t *idx, uint32_t *scratch, const uint8_t *y, int32_t zero_y) {
     uint32_t sum = 0;
     int32_t k;
+    if (!y) {   // no mask: e as its own y, below every zero point
+        y = e;
+        zero_y = -1;
+    }
     if (2 * m < QT_TOPK_BINS) {   // no room for the table: the scores, then select_topk_u32
         for (int32_t i = 0; i < m; i++) {
-            const int32_t c = (int32_t)e[i] - zero_e;
-            scratch[i] = (uint32_t)(c < 0 ? -c : c);
+            scratch[i] = row_score(e, y, i, zero_e, zero_y);
             sum += scratch[i];
         }
         k = dsgu_k((float)sum / (float)m * s_e, ebar_max, lmin, lmax, m);
@@ -114,15 +128,24 @@ int32_t dense_select_rows_u8(const uint8_t *e, int32_t m, int32_t zero_e, float 
     // computed, and the error read again for the choice, two passes in all
     // (four over a score array before, ~45 instructions per row on the M0;
     // a test per row to share one loop with the path above cost ~4).  Same
-    // threshold and ties as select_topk_u32.
+    // threshold and ties as select_topk_u32.  The ReLU mask in the first
+    // pass (a pass of its own was ~12 instructions per row on the M0).
+    // (Masked rows, score 0, counted apart: they skip the table's update.)
     uint32_t *cnt = scratch;
     qt_fill_i32((int32_t *)cnt, QT_TOPK_BINS, 0);
+    uint32_t zeros = 0;
     for (int32_t i = 0; i < m; i++) {
+        if (y[i] <= zero_y) {
+            e[i] = (uint8_t)zero_e;
+            zeros++;
+            continue;
+        }
         const int32_t c = (int32_t)e[i] - zero_e;
         const uint32_t a = (uint32_t)(c < 0 ? -c : c);
         cnt[a]++;
         sum += a;
     }
+    cnt[0] += zeros;
     k = dsgu_k((float)sum / (float)m * s_e, ebar_max, lmin, lmax, m);
     if (k == m) {   // every row (lmin 1, or lmax 1 at the largest error): no choice to make
         for (int32_t i = 0; i < m; i++) {

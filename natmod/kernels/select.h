@@ -15,9 +15,11 @@ void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, 
 
 // Dense DSGU (dense_select_u8): scores |e_i - z_e| of the m rows' errors,
 // ebar = sum / m * s_e, k = dsgu_k(ebar, ...), the top k rows into idx as
-// select_topk_u32 chooses them; returns k.  scratch: uint32[2m].
-int32_t dense_select_rows_u8(const uint8_t *e, int32_t m, int32_t zero_e, float s_e, float *ebar_max,
-    float lmin, float lmax, int32_t *idx, uint32_t *scratch);
+// select_topk_u32 chooses them; returns k.  scratch: uint32[2m].  y (NULL:
+// none): a ReLU layer's output, its mask applied to e in place first (e_i =
+// z_e where y_i <= z_y), in the scores' pass.
+int32_t dense_select_rows_u8(uint8_t *e, int32_t m, int32_t zero_e, float s_e, float *ebar_max,
+    float lmin, float lmax, int32_t *idx, uint32_t *scratch, const uint8_t *y, int32_t zero_y);
 
 // k = max(floor((lmin + r (lmax - lmin)) n), 1), r = clip(ebar / ebar_max, 0, 1),
 // where ebar_max is a decaying running max of ebar: *ebar_max =

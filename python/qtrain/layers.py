@@ -268,12 +268,14 @@ class Dense:
         place, DSGU selection if on, and the weight update if trainable."""
         if self.m != U8:
             return self._float_backward(self, e)
-        if self.relu:
-            _q.relu_backward_u8(e, eq, self.y, self.yq)
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
-            k = _q.dense_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.scores)
+            # the ReLU mask (e in place) in the scores' pass
+            k = _q.dense_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.scores,
+                                   self.y if self.relu else None, self.yq)
             sel = self.sel
+        elif self.relu:
+            _q.relu_backward_u8(e, eq, self.y, self.yq)
         self.k = self.n_out if k is None else k
         if not self.first:
             _q.dense_backward_u8(e, eq, self.w, self.wq, self.ep, self.epq, sel, k, self.acc)
