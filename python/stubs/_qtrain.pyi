@@ -81,9 +81,11 @@ def relu_backward_u8(e: _U8Out, eq: _QP, y: _U8, yq: _QP, /) -> int:
     ...
 
 
-def dense_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: _U32, /) -> int:
+def dense_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: _U32,
+                    y: Optional[_U8] = None, yq: Optional[_QP] = None, /) -> int:
     """DSGU: the k rows with the largest |e_i - z_e| into sel (ascending); returns k.
-    hp = array('f', [lmin, lmax]); state = array('f', [running max]); scratch uint32[2m]."""
+    hp = array('f', [lmin, lmax]); state = array('f', [running max]); scratch uint32[2m].
+    y (not None): a ReLU layer's output, its mask on e in place first (as relu_backward_u8)."""
     ...
 
 
@@ -218,8 +220,10 @@ def conv_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: _
     ...
 
 
-def conv_scores_u8(e: _U8, eq: _QP, scores: _U32, /) -> None:
-    """Per-channel DSGU scores sum |e - z_e| of a CHW error into scores (uint32[ch])."""
+def conv_scores_u8(e: _U8, eq: _QP, scores: _U32, y: Optional[_U8] = None, yq: Optional[_QP] = None,
+                   /) -> None:
+    """Per-channel DSGU scores sum |e - z_e| of a CHW error into scores (uint32[ch]).
+    y (not None): a ReLU layer's output, its mask on e in place in the same pass."""
     ...
 
 
