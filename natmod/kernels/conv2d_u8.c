@@ -285,12 +285,13 @@ static inline void dot4i_u8(const uint8_t *a, const uint8_t *b, int32_t n, const
 // the offset into an interleaved group, ASRS the value), and each group of
 // four rows runs over the entries only: 17 instructions per entry against
 // 13.5 per column dense, so it pays below ~80 % density (QT_SPARSE_PAYS).
+// (Two groups per pass, dot8s_u8: 15 per entry and group.)
 #define QT_SPARSE_MAX_N 16384   // 4 i must fit in the entry's 16 bits
 
 // Entries of v's n values that differ from z (v - z in the high half, 4 i in
-// the low), padded with a 0 entry to an even count (ent: n + 1 words);
-// returns the count, *sum = sum (v - z) over all n.  6 instructions per
-// skipped value, 10 per entry.
+// the low), then a 0 entry that ends them (value 0: no entry has it; ent:
+// n + 1 words); returns their count, *sum = sum (v - z) over all n.  6
+// instructions per skipped value, 10 per entry.
 __attribute__((noinline))
 static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent, int32_t *sum) {
     uint32_t *pe = ent;
@@ -318,9 +319,7 @@ static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent
             : [end] "l" (end), [z] "l" (z)
             : "cc", "memory");
     }
-    if ((pe - ent) & 1) {
-        *pe++ = 0;   // value 0: adds nothing
-    }
+    *pe = 0;
     *sum = s;
     return (int32_t)(pe - ent);
 }
@@ -329,69 +328,100 @@ static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent
 // section).
 #define QT_SPARSE_PAYS(cnt, n) (4 * (cnt) < 3 * (n) && (n) <= QT_SPARSE_MAX_N)
 
-// One entry against a group: the value times the group's four bytes at
-// column i (pa + 4 i + h), into four accumulators in high registers (ADD
-// takes any register; the low ones hold the pointers and temporaries).
-#define QT_SMAC4 \
-    "ldm %[pe]!, {%[e]}\n" \
-    "uxth %[p], %[e]\n" \
-    "asrs %[e], %[e], #16\n" \
-    "adds %[p], %[p], %[pa]\n" \
-    "ldrb %[t], [%[p], #0]\n" \
-    "muls %[t], %[e], %[t]\n" \
-    "add %[s0], %[t]\n" \
-    "ldrb %[t], [%[p], #1]\n" \
-    "muls %[t], %[e], %[t]\n" \
-    "add %[s1], %[t]\n" \
-    "ldrb %[t], [%[p], #2]\n" \
-    "muls %[t], %[e], %[t]\n" \
-    "add %[s2], %[t]\n" \
-    "ldrb %[t], [%[p], #3]\n" \
-    "muls %[t], %[e], %[t]\n" \
-    "add %[s3], %[t]\n"
+// One entry against two groups: the value times each group's four bytes at
+// column i (base + 4 i + h), base ip and ip + lr; ends at the 0 entry (ASRS
+// sets Z).  Accumulators r4-r7 (first group), r8-r11 (ADD takes high
+// registers), so each entry is decoded once for eight MACs.
+#define QT_SMAC8 \
+    "ldm r2!, {r1}\n" \
+    "uxth r0, r1\n" \
+    "asrs r1, r1, #16\n" \
+    "beq 9f\n" \
+    "add r0, ip\n" \
+    "ldrb r3, [r0, #0]\n" "muls r3, r1, r3\n" "adds r4, r4, r3\n" \
+    "ldrb r3, [r0, #1]\n" "muls r3, r1, r3\n" "adds r5, r5, r3\n" \
+    "ldrb r3, [r0, #2]\n" "muls r3, r1, r3\n" "adds r6, r6, r3\n" \
+    "ldrb r3, [r0, #3]\n" "muls r3, r1, r3\n" "adds r7, r7, r3\n" \
+    "add r0, lr\n" \
+    "ldrb r3, [r0, #0]\n" "muls r3, r1, r3\n" "add r8, r3\n" \
+    "ldrb r3, [r0, #1]\n" "muls r3, r1, r3\n" "add r9, r3\n" \
+    "ldrb r3, [r0, #2]\n" "muls r3, r1, r3\n" "add r10, r3\n" \
+    "ldrb r3, [r0, #3]\n" "muls r3, r1, r3\n" "add r11, r3\n"
 
-// ng interleaved groups (dot4i_u8) astep bytes apart against the cnt
-// entries of compact_u8 (cnt even): d[4 j + h] = init[4 j + h] (init NULL:
-// 0) + sum_k a_j[4 i_k + h] v_k (mod 2^32).  Out of line, one copy of the
-// loop (the module is loaded into the Pico's heap).
-__attribute__((noinline))
-static void dot4s_u8(const uint8_t *a, int32_t astep, int32_t ng, const uint32_t *ent, int32_t cnt,
-    const int32_t *init, int32_t *d) {
-    // (GCC -Os finds no registers for four "h" operands: named ones.)
-    register uint32_t s0 __asm__("r8"), s1 __asm__("r9"), s2 __asm__("r10"), s3 __asm__("r12");
-    const uint32_t *end = ent + cnt;
-    for (; ng > 0; ng--, a += astep, d += 4) {
-        s0 = s1 = s2 = s3 = 0;
-        if (init) {
-            s0 = (uint32_t)init[0];
-            s1 = (uint32_t)init[1];
-            s2 = (uint32_t)init[2];
-            s3 = (uint32_t)init[3];
-            init += 4;
+// acc[4 k + h] += sum_j a[k astep + 4 i_j + h] v_j, k = 0, 1, over the
+// entries (i_j, v_j) of compact_u8 up to its 0 entry (mod 2^32): two
+// interleaved groups (dot4i_u8) astep bytes apart.  By hand, all fourteen
+// registers: 15 instructions per entry and group (GCC's named-register
+// version with one group: 17).
+__attribute__((naked, noinline))
+static void dot8s_u8(const uint8_t *a, int32_t astep, const uint32_t *ent, int32_t *acc) {
+    __asm__ volatile (
+        ".syntax unified\n"
+        "push {r4, r5, r6, r7, lr}\n"
+        "mov r4, r8\n"
+        "mov r5, r9\n"
+        "mov r6, r10\n"
+        "mov r7, r11\n"
+        "push {r3, r4, r5, r6, r7}\n"
+        "mov ip, r0\n"
+        "mov lr, r1\n"
+        "ldr r4, [r3, #16]\n"
+        "mov r8, r4\n"
+        "ldr r4, [r3, #20]\n"
+        "mov r9, r4\n"
+        "ldr r4, [r3, #24]\n"
+        "mov r10, r4\n"
+        "ldr r4, [r3, #28]\n"
+        "mov r11, r4\n"
+        "ldm r3!, {r4, r5, r6, r7}\n"
+        "1:\n"
+        QT_SMAC8
+        QT_SMAC8
+        "b 1b\n"
+        "9:\n"
+        "pop {r3}\n"
+        "stm r3!, {r4, r5, r6, r7}\n"
+        "mov r4, r8\n"
+        "mov r5, r9\n"
+        "mov r6, r10\n"
+        "mov r7, r11\n"
+        "stm r3!, {r4, r5, r6, r7}\n"
+        "pop {r4, r5, r6, r7}\n"
+        "mov r8, r4\n"
+        "mov r9, r5\n"
+        "mov r10, r6\n"
+        "mov r11, r7\n"
+        "pop {r4, r5, r6, r7, pc}\n"
+        ".syntax divided\n");
+}
+#undef QT_SMAC8
+
+// ng interleaved groups (dot4i_u8) astep bytes apart against the entries of
+// compact_u8: d[4 j + h] = init[4 j + h] (init NULL: 0) + sum_k a_j[4 i_k +
+// h] v_k (mod 2^32).  Pairs of groups (dot8s_u8); an odd last group runs
+// as a pair with itself into a copy.
+QT_CONV_NO_LIBCALLS __attribute__((noinline))
+static void dot4s_u8(const uint8_t *a, int32_t astep, int32_t ng, const uint32_t *ent, const int32_t *init,
+    int32_t *d) {
+    for (int32_t j = 0; j < ng; j += 2, a += 2 * astep, d += 8) {
+        int32_t tmp[8];
+        const int32_t pair = j + 2 <= ng;
+        int32_t *acc = pair ? d : tmp;
+        const int32_t *in = init ? init + 4 * j : NULL;
+        acc[0] = in ? in[0] : 0;
+        acc[1] = in ? in[1] : 0;
+        acc[2] = in ? in[2] : 0;
+        acc[3] = in ? in[3] : 0;
+        acc[4] = in && pair ? in[4] : 0;
+        acc[5] = in && pair ? in[5] : 0;
+        acc[6] = in && pair ? in[6] : 0;
+        acc[7] = in && pair ? in[7] : 0;
+        dot8s_u8(a, pair ? astep : 0, ent, acc);
+        for (int32_t h = 0; !pair && h < 4; h++) {
+            d[h] = tmp[h];
         }
-        const uint32_t *pe = ent;
-        uint32_t e, p, t;
-        if (pe != end) {   // two entries per pass
-            __asm__ volatile (
-                ".syntax unified\n"
-                "1:\n"
-                QT_SMAC4
-                QT_SMAC4
-                "cmp %[pe], %[end]\n"
-                "bne 1b\n"
-                ".syntax divided\n"
-                : [s0] "+r" (s0), [s1] "+r" (s1), [s2] "+r" (s2), [s3] "+r" (s3),
-                  [pe] "+l" (pe), [e] "=&l" (e), [p] "=&l" (p), [t] "=&l" (t)
-                : [pa] "l" (a), [end] "l" (end)
-                : "cc", "memory");
-        }
-        d[0] = (int32_t)s0;
-        d[1] = (int32_t)s1;
-        d[2] = (int32_t)s2;
-        d[3] = (int32_t)s3;
     }
 }
-#undef QT_SMAC4
 #else
 // (A four-row version spilled registers under GCC and was no faster.)
 #define QT_CONV_ROWS4 0
@@ -1110,7 +1140,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             int32_t o = 0;
             if (QT_SPARSE_PAYS(cnt, L)) {
                 o = O & ~3;
-                dot4s_u8(rows, 4 * L, O >> 2, lanes, cnt, bsat ? NULL : bacc, accv);
+                dot4s_u8(rows, 4 * L, O >> 2, lanes, bsat ? NULL : bacc, accv);
             }
             while (o < O) {
 #else
@@ -1721,7 +1751,7 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
 #if QT_CONV_ROWS4
         if (sparse && r + 4 <= nrows) {
             const int32_t ng = (nrows - r) >> 2 < 8 ? (nrows - r) >> 2 : 8;
-            dot4s_u8(cols, 4 * n, ng, work, ne, NULL, d);
+            dot4s_u8(cols, 4 * n, ng, work, NULL, d);
             cnt = 4 * ng;
             zc = 0;
         } else
