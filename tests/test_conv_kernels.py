@@ -246,7 +246,7 @@ def test_conv_u8_bit_exact(run):
 def _sparse_cases():
     """Many exact zeros in x and e: the M0 runs the gather (Conv2d forward,
     ConvT error) and the corr (both gradients) over the non-zero columns
-    when fewer than 3/4 of a vector's values are non-zero, densely else;
+    when fewer than 7/8 of a vector's values are non-zero, densely else;
     both choices occur within one call (border patches hold padding).
     Zero points 0 and not, no zeros, all zeros, rows past the groups of
     four (5 to 12 channels), DSGU selections, a bias that does not fold."""

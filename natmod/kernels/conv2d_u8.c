@@ -282,10 +282,10 @@ static inline void dot4i_u8(const uint8_t *a, const uint8_t *b, int32_t n, const
 // value.  ReLU outputs (clamped to their zero point) and masked errors have
 // ~50-85 % such columns in the VAE's big layers.  The shared vector b is
 // compacted once into entries (b'_i << 16) | 4 i, column order (UXTH gives
-// the offset into an interleaved group, ASRS the value), and each group of
-// four rows runs over the entries only: 17 instructions per entry against
-// 13.5 per column dense, so it pays below ~80 % density (QT_SPARSE_PAYS).
-// (Two groups per pass, dot8s_u8: 15 per entry and group.)
+// the offset into an interleaved group, ASRS the value), and the groups of
+// four rows run over the entries only, two groups per pass (dot8s_u8): 15
+// instructions per entry and group against 13.5 per column dense, so it
+// pays below ~90 % density (QT_SPARSE_PAYS).
 #define QT_SPARSE_MAX_N 16384   // 4 i must fit in the entry's 16 bits
 
 // Entries of v's n values that differ from z (v - z in the high half, 4 i in
@@ -326,7 +326,7 @@ static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent
 
 // Whether cnt entries of n columns go sparse (measured: KERNELS.md's M0
 // section).
-#define QT_SPARSE_PAYS(cnt, n) (4 * (cnt) < 3 * (n) && (n) <= QT_SPARSE_MAX_N)
+#define QT_SPARSE_PAYS(cnt, n) (8 * (cnt) < 7 * (n) && (n) <= QT_SPARSE_MAX_N)
 
 // One entry against two groups: the value times each group's four bytes at
 // column i (base + 4 i + h), base ip and ip + lr; ends at the 0 entry (ASRS
