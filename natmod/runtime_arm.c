@@ -404,3 +404,40 @@ int __aeabi_fcmpge(float a, float b) {
     return __aeabi_fcmple(b, a);
 }
 #endif
+
+#if QT_RUNTIME_IDIV
+// Signed 32-bit divide for the Cortex-M0 (no divide instruction): AEABI
+// __aeabi_idiv (quotient) and __aeabi_idivmod (quotient in r0, remainder in
+// r1: a 64-bit return value, low word first) on libgcc's unsigned divide.
+// libgcc's signed one is a second 468-byte copy of the unsigned one's
+// unrolled compare-subtract steps; this costs a few instructions a call
+// (a tail call when both operands are >= 0), and the signs otherwise.  C's
+// division truncates toward zero: the magnitudes' quotient, negative when
+// the operands' signs differ; the remainder has the dividend's sign.
+uint64_t __aeabi_uidivmod(uint32_t n, uint32_t d);   // libgcc's
+int32_t __aeabi_idiv(int32_t n, int32_t d);
+int64_t __aeabi_idivmod(int32_t n, int32_t d);
+
+int64_t __aeabi_idivmod(int32_t n, int32_t d) {
+    if ((n | d) >= 0) {
+        // both >= 0 (about every call: positions, lengths, strides): the
+        // unsigned divide's results, a tail call
+        return (int64_t)__aeabi_uidivmod((uint32_t)n, (uint32_t)d);
+    }
+    // 0u - x: the magnitude, |INT32_MIN| included.
+    const uint64_t qr = __aeabi_uidivmod(n < 0 ? 0u - (uint32_t)n : (uint32_t)n,
+        d < 0 ? 0u - (uint32_t)d : (uint32_t)d);
+    uint32_t q = (uint32_t)qr, r = (uint32_t)(qr >> 32);
+    if ((n ^ d) < 0) {
+        q = 0u - q;
+    }
+    if (n < 0) {
+        r = 0u - r;
+    }
+    return (int64_t)((uint64_t)q | ((uint64_t)r << 32));
+}
+
+int32_t __aeabi_idiv(int32_t n, int32_t d) {
+    return (int32_t)(uint32_t)__aeabi_idivmod(n, d);
+}
+#endif

@@ -1,5 +1,6 @@
 """natmod/runtime_arm.c's soft-float helpers (linked into the ARM modules in
-place of libgcc's) against IEEE single precision (numpy float32 on the host).
+place of libgcc's) against IEEE single precision (numpy float32 on the host),
+and its signed integer divide against C's.
 
 The helpers use integer operations only (and, on the M0, one asm loop of
 the divide), so the same C built for the host computes what the Cortex-M0
@@ -57,6 +58,22 @@ void fmul_all(const float *a, const float *b, float *out, size_t n) {
         out[i] = __aeabi_fmul(a[i], b[i]);
     }
 }
+// In the module, libgcc's unsigned divide (the signed one is ours); here C's.
+uint64_t __aeabi_uidivmod(uint32_t n, uint32_t d) {
+    return (uint64_t)(n / d) | ((uint64_t)(n % d) << 32);
+}
+int32_t __aeabi_idiv(int32_t n, int32_t d);
+int64_t __aeabi_idivmod(int32_t n, int32_t d);
+// out[3 i + k]: idiv's quotient, idivmod's quotient and remainder (r0, r1:
+// the low and high word) of n[i], d[i].
+void idiv_all(const int32_t *n, const int32_t *d, int32_t *out, size_t cnt) {
+    for (size_t i = 0; i < cnt; i++) {
+        const uint64_t qr = (uint64_t)__aeabi_idivmod(n[i], d[i]);
+        out[3 * i] = __aeabi_idiv(n[i], d[i]);
+        out[3 * i + 1] = (int32_t)(uint32_t)qr;
+        out[3 * i + 2] = (int32_t)(uint32_t)(qr >> 32);
+    }
+}
 // out[5 i + k]: eq, lt, le, gt, ge of a[i], b[i].
 void fcmp_all(const float *a, const float *b, int8_t *out, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -85,7 +102,7 @@ def lib(tmp_path_factory):
     drv = d / "drv.c"
     drv.write_text(DRIVER)
     so = d / "libqtrt.so"
-    subprocess.run([CC, "-O2", "-std=c99", "-shared", "-fPIC", "-DQT_RUNTIME_FCMP=1", "-DQT_RUNTIME_SOFTFP=1", "-ffp-contract=off", str(drv), RUNTIME,
+    subprocess.run([CC, "-O2", "-std=c99", "-shared", "-fPIC", "-DQT_RUNTIME_FCMP=1", "-DQT_RUNTIME_SOFTFP=1", "-DQT_RUNTIME_IDIV=1", "-ffp-contract=off", str(drv), RUNTIME,
                     "-o", str(so)], check=True)
     return ctypes.CDLL(str(so))
 
@@ -198,6 +215,34 @@ def test_int_to_float_equals_ieee(lib):
     # numpy converts int64 -> float32 correctly rounded (32 significant bits fit)
     assert out[0::2].tobytes() == v.view(np.int32).astype(np.float32).tobytes()
     assert out[1::2].tobytes() == v.astype(np.float32).tobytes()
+
+
+def test_signed_divide_equals_c(lib):
+    # The M0's signed divide (QT_RUNTIME_IDIV, on the unsigned one) against
+    # C's truncating division: every power of two and its neighbours as
+    # dividend and divisor, both signs, the extremes (INT32_MIN / -1 wraps
+    # as in libgcc), random operands of every magnitude.
+    rng = np.random.default_rng(9)
+    p2 = np.int64(1) << np.arange(32, dtype=np.int64)
+    edge = np.concatenate([p2 - 1, p2, p2 + 1, [0, 3, 5, 7, 9, 10, 255, 2 ** 31 - 1]])
+    edge = np.concatenate([edge, -edge])
+    n, d = np.meshgrid(edge, edge)
+    rand = rng.integers(-2 ** 31, 2 ** 31, (2, 200000), dtype=np.int64) >> rng.integers(0, 32, (2, 200000))
+    n = np.concatenate([n.ravel(), rand[0]])
+    d = np.concatenate([d.ravel(), rand[1]])
+    n = ((n + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)   # 2^31 -> INT32_MIN
+    d = ((d + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
+    n, d = n[d != 0], d[d != 0]
+    out = np.empty(3 * n.size, np.int32)
+    lib.idiv_all(n.ctypes.data_as(ctypes.c_void_p), d.ctypes.data_as(ctypes.c_void_p),
+                 out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(n.size))
+    n64, d64 = n.astype(np.int64), d.astype(np.int64)
+    q = np.abs(n64) // np.abs(d64) * np.sign(n64) * np.sign(d64)   # toward zero
+    r = n64 - q * d64                                              # the dividend's sign
+    q = ((q + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)       # INT32_MIN / -1 wraps
+    assert np.array_equal(out[0::3], q)
+    assert np.array_equal(out[1::3], q)
+    assert np.array_equal(out[2::3], r.astype(np.int32))
 
 
 QP_DIV_SCRIPT = r"""
