@@ -1,4 +1,6 @@
 // Sigmoid + binary cross-entropy head: see loss.h.
+// qt_lw_put's one out-of-line copy on the M0 (loss_io.h)
+#define QT_LW_PUT_DEFINE 1
 #include "loss.h"
 #include "mathf.h"
 
