@@ -264,6 +264,74 @@ def test_conv_u8_sparse_bit_exact(run):
     check_u8_cases(run, _sparse_cases())
 
 
+def _scatter_geom(rng, transposed):
+    """A geometry whose scatter (ConvT forward, Conv error propagation) has
+    8-12 small channels and 4-9 big ones: the M0 compacts an inside pixel's
+    runs of the channel-last small side (1-5 tap rows of 1-5 pixels: kernel
+    1-5, stride 1-3) into one list of entries and runs its groups of four
+    big channels over it, 0-3 big channels past the groups dense."""
+    while True:
+        n, c = int(rng.integers(8, 13)), int(rng.integers(4, 10))
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        ph, pw = (int(v) for v in rng.integers(0, 3, 2))
+        H, W = (int(v) for v in rng.integers(2, 9, 2))
+        try:
+            if transposed:   # small = the input
+                geom = (n, H, W, c, kh, kw, sh, sw, ph, pw, int(rng.integers(0, sh)), int(rng.integers(0, sw)))
+                G.check_conv_transpose2d_geom((n, H, W), (kh, kw), (sh, sw), (ph, pw), geom[10:])
+            else:            # small = the output's error
+                geom = (c, H, W, n, kh, kw, sh, sw, ph, pw)
+                G.check_conv2d_geom((c, H, W), (kh, kw), (sh, sw), (ph, pw))
+        except ValueError:
+            continue
+        return geom
+
+
+def _zero_rows(rng, v, qp, fracs):
+    """Rows of v's channel planes (C, H, W) with the zero point at fracs[row
+    mod len]: sparse and dense rows of the small side in one call."""
+    for y in range(v.shape[1]):
+        f = fracs[y % len(fracs)]
+        row = v[:, y, :]
+        row[rng.random(row.shape) < f] = int(qp[GQ.ZERO])
+
+
+def _scatter_cases():
+    """The M0's sparse scatter: the small side (a ConvT's input x, a Conv's
+    output error e) with 0-100 % of its values at the zero point (over 7/8
+    of them non-zero the call stays dense), rows of different density in
+    one call (pixels sparse and dense), zero points 0, 255 and between,
+    DSGU selections (8 or more selected filters run sparse, fewer over
+    dense patches), a bias that does not fold."""
+    rng = np.random.default_rng(4242)
+    cases = []
+    zfracs = (0.0, 0.4, 0.6, 0.9, 1.0)
+    for i in range(30):
+        t = bool(i % 2)
+        c = u8_case(rng, t, _scatter_geom(rng, t), zfrac=zfracs[(i // 2) % 5], big_bias=i % 10 == 9)
+        if i % 3 == 2:
+            _zero_rows(rng, c["x"] if t else c["e"], c["xq"] if t else c["eq"], (0.95, 0.0, 0.5))
+        if not t and i % 4 == 1:   # a DSGU selection of 8+ filters (runs) or fewer (patches)
+            co = c["geom"][3]
+            c["sel"] = rng.permutation(co).astype(np.int32)
+            c["k"] = int(rng.integers(8, co + 1)) if i % 8 == 1 else int(rng.integers(1, 8))
+        cases.append(c)
+    # the zero point at 0 and at 255 (x' of one sign)
+    for i, zero in enumerate((0, 255, 0, 255)):
+        t = bool(i % 2)
+        c = u8_case(rng, t, _scatter_geom(rng, t), zfrac=0.5)
+        v, q = (c["x"], c["xq"]) if t else (c["e"], c["eq"])
+        v[v == q[GQ.ZERO]] = zero
+        q[GQ.ZERO] = zero
+        cases.append(c)
+    return cases
+
+
+def test_conv_u8_sparse_scatter_bit_exact(run):
+    check_u8_cases(run, _scatter_cases())
+
+
 def check_u8_cases(run, cases):
     data = pack(np.array([len(cases), max(c["e"].size for c in cases), max(c["x"].size for c in cases),
                           max(c["w"].size for c in cases), max(c["e"].shape[0] for c in cases)], np.int32))

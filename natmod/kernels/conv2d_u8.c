@@ -288,18 +288,19 @@ static inline void dot4i_u8(const uint8_t *a, const uint8_t *b, int32_t n, const
 // pays below ~90 % density (QT_SPARSE_PAYS).
 #define QT_SPARSE_MAX_N 16384   // 4 i must fit in the entry's 16 bits
 
-// Entries of v's n values that differ from z (v - z in the high half, 4 i in
-// the low), then a 0 entry that ends them (value 0: no entry has it; ent:
-// n + 1 words); returns their count, *sum = sum (v - z) over all n.  6
+// Entries of v's n values that differ from z (v - z in the high half, c4 +
+// 4 i in the low; c4 != 0: v is a piece of a longer vector, the scatter's
+// runs), then a 0 entry that ends them (value 0: no entry has it; ent: n +
+// 1 words); returns their count, *sum = sum (v - z) over all n.  6
 // instructions per skipped value, 10 per entry.
 __attribute__((noinline))
-static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent, int32_t *sum) {
+static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent, int32_t *sum, uint32_t c4) {
     uint32_t *pe = ent;
     int32_t s = 0;
     if (n > 0) {
         const uint8_t *end = v + n;
         int32_t i = -n;   // counts up to 0: the loop's end test is the add's flag
-        uint32_t c4 = 0, t;
+        uint32_t t;
         __asm__ volatile (
             ".syntax unified\n"
             "1:\n"
@@ -1134,7 +1135,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             // start from the bias alone (their - z_x sum w is the skipped
             // columns' share); the rows past the groups stay dense.
             int32_t sx;
-            const int32_t cnt = compact_u8(patch, L, zx, lanes, &sx);
+            const int32_t cnt = compact_u8(patch, L, zx, lanes, &sx, 0);
             const uint32_t c0 = 0u - zw * (uint32_t)sx;
             const uint32_t *bx = NULL;
             int32_t o = 0;
@@ -1427,7 +1428,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
 int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g) {
     const int32_t KK = g->k_h * g->k_w, nph = g->stride_h * g->stride_w;
     int32_t n = 4 * nph + 4 * g->stride_w + 4 * nph * g->in_ch + 8 * g->in_ch + 4 * g->out_ch
-                + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + lanes_bytes(g->out_ch * KK);
+                + align4(g->out_ch * g->in_ch * KK) + align4(g->out_ch * KK) + vec_work_bytes(g->out_ch * KK);
     // the small side channel-last and its sums per position; with one
     // output channel also a row of accumulators
     const int32_t SHW = g->out_h * g->out_w;
@@ -1477,8 +1478,8 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     // a per-value add).
     // A few selected small channels (DSGU) make short runs, where a dot
     // product per tap row costs more than the patch: patches then.
-    uint8_t *hwc = C == 1 || n >= QT_SCATTER_RUN_MIN ? (uint8_t *)lanes + lanes_bytes(g->out_ch * KK) : NULL;
-    int32_t *hsum = (int32_t *)(void *)((uint8_t *)lanes + lanes_bytes(g->out_ch * KK) + align4(g->out_ch * SHW));
+    uint8_t *hwc = C == 1 || n >= QT_SCATTER_RUN_MIN ? (uint8_t *)lanes + vec_work_bytes(g->out_ch * KK) : NULL;
+    int32_t *hsum = (int32_t *)(void *)((uint8_t *)lanes + vec_work_bytes(g->out_ch * KK) + align4(g->out_ch * SHW));
     int32_t *rowacc = C == 1 ? hsum + SHW : NULL;
     for (int32_t pos = 0; hwc && pos < SHW; pos++) {
         uint8_t *dst = hwc + pos * n;
@@ -1490,6 +1491,18 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         }
         hsum[pos] = (int32_t)t;
     }
+#if QT_CONV_ROWS4
+    // Whether the inside pixels compact their runs: the small side under 7/8
+    // density (above, the compaction per pixel and tap row is the cost:
+    // ConvT 32->16 forward on data without zeros 1117.8 k -> 1252.2 k per
+    // call without this test), estimated from every fifth value (a count of
+    // all took ~18 k per call on the VAE's scatters, this ~4 k).
+    int32_t nzc = 0, ns = 0;
+    for (int32_t i = 0; hwc && C >= 4 && i < n * SHW; i += 5, ns++) {
+        nzc += hwc[i] != zs;
+    }
+    const int sparse = C >= 4 && 8 * nzc < 7 * ns;
+#endif
     // Repack: for each phase (fy, fx) and output channel c one row over
     // (tap ky = fy + tky*sh, tap kx = fx + tkx*sw, small channel j): tap-major,
     // so the patch of a pixel is n values per tap at a fixed stride; tkx
@@ -1567,10 +1580,28 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                     accv[0] = (int32_t)d;
                 } else {   // the sums carried from segment to segment
                     const int32_t *init = wsum + ph * C;
+                    int32_t c_from = 0;
+#if QT_CONV_ROWS4
+                    // Cortex-M0: the runs' entries side by side (run tky's
+                    // columns from tky seg: the phase rows' order, as a
+                    // patch's), the groups of four over them when sparse
+                    // (as the gather; c0 below is the same in both forms).
+                    if (sparse && L <= QT_SPARSE_MAX_N) {
+                        int32_t cnt = 0, s;
+                        for (int32_t tky = 0; tky < nky; tky++) {
+                            const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
+                            cnt += compact_u8(hwc + pos * n, seg, zs, lanes + cnt, &s, (uint32_t)(4 * tky * seg));
+                        }
+                        if (QT_SPARSE_PAYS(cnt, L)) {
+                            dot4s_u8(wr, 4 * L, C >> 2, lanes, bsat ? NULL : bacc, accv);
+                            c_from = C & ~3;
+                        }
+                    }
+#endif
                     for (int32_t tky = 0; tky < nky; tky++) {
                         const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
                         const uint8_t *run = hwc + pos * n;
-                        for (int32_t c = 0; c < C;) {
+                        for (int32_t c = c_from; c < C;) {
                             int32_t step;
                             const uint8_t *a = wr + row_pos(c, C, L, &step) + tky * seg * step;
                             c += dot_rows_u8(a, L, C - c, run, NULL, seg, init + c, accv + c);
@@ -1738,7 +1769,7 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
     // as before.
     int32_t ne = 0, ss;
     if (nrows >= 4) {
-        ne = compact_u8(small_ch, n, zs, work, &ss);
+        ne = compact_u8(small_ch, n, zs, work, &ss, 0);
     }
     const int sparse = nrows >= 4 && QT_SPARSE_PAYS(ne, n);
     int32_t d[32];
