@@ -78,14 +78,15 @@ float *qt_arg_qparams(mp_obj_t obj, const char *name, bool writable);
 void qt_check_qp_finite(const float *qp, const char *name, size_t lo, size_t hi);
 
 // Two buffers must not overlap (an output written while an input is read).
+void qt_check_no_overlap(const void *a, size_t a_bytes, const char *name_a,
+    const void *b, size_t b_bytes, const char *name_b);
+
 // (_qtrain only, bind_select.c) The optional ReLU mask of a DSGU scores
 // pass (conv_scores_u8, dense_select_u8): y = a[iy], a ReLU layer's output
 // of n values (None or absent: no mask, NULL), its record the last argument
 // (*zy = its zero point); the error e = a[0] (n values) is then written in
 // place: it must be writable and not share memory with y.
 const uint8_t *qt_arg_relu_y(size_t n_args, const mp_obj_t *a, size_t iy, size_t n, int32_t *zy);
-void qt_check_no_overlap(const void *a, size_t a_bytes, const char *name_a,
-    const void *b, size_t b_bytes, const char *name_b);
 
 // ---- a table of buffer arguments ------------------------------------------
 // An entry point with many buffers describes them in a const table, parsed
