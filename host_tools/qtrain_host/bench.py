@@ -217,18 +217,26 @@ for li, (name, kind, a) in enumerate(SPECS):
     lay = x = e = e8 = None
 """
 
+# The synthetic state's sample, x (MicroPython, needs `layers as L`): a blob
+# of uniform bytes on a dark background, like a digit.  One text for every
+# script that uses it (VAE_SCRIPT, VAE_REMAP_SCRIPT, bench_trained's zero
+# fractions), so they all see the same sample.
+BLOB_SAMPLE = r"""x = bytearray(784)
+L.fill_uniform_u8(x, 9)
+for i in range(784):
+    r, c = divmod(i, 28)
+    x[i] = x[i] if 6 <= r < 22 and 8 <= c < 20 else 0
+"""
+
 VAE_SCRIPT = r"""
 import gc, icount
 from qtrain import models, layers as L
 M = %(mode)r
 DSGU = %(dsgu)r
 STEPS = %(steps)d
-x = bytearray(784)        # the input first: a model that just fits must leave room for it
-L.fill_uniform_u8(x, 9)   # (before the build: the builder module is dropped after it)
-for i in range(784):      # a blob on a dark background, like a digit
-    r, c = divmod(i, 28)
-    x[i] = x[i] if 6 <= r < 22 and 8 <= c < 20 else 0
-gc.collect()
+# the input first, before the build (a model that just fits must leave room
+# for it; the builder module is dropped after the build)
+""" + BLOB_SAMPLE + r"""gc.collect()
 base = gc.mem_alloc()
 print("@bench heap_base %%d" %% base)
 print("@bench heap_free %%d" %% gc.mem_free())
@@ -297,12 +305,7 @@ import gc, icount
 import _qtrain as _q
 from qtrain import models, layers as L
 STEPS = %(steps)d
-x = bytearray(784)
-L.fill_uniform_u8(x, 9)
-for i in range(784):
-    r, c = divmod(i, 28)
-    x[i] = x[i] if 6 <= r < 22 and 8 <= c < 20 else 0
-vae = models.build_vae("conv", models.Options(mode="uint8", lr=0.001, seed=5))
+""" + BLOB_SAMPLE + r"""vae = models.build_vae("conv", models.Options(mode="uint8", lr=0.001, seed=5))
 lays = vae.encoder.layers + vae.decoder.layers
 def records():
     return [(lay.wq[0], lay.wq[1]) for lay in lays]
@@ -838,26 +841,22 @@ def report(R, command):
         L.append("|---|---:|---:|---:|---:|---:|---:|---|---|")
         keys = [(b, 0, lmin) for b, lmin in R["dsgu"]] + [(b, 1, lmin) for b, lmin in R.get("trained_dsgu", {})]
         for (b, tr, lmin) in sorted(keys, key=lambda k: (k[0], k[1], -k[2])):
-            if tr:
-                f, bw, src = trained_dsgu_figures(R, b, lmin)
-                f0, b0, _ = trained_dsgu_figures(R, b, 1.0)
-                rb = "%.2fx cheaper" % (b0 / bw) if b0 and bw else "-"
-                rs = "%.2fx cheaper" % ((f0 + b0) / (f + bw)) if b0 and bw and f and f0 else "-"
-                ms = "%.1f / %.1f" % (est_ms(b, f), est_ms(b, bw)) if f and bw and est_ms(b, f) else "-"
-                L.append("| %s (trained) | %.1f | %s | %s | %s | %s | %s | %s | %s |" % (
-                    b, lmin, _kc(f), _kc(bw), rb, rs, ms, R["trained_dsgu"][(b, lmin)].get("k", "?"), src))
-                continue
-            f, bw, src = dsgu_figures(R, b, lmin)
-            f0, b0, _ = dsgu_figures(R, b, 1.0)
+            figures = trained_dsgu_figures if tr else dsgu_figures
+            f, bw, src = figures(R, b, lmin)
+            f0, b0, _ = figures(R, b, 1.0)
             rb = "%.2fx cheaper" % (b0 / bw) if b0 and bw else "-"
             rs = "%.2fx cheaper" % ((f0 + b0) / (f + bw)) if b0 and bw and f and f0 else "-"
-            ks = ",".join(str(x.get("k", "?")) if x else "-" for x in R["dsgu"][(b, lmin)].values())
-            v = R.get("dsgu_vae", {}).get((b, lmin))
-            if v and v.get("k"):
-                ks = v["k"]
             ms = "%.1f / %.1f" % (est_ms(b, f), est_ms(b, bw)) if f and bw and est_ms(b, f) else "-"
+            if tr:
+                label, ks = b + " (trained)", R["trained_dsgu"][(b, lmin)].get("k", "?")
+            else:
+                label = b + (" (synthetic)" if R.get("trained_dsgu") else "")
+                ks = ",".join(str(x.get("k", "?")) if x else "-" for x in R["dsgu"][(b, lmin)].values())
+                v = R.get("dsgu_vae", {}).get((b, lmin))
+                if v and v.get("k"):
+                    ks = v["k"]
             L.append("| %s | %.1f | %s | %s | %s | %s | %s | %s | %s |" % (
-                b + (" (synthetic)" if R.get("trained_dsgu") else ""), lmin, _kc(f), _kc(bw), rb, rs, ms, ks, src))
+                label, lmin, _kc(f), _kc(bw), rb, rs, ms, ks, src))
         ps, pb = PAPER_UINT8[0][1], PAPER_UINT8[0][1] - PAPER_UINT8[0][2]
         for frac, step, fwd in PAPER_UINT8:
             L.append("| paper (STM32L4R5) | %.1f | %.1f ms | %.1f ms | %.2fx cheaper | %.2fx cheaper | | | METHOD 7 |" % (
