@@ -469,7 +469,7 @@ def _run_precompiled(board, script, timeout=1800, files=None):
         src = os.path.join(tmp, "qtrain_bench_vae.py")
         with open(src, "w") as f:
             f.write(script)
-        mpy = qemu._compile1(src, qemu.board_config(board)["arch"], tmp)
+        mpy = qemu._compile1(src, qemu.board_config(board)["arch"], tmp, "qtrain_bench_vae.py")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if mpy is None:

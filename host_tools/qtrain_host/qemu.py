@@ -112,21 +112,23 @@ def _mpy_cross():
 _compiled = {}  # (path, mtime, size, arch) -> .mpy bytes or None
 
 
-def _compile(src_path, arch, tmpdir):
-    """Precompile a .py to .mpy (bytecode then stays in ROM, not the heap)."""
+def _compile(src_path, arch, tmpdir, name=None):
+    """Precompile a .py to .mpy (bytecode then stays in ROM, not the heap).
+    name: the source name the .mpy carries (its tracebacks' file name, a
+    string the board interns into its heap on import); default src_path."""
     st = os.stat(src_path)
-    key = (src_path, st.st_mtime_ns, st.st_size, arch)
+    key = (src_path, st.st_mtime_ns, st.st_size, arch, name)
     if key not in _compiled:
-        _compiled[key] = _compile1(src_path, arch, tmpdir)
+        _compiled[key] = _compile1(src_path, arch, tmpdir, name)
     return _compiled[key]
 
 
-def _compile1(src_path, arch, tmpdir):
+def _compile1(src_path, arch, tmpdir, name=None):
     exe = _mpy_cross()
     if not exe:
         return None
     out = os.path.join(tmpdir, "c.mpy")
-    p = subprocess.run([exe, "-march=" + arch, "-o", out, src_path],
+    p = subprocess.run([exe, "-march=" + arch, "-s", name or src_path, "-o", out, src_path],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if p.returncode != 0:
         return None
@@ -150,7 +152,12 @@ def _package_files(arch, tmpdir):
                     continue
                 src = os.path.join(dirpath, fn)
                 rel = os.path.relpath(src, base).replace(os.sep, "/")
-                data = _compile(src, arch, tmpdir)
+                # The package's name for the file (qtrain/layers.py), not
+                # this checkout's absolute path: the board's heap would
+                # otherwise depend on where the repository was cloned (the
+                # Pico heap gate passed in one clone and failed in another)
+                # and every deployed .mpy would carry the builder's path.
+                data = _compile(src, arch, tmpdir, rel)
                 if data is None:
                     with open(src, "rb") as f:
                         out[rel] = f.read()
