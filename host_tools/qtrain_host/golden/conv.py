@@ -209,9 +209,12 @@ quantize_multiplier = Q.quantize_multiplier   # real -> (mult, shift), real = mu
 requantize = Q.requantize
 
 
-def _finish(acc, out_mult, zy, relu):
+def _finish(acc, out_mult, zy, relu, keep=None):
     """Accumulator -> uint8 (qt_conv_out): ReLU clamps the accumulator at 0
-    first (as Dense), the range is taken after that."""
+    first (as Dense), the range is taken after that.  keep (bool, acc's
+    shape; error propagation only): Q.masked_finish's mask-aware form."""
+    if keep is not None:
+        return Q.masked_finish(acc, out_mult, zy, keep)
     if relu:
         acc = np.maximum(acc, 0)
     y = np.clip(requantize(acc, *out_mult) + zy, zy if relu else 0, 255).astype(np.uint8)
@@ -270,19 +273,26 @@ def _select_mask(n, sel):
     return mask
 
 
-def conv2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None):
+def conv2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None, mask=False):
     """Error propagation e -> e_prev (uint8) for the filters in `sel` (DSGU;
     None = all). out_mult = quantize_multiplier(s_w s_e / s_eprev).
+    mask (x came from a ReLU): only the positions with x > zx are computed,
+    the others get zep (Q.masked_finish).
     Returns (e_prev, (acc_min, acc_max))."""
     stride, pad = _pair(stride), _pair(pad)
     es = np.asarray(e, np.int64) - ze
     es[~_select_mask(es.shape[0], sel)] = 0
     ws = np.asarray(w, np.int64) - zw
     acc = _scatter(es, ws, stride, pad, x.shape[1:], acc=np.int64)
-    return _finish(acc, out_mult, zep, False)
+    return _finish(acc, out_mult, zep, False, _keep(x, zx, mask))
 
 
-def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None, slices=False):
+def _keep(x, zx, mask):
+    return np.asarray(x, np.int64) > zx if mask else None
+
+
+def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep, sel=None, slices=False,
+                                 mask=False):
     """As conv2d_backward_u8; slices: sel names input-channel slices w[ci]
     (convt_slices, structures='input'), whose channels alone get an error."""
     stride, pad = _pair(stride), _pair(pad)
@@ -293,7 +303,7 @@ def conv_transpose2d_backward_u8(e, ze, x, zx, w, zw, stride, pad, out_mult, zep
     else:
         es[~_select_mask(es.shape[0], sel)] = 0
     acc = _gather(es, ws, stride, pad, x.shape[1:], acc=np.int64)
-    return _finish(acc, out_mult, zep, False)
+    return _finish(acc, out_mult, zep, False, _keep(x, zx, mask))
 
 
 def conv2d_grad_u8(e, ze, x, zx, stride, pad, k):
@@ -408,9 +418,10 @@ def forward_u8_qp(transposed, x, xq, w, wq, b, bq, yq, geom, relu):
     return y, _observe(yq, r, swx)
 
 
-def backward_u8_qp(transposed, e, eq, y, yq, x, w, wq, exq, geom, sel=None, slices=False):
+def backward_u8_qp(transposed, e, eq, y, yq, x, w, wq, exq, geom, sel=None, slices=False, xq=None):
     """conv*_backward_u8: returns (e after the ReLU mask, ex, exq updated);
-    slices: conv_transpose2d_backward_u8(..., slices=True)."""
+    slices: conv_transpose2d_backward_u8(..., slices=True); xq given: the
+    mask-aware call (..., x, xq): ex only where x > xq's zero point."""
     stride, pad, _ = geom_args(geom)
     e = np.array(e, np.uint8)
     if y is not None:
@@ -419,8 +430,8 @@ def backward_u8_qp(transposed, e, eq, y, yq, x, w, wq, exq, geom, sel=None, slic
     out_mult = quantize_multiplier(F(swe / F(exq[Q.SCALE])))
     fn = conv_transpose2d_backward_u8 if transposed else conv2d_backward_u8
     kw = {"slices": True} if slices else {}
-    ex, r = fn(e, int(eq[Q.ZERO]), x, 0, w, int(wq[Q.ZERO]), stride, pad, out_mult,
-               int(exq[Q.ZERO]), sel, **kw)
+    ex, r = fn(e, int(eq[Q.ZERO]), x, 0 if xq is None else int(xq[Q.ZERO]), w, int(wq[Q.ZERO]), stride, pad,
+               out_mult, int(exq[Q.ZERO]), sel, mask=xq is not None, **kw)
     return e, ex, _observe(exq, r, swe)
 
 

@@ -46,8 +46,9 @@ def _rows(m, sel, k):
     return list(range(m)) if sel is None else [int(i) for i in sel[:k]]
 
 
-def backward_u8(e, eq, w, wq, epq, sel=None, k=None):
-    """dense_backward_u8 -> (ep uint8[n], epq updated copy)."""
+def backward_u8(e, eq, w, wq, epq, sel=None, k=None, x=None, xq=None):
+    """dense_backward_u8 -> (ep uint8[n], epq updated copy); x, xq given (x
+    came from a ReLU): ep only where x > xq's zero point (Q.masked_finish)."""
     w = np.asarray(w, np.int64)
     m, n = w.shape
     ze, zw, zep = int(eq[Q.ZERO]), int(wq[Q.ZERO]), int(epq[Q.ZERO])
@@ -55,9 +56,14 @@ def backward_u8(e, eq, w, wq, epq, sel=None, k=None):
     c = np.asarray(e, np.int64)[rows] - ze
     acc = ((w[rows] - zw) * c[:, None]).sum(axis=0) if rows else np.zeros(n, np.int64)
     swe = F(F(wq[Q.SCALE]) * F(eq[Q.SCALE]))
-    ep = Q.requant_u8(acc, F(swe / F(epq[Q.SCALE])), zep, 0)
+    if x is not None:
+        ep, r = Q.masked_finish(acc, Q.quantize_multiplier(F(swe / F(epq[Q.SCALE]))), zep,
+                                np.asarray(x, np.int64) > int(xq[Q.ZERO]))
+    else:
+        ep = Q.requant_u8(acc, F(swe / F(epq[Q.SCALE])), zep, 0)
+        r = (int(acc.min()), int(acc.max()))
     epq = np.array(epq, np.float32)
-    Q.qp_observe(epq, F(F(int(acc.min())) * swe), F(F(int(acc.max())) * swe))
+    Q.qp_observe(epq, F(F(r[0]) * swe), F(F(r[1]) * swe))
     return ep, epq
 
 

@@ -108,6 +108,20 @@ def qp_update(qp):
     qp[OBS_MIN] = qp[OBS_MAX] = qp[OBS_N] = 0
 
 
+def masked_finish(acc, mult, z, keep):
+    """The mask-aware error finish (qt_conv_fin with a mask, conv cores and
+    Dense): where keep, clamp(requantize(acc) + z, 0, 255); elsewhere z (the
+    receiving ReLU would zero it: not computed).  The range (for the
+    moving average) is over the kept accumulators and 0, the value of every
+    masked position: (0, 0) when nothing is kept."""
+    keep = np.asarray(keep, bool)
+    acc = np.asarray(acc, np.int64)
+    y = np.clip(requantize(acc, *mult) + z, 0, 255).astype(np.uint8)
+    y[~keep] = z
+    kept = acc[keep]
+    return y, (min(0, int(kept.min())) if kept.size else 0, max(0, int(kept.max())) if kept.size else 0)
+
+
 def remap_u8(q, s_old, z_old, s_new, z_new):
     v = np.arange(256, dtype=np.int64)
     lut = requant_u8(v - z_old, F(F(s_old) / F(s_new)), z_new)
