@@ -88,6 +88,11 @@ void qt_check_no_overlap(const void *a, size_t a_bytes, const char *name_a,
 // place: it must be writable and not share memory with y.
 const uint8_t *qt_arg_relu_y(size_t n_args, const mp_obj_t *a, size_t iy, size_t n, int32_t *zy);
 
+// (_qtrain only, bind_select.c) An error propagation's range r (int32
+// accumulator steps of scale s) recorded in qp; masked (a mask-aware call):
+// widened to hold 0, the value of every position not computed.
+void qt_observe_masked(float *qp, int32_t *r, float s, bool masked);
+
 // ---- a table of buffer arguments ------------------------------------------
 // An entry point with many buffers describes them in a const table, parsed
 // (in table order, so the first bad argument is the one named) and checked

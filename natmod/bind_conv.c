@@ -104,6 +104,7 @@ static mp_obj_t forward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     rq.out = qt_fixmul_from_f32(swx / yq[QT_QP_SCALE]);
     rq.bias = qt_fixmul_from_f32(bq ? sb / swx : 0.0f);
     rq.relu = relu;
+    rq.mask = NULL;
     int32_t r[2];
     (transposed ? conv_transpose2d_forward_u8 : conv2d_forward_u8)(&g, p[F_X], p[F_W], p[F_B], p[F_Y], &rq, r,
         p[F_SCR]);
@@ -130,14 +131,19 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_forward_u8_obj, 1
 //   `slices` (ConvTranspose2d only; False for Conv2d): True = sel names
 //   input-channel slices (strictly ascending; the others' ex is their zero
 //   point) and scratch is conv_transpose2d_scratch_len(geom, True) bytes.
+//   14th, 15th arguments x, xq (after slices, False where not built):
+//   mask-aware propagation, x the layer's input from a ReLU layer: ex only
+//   where x > xq's zero point (elsewhere its zero point, not computed), the
+//   recorded range over those and 0.
 static const qt_bufarg_t bwd_args[] = {
     { "y", 2, QT_TC_U8, QT_A_OPT, L_OUT }, { "yq", 3, QT_TC_QP, QT_A_IFPREV, 0 },
     { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
     { "w", 4, QT_TC_U8, 0, L_W }, { "wq", 5, QT_TC_QP, 0, 0 },
     { "ex", 6, QT_TC_U8, QT_A_RW | QT_A_OPT, L_IN }, { "exq", 7, QT_TC_QP, QT_A_RW | QT_A_IFPREV, 0 },
     { "scratch", 11, QT_TC_SCR, QT_A_RW | QT_A_IFPREV, L_SCR },
+    { "x", 13, QT_TC_U8, QT_A_OPT, L_IN }, { "xq", 14, QT_TC_QP, QT_A_IFPREV, 0 },
 };
-enum { B_Y, B_YQ, B_E, B_EQ, B_W, B_WQ, B_EX, B_EXQ, B_SCR, B_N };
+enum { B_Y, B_YQ, B_E, B_EQ, B_W, B_WQ, B_EX, B_EXQ, B_SCR, B_X, B_XQ, B_N };
 
 static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
@@ -153,7 +159,10 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
         lens[L_SCR] = (size_t)conv_transpose2d_slices_scratch_len_u8(&g);
     }
 #else
-    const bool slices = false;   // (armv6m: 12 arguments at most)
+    const bool slices = false;   // (armv6m: not built; a 13th argument must be False)
+    if (n_args > 12 && qt_arg_bool(a[12], "slices")) {
+        qt_raise_value("slices: not built for this arch");
+    }
 #endif
     qt_parse_bufs(n_args, a, bwd_args, B_N, lens, p);
     int32_t n_sel;
@@ -180,18 +189,20 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     rq.out = qt_fixmul_from_f32(swe / exq[QT_QP_SCALE]);
     rq.bias = qt_fixmul_from_f32(0.0f);
     rq.relu = 0;
+    rq.mask = p[B_X];
+    rq.zero_mask = p[B_X] ? qt_qp_zero(p[B_XQ]) : 0;
     int32_t r[2];
     (QT_CONVT_SLICES_BUILT && slices && sel ? conv_transpose2d_backward_slices_u8
      : transposed ? conv_transpose2d_backward_input_u8 : conv2d_backward_input_u8)(&g, e, p[B_W], p[B_EX], &rq,
         r, sel, n_sel, p[B_SCR]);
-    qt_qp_observe(exq, (float)r[0] * swe, (float)r[1] * swe);
+    qt_observe_masked(exq, r, swe, rq.mask != NULL);
     return mp_const_none;
 }
 static mp_obj_t qt_conv2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, false);
 }
-// 13 arguments (slices) where the slices are built
-#define QT_BWD_MAX_ARGS (QT_CONVT_SLICES_BUILT ? 13 : 12)
+// slices (13th), then the mask x, xq
+#define QT_BWD_MAX_ARGS 15
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_backward_u8_obj, 9, QT_BWD_MAX_ARGS, qt_conv2d_backward_u8_fn);
 static mp_obj_t qt_conv_transpose2d_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     return backward_u8(n_args, a, true);

@@ -132,18 +132,20 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_u8_obj, 9, 10, qt_de
 
 // ---- Dense backward ----------------------------------------------------------
 
-// dense_backward_u8(e, eq, w, wq, ep, epq, sel, k, acc) -> None
+// dense_backward_u8(e, eq, w, wq, ep, epq, sel, k, acc[, x, xq]) -> None
 //   e uint8[m] (error at the output, after ReLU backward), ep uint8[n]
 //   (written: error at the input), acc int32[n] scratch (or a 4-byte aligned
 //   bytearray of >= 4n bytes); sel/k: DSGU rows or
-//   None.  Records the real range of ep into epq[5..7].
+//   None.  Records the real range of ep into epq[5..7].  x, xq (not None):
+//   mask-aware, x the layer's input from a ReLU layer (as conv2d_backward_u8).
 static const qt_bufarg_t bwd_args[] = {
     { "e", 0, QT_TC_U8, QT_A_ANY, L_M }, { "eq", 1, QT_TC_QP, 0, 0 },
     { "ep", 4, QT_TC_U8, QT_A_RW | QT_A_ANY, L_N },
     { "w", 2, QT_TC_U8, QT_A_ANY, L_W },
     { "wq", 3, QT_TC_QP, 0, 0 }, { "epq", 5, QT_TC_QP, QT_A_RW, 0 },
+    { "x", 9, QT_TC_U8, QT_A_OPT, L_N }, { "xq", 10, QT_TC_QP, QT_A_IFPREV, 0 },
 };
-enum { B_E, B_EQ, B_EP, B_W, B_WQ, B_EPQ, B_N };
+enum { B_E, B_EQ, B_EP, B_W, B_WQ, B_EPQ, B_X, B_XQ, B_N };
 
 static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     size_t lens[L_LEN] = { 1, 1, 0 };
@@ -166,12 +168,14 @@ static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     q.zw = qt_qp_zero(wq);
     q.zep = qt_qp_zero(epq);
     q.out = qt_fixmul_from_f32(swe / epq[QT_QP_SCALE]);
+    q.mask = p[B_X];
+    q.zm = q.mask ? qt_qp_zero(p[B_XQ]) : 0;
     int32_t r[2];
     dense_backward_u8(p[B_E], p[B_W], p[B_EP], (int32_t)m, (int32_t)n, rows, k, &q, acc, r);
-    qt_qp_observe(epq, (float)r[0] * swe, (float)r[1] * swe);
+    qt_observe_masked(epq, r, swe, q.mask != NULL);
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_backward_u8_obj, 9, 9, qt_dense_backward_u8_fn);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_backward_u8_obj, 9, 11, qt_dense_backward_u8_fn);
 
 // relu_backward_u8(e, eq, y, yq) -> int: e_i = z_e where y_i <= z_y, in
 // place; returns how many errors were zeroed.

@@ -50,3 +50,11 @@ const uint8_t *qt_arg_relu_y(size_t n_args, const mp_obj_t *a, size_t iy, size_t
 void qt_bind_select(void) {
     mp_store_global(MP_QSTR_select_scores, MP_OBJ_FROM_PTR(&qt_select_scores_obj));
 }
+
+void qt_observe_masked(float *qp, int32_t *r, float s, bool masked) {
+    if (masked) {
+        r[0] = r[0] > 0 ? 0 : r[0];
+        r[1] = r[1] < 0 ? 0 : r[1];
+    }
+    qt_qp_observe(qp, (float)r[0] * s, (float)r[1] * s);
+}

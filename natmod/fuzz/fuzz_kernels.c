@@ -247,6 +247,8 @@ static void conv_rq(rd_t *r, qt_conv_rq_t *q, int relu) {
     q->out = mul(r);
     q->bias = mul(r);
     q->relu = relu;
+    q->mask = NULL;
+    q->zero_mask = 0;
 }
 
 static void fuzz_conv(rd_t *r) {
@@ -404,7 +406,7 @@ static void fuzz_dense(rd_t *r) {
             break;
         }
         case 1: {
-            qt_dense_bwd_t q = {(int32_t)rd_u8(r), (int32_t)rd_u8(r), (int32_t)rd_u8(r), mul(r)};
+            qt_dense_bwd_t q = {(int32_t)rd_u8(r), (int32_t)rd_u8(r), (int32_t)rd_u8(r), mul(r), NULL, 0};
             uint8_t *e = u8_buf(r, (size_t)m), *w = u8_buf(r, (size_t)m * n), *ep = xalloc((size_t)n);
             const int32_t *rows = sel_buf(r, m, &k, 1);
             int32_t *acc = xalloc((size_t)n * 4);

@@ -82,6 +82,12 @@ typedef struct {
     qt_fixmul_t out;   // s_w s_in / s_out
     qt_fixmul_t bias;  // s_b / (s_w s_in): bias steps -> accumulator steps
     int32_t relu;      // forward only: fused ReLU
+    // Error propagation only, mask-aware (the input x came from a ReLU):
+    // mask = x (the output's layout, not overlapping it) or NULL.  Where
+    // mask <= zero_mask the receiving ReLU zeroes the error anyway: the
+    // value is not computed (zero_out written) and not in the range.
+    const uint8_t *mask;
+    int32_t zero_mask;
 } qt_conv_rq_t;
 
 // Every uint8 call takes `scratch`: 4-byte aligned, conv2d_scratch_len_u8(g)

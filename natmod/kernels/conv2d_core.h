@@ -140,9 +140,16 @@ typedef struct {
     // s_x) is often in [1/2, 1), e.g. 0.64 in the VAE's Dense 10 -> 1568).
     int32_t fast, mh, ml, fsh, frnd;
 #endif
+    // rq->mask as a byte offset from the output (0: no mask; the mask never
+    // is the output itself), and its zero point.
+    intptr_t moff;
+    int32_t zm;
 } qt_conv_fin_t;
 
-static inline void qt_conv_fin_init(qt_conv_fin_t *f, const qt_conv_rq_t *rq) {
+// out: the output buffer the finish writes (the mask's offset is from it).
+static inline void qt_conv_fin_init(qt_conv_fin_t *f, const qt_conv_rq_t *rq, const uint8_t *out) {
+    f->moff = rq->mask ? (intptr_t)((uintptr_t)rq->mask - (uintptr_t)out) : 0;
+    f->zm = rq->zero_mask;
     f->mult = rq->out.mult;
     f->shift = rq->out.shift;
     f->rnd = (int64_t)1 << (rq->out.shift - 1);
@@ -236,6 +243,7 @@ __attribute__((always_inline)) static inline uint8_t qt_conv_fin(int32_t acc, co
 // Finish n accumulators of one pixel: + c0 (the pixel's zero-point term,
 // mod 2^32), + bias (saturating; bacc NULL: none, or already in acc),
 // qt_conv_fin, out[i * stride]; range into mm[0], mm[1] (conv2d_fin.c).
+// With a mask (f->moff) a masked value is the zero point, out of the range.
 void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t *out,
     int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm);
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP

@@ -1016,7 +1016,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
         }
     }
     qt_conv_fin_t fin;
-    qt_conv_fin_init(&fin, rq);
+    qt_conv_fin_init(&fin, rq, small);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
     for (int32_t o = 0; o < O; o += 4) {
         // Four filters per pass (gather_quad_u8); a short last group repeats its last filter.
@@ -1080,7 +1080,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     const uint32_t zx = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
     qt_conv_fin_t fin;
-    qt_conv_fin_init(&fin, rq);
+    qt_conv_fin_init(&fin, rq, small);
     int32_t *wsum = (int32_t *)(void *)scratch;
     int32_t *bacc = wsum + O;
     int32_t *accv = bacc + O;   // one pixel's accumulators
@@ -1298,7 +1298,7 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     }
     const int bsat = b && !bias_folds(bacc, C, n * g->k_h * g->k_w);
     qt_conv_fin_t fin;
-    qt_conv_fin_init(&fin, rq);
+    qt_conv_fin_init(&fin, rq, big);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
     for (int32_t fy = 0; fy < sh; fy++) {
         // big rows by = by0 + m sh of this phase: (by + pad) mod sh == fy
@@ -1452,7 +1452,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     const int32_t n = sel ? n_sel : g->out_ch;
     const uint32_t zs = (uint32_t)rq->zero_in, zw = (uint32_t)rq->zero_w;
     qt_conv_fin_t fin;
-    qt_conv_fin_init(&fin, rq);
+    qt_conv_fin_init(&fin, rq, big);
     int32_t *phase_off = (int32_t *)(void *)scratch;
     int32_t *taps_x = phase_off + nph;   // phase_taps per column phase (no divide per pixel)
     int32_t *wsum = taps_x + sw;

@@ -312,11 +312,11 @@ static inline int32_t add_bias(int32_t acc, int32_t bi, const qt_conv_fin_t *bf)
 void dense_forward_u8(const uint8_t *x, const uint8_t *w, const int32_t *b, uint8_t *y,
     int32_t m, int32_t n, const qt_dense_fwd_t *q, int32_t acc_range[2], int32_t *xs_buf) {
     qt_xs_t *xs = (qt_xs_t *)xs_buf;
-    const qt_conv_rq_t rq = { 0, 0, q->zy, q->out, q->bias, q->relu };
-    const qt_conv_rq_t brq = { 0, 0, 0, q->bias, q->bias, 0 };
+    const qt_conv_rq_t rq = { 0, 0, q->zy, q->out, q->bias, q->relu, NULL, 0 };
+    const qt_conv_rq_t brq = { 0, 0, 0, q->bias, q->bias, 0, NULL, 0 };
     qt_conv_fin_t fin, bfin;
-    qt_conv_fin_init(&fin, &rq);
-    qt_conv_fin_init(&bfin, &brq);
+    qt_conv_fin_init(&fin, &rq, y);
+    qt_conv_fin_init(&bfin, &brq, y);
     // sum_j (w_ij - zw)(x_j - zx) = sum_j w_ij xs_j - zw sum_j xs_j (with xs),
     // = sum w x - zx sum_j w_ij - zw sum_j x_j + n zw zx (without: the row sum
     // comes out of the dot loop for free, USADA8 on the M4, one add per 4 MACs
@@ -528,9 +528,9 @@ void dense_backward_u8(const uint8_t *e, const uint8_t *w, uint8_t *ep, int32_t 
     // c0: a value costs 15 instructions on the M4 (33 on the M0) where a
     // qt_requant_u8 per value took ~29 (~60); with DSGU's few rows this pass
     // over the n inputs is most of the call.
-    const qt_conv_rq_t rq = { 0, 0, q->zep, q->out, q->out, 0 };
+    const qt_conv_rq_t rq = { 0, 0, q->zep, q->out, q->out, 0, q->mask, q->zm };
     qt_conv_fin_t fin;
-    qt_conv_fin_init(&fin, &rq);
+    qt_conv_fin_init(&fin, &rq, ep);
     int32_t mm[2] = { INT32_MAX, INT32_MIN };
     qt_conv_fin_run(acc, NULL, n, ep, 1, 0u - (uint32_t)q->zw * (uint32_t)csum, &fin, mm);
     acc_range[0] = mm[0];

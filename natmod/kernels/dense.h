@@ -47,9 +47,14 @@ uint32_t qt_dot_u8(const uint8_t *w, const uint8_t *x, int32_t n, uint32_t *wsum
 //   ep_j = clamp(round(s_w s_e / s_ep * sum_{i in rows} (w_ij - z_w)(e_i - z_e)) + z_ep)
 // rows: the k row indices that propagate error (DSGU), or NULL for all m rows.
 // acc: int32[n] scratch.  acc_range[0..1]: exact min/max of the int32 sums.
+// mask (x, NULL = none; not overlapping ep), zm: mask-aware as the conv
+// cores (conv2d.h, qt_conv_rq_t): where x <= zm, ep = z_ep is not computed
+// and stays out of acc_range.
 typedef struct {
     int32_t ze, zw, zep;
     qt_fixmul_t out;    // s_w * s_e / s_ep
+    const uint8_t *mask;
+    int32_t zm;
 } qt_dense_bwd_t;
 
 void dense_backward_u8(const uint8_t *e, const uint8_t *w, uint8_t *ep, int32_t m, int32_t n,

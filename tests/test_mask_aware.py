@@ -1,0 +1,175 @@
+"""Mask-aware error propagation (docs/KERNELS.md): conv2d_backward_u8,
+conv_transpose2d_backward_u8 and dense_backward_u8 given the layer's input
+x, xq from a ReLU layer write the error's zero point where x <= z_x (not
+computed) and record the range of the computed values and 0.  Bit-exact
+against the golden model on every target: the gather (ConvTranspose2d),
+the scatter's paths (the M0's sparse inside pixels, the phases elsewhere),
+DSGU's selected filters, Dense with and without rows, and the finish's
+forms (the M0's short form, its general fallback, the C loop).
+
+A masked position computed shows in ex (a value other than z_ex) or in the
+range; an unmasked one skipped shows as z_ex where the golden model has its
+value: the cases make both likely (half of x masked, ranges near the
+accumulators' extremes), and test_mask_decides checks that on the golden
+model itself.
+"""
+import numpy as np
+
+from casefile import pack, parse
+from qtrain_host.golden import conv as G
+from qtrain_host.golden import dense as D
+from qtrain_host.golden import quant as GQ
+from test_conv_kernels import DEVICE_LIB, VAE_GEOMS, _scatter_geom, rand_geom, rand_qp, u8_case
+
+SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
+f = open('cases.bin', 'rb')
+ncase, max_x = rd(f)
+buf('ex', 'B', max_x)
+for i in range(ncase):
+    fl, e, eq, w, wq, exq, sel, xm, xmq = rdn(f, 9)
+    kind, k = fl[0], fl[1]
+    geom = tuple(fl[2:])
+    ex = buf('ex', 'B', len(xm))
+    if kind == 2:
+        acc = zeros('i', len(xm))
+        Q.dense_backward_u8(e, eq, w, wq, ex, exq, sel, k, acc, xm, xmq)
+    else:
+        t = kind == 1
+        scratch = buf('s', 'B', (Q.conv_transpose2d_scratch_len if t else Q.conv2d_scratch_len)(geom))
+        (Q.conv_transpose2d_backward_u8 if t else Q.conv2d_backward_u8)(
+            e, eq, None, None, w, wq, ex, exq, geom, sel, k, scratch, False, xm, xmq)
+    print('M', i, end='')
+    phx(ex)
+    phx(exq, 'f')
+    print()
+print('done')
+"""
+
+
+def _mask(rng, c, frac):
+    """A mask input of x's shape: a ReLU layer's output (its zero point zm,
+    values <= zm masked: zm itself, or below it when zm > 0), frac masked."""
+    zm = int(rng.choice([0, 0, 3]))
+    xm = rng.integers(zm + 1, 256, c["x"].shape).astype(np.uint8)
+    m = rng.random(xm.shape) < frac
+    xm[m] = rng.integers(0, zm + 1, int(m.sum())).astype(np.uint8)
+    xmq = GQ.new_qp(0.0, float(rng.uniform(0.5, 4.0)))
+    xmq[GQ.ZERO] = zm
+    return xm, xmq
+
+
+def _conv_cases():
+    rng = np.random.default_rng(77)
+    cases = []
+    for i, (t, g) in enumerate(VAE_GEOMS):   # largest first (buf())
+        c = u8_case(rng, t, g, zfrac=(0.5, 0.6, 0.5, 0.3)[i])
+        c["mask"] = _mask(rng, c, (0.72, 0.6, 0.49, 0.54)[i])
+        cases.append(c)
+    for i in range(24):
+        t = bool(i % 2)
+        geom = _scatter_geom(rng, t) if i % 3 == 0 else rand_geom(rng, t)
+        c = u8_case(rng, t, geom, zfrac=(None, 0.5, 0.9)[i % 3])
+        c["mask"] = _mask(rng, c, (0.0, 0.5, 1.0, 0.9)[i % 4])
+        cases.append(c)
+    return cases
+
+
+def _dense_case(rng, m, n, frac, rows):
+    e = rng.integers(0, 256, m).astype(np.uint8)
+    eq = rand_qp(rng)
+    e[rng.random(m) < 0.4] = int(eq[GQ.ZERO])
+    w = rng.integers(0, 256, (m, n)).astype(np.uint8)
+    wq = rand_qp(rng)
+    xm = rng.integers(1, 256, n).astype(np.uint8)
+    xm[rng.random(n) < frac] = 0
+    xmq = GQ.new_qp(0.0, 1.0)
+    _, epq0 = D.backward_u8(e, eq, w, wq, GQ.new_qp(-1, 1))
+    swe = np.float32(eq[GQ.SCALE] * wq[GQ.SCALE])
+    lo, hi = float(epq0[GQ.OBS_MIN]) * 0.6, float(epq0[GQ.OBS_MAX]) * 0.6
+    epq = GQ.new_qp(min(lo, 0.0), max(hi, 1e-3 * float(swe)), alpha=0.1)
+    sel, k = None, m
+    if rows:
+        k = int(rng.integers(1, m + 1))
+        sel = rng.permutation(m).astype(np.int32)   # the first k rows propagate
+    return dict(kind=2, e=e, eq=eq, w=w, wq=wq, exq=epq, sel=sel, k=k, geom=(m, n), mask=(xm, xmq))
+
+
+def _dense_cases():
+    rng = np.random.default_rng(78)
+    cases = [_dense_case(rng, 20, 1568, 0.6, False), _dense_case(rng, 20, 1568, 0.6, True)]
+    for i in range(12):
+        cases.append(_dense_case(rng, int(rng.integers(1, 9)), int(rng.integers(1, 40)),
+                                 (0.0, 0.5, 1.0, 0.8)[i % 4], i % 2 == 1))
+    return cases
+
+
+def _golden(c):
+    xm, xmq = c["mask"]
+    if c["kind"] == 2:
+        sel = None if c["sel"] is None else c["sel"]
+        return D.backward_u8(c["e"], c["eq"], c["w"], c["wq"], c["exq"], sel, c["k"], xm, xmq)
+    sel = None if c["sel"] is None else c["sel"][:c["k"]]
+    _, ex, exq = G.backward_u8_qp(c["kind"] == 1, c["e"], c["eq"], None, None, xm, c["w"], c["wq"],
+                                  c["exq"], c["geom"], sel, xq=xmq)
+    return ex, exq
+
+
+def _run_cases(run, cases):
+    data = pack(np.array([len(cases), max(c["mask"][0].size for c in cases)], np.int32))
+    for c in cases:
+        fl = np.array([c["kind"], c["k"]] + list(c["geom"]), np.int32)
+        data += pack(fl, c["e"].ravel(), c["eq"], c["w"].ravel(), c["wq"], c["exq"], c["sel"],
+                     c["mask"][0].ravel(), c["mask"][1])
+    out = run(SCRIPT, files={"cases.bin": data})
+    assert "done" in out, out[-2000:]
+    M = parse(out, "M")
+    assert len(M) == len(cases)
+    for i, c in enumerate(cases):
+        ex, exq = _golden(c)
+        what = "case %d (kind %d %s k=%s, %d of %d masked)" % (
+            i, c["kind"], c["geom"], c["k"] if c["sel"] is not None else "all",
+            int((c["mask"][0] <= c["mask"][1][GQ.ZERO]).sum()), c["mask"][0].size)
+        assert M[i][0] == ex.tobytes(), what + ": ex"
+        assert M[i][1] == exq.tobytes(), what + ": exq %s vs %s" % (np.frombuffer(M[i][1], np.float32), exq)
+
+
+def _conv_kind(cases):
+    for c in cases:
+        c["kind"] = int(c["t"])
+    return cases
+
+
+def test_conv_mask_aware_bit_exact(run):
+    _run_cases(run, _conv_kind(_conv_cases()))
+
+
+def test_dense_mask_aware_bit_exact(run):
+    _run_cases(run, _dense_cases())
+
+
+def test_mask_decides():
+    """The golden model's masked call: z_ex exactly at the masked positions,
+    the full call's values at the others, the range from those and 0; and
+    the cases above differ from the unmasked call at both kinds of position
+    (so a kernel that ignored the mask, or skipped too much, fails them)."""
+    cases = _conv_kind(_conv_cases()) + _dense_cases()
+    differs_masked = differs_kept = 0
+    for c in cases:
+        xm, xmq = c["mask"]
+        keep = (xm > xmq[GQ.ZERO]).ravel()
+        ex, exq = _golden(c)
+        if c["kind"] == 2:
+            full, _ = D.backward_u8(c["e"], c["eq"], c["w"], c["wq"], c["exq"], c["sel"], c["k"])
+        else:
+            sel = None if c["sel"] is None else c["sel"][:c["k"]]
+            _, full, _ = G.backward_u8_qp(c["kind"] == 1, c["e"], c["eq"], None, None, xm, c["w"], c["wq"],
+                                          c["exq"], c["geom"], sel)
+        ex, full = ex.ravel(), full.ravel()
+        z = int(c["exq"][GQ.ZERO])
+        assert (ex[~keep] == z).all()
+        assert (ex[keep] == full[keep]).all()
+        differs_masked += int((full[~keep] != z).sum())
+        differs_kept += int((full[keep] != z).sum())
+        assert exq[GQ.OBS_MIN] <= 0 <= exq[GQ.OBS_MAX]
+    assert differs_masked > 1000 and differs_kept > 1000
