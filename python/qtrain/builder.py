@@ -95,11 +95,11 @@ def _init_weights(n, a, opt, seed):
 
 
 _OPTION_FIELDS = ("lr", "alpha_norm", "per_row", "rounding", "tau", "alpha_a", "alpha_e", "alpha_w",
-                  "error_range", "dsgu", "seed", "mode")
+                  "error_range", "dsgu", "seed", "mode", "mask_aware")
 
 
 def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, alpha_w, error_range, dsgu,
-                 seed, mode):
+                 seed, mode, mask_aware=True):
     """The body of layers.Options(...) (arguments as there)."""
     if not 0 < lr <= 10:
         raise ValueError("lr must be in (0, 10], got %r" % (lr,))
@@ -123,7 +123,22 @@ def init_options(opt, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, 
     opt.dsgu = dsgu
     opt.seed = seed
     opt.mode = mode
+    opt.mask_aware = bool(mask_aware)
     opt.m = MODES.index(mode)  # U8, MIXED or F32
+
+
+def mask_chain(layers):
+    """Mask-aware propagation along a chain of layers (Options.mask_aware,
+    uint8): a layer whose input is the previous layer's ReLU output (the same
+    buffer: Dense -> ConvTranspose2d reshapes and flattens share it) gets
+    mask_in (its propagation writes the error only where that input is above
+    its zero point), and the ReLU layer's own mask pass is dropped (rmask:
+    the error it receives is already zero where it clamped)."""
+    for i in range(1, len(layers)):
+        a, b = layers[i - 1], layers[i]
+        if a.relu and not b.first and b.opt.mask_aware and b.m == U8 and a.m == U8:
+            b.mask_in = True
+            a.rmask = False
 
 
 def replace_options(opt, changes):
@@ -149,6 +164,7 @@ def init_dense(layer, n_in, n_out, relu, opt, first, init_range, seed, own_scrat
         raise ValueError("Dense: n_in and n_out must be > 0, got %d, %d" % (n_in, n_out))
     opt = opt or Options()
     layer.n_in, layer.n_out, layer.relu, layer.first = n_in, n_out, bool(relu), first
+    layer.rmask = layer.relu
     layer.opt = opt
     layer.m = m = opt.m
     layer._qf = None if m == U8 else float_kernels()
@@ -214,6 +230,7 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     layer.scratch_len = 0 if m == F32 else getattr(_q, p + "_scratch_len")(layer.geom)
     layer.in_shape = tuple(in_shape)
     layer.transposed, layer.relu, layer.first, layer.opt = transposed, bool(relu), first, opt
+    layer.rmask = layer.relu
     seed = opt.seed if seed is None else seed
     layer.n_in = n_in = c * h * w
     oc, oh, ow = layer.out_shape
@@ -588,6 +605,8 @@ def _build_vae(kind, opt, hidden, latent):
         dec = Sequential([Dense(latent, hidden, relu=True, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=e3),
                           d4])
         vae = VAE(kind, enc, dec, latent, opt, own_lut=False, out_err=out_err)
+        mask_chain(enc.layers)
+        mask_chain(dec.layers)
         vae.shared = attach_all(shared, enc.layers + dec.layers + [vae.output])
         vae.errors = errs
         return vae
@@ -609,6 +628,8 @@ def _build_vae(kind, opt, hidden, latent):
     c1, c2, t1, t2 = convs
     vae = VAE(kind, Sequential([c1, c2, d1]), Sequential([d2, t1, t2]), latent, opt, own_lut=False,
               out_err=out_err)
+    mask_chain(vae.encoder.layers)
+    mask_chain(vae.decoder.layers)
     vae.shared = attach_all(shared, (c1, c2, d1, d2, t1, t2, vae.output))
     vae.errors = errs
     return vae

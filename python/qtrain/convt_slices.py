@@ -68,8 +68,9 @@ def attach(layer, structures="input"):
                                  layer.x, layer.xq, layer.geom)
     layer._select = select
 
-    def bwd(e, eq, y, yq, w, wq, ex, exq, g, sel=None, k=None, scratch=None):   # in place of _bwd
-        return _q.conv_transpose2d_backward_u8(e, eq, y, yq, w, wq, ex, exq, g, sel, k, scr, True)
+    def bwd(e, eq, y, yq, w, wq, ex, exq, g, sel=None, k=None, scratch=None, slices=True, x=None, xq=None):
+        # in place of _bwd (x, xq: the mask-aware propagation's input)
+        return _q.conv_transpose2d_backward_u8(e, eq, y, yq, w, wq, ex, exq, g, sel, k, scr, True, x, xq)
     layer._bwd = bwd
 
     def upd(e, eq, x, xq, w, wq, b, bq, g, sel, k, hp, flags, state, rng, scratch):   # in place of _upd

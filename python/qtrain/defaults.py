@@ -86,7 +86,7 @@ def options(cfg):
                    per_row=cfg.get("per_row", False), rounding=cfg.get("rounding", "stochastic"),
                    alpha_a=cfg.get("alpha_a", 0.1), alpha_e=cfg.get("alpha_e", 0.1),
                    alpha_w=cfg.get("alpha_w", 0.001), dsgu=dsgu, seed=cfg["seed"],
-                   mode=cfg.get("mode", "uint8"))
+                   mode=cfg.get("mode", "uint8"), mask_aware=cfg.get("mask_aware", True))
 
 
 def build_vae_from(cfg):

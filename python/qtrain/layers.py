@@ -103,6 +103,10 @@ class Options:
                   ConvTranspose2d over input-channel slices instead of
                   filters: qtrain.convt_slices.use(model)
     seed          seeds weight init and stochastic rounding
+    mask_aware    uint8: a layer whose input comes from a ReLU layer (of the
+                  same Sequential) propagates error only where that input is
+                  above its zero point; the ReLU layer's own mask pass is
+                  then skipped (docs/KERNELS.md, mask-aware propagation)
     """
 
     # Set by builder.init_options (the constructor's body, see Dense);
@@ -119,15 +123,16 @@ class Options:
     dsgu: "Any"
     seed: int
     mode: str
+    mask_aware: bool
     m: int
 
     def __init__(self, lr=0.005, alpha_norm=0.15, per_row=False, rounding="stochastic",
                  tau=0.01, alpha_a=0.1, alpha_e=0.1, alpha_w=0.001, error_range=1.0,
-                 dsgu=None, seed=1, mode="uint8"):
+                 dsgu=None, seed=1, mode="uint8", mask_aware=True):
         """ValueError naming the field for a value out of range (the checks
         are builder.init_options: models are configured only to be built)."""
         _builder().init_options(self, lr, alpha_norm, per_row, rounding, tau, alpha_a, alpha_e, alpha_w,
-                                error_range, dsgu, seed, mode)
+                                error_range, dsgu, seed, mode, mask_aware)
 
     def replace(self, **kw):
         """A copy with some fields changed (checked like the constructor)."""
@@ -198,12 +203,16 @@ class Dense:
 
     kind = "dense"
     BIAS_SCALE = 1.0 / 65536
+    # Mask-aware propagation (Options.mask_aware, builder.mask_chain): the
+    # input x comes from a ReLU layer, ep only where x > its zero point.
+    mask_in = False
     # Set by builder.init_dense (the constructor's body) and builder.attach:
     # a trained model's heap does not keep that code.  Declared for type
     # checkers only: a bare annotation compiles to nothing in MicroPython.
     n_in: int
     n_out: int
     relu: bool
+    rmask: bool
     first: bool
     trainable: bool
     m: int
@@ -270,15 +279,18 @@ class Dense:
             return self._float_backward(self, e)
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
-            # the ReLU mask (e in place) in the scores' pass
+            # the ReLU mask (e in place) in the scores' pass; kept after a
+            # mask-aware propagation (a no-op then): the M0's fused pass is
+            # cheaper than the plain one
             k = _q.dense_select_u8(e, eq, self.dsgu_hp, self.dsgu_state, self.sel, self.scores,
                                    self.y if self.relu else None, self.yq)
             sel = self.sel
-        elif self.relu:
+        elif self.rmask:   # relu, unless the next layer's propagation was mask-aware
             _q.relu_backward_u8(e, eq, self.y, self.yq)
         self.k = self.n_out if k is None else k
         if not self.first:
-            _q.dense_backward_u8(e, eq, self.w, self.wq, self.ep, self.epq, sel, k, self.acc)
+            _q.dense_backward_u8(e, eq, self.w, self.wq, self.ep, self.epq, sel, k, self.acc,
+                                 self.x if self.mask_in else None, self.xq)
         if self.trainable:
             _q.dense_update_u8(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, sel, k,
                                self.hp, self.flags, self.state, self.rng)
@@ -337,6 +349,7 @@ class Conv2d:
     are strided in its layout; its bias as a separate tensor)."""
 
     kind = "conv2d"
+    mask_in = False   # as Dense
     # Set by builder.init_conv (the constructor's body) and builder.attach (see Dense).
     geom: tuple
     out_shape: tuple
@@ -346,6 +359,7 @@ class Conv2d:
     n_w: int
     scratch_len: int
     relu: bool
+    rmask: bool
     first: bool
     transposed: bool
     trainable: bool
@@ -429,13 +443,15 @@ class Conv2d:
         sel = k = None
         if self.opt.dsgu is not None and self.trainable:
             # the ReLU mask (e in place, where the forward output was clamped) fused with the scores
+            # (kept after a mask-aware propagation, as Dense)
             k = self._select(e, eq, self.y if self.relu else None)
             sel = self.sel
-        elif self.relu:
+        elif self.rmask:   # as Dense
             self._bwd(e, eq, self.y, self.yq, self.w, self.wq, None, None, g)
         self.k = g[3] if k is None else k
         if not self.first:
-            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr)
+            self._bwd(e, eq, None, None, self.w, self.wq, self.ep, self.epq, g, sel, k, self._scr, False,
+                      self.x if self.mask_in else None, self.xq)
         if self.trainable:
             self._upd(e, eq, self.x, self.xq, self.w, self.wq, self.b, self.bq, g, sel, k,
                       self.hp, self.flags, self.state, self.rng, self._scr)

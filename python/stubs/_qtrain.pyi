@@ -90,9 +90,11 @@ def dense_select_u8(e: _U8, eq: _QP, hp: _F32, state: _F32, sel: _I32, scratch: 
 
 
 def dense_backward_u8(e: _U8, eq: _QP, w: _U8, wq: _QP, ep: _U8Out, epq: _QP,
-                      sel: Optional[_I32], k: int, acc: _I32, /) -> None:
+                      sel: Optional[_I32], k: int, acc: _I32, x: Optional[_U8] = None,
+                      xq: Optional[_QP] = None, /) -> None:
     """ep = requant(W^T e) over the rows sel[:k] (None: all); acc int32[n] scratch;
-    records ep's range in epq."""
+    records ep's range in epq.  x, xq (the input, from a ReLU layer): mask-aware,
+    ep = its zero point where x <= xq's zero point (not computed)."""
     ...
 
 
@@ -166,16 +168,20 @@ def conv_transpose2d_forward_u8(x: _U8, xq: _QP, w: _U8, wq: _QP, b: Optional[_I
 def conv2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
                        ex: Optional[_U8Out], exq: Optional[_QP], geom: _Geom,
                        sel: Optional[_I32] = None, k: Optional[int] = None,
-                       scratch: Optional[_Scratch] = None, slices: bool = False, /) -> None:
+                       scratch: Optional[_Scratch] = None, slices: bool = False,
+                       x: Optional[_U8] = None, xq: Optional[_QP] = None, /) -> None:
     """ReLU mask on e in place (if y given), then ex = requant(W^T e) over the
-    channels sel[:k]; records ex's range in exq (ex None: mask only)."""
+    channels sel[:k]; records ex's range in exq (ex None: mask only).  x, xq
+    (the input, from a ReLU layer): mask-aware, ex = its zero point where
+    x <= xq's zero point (not computed), the range that of the others and 0."""
     ...
 
 
 def conv_transpose2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optional[_QP], w: _U8, wq: _QP,
                                  ex: Optional[_U8Out], exq: Optional[_QP], geom: _Geom,
                                  sel: Optional[_I32] = None, k: Optional[int] = None,
-                                 scratch: Optional[_Scratch] = None, slices: bool = False, /) -> None:
+                                 scratch: Optional[_Scratch] = None, slices: bool = False,
+                                 x: Optional[_U8] = None, xq: Optional[_QP] = None, /) -> None:
     """As conv2d_backward_u8, for ConvTranspose2d; slices=True: sel names
     input-channel slices (strictly ascending; not built for armv6m) and scratch
     is conv_transpose2d_scratch_len(geom, True) bytes."""
