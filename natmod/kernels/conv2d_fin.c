@@ -6,6 +6,18 @@
 #include <arm_acle.h>
 #endif
 
+// _qtrain_float links the uint8 cores for the mixed mode's updates but never
+// calls them mask-aware (no mask: f->moff is 0) or in a loop where speed
+// counts: that module leaves the mask's code out and calls the M4 finish
+// (fin_run_m4) instead of inlining it twice (the Nano's heap holds both).
+#if defined(QT_FLOAT_MODULE) && QT_FLOAT_MODULE
+#define QT_MOFF(f) 0
+#define QT_FIN_M4_INLINE __attribute__((noinline))
+#else
+#define QT_MOFF(f) ((f)->moff)
+#define QT_FIN_M4_INLINE __attribute__((always_inline)) inline
+#endif
+
 #if defined(__thumb__) && !defined(__thumb2__)
 // Cortex-M0, the short requantization of qt_conv_fin (|acc| < 2^18, f->fast)
 // for one accumulator in a, by hand: the GCC code reloads every constant
@@ -92,7 +104,7 @@ __attribute__((noinline)) static void fin_run_c(const int32_t *acc, int32_t astr
     int32_t n, uint8_t *out, int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm) {
     int32_t lo = mm[0], hi = mm[1];
     const uint8_t *mk = (const uint8_t *)((uintptr_t)out + (uintptr_t)f->moff);
-    const int32_t zm = f->moff ? f->zm : -1;   // no mask: every value computed
+    const int32_t zm = QT_MOFF(f) ? f->zm : -1;   // no mask: every value computed
     for (int32_t i = 0; i < n; i++, out += stride, mk += stride, acc += astride) {
         uint8_t v = (uint8_t)f->zero;
         if ((int32_t)*mk > zm) {
@@ -165,11 +177,11 @@ __attribute__((noinline)) static void fin_run_c(const int32_t *acc, int32_t astr
 
 // What the M4's hand-written loops cover: no mask, or a mask with zero point 0
 // (a ReLU output's) and no ReLU of its own.
-#define QT_FIN_M4_OK(f) (!(f)->moff || (!(f)->zm && !(f)->relu))
+#define QT_FIN_M4_OK(f) (!QT_MOFF(f) || (!(f)->zm && !(f)->relu))
 
 // Cortex-M4, no bias: accumulators astride apart (inlined in both callers:
 // the scatter finishes rows of 7 values, where a second call shows).
-__attribute__((always_inline)) static inline void fin_run_m4(const int32_t *acc, int32_t astride, int32_t n,
+QT_FIN_M4_INLINE static void fin_run_m4(const int32_t *acc, int32_t astride, int32_t n,
     uint8_t *out, int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm) {
     int32_t lo = mm[0], hi = mm[1];
     if (n > 0 && f->shift >= 33 && f->shift <= 32 + 22 && (astride == 1 || astride == 4)) {
@@ -181,7 +193,7 @@ __attribute__((always_inline)) static inline void fin_run_m4(const int32_t *acc,
         const int32_t mult = f->mult, sh = f->shift - 32;
         const int32_t rz = (int32_t)((1u << (sh - 1)) + ((uint32_t)f->zero << sh));
         const int32_t *end = acc + n * astride;
-        const intptr_t moff = f->moff;
+        const intptr_t moff = QT_MOFF(f);
         int32_t a;
         if (moff) {   // (zm 0, no ReLU: the callers' condition)
             if (astride == 1) {
@@ -227,7 +239,7 @@ void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t
         // (acc left pointing at it; a computed one, past the mask check);
         // that one takes the general form.
         int32_t a, t, u;
-        if (f->moff) {   // (error propagation: no ReLU)
+        if (QT_MOFF(f)) {   // (error propagation: no ReLU)
             __asm__ volatile (QT_FIN_M0(QT_FIN_M0_MASK, "") QT_FIN_M0_ARGS);
         } else if (f->relu) {
             __asm__ volatile (QT_FIN_M0("", QT_FIN_M0_RELU) QT_FIN_M0_ARGS);
@@ -254,7 +266,7 @@ void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t
         return;
     }
 #endif
-    if (!bacc && !f->moff && f->shift >= 32) {
+    if (!bacc && !QT_MOFF(f) && f->shift >= 32) {
         // The common case off the M0 (no bias to saturate, a multiplier
         // below 1/2) with every constant in a register: ~18 instructions per
         // value on the M4 instead of ~35 (GCC reloaded each constant from f
