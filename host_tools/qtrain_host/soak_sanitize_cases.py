@@ -26,7 +26,8 @@ class DenseFwd(C.Structure):
 
 
 class DenseBwd(C.Structure):
-    _fields_ = [("ze", C.c_int32), ("zw", C.c_int32), ("zep", C.c_int32), ("out", Fix)]
+    _fields_ = [("ze", C.c_int32), ("zw", C.c_int32), ("zep", C.c_int32), ("out", Fix), ("mask", VP),
+                ("zm", C.c_int32)]
 
 
 class DenseUpd(C.Structure):
@@ -45,7 +46,23 @@ class Geom(C.Structure):
 
 class ConvRq(C.Structure):
     _fields_ = [("zero_in", C.c_int32), ("zero_w", C.c_int32), ("zero_out", C.c_int32), ("out", Fix),
-                ("bias", Fix), ("relu", C.c_int32)]
+                ("bias", Fix), ("relu", C.c_int32), ("mask", VP), ("zero_mask", C.c_int32)]
+
+
+def rand_mask(rng, shape):
+    """A ReLU output for the mask-aware propagation: (x, its record), about
+    half of x at or below its zero point (0 or 3)."""
+    zm = int(rng.choice([0, 3]))
+    x = u8(rng, shape)
+    x[rng.random(x.shape) < 0.5] = zm
+    xq = GQ.new_qp(0.0, 1.0)
+    xq[GQ.ZERO] = zm
+    return exact(x, np.uint8), xq
+
+
+def observe_masked(r, masked):
+    """The bindings' range of a mask-aware call (qt_observe_masked): widened to 0."""
+    return (min(int(r[0]), 0), max(int(r[1]), 0)) if masked else (int(r[0]), int(r[1]))
 
 
 class Lin(C.Structure):
@@ -187,10 +204,17 @@ def case_dense(lib, rng, i):
     sel[:k] = np.sort(rng.choice(m, k, replace=False))
     use_sel = i % 3 == 0
     ep, acc = exact(np.zeros(n), np.uint8), exact(np.zeros(n), np.int32)
-    qb = DenseBwd(int(eq[1]), int(wq[1]), int(epq[1]), fix(F(F(F(wq[0]) * F(eq[0])) / F(epq[0]))))
+    xm, xmq = rand_mask(rng, n) if i % 2 else (None, None)   # mask-aware
+    qb = DenseBwd(int(eq[1]), int(wq[1]), int(epq[1]), fix(F(F(F(wq[0]) * F(eq[0])) / F(epq[0]))),
+                  None if xm is None else xm.ctypes.data, 0 if xm is None else int(xmq[1]))
     lib.dense_backward_u8(P(e), P(w), P(ep), m, n, P(sel) if use_sel else None, k, C.byref(qb), P(acc), P(r))
-    check(same(ep, GD.backward_u8(e, eq, w.reshape(m, n), wq, epq, sel if use_sel else None, k)[0]),
-          "dense backward ep")
+    gep, gepq = GD.backward_u8(e, eq, w.reshape(m, n), wq, epq, sel if use_sel else None, k, xm, xmq)
+    check(same(ep, gep), "dense backward ep")
+    swe = F(F(wq[0]) * F(eq[0]))
+    epq_c = exact(epq, np.float32)
+    rr = observe_masked(r, xm is not None)
+    lib.qt_qp_observe(P(epq_c), F(F(rr[0]) * swe), F(F(rr[1]) * swe))
+    check(same(epq_c, gepq), "dense backward range")
     flags = int(rng.integers(0, 8))
     st = exact(np.zeros(5 + 2 * m), np.float32)
     seed = exact([int(rng.integers(1, 2**32))], np.uint32)
@@ -475,17 +499,21 @@ def case_conv(lib, rng, i):
     else:
         k, sel = co, None
     gsel = None if sel is None else sel[:k]
-    ge, gex, gexq = GC.backward_u8_qp(t, e.reshape(co, oh, ow), eq, gy if relu else None, yq, x3, w4, wq, exq,
-                                      geom, gsel)
+    xm, xmq = rand_mask(rng, ci * H * W) if i % 2 else (None, None)   # mask-aware
+    ge, gex, gexq = GC.backward_u8_qp(t, e.reshape(co, oh, ow), eq, gy if relu else None, yq,
+                                      x3 if xm is None else xm.reshape(ci, H, W), w4, wq, exq, geom, gsel,
+                                      xq=xmq)
     if relu:
         lib.conv_relu_mask_u8(P(e), P(y), co * oh * ow, int(eq[1]), int(yq[1]))
     check(same(e, ge.ravel()), name + ": ReLU mask")
     ex = exact(np.zeros(ci * H * W), np.uint8)
-    rq = ConvRq(int(eq[1]), int(wq[1]), int(exq[1]), fix(F(swe / F(exq[0]))), fix(F(0)), 0)
+    rq = ConvRq(int(eq[1]), int(wq[1]), int(exq[1]), fix(F(swe / F(exq[0]))), fix(F(0)), 0,
+                None if xm is None else xm.ctypes.data, 0 if xm is None else int(xmq[1]))
     (lib.conv_transpose2d_backward_input_u8 if t else lib.conv2d_backward_input_u8)(
         C.byref(g), P(e), P(w), P(ex), C.byref(rq), P(r), P(sel), k, P(scratch))
     exq_c = exact(exq, np.float32)
-    lib.qt_qp_observe(P(exq_c), F(F(r[0]) * swe), F(F(r[1]) * swe))
+    rr = observe_masked(r, xm is not None)
+    lib.qt_qp_observe(P(exq_c), F(F(rr[0]) * swe), F(F(rr[1]) * swe))
     check(same(ex, gex.ravel()), name + ": error propagation ex (k=%s)" % (k if sel is not None else "all"))
     check(same(exq_c, gexq), name + ": error range")
     # batch gradient, accumulated onto what the buffers held (saturating)
