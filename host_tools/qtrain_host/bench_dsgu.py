@@ -6,6 +6,7 @@
     python -m qtrain_host.bench_dsgu --scan                # the weight-range scan
     python -m qtrain_host.bench_dsgu --lmin 0              # DSGU off (full backward)
     python -m qtrain_host.bench_dsgu --convt input         # ConvTranspose2d slices (not armv6m)
+    python -m qtrain_host.bench_dsgu --mask-aware 0        # error propagation not mask-aware
 
 Per layer of the paper's ConvVAE (qtrain_host.bench.VAE_LAYERS), uint8, DSGU
 lmax = lmin (a fixed fraction of the filters/rows), each backward call alone:
@@ -19,6 +20,12 @@ Each figure includes one Python call into _qtrain (~1-4 k instructions).
 --scan: cost of the weight-range step's scan of the stored weights
 (update.c, stored_range_u8) on 4 x 1568 weights whose stored values span
 0..255 (the scan stops at once) or only 3..252 / 60..200 (a full pass).
+The input of the layers after a ReLU layer (Conv 16->32, Dense 1568->20,
+ConvT 32->16, ConvT 16->1) has the trained state's fraction of zeros
+(MASKED_INPUT, bench_trained's zero fractions); with --mask-aware 1 (the
+default, Options.mask_aware) their error propagation is mask-aware and the
+ReLU layers before them have no mask pass of their own (relu; with DSGU the
+scores' pass keeps its y, as layers.py).
 """
 import argparse
 import sys
@@ -32,6 +39,7 @@ import gc, icount, array
 import _qtrain as _q
 from qtrain import layers as L
 DSGU = %(dsgu)r
+XZERO, MASKED = %(xzero)r, %(masked)r   # input zero fraction (mask-aware: x as mask); the next layer's mask
 opt = L.Options(mode="uint8", lr=0.001, seed=5, dsgu=DSGU)
 name, kind, a = %(spec)r
 def rnd(n, seed):
@@ -58,15 +66,25 @@ else:
     n_in = shp[0] * shp[1] * shp[2]
     n_o = lay.n_out
 x, xq = rnd(n_in, 11), L.qparams(0.0, 1.0)
+if XZERO:   # a ReLU output's zeros (xq's zero point is 0)
+    zr = rnd(n_in, 13)
+    for i in range(n_in):
+        if zr[i] < XZERO * 256:
+            x[i] = 0
+if MASKED:
+    lay.rmask = False
+xm = x if XZERO is not None and opt.mask_aware and %(mask_aware)r else None
 e8, eq = rnd(n_o, 12), L.qparams(-0.05, 0.05)
 e = bytearray(e8)
 lay.forward(x, xq)
+if MASKED:   # the error arrives masked by the next layer's mask-aware propagation
+    _q.relu_backward_u8(e8, eq, lay.y, lay.yq)
 for rep in range(2):
     cnt("forward", lambda: lay.forward(x, xq))
     e[:] = e8
     sel = k = None
     if kind == "dense":
-        if lay.relu and not DSGU:
+        if lay.rmask and not DSGU:
             cnt("relu", lambda: _q.relu_backward_u8(e, eq, lay.y, lay.yq))
         if DSGU:
             def s():
@@ -76,13 +94,14 @@ for rep in range(2):
             cnt("select", s)
             sel = lay.sel
         if not lay.first:
-            cnt("error", lambda: _q.dense_backward_u8(e, eq, lay.w, lay.wq, lay.ep, lay.epq, sel, k, lay.acc))
+            cnt("error", lambda: _q.dense_backward_u8(e, eq, lay.w, lay.wq, lay.ep, lay.epq, sel, k, lay.acc,
+                                                      xm, xq))
         cnt("update", lambda: _q.dense_update_u8(e, eq, lay.x, lay.xq, lay.w, lay.wq, lay.b, lay.bq, sel, k,
                                lay.hp, lay.flags, lay.state, lay.rng))
     else:
         g = lay.geom
         fused = DSGU and not getattr(lay, "slices", False)   # the mask in the scores' pass
-        if lay.relu and not fused:
+        if lay.rmask and not fused:
             cnt("relu", lambda: lay._bwd(e, eq, lay.y, lay.yq, lay.w, lay.wq, None, None, g))
         if DSGU and getattr(lay, "slices", False):
             def s():
@@ -98,7 +117,8 @@ for rep in range(2):
             cnt("select", s)
             sel = lay.sel
         if not lay.first:
-            cnt("error", lambda: lay._bwd(e, eq, None, None, lay.w, lay.wq, lay.ep, lay.epq, g, sel, k, lay._scr))
+            cnt("error", lambda: lay._bwd(e, eq, None, None, lay.w, lay.wq, lay.ep, lay.epq, g, sel, k, lay._scr,
+                                          False, xm, xq))
         cnt("update", lambda: lay._upd(e, eq, lay.x, lay.xq, lay.w, lay.wq, lay.b, lay.bq, g, sel, k,
                       lay.hp, lay.flags, lay.state, lay.rng, lay._scr))
     print("@bench k", k)
@@ -132,15 +152,25 @@ print("@bench full", a); print("@bench band3", b); print("@bench band60", c)
 """
 
 
-def breakdown(board, lmin, which=None, convt="output"):
+# The trained state's zero fraction of each layer's input where it comes from
+# a ReLU layer (bench_trained's zero fractions, docs/BENCHMARKS.md).
+MASKED_INPUT = {"Conv 16->32 s2": 0.72, "Dense 1568->20": 0.60, "ConvT 32->16 s2": 0.49, "ConvT 16->1 s2": 0.54}
+
+
+def breakdown(board, lmin, which=None, convt="output", mask_aware=True):
     """[(layer name, k, {part: instructions})] of one backward per layer
-    (convt: ConvTranspose2d's DSGU structures, qtrain.convt_slices)."""
+    (convt: ConvTranspose2d's DSGU structures, qtrain.convt_slices;
+    mask_aware: Options.mask_aware, see the module docstring)."""
     dsgu = None if lmin is None or lmin <= 0 else (lmin, lmin)
     rows = []
+    names = [s[0] for s in bench.VAE_LAYERS]
     for i, spec in enumerate(bench.VAE_LAYERS):
         if which is not None and i not in which:
             continue
-        res = run_script(board, SCRIPT % dict(dsgu=dsgu, spec=list(spec), convt=convt), timeout=1800)
+        nxt = names[i + 1] if i + 1 < len(names) else None
+        res = run_script(board, SCRIPT % dict(dsgu=dsgu, spec=list(spec), convt=convt, mask_aware=bool(mask_aware),
+                                              xzero=MASKED_INPUT.get(spec[0]),
+                                              masked=bool(mask_aware) and nxt in MASKED_INPUT), timeout=1800)
         if res.returncode != 0:
             raise RuntimeError("bench_dsgu failed on %s:\n%s" % (board, res.output[-2000:]))
         d = bench._bench_lines(res.output)
@@ -156,6 +186,8 @@ def main(argv=None):
     ap.add_argument("--scan", action="store_true", help="only the weight-range scan's cost")
     ap.add_argument("--convt", default="output", choices=("output", "input"),
                     help="ConvTranspose2d's DSGU structures (qtrain.convt_slices; 'input' is not built for armv6m)")
+    ap.add_argument("--mask-aware", type=int, default=1, choices=(0, 1),
+                    help="mask-aware error propagation (Options.mask_aware; default %(default)s)")
     a = ap.parse_args(argv)
     for b in a.boards:
         if a.scan:
@@ -167,11 +199,12 @@ def main(argv=None):
                      (int(d["band60"]) - full) / 6272.0))
             continue
         parts = ("relu", "scores", "select", "error", "update")
-        print("| %s lmin %s%s | k | %s | total | forward |" % (b, a.lmin, "" if a.convt == "output" else
-                                                               " convt " + a.convt, " | ".join(parts)))
+        print("| %s lmin %s%s%s | k | %s | total | forward |" % (
+            b, a.lmin, "" if a.convt == "output" else " convt " + a.convt, "" if a.mask_aware else " no mask",
+            " | ".join(parts)))
         print("|---|---:|%s---:|---:|" % ("---:|" * len(parts)))
         tot = 0
-        for name, k, p in breakdown(b, a.lmin, convt=a.convt):
+        for name, k, p in breakdown(b, a.lmin, convt=a.convt, mask_aware=a.mask_aware):
             t = sum(v for x, v in p.items() if x != "forward")
             tot += t
             print("| %s | %s | %s | %d | %s |" % (name, k, " | ".join(str(p.get(x, "-")) for x in parts), t,
