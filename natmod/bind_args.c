@@ -45,6 +45,20 @@ const int32_t *qt_arg_rows(mp_obj_t sel_in, mp_obj_t k_in, size_t m, int32_t *k)
     return sel;
 }
 
+void qt_dense_parse_bufs(size_t n_args, const mp_obj_t *a, const qt_bufarg_t *spec, size_t split,
+    size_t n_spec, size_t *lens, void **p) {
+    qt_parse_bufs(n_args, a, spec, split, lens, p);
+    const char *name[QT_DL_LEN];
+    name[QT_DL_N] = name[QT_DL_M] = name[QT_DL_W] = "";
+    for (size_t i = 0; i < split; i++) {
+        if (spec[i].tc != QT_TC_QP) {
+            name[spec[i].slot] = spec[i].name;
+        }
+    }
+    qt_dense_shape(lens[QT_DL_N], name[QT_DL_N], lens[QT_DL_M], name[QT_DL_M], lens[QT_DL_W], name[QT_DL_W]);
+    qt_parse_bufs(n_args, a, spec + split, n_spec - split, lens, p + split);
+}
+
 // ---- update ------------------------------------------------------------------
 
 void qt_arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau,
@@ -206,6 +220,15 @@ const int32_t *qt_parse_sel(size_t n_args, const mp_obj_t *a, size_t i_sel, int3
 
 int32_t qt_conv_scratch_need(const qt_conv_geom_t *g, bool transposed) {
     return transposed ? conv_transpose2d_scratch_len_u8(g) : conv2d_scratch_len_u8(g);
+}
+
+void qt_conv_geom_lens(mp_obj_t geom, bool transposed, qt_conv_geom_t *g, size_t *lens) {
+    qt_parse_geom(geom, transposed, g);
+    lens[QT_CL_IN] = qt_conv_in_len(g);
+    lens[QT_CL_OUT] = qt_conv_out_len(g);
+    lens[QT_CL_W] = qt_conv_w_len(g);
+    lens[QT_CL_CH] = (size_t)g->out_ch;
+    lens[QT_CL_SCR] = (size_t)qt_conv_scratch_need(g, transposed);
 }
 
 // scratch: a bytearray of at least *_scratch_len(geom) bytes, 4-byte aligned,

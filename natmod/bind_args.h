@@ -24,6 +24,14 @@ float qt_bias_scale(const float *bq);
 void qt_dense_shape(size_t n, const char *nx, size_t m, const char *ny, size_t wlen, const char *nw);
 // The optional DSGU row list: sel (int32[m]) and k, or None (all m rows, NULL).
 const int32_t *qt_arg_rows(mp_obj_t sel_in, mp_obj_t k_in, size_t m, int32_t *k);
+// Length slots of the Dense buffer tables (bind_dense.c, bind_batch.c):
+// n = len(x), m = len(y), the weights' length.
+enum { QT_DL_N, QT_DL_M, QT_DL_W, QT_DL_LEN };
+// Parses spec[0..split), checks that the weights are m x n (naming the
+// buffers that set n, m and the weights' length: each is in that first part),
+// then parses spec[split..n_spec) with the lengths now known.
+void qt_dense_parse_bufs(size_t n_args, const mp_obj_t *a, const qt_bufarg_t *spec, size_t split,
+    size_t n_spec, size_t *lens, void **p);
 
 // ---- update ------------------------------------------------------------------
 // hp = array('f', [lr, alpha_norm, tau]); flags = rounding | per_row << 2
@@ -53,6 +61,11 @@ const int32_t *qt_parse_sel(size_t n_args, const mp_obj_t *a, size_t i_sel, int3
 // 4-byte aligned; its length in *len.
 uint8_t *qt_arg_conv_scratch(mp_obj_t obj, const qt_conv_geom_t *g, bool transposed, size_t *len);
 int32_t qt_conv_scratch_need(const qt_conv_geom_t *g, bool transposed);
+// Length slots of the conv buffer tables (bind_conv.c, bind_batch.c), from
+// the geometry: input, output, weights, out_ch (biases), the uint8 scratch.
+enum { QT_CL_IN, QT_CL_OUT, QT_CL_W, QT_CL_CH, QT_CL_SCR, QT_CL_LEN };
+// qt_parse_geom(geom) into *g, and the slots' lengths into lens[QT_CL_LEN].
+void qt_conv_geom_lens(mp_obj_t geom, bool transposed, qt_conv_geom_t *g, size_t *lens);
 
 static inline size_t qt_conv_in_len(const qt_conv_geom_t *g) {
     return (size_t)qt_conv_in_size(g);

@@ -134,7 +134,9 @@ float qt_check_f32(float v, const char *name, float lo, float hi, bool lo_open, 
 // ---- the API version ----------------------------------------------------------
 // Version of the Python-visible API of _qtrain and _qtrain_float (both
 // modules export abi(); the package checks they match).
-#define QT_API_VERSION (1)
+// 2: the uint8 batch > 1 calls (dense_grad_acc_u8, conv*_grad_u8,
+// update_rows_u8) moved from _qtrain to _qtrain_float.
+#define QT_API_VERSION (2)
 extern const mp_obj_fun_builtin_fixed_t qt_abi_obj;
 
 #endif

@@ -9,7 +9,7 @@
 // and is checked on every call (cheap next to the convolution).
 // Argument order as in bind_dense.c: inputs, outputs, options; every uint8
 // tensor is followed by its qparams record (array('f', 8), kernels/quant.h).
-// conv*_out_shape is in bind_conv_geom.c (both modules), the float32
+// conv*_out_shape and conv*_scratch_len are in bind_conv_geom.c (both modules), the float32
 // and mixed calls and conv_swap_axes in bind_conv_float.c (_qtrain_float).
 // DSGU: `sel` is array('i') of distinct output-channel indices (as
 // select_topk writes them), `k` how many of them to use (None = all channels).
@@ -18,38 +18,6 @@
 #include "kernels/conv_transpose2d.h"
 #include "kernels/update.h"
 #include "kernels/select.h"
-
-// conv2d_scratch_len(geom) -> bytes of the scratch bytearray every uint8 call
-// of this layer takes (one buffer may serve several layers: use the max).
-static mp_obj_t qt_conv2d_scratch_len_fn(mp_obj_t geom) {
-    qt_conv_geom_t g;
-    qt_parse_geom(geom, false, &g);
-    return mp_obj_new_int(conv2d_scratch_len_u8(&g));
-}
-static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv2d_scratch_len_obj, qt_conv2d_scratch_len_fn);
-
-#if QT_CONVT_SLICES_BUILT
-// conv_transpose2d_scratch_len(geom, slices=False): slices=True = the bytes
-// the input-channel slices calls take (backward with slices=True, update
-// with flag 8), a layer's own scratch (convt_slices.attach), not the
-// shared one's.
-static mp_obj_t qt_conv_transpose2d_scratch_len_fn(size_t n_args, const mp_obj_t *a) {
-    qt_conv_geom_t g;
-    qt_parse_geom(a[0], true, &g);
-    const bool slices = n_args > 1 && qt_arg_bool(a[1], "slices");
-    return mp_obj_new_int(slices ? conv_transpose2d_slices_scratch_len_u8(&g)
-                          : conv_transpose2d_scratch_len_u8(&g));
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_scratch_len_obj, 1, 2,
-    qt_conv_transpose2d_scratch_len_fn);
-#else
-static mp_obj_t qt_conv_transpose2d_scratch_len_fn(mp_obj_t geom) {
-    qt_conv_geom_t g;
-    qt_parse_geom(geom, true, &g);
-    return mp_obj_new_int(conv_transpose2d_scratch_len_u8(&g));
-}
-static MP_DEFINE_CONST_FUN_OBJ_1(qt_conv_transpose2d_scratch_len_obj, qt_conv_transpose2d_scratch_len_fn);
-#endif
 
 // ---- uint8 -------------------------------------------------------------------
 
@@ -61,35 +29,23 @@ static void qt_check_slices(bool slices, const int32_t *sel, int32_t n_sel) {
     }
 }
 
-// Slots of the lengths the tables below refer to (from the geometry).
-enum { L_IN, L_OUT, L_W, L_CH, L_SCR, L_N };
-
-static void geom_lens(mp_obj_t geom, bool transposed, qt_conv_geom_t *g, size_t *lens) {
-    qt_parse_geom(geom, transposed, g);
-    lens[L_IN] = qt_conv_in_len(g);
-    lens[L_OUT] = qt_conv_out_len(g);
-    lens[L_W] = qt_conv_w_len(g);
-    lens[L_CH] = (size_t)g->out_ch;
-    lens[L_SCR] = (size_t)qt_conv_scratch_need(g, transposed);
-}
-
 // conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
 // conv_transpose2d_forward_u8(x, xq, w, wq, b, bq, y, yq, geom, relu, scratch)
 //   b int32[out_ch] (real = bq.scale * b) or None; records y's exact range in yq.
 static const qt_bufarg_t fwd_args[] = {
-    { "x", 0, QT_TC_U8, 0, L_IN }, { "xq", 1, QT_TC_QP, 0, 0 },
-    { "w", 2, QT_TC_U8, 0, L_W }, { "wq", 3, QT_TC_QP, 0, 0 },
-    { "b", 4, QT_TC_I32, QT_A_OPT, L_CH }, { "bq", 5, QT_TC_QP, QT_A_IFPREV, 0 },
-    { "y", 6, QT_TC_U8, QT_A_RW, L_OUT }, { "yq", 7, QT_TC_QP, QT_A_RW, 0 },
-    { "scratch", 10, QT_TC_SCR, QT_A_RW, L_SCR },
+    { "x", 0, QT_TC_U8, 0, QT_CL_IN }, { "xq", 1, QT_TC_QP, 0, 0 },
+    { "w", 2, QT_TC_U8, 0, QT_CL_W }, { "wq", 3, QT_TC_QP, 0, 0 },
+    { "b", 4, QT_TC_I32, QT_A_OPT, QT_CL_CH }, { "bq", 5, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "y", 6, QT_TC_U8, QT_A_RW, QT_CL_OUT }, { "yq", 7, QT_TC_QP, QT_A_RW, 0 },
+    { "scratch", 10, QT_TC_SCR, QT_A_RW, QT_CL_SCR },
 };
 enum { F_X, F_XQ, F_W, F_WQ, F_B, F_BQ, F_Y, F_YQ, F_SCR, F_N };
 
 static mp_obj_t forward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
-    size_t lens[L_N];
+    size_t lens[QT_CL_LEN];
     void *p[F_N];
-    geom_lens(a[8], transposed, &g, lens);
+    qt_conv_geom_lens(a[8], transposed, &g, lens);
     bool relu = qt_arg_bool(a[9], "relu");
     qt_parse_bufs(n_args, a, fwd_args, F_N, lens, p);
     qt_check_aliasing(fwd_args, F_N, lens, p);
@@ -136,27 +92,27 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_forward_u8_obj, 1
 //   where x > xq's zero point (elsewhere its zero point, not computed), the
 //   recorded range over those and 0.
 static const qt_bufarg_t bwd_args[] = {
-    { "y", 2, QT_TC_U8, QT_A_OPT, L_OUT }, { "yq", 3, QT_TC_QP, QT_A_IFPREV, 0 },
-    { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
-    { "w", 4, QT_TC_U8, 0, L_W }, { "wq", 5, QT_TC_QP, 0, 0 },
-    { "ex", 6, QT_TC_U8, QT_A_RW | QT_A_OPT, L_IN }, { "exq", 7, QT_TC_QP, QT_A_RW | QT_A_IFPREV, 0 },
-    { "scratch", 11, QT_TC_SCR, QT_A_RW | QT_A_IFPREV, L_SCR },
-    { "x", 13, QT_TC_U8, QT_A_OPT, L_IN }, { "xq", 14, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "y", 2, QT_TC_U8, QT_A_OPT, QT_CL_OUT }, { "yq", 3, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "e", 0, QT_TC_U8, 0, QT_CL_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "w", 4, QT_TC_U8, 0, QT_CL_W }, { "wq", 5, QT_TC_QP, 0, 0 },
+    { "ex", 6, QT_TC_U8, QT_A_RW | QT_A_OPT, QT_CL_IN }, { "exq", 7, QT_TC_QP, QT_A_RW | QT_A_IFPREV, 0 },
+    { "scratch", 11, QT_TC_SCR, QT_A_RW | QT_A_IFPREV, QT_CL_SCR },
+    { "x", 13, QT_TC_U8, QT_A_OPT, QT_CL_IN }, { "xq", 14, QT_TC_QP, QT_A_IFPREV, 0 },
 };
 enum { B_Y, B_YQ, B_E, B_EQ, B_W, B_WQ, B_EX, B_EXQ, B_SCR, B_X, B_XQ, B_N };
 
 static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
-    size_t lens[L_N];
+    size_t lens[QT_CL_LEN];
     void *p[B_N];
-    geom_lens(a[8], transposed, &g, lens);
+    qt_conv_geom_lens(a[8], transposed, &g, lens);
 #if QT_CONVT_SLICES_BUILT
     const bool slices = n_args > 12 && qt_arg_bool(a[12], "slices");
     if (slices && !transposed) {
         qt_raise_value("slices: ConvTranspose2d only");
     }
     if (slices) {   // the slices' own scratch (either path fits in it)
-        lens[L_SCR] = (size_t)conv_transpose2d_slices_scratch_len_u8(&g);
+        lens[QT_CL_SCR] = (size_t)conv_transpose2d_slices_scratch_len_u8(&g);
     }
 #else
     const bool slices = false;   // (armv6m: not built; a 13th argument must be False)
@@ -172,9 +128,9 @@ static mp_obj_t backward_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     uint8_t *e = p[B_E];
     const float *eq = p[B_EQ];
     if (p[B_Y]) {   // e is written in place: writable, and not y
-        qt_arg_u8(a[0], "e", lens[L_OUT], QT_RW);
-        qt_check_no_overlap(e, lens[L_OUT], "e", p[B_Y], lens[L_OUT], "y");
-        conv_relu_mask_u8(e, p[B_Y], (int32_t)lens[L_OUT], qt_qp_zero(eq), qt_qp_zero(p[B_YQ]));
+        qt_arg_u8(a[0], "e", lens[QT_CL_OUT], QT_RW);
+        qt_check_no_overlap(e, lens[QT_CL_OUT], "e", p[B_Y], lens[QT_CL_OUT], "y");
+        conv_relu_mask_u8(e, p[B_Y], (int32_t)lens[QT_CL_OUT], qt_qp_zero(eq), qt_qp_zero(p[B_YQ]));
     }
     if (!p[B_EX]) {
         return mp_const_none;
@@ -210,42 +166,6 @@ static mp_obj_t qt_conv_transpose2d_backward_u8_fn(size_t n_args, const mp_obj_t
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_backward_u8_obj, 9, QT_BWD_MAX_ARGS,
     qt_conv_transpose2d_backward_u8_fn);
 
-// conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
-//   Integer gradients, accumulated (+=) for a batch: gw int32[weights] in the
-//   weight layout, real = s_e s_x gw; gb int32[out_ch] or None, real = s_e gb.
-//   Only the sel[:k] output channels (DSGU); others are left untouched.
-static const qt_bufarg_t grad_args[] = {
-    { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
-    { "x", 2, QT_TC_U8, 0, L_IN }, { "xq", 3, QT_TC_QP, 0, 0 },
-    { "gw", 4, QT_TC_I32, QT_A_RW, L_W }, { "gb", 5, QT_TC_I32, QT_A_RW | QT_A_OPT, L_CH },
-    { "scratch", 9, QT_TC_SCR, QT_A_RW, L_SCR },
-};
-enum { G_E, G_EQ, G_X, G_XQ, G_GW, G_GB, G_SCR, G_N };
-
-static mp_obj_t grad_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
-    qt_conv_geom_t g;
-    size_t lens[L_N];
-    void *p[G_N];
-    geom_lens(a[6], transposed, &g, lens);
-    qt_parse_bufs(n_args, a, grad_args, G_SCR, lens, p);
-    int32_t n_sel;
-    const int32_t *sel = qt_parse_sel(n_args, a, 7, g.out_ch, &n_sel);
-    qt_parse_bufs(n_args, a, grad_args + G_SCR, 1, lens, p + G_SCR);
-    qt_check_aliasing(grad_args, G_N, lens, p);
-    (transposed ? conv_transpose2d_grad_acc_u8 : conv2d_grad_acc_u8)(&g, p[G_E], qt_qp_zero(p[G_EQ]), p[G_X],
-        qt_qp_zero(p[G_XQ]), p[G_GW], p[G_GB], sel, n_sel, p[G_SCR]);
-    return mp_const_none;
-}
-static mp_obj_t qt_conv2d_grad_u8_fn(size_t n_args, const mp_obj_t *a) {
-    return grad_u8(n_args, a, false);
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv2d_grad_u8_obj, 10, 10, qt_conv2d_grad_u8_fn);
-static mp_obj_t qt_conv_transpose2d_grad_u8_fn(size_t n_args, const mp_obj_t *a) {
-    return grad_u8(n_args, a, true);
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 10, 10,
-    qt_conv_transpose2d_grad_u8_fn);
-
 // conv2d_update_u8(e, eq, x, xq, w, wq, b, bq, geom, sel, k, hp, flags, state, rng, scratch) -> int
 // conv_transpose2d_update_u8(... same ...)
 //   One SGD step of batch size 1 (METHOD 4) with per-filter gradient
@@ -259,26 +179,26 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_transpose2d_grad_u8_obj, 10, 
 //   strictly ascending, state 5 + 2*in_ch, every bias updated, scratch of
 //   conv_transpose2d_scratch_len(geom, True) bytes).
 static const qt_bufarg_t upd_args[] = {
-    { "e", 0, QT_TC_U8, 0, L_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
-    { "x", 2, QT_TC_U8, 0, L_IN }, { "xq", 3, QT_TC_QP, 0, 0 },
-    { "w", 4, QT_TC_U8, QT_A_RW, L_W }, { "wq", 5, QT_TC_QP, QT_A_RW, 0 },
-    { "b", 6, QT_TC_I32, QT_A_RW | QT_A_OPT, L_CH }, { "bq", 7, QT_TC_QP, QT_A_IFPREV, 0 },
-    { "scratch", 15, QT_TC_SCR, QT_A_RW, L_SCR },
+    { "e", 0, QT_TC_U8, 0, QT_CL_OUT }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "x", 2, QT_TC_U8, 0, QT_CL_IN }, { "xq", 3, QT_TC_QP, 0, 0 },
+    { "w", 4, QT_TC_U8, QT_A_RW, QT_CL_W }, { "wq", 5, QT_TC_QP, QT_A_RW, 0 },
+    { "b", 6, QT_TC_I32, QT_A_RW | QT_A_OPT, QT_CL_CH }, { "bq", 7, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "scratch", 15, QT_TC_SCR, QT_A_RW, QT_CL_SCR },
 };
 enum { U_E, U_EQ, U_X, U_XQ, U_W, U_WQ, U_B, U_BQ, U_SCR, U_N };
 
 static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_t g;
-    size_t lens[L_N];
+    size_t lens[QT_CL_LEN];
     void *p[U_N];
-    geom_lens(a[8], transposed, &g, lens);
+    qt_conv_geom_lens(a[8], transposed, &g, lens);
     qt_parse_bufs(n_args, a, upd_args, U_SCR, lens, p);
 #if QT_CONVT_SLICES_BUILT
     mp_int_t flags = qt_arg_int(a[12], "flags", 0, transposed ? 7 | QT_CONVT_SLICES : 7);
     const bool slices = (flags & QT_CONVT_SLICES) != 0;
     mp_obj_t flags_in = MP_OBJ_NEW_SMALL_INT(flags & 7);
     if (slices) {   // scratch (parsed below) is the slices' own
-        lens[L_SCR] = (size_t)conv_transpose2d_slices_scratch_len_u8(&g);
+        lens[QT_CL_SCR] = (size_t)conv_transpose2d_slices_scratch_len_u8(&g);
     }
 #else
     const bool slices = false;   // flag 8 fails the flags check (0..7)
@@ -307,7 +227,7 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
      : transposed ? conv_transpose2d_update_u8 : conv2d_update_u8)(&g, p[U_E], qt_qp_zero(eq), p[U_X],
         qt_qp_zero(xq), w, p[U_B], sel, n_sel, s_g, eq[QT_QP_SCALE], s_b, &u, state, first, &r, p[U_SCR]);
     state[0] += 1.0f;
-    return mp_obj_new_int(qt_weights_qp_update(w, lens[L_W], wq, &r, tau));
+    return mp_obj_new_int(qt_weights_qp_update(w, lens[QT_CL_W], wq, &r, tau));
 }
 static mp_obj_t qt_conv2d_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     return update_u8(n_args, a, false);
@@ -344,16 +264,16 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
 #if QT_CONVT_SLICES_BUILT
     if (n_args > 6) {
         qt_conv_geom_t g;
-        size_t lens[L_N];
-        geom_lens(a[8], true, &g, lens);
-        if (n != lens[L_OUT] || ch != (size_t)g.in_ch) {
-            qt_raise_value("e, sel: expected %z and in_ch = %d items, got %z and %z", lens[L_OUT], (int)g.in_ch, n,
+        size_t lens[QT_CL_LEN];
+        qt_conv_geom_lens(a[8], true, &g, lens);
+        if (n != lens[QT_CL_OUT] || ch != (size_t)g.in_ch) {
+            qt_raise_value("e, sel: expected %z and in_ch = %d items, got %z and %z", lens[QT_CL_OUT], (int)g.in_ch, n,
                 ch);
         }
-        const uint8_t *x = qt_arg_u8(a[6], "x", lens[L_IN], QT_RO);
+        const uint8_t *x = qt_arg_u8(a[6], "x", lens[QT_CL_IN], QT_RO);
         const size_t n_scr = 2 * ch + (size_t)(g.in_h * g.in_w);
         scratch = qt_arg_u32(a[5], "scratch", n_scr, QT_RW);
-        qt_check_no_overlap(scratch, 4 * n_scr, "scratch", x, lens[L_IN], "x");
+        qt_check_no_overlap(scratch, 4 * n_scr, "scratch", x, lens[QT_CL_IN], "x");
         sum = conv_transpose2d_slice_scores_u8(&g, e, qt_qp_zero(eq), x, qt_qp_zero(qt_arg_qparams(a[7], "xq", QT_RO)),
             scratch, scratch + 2 * ch);
     } else
@@ -403,14 +323,10 @@ static mp_obj_t qt_conv_scores_u8_fn(size_t n_args, const mp_obj_t *a) {
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_conv_scores_u8_obj, 3, 5, qt_conv_scores_u8_fn);
 
 void qt_bind_conv(void) {
-    mp_store_global(MP_QSTR_conv2d_scratch_len, MP_OBJ_FROM_PTR(&qt_conv2d_scratch_len_obj));
-    mp_store_global(MP_QSTR_conv_transpose2d_scratch_len, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_scratch_len_obj));
     mp_store_global(MP_QSTR_conv2d_forward_u8, MP_OBJ_FROM_PTR(&qt_conv2d_forward_u8_obj));
     mp_store_global(MP_QSTR_conv2d_backward_u8, MP_OBJ_FROM_PTR(&qt_conv2d_backward_u8_obj));
-    mp_store_global(MP_QSTR_conv2d_grad_u8, MP_OBJ_FROM_PTR(&qt_conv2d_grad_u8_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_forward_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_forward_u8_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_backward_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_backward_u8_obj));
-    mp_store_global(MP_QSTR_conv_transpose2d_grad_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_grad_u8_obj));
     mp_store_global(MP_QSTR_conv2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv2d_update_u8_obj));
     mp_store_global(MP_QSTR_conv_transpose2d_update_u8, MP_OBJ_FROM_PTR(&qt_conv_transpose2d_update_u8_obj));
     mp_store_global(MP_QSTR_conv_select_u8, MP_OBJ_FROM_PTR(&qt_conv_select_u8_obj));

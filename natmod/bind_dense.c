@@ -67,41 +67,20 @@ static MP_DEFINE_CONST_FUN_OBJ_3(qt_remap_u8_obj, qt_remap_u8_fn);
 //   Records the exact real range of y into yq[5..7].  xs: optional scratch
 //   array('i') of len(x) rounded up to a multiple of 4 (or a 4-byte aligned
 //   bytearray of at least 4x that: a model's shared scratch): the fast path.
-// Length slots of the tables below: n = len(x), m = len(y), the weights,
-// and the scratch.  A table is parsed in two parts around the shape check.
-enum { L_N, L_M, L_W, L_LEN };
-
-// Parses spec[0..split), checks that the weights are m x n (naming the
-// buffers that set n, m and the weights' length: each is in that first part),
-// then parses spec[split..n_spec) with the lengths now known.
-static void dense_parse_bufs(size_t n_args, const mp_obj_t *a, const qt_bufarg_t *spec, size_t split,
-    size_t n_spec, size_t *lens, void **p) {
-    qt_parse_bufs(n_args, a, spec, split, lens, p);
-    const char *name[L_LEN];
-    name[L_N] = name[L_M] = name[L_W] = "";
-    for (size_t i = 0; i < split; i++) {
-        if (spec[i].tc != QT_TC_QP) {
-            name[spec[i].slot] = spec[i].name;
-        }
-    }
-    qt_dense_shape(lens[L_N], name[L_N], lens[L_M], name[L_M], lens[L_W], name[L_W]);
-    qt_parse_bufs(n_args, a, spec + split, n_spec - split, lens, p + split);
-}
-
 static const qt_bufarg_t fwd_args[] = {
-    { "x", 0, QT_TC_U8, QT_A_ANY, L_N }, { "xq", 1, QT_TC_QP, 0, 0 },
-    { "y", 6, QT_TC_U8, QT_A_RW | QT_A_ANY, L_M }, { "yq", 7, QT_TC_QP, QT_A_RW, 0 },
-    { "w", 2, QT_TC_U8, QT_A_ANY, L_W },
+    { "x", 0, QT_TC_U8, QT_A_ANY, QT_DL_N }, { "xq", 1, QT_TC_QP, 0, 0 },
+    { "y", 6, QT_TC_U8, QT_A_RW | QT_A_ANY, QT_DL_M }, { "yq", 7, QT_TC_QP, QT_A_RW, 0 },
+    { "w", 2, QT_TC_U8, QT_A_ANY, QT_DL_W },
     { "wq", 3, QT_TC_QP, 0, 0 },
-    { "b", 4, QT_TC_I32, QT_A_OPT, L_M }, { "bq", 5, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "b", 4, QT_TC_I32, QT_A_OPT, QT_DL_M }, { "bq", 5, QT_TC_QP, QT_A_IFPREV, 0 },
 };
 enum { F_X, F_XQ, F_Y, F_YQ, F_W, F_WQ, F_B, F_BQ, F_N };
 
 static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t lens[L_LEN] = { 1, 1, 0 };
+    size_t lens[QT_DL_LEN] = { 1, 1, 0 };
     void *p[F_N];
-    dense_parse_bufs(n_args, a, fwd_args, F_WQ, F_N, lens, p);
-    const size_t n = lens[L_N], m = lens[L_M];
+    qt_dense_parse_bufs(n_args, a, fwd_args, F_WQ, F_N, lens, p);
+    const size_t n = lens[QT_DL_N], m = lens[QT_DL_M];
     const float *xq = p[F_XQ], *wq = p[F_WQ], *bq = p[F_BQ];
     float *yq = p[F_YQ];
     const float sb = qt_bias_scale(bq);
@@ -122,7 +101,7 @@ static mp_obj_t qt_dense_forward_u8_fn(size_t n_args, const mp_obj_t *a) {
         xs = qt_arg_scratch4(a[9], "xs", QT_TC_I32, QT_XS_LEN(n));
         qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", p[F_X], n, "x");
         qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", p[F_Y], m, "y");
-        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", p[F_W], lens[L_W], "w");
+        qt_check_no_overlap(xs, 4 * QT_XS_LEN(n), "xs", p[F_W], lens[QT_DL_W], "w");
     }
     dense_forward_u8(p[F_X], p[F_W], p[F_B], p[F_Y], (int32_t)m, (int32_t)n, &q, r, xs);
     qt_qp_observe(yq, (float)r[0] * swx, (float)r[1] * swx);
@@ -139,19 +118,19 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_forward_u8_obj, 9, 10, qt_de
 //   None.  Records the real range of ep into epq[5..7].  x, xq (not None):
 //   mask-aware, x the layer's input from a ReLU layer (as conv2d_backward_u8).
 static const qt_bufarg_t bwd_args[] = {
-    { "e", 0, QT_TC_U8, QT_A_ANY, L_M }, { "eq", 1, QT_TC_QP, 0, 0 },
-    { "ep", 4, QT_TC_U8, QT_A_RW | QT_A_ANY, L_N },
-    { "w", 2, QT_TC_U8, QT_A_ANY, L_W },
+    { "e", 0, QT_TC_U8, QT_A_ANY, QT_DL_M }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "ep", 4, QT_TC_U8, QT_A_RW | QT_A_ANY, QT_DL_N },
+    { "w", 2, QT_TC_U8, QT_A_ANY, QT_DL_W },
     { "wq", 3, QT_TC_QP, 0, 0 }, { "epq", 5, QT_TC_QP, QT_A_RW, 0 },
-    { "x", 9, QT_TC_U8, QT_A_OPT, L_N }, { "xq", 10, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "x", 9, QT_TC_U8, QT_A_OPT, QT_DL_N }, { "xq", 10, QT_TC_QP, QT_A_IFPREV, 0 },
 };
 enum { B_E, B_EQ, B_EP, B_W, B_WQ, B_EPQ, B_X, B_XQ, B_N };
 
 static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t lens[L_LEN] = { 1, 1, 0 };
+    size_t lens[QT_DL_LEN] = { 1, 1, 0 };
     void *p[B_N];
-    dense_parse_bufs(n_args, a, bwd_args, B_WQ, B_N, lens, p);
-    const size_t n = lens[L_N], m = lens[L_M];
+    qt_dense_parse_bufs(n_args, a, bwd_args, B_WQ, B_N, lens, p);
+    const size_t n = lens[QT_DL_N], m = lens[QT_DL_M];
     const float *eq = p[B_EQ], *wq = p[B_WQ];
     float *epq = p[B_EPQ];
     int32_t k;
@@ -159,7 +138,7 @@ static mp_obj_t qt_dense_backward_u8_fn(size_t n_args, const mp_obj_t *a) {
     int32_t *acc = qt_arg_scratch4(a[8], "acc", QT_TC_I32, n);
     qt_check_no_overlap(acc, 4 * n, "acc", p[B_E], m, "e");
     qt_check_no_overlap(acc, 4 * n, "acc", p[B_EP], n, "ep");
-    qt_check_no_overlap(acc, 4 * n, "acc", p[B_W], lens[L_W], "w");
+    qt_check_no_overlap(acc, 4 * n, "acc", p[B_W], lens[QT_DL_W], "w");
     qt_check_aliasing(bwd_args, B_N, lens, p);
 
     float swe = wq[QT_QP_SCALE] * eq[QT_QP_SCALE];
@@ -224,19 +203,19 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_select_u8_obj, 6, 8, qt_dens
 //   bit (per-tensor statistics); rng array('I', 1).  Returns 1 if
 //   the stored weights were re-mapped to a new scale.
 static const qt_bufarg_t upd_args[] = {
-    { "e", 0, QT_TC_U8, QT_A_ANY, L_M }, { "eq", 1, QT_TC_QP, 0, 0 },
-    { "x", 2, QT_TC_U8, QT_A_ANY, L_N }, { "xq", 3, QT_TC_QP, 0, 0 },
-    { "w", 4, QT_TC_U8, QT_A_RW | QT_A_ANY, L_W },
+    { "e", 0, QT_TC_U8, QT_A_ANY, QT_DL_M }, { "eq", 1, QT_TC_QP, 0, 0 },
+    { "x", 2, QT_TC_U8, QT_A_ANY, QT_DL_N }, { "xq", 3, QT_TC_QP, 0, 0 },
+    { "w", 4, QT_TC_U8, QT_A_RW | QT_A_ANY, QT_DL_W },
     { "wq", 5, QT_TC_QP, QT_A_RW, 0 },
-    { "b", 6, QT_TC_I32, QT_A_RW | QT_A_OPT, L_M }, { "bq", 7, QT_TC_QP, QT_A_IFPREV, 0 },
+    { "b", 6, QT_TC_I32, QT_A_RW | QT_A_OPT, QT_DL_M }, { "bq", 7, QT_TC_QP, QT_A_IFPREV, 0 },
 };
 enum { U_E, U_EQ, U_X, U_XQ, U_W, U_WQ, U_B, U_BQ, U_N };
 
 static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t lens[L_LEN] = { 1, 1, 0 };
+    size_t lens[QT_DL_LEN] = { 1, 1, 0 };
     void *p[U_N];
-    dense_parse_bufs(n_args, a, upd_args, U_WQ, U_N, lens, p);
-    const size_t n = lens[L_N], m = lens[L_M];
+    qt_dense_parse_bufs(n_args, a, upd_args, U_WQ, U_N, lens, p);
+    const size_t n = lens[QT_DL_N], m = lens[QT_DL_M];
     const float *eq = p[U_EQ], *xq = p[U_XQ], *bq = p[U_BQ];
     float *wq = p[U_WQ];
     qt_dense_upd_t d;
@@ -256,78 +235,9 @@ static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     u.zw = qt_qp_zero(wq);
     qt_wrange_t r;
     dense_update_u8(p[U_E], p[U_X], p[U_W], p[U_B], (int32_t)m, (int32_t)n, rows, k, &d, &u, state, &r);
-    return mp_obj_new_int(qt_weights_qp_update(p[U_W], lens[L_W], wq, &r, tau));
+    return mp_obj_new_int(qt_weights_qp_update(p[U_W], lens[QT_DL_W], wq, &r, tau));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_update_u8_obj, 14, 14, qt_dense_update_u8_fn);
-
-// dense_grad_acc_u8(e, eq, x, xq, g, gb, sel, k) -> None
-//   Batch > 1: g int32[m*n] += (e - z_e)(x - z_x)^T, gb int32[m] (or None)
-//   += e - z_e, for the selected rows.  Keep e's and x's qparams fixed over a
-//   batch (call qp_update after the batch).
-static const qt_bufarg_t grad_args[] = {
-    { "e", 0, QT_TC_U8, QT_A_ANY, L_M }, { "eq", 1, QT_TC_QP, 0, 0 },
-    { "x", 2, QT_TC_U8, QT_A_ANY, L_N }, { "xq", 3, QT_TC_QP, 0, 0 },
-    { "g", 4, QT_TC_I32, QT_A_RW | QT_A_ANY, L_W },
-    { "gb", 5, QT_TC_I32, QT_A_RW | QT_A_OPT, L_M },
-};
-enum { G_E, G_EQ, G_X, G_XQ, G_G, G_GB, G_N };
-
-static mp_obj_t qt_dense_grad_acc_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t lens[L_LEN] = { 1, 1, 0 };
-    void *p[G_N];
-    dense_parse_bufs(n_args, a, grad_args, G_GB, G_N, lens, p);
-    const size_t n = lens[L_N], m = lens[L_M];
-    int32_t k;
-    const int32_t *rows = qt_arg_rows(a[6], a[7], m, &k);
-    qt_check_aliasing(grad_args, G_N, lens, p);
-    dense_grad_acc_u8(p[G_E], p[G_X], p[G_G], p[G_GB], (int32_t)m, (int32_t)n, rows, k, qt_qp_zero(p[G_EQ]),
-        qt_qp_zero(p[G_XQ]));
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_dense_grad_acc_u8_obj, 8, 8, qt_dense_grad_acc_u8_fn);
-
-// update_rows_u8(g, gs, w, wq, gb, b, bq, hp, flags, state, rng) -> int
-//   Batch update from int32 gradient buffers, any structure (Dense rows, Conv
-//   filters): rows = (len(state) - 5) / 2, len(w) = len(g) = rows * len.
-//   gs = array('f', [s_g, s_gb]): real gradient = s_g * g, bias s_gb * gb.
-//   gb/b/bq may be None.  Zeroes g and gb.  Returns 1 if w was re-mapped.
-static mp_obj_t qt_update_rows_u8_fn(size_t n_args, const mp_obj_t *a) {
-    size_t glen, rows;
-    float *state = qt_arg_state_rows(a[9], &rows);
-    int32_t *g = qt_arg_buf_len(a[0], "g", QT_TC_I32, rows, &glen, QT_RW);
-    if (glen % rows || glen / rows > QT_DENSE_MAX_N) {
-        qt_raise_value("g: expected rows*len items with rows = %z (from state) and len <= %d, got %z",
-            rows, QT_DENSE_MAX_N, glen);
-    }
-    const float *gs = qt_arg_f32(a[1], "gs", 2, QT_RO);
-    float s_g = qt_check_f32(gs[0], "gs[0] (s_g)", 0.0f, 3.0e38f, true, false);
-    float s_gb = qt_check_f32(gs[1], "gs[1] (s_gb)", 0.0f, 3.0e38f, true, false);
-    uint8_t *w = qt_arg_u8(a[2], "w", glen, QT_RW);
-    float *wq = qt_arg_qparams(a[3], "wq", QT_RW);
-    int32_t *gb = qt_arg_buf_opt(a[4], "gb", QT_TC_I32, rows, QT_RW);
-    int32_t *b = qt_arg_buf_opt(a[5], "b", QT_TC_I32, rows, QT_RW);
-    float s_b = 1.0f;
-    if (b) {
-        s_b = qt_arg_qparams(a[6], "bq", QT_RO)[QT_QP_SCALE];
-    }
-    qt_update_t u;
-    float tau;
-    qt_arg_update(a[7], a[8], a[10], &u, &tau, 7);
-    u.s_w = wq[QT_QP_SCALE];
-    u.zw = qt_qp_zero(wq);
-    int first = !(state[0] > 0.0f);
-    qt_wrange_t r;
-    qt_update_rows_u8(w, g, (int32_t)rows, (int32_t)(glen / rows), s_g, &u, state, first, &r);
-    if (b && gb) {
-        qt_update_bias_i32(b, gb, NULL, 0, (int32_t)rows, NULL, 0, s_gb, s_b, &u, state, first);
-    }
-    if (gb) {
-        qt_fill_i32(gb, rows, 0);
-    }
-    state[0] += 1.0f;
-    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, &r, tau));
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_u8_obj, 11, 11, qt_update_rows_u8_fn);
 
 void qt_bind_dense(void) {
     mp_store_global(MP_QSTR_qp_from_range, MP_OBJ_FROM_PTR(&qt_qp_from_range_obj));
@@ -338,6 +248,4 @@ void qt_bind_dense(void) {
     mp_store_global(MP_QSTR_relu_backward_u8, MP_OBJ_FROM_PTR(&qt_relu_backward_u8_obj));
     mp_store_global(MP_QSTR_dense_select_u8, MP_OBJ_FROM_PTR(&qt_dense_select_u8_obj));
     mp_store_global(MP_QSTR_dense_update_u8, MP_OBJ_FROM_PTR(&qt_dense_update_u8_obj));
-    mp_store_global(MP_QSTR_dense_grad_acc_u8, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_u8_obj));
-    mp_store_global(MP_QSTR_update_rows_u8, MP_OBJ_FROM_PTR(&qt_update_rows_u8_obj));
 }

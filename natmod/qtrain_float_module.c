@@ -2,6 +2,8 @@
 // forward, float32 errors) -- the second native module.  It is imported by
 // the qtrain package only when a float32 or mixed model is built, and is used
 // together with _qtrain (the mixed mode's uint8 forward calls are there).
+// It also holds the uint8 kernels' batch > 1 entry points (bind_batch.c),
+// which a batch-1 uint8 model does not load.
 #include "py/dynruntime.h"
 #include "bind_common.h"
 
@@ -9,6 +11,7 @@ void qt_bind_dense_float(void);
 void qt_bind_conv_float(void);
 void qt_bind_conv_geom(void);
 void qt_bind_loss_float(void);
+void qt_bind_batch(void);
 
 mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
@@ -17,5 +20,6 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     qt_bind_conv_float();
     qt_bind_conv_geom();
     qt_bind_loss_float();
+    qt_bind_batch();
     MP_DYNRUNTIME_INIT_EXIT
 }

@@ -1,8 +1,9 @@
 // _qtrain: the native module's entry point -- everything a uint8 model needs
 // (quantization core, Dense / Conv2d / ConvTranspose2d uint8 kernels, DSGU,
 // latent layer, BCE and CE heads, random numbers, CRC).  The float32 and
-// mixed-mode kernels are in a second module, _qtrain_float
-// (qtrain_float_module.c), so a board that trains in uint8 loads only this.
+// mixed-mode kernels, and the uint8 batch > 1 entry points, are in a second
+// module, _qtrain_float (qtrain_float_module.c), so a board that trains in
+// uint8 loads only this.
 //
 // Each bind_<operator>.c file holds the MicroPython-facing functions of one
 // group of kernels and a qt_bind_<group>() that stores them in the module's

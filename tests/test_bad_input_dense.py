@@ -139,14 +139,14 @@ CASES_TRAIN = [
     ("TypeError", "w", "Q.dense_update_u8(e, eq, x, xq, bytes(15), wq, b, bq, None, 0, uhp, 0, st, rng)"),
     ("ValueError", "w", "Q.dense_update_u8(e, eq, x, xq, bytearray(12), wq, b, bq, None, 0, uhp, 0, st, rng)"),
     ("ValueError", "wq", "Q.dense_update_u8(e, eq, x, xq, w, qp(0.1, 300), b, bq, None, 0, uhp, 0, st, rng)"),
-    ("ValueError", "g", "Q.dense_grad_acc_u8(e, eq, x, xq, arr('i', 14), gb, None, 0)"),
-    ("ValueError", "gb", "Q.dense_grad_acc_u8(e, eq, x, xq, g, arr('i', 2), None, 0)"),
-    ("ValueError", "state", "Q.update_rows_u8(g, gs, w, wq, gb, b, bq, uhp, 0, arr('f', 10), rng)"),
-    ("ValueError", "g", "Q.update_rows_u8(arr('i', 14), gs, w, wq, gb, b, bq, uhp, 0, st, rng)"),
-    ("ValueError", "w", "Q.update_rows_u8(g, gs, bytearray(14), wq, gb, b, bq, uhp, 0, st, rng)"),
-    ("ValueError", "gs[0] (s_g)", "Q.update_rows_u8(g, array('f', [0, 1]), w, wq, gb, b, bq, uhp, 0, st, rng)"),
-    ("ValueError", "gs[1] (s_gb)", "Q.update_rows_u8(g, array('f', [1, -1]), w, wq, gb, b, bq, uhp, 0, st, rng)"),
-    ("ValueError", "b", "Q.update_rows_u8(g, gs, w, wq, gb, arr('i', 4), bq, uhp, 0, st, rng)"),
+    ("ValueError", "g", "QF.dense_grad_acc_u8(e, eq, x, xq, arr('i', 14), gb, None, 0)"),
+    ("ValueError", "gb", "QF.dense_grad_acc_u8(e, eq, x, xq, g, arr('i', 2), None, 0)"),
+    ("ValueError", "state", "QF.update_rows_u8(g, gs, w, wq, gb, b, bq, uhp, 0, arr('f', 10), rng)"),
+    ("ValueError", "g", "QF.update_rows_u8(arr('i', 14), gs, w, wq, gb, b, bq, uhp, 0, st, rng)"),
+    ("ValueError", "w", "QF.update_rows_u8(g, gs, bytearray(14), wq, gb, b, bq, uhp, 0, st, rng)"),
+    ("ValueError", "gs[0] (s_g)", "QF.update_rows_u8(g, array('f', [0, 1]), w, wq, gb, b, bq, uhp, 0, st, rng)"),
+    ("ValueError", "gs[1] (s_gb)", "QF.update_rows_u8(g, array('f', [1, -1]), w, wq, gb, b, bq, uhp, 0, st, rng)"),
+    ("ValueError", "b", "QF.update_rows_u8(g, gs, w, wq, gb, arr('i', 4), bq, uhp, 0, st, rng)"),
 ]
 
 TRAIN_PRELUDE = r"""

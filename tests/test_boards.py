@@ -236,7 +236,7 @@ def test_mpremote_mount_run(name, tmp_path):
         "print('sum', sum(open('sample.bin', 'rb').read()))\n")
     rc, out = qemu.mpremote_run(name, str(script), mount=str(mount), capture=True, timeout=300)
     assert rc == 0, out
-    assert "cwd /remote" in out and "abi 1" in out and "sum 45" in out, out
+    assert "cwd /remote" in out and "abi 2" in out and "sum 45" in out, out
 
 
 def test_firmware_build_is_idempotent():

@@ -72,11 +72,11 @@ CASES = [
     ("TypeError", "scratch", "Q.conv_transpose2d_backward_u8(x, xq, None, xq, w, wq, y, yq, " + GT + ", None, 0)"),
     ("TypeError", "scratch", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, xq, " + G + ", None, 0, None)"),
     ("ValueError", "scratch", "Q.conv2d_backward_u8(y, yq, None, yq, w, wq, ex, xq, " + G + ", None, 0, bytearray(3))"),
-    ("ValueError", "gw", "Q.conv2d_grad_u8(y, yq, x, xq, arr('i', 53), None, " + G + ", None, 0, sc)"),
-    ("TypeError", "gw", "Q.conv2d_grad_u8(y, yq, x, xq, arr('f', 54), None, " + G + ", None, 0, sc)"),
-    ("ValueError", "gb", "Q.conv2d_grad_u8(y, yq, x, xq, gw, arr('i', 4), " + G + ", None, 0, sc)"),
-    ("ValueError", "scratch", "Q.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", None, 0, bytearray(8))"),
-    ("ValueError", "k", "Q.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", arr('i', 3), 5, sc)"),
+    ("ValueError", "gw", "QF.conv2d_grad_u8(y, yq, x, xq, arr('i', 53), None, " + G + ", None, 0, sc)"),
+    ("TypeError", "gw", "QF.conv2d_grad_u8(y, yq, x, xq, arr('f', 54), None, " + G + ", None, 0, sc)"),
+    ("ValueError", "gb", "QF.conv2d_grad_u8(y, yq, x, xq, gw, arr('i', 4), " + G + ", None, 0, sc)"),
+    ("ValueError", "scratch", "QF.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", None, 0, bytearray(8))"),
+    ("ValueError", "k", "QF.conv2d_grad_u8(y, yq, x, xq, gw, None, " + G + ", arr('i', 3), 5, sc)"),
     ("ValueError", "e", "Q.conv_scores_u8(bytearray(7), yq, arr('I', 3))"),
     # mixed mode
     ("TypeError", "e", "QF.conv2d_backward_mixed(y, None, yq, w, wq, exf, " + G + ")"),
@@ -151,7 +151,7 @@ def check(i, src):
 VALID = """
 Q.conv2d_forward_u8(x, xq, w, wq, b, bq, y, yq, %s, 1, sc)
 Q.conv2d_backward_u8(bytearray(y), yq, y, yq, w, wq, ex, xq, %s, arr('i', 3, 1), 1, sc)
-Q.conv2d_grad_u8(y, yq, x, xq, gw, b, %s, None, 0, sc)
+QF.conv2d_grad_u8(y, yq, x, xq, gw, b, %s, None, 0, sc)
 Q.conv_transpose2d_forward_u8(y, yq, w, wq, b2, bq, ex, xq, %s, 1, sc)
 Q.conv_transpose2d_backward_u8(bytearray(ex), xq, ex, xq, w, wq, y, yq, %s, None, 0, sc)
 QF.conv2d_forward_f32(xf, wf, bf, yf, %s, 1)

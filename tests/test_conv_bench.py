@@ -51,7 +51,7 @@ for t, g in LAYERS:
     fw = Q.conv_transpose2d_forward_u8 if t else Q.conv2d_forward_u8
     bw = Q.conv_transpose2d_backward_u8 if t else Q.conv2d_backward_u8
     up = Q.conv_transpose2d_update_u8 if t else Q.conv2d_update_u8
-    gr = Q.conv_transpose2d_grad_u8 if t else Q.conv2d_grad_u8
+    gr = QF.conv_transpose2d_grad_u8 if t else QF.conv2d_grad_u8
     region(name + '.fwd', lambda: fw(x, xq, w, wq, b, bq, y, yq, g, 1, sc))
     region(name + '.bwd', lambda: bw(e, eq, y, yq, w, wq, ex, exq, g, sel, k, sc))
     region(name + '.upd', lambda: up(e, eq, x, xq, w, wq, b, bq, g, sel, k, hp, 4, st, rng, sc))

@@ -25,10 +25,15 @@ FUNCS = {
 NAMES = sorted(FUNCS)
 
 
+# The uint8 batch > 1 entry points are in _qtrain_float (natmod/bind_batch.c).
+BATCH_U8 = ("dense_grad_acc_u8", "update_rows_u8", "conv2d_grad_u8", "conv_transpose2d_grad_u8")
+
+
 def _module(name):
-    """Which native module holds `name`: the float32/mixed calls (and
-    conv_swap_axes) are in _qtrain_float (QF), the rest in _qtrain (Q)."""
-    return "QF" if name.endswith(("_f32", "_mixed")) or name == "conv_swap_axes" else "Q"
+    """Which native module holds `name`: the float32/mixed calls, the uint8
+    batch ones and conv_swap_axes are in _qtrain_float (QF), the rest in
+    _qtrain (Q)."""
+    return "QF" if name.endswith(("_f32", "_mixed")) or name in BATCH_U8 + ("conv_swap_axes",) else "Q"
 
 # Geometries: mostly small valid ones (so the kernels run), some broken.
 GEOMS = [

@@ -157,12 +157,10 @@ def u8_case(rng, transposed, geom, zfrac=None, big_bias=False):
 U8_SCRIPT = DEVICE_LIB + r"""
 import _qtrain as Q
 f = open('cases.bin', 'rb')
-ncase, max_y, max_x, max_w, max_oc = rd(f)
+ncase, max_y, max_x = rd(f)
 # the large output buffers first, before any case data fragments the heap
-buf('gw', 'i', max_w)
 buf('y', 'B', max_y)
 buf('ex', 'B', max_x)
-buf('gb', 'i', max_oc)
 for i in range(ncase):
     fl, x, xq, w, wq, b, bq, yq, e, eq, exq, sel = rdn(f, 12)
     t, relu, k = fl[0], fl[1], fl[2]
@@ -193,18 +191,37 @@ for i in range(ncase):
     phx(ex)
     phx(exq, 'f')
     print()
-    gw = buf('gw', 'i', len(w), True)
+    scratch = ex = y = yy = None
+    fl = x = xq = w = wq = b = bq = yq = e = eq = exq = sel = None
+print('done')
+"""
+
+# The batch gradients are in _qtrain_float (natmod/bind_batch.c), a script of
+# their own: both modules and the VAE layers' buffers do not fit qemu-m4's
+# heap together.  e is the error after the ReLU mask (the golden model's,
+# which U8_SCRIPT's B lines show the target computes).
+GRAD_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF
+f = open('cases.bin', 'rb')
+ncase, max_w, max_oc = rd(f)
+buf('gw', 'i', max_w)
+buf('gb', 'i', max_oc)
+for i in range(ncase):
+    fl, x, xq, e, eq, sel = rdn(f, 6)
+    t, k = fl[0], fl[1]
+    geom = tuple(fl[2:])
+    oc = geom[3]
+    n_w = geom[0] * geom[3] * geom[4] * geom[5]
+    scratch = buf('s', 'B', (QF.conv_transpose2d_scratch_len if t else QF.conv2d_scratch_len)(geom))
+    gw = buf('gw', 'i', n_w, True)
     gb = buf('gb', 'i', oc, True)
-    if t:
-        Q.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
-    else:
-        Q.conv2d_grad_u8(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
+    (QF.conv_transpose2d_grad_u8 if t else QF.conv2d_grad_u8)(e, eq, x, xq, gw, gb, geom, sel, k, scratch)
     print('G', i, end='')
     phx(gw, 'i')
     phx(gb, 'i')
     print()
-    scratch = gw = gb = ex = y = yy = None
-    fl = x = xq = w = wq = b = bq = yq = e = eq = exq = sel = None
+    scratch = gw = gb = None
+    fl = x = xq = e = eq = sel = None
 print('done')
 """
 
@@ -333,16 +350,16 @@ def test_conv_u8_sparse_scatter_bit_exact(run):
 
 
 def check_u8_cases(run, cases):
-    data = pack(np.array([len(cases), max(c["e"].size for c in cases), max(c["x"].size for c in cases),
-                          max(c["w"].size for c in cases), max(c["e"].shape[0] for c in cases)], np.int32))
+    data = pack(np.array([len(cases), max(c["e"].size for c in cases), max(c["x"].size for c in cases)], np.int32))
     for c in cases:
         fl = np.array([int(c["t"]), c["relu"], c["k"]] + list(c["geom"]), np.int32)
         data += pack(fl, c["x"].ravel(), c["xq"], c["w"].ravel(), c["wq"], c["b"], c["bq"], c["yq"],
                      c["e"].ravel(), c["eq"], c["exq"], c["sel"])
     out = run(U8_SCRIPT, files={"cases.bin": data})
     assert "done" in out, out[-2000:]
-    F, B, Gr = parse(out, "F"), parse(out, "B"), parse(out, "G")
-    assert len(F) == len(B) == len(Gr) == len(cases)
+    F, B = parse(out, "F"), parse(out, "B")
+    assert len(F) == len(B) == len(cases)
+    masked = []
     for i, c in enumerate(cases):
         t, geom = c["t"], c["geom"]
         what = "case %d (%s %s relu=%d k=%s)" % (i, "convT" if t else "conv", geom, c["relu"],
@@ -357,6 +374,20 @@ def check_u8_cases(run, cases):
         assert B[i][0] == e.tobytes(), what + ": e after ReLU mask"
         assert B[i][1] == ex.tobytes(), what + ": ex"
         assert B[i][2] == exq.tobytes(), what + ": exq"
+        masked.append(e)
+    data = pack(np.array([len(cases), max(c["w"].size for c in cases), max(c["e"].shape[0] for c in cases)],
+                         np.int32))
+    for c, e in zip(cases, masked):
+        fl = np.array([int(c["t"]), c["k"]] + list(c["geom"]), np.int32)
+        data += pack(fl, c["x"].ravel(), c["xq"], e.ravel(), c["eq"], c["sel"])
+    out = run(GRAD_SCRIPT, files={"cases.bin": data})
+    assert "done" in out, out[-2000:]
+    Gr = parse(out, "G")
+    assert len(Gr) == len(cases)
+    for i, (c, e) in enumerate(zip(cases, masked)):
+        t, geom = c["t"], c["geom"]
+        what = "case %d (%s %s k=%s)" % (i, "convT" if t else "conv", geom, c["k"] if c["sel"] is not None else "all")
+        sel = None if c["sel"] is None else c["sel"][:c["k"]]
         gw, gb = G.grad_u8_qp(t, e, c["eq"], c["x"], c["xq"], geom, sel)
         assert Gr[i][0] == gw.tobytes(), what + ": gw"
         assert Gr[i][1] == gb.tobytes(), what + ": gb"
@@ -726,13 +757,13 @@ for geom in [(3, 4, 4, 2, 3, 3, 2, 2, 1, 1, 1, 1), (2, 3, 5, 4, 2, 3, 2, 1, 0, 1
     Q.conv_transpose2d_update_u8(e, eq, x, xq, w1, wq1, b1, bq, geom, None, 0, hp, 6, st1, r1, sc)
     # batch path: int32 gradients, filter-major, update_rows_u8, back
     gw = array('i', [0] * len(w0)); gb = array('i', [0] * co)
-    Q.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, None, 0, sc)
+    QF.conv_transpose2d_grad_u8(e, eq, x, xq, gw, gb, geom, None, 0, sc)
     gfm = array('i', [0] * len(w0)); QF.conv_swap_axes(gw, gfm, ci, co, kk)
     wfm = bytearray(len(w0)); QF.conv_swap_axes(w0, wfm, ci, co, kk)
     b2 = array('i', b0); wq2 = qp(-0.3, 0.3, 0.01)
     st2 = array('f', [0] * (5 + 2 * co)); r2 = array('I', [99])
     gs = array('f', [eq[0] * xq[0], eq[0]])
-    Q.update_rows_u8(gfm, gs, wfm, wq2, gb, b2, bq, hp, 6, st2, r2)
+    QF.update_rows_u8(gfm, gs, wfm, wq2, gb, b2, bq, hp, 6, st2, r2)
     w2 = bytearray(len(w0)); QF.conv_swap_axes(wfm, w2, co, ci, kk)
     print('same', geom, w1 == w2, list(b1) == list(b2), list(st1) == list(st2), list(wq1) == list(wq2),
           list(r1) == list(r2), w1 != w0)

@@ -203,6 +203,7 @@ def test_dense_update_u8_bit_exact(run):
 
 
 BATCH_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF   # the batch entry points
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
@@ -213,9 +214,9 @@ for i in range(ncase):
     eq = None
     for s in range(nsamp):
         e, eq, x = rdn(f, 3)
-        Q.dense_grad_acc_u8(e, eq, x, xq, g, gb, None, 0)
+        QF.dense_grad_acc_u8(e, eq, x, xq, g, gb, None, 0)
     gs = array('f', [eq[0] * xq[0], eq[0]])
-    rem = Q.update_rows_u8(g, gs, w, wq, gb, b, bq, hp, flags, st, rng)
+    rem = QF.update_rows_u8(g, gs, w, wq, gb, b, bq, hp, flags, st, rng)
     nz = 0
     for v in g:
         nz |= v

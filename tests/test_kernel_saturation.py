@@ -20,6 +20,7 @@ M = 2**31 - 1
 
 ACC_SCRIPT = r"""
 import _qtrain as Q
+import _qtrain_float as QF   # the batch gradients
 from array import array
 def rd(name, tc):
     with open(name, 'rb') as f:
@@ -29,7 +30,7 @@ def phx(a):
 e, x = rd('e.bin', 'B'), rd('x.bin', 'B')
 eq, xq = rd('eq.bin', 'f'), rd('xq.bin', 'f')
 g, gb = rd('g.bin', 'i'), rd('gb.bin', 'i')
-Q.dense_grad_acc_u8(bytearray(e), eq, bytearray(x), xq, g, gb, None, 0)
+QF.dense_grad_acc_u8(bytearray(e), eq, bytearray(x), xq, g, gb, None, 0)
 print('D', end='')
 phx(g)
 phx(gb)
@@ -38,7 +39,7 @@ for t in (0, 1):
     geom = tuple(rd('geom%d.bin' % t, 'i'))
     ce, cx = rd('ce%d.bin' % t, 'B'), rd('cx%d.bin' % t, 'B')
     gw, cgb = rd('gw%d.bin' % t, 'i'), rd('cgb%d.bin' % t, 'i')
-    fn = Q.conv_transpose2d_grad_u8 if t else Q.conv2d_grad_u8
+    fn = QF.conv_transpose2d_grad_u8 if t else QF.conv2d_grad_u8
     slen = (Q.conv_transpose2d_scratch_len if t else Q.conv2d_scratch_len)(geom)
     fn(bytearray(ce), eq, bytearray(cx), xq, gw, cgb, geom, None, 0, bytearray(slen))
     print('C%d' % t, end='')

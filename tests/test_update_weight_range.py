@@ -14,6 +14,7 @@ from qtrain_host.golden import quant as GQ
 from test_dense_u8 import DEVICE_LIB, pack
 
 ROWS_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF   # update_rows_u8
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]
 for i in range(ncase):
@@ -22,7 +23,7 @@ for i in range(ncase):
     buf = bytearray(off + len(w0))
     buf[off:] = w0
     w = memoryview(buf)[off:]
-    rem = Q.update_rows_u8(g, gs, w, wq, None, None, None, hp, 2, st, rng)
+    rem = QF.update_rows_u8(g, gs, w, wq, None, None, None, hp, 2, st, rng)
     out('R', i, w, wq, rem)
 print('done')
 """
@@ -177,12 +178,13 @@ def test_all_rows_updated_and_repeated_rows(run):
 
 
 STALL_SCRIPT = DEVICE_LIB + r"""
+import _qtrain_float as QF   # update_rows_u8
 f = open('cases.bin', 'rb')
 w, wq, st, hp, rng, fl = rdn(f, 6)
 gs = array('f', [1e-5, 1.0])
 for s in range(fl[0]):
     g = rd(f)
-    Q.update_rows_u8(g, gs, w, wq, None, None, None, hp, 2, st, rng)
+    QF.update_rows_u8(g, gs, w, wq, None, None, None, hp, 2, st, rng)
 out('S', 0, w, wq)
 print('done')
 """

@@ -128,7 +128,7 @@ for key in T:
 
 SCAN_S = r"""
 import icount, gc
-import _qtrain as Q
+import _qtrain_float as QF   # update_rows_u8
 from array import array
 from qtrain import layers as L
 rows, n = 4, 1568
@@ -145,7 +145,7 @@ def one(lo, hi):
     hp = array('f', [0.001, 1.0, 0.02]); gs = array('f', [1e-4, 1.0])
     gc.collect()
     icount.start()
-    Q.update_rows_u8(g, gs, w, wq, None, None, None, hp, 2, st, rng)
+    QF.update_rows_u8(g, gs, w, wq, None, None, None, hp, 2, st, rng)
     return icount.read()
 a = one(0, 255); b = one(3, 252); c = one(60, 200)
 print("@bench full", a); print("@bench band3", b); print("@bench band60", c)

@@ -107,19 +107,6 @@ def dense_update_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, w: _U8Out, wq: _QP, b: Opt
     ...
 
 
-def dense_grad_acc_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, g: _I32, gb: Optional[_I32],
-                      sel: Optional[_I32], k: int, /) -> None:
-    """Batch > 1: g int32[m*n] += (e - z_e)(x - z_x)^T, gb int32[m] += e - z_e."""
-    ...
-
-
-def update_rows_u8(g: _I32, gs: _F32, w: _U8Out, wq: _QP, gb: Optional[_I32], b: Optional[_I32],
-                   bq: Optional[_QP], hp: _F32, flags: int, state: _F32, rng: _U32, /) -> int:
-    """Batch update of uint8 rows (Dense rows, Conv filters) from int32 gradients;
-    rows = (len(state) - 5) / 2, gs = [s_g, s_gb].  Zeroes g, gb; 1 if re-mapped."""
-    ...
-
-
 # ---- DSGU for layers with precomputed scores ---------------------------------
 
 def select_scores(scores: _U32, n_err: int, eq: _QP, hp: _F32, state: _F32, sel: _I32,
@@ -185,18 +172,6 @@ def conv_transpose2d_backward_u8(e: _U8Out, eq: _QP, y: Optional[_U8], yq: Optio
     """As conv2d_backward_u8, for ConvTranspose2d; slices=True: sel names
     input-channel slices (strictly ascending; not built for armv6m) and scratch
     is conv_transpose2d_scratch_len(geom, True) bytes."""
-    ...
-
-
-def conv2d_grad_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, gw: _I32, gb: Optional[_I32], geom: _Geom,
-                   sel: Optional[_I32], k: Optional[int], scratch: _Scratch, /) -> None:
-    """int32 gradients += (batch path, weight layout), then update_rows_u8."""
-    ...
-
-
-def conv_transpose2d_grad_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, gw: _I32, gb: Optional[_I32], geom: _Geom,
-                             sel: Optional[_I32], k: Optional[int], scratch: _Scratch, /) -> None:
-    """As conv2d_grad_u8, for ConvTranspose2d."""
     ...
 
 

@@ -1,5 +1,7 @@
 """_qtrain_float: the second native module of qtrain -- the float32 reference
-kernels and the mixed mode (uint8 forward, float32 errors).
+kernels, the mixed mode (uint8 forward, float32 errors) and the uint8
+kernels' batch > 1 entry points (int32 gradient buffers), which a batch-1
+uint8 model never calls.
 
 Type stubs for mypy, pyright and IDEs; the module itself is
 dist/<arch>_6.3/_qtrain_float.mpy (natmod/qtrain_float_module.c).  qtrain
@@ -13,10 +15,12 @@ from typing import Optional, Union
 from _qtrain import _F32, _I32, _QP, _U8, _U32, _Flag, _Geom, _Scratch, _U8Out
 
 # Also in this module (the same C functions): its API version, which must
-# equal _qtrain.abi(), and the conv geometry checks.
+# equal _qtrain.abi(), the conv geometry checks and scratch lengths.
 from _qtrain import abi as abi
 from _qtrain import conv2d_out_shape as conv2d_out_shape
 from _qtrain import conv_transpose2d_out_shape as conv_transpose2d_out_shape
+from _qtrain import conv2d_scratch_len as conv2d_scratch_len
+from _qtrain import conv_transpose2d_scratch_len as conv_transpose2d_scratch_len
 
 
 # ---- Dense, float32 reference and mixed mode ----------------------------------
@@ -196,4 +200,31 @@ def latent_backward_mixed(h: _U8, hq: _QP, eps: _F32, dz: _F32, dh: _F32, hp: _F
 
 def latent_backward_f32(h: _F32, eps: _F32, dz: _F32, dh: _F32, hp: _F32, stats: _F32, /) -> None:
     """Float32 latent backward."""
+    ...
+
+
+# ---- uint8, batch > 1 (int32 gradient buffers) --------------------------------
+
+def dense_grad_acc_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, g: _I32, gb: Optional[_I32],
+                      sel: Optional[_I32], k: int, /) -> None:
+    """Batch > 1: g int32[m*n] += (e - z_e)(x - z_x)^T, gb int32[m] += e - z_e."""
+    ...
+
+
+def update_rows_u8(g: _I32, gs: _F32, w: _U8Out, wq: _QP, gb: Optional[_I32], b: Optional[_I32],
+                   bq: Optional[_QP], hp: _F32, flags: int, state: _F32, rng: _U32, /) -> int:
+    """Batch update of uint8 rows (Dense rows, Conv filters) from int32 gradients;
+    rows = (len(state) - 5) / 2, gs = [s_g, s_gb].  Zeroes g, gb; 1 if re-mapped."""
+    ...
+
+
+def conv2d_grad_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, gw: _I32, gb: Optional[_I32], geom: _Geom,
+                   sel: Optional[_I32], k: Optional[int], scratch: _Scratch, /) -> None:
+    """int32 gradients += (batch path, weight layout), then update_rows_u8."""
+    ...
+
+
+def conv_transpose2d_grad_u8(e: _U8, eq: _QP, x: _U8, xq: _QP, gw: _I32, gb: Optional[_I32], geom: _Geom,
+                             sel: Optional[_I32], k: Optional[int], scratch: _Scratch, /) -> None:
+    """As conv2d_grad_u8, for ConvTranspose2d."""
     ...
