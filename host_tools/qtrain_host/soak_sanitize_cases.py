@@ -870,7 +870,7 @@ def case_quant(lib, rng, i):
 
 
 def case_update_rows(lib, rng):
-    """update_rows_u8 + the bias update + weights_qp_update, as bind_dense.c
+    """update_rows_u8 + the bias update + weights_qp_update, as bind_batch.c
     runs them (the batch path): every rounding mode, per tensor or per row."""
     rows, n = int(rng.integers(1, 20)), int(rng.integers(1, 200))
     g = rng.integers(-2**int(rng.integers(1, 31)), 2**20, (rows, n)).astype(np.int32)
