@@ -196,6 +196,9 @@ HAND = {
               (2, array('f', [0.5] * 10), array('f', [0.0] * 10))],
     'conv2d_out_shape': [((2, 6, 6, 3, 3, 3, 2, 2, 1, 1),)],
     'conv_transpose2d_out_shape': [((3, 3, 3, 2, 3, 3, 2, 2, 1, 1, 1, 1),)],
+    # (the package calls _qtrain's; _qtrain_float's, for the batch gradients, get these)
+    'conv2d_scratch_len': [(G,)],
+    'conv_transpose2d_scratch_len': [(GT,)],
 }
 for mname, a, f in FUNCS:
     if (mname, a) not in TEMPL and a in HAND:
