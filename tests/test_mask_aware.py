@@ -173,3 +173,27 @@ def test_mask_decides():
         differs_kept += int((full[keep] != z).sum())
         assert exq[GQ.OBS_MIN] <= 0 <= exq[GQ.OBS_MAX]
     assert differs_masked > 1000 and differs_kept > 1000
+
+
+def _mask_rows_cases():
+    """The M0's kept-rows dots (conv2d_u8.c dot4m_u8) on the VAE's two big
+    propagations, the scatter (Conv 16->32: its inside pixels' runs and its
+    border pixels' patches) and the gather (ConvT 32->16): errors dense and
+    sparse, DSGU's selected filters (few: patches; 8 or more: runs), masks
+    from a few to almost all positions (groups of four with 0 to 4 rows
+    kept, the last group of a pixel short)."""
+    rng = np.random.default_rng(79)
+    cases = []
+    for i in range(12):
+        t, g = VAE_GEOMS[1 + i % 2]
+        c = u8_case(rng, t, g, zfrac=(None, 0.5, 0.8)[i % 3])
+        co = c["e"].shape[0]
+        k = (co, 8, 5, co)[i % 4]
+        c["sel"], c["k"] = (None, co) if k == co else (rng.permutation(co).astype(np.int32), k)
+        c["mask"] = _mask(rng, c, (0.25, 0.8, 0.95, 0.5, 0.72, 0.1)[i % 6])
+        cases.append(c)
+    return cases
+
+
+def test_conv_mask_rows_bit_exact(run):
+    _run_cases(run, _conv_kind(_mask_rows_cases()))

@@ -423,9 +423,109 @@ static void dot4s_u8(const uint8_t *a, int32_t astep, int32_t ng, const uint32_t
         }
     }
 }
+
+// _qtrain_float never propagates mask-aware (conv2d_fin.c): its copy of the
+// cores leaves the masked rows' code out.
+#if !(defined(QT_FLOAT_MODULE) && QT_FLOAT_MODULE)
+#define QT_MASK_ROWS 1
+// Mask-aware error propagation (KERNELS.md): the rows of outputs the previous
+// ReLU masked need no MACs (the finish stores their zero point unread), but
+// they are spread over the groups of four (c2's input: 72 % masked, groups
+// all masked 20 %).  So any four rows, each at its own base (row h's column
+// i at base[h] + 4 i: a row of an interleaved group), against the entries
+// of compact_u8: acc[h] += sum_j base[h][4 i_j] v_j (mod 2^32), 16
+// instructions per entry and a branch (the pairs of groups: 15 per entry
+// and group).
+#define QT_RMAC4 \
+    "ldm r2!, {r1}\n" \
+    "uxth r0, r1\n" \
+    "asrs r1, r1, #16\n" \
+    "beq 9f\n" \
+    "ldrb r3, [r4, r0]\n" "muls r3, r1, r3\n" "add r8, r3\n" \
+    "ldrb r3, [r5, r0]\n" "muls r3, r1, r3\n" "add r9, r3\n" \
+    "ldrb r3, [r6, r0]\n" "muls r3, r1, r3\n" "add r10, r3\n" \
+    "ldrb r3, [r7, r0]\n" "muls r3, r1, r3\n" "add r11, r3\n"
+__attribute__((naked, noinline))
+static void dot4r_u8(const uint8_t *const *base, const uint32_t *ent, int32_t *acc) {
+    __asm__ volatile (
+        ".syntax unified\n"
+        "push {r4, r5, r6, r7, lr}\n"
+        "mov r4, r8\n"
+        "mov r5, r9\n"
+        "mov r6, r10\n"
+        "mov r7, r11\n"
+        "push {r2, r4, r5, r6, r7}\n"
+        "ldm r2!, {r4, r5, r6, r7}\n"
+        "mov r8, r4\n"
+        "mov r9, r5\n"
+        "mov r10, r6\n"
+        "mov r11, r7\n"
+        "ldm r0!, {r4, r5, r6, r7}\n"
+        "mov r2, r1\n"
+        "1:\n"
+        QT_RMAC4
+        "b 1b\n"
+        "9:\n"
+        "pop {r3}\n"
+        "mov r4, r8\n"
+        "mov r5, r9\n"
+        "mov r6, r10\n"
+        "mov r7, r11\n"
+        "stm r3!, {r4, r5, r6, r7}\n"
+        "pop {r4, r5, r6, r7}\n"
+        "mov r8, r4\n"
+        "mov r9, r5\n"
+        "mov r10, r6\n"
+        "mov r11, r7\n"
+        "pop {r4, r5, r6, r7, pc}\n"
+        ".syntax divided\n");
+}
+#undef QT_RMAC4
+
+// dot4s_u8 over the R4 = R & ~3 grouped rows (group g at a + 4 L g) of the
+// outputs not masked only: output r's mask byte at mk[r mstride], masked
+// where it is <= zm; d[r] = init[r] + its sum for a kept r, d[r] of a
+// masked r left as it was (the finish does not read it).  Kept rows four
+// at a time (dot4r_u8); a short last four repeats its first row.
+QT_CONV_NO_LIBCALLS __attribute__((noinline))
+static void dot4m_u8(const uint8_t *a, int32_t L, int32_t R4, const uint8_t *mk, int32_t mstride, int32_t zm,
+    const uint32_t *ent, const int32_t *init, int32_t *d) {
+    int32_t idx[4], k = 0;
+    for (int32_t r = 0; r < R4; r++, mk += mstride) {
+        if ((int32_t)*mk > zm) {
+            idx[k++] = r;
+        }
+        if (k == 4 || (k && r == R4 - 1)) {
+            const uint8_t *base[4];
+            int32_t t[4];
+            for (int32_t h = 0; h < 4; h++) {
+                const int32_t i = idx[h < k ? h : 0];
+                base[h] = a + (i & ~3) * L + (i & 3);
+                t[h] = init[i];
+            }
+            dot4r_u8(base, ent, t);
+            while (k) {
+                k--;
+                d[idx[k]] = t[k];
+            }
+        }
+    }
+}
+// Whether a pixel's cnt entries (of n columns) go through dot4m_u8: the
+// scan of the mask and the calls per four kept rows cost ~100-200
+// instructions per pixel, more than they save on a few entries (measured,
+// bench_dsgu qemu-m0 with every pixel: ConvT 16->1's gather, L = 9, 312 k
+// -> 388 k per call; DSGU 0.1's Conv 16->32 patches, 311 k -> 343 k).
+#define QT_MASK_MIN 16
+#define QT_MASK_PAYS(cnt, n) ((cnt) >= QT_MASK_MIN && (n) <= QT_SPARSE_MAX_N)
+
+#else
+#define QT_MASK_ROWS 0
+#endif
 #else
 // (A four-row version spilled registers under GCC and was no faster.)
 #define QT_CONV_ROWS4 0
+#define QT_MASK_ROWS 0
 #define QT_CONV_GROUP 2
 #endif
 
@@ -1139,6 +1239,14 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             const uint32_t c0 = 0u - zw * (uint32_t)sx;
             const uint32_t *bx = NULL;
             int32_t o = 0;
+#if QT_MASK_ROWS
+            if (fin.moff && !bsat && QT_MASK_PAYS(cnt, L)) {
+                // Mask-aware: the groups' kept rows only, sparse or not (at
+                // half the rows masked the entries pay even dense).
+                o = O & ~3;
+                dot4m_u8(rows, L, o, small + pix + fin.moff, OHW, fin.zm, lanes, bacc, accv);
+            } else
+#endif
             if (QT_SPARSE_PAYS(cnt, L)) {
                 o = O & ~3;
                 dot4s_u8(rows, 4 * L, O >> 2, lanes, bsat ? NULL : bacc, accv);
@@ -1545,6 +1653,11 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     if (bsat || !QT_CONV_ROWS4) {   // (on the M4 the inline finish per pixel is cheaper)
         rowacc = NULL;
     }
+#if QT_MASK_ROWS
+    // Mask-aware (error propagation into a ReLU layer's output): the kept
+    // rows only (dot4m_u8) where the entries are many enough to pay.
+    const int masked = fin.moff && C >= 4 && !bsat;
+#endif
     for (int32_t i = 0; i < nph * C; i++) {
         wsum[i] = (int32_t)((bsat ? 0u : (uint32_t)bacc[i % C]) - zs * (uint32_t)wsum[i]);
     }
@@ -1586,12 +1699,22 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                     // columns from tky seg: the phase rows' order, as a
                     // patch's), the groups of four over them when sparse
                     // (as the gather; c0 below is the same in both forms).
+#if QT_MASK_ROWS
+                    if ((sparse || masked) && L <= QT_SPARSE_MAX_N) {
+#else
                     if (sparse && L <= QT_SPARSE_MAX_N) {
+#endif
                         int32_t cnt = 0, s;
                         for (int32_t tky = 0; tky < nky; tky++) {
                             const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
                             cnt += compact_u8(hwc + pos * n, seg, zs, lanes + cnt, &s, (uint32_t)(4 * tky * seg));
                         }
+#if QT_MASK_ROWS
+                        if (masked && QT_MASK_PAYS(cnt, L)) {   // the groups' kept rows only (as the gather)
+                            c_from = C & ~3;
+                            dot4m_u8(wr, L, c_from, big + by * W + bx + fin.moff, HW, fin.zm, lanes, bacc, accv);
+                        } else
+#endif
                         if (QT_SPARSE_PAYS(cnt, L)) {
                             dot4s_u8(wr, 4 * L, C >> 2, lanes, bsat ? NULL : bacc, accv);
                             c_from = C & ~3;
@@ -1655,7 +1778,17 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const int32_t *ws = wsum + ph * C;
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
             const uint32_t *bxl = C >= 2 ? prep_lanes(patch, L, lanes) : NULL;
-            for (int32_t c = 0; c < C;) {
+            int32_t c = 0;
+#if QT_MASK_ROWS
+            if (masked) {   // the border pixels: the patch against the groups' kept rows
+                int32_t sx;
+                if (QT_MASK_PAYS(L, L) && QT_MASK_PAYS(compact_u8(patch, L, zs, lanes, &sx, 0), L)) {
+                    c = C & ~3;
+                    dot4m_u8(wr, L, c, big + by * W + bx + fin.moff, HW, fin.zm, lanes, bacc, accv);
+                }
+            }
+#endif
+            while (c < C) {
                 c += dot_rows_u8(wr + c * L, L, C - c, patch, bxl, L, ws + c, accv + c);
             }
             if (rowacc) {
