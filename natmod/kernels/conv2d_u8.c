@@ -435,7 +435,9 @@ static void dot4s_u8(const uint8_t *a, int32_t astep, int32_t ng, const uint32_t
 // i at base[h] + 4 i: a row of an interleaved group), against the entries
 // of compact_u8: acc[h] += sum_j base[h][4 i_j] v_j (mod 2^32), 16
 // instructions per entry and a branch (the pairs of groups: 15 per entry
-// and group).
+// and group).  Used by the scatter's inside pixels (Conv 16->32's error)
+// only: the gather's and the scatter's border patches' sites (5968c00, ~70
+// k instructions per step each, ~75 B each) did not fit the Pico's heap.
 #define QT_RMAC4 \
     "ldm r2!, {r1}\n" \
     "uxth r0, r1\n" \
@@ -1239,14 +1241,6 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             const uint32_t c0 = 0u - zw * (uint32_t)sx;
             const uint32_t *bx = NULL;
             int32_t o = 0;
-#if QT_MASK_ROWS
-            if (fin.moff && !bsat && QT_MASK_PAYS(cnt, L)) {
-                // Mask-aware: the groups' kept rows only, sparse or not (at
-                // half the rows masked the entries pay even dense).
-                o = O & ~3;
-                dot4m_u8(rows, L, o, small + pix + fin.moff, OHW, fin.zm, lanes, bacc, accv);
-            } else
-#endif
             if (QT_SPARSE_PAYS(cnt, L)) {
                 o = O & ~3;
                 dot4s_u8(rows, 4 * L, O >> 2, lanes, bsat ? NULL : bacc, accv);
@@ -1710,7 +1704,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                             cnt += compact_u8(hwc + pos * n, seg, zs, lanes + cnt, &s, (uint32_t)(4 * tky * seg));
                         }
 #if QT_MASK_ROWS
-                        if (masked && QT_MASK_PAYS(cnt, L)) {   // the groups' kept rows only (as the gather)
+                        if (masked && QT_MASK_PAYS(cnt, L)) {   // the groups' kept rows only (dot4m_u8)
                             c_from = C & ~3;
                             dot4m_u8(wr, L, c_from, big + by * W + bx + fin.moff, HW, fin.zm, lanes, bacc, accv);
                         } else
@@ -1779,15 +1773,6 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
             const uint32_t *bxl = C >= 2 ? prep_lanes(patch, L, lanes) : NULL;
             int32_t c = 0;
-#if QT_MASK_ROWS
-            if (masked) {   // the border pixels: the patch against the groups' kept rows
-                int32_t sx;
-                if (QT_MASK_PAYS(L, L) && QT_MASK_PAYS(compact_u8(patch, L, zs, lanes, &sx, 0), L)) {
-                    c = C & ~3;
-                    dot4m_u8(wr, L, c, big + by * W + bx + fin.moff, HW, fin.zm, lanes, bacc, accv);
-                }
-            }
-#endif
             while (c < C) {
                 c += dot_rows_u8(wr + c * L, L, C - c, patch, bxl, L, ws + c, accv + c);
             }
