@@ -1098,6 +1098,9 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
     if (nz == 0) {
         return;
     }
+    if (nz == 1) {
+        se = 0;     // one bias: standardized by its magnitude (as qt_update_bias_i32)
+    }
     float fn = (float)nz;
     float mean = (float)se / fn;
     float var = (float)see / fn - mean * mean;

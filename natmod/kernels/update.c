@@ -61,7 +61,13 @@ QT_M0_SMALL void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t
     if (nz == 0) {
         return;
     }
+    // One bias with a gradient (DSGU k = 1, a one-filter layer): its spread
+    // is 0 and the sigma guard would freeze it for good; it is standardized by
+    // its magnitude instead (mean 0, sigma |g|).
     float fn = (float)nz;
+    if (nz == 1) {
+        sum = 0;
+    }
     float mean = (float)sum / fn;
     float var = sq / fn - mean * mean;
     if (var < 0.0f) {

@@ -171,6 +171,8 @@ def _update_bias(b, gb, rows, s_g, s_b, lr, alpha, rnd, st, first):
             nz += 1
     if nz == 0:
         return
+    if nz == 1:   # one bias: mean 0, sigma |g| (its spread is 0: the guard would freeze it)
+        total = 0
     fn = F(nz)
     mean = F(F(total) / fn)
     var = F(F(sq / fn) - F(mean * mean))
@@ -206,7 +208,7 @@ def _update_bias_rank1(b, ce_all, rows, s_e, s_b, lr, alpha_norm, rnd, st, first
     if not cs:
         return
     fn = F(len(cs))
-    mean = F(F(sum(cs)) / fn)
+    mean = F(F(sum(cs) if len(cs) > 1 else 0) / fn)   # one bias: as _update_bias
     var = F(F(F(sum(c * c for c in cs)) / fn) - F(mean * mean))
     if var < 0:
         var = F(0)

@@ -1,0 +1,137 @@
+"""A bias standardized over one structure still learns: DSGU at k = 1 (Conv
+1->16 and ConvT 32->16 at lmin = lmax = 0.1) and a one-filter layer (the
+VAE's ConvT 16->1, in every mode) hand the per-tensor bias statistics a
+single gradient.  Its spread is 0, and with sigma 0 the guard left that bias
+frozen for the whole run (the lmin = lmax = 0.1 ConvVAE diverged, KERNELS.md
+"DSGU at k = 1").  One bias is standardized by its magnitude (mean 0, sigma
+|g|): it moves by ~lr a step, against its gradient.  Bit-exact against the
+golden model on every target; each case checks that the bias moved."""
+import numpy as np
+
+from qtrain_host.golden import dense as GD
+from qtrain_host.golden import quant as GQ
+from test_conv_kernels import G, UPD_SCRIPT as CONV_UPD_SCRIPT, VAE_GEOMS, pack, parse, u8_case
+from test_dense_u8 import DEVICE_LIB
+from test_dense_train_u8 import _case
+
+DENSE_SCRIPT = DEVICE_LIB + r"""
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    x, xq, w, wq, b, bq, hp, st, rng, sel, fl = rdn(f, 11)
+    flags, nsteps = fl[0], fl[1]
+    for s in range(nsteps):
+        e, eq = rdn(f, 2)
+        Q.dense_update_u8(e, eq, x, xq, w, wq, b, bq, sel, 1, hp, flags, st, rng)
+    out('U', i, w, wq, b, st, rng)
+print('done')
+"""
+
+
+def test_dense_bias_at_k1_moves_bit_exact(run):
+    """dense_update_u8 with one selected row, 4 steps from a fresh state."""
+    rng = np.random.default_rng(31)
+    cases, data = [], b""
+    for ci in range(12):
+        c = _case(rng)
+        m = c["m"]
+        row = int(rng.integers(0, m))
+        flags = int(ci % 4) | (4 if ci % 3 == 0 else 0)
+        b = rng.integers(-3000, 3000, m, dtype=np.int32)
+        bq = GQ.new_qp(-1, 1)
+        bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0
+        hp = np.array([0.01, float(rng.choice([1.0, 0.15])), 0.02], np.float32)
+        st = np.zeros(5 + 2 * m, np.float32)
+        seed = np.array([int(rng.integers(1, 2**32))], np.uint32)
+        steps = []
+        for _ in range(4):
+            e, eq = rng.integers(0, 256, m, dtype=np.uint8), GQ.new_qp(-1, 1)
+            # the row's error above its zero point at every step: its bias steps add up
+            e[row] = min(255, int(eq[GQ.ZERO]) + int(rng.integers(1, 100)))
+            steps.append((e, eq))
+        cases.append(dict(c=c, row=row, flags=flags, b=b, bq=bq, hp=hp, st=st, seed=seed, steps=steps))
+        data += pack(c["x"], c["xq"], c["w"].ravel(), c["wq"], b, bq, hp, st, seed,
+                     np.full(m, row, np.int32), np.array([flags, len(steps)], np.int32))
+        for e, eq in steps:
+            data += pack(e, eq)
+    out = run(DENSE_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
+    assert "done" in out, out[-2000:]
+    lines = {}
+    for line in out.splitlines():
+        p = line.split()
+        if p and p[0] == "U":
+            lines[int(p[1])] = p[2:]
+    assert len(lines) == len(cases)
+    for i, cs in enumerate(cases):
+        c = cs["c"]
+        m, row = c["m"], cs["row"]
+        w, wq, b, st, r = c["w"], c["wq"], cs["b"], cs["st"], int(cs["seed"][0])
+        sel = np.full(m, row, np.int32)   # k = 1: only sel[0] counts
+        for e, eq in cs["steps"]:
+            w, b, st, r, nr = GD.update_u8(e, eq, c["x"], c["xq"], w.reshape(m, -1), wq, b, cs["bq"],
+                                           cs["hp"][0], cs["hp"][1], cs["flags"], st, r, sel, 1)
+            w, wq, _ = GD.weights_qp_update(w.ravel(), wq, nr, cs["hp"][2])
+        tag = "case %d (m %d row %d flags %d)" % (i, m, row, cs["flags"])
+        gw, gwq, gb, gst, grng = lines[i]
+        assert bytes.fromhex(gb) == np.asarray(b, np.int32).tobytes(), tag + ": b"
+        assert bytes.fromhex(gst) == st.tobytes(), tag + ": state"
+        assert bytes.fromhex(gw) == w.tobytes(), tag + ": w"
+        assert bytes.fromhex(gwq) == wq.tobytes(), tag + ": wq"
+        # the selected row's bias moved (lr 0.01 / s_b 1e-4: ~100 per step), the others did not
+        moved = np.asarray(b, np.int64) - cs["b"]
+        assert abs(int(moved[row])) >= 50, tag + ": the bias of the one row did not move"
+        assert not np.any(np.delete(moved, row)), tag + ": a row left alone moved"
+
+
+def test_conv_bias_of_one_filter_moves_bit_exact(run):
+    """conv2d / conv_transpose2d_update_u8: the VAE's ConvT 16->1 (one filter,
+    no selection) and its Conv 1->16 and ConvT 32->16 with one selected
+    filter, plus small random geometries with one filter or one selected."""
+    rng = np.random.default_rng(41)
+    geoms = [(VAE_GEOMS[3], None), (VAE_GEOMS[0], 5), (VAE_GEOMS[2], 11)]
+    while len(geoms) < 9:
+        t = bool(len(geoms) % 2)
+        geom, ok = G.random_geom(rng, t, (6, 5, 9))
+        if ok:
+            co = G.geom_shapes(t, geom)[2][0]
+            geoms.append(((t, geom), None if co == 1 else int(rng.integers(0, co))))
+    cases, data = [], bytearray()
+    for (t, geom), filt in geoms:
+        while True:
+            c = u8_case(rng, t, geom)
+            if c["b"] is not None:
+                break
+        co = c["e"].shape[0]
+        # the filter's bias gradient (its errors' sum) must not be 0
+        ze = int(c["eq"][GQ.ZERO])
+        f0 = filt or 0
+        if int(c["e"][f0].astype(np.int64).sum()) - ze * c["e"][f0].size == 0:
+            c["e"][f0].flat[0] = ze + 1 if ze < 255 else ze - 1
+        sel, k = (None, co) if filt is None else (np.array([filt], np.int32), 1)
+        flags = 4 | int(rng.integers(0, 4))   # the batch-1 conv update is per filter
+        hp = np.array([0.01, 0.15, 0.02], np.float32)
+        state = np.zeros(5 + 2 * co, np.float32)
+        wq = c["wq"].copy()
+        wq[GQ.ALPHA] = 0.001
+        seed = np.array([int(rng.integers(1, 2**32 - 1))], np.uint32)
+        cases.append((c, sel, k, flags, hp, state, wq, seed, f0))
+        fl = np.array([int(t), flags, k] + list(geom), np.int32)
+        data += pack(fl, c["x"].ravel(), c["xq"], c["w"].ravel(), wq, c["b"], c["bq"],
+                     c["e"].ravel(), c["eq"], sel, hp, state, seed)
+    out = run(CONV_UPD_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + bytes(data)})
+    assert "done" in out, out[-2000:]
+    res = parse(out, "U")
+    assert len(res) == len(cases)
+    for i, (c, sel, k, flags, hp, state, wq, seed, f0) in enumerate(cases):
+        what = "case %d (%s %s flags=%d filter %s of %d)" % (i, "convT" if c["t"] else "conv", c["geom"],
+                                                             flags, f0, c["e"].shape[0])
+        w, wq2, b, st, rng2, rem = G.update_u8_qp(c["t"], c["e"], c["eq"], c["x"], c["xq"], c["w"], wq,
+                                                  c["b"], c["bq"], c["geom"], sel, hp, flags,
+                                                  state, int(seed[0]))
+        got = res[i]
+        assert got[3] == np.asarray(b, np.int32).tobytes(), what + ": b"
+        assert got[4] == np.asarray(st, np.float32).tobytes(), what + ": state"
+        assert got[1] == np.asarray(w, np.uint8).tobytes(), what + ": w"
+        assert got[2] == np.asarray(wq2, np.float32).tobytes(), what + ": wq"
+        moved = np.asarray(b, np.int64) - c["b"]
+        assert moved[f0] != 0, what + ": the one filter's bias did not move"
