@@ -1085,12 +1085,11 @@ static int64_t round_f32_i64(float v) {
 static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t m, const int32_t *rows,
     int32_t k, float s_e, float s_b, const qt_update_t *u, float *state, int first) {
     int32_t cnt = rows ? k : m;
-    int32_t se = 0, nz = 0;
+    int32_t nz = 0;
     uint32_t see = 0;
     for (int32_t t = 0; t < cnt; t++) {
         int32_t c = (int32_t)e[rows ? rows[t] : t] - ze;
         if (c) {
-            se += c;
             see += (uint32_t)(c * c);
             nz++;
         }
@@ -1098,16 +1097,8 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
     if (nz == 0) {
         return;
     }
-    if (nz == 1) {
-        se = 0;     // one bias: standardized by its magnitude (as qt_update_bias_i32)
-    }
-    float fn = (float)nz;
-    float mean = (float)se / fn;
-    float var = (float)see / fn - mean * mean;
-    if (var < 0.0f) {
-        var = 0.0f;
-    }
-    qt_std_blend(state + 3, s_e * mean, s_e * qt_sqrt_f32(var), u->alpha_norm, first);
+    float var = (float)see / (float)nz;     // RMS, mean 0: as qt_update_bias_i32
+    qt_std_blend(state + 3, 0.0f, s_e * qt_sqrt_f32(var), u->alpha_norm, first);
     float sig = state[4];
     if (!(sig > 0.0f)) {
         return;

@@ -45,7 +45,6 @@ QT_M0_SMALL void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t
     int32_t rows_total, const int32_t *rows, int32_t k, float s_g, float s_b,
     const qt_update_t *u, float *state, int first) {
     int32_t cnt = rows ? k : rows_total;
-    int64_t sum = 0;
     float sq = 0.0f;
     int32_t nz = 0;
     for (int32_t t = 0; t < cnt; t++) {
@@ -53,7 +52,6 @@ QT_M0_SMALL void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t
         int32_t gi = gb_at(gb, e, ze, i);
         if (gi != 0) {
             float g = (float)gi;
-            sum += gi;
             sq = sq + g * g;
             nz++;
         }
@@ -61,19 +59,14 @@ QT_M0_SMALL void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t
     if (nz == 0) {
         return;
     }
-    // One bias with a gradient (DSGU k = 1, a one-filter layer): its spread
-    // is 0 and the sigma guard would freeze it for good; it is standardized by
-    // its magnitude instead (mean 0, sigma |g|).
-    float fn = (float)nz;
-    if (nz == 1) {
-        sum = 0;
-    }
-    float mean = (float)sum / fn;
-    float var = sq / fn - mean * mean;
-    if (var < 0.0f) {
-        var = 0.0f;
-    }
-    qt_std_blend(state + 3, s_g * mean, s_g * qt_sqrt_f32(var), u->alpha_norm, first);
+    // Biases are standardized by their RMS (mean 0, sigma = sqrt(mean g^2)),
+    // not by their spread around the mean: the statistics are over the
+    // selected structures, and with DSGU's few (k = 1, 2) the centred form
+    // froze a lone bias (spread 0: the sigma guard) and gave two biases
+    // +-lr whatever their gradients' signs.  Each bias now steps against its
+    // own gradient (KERNELS.md, "DSGU at k = 1").
+    float var = sq / (float)nz;
+    qt_std_blend(state + 3, 0.0f, s_g * qt_sqrt_f32(var), u->alpha_norm, first);
     float sig = state[4];
     if (!(sig > 0.0f)) {
         return;

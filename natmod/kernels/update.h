@@ -12,7 +12,7 @@
 // mu and sigma are smoothed over steps: m_s = (1 - alpha_norm) m_s + alpha_norm m
 // (alpha_norm = weight of the new statistics; 1 = no smoothing; the first
 // step takes the new statistics as they are).  Biases are always standardized
-// per tensor (a structure has one bias: its sigma would be 0).
+// per tensor (a structure has one bias: its sigma would be 0), by their RMS.
 // Guard: where the smoothed sigma is not > 0 the structure is not updated
 // (its gradient is constant, so the standardized gradient is 0/0).
 // Structures with an all-zero gradient (not selected by DSGU, or no error)

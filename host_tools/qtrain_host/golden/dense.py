@@ -162,23 +162,18 @@ class _Rounder:
 
 def _update_bias(b, gb, rows, s_g, s_b, lr, alpha, rnd, st, first):
     """qt_update_bias_i32 (gb: list of int gradients per row, in `rows` order)."""
-    total, sq, nz = 0, F(0), 0
+    sq, nz = F(0), 0
     for i in rows:
         g = int(gb[i])
         if g:
-            total += g
             sq = F(sq + F(F(g) * F(g)))
             nz += 1
     if nz == 0:
         return
-    if nz == 1:   # one bias: mean 0, sigma |g| (its spread is 0: the guard would freeze it)
-        total = 0
-    fn = F(nz)
-    mean = F(F(total) / fn)
-    var = F(F(sq / fn) - F(mean * mean))
-    if var < 0:
-        var = F(0)
-    _blend(st, 3, F(F(s_g) * mean), F(F(s_g) * Q.sqrt_f32(var)), alpha, first)
+    # the RMS, mean 0 (not the spread: DSGU's k = 1, 2 froze a lone bias and
+    # gave two +-lr whatever their signs)
+    var = F(sq / F(nz))
+    _blend(st, 3, F(0), F(F(s_g) * Q.sqrt_f32(var)), alpha, first)
     sig = st[4]
     if not sig > 0:
         return
@@ -207,12 +202,8 @@ def _update_bias_rank1(b, ce_all, rows, s_e, s_b, lr, alpha_norm, rnd, st, first
     cs = [int(ce_all[i]) for i in rows if ce_all[i]]
     if not cs:
         return
-    fn = F(len(cs))
-    mean = F(F(sum(cs) if len(cs) > 1 else 0) / fn)   # one bias: as _update_bias
-    var = F(F(F(sum(c * c for c in cs)) / fn) - F(mean * mean))
-    if var < 0:
-        var = F(0)
-    _blend(st, 3, F(F(s_e) * mean), F(F(s_e) * Q.sqrt_f32(var)), alpha_norm, first)
+    var = F(F(sum(c * c for c in cs)) / F(len(cs)))   # the RMS, mean 0: as _update_bias
+    _blend(st, 3, F(0), F(F(s_e) * Q.sqrt_f32(var)), alpha_norm, first)
     sig = st[4]
     if not sig > 0:
         return

@@ -30,7 +30,10 @@ from qtrain.data import Stream
 from weight_stats import clamped
 
 DEFAULTS = dict(trainer.VAE_DEFAULTS)
-DEFAULTS.update({"model": "conv", "samples": 60000, "every": 2000, "esat_every": 50})
+DEFAULTS.update({"model": "conv", "samples": 60000, "every": 2000, "esat_every": 50,
+                 # DSGU per layer: "l1/l2/..." sets lmin = lmax = li for the i-th trainable
+                 # layer (encoder then decoder; 1 = all its structures), with --lmin < 1 on
+                 "layer_l": ""})
 
 
 def largest(buf, qp):
@@ -61,6 +64,9 @@ def main():
     cfg = config.load(config.argv(), DEFAULTS, "vae_trace")
     vae = trainer.build_vae_from(cfg)
     layers = vae.encoder.layers + vae.decoder.layers
+    if cfg["layer_l"]:
+        for layer, v in zip([lay for lay in layers if lay.trainable], str(cfg["layer_l"]).split("/")):
+            layer.dsgu_hp[0] = layer.dsgu_hp[1] = float(v)
     stream = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     every = cfg["every"]
     n = 0
