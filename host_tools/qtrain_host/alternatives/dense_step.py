@@ -338,21 +338,16 @@ class DenseStep:
 
     def _bias(self, c, s_e, st, first):
         m = self.m
-        se = see = nz = 0
+        see = nz = 0
         for i in range(m):
             v = c[i]
             if v:
-                se += v
                 see += v * v
                 nz += 1
         if nz == 0:
             return
-        fn = f32(nz)
-        mean = f32(f32(se) / fn)
-        var = f32(f32(f32(see) / fn) - f32(mean * mean))
-        if var < 0:
-            var = 0.0
-        std_blend(st, 3, f32(s_e * mean), f32(s_e * sqrt_f32(var)), self.alpha_norm, first)
+        var = f32(f32(see) / f32(nz))   # the RMS, mean 0 (bias_update_rank1)
+        std_blend(st, 3, 0.0, f32(s_e * sqrt_f32(var)), self.alpha_norm, first)
         sig = st[4]
         if not sig > 0:
             return
