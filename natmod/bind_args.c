@@ -87,6 +87,18 @@ void qt_arg_update_filters(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, q
     }
 }
 
+void qt_arg_batch_update(const mp_obj_t *a, size_t glen, size_t rows, char gb_tc, qt_batch_update_args_t *out,
+    qt_update_t *u) {
+    out->w = qt_arg_u8(a[0], "w", glen, QT_RW);
+    out->wq = qt_arg_qparams(a[1], "wq", QT_RW);
+    out->gb = qt_arg_buf_opt(a[2], "gb", gb_tc, rows, QT_RW);
+    out->b = qt_arg_buf_opt(a[3], "b", QT_TC_I32, rows, QT_RW);
+    out->s_b = out->b ? qt_arg_qparams(a[4], "bq", QT_RO)[QT_QP_SCALE] : 1.0f;
+    qt_arg_update(a[5], a[6], a[8], u, &out->tau, 7);
+    u->s_w = out->wq[QT_QP_SCALE];
+    u->zw = qt_qp_zero(out->wq);
+}
+
 float *qt_arg_std_state(mp_obj_t obj, size_t rows, bool per_row) {
     size_t len;
     float *st = qt_arg_buf_len(obj, "state", QT_TC_F32, QT_STD_STATE_HDR, &len, QT_RW);

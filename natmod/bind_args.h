@@ -40,6 +40,21 @@ void qt_dense_parse_bufs(size_t n_args, const mp_obj_t *a, const qt_bufarg_t *sp
 // no rounding mode then).
 void qt_arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau,
     int32_t max_flags);
+// The arguments a batch update from gradient buffers (update_rows_u8,
+// update_rows_mixed) shares after its gradient: a[0..8] = w, wq, gb, b, bq,
+// hp, flags, (state, read by the caller), rng; w has glen items, gb (of
+// typecode gb_tc), b and bq are optional (None).  u gets the options and w's
+// scale and zero point.
+typedef struct {
+    uint8_t *w;
+    float *wq;
+    void *gb;
+    int32_t *b;
+    float s_b;   // b's scale (1 without b)
+    float tau;
+} qt_batch_update_args_t;
+void qt_arg_batch_update(const mp_obj_t *a, size_t glen, size_t rows, char gb_tc, qt_batch_update_args_t *out,
+    qt_update_t *u);
 // As qt_arg_update for the batch-1 conv updates, which standardize per filter
 // (flag 4 required).
 void qt_arg_update_filters(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau);

@@ -97,30 +97,21 @@ static mp_obj_t qt_update_rows_u8_fn(size_t n_args, const mp_obj_t *a) {
     const float *gs = qt_arg_f32(a[1], "gs", 2, QT_RO);
     float s_g = qt_check_f32(gs[0], "gs[0] (s_g)", 0.0f, 3.0e38f, true, false);
     float s_gb = qt_check_f32(gs[1], "gs[1] (s_gb)", 0.0f, 3.0e38f, true, false);
-    uint8_t *w = qt_arg_u8(a[2], "w", glen, QT_RW);
-    float *wq = qt_arg_qparams(a[3], "wq", QT_RW);
-    int32_t *gb = qt_arg_buf_opt(a[4], "gb", QT_TC_I32, rows, QT_RW);
-    int32_t *b = qt_arg_buf_opt(a[5], "b", QT_TC_I32, rows, QT_RW);
-    float s_b = 1.0f;
-    if (b) {
-        s_b = qt_arg_qparams(a[6], "bq", QT_RO)[QT_QP_SCALE];
-    }
+    qt_batch_update_args_t ba;
     qt_update_t u;
-    float tau;
-    qt_arg_update(a[7], a[8], a[10], &u, &tau, 7);
-    u.s_w = wq[QT_QP_SCALE];
-    u.zw = qt_qp_zero(wq);
+    qt_arg_batch_update(a + 2, glen, rows, QT_TC_I32, &ba, &u);
+    int32_t *gb = ba.gb;
     int first = !(state[0] > 0.0f);
     qt_wrange_t r;
-    qt_update_rows_u8(w, g, (int32_t)rows, (int32_t)(glen / rows), s_g, &u, state, first, &r);
-    if (b && gb) {
-        qt_update_bias_i32(b, gb, NULL, 0, (int32_t)rows, NULL, 0, s_gb, s_b, &u, state, first);
+    qt_update_rows_u8(ba.w, g, (int32_t)rows, (int32_t)(glen / rows), s_g, &u, state, first, &r);
+    if (ba.b && gb) {
+        qt_update_bias_i32(ba.b, gb, NULL, 0, (int32_t)rows, NULL, 0, s_gb, ba.s_b, &u, state, first);
     }
     if (gb) {
         qt_fill_i32(gb, rows, 0);
     }
     state[0] += 1.0f;
-    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, &r, tau));
+    return mp_obj_new_int(qt_weights_qp_update(ba.w, glen, ba.wq, &r, ba.tau));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_u8_obj, 11, 11, qt_update_rows_u8_fn);
 

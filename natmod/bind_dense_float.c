@@ -229,22 +229,12 @@ static mp_obj_t qt_update_rows_mixed_fn(size_t n_args, const mp_obj_t *a) {
     if (glen % rows) {
         qt_raise_value("g: expected rows*len items with rows = %z (from state), got %z", rows, glen);
     }
-    uint8_t *w = qt_arg_u8(a[1], "w", glen, QT_RW);
-    float *wq = qt_arg_qparams(a[2], "wq", QT_RW);
-    float *gb = qt_arg_buf_opt(a[3], "gb", QT_TC_F32, rows, QT_RW);
-    int32_t *b = qt_arg_buf_opt(a[4], "b", QT_TC_I32, rows, QT_RW);
-    float s_b = 1.0f;
-    if (b) {
-        s_b = qt_arg_qparams(a[5], "bq", QT_RO)[QT_QP_SCALE];
-    }
+    qt_batch_update_args_t ba;
     qt_update_t u;
-    float tau;
-    qt_arg_update(a[6], a[7], a[9], &u, &tau, 7);
-    u.s_w = wq[QT_QP_SCALE];
-    u.zw = qt_qp_zero(wq);
+    qt_arg_batch_update(a + 1, glen, rows, QT_TC_F32, &ba, &u);
     qt_wrange_t r;
-    update_rows_mixed(w, g, b, gb, s_b, (int32_t)rows, (int32_t)(glen / rows), &u, state, &r);
-    return mp_obj_new_int(qt_weights_qp_update(w, glen, wq, &r, tau));
+    update_rows_mixed(ba.w, g, ba.b, ba.gb, ba.s_b, (int32_t)rows, (int32_t)(glen / rows), &u, state, &r);
+    return mp_obj_new_int(qt_weights_qp_update(ba.w, glen, ba.wq, &r, ba.tau));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_mixed_obj, 10, 10, qt_update_rows_mixed_fn);
 
