@@ -865,7 +865,7 @@ def report(R, command):
     # (d)
     L.append("### d) Native module sizes (bytes)")
     L.append("")
-    L.append("`_qtrain.mpy`: everything a uint8 model loads; `_qtrain_float.mpy`: the float32 and mixed kernels.")
+    L.append("`_qtrain.mpy`: everything a uint8 model loads; `_qtrain_float.mpy`: the float32 and mixed kernels and the uint8 batch > 1 calls.")
     L.append("")
     L.append("| arch | %s |" % " | ".join("`%s.mpy`" % m for m in NATMODS))
     L.append("|---|%s" % ("---:|" * len(NATMODS)))
