@@ -46,6 +46,10 @@ def _quant8():
         try:
             from ._quant8 import absmax_exp, quant_pow2
             _q8 = (absmax_exp, quant_pow2)
+        except MemoryError:
+            # no room for the machine code now: not a reason to take the
+            # ~20x slower Python loop for the rest of the run
+            raise
         except Exception:  # no native emitter in this firmware
             _q8 = False
     return _q8
