@@ -80,3 +80,34 @@ print(o.replace(mode="float32").mode, o.replace(mode="float32").lr, o.mode)
 """)
     assert "E mode must be one of" in out
     assert "float32 0.01 mixed" in out
+
+
+def test_error_copy_helper_import_errors(run, target):
+    """layers_float._quant8(): a firmware without a native emitter falls back
+    to the Python copy, but a MemoryError while importing the viper helpers is
+    raised (it was taken for 'no emitter': a 20x slower mixed mode, silently)."""
+    if target != "unix":
+        pytest.skip("Unix port only (builtins.__import__ is overridable there)")
+    out = run("""
+import builtins
+from qtrain import layers_float as lf
+real = builtins.__import__
+for exc in (MemoryError, ImportError):
+    def imp(name, *a, exc=exc):
+        if name.endswith("_quant8"):
+            raise exc("test")
+        return real(name, *a)
+    lf._q8 = None
+    builtins.__import__ = imp
+    try:
+        got = lf._quant8()
+        print(exc.__name__, "returned", got)
+    except MemoryError:
+        print(exc.__name__, "raised", lf._q8)
+    builtins.__import__ = real
+lf._q8 = None
+print("viper", type(lf._quant8()).__name__)
+""")
+    assert "MemoryError raised None" in out
+    assert "ImportError returned False" in out
+    assert "viper tuple" in out
