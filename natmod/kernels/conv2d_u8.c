@@ -349,6 +349,13 @@ static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent
     "ldrb r3, [r0, #2]\n" "muls r3, r1, r3\n" "add r10, r3\n" \
     "ldrb r3, [r0, #3]\n" "muls r3, r1, r3\n" "add r11, r3\n"
 
+// The hand-written M0 dots below use all of r4-r11: the high registers
+// are saved through r4-r7 (Thumb-1 pushes only low registers) and restored
+// the same way on return.
+#define QT_M0_HI_TO_LO "mov r4, r8\n" "mov r5, r9\n" "mov r6, r10\n" "mov r7, r11\n"
+#define QT_M0_LO_TO_HI "mov r8, r4\n" "mov r9, r5\n" "mov r10, r6\n" "mov r11, r7\n"
+#define QT_M0_POP_HI_RET "pop {r4, r5, r6, r7}\n" QT_M0_LO_TO_HI "pop {r4, r5, r6, r7, pc}\n"
+
 // acc[4 k + h] += sum_j a[k astep + 4 i_j + h] v_j, k = 0, 1, over the
 // entries (i_j, v_j) of compact_u8 up to its 0 entry (mod 2^32): two
 // interleaved groups (dot4i_u8) astep bytes apart.  By hand, all fourteen
@@ -359,10 +366,7 @@ static void dot8s_u8(const uint8_t *a, int32_t astep, const uint32_t *ent, int32
     __asm__ volatile (
         ".syntax unified\n"
         "push {r4, r5, r6, r7, lr}\n"
-        "mov r4, r8\n"
-        "mov r5, r9\n"
-        "mov r6, r10\n"
-        "mov r7, r11\n"
+        QT_M0_HI_TO_LO
         "push {r3, r4, r5, r6, r7}\n"
         "mov ip, r0\n"
         "mov lr, r1\n"
@@ -382,17 +386,9 @@ static void dot8s_u8(const uint8_t *a, int32_t astep, const uint32_t *ent, int32
         "9:\n"
         "pop {r3}\n"
         "stm r3!, {r4, r5, r6, r7}\n"
-        "mov r4, r8\n"
-        "mov r5, r9\n"
-        "mov r6, r10\n"
-        "mov r7, r11\n"
+        QT_M0_HI_TO_LO
         "stm r3!, {r4, r5, r6, r7}\n"
-        "pop {r4, r5, r6, r7}\n"
-        "mov r8, r4\n"
-        "mov r9, r5\n"
-        "mov r10, r6\n"
-        "mov r11, r7\n"
-        "pop {r4, r5, r6, r7, pc}\n"
+        QT_M0_POP_HI_RET
         ".syntax divided\n");
 }
 #undef QT_SMAC8
@@ -452,16 +448,10 @@ static void dot4r_u8(const uint8_t *const *base, const uint32_t *ent, int32_t *a
     __asm__ volatile (
         ".syntax unified\n"
         "push {r4, r5, r6, r7, lr}\n"
-        "mov r4, r8\n"
-        "mov r5, r9\n"
-        "mov r6, r10\n"
-        "mov r7, r11\n"
+        QT_M0_HI_TO_LO
         "push {r2, r4, r5, r6, r7}\n"
         "ldm r2!, {r4, r5, r6, r7}\n"
-        "mov r8, r4\n"
-        "mov r9, r5\n"
-        "mov r10, r6\n"
-        "mov r11, r7\n"
+        QT_M0_LO_TO_HI
         "ldm r0!, {r4, r5, r6, r7}\n"
         "mov r2, r1\n"
         "1:\n"
@@ -469,20 +459,15 @@ static void dot4r_u8(const uint8_t *const *base, const uint32_t *ent, int32_t *a
         "b 1b\n"
         "9:\n"
         "pop {r3}\n"
-        "mov r4, r8\n"
-        "mov r5, r9\n"
-        "mov r6, r10\n"
-        "mov r7, r11\n"
+        QT_M0_HI_TO_LO
         "stm r3!, {r4, r5, r6, r7}\n"
-        "pop {r4, r5, r6, r7}\n"
-        "mov r8, r4\n"
-        "mov r9, r5\n"
-        "mov r10, r6\n"
-        "mov r11, r7\n"
-        "pop {r4, r5, r6, r7, pc}\n"
+        QT_M0_POP_HI_RET
         ".syntax divided\n");
 }
 #undef QT_RMAC4
+#undef QT_M0_HI_TO_LO
+#undef QT_M0_LO_TO_HI
+#undef QT_M0_POP_HI_RET
 
 // dot4s_u8 over the R4 = R & ~3 grouped rows (group g at a + 4 L g) of the
 // outputs not masked only: output r's mask byte at mk[r mstride], masked
