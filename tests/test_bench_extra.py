@@ -262,3 +262,38 @@ def test_stream_takes_the_trained_step_from_the_bench_block(tmp_path):
     assert bench_stream.step_instructions(str(md)) == pytest.approx({"qemu-m0": 10.73e6, "qemu-m4": 4.42e6})
     md.write_text(head + synth)
     assert bench_stream.step_instructions(str(md)) == pytest.approx({"qemu-m0": 10.82e6})
+
+
+def _cnn_results(runs):
+    step = {"fits": 1, "forward": 545104, "step": 1933145, "heap_model": 44848, "step_garbage": 0}
+    return {"data": "MNIST (the shipped subset data/mnist-subset)", "runs": runs,
+            "steps": {"qemu-m0/uint8": step, "qemu-m4/uint8": dict(step, step=861706)}}
+
+
+def test_cnn_report_seeds():
+    """bench_cnn --seeds: each epoch's accuracy as mean ± spread (population
+    standard deviation) over the seeds and the last epoch per seed; one seed
+    (or a results.json from before --seeds, without "seeds") keeps the
+    single-value table."""
+    from qtrain_host import bench_cnn
+    seeds = {"1": [0.877, 0.934, 0.944, 0.944], "2": [0.89, 0.93, 0.95, 0.955], "3": [0.87, 0.93, 0.94, 0.939]}
+    mean = [{"test_acc": sum(v[i] for v in seeds.values()) / 3} for i in range(4)]
+    text = bench_cnn.report(_cnn_results({"uint8": {"samples": 6000, "seeds": seeds, "epochs": mean}}), "cmd")
+    assert "| uint8 | 87.9 ± 0.8 | 93.1 ± 0.2 | 94.5 ± 0.4 | 94.6 ± 0.7 | 91.5 |" in text, text
+    assert "seeds 1, 2, 3." in text and "mean ± spread (population standard deviation) over the seeds" in text
+    assert "Last epoch per seed: uint8 94.4 (seed 1), 95.5 (seed 2), 93.9 (seed 3)." in text
+    assert "| qemu-m0 | uint8 | 0.55 M | 1.93 M | 44848 B | 0 B |" in text
+    for one in ({"samples": 6000, "seeds": {"1": seeds["1"]}, "epochs": [{"test_acc": a} for a in seeds["1"]]},
+                {"samples": 6000, "epochs": [{"test_acc": a} for a in seeds["1"]]}):
+        text = bench_cnn.report(_cnn_results({"uint8": one}), "cmd")
+        assert "| uint8 | 87.7 | 93.4 | 94.4 | 94.4 | 91.5 |" in text, text
+        assert "seed 1." in text and "±" not in text and "per seed" not in text
+
+
+@pytest.mark.parametrize("bad", ["0", "1,1", "x", " , "])
+def test_cnn_seeds_checked(bad, capsys):
+    from qtrain_host import bench_cnn
+    with pytest.raises(SystemExit) as e:
+        bench_cnn.main(["--seeds", bad, "--steps-only", "--boards", "qemu-m0"])
+    assert e.value.code == 2
+    assert "--seeds" in capsys.readouterr().err

@@ -9,6 +9,9 @@ port, and instructions per training sample on qemu-m0 / qemu-m4.
 --data: a directory with the full MNIST IDX files; without it, or if it
 lacks them (the bench says so), the repo's subset (data/mnist-subset,
 6000 / 1000 images).  The driver is mp_scripts/cnn.py.
+--seeds 1,2,3: one training run per mode and seed (the init and the
+shuffle); the accuracy table is then the mean +- spread (population
+standard deviation, as bench_accuracy's) over the seeds, per epoch.
 --steps-only: only the instruction counts (no training on the Unix port,
 no report), e.g. to compare one board's uint8 step between two commits:
     python -m qtrain_host.bench_cnn --steps-only --boards qemu-m4 --modes uint8
@@ -102,22 +105,49 @@ def count_steps(boards, modes, log):
     return out
 
 
-def train(data_dir, out, modes, epochs, parallel, log):
-    jobs = [(m, "cnn.py", ["--mode", m, "--epochs", epochs, "--seed", 1, "--lr", LR[m]] + OPTIONS,
-             os.path.join(out, "cnn-%s.log" % m)) for m in modes]
+def _job_name(m, seed, seeds):
+    return m if len(seeds) == 1 else "%s-s%d" % (m, seed)
+
+
+def train(data_dir, out, modes, epochs, parallel, log, seeds=(1,)):
+    """{mode: {"samples", "epochs": per epoch {"test_acc": mean over the
+    seeds}, "seeds": {seed: [test_acc per epoch]}}}."""
+    jobs = [(_job_name(m, seed, seeds), "cnn.py",
+             ["--mode", m, "--epochs", epochs, "--seed", seed, "--lr", LR[m]] + OPTIONS,
+             os.path.join(out, "cnn-%s.log" % _job_name(m, seed, seeds))) for seed in seeds for m in modes]
     res = bench_report.run_unix_jobs(jobs, data_dir, parallel, log)
     runs = {}
     for m in modes:
-        rc, output = res[m]
-        if rc != 0:
-            raise SystemExit("bench_cnn: %s run failed (exit %d):\n%s" % (m, rc, output[-2000:]))
-        start = (bench_report.parse_lines(output, "start") or [{}])[0]
-        runs[m] = {"samples": int(start.get("samples", 0)), "epochs": bench_report.parse_lines(output, "epoch")}
+        per_seed = {}
+        samples = 0
+        for seed in seeds:
+            rc, output = res[_job_name(m, seed, seeds)]
+            if rc != 0:
+                raise SystemExit("bench_cnn: %s seed %d run failed (exit %d):\n%s" % (m, seed, rc, output[-2000:]))
+            start = (bench_report.parse_lines(output, "start") or [{}])[0]
+            samples = int(start.get("samples", 0))
+            per_seed[str(seed)] = [e["test_acc"] for e in bench_report.parse_lines(output, "epoch")]
+        n = min(len(v) for v in per_seed.values())
+        runs[m] = {"samples": samples, "seeds": per_seed,
+                   "epochs": [{"test_acc": sum(v[i] for v in per_seed.values()) / len(per_seed)} for i in range(n)]}
     return runs
+
+
+def _acc_cell(r, i):
+    """Epoch i's test accuracy (%): the run's one value, or mean +- spread over its seeds."""
+    accs = [100 * v[i] for v in r.get("seeds", {}).values()]
+    if len(accs) < 2:
+        return "%.1f" % (100 * r["epochs"][i]["test_acc"])
+    return "%.1f ± %.1f" % bench_accuracy._mean_sd(accs)
 
 
 def _m(v):
     return "%.2f M" % (v / 1e6) if v >= 1e5 else "%.1f k" % (v / 1e3)
+
+
+def _seeds_text(R):
+    seeds = list(next(iter(R["runs"].values())).get("seeds", {})) or ["1"]   # results.json from before --seeds
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(seeds)
 
 
 def report(R, cmd):
@@ -128,17 +158,24 @@ def report(R, cmd):
              "its 4 trainable layers (conv-conv-dense-dense) and fits a 160 KB board heap next to `_qtrain.mpy`.")
     L.append("Training: from scratch, batch 1, standardized update (per tensor, stochastic rounding), "
              "options `%s` (lr halved after every epoch; uint8's error ranges fixed at [-1, 1]) and `--lr` %s, "
-             "seed 1." % (" ".join(OPTIONS), ", ".join("%g (%s)" % (LR[m], m) for m in MODES)))
+             "%s." % (" ".join(OPTIONS), ", ".join("%g (%s)" % (LR[m], m) for m in MODES), _seeds_text(R)))
     L.append("")
     runs = R["runs"]
     first = next(iter(runs.values()))
-    L.append("Test accuracy (%%) on %s, %d training images per epoch, Unix port:" % (R["data"], first["samples"]))
+    several = len(first.get("seeds", {})) > 1
+    L.append("Test accuracy (%%) on %s, %d training images per epoch, Unix port%s:" % (
+        R["data"], first["samples"], ", mean ± spread (population standard deviation) over the seeds" if several else ""))
     L.append("")
     L.append("| mode | " + " | ".join("epoch %d" % (i + 1) for i in range(len(first["epochs"]))) + " | paper (EMNIST digits, uint8) |")
     L.append("|---|" + "---:|" * len(first["epochs"]) + "---:|")
     for m, r in runs.items():
-        L.append("| %s | %s | %s |" % (m, " | ".join("%.1f" % (100 * e["test_acc"]) for e in r["epochs"]),
+        L.append("| %s | %s | %s |" % (m, " | ".join(_acc_cell(r, i) for i in range(len(r["epochs"]))),
                                       "%.1f" % PAPER["acc"] if m == "uint8" else "-"))
+    if several:
+        L.append("")
+        L.append("Last epoch per seed: " + "; ".join(
+            "%s %s" % (m, ", ".join("%.1f (seed %s)" % (100 * v[-1], seed) for seed, v in r["seeds"].items()))
+            for m, r in runs.items()) + ".")
     L.append("")
     L.append("Instructions per training sample (QEMU `-icount`, mean of 3 steps after 2 warm-up steps; "
              "heap = gc.mem_alloc() of the model after building and 2 steps; garbage = gc.mem_alloc() growth over one "
@@ -175,6 +212,7 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--boards", type=boards_arg, default=" ".join(BOARDS), help="emulated boards, separated by spaces or commas (default: %(default)s)")
+    ap.add_argument("--seeds", default="1", help="comma-separated seeds (one training run per mode and seed)")
     ap.add_argument("--parallel", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(paths.ROOT, "out", "bench-cnn"))
     ap.add_argument("--md", default="", help="write the tables into this Markdown file (block 'cnn')")
@@ -184,6 +222,12 @@ def main(argv=None):
     a = ap.parse_args(argv)
     log = lambda s: print(s, flush=True)  # noqa: E731
     modes = [m for m in a.modes.split(",") if m]
+    try:
+        seeds = [int(v) for v in a.seeds.split(",") if v.strip()]
+    except ValueError:
+        ap.error("--seeds: comma-separated integers, got %r" % a.seeds)
+    if not seeds or min(seeds) < 1 or len(set(seeds)) != len(seeds):
+        ap.error("--seeds: distinct integers >= 1, got %r" % a.seeds)
     boards = list(a.boards)
     if a.steps_only:
         count_steps(boards, modes, log)
@@ -200,12 +244,13 @@ def main(argv=None):
     data_dir = bench_accuracy.prepare(src, a.out, log)
     t0 = time.time()
     R = {"data": "MNIST (%s)" % ("full, --data" if a.data else "the shipped subset data/mnist-subset"),
-         "runs": train(data_dir, a.out, modes, a.epochs, a.parallel, log),
+         "runs": train(data_dir, a.out, modes, a.epochs, a.parallel, log, seeds),
          "steps": count_steps(boards, modes, log)}
     R["wall_s"] = time.time() - t0
     # the command as a reader reruns it (no local paths)
-    R["cmd"] = "python -m qtrain_host.bench_cnn%s --epochs %d%s" % (
-        " --data MNIST_DIR" if a.data else "", a.epochs, "" if a.modes == ",".join(MODES) else " --modes " + a.modes)
+    R["cmd"] = "python -m qtrain_host.bench_cnn%s --epochs %d%s%s" % (
+        " --data MNIST_DIR" if a.data else "", a.epochs, "" if a.modes == ",".join(MODES) else " --modes " + a.modes,
+        "" if seeds == [1] else " --seeds " + ",".join(str(v) for v in seeds))
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(R, f, indent=1)
     return write(R, a, log)
