@@ -137,3 +137,56 @@ except MemoryError as e:
         assert "built 1" in out, out
     else:
         assert "refused: a CNN (mode=%s" % mode in out and "needs about" in out, out
+
+
+def test_cnn_mask_chain(run, target):
+    """builder.mask_chain marks the CNN (Conv 8->16, Dense 784->32 and Dense
+    32->10 take ReLU outputs) and the head's last Dense (Options.mask_aware,
+    default True; uint8 only).  With fixed error ranges (alpha_e 0, the bench's
+    setting) the masked propagation gives the error the ReLU mask gave, so 12
+    steps with and without it end in the same weights and biases, bit for
+    bit (a layer marked mask_in without its input's mask, or a ReLU layer
+    whose mask pass is dropped without the next layer's masking, changes
+    them); test_mask_aware.py test_cnn_mask_aware_bit_exact checks the
+    masked kernels on these shapes against the golden model."""
+    out = run("""
+import gc
+from qtrain import classifier
+class Features:      # what Head reads from a VAE at construction
+    latent_dim = 10
+    def __init__(self, opt):
+        self.opt = opt
+def flags(layers):
+    return ''.join('%d%d' % (l.mask_in, l.rmask) for l in layers)
+def sig(net):
+    h = 0
+    for l in net.net.layers:
+        for buf in (l.w, l.b):
+            for v in buf:
+                h = (h * 31 + v) & 0xffffff
+    return h
+x = bytearray(784)
+for mask_aware in (True, False):
+    opt = classifier.Options(mode='uint8', lr=0.001, alpha_e=0.0, seed=4, mask_aware=mask_aware)
+    net = classifier.build_cnn(opt)
+    for t in range(12):
+        for i in range(784):
+            r, c = divmod(i, 28)
+            x[i] = (i * (7 + t) + 13 * t) & 255 if 5 <= r < 23 and 7 <= c < 21 else 0
+        net.step(x, t % 10)
+    print('cnn', mask_aware, flags(net.net.layers), sig(net))
+    net = None
+    gc.collect()
+    print('head', mask_aware, flags(classifier.Head(Features(opt), opt=opt).net.layers))
+""")
+    res = {}
+    for line in out.splitlines():
+        f = line.split()
+        if f and f[0] in ("cnn", "head"):
+            res[tuple(f[:2])] = f[2:]
+    # (mask_in, rmask) per layer: Conv 1->8, Conv 8->16, Dense 784->32, Dense 32->10
+    assert res[("cnn", "True")][0] == "00101010", out
+    assert res[("cnn", "False")][0] == "01010100", out
+    assert res[("cnn", "True")][1] == res[("cnn", "False")][1], out
+    assert res[("head", "True")] == ["0010"], out
+    assert res[("head", "False")] == ["0100"], out

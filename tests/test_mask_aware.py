@@ -148,12 +148,40 @@ def test_dense_mask_aware_bit_exact(run):
     _run_cases(run, _dense_cases())
 
 
+# qtrain.classifier.build_cnn()'s (and Head's) propagations after a ReLU
+# layer: Conv 8->16 (14x14, s2) into Conv 1->8's output, Dense 784->32 into
+# Conv 8->16's (flattened), Dense 32->10 into Dense 784->32's (the head's
+# last Dense is the same 32->10).
+CNN_CONV = (8, 14, 14, 16, 3, 3, 2, 2, 1, 1)
+CNN_DENSE = ((32, 784), (10, 32))
+
+
+def _cnn_cases():
+    rng = np.random.default_rng(80)
+    cases = []
+    for i, frac in enumerate((0.5, 0.75, 0.3)):   # the trained CNN's ReLU outputs: about half at zero
+        c = u8_case(rng, False, CNN_CONV, zfrac=(None, 0.5, 0.8)[i])
+        c["mask"] = _mask(rng, c, frac)
+        c["kind"] = 0
+        cases.append(c)
+    for m, n in CNN_DENSE:
+        for frac in (0.5, 0.9):
+            cases.append(_dense_case(rng, m, n, frac, False))
+    return cases
+
+
+def test_cnn_mask_aware_bit_exact(run):
+    """The classifier CNN's and head's masked propagations (builder.mask_chain
+    marks them; test_classifier.py test_cnn_mask_chain) against the golden model."""
+    _run_cases(run, _cnn_cases())
+
+
 def test_mask_decides():
     """The golden model's masked call: z_ex exactly at the masked positions,
     the full call's values at the others, the range from those and 0; and
     the cases above differ from the unmasked call at both kinds of position
     (so a kernel that ignored the mask, or skipped too much, fails them)."""
-    cases = _conv_kind(_conv_cases()) + _dense_cases()
+    cases = _conv_kind(_conv_cases()) + _dense_cases() + _cnn_cases()
     differs_masked = differs_kept = 0
     for c in cases:
         xm, xmq = c["mask"]

@@ -15,6 +15,10 @@ standard deviation, as bench_accuracy's) over the seeds, per epoch.
 --steps-only: only the instruction counts (no training on the Unix port,
 no report), e.g. to compare one board's uint8 step between two commits:
     python -m qtrain_host.bench_cnn --steps-only --boards qemu-m4 --modes uint8
+--mask-aware 0: the steps with Options.mask_aware off (the same trained
+bits at the bench's fixed error ranges), to compare with the default on
+one commit: the M0's step count also moves with the heap layout (a few
+bytes more of script or package before the build: up to ~4 %).
 Instruction counts: QEMU `-icount shift=0` through the firmware's icount
 module, like qtrain_host.bench (deterministic; not cycles).
 """
@@ -50,7 +54,7 @@ M = %(mode)r
 gc.collect()
 base = gc.mem_alloc()
 try:
-    net = classifier.build_cnn(classifier.Options(mode=M, lr=%(lr)r, alpha_e=0.0, seed=5))
+    net = classifier.build_cnn(classifier.Options(mode=M, lr=%(lr)r, alpha_e=0.0, seed=5, mask_aware=%(mask_aware)r))
 except MemoryError as ex:
     print("@bench fits 0")
     print("@why", str(ex))
@@ -85,11 +89,12 @@ print("@bench step_garbage %%d" %% (gc.mem_alloc() - a0))
 """
 
 
-def count_steps(boards, modes, log):
+def count_steps(boards, modes, log, mask_aware=True):
     out = {}
     for board in boards:
         for mode in modes:
-            res = run_script(board, STEP_SCRIPT % {"mode": mode, "lr": LR[mode]}, timeout=900)
+            res = run_script(board, STEP_SCRIPT % {"mode": mode, "lr": LR[mode], "mask_aware": mask_aware},
+                             timeout=900)
             b = {k: int(v) for k, v in _bench_lines(res.output).items()}
             why = [line[5:] for line in res.output.splitlines() if line.startswith("@why ")]
             if why:
@@ -219,6 +224,8 @@ def main(argv=None):
     ap.add_argument("--from-json", default="", help="only redo the report from a results.json")
     ap.add_argument("--steps-only", action="store_true",
                     help="only count instructions per step on --boards (no training, no report)")
+    ap.add_argument("--mask-aware", type=int, choices=(0, 1), default=1,
+                    help="--steps-only: Options.mask_aware of the stepped CNN (default 1)")
     a = ap.parse_args(argv)
     log = lambda s: print(s, flush=True)  # noqa: E731
     modes = [m for m in a.modes.split(",") if m]
@@ -230,7 +237,7 @@ def main(argv=None):
         ap.error("--seeds: distinct integers >= 1, got %r" % a.seeds)
     boards = list(a.boards)
     if a.steps_only:
-        count_steps(boards, modes, log)
+        count_steps(boards, modes, log, bool(a.mask_aware))
         return 0
     if a.from_json:
         with open(a.from_json) as f:

@@ -166,9 +166,11 @@ def build_cnn(opt=None, channels=(8, 16), hidden=32, classes=10, shape=IMAGE):
     oc, oh, ow = c2.out_shape
     d1 = Dense(oc * oh * ow, hidden, relu=True, opt=opt, seed=opt.seed + 2)
     d2 = Dense(hidden, classes, opt=opt, seed=opt.seed + 3)
+    layers = [c1, c2, d1, d2]
+    _builder().mask_chain(layers)   # Options.mask_aware: c2, d1, d2 take ReLU outputs
     shared = Shared.for_layers((c1, c2))
     unload("builder")   # the layers' constructors' code (layers._builder)
-    return Classifier(Sequential([c1, c2, d1, d2]), classes, opt, shape[0] * shape[1] * shape[2], shared)
+    return Classifier(Sequential(layers), classes, opt, shape[0] * shape[1] * shape[2], shared)
 
 
 class Head:
@@ -180,8 +182,10 @@ class Head:
         self.vae = vae
         self.classes = classes
         L = vae.latent_dim
-        self.net = Sequential([Dense(L, hidden, relu=True, opt=opt, first=True, seed=opt.seed + 10),
-                               Dense(hidden, classes, opt=opt, seed=opt.seed + 11)])
+        layers = [Dense(L, hidden, relu=True, opt=opt, first=True, seed=opt.seed + 10),
+                  Dense(hidden, classes, opt=opt, seed=opt.seed + 11)]
+        _builder().mask_chain(layers)   # Options.mask_aware: the last Dense takes a ReLU output
+        self.net = Sequential(layers)
         self.output = SoftmaxOutput(classes, opt)
         self._records = self.net.qparams() + self.output.qparams()
         unload("builder")   # the layers' constructors' code (layers._builder)
