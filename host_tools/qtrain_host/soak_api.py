@@ -169,6 +169,9 @@ rng1 = lambda: array('I', [7])
 G = (2, 6, 6, 3, 3, 3, 2, 2, 1, 1)             # 2x6x6 -> 3x3x3, 54 weights
 GT = (3, 3, 3, 2, 3, 3, 2, 2, 1, 1, 1, 1)      # 3x3x3 -> 2x6x6, 54 weights
 HAND = {
+    # the ReLU layers' own mask pass: with Options.mask_aware (default) every
+    # ReLU layer the setups build is followed by a mask-aware propagation
+    'relu_backward_u8': [(ub(6), u8(), ub(6), u8())],
     'dense_grad_acc_u8': [(ub(4), u8(), ub(6), u8(), ai(24), ai(4), None, 0)],
     'dense_grad_acc_f32': [(af(4), af(6), af(24), af(4), None, 0)],
     'dense_grad_acc_mixed': [(af(4), ub(6), u8(), af(24), af(4), None, 0)],
