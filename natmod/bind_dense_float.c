@@ -202,6 +202,23 @@ static mp_obj_t qt_update_rows_f32_fn(size_t n_args, const mp_obj_t *a) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_update_rows_f32_obj, 7, 7, qt_update_rows_f32_fn);
 
+// bias_update_f32(gb, b, hp, flags, state) -> None: a float bias vector
+// alone, standardized by its RMS (state[3..4]; len(state) >= 5, steps in
+// state[0]); flags as update_rows_f32's (8: plain).  Zeroes gb.
+static mp_obj_t qt_bias_update_f32_fn(size_t n_args, const mp_obj_t *a) {
+    float *gb;
+    size_t n = f32_len(a[0], "gb", &gb, QT_RW), slen;
+    float *b = qt_arg_f32(a[1], "b", n, QT_RW);
+    qt_update_t u;
+    float tau;
+    qt_arg_update(a[2], a[3], MP_OBJ_NULL, &u, &tau, 15);
+    float *state = qt_arg_buf_len(a[4], "state", QT_TC_F32, QT_STD_STATE_HDR, &slen, QT_RW);
+    int32_t plain = (mp_obj_get_int(a[3]) & QT_UPD_PLAIN) != 0;
+    bias_update_f32(b, gb, (int32_t)n, &u, plain, state);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(qt_bias_update_f32_obj, 5, 5, qt_bias_update_f32_fn);
+
 // dense_grad_acc_mixed(e, x, xq, g, gb, sel, k) -> None: float e, uint8 x;
 //   g float[m*n] += e_i s_x (x_j - z_x) (real units), gb float[m] (or None) += e.
 static mp_obj_t qt_dense_grad_acc_mixed_fn(size_t n_args, const mp_obj_t *a) {
@@ -249,6 +266,7 @@ void qt_bind_dense_float(void) {
     mp_store_global(MP_QSTR_dense_update_mixed, MP_OBJ_FROM_PTR(&qt_dense_update_mixed_obj));
     mp_store_global(MP_QSTR_dense_grad_acc_f32, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_f32_obj));
     mp_store_global(MP_QSTR_update_rows_f32, MP_OBJ_FROM_PTR(&qt_update_rows_f32_obj));
+    mp_store_global(MP_QSTR_bias_update_f32, MP_OBJ_FROM_PTR(&qt_bias_update_f32_obj));
     mp_store_global(MP_QSTR_dense_grad_acc_mixed, MP_OBJ_FROM_PTR(&qt_dense_grad_acc_mixed_obj));
     mp_store_global(MP_QSTR_update_rows_mixed, MP_OBJ_FROM_PTR(&qt_update_rows_mixed_obj));
 }

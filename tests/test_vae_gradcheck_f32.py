@@ -29,6 +29,9 @@ class Recorder:
         if gb is not None:
             grads[id(b)] = array.array('f', gb)
         return self.qf.update_rows_f32(g, w, gb, b, *rest)
+    def bias_update_f32(self, gb, b, *rest):
+        grads[id(b)] = array.array('f', gb)
+        return self.qf.bias_update_f32(gb, b, *rest)
     def dense_update_f32(self, e, x, w, b, sel, k, *rest):
         n = len(x)
         g = array.array('f', bytes(4 * len(w)))

@@ -248,14 +248,14 @@ def ref_update(w, G, present, gb, bpresent, lr, plain, per_row):
     """The standardized step of a fresh optimizer state in float64: rows
     `present` of w move by -lr (G - mu) / sigma (mu, sigma per tensor over
     the present rows, or per row), entries `bpresent` of the bias by -lr
-    (gb - mu_b) / sigma_b; plain SGD: -lr G.  -> (dw, dw_tol, db, db_tol):
+    gb / RMS(gb) (mean 0, as bias_update_from_f32); plain SGD: -lr G.  -> (dw, dw_tol, db, db_tol):
     the tolerances bound float32 mean/std from sums (sum of squares minus
     the squared mean) and the rounding of the step; inf where sigma is too
     small against the mean for float32 to tell (C may skip or step)."""
-    def step(g, cnt):
+    def step(g, cnt, centred=True):
         if plain:
             return lr * g, lr * 4 * U * np.abs(g)
-        mu, sd = g.mean(), g.std()
+        mu, sd = (g.mean(), g.std()) if centred else (0.0, np.sqrt(np.mean(g * g)))
         # float32 sums of cnt terms: mean within (cnt + 2) U mean|g|, variance
         # (sum of squares / cnt - mean^2) within ~(cnt + 4) U (sd^2 + mu^2)
         rel = 4 * (cnt + 4) * U * (1 + (mu / sd) ** 2) if sd > 0 else np.inf
@@ -274,7 +274,7 @@ def ref_update(w, G, present, gb, bpresent, lr, plain, per_row):
     db, tb = np.zeros(len(gb)), np.zeros(len(gb))
     bi = np.flatnonzero(bpresent)
     if len(bi):
-        db[bi], tb[bi] = step(np.asarray(gb, np.float64)[bi], len(bi))
+        db[bi], tb[bi] = step(np.asarray(gb, np.float64)[bi], len(bi), centred=False)
     return dw, tw + 4 * U * np.abs(w), db, tb
 
 

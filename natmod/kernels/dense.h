@@ -126,6 +126,11 @@ void dense_grad_acc_f32(const float *e, const float *x, float *g, float *gb, int
     const int32_t *rows, int32_t k);
 void update_rows_f32(float *w, float *g, float *b, float *gb, int32_t rows_total, int32_t len,
     const qt_update_t *u, int32_t plain, float *state);
+// A float bias vector alone, b -= lr gb / RMS(gb) over the entries with
+// gb != 0 (statistics in state[3..4], steps counted in state[0]; plain:
+// lr gb); zeroes gb.  For biases whose weights are not rows of one per
+// structure (float32 ConvTranspose2d: its rows are in_ch slabs).
+void bias_update_f32(float *b, float *gb, int32_t n, const qt_update_t *u, int32_t plain, float *state);
 // Mixed, batch > 1: g (float, real units) += e_i s_x (x_j - z_x), gb += e;
 // update_rows_mixed applies them to uint8 w / int32 b (steps of s_b) like the
 // uint8 batch path (rounding, range tracking) and zeroes g, gb.

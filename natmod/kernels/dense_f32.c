@@ -88,16 +88,19 @@ static void mean_std(float s, float sq, float cnt, float *mean, float *sd) {
 
 // Bias update (per tensor) from a float gradient g_i = e_i, used by the f32
 // and mixed paths: into a float bias bf, or an int32 bias bi in steps of s_b
-// (rounded like the weights).
+// (rounded like the weights).  Standardized by the RMS over the biases with
+// a gradient (mean 0, sigma = sqrt(mean g^2)), as the uint8 paths'
+// qt_update_bias_i32: centred, a lone bias (DSGU's k = 1, a one-filter
+// layer) had spread 0 and the sigma guard froze it, and two stepped +-lr
+// whatever their gradients' signs (KERNELS.md, "DSGU at k = 1").
 static void bias_update_from_f32(float *bf, int32_t *bi, float s_b, const float *e, int32_t m,
     const int32_t *rows, int32_t k, const qt_update_t *u, int32_t plain, float *state, int first) {
     int32_t cnt = rows ? k : m;
-    float s = 0.0f, sq = 0.0f;
+    float sq = 0.0f;
     int32_t nz = 0;
     for (int32_t t = 0; t < cnt; t++) {
         float g = e[rows ? rows[t] : t];
         if (g != 0.0f) {
-            s = s + g;
             sq = sq + g * g;
             nz++;
         }
@@ -105,14 +108,10 @@ static void bias_update_from_f32(float *bf, int32_t *bi, float s_b, const float 
     if (nz == 0) {
         return;
     }
-    float c, mu;
-    if (plain) {
-        c = u->lr;
-        mu = 0.0f;
-    } else {
-        float mean, sd;
-        mean_std(s, sq, (float)nz, &mean, &sd);
-        qt_std_blend(state + 3, mean, sd, u->alpha_norm, first);
+    float c = u->lr, mu = 0.0f;
+    if (!plain) {
+        // state[3] blends towards 0: a state saved by the centred rule decays
+        qt_std_blend(state + 3, 0.0f, qt_sqrt_f32(sq / (float)nz), u->alpha_norm, first);
         if (!(state[4] > 0.0f)) {
             return;
         }
@@ -358,6 +357,12 @@ void update_rows_f32(float *w, float *g, float *b, float *gb, int32_t rows_total
         bias_update_from_f32(b, NULL, 1.0f, gb, rows_total, NULL, 0, u, plain, state, first);
         qt_fill_f32(gb, (size_t)rows_total, 0.0f);
     }
+    state[0] += 1.0f;
+}
+
+void bias_update_f32(float *b, float *gb, int32_t n, const qt_update_t *u, int32_t plain, float *state) {
+    bias_update_from_f32(b, NULL, 1.0f, gb, n, NULL, 0, u, plain, state, !(state[0] > 0.0f));
+    qt_fill_f32(gb, (size_t)n, 0.0f);
     state[0] += 1.0f;
 }
 

@@ -166,7 +166,7 @@ def conv_backward_f32(layer, e):
     if layer.trainable:
         if layer.transposed:
             layer._qf.update_rows_f32(gw, layer.w, None, None, layer.hp, layer.flags, layer.state)
-            layer._qf.update_rows_f32(gb, layer.b, None, None, layer.hp, layer.bflags, layer.bstate)
+            layer._qf.bias_update_f32(gb, layer.b, layer.hp, layer.bflags, layer.bstate)
         else:
             layer._qf.update_rows_f32(gw, layer.w, gb, layer.b, layer.hp, layer.flags, layer.state)
     return layer.ep, None

@@ -85,6 +85,12 @@ def update_rows_f32(g: _F32, w: _F32, gb: Optional[_F32], b: Optional[_F32], hp:
     ...
 
 
+def bias_update_f32(gb: _F32, b: _F32, hp: _F32, flags: int, state: _F32, /) -> None:
+    """A float32 bias vector alone: b -= lr gb / RMS(gb) over the entries
+    with a gradient (state[3..4]; len(state) >= 5); flags 8: plain; zeroes gb."""
+    ...
+
+
 def update_rows_mixed(g: _F32, w: _U8Out, wq: _QP, gb: Optional[_F32], b: Optional[_I32],
                       bq: Optional[_QP], hp: _F32, flags: int, state: _F32, rng: _U32, /) -> int:
     """Batch update of uint8 rows from float gradients; zeroes g, gb; 1 if re-mapped."""

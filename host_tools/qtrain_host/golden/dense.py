@@ -550,7 +550,8 @@ def update_f32(e, x, w, b, lr, alpha_norm, flags, state, sel=None, k=None):
         if plain:
             b[rows] -= lr * gb
         else:
-            blend(3, gb.mean(), gb.std(), first)
+            # the RMS, mean 0 (bias_update_from_f32; as _update_bias for uint8)
+            blend(3, 0.0, np.sqrt(np.mean(gb * gb)), first)
             if st[4] > 0:
                 b[rows] -= lr * (gb - st[3]) / st[4]
     st[0] += 1
