@@ -19,6 +19,7 @@ is allocated here, a step allocates nothing.
 import array
 
 import _qtrain as _q
+from micropython import heap_lock, heap_unlock
 
 from . import unload
 from .layers import F32, MIXED, U8, Conv2d, Dense, Options, Shared, _builder, dequantize, float_kernels, qparams, zeros  # noqa: F401 (Options re-exported)
@@ -98,7 +99,30 @@ class Classifier:
         """One supervised step on image x (uint8 pixels) -> the predicted
         class; the loss (nats) is then self.output.stats[0].  In uint8 mode
         a step allocates nothing (a float or a tuple returned would be a heap
-        object per step on a board)."""
+        object per step on a board) and runs with the heap locked: the
+        layers' methods, whose frames are over the 11 words MicroPython keeps
+        on the C stack, then get them there too, not from a first-fit search
+        of the heap at every call (up to ~5 % of an M0 step, moving with the
+        heap layout: docs/KERNELS.md, "Heap-allocated frames")."""
+        if self.opt.m != U8:
+            return self._step(x, label)
+        heap_lock()
+        try:
+            return self._step(x, label)
+        except Exception as ex:
+            err = ex
+        finally:
+            heap_unlock()
+        # Locked, a kernel's error has no heap for its message (it comes as a
+        # MemoryError): the forward and the loss again, unlocked, raise a bad
+        # x or label with it.  Neither changes anything a second run would
+        # not (the same outputs, error and range min / max) and the checks
+        # come before any update.  Else the error was the step's own.
+        lg, lq = self._forward(x)
+        self.output.error(lg, lq, label)
+        raise err
+
+    def _step(self, x, label):
         lg, lq = self._forward(x)
         out = self.output
         pred = out.error(lg, lq, label)
