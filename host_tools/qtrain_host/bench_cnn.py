@@ -17,8 +17,10 @@ no report), e.g. to compare one board's uint8 step between two commits:
     python -m qtrain_host.bench_cnn --steps-only --boards qemu-m4 --modes uint8
 --mask-aware 0: the steps with Options.mask_aware off (the same trained
 bits at the bench's fixed error ranges), to compare with the default on
-one commit: the M0's step count also moves with the heap layout (a few
-bytes more of script or package before the build: up to ~4 %).
+one commit.  A uint8 step runs with the heap locked, so its count moves
+< 1 k with the heap layout (it moved up to ~4.5 % on the M0 before:
+docs/KERNELS.md, "Heap-allocated frames"); the forward timed alone does not
+(~1.5 %).
 Instruction counts: QEMU `-icount shift=0` through the firmware's icount
 module, like qtrain_host.bench (deterministic; not cycles).
 """
