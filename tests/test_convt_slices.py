@@ -2,7 +2,8 @@
 against the numpy golden model, bit for bit on every target: the slice
 scores and selection (conv_select_u8 with x, xq, geom), the error
 propagation of the selected slices (conv_transpose2d_backward_u8(...,
-slices=True)) and the update of the selected slices (flag 8), one case
+slices=True), mask-aware in half the cases: the layer's input from a ReLU
+layer, as the VAE's two ConvTranspose2d layers run it) and the update of the selected slices (flag 8), one case
 after the other as a layer runs them, in a scratch of exactly
 conv_transpose2d_scratch_len(geom, True) bytes followed by a guard that must
 stay untouched; then the scratch sizes and the bad-input checks.  Not built
@@ -13,6 +14,7 @@ import pytest
 
 from casefile import pack, parse
 from test_conv_kernels import DEVICE_LIB, VAE_GEOMS, rand_geom, u8_case
+from test_mask_aware import _mask
 from qtrain_host.golden import conv as G
 from qtrain_host.golden import quant as GQ
 
@@ -23,7 +25,7 @@ ncase = rd(f)[0]
 GUARD = b'\xa5' * 16
 torn = 0
 for i in range(ncase):
-    fl, x, xq, w, wq, b, bq, e, eq, exq, hp, st, state, rng, uhp = rdn(f, 15)
+    fl, x, xq, w, wq, b, bq, e, eq, exq, hp, st, state, rng, uhp, xm, xmq = rdn(f, 17)
     flags = fl[0]
     geom = tuple(fl[1:])
     n_scr = Q.conv_transpose2d_scratch_len(geom, True)
@@ -34,7 +36,7 @@ for i in range(ncase):
     sel = zeros('i', geom[0])
     k = Q.conv_select_u8(e, eq, hp, st, sel, buf('ss', 'I', 2 * geom[0] + geom[1] * geom[2]), x, xq, geom)
     ex = buf('ex', 'B', len(x))
-    Q.conv_transpose2d_backward_u8(e, eq, None, None, w, wq, ex, exq, geom, sel, k, scratch, True)
+    Q.conv_transpose2d_backward_u8(e, eq, None, None, w, wq, ex, exq, geom, sel, k, scratch, True, xm, xmq)
     rem = Q.conv_transpose2d_update_u8(e, eq, x, xq, w, wq, b, bq, geom, sel, k, uhp, flags | 8, state, rng,
                                        scratch)
     print('S', i, end='')
@@ -57,6 +59,7 @@ print('done')
 
 def _cases():
     rng = np.random.default_rng(4242)
+    mrng = np.random.default_rng(4243)   # the masks (the cases above unchanged)
     geoms = [g for t, g in VAE_GEOMS if t] + [rand_geom(rng, True) for _ in range(16)]
     geoms += [rand_geom(rng, True, (13, 5, 9)) for _ in range(4)]
     out = []
@@ -76,7 +79,10 @@ def _cases():
             state[0] = 3
             state[1:] = rng.uniform(0.001, 0.1, state.size - 1).astype(np.float32)
         seed = np.array([int(rng.integers(1, 2**32 - 1))], np.uint32)
-        out.append(dict(c=c, hp=hp, st=st, flags=flags, uhp=uhp, state=state, seed=seed))
+        # mask-aware in half the cases (the VAE's two layers first); the finish
+        # must read channel sel[j]'s mask for the j-th selected slice
+        mask = _mask(mrng, c, float(mrng.choice([0.3, 0.6]))) if i % 2 == 0 else (None, None)
+        out.append(dict(c=c, hp=hp, st=st, flags=flags, uhp=uhp, state=state, seed=seed, mask=mask))
     return out
 
 
@@ -107,7 +113,7 @@ def test_convt_slices_bit_exact(run):
         c = d["c"]
         data += pack(np.array([d["flags"]] + list(c["geom"]), np.int32), c["x"].ravel(), c["xq"],
                      c["w"].ravel(), c["wq"], c["b"], c["bq"], c["e"].ravel(), c["eq"], c["exq"], d["hp"],
-                     d["st"], d["state"], d["seed"], d["uhp"])
+                     d["st"], d["state"], d["seed"], d["uhp"], d["mask"][0], d["mask"][1])
     out = run(SLICE_SCRIPT, files={"cases.bin": data})
     assert "done" in out, out[-2000:]
     assert "torn 0" in out, "the slices calls wrote past conv_transpose2d_scratch_len(geom, True)"
@@ -124,8 +130,9 @@ def test_convt_slices_bit_exact(run):
         assert np.frombuffer(got[1], np.int32)[:k].tolist() == list(sel), what + ": sel"
         assert np.frombuffer(got[2], np.float32)[0] == np.float32(emax), what + ": state"
         partial += k < geom[0]
-        _, ex, exq = G.backward_u8_qp(True, c["e"], c["eq"], None, None, c["x"], c["w"], c["wq"], c["exq"], geom,
-                                      sel, slices=True)
+        xm, xmq = d["mask"]
+        _, ex, exq = G.backward_u8_qp(True, c["e"], c["eq"], None, None, c["x"] if xm is None else xm, c["w"],
+                                      c["wq"], c["exq"], geom, sel, slices=True, xq=xmq)
         assert got[3] == ex.tobytes(), what + ": ex"
         assert got[4] == exq.tobytes(), what + ": exq"
         unsel = np.ones(geom[0], bool)

@@ -60,9 +60,14 @@ int32_t conv_transpose2d_slices_scratch_len_u8(const qt_conv_geom_t *t) {
     // the lanes (conv_transpose2d_update_slices_u8)
     int32_t upd = conv_transpose2d_grad_scratch_u8(t) + 4 * t->out_ch * (t->k_h * t->k_w + 1)
                   + qt_conv_corr2_work_bytes(t->in_h * t->in_w);
-    // error propagation: the gather's, then the selected slices side by side
-    int32_t bwd = qt_conv_gather_scratch(&g, 0) + align4(t->in_ch * t->out_ch * t->k_h * t->k_w);
-    return upd > bwd ? upd : bwd;
+    // error propagation: the gather's, then the selected slices side by side,
+    // then (mask-aware) their channels' masks side by side
+    // (in int64: each term is below 2^30 for an accepted geometry, the sum
+    // need not be; a length past int32 is one no buffer has)
+    int64_t bwd = (int64_t)qt_conv_gather_scratch(&g, 0) + align4(t->in_ch * t->out_ch * t->k_h * t->k_w)
+                  + (int64_t)t->in_ch * t->in_h * t->in_w;
+    bwd = bwd > INT32_MAX ? INT32_MAX : bwd;
+    return upd > bwd ? upd : (int32_t)bwd;
 }
 #endif
 
@@ -255,6 +260,21 @@ void conv_transpose2d_backward_slices_u8(const qt_conv_geom_t *t, const uint8_t 
         copy_blocks_u8(ws + j * L, 0, w + sel[j] * L, 0, 1, L);
     }
     g.out_ch = n_sel;
+    qt_conv_rq_t mrq;
+    if (rq->mask) {
+        // Mask-aware: the finish reads the mask byte at the output's offset
+        // (qt_conv_fin_t.moff), but slice j's map is computed in channel j,
+        // not sel[j]: its mask is channel sel[j]'s, copied to channel j of
+        // a copy side by side (read from the input's mask, it masked the
+        // wrong channel).
+        uint8_t *ms = ws + align4(CI * L);
+        for (int32_t j = 0; j < n_sel; j++) {
+            copy_blocks_u8(ms + j * IHW, 0, rq->mask + sel[j] * IHW, 0, 1, IHW);
+        }
+        mrq = *rq;
+        mrq.mask = ms;
+        rq = &mrq;
+    }
     qt_conv_gather_u8(&g, e, ws, NULL, ex, rq, stats, NULL, 0, scratch);
     // Then each to its channel, from the last channel down (sel strictly
     // ascending: sel[j] >= j, and an unselected channel above sel[j] is
