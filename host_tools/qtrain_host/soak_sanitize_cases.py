@@ -130,6 +130,8 @@ def load(so):
            C.c_int, VP, VP]
     lib.conv2d_update_u8.argtypes = upd
     lib.conv_transpose2d_update_u8.argtypes = upd
+    lib.conv_transpose2d_update_slices_u8.argtypes = upd
+    lib.conv_transpose2d_slice_scores_u8.restype = C.c_uint64
     lib.qt_bce_sigmoid.argtypes = [VP, VP, C.c_size_t, VP, VP, VP]
     lib.qt_softmax_ce.argtypes = [VP, C.c_size_t, C.c_int32, VP, VP]
     lib.qt_latent_forward.argtypes = [VP, C.c_size_t, VP, VP, VP, VP]
@@ -423,6 +425,22 @@ def case_dense_batch(lib, rng, m, per_row, lr, f32, mixed, sel, k):
     check(np.all(np.abs(wf - (w.reshape(m, n) - dw).ravel()) <= tw.ravel()), what + " (weights)")
     check(b is None or np.all(np.abs(bf - (b - db)) <= tb + 4 * U * np.abs(b)), what + " (bias)")
     check(not gc.any() and (b is None or not gbc.any()), what + ": g, gb not zeroed")
+    # bias_update_f32 (a float32 bias alone, the float32 ConvTranspose2d's): the
+    # accumulated gb, or one structure alone (DSGU's k = 1: sigma = |g|)
+    gb1 = exact(gb, np.float32)
+    if rng.random() < 0.3:
+        gb1[:] = 0
+        gb1[int(rng.integers(0, m))] = F(rng.standard_normal() * float(np.exp(rng.uniform(-20, 5))))
+    bz = (b if b is not None else rng.standard_normal(m)).astype(np.float32)
+    bc, gbr = exact(bz, np.float32), gb1.copy()
+    state = exact(np.zeros(5), np.float32)
+    u = Update(lr, F(1), F(1), 0, 0, 0, None)
+    lib.bias_update_f32(P(bc), P(gb1), m, C.byref(u), plain, P(state))
+    _, _, db, tb = ref_update(np.zeros((m, 1)), np.zeros((m, 1)), np.zeros(m, bool), gbr, gbr != 0, float(lr),
+                              plain, 0)
+    what = "bias_update_f32 plain=%d nonzero=%d" % (plain, int(np.count_nonzero(gbr)))
+    check(np.all(np.abs(bc - (bz - db)) <= tb + 4 * U * np.abs(bz)), what)
+    check(not gb1.any() and state[0] == 1, what + ": gb not zeroed or steps not counted")
     # update_rows_mixed
     flags = int(rng.integers(0, 4)) | 4 * per_row
     state = exact(np.zeros(5 + 2 * m), np.float32)
@@ -499,7 +517,8 @@ def case_conv(lib, rng, i):
     else:
         k, sel = co, None
     gsel = None if sel is None else sel[:k]
-    xm, xmq = rand_mask(rng, ci * H * W) if i % 2 else (None, None)   # mask-aware
+    # mask-aware in half the cases of each of Conv2d and ConvTranspose2d (t is i % 2)
+    xm, xmq = rand_mask(rng, ci * H * W) if (i >> 1) % 2 else (None, None)
     ge, gex, gexq = GC.backward_u8_qp(t, e.reshape(co, oh, ow), eq, gy if relu else None, yq,
                                       x3 if xm is None else xm.reshape(ci, H, W), w4, wq, exq, geom, gsel,
                                       xq=xmq)
@@ -550,9 +569,69 @@ def case_conv(lib, rng, i):
         check(same(wc, gw_.ravel()) and same(wqc, gwq) and re == gre, what + " (weights)")
         check(same(state, gst) and int(seed[0]) == grng, what + " (state, rng)")
         check(b is None or same(bc, gb_), what + " (bias)")
+    if t:
+        case_convt_slices(lib, rng, g, geom, name, (ge, eq, x, x3, xq, w, w4, wq, b, bq, exq, xm, xmq))
     case_conv_f32(lib, rng, t, g, geom, wshape, name)
     case_conv_mixed(lib, rng, t, g, geom, name, (x3, xq, w4, wq, y, yq, relu), (b, bq, usel, nsel, scratch))
     case_conv_select(lib, rng, e.reshape(co, oh, ow), eq, name)
+
+
+def case_convt_slices(lib, rng, g, geom, name, args):
+    """ConvTranspose2d DSGU over input-channel slices (Options(dsgu_convt=
+    'input'), bind_conv.c): the slices' scores, the error propagation of a
+    strictly ascending subset (mask-aware as the caller drew it) and two
+    batch-1 update steps over the selected slices (flag 8, every output
+    channel's bias), in the slices' own scratch."""
+    e, eq, x, x3, xq, w, w4, wq, b, bq, exq, xm, xmq = args      # e: after the ReLU mask
+    ci = g.in_ch
+    sscr = exact(np.zeros(lib.conv_transpose2d_slices_scratch_len_u8(C.byref(g))), np.uint8)
+    stride, pad, _ = GC.geom_args(geom)
+    sc, emap = exact(np.zeros(2 * ci), np.uint32), exact(np.zeros(g.in_h * g.in_w), np.uint32)
+    tot = lib.conv_transpose2d_slice_scores_u8(C.byref(g), P(e), int(eq[1]), P(x), int(xq[1]), P(sc), P(emap))
+    gsc = GC.slice_scores_u8(e.reshape(g.out_ch, g.out_h, g.out_w), int(eq[1]), x3, int(xq[1]), stride, pad,
+                             (g.k_h, g.k_w))
+    check(same(sc[:ci], gsc.astype(np.uint32)) and tot == int(np.abs(e.astype(np.int64) - int(eq[1])).sum()),
+          name + ": slice scores")
+    sel = exact(np.flatnonzero(rng.random(ci) < 0.5), np.int32)
+    k = int(sel.size)
+    sel = exact(np.concatenate([sel, np.zeros(ci - k, np.int32)]), np.int32)   # int32[in_ch], as bound
+    _, gex, gexq = GC.backward_u8_qp(True, e.reshape(g.out_ch, g.out_h, g.out_w), eq, None, None,
+                                     x3 if xm is None else xm.reshape(x3.shape), w4, wq, exq, geom, sel[:k],
+                                     slices=True, xq=xmq)
+    swe = F(F(wq[0]) * F(eq[0]))
+    rq = ConvRq(int(eq[1]), int(wq[1]), int(exq[1]), fix(F(swe / F(exq[0]))), fix(F(0)), 0,
+                None if xm is None else xm.ctypes.data, 0 if xm is None else int(xmq[1]))
+    ex, r = exact(np.zeros(x.size), np.uint8), exact(np.zeros(2), np.int32)
+    lib.conv_transpose2d_backward_slices_u8(C.byref(g), P(e), P(w), P(ex), C.byref(rq), P(r), P(sel), k, P(sscr))
+    exq_c = exact(exq, np.float32)
+    rr = observe_masked(r, xm is not None)
+    lib.qt_qp_observe(P(exq_c), F(F(rr[0]) * swe), F(F(rr[1]) * swe))
+    check(same(ex, gex.ravel()), name + ": slices error propagation ex (k=%d)" % k)
+    check(same(exq_c, gexq), name + ": slices error range")
+    flags = 4 | int(rng.integers(0, 4))
+    hp = np.array([10.0 ** rng.uniform(-4, -0.5), rng.choice([1.0, 0.15]), rng.choice([0.0, 0.01, 0.5])], F)
+    state = exact(np.zeros(5 + 2 * ci), np.float32)
+    seed = exact([int(rng.integers(1, 2**32))], np.uint32)
+    usel = None if rng.random() < 0.3 else sel
+    nsel = ci if usel is None else k
+    gw_, gwq, gb_, gst, grng = w4, wq, b, state.copy(), int(seed[0])
+    wc, wqc, bc = exact(w, np.uint8), exact(wq, np.float32), (exact(b, np.int32) if b is not None else None)
+    for step in range(2):
+        gw_, gwq, gb_, gst, grng, gre = GC.update_u8_qp(True, e.reshape(g.out_ch, g.out_h, g.out_w), eq, x3, xq,
+                                                         gw_, gwq, gb_, bq, geom, None if usel is None else
+                                                         usel[:nsel], hp, flags | GC.SLICES, gst, grng)
+        u = Update(hp[0], hp[1], F(wqc[0]), int(wqc[1]), flags & 3, 1, seed.ctypes.data_as(C.POINTER(C.c_uint32)))
+        nr = exact(np.zeros(3), np.int32)
+        lib.conv_transpose2d_update_slices_u8(
+            C.byref(g), P(e), int(eq[1]), P(x), int(xq[1]), P(wc), P(bc), P(usel), nsel, F(F(eq[0]) * F(xq[0])),
+            F(eq[0]), F(bq[0]) if bq is not None else F(1), C.byref(u), P(state), int(not state[0] > 0), P(nr),
+            P(sscr))
+        state[0] = F(state[0] + F(1))
+        re = lib.qt_weights_qp_update(P(wc), wc.size, P(wqc), P(nr), F(hp[2]))
+        what = name + ": slices update step %d flags=%d k=%s" % (step, flags, nsel)
+        check(same(wc, gw_.ravel()) and same(wqc, gwq) and re == gre, what + " (weights)")
+        check(same(state, gst) and int(seed[0]) == grng, what + " (state, rng)")
+        check(b is None or same(bc, gb_), what + " (bias)")
 
 
 def _tol(ref_abs, terms):
