@@ -160,6 +160,35 @@ static const int32_t *sel_buf(rd_t *r, int32_t n, int32_t *k, int32_t k_min) {
     return s;
 }
 
+// ConvTranspose2d input-channel slices: NULL (all) when allow_null, or a
+// strictly ascending subset of 0..n-1 (qt_check_slices: what the bindings
+// accept); int32[n] as the bindings size sel.
+static const int32_t *asc_sel_buf(rd_t *r, int32_t n, int32_t *k, int allow_null) {
+    if (allow_null && !(rd_u8(r) & 1)) {
+        *k = n;
+        return NULL;
+    }
+    int32_t *s = xalloc((size_t)n * sizeof(int32_t));
+    *k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (rd_u8(r) & 1) {
+            s[(*k)++] = i;
+        }
+    }
+    return s;
+}
+
+// Mask-aware propagation (conv2d.h, dense.h): the receiving layer's input x,
+// n items, as the bindings' optional x, xq give it; NULL half the time.
+static const uint8_t *mask_buf(rd_t *r, size_t n, int32_t *zero_mask) {
+    if (!(rd_u8(r) & 1)) {
+        *zero_mask = 0;
+        return NULL;
+    }
+    *zero_mask = (int32_t)rd_u8(r);
+    return u8_buf(r, n);
+}
+
 static qt_update_t upd(rd_t *r, uint32_t *rng, const float *wq) {
     qt_update_t u;
     u.lr = rd_unit(r, 1.0e-6f, 10.0f);
@@ -225,7 +254,7 @@ static void geom_invariants(const qt_conv_geom_t *g, int transposed) {
         abort();
     }
     int32_t s = transposed ? conv_transpose2d_scratch_len_u8(g) : conv2d_scratch_len_u8(g);
-    if (s < 0) {
+    if (s < 0 || (transposed && conv_transpose2d_slices_scratch_len_u8(g) < 0)) {
         abort();
     }
 }
@@ -266,7 +295,7 @@ static void fuzz_conv(rd_t *r) {
     qt_wrange_t wr;     // what an update saw of its new weights
     uint32_t rng;
     qt_conv_rq_t q;
-    switch (rd_u8(r) % 12) {
+    switch (rd_u8(r) % 13) {
         case 0: {
             conv_rq(r, &q, (int)(rd_u8(r) & 1));
             uint8_t *x = u8_buf(r, nin), *w = u8_buf(r, nw), *y = xalloc(nout);
@@ -276,7 +305,15 @@ static void fuzz_conv(rd_t *r) {
         }
         case 1: {
             conv_rq(r, &q, 0);
+            q.mask = mask_buf(r, nin, &q.zero_mask);
             uint8_t *e = u8_buf(r, nout), *w = u8_buf(r, nw), *ex = xalloc(nin);
+            if (t && (rd_u8(r) & 1)) {
+                // DSGU over input-channel slices (bind_conv.c: with a sel only)
+                const int32_t *sel = asc_sel_buf(r, g.in_ch, &k, 0);
+                uint8_t *ss = u8_buf(r, (size_t)conv_transpose2d_slices_scratch_len_u8(&g));
+                conv_transpose2d_backward_slices_u8(&g, e, w, ex, &q, stats, sel, k, ss);
+                break;
+            }
             const int32_t *sel = sel_buf(r, g.out_ch, &k, 0);
             (t ? conv_transpose2d_backward_input_u8 : conv2d_backward_input_u8)(&g, e, w, ex, &q, stats, sel,
                 k, scratch);
@@ -372,6 +409,29 @@ static void fuzz_conv(rd_t *r) {
             }
             break;
         }
+        case 11: {
+            // ConvTranspose2d DSGU over input-channel slices: scores, update
+            if (!t) {
+                break;
+            }
+            uint8_t *e = u8_buf(r, nout), *x = u8_buf(r, nin);
+            size_t nsc = 2 * (size_t)g.in_ch + (size_t)g.in_h * g.in_w;   // the binding's scratch
+            uint32_t *sc = xalloc(nsc * sizeof(uint32_t));
+            conv_transpose2d_slice_scores_u8(&g, e, (int32_t)rd_u8(r), x, (int32_t)rd_u8(r), sc,
+                sc + 2 * g.in_ch);
+            float *wq = qp_buf(r);
+            qt_update_t u = upd(r, &rng, wq);
+            u.per_row = 1;
+            uint8_t *w = u8_buf(r, nw);
+            int32_t *b = (rd_u8(r) & 1) ? i32_buf(r, (size_t)g.out_ch) : NULL;
+            const int32_t *sel = asc_sel_buf(r, g.in_ch, &k, 1);
+            float *st = state_buf(r, g.in_ch);
+            uint8_t *ss = u8_buf(r, (size_t)conv_transpose2d_slices_scratch_len_u8(&g));
+            conv_transpose2d_update_slices_u8(&g, e, (int32_t)rd_u8(r), x, (int32_t)rd_u8(r), w, b, sel, k,
+                rd_scale(r), rd_scale(r), rd_scale(r), &u, st, (int)(rd_u8(r) & 1), &wr, ss);
+            qt_weights_qp_update(w, nw, wq, &wr, rd_unit(r, 0.0f, 1.0f));
+            break;
+        }
         default: {
             // the batch-1 gradient pieces the update is built from
             uint8_t *e = u8_buf(r, nout), *x = u8_buf(r, nin);
@@ -395,7 +455,7 @@ static void fuzz_dense(rd_t *r) {
     int32_t nr[2];
     qt_wrange_t wr;
     uint32_t rng;
-    switch (rd_u8(r) % 14) {
+    switch (rd_u8(r) % 16) {
         case 0: {
             qt_dense_fwd_t q = {(int32_t)rd_u8(r), (int32_t)rd_u8(r), (int32_t)rd_u8(r), mul(r), mul(r),
                                 (int32_t)(rd_u8(r) & 1)};
@@ -407,6 +467,7 @@ static void fuzz_dense(rd_t *r) {
         }
         case 1: {
             qt_dense_bwd_t q = {(int32_t)rd_u8(r), (int32_t)rd_u8(r), (int32_t)rd_u8(r), mul(r), NULL, 0};
+            q.mask = mask_buf(r, (size_t)n, &q.zm);
             uint8_t *e = u8_buf(r, (size_t)m), *w = u8_buf(r, (size_t)m * n), *ep = xalloc((size_t)n);
             const int32_t *rows = sel_buf(r, m, &k, 1);
             int32_t *acc = xalloc((size_t)n * 4);
@@ -519,6 +580,26 @@ static void fuzz_dense(rd_t *r) {
             uint8_t *w = u8_buf(r, (size_t)m * n);
             int32_t *b = gb ? i32_buf(r, (size_t)m) : NULL;
             update_rows_mixed(w, g, b, gb, rd_scale(r), m, n, &u, state_buf(r, m), &wr);
+            break;
+        }
+        case 13: {
+            // Dense DSGU: the rows' scores (ReLU mask fused), k, the top k
+            uint8_t *e = u8_buf(r, (size_t)m);
+            uint8_t *y = (rd_u8(r) & 1) ? u8_buf(r, (size_t)m) : NULL;
+            float *st = f32_buf(r, 1);
+            float lmin = rd_unit(r, 1.0e-6f, 1.0f);
+            int32_t *idx = xalloc((size_t)m * 4);
+            uint32_t *scr = xalloc((size_t)m * 8);
+            dense_select_rows_u8(e, m, (int32_t)rd_u8(r), rd_scale(r), st, lmin, rd_unit(r, lmin, 1.0f), idx, scr,
+                y, (int32_t)rd_u8(r));
+            break;
+        }
+        case 14: {
+            // a float32 bias vector alone (bias_update_f32: RMS standardized)
+            float wq[QT_QP_LEN] = {1.0f};
+            qt_update_t u = upd(r, &rng, wq);
+            float *gb = f32_buf(r, (size_t)m), *b = f32_buf(r, (size_t)m);
+            bias_update_f32(b, gb, m, &u, (int32_t)(rd_u8(r) & 1), state_buf(r, 0));
             break;
         }
         default: {
