@@ -10,7 +10,9 @@ lists are not written by hand: the micropython process first trains small
 models of every kind and mode through the `qtrain` package (MLP and ConvVAE
 in uint8, mixed and float32, with DSGU and per-row variants, the classifier
 head) with the modules wrapped, and keeps a copy of the arguments of the
-first calls of each function (entry points the package never calls get a
+first calls of each function and of up to three later calls whose argument
+types (None, buffer, tuple, ...) are new for it: a DSGU selection, a
+mask-aware propagation's x, xq (entry points the package never calls get a
 hand-written valid call).  It prints each template's argument kinds.
 
 Hypothesis then draws the calls (`@given(st.data())`; an example is a
@@ -71,7 +73,9 @@ TRACE = @TRACE@
 
 # ---- record the package's own calls ------------------------------------------
 TEMPL = {}      # (module, name) -> [arg tuples]
-KEEP = 3
+SHAPES = {}     # (module, name) -> the argument shapes kept
+KEEP = 3        # the first calls of each function, and then
+KEEP_NEW = 3    # up to this many more of a shape not seen yet
 
 def tc(v):
     # typecode of an array (MicroPython's array has no .typecode)
@@ -104,9 +108,16 @@ class Recorder:
             return f
         key = (self._n, a)
         def wrapped(*args):
+            # the shape: which arguments are None, buffers, ... (not their
+            # lengths), so a later call with a DSGU selection or without a
+            # mask-aware x is kept although the first calls filled KEEP
             t = TEMPL.setdefault(key, [])
-            if len(t) < KEEP:
+            seen = SHAPES.setdefault(key, [])
+            sh = tuple(type(x) for x in args)
+            if len(t) < KEEP or (sh not in seen and len(t) < KEEP + KEEP_NEW):
                 t.append(tuple(own(x) for x in args))
+                if sh not in seen:
+                    seen.append(sh)
             return f(*args)
         return wrapped
 
