@@ -1250,9 +1250,12 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
 
 // ---- scatter -----------------------------------------------------------------------
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 // One pixel of the small side, channel-last: the n selected channels' values
 // at pos (channel planes of hw bytes) into dst; returns their sum, which the
-// zero-point correction of every dot product over this pixel needs.
+// zero-point correction of every dot product over this pixel needs.  (Only
+// the M4 scatter below calls it: clang's -Wunused-function stops the host
+// fuzz build on an unused one.)
 static inline uint32_t small_pixel_channels_u8(const uint8_t *small, const int32_t *sel, int32_t n,
     int32_t hw, int32_t pos, uint8_t *dst) {
     uint32_t t = 0;
@@ -1264,7 +1267,6 @@ static inline uint32_t small_pixel_channels_u8(const uint8_t *small, const int32
     return t;
 }
 
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 // Cortex-M4 scatter with two or more big channels, by stride phase: the big
 // pixels whose (y + pad) mod stride agree use the same taps, nky x nkx of
 // them.  The small side is made channel-last once (hwc[pos][j], its sums
