@@ -263,6 +263,12 @@ static mp_obj_t qt_conv_select_u8_fn(size_t n_args, const mp_obj_t *a) {
     uint64_t sum = 0;
 #if QT_CONVT_SLICES_BUILT
     if (n_args > 6) {
+        // the slices form takes x, xq and geom: with 7 or 8 arguments a[8]
+        // is past the caller's array (read as an object: a segfault on the
+        // Unix port, found by soak_api)
+        if (n_args != 9) {
+            qt_raise_type("x, xq, geom: the slices form takes all three (9 arguments), got %d", (int)n_args);
+        }
         qt_conv_geom_t g;
         size_t lens[QT_CL_LEN];
         qt_conv_geom_lens(a[8], true, &g, lens);

@@ -194,6 +194,13 @@ for name, sc in (('short', bytearray(sl - 4)), ('filters', scr)):
           array('i', [1, 3]), 2, sc, True))
     tryit(name + '_upd', lambda: Q.conv_transpose2d_update_u8(e, qp(), x, qp(), w, qp(), b, bq, g,
           array('i', [1, 3]), 2, hp, 12, st, rng, sc))
+# the slices form of conv_select_u8 takes x, xq and geom: 7 or 8 arguments read
+# past the caller's argument array (the 8-argument call segfaulted)
+sargs = (e, qp(), array('f', [0.1, 1.0]), array('f', [0.0]), array('i', [0] * ci),
+         array('I', [0] * (2 * ci + h * w_)), x, qp(), g)
+tryit('sel_args7', lambda: Q.conv_select_u8(*sargs[:7]))
+tryit('sel_args8', lambda: Q.conv_select_u8(*sargs[:8]))
+tryit('sel_args9', lambda: Q.conv_select_u8(*sargs))
 tryit('ok', lambda: Q.conv_transpose2d_update_u8(e, qp(), x, qp(), w, qp(), b, bq, g, array('i', [1, 3]), 2,
       hp, 12, st, rng, sscr))
 tryit('ok_bwd', lambda: Q.conv_transpose2d_backward_u8(e, qp(), None, None, w, qp(), ex, qp(), g,
@@ -219,6 +226,10 @@ def test_convt_slices_bad_input(run):
         assert lines[call] == (call + " no error" if filt >= sl else "%s %s%d" % (call, short, filt)), out
     if run.target == "qemu-m4":
         assert filt < sl, out   # (the M4's gather needs more for the slices: a case of the check above)
+    for n in (7, 8):
+        assert lines["sel_args%d" % n] == ("sel_args%d TypeError x, xq, geom: the slices form takes all three "
+                                           "(9 arguments), got %d" % (n, n)), out
+    assert lines["sel_args9"] == "sel_args9 no error", out
     assert lines["ok"] == "ok no error"
     assert lines["ok_bwd"] == "ok_bwd no error"
 
