@@ -624,11 +624,27 @@ def fuzz(per_entry=100000, calls_per_example=16, examples_per_run=200, seed=1, t
         for k in others:
             excs[k] = excs.get(k, 0) + 1
         state["done"] += len(prog)
+        state["last"] = (pid, prog)
 
     def died(e):
-        # The first unacknowledged program is the culprit: rerun it alone,
-        # traced, to name the call; then resend the others to a new process.
-        culprit_pid, culprit = next(iter(pending.items()))
+        # A process found dead while a program was written to it may have
+        # acknowledged the programs before the one it died in: read what it
+        # printed first (else the culprit named was an innocent program
+        # still waiting in the pipe).  Then the first unacknowledged program
+        # is the culprit (the last acknowledged one if it died after it, in
+        # its gc.collect()): rerun it alone, traced, to name the call; then
+        # resend the others to a new process.
+        try:
+            while pending:
+                account(*state["dev"].ack())
+        except DeviceDied as e2:
+            e = DeviceDied(e.status, e2.output)
+        if pending:
+            culprit_pid, culprit = next(iter(pending.items()))
+        else:
+            culprit_pid, culprit = state["last"]
+            pending[culprit_pid] = culprit
+            state["done"] -= len(culprit)
         status, call, tail = isolate(culprit, timeout)
         failures.append((e.status, culprit_pid, call, tail or e.output[-2000:], culprit))
         log("soak_api: program %d: %s; alone: %s at %s" % (culprit_pid, e.status.upper(), status, call))
