@@ -52,7 +52,7 @@ import tempfile
 from . import paths
 from .soak_fuzz import CFLAGS, KERNELS, findings
 
-OPS = ("dense", "conv", "loss", "latent", "quant", "dense_float")
+OPS = ("dense", "conv", "loss", "latent", "quant", "dense_float", "select")
 SANITIZE = "-fsanitize=address,undefined,float-cast-overflow"
 
 

@@ -126,6 +126,8 @@ def load(so):
     lib.qt_update_bias_i32.argtypes = [VP, VP, VP, C.c_int32, C.c_int32, VP, C.c_int32, C.c_float, C.c_float,
                                        VP, VP, C.c_int]
     lib.dsgu_k.argtypes = [C.c_float, VP, C.c_float, C.c_float, C.c_int32]
+    lib.dense_select_rows_u8.argtypes = [VP, C.c_int32, C.c_int32, C.c_float, VP, C.c_float, C.c_float, VP, VP,
+                                         VP, C.c_int32]
     upd = [VP, VP, C.c_int32, VP, C.c_int32, VP, VP, VP, C.c_int32, C.c_float, C.c_float, C.c_float, VP, VP,
            C.c_int, VP, VP]
     lib.conv2d_update_u8.argtypes = upd
@@ -986,9 +988,114 @@ def case_update_rows(lib, rng):
     check(b is None or same(b, gbo), what + " (bias)")
 
 
+# ---- DSGU selection with the fused ReLU mask -------------------------------------------------
+
+def _relu_y(rng, shape, mode):
+    """A ReLU layer's output and its zero point, masking (y <= z_y) all
+    (mode 1), none (mode 2) or some (3) positions of e; mode 0: no y."""
+    if mode == 0:
+        return None, -1
+    zy = int(rng.choice([0, 3, 128, 254, 255, int(rng.integers(0, 256))]))
+    if mode == 1:
+        y = rng.integers(0, zy + 1, shape)
+    elif mode == 2:
+        zy = min(zy, 254)
+        y = rng.integers(zy + 1, 256, shape)
+    else:
+        y = np.clip(zy + rng.integers(-3, 4, shape), 0, 255)   # around z_y: both sides
+    return exact(y, np.uint8), zy
+
+
+def _dsgu_hp(rng, i):
+    """(lmin, lmax) with 0 < lmin <= lmax <= 1 (the bindings' check), every
+    third case at k's edges: lmin = lmax tiny (k = 1) or 1 (k = all)."""
+    if i % 3 == 0:
+        lmin = F(rng.choice([1e-6, 2.0 ** -24, 0.001]))
+        return lmin, lmin
+    if i % 3 == 1 and rng.random() < 0.5:
+        return F(1), F(1)
+    lmin = F(rng.choice([1e-6, 0.05, 0.3, 0.9, 1.0, rng.uniform(0, 1) or 0.5]))
+    return lmin, F(rng.choice([lmin, F(1), F(rng.uniform(lmin, 1))]))
+
+
+def _err(rng, shape, ze):
+    """An error tensor: random, all at z_e (mean 0), extremes, or a narrow
+    band around z_e (many tied scores)."""
+    kind = int(rng.integers(0, 4))
+    if kind == 1:
+        return exact(np.full(shape, ze), np.uint8)
+    if kind == 2:
+        return exact(rng.choice([0, 255], shape), np.uint8)
+    if kind == 3:
+        return exact(np.clip(ze + rng.integers(-2, 3, shape), 0, 255), np.uint8)
+    return exact(u8(rng, shape), np.uint8)
+
+
+def case_select(lib, rng, i):
+    """dense_select_rows_u8 (with and without the fused ReLU mask; m on both
+    sides of the counting table's 2m >= 256) and conv_relu_mask_scores_u8 +
+    dsgu_k + select_topk_u32 (as conv_scores_u8 then select_scores run them),
+    against the golden relu mask then select: k, the rows, the running max,
+    the masked error in place; sel past k and the scratch's end untouched."""
+    mode = i % 4 if i % 8 < 4 else int(rng.integers(0, 4))
+    # Dense
+    m = int(rng.choice([1, 2, 3, 127, 128, 129, 255, 256, 257, int(rng.integers(1, 2000))]))
+    eq = rand_qp(rng, -1, 1)
+    eq[GQ.ZERO] = int(rng.choice([0, 255, int(eq[GQ.ZERO])]))
+    ze = int(eq[GQ.ZERO])
+    e = _err(rng, m, ze)
+    y, zy = _relu_y(rng, m, mode)
+    lmin, lmax = _dsgu_hp(rng, i)
+    st0 = F(rng.choice([0.0, 1e-9, float(eq[GQ.SCALE]) * 50, 1e6]))
+    em = e.copy() if y is None else GD.relu_backward_u8(e, eq, y, _zq(zy))[0]
+    gk, gsel, gemax = GD.select_u8(em, eq, lmin, lmax, st0)
+    st = exact([st0], np.float32)
+    sel, scratch = exact(np.full(m, -7), np.int32), exact(np.zeros(2 * m), np.uint32)
+    k = lib.dense_select_rows_u8(P(e), m, ze, F(eq[GQ.SCALE]), P(st), lmin, lmax, P(sel), P(scratch), P(y),
+                                 zy if y is not None else 0)
+    what = "dense_select_rows_u8 m=%d mask=%d k=%d (golden %d) lmin=%r lmax=%r" % (m, mode, k, gk, lmin, lmax)
+    check(k == gk and same(sel[:k], gsel) and same(st[0], F(gemax)), what)
+    check(same(e, em), what + ": e after the mask")
+    check(bool(np.all(sel[k:] == -7)), what + ": sel written past k")
+    # Conv: the fused ReLU mask + scores, then the selection over the channels
+    ch = int(rng.choice([1, 2, 3, 16, 32, int(rng.integers(1, 65))]))
+    hw = int(rng.choice([1, 3, 4, 5, 7, 8, 49, 196, int(rng.integers(1, 1025))]))
+    if rng.random() < 0.05:
+        ch, hw = int(rng.integers(1, 3)), 32767               # the bindings' largest map
+    eq = rand_qp(rng, -1, 1)
+    eq[GQ.ZERO] = int(rng.choice([0, 255, int(eq[GQ.ZERO])]))
+    ze = int(eq[GQ.ZERO])
+    e = _err(rng, (ch, hw), ze)
+    y, zy = _relu_y(rng, (ch, hw), mode or 3)
+    em = GC.relu_mask_u8(e.reshape(ch, hw), ze, y.reshape(ch, hw), zy)
+    gscore = np.abs(em.astype(np.int64) - ze).sum(axis=1)
+    scores = exact(np.full(ch, 0xdeadbeef), np.uint32)
+    lib.conv_relu_mask_scores_u8(P(e), P(y), ch, hw, ze, zy, P(scores))
+    what = "conv_relu_mask_scores_u8 ch=%d hw=%d mask=%d z_e=%d z_y=%d" % (ch, hw, mode or 3, ze, zy)
+    check(same(e, em.ravel()), what + ": e after the mask")
+    check(same(scores, gscore.astype(np.uint32)), what + ": scores")
+    lmin, lmax = _dsgu_hp(rng, i)
+    st0 = F(rng.choice([0.0, 1e-9, float(eq[GQ.SCALE]) * 50, 1e6]))
+    ebar = F(F(F(int(scores.sum())) / F(e.size)) * F(eq[GQ.SCALE]))
+    st = exact([st0], np.float32)
+    k = lib.dsgu_k(ebar, P(st), lmin, lmax, ch)
+    sel, scr = exact(np.full(ch, -7), np.int32), exact(np.zeros(ch), np.uint32)
+    lib.select_topk_u32(P(scores), ch, k, P(sel), P(scr))
+    gk, gsel, gemax = GC.select_u8_qp(em, eq, lmin, lmax, st0)
+    what += " k=%d (golden %d) lmin=%r lmax=%r" % (k, gk, lmin, lmax)
+    check(k == gk and same(sel[:k], gsel) and same(st[0], F(gemax)), what + ": DSGU select")
+    check(bool(np.all(sel[k:] == -7)), what + ": sel written past k")
+
+
+def _zq(z):
+    q = GQ.new_qp(0.0, 1.0)
+    q[GQ.ZERO] = z
+    return q
+
+
 # (a new group goes at the end: a group's random stream is seeded by its index)
 CASES = {"dense": case_dense, "conv": case_conv, "loss": case_loss, "latent": case_latent, "quant": case_quant,
-         "dense_float": case_dense_float}
+         "dense_float": case_dense_float, "select": case_select}
 
 
 def main(so, ops, cases, seed):
