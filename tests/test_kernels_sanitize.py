@@ -4,7 +4,8 @@ golden model through ctypes (qtrain_host.soak_sanitize): Dense (uint8,
 float32 and mixed), Conv2d / ConvTranspose2d (uint8 forward, ReLU mask,
 error propagation, gradient, update in every rounding mode, float32, mixed,
 DSGU selection), sigmoid + BCE, softmax + CE, the latent layer, the
-quantization core and the batch update.  A quick subset of `make
+quantization core and the batch update, and the DSGU selections with the
+fused ReLU mask (Dense rows, Conv channel scores).  A quick subset of `make
 soak-sanitize`."""
 import pytest
 

@@ -29,6 +29,10 @@ zero points, DSGU selections and values, extremes included:
             propagation, batch-1 updates, batch gradients + update_rows_f32 /
             update_rows_mixed, against a float64 standardized step (mixed:
             within one weight step of it, plus half a step of the re-map)
+  select    DSGU with the ReLU mask fused in: dense_select_rows_u8 (no y, or
+            masking all / none / some rows; both sides of its counting
+            table) and conv_relu_mask_scores_u8 + dsgu_k + top-k, k at 1 and
+            at all, against the golden mask then selection
 
 Integer paths (and the float32 heads, whose golden model mirrors every
 float operation) must be bit-exact; the float32/mixed conv paths (summed in
