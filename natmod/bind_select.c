@@ -23,12 +23,14 @@ static mp_obj_t qt_select_scores_fn(size_t n_args, const mp_obj_t *a) {
     float *st = qt_arg_f32(a[4], "state", 1, QT_RW);
     int32_t *sel = qt_arg_i32(a[5], "sel", ch, QT_RW);
     uint32_t *scratch = qt_arg_u32(a[6], "scratch", ch, QT_RW);
-    // Sum in float: ch * H * W * 255 can pass 2^32 for large layers.
-    float sum = 0.0f;
+    // Summed exactly (uint64: ch * H * W * 255 can pass 2^32) and rounded
+    // to float once, as conv_select_u8 and the golden model do: a float
+    // running sum rounds at every add past 2^24 and could move k by one.
+    uint64_t sum = 0;
     for (size_t i = 0; i < ch; i++) {
-        sum += (float)scores[i];
+        sum += scores[i];
     }
-    float ebar = sum / (float)n_err * eq[QT_QP_SCALE];
+    float ebar = (float)sum / (float)n_err * eq[QT_QP_SCALE];
     int32_t k = dsgu_k(ebar, st, hp[0], hp[1], (int32_t)ch);
     select_topk_u32(scores, (int32_t)ch, k, sel, scratch);
     return mp_obj_new_int(k);

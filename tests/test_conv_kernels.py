@@ -603,6 +603,61 @@ def test_conv_select_u8_bit_exact(run):
         assert np.frombuffer(res[i][3], np.uint32).tolist() == score.tolist(), "case %d: scores" % i
 
 
+SCORES_SCRIPT = DEVICE_LIB + r"""
+import _qtrain as Q
+f = open('cases.bin', 'rb')
+ncase = rd(f)[0]
+for i in range(ncase):
+    sc, ne, eq, hp, st = rdn(f, 5)
+    ch = len(sc)
+    sel = zeros('i', ch)
+    k = Q.select_scores(sc, ne[0], eq, hp, st, sel, zeros('I', ch))
+    print('T', i, end='')
+    phx(bytearray([k & 255, k >> 8]))
+    phx(sel, 'i')
+    phx(st, 'f')
+    print()
+print('done')
+"""
+
+
+def test_select_scores_bit_exact(run):
+    """select_scores (the conv layers' DSGU choice from conv_scores_u8's
+    scores): ebar from the scores' exact sum rounded once, as conv_select_u8
+    and the golden model.  Large scores whose sum passes 2^24 (a float
+    running sum drops the small ones: [2^24, 1, 1, 1] gave ebar from
+    2^24 instead of 2^24 + 4), then random ones, ties included."""
+    rng = np.random.default_rng(29)
+    cases = [np.array([1 << 24, 1, 1, 1], np.uint32),
+             np.array([8355585] * 5 + [3, 1, 1], np.uint32),        # 32767 * 255 per channel
+             np.array([1, 1, 1 << 24, 1, 1, 1, 1], np.uint32)]
+    for i in range(30):
+        ch = int(rng.choice([1, 2, 3, 16, 32, 50]))
+        hi = int(rng.choice([300, 1 << 16, 8355585]))
+        cases.append(rng.integers(0, hi, ch, dtype=np.uint32))
+        if i % 4 == 0:
+            cases[-1][:] = cases[-1][0]                              # all tied
+    data = bytearray()
+    params = []
+    for sc in cases:
+        n_err = int(len(sc) * rng.choice([1, 49, 32767]))
+        eq = rand_qp(rng)
+        lmin = float(rng.choice([0.1, 0.5, 1.0]))
+        hp = np.array([lmin, max(lmin, float(rng.choice([0.5, 1.0])))], np.float32)
+        st = np.array([rng.choice([0.0, 0.001, 100.0])], np.float32)
+        params.append((n_err, eq, hp, st))
+        data += pack(sc, np.array([n_err], np.int32), eq, hp, st)
+    data = pack(np.array([len(cases)], np.int32)) + bytes(data)
+    res = parse(run(SCORES_SCRIPT, files={"cases.bin": data}), "T")
+    assert len(res) == len(cases)
+    for i, (sc, (n_err, eq, hp, st)) in enumerate(zip(cases, params)):
+        k, sel, emax = G.select_scores_qp(sc, n_err, eq[GQ.SCALE], hp[0], hp[1], st[0])
+        got_k = res[i][0][0] | (res[i][0][1] << 8)
+        assert got_k == k, "case %d: k %d vs %d" % (i, got_k, k)
+        assert np.frombuffer(res[i][1], np.int32)[:k].tolist() == list(sel), "case %d: sel" % i
+        assert np.frombuffer(res[i][2], np.float32)[0] == np.float32(emax), "case %d: state" % i
+
+
 MASK_SCRIPT = DEVICE_LIB + r"""
 import _qtrain as Q
 f = open('cases.bin', 'rb')

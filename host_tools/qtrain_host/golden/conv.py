@@ -531,9 +531,17 @@ def _update_u8_qp(transposed, e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, 
 def select_u8_qp(e, eq, lmin, lmax, ebar_max):
     """conv_select_u8 -> (k, sel (ascending), new ebar_max): per-channel
     scores sum |e - z_e|, ebar over the whole tensor, k and top-k as Dense."""
-    from . import dense as D
     d = np.abs(np.asarray(e, np.int64) - int(eq[Q.ZERO]))
     score = d.reshape(d.shape[0], -1).sum(axis=1)
-    ebar = F(F(F(int(score.sum())) / F(d.size)) * F(eq[Q.SCALE]))
+    return select_scores_qp(score, d.size, eq[Q.SCALE], lmin, lmax, ebar_max)
+
+
+def select_scores_qp(score, n_err, s_e, lmin, lmax, ebar_max):
+    """select_scores -> (k, sel (ascending), new ebar_max): the scores' exact
+    sum rounded to float32 once, ebar = sum / n_err * s_e, k and top-k as
+    Dense."""
+    from . import dense as D
+    score = np.asarray(score, np.int64)
+    ebar = F(F(F(int(score.sum())) / F(n_err)) * F(s_e))
     k, emax = D.dsgu_k(ebar, ebar_max, F(lmin), F(lmax), len(score))
     return k, D.select_topk(score, k), emax
