@@ -1097,9 +1097,7 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
     if (nz == 0) {
         return;
     }
-    float var = (float)see / (float)nz;     // RMS, mean 0: as qt_update_bias_i32
-    qt_std_blend(state + 3, 0.0f, s_e * qt_sqrt_f32(var), u->alpha_norm, first);
-    float sig = state[4];
+    float sig = qt_bias_rms_sigma(state, (float)see, nz, s_e, u->alpha_norm, first);
     if (!(sig > 0.0f)) {
         return;
     }

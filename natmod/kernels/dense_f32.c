@@ -88,11 +88,8 @@ static void mean_std(float s, float sq, float cnt, float *mean, float *sd) {
 
 // Bias update (per tensor) from a float gradient g_i = e_i, used by the f32
 // and mixed paths: into a float bias bf, or an int32 bias bi in steps of s_b
-// (rounded like the weights).  Standardized by the RMS over the biases with
-// a gradient (mean 0, sigma = sqrt(mean g^2)), as the uint8 paths'
-// qt_update_bias_i32: centred, a lone bias (DSGU's k = 1, a one-filter
-// layer) had spread 0 and the sigma guard froze it, and two stepped +-lr
-// whatever their gradients' signs (KERNELS.md, "DSGU at k = 1").
+// (rounded like the weights).  Standardized by the RMS, as every bias
+// (qt_bias_rms_sigma, update.h).
 static void bias_update_from_f32(float *bf, int32_t *bi, float s_b, const float *e, int32_t m,
     const int32_t *rows, int32_t k, const qt_update_t *u, int32_t plain, float *state, int first) {
     int32_t cnt = rows ? k : m;
@@ -111,11 +108,11 @@ static void bias_update_from_f32(float *bf, int32_t *bi, float s_b, const float 
     float c = u->lr, mu = 0.0f;
     if (!plain) {
         // state[3] blends towards 0: a state saved by the centred rule decays
-        qt_std_blend(state + 3, 0.0f, qt_sqrt_f32(sq / (float)nz), u->alpha_norm, first);
-        if (!(state[4] > 0.0f)) {
+        float sig = qt_bias_rms_sigma(state, sq, nz, 1.0f, u->alpha_norm, first);
+        if (!(sig > 0.0f)) {
             return;
         }
-        c = u->lr / state[4];
+        c = u->lr / sig;
         mu = state[3];
     }
     for (int32_t t = 0; t < cnt; t++) {

@@ -59,15 +59,7 @@ QT_M0_SMALL void qt_update_bias_i32(int32_t *b, const int32_t *gb, const uint8_t
     if (nz == 0) {
         return;
     }
-    // Biases are standardized by their RMS (mean 0, sigma = sqrt(mean g^2)),
-    // not by their spread around the mean: the statistics are over the
-    // selected structures, and with DSGU's few (k = 1, 2) the centred form
-    // froze a lone bias (spread 0: the sigma guard) and gave two biases
-    // +-lr whatever their gradients' signs.  Each bias now steps against its
-    // own gradient (KERNELS.md, "DSGU at k = 1").
-    float var = sq / (float)nz;
-    qt_std_blend(state + 3, 0.0f, s_g * qt_sqrt_f32(var), u->alpha_norm, first);
-    float sig = state[4];
+    float sig = qt_bias_rms_sigma(state, sq, nz, s_g, u->alpha_norm, first);
     if (!(sig > 0.0f)) {
         return;
     }

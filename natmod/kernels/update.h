@@ -95,6 +95,20 @@ int qt_rows_distinct(const int32_t *rows, int32_t k);
 // Smooth (mu, sigma) into state[0..1] (first: take as is); returns nothing.
 void qt_std_blend(float *st, float mu, float sig, float alpha, int first);
 
+// The bias rule of every mode: biases are standardized per tensor by their
+// RMS over the nz biases with a gradient (sq = their sum of squares in steps
+// of s), mean 0, not by their spread around the mean: over DSGU's few
+// selected structures (k = 1, 2) the centred form froze a lone bias (spread
+// 0: the sigma guard) and gave two +-lr whatever their gradients' signs
+// (KERNELS.md, "DSGU at k = 1").  Blends (0, s sqrt(sq / nz)) into
+// state[3..4] and returns the smoothed sigma (not > 0: no update).  Always
+// inlined: its three callers keep the code they had (-Os on the M0 made it
+// a call).
+__attribute__((always_inline)) static inline float qt_bias_rms_sigma(float *state, float sq, int32_t nz, float s, float alpha_norm, int first) {
+    qt_std_blend(state + 3, 0.0f, s * qt_sqrt_f32(sq / (float)nz), alpha_norm, first);
+    return state[4];
+}
+
 // Bias update (per tensor): b_i += R(-lr/(s_b sig) (s_g gb_i - mu)) for the
 // structures i with gb_i != 0 (rows: the candidates, or NULL for all).
 // The bias gradient in steps of s_g is gb_i (int32 buffer), or, if gb is NULL,
