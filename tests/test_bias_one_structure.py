@@ -10,6 +10,7 @@ every target; each case checks that the selected biases moved against their
 gradients."""
 import numpy as np
 
+from casefile import parse_fields
 from qtrain_host.golden import dense as GD
 from qtrain_host.golden import quant as GQ
 from test_conv_kernels import G, UPD_SCRIPT as CONV_UPD_SCRIPT, VAE_GEOMS, pack, parse, u8_case
@@ -64,11 +65,7 @@ def test_dense_bias_at_k1_k2_moves_bit_exact(run):
             data += pack(e, eq)
     out = run(DENSE_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
     assert "done" in out, out[-2000:]
-    lines = {}
-    for line in out.splitlines():
-        p = line.split()
-        if p and p[0] == "U":
-            lines[int(p[1])] = p[2:]
+    lines = parse_fields(out, "U")
     assert len(lines) == len(cases)
     for i, cs in enumerate(cases):
         c = cs["c"]

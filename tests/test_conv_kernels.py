@@ -571,6 +571,15 @@ print('done')
 """
 
 
+def check_selection(got, i, k, sel, emax):
+    """A selection's printed k (2 bytes), sel and running max (SEL_SCRIPT,
+    SCORES_SCRIPT) against the golden k, rows and ebar_max."""
+    got_k = got[0][0] | (got[0][1] << 8)
+    assert got_k == k, "case %d: k %d vs %d" % (i, got_k, k)
+    assert np.frombuffer(got[1], np.int32)[:k].tolist() == list(sel), "case %d: sel" % i
+    assert np.frombuffer(got[2], np.float32)[0] == np.float32(emax), "case %d: state" % i
+
+
 def test_conv_select_u8_bit_exact(run):
     """DSGU channel selection: k from lmin/lmax and the running max, top-k by
     sum |e - z_e| per channel (ties to the lower index)."""
@@ -595,10 +604,7 @@ def test_conv_select_u8_bit_exact(run):
     assert len(res) == len(cases)
     for i, (e, eq, hp, st) in enumerate(cases):
         k, sel, emax = G.select_u8_qp(e, eq, hp[0], hp[1], st[0])
-        got_k = res[i][0][0] | (res[i][0][1] << 8)
-        assert got_k == k, "case %d: k %d vs %d" % (i, got_k, k)
-        assert np.frombuffer(res[i][1], np.int32)[:k].tolist() == list(sel), "case %d: sel" % i
-        assert np.frombuffer(res[i][2], np.float32)[0] == np.float32(emax), "case %d: state" % i
+        check_selection(res[i], i, k, sel, emax)
         score = np.abs(e.astype(np.int64) - int(eq[1])).sum(axis=1)     # sum |e - z_e| per channel
         assert np.frombuffer(res[i][3], np.uint32).tolist() == score.tolist(), "case %d: scores" % i
 
@@ -652,10 +658,7 @@ def test_select_scores_bit_exact(run):
     assert len(res) == len(cases)
     for i, (sc, (n_err, eq, hp, st)) in enumerate(zip(cases, params)):
         k, sel, emax = G.select_scores_qp(sc, n_err, eq[GQ.SCALE], hp[0], hp[1], st[0])
-        got_k = res[i][0][0] | (res[i][0][1] << 8)
-        assert got_k == k, "case %d: k %d vs %d" % (i, got_k, k)
-        assert np.frombuffer(res[i][1], np.int32)[:k].tolist() == list(sel), "case %d: sel" % i
-        assert np.frombuffer(res[i][2], np.float32)[0] == np.float32(emax), "case %d: state" % i
+        check_selection(res[i], i, k, sel, emax)
 
 
 MASK_SCRIPT = DEVICE_LIB + r"""
