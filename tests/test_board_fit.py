@@ -148,7 +148,15 @@ def test_conv_vae_trains_at_real_board_heap(emulator, tmp_path, monkeypatch):
 # the path in them this test's outcome depended on where the repository was
 # cloned (3840 taken passed in one clone and failed in another, the same
 # code).  Measured (a bytearray taken before `import _qtrain`, 48 samples,
-# steps of 256): armv6m _qtrain.mpy 46713 B (room2: only what mpy_init
+# steps of 256, _train_through_mount per step): armv6m
+# _qtrain.mpy 46881 B with room3's build order (the uint8 ConvVAE's ten
+# buffers of 512 B or more allocated in one burst, largest first, and uint8
+# conv layers' dicts at 45 entries or less, under MicroPython's 59-entry
+# table) trains with 0 to 5376 B taken (0, 2048, 3072, 3584 and every 256
+# from 3840) and fails with 5632 to 6400 (the build: a layer's 296 / 376 B
+# dict table finds no block); before it 4096 to 5120 passed and 5376 to
+# 7168 failed (a block at the build: 472 B in a traced run).  Earlier: armv6m
+# _qtrain.mpy 46713 B (room2: only what mpy_init
 # reaches is linked, the batch > 1 calls in _qtrain_float; with mask1's
 # mask-aware propagation) trains with 0 to 5376 B taken and with 5888,
 # fails with 5632 and with 6144 to 6656 (the end of the scan; the build

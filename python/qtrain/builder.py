@@ -80,11 +80,37 @@ def _error_buffer(n, m, opt, first, lent):
     return ep, None
 
 
+# Buffers allocated ahead of the layers that take them (see _allocate_ahead).
+_AHEAD = []  # type: list
+
+
+def _allocate_ahead(sizes):
+    """Allocate the buffers `sizes` ((typecode, items): "B" a bytearray, "i"
+    an array('i')) now, largest first, for the layers built next to take
+    (_new).  In one burst nothing lands between them: built layer by layer,
+    each layer's small objects (its dict as it grows, records, views) went
+    where the next large buffer had to go, and the ConvVAE at the Pico's heap
+    failed to find a 3136-byte block with 30 KB free."""
+    sizes = sorted(sizes, key=lambda s: s[1] * (4 if s[0] == "i" else 1), reverse=True)
+    for tc, n in sizes:
+        _AHEAD.append(bytearray(n) if tc == "B" else zeros(tc, n))
+
+
+def _new(tc, n):
+    """A zeroed bytearray (tc "B") or array(tc) of n items: one that
+    _allocate_ahead made, if it made one of that kind and length, else new."""
+    for i in range(len(_AHEAD)):
+        b = _AHEAD[i]
+        if len(b) == n and isinstance(b, bytearray) == (tc == "B") and tc in "Bi":
+            return _AHEAD.pop(i)
+    return bytearray(n) if tc == "B" else zeros(tc, n)
+
+
 def _init_weights(n, a, opt, seed):
     """Weights uniform(-a, a) from the seeded byte stream: uint8 (w, wq), or
     float32 (w, None) holding the same values dequantized, so the three modes
     start from the same model."""
-    w8 = bytearray(n)
+    w8 = _new("B", n)
     fill_uniform_u8(w8, seed)
     wq = qparams(-a, a, opt.alpha_w)
     if opt.mode != "float32":
@@ -180,9 +206,9 @@ def init_dense(layer, n_in, n_out, relu, opt, first, init_range, seed, own_scrat
         layer.yq = None
         layer.xs = layer.acc = None
     else:
-        layer.b = zeros("i", n_out)
+        layer.b = _new("i", n_out)
         layer.bq = array.array("f", [layer.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
-        layer.y = bytearray(n_out)
+        layer.y = _new("B", n_out)
         layer.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
         # x - z_x unpacked once per forward (the fast path); the uint8
         # backward reuses it as its accumulator.
@@ -218,8 +244,9 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
         layer.kind = "conv_transpose2d"
     layer.geom = tuple(geom)
     layer.m = m = opt.m
-    layer._qf = qf = None if m == U8 else float_kernels()
-    if m != U8:
+    qf = None
+    if m != U8:   # (uint8: the class's None, one entry fewer in each layer's dict)
+        layer._qf = qf = float_kernels()
         fp = _float_paths()
         layer._float_backward = fp.conv_backward_mixed if m == MIXED else fp.conv_backward_f32
     p = "conv_transpose2d" if transposed else "conv2d"
@@ -248,14 +275,15 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     else:
         layer.b = zeros("i", out_ch)
         layer.bq = array.array("f", [Dense.BIAS_SCALE] + [0.0] * (QP_LEN - 1))
-        layer.y = bytearray(layer.n_out)
+        layer.y = _new("B", layer.n_out)
         layer.yq = qparams(0.0 if relu else -1.0, 1.0, opt.alpha_a)
     layer.ep, layer.epq = _error_buffer(n_in, m, opt, first, ep)
     # The update's structures: output filters, except float32
     # ConvTranspose2d (update_rows_f32 takes contiguous rows: in_ch slabs).
     rows = c if (m == F32 and transposed) else out_ch
     layer.state = zeros("f", 5 + 2 * rows)
-    layer.bstate = zeros("f", 7) if (m == F32 and transposed) else None
+    if m == F32 and transposed:
+        layer.bstate = zeros("f", 7)
     layer.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
     layer.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
     layer.bflags = layer.flags & 3
@@ -266,7 +294,8 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     layer.sel_scratch = zeros("I", ds)
     layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
     layer.dsgu_state = array.array("f", [0.0])
-    layer.eq8 = qparams(-1.0, 1.0) if m != U8 else None   # record of the 8-bit error copy
+    if m != U8:
+        layer.eq8 = qparams(-1.0, 1.0)   # record of the 8-bit error copy
     layer.k = out_ch
     layer.trainable = True
     layer.shared = None
@@ -613,6 +642,8 @@ def _build_vae(kind, opt, hidden, latent):
     # Conv(1->16, 3x3, s2) -> Conv(16->32, 3x3, s2) -> Dense(1568 -> 2L);
     # Dense(L -> 1568) -> DeConv(32->16, s2) -> DeConv(16->1, s2).
     ep_t2, ep_t1, ep_d2, ep_d1, ep_c2 = lend(), lend(), lend(), lend(), lend()
+    if opt.mode == "uint8":
+        _allocate_ahead(_conv_vae_ahead(latent))
     d1 = Dense(CONV_FLAT, 2 * latent, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=ep_d1)
     d2 = Dense(latent, CONV_FLAT, relu=True, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=ep_d2)
     heap_trace("dense layers")
@@ -632,4 +663,19 @@ def _build_vae(kind, opt, hidden, latent):
     mask_chain(vae.decoder.layers)
     vae.shared = attach_all(shared, (c1, c2, d1, d2, t1, t2, vae.output))
     vae.errors = errs
+    assert not _AHEAD, "a buffer allocated ahead was not taken"
     return vae
+
+
+def _conv_vae_ahead(latent):
+    """(typecode, items) of the uint8 ConvVAE's layer buffers of 512 bytes
+    or more, for _allocate_ahead: the Dense layers' weights, d2's int32 bias
+    and output, the convs' weights and outputs (as init_dense / init_conv
+    allocate them)."""
+    out = [("B", CONV_FLAT * 2 * latent), ("B", latent * CONV_FLAT), ("i", CONV_FLAT), ("B", CONV_FLAT)]
+    for in_shape, oc, k, s, p, op, tr, _, _ in CONV_ENC + CONV_DEC:
+        c, h, w = in_shape
+        geom = (c, h, w, oc, k, k, s, s, p, p) + ((op, op) if tr else ())
+        oc, oh, ow = getattr(_q, ("conv_transpose2d" if tr else "conv2d") + "_out_shape")(geom)
+        out += [("B", c * oc * k * k), ("B", oc * oh * ow)]
+    return [b for b in out if b[1] * (4 if b[0] == "i" else 1) >= 512]

@@ -350,6 +350,13 @@ class Conv2d:
 
     kind = "conv2d"
     mask_in = False   # as Dense
+    # None unless the mode needs them (float32 / mixed), set by init_conv
+    # only then: a uint8 layer's attribute dict stays at 47 entries or less
+    # (MicroPython's next table is 59, a 472-byte block on armv6m that the
+    # ConvVAE's build at the Pico's heap found no room for).
+    _qf: "Any" = None
+    bstate: "Any" = None
+    eq8: "Any" = None
     # Set by builder.init_conv (the constructor's body) and builder.attach (see Dense).
     geom: tuple
     out_shape: tuple
@@ -377,9 +384,7 @@ class Conv2d:
     yq: "Any"
     ep: "Any"
     epq: "Any"
-    eq8: "Any"
     state: "Any"
-    bstate: "Any"
     hp: "Any"
     rng: "Any"
     sel: "Any"
@@ -387,7 +392,6 @@ class Conv2d:
     sel_scratch: "Any"
     dsgu_hp: "Any"
     dsgu_state: "Any"
-    _qf: "Any"
     _float_backward: "Any"
     shared: "Any"
     _fwd: "Any"
