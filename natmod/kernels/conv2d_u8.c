@@ -200,81 +200,93 @@ static inline void dot2_u8(const uint8_t *a0, const uint8_t *a1, const uint8_t *
 // MAC; the row pairs of dot2_u8 take 4.1).  Eight low registers exactly.
 #define QT_CONV_ROWS4 1
 #define QT_CONV_GROUP 4
-#define QT_MAC4(bo, a0, a1, a2, a3) \
-    "ldrb %[t0], [%[pb], #" bo "]\n" \
-    "ldrb %[t1], [%[pa], #" a0 "]\n" \
-    "muls %[t1], %[t0], %[t1]\n" \
-    "adds %[s0], %[s0], %[t1]\n" \
-    "ldrb %[t1], [%[pa], #" a1 "]\n" \
-    "muls %[t1], %[t0], %[t1]\n" \
-    "adds %[s1], %[s1], %[t1]\n" \
-    "ldrb %[t1], [%[pa], #" a2 "]\n" \
-    "muls %[t1], %[t0], %[t1]\n" \
-    "adds %[s2], %[s2], %[t1]\n" \
-    "ldrb %[t1], [%[pa], #" a3 "]\n" \
-    "muls %[t1], %[t0], %[t1]\n" \
-    "adds %[s3], %[s3], %[t1]\n"
+// One column of a group: b's byte (r1) times the group's four bytes of
+// that column (r2), into r4-r7; pb r3, pa r0.
+#define QT_GMAC4(bo, a0, a1, a2, a3) \
+    "ldrb r1, [r3, #" bo "]\n" \
+    "ldrb r2, [r0, #" a0 "]\n" "muls r2, r1, r2\n" "adds r4, r4, r2\n" \
+    "ldrb r2, [r0, #" a1 "]\n" "muls r2, r1, r2\n" "adds r5, r5, r2\n" \
+    "ldrb r2, [r0, #" a2 "]\n" "muls r2, r1, r2\n" "adds r6, r6, r2\n" \
+    "ldrb r2, [r0, #" a3 "]\n" "muls r2, r1, r2\n" "adds r7, r7, r2\n"
 
-// d[h] = init[h] (NULL: 0) + sum_i a[4i + h] b[i] (mod 2^32): starting from the
-// caller's per-row terms (zero points, bias) saves a pass over the sums.
-static inline void dot4i_u8(const uint8_t *a, const uint8_t *b, int32_t n, const int32_t *init,
-    int32_t *d) {
-    uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    if (init) {
-        s0 = (uint32_t)init[0];
-        s1 = (uint32_t)init[1];
-        s2 = (uint32_t)init[2];
-        s3 = (uint32_t)init[3];
-    }
-    if (n) {
-        const uint8_t *end8 = b + (n & ~7), *end = b + n;
-        const uint8_t *pa = a, *pb = b;
-        uint32_t t0, t1;
-        // 8 columns per pass, then the last n mod 8 one at a time (in C the
-        // tail cost ~20 instructions per column: a 3x3 filter has 9).
-        if (end8 != b) {
-            __asm__ volatile (
-                ".syntax unified\n"
-                "1:\n"
-                QT_MAC4("0", "0", "1", "2", "3")
-                QT_MAC4("1", "4", "5", "6", "7")
-                QT_MAC4("2", "8", "9", "10", "11")
-                QT_MAC4("3", "12", "13", "14", "15")
-                QT_MAC4("4", "16", "17", "18", "19")
-                QT_MAC4("5", "20", "21", "22", "23")
-                QT_MAC4("6", "24", "25", "26", "27")
-                QT_MAC4("7", "28", "29", "30", "31")
-                "adds %[pb], %[pb], #8\n"
-                "adds %[pa], %[pa], #32\n"
-                "cmp %[pb], %[end]\n"
-                "bne 1b\n"
-                ".syntax divided\n"
-                : [s0] "+l" (s0), [s1] "+l" (s1), [s2] "+l" (s2), [s3] "+l" (s3),
-                  [pb] "+l" (pb), [pa] "+l" (pa), [t0] "=&l" (t0), [t1] "=&l" (t1)
-                : [end] "h" (end8)
-                : "cc", "memory");
-        }
-        if (end != end8) {
-            __asm__ volatile (
-                ".syntax unified\n"
-                "1:\n"
-                QT_MAC4("0", "0", "1", "2", "3")
-                "adds %[pb], %[pb], #1\n"
-                "adds %[pa], %[pa], #4\n"
-                "cmp %[pb], %[end]\n"
-                "bne 1b\n"
-                ".syntax divided\n"
-                : [s0] "+l" (s0), [s1] "+l" (s1), [s2] "+l" (s2), [s3] "+l" (s3),
-                  [pb] "+l" (pb), [pa] "+l" (pa), [t0] "=&l" (t0), [t1] "=&l" (t1)
-                : [end] "h" (end)
-                : "cc", "memory");
-        }
-    }
-    d[0] = (int32_t)s0;
-    d[1] = (int32_t)s1;
-    d[2] = (int32_t)s2;
-    d[3] = (int32_t)s3;
+// ng >= 1 interleaved groups against b: group j at a + j (4 n + askip),
+// d[4 j + h] = init[4 j + h] (init NULL: 0) + sum_i a_j[4 i + h] b[i] (mod
+// 2^32).  Starting from the caller's per-row terms (zero points, bias)
+// saves a pass over the sums.  All groups in one call, by hand: the
+// column loop as before, and ~19 instructions per group around it where a
+// call per group (inline asm in C) cost ~75: the error propagations' rows
+// are short (9 columns in a ConvTranspose2d's gather, 3 to 12 in the
+// scatter's patches), so that was a third of their MACs' cost.
+__attribute__((naked, noinline))
+static void dot4g_u8(const uint8_t *a, int32_t askip, int32_t ng, const uint8_t *b, int32_t n,
+    const int32_t *init, int32_t *d) {
+    __asm__ volatile (
+        ".syntax unified\n"
+        "push {r4, r5, r6, r7, lr}\n"
+        "mov r4, r8\n" "mov r5, r9\n" "mov r6, r10\n" "mov r7, r11\n"
+        "push {r4, r5, r6, r7}\n"   // n, init, d now at sp + 36, 40, 44
+        "mov r8, r3\n"              // b
+        "mov r11, r1\n"             // askip
+        "mov ip, r2\n"              // groups left
+        "ldr r4, [sp, #36]\n"
+        "lsrs r5, r4, #3\n"
+        "lsls r5, r5, #3\n"
+        "adds r5, r3, r5\n"
+        "mov r9, r5\n"              // b + (n & ~7)
+        "adds r4, r3, r4\n"
+        "mov r10, r4\n"             // b + n
+        "1:\n"
+        "ldr r1, [sp, #40]\n"
+        "cmp r1, #0\n"
+        "beq 2f\n"
+        "ldm r1!, {r4, r5, r6, r7}\n"
+        "str r1, [sp, #40]\n"
+        "b 3f\n"
+        "2:\n"
+        "movs r4, #0\n" "movs r5, #0\n" "movs r6, #0\n" "movs r7, #0\n"
+        "3:\n"
+        "mov r3, r8\n"
+        "cmp r3, r9\n"
+        "beq 5f\n"
+        "4:\n"   // 8 columns per pass: 13 instructions per 4 MACs plus 4 per pass
+        QT_GMAC4("0", "0", "1", "2", "3")
+        QT_GMAC4("1", "4", "5", "6", "7")
+        QT_GMAC4("2", "8", "9", "10", "11")
+        QT_GMAC4("3", "12", "13", "14", "15")
+        QT_GMAC4("4", "16", "17", "18", "19")
+        QT_GMAC4("5", "20", "21", "22", "23")
+        QT_GMAC4("6", "24", "25", "26", "27")
+        QT_GMAC4("7", "28", "29", "30", "31")
+        "adds r3, #8\n"
+        "adds r0, #32\n"
+        "cmp r3, r9\n"
+        "bne 4b\n"
+        "5:\n"
+        "cmp r3, r10\n"
+        "beq 7f\n"
+        "6:\n"   // the last n mod 8 columns one at a time
+        QT_GMAC4("0", "0", "1", "2", "3")
+        "adds r3, #1\n"
+        "adds r0, #4\n"
+        "cmp r3, r10\n"
+        "bne 6b\n"
+        "7:\n"
+        "ldr r1, [sp, #44]\n"
+        "stm r1!, {r4, r5, r6, r7}\n"
+        "str r1, [sp, #44]\n"
+        "add r0, r11\n"
+        "mov r1, ip\n"
+        "subs r1, #1\n"
+        "mov ip, r1\n"
+        "beq 9f\n"
+        "b 1b\n"   // (out of a conditional branch's reach)
+        "9:\n"
+        "pop {r4, r5, r6, r7}\n"
+        "mov r8, r4\n" "mov r9, r5\n" "mov r10, r6\n" "mov r11, r7\n"
+        "pop {r4, r5, r6, r7, pc}\n"
+        ".syntax divided\n");
 }
+#undef QT_GMAC4
 
 // Zero skipping.  With zero points, a dot product is sum_i (a_i - z_a)(b_i -
 // z_b), and a column with b_i == z_b adds exactly 0: over the other columns
@@ -358,7 +370,7 @@ static int32_t compact_u8(const uint8_t *v, int32_t n, uint32_t z, uint32_t *ent
 
 // acc[4 k + h] += sum_j a[k astep + 4 i_j + h] v_j, k = 0, 1, over the
 // entries (i_j, v_j) of compact_u8 up to its 0 entry (mod 2^32): two
-// interleaved groups (dot4i_u8) astep bytes apart.  By hand, all fourteen
+// interleaved groups (dot4g_u8) astep bytes apart.  By hand, all fourteen
 // registers: 15 instructions per entry and group (GCC's named-register
 // version with one group: 17).
 __attribute__((naked, noinline))
@@ -393,7 +405,7 @@ static void dot8s_u8(const uint8_t *a, int32_t astep, const uint32_t *ent, int32
 }
 #undef QT_SMAC8
 
-// ng interleaved groups (dot4i_u8) astep bytes apart against the entries of
+// ng interleaved groups (dot4g_u8) astep bytes apart against the entries of
 // compact_u8: d[4 j + h] = init[4 j + h] (init NULL: 0) + sum_k a_j[4 i_k +
 // h] v_k (mod 2^32).  Pairs of groups (dot8s_u8); an odd last group runs
 // as a pair with itself into a copy.
@@ -518,7 +530,7 @@ static void dot4m_u8(const uint8_t *a, int32_t L, int32_t R4, const uint8_t *mk,
 
 // Where row r of an R x n block of rows starts and how far apart its values
 // are: plain rows (r n, 1), except on the M0, where the first R & ~3 rows are
-// interleaved in groups of four (dot4i_u8).  A group takes 4 n bytes, so the
+// interleaved in groups of four (dot4g_u8).  A group takes 4 n bytes, so the
 // rows after the groups, and the walk "cnt rows at a time, n bytes each", are
 // the same in both layouts.
 static inline int32_t row_pos(int32_t r, int32_t R, int32_t n, int32_t *step) {
@@ -798,16 +810,15 @@ static inline int32_t vec_work_bytes(int32_t n) {
 #endif
 }
 
-// Up to QT_CONV_GROUP rows (stride st, laid out by row_pos) of n values
-// against b, each plus its init term (int32, mod 2^32; init NULL: none); returns
-// how many rows it did (4 on the M0 or 2, fewer at the end).
+// Rows (stride st, laid out by row_pos) of n values against b, each plus
+// its init term (int32, mod 2^32; init NULL: none); returns how many rows it
+// did: on the M0 all rows & ~3 (the groups of four), else 2 (1 at the end).
 static inline int32_t dot_rows_u8(const uint8_t *a, int32_t st, int32_t rows, const uint8_t *b,
     const uint32_t *bx, int32_t n, const int32_t *init, int32_t *d) {
 #if QT_CONV_ROWS4
-    if (rows >= 4) {   // an interleaved group (row_pos)
-        (void)st;
-        dot4i_u8(a, b, n, init, d);
-        return 4;
+    if (rows >= 4) {   // every whole interleaved group (row_pos), 4 st bytes apart
+        dot4g_u8(a, 4 * (st - n), rows >> 2, b, n, init, d);
+        return rows & ~3;
     }
 #endif
     if (rows >= 2) {
@@ -1893,7 +1904,7 @@ void qt_conv_corr_rows_u8(const uint8_t *small_ch, int32_t zero_s, int32_t small
         } else
 #endif
         {
-            cnt = dot_rows_u8(cols, n, nrows - r, small_ch, bx, n, NULL, d);
+            cnt = dot_rows_u8(cols, n, nrows - r < 32 ? nrows - r : 32, small_ch, bx, n, NULL, d);   // (d[32])
         }
         for (int32_t h = 0; h < cnt; h++) {
             int32_t v = (int32_t)((uint32_t)d[h] - zc * (uint32_t)colsum[r + h] + c0);
