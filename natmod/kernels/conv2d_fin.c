@@ -21,8 +21,12 @@
 #if defined(__thumb__) && !defined(__thumb2__)
 // Cortex-M0, the short requantization of qt_conv_fin (|acc| < 2^18, f->fast)
 // for one accumulator in a, by hand: the GCC code reloads every constant
-// and took ~55 instructions per value; this is 33 (35 with ReLU).  t, u are
-// temporaries, k = f; lo, hi, c0, stride live in high registers.
+// and took ~55 instructions per value; this is 27 (28 with ReLU).  t, u are
+// temporaries, k = f; lo, hi, c0, stride, zm live in high registers.  lo and
+// hi come in clamped to the short form's range (qt_conv_fin_run), so a value
+// outside it is always a new extreme: the test whether the short form holds
+// is taken only then (in the branch that stores the extreme), not per value
+// (4 instructions).  Then the clamp to 0..255: one shift tests both ends.
 #define QT_FIN_M0(MASK, RELU) \
     ".syntax unified\n" \
     "1:\n" \
@@ -31,17 +35,11 @@
     "add %[a], %[c0]\n" \
     RELU \
     "cmp %[a], %[lo]\n" \
-    "bge 2f\n" \
-    "mov %[lo], %[a]\n" \
+    "blt 6f\n" \
     "2:\n" \
     "cmp %[a], %[hi]\n" \
-    "ble 3f\n" \
-    "mov %[hi], %[a]\n" \
+    "bgt 7f\n" \
     "3:\n" \
-    "asrs %[t], %[a], #18\n" \
-    "adds %[t], %[t], #1\n" \
-    "cmp %[t], #1\n" \
-    "bhi 8f\n" \
     "ldr %[t], [%[k], %[oml]]\n" \
     "muls %[t], %[a], %[t]\n" \
     "asrs %[t], %[t], #12\n" \
@@ -54,45 +52,66 @@
     "asrs %[t], %[t], %[u]\n" \
     "ldr %[u], [%[k], %[oz]]\n" \
     "adds %[t], %[t], %[u]\n" \
-    "bpl 4f\n" \
-    "movs %[t], #0\n" \
-    "4:\n" \
-    "cmp %[t], #255\n" \
-    "ble 5f\n" \
-    "movs %[t], #255\n" \
+    "lsrs %[u], %[t], #8\n" \
+    "bne 10f\n" \
     "5:\n" \
     "strb %[t], [%[out]]\n" \
     "add %[out], %[st]\n" \
     "subs %[n], %[n], #1\n" \
     "bne 1b\n" \
     "b 9f\n" \
+    "6:\n" \
+    "asrs %[t], %[a], #18\n" \
+    "adds %[t], %[t], #1\n" \
+    "cmp %[t], #1\n" \
+    "bhi 8f\n" \
+    "mov %[lo], %[a]\n" \
+    "b 2b\n" \
+    "7:\n" \
+    "asrs %[t], %[a], #18\n" \
+    "adds %[t], %[t], #1\n" \
+    "cmp %[t], #1\n" \
+    "bhi 8f\n" \
+    "mov %[hi], %[a]\n" \
+    "b 3b\n" \
+    "10:\n" \
+    "asrs %[t], %[t], #31\n" \
+    "mvns %[t], %[t]\n" \
+    "b 5b\n" \
     "8:\n" \
     "subs %[pa], %[pa], #4\n" \
     "9:\n" \
     ".syntax divided\n"
 #define QT_FIN_M0_RELU "asrs %[t], %[a], #31\n" "bics %[a], %[t]\n"
-// Mask-aware (f->moff): a value whose mask byte is <= f->zm skips its
-// accumulator and stores the zero point (12 instructions instead of 33; a
-// computed one takes 5 more).
+// Mask-aware (f->moff): a value whose mask byte is <= zm (signed: zm = -1
+// masks nothing) skips its accumulator and stores the zero point (10
+// instructions instead of 27; a computed one takes 3 more).
 #define QT_FIN_M0_MASK \
-    "ldr %[t], [%[k], %[omoff]]\n" \
-    "ldrb %[t], [%[out], %[t]]\n" \
-    "ldr %[u], [%[k], %[ozm]]\n" \
-    "cmp %[t], %[u]\n" \
-    "bhi 6f\n" \
+    "ldrb %[t], [%[out], %[mo]]\n" \
+    "cmp %[t], %[zm]\n" \
+    "bgt 11f\n" \
     "adds %[pa], #4\n" \
     "ldr %[t], [%[k], %[oz]]\n" \
     "b 5f\n" \
-    "6:\n"
+    "11:\n"
 #define QT_FIN_M0_ARGS \
     : [pa] "+l" (acc), [out] "+l" (out), [n] "+l" (n), [lo] "+h" (lo), [hi] "+h" (hi), \
       [a] "=&l" (a), [t] "=&l" (t), [u] "=&l" (u) \
-    : [k] "l" (f), [c0] "h" (c0), [st] "h" (stride), \
+    : [k] "l" (f), [c0] "h" (c0), [st] "h" (stride), [mo] "l" (mo), [zm] "h" (zm), \
       [oml] "i" (offsetof(qt_conv_fin_t, ml)), [omh] "i" (offsetof(qt_conv_fin_t, mh)), \
       [ornd] "i" (offsetof(qt_conv_fin_t, frnd)), [osh] "i" (offsetof(qt_conv_fin_t, fsh)), \
-      [oz] "i" (offsetof(qt_conv_fin_t, zero)), [omoff] "i" (offsetof(qt_conv_fin_t, moff)), \
-      [ozm] "i" (offsetof(qt_conv_fin_t, zm)) \
+      [oz] "i" (offsetof(qt_conv_fin_t, zero)) \
     : "cc", "memory"
+#endif
+
+// On the M0 -Os: there the hand-written loop above finishes the values
+// (this one only what it leaves: a bias that may saturate, a value outside
+// the short form, a multiplier of 1/2 or more), and -O2 took 68 bytes more
+// of the Pico's heap.
+#if defined(__thumb__) && !defined(__thumb2__)
+#define QT_FIN_C_SMALL __attribute__((optimize("Os")))
+#else
+#define QT_FIN_C_SMALL
 #endif
 
 // The general finish in C, the one copy of qt_conv_fin's general form
@@ -100,7 +119,7 @@
 // bacc as qt_conv_fin_run.  With a mask (f->moff: error propagation into
 // a ReLU layer's output) a value whose mask byte (at out + moff) is <= f->zm
 // gets the zero point and stays out of the range.
-__attribute__((noinline)) static void fin_run_c(const int32_t *acc, int32_t astride, const int32_t *bacc,
+__attribute__((noinline)) QT_FIN_C_SMALL static void fin_run_c(const int32_t *acc, int32_t astride, const int32_t *bacc,
     int32_t n, uint8_t *out, int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm) {
     int32_t lo = mm[0], hi = mm[1];
     const uint8_t *mk = (const uint8_t *)((uintptr_t)out + (uintptr_t)f->moff);
@@ -233,32 +252,36 @@ QT_FIN_M4_INLINE static void fin_run_m4(const int32_t *acc, int32_t astride, int
 void qt_conv_fin_run(const int32_t *acc, const int32_t *bacc, int32_t n, uint8_t *out,
     int32_t stride, uint32_t c0, const qt_conv_fin_t *f, int32_t *mm) {
 #if defined(__thumb__) && !defined(__thumb2__)
-    int32_t lo = mm[0], hi = mm[1];
+    // No mask: the masked loop with zm = -1 (every value computed; it reads
+    // the output's own byte), 3 instructions per value more than a loop of
+    // its own, whose ~100 bytes the Pico's heap has no room for (it is only
+    // used by a layer without ReLU, the VAE's last, or without mask-aware
+    // error propagation).
+    const intptr_t mo = QT_MOFF(f);
+    const int32_t zm = mo ? f->zm : -1;
     while (!bacc && f->fast && n > 0) {
         // The asm loop stops before a value outside the short form's range
         // (acc left pointing at it; a computed one, past the mask check);
-        // that one takes the general form.
+        // that one takes the general form.  Its bounds: the range so far
+        // clamped to the short form's (-2^18 .. 2^18 - 1), min / max with
+        // the range so far after it.
         int32_t a, t, u;
-        if (QT_MOFF(f)) {   // (error propagation: no ReLU)
-            __asm__ volatile (QT_FIN_M0(QT_FIN_M0_MASK, "") QT_FIN_M0_ARGS);
-        } else if (f->relu) {
+        int32_t lo = mm[0] > -(1 << 18) ? mm[0] : -(1 << 18);
+        int32_t hi = mm[1] < (1 << 18) - 1 ? mm[1] : (1 << 18) - 1;
+        if (f->relu && !mo) {   // (a mask is error propagation: no ReLU)
             __asm__ volatile (QT_FIN_M0("", QT_FIN_M0_RELU) QT_FIN_M0_ARGS);
         } else {
-            __asm__ volatile (QT_FIN_M0("", "") QT_FIN_M0_ARGS);
+            __asm__ volatile (QT_FIN_M0(QT_FIN_M0_MASK, "") QT_FIN_M0_ARGS);
         }
-        mm[0] = lo;
-        mm[1] = hi;
+        mm[0] = lo < mm[0] ? lo : mm[0];
+        mm[1] = hi > mm[1] ? hi : mm[1];
         if (n == 0) {
             return;   // (not through fin_run_c below: ~38 instructions a call)
         }
         fin_run_c(acc++, 1, NULL, 1, out, stride, c0, f, mm);
-        lo = mm[0];
-        hi = mm[1];
         out += stride;
         n--;
     }
-    mm[0] = lo;
-    mm[1] = hi;
 #else
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
     if (!bacc && QT_FIN_M4_OK(f)) {
