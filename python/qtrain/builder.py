@@ -609,6 +609,8 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
         gc.collect()
         raise MemoryError("%s needs about %d bytes and %d were free, but the heap is too fragmented (%s); try %s"
                           % (what, need, free, e, smaller(free)))
+    finally:
+        del _AHEAD[:]   # a failed build holds none of the buffers allocated ahead
 
 
 def _build_vae(kind, opt, hidden, latent):
@@ -663,7 +665,6 @@ def _build_vae(kind, opt, hidden, latent):
     mask_chain(vae.decoder.layers)
     vae.shared = attach_all(shared, (c1, c2, d1, d2, t1, t2, vae.output))
     vae.errors = errs
-    assert not _AHEAD, "a buffer allocated ahead was not taken"
     return vae
 
 
