@@ -70,6 +70,7 @@ void qt_arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update
     int32_t flags = (int32_t)qt_arg_int(flags_in, "flags", 0, max_flags);
     u->rounding = flags & QT_UPD_ROUND_MASK;   // nearest, floor, stochastic, stochastic per row
     u->per_row = (flags & QT_UPD_PER_ROW) != 0;
+    u->rms = (flags & QT_UPD_RMS) != 0;
     if (rng_in == MP_OBJ_NULL && u->rounding >= QT_ROUND_STOCHASTIC) {
         qt_raise_value("flags: float32 updates take no rounding mode (bits 0-1 must be 0 or 1)");
     }
@@ -80,7 +81,7 @@ void qt_arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update
 }
 
 void qt_arg_update_filters(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update_t *u, float *tau) {
-    qt_arg_update(hp_in, flags_in, rng_in, u, tau, 7);
+    qt_arg_update(hp_in, flags_in, rng_in, u, tau, 7 | QT_UPD_RMS);
     if (!u->per_row) {
         qt_raise_value("flags: the batch-1 conv update standardizes per filter (flag 4); for per-tensor use "
             "conv*_grad_u8 + update_rows_u8");

@@ -194,9 +194,9 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_lens(a[8], transposed, &g, lens);
     qt_parse_bufs(n_args, a, upd_args, U_SCR, lens, p);
 #if QT_CONVT_SLICES_BUILT
-    mp_int_t flags = qt_arg_int(a[12], "flags", 0, transposed ? 7 | QT_CONVT_SLICES : 7);
+    mp_int_t flags = qt_arg_int(a[12], "flags", 0, (transposed ? 7 | QT_CONVT_SLICES : 7) | QT_UPD_RMS);
     const bool slices = (flags & QT_CONVT_SLICES) != 0;
-    mp_obj_t flags_in = MP_OBJ_NEW_SMALL_INT(flags & 7);
+    mp_obj_t flags_in = MP_OBJ_NEW_SMALL_INT(flags & (7 | QT_UPD_RMS));
     if (slices) {   // scratch (parsed below) is the slices' own
         lens[QT_CL_SCR] = (size_t)conv_transpose2d_slices_scratch_len_u8(&g);
     }

@@ -224,7 +224,7 @@ static mp_obj_t qt_dense_update_u8_fn(size_t n_args, const mp_obj_t *a) {
     const int32_t *rows = qt_arg_rows(a[8], a[9], m, &k);
     qt_update_t u;
     float tau;
-    qt_arg_update(a[10], a[11], a[13], &u, &tau, 7);
+    qt_arg_update(a[10], a[11], a[13], &u, &tau, 7 | QT_UPD_RMS);
     float *state = qt_arg_std_state(a[12], m, u.per_row);
     qt_check_aliasing(upd_args, U_N, lens, p);
     d.ze = qt_qp_zero(eq);

@@ -196,7 +196,9 @@ static qt_update_t upd(rd_t *r, uint32_t *rng, const float *wq) {
     u.s_w = wq[QT_QP_SCALE];
     u.zw = (int32_t)wq[QT_QP_ZERO];
     u.rounding = (int32_t)(rd_u8(r) & 3);
-    u.per_row = (int32_t)(rd_u8(r) & 1);
+    uint8_t f = rd_u8(r);
+    u.per_row = (int32_t)(f & 1);
+    u.rms = (int32_t)((f >> 1) & 1);
     *rng = rd_u32(r) | 1u;
     u.rng = rng;
     return u;

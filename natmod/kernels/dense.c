@@ -1140,8 +1140,10 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
         sxx += (uint32_t)(c * c);
     }
     const float fn = (float)n;
-    const float mx = (float)sx / fn;
     const float mxx = (float)sxx / fn;
+    // QT_UPD_RMS: the statistics about 0 (x's mean taken as 0: every mean
+    // below is then 0 and every variance the mean square, exactly)
+    const float mx = (float)(u->rms ? 0 : sx) / fn;
     float varx = mxx - mx * mx;
     if (varx < 0.0f) {
         varx = 0.0f;

@@ -631,7 +631,8 @@ void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, 
         }
         if (rows) {
             float mean;
-            float var = var_of(sum, sq, (float)rows * fl, &mean);
+            // QT_UPD_RMS: a sum of 0 makes the mean 0, the variance the mean square
+            float var = var_of(u->rms ? 0 : sum, sq, (float)rows * fl, &mean);
             qt_std_blend(state + 1, s_g * mean, s_g * qt_sqrt_f32(var), u->alpha_norm, first);
         }
     }
@@ -648,7 +649,7 @@ void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, 
             amax = rs.amax;
             st = state + QT_STD_STATE_HDR + 2 * i;
             float mean;
-            float var = var_of(rs.sum, rs.sq, fl, &mean);
+            float var = var_of(u->rms ? 0 : rs.sum, rs.sq, fl, &mean);
             // A row seen for the first time takes its statistics as they are.
             qt_std_blend(st, s_g * mean, s_g * qt_sqrt_f32(var), u->alpha_norm, first || !(st[1] > 0.0f));
         } else {

@@ -42,9 +42,11 @@ enum {
     // step per weight).  Biases draw one offset each.
     QT_ROUND_STOCH_ROW = 3,
 };
-// flags: bits 0-1 rounding, bit 2 per-structure standardization.
+// flags: bits 0-1 rounding, bit 2 per-structure standardization, bit 4
+// (uint8 updates) weights standardized by their RMS, mean 0, as the biases.
 #define QT_UPD_ROUND_MASK (3)
 #define QT_UPD_PER_ROW (4)
+#define QT_UPD_RMS (16)
 
 typedef struct {
     float lr;
@@ -53,6 +55,7 @@ typedef struct {
     int32_t zw;
     int32_t rounding;
     int32_t per_row;
+    int32_t rms;        // QT_UPD_RMS: sigma = sqrt(mean g^2), mu = 0
     uint32_t *rng;      // xorshift32 state (stochastic rounding)
 } qt_update_t;
 

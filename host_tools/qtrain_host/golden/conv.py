@@ -455,7 +455,7 @@ def grad_u8_qp(transposed, e, eq, x, xq, geom, sel=None):
 def update_u8_qp(transposed, e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, state, rng):
     """(conv*_update_u8, see _update_u8_qp; flag 8: ConvTranspose2d slices.)"""
     if transposed and int(flags) & SLICES:
-        return _update_slices_u8_qp(e, eq, x, xq, w, wq, b, bq, geom, sel, hp, int(flags) & 7, state, rng)
+        return _update_slices_u8_qp(e, eq, x, xq, w, wq, b, bq, geom, sel, hp, int(flags) & ~SLICES, state, rng)
     return _update_u8_qp(transposed, e, eq, x, xq, w, wq, b, bq, geom, sel, hp, flags, state, rng)
 
 

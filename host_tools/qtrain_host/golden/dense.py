@@ -122,6 +122,7 @@ def select_u8(e, eq, lmin, lmax, ebar_max):
 
 ROUND_NEAREST, ROUND_FLOOR, ROUND_STOCHASTIC, ROUND_STOCH_ROW = 0, 1, 2, 3
 PER_ROW = 4
+RMS = 16      # weights standardized by their RMS, mean 0 (QT_UPD_RMS)
 HDR = 5
 
 
@@ -227,7 +228,7 @@ def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
     m, n = w.shape
     b = None if b is None else [int(v) for v in b]
     st = np.array(state, np.float32)
-    rounding, per_row = flags & 3, bool(flags & PER_ROW)
+    rounding, per_row, rms = flags & 3, bool(flags & PER_ROW), bool(flags & RMS)
     rnd = _Rounder(rounding, rng)
     ze, zx = int(eq[Q.ZERO]), int(xq[Q.ZERO])
     s_e, s_x, s_w = F(eq[Q.SCALE]), F(xq[Q.SCALE]), F(wq[Q.SCALE])
@@ -236,8 +237,9 @@ def update_u8(e, eq, x, xq, w, wq, b, bq, lr, alpha_norm, flags, state, rng,
     first = not (st[0] > 0)
     cx = np.asarray(x, np.int64) - zx
     fn = F(n)
-    mx = F(F(int(cx.sum())) / fn)
     mxx = F(F(int((cx * cx).sum())) / fn)
+    # RMS: x's mean taken as 0 (every mean below 0, every variance the mean square)
+    mx = F(0) if rms else F(F(int(cx.sum())) / fn)
     varx = F(mxx - F(mx * mx))
     if varx < 0:
         varx = F(0)
@@ -371,13 +373,22 @@ def _update_row_g32(w, gr, k, amax, rb, rnd, stochastic):
     return w + (d >> 16)
 
 
+def _mean_var(total, sq, cnt, rms):
+    """(mean, variance) of cnt values from their integer sum and float32
+    sum of squares (update.c's var_of); rms: the sum taken as 0, so the
+    mean is 0 and the variance the mean square."""
+    mean = F(int_to_f32(0 if rms else total) / cnt)
+    var = F(F(sq / cnt) - F(mean * mean))
+    return mean, (F(0) if var < 0 else var)
+
+
 def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state, rng):
     """update_rows_u8 before the weight-range step -> (w, b, state, rng, new_range)."""
     g = np.asarray(g, np.int64)
     rows_total, length = g.shape
     w = np.array(w, np.int64).reshape(rows_total, length)
     st = np.array(state, np.float32)
-    rounding, per_row = flags & 3, bool(flags & PER_ROW)
+    rounding, per_row, rms = flags & 3, bool(flags & PER_ROW), bool(flags & RMS)
     rnd = _Rounder(rounding, rng)
     first = not (st[0] > 0)
     s_g, s_w, lr = F(s_g), F(wq[Q.SCALE]), F(lr)
@@ -394,10 +405,7 @@ def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state
                 nrows += 1
         if nrows:
             fn = F(F(nrows) * fl)
-            mean = F(int_to_f32(total) / fn)
-            var = F(F(sq / fn) - F(mean * mean))
-            if var < 0:
-                var = F(0)
+            mean, var = _mean_var(total, sq, fn, rms)
             _blend(st, 1, F(s_g * mean), F(s_g * Q.sqrt_f32(var)), alpha_norm, first)
     qmin, qmax = INT32_MAX, -INT32_MAX - 1
     r0 = 32768 if rounding == ROUND_NEAREST else 0
@@ -408,10 +416,7 @@ def update_rows_u8(g, s_g, w, wq, gb, b, s_gb, s_b, lr, alpha_norm, flags, state
         off = 1
         if per_row:
             off = HDR + 2 * i
-            mean = F(int_to_f32(t) / fl)
-            var = F(F(q / fl) - F(mean * mean))
-            if var < 0:
-                var = F(0)
+            mean, var = _mean_var(t, q, fl, rms)
             _blend(st, off, F(s_g * mean), F(s_g * Q.sqrt_f32(var)), alpha_norm,
                    first or not (st[off + 1] > 0))
         sig = st[off + 1]

@@ -29,10 +29,11 @@ import time
 from qtrain import config, models, trainer, vae_loop
 from qtrain.data import Permutation, Stream
 from qtrain.layers import Options
-from weight_stats import clamped
+from weight_stats import clamped, std_rms
 
 DEFAULTS = dict(trainer.VAE_DEFAULTS)
 DEFAULTS.update({
+    "std_rms": False,          # uint8: weights standardized by their RMS, not centred (weight_stats.std_rms)
     "test": "test.qtds",
     "test_limit": 0,           # evaluate on the first N test samples (0 = all)
     "per_class": "10,100,200",  # labelled subsets train-labelled-K.qtds
@@ -205,6 +206,8 @@ def main():
         return
     opt = trainer.options(cfg)
     vae = trainer.load_vae(cfg["load_vae"], cfg) if cfg["load_vae"] else trainer.build_vae_from(cfg)
+    if cfg["std_rms"]:
+        std_rms(vae, cfg["mode"])
     per_class = [int(k) for k in str(cfg["per_class"]).split(",") if k]
     head_modes = [m for m in str(cfg["head_modes"]).split(",")
                   if m == "float32" or (m in ("uint8", "mixed") and cfg["mode"] == "uint8")]

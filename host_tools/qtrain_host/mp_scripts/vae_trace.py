@@ -27,10 +27,11 @@ largest one (`dmax=`).
 """
 from qtrain import config, trainer, vae_loop
 from qtrain.data import Stream
-from weight_stats import clamped
+from weight_stats import clamped, std_rms
 
 DEFAULTS = dict(trainer.VAE_DEFAULTS)
 DEFAULTS.update({"model": "conv", "samples": 60000, "every": 2000, "esat_every": 50,
+                 "std_rms": False,   # uint8: weights standardized by their RMS (weight_stats.std_rms)
                  # DSGU per layer: "l1/l2/..." sets lmin = lmax = li for the i-th trainable
                  # layer (encoder then decoder; 1 = all its structures), with --lmin < 1 on
                  "layer_l": ""})
@@ -64,6 +65,8 @@ def main():
     cfg = config.load(config.argv(), DEFAULTS, "vae_trace")
     vae = trainer.build_vae_from(cfg)
     layers = vae.encoder.layers + vae.decoder.layers
+    if cfg["std_rms"]:
+        std_rms(vae, cfg["mode"])
     if cfg["layer_l"]:
         for layer, v in zip([lay for lay in layers if lay.trainable], str(cfg["layer_l"]).split("/")):
             layer.dsgu_hp[0] = layer.dsgu_hp[1] = float(v)
