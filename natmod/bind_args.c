@@ -68,6 +68,9 @@ void qt_arg_update(mp_obj_t hp_in, mp_obj_t flags_in, mp_obj_t rng_in, qt_update
     u->alpha_norm = qt_check_f32(hp[1], "hp[1] (alpha_norm)", 0.0f, 1.0f, true, false);
     *tau = qt_check_f32(hp[2], "hp[2] (tau)", 0.0f, 1.0f, false, true);
     int32_t flags = (int32_t)qt_arg_int(flags_in, "flags", 0, max_flags);
+    if (flags & ~max_flags) {   // a bit inside the range that is no flag here (8 next to 16): its 0..7 message
+        qt_arg_int(flags_in, "flags", 0, max_flags & 7);
+    }
     u->rounding = flags & QT_UPD_ROUND_MASK;   // nearest, floor, stochastic, stochastic per row
     u->per_row = (flags & QT_UPD_PER_ROW) != 0;
     u->rms = (flags & QT_UPD_RMS) != 0;

@@ -194,7 +194,11 @@ static mp_obj_t update_u8(size_t n_args, const mp_obj_t *a, bool transposed) {
     qt_conv_geom_lens(a[8], transposed, &g, lens);
     qt_parse_bufs(n_args, a, upd_args, U_SCR, lens, p);
 #if QT_CONVT_SLICES_BUILT
-    mp_int_t flags = qt_arg_int(a[12], "flags", 0, (transposed ? 7 | QT_CONVT_SLICES : 7) | QT_UPD_RMS);
+    const mp_int_t allowed = (transposed ? 7 | QT_CONVT_SLICES : 7) | QT_UPD_RMS;
+    mp_int_t flags = qt_arg_int(a[12], "flags", 0, allowed);
+    if (flags & ~allowed) {   // flag 8 of a conv2d: its 0..7 message
+        qt_arg_int(a[12], "flags", 0, 7);
+    }
     const bool slices = (flags & QT_CONVT_SLICES) != 0;
     mp_obj_t flags_in = MP_OBJ_NEW_SMALL_INT(flags & (7 | QT_UPD_RMS));
     if (slices) {   // scratch (parsed below) is the slices' own

@@ -36,7 +36,8 @@ class DenseUpd(C.Structure):
 
 class Update(C.Structure):
     _fields_ = [("lr", C.c_float), ("alpha_norm", C.c_float), ("s_w", C.c_float), ("zw", C.c_int32),
-                ("rounding", C.c_int32), ("per_row", C.c_int32), ("rng", C.POINTER(C.c_uint32))]
+                ("rounding", C.c_int32), ("per_row", C.c_int32), ("rng", C.POINTER(C.c_uint32)),
+                ("rms", C.c_int32)]   # qt_update_t's last field (flag 16), 0 here
 
 
 class Geom(C.Structure):

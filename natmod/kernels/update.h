@@ -55,8 +55,8 @@ typedef struct {
     int32_t zw;
     int32_t rounding;
     int32_t per_row;
-    int32_t rms;        // QT_UPD_RMS: sigma = sqrt(mean g^2), mu = 0
     uint32_t *rng;      // xorshift32 state (stochastic rounding)
+    int32_t rms;        // QT_UPD_RMS: sigma = sqrt(mean g^2), mu = 0 (last: soak_sanitize_cases' ctypes copy)
 } qt_update_t;
 
 // The rounding offset in 1/65536 of a step: floor(v + r/65536) rounds v
