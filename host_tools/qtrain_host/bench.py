@@ -399,20 +399,19 @@ def _narrower(kind, a, f):
     return tuple(a)
 
 
-def _one_layer_or_narrower(board, mode, name, kind, a, reps, dsgu):
-    """_one_layer, else 1/4, 1/8, 1/16 of its outputs scaled up (see bench_layers)."""
-    v = _one_layer(board, mode, name, kind, a, reps, dsgu)
-    if v is None and kind in ("dense", "conv"):
-        for f in (4, 8, 16):
-            small = _narrower(kind, a, f)
-            v = _one_layer(board, mode, name, kind, small, reps, dsgu)
-            if v is not None:
-                r = layer_macs(kind, a) / float(layer_macs(kind, small))
-                for key in ("fwd", "bwd", "upd"):
-                    v[key] = int(v[key] * r)
-                v["macs"] = layer_macs(kind, a)
-                v["scaled"] = "1/%d of the outputs, x%.1f" % (f, r)
-                break
+def _one_layer_narrowed(board, mode, name, kind, a, f, reps, dsgu):
+    """_one_layer (f = 1), or with 1/f of its outputs and the counts scaled
+    up by the MAC ratio (see bench_layers); None if it does not fit."""
+    if f == 1:
+        return _one_layer(board, mode, name, kind, a, reps, dsgu)
+    small = _narrower(kind, a, f)
+    v = _one_layer(board, mode, name, kind, small, reps, dsgu)
+    if v is not None:
+        r = layer_macs(kind, a) / float(layer_macs(kind, small))
+        for key in ("fwd", "bwd", "upd"):
+            v[key] = int(v[key] * r)
+        v["macs"] = layer_macs(kind, a)
+        v["scaled"] = "1/%d of the outputs, x%.1f" % (f, r)
     return v
 
 
@@ -420,22 +419,27 @@ def bench_layers(board, mode, specs, reps=2, dsgu=None):
     """{layer name: {fwd, bwd, upd, macs}} instruction counts of one layer call
     each (the least of `reps` runs; they agree except for DSGU state).  Each
     layer runs in a fresh interpreter, so one layer's heap use cannot starve
-    the next one's.  A layer that does not fit is measured with 1/4 (1/8,
-    1/16) of its output rows/channels and its counts scaled by the MAC ratio
-    ("scaled": an estimate, per-MAC costs of these loops are flat in the
-    number of rows; with DSGU the same fraction of the fewer rows is
-    updated); if even that does not fit, the same on the firmware with the
-    real board's heap ("heap"); None if that does not fit either."""
+    the next one's.  A layer that does not fit the planning heap is measured
+    whole on the firmware with the real board's heap ("heap"); if it does
+    not fit there either, with 1/4 (1/8, 1/16) of its output rows/channels,
+    first at the planning heap, then at the real board's, and its counts
+    scaled by the MAC ratio ("scaled": an estimate; per-MAC costs are near
+    flat in the number of rows at 1/4, less so at 1/16, where per-call and
+    per-pixel work weigh more, so a whole layer is preferred at either
+    heap); None if nothing fits."""
     out = {}
     heaps = [None] + ([paths.real_heap_firmware_dir(board)] if has_real_heap_firmware(board) else [])
     for name, kind, a in specs:
         v = None
-        for fw in heaps:
-            with _firmware_dir(fw):
-                v = _one_layer_or_narrower(board, mode, name, kind, a, reps, dsgu)
+        for f in ((1, 4, 8, 16) if kind in ("dense", "conv") else (1,)):
+            for fw in heaps:
+                with _firmware_dir(fw):
+                    v = _one_layer_narrowed(board, mode, name, kind, a, f, reps, dsgu)
+                if v is not None:
+                    if fw:
+                        v["heap"] = paths.real_heap_bytes(board)
+                    break
             if v is not None:
-                if fw:
-                    v["heap"] = paths.real_heap_bytes(board)
                 break
         out[name] = v
     return out
