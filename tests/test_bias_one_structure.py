@@ -31,6 +31,19 @@ print('done')
 """
 
 
+def dense_golden(cs, sel, k, flags):
+    """The golden model's w, wq, b, state after the steps of a
+    DENSE_SCRIPT case (keys c, b, bq, hp, st, seed, steps)."""
+    c = cs["c"]
+    m = c["m"]
+    w, wq, b, st, r = c["w"], c["wq"], cs["b"], cs["st"], int(cs["seed"][0])
+    for e, eq in cs["steps"]:
+        w, b, st, r, nr = GD.update_u8(e, eq, c["x"], c["xq"], w.reshape(m, -1), wq, b, cs["bq"],
+                                       cs["hp"][0], cs["hp"][1], flags, st, r, sel, k)
+        w, wq, _ = GD.weights_qp_update(w.ravel(), wq, nr, cs["hp"][2])
+    return w, wq, b, st
+
+
 def test_dense_bias_at_k1_k2_moves_bit_exact(run):
     """dense_update_u8 with one or two selected rows, 4 steps from a fresh
     state, every selected row's error above its zero point."""
@@ -71,12 +84,8 @@ def test_dense_bias_at_k1_k2_moves_bit_exact(run):
         c = cs["c"]
         m, rows = c["m"], cs["rows"]
         k = len(rows)
-        w, wq, b, st, r = c["w"], c["wq"], cs["b"], cs["st"], int(cs["seed"][0])
         sel = np.concatenate([rows, np.zeros(m - k, np.int32)])   # only sel[:k] counts
-        for e, eq in cs["steps"]:
-            w, b, st, r, nr = GD.update_u8(e, eq, c["x"], c["xq"], w.reshape(m, -1), wq, b, cs["bq"],
-                                           cs["hp"][0], cs["hp"][1], cs["flags"], st, r, sel, k)
-            w, wq, _ = GD.weights_qp_update(w.ravel(), wq, nr, cs["hp"][2])
+        w, wq, b, st = dense_golden(cs, sel, k, cs["flags"])
         tag = "case %d (m %d rows %s flags %d)" % (i, m, list(rows), cs["flags"])
         gw, gwq, gb, gst, grng = lines[i]
         assert bytes.fromhex(gb) == np.asarray(b, np.int32).tobytes(), tag + ": b"

@@ -11,9 +11,8 @@ the smoothed means it leaves are 0."""
 import numpy as np
 
 from casefile import parse_fields
-from qtrain_host.golden import dense as GD
 from qtrain_host.golden import quant as GQ
-from test_bias_one_structure import DENSE_SCRIPT
+from test_bias_one_structure import DENSE_SCRIPT, dense_golden
 from test_conv_kernels import G, UPD_SCRIPT as CONV_UPD_SCRIPT, VAE_GEOMS, pack, parse, u8_case
 from test_dense_train_u8 import _case
 
@@ -21,14 +20,7 @@ RMS = 16
 
 
 def _dense_golden(cs, flags):
-    c = cs["c"]
-    m, k = c["m"], cs["k"]
-    w, wq, b, st, r = c["w"], c["wq"], cs["b"], cs["st"], int(cs["seed"][0])
-    for e, eq in cs["steps"]:
-        w, b, st, r, nr = GD.update_u8(e, eq, c["x"], c["xq"], w.reshape(m, -1), wq, b, cs["bq"],
-                                       cs["hp"][0], cs["hp"][1], flags, st, r, cs["sel"], k)
-        w, wq, _ = GD.weights_qp_update(w.ravel(), wq, nr, cs["hp"][2])
-    return w, wq, b, st
+    return dense_golden(cs, cs["sel"], cs["k"], flags)
 
 
 def test_dense_rms_bit_exact(run):
