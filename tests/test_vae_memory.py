@@ -154,10 +154,10 @@ def test_error_buffers_lent_train_as_own_buffers(run):
 
 
 ADVICE_SCRIPT = r"""
-from qtrain import builder
-need = {h: builder.vae_bytes('mlp', h, 10, mode) + builder.STEP_BYTES for h in (8, 16)}
+from qtrain import sizes
+need = {h: sizes.vae_bytes('mlp', h, 10, mode) + sizes.STEP_BYTES for h in (8, 16)}
 for free in (need[16], need[16] - 1, need[8], need[8] - 1):
-    print('A', free, need[8], need[16], builder.mlp_advice(free, 256, 10, mode))
+    print('A', free, need[8], need[16], sizes.mlp_advice(free, 256, 10, mode))
 """
 
 
@@ -237,7 +237,7 @@ for dsgu in (None, (0.1, 1.0)):
 
 
 def test_conv_build_takes_every_buffer_allocated_ahead(run):
-    """builder._conv_vae_ahead must list exactly the buffers the uint8
+    """sizes._conv_vae_ahead must list exactly the buffers the uint8
     ConvVAE's layers then ask for: one it lists and no layer takes is heap
     lost during the build (and freed only when build_vae returns), the
     bytes the Pico's build has least of."""

@@ -1,18 +1,17 @@
 """Building models: the layers' constructors (layers.Dense / Conv2d do
 their work here: weight init, buffers), and a VAE (models.build_vae): its
-layout, the bytes it and its layers need (vae_bytes, dense_bytes,
-conv_bytes), the allocation order.  Used only while a model is built:
+layout and allocation order (the bytes it and its layers need are in
+qtrain.sizes).  Used only while a model is built:
 models.build_vae imports this module for the call and drops it afterwards
 (qtrain.unload), as classifier.build_cnn and classifier.Head do, so its
 bytecode is not in a board's heap while the model trains.
 """
 import array
 import gc
-import sys
 
 import _qtrain as _q
 
-from . import heap_trace, release
+from . import heap_trace, release, unload
 from .layers import (F32, MIXED, MODES, QP_LEN, ROUNDING, U8, Conv2d, Dense, Options, Shared, _float_paths,
                      dequantize, float_kernels, qparams, xs_len, zeros)
 from .losses import BernoulliOutput, GaussianLatent
@@ -25,19 +24,6 @@ CONV_ENC = (((1, 28, 28), 16, 3, 2, 1, 0, False, True, True),
 CONV_DEC = (((32, 7, 7), 16, 3, 2, 1, 1, True, False, True),
             ((16, 14, 14), 1, 3, 2, 1, 1, True, False, False))
 CONV_FLAT = 32 * 7 * 7
-# Object headers and the Python objects of a built VAE (layers, records,
-# views, dicts) in machine words, measured on the Unix port (8-byte words)
-# and qemu-m4 (4-byte words): what vae_bytes adds to the buffers so that it
-# predicts build_vae's gc.mem_alloc() growth.
-VAE_OBJ_WORDS = {"mlp": 872, "conv": 1488}
-WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
-# Heap that training needs next to a model once it is built (train_vae.py
-# through `mpremote mount`, armv6m): the loop, data reader and checkpoint
-# writer's bytecode, the stream, the checkpoint's state dict, a step's and a
-# save's garbage -- 16 KB measured for the MLP h16 (--heap_trace true: free
-# after the model less free after the checkpoint code), plus room for the
-# fragments that code leaves.  What build_vae's MemoryError hint keeps free.
-STEP_BYTES = 20480
 
 
 def _xorshift(s):
@@ -85,15 +71,15 @@ _AHEAD = []  # type: list
 
 
 def _allocate_ahead(sizes):
-    """Allocate the buffers `sizes` ((typecode, items): "B" a bytearray, "i"
-    an array('i')) now, largest first, for the layers built next to take
+    """Allocate the buffers `sizes` (items: n > 0 a bytearray, n < 0 an
+    array('i') of -n; a 0 ends them) now, largest first, for the layers built next to take
     (_new).  In one burst nothing lands between them: built layer by layer,
     each layer's small objects (its dict as it grows, records, views) went
     where the next large buffer had to go, and the ConvVAE at the Pico's heap
     failed to find a 3136-byte block with 30 KB free."""
-    sizes = sorted(sizes, key=lambda s: s[1] * (4 if s[0] == "i" else 1), reverse=True)
-    for tc, n in sizes:
-        _AHEAD.append(bytearray(n) if tc == "B" else zeros(tc, n))
+    sizes = sorted(sizes[:sizes.index(0)], key=lambda n: -4 * n if n < 0 else n, reverse=True)
+    for n in sizes:
+        _AHEAD.append(bytearray(n) if n > 0 else zeros("i", -n))
 
 
 def _new(tc, n):
@@ -445,65 +431,8 @@ def shared_for(parts):
     return attach_all(Shared(*need), parts)
 
 
-def dense_bytes(n_in, n_out, first=False, mode="uint8", dsgu=False, per_row=False, own_scratch=True,
-           own_ep=True):
-    """Bytes of buffers a Dense layer (layers.Dense) allocates (excluding object headers).
-    own_scratch=False: its scratch comes from a Shared (shared_needs());
-    own_ep=False: its input-error buffer is lent by the model."""
-    if mode == "float32":
-        n = 4 * (n_in * n_out + n_out + n_out)    # w, b, y
-    else:
-        n = n_in * n_out + 4 * n_out + n_out      # w, b, y
-        if own_scratch:
-            n += 4 * xs_len(n_in)                  # xs (and acc)
-    if not first and own_ep:
-        n += n_in if mode == "uint8" else 4 * n_in  # ep
-    n += 4 * (5 + (2 * n_out if per_row else 0)) + (12 * n_out if dsgu else 0)  # update state, sel, scores
-    return n + 6 * 4 * QP_LEN
-
-
-def conv_bytes(in_shape, out_ch, k=3, stride=1, pad=0, out_pad=0, transposed=False, first=False,
-           mode="uint8", dsgu=False, own_ep=True):
-    """(own bytes, (scratch bytes, floats, error bytes) needed in a Shared)
-    of a conv layer (layers.Conv2d), before building it (excluding object headers)."""
-    c, h, w = in_shape
-    geom = (c, h, w, out_ch, k, k, stride, stride, pad, pad) + ((out_pad, out_pad) if transposed else ())
-    p = "conv_transpose2d" if transposed else "conv2d"
-    oc, oh, ow = getattr(_q, p + "_out_shape")(geom)
-    n_in, n_out, n_w = c * h * w, oc * oh * ow, c * out_ch * k * k
-    sz = 4 if mode == "float32" else 1
-    rows = c if (mode == "float32" and transposed) else out_ch   # structures of the update
-    n = sz * (n_w + n_out) + 4 * out_ch + 4 * (5 + 2 * rows) + (12 * out_ch if dsgu else 0)
-    n += 28 if (mode == "float32" and transposed) else 0           # bias state
-    if not first and own_ep:
-        n += n_in * (1 if mode == "uint8" else 4)
-    scr = 0 if mode == "float32" else getattr(_q, p + "_scratch_len")(geom)
-    if mode == "uint8":
-        sh = (scr, 0, 0)
-    elif mode == "mixed":
-        sh = (scr, 0 if first else max(n_w, n_in), n_out)
-    else:
-        sh = (0, n_w, n_out if dsgu else 0)
-        n += 4 * out_ch
-    return n + 4 * 4 * QP_LEN, sh
-
-
-def _error_sizes(n_ins, mode):
-    """Two error buffers serve a chain of errors (backward order, sizes
-    n_ins: the BCE head's, then the layers' at their inputs; None = no error
-    at the input): error i goes into buffer i % 2 while the layer writing it
-    reads the other one.  -> (items of buffer 0, of buffer 1)."""
-    size = [0, 0]
-    i = 0
-    for n in n_ins:
-        if n is not None:
-            size[i % 2] = max(size[i % 2], n)
-            i += 1
-    return size
-
-
 def _error_lenders(sizes, mode):
-    """The two buffers _error_sizes sized, and a function giving the next one
+    """The two buffers sizes._error_sizes sized, and a function giving the next one
     to lend (alternating, in backward order).  The larger is allocated
     first, while the heap's largest free block is whole."""
     bufs = [None, None]  # type: list
@@ -518,94 +447,33 @@ def _error_lenders(sizes, mode):
     return bufs, lend
 
 
-def _vae_layout(kind, hidden, latent):
-    """-> (sizes of the errors written in backward order, for _error_sizes):
-    the BCE head's error at the image, then the input errors of the layers
-    that propagate one.  The head's error is a link of the chain like the
-    layers' (the last layer reads it while it writes the other buffer, and
-    nothing reads it afterwards): the ConvVAE then needs no buffer of its
-    own for it, one 784-byte block fewer at the build."""
-    if kind == "mlp":
-        return [N_PIXELS, hidden, latent, hidden]          # BCE, dec 2, dec 1, enc 2 (enc 1 is first)
-    return [N_PIXELS, 16 * 14 * 14, CONV_FLAT, latent, CONV_FLAT, 16 * 14 * 14]   # BCE, t2, t1, d2, d1, c2
-
-
-def _vae_shared(kind, hidden, latent, mode, dsgu):
-    """-> (own bytes of the layers, [scratch bytes, floats, error bytes] of
-    the model's Shared): what the layers take before their objects."""
-    own = dict(mode=mode, dsgu=dsgu)
-    sh = [0, 0, 0]
-    if mode != "float32":
-        sh[0] = 2048                               # the BCE table
-    if kind == "mlp":
-        if mode != "float32":
-            sh[0] = max(sh[0], 4 * xs_len(N_PIXELS))
-        return 0, sh
-    if mode != "float32":
-        sh[0] = max(sh[0], 4 * xs_len(CONV_FLAT))
-    n = 0
-    for in_shape, oc, k, s, p, op, tr, first, _ in CONV_ENC + CONV_DEC:
-        b, need = conv_bytes(in_shape, oc, k, s, p, op, tr, first, own_ep=False, **own)
-        n += b
-        sh = [max(u, v) for u, v in zip(sh, need)]
-    return n, sh
-
-
-def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_row=False):
-    """Bytes a VAE allocates (weights, activations, errors, optimizer state,
-    shared scratch, heads, and its objects), for checking before building
-    one: build_vae's gc.mem_alloc() growth on the Unix port within a few %
-    (tests/test_vae_memory.py)."""
-    dense = dict(mode=mode, dsgu=dsgu, per_row=per_row, own_scratch=False, own_ep=False)
-    n, sh = _vae_shared(kind, hidden, latent, mode, dsgu)
-    if kind == "mlp":
-        n += dense_bytes(N_PIXELS, hidden, first=True, **dense)
-        n += dense_bytes(hidden, 2 * latent, **dense)
-        n += dense_bytes(latent, hidden, **dense)
-        n += dense_bytes(hidden, N_PIXELS, **dense)
-    else:
-        n += dense_bytes(CONV_FLAT, 2 * latent, **dense)
-        n += dense_bytes(latent, CONV_FLAT, **dense)
-    n += sh[0] + 4 * sh[1] + sh[2]
-    n += sum(_error_sizes(_vae_layout(kind, hidden, latent), mode)) * (1 if mode == "uint8" else 4)
-    # heads (the BCE error is in the error buffers): latent z, eps, dh; the
-    # float image in float32 mode
-    n += 256 + (4 * N_PIXELS if mode == "float32" else 0)
-    return n + 64 * latent + WORD * VAE_OBJ_WORDS[kind]
-
-
-def mlp_advice(free, widest, latent, mode):
-    """build_vae's advice for `free` bytes: the widest MLP VAE (hidden
-    widest, widest / 2, ... down to 8) that trains in them (its buffers and
-    what training loads after it, STEP_BYTES), or, if even the narrowest
-    does not, the free heap that one needs."""
-    h = widest
-    while h > 8 and vae_bytes("mlp", h, latent, mode) + STEP_BYTES > free:
-        h //= 2
-    need = vae_bytes("mlp", h, latent, mode) + STEP_BYTES
-    if need > free:
-        return "kind='mlp', hidden=%d with %d bytes free (it and training need that)" % (h, need)
-    return "kind='mlp', hidden=%d" % h
-
-
 def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     """See models.build_vae."""
     opt = opt or Options()
     if kind not in ("mlp", "conv"):
         raise ValueError("kind must be 'mlp' or 'conv', got %r" % (kind,))
-    need = vae_bytes(kind, hidden, latent, opt.mode, opt.dsgu is not None, opt.per_row)
+    # The sizes (qtrain.sizes) are worked out, then their module dropped
+    # before anything is allocated: loaded last, its bytecode lies next to
+    # the space train_vae.py reserved, and freed it joins that block.
+    plan = [0] * 20   # sizes.PLAN_LEN, made before the module is loaded
+    from . import sizes
+    sizes.vae_plan(kind, hidden, latent, opt.mode, opt.dsgu is not None, opt.per_row, plan)
+    del sizes
+    unload("sizes")
+    need = plan[0]
     what = "a %s VAE (mode=%s, hidden=%d, latent=%d)" % (kind, opt.mode, hidden, latent)
 
     def smaller(free):
-        return mlp_advice(free, hidden // 2 if kind == "mlp" else 256, latent, opt.mode)
+        return _advice(free, hidden // 2 if kind == "mlp" else 256, latent, opt.mode)
 
     release()   # the space train_vae.py reserved for the model (qtrain.reserve)
     free = check_memory(need, what, smaller)
     heap_trace("builder")
     try:
-        return _build_vae(kind, opt, hidden, latent)
+        return _build_vae(kind, opt, hidden, latent, plan)
     except MemoryError as e:
         # Enough bytes in total, but no free block large enough for one buffer.
+        del _AHEAD[:]
         gc.collect()
         raise MemoryError("%s needs about %d bytes and %d were free, but the heap is too fragmented (%s); try %s"
                           % (what, need, free, e, smaller(free)))
@@ -613,12 +481,22 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
         del _AHEAD[:]   # a failed build holds none of the buffers allocated ahead
 
 
-def _build_vae(kind, opt, hidden, latent):
+def _advice(free, widest, latent, mode):
+    """sizes.mlp_advice (a failed build's hint), its module loaded again
+    for the call."""
+    from . import sizes
+    try:
+        return sizes.mlp_advice(free, widest, latent, mode)
+    finally:
+        unload("sizes")
+
+
+def _build_vae(kind, opt, hidden, latent, plan):
     # The largest buffers first, while the heap still has large free blocks:
     # the scratch the layers share, the two error buffers, then (conv) the
-    # Dense layers (d1's weights are 31 KB in uint8).
-    shared = Shared(*_vae_shared(kind, hidden, latent, opt.mode, opt.dsgu is not None)[1])
-    errs, lend = _error_lenders(_error_sizes(_vae_layout(kind, hidden, latent), opt.mode), opt.mode)
+    # Dense layers (d1's weights are 31 KB in uint8).  plan: what sizes.vae_plan wrote.
+    shared = Shared(plan[1], plan[2], plan[3])
+    errs, lend = _error_lenders(plan[4:6], opt.mode)
     heap_trace("shared, errors")
     # Layers are built decoder-last-first, so the lent error buffers alternate
     # in backward order (a layer never writes the buffer it reads), starting
@@ -644,8 +522,8 @@ def _build_vae(kind, opt, hidden, latent):
     # Conv(1->16, 3x3, s2) -> Conv(16->32, 3x3, s2) -> Dense(1568 -> 2L);
     # Dense(L -> 1568) -> DeConv(32->16, s2) -> DeConv(16->1, s2).
     ep_t2, ep_t1, ep_d2, ep_d1, ep_c2 = lend(), lend(), lend(), lend(), lend()
-    if opt.mode == "uint8":
-        _allocate_ahead(_conv_vae_ahead(latent))
+    if plan[6]:
+        _allocate_ahead(plan[6:])
     d1 = Dense(CONV_FLAT, 2 * latent, opt=opt, seed=opt.seed + 2, own_scratch=False, ep=ep_d1)
     d2 = Dense(latent, CONV_FLAT, relu=True, opt=opt, seed=opt.seed + 3, own_scratch=False, ep=ep_d2)
     heap_trace("dense layers")
@@ -666,17 +544,3 @@ def _build_vae(kind, opt, hidden, latent):
     vae.shared = attach_all(shared, (c1, c2, d1, d2, t1, t2, vae.output))
     vae.errors = errs
     return vae
-
-
-def _conv_vae_ahead(latent):
-    """(typecode, items) of the uint8 ConvVAE's layer buffers of 512 bytes
-    or more, for _allocate_ahead: the Dense layers' weights, d2's int32 bias
-    and output, the convs' weights and outputs (as init_dense / init_conv
-    allocate them)."""
-    out = [("B", CONV_FLAT * 2 * latent), ("B", latent * CONV_FLAT), ("i", CONV_FLAT), ("B", CONV_FLAT)]
-    for in_shape, oc, k, s, p, op, tr, _, _ in CONV_ENC + CONV_DEC:
-        c, h, w = in_shape
-        geom = (c, h, w, oc, k, k, s, s, p, p) + ((op, op) if tr else ())
-        oc, oh, ow = getattr(_q, ("conv_transpose2d" if tr else "conv2d") + "_out_shape")(geom)
-        out += [("B", c * oc * k * k), ("B", oc * oh * ow)]
-    return [b for b in out if b[1] * (4 if b[0] == "i" else 1) >= 512]

@@ -154,13 +154,18 @@ def dequantize(q, qp, out):
 
 
 def builder_call(name, *args, **kw):
-    """qtrain.builder.<name>(*args, **kw), the builder imported for the call
-    and dropped after it: its bytecode is not in the heap next to a model."""
+    """qtrain.builder.<name>(*args, **kw), or qtrain.sizes.<name> for the
+    sizes (vae_bytes, dense_bytes, conv_bytes), the module imported for the
+    call and dropped after it (with the builder the sizes import): its
+    bytecode is not in the heap next to a model."""
     from . import builder, unload
     try:
+        if name.endswith("_bytes"):
+            from . import sizes
+            return getattr(sizes, name)(*args, **kw)
         return getattr(builder, name)(*args, **kw)
     finally:
-        unload("builder")
+        unload("builder", "sizes")
 
 
 def _builder():
@@ -245,7 +250,7 @@ class Dense:
     @staticmethod
     def nbytes(n_in, n_out, **kw):
         """Bytes of buffers a Dense layer allocates (excluding object headers):
-        qtrain.builder.dense_bytes, imported for the call."""
+        qtrain.sizes.dense_bytes, imported for the call."""
         return builder_call("dense_bytes", n_in, n_out, **kw)
 
     def __init__(self, n_in, n_out, relu=False, opt=None, first=False, init_range=None, seed=None,
@@ -408,7 +413,7 @@ class Conv2d:
     @staticmethod
     def nbytes(in_shape, out_ch, *args, **kw):
         """(own bytes, (scratch bytes, floats, error bytes) needed in a Shared)
-        of a conv layer, before building it: qtrain.builder.conv_bytes,
+        of a conv layer, before building it: qtrain.sizes.conv_bytes,
         imported for the call."""
         return builder_call("conv_bytes", in_shape, out_ch, *args, **kw)
 

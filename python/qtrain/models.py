@@ -191,7 +191,7 @@ class VAE:
 
 def vae_bytes(kind="mlp", hidden=256, latent=10, mode="uint8", dsgu=False, per_row=False):
     """Bytes a VAE allocates, for checking before building one
-    (qtrain.builder.vae_bytes, imported for the call)."""
+    (qtrain.sizes.vae_bytes, imported for the call)."""
     return builder_call("vae_bytes", kind, hidden, latent, mode, dsgu, per_row)
 
 
