@@ -5,15 +5,10 @@
 #define QT_CONV_DSGU_H
 #include "conv2d.h"
 
-// Not on the M0: its ~0.8 KB of code would come out of the Pico's heap
-// margin, and there a direct correlation (no SIMD) costs ~4.3 instructions
-// per MAC against the re-sampled input's 3.4 (qt_conv_cols_u8 is ~19 per
-// byte there), so it paid only at k <= 3 of Conv 16->32.
-#if defined(__thumb__) && !defined(__thumb2__)
-#define QT_CONV_CORR_DIRECT 0
-#else
+// Built on every arch; on the M0 (no SIMD: ~6 instructions per MAC in
+// plain C against the re-sampled input's 3.4) it pays for fewer filters
+// than on the M4 (QT_CORR_DIRECT_MAX in conv_dsgu_u8.c).
 #define QT_CONV_CORR_DIRECT 1
-#endif
 
 // Conv2d weight gradients of a few filters without the re-sampled input
 // (the full update's cols: all in_ch k_h k_w rows over the output grid,

@@ -10,8 +10,17 @@
 
 // Filters up to which the direct gradients pay: on qemu-m4 a Conv 16->32
 // update costs ~29 k + 29 k per filter direct, ~87 k + 18 k with the
-// re-sampled input (docs/KERNELS.md), even at k = 5.
+// re-sampled input (docs/KERNELS.md), even at k = 5.  On qemu-m0 (plain C,
+// no SIMD) ~48 k + 52 k per filter direct against ~161 k + 33 k (k = 3:
+// 204 k / 260 k, k = 8: 464 k / 426 k; bench_dsgu --lmin 0.1 / 0.25): even
+// at k = 6, cheaper up to 5.
+#ifndef QT_CORR_DIRECT_MAX
+#if defined(__ARM_ARCH_6M__)
+#define QT_CORR_DIRECT_MAX 5
+#else
 #define QT_CORR_DIRECT_MAX 4
+#endif
+#endif
 
 static inline int32_t pad_h(const qt_conv_geom_t *g) {
     return (g->out_h - 1) * g->stride_h + g->k_h;
