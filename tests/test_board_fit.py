@@ -148,7 +148,14 @@ def test_conv_vae_trains_at_real_board_heap(emulator, tmp_path, monkeypatch):
 # the path in them this test's outcome depended on where the repository was
 # cloned (3840 taken passed in one clone and failed in another, the same
 # code).  Measured (a bytearray taken before `import _qtrain`, 48 samples,
-# steps of 256, _train_through_mount per step): armv6m
+# steps of 256, _train_through_mount per step): armv6m _qtrain.mpy 47781 B
+# (the M0's direct small-k conv gradients, +856 B) with
+# qtrain.sizes (the build's size code dropped before the model is
+# allocated) trains with 0 to 5376 B taken (0, 2048, 3072 and every 256
+# from 3584) and with 5888, 6144, fails with 5632 (a 3136 B buffer at the
+# build); at 46925 B the same code trained with 0 to 6400 B taken and
+# failed from 6656, and without qtrain.sizes (46925 B) 4608, 5120 passed
+# and 5376 to 6144 failed (the build: 232-376 B).  Earlier: armv6m
 # _qtrain.mpy 46881 B with room3's build order (the uint8 ConvVAE's ten
 # buffers of 512 B or more allocated in one burst, largest first, and uint8
 # conv layers' dicts at 45 entries or less, under MicroPython's 59-entry
