@@ -155,7 +155,10 @@ def test_conv_vae_trains_at_real_board_heap(emulator, tmp_path, monkeypatch):
 # from 3584) and with 5888, 6144, fails with 5632 (a 3136 B buffer at the
 # build); at 46925 B the same code trained with 0 to 6400 B taken and
 # failed from 6656, and without qtrain.sizes (46925 B) 4608, 5120 passed
-# and 5376 to 6144 failed (the build: 232-376 B).  Earlier: armv6m
+# and 5376 to 6144 failed (the build: 232-376 B).  What qtrain.sizes
+# gives is holes for the build's small objects, not a larger block: free /
+# largest at the build (bench_memory's --heap_trace phases, 0 taken; before
+# both changes -> with both) 106864 / 91536 -> 107696 / 85248 B.  Earlier: armv6m
 # _qtrain.mpy 46881 B with room3's build order (the uint8 ConvVAE's ten
 # buffers of 512 B or more allocated in one burst, largest first, and uint8
 # conv layers' dicts at 45 entries or less, under MicroPython's 59-entry

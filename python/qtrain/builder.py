@@ -453,8 +453,8 @@ def build_vae(kind="mlp", opt=None, hidden=256, latent=10):
     if kind not in ("mlp", "conv"):
         raise ValueError("kind must be 'mlp' or 'conv', got %r" % (kind,))
     # The sizes (qtrain.sizes) are worked out, then their module dropped
-    # before anything is allocated: loaded last, its bytecode lies next to
-    # the space train_vae.py reserved, and freed it joins that block.
+    # before anything is allocated: its bytecode's space is free heap for
+    # the build's small objects (measured: PICO_HEAP_MARGINS' comment).
     plan = [0] * 20   # sizes.PLAN_LEN, made before the module is loaded
     from . import sizes
     sizes.vae_plan(kind, hidden, latent, opt.mode, opt.dsgu is not None, opt.per_row, plan)

@@ -3,9 +3,9 @@ layers.Dense.nbytes, layers.Conv2d.nbytes (vae_bytes, dense_bytes,
 conv_bytes), build_vae's check and its advice (mlp_advice), and the
 ConvVAE's buffer sizes (vae_plan).  A module of its own, apart from
 qtrain.builder: build_vae imports it for the check and drops it
-(qtrain.unload) before it allocates the model, so that its bytecode
-(~2 KB on armv6m), loaded last and next to the heap's big free block,
-joins that block (the ConvVAE at the Pico's real heap needs it).
+(qtrain.unload) before it allocates the model: its ~2 KB (armv6m) are
+free heap for the build's small objects (the ConvVAE at the Pico's heap
+fits so; the largest free block does not grow, test_board_fit.py).
 """
 import sys
 
@@ -179,8 +179,8 @@ PLAN_LEN = 20
 def vae_plan(kind, hidden, latent, mode, dsgu, per_row, out):
     """What build_vae needs to know before it allocates, as small ints into
     `out` (PLAN_LEN items), a list made before this module was imported:
-    no object this call returns lies after its bytecode, whose space then
-    joins the free block behind it when the module is dropped.  out[0]: the
+    an object returned from it lay after its bytecode (tuples: the build
+    then failed on a 1568 B buffer from 5376 B taken).  out[0]: the
     bytes the VAE needs (vae_bytes); out[1:4]: its Shared's (scratch bytes,
     floats, error bytes); out[4:6]: the items of its two error buffers;
     out[6:]: the uint8 ConvVAE's buffers to allocate ahead (items, negative
