@@ -31,6 +31,23 @@ print('done')
 """
 
 
+def run_dense_cases(run, cases):
+    """Each case (keys c, b, bq, hp, st, seed, sel, k, flags, steps) through
+    DENSE_SCRIPT -> its output fields (w, wq, b, state, rng)."""
+    data = b""
+    for cs in cases:
+        c = cs["c"]
+        data += pack(c["x"], c["xq"], c["w"].ravel(), c["wq"], cs["b"], cs["bq"], cs["hp"], cs["st"], cs["seed"],
+                     cs["sel"], np.array([cs["flags"], len(cs["steps"]), cs["k"]], np.int32))
+        for e, eq in cs["steps"]:
+            data += pack(e, eq)
+    out = run(DENSE_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
+    assert "done" in out, out[-2000:]
+    lines = parse_fields(out, "U")
+    assert len(lines) == len(cases)
+    return lines
+
+
 def dense_golden(cs, sel, k, flags):
     """The golden model's w, wq, b, state after the steps of a
     DENSE_SCRIPT case (keys c, b, bq, hp, st, seed, steps)."""
@@ -48,7 +65,7 @@ def test_dense_bias_at_k1_k2_moves_bit_exact(run):
     """dense_update_u8 with one or two selected rows, 4 steps from a fresh
     state, every selected row's error above its zero point."""
     rng = np.random.default_rng(31)
-    cases, data = [], b""
+    cases = []
     for ci in range(12):
         c = _case(rng)
         while c["m"] < 2:
@@ -70,22 +87,13 @@ def test_dense_bias_at_k1_k2_moves_bit_exact(run):
             # add up, all downwards (centred, one of two would go up)
             e[rows] = np.minimum(255, int(eq[GQ.ZERO]) + rng.integers(40, 100, k))
             steps.append((e, eq))
-        cases.append(dict(c=c, rows=rows, flags=flags, b=b, bq=bq, hp=hp, st=st, seed=seed, steps=steps))
-        data += pack(c["x"], c["xq"], c["w"].ravel(), c["wq"], b, bq, hp, st, seed,
-                     np.concatenate([rows, np.zeros(m - k, np.int32)]),
-                     np.array([flags, len(steps), k], np.int32))
-        for e, eq in steps:
-            data += pack(e, eq)
-    out = run(DENSE_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
-    assert "done" in out, out[-2000:]
-    lines = parse_fields(out, "U")
-    assert len(lines) == len(cases)
-    for i, cs in enumerate(cases):
-        c = cs["c"]
-        m, rows = c["m"], cs["rows"]
-        k = len(rows)
         sel = np.concatenate([rows, np.zeros(m - k, np.int32)])   # only sel[:k] counts
-        w, wq, b, st = dense_golden(cs, sel, k, cs["flags"])
+        cases.append(dict(c=c, rows=rows, sel=sel, k=k, flags=flags, b=b, bq=bq, hp=hp, st=st, seed=seed,
+                          steps=steps))
+    lines = run_dense_cases(run, cases)
+    for i, cs in enumerate(cases):
+        m, rows = cs["c"]["m"], cs["rows"]
+        w, wq, b, st = dense_golden(cs, cs["sel"], cs["k"], cs["flags"])
         tag = "case %d (m %d rows %s flags %d)" % (i, m, list(rows), cs["flags"])
         gw, gwq, gb, gst, grng = lines[i]
         assert bytes.fromhex(gb) == np.asarray(b, np.int32).tobytes(), tag + ": b"

@@ -10,9 +10,8 @@ filter); each case also checks that the flag changed the result and that
 the smoothed means it leaves are 0."""
 import numpy as np
 
-from casefile import parse_fields
 from qtrain_host.golden import quant as GQ
-from test_bias_one_structure import DENSE_SCRIPT, dense_golden
+from test_bias_one_structure import dense_golden, run_dense_cases
 from test_conv_kernels import G, UPD_SCRIPT as CONV_UPD_SCRIPT, VAE_GEOMS, pack, parse, u8_case
 from test_dense_train_u8 import _case
 
@@ -27,7 +26,7 @@ def test_dense_rms_bit_exact(run):
     """dense_update_u8 with flag 16: one, two or all rows, per tensor and
     per row, every rounding, 3 steps from a fresh state."""
     rng = np.random.default_rng(57)
-    cases, data = [], b""
+    cases = []
     for ci in range(12):
         c = _case(rng)
         while c["m"] < 2:
@@ -45,14 +44,7 @@ def test_dense_rms_bit_exact(run):
         seed = np.array([int(rng.integers(1, 2**32))], np.uint32)
         steps = [(rng.integers(0, 256, m, dtype=np.uint8), GQ.new_qp(-1, 1)) for _ in range(3)]
         cases.append(dict(c=c, k=k, sel=sel, flags=flags, b=b, bq=bq, hp=hp, st=st, seed=seed, steps=steps))
-        data += pack(c["x"], c["xq"], c["w"].ravel(), c["wq"], b, bq, hp, st, seed, sel,
-                     np.array([flags, len(steps), k], np.int32))
-        for e, eq in steps:
-            data += pack(e, eq)
-    out = run(DENSE_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
-    assert "done" in out, out[-2000:]
-    lines = parse_fields(out, "U")
-    assert len(lines) == len(cases)
+    lines = run_dense_cases(run, cases)
     for i, cs in enumerate(cases):
         w, wq, b, st = _dense_golden(cs, cs["flags"])
         tag = "case %d (m %d k %d flags %d)" % (i, cs["c"]["m"], cs["k"], cs["flags"])
