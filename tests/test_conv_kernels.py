@@ -504,10 +504,39 @@ def test_conv_update_u8_bit_exact(run):
     three rounding modes, moving-average state, weight range update/re-map."""
     rng = np.random.default_rng(77)
     geoms = VAE_GEOMS + [(bool(i % 2), rand_geom(rng, bool(i % 2))) for i in range(24)]
+    run_update_cases(run, rng, (u8_case(rng, t, geom) for t, geom in geoms))   # (drawn in turn with the settings)
+
+
+def test_conv_update_u8_direct_bit_exact(run):
+    """DSGU updates of 1 to 5 filters of a Conv2d with 3 taps per row: the
+    direct gradients from the padded input (conv_dsgu_u8.c), whose list of
+    an error map's nonzero values skips the zero points (half of e, and of
+    x, at them here), with and without bias."""
+    rng = np.random.default_rng(78)
+    geoms = [g for t, g in VAE_GEOMS if not t]
+    while len(geoms) < 12:
+        g = rand_geom(rng, False)
+        if g[5] == 3:   # k_w
+            geoms.append(g)
+    cases = []
+    for i, geom in enumerate(geoms):
+        c = u8_case(rng, False, geom, zfrac=0.5)
+        co = c["e"].shape[0]
+        c["k"] = 1 + i % min(5, co)
+        c["sel"] = rng.permutation(co).astype(np.int32)
+        if i % 3 == 0:
+            c["b"] = None
+        cases.append(c)
+    run_update_cases(run, rng, cases)
+
+
+def run_update_cases(run, rng, ucases):
+    """ucases (u8_case dicts, an iterable) through UPD_SCRIPT with random update
+    settings, each against the golden model's update_u8_qp."""
     cases = []
     data = bytearray()
-    for t, geom in geoms:
-        c = u8_case(rng, t, geom)
+    for c in ucases:
+        t, geom = c["t"], c["geom"]
         co = c["e"].shape[0]
         if c["sel"] is not None:
             c["k"] = max(1, c["k"])
