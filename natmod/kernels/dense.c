@@ -1082,18 +1082,11 @@ static int64_t round_f32_i64(float v) {
     return qt_round_f32(v);
 }
 
+// nz, see: the count and the sum of squares of the rows' nonzero e_i - z_e
+// (the weights' statistics in dense_update_u8 have them already).
 static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t m, const int32_t *rows,
-    int32_t k, float s_e, float s_b, const qt_update_t *u, float *state, int first) {
+    int32_t k, int32_t nz, uint32_t see, float s_e, float s_b, const qt_update_t *u, float *state, int first) {
     int32_t cnt = rows ? k : m;
-    int32_t nz = 0;
-    uint32_t see = 0;
-    for (int32_t t = 0; t < cnt; t++) {
-        int32_t c = (int32_t)e[rows ? rows[t] : t] - ze;
-        if (c) {
-            see += (uint32_t)(c * c);
-            nz++;
-        }
-    }
     if (nz == 0) {
         return;
     }
@@ -1153,17 +1146,18 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     // Per tensor every row with an error is updated (unless the sigma guard
     // stops them all); per row the count is not kept (the range scan runs).
     new_range->n = 0;
-    if (!u->per_row) {
-        int32_t se = 0, kk = 0;
-        uint32_t see = 0;
-        for (int32_t t = 0; t < cnt; t++) {
-            int32_t c = (int32_t)e[rows ? rows[t] : t] - ze;
-            if (c) {
-                se += c;
-                see += (uint32_t)(c * c);
-                kk++;
-            }
+    // The rows' errors: the weights' statistics per tensor, and the bias's.
+    int32_t se = 0, kk = 0;
+    uint32_t see = 0;
+    for (int32_t t = 0; t < cnt; t++) {
+        int32_t c = (int32_t)e[rows ? rows[t] : t] - ze;
+        if (c) {
+            se += c;
+            see += (uint32_t)(c * c);
+            kk++;
         }
+    }
+    if (!u->per_row) {
         new_range->n = qt_rows_distinct(rows, cnt) ? kk * n : 0;
         if (kk) {
             float fk = (float)kk;
@@ -1285,7 +1279,7 @@ void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b,
     qmax = tr.hi;
 #endif
     if (b) {
-        bias_update_rank1(b, e, ze, m, rows, k, d->s_e, d->s_b, u, state, first);
+        bias_update_rank1(b, e, ze, m, rows, k, kk, see, d->s_e, d->s_b, u, state, first);
     }
     state[0] += 1.0f;
     new_range->lo = qmin;
