@@ -1119,19 +1119,41 @@ static void bias_update_rank1(int32_t *b, const uint8_t *e, int32_t ze, int32_t 
     }
 }
 
+// x's sum and sum of squares about zx: sum (x - zx) = S - n zx and
+// sum (x - zx)^2 = Q - 2 zx S + n zx^2 from S = sum x, Q = sum x^2 (mod
+// 2^32: exact, as the results fit, n <= 32767).  The M4 four bytes a step
+// (USADA8, two SMLAD: the C loop took ~7 instructions per byte); on the M0
+// 7 per byte instead of 8 (two a step: 5.5, for 44 bytes more).
+static void x_stats(const uint8_t *x, int32_t n, int32_t zx, int32_t *psx, uint32_t *psxx) {
+    uint32_t s = 0, q = 0;
+    int32_t j = 0;
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+    for (; j + 4 <= n; j += 4) {
+        const uint32_t v = ld32u(x + j), lo = __uxtb16(v), hi = uxtb16_ror8(v);
+        s = __usada8(v, 0u, s);
+        q = (uint32_t)SMLAD(lo, lo, (int32_t)q);
+        q = (uint32_t)SMLAD(hi, hi, (int32_t)q);
+    }
+#endif
+    for (; j < n; j++) {
+        const uint32_t a = x[j];
+        s += a;
+        q += a * a;
+    }
+    const uint32_t z = (uint32_t)zx, un = (uint32_t)n;
+    *psx = (int32_t)(s - un * z);
+    *psxx = q - 2u * z * s + un * z * z;
+}
+
 void dense_update_u8(const uint8_t *e, const uint8_t *x, uint8_t *w, int32_t *b, int32_t m, int32_t n,
     const int32_t *rows, int32_t k, const qt_dense_upd_t *d, const qt_update_t *u, float *state,
     qt_wrange_t *new_range) {
     const int32_t zx = d->zx, ze = d->ze;
     int32_t cnt = rows ? k : m;
     const int first = !(state[0] > 0.0f);
-    int32_t sx = 0;
-    uint32_t sxx = 0;
-    for (int32_t j = 0; j < n; j++) {
-        int32_t c = (int32_t)x[j] - zx;
-        sx += c;
-        sxx += (uint32_t)(c * c);
-    }
+    int32_t sx;
+    uint32_t sxx;
+    x_stats(x, n, zx, &sx, &sxx);
     const float fn = (float)n;
     const float mxx = (float)sxx / fn;
     // QT_UPD_RMS: the statistics about 0 (x's mean taken as 0: every mean
