@@ -138,3 +138,31 @@ def test_trace_and_accuracy_scripts_take_std_rms(tmp_path):
     assert lines0[1] != lines1[1], (lines0, lines1)
     rc, out = trace("--mode", "mixed", "--std_rms", "true")
     assert rc != 0 and "--std_rms: uint8 mode only, got mode 'mixed'" in out, out
+
+
+def test_cnn_script_takes_std_rms(tmp_path):
+    """cnn.py --std_rms true (bench_cnn --extra "--std_rms true") puts flag
+    16 on the classifier CNN's layers: the same seed trains to a different
+    loss; a mixed-mode run is a ValueError naming the option."""
+    import subprocess
+
+    from qtrain_host import bench_report
+    from test_bench_extra import _unix_subset
+
+    data = _unix_subset(tmp_path)
+
+    def cnn(*args):
+        argv, env = bench_report.unix_command("cnn.py", ["--epochs", "1", "--limit", "60", "--test_limit", "20",
+                                                         "--seed", "2"] + list(args))
+        p = subprocess.run(argv, cwd=str(data), env=env, capture_output=True, text=True, timeout=300)
+        return p.returncode, p.stdout + p.stderr
+
+    rc0, centred = cnn()
+    rc1, rms = cnn("--std_rms", "true")
+    assert rc0 == 0 and rc1 == 0, centred + rms
+    loss0 = [ln.split()[2] for ln in centred.splitlines() if ln.startswith("@epoch")]
+    loss1 = [ln.split()[2] for ln in rms.splitlines() if ln.startswith("@epoch")]
+    assert len(loss0) == len(loss1) == 1 and loss0[0].startswith("train_loss="), centred + rms
+    assert loss0 != loss1, (loss0, loss1)
+    rc, out = cnn("--mode", "mixed", "--std_rms", "true")
+    assert rc != 0 and "--std_rms: uint8 mode only, got mode 'mixed'" in out, out

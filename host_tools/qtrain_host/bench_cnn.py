@@ -116,11 +116,12 @@ def _job_name(m, seed, seeds):
     return m if len(seeds) == 1 else "%s-s%d" % (m, seed)
 
 
-def train(data_dir, out, modes, epochs, parallel, log, seeds=(1,)):
+def train(data_dir, out, modes, epochs, parallel, log, seeds=(1,), extra=()):
     """{mode: {"samples", "epochs": per epoch {"test_acc": mean over the
-    seeds}, "seeds": {seed: [test_acc per epoch]}}}."""
+    seeds}, "seeds": {seed: [test_acc per epoch]}}}; `extra`: more cnn.py
+    options for every run."""
     jobs = [(_job_name(m, seed, seeds), "cnn.py",
-             ["--mode", m, "--epochs", epochs, "--seed", seed, "--lr", LR[m]] + OPTIONS,
+             ["--mode", m, "--epochs", epochs, "--seed", seed, "--lr", LR[m]] + OPTIONS + list(extra),
              os.path.join(out, "cnn-%s.log" % _job_name(m, seed, seeds))) for seed in seeds for m in modes]
     res = bench_report.run_unix_jobs(jobs, data_dir, parallel, log)
     runs = {}
@@ -226,6 +227,9 @@ def main(argv=None):
     ap.add_argument("--from-json", default="", help="only redo the report from a results.json")
     ap.add_argument("--steps-only", action="store_true",
                     help="only count instructions per step on --boards (no training, no report)")
+    ap.add_argument("--extra", default="", metavar="OPTIONS",
+                    help="more options of mp_scripts/cnn.py for every training run, e.g. \"--std_rms true\" "
+                         "(the step counts keep the defaults): to choose options; not with --md")
     ap.add_argument("--mask-aware", type=int, choices=(0, 1), default=1,
                     help="--steps-only: Options.mask_aware of the stepped CNN (default 1)")
     a = ap.parse_args(argv)
@@ -237,6 +241,8 @@ def main(argv=None):
         ap.error("--seeds: comma-separated integers, got %r" % a.seeds)
     if not seeds or min(seeds) < 1 or len(set(seeds)) != len(seeds):
         ap.error("--seeds: distinct integers >= 1, got %r" % a.seeds)
+    if a.extra and a.md:
+        ap.error("--extra is for choosing options; the --md block is the defaults' (drop one)")
     boards = list(a.boards)
     if a.steps_only:
         count_steps(boards, modes, log, bool(a.mask_aware))
@@ -253,13 +259,14 @@ def main(argv=None):
     data_dir = bench_accuracy.prepare(src, a.out, log)
     t0 = time.time()
     R = {"data": "MNIST (%s)" % ("full, --data" if a.data else "the shipped subset data/mnist-subset"),
-         "runs": train(data_dir, a.out, modes, a.epochs, a.parallel, log, seeds),
+         "runs": train(data_dir, a.out, modes, a.epochs, a.parallel, log, seeds, a.extra.split()),
          "steps": count_steps(boards, modes, log)}
     R["wall_s"] = time.time() - t0
     # the command as a reader reruns it (no local paths)
-    R["cmd"] = "python -m qtrain_host.bench_cnn%s --epochs %d%s%s" % (
+    R["cmd"] = "python -m qtrain_host.bench_cnn%s --epochs %d%s%s%s" % (
         " --data MNIST_DIR" if a.data else "", a.epochs, "" if a.modes == ",".join(MODES) else " --modes " + a.modes,
-        "" if seeds == [1] else " --seeds " + ",".join(str(v) for v in seeds))
+        "" if seeds == [1] else " --seeds " + ",".join(str(v) for v in seeds),
+        ' --extra "%s"' % a.extra if a.extra else "")
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(R, f, indent=1)
     return write(R, a, log)

@@ -207,7 +207,7 @@ def main():
     opt = trainer.options(cfg)
     vae = trainer.load_vae(cfg["load_vae"], cfg) if cfg["load_vae"] else trainer.build_vae_from(cfg)
     if cfg["std_rms"]:
-        std_rms(vae, cfg["mode"])
+        std_rms(vae.encoder.layers + vae.decoder.layers, cfg["mode"])
     per_class = [int(k) for k in str(cfg["per_class"]).split(",") if k]
     head_modes = [m for m in str(cfg["head_modes"]).split(",")
                   if m == "float32" or (m in ("uint8", "mixed") and cfg["mode"] == "uint8")]

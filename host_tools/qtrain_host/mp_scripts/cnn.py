@@ -12,6 +12,7 @@ import time
 
 from qtrain import classifier, config, trainer
 from qtrain.data import Stream
+from weight_stats import std_rms
 
 DEFAULTS = {
     "data": "train.qtds",
@@ -31,6 +32,7 @@ DEFAULTS = {
     "limit": 0,          # train on the first N samples only (0 = all)
     "test_limit": 0,
     "seed": 1,
+    "std_rms": False,    # uint8: weights standardized by their RMS, not centred (weight_stats.std_rms)
 }
 
 
@@ -44,6 +46,8 @@ def main():
                              rounding=cfg["rounding"], per_row=cfg["per_row"], alpha_w=cfg["alpha_w"],
                              alpha_e=cfg["alpha_e"], seed=cfg["seed"])
     net = classifier.build_cnn(opt, channels=(cfg["c1"], cfg["c2"]), hidden=cfg["hidden"])
+    if cfg["std_rms"]:
+        std_rms(net.net.layers, cfg["mode"])
     s = Stream(cfg["data"], shuffle=True, seed=cfg["seed"], limit=cfg["limit"] or None)
     if not s.labelled:
         raise ValueError("%s has no labels" % cfg["data"])

@@ -66,7 +66,7 @@ def main():
     vae = trainer.build_vae_from(cfg)
     layers = vae.encoder.layers + vae.decoder.layers
     if cfg["std_rms"]:
-        std_rms(vae, cfg["mode"])
+        std_rms(vae.encoder.layers + vae.decoder.layers, cfg["mode"])
     if cfg["layer_l"]:
         for layer, v in zip([lay for lay in layers if lay.trainable], str(cfg["layer_l"]).split("/")):
             layer.dsgu_hp[0] = layer.dsgu_hp[1] = float(v)

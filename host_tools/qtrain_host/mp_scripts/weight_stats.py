@@ -5,15 +5,16 @@ its import path)."""
 STD_RMS = 16   # update flag (QT_UPD_RMS): weights standardized by their RMS, mean 0
 
 
-def std_rms(vae, mode):
-    """--std_rms: update flag 16 on every trainable layer of a uint8 VAE
-    (its weights' gradients standardized by their RMS, mean 0, as the
-    biases, instead of centred: docs/KERNELS.md, "The latent event at
-    k = 1").  Set after the build, not an Options field: the package's
-    bytes on the Pico had no room for one.  ValueError in another mode."""
+def std_rms(layers, mode):
+    """--std_rms: update flag 16 on every trainable layer of a uint8 model
+    (`layers`: a VAE's encoder and decoder layers, a classifier's; their
+    weights' gradients standardized by their RMS, mean 0, as the biases,
+    instead of centred: docs/KERNELS.md, "The latent event at k = 1").  Set
+    after the build, not an Options field: the package's bytes on the Pico
+    had no room for one.  ValueError in another mode."""
     if mode != "uint8":
         raise ValueError("--std_rms: uint8 mode only, got mode %r" % (mode,))
-    for layer in vae.encoder.layers + vae.decoder.layers:
+    for layer in layers:
         if layer.trainable:
             layer.flags |= STD_RMS
 
