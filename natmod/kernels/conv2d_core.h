@@ -93,7 +93,9 @@ int32_t qt_conv_scatter_scratch(const qt_conv_geom_t *g);
 // Gradient helpers: the k_h*k_w rows of one big channel on the small grid,
 // and the dot products of a small map with such rows.  The rows are rows
 // r0.. of a block of R rows at cols (colsum: from row r0), in the block
-// layout the dot products read (groups of four interleaved on the M0).
+// layout the dot products read (groups of four interleaved on the M0);
+// R < 0 (the M0 only): the patches of the small pixels instead
+// (cols[pix k_h k_w + r]).
 void qt_conv_cols_u8(const qt_conv_geom_t *g, const uint8_t *big_ch, int32_t zero_b,
     uint8_t *cols, int32_t *colsum, int32_t r0, int32_t R);
 // out[r ostride] (=, or += if accumulate) sum (small - zs)(cols_r - zb); small_sum = sum small.

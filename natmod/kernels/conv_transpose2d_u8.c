@@ -71,6 +71,69 @@ int32_t conv_transpose2d_slices_scratch_len_u8(const qt_conv_geom_t *t) {
 }
 #endif
 
+#if defined(__thumb__) && !defined(__thumb2__)
+// Cortex-M0, 3x3 taps: a filter's gradient from the patches of its error map
+// (the k_h k_w taps of each input pixel side by side, qt_conv_cols_u8 with R
+// < 0) and x's channels as they are, one channel at a time: the pixels
+// where x is its zero point (a ReLU output's zeros: ~half of the VAE's) add
+// nothing and are skipped, the rest take 9 MACs against their patch with
+// the nine sums in registers.  (The rows form dotted every tap row with
+// every channel, zeros too, and interleaved x's rows per call.)
+#define QT_CONVT_CORR9(KK) ((KK) == 9)
+
+// out[t] = out[0] + sum_p (x[p] - zx) pat[9 p + t] (mod 2^32), t < 9, over
+// the n >= 1 pixels (out[0] on entry: every sum's start), those with x[p]
+// == zx skipped: 35 instructions per pixel kept, 8 per skipped one.  All
+// fourteen registers: the sums in r5-r7, r8-r12, lr.
+__attribute__((naked, noinline))
+static void corr9_u8(const uint8_t *pat, const uint8_t *x, int32_t n, int32_t zx, int32_t *out) {
+    __asm__ volatile (
+        ".syntax unified\n"
+        "push {r4, r5, r6, r7, lr}\n"
+        "mov r4, r8\n" "mov r5, r9\n" "mov r6, r10\n" "mov r7, r11\n"
+        "push {r4, r5, r6, r7}\n"
+        "adds r2, r1, r2\n"
+        "push {r2}\n"                // x + n at sp; out now at sp + 40
+        "mov r4, r1\n"
+        "ldr r5, [sp, #40]\n"
+        "ldr r5, [r5]\n"
+        "mov r6, r5\n" "mov r7, r5\n"
+        "mov r8, r5\n" "mov r9, r5\n" "mov r10, r5\n" "mov r11, r5\n" "mov ip, r5\n" "mov lr, r5\n"
+        "1:\n"
+        "ldrb r1, [r4]\n"
+        "adds r4, #1\n"
+        "subs r1, r1, r3\n"
+        "beq 2f\n"
+        "ldrb r2, [r0, #0]\n" "muls r2, r1, r2\n" "adds r5, r5, r2\n"
+        "ldrb r2, [r0, #1]\n" "muls r2, r1, r2\n" "adds r6, r6, r2\n"
+        "ldrb r2, [r0, #2]\n" "muls r2, r1, r2\n" "adds r7, r7, r2\n"
+        "ldrb r2, [r0, #3]\n" "muls r2, r1, r2\n" "add r8, r2\n"
+        "ldrb r2, [r0, #4]\n" "muls r2, r1, r2\n" "add r9, r2\n"
+        "ldrb r2, [r0, #5]\n" "muls r2, r1, r2\n" "add r10, r2\n"
+        "ldrb r2, [r0, #6]\n" "muls r2, r1, r2\n" "add r11, r2\n"
+        "ldrb r2, [r0, #7]\n" "muls r2, r1, r2\n" "add ip, r2\n"
+        "ldrb r2, [r0, #8]\n" "muls r2, r1, r2\n" "add lr, r2\n"
+        "2:\n"
+        "adds r0, #9\n"
+        "ldr r2, [sp]\n"
+        "cmp r4, r2\n"
+        "bne 1b\n"
+        "ldr r2, [sp, #40]\n"
+        "stm r2!, {r5, r6, r7}\n"
+        "mov r5, r8\n" "mov r6, r9\n" "mov r7, r10\n"
+        "stm r2!, {r5, r6, r7}\n"
+        "mov r5, r11\n" "mov r6, ip\n" "mov r7, lr\n"
+        "stm r2!, {r5, r6, r7}\n"
+        "add sp, #4\n"
+        "pop {r4, r5, r6, r7}\n"
+        "mov r8, r4\n" "mov r9, r5\n" "mov r10, r6\n" "mov r11, r7\n"
+        "pop {r4, r5, r6, r7, pc}\n"
+        ".syntax divided\n");
+}
+#else
+#define QT_CONVT_CORR9(KK) 0
+#endif
+
 // work: colsum (4 KK bytes), cols (align4(KK IHW)), then x's rows.
 const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const uint8_t *x,
     int32_t *xsum, uint8_t *work) {
@@ -92,7 +155,8 @@ const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const u
     }
     return xrows;
 #else
-    return qt_conv_block_rows_u8(x, t->in_ch, IHW, xrows);
+    // (the M0's 3x3 taps read x itself: corr9_u8)
+    return QT_CONVT_CORR9(KK) ? x : qt_conv_block_rows_u8(x, t->in_ch, IHW, xrows);
 #endif
 }
 
@@ -105,14 +169,15 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     const int32_t KK = t->k_h * t->k_w;
     const uint8_t *ec = e + co * OHW;
     // The filter's error map re-sampled per tap onto the input grid (plain
-    // rows: R = 0), then per tap one dot product with every input channel:
+    // rows: R = 0; the M0's 3x3 taps: patches, corr9_u8), then per tap one
+    // dot product with every input channel:
     // the in_ch channels are the rows (groups of four on the M0, pairs on
     // the M4) and the tap's row the shared vector.  (Per channel against
     // the k_h k_w taps left a ninth row alone at 4.5 instructions per MAC on
     // the M0 and split each channel into lanes once per filter on the M4.)
     int32_t *colsum = (int32_t *)(void *)work;
     uint8_t *cols = work + 4 * KK;
-    qt_conv_cols_u8(&g, ec, zero_e, cols, colsum, 0, 0);
+    qt_conv_cols_u8(&g, ec, zero_e, cols, colsum, 0, QT_CONVT_CORR9(KK) ? -1 : 0);
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
     // Cortex-M4: four input channels per pass over the filter's k_h k_w tap
     // rows (qt_conv_corr4_rows_u8; a tap row is read as align4(IHW) bytes,
@@ -131,6 +196,18 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
             zero_x, cols, colsum, zero_e, KK, IHW, out);
     }
 #else
+#if defined(__thumb__) && !defined(__thumb2__)
+    if (QT_CONVT_CORR9(KK)) {
+        // Cortex-M0: the patches (above); sum (x - z_x)(e - z_e) = sum (x -
+        // z_x) e - z_e sum (x - z_x).
+        for (int32_t ci = 0; ci < t->in_ch; ci++) {
+            int32_t *gr = grow + ci * KK;
+            gr[0] = (int32_t)((uint32_t)zero_e * ((uint32_t)IHW * (uint32_t)zero_x - (uint32_t)xsum[ci]));
+            corr9_u8(cols, xrows + ci * IHW, IHW, zero_x, gr);
+        }
+        return qt_conv_map_sum_u8(ec, OHW, zero_e);
+    }
+#endif
     // Taps in pairs: on the M4 each input row is then read once per two taps.
     int32_t r = 0;
     for (; r + 2 <= KK; r += 2) {
