@@ -81,10 +81,12 @@ int32_t conv_transpose2d_slices_scratch_len_u8(const qt_conv_geom_t *t) {
 // every channel, zeros too, and interleaved x's rows per call.)
 #define QT_CONVT_CORR9(KK) ((KK) == 9)
 
-// out[t] = out[0] + sum_p (x[p] - zx) pat[9 p + t] (mod 2^32), t < 9, over
-// the n >= 1 pixels (out[0] on entry: every sum's start), those with x[p]
-// == zx skipped: 35 instructions per pixel kept, 8 per skipped one.  All
-// fourteen registers: the sums in r5-r7, r8-r12, lr.
+// out[t] = sum_p (x[p] - zx)(pat[9 p + t] - z) (mod 2^32), t < 9, over the
+// n >= 1 pixels, z = out[0] on entry, as sum_p (x[p] - zx) pat[9 p + t] - z
+// sum_p (x[p] - zx) (the second sum here: x's own sum per channel took a
+// pass of 4 instructions per byte): the pixels with x[p] == zx are skipped,
+// 38 instructions per pixel kept, 8 per skipped one.  All fourteen
+// registers: the sums in r5-r7, r8-r12, lr, sum (x - zx) on the stack.
 __attribute__((naked, noinline))
 static void corr9_u8(const uint8_t *pat, const uint8_t *x, int32_t n, int32_t zx, int32_t *out) {
     __asm__ volatile (
@@ -93,17 +95,17 @@ static void corr9_u8(const uint8_t *pat, const uint8_t *x, int32_t n, int32_t zx
         "mov r4, r8\n" "mov r5, r9\n" "mov r6, r10\n" "mov r7, r11\n"
         "push {r4, r5, r6, r7}\n"
         "adds r2, r1, r2\n"
-        "push {r2}\n"                // x + n at sp; out now at sp + 40
+        "movs r5, #0\n"
+        "push {r2, r5}\n"            // x + n at sp, sum (x - zx) at sp + 4; out now at sp + 44
         "mov r4, r1\n"
-        "ldr r5, [sp, #40]\n"
-        "ldr r5, [r5]\n"
-        "mov r6, r5\n" "mov r7, r5\n"
+        "movs r6, #0\n" "movs r7, #0\n"
         "mov r8, r5\n" "mov r9, r5\n" "mov r10, r5\n" "mov r11, r5\n" "mov ip, r5\n" "mov lr, r5\n"
         "1:\n"
         "ldrb r1, [r4]\n"
         "adds r4, #1\n"
         "subs r1, r1, r3\n"
         "beq 2f\n"
+        "ldr r2, [sp, #4]\n" "adds r2, r2, r1\n" "str r2, [sp, #4]\n"
         "ldrb r2, [r0, #0]\n" "muls r2, r1, r2\n" "adds r5, r5, r2\n"
         "ldrb r2, [r0, #1]\n" "muls r2, r1, r2\n" "adds r6, r6, r2\n"
         "ldrb r2, [r0, #2]\n" "muls r2, r1, r2\n" "adds r7, r7, r2\n"
@@ -118,13 +120,19 @@ static void corr9_u8(const uint8_t *pat, const uint8_t *x, int32_t n, int32_t zx
         "ldr r2, [sp]\n"
         "cmp r4, r2\n"
         "bne 1b\n"
-        "ldr r2, [sp, #40]\n"
+        "ldr r2, [sp, #44]\n"
+        "ldr r1, [r2]\n"
+        "ldr r0, [sp, #4]\n"
+        "muls r1, r0, r1\n"         // z sum (x - zx)
+        "subs r5, r5, r1\n" "subs r6, r6, r1\n" "subs r7, r7, r1\n"
         "stm r2!, {r5, r6, r7}\n"
         "mov r5, r8\n" "mov r6, r9\n" "mov r7, r10\n"
+        "subs r5, r5, r1\n" "subs r6, r6, r1\n" "subs r7, r7, r1\n"
         "stm r2!, {r5, r6, r7}\n"
         "mov r5, r11\n" "mov r6, ip\n" "mov r7, lr\n"
+        "subs r5, r5, r1\n" "subs r6, r6, r1\n" "subs r7, r7, r1\n"
         "stm r2!, {r5, r6, r7}\n"
-        "add sp, #4\n"
+        "add sp, #8\n"
         "pop {r4, r5, r6, r7}\n"
         "mov r8, r4\n" "mov r9, r5\n" "mov r10, r6\n" "mov r11, r7\n"
         "pop {r4, r5, r6, r7, pc}\n"
@@ -138,7 +146,7 @@ static void corr9_u8(const uint8_t *pat, const uint8_t *x, int32_t n, int32_t zx
 const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const uint8_t *x,
     int32_t *xsum, uint8_t *work) {
     const int32_t IHW = t->in_h * t->in_w, KK = t->k_h * t->k_w;
-    for (int32_t ci = 0; ci < t->in_ch; ci++) {
+    for (int32_t ci = 0; ci < t->in_ch && !QT_CONVT_CORR9(KK); ci++) {   // (corr9_u8 sums x itself)
         xsum[ci] = qt_conv_map_sum_u8(x + ci * IHW, IHW, 0);
     }
     uint8_t *xrows = work + 4 * KK + align4(KK * IHW);
@@ -198,11 +206,10 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
 #else
 #if defined(__thumb__) && !defined(__thumb2__)
     if (QT_CONVT_CORR9(KK)) {
-        // Cortex-M0: the patches (above); sum (x - z_x)(e - z_e) = sum (x -
-        // z_x) e - z_e sum (x - z_x).
+        // Cortex-M0: the patches (above) against x's channels one by one.
         for (int32_t ci = 0; ci < t->in_ch; ci++) {
             int32_t *gr = grow + ci * KK;
-            gr[0] = (int32_t)((uint32_t)zero_e * ((uint32_t)IHW * (uint32_t)zero_x - (uint32_t)xsum[ci]));
+            gr[0] = zero_e;
             corr9_u8(cols, xrows + ci * IHW, IHW, zero_x, gr);
         }
         return qt_conv_map_sum_u8(ec, OHW, zero_e);
