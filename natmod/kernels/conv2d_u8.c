@@ -1167,10 +1167,6 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
 // and thrown away: 54 % of ConvTranspose2d 16->1's), and one finish per
 // filter map (stride 1) instead of one per pixel across the maps.
 #define QT_GATHER1(g, n) ((n) == 1 && (g)->k_h * (g)->k_w == 9)
-static int32_t gather1_bytes(const qt_conv_geom_t *g) {
-    const int32_t OHW = g->out_h * g->out_w;
-    return align4(9 * OHW) + 4 * OHW;
-}
 
 // acc[p] = sum_t wv[t] pat[9 p + t] (mod 2^32) for the p < n (n >= 1) whose
 // mask byte mk[p] is above zm (the others left as they were: the finish
@@ -1244,9 +1240,8 @@ int32_t qt_conv_gather_scratch(const qt_conv_geom_t *g, int32_t n_sel_max) {
         n += align4(g->out_ch * g->in_ch * KK);
     }
 #if QT_CONV_ROWS4
-    if (QT_GATHER1(g, g->in_ch)) {
-        const int32_t n1 = 12 * g->out_ch + gather1_bytes(g);
-        n = n > n1 ? n : n1;
+    if (QT_GATHER1(g, g->in_ch)) {   // the patches and one map's accumulators
+        n += 13 * g->out_h * g->out_w + 4;
     }
 #endif
     return n;
@@ -1325,17 +1320,11 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             gather1_dots_u8(pat, OHW, wv, mk + o * OHW, zm, acc);
             qt_conv_fin_run(acc, NULL, OHW, small + o * OHW, 1, (uint32_t)wsum[o] + 9u * zw * zx, &fin, mm);
         }
-        if (stats) {
-            stats[0] = mm[0];
-            stats[1] = mm[1];
-        }
-        return;
-    }
+    } else
 #else
     const uint32_t cn = (uint32_t)L * zw * zx;
 #endif
-    int32_t pix = 0;
-    for (int32_t oy = 0; oy < g->out_h; oy++) {
+    for (int32_t oy = 0, pix = 0; oy < g->out_h; oy++) {
         const int32_t iy0 = oy * g->stride_h - g->pad_h;
         for (int32_t ox = 0; ox < g->out_w; ox++, pix++) {
             im2col_u8(g, big, sel, n, iy0, ox * g->stride_w - g->pad_w, (uint8_t)zx, patch);
