@@ -1160,8 +1160,8 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
 }
 #else
 #if QT_CONV_ROWS4
-// Cortex-M0, one gathered channel of 3x3 taps (ConvTranspose2d 16->1's error,
-// Conv 1->16's forward): per filter, not per pixel.  The patches of every
+// Cortex-M0, one gathered channel of 3x3 taps, mask-aware (ConvTranspose2d
+// 16->1's error): per filter, not per pixel.  The patches of every
 // output pixel are copied once (KK OHW bytes, qt_conv_cols_u8), then each filter's nine weights w - z_w run over them in
 // registers, skipping the outputs the mask drops (their MACs were computed
 // and thrown away: 54 % of ConvTranspose2d 16->1's), and one finish per
@@ -1301,23 +1301,21 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
         wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * (uint32_t)wsum[o]);
     }
 #if QT_CONV_ROWS4
-    if (QT_GATHER1(g, C) && n == 1 && !bsat) {
-        // One channel (above): sum (w - z_w)(x - z_x) = sum (w - z_w) x - z_x
-        // sum (w - z_w); the filter's start term wsum[o] (- z_x sum w, + the
-        // bias) plus 9 z_w z_x is its finish's c0.
+    if (QT_GATHER1(g, C) && n == 1 && fin.moff) {   // (error propagation: no bias)
+        // One channel (above), mask-aware: sum (w - z_w)(x - z_x) = sum (w -
+        // z_w) x - z_x sum (w - z_w); the filter's start term wsum[o] (- z_x
+        // sum w, + the bias) plus 9 z_w z_x is its finish's c0.
         uint8_t *pat = scratch + 12 * O;
         int32_t *acc = (int32_t *)(void *)(pat + align4(9 * OHW));
         int32_t wv[9];
         qt_conv_cols_u8(g, big, (int32_t)zx, pat, wv, 0, -1);   // (wv: the taps' sums, unused)
-        // No mask: zm = -1 keeps every output (any bytes will do as its mask).
-        const uint8_t *mk = fin.moff ? small + fin.moff : pat;
-        const int32_t zm = fin.moff ? fin.zm : -1;
+        const uint8_t *mk = small + fin.moff;
         for (int32_t o = 0; o < O; o++) {
             const uint8_t *wo = w + o * 9;
             for (int32_t t = 0; t < 9; t++) {
                 wv[t] = (int32_t)wo[t] - (int32_t)zw;
             }
-            gather1_dots_u8(pat, OHW, wv, mk + o * OHW, zm, acc);
+            gather1_dots_u8(pat, OHW, wv, mk + o * OHW, fin.zm, acc);
             qt_conv_fin_run(acc, NULL, OHW, small + o * OHW, 1, (uint32_t)wsum[o] + 9u * zw * zx, &fin, mm);
         }
     } else
