@@ -8,6 +8,7 @@ output padding, channels) plus the paper's VAE shapes.  Cases travel as one
 binary file; the target prints every output as hex.
 """
 import numpy as np
+import pytest
 
 from casefile import pack, parse
 from qtrain_host.golden import conv as G
@@ -507,20 +508,24 @@ def test_conv_update_u8_bit_exact(run):
     run_update_cases(run, rng, (u8_case(rng, t, geom) for t, geom in geoms))   # (drawn in turn with the settings)
 
 
-def test_conv_update_u8_direct_bit_exact(run):
-    """DSGU updates of 1 to 5 filters of a Conv2d with 3 taps per row: the
+@pytest.mark.parametrize("t", [False, True], ids=["conv", "convt"])
+def test_conv_update_u8_direct_bit_exact(run, t):
+    """DSGU updates of 1 to 5 filters with 3 taps per row.  Conv2d: the
     direct gradients from the padded input (conv_dsgu_u8.c), whose list of
-    an error map's nonzero values skips the zero points (half of e, and of
-    x, at them here), with and without bias."""
-    rng = np.random.default_rng(78)
-    geoms = [g for t, g in VAE_GEOMS if not t]
+    an error map's nonzero values skips the zero points; ConvTranspose2d
+    (32->16 among them): on the M0 with up to four filters each filter's
+    error patches against x's channels as they are (corr9_u8, skipping x's
+    zero points), whatever out_ch.  Half of e, and of x, at the zero
+    points; with and without bias."""
+    rng = np.random.default_rng(79 if t else 78)
+    geoms = [g for tt, g in VAE_GEOMS if tt == t]
     while len(geoms) < 12:
-        g = rand_geom(rng, False)
+        g = rand_geom(rng, t)
         if g[5] == 3:   # k_w
             geoms.append(g)
     cases = []
     for i, geom in enumerate(geoms):
-        c = u8_case(rng, False, geom, zfrac=0.5)
+        c = u8_case(rng, t, geom, zfrac=0.5)
         co = c["e"].shape[0]
         c["k"] = 1 + i % min(5, co)
         c["sel"] = rng.permutation(co).astype(np.int32)

@@ -36,12 +36,14 @@ void conv_transpose2d_backward_input_u8(const qt_conv_geom_t *g, const uint8_t *
 int32_t conv_transpose2d_scratch_len_u8(const qt_conv_geom_t *g);
 
 // Weight gradients of output channel co (one filter: w[:, co, :, :]):
-// prepare once per sample (xsum: in_ch int32; returns x's channels as rows
-// for the dot products, in work on the M0), then per filter
+// prepare once per sample for n filters (xsum: in_ch int32; returns x's
+// channels as rows for the dot products, in work on the M0; or x itself
+// when the M0 takes them as they are, 3x3 taps and n <= 4: then pass xsum
+// NULL to the filter calls), then per filter
 // grow[ci][ky][kx] = sum (x_ci - z_x)(e_co - z_e) (filter order, real
 // s_e s_x grow); returns the bias gradient.  work: the scratch after the
 // first 4*in_ch bytes (see conv_transpose2d_grad_acc_u8).
-const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x,
+const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t n,
     int32_t *xsum, uint8_t *work);
 // lanes: 2*align4(in_h*in_w) + 8 bytes of 4-byte aligned scratch (not used
 // on the M4, where xrows are x's lanes).

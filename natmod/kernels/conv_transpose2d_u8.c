@@ -79,14 +79,15 @@ int32_t conv_transpose2d_slices_scratch_len_u8(const qt_conv_geom_t *t) {
 // nothing and are skipped, the rest take 9 MACs against their patch with
 // the nine sums in registers.  (The rows form dotted every tap row with
 // every channel, zeros too, and interleaved x's rows per call.)
-// Only with up to four filters (ConvTranspose2d 16->1): the rows form's
-// interleave of x, once per call, is then shared by few, and with 16
-// (ConvTranspose2d 32->16, 7x7 inputs, all 16 filters) it is the cheaper
-// (bench_dsgu qemu-m0 --lmin 1.0, its update: 1075.7 k, this 1122.7 k).
-__attribute__((noinline)) static int corr9_on(const qt_conv_geom_t *t) {
-    return t->k_h * t->k_w == 9 && t->out_ch <= 4;
+// Only for up to four filters a call (ConvTranspose2d 16->1; 32->16 with
+// DSGU's k <= 4): the rows form's interleave of x, once per call, is then
+// shared by few, and with 16 (ConvTranspose2d 32->16, 7x7 inputs, all 16
+// filters) it is the cheaper (bench_dsgu qemu-m0 --lmin 1.0, its update:
+// 1075.7 k, this 1122.7 k; --lmin 0.1, k = 1: 111.3 k, this 91.6 k).
+__attribute__((noinline)) static int corr9_on(const qt_conv_geom_t *t, int32_t n) {
+    return t->k_h * t->k_w == 9 && n <= 4;
 }
-#define QT_CONVT_CORR9(t) corr9_on(t)
+#define QT_CONVT_CORR9(t, n) corr9_on(t, n)
 
 // out[t] = sum_p (x[p] - zx)(pat[9 p + t] - z) (mod 2^32), t < 9, over the
 // n >= 1 pixels, z = out[0] on entry, as sum_p (x[p] - zx) pat[9 p + t] - z
@@ -146,15 +147,15 @@ static void corr9_u8(const uint8_t *pat, const uint8_t *x, int32_t n, int32_t zx
         ".syntax divided\n");
 }
 #else
-#define QT_CONVT_CORR9(t) 0
+#define QT_CONVT_CORR9(t, n) 0
 #endif
 
 // work: colsum (4 KK bytes), cols (align4(KK IHW)), then x's rows.
-const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const uint8_t *x,
+const uint8_t *conv_transpose2d_grad_prepare_u8(const qt_conv_geom_t *t, const uint8_t *x, int32_t n,
     int32_t *xsum, uint8_t *work) {
     const int32_t IHW = t->in_h * t->in_w, KK = t->k_h * t->k_w;
-    if (QT_CONVT_CORR9(t)) {
-        return x;   // the M0's 3x3 taps read x itself, and sum it (corr9_u8)
+    if (QT_CONVT_CORR9(t, n)) {
+        return x;   // the M0's 3x3 taps read x itself, and sum it (corr9_u8): no xsum
     }
     for (int32_t ci = 0; ci < t->in_ch; ci++) {
         xsum[ci] = qt_conv_map_sum_u8(x + ci * IHW, IHW, 0);
@@ -194,7 +195,7 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     // the M0 and split each channel into lanes once per filter on the M4.)
     int32_t *colsum = (int32_t *)(void *)work;
     uint8_t *cols = work + 4 * KK;
-    qt_conv_cols_u8(&g, ec, zero_e, cols, colsum, 0, QT_CONVT_CORR9(t) ? -1 : 0);
+    qt_conv_cols_u8(&g, ec, zero_e, cols, colsum, 0, xsum ? 0 : -1);
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
     // Cortex-M4: four input channels per pass over the filter's k_h k_w tap
     // rows (qt_conv_corr4_rows_u8; a tap row is read as align4(IHW) bytes,
@@ -214,7 +215,7 @@ int32_t conv_transpose2d_filter_grad_u8(const qt_conv_geom_t *t, const uint8_t *
     }
 #else
 #if defined(__thumb__) && !defined(__thumb2__)
-    if (QT_CONVT_CORR9(t)) {
+    if (!xsum) {
         // Cortex-M0: the patches (above) against x's channels one by one.
         for (int32_t ci = 0; ci < t->in_ch; ci++) {
             int32_t *gr = grow + ci * KK;
@@ -247,8 +248,11 @@ void conv_transpose2d_grad_acc_u8(const qt_conv_geom_t *t, const uint8_t *e, int
     int32_t *grow = (int32_t *)(void *)(scratch + conv_transpose2d_grad_scratch_u8(t));
     const int32_t CKK = t->in_ch * KK;
     uint32_t *lanes = (uint32_t *)(void *)((uint8_t *)(grow + CKK) + align4(CKK) + 4 * CO);
-    const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(t, x, xsum, work);
     const int32_t n = sel ? n_sel : CO;
+    const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(t, x, n, xsum, work);
+    if (QT_CONVT_CORR9(t, n)) {
+        xsum = NULL;   // (x as it is)
+    }
     for (int32_t j = 0; j < n; j++) {
         const int32_t co = sel ? sel[j] : j;
         int32_t gbc = conv_transpose2d_filter_grad_u8(t, e, zero_e, xrows, zero_x, xsum, co, grow, work, lanes);
@@ -296,9 +300,12 @@ void conv_transpose2d_update_u8(const qt_conv_geom_t *t, const uint8_t *e, int32
     uint8_t *wrow = (uint8_t *)(grow + CKK);
     int32_t *gb = (int32_t *)(void *)(wrow + align4(CKK));
     uint32_t *lanes = (uint32_t *)(void *)(gb + CO);
-    const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(t, x, xsum, work);
-    qt_wrange_init(new_range);
     const int32_t n = sel ? n_sel : CO;
+    const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(t, x, n, xsum, work);
+    if (QT_CONVT_CORR9(t, n)) {
+        xsum = NULL;   // (x as it is)
+    }
+    qt_wrange_init(new_range);
     for (int32_t j = 0; j < n; j++) {
         const int32_t co = sel ? sel[j] : j;
         gb[co] = conv_transpose2d_filter_grad_u8(t, e, zero_e, xrows, zero_x, xsum, co, grow, work, lanes);
@@ -412,7 +419,7 @@ void conv_transpose2d_update_slices_u8(const qt_conv_geom_t *t, const uint8_t *e
     const int32_t n = sel ? n_sel : t->in_ch;
     for (int32_t j = 0; j < n; j++) {
         const int32_t ci = sel ? sel[j] : j;
-        const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(&t1, x + ci * IHW, xsum, work);
+        const uint8_t *xrows = conv_transpose2d_grad_prepare_u8(&t1, x + ci * IHW, CO, xsum, work);
         for (int32_t co = 0; co < CO; co++) {
             conv_transpose2d_filter_grad_u8(&t1, e, zero_e, xrows, zero_x, xsum, co, grow + co * KK, work, lanes);
         }
