@@ -1068,6 +1068,42 @@ static void gather_quad_u8(const uint8_t *patches, int32_t OHW, const uint32_t *
 #undef QT_FIRST1X4
 #undef QT_MAC1X4
 
+// The patches of every output pixel, Ln bytes apart (the selected channels'
+// when sel).  3x3 taps inside the input (all but the border pixels): a tap
+// row of three bytes is one unaligned word copy (its fourth byte is the
+// next row's first, overwritten by it; a channel's last tap row is copied
+// by bytes, the word could read past the input), with the pixel's channel
+// offsets in registers: im2col_u8's range tests and loops per pixel took
+// ~140 instructions per 9-byte patch (ConvTranspose2d 16->1's error:
+// 27 k of its 111 k), this ~20.
+QT_CONV_NO_LIBCALLS
+static void gather_patches_u8(const qt_conv_geom_t *g, const uint8_t *big, const int32_t *sel, int32_t n,
+    uint8_t zx, uint8_t *p, int32_t Ln) {
+    const int32_t H = g->in_h, W = g->in_w, HW = H * W, sw = g->stride_w;
+    const int k3 = g->k_h == 3 && g->k_w == 3;
+    for (int32_t oy = 0; oy < g->out_h; oy++) {
+        const int32_t iy0 = oy * g->stride_h - g->pad_h;
+        const int row_in = k3 && iy0 >= 0 && iy0 + 3 <= H;
+        for (int32_t ox = 0; ox < g->out_w; ox++, p += Ln) {
+            const int32_t ix0 = ox * sw - g->pad_w;
+            if (!row_in || ix0 < 0 || ix0 + 3 > W) {
+                im2col_u8(g, big, sel, n, iy0, ix0, zx, p);
+                continue;
+            }
+            const uint8_t *xr = big + iy0 * W + ix0;
+            uint8_t *q = p;
+            for (int32_t j = 0; j < n; j++, q += 9) {
+                const uint8_t *r = xr + (sel ? sel[j] : j) * HW;
+                st32u(q, ld32u(r));
+                st32u(q + 3, ld32u(r + W));
+                q[6] = r[2 * W];
+                q[7] = r[2 * W + 1];
+                q[8] = r[2 * W + 2];
+            }
+        }
+    }
+}
+
 // Filter o's row over the selected channels, gathered into dst (L bytes).
 QT_CONV_NO_LIBCALLS
 static void gather_row_u8(const uint8_t *w, int32_t o, int32_t C, int32_t KK, const int32_t *sel,
@@ -1108,13 +1144,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
         }
         wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * (s - (uint32_t)L * zw));
     }
-    uint8_t *p = patches;   // Ln bytes apart (the selected channels' patches when sel)
-    for (int32_t oy = 0; oy < g->out_h; oy++) {
-        const int32_t iy0 = oy * g->stride_h - g->pad_h;
-        for (int32_t ox = 0; ox < g->out_w; ox++, p += Ln) {
-            im2col_u8(g, big, sel, n, iy0, ox * g->stride_w - g->pad_w, (uint8_t)zx, p);
-        }
-    }
+    gather_patches_u8(g, big, sel, n, (uint8_t)zx, patches, Ln);
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq, small);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
