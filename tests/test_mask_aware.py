@@ -144,6 +144,39 @@ def test_conv_mask_aware_bit_exact(run):
     _run_cases(run, _conv_kind(_conv_cases()))
 
 
+def _one_channel_cases():
+    """ConvTranspose2d error propagation that gathers one channel of 3x3
+    taps into a mask with zero point 0 (a ReLU output's): out_ch 1, or k = 1
+    of several selected (not the first: its weights are the selected
+    channel's), strides 1 and 2, inside and border patches, half or more of
+    the mask at 0.  The M4 runs these a filter at a time with the dot and the
+    finish fused (conv2d_u8.c, gather1_fin_u8); every other target as any
+    gather."""
+    rng = np.random.default_rng(79)
+    geoms = [(16, 14, 14, 1, 3, 3, 2, 2, 1, 1, 1, 1), (32, 7, 7, 16, 3, 3, 2, 2, 1, 1, 1, 1),
+             (3, 5, 6, 1, 3, 3, 1, 1, 1, 1, 0, 0), (4, 6, 5, 3, 3, 3, 2, 2, 0, 0, 1, 1),
+             (2, 4, 4, 2, 3, 3, 1, 1, 0, 0, 0, 0)]
+    cases = []
+    for i, g in enumerate(geoms * 2):
+        c = u8_case(rng, True, g, zfrac=0.5)
+        if g[3] > 1:
+            sel = rng.permutation(g[3]).astype(np.int32)
+            sel[[0, int(np.argmax(sel))]] = sel[[int(np.argmax(sel)), 0]]   # the last channel first
+            c["sel"], c["k"] = sel, 1
+        else:
+            c["sel"], c["k"] = (None, 1) if i < len(geoms) else (np.zeros(1, np.int32), 1)
+        xm = rng.integers(1, 256, c["x"].shape).astype(np.uint8)
+        xm[rng.random(xm.shape) < (0.54, 0.9)[i // len(geoms)]] = 0
+        xmq = GQ.new_qp(0.0, float(rng.uniform(0.5, 4.0)))
+        c["mask"] = (xm, xmq)
+        cases.append(c)
+    return cases
+
+
+def test_conv_mask_aware_one_channel_bit_exact(run):
+    _run_cases(run, _conv_kind(_one_channel_cases()))
+
+
 def test_dense_mask_aware_bit_exact(run):
     _run_cases(run, _dense_cases())
 

@@ -1085,6 +1085,79 @@ static void gather_quad_u8(const uint8_t *patches, int32_t OHW, const uint32_t *
 #undef QT_FIRST1X4
 #undef QT_MAC1X4
 
+// One gathered channel of 3x3 taps, mask-aware (ConvTranspose2d 16->1's
+// error: 54 % of its outputs are dropped by the next ReLU), one filter per
+// pass, the dot product and the finish fused: out[p] for the n >= 1
+// patches (12 bytes apart) whose mask byte out[p + moff] is nonzero gets
+// usat8((smmla(dot + c0, mult, rz)) >> sh) (fin_run_m4's common case:
+// same value), its accumulator dot + c0 joins the range mm[0..1]; the
+// others get the zero point unread.  kp: c0, the weights w - z_w as five
+// lane words (taps 0/2, 1/3, 4/6, 5/7, 8/-; the sixth word unused),
+// mult, rz, sh, zero.  By hand: 29 instructions per kept output, 7 per
+// dropped one, where the four-filter dot (gather_quad_u8, ~11.5 per
+// output) and the finish (15 / 8) took ~23 for either.  Fourteen
+// registers: pa r0, out r1, end r2, kp r3, moff r4, lo r5, hi r6; a r7,
+// the patch word r8, its lanes r9, weights and constants r10-r12, lr.
+__attribute__((naked, noinline))
+static void gather1_fin_u8(const uint8_t *pa, uint8_t *out, int32_t n, const int32_t *kp, intptr_t moff,
+    int32_t *mm) {
+    __asm__ volatile (
+        "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+        "ldr r4, [sp, #36]\n\t"           // moff
+        "ldr r12, [sp, #40]\n\t"          // mm
+        "ldrd r5, r6, [r12]\n\t"          // lo, hi
+        "add r2, r1, r2\n\t"              // end
+        "1:\n\t"
+        "ldrb r7, [r1, r4]\n\t"
+        "cbz r7, 7f\n\t"
+        "ldm r3, {r10, r11, r12, lr}\n\t" // c0, w02, w13, w46
+        "ldr r8, [r0], #12\n\t"
+        "uxtb16 r9, r8\n\t"
+        "smlad r7, r9, r11, r10\n\t"
+        "uxtb16 r9, r8, ror #8\n\t"
+        "smlad r7, r9, r12, r7\n\t"
+        "ldr r8, [r0, #-8]\n\t"
+        "uxtb16 r9, r8\n\t"
+        "smlad r7, r9, lr, r7\n\t"
+        "ldrd r10, r11, [r3, #16]\n\t"    // w57, w8
+        "uxtb16 r9, r8, ror #8\n\t"
+        "smlad r7, r9, r10, r7\n\t"
+        "ldr r8, [r0, #-4]\n\t"
+        "uxtb16 r9, r8\n\t"
+        "smlad r7, r9, r11, r7\n\t"
+        "cmp r7, r5\n\t"
+        "blt 5f\n\t"
+        "2:\n\t"
+        "cmp r7, r6\n\t"
+        "bgt 6f\n\t"
+        "3:\n\t"
+        "ldrd r10, r11, [r3, #28]\n\t"    // mult, rz
+        "ldr r12, [r3, #36]\n\t"          // sh
+        "smmla r7, r7, r10, r11\n\t"
+        "asr r7, r7, r12\n\t"
+        "usat r7, #8, r7\n\t"
+        "strb r7, [r1], #1\n\t"
+        "cmp r1, r2\n\t"
+        "bne 1b\n\t"
+        "b 9f\n\t"
+        "5:\n\t"
+        "mov r5, r7\n\t"
+        "b 2b\n\t"
+        "6:\n\t"
+        "mov r6, r7\n\t"
+        "b 3b\n\t"
+        "7:\n\t"
+        "add r0, r0, #12\n\t"
+        "ldr r7, [r3, #40]\n\t"           // zero
+        "strb r7, [r1], #1\n\t"
+        "cmp r1, r2\n\t"
+        "bne 1b\n\t"
+        "9:\n\t"
+        "ldr r12, [sp, #40]\n\t"
+        "strd r5, r6, [r12]\n\t"
+        "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
+}
+
 // The patches of every output pixel, Ln bytes apart (the selected channels'
 // when sel).  3x3 taps inside the input (all but the border pixels): a tap
 // row of three bytes is one unaligned word copy (its fourth byte is the
@@ -1165,6 +1238,28 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq, small);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
+    if (n == 1 && KK == 9 && OHW > 0 && !bsat && fin.moff && !fin.zm && !fin.relu && fin.shift >= 33
+        && fin.shift <= 32 + 22) {
+        // One channel, 3x3 taps, mask-aware: a filter at a time, the
+        // dropped outputs skipped (gather1_fin_u8; its rz as fin_run_m4's).
+        const int32_t sh = fin.shift - 32;
+        int32_t kp[11];
+        kp[7] = fin.mult;
+        kp[8] = (int32_t)((1u << (sh - 1)) + ((uint32_t)fin.zero << sh));
+        kp[9] = sh;
+        kp[10] = fin.zero;
+        for (int32_t o = 0; o < O; o++) {
+            const uint8_t *wo = w + (o * C + (sel ? sel[0] : 0)) * 9;
+            kp[0] = wsum[o];
+            lanes_zw_u8(wo, 9, zw * 0x10001u, (uint32_t *)(void *)(kp + 1));
+            gather1_fin_u8(patches, small + o * OHW, OHW, kp, fin.moff, mm);
+        }
+        if (stats) {
+            stats[0] = mm[0];
+            stats[1] = mm[1];
+        }
+        return;
+    }
     for (int32_t o = 0; o < O; o += 4) {
         // Four filters per pass (gather_quad_u8); a short last group repeats its last filter.
         const int32_t nf = O - o < 4 ? O - o : 4;
