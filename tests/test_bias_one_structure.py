@@ -48,6 +48,42 @@ def run_dense_cases(run, cases):
     return lines
 
 
+def run_conv_update_cases(run, cases):
+    """Each case (c, sel, k, flags, hp, state, wq, seed, ...: c from
+    test_conv_kernels.u8_case) through CONV_UPD_SCRIPT -> its parsed
+    outputs (w, wq, b, state, ...)."""
+    data = bytearray()
+    for c, sel, k, flags, hp, state, wq, seed in (cs[:8] for cs in cases):
+        fl = np.array([int(c["t"]), flags, k] + list(c["geom"]), np.int32)
+        data += pack(fl, c["x"].ravel(), c["xq"], c["w"].ravel(), wq, c["b"], c["bq"],
+                     c["e"].ravel(), c["eq"], sel, hp, state, seed)
+    out = run(CONV_UPD_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + bytes(data)})
+    assert "done" in out, out[-2000:]
+    res = parse(out, "U")
+    assert len(res) == len(cases)
+    return res
+
+
+def dense_rows_case(rng, k_of_m):
+    """A DENSE_SCRIPT case of m >= 2 rows with k = k_of_m(m) of them
+    selected (keys c, rows, sel, k, b, bq, hp, st, seed; the caller adds
+    flags and steps): a fresh state, biases at scale 1e-4."""
+    c = _case(rng)
+    while c["m"] < 2:
+        c = _case(rng)
+    m = c["m"]
+    k = k_of_m(m)
+    rows = np.sort(rng.choice(m, k, replace=False)).astype(np.int32)
+    sel = np.concatenate([rows, np.zeros(m - k, np.int32)])   # only sel[:k] counts
+    b = rng.integers(-3000, 3000, m, dtype=np.int32)
+    bq = GQ.new_qp(-1, 1)
+    bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0
+    hp = np.array([0.01, float(rng.choice([1.0, 0.15])), 0.02], np.float32)
+    st = np.zeros(5 + 2 * m, np.float32)
+    seed = np.array([int(rng.integers(1, 2**32))], np.uint32)
+    return dict(c=c, rows=rows, sel=sel, k=k, b=b, bq=bq, hp=hp, st=st, seed=seed)
+
+
 def dense_golden(cs, sel, k, flags):
     """The golden model's w, wq, b, state after the steps of a
     DENSE_SCRIPT case (keys c, b, bq, hp, st, seed, steps)."""
@@ -67,19 +103,9 @@ def test_dense_bias_at_k1_k2_moves_bit_exact(run):
     rng = np.random.default_rng(31)
     cases = []
     for ci in range(12):
-        c = _case(rng)
-        while c["m"] < 2:
-            c = _case(rng)
-        m = c["m"]
-        k = 1 + ci % 2
-        rows = np.sort(rng.choice(m, k, replace=False)).astype(np.int32)
-        flags = int(ci % 4) | (4 if ci % 3 == 0 else 0)
-        b = rng.integers(-3000, 3000, m, dtype=np.int32)
-        bq = GQ.new_qp(-1, 1)
-        bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0
-        hp = np.array([0.01, float(rng.choice([1.0, 0.15])), 0.02], np.float32)
-        st = np.zeros(5 + 2 * m, np.float32)
-        seed = np.array([int(rng.integers(1, 2**32))], np.uint32)
+        cs = dense_rows_case(rng, lambda m: 1 + ci % 2)
+        m, k, rows = cs["c"]["m"], cs["k"], cs["rows"]
+        cs["flags"] = int(ci % 4) | (4 if ci % 3 == 0 else 0)
         steps = []
         for _ in range(4):
             e, eq = rng.integers(0, 256, m, dtype=np.uint8), GQ.new_qp(-1, 1)
@@ -87,9 +113,8 @@ def test_dense_bias_at_k1_k2_moves_bit_exact(run):
             # add up, all downwards (centred, one of two would go up)
             e[rows] = np.minimum(255, int(eq[GQ.ZERO]) + rng.integers(40, 100, k))
             steps.append((e, eq))
-        sel = np.concatenate([rows, np.zeros(m - k, np.int32)])   # only sel[:k] counts
-        cases.append(dict(c=c, rows=rows, sel=sel, k=k, flags=flags, b=b, bq=bq, hp=hp, st=st, seed=seed,
-                          steps=steps))
+        cs["steps"] = steps
+        cases.append(cs)
     lines = run_dense_cases(run, cases)
     for i, cs in enumerate(cases):
         m, rows = cs["c"]["m"], cs["rows"]
@@ -118,7 +143,7 @@ def test_conv_bias_of_one_filter_moves_bit_exact(run):
         if ok:
             co = G.geom_shapes(t, geom)[2][0]
             geoms.append(((t, geom), None if co == 1 else int(rng.integers(0, co))))
-    cases, data = [], bytearray()
+    cases = []
     for (t, geom), filt in geoms:
         while True:
             c = u8_case(rng, t, geom)
@@ -138,13 +163,7 @@ def test_conv_bias_of_one_filter_moves_bit_exact(run):
         wq[GQ.ALPHA] = 0.001
         seed = np.array([int(rng.integers(1, 2**32 - 1))], np.uint32)
         cases.append((c, sel, k, flags, hp, state, wq, seed, f0))
-        fl = np.array([int(t), flags, k] + list(geom), np.int32)
-        data += pack(fl, c["x"].ravel(), c["xq"], c["w"].ravel(), wq, c["b"], c["bq"],
-                     c["e"].ravel(), c["eq"], sel, hp, state, seed)
-    out = run(CONV_UPD_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + bytes(data)})
-    assert "done" in out, out[-2000:]
-    res = parse(out, "U")
-    assert len(res) == len(cases)
+    res = run_conv_update_cases(run, cases)
     for i, (c, sel, k, flags, hp, state, wq, seed, f0) in enumerate(cases):
         what = "case %d (%s %s flags=%d filter %s of %d)" % (i, "convT" if c["t"] else "conv", c["geom"],
                                                              flags, f0, c["e"].shape[0])

@@ -11,9 +11,8 @@ the smoothed means it leaves are 0."""
 import numpy as np
 
 from qtrain_host.golden import quant as GQ
-from test_bias_one_structure import dense_golden, run_dense_cases
-from test_conv_kernels import G, UPD_SCRIPT as CONV_UPD_SCRIPT, VAE_GEOMS, pack, parse, u8_case
-from test_dense_train_u8 import _case
+from test_bias_one_structure import dense_golden, dense_rows_case, run_conv_update_cases, run_dense_cases
+from test_conv_kernels import G, VAE_GEOMS, u8_case
 
 RMS = 16
 
@@ -28,22 +27,11 @@ def test_dense_rms_bit_exact(run):
     rng = np.random.default_rng(57)
     cases = []
     for ci in range(12):
-        c = _case(rng)
-        while c["m"] < 2:
-            c = _case(rng)
-        m = c["m"]
-        k = (1, 2, m)[ci % 3]
-        rows = np.sort(rng.choice(m, k, replace=False)).astype(np.int32)
-        sel = np.concatenate([rows, np.zeros(m - k, np.int32)])
-        flags = RMS | int(ci % 4) | (4 if ci % 2 else 0)
-        b = rng.integers(-3000, 3000, m, dtype=np.int32)
-        bq = GQ.new_qp(-1, 1)
-        bq[GQ.SCALE], bq[GQ.ZERO] = np.float32(1e-4), 0
-        hp = np.array([0.01, float(rng.choice([1.0, 0.15])), 0.02], np.float32)
-        st = np.zeros(5 + 2 * m, np.float32)
-        seed = np.array([int(rng.integers(1, 2**32))], np.uint32)
-        steps = [(rng.integers(0, 256, m, dtype=np.uint8), GQ.new_qp(-1, 1)) for _ in range(3)]
-        cases.append(dict(c=c, k=k, sel=sel, flags=flags, b=b, bq=bq, hp=hp, st=st, seed=seed, steps=steps))
+        cs = dense_rows_case(rng, lambda m: (1, 2, m)[ci % 3])
+        m = cs["c"]["m"]
+        cs["flags"] = RMS | int(ci % 4) | (4 if ci % 2 else 0)
+        cs["steps"] = [(rng.integers(0, 256, m, dtype=np.uint8), GQ.new_qp(-1, 1)) for _ in range(3)]
+        cases.append(cs)
     lines = run_dense_cases(run, cases)
     for i, cs in enumerate(cases):
         w, wq, b, st = _dense_golden(cs, cs["flags"])
@@ -72,7 +60,7 @@ def test_conv_rms_bit_exact(run):
         geom, ok = G.random_geom(rng, t, (6, 5, 9))
         if ok:
             geoms.append(((t, geom), None))
-    cases, data = [], bytearray()
+    cases = []
     for (t, geom), filt in geoms:
         c = u8_case(rng, t, geom)
         co = c["e"].shape[0]
@@ -84,13 +72,7 @@ def test_conv_rms_bit_exact(run):
         wq[GQ.ALPHA] = 0.001
         seed = np.array([int(rng.integers(1, 2**32 - 1))], np.uint32)
         cases.append((c, sel, k, flags, hp, state, wq, seed))
-        fl = np.array([int(t), flags, k] + list(geom), np.int32)
-        data += pack(fl, c["x"].ravel(), c["xq"], c["w"].ravel(), wq, c["b"], c["bq"],
-                     c["e"].ravel(), c["eq"], sel, hp, state, seed)
-    out = run(CONV_UPD_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + bytes(data)})
-    assert "done" in out, out[-2000:]
-    res = parse(out, "U")
-    assert len(res) == len(cases)
+    res = run_conv_update_cases(run, cases)
     for i, (c, sel, k, flags, hp, state, wq, seed) in enumerate(cases):
         what = "case %d (%s %s flags=%d k %d)" % (i, "convT" if c["t"] else "conv", c["geom"], flags, k)
 
