@@ -297,3 +297,20 @@ def test_cnn_seeds_checked(bad, capsys):
         bench_cnn.main(["--seeds", bad, "--steps-only", "--boards", "qemu-m0"])
     assert e.value.code == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_dsgu_share_scales_error_and_update_by_k_over_n():
+    """bench_dsgu --share: a layer's share is lmin 1.0's error + update
+    times k/N, plus the passes DSGU adds (scores, select) as measured at the
+    small k; a layer whose only structure is always selected costs its full
+    backward.  The ratios printed divide lmin 1.0's total by each."""
+    from qtrain_host import bench_dsgu
+    rows = [("a", "2", {"scores": 10, "select": 5, "error": 300, "update": 200, "forward": 999}),
+            ("b", "1", {"scores": 4, "select": 1, "error": 60, "update": 40})]
+    full = [("a", "20", {"scores": 10, "select": 8, "error": 2000, "update": 1000, "forward": 999}),
+            ("b", "1", {"scores": 4, "select": 1, "error": 60, "update": 40})]
+    out, (tm, ts, tf) = bench_dsgu.share_rows(rows, full)
+    assert [(n, k, N) for n, k, N, _, _ in out] == [("a", 2, 20), ("b", 1, 1)]
+    assert out[0][3:] == (515, 3000 * 2 / 20 + 15)      # measured; share = 300 + 15
+    assert out[1][3:] == (105, 105)
+    assert (tm, ts, tf) == (620, 420, 3123)

@@ -7,6 +7,7 @@
     python -m qtrain_host.bench_dsgu --lmin 0              # DSGU off (full backward)
     python -m qtrain_host.bench_dsgu --convt input         # ConvTranspose2d slices (not armv6m)
     python -m qtrain_host.bench_dsgu --mask-aware 0        # error propagation not mask-aware
+    python -m qtrain_host.bench_dsgu --share               # against lmin 1.0: each layer's k/N share
 
 Per layer of the paper's ConvVAE (qtrain_host.bench.VAE_LAYERS), uint8, DSGU
 lmax = lmin (a fixed fraction of the filters/rows), each backward call alone:
@@ -17,6 +18,11 @@ select (k and the top-k; --convt input: the slice scores too), error (error prop
 structures), update (weight gradient + update + the weight-range step);
 forward (one forward call, not in the total).
 Each figure includes one Python call into _qtrain (~1-4 k instructions).
+--share: also the same at lmin 1.0, and per layer what the backward would
+cost if its error and update scaled exactly with k/N (lmin 1.0's error +
+update times k/N, plus the relu, scores and select passes as measured at
+lmin): the ratio DSGU reaches when the small-k passes cost exactly their
+share of the full ones, next to the measured ratio.
 --scan: cost of the weight-range step's scan of the stored weights
 (update.c, stored_range_u8) on 4 x 1568 weights whose stored values span
 0..255 (the scan stops at once) or only 3..252 / 60..200 (a full pass).
@@ -188,6 +194,8 @@ def main(argv=None):
                     help="ConvTranspose2d's DSGU structures (qtrain.convt_slices; 'input' is not built for armv6m)")
     ap.add_argument("--mask-aware", type=int, default=1, choices=(0, 1),
                     help="mask-aware error propagation (Options.mask_aware; default %(default)s)")
+    ap.add_argument("--share", action="store_true",
+                    help="also run lmin 1.0 and print each layer's k/N share of it (see above)")
     a = ap.parse_args(argv)
     for b in a.boards:
         if a.scan:
@@ -204,13 +212,44 @@ def main(argv=None):
             " | ".join(parts)))
         print("|---|---:|%s---:|---:|" % ("---:|" * len(parts)))
         tot = 0
-        for name, k, p in breakdown(b, a.lmin, convt=a.convt, mask_aware=a.mask_aware):
+        rows = breakdown(b, a.lmin, convt=a.convt, mask_aware=a.mask_aware)
+        for name, k, p in rows:
             t = sum(v for x, v in p.items() if x != "forward")
             tot += t
             print("| %s | %s | %s | %d | %s |" % (name, k, " | ".join(str(p.get(x, "-")) for x in parts), t,
                                                  p.get("forward", "-")))
         print("| all | | | | | | | %d | |" % tot)
+        if a.share:
+            print_share(b, rows, breakdown(b, 1.0, convt=a.convt, mask_aware=a.mask_aware))
     return 0
+
+
+def share_rows(rows, full):
+    """[(name, k, N, measured, share)] and the totals (measured, share, full)
+    of breakdown() at some lmin (rows) against lmin 1.0 (full): share = the
+    full error + update times k/N plus the relu, scores and select passes as
+    measured at lmin (what the backward costs when the small-k passes cost
+    exactly their fraction of the full ones)."""
+    out, tm, ts, tf = [], 0, 0, 0
+    for (name, k, p), (_, n, pf) in zip(rows, full):
+        k, n = float(k), float(n)
+        m = sum(v for x, v in p.items() if x != "forward")
+        s = (pf.get("error", 0) + pf.get("update", 0)) * k / n + sum(p.get(x, 0) for x in ("relu", "scores", "select"))
+        out.append((name, k, n, m, s))
+        tm, ts = tm + m, ts + s
+        tf += sum(v for x, v in pf.items() if x != "forward")
+    return out, (tm, ts, tf)
+
+
+def print_share(board, rows, full):
+    out, (tm, ts, tf) = share_rows(rows, full)
+    print()
+    print("| %s | k / N | measured | k/N share | measured - share |" % board)
+    print("|---|---:|---:|---:|---:|")
+    for name, k, n, m, s in out:
+        print("| %s | %d / %d | %d | %d | %d |" % (name, k, n, m, s, m - s))
+    print("| all | | %d | %d | %d |" % (tm, ts, tm - ts))
+    print("%s: lmin 1.0 %d; measured %.2fx cheaper, at the k/N share %.2fx" % (board, tf, tf / tm, tf / ts))
 
 
 if __name__ == "__main__":
