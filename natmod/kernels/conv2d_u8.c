@@ -1587,25 +1587,103 @@ static uint32_t scatter_row_u8(const qt_conv_geom_t *g, const uint8_t *w, int32_
 // pixel's taps into a patch for gather_quad_u8.
 #define QT_SCATTER_FEW 4
 
-// The taps of each big pixel of a phase (rows by0 + m sh, columns bx0 + k
-// sw): its nky segments of seg bytes of hwc, one after the other.  Out of
+// The taps of each big pixel (m, k) of a phase: its nky segments of seg
+// bytes of hwc (the first at sp0 + m rs + k n, each one small row, rs
+// bytes, before the last), one after the other.  Out of
 // line: inlined, it cost the pixel loops of scatter_phases_u8 registers.
 __attribute__((noinline))
-static void scatter_patches_u8(const qt_conv_geom_t *g, const qt_scatter_dims_t *d, const uint8_t *hwc, int32_t n,
-    int32_t by0, int32_t ny, int32_t bx0, int32_t nx, int32_t nky, int32_t nkx, int32_t seg, uint8_t *patches) {
+static void scatter_patches_u8(const uint8_t *sp0, int32_t rs, int32_t n, int32_t ny, int32_t nx, int32_t nky,
+    int32_t seg, uint8_t *patches) {
     uint32_t *pw = (uint32_t *)(void *)patches;
-    for (int32_t m = 0; m < ny; m++) {
-        const int32_t sy0 = (by0 + m * g->stride_h + g->pad_h) / g->stride_h;
+    for (int32_t m = 0; m < ny; m++, sp0 += rs) {
         for (int32_t k = 0; k < nx; k++) {
-            const int32_t sx0 = (bx0 + k * g->stride_w + g->pad_w) / g->stride_w;
-            const uint8_t *sp = hwc + ((sy0 + d->top) * d->wp + sx0 - nkx + 1 + d->left) * n;
-            for (int32_t tky = 0; tky < nky; tky++, sp -= d->wp * n) {
+            const uint8_t *sp = sp0 + k * n;
+            for (int32_t tky = 0; tky < nky; tky++, sp -= rs) {
                 for (int32_t i = 0; i < seg; i += 4) {
                     *pw++ = ld32u(sp + i);
                 }
             }
         }
     }
+}
+
+// One big channel of a phase, mask-aware (Conv2d 16->32's error at DSGU's
+// few selected filters: 72 % of its outputs are dropped by the ReLU before
+// it), the dot product and the finish fused: for each of the phase's
+// pixels (rows of out, sw apart; patches of pb bytes, scatter_patches_u8's)
+// whose mask byte out[moff] is nonzero, out = usat8(smmla(c0 + the patch
+// against the channel's lanes, mult, rz) >> sh) (fin_run_m4's common case,
+// same value), its accumulator joins lo / hi; the others get the zero
+// point unread.  kp: c0, the lanes' start, lo, hi, mult, rz, sh, row skip,
+// row step, the last row's end, moff, sw, pb, zero; the lanes (2 words per
+// patch word, lanes_zw_u8's) end at kp itself, which ends the dot's loop.
+// By hand: 7 instructions per dropped output and 18 + 8 per patch word
+// per kept one, where gather_quad_u8 took ~4 per patch word and output
+// and fin_run_st ~8 / 15 plus ~60 per row of 7 (its call).  Fourteen
+// registers: pa r0, out r1, the row's end r2, kp r3, moff r4, sw r5, pb
+// r6, the accumulator r7, zero r8, r9-r12 and lr the dot's.
+__attribute__((naked, noinline))
+static void scatter1_fin_u8(const uint8_t *pa, uint8_t *out, int32_t *kp) {
+    __asm__ volatile (
+        "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+        "mov r3, r2\n\t"
+        "ldr r2, [r3, #36]\n\t"
+        "add r2, r2, r1\n\t"
+        "push {r2}\n\t"                   // the last row's end
+        "add r12, r3, #40\n\t"
+        "ldm r12, {r4, r5, r6, r8, r9}\n\t"   // moff, sw, pb, zero, the row's length
+        "add r2, r1, r9\n\t"              // the row's end
+        "1:\n\t"
+        "ldrb r7, [r1, r4]\n\t"
+        "cbnz r7, 4f\n\t"
+        "strb r8, [r1]\n\t"
+        "add r0, r0, r6\n\t"
+        "2:\n\t"
+        "add r1, r1, r5\n\t"
+        "cmp r1, r2\n\t"
+        "bne 1b\n\t"
+        "ldr r11, [sp]\n\t"
+        "cmp r2, r11\n\t"
+        "beq 9f\n\t"
+        "ldrd r9, r10, [r3, #28]\n\t"     // row skip, row step
+        "add r1, r1, r9\n\t"
+        "add r2, r2, r10\n\t"
+        "b 1b\n\t"
+        "4:\n\t"
+        "ldm r3, {r7, r10}\n\t"           // c0, the lanes
+        "add r8, r0, r6\n\t"              // the patch's end
+        "5:\n\t"
+        "ldr r9, [r0], #4\n\t"
+        "ldrd r12, lr, [r10], #32\n\t"
+        "uxtb16 r11, r9\n\t"
+        "smlad r7, r11, r12, r7\n\t"
+        "uxtb16 r11, r9, ror #8\n\t"
+        "smlad r7, r11, lr, r7\n\t"
+        "cmp r0, r8\n\t"
+        "bne 5b\n\t"
+        "ldrd r9, r10, [r3, #8]\n\t"      // lo, hi
+        "cmp r7, r9\n\t"
+        "blt 6f\n\t"
+        "3:\n\t"
+        "cmp r7, r10\n\t"
+        "bgt 7f\n\t"
+        "8:\n\t"
+        "ldrd r9, r10, [r3, #16]\n\t"     // mult, rz
+        "ldr r11, [r3, #24]\n\t"          // sh
+        "smmla r7, r7, r9, r10\n\t"
+        "asr r7, r7, r11\n\t"
+        "usat r7, #8, r7\n\t"
+        "strb r7, [r1]\n\t"
+        "ldr r8, [r3, #52]\n\t"          // zero again
+        "b 2b\n\t"
+        "6:\n\t"
+        "str r7, [r3, #8]\n\t"
+        "b 3b\n\t"
+        "7:\n\t"
+        "str r7, [r3, #12]\n\t"
+        "b 8b\n\t"
+        "9:\n\t"
+        "pop {r2, r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
 }
 
 QT_CONV_NO_LIBCALLS
@@ -1640,7 +1718,27 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     const int bsat = b && !bias_folds(bacc, C, n * g->k_h * g->k_w);
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq, big);
-    int32_t mm[2] = {INT32_MAX, INT32_MIN};
+    // scatter1_fin_u8's constants (kp), the range in kp[2..3]
+    const int32_t fs = fin.shift - 32;
+    int32_t kp[15];
+    kp[2] = INT32_MAX;
+    kp[3] = INT32_MIN;
+    kp[4] = fin.mult;
+    kp[5] = (int32_t)((1u << (fs - 1)) + ((uint32_t)fin.zero << fs));   // fin_run_m4's rz
+    kp[6] = fs;
+    kp[8] = sh * W;
+    kp[10] = (int32_t)fin.moff;
+    kp[11] = sw;
+    kp[13] = fin.zero;
+    int32_t *mm = kp + 2;
+    const int fmask = (!fin.moff || !fin.zm) && !fin.relu && fs >= 1 && fs <= 22;
+    if (!fin.moff && fmask && n <= QT_SCATTER_FEW) {
+        // No mask: scatter1_fin_u8 reads each output's own byte as its mask
+        // byte (moff 0) before it writes it, so all are kept.
+        for (int32_t i = 0; i < C * HW; i++) {
+            big[i] = 1;
+        }
+    }
     for (int32_t fy = 0; fy < sh; fy++) {
         // big rows by = by0 + m sh of this phase: (by + pad) mod sh == fy
         const int32_t by0 = ((fy - g->pad_h) % sh + sh) % sh, ny = by0 < H ? (H - by0 + sh - 1) / sh : 0;
@@ -1652,6 +1750,10 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
             if (P == 0) {
                 continue;
             }
+            // Pixel (m, k) is at small position (sy0 + m, sx0 + k): (y + pad) / s
+            // for y = y0 + m s is (y0 + pad) / s + m.  sp0: its first segment's.
+            const int32_t sy0 = (by0 + g->pad_h) / sh, sx0 = (bx0 + g->pad_w) / sw, rs = WP * n;
+            const uint8_t *sp0 = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
             // A few small channels (DSGU's error propagation of a few
             // selected filters): the pixel loop below costs about the same
             // per pixel and group of four big channels whatever n, at n = 3
@@ -1661,9 +1763,18 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
             // group's lanes (13 instructions per 16 MACs, ~7 per pixel).
             const int32_t G = nky * seg / 4;
             uint8_t *patches = (uint8_t *)(lanes + 2 * nky * seg);
-            const int few = C >= 2 && !bsat && G > 0 && n <= QT_SCATTER_FEW && 8 * nky * seg + P * 4 * G <= 8 * d.row_max;
+            int few = C >= 2 && !bsat && G > 0 && n <= QT_SCATTER_FEW && 8 * nky * seg + P * 4 * G <= 8 * d.row_max;
+            // Mask-aware into a ReLU layer's output (mask zero point 0) at a
+            // few channels: 72 % of Conv2d 16->32's outputs are dropped there,
+            // so a big channel at a time, only its kept outputs computed
+            // (scatter1_fin_u8, on the group's lanes).
+            few = few && fmask;
+            kp[7] = sh * W - nx * sw;
+            kp[9] = (ny - 1) * sh * W + nx * sw;
+            kp[12] = 4 * G;
+            kp[14] = nx * sw;
             if (few) {
-                scatter_patches_u8(g, &d, hwc, n, by0, ny, bx0, nx, nky, nkx, seg, patches);
+                scatter_patches_u8(sp0, rs, n, ny, nx, nky, seg, patches);
             }
             for (int32_t c = 0; c < C; c += 4) {
                 // Four big channels per pass; a short last group repeats its last channel.
@@ -1690,20 +1801,25 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                     }
                 }
                 if (few) {
-                    gather_quad_u8(patches, P, lanes, G, acc);   // acc[4 pix + k]
-                } else if (C == 1) {
+                    kp[1] = (int32_t)(intptr_t)lanes;
+                    for (int32_t k = 0; k < nc; k++, kp[1] += 8) {
+                        kp[0] = (int32_t)s[k];
+                        scatter1_fin_u8(patches, big + (c + k) * HW + by0 * W + bx0, kp);
+                    }
+                    continue;
+                }
+                if (C == 1) {
                     // One big channel (ConvTranspose2d 16->1): two pixels per
                     // pass against its one vector (dot2x1_acc_u8, 11
                     // instructions per 8 MACs), not four channels.
                     for (int32_t m = 0, pix = 0; m < ny; m++) {
-                        const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
                         for (int32_t k = 0; k < nx; k += 2) {
                             // the next pixel's segments start n bytes on (its sx0 is one more)
-                            const int32_t two = k + 1 < nx, sx0 = (bx0 + k * sw + g->pad_w) / sw;
+                            const int32_t two = k + 1 < nx;
                             uint32_t d0 = 0, d1 = 0;
                             const uint32_t *lt = lanes;
-                            const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
-                            for (int32_t tky = 0; tky < nky; tky++, sp -= WP * n) {
+                            const uint8_t *sp = sp0 + m * rs + k * n;
+                            for (int32_t tky = 0; tky < nky; tky++, sp -= rs) {
                                 dot2x1_acc_u8(sp, two ? n : 0, &lt, seg >> 2, &d0, &d1);
                             }
                             acc[pix] = (int32_t)d0;
@@ -1714,13 +1830,11 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                 } else {
                     int32_t *a0 = acc, *a1 = a0 + d.p_max, *a2 = a1 + d.p_max, *a3 = a2 + d.p_max;
                     for (int32_t m = 0, pix = 0; m < ny; m++) {
-                        const int32_t sy0 = (by0 + m * sh + g->pad_h) / sh;
                         for (int32_t k = 0; k < nx; k++, pix++) {
-                            const int32_t sx0 = (bx0 + k * sw + g->pad_w) / sw;
                             qt_acc4_t dd = {0, 0, 0, 0};
                             const uint32_t *lt = lanes;
-                            const uint8_t *sp = hwc + ((sy0 + d.top) * WP + sx0 - nkx + 1 + d.left) * n;
-                            for (int32_t tky = 0; tky < nky; tky++, sp -= WP * n) {
+                            const uint8_t *sp = sp0 + m * rs + k * n;
+                            for (int32_t tky = 0; tky < nky; tky++, sp -= rs) {
                                 dot1x4_acc_u8(sp, &lt, seg >> 2, &dd);   // seg: a multiple of 4
                             }
                             a0[pix] = (int32_t)dd.s0;
@@ -1741,11 +1855,7 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                     }
                     for (int32_t m = 0; m < ny; m++) {
                         uint8_t *out = big + (c + k) * HW + (by0 + m * sh) * W + bx0;
-                        if (few) {
-                            qt_conv_fin_run_st(acc + 4 * m * nx + k, 4, nx, out, sw, ck, &fin, mm);
-                        } else {
-                            qt_conv_fin_run(ak + m * nx, NULL, nx, out, sw, ck, &fin, mm);
-                        }
+                        qt_conv_fin_run(ak + m * nx, NULL, nx, out, sw, ck, &fin, mm);
                     }
                 }
             }
