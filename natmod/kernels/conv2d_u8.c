@@ -1731,14 +1731,7 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     kp[11] = sw;
     kp[13] = fin.zero;
     int32_t *mm = kp + 2;
-    const int fmask = (!fin.moff || !fin.zm) && !fin.relu && fs >= 1 && fs <= 22;
-    if (!fin.moff && fmask && n <= QT_SCATTER_FEW) {
-        // No mask: scatter1_fin_u8 reads each output's own byte as its mask
-        // byte (moff 0) before it writes it, so all are kept.
-        for (int32_t i = 0; i < C * HW; i++) {
-            big[i] = 1;
-        }
-    }
+    const int fmask = fin.moff && !fin.zm && !fin.relu && fs >= 1 && fs <= 22;
     for (int32_t fy = 0; fy < sh; fy++) {
         // big rows by = by0 + m sh of this phase: (by + pad) mod sh == fy
         const int32_t by0 = ((fy - g->pad_h) % sh + sh) % sh, ny = by0 < H ? (H - by0 + sh - 1) / sh : 0;
@@ -1763,12 +1756,12 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
             // group's lanes (13 instructions per 16 MACs, ~7 per pixel).
             const int32_t G = nky * seg / 4;
             uint8_t *patches = (uint8_t *)(lanes + 2 * nky * seg);
-            int few = C >= 2 && !bsat && G > 0 && n <= QT_SCATTER_FEW && 8 * nky * seg + P * 4 * G <= 8 * d.row_max;
+            const int few = C >= 2 && !bsat && G > 0 && n <= QT_SCATTER_FEW && 8 * nky * seg + P * 4 * G <= 8 * d.row_max;
             // Mask-aware into a ReLU layer's output (mask zero point 0) at a
             // few channels: 72 % of Conv2d 16->32's outputs are dropped there,
             // so a big channel at a time, only its kept outputs computed
             // (scatter1_fin_u8, on the group's lanes).
-            few = few && fmask;
+            const int fused = few && fmask;
             kp[7] = sh * W - nx * sw;
             kp[9] = (ny - 1) * sh * W + nx * sw;
             kp[12] = 4 * G;
@@ -1800,7 +1793,7 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                         lanes_quad_zw_u8(v, n * nkx, zw2, lanes + 2 * off);
                     }
                 }
-                if (few) {
+                if (fused) {
                     kp[1] = (int32_t)(intptr_t)lanes;
                     for (int32_t k = 0; k < nc; k++, kp[1] += 8) {
                         kp[0] = (int32_t)s[k];
@@ -1808,7 +1801,9 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                     }
                     continue;
                 }
-                if (C == 1) {
+                if (few) {
+                    gather_quad_u8(patches, P, lanes, G, acc);   // acc[4 pix + k]
+                } else if (C == 1) {
                     // One big channel (ConvTranspose2d 16->1): two pixels per
                     // pass against its one vector (dot2x1_acc_u8, 11
                     // instructions per 8 MACs), not four channels.
@@ -1855,7 +1850,11 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
                     }
                     for (int32_t m = 0; m < ny; m++) {
                         uint8_t *out = big + (c + k) * HW + (by0 + m * sh) * W + bx0;
-                        qt_conv_fin_run(ak + m * nx, NULL, nx, out, sw, ck, &fin, mm);
+                        if (few) {
+                            qt_conv_fin_run_st(acc + 4 * m * nx + k, 4, nx, out, sw, ck, &fin, mm);
+                        } else {
+                            qt_conv_fin_run(ak + m * nx, NULL, nx, out, sw, ck, &fin, mm);
+                        }
                     }
                 }
             }
