@@ -258,3 +258,29 @@ def _mask_rows_cases():
 
 def test_conv_mask_rows_bit_exact(run):
     _run_cases(run, _conv_kind(_mask_rows_cases()))
+
+
+def _few_filters_cases():
+    """Conv2d error propagation of a few selected filters (DSGU's k = 1-4)
+    into a masked input, as the M4 runs it mask-aware (conv2d_u8.c,
+    scatter1_fin_u8: a big channel of a stride phase at a time over its
+    patches, the dropped outputs skipped, the kept ones' dot and finish
+    fused): the VAE's Conv 16->32 and scatter geometries of 4-9 big
+    channels (a last group of four short), kernels 1-5 and strides 1-3
+    (phases of 1 to several patch words), masks from none to all of x
+    (zero point 0: that path; 3: the four-filter patches).  Every other
+    target as any scatter."""
+    rng = np.random.default_rng(80)
+    geoms = [VAE_GEOMS[1][1]] + [_scatter_geom(rng, False) for _ in range(7)]
+    cases = []
+    for i in range(16):
+        c = u8_case(rng, False, geoms[i % len(geoms)], zfrac=(None, 0.5)[i % 2])
+        co = c["e"].shape[0]
+        c["sel"], c["k"] = rng.permutation(co).astype(np.int32), min(co, 1 + i % 4)
+        c["mask"] = _mask(rng, c, (0.72, 0.3, 0.95, 0.0, 1.0)[i % 5])
+        cases.append(c)
+    return cases
+
+
+def test_conv_mask_few_filters_bit_exact(run):
+    _run_cases(run, _conv_kind(_few_filters_cases()))
