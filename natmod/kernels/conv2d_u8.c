@@ -1584,7 +1584,7 @@ static uint32_t scatter_row_u8(const qt_conv_geom_t *g, const uint8_t *w, int32_
 }
 
 // Most small channels for which a phase of scatter_phases_u8 copies each
-// pixel's taps into a patch for gather_quad_u8.
+// pixel's taps into a patch for gather_quad_u8 (or scatter1_fin_u8).
 #define QT_SCATTER_FEW 4
 
 // The taps of each big pixel (m, k) of a phase: its nky segments of seg
@@ -1614,14 +1614,16 @@ static void scatter_patches_u8(const uint8_t *sp0, int32_t rs, int32_t n, int32_
 // whose mask byte out[moff] is nonzero, out = usat8(smmla(c0 + the patch
 // against the channel's lanes, mult, rz) >> sh) (fin_run_m4's common case,
 // same value), its accumulator joins lo / hi; the others get the zero
-// point unread.  kp: c0, the lanes' start, lo, hi, mult, rz, sh, row skip,
-// row step, the last row's end, moff, sw, pb, zero; the lanes (2 words per
-// patch word, lanes_zw_u8's) end at kp itself, which ends the dot's loop.
-// By hand: 7 instructions per dropped output and 18 + 8 per patch word
-// per kept one, where gather_quad_u8 took ~4 per patch word and output
-// and fin_run_st ~8 / 15 plus ~60 per row of 7 (its call).  Fourteen
-// registers: pa r0, out r1, the row's end r2, kp r3, moff r4, sw r5, pb
-// r6, the accumulator r7, zero r8, r9-r12 and lr the dot's.
+// point unread.  kp: c0, the channel's lanes (lanes_quad_zw_u8's: two
+// words per patch word, 32 bytes apart), lo, hi, mult, rz, sh, the row
+// skip and step, the last row's end from out, moff, sw, pb, zero, the
+// row's length.  By hand: 7 instructions per dropped output and ~20 + 8
+// per patch word per kept one, where gather_quad_u8 took ~4 per patch word
+// and output and the finish 8 / 15 per output plus ~60 per row of 7 (a
+// call).  Fourteen registers: pa r0, out r1, the row's end r2, kp r3,
+// moff r4, sw r5, pb r6, the accumulator r7, zero r8 (the patch's end in
+// the dot, then reloaded), r9-r12 and lr the dot's and the finish's; the
+// last row's end on the stack.
 __attribute__((naked, noinline))
 static void scatter1_fin_u8(const uint8_t *pa, uint8_t *out, int32_t *kp) {
     __asm__ volatile (
@@ -1718,20 +1720,21 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     const int bsat = b && !bias_folds(bacc, C, n * g->k_h * g->k_w);
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq, big);
-    // scatter1_fin_u8's constants (kp), the range in kp[2..3]
+    // scatter1_fin_u8's constants (kp), the range in kp[2..3]; it takes a
+    // mask of zero point 0 and fin_run_m4's common shift (fs 1..22)
     const int32_t fs = fin.shift - 32;
+    const int fmask = fin.moff && !fin.zm && !fin.relu && fs >= 1 && fs <= 22;
     int32_t kp[15];
     kp[2] = INT32_MAX;
     kp[3] = INT32_MIN;
     kp[4] = fin.mult;
-    kp[5] = (int32_t)((1u << (fs - 1)) + ((uint32_t)fin.zero << fs));   // fin_run_m4's rz
+    kp[5] = fmask ? (int32_t)((1u << (fs - 1)) + ((uint32_t)fin.zero << fs)) : 0;   // fin_run_m4's rz
     kp[6] = fs;
     kp[8] = sh * W;
     kp[10] = (int32_t)fin.moff;
     kp[11] = sw;
     kp[13] = fin.zero;
     int32_t *mm = kp + 2;
-    const int fmask = fin.moff && !fin.zm && !fin.relu && fs >= 1 && fs <= 22;
     for (int32_t fy = 0; fy < sh; fy++) {
         // big rows by = by0 + m sh of this phase: (by + pad) mod sh == fy
         const int32_t by0 = ((fy - g->pad_h) % sh + sh) % sh, ny = by0 < H ? (H - by0 + sh - 1) / sh : 0;
@@ -1757,10 +1760,12 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
             const int32_t G = nky * seg / 4;
             uint8_t *patches = (uint8_t *)(lanes + 2 * nky * seg);
             const int few = C >= 2 && !bsat && G > 0 && n <= QT_SCATTER_FEW && 8 * nky * seg + P * 4 * G <= 8 * d.row_max;
-            // Mask-aware into a ReLU layer's output (mask zero point 0) at a
-            // few channels: 72 % of Conv2d 16->32's outputs are dropped there,
-            // so a big channel at a time, only its kept outputs computed
-            // (scatter1_fin_u8, on the group's lanes).
+            // Mask-aware into a ReLU layer's output (mask zero point 0): 72 %
+            // of Conv2d 16->32's outputs are dropped there, so a big channel
+            // at a time, only its kept outputs computed (scatter1_fin_u8, on
+            // the group's lanes).  Without a mask gather_quad_u8's four
+            // filters per patch pass stay (every output computed: faster).
+            // kp's row geometry: the phase's.
             const int fused = few && fmask;
             kp[7] = sh * W - nx * sw;
             kp[9] = (ny - 1) * sh * W + nx * sw;
