@@ -535,6 +535,35 @@ def test_conv_update_u8_direct_bit_exact(run, t):
     run_update_cases(run, rng, cases)
 
 
+def test_conv_update_u8_xlist_bit_exact(run):
+    """DSGU updates of 1 to 5 filters at stride 2, 3 x 3 taps, padding 1:
+    on the M0 (and the Unix port) the gradients summed over the list of x's
+    values other than its zero point (conv_dsgu_u8.c), each parity class of
+    input positions with its own taps.  Odd and even sizes (a class with no
+    column or row at 1), x a ReLU output (zero point 0, 72 % zeros: the
+    list), half at any zero point, and dense (the list does not fit in
+    Conv 16->32's scratch: the re-sampled input)."""
+    rng = np.random.default_rng(83)
+    geoms = [g for tt, g in VAE_GEOMS if not tt]
+    geoms += [(int(rng.integers(1, 6)), h, w, int(rng.integers(1, 9)), 3, 3, 2, 2, 1, 1)
+              for h, w in ((5, 6), (6, 5), (1, 4), (3, 1), (9, 9), (2, 2), (7, 8))]
+    cases = []
+    for i, geom in enumerate(geoms + geoms[:2]):
+        c = u8_case(rng, False, geom)
+        kind = i % 3 if i < len(geoms) else 2
+        if kind == 0:       # a ReLU output
+            c["xq"] = GQ.new_qp(0.0, float(rng.uniform(0.5, 4.0)))
+            c["x"][rng.random(c["x"].shape) < 0.72] = 0
+        elif kind == 1:
+            at_zero(rng, c["x"], c["xq"], 0.5)
+        at_zero(rng, c["e"], c["eq"], 0.3)
+        co = c["e"].shape[0]
+        c["k"] = 1 + i % min(5, co)
+        c["sel"] = rng.permutation(co).astype(np.int32)
+        cases.append(c)
+    run_update_cases(run, rng, cases)
+
+
 def run_update_cases(run, rng, ucases):
     """ucases (u8_case dicts, an iterable) through UPD_SCRIPT with random update
     settings, each against the golden model's update_u8_qp."""

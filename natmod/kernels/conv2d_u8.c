@@ -2582,11 +2582,20 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     const int32_t n = sel ? n_sel : g->out_ch;
     int32_t *colsum = NULL;
     const uint8_t *cols = NULL;
+    int32_t *grow = (int32_t *)(void *)(scratch + 4 * CKK + align4(CKK * SHW));
 #if QT_CONV_CORR_DIRECT
-    // DSGU with few filters: no re-sampled input (conv_dsgu.h).
-    const int32_t direct = sel ? qt_conv_corr_direct_bytes(g, n, 4 * CKK + align4(CKK * SHW)) : 0;
+    // DSGU with few filters: no re-sampled input (conv_dsgu.h).  Its input
+    // may take the cols' bytes, or all the scratch but grow and gb, which
+    // then go to its end.
+    const int32_t direct = sel ? qt_conv_corr_direct_u8(g, n, x, zero_x, scratch, 4 * CKK + align4(CKK * SHW),
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+        0   // (the M4's padded input takes the cols' bytes only)
+#else
+        conv2d_scratch_len_u8(g) - 4 * CKK - 4 * g->out_ch
+#endif
+        ) : 0;
     if (direct) {
-        qt_conv_corr_pad_u8(g, x, zero_x, scratch);
+        grow = (int32_t *)(void *)(scratch + direct);
     } else
 #else
     const int32_t direct = 0;
@@ -2595,7 +2604,6 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     {
         cols = conv2d_grad_prepare_u8(g, x, zero_x, scratch, &colsum);
     }
-    int32_t *grow = (int32_t *)(void *)(scratch + 4 * CKK + align4(CKK * SHW));
     int32_t *gb = grow + CKK;
     uint32_t *work = (uint32_t *)(void *)(gb + g->out_ch);
     qt_wrange_init(new_range);

@@ -4,16 +4,10 @@
 #include "conv_transpose2d.h"   // the slice scores
 
 #if QT_CONV_CORR_DIRECT
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-#include <arm_acle.h>
-#endif
-
 // Filters up to which the direct gradients pay: on qemu-m4 a Conv 16->32
 // update costs ~29 k + 29 k per filter direct, ~87 k + 18 k with the
-// re-sampled input (docs/KERNELS.md), even at k = 5.  On qemu-m0 (plain C,
-// no SIMD) ~48 k + 52 k per filter direct against ~161 k + 33 k (k = 3:
-// 204 k / 260 k, k = 8: 464 k / 426 k; bench_dsgu --lmin 0.1 / 0.25): even
-// at k = 6, cheaper up to 5.
+// re-sampled input (docs/KERNELS.md), even at k = 5.  On qemu-m0 ~161 k +
+// 33 k with the re-sampled input.
 #ifndef QT_CORR_DIRECT_MAX
 #if defined(__ARM_ARCH_6M__)
 #define QT_CORR_DIRECT_MAX 5
@@ -21,6 +15,9 @@
 #define QT_CORR_DIRECT_MAX 4
 #endif
 #endif
+
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+#include <arm_acle.h>
 
 static inline int32_t pad_h(const qt_conv_geom_t *g) {
     return (g->out_h - 1) * g->stride_h + g->k_h;
@@ -34,19 +31,12 @@ static inline int32_t planes_bytes(const qt_conv_geom_t *g) {
     return (g->in_ch * pad_h(g) * pad_w(g) + 4 + 3) & ~3;
 }
 
-QT_CONV_NO_LIBCALLS
-int32_t qt_conv_corr_direct_bytes(const qt_conv_geom_t *g, int32_t n, int32_t room) {
-    const int32_t need = planes_bytes(g) + 4 * g->out_h * g->out_w;
-    // (3 taps per row only; a plane's offsets in 16 bits: corr_taps3_u8's list)
-    return g->k_w == 3 && n <= QT_CORR_DIRECT_MAX && need <= room && pad_h(g) * pad_w(g) <= 65536 ? need : 0;
-}
-
 // xp[c] = x[c] inside, z_x around it: every plane filled with z_x by words
 // (4-byte aligned; the slack after the planes too), then the input rows
 // copied in, two bytes a step (on the M0 a row of 14 bytes and its
 // set-up took ~40 + 5 per byte, border bytes included, row by row).
 QT_CONV_NO_LIBCALLS
-void qt_conv_corr_pad_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x, uint8_t *xp) {
+static void corr_pad_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x, uint8_t *xp) {
     const int32_t H = g->in_h, W = g->in_w, PH = pad_h(g), PW = pad_w(g);
     const int32_t left = g->pad_w < PW ? g->pad_w : PW;
     const int32_t inside = W < PW - left ? W : PW - left;
@@ -79,35 +69,6 @@ void qt_conv_corr_pad_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero
 // ~16 per row).
 static void corr_taps3_u8(const uint32_t *dl, int32_t n, const uint8_t *p, uint32_t *a) {
     uint32_t a0 = 0, a1 = 0, a2 = 0;
-#if defined(__ARM_ARCH_6M__)
-    // By hand: GCC split the UXTH and added p to each offset twice (17).
-    if (n > 0) {
-        const uint32_t *end = dl + n;
-        const uint8_t *p1 = p + 1, *p2 = p + 2;
-        uint32_t v, off, t;
-        __asm__ volatile(
-            ".syntax unified\n\t"
-            "1:\n\t"
-            "ldm %[dl]!, {%[v]}\n\t"
-            "uxth %[off], %[v]\n\t"
-            "asrs %[v], %[v], #16\n\t"
-            "ldrb %[t], [%[p0], %[off]]\n\t"
-            "muls %[t], %[v], %[t]\n\t"
-            "add %[a0], %[t]\n\t"
-            "ldrb %[t], [%[p1], %[off]]\n\t"
-            "muls %[t], %[v], %[t]\n\t"
-            "add %[a1], %[t]\n\t"
-            "ldrb %[t], [%[p2], %[off]]\n\t"
-            "muls %[t], %[v], %[t]\n\t"
-            "add %[a2], %[t]\n\t"
-            "cmp %[dl], %[end]\n\t"
-            "bne 1b\n\t"
-            : [dl] "+l"(dl), [a0] "+h"(a0), [a1] "+h"(a1), [a2] "+h"(a2), [v] "=&l"(v), [off] "=&l"(off),
-              [t] "=&l"(t)
-            : [p0] "l"(p), [p1] "l"(p1), [p2] "l"(p2), [end] "h"(end)
-            : "cc", "memory");
-    }
-#else
     for (const uint32_t *end = dl + n; dl != end; dl++) {
         const uint32_t v = *dl;
         const uint32_t d = (uint32_t)((int32_t)v >> 16);
@@ -116,13 +77,11 @@ static void corr_taps3_u8(const uint32_t *dl, int32_t n, const uint8_t *p, uint3
         a1 += d * q[1];
         a2 += d * q[2];
     }
-#endif
     a[0] = a0;
     a[1] = a1;
     a[2] = a2;
 }
 
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 // Cortex-M4, stride_w 2, k_w 3: de as int16 pairs (two output positions,
 // rows of n2 pairs, an odd row ending with a 0), so one word of the plane
 // row holds both positions' taps 0 and 1 (bytes 0, 2 and 1, 3: UXTB16) and
@@ -147,7 +106,6 @@ static void corr_taps3_s2_m4(const qt_conv_geom_t *g, const uint32_t *d2, int32_
     a[1] = (uint32_t)a1;
     a[2] = (uint32_t)a2;
 }
-#endif
 
 QT_CONV_NO_LIBCALLS
 int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
@@ -159,7 +117,6 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
     const uint8_t *eo = e + o * SHW;
     uint32_t dsum = 0;
     int32_t n2 = 0;
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
     if (g->stride_w == 2) {
         n2 = (SW + 1) >> 1;
         int16_t *d16 = (int16_t *)(void *)de;
@@ -172,7 +129,6 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
             }
         }
     }
-#endif
     uint32_t *dl = (uint32_t *)de, *dp = dl;   // corr_taps3_u8's list of the nonzero de
     const uint32_t sw = (uint32_t)g->stride_w, sh = (uint32_t)(g->stride_h * PW);
     for (uint32_t sy = 0, row = 0; !n2 && sy < (uint32_t)SH; sy++, row += sh) {
@@ -191,12 +147,9 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
         for (int32_t ky = 0; ky < KH; ky++) {
             const uint8_t *p = xp + ky * PW;
             uint32_t a[3];
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
             if (n2) {
                 corr_taps3_s2_m4(g, (const uint32_t *)(const void *)de, n2, p, a);
-            } else
-#endif
-            {
+            } else {
                 corr_taps3_u8(dl, nl, p, a);
             }
             for (int32_t kx = 0; kx < 3; kx++) {
@@ -206,6 +159,313 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
     }
     return (int32_t)dsum;
 }
+
+QT_CONV_NO_LIBCALLS
+int32_t qt_conv_corr_direct_u8(const qt_conv_geom_t *g, int32_t n, const uint8_t *x, int32_t zero_x,
+    uint8_t *scratch, int32_t room_cols, int32_t room_all) {
+    (void)room_all;
+    const int32_t need = planes_bytes(g) + 4 * g->out_h * g->out_w;
+    // (3 taps per row only; a plane's offsets in 16 bits: corr_taps3_u8's list)
+    if (g->k_w == 3 && n <= QT_CORR_DIRECT_MAX && need <= room_cols && pad_h(g) * pad_w(g) <= 65536) {
+        corr_pad_u8(g, x, zero_x, scratch);
+        return room_cols;
+    }
+    return 0;
+}
+#else
+// A ReLU layer's output is mostly zeros (Conv 16->32's input: 72 % in the
+// trained state), and a tap reads x - z_x: so a selected filter's gradients
+// are summed over x's values other than z_x, listed once per call, not
+// over the output grid.  At stride 2 a padded input position (py, px)
+// meets the taps of one parity class: py odd only ky = 1 (at sy = (py - 1)
+// / 2), py even ky = 2 and ky = 0 (at sy = py / 2 - 1 and py / 2), the same
+// across; so with b = ((py - 1) >> 1, (px - 1) >> 1) an (even, even) value
+// v = x - z_x adds v de[b], v de[b + (0, 1)], v de[b + (1, 0)], v de[b +
+// (1, 1)] to the taps (2, 2), (2, 0), (0, 2), (0, 0), an (odd, odd) one
+// v de[b] to (1, 1) alone: 2.25 products per value, each class a loop of
+// its own with fixed taps.  de (e_o - z_e) is a map of (SH + 1) x (SW + 1)
+// int32 whose last row and column are 0 (taps past the output grid;
+// padding >= 1 keeps b >= 0).  The list holds v << 16 | (byte offset of b
+// in the map), per channel and class.  A value at z_x adds nothing, so the
+// padding needs no term of its own: the sums are conv2d_filter_grad_u8's
+// integers.  Scratch: the map, the classes' ends (4 per channel), the list.
+// The C around the loops at -Os on the M0 (the module is loaded into the
+// Pico's heap).
+#if defined(__ARM_ARCH_6M__)
+#define QT_XLIST_FN __attribute__((optimize("Os", "no-tree-loop-distribute-patterns")))
+#else
+#define QT_XLIST_FN QT_CONV_NO_LIBCALLS
+#endif
+
+static inline int32_t dmap_w(const qt_conv_geom_t *g) {
+    return g->out_w + 1;
+}
+static inline int32_t dmap_bytes(const qt_conv_geom_t *g) {
+    return 4 * (g->out_h + 1) * dmap_w(g);
+}
+
+// The values other than z_x of one class's rows onto the list at dp: nrow
+// rows of cnt bytes at p, p + 2, ... (a row 2 W after the last), entry
+// offsets from 0 (the first row's), DW4 bytes more per row.
+#if defined(__ARM_ARCH_6M__)
+// 6 instructions per z_x (GCC took 12, forming each entry before the
+// test) and 5 per row (GCC's call per row took ~27): off = base + 2 p.
+static uint32_t *scan_rows(const uint8_t *p, int32_t cnt, int32_t nrow, int32_t W, int32_t zx, int32_t DW4,
+    uint32_t *dp) {
+    if (nrow <= 0 || cnt <= 0) {
+        return dp;
+    }
+    const uint8_t *end = p + 2 * cnt, *last = end + (nrow - 1) * 2 * W;
+    uint32_t base = 0u - 2u * (uint32_t)(uintptr_t)p - 4u, dbase = (uint32_t)DW4 - 4u * (uint32_t)W;
+    const int32_t cnt2 = 2 * cnt, W2 = 2 * W;
+    uint32_t t, u;
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "1:\n\t"
+        "ldrb %[t], [%[p]]\n\t"
+        "adds %[p], #2\n\t"
+        "cmp %[t], %[zx]\n\t"
+        "beq 2f\n\t"
+        "subs %[t], %[t], %[zx]\n\t"
+        "lsls %[t], %[t], #16\n\t"
+        "lsls %[u], %[p], #1\n\t"
+        "add %[u], %[base]\n\t"
+        "orrs %[t], %[u]\n\t"
+        "stm %[dp]!, {%[t]}\n\t"
+        "2:\n\t"
+        "cmp %[p], %[end]\n\t"
+        "bne 1b\n\t"
+        "cmp %[end], %[last]\n\t"
+        "beq 3f\n\t"
+        "add %[end], %[W2]\n\t"
+        "subs %[p], %[end], %[cnt2]\n\t"
+        "add %[base], %[dbase]\n\t"
+        "b 1b\n\t"
+        "3:\n\t"
+        : [p] "+l"(p), [end] "+l"(end), [dp] "+l"(dp), [base] "+h"(base), [t] "=&l"(t), [u] "=&l"(u)
+        : [zx] "l"(zx), [cnt2] "l"(cnt2), [W2] "h"(W2), [dbase] "h"(dbase), [last] "h"(last)
+        : "cc", "memory");
+    return dp;
+}
+#else
+static uint32_t *scan_rows(const uint8_t *p, int32_t cnt, int32_t nrow, int32_t W, int32_t zx, int32_t DW4,
+    uint32_t *dp) {
+    uint32_t row = 0;
+    for (; nrow > 0; nrow--, p += 2 * W, row += (uint32_t)DW4) {
+        uint32_t off = row;
+        for (int32_t j = 0; j < 2 * cnt; j += 2, off += 4) {
+            const int32_t v = (int32_t)p[j] - zx;
+            if (v) {
+                *dp++ = ((uint32_t)v << 16) | off;
+            }
+        }
+    }
+    return dp;
+}
+#endif
+
+QT_XLIST_FN
+int32_t qt_conv_corr_direct_u8(const qt_conv_geom_t *g, int32_t n, const uint8_t *x, int32_t zero_x,
+    uint8_t *scratch, int32_t room_cols, int32_t room_all) {
+    const int32_t room = room_all & ~3;
+    (void)room_cols;
+    const int32_t H = g->in_h, W = g->in_w;
+    // (padding 1: every input row and column lies inside the padded planes,
+    // a row iy has b = iy >> 1, and the classes' first values b = 0)
+    if (!(n <= QT_CORR_DIRECT_MAX && g->k_h == 3 && g->k_w == 3 && g->stride_h == 2 && g->stride_w == 2
+          && g->pad_h == 1 && g->pad_w == 1 && dmap_bytes(g) <= 65536 && dmap_bytes(g) + 16 * g->in_ch <= room)) {
+        return 0;
+    }
+    uint32_t *ends = (uint32_t *)(void *)(scratch + dmap_bytes(g));
+    uint32_t *const list = ends + 4 * g->in_ch, *dp = list;
+    const uint32_t *const cap = (const uint32_t *)(const void *)(scratch + room);
+    for (int32_t c = 0; c < g->in_ch; c++, x += H * W) {
+        for (int32_t cls = 0; cls < 4; cls++) {
+            // cls bit 1: py odd (iy even), bit 0: px odd
+            const int32_t y0 = 1 - (cls >> 1), x0 = 1 - (cls & 1);
+            const int32_t cnt = (W + 1 - x0) >> 1, nrow = (H + 1 - y0) >> 1;
+            if (cap - dp < cnt * nrow) {
+                return 0;
+            }
+            dp = scan_rows(x + y0 * W + x0, cnt, nrow, W, zero_x, 4 * dmap_w(g), dp);
+            *ends++ = (uint32_t)(dp - list);
+        }
+    }
+    return room;
+}
+
+// A class's sums over its entries [p, end): sum v de[b + o] for its taps'
+// offsets o: (0, 4, DW4, DW4 + 4) bytes (taps4), (0, S4) (taps2), 0 (taps1).
+#if defined(__ARM_ARCH_6M__)
+// 19, 12 and 8 instructions per entry (GCC: 22, 15, 9).
+static void taps4(const uint32_t *p, const uint32_t *end, const uint8_t *dm, int32_t DW4, int32_t *a) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t v, q, t;
+    if (p != end) {
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            "ldm %[p]!, {%[v]}\n\t"
+            "uxth %[q], %[v]\n\t"
+            "asrs %[v], %[v], #16\n\t"
+            "adds %[q], %[q], %[dm]\n\t"
+            "ldr %[t], [%[q]]\n\t"
+            "muls %[t], %[v], %[t]\n\t"
+            "add %[a0], %[t]\n\t"
+            "ldr %[t], [%[q], #4]\n\t"
+            "muls %[t], %[v], %[t]\n\t"
+            "add %[a1], %[t]\n\t"
+            "ldr %[t], [%[q], %[DW4]]\n\t"
+            "muls %[t], %[v], %[t]\n\t"
+            "add %[a2], %[t]\n\t"
+            "adds %[q], #4\n\t"
+            "ldr %[t], [%[q], %[DW4]]\n\t"
+            "muls %[t], %[v], %[t]\n\t"
+            "add %[a3], %[t]\n\t"
+            "cmp %[p], %[end]\n\t"
+            "bne 1b\n\t"
+            : [p] "+l"(p), [a0] "+h"(a0), [a1] "+h"(a1), [a2] "+h"(a2), [a3] "+h"(a3), [v] "=&l"(v),
+              [q] "=&l"(q), [t] "=&l"(t)
+            : [dm] "l"(dm), [DW4] "l"(DW4), [end] "h"(end)
+            : "cc", "memory");
+    }
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
+}
+
+static void taps2(const uint32_t *p, const uint32_t *end, const uint8_t *dm, int32_t S4, int32_t *a) {
+    int32_t a0 = 0, a1 = 0;
+    uint32_t v, q, t;
+    if (p != end) {
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            "ldm %[p]!, {%[v]}\n\t"
+            "uxth %[q], %[v]\n\t"
+            "asrs %[v], %[v], #16\n\t"
+            "adds %[q], %[q], %[dm]\n\t"
+            "ldr %[t], [%[q]]\n\t"
+            "muls %[t], %[v], %[t]\n\t"
+            "add %[a0], %[t]\n\t"
+            "ldr %[t], [%[q], %[S4]]\n\t"
+            "muls %[t], %[v], %[t]\n\t"
+            "add %[a1], %[t]\n\t"
+            "cmp %[p], %[end]\n\t"
+            "bne 1b\n\t"
+            : [p] "+l"(p), [a0] "+h"(a0), [a1] "+h"(a1), [v] "=&l"(v), [q] "=&l"(q), [t] "=&l"(t)
+            : [dm] "l"(dm), [S4] "l"(S4), [end] "h"(end)
+            : "cc", "memory");
+    }
+    a[0] = a0;
+    a[1] = a1;
+}
+
+static int32_t taps1(const uint32_t *p, const uint32_t *end, const uint8_t *dm) {
+    int32_t a0 = 0;
+    uint32_t v, q;
+    if (p != end) {
+        __asm__ volatile(
+            ".syntax unified\n\t"
+            "1:\n\t"
+            "ldm %[p]!, {%[v]}\n\t"
+            "uxth %[q], %[v]\n\t"
+            "asrs %[v], %[v], #16\n\t"
+            "ldr %[q], [%[dm], %[q]]\n\t"
+            "muls %[q], %[v], %[q]\n\t"
+            "add %[a0], %[q]\n\t"
+            "cmp %[p], %[end]\n\t"
+            "bne 1b\n\t"
+            : [p] "+l"(p), [a0] "+h"(a0), [v] "=&l"(v), [q] "=&l"(q)
+            : [dm] "l"(dm), [end] "h"(end)
+            : "cc", "memory");
+    }
+    return a0;
+}
+#else
+static inline int32_t dm_at(const uint8_t *dm, uint32_t v, int32_t o) {
+    return *(const int32_t *)(const void *)(dm + (uint16_t)v + o);
+}
+
+static void taps4(const uint32_t *p, const uint32_t *end, const uint8_t *dm, int32_t DW4, int32_t *a) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; p != end; p++) {
+        const int32_t v = (int32_t)*p >> 16;
+        a0 += v * dm_at(dm, *p, 0);
+        a1 += v * dm_at(dm, *p, 4);
+        a2 += v * dm_at(dm, *p, DW4);
+        a3 += v * dm_at(dm, *p, DW4 + 4);
+    }
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
+}
+
+static void taps2(const uint32_t *p, const uint32_t *end, const uint8_t *dm, int32_t S4, int32_t *a) {
+    int32_t a0 = 0, a1 = 0;
+    for (; p != end; p++) {
+        const int32_t v = (int32_t)*p >> 16;
+        a0 += v * dm_at(dm, *p, 0);
+        a1 += v * dm_at(dm, *p, S4);
+    }
+    a[0] = a0;
+    a[1] = a1;
+}
+
+static int32_t taps1(const uint32_t *p, const uint32_t *end, const uint8_t *dm) {
+    int32_t a0 = 0;
+    for (; p != end; p++) {
+        a0 += ((int32_t)*p >> 16) * dm_at(dm, *p, 0);
+    }
+    return a0;
+}
+#endif
+
+QT_CONV_NO_LIBCALLS
+int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
+    int32_t zero_x, int32_t o, uint8_t *scratch, int32_t *grow) {
+    (void)zero_x;
+    const int32_t SH = g->out_h, SW = g->out_w, DW = dmap_w(g);
+    int32_t *dm = (int32_t *)(void *)scratch;
+    const uint32_t *ends = (const uint32_t *)(const void *)(scratch + dmap_bytes(g));
+    const uint32_t *const list = ends + 4 * g->in_ch;
+    const uint8_t *eo = e + o * SH * SW;
+    int32_t dsum = 0;
+    qt_fill_i32(dm, (size_t)((SH + 1) * DW), 0);
+    for (int32_t sy = 0; sy < SH; sy++) {
+        for (int32_t sx = 0; sx < SW; sx++) {
+            const int32_t v = (int32_t)*eo++ - zero_e;
+            dm[sy * DW + sx] = v;
+            dsum += v;
+        }
+    }
+    const uint8_t *dmb = (const uint8_t *)dm;
+    const uint32_t *p = list;
+    for (int32_t c = 0; c < g->in_ch; c++, grow += 9, ends += 4) {
+        int32_t a[4];
+        // (py, px) even: taps (ky kx) 22, 20, 02, 00
+        taps4(p, list + ends[0], dmb, 4 * DW, a);
+        grow[8] = a[0];
+        grow[6] = a[1];
+        grow[2] = a[2];
+        grow[0] = a[3];
+        // py even, px odd: 21, 01
+        taps2(list + ends[0], list + ends[1], dmb, 4 * DW, a);
+        grow[7] = a[0];
+        grow[1] = a[1];
+        // py odd, px even: 12, 10
+        taps2(list + ends[1], list + ends[2], dmb, 4, a);
+        grow[5] = a[0];
+        grow[3] = a[1];
+        // (py, px) odd: 11
+        p = list + ends[3];
+        grow[4] = taps1(list + ends[2], p, dmb);
+    }
+    return dsum;
+}
+#endif
 #endif
 
 #if QT_CONVT_SLICES_BUILT

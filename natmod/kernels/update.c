@@ -609,7 +609,7 @@ static float var_of(int64_t sum, float sq, float cnt, float *mean) {
     return var < 0.0f ? 0.0f : var;
 }
 
-void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, float s_g,
+QT_M0_SMALL void qt_update_rows_u8(uint8_t *w, int32_t *g, int32_t rows_total, int32_t len, float s_g,
     const qt_update_t *u, float *state, int first, qt_wrange_t *new_range) {
     int32_t qmin = INT32_MAX, qmax = INT32_MIN, updated = 0;
     float fl = (float)len;
