@@ -7,7 +7,8 @@
 // Filters up to which the direct gradients pay: on qemu-m4 a Conv 16->32
 // update costs ~29 k + 29 k per filter direct, ~87 k + 18 k with the
 // re-sampled input (docs/KERNELS.md), even at k = 5.  On qemu-m0 ~161 k +
-// 33 k with the re-sampled input.
+// 33 k with the re-sampled input, ~32 k + ~13 k per filter the input's
+// list (72 % zeros; its limit not re-measured since the padded planes').
 #ifndef QT_CORR_DIRECT_MAX
 #if defined(__ARM_ARCH_6M__)
 #define QT_CORR_DIRECT_MAX 5
@@ -185,12 +186,13 @@ int32_t qt_conv_corr_direct_u8(const qt_conv_geom_t *g, int32_t n, const uint8_t
 // v de[b] to (1, 1) alone: 2.25 products per value, each class a loop of
 // its own with fixed taps.  de (e_o - z_e) is a map of (SH + 1) x (SW + 1)
 // int32 whose last row and column are 0 (taps past the output grid;
-// padding >= 1 keeps b >= 0).  The list holds v << 16 | (byte offset of b
-// in the map), per channel and class.  A value at z_x adds nothing, so the
+// padding 1 keeps b >= 0 and every input row and column in the planes).
+// The list holds v << 16 | (byte offset of b in the map), per channel and
+// class.  A value at z_x adds nothing, so the
 // padding needs no term of its own: the sums are conv2d_filter_grad_u8's
 // integers.  Scratch: the map, the classes' ends (4 per channel), the list.
-// The C around the loops at -Os on the M0 (the module is loaded into the
-// Pico's heap).
+// The list's builder (C around its asm loop) at -Os on the M0: the module
+// is loaded into the Pico's heap.
 #if defined(__ARM_ARCH_6M__)
 #define QT_XLIST_FN __attribute__((optimize("Os", "no-tree-loop-distribute-patterns")))
 #else
