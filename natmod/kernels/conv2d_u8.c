@@ -439,86 +439,91 @@ static void dot4s_u8(const uint8_t *a, int32_t astep, int32_t ng, const uint32_t
 #if !(defined(QT_FLOAT_MODULE) && QT_FLOAT_MODULE)
 #define QT_MASK_ROWS 1
 // Mask-aware error propagation (KERNELS.md): the rows of outputs the previous
-// ReLU masked need no MACs (the finish stores their zero point unread), but
-// they are spread over the groups of four (c2's input: 72 % masked, groups
-// all masked 20 %).  So any four rows, each at its own base (row h's column
-// i at base[h] + 4 i: a row of an interleaved group), against the entries
-// of compact_u8: acc[h] += sum_j base[h][4 i_j] v_j (mod 2^32), 16
-// instructions per entry and a branch (the pairs of groups: 15 per entry
-// and group).  Used by the scatter's inside pixels (Conv 16->32's error)
-// only: the gather's and the scatter's border patches' sites (5968c00, ~70
-// k instructions per step each, ~75 B each) did not fit the Pico's heap.
-#define QT_RMAC4 \
-    "ldm r2!, {r1}\n" \
-    "uxth r0, r1\n" \
-    "asrs r1, r1, #16\n" \
-    "beq 9f\n" \
-    "ldrb r3, [r4, r0]\n" "muls r3, r1, r3\n" "add r8, r3\n" \
-    "ldrb r3, [r5, r0]\n" "muls r3, r1, r3\n" "add r9, r3\n" \
-    "ldrb r3, [r6, r0]\n" "muls r3, r1, r3\n" "add r10, r3\n" \
-    "ldrb r3, [r7, r0]\n" "muls r3, r1, r3\n" "add r11, r3\n"
+// ReLU masked need no MACs (the finish stores their zero point unread).
+// One pixel's kept rows (dotk_u8): its mask bytes (the first at mk, hw
+// apart), zm, its rows' start terms and accumulators (C each; the ends:
+// indexed from -4 C up to 0 by the loop's one counter).
+typedef struct {
+    const uint8_t *mk;
+    const int32_t *init_end;
+    int32_t *acc_end;
+    int32_t hw, zm, c4;   // c4 = -4 C
+} qt_dotk_t;
+// For each of C plain rows of L >= 1 columns (row c at rows + c L) whose
+// mask byte is > zm: acc[c] = init[c] + sum_i rows[c L + i] b[i] (mod
+// 2^32); a masked row's acc is left as it was.  One row at a time, so only
+// the kept rows cost MACs (Conv 16->32's input: 72 % masked, spread over
+// any rows): 7 instructions per masked row, 4 per MAC and ~18 per kept
+// row, the columns 8 per pass, the first pass entered L mod 8 blocks from
+// its end (as dot4g_u8).  It replaced the groups of four over every row
+// (dot4g_u8: 3.4 instructions per MAC) in the patches and the kept rows
+// four at a time over compacted runs (dot4m_u8, dot4r_u8) in the inside
+// pixels: see KERNELS.md, "Kept rows one at a time".
+#define QT_KMAC(o) "ldrb r3, [r0, #" o "]\n" "ldrb r4, [r1, #" o "]\n" "muls r4, r3, r4\n" "adds r2, r2, r4\n"
 __attribute__((naked, noinline))
-static void dot4r_u8(const uint8_t *const *base, const uint32_t *ent, int32_t *acc) {
+static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, const qt_dotk_t *k) {
     __asm__ volatile (
         ".syntax unified\n"
         "push {r4, r5, r6, r7, lr}\n"
         QT_M0_HI_TO_LO
-        "push {r2, r4, r5, r6, r7}\n"
-        "ldm r2!, {r4, r5, r6, r7}\n"
-        QT_M0_LO_TO_HI
-        "ldm r0!, {r4, r5, r6, r7}\n"
-        "mov r2, r1\n"
+        "push {r3, r4, r5, r6, r7}\n"   // k at sp
+        "mov r8, r1\n"                  // L: from a row to the next
+        "ldr r4, [r3, #12]\n"
+        "mov r9, r4\n"                  // hw: from a mask byte to the next
+        "ldr r4, [r3, #16]\n"
+        "mov r10, r4\n"                 // zm
+        "adds r4, r2, r1\n"
+        "mov ip, r4\n"                  // b + L: the passes' end
+        "rsbs r4, r1, #0\n"
+        "movs r5, #7\n"
+        "ands r4, r5\n"                 // j = -L mod 8
+        "subs r2, r2, r4\n"
+        "mov lr, r2\n"                  // b - j: each row's pass start
+        "subs r6, r0, r4\n"             // row 0 - j
+        "lsls r4, r4, #3\n"             // 8 bytes per column (4 instructions)
+        "adr r0, 4f\n"
+        "adds r0, r0, r4\n"
+        "mov r11, r0\n"                 // the entry: block j
+        "ldr r5, [r3, #0]\n"            // mk
+        "ldr r7, [r3, #20]\n"           // -4 C
         "1:\n"
-        QT_RMAC4
-        "b 1b\n"
-        "9:\n"
-        "pop {r3}\n"
-        QT_M0_HI_TO_LO
-        "stm r3!, {r4, r5, r6, r7}\n"
-        QT_M0_POP_HI_RET
+        "ldrb r3, [r5]\n"
+        "cmp r3, r10\n"
+        "bgt 3f\n"
+        "2:\n"
+        "add r5, r9\n"
+        "add r6, r8\n"
+        "adds r7, #4\n"
+        "bne 1b\n"
+        "pop {r3, r4, r5, r6, r7}\n"
+        QT_M0_LO_TO_HI
+        "pop {r4, r5, r6, r7, pc}\n"
+        "3:\n"
+        "mov r0, r6\n"
+        "mov r1, lr\n"
+        "movs r2, #0\n"
+        "mov pc, r11\n"
+        ".balign 4\n"   // (adr's target; the padding is never run)
+        "4:\n"
+        QT_KMAC("0") QT_KMAC("1") QT_KMAC("2") QT_KMAC("3")
+        QT_KMAC("4") QT_KMAC("5") QT_KMAC("6") QT_KMAC("7")
+        "adds r0, #8\n"
+        "adds r1, #8\n"
+        "cmp r1, ip\n"
+        "bne 4b\n"
+        "ldr r3, [sp]\n"
+        "ldr r4, [r3, #4]\n"
+        "ldr r4, [r4, r7]\n"
+        "adds r2, r2, r4\n"
+        "ldr r4, [r3, #8]\n"
+        "str r2, [r4, r7]\n"
+        "b 2b\n"
         ".syntax divided\n");
 }
-#undef QT_RMAC4
+#undef QT_KMAC
 #undef QT_M0_HI_TO_LO
 #undef QT_M0_LO_TO_HI
 #undef QT_M0_POP_HI_RET
-
-// dot4s_u8 over the R4 = R & ~3 grouped rows (group g at a + 4 L g) of the
-// outputs not masked only: output r's mask byte at mk[r mstride], masked
-// where it is <= zm; d[r] = init[r] + its sum for a kept r, d[r] of a
-// masked r left as it was (the finish does not read it).  Kept rows four
-// at a time (dot4r_u8); a short last four repeats its first row.
-QT_CONV_NO_LIBCALLS __attribute__((noinline))
-static void dot4m_u8(const uint8_t *a, int32_t L, int32_t R4, const uint8_t *mk, int32_t mstride, int32_t zm,
-    const uint32_t *ent, const int32_t *init, int32_t *d) {
-    int32_t idx[4], k = 0;
-    for (int32_t r = 0; r < R4; r++, mk += mstride) {
-        if ((int32_t)*mk > zm) {
-            idx[k++] = r;
-        }
-        if (k == 4 || (k && r == R4 - 1)) {
-            const uint8_t *base[4];
-            int32_t t[4];
-            for (int32_t h = 0; h < 4; h++) {
-                const int32_t i = idx[h < k ? h : 0];
-                base[h] = a + (i & ~3) * L + (i & 3);
-                t[h] = init[i];
-            }
-            dot4r_u8(base, ent, t);
-            while (k) {
-                k--;
-                d[idx[k]] = t[k];
-            }
-        }
-    }
-}
-// Whether a pixel's cnt entries (of n columns) go through dot4m_u8: the
-// scan of the mask and the calls per four kept rows cost ~100-200
-// instructions per pixel, more than they save on a few entries (measured,
-// bench_dsgu qemu-m0 with every pixel: ConvT 16->1's gather, L = 9, 312 k
-// -> 388 k per call; DSGU 0.1's Conv 16->32 patches, 311 k -> 343 k).
-#define QT_MASK_MIN 16
-#define QT_MASK_PAYS(cnt, n) ((cnt) >= QT_MASK_MIN && (n) <= QT_SPARSE_MAX_N)
 
 #else
 #define QT_MASK_ROWS 0
@@ -1933,10 +1938,12 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     // a per-value add).
     // A few selected small channels (DSGU) make short runs, where a dot
     // product per tap row costs more than the patch: patches then.
-    uint8_t *hwc = C == 1 || n >= QT_SCATTER_RUN_MIN ? (uint8_t *)lanes + vec_work_bytes(g->out_ch * KK) : NULL;
-    int32_t *hsum = (int32_t *)(void *)((uint8_t *)lanes + vec_work_bytes(g->out_ch * KK) + align4(g->out_ch * SHW));
+    // The patches are copied from hwc too (a tap's n values contiguous).
+    uint8_t *hwc = (uint8_t *)lanes + vec_work_bytes(g->out_ch * KK);
+    const int runs = C == 1 || n >= QT_SCATTER_RUN_MIN;
+    int32_t *hsum = (int32_t *)(void *)(hwc + align4(g->out_ch * SHW));
     int32_t *rowacc = C == 1 ? hsum + SHW : NULL;
-    for (int32_t pos = 0; hwc && pos < SHW; pos++) {
+    for (int32_t pos = 0; pos < SHW; pos++) {
         uint8_t *dst = hwc + pos * n;
         uint32_t t = 0;
         for (int32_t j = 0; j < n; j++) {
@@ -1946,6 +1953,11 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         }
         hsum[pos] = (int32_t)t;
     }
+    // chan is free now: n zero points, a tap outside the small side.
+    uint8_t *zrow = (uint8_t *)chan;
+    for (int32_t j = 0; j < n; j++) {
+        zrow[j] = (uint8_t)zs;
+    }
 #if QT_CONV_ROWS4
     // Whether the inside pixels compact their runs: the small side under 7/8
     // density (above, the compaction per pixel and tap row is the cost:
@@ -1953,10 +1965,26 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     // call without this test), estimated from every fifth value (a count of
     // all took ~18 k per call on the VAE's scatters, this ~4 k).
     int32_t nzc = 0, ns = 0;
-    for (int32_t i = 0; hwc && C >= 4 && i < n * SHW; i += 5, ns++) {
+    for (int32_t i = 0; runs && C >= 4 && i < n * SHW; i += 5, ns++) {
         nzc += hwc[i] != zs;
     }
     const int sparse = C >= 4 && 8 * nzc < 7 * ns;
+#endif
+    const int32_t *bsat = b && !bias_folds(bacc, C, n * KK) ? bacc : NULL;
+#if QT_MASK_ROWS
+    // Mask-aware (error propagation into a ReLU layer's output): every
+    // pixel's patch against its kept rows only (dotk_u8), the rows plain
+    // (row_pos with R = 0).  (Even with 32 small channels the patches and
+    // their kept rows cost less than the inside pixels' runs: bench_dsgu
+    // qemu-m0 Conv 16->32 lmin 1.0, 752.1 k -> 708.8 k per call.)
+    const int kept = fin.moff && C >= 4 && !bsat;
+    qt_dotk_t dk;
+    dk.acc_end = accv + C;
+    dk.hw = HW;
+    dk.zm = fin.zm;
+    dk.c4 = -4 * C;
+#else
+    const int kept = 0;
 #endif
     // Repack: for each phase (fy, fx) and output channel c one row over
     // (tap ky = fy + tky*sh, tap kx = fx + tkx*sw, small channel j): tap-major,
@@ -1973,7 +2001,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             phase_off[ph] = off;
             for (int32_t c = 0; c < C; c++) {
                 int32_t step;
-                uint8_t *row = prow + off + row_pos(c, C, L, &step);
+                uint8_t *row = prow + off + row_pos(c, kept ? 0 : C, L, &step);
                 uint32_t s = 0;
                 for (int32_t tky = 0; tky < nky; tky++) {
                     for (int32_t tkx = nkx - 1; tkx >= 0; tkx--) {
@@ -1996,15 +2024,9 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         }
     }
     // wsum becomes each (phase, channel) row's start term, as in the gather.
-    const int32_t *bsat = b && !bias_folds(bacc, C, n * KK) ? bacc : NULL;
     if (bsat || !QT_CONV_ROWS4) {   // (on the M4 the inline finish per pixel is cheaper)
         rowacc = NULL;
     }
-#if QT_MASK_ROWS
-    // Mask-aware (error propagation into a ReLU layer's output): the kept
-    // rows only (dot4m_u8) where the entries are many enough to pay.
-    const int masked = fin.moff && C >= 4 && !bsat;
-#endif
     for (int32_t i = 0; i < nph * C; i++) {
         wsum[i] = (int32_t)((bsat ? 0u : (uint32_t)bacc[i % C]) - zs * (uint32_t)wsum[i]);
     }
@@ -2021,7 +2043,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
         for (int32_t bx = 0; bx < W; bx++) {
             const int32_t nkx = taps_x[fx];
             const int32_t L = n * nky * nkx;
-            if (hwc && L && sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
+            if (runs && !kept && L && sy0 - nky + 1 >= 0 && sy0 < SH && sx0 - nkx + 1 >= 0 && sx0 < SW) {
                 // Inside: per tap row, the big channels' row segments
                 // against the run of hwc.
                 const int32_t ph = fy * sw + fx;
@@ -2046,22 +2068,12 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                     // columns from tky seg: the phase rows' order, as a
                     // patch's), the groups of four over them when sparse
                     // (as the gather; c0 below is the same in both forms).
-#if QT_MASK_ROWS
-                    if ((sparse || masked) && L <= QT_SPARSE_MAX_N) {
-#else
                     if (sparse && L <= QT_SPARSE_MAX_N) {
-#endif
                         int32_t cnt = 0, s;
                         for (int32_t tky = 0; tky < nky; tky++) {
                             const int32_t pos = (sy0 - tky) * SW + sx0 - nkx + 1;
                             cnt += compact_u8(hwc + pos * n, seg, zs, lanes + cnt, &s, (uint32_t)(4 * tky * seg));
                         }
-#if QT_MASK_ROWS
-                        if (masked && QT_MASK_PAYS(cnt, L)) {   // the groups' kept rows only (dot4m_u8)
-                            c_from = C & ~3;
-                            dot4m_u8(wr, L, c_from, big + by * W + bx + fin.moff, HW, fin.zm, lanes, bacc, accv);
-                        } else
-#endif
                         if (QT_SPARSE_PAYS(cnt, L)) {
                             dot4s_u8(wr, 4 * L, C >> 2, lanes, bsat ? NULL : bacc, accv);
                             c_from = C & ~3;
@@ -2101,21 +2113,9 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
                 const int32_t sy = sy0 - tky;
                 for (int32_t tkx = nkx - 1; tkx >= 0; tkx--) {
                     const int32_t sx = sx0 - tkx;
-                    if (sy >= 0 && sy < SH && sx >= 0 && sx < SW) {
-                        const uint8_t *base = small + sy * SW + sx;
-                        if (sel) {
-                            for (int32_t j = 0; j < n; j++) {
-                                *p++ = base[chan[j]];
-                            }
-                        } else {
-                            for (int32_t j = 0; j < n; j++, base += SHW) {
-                                *p++ = *base;
-                            }
-                        }
-                    } else {
-                        for (int32_t j = 0; j < n; j++) {
-                            *p++ = (uint8_t)zs;
-                        }
+                    const uint8_t *src = sy >= 0 && sy < SH && sx >= 0 && sx < SW ? hwc + (sy * SW + sx) * n : zrow;
+                    for (int32_t j = 0; j < n; j++) {
+                        *p++ = src[j];
                     }
                 }
             }
@@ -2126,6 +2126,14 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
             const uint32_t *bxl = C >= 2 ? prep_lanes(patch, L, lanes) : NULL;
             int32_t c = 0;
+#if QT_MASK_ROWS
+            if (kept && L) {   // the kept rows only
+                dk.mk = big + by * W + bx + fin.moff;
+                dk.init_end = ws + C;
+                dotk_u8(wr, L, patch, &dk);
+                c = C;
+            }
+#endif
             while (c < C) {
                 c += dot_rows_u8(wr + c * L, L, C - c, patch, bxl, L, ws + c, accv + c);
             }
