@@ -284,3 +284,27 @@ def _few_filters_cases():
 
 def test_conv_mask_few_filters_bit_exact(run):
     _run_cases(run, _conv_kind(_few_filters_cases()))
+
+
+def _mask_scale_cases():
+    """The scatter's kept rows (the M0's dotk_u8 finishes them in the short
+    form) at multipliers s_e s_w / s_ex where it does not hold: 1/2 and
+    above (r 0.6, 1.0) and below 2^-19 (r 2^20, 2^22): every kept value
+    takes the general finish there (the pixel finished again); r 3.0 in the
+    short form.  Conv 16->32's error, DSGU's few filters and all of them."""
+    rng = np.random.default_rng(81)
+    cases = []
+    for i, r in enumerate((0.6, 1.0, 3.0, 2.0 ** 20, 2.0 ** 22)):
+        t, g = VAE_GEOMS[1]
+        c = u8_case(rng, t, g, zfrac=0.5)
+        co = c["e"].shape[0]
+        c["sel"], c["k"] = (rng.permutation(co).astype(np.int32), 3) if i % 2 == 0 else (None, co)
+        c["exq"] = c["exq"].copy()
+        c["exq"][GQ.SCALE] = np.float32(c["eq"][GQ.SCALE] * c["wq"][GQ.SCALE] * np.float32(r))
+        c["mask"] = _mask(rng, c, 0.72)
+        cases.append(c)
+    return cases
+
+
+def test_conv_mask_scales_bit_exact(run):
+    _run_cases(run, _conv_kind(_mask_scale_cases()))

@@ -439,29 +439,43 @@ static void dot4s_u8(const uint8_t *a, int32_t astep, int32_t ng, const uint32_t
 #if !(defined(QT_FLOAT_MODULE) && QT_FLOAT_MODULE)
 #define QT_MASK_ROWS 1
 // Mask-aware error propagation (KERNELS.md): the rows of outputs the previous
-// ReLU masked need no MACs (the finish stores their zero point unread).
-// One pixel's kept rows (dotk_u8): its mask bytes (the first at mk, hw
-// apart), zm, its rows' start terms and accumulators (C each; the ends:
-// indexed from -4 C up to 0 by the loop's one counter).
+// ReLU masked need no MACs (their output is the zero point).  One pixel's
+// kept rows (dotk_u8): its mask bytes (the first at mk, hw apart, masked
+// where <= zm; the outputs at mk + out_off), its rows' start terms and
+// accumulators (C each; the ends: indexed from -4 C up to 0 by the loop's
+// one counter), the pixel's zero-point term c0, and the finish's short
+// form (qt_conv_fin_t: ml, mh, frnd, fsh, zero; lim = 2^19 where it holds
+// for |acc| < 2^18, 0 where it never does) with the range of the values
+// it finished (lo, hi).
 typedef struct {
     const uint8_t *mk;
     const int32_t *init_end;
     int32_t *acc_end;
     int32_t hw, zm, c4;   // c4 = -4 C
+    int32_t c0, out_off, lo, hi;
+    int32_t ml, mh, frnd, fsh, zero;
+    int32_t redo, lim;    // redo: set where a value needs the general finish
 } qt_dotk_t;
-// For each of C plain rows of L >= 1 columns (row c at rows + c L) whose
-// mask byte is > zm: acc[c] = init[c] + sum_i rows[c L + i] b[i] (mod
-// 2^32); a masked row's acc is left as it was.  One row at a time, so only
-// the kept rows cost MACs (Conv 16->32's input: 72 % masked, spread over
-// any rows): 7 instructions per masked row, 4 per MAC and ~18 per kept
-// row, the columns 8 per pass, the first pass entered L mod 8 blocks from
-// its end (as dot4g_u8).  It replaced the groups of four over every row
-// (dot4g_u8: 3.4 instructions per MAC) in the patches and the kept rows
-// four at a time over compacted runs (dot4m_u8, dot4r_u8) in the inside
-// pixels: see KERNELS.md, "Kept rows one at a time".
+// For each of C plain rows of L >= 1 columns (row c at rows + c L): a
+// masked row's output is the zero point; a kept one's accumulator acc[c] =
+// init[c] + sum_i rows[c L + i] b[i] (mod 2^32) is stored and finished
+// there (+ c0, the short form, the range), or, outside the short form's
+// range, k->redo is set and the caller finishes the pixel again
+// (qt_conv_fin_run; it reads acc).  One row at a time, so only the kept
+// rows cost MACs (Conv 16->32's input: 72 % masked, spread over any rows):
+// 8 instructions per masked row, 4 per MAC and ~45 per kept row, the
+// columns 8 per pass, the first pass entered L mod 8 blocks from its end
+// (as dot4g_u8).  It replaced the groups of four over every row
+// (dot4g_u8: 3.4 instructions per MAC) and a qt_conv_fin_run per pixel
+// (~80 instructions a call, 10 per masked value) in the patches, and the
+// kept rows four at a time over compacted runs (dot4m_u8, dot4r_u8) in the
+// inside pixels: see KERNELS.md, "Kept rows one at a time".
 #define QT_KMAC(o) "ldrb r3, [r0, #" o "]\n" "ldrb r4, [r1, #" o "]\n" "muls r4, r3, r4\n" "adds r2, r2, r4\n"
+// (a + 2^18) < lim (unsigned), a in r2: the short form holds; else redo.
+#define QT_KSHORT "movs r4, #1\n" "lsls r4, r4, #18\n" "adds r4, r2, r4\n" "ldr r0, [r3, #64]\n" "cmp r4, r0\n" \
+    "bhs 8f\n"
 __attribute__((naked, noinline))
-static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, const qt_dotk_t *k) {
+static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, qt_dotk_t *k) {
     __asm__ volatile (
         ".syntax unified\n"
         "push {r4, r5, r6, r7, lr}\n"
@@ -486,10 +500,13 @@ static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, const qt_d
         "mov r11, r0\n"                 // the entry: block j
         "ldr r5, [r3, #0]\n"            // mk
         "ldr r7, [r3, #20]\n"           // -4 C
+        "ldr r0, [r3, #56]\n"           // the masked rows' zero point and out_off
+        "ldr r1, [r3, #28]\n"
         "1:\n"
-        "ldrb r3, [r5]\n"
-        "cmp r3, r10\n"
+        "ldrb r4, [r5]\n"
+        "cmp r4, r10\n"
         "bgt 3f\n"
+        "strb r0, [r5, r1]\n"           // masked: the zero point
         "2:\n"
         "add r5, r9\n"
         "add r6, r8\n"
@@ -514,12 +531,56 @@ static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, const qt_d
         "ldr r3, [sp]\n"
         "ldr r4, [r3, #4]\n"
         "ldr r4, [r4, r7]\n"
-        "adds r2, r2, r4\n"
+        "adds r2, r2, r4\n"             // + init
         "ldr r4, [r3, #8]\n"
-        "str r2, [r4, r7]\n"
+        "str r2, [r4, r7]\n"            // acc (for a redo)
+        "ldr r4, [r3, #24]\n"
+        "adds r2, r2, r4\n"             // a = acc + c0
+        "ldr r0, [r3, #32]\n"
+        "cmp r2, r0\n"
+        "blt 6f\n"                      // a new low
+        "10:\n"
+        "ldr r0, [r3, #36]\n"
+        "cmp r2, r0\n"
+        "bgt 7f\n"                      // a new high
+        "11:\n"                         // the short form (qt_conv_fin, conv2d_fin.c's loop)
+        "ldr r0, [r3, #40]\n"
+        "muls r0, r2, r0\n"
+        "asrs r0, r0, #12\n"
+        "ldr r1, [r3, #44]\n"
+        "muls r1, r2, r1\n"
+        "adds r0, r0, r1\n"
+        "ldr r1, [r3, #48]\n"
+        "adds r0, r0, r1\n"
+        "ldr r1, [r3, #52]\n"
+        "asrs r0, r1\n"
+        "ldr r1, [r3, #56]\n"
+        "adds r0, r0, r1\n"
+        "lsrs r1, r0, #8\n"
+        "beq 5f\n"
+        "asrs r0, r0, #31\n"            // below 0: 0, above 255: 255
+        "mvns r0, r0\n"
+        "5:\n"
+        "ldr r1, [r3, #28]\n"
+        "strb r0, [r5, r1]\n"
+        "12:\n"
+        "ldr r0, [r3, #56]\n"
+        "ldr r1, [r3, #28]\n"
         "b 2b\n"
+        "6:\n"
+        QT_KSHORT
+        "str r2, [r3, #32]\n"
+        "b 10b\n"
+        "7:\n"
+        QT_KSHORT
+        "str r2, [r3, #36]\n"
+        "b 11b\n"
+        "8:\n"
+        "str r3, [r3, #60]\n"           // redo (k: not 0)
+        "b 12b\n"
         ".syntax divided\n");
 }
+#undef QT_KSHORT
 #undef QT_KMAC
 #undef QT_M0_HI_TO_LO
 #undef QT_M0_LO_TO_HI
@@ -1983,6 +2044,16 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     dk.hw = HW;
     dk.zm = fin.zm;
     dk.c4 = -4 * C;
+    dk.out_off = (int32_t)-fin.moff;
+    dk.lo = INT32_MAX;
+    dk.hi = INT32_MIN;
+    dk.ml = fin.ml;
+    dk.mh = fin.mh;
+    dk.frnd = fin.frnd;
+    dk.fsh = fin.fsh;
+    dk.zero = fin.zero;
+    dk.redo = 0;
+    dk.lim = fin.fast ? 1 << 19 : 0;
 #else
     const int kept = 0;
 #endif
@@ -2125,13 +2196,16 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             const int32_t *ws = wsum + ph * C;
             const uint32_t c0 = (uint32_t)L * zw * zs - zw * psum;
             const uint32_t *bxl = C >= 2 ? prep_lanes(patch, L, lanes) : NULL;
-            int32_t c = 0;
+            int32_t c = 0, done = 0;
 #if QT_MASK_ROWS
-            if (kept && L) {   // the kept rows only
+            if (kept && L) {   // the kept rows only, finished there
                 dk.mk = big + by * W + bx + fin.moff;
                 dk.init_end = ws + C;
+                dk.c0 = (int32_t)c0;
                 dotk_u8(wr, L, patch, &dk);
                 c = C;
+                done = !dk.redo;
+                dk.redo = 0;
             }
 #endif
             while (c < C) {
@@ -2139,7 +2213,7 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             }
             if (rowacc) {
                 rowacc[bx] = (int32_t)((uint32_t)accv[0] + c0);
-            } else {
+            } else if (!done) {
                 qt_conv_fin_run(accv, bsat, C, big + by * W + bx, HW, c0, &fin, mm);
             }
             if (++fx == sw) {
@@ -2151,6 +2225,10 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             qt_conv_fin_run(rowacc, NULL, W, big + by * W, 1, 0, &fin, mm);
         }
     }
+#if QT_MASK_ROWS
+    mm[0] = dk.lo < mm[0] ? dk.lo : mm[0];   // the values dotk_u8 finished
+    mm[1] = dk.hi > mm[1] ? dk.hi : mm[1];
+#endif
     if (stats) {
         stats[0] = mm[0];
         stats[1] = mm[1];
