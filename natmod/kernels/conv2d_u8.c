@@ -443,19 +443,22 @@ static void dot4s_u8(const uint8_t *a, int32_t astep, int32_t ng, const uint32_t
 // kept rows (dotk_u8): its mask bytes (the first at mk, hw apart, masked
 // where <= zm; the outputs at mk + out_off), its rows' start terms and
 // accumulators (C each; the ends: indexed from -4 C up to 0 by the loop's
-// one counter), the pixel's zero-point term c0, and the finish's short
-// form (qt_conv_fin_t: ml, mh, frnd, fsh, zero; lim = 2^19 where it holds
-// for |acc| < 2^18, 0 where it never does) with the range of the values
-// it finished (lo, hi).
+// one counter), the pixel's zero-point term c0, and the finish (f: zm,
+// zero and the short form's constants, read at the offsets below; lim =
+// 2^19 where the short form holds for |acc| < 2^18, 0 where it never
+// does) with the range of the values it finished (lo, hi).
 typedef struct {
     const uint8_t *mk;
     const int32_t *init_end;
     int32_t *acc_end;
-    int32_t hw, zm, c4;   // c4 = -4 C
+    int32_t hw, c4;   // c4 = -4 C
     int32_t c0, out_off, lo, hi;
-    int32_t ml, mh, frnd, fsh, zero;
+    const qt_conv_fin_t *f;
     int32_t redo, lim;    // redo: set where a value needs the general finish
 } qt_dotk_t;
+_Static_assert(offsetof(qt_conv_fin_t, zero) == 20 && offsetof(qt_conv_fin_t, mh) == 32
+    && offsetof(qt_conv_fin_t, ml) == 36 && offsetof(qt_conv_fin_t, fsh) == 40
+    && offsetof(qt_conv_fin_t, frnd) == 44 && offsetof(qt_conv_fin_t, zm) == 52, "dotk_u8's offsets");
 // For each of C plain rows of L >= 1 columns (row c at rows + c L): a
 // masked row's output is the zero point; a kept one's accumulator acc[c] =
 // init[c] + sum_i rows[c L + i] b[i] (mod 2^32) is stored and finished
@@ -472,7 +475,7 @@ typedef struct {
 // inside pixels: see KERNELS.md, "Kept rows one at a time".
 #define QT_KMAC(o) "ldrb r3, [r0, #" o "]\n" "ldrb r4, [r1, #" o "]\n" "muls r4, r3, r4\n" "adds r2, r2, r4\n"
 // (a + 2^18) < lim (unsigned), a in r2: the short form holds; else redo.
-#define QT_KSHORT "movs r4, #1\n" "lsls r4, r4, #18\n" "adds r4, r2, r4\n" "ldr r0, [r3, #64]\n" "cmp r4, r0\n" \
+#define QT_KSHORT "movs r4, #1\n" "lsls r4, r4, #18\n" "adds r4, r2, r4\n" "ldr r0, [r3, #44]\n" "cmp r4, r0\n" \
     "bhs 8f\n"
 __attribute__((naked, noinline))
 static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, qt_dotk_t *k) {
@@ -484,7 +487,8 @@ static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, qt_dotk_t 
         "mov r8, r1\n"                  // L: from a row to the next
         "ldr r4, [r3, #12]\n"
         "mov r9, r4\n"                  // hw: from a mask byte to the next
-        "ldr r4, [r3, #16]\n"
+        "ldr r4, [r3, #36]\n"           // f
+        "ldr r4, [r4, #52]\n"
         "mov r10, r4\n"                 // zm
         "adds r4, r2, r1\n"
         "mov ip, r4\n"                  // b + L: the passes' end
@@ -499,9 +503,10 @@ static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, qt_dotk_t 
         "adds r0, r0, r4\n"
         "mov r11, r0\n"                 // the entry: block j
         "ldr r5, [r3, #0]\n"            // mk
-        "ldr r7, [r3, #20]\n"           // -4 C
-        "ldr r0, [r3, #56]\n"           // the masked rows' zero point and out_off
-        "ldr r1, [r3, #28]\n"
+        "ldr r7, [r3, #16]\n"           // -4 C
+        "ldr r0, [r3, #36]\n"
+        "ldr r0, [r0, #20]\n"           // the masked rows' zero point and out_off
+        "ldr r1, [r3, #24]\n"
         "1:\n"
         "ldrb r4, [r5]\n"
         "cmp r4, r10\n"
@@ -534,49 +539,51 @@ static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, qt_dotk_t 
         "adds r2, r2, r4\n"             // + init
         "ldr r4, [r3, #8]\n"
         "str r2, [r4, r7]\n"            // acc (for a redo)
-        "ldr r4, [r3, #24]\n"
+        "ldr r4, [r3, #20]\n"
         "adds r2, r2, r4\n"             // a = acc + c0
-        "ldr r0, [r3, #32]\n"
+        "ldr r0, [r3, #28]\n"
         "cmp r2, r0\n"
         "blt 6f\n"                      // a new low
         "10:\n"
-        "ldr r0, [r3, #36]\n"
+        "ldr r0, [r3, #32]\n"
         "cmp r2, r0\n"
         "bgt 7f\n"                      // a new high
         "11:\n"                         // the short form (qt_conv_fin, conv2d_fin.c's loop)
-        "ldr r0, [r3, #40]\n"
+        "ldr r4, [r3, #36]\n"           // f
+        "ldr r0, [r4, #36]\n"
         "muls r0, r2, r0\n"
         "asrs r0, r0, #12\n"
-        "ldr r1, [r3, #44]\n"
+        "ldr r1, [r4, #32]\n"
         "muls r1, r2, r1\n"
         "adds r0, r0, r1\n"
-        "ldr r1, [r3, #48]\n"
+        "ldr r1, [r4, #44]\n"
         "adds r0, r0, r1\n"
-        "ldr r1, [r3, #52]\n"
+        "ldr r1, [r4, #40]\n"
         "asrs r0, r1\n"
-        "ldr r1, [r3, #56]\n"
+        "ldr r1, [r4, #20]\n"
         "adds r0, r0, r1\n"
         "lsrs r1, r0, #8\n"
         "beq 5f\n"
         "asrs r0, r0, #31\n"            // below 0: 0, above 255: 255
         "mvns r0, r0\n"
         "5:\n"
-        "ldr r1, [r3, #28]\n"
+        "ldr r1, [r3, #24]\n"
         "strb r0, [r5, r1]\n"
         "12:\n"
-        "ldr r0, [r3, #56]\n"
-        "ldr r1, [r3, #28]\n"
+        "ldr r0, [r3, #36]\n"
+        "ldr r0, [r0, #20]\n"
+        "ldr r1, [r3, #24]\n"
         "b 2b\n"
         "6:\n"
         QT_KSHORT
-        "str r2, [r3, #32]\n"
+        "str r2, [r3, #28]\n"
         "b 10b\n"
         "7:\n"
         QT_KSHORT
-        "str r2, [r3, #36]\n"
+        "str r2, [r3, #32]\n"
         "b 11b\n"
         "8:\n"
-        "str r3, [r3, #60]\n"           // redo (k: not 0)
+        "str r3, [r3, #40]\n"           // redo (k: not 0)
         "b 12b\n"
         ".syntax divided\n");
 }
@@ -2042,16 +2049,11 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
     qt_dotk_t dk;
     dk.acc_end = accv + C;
     dk.hw = HW;
-    dk.zm = fin.zm;
     dk.c4 = -4 * C;
     dk.out_off = (int32_t)-fin.moff;
     dk.lo = INT32_MAX;
     dk.hi = INT32_MIN;
-    dk.ml = fin.ml;
-    dk.mh = fin.mh;
-    dk.frnd = fin.frnd;
-    dk.fsh = fin.fsh;
-    dk.zero = fin.zero;
+    dk.f = &fin;
     dk.redo = 0;
     dk.lim = fin.fast ? 1 << 19 : 0;
 #else
@@ -2180,17 +2182,19 @@ void qt_conv_scatter_u8(const qt_conv_geom_t *g, const uint8_t *small, const uin
             // The small values under this pixel's taps (zero point outside):
             // per tap, one value of each selected channel.
             uint8_t *p = patch;
+            uint32_t psum = 0;
             for (int32_t tky = 0; tky < nky; tky++) {
                 const int32_t sy = sy0 - tky;
                 for (int32_t tkx = nkx - 1; tkx >= 0; tkx--) {
                     const int32_t sx = sx0 - tkx;
                     const uint8_t *src = sy >= 0 && sy < SH && sx >= 0 && sx < SW ? hwc + (sy * SW + sx) * n : zrow;
                     for (int32_t j = 0; j < n; j++) {
-                        *p++ = src[j];
+                        const uint8_t v = src[j];
+                        *p++ = v;
+                        psum += v;
                     }
                 }
             }
-            const uint32_t psum = sum_u8(patch, L);
             const int32_t ph = fy * sw + fx;
             const uint8_t *wr = prow + phase_off[ph];
             const int32_t *ws = wsum + ph * C;
