@@ -467,8 +467,9 @@ _Static_assert(offsetof(qt_conv_fin_t, zero) == 20 && offsetof(qt_conv_fin_t, mh
 // (qt_conv_fin_run; it reads acc).  One row at a time, so only the kept
 // rows cost MACs (Conv 16->32's input: 72 % masked, spread over any rows):
 // 8 instructions per masked row, 4 per MAC and ~45 per kept row, the
-// columns 8 per pass, the first pass entered L mod 8 blocks from its end
-// (as dot4g_u8).  It replaced the groups of four over every row
+// columns 4 per pass (+1 per MAC; 8 per pass took 32 bytes more than the
+// Pico's heap had), the first pass entered L mod 4 blocks from its end (as
+// dot4g_u8).  It replaced the groups of four over every row
 // (dot4g_u8: 3.4 instructions per MAC) and a qt_conv_fin_run per pixel
 // (~80 instructions a call, 10 per masked value) in the patches, and the
 // kept rows four at a time over compacted runs (dot4m_u8, dot4r_u8) in the
@@ -493,8 +494,8 @@ static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, qt_dotk_t 
         "adds r4, r2, r1\n"
         "mov ip, r4\n"                  // b + L: the passes' end
         "rsbs r4, r1, #0\n"
-        "movs r5, #7\n"
-        "ands r4, r5\n"                 // j = -L mod 8
+        "movs r5, #3\n"
+        "ands r4, r5\n"                 // j = -L mod 4
         "subs r2, r2, r4\n"
         "mov lr, r2\n"                  // b - j: each row's pass start
         "subs r6, r0, r4\n"             // row 0 - j
@@ -528,9 +529,8 @@ static void dotk_u8(const uint8_t *rows, int32_t L, const uint8_t *b, qt_dotk_t 
         ".balign 4\n"   // (adr's target; the padding is never run)
         "4:\n"
         QT_KMAC("0") QT_KMAC("1") QT_KMAC("2") QT_KMAC("3")
-        QT_KMAC("4") QT_KMAC("5") QT_KMAC("6") QT_KMAC("7")
-        "adds r0, #8\n"
-        "adds r1, #8\n"
+        "adds r0, #4\n"
+        "adds r1, #4\n"
         "cmp r1, ip\n"
         "bne 4b\n"
         "ldr r3, [sp]\n"
