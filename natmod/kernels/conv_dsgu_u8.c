@@ -87,14 +87,13 @@ static void corr_taps3_u8(const uint32_t *dl, int32_t n, const uint8_t *p, uint3
 // the word 2 bytes on their taps 2: 3 loads, 3 UXTB16, 3 SMLAD per 6 MACs.
 // A row is read up to 3 bytes past its end (the next row, or the slack
 // after the planes), where the odd position's de is 0.
-static void corr_taps3_s2_m4(const qt_conv_geom_t *g, const uint32_t *d2, int32_t n2, const uint8_t *p,
+static void corr_taps3_s2_m4(const uint32_t *d2, int32_t n4, int32_t skip, int32_t rows, const uint8_t *p,
     uint32_t *a) {
     // In asm: GCC's loops took 12 instructions per pair and 9 per row (q
     // not post-incremented, the row's end and step reloaded from the
     // stack); here 11 and 4 (a Conv 16->32 update on qemu-m4: ~3 k less per
-    // filter).  (out_h, out_w >= 1: n2, rows >= 1.)
-    const int32_t n4 = 4 * n2, skip = g->stride_h * pad_w(g) - n4;
-    int32_t rows = g->out_h;
+    // filter).  n4 = 4 n2, skip = the rest of stride_h padded rows, rows =
+    // out_h (out_h, out_w >= 1: n2, rows >= 1).
     uint32_t a0 = 0, a1 = 0, a2 = 0, d, w, t;
     const uint32_t *end;
     __asm__ volatile(
@@ -161,12 +160,13 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
     }
     const int32_t nl = (int32_t)(dp - dl);
     const uint32_t zd = (uint32_t)zero_x * dsum;   // the padding's z_x de, taken out
+    const int32_t n4 = 4 * n2, skip = (int32_t)sh - n4;
     for (int32_t c = 0; c < g->in_ch; c++, xp += PHW) {
         for (int32_t ky = 0; ky < KH; ky++) {
             const uint8_t *p = xp + ky * PW;
             uint32_t a[3];
             if (n2) {
-                corr_taps3_s2_m4(g, (const uint32_t *)(const void *)de, n2, p, a);
+                corr_taps3_s2_m4((const uint32_t *)(const void *)de, n4, skip, SH, p, a);
             } else {
                 corr_taps3_u8(dl, nl, p, a);
             }
