@@ -59,14 +59,14 @@ static void corr_pad_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_
 }
 
 // The three taps (k_w = 3) of tap row ky of one padded plane, summed over
-// the output positions: a[kx] = sum_pix de[pix] p[off[pix] + kx], p = the
-// plane's row ky.  dl lists only the positions with de != 0, packed as
+// the output positions: a[kx] = sum_pix de[pix] p[off[pix] + kx] - zd, p =
+// the plane's row ky, zd = z_x sum de (the padding's part, taken out).  dl lists only the positions with de != 0, packed as
 // de << 16 | off (off = sy sh PW + sx sw < 2^16): a masked position (the
 // ReLU layer's output error, most of it after training) costs nothing, and
 // one loop per tap row replaces one per output row (on the M0 14
 // instructions per listed position; the rows' loop took 12 per position and
 // ~16 per row).
-static void corr_taps3_u8(const uint32_t *dl, int32_t n, const uint8_t *p, uint32_t *a) {
+static void corr_taps3_u8(const uint32_t *dl, int32_t n, const uint8_t *p, uint32_t zd, int32_t *a) {
     uint32_t a0 = 0, a1 = 0, a2 = 0;
     for (const uint32_t *end = dl + n; dl != end; dl++) {
         const uint32_t v = *dl;
@@ -76,9 +76,9 @@ static void corr_taps3_u8(const uint32_t *dl, int32_t n, const uint8_t *p, uint3
         a1 += d * q[1];
         a2 += d * q[2];
     }
-    a[0] = a0;
-    a[1] = a1;
-    a[2] = a2;
+    a[0] = (int32_t)(a0 - zd);
+    a[1] = (int32_t)(a1 - zd);
+    a[2] = (int32_t)(a2 - zd);
 }
 
 // Cortex-M4, stride_w 2, k_w 3: de as int16 pairs (two output positions,
@@ -88,7 +88,7 @@ static void corr_taps3_u8(const uint32_t *dl, int32_t n, const uint8_t *p, uint3
 // A row is read up to 3 bytes past its end (the next row, or the slack
 // after the planes), where the odd position's de is 0.
 static void corr_taps3_s2_m4(const uint32_t *d2, int32_t n4, int32_t skip, int32_t rows, const uint8_t *p,
-    uint32_t *a) {
+    uint32_t zd, int32_t *a) {
     // In asm: GCC's loops took 12 instructions per pair and 9 per row (q
     // not post-incremented, the row's end and step reloaded from the
     // stack); here 11 and 4 (a Conv 16->32 update on qemu-m4: ~3 k less per
@@ -119,9 +119,9 @@ static void corr_taps3_s2_m4(const uint32_t *d2, int32_t n4, int32_t skip, int32
           [end] "=&r"(end), [d] "=&r"(d), [w] "=&r"(w), [t] "=&r"(t)
         : [n4] "r"(n4), [skip] "r"(skip)
         : "cc", "memory");
-    a[0] = a0;
-    a[1] = a1;
-    a[2] = a2;
+    a[0] = (int32_t)(a0 - zd);
+    a[1] = (int32_t)(a1 - zd);
+    a[2] = (int32_t)(a2 - zd);
 }
 
 QT_CONV_NO_LIBCALLS
@@ -162,16 +162,12 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
     const uint32_t zd = (uint32_t)zero_x * dsum;   // the padding's z_x de, taken out
     const int32_t n4 = 4 * n2, skip = (int32_t)sh - n4;
     for (int32_t c = 0; c < g->in_ch; c++, xp += PHW) {
-        for (int32_t ky = 0; ky < KH; ky++) {
+        for (int32_t ky = 0; ky < KH; ky++, grow += 3) {
             const uint8_t *p = xp + ky * PW;
-            uint32_t a[3];
             if (n2) {
-                corr_taps3_s2_m4((const uint32_t *)(const void *)de, n4, skip, SH, p, a);
+                corr_taps3_s2_m4((const uint32_t *)(const void *)de, n4, skip, SH, p, zd, grow);
             } else {
-                corr_taps3_u8(dl, nl, p, a);
-            }
-            for (int32_t kx = 0; kx < 3; kx++) {
-                *grow++ = (int32_t)(a[kx] - zd);
+                corr_taps3_u8(dl, nl, p, zd, grow);
             }
         }
     }
