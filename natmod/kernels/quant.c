@@ -146,6 +146,17 @@ float qt_sqrt_f32(float x) {
     // steps instead of the four float divisions of Newton's method, each a
     // ~200-instruction libgcc call in soft float on the M0, once per filter
     // and per call in every update.
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP && defined(__ARM_FP) && (__ARM_FP & 4)
+    // The M4F's VSQRT.F32 is IEEE's correctly rounded root (round to
+    // nearest, the FPSCR default), so the same bits as qt_sqrtf in ~14
+    // cycles instead of ~280 instructions (three calls a Dense update).
+    // Normal x only: a flush-to-zero FPSCR would zero a subnormal.
+    if (x >= 1.17549435e-38f) {
+        float r;
+        __asm__("vsqrt.f32 %0, %1" : "=t"(r) : "t"(x));
+        return r;
+    }
+#endif
     return x > 0.0f ? qt_sqrtf(x) : 0.0f;
 }
 
