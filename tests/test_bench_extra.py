@@ -301,7 +301,7 @@ def test_cnn_seeds_checked(bad, capsys):
 
 def test_dsgu_share_scales_error_and_update_by_k_over_n():
     """bench_dsgu --share: a layer's share is lmin 1.0's error + update
-    times k/N, plus the passes DSGU adds (scores, select) as measured at the
+    times k/N (N: the structures carrying an error there), plus the passes DSGU adds (scores, select) as measured at the
     small k; a layer whose only structure is always selected costs its full
     backward.  The ratios printed divide lmin 1.0's total by each."""
     from qtrain_host import bench_dsgu
@@ -314,3 +314,9 @@ def test_dsgu_share_scales_error_and_update_by_k_over_n():
     assert out[0][3:] == (515, 3000 * 2 / 20 + 15)      # measured; share = 300 + 15
     assert out[1][3:] == (105, 105)
     assert (tm, ts, tf) == (620, 420, 3123)
+    # N counts the structures that carry an error at lmin 1.0, when known:
+    # 10 of a's 20 rows carry one, so its k = 2 is a fifth of the full work.
+    full[0][2]["carry"] = 10
+    out, (tm, ts, tf) = bench_dsgu.share_rows(rows, full)
+    assert out[0][2] == 10 and out[0][4] == 3000 * 2 / 10 + 15
+    assert tf == 3123                                   # "carry" is a count, not a cost

@@ -22,7 +22,10 @@ Each figure includes one Python call into _qtrain (~1-4 k instructions).
 cost if its error and update scaled exactly with k/N (lmin 1.0's error +
 update times k/N, plus the relu, scores and select passes as measured at
 lmin): the ratio DSGU reaches when the small-k passes cost exactly their
-share of the full ones, next to the measured ratio.
+share of the full ones, next to the measured ratio.  N counts the
+structures that carry an error at lmin 1.0 (a Dense row whose error the
+ReLU masks costs ~10 instructions there, and DSGU's k selects rows with
+one), so N is below the layer's size where the mask empties whole rows.
 --scan: cost of the weight-range step's scan of the stored weights
 (update.c, stored_range_u8) on 4 x 1568 weights whose stored values span
 0..255 (the scan stops at once) or only 3..252 / 60..200 (a full pass).
@@ -128,6 +131,17 @@ for rep in range(2):
         cnt("update", lambda: lay._upd(e, eq, lay.x, lay.xq, lay.w, lay.wq, lay.b, lay.bq, g, sel, k,
                       lay.hp, lay.flags, lay.state, lay.rng, lay._scr))
     print("@bench k", k)
+# Structures that carry an error (after the ReLU mask): the ones DSGU can
+# select with a nonzero score; a row or filter without one costs little
+# even at lmin 1.0 (--share divides by these, not by all of them).
+ze = int(eq[1])
+if kind == "dense":
+    carry = sum(1 for v in e if v != ze)
+else:
+    nch = lay.geom[3]   # out_ch
+    hw = len(e) // nch
+    carry = sum(1 for c in range(nch) if any(v != ze for v in e[c * hw:(c + 1) * hw]))
+print("@bench carry", carry)
 for key in T:
     print("@bench %%s %%d" %% (key, T[key] // 2))
 """
@@ -214,7 +228,7 @@ def main(argv=None):
         tot = 0
         rows = breakdown(b, a.lmin, convt=a.convt, mask_aware=a.mask_aware)
         for name, k, p in rows:
-            t = sum(v for x, v in p.items() if x != "forward")
+            t = sum(v for x, v in p.items() if x not in ("forward", "carry"))
             tot += t
             print("| %s | %s | %s | %d | %s |" % (name, k, " | ".join(str(p.get(x, "-")) for x in parts), t,
                                                  p.get("forward", "-")))
@@ -227,24 +241,26 @@ def main(argv=None):
 def share_rows(rows, full):
     """[(name, k, N, measured, share)] and the totals (measured, share, full)
     of breakdown() at some lmin (rows) against lmin 1.0 (full): share = the
-    full error + update times k/N plus the relu, scores and select passes as
+    full error + update times k/N (N: the structures that carry an error at
+    lmin 1.0, "carry"; k/N at most 1) plus the relu, scores and select passes as
     measured at lmin (what the backward costs when the small-k passes cost
     exactly their fraction of the full ones)."""
     out, tm, ts, tf = [], 0, 0, 0
     for (name, k, p), (_, n, pf) in zip(rows, full):
-        k, n = float(k), float(n)
-        m = sum(v for x, v in p.items() if x != "forward")
-        s = (pf.get("error", 0) + pf.get("update", 0)) * k / n + sum(p.get(x, 0) for x in ("relu", "scores", "select"))
+        k, n = float(k), float(pf.get("carry", n))
+        m = sum(v for x, v in p.items() if x not in ("forward", "carry"))
+        s = (pf.get("error", 0) + pf.get("update", 0)) * min(k / max(n, 1.0), 1.0) + sum(
+            p.get(x, 0) for x in ("relu", "scores", "select"))
         out.append((name, k, n, m, s))
         tm, ts = tm + m, ts + s
-        tf += sum(v for x, v in pf.items() if x != "forward")
+        tf += sum(v for x, v in pf.items() if x not in ("forward", "carry"))
     return out, (tm, ts, tf)
 
 
 def print_share(board, rows, full):
     out, (tm, ts, tf) = share_rows(rows, full)
     print()
-    print("| %s | k / N | measured | k/N share | measured - share |" % board)
+    print("| %s | k / N (N: carrying an error at lmin 1.0) | measured | k/N share | measured - share |" % board)
     print("|---|---:|---:|---:|---:|")
     for name, k, n, m, s in out:
         print("| %s | %d / %d | %d | %d | %d |" % (name, k, n, m, s, m - s))
