@@ -228,7 +228,7 @@ def main(argv=None):
         tot = 0
         rows = breakdown(b, a.lmin, convt=a.convt, mask_aware=a.mask_aware)
         for name, k, p in rows:
-            t = sum(v for x, v in p.items() if x not in ("forward", "carry"))
+            t = backward_total(p)
             tot += t
             print("| %s | %s | %s | %d | %s |" % (name, k, " | ".join(str(p.get(x, "-")) for x in parts), t,
                                                  p.get("forward", "-")))
@@ -236,6 +236,12 @@ def main(argv=None):
         if a.share:
             print_share(b, rows, breakdown(b, 1.0, convt=a.convt, mask_aware=a.mask_aware))
     return 0
+
+
+def backward_total(parts):
+    """A layer's backward from breakdown()'s parts: every timed pass but the
+    forward ("carry" is a count of structures, not a cost)."""
+    return sum(v for x, v in parts.items() if x not in ("forward", "carry"))
 
 
 def share_rows(rows, full):
@@ -248,12 +254,12 @@ def share_rows(rows, full):
     out, tm, ts, tf = [], 0, 0, 0
     for (name, k, p), (_, n, pf) in zip(rows, full):
         k, n = float(k), float(pf.get("carry", n))
-        m = sum(v for x, v in p.items() if x not in ("forward", "carry"))
+        m = backward_total(p)
         s = (pf.get("error", 0) + pf.get("update", 0)) * min(k / max(n, 1.0), 1.0) + sum(
             p.get(x, 0) for x in ("relu", "scores", "select"))
         out.append((name, k, n, m, s))
         tm, ts = tm + m, ts + s
-        tf += sum(v for x, v in pf.items() if x not in ("forward", "carry"))
+        tf += backward_total(pf)
     return out, (tm, ts, tf)
 
 
