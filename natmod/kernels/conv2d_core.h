@@ -168,6 +168,22 @@ static inline void qt_conv_fin_init(qt_conv_fin_t *f, const qt_conv_rq_t *rq, co
 #endif
 }
 
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4, the fused one-channel finishes (conv2d_u8.c: gather1_fin_u8,
+// scatter1_fin_u8): they take a mask of zero point 0 (a ReLU output's), no
+// ReLU of their own and sh = shift - 32 in 1..22, and then finish a value
+// as usat8(smmla(acc, mult, rz) >> sh) with rz = 2^(sh-1) + zero 2^sh
+// (fin_run_m4's common case, conv2d_fin.c: same value).  Returns rz, or 0
+// when they do not apply (rz >= 1 when they do).
+static inline int32_t qt_conv_fin_fused_rz(const qt_conv_fin_t *f) {
+    const int32_t sh = f->shift - 32;
+    if (!f->moff || f->zm || f->relu || sh < 1 || sh > 22) {
+        return 0;
+    }
+    return (int32_t)((1u << (sh - 1)) + ((uint32_t)f->zero << sh));
+}
+#endif
+
 // round(acc * mult / 2^(32 + sh)), sh >= 0 (a multiplier below 1/2), rnd =
 // 2^(31 + sh): the high word of the 64-bit acc * mult + rnd, shifted (one
 // SMLAL + ASR on the M4).  |acc * mult| < 2^62, so the sum never wraps, and

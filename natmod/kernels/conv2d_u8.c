@@ -1311,15 +1311,14 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq, small);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
-    if (n == 1 && KK == 9 && OHW > 0 && !bsat && fin.moff && !fin.zm && !fin.relu && fin.shift >= 33
-        && fin.shift <= 32 + 22) {
+    const int32_t rz = qt_conv_fin_fused_rz(&fin);
+    if (n == 1 && KK == 9 && OHW > 0 && !bsat && rz) {
         // One channel, 3x3 taps, mask-aware: a filter at a time, the
-        // dropped outputs skipped (gather1_fin_u8; its rz as fin_run_m4's).
-        const int32_t sh = fin.shift - 32;
+        // dropped outputs skipped (gather1_fin_u8).
         int32_t kp[11];
         kp[7] = fin.mult;
-        kp[8] = (int32_t)((1u << (sh - 1)) + ((uint32_t)fin.zero << sh));
-        kp[9] = sh;
+        kp[8] = rz;
+        kp[9] = fin.shift - 32;
         kp[10] = fin.zero;
         for (int32_t o = 0; o < O; o++) {
             const uint8_t *wo = w + (o * C + (sel ? sel[0] : 0)) * 9;
@@ -1793,16 +1792,14 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     const int bsat = b && !bias_folds(bacc, C, n * g->k_h * g->k_w);
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq, big);
-    // scatter1_fin_u8's constants (kp), the range in kp[2..3]; it takes a
-    // mask of zero point 0 and fin_run_m4's common shift (fs 1..22)
-    const int32_t fs = fin.shift - 32;
-    const int fmask = fin.moff && !fin.zm && !fin.relu && fs >= 1 && fs <= 22;
+    // scatter1_fin_u8's constants (kp), the range in kp[2..3] (fmask: it applies)
+    const int32_t fmask = qt_conv_fin_fused_rz(&fin);
     int32_t kp[15];
     kp[2] = INT32_MAX;
     kp[3] = INT32_MIN;
     kp[4] = fin.mult;
-    kp[5] = fmask ? (int32_t)((1u << (fs - 1)) + ((uint32_t)fin.zero << fs)) : 0;   // fin_run_m4's rz
-    kp[6] = fs;
+    kp[5] = fmask;   // rz
+    kp[6] = fin.shift - 32;
     kp[8] = sh * W;
     kp[10] = (int32_t)fin.moff;
     kp[11] = sw;
