@@ -1161,18 +1161,19 @@ static void gather_quad_u8(const uint8_t *patches, int32_t OHW, const uint32_t *
 // One gathered channel of 3x3 taps, mask-aware (ConvTranspose2d 16->1's
 // error: 54 % of its outputs are dropped by the next ReLU), one filter per
 // pass, the dot product and the finish fused: out[p] for the n >= 1
-// patches (12 bytes apart) whose mask byte out[p + moff] is nonzero gets
+// patches whose mask byte out[p + moff] is nonzero gets
 // usat8((smmla(dot + c0, mult, rz)) >> sh) (fin_run_m4's common case:
 // same value), its accumulator dot + c0 joins the range mm[0..1]; the
-// others get the zero point unread.  kp: c0, the weights w - z_w as five
-// lane words (taps 0/2, 1/3, 4/6, 5/7, 8/-; the sixth word unused),
-// mult, rz, sh, zero.  By hand: 29 instructions per kept output, 7 per
-// dropped one, where the four-filter dot (gather_quad_u8, ~11.5 per
-// output) and the finish (15 / 8) took ~23 for either.  Fourteen
-// registers: pa r0, out r1, end r2, kp r3, moff r4, lo r5, hi r6; a r7,
-// the patch word r8, its lanes r9, weights and constants r10-r12, lr.
+// others get the zero point unread.  The patches are already lanes
+// (gather1_lanes_u8: five words a pixel, taps 0/2, 1/3, 4/6, 5/7, 8/-),
+// so a dot is five SMLADs and four loads.  kp: c0, the weights w - z_w as
+// the same five lane words, one word unused, mult, rz, sh, zero.  By hand:
+// 23 instructions per kept output, 7 per dropped one (with the 9-byte
+// patches split per output: 29 / 7).  Fourteen registers: pa r0, out r1,
+// end r2, kp r3, moff r4, lo r5, hi r6; a r7, the weights, the patch's
+// lanes and the finish's constants in r8-r12, lr.
 __attribute__((naked, noinline))
-static void gather1_fin_u8(const uint8_t *pa, uint8_t *out, int32_t n, const int32_t *kp, intptr_t moff,
+static void gather1_fin_u8(const uint32_t *pa, uint8_t *out, int32_t n, const int32_t *kp, intptr_t moff,
     int32_t *mm) {
     __asm__ volatile (
         "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
@@ -1183,21 +1184,15 @@ static void gather1_fin_u8(const uint8_t *pa, uint8_t *out, int32_t n, const int
         "1:\n\t"
         "ldrb r7, [r1, r4]\n\t"
         "cbz r7, 7f\n\t"
-        "ldm r3, {r10, r11, r12, lr}\n\t" // c0, w02, w13, w46
-        "ldr r8, [r0], #12\n\t"
-        "uxtb16 r9, r8\n\t"
-        "smlad r7, r9, r11, r10\n\t"
-        "uxtb16 r9, r8, ror #8\n\t"
-        "smlad r7, r9, r12, r7\n\t"
-        "ldr r8, [r0, #-8]\n\t"
-        "uxtb16 r9, r8\n\t"
-        "smlad r7, r9, lr, r7\n\t"
-        "ldrd r10, r11, [r3, #16]\n\t"    // w57, w8
-        "uxtb16 r9, r8, ror #8\n\t"
-        "smlad r7, r9, r10, r7\n\t"
-        "ldr r8, [r0, #-4]\n\t"
-        "uxtb16 r9, r8\n\t"
-        "smlad r7, r9, r11, r7\n\t"
+        "ldm r3, {r7, r8, r9, r10}\n\t"   // c0, w02, w13, w46
+        "ldm r0!, {r11, r12, lr}\n\t"     // the patch's 02, 13, 46
+        "smlad r7, r11, r8, r7\n\t"
+        "smlad r7, r12, r9, r7\n\t"
+        "smlad r7, lr, r10, r7\n\t"
+        "ldrd r8, r9, [r3, #16]\n\t"      // w57, w8
+        "ldrd r11, r12, [r0], #8\n\t"     // the patch's 57, 8
+        "smlad r7, r11, r8, r7\n\t"
+        "smlad r7, r12, r9, r7\n\t"
         "cmp r7, r5\n\t"
         "blt 5f\n\t"
         "2:\n\t"
@@ -1220,7 +1215,7 @@ static void gather1_fin_u8(const uint8_t *pa, uint8_t *out, int32_t n, const int
         "mov r6, r7\n\t"
         "b 3b\n\t"
         "7:\n\t"
-        "add r0, r0, #12\n\t"
+        "add r0, r0, #20\n\t"
         "ldr r7, [r3, #40]\n\t"           // zero
         "strb r7, [r1], #1\n\t"
         "cmp r1, r2\n\t"
@@ -1229,6 +1224,75 @@ static void gather1_fin_u8(const uint8_t *pa, uint8_t *out, int32_t n, const int
         "ldr r12, [sp, #40]\n\t"
         "strd r5, r6, [r12]\n\t"
         "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
+}
+
+// The patches of gather1_fin_u8 (one channel xc, 3x3 taps): per output
+// pixel its taps t0..t8 (row by row) as the lane words (t0, t2), (t1, t3),
+// (t4, t6), (t5, t7), (t8, 0), 20 bytes a pixel, at lp.  The channel is
+// copied with its padding first (after the patches: the zero point zx
+// outside the input, every tap then inside; ~1 k instructions for
+// ConvTranspose2d 16->1's 28x28), then each pixel's three tap rows are
+// three unaligned words, packed by hand: 16 instructions a pixel, where
+// gather_patches_u8's 9-byte patch took ~45 (its border pixels ~100) and
+// splitting it into lanes per filter and output 8 more.  Returns 0 (and
+// writes nothing) when the two do not fit below lim.
+QT_CONV_NO_LIBCALLS __attribute__((noinline, optimize("Os")))
+static int gather1_lanes_u8(const qt_conv_geom_t *g, const uint8_t *xc, uint32_t zx, uint32_t *lp,
+    const uint8_t *lim) {
+    const int32_t H = g->in_h, W = g->in_w, OW = g->out_w, sw = g->stride_w, pw = g->pad_w;
+    const int32_t Wp = (OW - 1) * sw + 3, Hp = (g->out_h - 1) * g->stride_h + 3;
+    uint8_t *pad = (uint8_t *)(lp + 5 * g->out_h * OW);
+    const int32_t npad = (Hp * Wp + 4 + 3) >> 2;   // words; the last row's last word reads 1 byte past
+    if (lim - pad < 4 * npad) {
+        return 0;
+    }
+    qt_fill_i32((int32_t *)(void *)pad, (size_t)npad, (int32_t)(zx * 0x01010101u));
+    // columns [c0, c1) of a padded row lie inside the input
+    const int32_t c0 = pw < Wp ? pw : Wp, c1 = pw + W < Wp ? pw + W : Wp;
+    for (int32_t py = 0; py < Hp; py++) {
+        const int32_t iy = py - g->pad_h;
+        if (iy < 0 || iy >= H) {
+            continue;
+        }
+        const uint8_t *src = xc + iy * W - pw;
+        uint8_t *d = pad + py * Wp;
+        int32_t px = c0;
+        for (; px + 4 <= c1; px += 4) {
+            st32u(d + px, ld32u(src + px));
+        }
+        for (; px < c1; px++) {
+            d[px] = src[px];
+        }
+    }
+    const int32_t W2 = 2 * Wp;
+    const uint8_t *r0 = pad;
+    for (int32_t oy = 0; oy < g->out_h; oy++, r0 += g->stride_h * Wp) {
+        const uint8_t *r = r0;
+        uint32_t *end = lp + 5 * OW;
+        // stm stores in register order: the five lanes in ascending registers
+        register uint32_t a __asm__("r4"), b __asm__("r5"), c __asm__("r6"), e __asm__("r7"), f __asm__("r8");
+        __asm__ volatile (
+            "1:\n\t"
+            "ldr %[a], [%[r]]\n\t"
+            "ldr %[b], [%[r], %[W]]\n\t"
+            "ldr %[f], [%[r], %[W2]]\n\t"
+            "add %[r], %[r], %[sw]\n\t"
+            "bfi %[a], %[b], #24, #8\n\t"         // t0 t1 t2 t3
+            "ubfx %[b], %[b], #8, #16\n\t"
+            "orr %[c], %[b], %[f], lsl #16\n\t"   // t4 t5 t6 t7
+            "ubfx %[f], %[f], #16, #8\n\t"        // t8
+            "uxtb16 %[b], %[a], ror #8\n\t"
+            "uxtb16 %[a], %[a]\n\t"
+            "uxtb16 %[e], %[c], ror #8\n\t"
+            "uxtb16 %[c], %[c]\n\t"
+            "stm %[lp]!, {%[a], %[b], %[c], %[e], %[f]}\n\t"
+            "cmp %[lp], %[end]\n\t"
+            "bne 1b\n\t"
+            : [lp] "+r"(lp), [r] "+r"(r), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f)
+            : [W] "r"(Wp), [W2] "r"(W2), [sw] "r"(sw), [end] "r"(end)
+            : "cc", "memory");
+    }
+    return 1;
 }
 
 // The patches of every output pixel, Ln bytes apart (the selected channels'
@@ -1307,14 +1371,17 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
         }
         wsum[o] = (int32_t)((bsat ? 0u : (uint32_t)bacc[o]) - zx * (s - (uint32_t)L * zw));
     }
-    gather_patches_u8(g, big, sel, n, (uint8_t)zx, patches, Ln);
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq, small);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
     const int32_t rz = qt_conv_fin_fused_rz(&fin);
-    if (n == 1 && KK == 9 && OHW > 0 && !bsat && rz) {
-        // One channel, 3x3 taps, mask-aware: a filter at a time, the
-        // dropped outputs skipped (gather1_fin_u8).
+    // One channel, 3x3 taps, mask-aware: a filter at a time, the dropped
+    // outputs skipped (gather1_fin_u8), its patches as lanes (20 OHW bytes
+    // in acc's place and on, then the padded channel: when they fit in
+    // acc's, the lanes' and the patches' bytes).
+    uint32_t *lp = (uint32_t *)(void *)acc;
+    if (n == 1 && g->k_h == 3 && g->k_w == 3 && OHW > 0 && !bsat && rz
+        && gather1_lanes_u8(g, big + (sel ? sel[0] : 0) * g->in_h * g->in_w, zx, lp, patches + OHW * Lp)) {
         int32_t kp[11];
         kp[7] = fin.mult;
         kp[8] = rz;
@@ -1324,7 +1391,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
             const uint8_t *wo = w + (o * C + (sel ? sel[0] : 0)) * 9;
             kp[0] = wsum[o];
             lanes_zw_u8(wo, 9, zw * 0x10001u, (uint32_t *)(void *)(kp + 1));
-            gather1_fin_u8(patches, small + o * OHW, OHW, kp, fin.moff, mm);
+            gather1_fin_u8(lp, small + o * OHW, OHW, kp, fin.moff, mm);
         }
         if (stats) {
             stats[0] = mm[0];
@@ -1332,6 +1399,7 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
         }
         return;
     }
+    gather_patches_u8(g, big, sel, n, (uint8_t)zx, patches, Ln);
     for (int32_t o = 0; o < O; o += 4) {
         // Four filters per pass (gather_quad_u8); a short last group repeats its last filter.
         const int32_t nf = O - o < 4 ? O - o : 4;
