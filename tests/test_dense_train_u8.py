@@ -68,6 +68,49 @@ def test_dense_backward_u8_bit_exact(run):
         assert gepq == epq.tobytes(), "case %d epq %s %s" % (i, f32(gepq), epq)
 
 
+
+def test_dense_backward_u8_two_rows_bit_exact(run):
+    """Without a mask, at most two rows carrying an error: the M4 finds
+    them (dense.c, dense_backward_u8) and, its loop for two rows being
+    mask-aware only (dense_two), goes on with the general path: that
+    fallback, on every target.  DSGU's k = 1-3 rows (0 to 2 with an error
+    after the ReLU backward) or all of m = 1 or 2, n up to the VAE's 1568."""
+    rng = np.random.default_rng(98)
+    cases = []
+    data = b""
+    for i in range(24):
+        c = _case(rng)
+        if i % 3 == 0:
+            c["n"] = int(rng.choice([1568, 777]))
+            c["x"] = rng.integers(0, 256, c["n"], dtype=np.uint8)
+            c["w"] = rng.integers(0, 256, (c["m"], c["n"]), dtype=np.uint8)
+        ze = int(c["eq"][GQ.ZERO])
+        if i % 4 == 1:
+            c["m"] = 1 + i % 2
+            for key in ("e", "y"):
+                c[key] = c[key][:c["m"]]
+            c["w"] = c["w"][:c["m"]]
+            c["k"], c["sel"] = c["m"], None
+        else:
+            c["k"] = int(min(c["m"], 1 + i % 3))
+            c["sel"] = rng.permutation(c["m"]).astype(np.int32)
+            c["e"][c["sel"][c["k"]:]] = ze       # only the selected rows may carry one
+            if i % 3 == 2:
+                c["e"][c["sel"][:c["k"]][-1]] = ze
+        cases.append(c)
+        data += pack(c["e"], c["eq"], c["w"].ravel(), c["wq"], c["epq"], c["y"], c["yq"],
+                     c["sel"], np.array([c["n"], c["k"]], np.int32))
+    out = run(BWD_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
+    res = parse(out, "B")
+    assert len(res) == len(cases)
+    for i, c in enumerate(cases):
+        e, cnt = GD.relu_backward_u8(c["e"], c["eq"], c["y"], c["yq"])
+        ep, epq = GD.backward_u8(e, c["eq"], c["w"], c["wq"], c["epq"], c["sel"], c["k"])
+        ge, gep, gepq, gcnt = res[i]
+        assert ge == e.tobytes(), "case %d relu" % i
+        assert gep == ep.tobytes(), "case %d ep" % i
+        assert gepq == epq.tobytes(), "case %d epq %s %s" % (i, f32(gepq), epq)
+
 SEL_SCRIPT = DEVICE_LIB + r"""
 f = open('cases.bin', 'rb')
 ncase = rd(f)[0]

@@ -308,3 +308,47 @@ def _mask_scale_cases():
 
 def test_conv_mask_scales_bit_exact(run):
     _run_cases(run, _conv_kind(_mask_scale_cases()))
+
+
+def _two_rows_cases():
+    """Dense error propagation with at most two rows carrying an error
+    (DSGU's k = 2 in Dense 1568 -> 20), which the M4 finishes where the two
+    MACs are (dense.c, dense_two): DSGU's rows (k = 1-3, 0 to 2 of them
+    with an error) or all rows of m = 1 or 2; masks with zero point 0 (the
+    M4's loop) and 3 (the general path), from none to all of x masked;
+    multipliers s_e s_w / s_ex where the loop's form holds and where it
+    does not (1/2 and above, below 2^-22: the general path).  Every other
+    target: the general path."""
+    rng = np.random.default_rng(82)
+    cases = []
+    for i in range(24):
+        m, n = ((20, 1568), (2, 37), (20, 1568), (1, 5), (7, 64), (2, 3))[i % 6]
+        c = _dense_case(rng, m, n, (0.6, 0.0, 1.0, 0.9, 0.5)[i % 5], True)
+        ze = int(c["eq"][GQ.ZERO])
+        live = i % 3 if i % 4 else 2          # rows with an error: 0, 1, 2
+        if m <= 2 and i % 2:
+            c["sel"], c["k"] = None, m          # all rows
+            rows = np.arange(m)
+        else:
+            c["k"] = min(m, 1 + (i // 2) % 3)   # k 1-3 of DSGU's rows
+            rows = c["sel"][:c["k"]]
+        c["e"][rows] = ze
+        for r in rows[:live]:
+            c["e"][r] = (ze + int(rng.integers(1, 256))) % 256
+        if i % 7 == 3:                          # a mask with zero point 3
+            xm = rng.integers(4, 256, n).astype(np.uint8)
+            cut = rng.random(n) < 0.6
+            xm[cut] = rng.integers(0, 4, int(cut.sum())).astype(np.uint8)
+            xmq = GQ.new_qp(0.0, 1.0)
+            xmq[GQ.ZERO] = 3
+            c["mask"] = (xm, xmq)
+        r = (None, None, 0.6, 1.5, 3.0, 2.0 ** 19, 2.0 ** 23, None)[i % 8]
+        if r is not None:
+            c["exq"] = c["exq"].copy()
+            c["exq"][GQ.SCALE] = np.float32(c["eq"][GQ.SCALE] * c["wq"][GQ.SCALE] * np.float32(r))
+        cases.append(c)
+    return cases
+
+
+def test_dense_two_rows_bit_exact(run):
+    _run_cases(run, _two_rows_cases())

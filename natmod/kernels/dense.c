@@ -489,7 +489,111 @@ static void axpy2_u8_i32(int32_t c0, const uint8_t *w0, int32_t c1, const uint8_
 }
 #endif
 
-void dense_backward_u8(const uint8_t *e, const uint8_t *w, uint8_t *ep, int32_t m, int32_t n,
+// ---- backward with at most two rows (DSGU's small k) ------------------------
+//
+// With one or two rows carrying an error (Dense 1568 -> 20 at DSGU's k = 2)
+// the product is two MACs per input, and the general path's passes around
+// it (zero the accumulators, add each row into them, reload them for the
+// finish) cost more than the MACs; under a mask (the input of a ReLU layer:
+// ~60 % zeros in the VAE) it also computes values the finish then discards.
+// The M4's loop computes each unmasked value where it is finished:
+//   a_j = c0 w0_j + c1 w1_j - zw (c0 + c1),  ep_j = the finish's value of a_j,
+// the same integer as the general path's (sum c w - zw sum c), so the same
+// output and range (w1 = w0 with c1 = 0 for one row; both 0 for none).
+// The M4 only: the M0's version (the finish's short form with the MACs in
+// front: 54.6 k -> 40.5 k instructions a call) took 496 bytes of the
+// Pico's heap, where the gate failed (KERNELS.md).
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Cortex-M4, under a mask with zero point 0 (a ReLU output's; no mask: the
+// general path) and the finish's fast form (QT_FIN_M4, shift 33..54): a
+// masked value is a load, a CBZ and the store of the zero point (6
+// instructions, ~14 in the general path), a computed one the pair (w0_j,
+// w1_j) as int16 lanes into one SMLAD in front of the finish's SMMLA form
+// (17, ~21).  One index j counts up to 0 from -n over the four arrays
+// (their ends): no end compare.  14 registers: the lanes of (c0, c1), the
+// zero-point term and the zero point from k.
+typedef struct {
+    uint32_t cc;     // c0 | c1 << 16
+    int32_t a0;      // - zw (c0 + c1)
+    int32_t zero;
+} qt_dense_two_m4_t;
+
+// Whether dense_two applies: tested before the rows are scanned, so a layer
+// it never applies to (no mask: Dense 10 -> 1568) does not scan them.
+static inline int dense_two_applies(const qt_dense_bwd_t *q, int32_t n) {
+    return q->mask && !q->zm && q->out.shift >= 33 && q->out.shift <= 32 + 22 && n > 0;
+}
+
+static void dense_two(const uint8_t *w0, const uint8_t *w1, const int32_t c[2], uint8_t *ep, int32_t n,
+    const qt_dense_bwd_t *q, int32_t *mm) {
+    const int32_t sh = q->out.shift - 32;
+    const int32_t mult = q->out.mult;
+    const int32_t rz = (int32_t)((1u << (sh - 1)) + ((uint32_t)q->zep << sh));
+    const qt_dense_two_m4_t kk = { ((uint32_t)c[0] & 0xffffu) | ((uint32_t)c[1] << 16),
+        (int32_t)(0u - (uint32_t)q->zw * (uint32_t)(c[0] + c[1])), q->zep };
+    const qt_dense_two_m4_t *k = &kk;
+    uint8_t *oe = ep + n;
+    const uint8_t *me = q->mask + n, *w0e = w0 + n, *w1e = w1 + n;
+    int32_t j = -n;
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    int32_t a, t, u;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrb %[a], [%[me], %[j]]\n\t"
+        "cbz %[a], 7f\n\t"
+        "ldrb %[t], [%[w0e], %[j]]\n\t"
+        "ldrb %[u], [%[w1e], %[j]]\n\t"
+        "orr %[t], %[t], %[u], lsl #16\n\t"
+        "ldr %[u], [%[k]]\n\t"
+        "ldr %[a], [%[k], #4]\n\t"
+        "smlad %[a], %[t], %[u], %[a]\n\t"
+        "cmp %[a], %[lo]\n\t"
+        "blt 5f\n\t"
+        "2:\n\t"
+        "cmp %[a], %[hi]\n\t"
+        "bgt 6f\n\t"
+        "3:\n\t"
+        "smmla %[a], %[a], %[mult], %[rz]\n\t"
+        "asr %[a], %[a], %[sh]\n\t"
+        "usat %[a], #8, %[a]\n\t"
+        "strb %[a], [%[oe], %[j]]\n\t"
+        "adds %[j], %[j], #1\n\t"
+        "bne 1b\n\t"
+        "b 9f\n\t"
+        "5:\n\t"
+        "mov %[lo], %[a]\n\t"
+        "b 2b\n\t"
+        "6:\n\t"
+        "mov %[hi], %[a]\n\t"
+        "b 3b\n\t"
+        "7:\n\t"
+        "ldr %[t], [%[k], #8]\n\t"
+        "strb %[t], [%[oe], %[j]]\n\t"
+        "adds %[j], %[j], #1\n\t"
+        "bne 1b\n\t"
+        "9:\n\t"
+        : [j] "+r"(j), [lo] "+r"(lo), [hi] "+r"(hi), [a] "=&l"(a), [t] "=&r"(t), [u] "=&r"(u)
+        : [oe] "r"(oe), [me] "r"(me), [w0e] "r"(w0e), [w1e] "r"(w1e), [k] "r"(k),
+          [mult] "r"(mult), [rz] "r"(rz), [sh] "r"(sh)
+        : "cc", "memory");
+    mm[0] = lo;
+    mm[1] = hi;
+}
+#define QT_DENSE_TWO 1
+#endif
+
+// The general path: the rows added into acc, then the finish.  Where the
+// loop for two rows exists, out of line behind it (dense_backward_u8
+// below), so its row loop keeps the registers it has alone (with the two
+// rows' scan inlined in front of it, Dense 10 -> 1568's error cost 400
+// instructions a call more on the M4); elsewhere it is dense_backward_u8
+// itself (the same code as before).
+#if defined(QT_DENSE_TWO)
+__attribute__((noinline)) static void dense_backward_rows(
+#else
+void dense_backward_u8(
+#endif
+    const uint8_t *e, const uint8_t *w, uint8_t *ep, int32_t m, int32_t n,
     const int32_t *rows, int32_t k, const qt_dense_bwd_t *q, int32_t *acc, int32_t acc_range[2]) {
     qt_fill_i32(acc, (size_t)n, 0);
     // sum_i (w_ij - zw) c_i = sum_i c_i w_ij - zw sum_i c_i, c_i = e_i - ze.
@@ -536,6 +640,31 @@ void dense_backward_u8(const uint8_t *e, const uint8_t *w, uint8_t *ep, int32_t 
     acc_range[0] = mm[0];
     acc_range[1] = mm[1];
 }
+
+#if defined(QT_DENSE_TWO)
+void dense_backward_u8(const uint8_t *e, const uint8_t *w, uint8_t *ep, int32_t m, int32_t n,
+    const int32_t *rows, int32_t k, const qt_dense_bwd_t *q, int32_t *acc, int32_t acc_range[2]) {
+    if (dense_two_applies(q, n)) {
+        // The rows with an error, up to a third (then the general path).
+        const uint8_t *wr[2] = { w, w };
+        int32_t c[2] = { 0, 0 }, nz = 0;
+        const int32_t cnt = rows ? k : m;
+        for (int32_t t = 0; t < cnt && nz <= 2; t++) {
+            const int32_t i = rows ? rows[t] : t, ci = (int32_t)e[i] - q->ze;
+            if (ci && nz < 2) {
+                wr[nz] = w + (size_t)i * (size_t)n;
+                c[nz] = ci;
+            }
+            nz += ci != 0;
+        }
+        if (nz <= 2) {
+            dense_two(wr[0], nz == 2 ? wr[1] : wr[0], c, ep, n, q, acc_range);
+            return;
+        }
+    }
+    dense_backward_rows(e, w, ep, m, n, rows, k, q, acc, acc_range);
+}
+#endif
 
 int32_t relu_backward_u8(uint8_t *e, const uint8_t *y, int32_t n, int32_t ze, int32_t zy) {
     int32_t cnt = 0;
