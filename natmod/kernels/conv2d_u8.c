@@ -2788,14 +2788,22 @@ void conv2d_update_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
             qt_wrange_merge(new_range, &r);
         }
     }
-    for (; !direct && j + 2 <= n; j += 2) {
+    // (direct: two filters a pass, each plane word read once for both)
+    for (; j + 2 <= n; j += 2) {
         const int32_t o0 = sel ? sel[j] : j, o1 = sel ? sel[j + 1] : j + 1;
-        const uint8_t *e0 = e + o0 * SHW, *e1 = e + o1 * SHW;
-        const uint32_t s0 = sum_u8(e0, SHW), s1 = sum_u8(e1, SHW);
-        qt_conv_corr2_rows_u8(e0, e1, zero_e, (int32_t)s0, (int32_t)s1, cols, colsum, zero_x, CKK, SHW, grow,
-            grow1, 1, work);
-        gb[o0] = (int32_t)(s0 - (uint32_t)SHW * (uint32_t)zero_e);
-        gb[o1] = (int32_t)(s1 - (uint32_t)SHW * (uint32_t)zero_e);
+#if QT_CONV_CORR_DIRECT
+        if (direct) {
+            qt_conv_corr_direct_filter2_u8(g, e, zero_e, zero_x, o0, o1, scratch, grow, grow1, gb);
+        } else
+#endif
+        {
+            const uint8_t *e0 = e + o0 * SHW, *e1 = e + o1 * SHW;
+            const uint32_t s0 = sum_u8(e0, SHW), s1 = sum_u8(e1, SHW);
+            qt_conv_corr2_rows_u8(e0, e1, zero_e, (int32_t)s0, (int32_t)s1, cols, colsum, zero_x, CKK, SHW, grow,
+                grow1, 1, work);
+            gb[o0] = (int32_t)(s0 - (uint32_t)SHW * (uint32_t)zero_e);
+            gb[o1] = (int32_t)(s1 - (uint32_t)SHW * (uint32_t)zero_e);
+        }
         qt_wrange_t r;
         qt_update_rows_u8(w + o0 * CKK, grow, 1, CKK, s_g, u, state + 2 * o0, first, &r);
         qt_wrange_merge(new_range, &r);

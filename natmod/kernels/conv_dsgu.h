@@ -32,5 +32,12 @@ int32_t qt_conv_corr_direct_u8(const qt_conv_geom_t *g, int32_t n, const uint8_t
 // by qt_conv_corr_direct_u8.
 int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     int32_t zero_x, int32_t o, uint8_t *scratch, int32_t *grow);
+#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
+// Filters o0 and o1 into grow0 and grow1, their bias sums into gb[o0] and
+// gb[o1]: on the M4 at once where the planes allow it (stride_w 2, k_w 3,
+// an odd out_w: each plane word read once for both), else one at a time.
+void qt_conv_corr_direct_filter2_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e, int32_t zero_x,
+    int32_t o0, int32_t o1, uint8_t *scratch, int32_t *grow0, int32_t *grow1, int32_t *gb);
+#endif
 
 #endif

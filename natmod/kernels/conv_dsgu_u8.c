@@ -19,40 +19,81 @@
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
 #include <arm_acle.h>
+// The one-filter gradients' C around its asm loop at -Os (-200 B of
+// armv7emsp; +40 instructions a Conv 16->32 update on qemu-m4)
+#define QT_DIRECT_OS __attribute__((optimize("Os", "no-tree-loop-distribute-patterns")))
 
-static inline int32_t pad_h(const qt_conv_geom_t *g) {
+static inline __attribute__((always_inline)) int32_t pad_h(const qt_conv_geom_t *g) {
     return (g->out_h - 1) * g->stride_h + g->k_h;
 }
-static inline int32_t pad_w(const qt_conv_geom_t *g) {
+static inline __attribute__((always_inline)) int32_t pad_w(const qt_conv_geom_t *g) {
     return (g->out_w - 1) * g->stride_w + g->k_w;
 }
+// A padded plane's rows are stored by stride class (py mod stride_h, then
+// py / stride_h), rows of pitch() bytes: tap row ky of the output rows sy
+// = 0, 1, ... is then one run of rows, pitch() bytes apart.  At stride_w 2,
+// k_w 3 and an odd out_w (Conv 16->32: 7) the pitch is rounded up to the
+// pairs' bytes, 4 ceil(out_w / 2), so that the pair loops below run a
+// whole tap row as one loop (flat()).
+static inline __attribute__((always_inline)) int32_t flat(const qt_conv_geom_t *g) {
+    return g->stride_w == 2 && g->k_w == 3 && (g->out_w & 1);
+}
+static inline __attribute__((always_inline)) int32_t pitch(const qt_conv_geom_t *g) {
+    return pad_w(g) + flat(g);
+}
+// a class's bytes (its rows: ceil(pad_h / stride_h))
+static inline __attribute__((always_inline)) int32_t class_bytes(const qt_conv_geom_t *g) {
+    return (pad_h(g) + g->stride_h - 1) / g->stride_h * pitch(g);
+}
+static inline __attribute__((always_inline)) int32_t plane_bytes(const qt_conv_geom_t *g) {
+    return g->stride_h * class_bytes(g);
+}
 // The planes, with 4 bytes of slack (the M4 row loop reads up to 3 bytes
-// past a row), 4-byte aligned; de follows them.
-static inline int32_t planes_bytes(const qt_conv_geom_t *g) {
-    return (g->in_ch * pad_h(g) * pad_w(g) + 4 + 3) & ~3;
+// past a row); de follows them.
+static inline __attribute__((always_inline)) int32_t planes_bytes(const qt_conv_geom_t *g) {
+    return (g->in_ch * plane_bytes(g) + 4 + 3) & ~3;
+}
+// byte offset of tap row ky's run in a plane (S = stride_h, CB =
+// class_bytes, RW = pitch: held in locals, as the asm's memory clobber would
+// reload g's fields)
+static inline __attribute__((always_inline)) int32_t tap_row(int32_t ky, int32_t S, int32_t CB, int32_t RW) {
+    return ky % S * CB + ky / S * RW;
 }
 
 // xp[c] = x[c] inside, z_x around it: every plane filled with z_x by words
 // (4-byte aligned; the slack after the planes too), then the input rows
 // copied in four bytes a step (unaligned words; two bytes a step took
-// ~10 k of a Conv 16->32 update on qemu-m4, 14-byte rows).
+// ~10 k of a Conv 16->32 update on qemu-m4, 14-byte rows), the last word
+// ending at the row's end (a byte loop for the rest: ~1.7 k more there).
 QT_CONV_NO_LIBCALLS
 static void corr_pad_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_x, uint8_t *xp) {
-    const int32_t H = g->in_h, W = g->in_w, PH = pad_h(g), PW = pad_w(g);
+    const int32_t H = g->in_h, W = g->in_w, PH = pad_h(g), PW = pad_w(g), S = g->stride_h, RW = pitch(g);
     const int32_t left = g->pad_w < PW ? g->pad_w : PW;
     const int32_t inside = W < PW - left ? W : PW - left;
     const int32_t y0 = g->pad_h, y1 = g->pad_h + H < PH ? g->pad_h + H : PH;   // padded rows holding input
     qt_fill_i32((int32_t *)(void *)xp, (size_t)planes_bytes(g) / 4u, (int32_t)((uint32_t)zero_x * 0x01010101u));
-    for (int32_t c = 0; c < g->in_ch; c++, x += H * W, xp += PH * PW) {
-        for (int32_t py = y0; py < y1; py++) {
-            const uint8_t *src = x + (py - y0) * W;
-            uint8_t *dst = xp + py * PW + left;
-            int32_t j = 0;
-            for (; j + 4 <= inside; j += 4) {   // (unaligned words: the M4 allows them)
-                st32u(dst + j, ld32u(src + j));
-            }
-            for (; j < inside; j++) {
-                dst[j] = src[j];
+    for (int32_t c = 0; c < g->in_ch; c++, x += H * W) {
+        for (int32_t cls = 0; cls < S; cls++, xp += class_bytes(g)) {
+            uint8_t *dst = xp + left;
+            for (int32_t py = cls; py < y1; py += S, dst += RW) {
+                if (py < y0) {
+                    continue;
+                }
+                const uint8_t *src = x + (py - y0) * W;
+                if (inside < 4) {
+                    for (int32_t j = 0; j < inside; j++) {
+                        dst[j] = src[j];
+                    }
+                    continue;
+                }
+                // words (unaligned: the M4 allows them), the last one ending
+                // at the row's end (over bytes already copied)
+                const uint8_t *s = src, *last = src + inside - 4;
+                uint8_t *d = dst;
+                for (; s < last; s += 4, d += 4) {
+                    st32u(d, ld32u(s));
+                }
+                st32u(dst + inside - 4, ld32u(last));
             }
         }
     }
@@ -61,11 +102,12 @@ static void corr_pad_u8(const qt_conv_geom_t *g, const uint8_t *x, int32_t zero_
 // The three taps (k_w = 3) of tap row ky of one padded plane, summed over
 // the output positions: a[kx] = sum_pix de[pix] p[off[pix] + kx] - zd, p =
 // the plane's row ky, zd = z_x sum de (the padding's part, taken out).  dl lists only the positions with de != 0, packed as
-// de << 16 | off (off = sy sh PW + sx sw < 2^16): a masked position (the
+// de << 16 | off (off = sy pitch + sx sw < 2^16): a masked position (the
 // ReLU layer's output error, most of it after training) costs nothing, and
 // one loop per tap row replaces one per output row (on the M0 14
 // instructions per listed position; the rows' loop took 12 per position and
 // ~16 per row).
+__attribute__((noinline))
 static void corr_taps3_u8(const uint32_t *dl, int32_t n, const uint8_t *p, uint32_t zd, int32_t *a) {
     uint32_t a0 = 0, a1 = 0, a2 = 0;
     for (const uint32_t *end = dl + n; dl != end; dl++) {
@@ -92,8 +134,9 @@ static void corr_taps3_s2_m4(const uint32_t *d2, int32_t n4, int32_t skip, int32
     // In asm: GCC's loops took 12 instructions per pair and 9 per row (q
     // not post-incremented, the row's end and step reloaded from the
     // stack); here 11 and 4 (a Conv 16->32 update on qemu-m4: ~3 k less per
-    // filter).  n4 = 4 n2, skip = the rest of stride_h padded rows, rows =
-    // out_h (out_h, out_w >= 1: n2, rows >= 1).
+    // filter).  n4 = 4 n2, skip = the rest of the pitch, rows = out_h
+    // (out_h, out_w >= 1: n2, rows >= 1); with skip 0 the caller makes it
+    // one row of all the pairs.
     uint32_t a0 = 0, a1 = 0, a2 = 0, d, w, t;
     const uint32_t *end;
     __asm__ volatile(
@@ -124,31 +167,88 @@ static void corr_taps3_s2_m4(const uint32_t *d2, int32_t n4, int32_t skip, int32
     a[2] = (int32_t)(a2 - zd);
 }
 
-QT_CONV_NO_LIBCALLS
+// Two filters' tap row at once: de of filters A and B interleaved by pair
+// (A's pair, B's pair: one LDRD), so a plane word and its UXTB16 serve both
+// filters' SMLAD: 14 instructions per pair for two filters (two passes of
+// corr_taps3_s2_m4: 22).  Its 13 registers leave none for a row loop: one
+// run of pairs from d2 to end (flat(): the pitch is the pairs' bytes).
+static void corr_taps3x2_s2_m4(const uint32_t *d2, const uint32_t *end, const uint8_t *p, uint32_t zda,
+    uint32_t zdb, int32_t *ga, int32_t *gb) {
+    uint32_t a0 = 0, a1 = 0, a2 = 0, b0 = 0, b1 = 0, b2 = 0, da, db, w, t;
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "1:\n\t"
+        "ldrd %[da], %[db], [%[dp]], #8\n\t"
+        "ldr %[w], [%[q]], #4\n\t"
+        "uxtb16 %[t], %[w]\n\t"
+        "smlad %[a0], %[t], %[da], %[a0]\n\t"
+        "smlad %[b0], %[t], %[db], %[b0]\n\t"
+        "uxtb16 %[t], %[w], ror #8\n\t"
+        "smlad %[a1], %[t], %[da], %[a1]\n\t"
+        "smlad %[b1], %[t], %[db], %[b1]\n\t"
+        "ldr %[w], [%[q], #-2]\n\t"
+        "uxtb16 %[t], %[w]\n\t"
+        "smlad %[a2], %[t], %[da], %[a2]\n\t"
+        "smlad %[b2], %[t], %[db], %[b2]\n\t"
+        "cmp %[dp], %[end]\n\t"
+        "bne 1b\n\t"
+        : [dp] "+r"(d2), [q] "+r"(p), [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [b0] "+r"(b0),
+          [b1] "+r"(b1), [b2] "+r"(b2), [da] "=&r"(da), [db] "=&r"(db), [w] "=&r"(w), [t] "=&r"(t)
+        : [end] "r"(end)
+        : "cc", "memory");
+    ga[0] = (int32_t)(a0 - zda);
+    ga[1] = (int32_t)(a1 - zda);
+    ga[2] = (int32_t)(a2 - zda);
+    gb[0] = (int32_t)(b0 - zdb);
+    gb[1] = (int32_t)(b1 - zdb);
+    gb[2] = (int32_t)(b2 - zdb);
+}
+
+// Filter o's de = e_o - z_e as int16 pairs (two output positions a word)
+// at d[sy rs + (sx >> 1) ps], an odd row's last pair ending with a 0;
+// returns sum de.  Two bytes a step: their halfword spread to the two
+// lanes (UXTB16 of h | h << 8), z_e taken off both (SSUB16), their sum
+// by USADA8.
+typedef struct __attribute__((packed)) {
+    uint16_t v;
+} u16u_t;
+__attribute__((noinline))
+static uint32_t de_pairs(const uint8_t *eo, const qt_conv_geom_t *g, int32_t zero_e, uint32_t *d, int32_t rs,
+    int32_t ps) {
+    const uint32_t zz = (uint32_t)zero_e * 0x00010001u;
+    uint32_t bsum = 0;
+    for (int32_t sy = 0; sy < g->out_h; sy++, d += rs) {
+        uint32_t *q = d;
+        for (const uint8_t *rend = eo + (g->out_w & ~1); eo != rend; eo += 2, q += ps) {
+            const uint32_t h = ((const u16u_t *)(const void *)eo)->v;
+            *q = __ssub16(__uxtb16(h | h << 8), zz);
+            bsum = __usada8(h, 0, bsum);
+        }
+        if (g->out_w & 1) {
+            const uint32_t h = *eo++;
+            *q = (h - (uint32_t)zero_e) & 0xffffu;
+            bsum += h;
+        }
+    }
+    return bsum - (uint32_t)(g->out_h * g->out_w) * (uint32_t)zero_e;
+}
+
+QT_DIRECT_OS
 int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e,
     int32_t zero_x, int32_t o, uint8_t *scratch, int32_t *grow) {
-    const int32_t SH = g->out_h, SW = g->out_w, SHW = SH * SW, KH = g->k_h;
-    const int32_t PW = pad_w(g), PHW = pad_h(g) * PW;
-    const uint8_t *xp = scratch;
+    const int32_t SH = g->out_h, SW = g->out_w, SHW = SH * SW, KH = g->k_h, C = g->in_ch, S = g->stride_h;
+    const int32_t RW = pitch(g), CB = class_bytes(g), PB = S * CB, step = 3 * KH;
     int32_t *de = (int32_t *)(void *)(scratch + planes_bytes(g));
     const uint8_t *eo = e + o * SHW;
     uint32_t dsum = 0;
     int32_t n2 = 0;
     if (g->stride_w == 2) {
         n2 = (SW + 1) >> 1;
-        int16_t *d16 = (int16_t *)(void *)de;
-        for (int32_t sy = 0; sy < SH; sy++, d16 += 2 * n2) {
-            d16[2 * n2 - 1] = 0;
-            for (int32_t sx = 0; sx < SW; sx++) {
-                const int32_t v = (int32_t)*eo++ - zero_e;
-                d16[sx] = (int16_t)v;
-                dsum += (uint32_t)v;
-            }
-        }
+        dsum = de_pairs(eo, g, zero_e, (uint32_t *)de, n2, 1);
     }
     uint32_t *dl = (uint32_t *)de, *dp = dl;   // corr_taps3_u8's list of the nonzero de
-    const uint32_t sw = (uint32_t)g->stride_w, sh = (uint32_t)(g->stride_h * PW);
-    for (uint32_t sy = 0, row = 0; !n2 && sy < (uint32_t)SH; sy++, row += sh) {
+    const uint32_t sw = (uint32_t)g->stride_w;
+    for (uint32_t sy = 0, row = 0; !n2 && sy < (uint32_t)SH; sy++, row += (uint32_t)RW) {
         uint32_t off = row;
         for (const uint8_t *rend = eo + SW; eo != rend; eo++, off += sw) {
             const int32_t v = (int32_t)*eo - zero_e;
@@ -160,14 +260,16 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
     }
     const int32_t nl = (int32_t)(dp - dl);
     const uint32_t zd = (uint32_t)zero_x * dsum;   // the padding's z_x de, taken out
-    const int32_t n4 = 4 * n2, skip = (int32_t)sh - n4;
-    for (int32_t c = 0; c < g->in_ch; c++, xp += PHW) {
-        for (int32_t ky = 0; ky < KH; ky++, grow += 3) {
-            const uint8_t *p = xp + ky * PW;
+    // (rows of pairs that fill the pitch: one run, no row steps)
+    const int32_t one = 4 * n2 == RW, n4 = one ? 4 * n2 * SH : 4 * n2, rows = one ? 1 : SH;
+    for (int32_t ky = 0; ky < KH; ky++) {
+        const uint8_t *p = scratch + tap_row(ky, S, CB, RW);
+        int32_t *a = grow + 3 * ky;
+        for (int32_t c = 0; c < C; c++, p += PB, a += step) {
             if (n2) {
-                corr_taps3_s2_m4((const uint32_t *)(const void *)de, n4, skip, SH, p, zd, grow);
+                corr_taps3_s2_m4((const uint32_t *)(const void *)de, n4, RW - 4 * n2, rows, p, zd, a);
             } else {
-                corr_taps3_u8(dl, nl, p, zd, grow);
+                corr_taps3_u8(dl, nl, p, zd, a);
             }
         }
     }
@@ -175,12 +277,39 @@ int32_t qt_conv_corr_direct_filter_u8(const qt_conv_geom_t *g, const uint8_t *e,
 }
 
 QT_CONV_NO_LIBCALLS
+void qt_conv_corr_direct_filter2_u8(const qt_conv_geom_t *g, const uint8_t *e, int32_t zero_e, int32_t zero_x,
+    int32_t o0, int32_t o1, uint8_t *scratch, int32_t *grow0, int32_t *grow1, int32_t *gb) {
+    if (!flat(g)) {   // (one filter at a time)
+        gb[o0] = qt_conv_corr_direct_filter_u8(g, e, zero_e, zero_x, o0, scratch, grow0);
+        gb[o1] = qt_conv_corr_direct_filter_u8(g, e, zero_e, zero_x, o1, scratch, grow1);
+        return;
+    }
+    const int32_t SHW = g->out_h * g->out_w, KH = g->k_h, C = g->in_ch, S = g->stride_h, step = 3 * KH;
+    const int32_t RW = pitch(g), CB = class_bytes(g), PB = S * CB, np = g->out_h * RW / 4;   // pairs per tap row
+    uint32_t *de = (uint32_t *)(void *)(scratch + planes_bytes(g));
+    const uint32_t s0 = de_pairs(e + o0 * SHW, g, zero_e, de, RW / 2, 2);
+    const uint32_t s1 = de_pairs(e + o1 * SHW, g, zero_e, de + 1, RW / 2, 2);
+    const uint32_t zd0 = (uint32_t)zero_x * s0, zd1 = (uint32_t)zero_x * s1;   // the padding's z_x de
+    gb[o0] = (int32_t)s0;
+    gb[o1] = (int32_t)s1;
+    for (int32_t ky = 0; ky < KH; ky++) {
+        const uint8_t *p = scratch + tap_row(ky, S, CB, RW);
+        int32_t *a = grow0 + 3 * ky, *b = grow1 + 3 * ky;
+        for (int32_t c = 0; c < C; c++, p += PB, a += step, b += step) {
+            corr_taps3x2_s2_m4(de, de + 2 * np, p, zd0, zd1, a, b);
+        }
+    }
+}
+
+QT_CONV_NO_LIBCALLS
 int32_t qt_conv_corr_direct_u8(const qt_conv_geom_t *g, int32_t n, const uint8_t *x, int32_t zero_x,
     uint8_t *scratch, int32_t room_cols, int32_t room_all) {
     (void)room_all;
-    const int32_t need = planes_bytes(g) + 4 * g->out_h * g->out_w;
+    // de: a list of out_h out_w words, rows of pairs, or two filters' pairs
+    // (flat(): 4 out_h (out_w + 1) bytes)
+    const int32_t de = 4 * g->out_h * (g->out_w + 1);
     // (3 taps per row only; a plane's offsets in 16 bits: corr_taps3_u8's list)
-    if (g->k_w == 3 && n <= QT_CORR_DIRECT_MAX && need <= room_cols && pad_h(g) * pad_w(g) <= 65536) {
+    if (g->k_w == 3 && n <= QT_CORR_DIRECT_MAX && planes_bytes(g) + de <= room_cols && plane_bytes(g) <= 65536) {
         corr_pad_u8(g, x, zero_x, scratch);
         return room_cols;
     }
