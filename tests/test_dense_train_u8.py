@@ -40,21 +40,11 @@ print('done')
 """
 
 
-def test_dense_backward_u8_bit_exact(run):
-    rng = np.random.default_rng(99)
-    cases = []
-    data = b""
-    for _ in range(50):
-        c = _case(rng)
-        if rng.random() < 0.5:
-            c["k"] = int(rng.integers(1, c["m"] + 1))
-            c["sel"] = np.sort(rng.choice(c["m"], c["m"], replace=False)).astype(np.int32)
-            c["sel"][:c["k"]] = np.sort(rng.choice(c["m"], c["k"], replace=False))
-        else:
-            c["k"], c["sel"] = c["m"], None
-        cases.append(c)
-        data += pack(c["e"], c["eq"], c["w"].ravel(), c["wq"], c["epq"], c["y"], c["yq"],
-                     c["sel"], np.array([c["n"], c["k"]], np.int32))
+def _check_backward_cases(run, cases):
+    """BWD_SCRIPT on `cases` (_case dicts with k and sel set): the ReLU
+    backward, its count and the error propagation against the golden model."""
+    data = b"".join(pack(c["e"], c["eq"], c["w"].ravel(), c["wq"], c["epq"], c["y"], c["yq"],
+                         c["sel"], np.array([c["n"], c["k"]], np.int32)) for c in cases)
     out = run(BWD_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
     res = parse(out, "B")
     assert len(res) == len(cases)
@@ -68,6 +58,21 @@ def test_dense_backward_u8_bit_exact(run):
         assert gepq == epq.tobytes(), "case %d epq %s %s" % (i, f32(gepq), epq)
 
 
+def test_dense_backward_u8_bit_exact(run):
+    rng = np.random.default_rng(99)
+    cases = []
+    for _ in range(50):
+        c = _case(rng)
+        if rng.random() < 0.5:
+            c["k"] = int(rng.integers(1, c["m"] + 1))
+            c["sel"] = np.sort(rng.choice(c["m"], c["m"], replace=False)).astype(np.int32)
+            c["sel"][:c["k"]] = np.sort(rng.choice(c["m"], c["k"], replace=False))
+        else:
+            c["k"], c["sel"] = c["m"], None
+        cases.append(c)
+    _check_backward_cases(run, cases)
+
+
 
 def test_dense_backward_u8_two_rows_bit_exact(run):
     """Without a mask, at most two rows carrying an error: the M4 finds
@@ -77,7 +82,6 @@ def test_dense_backward_u8_two_rows_bit_exact(run):
     after the ReLU backward) or all of m = 1 or 2, n up to the VAE's 1568."""
     rng = np.random.default_rng(98)
     cases = []
-    data = b""
     for i in range(24):
         c = _case(rng)
         if i % 3 == 0:
@@ -98,18 +102,7 @@ def test_dense_backward_u8_two_rows_bit_exact(run):
             if i % 3 == 2:
                 c["e"][c["sel"][:c["k"]][-1]] = ze
         cases.append(c)
-        data += pack(c["e"], c["eq"], c["w"].ravel(), c["wq"], c["epq"], c["y"], c["yq"],
-                     c["sel"], np.array([c["n"], c["k"]], np.int32))
-    out = run(BWD_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
-    res = parse(out, "B")
-    assert len(res) == len(cases)
-    for i, c in enumerate(cases):
-        e, cnt = GD.relu_backward_u8(c["e"], c["eq"], c["y"], c["yq"])
-        ep, epq = GD.backward_u8(e, c["eq"], c["w"], c["wq"], c["epq"], c["sel"], c["k"])
-        ge, gep, gepq, gcnt = res[i]
-        assert ge == e.tobytes(), "case %d relu" % i
-        assert gep == ep.tobytes(), "case %d ep" % i
-        assert gepq == epq.tobytes(), "case %d epq %s %s" % (i, f32(gepq), epq)
+    _check_backward_cases(run, cases)
 
 SEL_SCRIPT = DEVICE_LIB + r"""
 f = open('cases.bin', 'rb')
