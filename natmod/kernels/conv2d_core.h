@@ -175,22 +175,12 @@ static inline void qt_conv_fin_init(qt_conv_fin_t *f, const qt_conv_rq_t *rq, co
 // as usat8(smmla(acc, mult, rz) >> sh) with rz = 2^(sh-1) + zero 2^sh
 // (fin_run_m4's common case, conv2d_fin.c: same value).  Returns rz, or 0
 // when they do not apply (rz >= 1 when they do).
-// The fused form's rounding constant for a finish of `shift` (32 + sh) and
-// output zero point `zero`: rz = 2^(sh-1) + zero 2^sh, or 0 when sh is not
-// in 1..22 (also dense.c's dense_two).
-static inline int32_t qt_fin_smmla_rz(int32_t shift, int32_t zero) {
-    const int32_t sh = shift - 32;
-    if (sh < 1 || sh > 22) {
-        return 0;
-    }
-    return (int32_t)((1u << (sh - 1)) + ((uint32_t)zero << sh));
-}
-
 static inline int32_t qt_conv_fin_fused_rz(const qt_conv_fin_t *f) {
-    if (!f->moff || f->zm || f->relu) {
+    const int32_t sh = f->shift - 32;
+    if (!f->moff || f->zm || f->relu || sh < 1 || sh > 22) {
         return 0;
     }
-    return qt_fin_smmla_rz(f->shift, f->zero);
+    return (int32_t)((1u << (sh - 1)) + ((uint32_t)f->zero << sh));
 }
 #endif
 

@@ -521,14 +521,14 @@ typedef struct {
 // Whether dense_two applies: tested before the rows are scanned, so a layer
 // it never applies to (no mask: Dense 10 -> 1568) does not scan them.
 static inline int dense_two_applies(const qt_dense_bwd_t *q, int32_t n) {
-    return q->mask && !q->zm && qt_fin_smmla_rz(q->out.shift, q->zep) && n > 0;
+    return q->mask && !q->zm && q->out.shift >= 33 && q->out.shift <= 32 + 22 && n > 0;
 }
 
 static void dense_two(const uint8_t *w0, const uint8_t *w1, const int32_t c[2], uint8_t *ep, int32_t n,
     const qt_dense_bwd_t *q, int32_t *mm) {
     const int32_t sh = q->out.shift - 32;
     const int32_t mult = q->out.mult;
-    const int32_t rz = qt_fin_smmla_rz(q->out.shift, q->zep);
+    const int32_t rz = (int32_t)((1u << (sh - 1)) + ((uint32_t)q->zep << sh));
     const qt_dense_two_m4_t kk = { ((uint32_t)c[0] & 0xffffu) | ((uint32_t)c[1] << 16),
         (int32_t)(0u - (uint32_t)q->zw * (uint32_t)(c[0] + c[1])), q->zep };
     const qt_dense_two_m4_t *k = &kk;
