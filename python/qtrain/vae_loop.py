@@ -172,5 +172,8 @@ def train(vae, cfg, out=print):
     out("@result vae samples=%d elbo=%.2f%s heap_used=%d heap_free_min=%d"
         % (vae.steps, last_elbo, test_elbo, _peak(), low))
     stream.close()
+    # The run is over: the checkpoint code's heap goes back to what follows
+    # (`mpremote mount ... run` unmounts after the script, in ~512 B).
+    unload("checkpoint")
     return vae
 
