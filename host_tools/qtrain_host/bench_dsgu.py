@@ -83,6 +83,7 @@ if XZERO:   # a ReLU output's zeros (xq's zero point is 0)
 if MASKED:
     lay.rmask = False
 xm = x if XZERO is not None and opt.mask_aware and %(mask_aware)r else None
+SEL = DSGU and len(lay.sel) > 0   # as layers.py: a layer of one structure has no choice (k = 1)
 e8, eq = rnd(n_o, 12), L.qparams(-0.05, 0.05)
 e = bytearray(e8)
 lay.forward(x, xq)
@@ -93,9 +94,9 @@ for rep in range(2):
     e[:] = e8
     sel = k = None
     if kind == "dense":
-        if lay.rmask and not DSGU:
+        if lay.rmask and not SEL:
             cnt("relu", lambda: _q.relu_backward_u8(e, eq, lay.y, lay.yq))
-        if DSGU:
+        if SEL:
             def s():
                 global k
                 k = _q.dense_select_u8(e, eq, lay.dsgu_hp, lay.dsgu_state, lay.sel, lay.scores,
@@ -109,16 +110,16 @@ for rep in range(2):
                                lay.hp, lay.flags, lay.state, lay.rng))
     else:
         g = lay.geom
-        fused = DSGU and not getattr(lay, "slices", False)   # the mask in the scores' pass
+        fused = SEL and not getattr(lay, "slices", False)   # the mask in the scores' pass
         if lay.rmask and not fused:
             cnt("relu", lambda: lay._bwd(e, eq, lay.y, lay.yq, lay.w, lay.wq, None, None, g))
-        if DSGU and getattr(lay, "slices", False):
+        if SEL and getattr(lay, "slices", False):
             def s():
                 global k
                 k = lay._select(e, eq)
             cnt("select", s)
             sel = lay.sel
-        elif DSGU:
+        elif SEL:
             cnt("scores", lambda: _q.conv_scores_u8(e, eq, lay.scores, lay.y if lay.relu else None, lay.yq))
             def s():
                 global k
@@ -130,7 +131,7 @@ for rep in range(2):
                                           False, xm, xq))
         cnt("update", lambda: lay._upd(e, eq, lay.x, lay.xq, lay.w, lay.wq, lay.b, lay.bq, g, sel, k,
                       lay.hp, lay.flags, lay.state, lay.rng, lay._scr))
-    print("@bench k", k)
+    print("@bench k", k if k is not None else (lay.n_out if kind == "dense" else lay.geom[3]))   # (no selection: all)
 # Structures that carry an error (after the ReLU mask): the ones DSGU can
 # select with a nonzero score; a row or filter without one costs little
 # even at lmin 1.0 (--share divides by these, not by all of them).

@@ -208,7 +208,10 @@ def init_dense(layer, n_in, n_out, relu, opt, first, init_range, seed, own_scrat
     layer.hp = array.array("f", [opt.lr, opt.alpha_norm, opt.tau])
     layer.flags = opt.flags()
     layer.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-    ds = 0 if opt.dsgu is None else n_out   # DSGU buffers only when DSGU is on
+    # DSGU buffers only when DSGU is on and can choose: with one row k is 1
+    # at every lmin, so the layer skips the scores and the selection (an
+    # empty sel: backward() tests it)
+    ds = 0 if opt.dsgu is None or n_out < 2 else n_out
     layer.sel = zeros("i", ds)
     layer.scores = zeros("I", 2 * ds)
     layer.dsgu_hp = array.array("f", opt.dsgu or (1.0, 1.0))
@@ -274,7 +277,7 @@ def init_conv(layer, in_shape, out_ch, k, stride, pad, out_pad, relu, transposed
     layer.flags = opt.flags() | 4  # per filter (per slab for float32 ConvTranspose2d)
     layer.bflags = layer.flags & 3
     layer.rng = array.array("I", [(seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1])
-    ds = 0 if opt.dsgu is None else out_ch
+    ds = 0 if opt.dsgu is None or out_ch < 2 else out_ch   # (as Dense: one filter, no choice)
     layer.sel = zeros("i", ds)
     layer.scores = zeros("I", ds)
     layer.sel_scratch = zeros("I", ds)

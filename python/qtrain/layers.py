@@ -283,7 +283,7 @@ class Dense:
         if self.m != U8:
             return self._float_backward(self, e)
         sel = k = None
-        if self.opt.dsgu is not None and self.trainable:
+        if self.sel and self.trainable:   # (sel: empty without a choice, builder.py)
             # the ReLU mask (e in place) in the scores' pass; kept after a
             # mask-aware propagation (a no-op then): the M0's fused pass is
             # cheaper than the plain one
@@ -450,7 +450,7 @@ class Conv2d:
             return self._float_backward(self, e)
         g = self.geom
         sel = k = None
-        if self.opt.dsgu is not None and self.trainable:
+        if self.sel and self.trainable:   # (sel: empty without a choice, builder.py)
             # the ReLU mask (e in place, where the forward output was clamped) fused with the scores
             # (kept after a mask-aware propagation, as Dense)
             k = self._select(e, eq, self.y if self.relu else None)

@@ -100,7 +100,7 @@ def dense_backward(layer, e):
         else:
             qf.relu_backward_f32(e, layer.y)
     sel = k = None
-    if layer.opt.dsgu is not None and layer.trainable:
+    if layer.sel and layer.trainable:
         k = qf.dense_select_f32(e, layer.dsgu_hp, layer.dsgu_state, layer.sel, layer.scores)
         sel = layer.sel
     layer.k = layer.n_out if k is None else k
@@ -127,7 +127,7 @@ def conv_backward_mixed(layer, e):
     if layer.trainable:
         quantize_err(e, e8, eq8)
     sel = k = None
-    if layer.opt.dsgu is not None and layer.trainable:
+    if layer.sel and layer.trainable:
         k = layer._select(e8, eq8)
         sel = layer.sel
     layer.k = layer.geom[3] if k is None else k
@@ -149,7 +149,7 @@ def conv_backward_f32(layer, e):
     if layer.relu:
         layer._qf.relu_backward_f32(e, layer.y)
     sel = k = None
-    if layer.opt.dsgu is not None and layer.trainable:
+    if layer.sel and layer.trainable:
         quantize_err(e, layer._e8, layer.eq8)
         k = layer._select(layer._e8, layer.eq8)
         sel = layer.sel
