@@ -1295,6 +1295,54 @@ static int gather1_lanes_u8(const qt_conv_geom_t *g, const uint8_t *xc, uint32_t
     return 1;
 }
 
+// gather1_fin_u8's kp per filter from its nine weights w9 (C KK bytes
+// apart): c0 = - z_x sum (w - z_w) and the lane words of w - z_w (as
+// lanes_zw_u8: (w0, w2), (w1, w3), (w4, w6), (w5, w7), (w8, 0)), the sum
+// from the same two words and byte (USADA8).  ~20 instructions a filter,
+// where the sums per filter and lanes_zw_u8 in qt_conv_gather_u8 took ~150
+// (5 k of ConvTranspose2d 32->16's error at k = 1 on qemu-m4, 32 filters).
+static inline void gather1_kp_u8(const uint8_t *w9, uint32_t zw, uint32_t zx, int32_t *kp) {
+    const uint32_t a = ld32u(w9), b = ld32u(w9 + 4), t8 = w9[8], zw2 = zw * 0x10001u;
+    kp[0] = (int32_t)(0u - zx * (__usada8(a, 0, __usada8(b, 0, t8)) - 9u * zw));
+    kp[1] = (int32_t)__ssub16((int16x2_t)lanes02(a), (int16x2_t)zw2);
+    kp[2] = (int32_t)__ssub16((int16x2_t)lanes13(a), (int16x2_t)zw2);
+    kp[3] = (int32_t)__ssub16((int16x2_t)lanes02(b), (int16x2_t)zw2);
+    kp[4] = (int32_t)__ssub16((int16x2_t)lanes13(b), (int16x2_t)zw2);
+    kp[5] = (int32_t)((t8 - zw) & 0xffffu);
+}
+
+// qt_conv_gather_u8 for one gathered channel xc of 3x3 taps (w0: its
+// filter 0's nine weights), mask-aware, without a bias: a filter at a time,
+// the dropped outputs skipped (gather1_fin_u8), the patches as lanes built
+// once (gather1_lanes_u8, at lp, below lim).  Returns 0 (nothing written)
+// when the finish is not the fused form or the lanes do not fit.
+QT_CONV_NO_LIBCALLS __attribute__((noinline))
+static int gather1_u8(const qt_conv_geom_t *g, const uint8_t *xc, const uint8_t *w0, const qt_conv_rq_t *rq,
+    uint8_t *small, int32_t *stats, uint32_t *lp, const uint8_t *lim) {
+    const int32_t OHW = g->out_h * g->out_w, CKK = g->in_ch * 9;
+    qt_conv_fin_t fin;
+    qt_conv_fin_init(&fin, rq, small);
+    const int32_t rz = qt_conv_fin_fused_rz(&fin);
+    if (!rz || !gather1_lanes_u8(g, xc, (uint32_t)rq->zero_in, lp, lim)) {
+        return 0;
+    }
+    int32_t mm[2] = {INT32_MAX, INT32_MIN};
+    int32_t kp[11];
+    kp[7] = fin.mult;
+    kp[8] = rz;
+    kp[9] = fin.shift - 32;
+    kp[10] = fin.zero;
+    for (int32_t o = 0; o < g->out_ch; o++, w0 += CKK, small += OHW) {
+        gather1_kp_u8(w0, (uint32_t)rq->zero_w, (uint32_t)rq->zero_in, kp);
+        gather1_fin_u8(lp, small, OHW, kp, fin.moff, mm);
+    }
+    if (stats) {
+        stats[0] = mm[0];
+        stats[1] = mm[1];
+    }
+    return 1;
+}
+
 // The patches of every output pixel, Ln bytes apart (the selected channels'
 // when sel).  3x3 taps inside the input (all but the border pixels): a tap
 // row of three bytes is one unaligned word copy (its fourth byte is the
@@ -1357,6 +1405,14 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     uint8_t *rowbuf = (uint8_t *)acc;
     uint32_t *lanes = (uint32_t *)(void *)((uint8_t *)acc + gather_acc_bytes(g));
     uint8_t *patches = (uint8_t *)(lanes + 2 * Lp);
+    // One channel, 3x3 taps, mask-aware, no bias (ConvTranspose2d's error
+    // at DSGU's k = 1, and 16->1's): gather1_u8, before the sums per filter
+    // below (it takes them from its own lane words).
+    if (!b && n == 1 && g->k_h == 3 && g->k_w == 3 && OHW > 0
+        && gather1_u8(g, big + (sel ? sel[0] : 0) * g->in_h * g->in_w, w + (sel ? sel[0] : 0) * 9, rq, small,
+            stats, (uint32_t *)(void *)acc, patches + OHW * Lp)) {
+        return;
+    }
     for (int32_t o = 0; o < O; o++) {
         bacc[o] = b ? qt_fixmul_apply(b[o], rq->bias) : 0;   // the bias in accumulator steps
     }
@@ -1374,31 +1430,6 @@ void qt_conv_gather_u8(const qt_conv_geom_t *g, const uint8_t *big, const uint8_
     qt_conv_fin_t fin;
     qt_conv_fin_init(&fin, rq, small);
     int32_t mm[2] = {INT32_MAX, INT32_MIN};
-    const int32_t rz = qt_conv_fin_fused_rz(&fin);
-    // One channel, 3x3 taps, mask-aware: a filter at a time, the dropped
-    // outputs skipped (gather1_fin_u8), its patches as lanes (20 OHW bytes
-    // in acc's place and on, then the padded channel: when they fit in
-    // acc's, the lanes' and the patches' bytes).
-    uint32_t *lp = (uint32_t *)(void *)acc;
-    if (n == 1 && g->k_h == 3 && g->k_w == 3 && OHW > 0 && !bsat && rz
-        && gather1_lanes_u8(g, big + (sel ? sel[0] : 0) * g->in_h * g->in_w, zx, lp, patches + OHW * Lp)) {
-        int32_t kp[11];
-        kp[7] = fin.mult;
-        kp[8] = rz;
-        kp[9] = fin.shift - 32;
-        kp[10] = fin.zero;
-        for (int32_t o = 0; o < O; o++) {
-            const uint8_t *wo = w + (o * C + (sel ? sel[0] : 0)) * 9;
-            kp[0] = wsum[o];
-            lanes_zw_u8(wo, 9, zw * 0x10001u, (uint32_t *)(void *)(kp + 1));
-            gather1_fin_u8(lp, small + o * OHW, OHW, kp, fin.moff, mm);
-        }
-        if (stats) {
-            stats[0] = mm[0];
-            stats[1] = mm[1];
-        }
-        return;
-    }
     gather_patches_u8(g, big, sel, n, (uint8_t)zx, patches, Ln);
     for (int32_t o = 0; o < O; o += 4) {
         // Four filters per pass (gather_quad_u8); a short last group repeats its last filter.
