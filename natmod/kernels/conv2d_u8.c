@@ -1728,27 +1728,32 @@ static int32_t scatter_phases_scratch(const qt_conv_geom_t *g) {
     return align4(PHW * g->out_ch) + 4 + 4 * g->in_ch + 4 * d.row_max + 8 * d.row_max + 16 * d.p_max;
 }
 
-// Tap row of big channel c in phase (fy, fx): per tap row tky, the taps kx
-// = fx + tkx sw for tkx descending (ascending small positions, the order of
-// a segment of hwc), per tap the n selected small channels; each segment
-// zero-padded to seg bytes.  Returns the sum of the weights.
+// The lanes of big channel c in phase (fy, fx), straight from w: tap rows
+// tky, per row the taps kx = fx + tkx sw for tkx descending (ascending small
+// positions, the order of a segment of hwc), per tap the n selected small
+// channels (so[j]: filter j's offset in w).  Patch byte p (tky seg + its
+// place in the segment) is the int16 w - zw at half (p >> 1) & 1 of lane
+// word ST (p >> 2) + (p & 1) from lk: ST = 8 for slot k of a group of four
+// (lanes_quad_zw_u8's layout, lk = the lanes + 2 k words), 2 for one big
+// channel (lanes_zw_u8's); qs = log2 (2 ST).  The lanes past each
+// segment's n nkx values are zeroed by the caller, once per phase.
+// Returns sum (w - zw), the finish's c0 part.  (The row bytes of each
+// group's four channels, then their lanes, took ~30 instructions per
+// weight at n = 3, most of it loop and call overhead around a few values.)
 QT_CONV_NO_LIBCALLS
-static uint32_t scatter_row_u8(const qt_conv_geom_t *g, const uint8_t *w, int32_t c, int32_t fy, int32_t fx,
-    int32_t nky, int32_t nkx, const int32_t *sel, int32_t n, int32_t seg, uint8_t *row) {
-    const int32_t C = g->in_ch, KW = g->k_w, KK = g->k_h * KW;
-    uint32_t s = 0;
-    for (int32_t tky = 0; tky < nky; tky++, row += seg) {
-        uint8_t *p = row;
-        for (int32_t tkx = nkx - 1; tkx >= 0; tkx--) {
-            const uint8_t *wt = w + c * KK + (fy + tky * g->stride_h) * KW + fx + tkx * g->stride_w;
-            for (int32_t j = 0; j < n; j++) {
-                const uint8_t v = wt[(sel ? sel[j] : j) * C * KK];
-                *p++ = v;
+static int32_t scatter_lanes_u8(const qt_conv_geom_t *g, const uint8_t *w, int32_t c, int32_t fy, int32_t fx,
+    int32_t nky, int32_t nkx, const int32_t *so, int32_t n, int32_t seg, int32_t zw, int16_t *lk, int32_t qs) {
+    const int32_t KW = g->k_w, KK = g->k_h * KW;
+    int32_t s = 0;
+    for (int32_t tky = 0; tky < nky; tky++) {
+        const uint8_t *wr = w + c * KK + (fy + tky * g->stride_h) * KW + fx;
+        for (int32_t tkx = nkx - 1, p = tky * seg; tkx >= 0; tkx--) {
+            const uint8_t *wt = wr + tkx * g->stride_w;
+            for (int32_t j = 0; j < n; j++, p++) {
+                const int32_t v = (int32_t)wt[so[j]] - zw;
+                lk[((p >> 2) << qs) + 2 * (p & 1) + ((p >> 1) & 1)] = (int16_t)v;
                 s += v;
             }
-        }
-        while (p < row + seg) {
-            *p++ = 0;
         }
     }
     return s;
@@ -1872,8 +1877,8 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     const int32_t WP = d.wp, PHW = d.hp * WP;
     uint8_t *hwc = scratch;
     int32_t *bacc = (int32_t *)(void *)(hwc + align4(PHW * g->out_ch) + 4);
-    uint8_t *rows = (uint8_t *)(bacc + C);
-    uint32_t *lanes = (uint32_t *)(void *)(rows + 4 * d.row_max);
+    int32_t *so = bacc + C;   // the selected filters' offsets in w (n <= row_max)
+    uint32_t *lanes = (uint32_t *)(void *)(so + d.row_max);
     int32_t *acc = (int32_t *)(lanes + 2 * d.row_max);   // four maps of p_max
     uint32_t *hw4 = (uint32_t *)(void *)hwc;
     for (int32_t i = 0; i < align4(PHW * n) >> 2; i++) {   // the border: zero points
@@ -1887,6 +1892,9 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
     }
     for (int32_t c = 0; c < C; c++) {
         bacc[c] = b ? qt_fixmul_apply(b[c], rq->bias) : 0;
+    }
+    for (int32_t j = 0; j < n; j++) {
+        so[j] = (sel ? sel[j] : j) * C * g->k_h * g->k_w;
     }
     const int bsat = b && !bias_folds(bacc, C, n * g->k_h * g->k_w);
     qt_conv_fin_t fin;
@@ -1911,7 +1919,7 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
         for (int32_t fx = 0; fx < sw; fx++) {
             const int32_t bx0 = ((fx - g->pad_w) % sw + sw) % sw, nx = bx0 < W ? (W - bx0 + sw - 1) / sw : 0;
             const int32_t nkx = phase_taps(fx, g->k_w, sw);
-            const int32_t seg = align4(n * nkx), L = n * nky * nkx, P = ny * nx;
+            const int32_t seg = align4(n * nkx), P = ny * nx;
             if (P == 0) {
                 continue;
             }
@@ -1943,36 +1951,26 @@ static void scatter_phases_u8(const qt_conv_geom_t *g, const uint8_t *small, con
             if (few) {
                 scatter_patches_u8(sp0, rs, n, ny, nx, nky, seg, patches);
             }
+            // the lanes past the segments' values: zero for every channel
+            qt_fill_i32((int32_t *)(void *)lanes, (size_t)(2 * nky * seg), 0);
             for (int32_t c = 0; c < C; c += 4) {
-                // Four big channels per pass; a short last group repeats its last channel.
+                // Four big channels per pass (the slots of a short last group unused).
                 const int32_t nc = C - c < 4 ? C - c : 4;
                 uint32_t s[4];
                 for (int32_t k = 0; k < nc; k++) {
-                    const uint32_t ws = scatter_row_u8(g, w, c + k, fy, fx, nky, nkx, sel, n, seg, rows + k * d.row_max);
+                    const int32_t ws = scatter_lanes_u8(g, w, c + k, fy, fx, nky, nkx, so, n, seg, (int32_t)zw,
+                        (int16_t *)(void *)(lanes + 2 * k), C == 1 ? 2 : 4);
                     // The finish's c0: - zs sum (w - zw) (+ the bias when it
                     // cannot saturate); the lanes hold w - zw, so a pixel's
                     // sums need no zero-point term of their own.
-                    s[k] = (bsat ? 0u : (uint32_t)bacc[c + k]) - zs * (ws - (uint32_t)L * zw);
-                }
-                const uint32_t zw2 = zw * 0x10001u;
-                for (int32_t tky = 0; tky < nky; tky++) {   // lanes per segment: zero past its n nkx values
-                    const int32_t off = tky * seg;
-                    if (C == 1) {
-                        lanes_zw_u8(rows + off, n * nkx, zw2, lanes + off / 2);
-                    } else {
-                        const uint8_t *v[4];
-                        for (int32_t k = 0; k < 4; k++) {
-                            v[k] = rows + (k < nc ? k : nc - 1) * d.row_max + off;
-                        }
-                        lanes_quad_zw_u8(v, n * nkx, zw2, lanes + 2 * off);
+                    s[k] = (bsat ? 0u : (uint32_t)bacc[c + k]) - zs * (uint32_t)ws;
+                    if (fused) {
+                        kp[0] = (int32_t)s[k];
+                        kp[1] = (int32_t)(intptr_t)(lanes + 2 * k);
+                        scatter1_fin_u8(patches, big + (c + k) * HW + by0 * W + bx0, kp);
                     }
                 }
                 if (fused) {
-                    kp[1] = (int32_t)(intptr_t)lanes;
-                    for (int32_t k = 0; k < nc; k++, kp[1] += 8) {
-                        kp[0] = (int32_t)s[k];
-                        scatter1_fin_u8(patches, big + (c + k) * HW + by0 * W + bx0, kp);
-                    }
                     continue;
                 }
                 if (few) {
