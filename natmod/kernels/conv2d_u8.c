@@ -1076,12 +1076,8 @@ static inline void lanes_zw_word(const uint8_t *r, int32_t i, int32_t L, uint32_
     bx[1] = __ssub16((int16x2_t)lanes13(w), (int16x2_t)zw2) & m13;
 }
 
-// One row (dot2x1_acc_u8's lanes) or four interleaved (dot1x4_acc_u8's).
-static void lanes_zw_u8(const uint8_t *r, int32_t L, uint32_t zw2, uint32_t *bx) {
-    for (int32_t i = 0; i < L; i += 4, bx += 2) {
-        lanes_zw_word(r, i, L, zw2, bx);
-    }
-}
+// Four rows interleaved (dot1x4_acc_u8's lanes; one row's, dot2x1_acc_u8's:
+// two words per four bytes, as scatter_lanes_u8 writes them).
 static void lanes_quad_zw_u8(const uint8_t *const *v, int32_t L, uint32_t zw2, uint32_t *bx) {
     for (int32_t i = 0; i < L; i += 4, bx += 8) {
         for (int32_t k = 0; k < 4; k++) {
@@ -1735,7 +1731,7 @@ static int32_t scatter_phases_scratch(const qt_conv_geom_t *g) {
 // place in the segment) is the int16 w - zw at half (p >> 1) & 1 of lane
 // word ST (p >> 2) + (p & 1) from lk: ST = 8 for slot k of a group of four
 // (lanes_quad_zw_u8's layout, lk = the lanes + 2 k words), 2 for one big
-// channel (lanes_zw_u8's); qs = log2 (2 ST).  The lanes past each
+// channel (dot2x1_acc_u8's); qs = log2 (2 ST).  The lanes past each
 // segment's n nkx values are zeroed by the caller, once per phase.
 // Returns sum (w - zw), the finish's c0 part.  (The row bytes of each
 // group's four channels, then their lanes, took ~30 instructions per
