@@ -1292,10 +1292,11 @@ static int gather1_lanes_u8(const qt_conv_geom_t *g, const uint8_t *xc, uint32_t
 }
 
 // gather1_fin_u8's kp per filter from its nine weights w9 (C KK bytes
-// apart): c0 = - z_x sum (w - z_w) and the lane words of w - z_w (as
-// lanes_zw_u8: (w0, w2), (w1, w3), (w4, w6), (w5, w7), (w8, 0)), the sum
-// from the same two words and byte (USADA8).  ~20 instructions a filter,
-// where the sums per filter and lanes_zw_u8 in qt_conv_gather_u8 took ~150
+// apart): c0 = - z_x sum (w - z_w) and the lane words of w - z_w in the
+// order gather1_fin_u8 reads them ((w0, w2), (w1, w3), (w4, w6), (w5, w7),
+// (w8, 0)), the sum from the same two words and byte (USADA8).  ~20
+// instructions a filter, where qt_conv_gather_u8's sums per filter and its
+// lanes per filter (a helper since removed) took ~150
 // (5 k of ConvTranspose2d 32->16's error at k = 1 on qemu-m4, 32 filters).
 static inline void gather1_kp_u8(const uint8_t *w9, uint32_t zw, uint32_t zx, int32_t *kp) {
     const uint32_t a = ld32u(w9), b = ld32u(w9 + 4), t8 = w9[8], zw2 = zw * 0x10001u;
