@@ -10,8 +10,8 @@ import numpy as np
 
 from qtrain_host.golden import dense as GD
 from qtrain_host.golden import quant as GQ
-from test_dense_u8 import pack, rand_qp
-from test_dense_train_u8 import SELR_SCRIPT
+from test_dense_u8 import rand_qp
+from test_dense_train_u8 import SELR_SCRIPT, check_select_cases
 
 # As test_dense_train_u8's, with an empty y for no mask (y None).
 SCRIPT = SELR_SCRIPT.replace("Q.dense_select_u8(e, eq, hp, st, sel, scr, y, yq)",
@@ -39,7 +39,7 @@ def _errors(rng, m, ze, kind):
 
 def test_dense_select_table_edges(run):
     rng = np.random.default_rng(23)
-    cases, data = [], b""
+    cases = []
     kinds = ["extremes", "ties", "zero", "random"]
     for c in range(48):
         m = int(rng.choice([128, 129, 130, 131, 257, 1568, 1571]))
@@ -57,19 +57,4 @@ def test_dense_select_table_edges(run):
         lmin = float(rng.choice([0.01, 0.1, 0.5, 0.9]))
         hp = np.array([lmin, lmin], np.float32)    # k = floor(lmin m)
         cases.append((e, eq, y, yq, hp))
-        data += pack(e, eq, y, yq, hp)
-    out = run(SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
-    res = {}
-    for line in out.splitlines():
-        p = line.split()
-        if p and p[0] == "R":
-            res[int(p[1])] = p[2:]
-    assert len(res) == len(cases), out[-2000:]
-    for i, (e, eq, y, yq, hp) in enumerate(cases):
-        em = GD.relu_backward_u8(e, eq, y, yq)[0] if len(y) else e
-        k, sel, emax = GD.select_u8(em, eq, hp[0], hp[1], np.float32(0))
-        gk, gsel = res[i][0].split(":")
-        assert int(gk) == k, "case %d k" % i
-        assert np.array_equal(np.frombuffer(bytes.fromhex(gsel), np.int32), sel), "case %d sel" % i
-        assert bytes.fromhex(res[i][1]) == np.float32(emax).tobytes(), "case %d state" % i
-        assert bytes.fromhex(res[i][2]) == em.tobytes(), "case %d masked e" % i
+    check_select_cases(run, SCRIPT, cases)

@@ -337,13 +337,35 @@ print('done')
 """
 
 
+def check_select_cases(run, script, cases):
+    """`script` (SELR_SCRIPT or a variant) on `cases` ((e, eq, y, yq, hp);
+    an empty y: no mask): k, the selection, the DSGU state and the masked
+    error of each against the golden relu_backward_u8 then select_u8."""
+    data = b"".join(pack(*c) for c in cases)
+    out = run(script, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
+    res = {}
+    for line in out.splitlines():
+        p = line.split()
+        if p and p[0] == "R":
+            res[int(p[1])] = p[2:]
+    assert len(res) == len(cases), out[-2000:]
+    for i, (e, eq, y, yq, hp) in enumerate(cases):
+        em = GD.relu_backward_u8(e, eq, y, yq)[0] if len(y) else e
+        k, sel, emax = GD.select_u8(em, eq, hp[0], hp[1], np.float32(0))
+        gk, gsel = res[i][0].split(":")
+        assert int(gk) == k, "case %d k" % i
+        assert np.array_equal(np.frombuffer(bytes.fromhex(gsel), np.int32), sel), "case %d sel" % i
+        assert bytes.fromhex(res[i][1]) == np.float32(emax).tobytes(), "case %d state" % i
+        assert bytes.fromhex(res[i][2]) == em.tobytes(), "case %d masked e" % i
+
+
 def test_dense_select_u8_relu_mask(run):
     """dense_select_u8 with y: the ReLU mask on e in place in the scores'
     pass, as the golden relu_backward_u8 then select_u8; both of its paths
     (m < 128: scores then select_topk_u32; m >= 128: the counting table),
     zero points 0 and 255 too."""
     rng = np.random.default_rng(17)
-    cases, data = [], b""
+    cases = []
     for c in range(24):
         m = int(rng.integers(1, 128)) if c < 10 else int(rng.choice([128, 300, 1568]))
         e = rng.integers(0, 256, m, dtype=np.uint8)
@@ -356,19 +378,4 @@ def test_dense_select_u8_relu_mask(run):
         lmin = float(rng.choice([1.0, 0.5, 0.1]))
         hp = np.array([lmin, max(lmin, float(rng.choice([0.5, 1.0])))], np.float32)
         cases.append((e, eq, y, yq, hp))
-        data += pack(e, eq, y, yq, hp)
-    out = run(SELR_SCRIPT, files={"cases.bin": pack(np.array([len(cases)], np.int32)) + data})
-    res = {}
-    for line in out.splitlines():
-        p = line.split()
-        if p and p[0] == "R":
-            res[int(p[1])] = p[2:]
-    assert len(res) == len(cases), out[-2000:]
-    for i, (e, eq, y, yq, hp) in enumerate(cases):
-        em, _ = GD.relu_backward_u8(e, eq, y, yq)
-        k, sel, emax = GD.select_u8(em, eq, hp[0], hp[1], np.float32(0))
-        gk, gsel = res[i][0].split(":")
-        assert int(gk) == k, "case %d k" % i
-        assert np.array_equal(np.frombuffer(bytes.fromhex(gsel), np.int32), sel), "case %d sel" % i
-        assert bytes.fromhex(res[i][1]) == np.float32(emax).tobytes(), "case %d state" % i
-        assert bytes.fromhex(res[i][2]) == em.tobytes(), "case %d masked e" % i
+    check_select_cases(run, SELR_SCRIPT, cases)
