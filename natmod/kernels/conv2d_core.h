@@ -71,6 +71,17 @@ static inline uint32_t ld32u(const uint8_t *p) {
 static inline void st32u(uint8_t *p, uint32_t v) {
     ((qt_conv_u32u_t *)(void *)p)->v = v;
 }
+// The ReLU's mask on four error bytes: z_e in the lanes where z_y >= y
+// (the forward clamped there), e elsewhere.  USUB8 sets a lane's GE flag
+// where z_y >= y and SEL takes z_e there, in one asm block: the GE flags
+// must not be separated from the USUB8 that set them.  (The conv ReLU
+// backward, conv2d_u8.c, and the Dense selection's first pass, select.c.)
+static inline uint32_t relu_mask4(uint32_t ev, uint32_t yv, uint32_t ze4, uint32_t zy4) {
+    uint32_t t, r;
+    __asm__ ("usub8 %[t], %[zy], %[y]\n\tsel %[r], %[ze], %[e]"
+        : [t] "=&r" (t), [r] "=r" (r) : [zy] "r" (zy4), [y] "r" (yv), [ze] "r" (ze4), [e] "r" (ev));
+    return r;
+}
 // Bytes 1 and 3 of v as two uint16 lanes: UXTB16 with its free rotation
 // (GCC does not fold a separate ROR into it).
 static inline uint32_t uxtb16_ror8(uint32_t v) {

@@ -2587,18 +2587,6 @@ void conv2d_forward_u8(const qt_conv_geom_t *g, const uint8_t *x, const uint8_t 
     qt_conv_gather_u8(g, x, w, b, y, rq, stats, NULL, 0, scratch);
 }
 
-#if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-// Cortex-M4, 4 bytes per step: USUB8 sets a lane's GE flag where z_y >= y
-// (the forward clamped there), SEL then takes z_e in those lanes (one asm
-// block: the GE flags must not be separated from the USUB8 that set them).
-static inline uint32_t relu_mask4(uint32_t ev, uint32_t yv, uint32_t ze4, uint32_t zy4) {
-    uint32_t t, r;
-    __asm__ ("usub8 %[t], %[zy], %[y]\n\tsel %[r], %[ze], %[e]"
-        : [t] "=&r" (t), [r] "=r" (r) : [zy] "r" (zy4), [y] "r" (yv), [ze] "r" (ze4), [e] "r" (ev));
-    return r;
-}
-#endif
-
 
 void conv_channel_scores_u8(const uint8_t *e, int32_t ch, int32_t hw, int32_t zero_e,
     uint32_t *scores) {

@@ -125,16 +125,6 @@ void select_topk_u32(const uint32_t *score, int32_t n, int32_t k, int32_t *idx, 
 // stops at the k-th row taken.
 
 #if defined(QT_HAVE_DSP) && QT_HAVE_DSP
-// z_e in the lanes where z_y >= y (the ReLU's mask), e elsewhere (the same
-// USUB8/SEL as conv2d_u8.c's relu_mask4: one asm block, the GE flags must
-// stay with the USUB8 that set them).
-static inline uint32_t sel_mask4(uint32_t ev, uint32_t yv, uint32_t ze4, uint32_t zy4) {
-    uint32_t t, r;
-    __asm__ ("usub8 %[t], %[zy], %[y]\n\tsel %[r], %[ze], %[e]"
-        : [t] "=&r" (t), [r] "=r" (r) : [zy] "r" (zy4), [y] "r" (yv), [ze] "r" (ze4), [e] "r" (ev));
-    return r;
-}
-
 // The four values of v counted (a table increment each: a load, an add and
 // a store; UXTB's free rotation takes the byte).
 static inline void count4(uint32_t *cnt, uint32_t v) {
@@ -158,7 +148,7 @@ static uint32_t mask_count_rows(uint8_t *e, const uint8_t *y, int32_t m, int32_t
     for (; i + 4 <= m; i += 4) {
         uint32_t v = ld32u(e + i);
         if (zero_y >= 0) {
-            v = sel_mask4(v, ld32u(y + i), ze4, zy4);
+            v = relu_mask4(v, ld32u(y + i), ze4, zy4);   // the ReLU's mask (conv2d_core.h)
             st32u(e + i, v);
         }
         sum = __usada8(v, ze4, sum);
